@@ -1,0 +1,54 @@
+// Prometheus text exposition of the host's counters and histograms.
+
+import type { Host } from '../host/host.js';
+import { Histogram } from '../host/metrics.js';
+import { Role } from '../raft/types.js';
+
+function histogram(name: string, help: string, h: Histogram): string[] {
+  const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+  let cumulative = 0;
+  Histogram.BOUNDS.forEach((b, i) => {
+    cumulative += h.counts[i]!;
+    lines.push(`${name}_bucket{le="${b / 1000}"} ${cumulative}`);
+  });
+  cumulative += h.counts[Histogram.BOUNDS.length]!;
+  lines.push(`${name}_bucket{le="+Inf"} ${cumulative}`, `${name}_sum ${h.sum / 1000}`, `${name}_count ${h.count}`);
+  return lines;
+}
+
+function counter(name: string, help: string, value: number): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`];
+}
+
+export function renderMetrics(host: Host): string {
+  const m = host.metrics;
+  let leaders = 0;
+  let quiesced = 0;
+  for (const g of host.groups.values()) {
+    if (g.status().role === Role.Leader) leaders++;
+    if (g.quiesced) quiesced++;
+  }
+  const lines = [
+    ...counter('raftd_proposals_total', 'Entries proposed through this node.', m.proposals),
+    ...counter('raftd_entries_committed_total', 'Committed entries handed to apply.', m.entriesCommitted),
+    ...counter('raftd_entries_applied_total', 'Entries the application confirmed applied.', m.entriesApplied),
+    ...counter('raftd_messages_sent_total', 'Raft messages sent to peers.', m.messagesSent),
+    ...counter('raftd_messages_received_total', 'Raft messages received from peers.', m.messagesReceived),
+    ...counter('raftd_leader_elections_won_total', 'Times this node became leader of a group.', m.leaderChanges),
+    ...counter('raftd_snapshots_taken_total', 'Application snapshots prepared and log compactions.', m.snapshotsTaken),
+    ...counter('raftd_snapshot_transfers_sent_total', 'Snapshots streamed to followers.', m.snapshotsSent),
+    ...counter('raftd_snapshot_transfers_received_total', 'Snapshots installed from a leader.', m.snapshotsReceived),
+    ...counter('raftd_snapshot_transfer_failures_total', 'Snapshot transfers that failed.', m.snapshotFailures),
+    ...counter('raftd_storage_writes_total', 'Group-commit writes (one fsync each).', m.storageWrites),
+    ...histogram('raftd_storage_write_seconds', 'Latency of one group-commit write with fsync.', m.fsyncMs),
+    ...histogram('raftd_propose_seconds', 'Client proposal latency until applied.', m.proposeMs),
+    ...histogram('raftd_read_seconds', 'Client read latency.', m.readMs),
+    '# HELP raftd_groups Groups hosted on this node.', '# TYPE raftd_groups gauge', `raftd_groups ${host.groups.size}`,
+    '# HELP raftd_groups_leading Groups this node leads.', '# TYPE raftd_groups_leading gauge', `raftd_groups_leading ${leaders}`,
+    '# HELP raftd_groups_quiesced Idle groups not being ticked.', '# TYPE raftd_groups_quiesced gauge', `raftd_groups_quiesced ${quiesced}`,
+    '# HELP raftd_app_healthy 1 when the application answers.', '# TYPE raftd_app_healthy gauge', `raftd_app_healthy ${host.appHealthy() ? 1 : 0}`,
+    '# HELP raftd_errors_total Client errors by code.', '# TYPE raftd_errors_total counter',
+    ...[...m.errors].map(([code, n]) => `raftd_errors_total{code="${code}"} ${n}`),
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,369 @@
+// raftd's client HTTP API (fastify). Every node answers; writes and lease reads that need the
+// leader are forwarded to it (or refused with NOT_LEADER and its address when the client asks
+// not to be forwarded). Linearizable reads are served locally through ReadIndex.
+
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ConfChangeType, Role } from '../raft/types.js';
+import { RaftdError } from '../errors.js';
+import { META_GROUP } from '../host/meta.js';
+import type { Consistency, Host } from '../host/host.js';
+import type { EntryOutcome } from '../host/group.js';
+import { renderMetrics } from './metrics.js';
+
+export interface ApiOptions {
+  host: Host;
+  httpAddr: string;
+  apiToken: string;
+  /** Upper bound of a request body (an entry, a batch). */
+  bodyLimit: number;
+  /** How long a request waits for a leader to be elected before NO_LEADER. */
+  leaderWaitMs: number;
+  requestTimeoutMs: number;
+  logger: Logger;
+}
+
+export const API_DEFAULTS = { bodyLimit: 64 * 1024 * 1024, leaderWaitMs: 3000 } as const;
+
+const NO_FORWARD = 'x-raftd-no-forward';
+const FORWARDED = 'x-raftd-forwarded';
+
+function parseGroup(raw: string | undefined): number {
+  if (raw === undefined || !/^\d{1,10}$/.test(raw) || Number(raw) > 0xfffffffe) {
+    throw new RaftdError('BAD_REQUEST', `group "${raw}" is not an integer in 0..4294967294`);
+  }
+  return Number(raw);
+}
+
+function parseJson(body: unknown): unknown {
+  const buf = body as Buffer | undefined;
+  if (!buf || buf.length === 0) return undefined;
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch (e) {
+    throw new RaftdError('BAD_REQUEST', `request body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function parseConsistency(raw: unknown): Consistency {
+  const v = raw === undefined ? 'linearizable' : String(raw);
+  if (v !== 'linearizable' && v !== 'lease' && v !== 'stale') {
+    throw new RaftdError('BAD_REQUEST', `consistency "${v}" is not one of linearizable, lease, stale`);
+  }
+  return v;
+}
+
+function intField(obj: unknown, key: string, required = true): number | undefined {
+  const v = (obj as Record<string, unknown> | undefined)?.[key];
+  if (v === undefined && !required) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RaftdError('BAD_REQUEST', `field "${key}" must be a non-negative integer`);
+  return v;
+}
+
+function outcomeBody(o: EntryOutcome): Record<string, unknown> {
+  if (o.ok) return o.skipped ? { index: o.index, result: null, skipped: true } : { index: o.index, result: o.result ?? null };
+  return { index: o.index, error: { code: o.error?.code ?? 'APP_ERROR', message: o.error?.message ?? 'the application refused the entry' } };
+}
+
+export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const { host } = opts;
+  const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit, forceCloseConnections: true });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  const tokenDigest = opts.apiToken ? createHash('sha256').update(opts.apiToken).digest() : undefined;
+  app.addHook('onRequest', async (req) => {
+    if (!tokenDigest) return;
+    if (req.url === '/raft-health' || req.url.startsWith('/leader-check')) return; // load balancers
+    const auth = req.headers.authorization ?? '';
+    const given = createHash('sha256').update(auth.startsWith('Bearer ') ? auth.slice(7) : '').digest();
+    if (!timingSafeEqual(given, tokenDigest)) throw new RaftdError('UNAUTHORIZED', 'missing or wrong bearer token');
+  });
+
+  app.setErrorHandler((err: unknown, _req, reply) => {
+    let e: RaftdError;
+    if (err instanceof RaftdError) e = err;
+    else {
+      const fe = err as { statusCode?: number; code?: string; message?: string };
+      if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new RaftdError('PAYLOAD_TOO_LARGE', `request body exceeds ${opts.bodyLimit} bytes`);
+      else if (fe.statusCode && fe.statusCode < 500) e = new RaftdError('BAD_REQUEST', fe.message ?? 'bad request');
+      else {
+        opts.logger.error({ err }, 'unexpected API error');
+        e = new RaftdError('INTERNAL', fe.message ?? 'internal error');
+      }
+    }
+    host.metrics.countError(e.code);
+    void reply.code(e.status).send(e.toJSON());
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(new RaftdError('NOT_FOUND', `no route ${req.method} ${req.url}`).toJSON());
+  });
+
+  /** Resolves the group's leader, waiting briefly for an election. */
+  async function leaderOf(group: number): Promise<{ id: number; httpAddr: string }> {
+    const deadline = Date.now() + opts.leaderWaitMs;
+    for (;;) {
+      host.getGroup(group);
+      const hint = host.leaderHint(group);
+      if (hint) return hint;
+      if (Date.now() >= deadline) throw new RaftdError('NO_LEADER', `group ${group} has no leader right now; retry`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /**
+   * Runs `local` if this node leads the group; otherwise forwards the request to the leader
+   * (once: a forwarded request is never forwarded again) or answers NOT_LEADER.
+   */
+  async function onLeader(req: FastifyRequest, reply: FastifyReply, group: number, local: () => Promise<unknown>): Promise<unknown> {
+    const leader = await leaderOf(group);
+    if (leader.id === host.nodeId) return local();
+    if (req.headers[NO_FORWARD] || req.headers[FORWARDED]) {
+      throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}; node ${leader.id} is`, leader);
+    }
+    const headers: Record<string, string> = { [FORWARDED]: '1' };
+    if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
+    if (req.headers.authorization) headers.authorization = req.headers.authorization;
+    let res: Response;
+    try {
+      res = await fetch(`http://${leader.httpAddr}${req.url}`, {
+        method: req.method,
+        headers,
+        body: req.method === 'GET' || req.method === 'DELETE' ? undefined : (req.body as Buffer | undefined) ?? Buffer.alloc(0),
+        signal: AbortSignal.timeout(opts.requestTimeoutMs + 1000),
+      });
+    } catch (e) {
+      throw new RaftdError('NO_LEADER', `forwarding to leader node ${leader.id} at ${leader.httpAddr} failed: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    void reply.code(res.status).header('content-type', res.headers.get('content-type') ?? 'application/json');
+    return text;
+  }
+
+  app.post('/v1/groups/:group/propose', async (req, reply) => {
+    const group = parseGroup((req.params as { group: string }).group);
+    if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'group 0 is raftd\'s meta group; use the /v1/groups and /v1/nodes endpoints');
+    const data = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
+    if (data.length === 0) throw new RaftdError('BAD_REQUEST', 'an entry needs a non-empty body');
+    return onLeader(req, reply, group, async () => {
+      const t0 = performance.now();
+      const outcome = await host.propose(group, [new Uint8Array(data.buffer, data.byteOffset, data.length)])[0]!;
+      host.metrics.proposeMs.observe(performance.now() - t0);
+      if (!outcome.ok) {
+        void reply.code(422);
+        return { index: outcome.index, error: outcome.error ?? { code: 'APP_ERROR', message: 'the application refused the entry' } };
+      }
+      return outcomeBody(outcome);
+    });
+  });
+
+  app.post('/v1/propose-batch', async (req) => {
+    const body = parseJson(req.body) as { items?: unknown } | undefined;
+    if (!body || !Array.isArray(body.items)) throw new RaftdError('BAD_REQUEST', 'body must be {"items": [{"group": N, "data": "<base64>"}]}');
+    const items = body.items.map((it, i) => {
+      const group = intField(it, 'group')!;
+      const data = (it as { data?: unknown }).data;
+      if (typeof data !== 'string' || data.length === 0) throw new RaftdError('BAD_REQUEST', `items[${i}].data must be non-empty base64`);
+      return { group, data: Buffer.from(data, 'base64') };
+    });
+    const results: Array<Record<string, unknown>> = new Array(items.length);
+    const byGroup = new Map<number, number[]>();
+    items.forEach((it, i) => {
+      const list = byGroup.get(it.group) ?? [];
+      list.push(i);
+      byGroup.set(it.group, list);
+    });
+    const forwarded = Boolean(req.headers[FORWARDED]);
+    await Promise.all(
+      [...byGroup].map(async ([group, idxs]) => {
+        try {
+          if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'group 0 is raftd\'s meta group');
+          const leader = await leaderOf(group);
+          if (leader.id === host.nodeId) {
+            const outs = host.propose(group, idxs.map((i) => new Uint8Array(items[i]!.data)));
+            await Promise.all(
+              outs.map(async (p, k) => {
+                try {
+                  results[idxs[k]!] = outcomeBody(await p);
+                } catch (e) {
+                  results[idxs[k]!] = errorBody(e);
+                }
+              }),
+            );
+            return;
+          }
+          if (forwarded || req.headers[NO_FORWARD]) throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}`, leader);
+          const res = await fetch(`http://${leader.httpAddr}/v1/propose-batch`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', [FORWARDED]: '1', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
+            body: JSON.stringify({ items: idxs.map((i) => ({ group, data: items[i]!.data.toString('base64') })) }),
+            signal: AbortSignal.timeout(opts.requestTimeoutMs + 1000),
+          });
+          const json = (await res.json()) as { results?: Array<Record<string, unknown>>; error?: unknown };
+          if (!json.results) throw new RaftdError('NO_LEADER', `leader ${leader.id} answered ${res.status}`);
+          idxs.forEach((i, k) => (results[i] = json.results![k]!));
+        } catch (e) {
+          for (const i of idxs) results[i] = errorBody(e);
+        }
+      }),
+    );
+    return { results };
+  });
+
+  function errorBody(e: unknown): Record<string, unknown> {
+    const err = e instanceof RaftdError ? e : new RaftdError('INTERNAL', (e as Error).message);
+    return err.toJSON();
+  }
+
+  app.post('/v1/groups/:group/read', async (req, reply) => {
+    const group = parseGroup((req.params as { group: string }).group);
+    const consistency = parseConsistency((req.query as Record<string, unknown>).consistency);
+    const query = parseJson(req.body);
+    const run = async () => {
+      const t0 = performance.now();
+      const result = await host.read(group, query, consistency);
+      host.metrics.readMs.observe(performance.now() - t0);
+      return { result };
+    };
+    // A lease is only the leader's to use; ReadIndex and stale reads are served right here.
+    return consistency === 'lease' ? onLeader(req, reply, group, run) : run();
+  });
+
+  app.post('/v1/groups/:group/barrier', async (req, reply) => {
+    const group = parseGroup((req.params as { group: string }).group);
+    const consistency = parseConsistency((req.query as Record<string, unknown>).consistency);
+    const run = async () => ({ appliedIndex: await host.readBarrier(group, consistency) });
+    return consistency === 'lease' ? onLeader(req, reply, group, run) : run();
+  });
+
+  // ---- load-balancer probes
+  function probeGroup(req: FastifyRequest): number {
+    const q = (req.query as Record<string, string | undefined>).group;
+    return q === undefined ? (host.groups.has(1) ? 1 : META_GROUP) : parseGroup(q);
+  }
+  const leaderCheck = async (req: FastifyRequest, reply: FastifyReply) => {
+    const raw = (req.params as { code?: string }).code;
+    const code = raw === undefined ? 404 : Number(raw);
+    if (!Number.isInteger(code) || code < 200 || code > 599) throw new RaftdError('BAD_REQUEST', `status code "${raw}" is not in 200..599`);
+    const group = probeGroup(req);
+    const g = host.groups.get(group);
+    const leader = g?.status().role === Role.Leader;
+    void reply.code(leader ? 200 : code);
+    return { group, leader, node: host.nodeId };
+  };
+  app.get('/leader-check', leaderCheck);
+  app.get('/leader-check/:code', leaderCheck);
+  app.get('/raft-health', async (req, reply) => {
+    const q = (req.query as Record<string, string | undefined>).group;
+    const groups = q === undefined ? [...host.groups.keys()] : [parseGroup(q)];
+    const unhealthy = groups.filter((g) => !host.groupHealthy(g));
+    const appOk = host.appHealthy();
+    const ok = unhealthy.length === 0 && appOk && groups.length > 0;
+    void reply.code(ok ? 200 : 500);
+    return { healthy: ok, app: appOk, groups: groups.length, unhealthyGroups: unhealthy.slice(0, 100) };
+  });
+
+  // ---- groups and membership
+  app.get('/v1/groups', async () => ({
+    groups: [...host.meta.groups.values()].map((g) => ({ group: g.group, members: g.members, local: host.groups.has(g.group) })),
+  }));
+  app.post('/v1/groups', async (req, reply) => {
+    const body = parseJson(req.body);
+    const group = intField(body, 'group')!;
+    if (group === META_GROUP || group > 0xfffffffe) throw new RaftdError('BAD_REQUEST', 'group must be in 1..4294967294');
+    const raw = (body as { members?: unknown }).members;
+    let members: number[];
+    if (raw === undefined) members = host.groups.get(META_GROUP)?.status().confState.voters.slice() ?? [];
+    else if (Array.isArray(raw) && raw.every((m) => Number.isSafeInteger(m) && m > 0)) members = raw as number[];
+    else throw new RaftdError('BAD_REQUEST', 'members must be an array of node ids');
+    if (members.length === 0) throw new RaftdError('BAD_REQUEST', 'a group needs at least one member');
+    return onLeader(req, reply, META_GROUP, async () => {
+      const o = await host.proposeMeta({ op: 'create-group', group, members: [...new Set(members)].sort((a, b) => a - b) });
+      if (!o.ok) throw new RaftdError(o.error?.code === 'CONFLICT' ? 'CONFLICT' : 'BAD_REQUEST', o.error?.message ?? 'refused');
+      void reply.code(201);
+      return { group, members };
+    });
+  });
+  app.delete('/v1/groups/:group', async (req, reply) => {
+    const group = parseGroup((req.params as { group: string }).group);
+    if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'the meta group cannot be deleted');
+    return onLeader(req, reply, META_GROUP, async () => {
+      const o = await host.proposeMeta({ op: 'delete-group', group });
+      if (!o.ok) throw new RaftdError('GROUP_NOT_FOUND', o.error?.message ?? `group ${group} does not exist`);
+      return { group, deleted: true };
+    });
+  });
+  app.post('/v1/groups/:group/members', async (req, reply) => {
+    const group = parseGroup((req.params as { group: string }).group);
+    const body = parseJson(req.body) as { role?: unknown } | undefined;
+    const node = intField(body, 'node')!;
+    const role = body?.role ?? 'voter';
+    if (role !== 'voter' && role !== 'learner') throw new RaftdError('BAD_REQUEST', 'role must be "voter" or "learner"');
+    return onLeader(req, reply, group, async () => {
+      const raftAddr = host.peers().get(node) ?? host.meta.nodes.get(node)?.raftAddr;
+      if (!raftAddr) throw new RaftdError('BAD_REQUEST', `node ${node} is not registered; start it with --join first`);
+      const context = new TextEncoder().encode(JSON.stringify({ raftAddr, httpAddr: host.httpAddrOf(node) ?? '' }));
+      const index = await host.changeMembership(group, { type: role === 'voter' ? ConfChangeType.AddVoter : ConfChangeType.AddLearner, node, context });
+      return { group, node, role, index };
+    });
+  });
+  app.delete('/v1/groups/:group/members/:node', async (req, reply) => {
+    const params = req.params as { group: string; node: string };
+    const group = parseGroup(params.group);
+    const node = parseGroup(params.node);
+    return onLeader(req, reply, group, async () => {
+      const index = await host.changeMembership(group, { type: ConfChangeType.RemoveNode, node, context: new Uint8Array(0) });
+      return { group, node, removed: true, index };
+    });
+  });
+  app.post('/v1/groups/:group/transfer-leadership', async (req, reply) => {
+    const group = parseGroup((req.params as { group: string }).group);
+    const to = intField(parseJson(req.body), 'to')!;
+    return onLeader(req, reply, group, async () => {
+      host.transferLeadership(group, to);
+      const deadline = Date.now() + opts.requestTimeoutMs;
+      while (Date.now() < deadline) {
+        const hint = host.leaderHint(group);
+        if (hint && hint.id === to) return { group, leader: to };
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new RaftdError('TIMEOUT', `group ${group}: leadership did not move to node ${to}`);
+    });
+  });
+
+  // ---- nodes (join)
+  app.get('/v1/nodes', async () => ({ nodes: [...host.meta.nodes.values()] }));
+  app.post('/v1/nodes', async (req, reply) => {
+    const body = parseJson(req.body) as { raftAddr?: unknown; httpAddr?: unknown } | undefined;
+    const id = intField(body, 'id')!;
+    if (id < 1) throw new RaftdError('BAD_REQUEST', 'id must be >= 1');
+    if (typeof body?.raftAddr !== 'string' || typeof body?.httpAddr !== 'string') throw new RaftdError('BAD_REQUEST', 'raftAddr and httpAddr are required');
+    const existing = host.meta.nodes.get(id);
+    if (existing && existing.raftAddr !== body.raftAddr) {
+      throw new RaftdError('CONFLICT', `node id ${id} is already registered at ${existing.raftAddr}`);
+    }
+    return onLeader(req, reply, META_GROUP, async () => {
+      const o = await host.proposeMeta({ op: 'register', node: { id, raftAddr: body.raftAddr as string, httpAddr: body.httpAddr as string } });
+      if (!o.ok) throw new RaftdError('CONFLICT', o.error?.message ?? 'refused');
+      return { nodes: [...host.meta.nodes.values()] };
+    });
+  });
+
+  app.get('/status', async () => {
+    const groups = [...host.groups.keys()].sort((a, b) => a - b).map((g) => {
+      const s = host.groupStatus(g);
+      const lag = s.progress ? Math.max(0, ...Object.values(s.progress).map((p) => s.lastIndex - p.match)) : undefined;
+      return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, ...(lag !== undefined ? { maxFollowerLag: lag } : {}) };
+    });
+    return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), groups };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    void reply.header('content-type', 'text/plain; version=0.0.4');
+    return renderMetrics(host);
+  });
+
+  return app;
+}

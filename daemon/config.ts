@@ -1,0 +1,191 @@
+// Every raftd option, its default, its environment variable and its flag — in one place.
+// `raftd --help` prints this table; nothing else in the daemon invents a default.
+
+export interface RaftdConfig {
+  id: number;
+  clusterId: string;
+  raftAddr: string;
+  httpAddr: string;
+  /** Static cluster: node id -> raft address (host:port). Includes this node. */
+  peers: Map<number, string>;
+  /** HTTP address of a running node to join through (a new node). */
+  join: string;
+  dataDir: string;
+  /** The application's state-machine API base URL; "memory:" runs the built-in in-memory test app. */
+  appUrl: string;
+  /** Data groups created at bootstrap by the meta group (1..groups). */
+  groups: number;
+  /** Ask the app to PrepareSnapshot every N applied entries (then the log is compacted). */
+  snapshotInterval: number;
+  /** Entries kept in the log behind the snapshot, so slightly lagging followers need no snapshot. */
+  snapshotCatchupEntries: number;
+  /** RAFT_SYNC=1: call Sync before treating applied entries as durable in the app. */
+  sync: boolean;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Pending proposals per group before new ones are answered OVERLOADED. */
+  maxPendingProposals: number;
+  /** Default deadline of a client request (propose / read). */
+  requestTimeoutMs: number;
+  apiToken: string;
+  /** Bind the client API to a non-loopback address without --api-token. */
+  allowInsecureApi: boolean;
+  logLevel: string;
+  tlsCa: string;
+  tlsCert: string;
+  tlsKey: string;
+}
+
+interface OptionSpec {
+  key: keyof RaftdConfig;
+  flag: string;
+  env: string;
+  kind: 'int' | 'string' | 'bool' | 'peers';
+  default: string;
+  help: string;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'id', flag: '--id', env: 'RAFTD_ID', kind: 'int', default: '1', help: 'this node id (>= 1, unique in the cluster)' },
+  { key: 'clusterId', flag: '--cluster-id', env: 'RAFTD_CLUSTER_ID', kind: 'string', default: 'raftd', help: 'cluster name; a data dir or peer of another cluster is refused' },
+  { key: 'raftAddr', flag: '--raft-addr', env: 'RAFTD_RAFT_ADDR', kind: 'string', default: '127.0.0.1:7001', help: 'gRPC address for peers (host:port)' },
+  { key: 'httpAddr', flag: '--http-addr', env: 'RAFTD_HTTP_ADDR', kind: 'string', default: '127.0.0.1:8001', help: 'client HTTP API address (host:port)' },
+  { key: 'peers', flag: '--peers', env: 'RAFTD_PEERS', kind: 'peers', default: '', help: 'static cluster "1=host:port,2=host:port,..." (raft addresses, this node included)' },
+  { key: 'join', flag: '--join', env: 'RAFTD_JOIN', kind: 'string', default: '', help: 'HTTP address of a cluster member to join through (new node)' },
+  { key: 'dataDir', flag: '--data-dir', env: 'RAFTD_DATA_DIR', kind: 'string', default: './raftd-data', help: 'directory of the RocksDB log store' },
+  { key: 'appUrl', flag: '--app-url', env: 'RAFTD_APP_URL', kind: 'string', default: 'memory:', help: 'state-machine API base URL of the application ("memory:" = built-in test app)' },
+  { key: 'groups', flag: '--groups', env: 'RAFTD_GROUPS', kind: 'int', default: '1', help: 'data groups 1..N created at bootstrap' },
+  { key: 'snapshotInterval', flag: '--snapshot-interval', env: 'RAFTD_SNAPSHOT_INTERVAL', kind: 'int', default: '10000', help: 'PrepareSnapshot every N applied entries, then compact the log' },
+  { key: 'snapshotCatchupEntries', flag: '--snapshot-catchup-entries', env: 'RAFTD_SNAPSHOT_CATCHUP_ENTRIES', kind: 'int', default: '1000', help: 'entries kept behind a snapshot for slow followers' },
+  { key: 'sync', flag: '--sync', env: 'RAFT_SYNC', kind: 'bool', default: '0', help: 'call the app\'s Sync before treating applied entries as durable' },
+  { key: 'tickMs', flag: '--tick-ms', env: 'RAFTD_TICK_MS', kind: 'int', default: '100', help: 'Raft tick interval in milliseconds' },
+  { key: 'electionTicks', flag: '--election-ticks', env: 'RAFTD_ELECTION_TICKS', kind: 'int', default: '10', help: 'ticks without a leader before an election' },
+  { key: 'heartbeatTicks', flag: '--heartbeat-ticks', env: 'RAFTD_HEARTBEAT_TICKS', kind: 'int', default: '1', help: 'ticks between leader heartbeats (active groups)' },
+  { key: 'maxPendingProposals', flag: '--max-pending-proposals', env: 'RAFTD_MAX_PENDING_PROPOSALS', kind: 'int', default: '10000', help: 'per-group queue bound; beyond it proposals get OVERLOADED' },
+  { key: 'requestTimeoutMs', flag: '--request-timeout-ms', env: 'RAFTD_REQUEST_TIMEOUT_MS', kind: 'int', default: '10000', help: 'deadline of a client proposal or read' },
+  { key: 'apiToken', flag: '--api-token', env: 'RAFTD_API_TOKEN', kind: 'string', default: '', help: 'bearer token required by the client API (empty: none)' },
+  { key: 'allowInsecureApi', flag: '--allow-insecure-api', env: 'RAFTD_ALLOW_INSECURE_API', kind: 'bool', default: '0', help: 'allow a non-loopback client API without --api-token' },
+  { key: 'logLevel', flag: '--log-level', env: 'RAFTD_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
+  { key: 'tlsCa', flag: '--tls-ca', env: 'RAFTD_TLS_CA', kind: 'string', default: '', help: 'peer mTLS: CA certificate file' },
+  { key: 'tlsCert', flag: '--tls-cert', env: 'RAFTD_TLS_CERT', kind: 'string', default: '', help: 'peer mTLS: this node\'s certificate file' },
+  { key: 'tlsKey', flag: '--tls-key', env: 'RAFTD_TLS_KEY', kind: 'string', default: '', help: 'peer mTLS: this node\'s key file' },
+];
+
+export class ConfigError extends Error {
+  readonly code = 'BAD_CONFIG';
+}
+
+export function parseHostPort(value: string, what: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
+  if (!m) throw new ConfigError(`${what}: "${value}" is not host:port`);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw new ConfigError(`${what}: port ${port} is out of range 1-65535`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export function parsePeers(value: string): Map<number, string> {
+  const peers = new Map<number, string>();
+  if (value.trim() === '') return peers;
+  const seenAddr = new Map<string, number>();
+  for (const part of value.split(',')) {
+    const m = /^\s*(\d+)\s*=\s*(\S+)\s*$/.exec(part);
+    if (!m) throw new ConfigError(`--peers: "${part}" is not id=host:port`);
+    const id = Number(m[1]);
+    if (!Number.isSafeInteger(id) || id < 1) throw new ConfigError(`--peers: node id ${m[1]} must be >= 1`);
+    if (peers.has(id)) throw new ConfigError(`--peers: node id ${id} appears twice`);
+    parseHostPort(m[2]!, `--peers (node ${id})`);
+    const other = seenAddr.get(m[2]!);
+    if (other !== undefined) throw new ConfigError(`--peers: nodes ${other} and ${id} share the address ${m[2]}`);
+    seenAddr.set(m[2]!, id);
+    peers.set(id, m[2]!);
+  }
+  return peers;
+}
+
+function parseValue(spec: OptionSpec, raw: string): unknown {
+  switch (spec.kind) {
+    case 'int': {
+      if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${spec.flag}: "${raw}" is not a non-negative integer`);
+      return Number(raw);
+    }
+    case 'bool': {
+      const v = raw.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on', ''].includes(v)) return v !== '';
+      if (['0', 'false', 'no', 'off'].includes(v)) return false;
+      throw new ConfigError(`${spec.flag}: "${raw}" is not a boolean (1/0, true/false)`);
+    }
+    case 'peers':
+      return parsePeers(raw);
+    case 'string':
+      return raw;
+  }
+}
+
+export function helpText(): string {
+  const lines = ['Usage: raftd [options]', '', 'Every option can also be set by its environment variable; flags win.', ''];
+  for (const o of OPTIONS) {
+    const d = o.default === '' ? '(none)' : o.default;
+    lines.push(`  ${(o.flag + ' <' + o.kind + '>').padEnd(34)} ${o.env.padEnd(30)} default ${d}`);
+    lines.push(`  ${''.padEnd(34)} ${o.help}`);
+  }
+  return lines.join('\n');
+}
+
+/** Defaults, then environment, then flags. Throws ConfigError with one clear line. */
+export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): RaftdConfig {
+  const values: Record<string, unknown> = {};
+  for (const o of OPTIONS) values[o.key] = parseValue(o, o.default);
+  for (const o of OPTIONS) {
+    const v = env[o.env];
+    if (v !== undefined) values[o.key] = parseValue(o, v);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const spec = OPTIONS.find((o) => o.flag === flag);
+    if (!spec) throw new ConfigError(`unknown option ${flag} (see raftd --help)`);
+    let raw: string;
+    if (eq > 0) raw = arg.slice(eq + 1);
+    else if (spec.kind === 'bool' && (i + 1 >= argv.length || argv[i + 1]!.startsWith('--'))) raw = '1';
+    else {
+      if (i + 1 >= argv.length) throw new ConfigError(`${flag} needs a value`);
+      raw = argv[++i]!;
+    }
+    values[spec.key] = parseValue(spec, raw);
+  }
+  const cfg = values as unknown as RaftdConfig;
+  validate(cfg);
+  return cfg;
+}
+
+function validate(cfg: RaftdConfig): void {
+  if (cfg.id < 1) throw new ConfigError('--id must be >= 1');
+  parseHostPort(cfg.raftAddr, '--raft-addr');
+  parseHostPort(cfg.httpAddr, '--http-addr');
+  if (cfg.raftAddr === cfg.httpAddr) throw new ConfigError('--raft-addr and --http-addr must differ');
+  if (cfg.peers.size > 0 && cfg.join !== '') throw new ConfigError('give either --peers (static cluster) or --join (new node), not both');
+  if (cfg.peers.size > 0) {
+    const mine = cfg.peers.get(cfg.id);
+    if (mine === undefined) throw new ConfigError(`--peers does not list this node's id ${cfg.id}`);
+    if (mine !== cfg.raftAddr) throw new ConfigError(`--peers gives node ${cfg.id} the address ${mine} but --raft-addr is ${cfg.raftAddr}`);
+  }
+  if (cfg.join !== '') parseHostPort(cfg.join, '--join');
+  if (cfg.tickMs < 1) throw new ConfigError('--tick-ms must be >= 1');
+  if (cfg.heartbeatTicks < 1 || cfg.electionTicks <= cfg.heartbeatTicks) {
+    throw new ConfigError('--election-ticks must be greater than --heartbeat-ticks (>= 1)');
+  }
+  if (cfg.snapshotInterval < 1) throw new ConfigError('--snapshot-interval must be >= 1');
+  if (cfg.maxPendingProposals < 1) throw new ConfigError('--max-pending-proposals must be >= 1');
+  const tlsSet = [cfg.tlsCa, cfg.tlsCert, cfg.tlsKey].filter((s) => s !== '').length;
+  if (tlsSet !== 0 && tlsSet !== 3) throw new ConfigError('peer mTLS needs all of --tls-ca, --tls-cert and --tls-key');
+  if (cfg.appUrl !== 'memory:' && !/^https?:\/\/[^/]+/.test(cfg.appUrl)) {
+    throw new ConfigError(`--app-url: "${cfg.appUrl}" is not an http:// URL (or "memory:")`);
+  }
+  const { host } = parseHostPort(cfg.httpAddr, '--http-addr');
+  const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
+  if (!loopback && cfg.apiToken === '' && !cfg.allowInsecureApi) {
+    throw new ConfigError(`--http-addr ${cfg.httpAddr} is not loopback: set --api-token, or --allow-insecure-api to accept unauthenticated clients`);
+  }
+}

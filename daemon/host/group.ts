@@ -1,0 +1,211 @@
+// One group's replica on this node: its Raft core, its in-memory log cache, the proposals and
+// reads waiting on it, and its quiescence state. The Host drives it; it does no I/O itself.
+
+import { RaftNode, MemoryStorage } from '../raft/index.js';
+import { EntryType, NONE, ProposeError, Role, type Entry, type ReadState, type RaftStatus } from '../raft/types.js';
+import { RaftdError } from '../errors.js';
+
+export interface EntryOutcome {
+  index: number;
+  ok: boolean;
+  result?: unknown;
+  error?: { code: string; message: string };
+  skipped?: boolean;
+}
+
+interface PendingProposal {
+  term: number;
+  resolve(outcome: EntryOutcome): void;
+  reject(err: RaftdError): void;
+  timer: NodeJS.Timeout;
+}
+
+interface PendingRead {
+  resolve(index: number): void;
+  reject(err: RaftdError): void;
+  timer: NodeJS.Timeout;
+}
+
+export class GroupReplica {
+  readonly pending = new Map<number, PendingProposal>();
+  private readonly reads = new Map<string, PendingRead>();
+  private readCounter = 0;
+  /** Not ticked while quiesced; any activity wakes it. */
+  quiesced = false;
+  /** Consecutive ticks the leader saw the group fully caught up and idle. */
+  idleTicks = 0;
+  /** Ticks since the group last woke: lease reads need a full election timeout awake. */
+  awakeTicks = 0;
+  /** Applied index of the latest snapshot taken of the app (log compacted behind it). */
+  lastSnapshotIndex = 0;
+  snapshotInFlight = false;
+  /** Index up to which committed entries were handed to the applier. */
+  handedToApp = 0;
+  /** Snapshot transfers in progress to peers (leader side). */
+  readonly snapshotsSending = new Set<number>();
+  deleted = false;
+
+  constructor(
+    readonly group: number,
+    readonly node: RaftNode,
+    readonly storage: MemoryStorage,
+  ) {}
+
+  status(): RaftStatus {
+    return this.node.status();
+  }
+
+  isLeader(): boolean {
+    return this.node.status().role === Role.Leader;
+  }
+
+  leader(): number {
+    return this.node.status().leader;
+  }
+
+  wake(): void {
+    if (this.quiesced) {
+      this.quiesced = false;
+      this.awakeTicks = 0;
+    }
+    this.idleTicks = 0;
+  }
+
+  /** Appends proposals; the returned promises settle when each entry is applied (or fails). */
+  propose(datas: Uint8Array[], timeoutMs: number, maxPending: number): Array<Promise<EntryOutcome>> {
+    this.wake();
+    if (this.pending.size + datas.length > maxPending) {
+      const err = new RaftdError('OVERLOADED', `group ${this.group} has ${this.pending.size} proposals pending; retry later`);
+      return datas.map(() => Promise.reject(err));
+    }
+    let first;
+    try {
+      first = datas.length === 1 ? this.node.propose(datas[0]!) : this.node.proposeBatch(datas);
+    } catch (e) {
+      const err = toRaftdError(e, this.group);
+      return datas.map(() => Promise.reject(err));
+    }
+    const out: Array<Promise<EntryOutcome>> = [];
+    for (let k = 0; k < datas.length; k++) {
+      const index = first.index + k;
+      out.push(
+        new Promise<EntryOutcome>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            this.pending.delete(index);
+            reject(new RaftdError('TIMEOUT', `group ${this.group}: entry ${index} not applied within ${timeoutMs} ms; its outcome is unknown`));
+          }, timeoutMs);
+          timer.unref();
+          this.pending.set(index, { term: first.term, resolve, reject, timer });
+        }),
+      );
+    }
+    return out;
+  }
+
+  /** Called with every applied entry's term and the app's outcome. */
+  settle(entry: Entry, outcome: EntryOutcome): void {
+    const p = this.pending.get(entry.index);
+    if (!p) return;
+    this.pending.delete(entry.index);
+    clearTimeout(p.timer);
+    if (p.term !== entry.term) {
+      p.reject(new RaftdError('PROPOSAL_DROPPED', `group ${this.group}: entry ${entry.index} was replaced after a leader change; the proposal did not take effect`));
+    } else {
+      p.resolve(outcome);
+    }
+  }
+
+  /** Starts a ReadIndex; resolves with the index the local app must reach before reading. */
+  readIndex(lease: boolean, timeoutMs: number): Promise<number> {
+    this.wake();
+    const ctxKey = `${this.group}:${++this.readCounter}`;
+    const ctx = new TextEncoder().encode(ctxKey);
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.reads.delete(ctxKey);
+        reject(new RaftdError('TIMEOUT', `group ${this.group}: read index not confirmed within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      this.reads.set(ctxKey, { resolve, reject, timer });
+      try {
+        this.node.readIndex(ctx, { lease });
+      } catch (e) {
+        clearTimeout(timer);
+        this.reads.delete(ctxKey);
+        reject(toRaftdError(e, this.group));
+      }
+    });
+  }
+
+  onReadStates(states: ReadState[]): void {
+    const decoder = new TextDecoder();
+    for (const rs of states) {
+      const key = decoder.decode(rs.context);
+      const r = this.reads.get(key);
+      if (!r) continue;
+      this.reads.delete(key);
+      clearTimeout(r.timer);
+      r.resolve(rs.index);
+    }
+  }
+
+  /** Fails everything waiting (shutdown, group deleted). */
+  failAll(err: RaftdError): void {
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+    for (const [, r] of this.reads) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
+    this.reads.clear();
+  }
+
+  hasWaiters(): boolean {
+    return this.pending.size > 0 || this.reads.size > 0;
+  }
+
+  /**
+   * A leader may quiesce when every voter and learner has every entry, everything is committed
+   * and applied, and nobody waits on the group.
+   */
+  quiescable(): boolean {
+    if (this.hasWaiters() || this.snapshotsSending.size > 0 || this.snapshotInFlight) return false;
+    const st = this.node.status();
+    if (st.role !== Role.Leader || st.leadTransferee !== NONE) return false;
+    if (st.commit !== st.lastIndex || st.applied !== st.commit || this.node.hasReady()) return false;
+    if (!st.progress) return false;
+    for (const [id, pr] of Object.entries(st.progress)) {
+      if (Number(id) === st.id) continue;
+      if (pr.match !== st.lastIndex) return false;
+    }
+    return true;
+  }
+}
+
+export function toRaftdError(e: unknown, group: number): RaftdError {
+  if (e instanceof RaftdError) return e;
+  if (e instanceof ProposeError) {
+    switch (e.code) {
+      case 'NOT_LEADER':
+        return new RaftdError(e.leader === NONE ? 'NO_LEADER' : 'NOT_LEADER', `group ${group}: ${e.message}`);
+      case 'OVERLOADED':
+        return new RaftdError('OVERLOADED', `group ${group}: ${e.message}`);
+      case 'PROPOSAL_TOO_LARGE':
+        return new RaftdError('PAYLOAD_TOO_LARGE', `group ${group}: ${e.message}`);
+      case 'TRANSFER_IN_PROGRESS':
+      case 'CONF_CHANGE_IN_PROGRESS':
+        return new RaftdError('CONFLICT', `group ${group}: ${e.message}`);
+      case 'INVALID_CONF_CHANGE':
+        return new RaftdError('BAD_REQUEST', `group ${group}: ${e.message}`);
+    }
+  }
+  return new RaftdError('INTERNAL', `group ${group}: ${e instanceof Error ? e.message : String(e)}`);
+}
+
+/** What the app receives for an entry: its data, or an empty no-op for leader and conf entries. */
+export function appPayload(entry: Entry): Uint8Array {
+  return entry.type === EntryType.Normal ? entry.data : new Uint8Array(0);
+}

@@ -1,0 +1,686 @@
+// The multi-group host: drives every group's Raft core on one tick loop and batches their I/O.
+// Each flush gathers the Ready of every group with work, persists all of them in ONE storage
+// write (one fsync), then sends their messages (batched per peer by the transport), hands
+// committed entries to each group's applier, and advances the cores.
+
+import type { Logger } from 'pino';
+import { RaftNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
+import {
+  ConfChangeType,
+  EntryType,
+  MessageType,
+  NONE,
+  Role,
+  type ConfChange,
+  type Entry,
+  type Message,
+  type Ready,
+  type RaftStatus,
+} from '../raft/types.js';
+import { RaftdError, type LeaderHint } from '../errors.js';
+import { GroupReplica, appPayload, toRaftdError, type EntryOutcome } from './group.js';
+import { Liveness } from './liveness.js';
+import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
+import type { AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
+import { HostMetrics } from './metrics.js';
+
+/** Reserved group id of node-to-node liveness messages (never a real group). */
+export const LIVENESS_GROUP = 0xffffffff;
+/** Context marking a leader's heartbeat that tells followers to stop ticking an idle group. */
+const QUIESCE = new TextEncoder().encode('q');
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export interface HostOptions {
+  nodeId: number;
+  raftAddr: string;
+  httpAddr: string;
+  /** Static cluster members (id -> raft address), this node included; empty for a joining node. */
+  staticPeers: Map<number, string>;
+  bootstrapGroups: number;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  maxPendingProposals: number;
+  requestTimeoutMs: number;
+  snapshotInterval: number;
+  snapshotCatchupEntries: number;
+  /** Randomness for election timeouts (the core never draws its own). */
+  random: () => number;
+  logger: Logger;
+}
+
+export interface HostDeps {
+  store: LogStorePort;
+  transport: TransportPort;
+  app: AppPort;
+  makeApplier: ApplierFactory;
+}
+
+export type Consistency = 'linearizable' | 'lease' | 'stale';
+
+export class Host {
+  readonly groups = new Map<number, GroupReplica>();
+  private readonly appliers = new Map<number, ApplierPort>();
+  readonly meta = new MetaState();
+  readonly liveness: Liveness;
+  readonly metrics = new HostMetrics();
+  private readonly dirty = new Set<GroupReplica>();
+  private flushing = false;
+  private flushScheduled = false;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private flushDone: Promise<void> = Promise.resolve();
+  private readonly knownPeers = new Map<number, string>();
+
+  constructor(
+    private readonly opts: HostOptions,
+    private readonly deps: HostDeps,
+  ) {
+    this.liveness = new Liveness(opts.electionTicks * 2);
+    for (const [id, addr] of opts.staticPeers) this.knownPeers.set(id, addr);
+  }
+
+  get nodeId(): number {
+    return this.opts.nodeId;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(): Promise<void> {
+    for (const [id, addr] of this.knownPeers) if (id !== this.opts.nodeId) this.deps.transport.setPeer(id, addr);
+    const stored = await this.deps.store.listGroups();
+    for (const g of stored) await this.restoreGroup(g);
+    if (!this.groups.has(META_GROUP) && this.opts.staticPeers.size > 0) {
+      await this.bootstrapGroup(META_GROUP, [...this.opts.staticPeers.keys()].sort((a, b) => a - b));
+    }
+    this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.scheduleFlush();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    const err = new RaftdError('SHUTTING_DOWN', 'raftd is shutting down');
+    for (const g of this.groups.values()) g.failAll(err);
+    await this.flushDone;
+    await Promise.all([...this.appliers.values()].map((a) => a.stop().catch(() => undefined)));
+  }
+
+  private newReplica(group: number, storage: MemoryStorage, applied: number): GroupReplica {
+    const node = new RaftNode({
+      id: this.opts.nodeId,
+      storage,
+      electionTick: this.opts.electionTicks,
+      heartbeatTick: this.opts.heartbeatTicks,
+      random: this.opts.random,
+      applied,
+      checkQuorum: true,
+      preVote: true,
+      maxSizePerMsg: 1 << 20,
+      maxInflightMsgs: 256,
+    });
+    const g = new GroupReplica(group, node, storage);
+    this.groups.set(group, g);
+    return g;
+  }
+
+  private async restoreGroup(group: number): Promise<void> {
+    const { hardState, snapshot, entries } = await this.deps.store.loadGroup(group);
+    const storage = new MemoryStorage();
+    if (snapshot) storage.applySnapshot({ metadata: snapshot, data: new Uint8Array(0) });
+    if (entries.length > 0) storage.append(entries);
+    storage.setHardState(hardState);
+    let applied = snapshot ? snapshot.index : 0;
+    if (group !== META_GROUP) {
+      const applier = await this.startApplier(group);
+      // Entries the app already has are skipped by raftd; later ones are redelivered (the app
+      // skips any it has too). Never beyond the durable commit index.
+      applied = Math.max(applied, Math.min(applier.appliedIndex(), hardState.commit));
+    }
+    const g = this.newReplica(group, storage, applied);
+    g.handedToApp = applied;
+    g.lastSnapshotIndex = snapshot ? snapshot.index : 0;
+    this.markDirty(g);
+  }
+
+  /** A new group: every initial member writes the same conf entries at term 1, committed. */
+  private async bootstrapGroup(group: number, members: number[]): Promise<void> {
+    if (this.groups.has(group)) return;
+    const entries: Entry[] = members.map((id, i) => ({
+      term: 1,
+      index: i + 1,
+      type: EntryType.ConfChange,
+      data: encodeConfChange({ type: ConfChangeType.AddVoter, node: id, context: new Uint8Array(0) }),
+    }));
+    const hardState = { term: 1, vote: NONE, commit: entries.length };
+    await this.deps.store.write([{ group, entries, hardState }]);
+    const storage = new MemoryStorage();
+    storage.append(entries);
+    storage.setHardState(hardState);
+    if (group !== META_GROUP) await this.startApplier(group);
+    const g = this.newReplica(group, storage, 0);
+    this.markDirty(g);
+    this.opts.logger.debug({ group, members }, 'group bootstrapped');
+  }
+
+  private async startApplier(group: number): Promise<ApplierPort> {
+    const applier = this.deps.makeApplier(group, (last, results) => this.onApplied(group, last, results));
+    this.appliers.set(group, applier);
+    await applier.start();
+    return applier;
+  }
+
+  // ---------------------------------------------------------------- ticking
+
+  private tick(): void {
+    this.liveness.tick();
+    this.sendLiveness();
+    for (const g of this.groups.values()) {
+      if (g.quiesced) {
+        this.maybeWakeForDeadLeader(g);
+        continue;
+      }
+      g.awakeTicks++;
+      g.node.tick();
+      this.maybeQuiesce(g);
+      this.maybeSnapshot(g);
+      if (g.node.hasReady()) this.markDirty(g);
+    }
+    this.scheduleFlush();
+  }
+
+  private sendLiveness(): void {
+    const context = encoder.encode(this.opts.httpAddr);
+    for (const id of this.knownPeers.keys()) {
+      if (id === this.opts.nodeId) continue;
+      const message: Message = {
+        type: MessageType.Heartbeat, to: id, from: this.opts.nodeId, term: 0, logTerm: 0, index: 0,
+        entries: [], commit: 0, reject: false, rejectHint: 0, context,
+      };
+      this.deps.transport.send(id, [{ group: LIVENESS_GROUP, message }]);
+    }
+  }
+
+  /** An idle group costs nothing: its leader tells followers to stop ticking it. */
+  private maybeQuiesce(g: GroupReplica): void {
+    if (!g.quiescable()) {
+      g.idleTicks = 0;
+      return;
+    }
+    const st = g.status();
+    for (const id of st.confState.voters) if (id !== st.id && !this.liveness.isAlive(id)) return;
+    if (++g.idleTicks < this.opts.heartbeatTicks + 2) return;
+    for (const id of [...st.confState.voters, ...st.confState.learners]) {
+      if (id === st.id) continue;
+      this.deps.transport.send(id, [
+        {
+          group: g.group,
+          message: {
+            type: MessageType.Heartbeat, to: id, from: st.id, term: st.term, logTerm: 0, index: 0,
+            entries: [], commit: st.commit, reject: false, rejectHint: 0, context: QUIESCE,
+          },
+        },
+      ]);
+    }
+    g.quiesced = true;
+    this.metrics.quiesced++;
+  }
+
+  private maybeWakeForDeadLeader(g: GroupReplica): void {
+    const leader = g.leader();
+    if (leader === this.opts.nodeId) return;
+    if (leader === NONE || !this.liveness.isAlive(leader)) g.wake();
+  }
+
+  // ---------------------------------------------------------------- flushing
+
+  private markDirty(g: GroupReplica): void {
+    this.dirty.add(g);
+  }
+
+  scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushDone = this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.dirty.size > 0) {
+        const batch: Array<[GroupReplica, Ready]> = [];
+        for (const g of this.dirty) if (!g.deleted && g.node.hasReady()) batch.push([g, g.node.ready()]);
+        this.dirty.clear();
+        if (batch.length === 0) break;
+        await this.handleReadies(batch);
+      }
+    } catch (e) {
+      // Storage failure: we cannot acknowledge anything any more. Stop rather than lie.
+      this.opts.logger.fatal({ err: e }, 'persisting Raft state failed; stopping the node');
+      this.stopping = true;
+      process.exitCode = 70;
+      process.kill(process.pid, 'SIGTERM');
+    } finally {
+      this.flushing = false;
+    }
+    if (this.dirty.size > 0 && !this.stopping) this.scheduleFlush();
+  }
+
+  private async handleReadies(batch: Array<[GroupReplica, Ready]>): Promise<void> {
+    const writes: GroupWrite[] = [];
+    let mustSync = false;
+    for (const [g, rd] of batch) {
+      if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) continue;
+      const w: GroupWrite = { group: g.group };
+      if (rd.snapshot) w.snapshot = rd.snapshot.metadata;
+      if (rd.entries.length > 0) w.entries = rd.entries;
+      if (rd.hardState) w.hardState = rd.hardState;
+      writes.push(w);
+      mustSync ||= rd.mustSync;
+    }
+    if (writes.length > 0) {
+      const t0 = performance.now();
+      await this.deps.store.write(writes);
+      this.metrics.observeFsync(performance.now() - t0, writes.length);
+    }
+    void mustSync;
+    // Now durable: update the in-memory log caches, then let the messages go.
+    const outbox = new Map<number, GroupMessage[]>();
+    for (const [g, rd] of batch) {
+      if (rd.snapshot) g.storage.applySnapshot(rd.snapshot);
+      if (rd.entries.length > 0) g.storage.append(rd.entries);
+      if (rd.hardState) g.storage.setHardState(rd.hardState);
+      for (const m of rd.messages) {
+        if (m.type === MessageType.Snap) {
+          void this.sendSnapshot(g, m);
+          continue;
+        }
+        let q = outbox.get(m.to);
+        if (!q) outbox.set(m.to, (q = []));
+        q.push({ group: g.group, message: m });
+      }
+    }
+    for (const [to, msgs] of outbox) {
+      this.metrics.messagesSent += msgs.length;
+      this.deps.transport.send(to, msgs);
+    }
+    for (const [g, rd] of batch) {
+      if (rd.softState) this.onSoftState(g, rd.softState.role, rd.softState.leader);
+      if (rd.committedEntries.length > 0) this.applyCommitted(g, rd.committedEntries);
+      if (rd.readStates.length > 0) g.onReadStates(rd.readStates);
+      g.node.advance(rd);
+      if (g.node.hasReady()) this.markDirty(g);
+    }
+  }
+
+  private onSoftState(g: GroupReplica, role: Role, leader: number): void {
+    if (role === Role.Leader) {
+      this.metrics.leaderChanges++;
+      if (g.group === META_GROUP) void this.onMetaLeader();
+    }
+    void leader;
+  }
+
+  // ---------------------------------------------------------------- applying
+
+  private applyCommitted(g: GroupReplica, entries: Entry[]): void {
+    this.metrics.entriesCommitted += entries.length;
+    for (const e of entries) {
+      if (e.type === EntryType.ConfChange) this.onConfChangeApplied(g, e);
+      // A pending proposal whose index now holds another term's entry is definitely lost.
+      const p = g.pending.get(e.index);
+      if (p && p.term !== e.term) g.settle(e, { index: e.index, ok: false });
+    }
+    if (g.group === META_GROUP) {
+      for (const e of entries) {
+        const cmd = e.type === EntryType.Normal ? decodeMetaCommand(e.data) : undefined;
+        const outcome = cmd ? this.meta.apply(cmd, this.metaEffects) : { ok: true as const };
+        g.settle(e, outcome.ok ? { index: e.index, ok: true, result: {} } : { index: e.index, ok: false, error: { code: outcome.code, message: outcome.message } });
+      }
+      g.handedToApp = entries[entries.length - 1]!.index;
+      return;
+    }
+    const applier = this.appliers.get(g.group);
+    if (!applier) return;
+    const fresh = entries.filter((e) => e.index > g.handedToApp);
+    if (fresh.length === 0) return;
+    applier.enqueue(fresh.map((e) => ({ index: e.index, term: e.term, data: appPayload(e) })));
+    g.handedToApp = fresh[fresh.length - 1]!.index;
+  }
+
+  private onApplied(group: number, lastIndex: number, results: Map<number, EntryOutcome>): void {
+    const g = this.groups.get(group);
+    if (!g) return;
+    this.metrics.entriesApplied += results.size;
+    for (const [index, outcome] of results) {
+      const p = g.pending.get(index);
+      if (!p) continue;
+      g.settle({ index, term: p.term, type: EntryType.Normal, data: new Uint8Array(0) }, outcome);
+    }
+    void lastIndex;
+  }
+
+  private readonly metaEffects = {
+    onRegister: (node: NodeInfo): void => {
+      this.knownPeers.set(node.id, node.raftAddr);
+      if (node.id !== this.opts.nodeId) this.deps.transport.setPeer(node.id, node.raftAddr);
+    },
+    onDeregister: (id: number): void => {
+      this.knownPeers.delete(id);
+      this.liveness.forget(id);
+      if (id !== this.opts.nodeId) this.deps.transport.removePeer(id);
+    },
+    onCreateGroup: (info: { group: number; members: number[] }): void => {
+      if (info.members.includes(this.opts.nodeId)) {
+        void this.bootstrapGroup(info.group, info.members).then(() => this.scheduleFlush(), (err) => this.opts.logger.error({ err, group: info.group }, 'creating group failed'));
+      }
+    },
+    onDeleteGroup: (group: number): void => {
+      void this.dropGroup(group);
+    },
+  };
+
+  private onConfChangeApplied(g: GroupReplica, e: Entry): void {
+    let cc: ConfChange;
+    try {
+      cc = decodeConfChange(e.data);
+    } catch {
+      return;
+    }
+    if (cc.context.length > 0 && cc.type !== ConfChangeType.RemoveNode) {
+      try {
+        const info = JSON.parse(decoder.decode(cc.context)) as { raftAddr?: string };
+        if (info.raftAddr && cc.node !== this.opts.nodeId && !this.knownPeers.has(cc.node)) {
+          this.knownPeers.set(cc.node, info.raftAddr);
+          this.deps.transport.setPeer(cc.node, info.raftAddr);
+        }
+      } catch {
+        /* context is optional */
+      }
+    }
+  }
+
+  private async dropGroup(group: number): Promise<void> {
+    const g = this.groups.get(group);
+    if (!g) return;
+    g.deleted = true;
+    g.failAll(new RaftdError('GROUP_NOT_FOUND', `group ${group} was deleted`));
+    this.groups.delete(group);
+    const applier = this.appliers.get(group);
+    this.appliers.delete(group);
+    await applier?.stop();
+    await this.deps.store.deleteGroup(group);
+    await this.deps.app.deleteGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'app DeleteGroup failed'));
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  /** Every snapshotInterval applied entries, the app freezes a snapshot and raftd compacts. */
+  private maybeSnapshot(g: GroupReplica): void {
+    if (g.group === META_GROUP || g.snapshotInFlight) return;
+    const applier = this.appliers.get(g.group);
+    if (!applier || applier.appliedIndex() - g.lastSnapshotIndex < this.opts.snapshotInterval) return;
+    g.snapshotInFlight = true;
+    void this.takeSnapshot(g)
+      .catch((err) => this.opts.logger.warn({ err, group: g.group }, 'snapshot failed; will retry'))
+      .finally(() => {
+        g.snapshotInFlight = false;
+      });
+  }
+
+  private async takeSnapshot(g: GroupReplica): Promise<{ prepared: string; index: number }> {
+    const { prepared, lastLogIndex } = await this.deps.app.prepareSnapshot(g.group);
+    if (g.deleted) throw new RaftdError('GROUP_NOT_FOUND', `group ${g.group} was deleted`);
+    const st = g.status();
+    const index = Math.min(lastLogIndex, st.commit);
+    if (index <= g.storage.snapshot().metadata.index) return { prepared, index };
+    const term = g.storage.term(index);
+    const confState = g.node.confStateAt(index);
+    g.storage.createSnapshot(index, confState, encoder.encode(prepared));
+    const metadata = { index, term, confState };
+    await this.deps.store.write([{ group: g.group, snapshot: metadata }]);
+    const compactTo = index - this.opts.snapshotCatchupEntries;
+    if (compactTo > g.storage.firstIndex()) g.storage.compact(compactTo);
+    g.lastSnapshotIndex = index;
+    this.metrics.snapshotsTaken++;
+    return { prepared, index };
+  }
+
+  /** The core wants a follower brought up by snapshot: stream a fresh one from the app. */
+  private async sendSnapshot(g: GroupReplica, m: Message): Promise<void> {
+    if (g.snapshotsSending.has(m.to)) return;
+    g.snapshotsSending.add(m.to);
+    try {
+      const { prepared, lastLogIndex } = await this.deps.app.prepareSnapshot(g.group);
+      const index = Math.min(lastLogIndex, g.status().commit);
+      const metadata = { index, term: g.storage.term(index), confState: g.node.confStateAt(index) };
+      const header: SnapshotHeader = { group: g.group, from: this.opts.nodeId, to: m.to, term: m.term, metadata };
+      await this.deps.transport.sendSnapshot(m.to, header, this.deps.app.saveSnapshot(g.group, prepared));
+      this.metrics.snapshotsSent++;
+      g.node.reportSnapshot(m.to, true);
+    } catch (err) {
+      this.metrics.snapshotFailures++;
+      this.opts.logger.warn({ err, group: g.group, to: m.to }, 'snapshot transfer failed');
+      g.node.reportSnapshot(m.to, false);
+    } finally {
+      g.snapshotsSending.delete(m.to);
+      this.markDirty(g);
+      this.scheduleFlush();
+    }
+  }
+
+  /** Follower side: the transport verified the whole snapshot; recover the app, then Raft. */
+  async onSnapshot(header: SnapshotHeader, data: AsyncIterable<Uint8Array>): Promise<void> {
+    let g = this.groups.get(header.group);
+    if (!g) g = this.lazyReplica(header.group);
+    if (!g) throw new RaftdError('GROUP_NOT_FOUND', `group ${header.group} is not known here`);
+    g.wake();
+    if (header.metadata.index <= g.status().commit) return;
+    const old = this.appliers.get(g.group);
+    this.appliers.delete(g.group);
+    await old?.stop();
+    await this.deps.app.recoverFromSnapshot(g.group, data);
+    await this.startApplier(g.group);
+    g.handedToApp = header.metadata.index;
+    this.metrics.snapshotsReceived++;
+    g.node.step({
+      type: MessageType.Snap, to: this.opts.nodeId, from: header.from, term: header.term, logTerm: 0, index: 0,
+      entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0),
+      snapshot: { metadata: header.metadata, data: new Uint8Array(0) },
+    });
+    this.markDirty(g);
+    this.scheduleFlush();
+  }
+
+  // ---------------------------------------------------------------- inbound messages
+
+  onMessages(from: number, msgs: GroupMessage[]): void {
+    this.liveness.heard(from);
+    for (const { group, message } of msgs) {
+      if (group === LIVENESS_GROUP) {
+        this.liveness.heard(from, decoder.decode(message.context));
+        continue;
+      }
+      let g = this.groups.get(group);
+      if (!g) {
+        if (message.type !== MessageType.App && message.type !== MessageType.Heartbeat && message.type !== MessageType.Snap) continue;
+        g = this.lazyReplica(group);
+        if (!g) continue;
+      }
+      const quiesce = message.type === MessageType.Heartbeat && message.context.length === 1 && message.context[0] === QUIESCE[0];
+      if (!quiesce) g.wake();
+      try {
+        g.node.step(message);
+      } catch (err) {
+        this.opts.logger.warn({ err, group, from }, 'dropping a message the core refused');
+        continue;
+      }
+      if (quiesce) {
+        const st = g.status();
+        if (st.leader === message.from && st.commit === st.lastIndex && !g.hasWaiters()) g.quiesced = true;
+      }
+      this.markDirty(g);
+    }
+    this.metrics.messagesReceived += msgs.length;
+    this.scheduleFlush();
+  }
+
+  /** A group this node was added to: created empty; the leader fills it by log or snapshot. */
+  private lazyReplica(group: number): GroupReplica | undefined {
+    if (this.meta.deletedGroups.has(group) || this.stopping) return undefined;
+    const g = this.newReplica(group, new MemoryStorage(), 0);
+    void this.startApplier(group).catch((err) => this.opts.logger.error({ err, group }, 'starting applier failed'));
+    return g;
+  }
+
+  // ---------------------------------------------------------------- client operations
+
+  getGroup(group: number): GroupReplica {
+    const g = this.groups.get(group);
+    if (!g || g.deleted) throw new RaftdError('GROUP_NOT_FOUND', `group ${group} does not exist on node ${this.opts.nodeId}`);
+    return g;
+  }
+
+  leaderHint(group: number): LeaderHint | undefined {
+    const g = this.groups.get(group);
+    if (!g) return undefined;
+    const leader = g.leader();
+    if (leader === NONE) return undefined;
+    const httpAddr = leader === this.opts.nodeId ? this.opts.httpAddr : this.liveness.httpAddr(leader) ?? this.meta.nodes.get(leader)?.httpAddr;
+    return httpAddr ? { id: leader, httpAddr } : undefined;
+  }
+
+  httpAddrOf(node: number): string | undefined {
+    if (node === this.opts.nodeId) return this.opts.httpAddr;
+    return this.liveness.httpAddr(node) ?? this.meta.nodes.get(node)?.httpAddr;
+  }
+
+  propose(group: number, datas: Uint8Array[]): Array<Promise<EntryOutcome>> {
+    if (this.stopping) return datas.map(() => Promise.reject(new RaftdError('SHUTTING_DOWN', 'raftd is shutting down')));
+    const g = this.getGroup(group);
+    const out = g.propose(datas, this.opts.requestTimeoutMs, this.opts.maxPendingProposals);
+    this.metrics.proposals += datas.length;
+    this.markDirty(g);
+    this.scheduleFlush();
+    return out;
+  }
+
+  /** Waits until the local app has applied everything a read at this consistency must see. */
+  async readBarrier(group: number, consistency: Consistency): Promise<number> {
+    const g = this.getGroup(group);
+    const applier = this.appliers.get(group);
+    if (consistency === 'stale') return applier ? applier.appliedIndex() : g.status().applied;
+    // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
+    // is not evidence of anything); otherwise they take the ReadIndex path.
+    const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;
+    const p = g.readIndex(lease, this.opts.requestTimeoutMs);
+    this.markDirty(g);
+    this.scheduleFlush();
+    const index = await p;
+    if (applier) await applier.waitApplied(index, this.opts.requestTimeoutMs);
+    return index;
+  }
+
+  async read(group: number, query: unknown, consistency: Consistency): Promise<unknown> {
+    await this.readBarrier(group, consistency);
+    return this.deps.app.read(group, query);
+  }
+
+  async proposeMeta(cmd: MetaCommand): Promise<EntryOutcome> {
+    const [p] = this.propose(META_GROUP, [encodeMetaCommand(cmd)]);
+    return p!;
+  }
+
+  async changeMembership(group: number, cc: ConfChange): Promise<number> {
+    const g = this.getGroup(group);
+    g.wake();
+    let ticket;
+    try {
+      ticket = g.node.proposeConfChange(cc);
+    } catch (e) {
+      throw toRaftdError(e, group);
+    }
+    this.markDirty(g);
+    this.scheduleFlush();
+    const waiting = new Promise<EntryOutcome>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        g.pending.delete(ticket.index);
+        reject(new RaftdError('TIMEOUT', `group ${group}: membership change not committed within ${this.opts.requestTimeoutMs} ms`));
+      }, this.opts.requestTimeoutMs);
+      timer.unref();
+      g.pending.set(ticket.index, { term: ticket.term, resolve, reject, timer });
+    });
+    const outcome = await waiting;
+    if (!outcome.ok) throw new RaftdError('PROPOSAL_DROPPED', `group ${group}: membership change was replaced after a leader change`);
+    return ticket.index;
+  }
+
+  transferLeadership(group: number, to: number): void {
+    const g = this.getGroup(group);
+    g.wake();
+    g.node.transferLeadership(to);
+    this.markDirty(g);
+    this.scheduleFlush();
+  }
+
+  /** Meta leader duties: register nodes and create the bootstrap groups. */
+  private async onMetaLeader(): Promise<void> {
+    // Give the new leader's empty entry a moment to commit before proposing.
+    await new Promise((r) => setTimeout(r, this.opts.tickMs * 2));
+    const meta = this.groups.get(META_GROUP);
+    if (!meta?.isLeader()) return;
+    try {
+      for (const [id, raftAddr] of this.knownPeers) {
+        const httpAddr = this.httpAddrOf(id);
+        const known = this.meta.nodes.get(id);
+        if (httpAddr && (!known || known.raftAddr !== raftAddr || known.httpAddr !== httpAddr)) {
+          await this.proposeMeta({ op: 'register', node: { id, raftAddr, httpAddr } });
+        }
+      }
+      const voters = meta.status().confState.voters.slice().sort((a, b) => a - b);
+      for (let group = 1; group <= this.opts.bootstrapGroups; group++) {
+        if (this.meta.groups.has(group) || this.meta.deletedGroups.has(group)) continue;
+        await this.proposeMeta({ op: 'create-group', group, members: voters });
+      }
+    } catch (err) {
+      this.opts.logger.warn({ err }, 'meta leader duties interrupted; will retry on next leadership');
+    }
+  }
+
+  /** Periodic re-check, for registrations learnt after leadership began. */
+  async reconcileMeta(): Promise<void> {
+    const meta = this.groups.get(META_GROUP);
+    if (meta?.isLeader()) await this.onMetaLeader();
+  }
+
+  // ---------------------------------------------------------------- introspection
+
+  groupStatus(group: number): RaftStatus & { appliedByApp: number; quiesced: boolean; pending: number } {
+    const g = this.getGroup(group);
+    const applier = this.appliers.get(group);
+    return { ...g.status(), appliedByApp: applier ? applier.appliedIndex() : g.status().applied, quiesced: g.quiesced, pending: g.pending.size };
+  }
+
+  appHealthy(): boolean {
+    return this.deps.app.healthy();
+  }
+
+  /** Healthy: the group has a leader this node has heard from recently, and the app answers. */
+  groupHealthy(group: number): boolean {
+    const g = this.groups.get(group);
+    if (!g) return false;
+    const st = g.status();
+    if (st.leader === NONE) return false;
+    if (st.leader !== this.opts.nodeId && !this.liveness.isAlive(st.leader)) return false;
+    return true;
+  }
+
+  peers(): Map<number, string> {
+    return new Map(this.knownPeers);
+  }
+}

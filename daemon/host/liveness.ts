@@ -1,0 +1,42 @@
+// Node-level failure detection, so idle (quiesced) groups need no per-group heartbeats.
+// Every tick each node sends one small liveness message to every peer; any message from a
+// peer counts as a sign of life. A peer silent for `deadAfterTicks` is considered down and
+// the host wakes the groups it leads, so they can elect a new leader.
+
+export class Liveness {
+  private readonly lastHeard = new Map<number, number>();
+  private readonly httpAddrs = new Map<number, string>();
+  private now = 0;
+
+  constructor(private readonly deadAfterTicks: number) {}
+
+  tick(): void {
+    this.now++;
+  }
+
+  heard(node: number, httpAddr?: string): void {
+    this.lastHeard.set(node, this.now);
+    if (httpAddr) this.httpAddrs.set(node, httpAddr);
+  }
+
+  isAlive(node: number): boolean {
+    const t = this.lastHeard.get(node);
+    return t !== undefined && this.now - t <= this.deadAfterTicks;
+  }
+
+  /** Ticks since the node was last heard from (Infinity if never). */
+  silentFor(node: number): number {
+    const t = this.lastHeard.get(node);
+    return t === undefined ? Infinity : this.now - t;
+  }
+
+  /** The HTTP address a peer advertised in its liveness messages. */
+  httpAddr(node: number): string | undefined {
+    return this.httpAddrs.get(node);
+  }
+
+  forget(node: number): void {
+    this.lastHeard.delete(node);
+    this.httpAddrs.delete(node);
+  }
+}

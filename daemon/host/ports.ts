@@ -1,0 +1,68 @@
+// What the host needs from storage, transport and the application, as narrow interfaces.
+// main.ts wires the real implementations (RocksDB, gRPC, HTTP); nothing here names them.
+
+import type { Entry, HardState, Message, SnapshotMetadata } from '../raft/types.js';
+import type { EntryOutcome } from './group.js';
+
+export interface GroupWrite {
+  group: number;
+  entries?: Entry[];
+  hardState?: HardState;
+  snapshot?: SnapshotMetadata;
+  compactTo?: number;
+}
+
+export interface LogStorePort {
+  write(batch: GroupWrite[]): Promise<void>;
+  loadGroup(group: number): Promise<{ hardState: HardState; snapshot: SnapshotMetadata | null; entries: Entry[] }>;
+  listGroups(): Promise<number[]>;
+  deleteGroup(group: number): Promise<void>;
+}
+
+export interface GroupMessage {
+  group: number;
+  message: Message;
+}
+
+export interface SnapshotHeader {
+  group: number;
+  from: number;
+  to: number;
+  term: number;
+  metadata: SnapshotMetadata;
+}
+
+export interface TransportPort {
+  send(to: number, msgs: GroupMessage[]): void;
+  sendSnapshot(to: number, header: SnapshotHeader, data: AsyncIterable<Uint8Array>): Promise<void>;
+  setPeer(id: number, addr: string): void;
+  removePeer(id: number): void;
+}
+
+export interface AppEntry {
+  index: number;
+  term: number;
+  data: Uint8Array;
+}
+
+/** The application, as raftd calls it (daemon/statemachine implements it over HTTP). */
+export interface AppPort {
+  read(group: number, query: unknown): Promise<unknown>;
+  prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }>;
+  saveSnapshot(group: number, prepared: string): AsyncIterable<Uint8Array>;
+  recoverFromSnapshot(group: number, data: AsyncIterable<Uint8Array>): Promise<number>;
+  deleteGroup(group: number): Promise<void>;
+  healthy(): boolean;
+}
+
+/** One group's ordered apply pipeline into the application. */
+export interface ApplierPort {
+  start(): Promise<void>;
+  enqueue(entries: AppEntry[]): void;
+  appliedIndex(): number;
+  waitApplied(index: number, timeoutMs: number): Promise<void>;
+  queuedEntries(): number;
+  stop(): Promise<void>;
+}
+
+export type ApplierFactory = (group: number, onApplied: (lastIndex: number, results: Map<number, EntryOutcome>) => void) => ApplierPort;

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// The `raftd` command: wires storage, transport, the application and the client API around
+// the multi-group host, and shuts all of it down cleanly on SIGTERM / SIGINT.
+
+import { mkdirSync } from 'node:fs';
+import pino from 'pino';
+import { ConfigError, helpText, loadConfig, parseHostPort, type RaftdConfig } from './config.js';
+import { LogStore } from './storage/index.js';
+import { GrpcTransport } from './transport/index.js';
+import { AppClient, GroupApplier } from './statemachine/index.js';
+import { Host } from './host/host.js';
+import { MemoryApp } from './host/memory-app.js';
+import type { ApplierPort, AppPort, GroupMessage } from './host/ports.js';
+import { buildApi, API_DEFAULTS } from './api/server.js';
+
+function fail(message: string): never {
+  process.stderr.write(`raftd: ${message}\n`);
+  process.exit(2);
+}
+
+async function join(cfg: RaftdConfig): Promise<Map<number, string>> {
+  const res = await fetch(`http://${cfg.join}/v1/nodes`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(cfg.apiToken ? { authorization: `Bearer ${cfg.apiToken}` } : {}) },
+    body: JSON.stringify({ id: cfg.id, raftAddr: cfg.raftAddr, httpAddr: cfg.httpAddr }),
+    signal: AbortSignal.timeout(15_000),
+  }).catch((e: Error) => fail(`--join ${cfg.join}: ${e.message}`));
+  const body = (await res.json().catch(() => ({}))) as { nodes?: Array<{ id: number; raftAddr: string }>; error?: { message: string } };
+  if (!res.ok || !body.nodes) fail(`--join ${cfg.join} refused: ${body.error?.message ?? res.status}`);
+  return new Map(body.nodes.map((n) => [n.id, n.raftAddr]));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(helpText() + '\n');
+    return;
+  }
+  let cfg: RaftdConfig;
+  try {
+    cfg = loadConfig(argv, process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) fail(e.message);
+    throw e;
+  }
+  const logger = pino({ level: cfg.logLevel, base: { node: cfg.id } });
+  mkdirSync(cfg.dataDir, { recursive: true });
+
+  const store = await LogStore.open({ dir: cfg.dataDir, nodeId: cfg.id, clusterId: cfg.clusterId }).catch((e: Error) =>
+    fail(`data dir ${cfg.dataDir}: ${e.message}`),
+  );
+
+  let app: AppPort;
+  let makeApplier: (group: number, onApplied: ConstructorParameters<typeof GroupApplier>[2]['onApplied']) => ApplierPort;
+  if (cfg.appUrl === 'memory:') {
+    const mem = new MemoryApp();
+    app = mem;
+    makeApplier = (group, onApplied) => new GroupApplier(group, mem as unknown as AppClient, { onApplied, sync: cfg.sync });
+  } else {
+    const client = new AppClient({ appUrl: cfg.appUrl, logger });
+    const proto = await client.connect();
+    logger.info({ appUrl: cfg.appUrl, protocol: proto.protocol }, 'application connected');
+    app = client;
+    makeApplier = (group, onApplied) => new GroupApplier(group, client, { onApplied, sync: cfg.sync, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
+  }
+
+  let peers = cfg.peers;
+  if (cfg.join !== '') peers = await join(cfg);
+
+  let host: Host | undefined;
+  const pendingMessages: Array<[number, GroupMessage[]]> = [];
+  const transport = new GrpcTransport(
+    {
+      nodeId: cfg.id,
+      clusterId: cfg.clusterId,
+      listenAddr: cfg.raftAddr,
+      peers: new Map([...peers].filter(([id]) => id !== cfg.id)),
+      ...(cfg.tlsCa ? { tls: { caFile: cfg.tlsCa, certFile: cfg.tlsCert, keyFile: cfg.tlsKey } } : {}),
+    },
+    {
+      onMessages: (from, msgs) => {
+        if (host) host.onMessages(from, msgs);
+        else pendingMessages.push([from, msgs]);
+      },
+      onSnapshot: async (header, data) => {
+        if (!host) throw new Error('node is starting');
+        await host.onSnapshot(header, data);
+      },
+      logger,
+    },
+  );
+  try {
+    await transport.start();
+  } catch (e) {
+    await store.close();
+    fail(`--raft-addr ${cfg.raftAddr}: ${(e as Error).message}`);
+  }
+
+  host = new Host(
+    {
+      nodeId: cfg.id,
+      raftAddr: cfg.raftAddr,
+      httpAddr: cfg.httpAddr,
+      staticPeers: peers,
+      bootstrapGroups: cfg.join === '' ? cfg.groups : 0,
+      tickMs: cfg.tickMs,
+      electionTicks: cfg.electionTicks,
+      heartbeatTicks: cfg.heartbeatTicks,
+      maxPendingProposals: cfg.maxPendingProposals,
+      requestTimeoutMs: cfg.requestTimeoutMs,
+      snapshotInterval: cfg.snapshotInterval,
+      snapshotCatchupEntries: cfg.snapshotCatchupEntries,
+      random: Math.random,
+      logger,
+    },
+    { store, transport, app, makeApplier },
+  );
+  await host.start();
+  for (const [from, msgs] of pendingMessages.splice(0)) host.onMessages(from, msgs);
+
+  const api = await buildApi({
+    host,
+    httpAddr: cfg.httpAddr,
+    apiToken: cfg.apiToken,
+    bodyLimit: API_DEFAULTS.bodyLimit,
+    leaderWaitMs: Math.max(API_DEFAULTS.leaderWaitMs, cfg.tickMs * cfg.electionTicks * 3),
+    requestTimeoutMs: cfg.requestTimeoutMs,
+    logger,
+  });
+  const { host: httpHost, port } = parseHostPort(cfg.httpAddr, '--http-addr');
+  try {
+    await api.listen({ host: httpHost, port });
+  } catch (e) {
+    await host.stop();
+    await transport.close();
+    await store.close();
+    fail(`--http-addr ${cfg.httpAddr}: ${(e as Error).message}`);
+  }
+  const reconcile = setInterval(() => void host!.reconcileMeta(), 2000);
+  logger.info({ raftAddr: cfg.raftAddr, httpAddr: cfg.httpAddr, peers: Object.fromEntries(peers), groups: cfg.groups }, 'raftd started');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: refusing new work, flushing, closing the log store');
+    clearInterval(reconcile);
+    const force = setTimeout(() => {
+      logger.error('shutdown took longer than 10 s; exiting');
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    await api.close().catch(() => undefined);
+    await host!.stop();
+    await transport.close().catch(() => undefined);
+    await store.close();
+    logger.info('stopped');
+    logger.flush();
+    process.exit(process.exitCode ?? 0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`raftd: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
