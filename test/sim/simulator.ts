@@ -187,6 +187,8 @@ interface ClientOp {
 interface SimNode {
   id: NodeId;
   up: boolean;
+  /** Not a member (never added, or its removal committed): stays down until re-added. */
+  decommissioned: boolean;
   /** Bumped on every crash so stale timers and fsync completions of a previous life are ignored. */
   incarnation: number;
   storage: MemoryStorage;
@@ -289,8 +291,8 @@ export class Simulation {
 
   run(): SimResult {
     try {
-      for (const id of this.ids) this.boot(id);
-      for (const id of this.ids) this.scheduleTick(this.nodes.get(id)!, this.rng.int(0, TICK_MS - 1));
+      // Spares (4 and 5 of a 3-node cluster) are machines not yet provisioned: down until added.
+      for (const id of this.ids) this.boot(id, this.initialVoters.includes(id));
       for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => this.clientNext(c));
       this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
       this.q.at(this.t.faultPhaseMs, () => this.heal());
@@ -372,13 +374,14 @@ export class Simulation {
     });
   }
 
-  private boot(id: NodeId): void {
+  private boot(id: NodeId, start: boolean): void {
     // Every slot starts from the same bootstrap membership, like machines given the same initial
     // cluster config; spares are not in it and wait to be added.
     const storage = new MemoryStorage({ confState: { voters: [...this.initialVoters], learners: [] } });
     const node: SimNode = {
       id,
-      up: true,
+      up: start,
+      decommissioned: !start,
       incarnation: 0,
       storage,
       raft: this.newRaft(id, storage, 0),
@@ -398,6 +401,16 @@ export class Simulation {
       readWaits: [],
     };
     this.nodes.set(id, node);
+    if (start) this.scheduleTick(node, this.rng.int(0, TICK_MS - 1));
+  }
+
+  /** A committed removal shuts the machine down (as raftd stops a removed group); re-adding it later starts it empty. */
+  private decommission(id: NodeId): void {
+    const n = this.nodes.get(id)!;
+    if (n.decommissioned) return;
+    if (n.up) this.crash(n);
+    n.decommissioned = true;
+    this.count('decommission');
   }
 
   private crash(n: SimNode): void {
@@ -413,7 +426,7 @@ export class Simulation {
   }
 
   private restart(n: SimNode): void {
-    if (n.up) return;
+    if (n.up || n.decommissioned) return;
     this.count('restart');
     n.up = true;
     n.incarnation++;
@@ -639,7 +652,10 @@ export class Simulation {
         result = { ok };
       }
     } else if (e.type === EntryType.ConfChange) {
-      decodeConfChange(e.data); // must decode; membership itself is the core's business
+      // Membership itself is the core's business; the host only retires a node once its removal
+      // is committed (first applied anywhere), like a decommissioned machine.
+      const cc = decodeConfChange(e.data);
+      if (cc.type === ConfChangeType.RemoveNode && !prior) this.q.after(0, () => this.decommission(cc.node));
     }
     const op = n.proposals.get(e.index);
     if (op) {
@@ -772,10 +788,14 @@ export class Simulation {
       case 'transfer': {
         const l = this.leader();
         if (!l) return;
-        const voters = l.raft.status().confState.voters.filter((v) => v !== l.id);
+        const voters = l.raft.status().confState.voters.filter((v: NodeId) => v !== l.id);
         if (voters.length === 0) return;
-        l.raft.transferLeadership(this.rng.pick(voters));
-        this.count('transfer');
+        try {
+          l.raft.transferLeadership(this.rng.pick(voters));
+          this.count('transfer');
+        } catch (e) {
+          if (!(e instanceof ProposeError)) throw e;
+        }
         return this.afterEvent(l);
       }
       case 'snapshot': {
@@ -820,7 +840,8 @@ export class Simulation {
     if (!l) return;
     const cs: ConfState = l.raft.status().confState;
     const members = new Set([...cs.voters, ...cs.learners]);
-    const spares = this.ids.filter((id) => !members.has(id));
+    // Only retired (or never provisioned) machines are added; they start empty.
+    const spares = this.ids.filter((id) => !members.has(id) && this.nodes.get(id)!.decommissioned);
     const options: { type: ConfChangeType; node: NodeId; kind: string }[] = [];
     for (const s of spares) options.push({ type: ConfChangeType.AddLearner, node: s, kind: 'add-learner' });
     if (cs.voters.length < 5) for (const s of cs.learners) options.push({ type: ConfChangeType.AddVoter, node: s, kind: 'promote' });
@@ -832,7 +853,12 @@ export class Simulation {
     const o = this.rng.pick(options);
     try {
       l.raft.proposeConfChange({ type: o.type, node: o.node, context: new Uint8Array() });
-      this.count(`membership-${o.kind}`);
+      const n = this.nodes.get(o.node)!;
+      if (o.type === ConfChangeType.AddLearner && n.decommissioned) {
+        const again = n.incarnation > 0 || this.initialVoters.includes(o.node);
+        this.boot(o.node, true);
+        this.count(`membership-${again ? 're-add' : 'add-learner'}`);
+      } else this.count(`membership-${o.kind}`);
     } catch (e) {
       if (!(e instanceof ProposeError)) throw e;
     }
@@ -870,7 +896,7 @@ export class Simulation {
     let stable = false;
     if (l) {
       const st = l.raft.status();
-      const followers = st.confState.voters.filter((v) => {
+      const followers = st.confState.voters.filter((v: NodeId) => {
         const s = this.nodes.get(v)!.raft.status();
         return s.leader === l.id && s.term === st.term;
       });
