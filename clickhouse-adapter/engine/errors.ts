@@ -1,0 +1,153 @@
+// Typed errors of the engine layer. Every failure ClickHouse reports becomes a ClickHouseError that
+// keeps ClickHouse's own numeric code and name, whichever engine and whichever ClickHouse version
+// produced it; everything else (unreachable server, closed engine, a capability missing) is an
+// EngineError with a stable string code.
+
+import type { CapabilityName } from './types.js';
+
+/** Names of the codes RaftHouse meets most. 18.16 does not put the name in its messages, so we map. */
+const CODE_NAMES: Readonly<Record<number, string>> = {
+  1: 'UNSUPPORTED_METHOD',
+  6: 'CANNOT_PARSE_TEXT',
+  8: 'THERE_IS_NO_COLUMN',
+  10: 'NOT_FOUND_COLUMN_IN_BLOCK',
+  16: 'NO_SUCH_COLUMN_IN_TABLE',
+  20: 'NUMBER_OF_COLUMNS_DOESNT_MATCH',
+  26: 'CANNOT_PARSE_QUOTED_STRING',
+  27: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
+  36: 'BAD_ARGUMENTS',
+  38: 'CANNOT_PARSE_DATE',
+  41: 'CANNOT_PARSE_DATETIME',
+  42: 'NUMBER_OF_ARGUMENTS_DOESNT_MATCH',
+  43: 'ILLEGAL_TYPE_OF_ARGUMENT',
+  44: 'ILLEGAL_COLUMN',
+  46: 'UNKNOWN_FUNCTION',
+  47: 'UNKNOWN_IDENTIFIER',
+  48: 'NOT_IMPLEMENTED',
+  53: 'TYPE_MISMATCH',
+  57: 'TABLE_ALREADY_EXISTS',
+  60: 'UNKNOWN_TABLE',
+  62: 'SYNTAX_ERROR',
+  69: 'ARGUMENT_OUT_OF_BOUND',
+  70: 'CANNOT_CONVERT_TYPE',
+  72: 'CANNOT_PARSE_NUMBER',
+  73: 'UNKNOWN_FORMAT',
+  81: 'UNKNOWN_DATABASE',
+  82: 'DATABASE_ALREADY_EXISTS',
+  115: 'UNKNOWN_SETTING',
+  117: 'INCORRECT_DATA',
+  159: 'TIMEOUT_EXCEEDED',
+  164: 'READONLY',
+  192: 'UNKNOWN_USER',
+  193: 'WRONG_PASSWORD',
+  241: 'MEMORY_LIMIT_EXCEEDED',
+  252: 'TOO_MANY_PARTS',
+  344: 'SUPPORT_IS_DISABLED',
+  386: 'NO_COMMON_TYPE',
+  394: 'QUERY_WAS_CANCELLED',
+  395: 'FUNCTION_THROW_IF_VALUE_IS_NON_ZERO',
+  456: 'UNKNOWN_QUERY_PARAMETER',
+  497: 'ACCESS_DENIED',
+  516: 'AUTHENTICATION_FAILED',
+  636: 'CANNOT_EXTRACT_TABLE_STRUCTURE',
+};
+
+/** ClickHouse's name for a numeric code, or `CODE_<n>` when we do not know it. */
+export function clickHouseCodeName(code: number): string {
+  return CODE_NAMES[code] ?? `CODE_${code}`;
+}
+
+/** An error ClickHouse itself reported. */
+export class ClickHouseError extends Error {
+  /** ClickHouse's numeric error code, e.g. 60 (UNKNOWN_TABLE), 62 (SYNTAX_ERROR), 164 (READONLY). */
+  readonly code: number;
+  /** ClickHouse's error name, e.g. 'UNKNOWN_TABLE'. Also set as the Error's `name`. */
+  override readonly name: string;
+  /** The text exactly as ClickHouse produced it. */
+  readonly raw: string;
+
+  constructor(code: number, name: string, message: string, raw: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = name;
+    this.raw = raw;
+  }
+}
+
+export type EngineErrorCode =
+  | 'ENGINE_UNREACHABLE'        // the server did not answer (connection refused, timeout, DNS)
+  | 'ENGINE_CLOSED'             // the engine was closed
+  | 'ENGINE_OPEN_FAILED'        // chdb could not open the data directory
+  | 'ENGINE_BAD_REQUEST'        // a malformed call: bad INSERT statement, bad setting name or value
+  | 'ENGINE_FORMAT_UNSUPPORTED' // this engine cannot carry this data format (embedded: binary formats)
+  | 'ENGINE_UNSUPPORTED'        // the ClickHouse behind the engine lacks a needed capability
+  | 'ENGINE_PROTOCOL';          // an answer we could not understand
+
+/** A failure of the engine layer itself, not reported by ClickHouse. */
+export class EngineError extends Error {
+  readonly code: EngineErrorCode;
+  constructor(code: EngineErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'EngineError';
+  }
+}
+
+/** The connected ClickHouse cannot do a mode safely; `missing` names exactly what it lacks. */
+export class EngineUnsupportedError extends EngineError {
+  readonly missing: CapabilityName[];
+  readonly version: string;
+  readonly mode: string;
+  constructor(message: string, missing: CapabilityName[], version: string, mode: string) {
+    super('ENGINE_UNSUPPORTED', message);
+    this.name = 'EngineUnsupportedError';
+    this.missing = missing;
+    this.version = version;
+    this.mode = mode;
+  }
+}
+
+// Modern form (20.x+): "Code: 60. DB::Exception: Table x does not exist. (UNKNOWN_TABLE) (version 26.7.2.1)".
+// Errors re-thrown inside ClickHouse repeat the prefix: "Code: 164. DB::Exception: Code: 164. DB::Exception: ...".
+const MODERN_RE = /Code:\s*(\d+)\.\s*DB::Exception:\s*/;
+// Legacy form (18.16): "Code: 60, e.displayText() = DB::Exception: Table x doesn't exist., e.what() = DB::Exception".
+const LEGACY_RE = /Code:\s*(\d+),\s*e\.displayText\(\)\s*=\s*(?:DB::Exception:\s*)?/;
+// An error name: upper case, digits and underscores, at least three letters in a row (so "(2)" or
+// "(official build)" never match).
+const NAME_RE = /\(((?=[A-Z0-9_]*[A-Z]{3})[A-Z][A-Z0-9_]*)\)/;
+
+/**
+ * Parses a ClickHouse error text in either form. Returns undefined when the text carries no
+ * ClickHouse code (a proxy's HTML page, a socket error).
+ */
+export function parseClickHouseError(text: string, cause?: unknown): ClickHouseError | undefined {
+  const raw = text.trim();
+  const legacy = LEGACY_RE.exec(raw);
+  const modern = MODERN_RE.exec(raw);
+  // Whichever prefix comes first is the outer error.
+  if (legacy && (!modern || legacy.index <= modern.index)) {
+    const code = Number(legacy[1]);
+    let message = raw.slice(legacy.index + legacy[0].length);
+    const what = message.search(/,\s*e\.what\(\)\s*=/);
+    if (what >= 0) message = message.slice(0, what);
+    message = message.trim().replace(/\.$/, '');
+    return new ClickHouseError(code, clickHouseCodeName(code), message, raw, { cause });
+  }
+  if (modern) {
+    const code = Number(modern[1]);
+    let message = raw.slice(modern.index + modern[0].length);
+    // Peel repeated "Code: N. DB::Exception: " prefixes of re-thrown errors.
+    for (let m = /^Code:\s*\d+\.\s*DB::Exception:\s*/.exec(message); m; m = /^Code:\s*\d+\.\s*DB::Exception:\s*/.exec(message)) {
+      message = message.slice(m[0].length);
+    }
+    const nameMatch = NAME_RE.exec(message);
+    let name = clickHouseCodeName(code);
+    if (nameMatch) {
+      name = nameMatch[1]!;
+      message = message.slice(0, nameMatch.index);
+    }
+    message = message.trim().replace(/\.$/, '');
+    return new ClickHouseError(code, name, message, raw, { cause });
+  }
+  return undefined;
+}

@@ -1,0 +1,177 @@
+// Small SQL helpers shared by both engines: quoting, setting literals, and taking apart the
+// `INSERT INTO ... FORMAT X` statement the engine interface accepts.
+
+import { EngineError } from './errors.js';
+import type { Settings, SettingValue } from './types.js';
+
+const SETTING_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Backquoted identifier, safe for any name. */
+export function quoteIdent(name: string): string {
+  return '`' + name.replace(/\\/g, '\\\\').replace(/`/g, '\\`') + '`';
+}
+
+/** Single-quoted string literal. */
+export function quoteString(value: string): string {
+  return "'" + value.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
+}
+
+export function checkSettingName(name: string): void {
+  if (!SETTING_NAME_RE.test(name)) {
+    throw new EngineError('ENGINE_BAD_REQUEST', `invalid setting name ${JSON.stringify(name)}`);
+  }
+}
+
+export function settingLiteral(name: string, value: SettingValue): string {
+  checkSettingName(name);
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new EngineError('ENGINE_BAD_REQUEST', `setting ${name}: ${value} is not a finite number`);
+    return String(value);
+  }
+  return quoteString(value);
+}
+
+/** `SET a = 1, b = 'x'` for a non-empty settings object, else undefined. */
+export function setStatement(settings: Settings | undefined): string | undefined {
+  if (!settings) return undefined;
+  const parts = Object.entries(settings).map(([k, v]) => `${k} = ${settingLiteral(k, v)}`);
+  return parts.length ? `SET ${parts.join(', ')}` : undefined;
+}
+
+export interface ParsedInsert {
+  /** Everything before SETTINGS/FORMAT: `INSERT INTO db.t (a, b)`. */
+  head: string;
+  /** `db.t` when the target is a plain [A-Za-z0-9_] name (what chdb's raw insert accepts), else undefined. */
+  table: string | undefined;
+  /** Plain column names, when all are plain; undefined when there is no list or a name needs quoting. */
+  columns: string[] | undefined;
+  /** True when a column list is present. */
+  hasColumnList: boolean;
+  /** The statement's own SETTINGS, when they are plain `name = number|'string'` pairs. */
+  settings: Settings;
+  /** False when a SETTINGS clause is present but could not be taken apart. */
+  settingsParsed: boolean;
+  format: string;
+}
+
+const FORMAT_TAIL_RE = /\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*;?\s*$/i;
+const HEAD_RE = /^\s*INSERT\s+INTO\s+(?:TABLE\s+)?/i;
+const PLAIN_TABLE_RE = /^([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)\s*/;
+const PLAIN_IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Takes apart `INSERT INTO db.t [(cols)] [SETTINGS k=v, ...] FORMAT X`. Throws ENGINE_BAD_REQUEST when
+ * the statement is not an INSERT ending in FORMAT (data must come separately, never inline).
+ */
+export function parseInsert(sql: string): ParsedInsert {
+  const fm = FORMAT_TAIL_RE.exec(sql);
+  if (!HEAD_RE.test(sql) || !fm) {
+    throw new EngineError('ENGINE_BAD_REQUEST',
+      'insert() takes "INSERT INTO db.t [(cols)] [SETTINGS ...] FORMAT X" with the data passed separately');
+  }
+  const format = fm[1]!;
+  let body = sql.slice(0, fm.index).trimEnd();
+  let settings: Settings = {};
+  let settingsParsed = true;
+  const sIdx = findTopLevelKeyword(body, 'SETTINGS');
+  if (sIdx >= 0) {
+    const parsed = parseSettingsList(body.slice(sIdx + 'SETTINGS'.length));
+    if (parsed) settings = parsed; else settingsParsed = false;
+    body = body.slice(0, sIdx).trimEnd();
+  }
+  const head = body;
+  const afterInto = body.replace(HEAD_RE, '');
+  let table: string | undefined;
+  let columns: string[] | undefined;
+  let hasColumnList = false;
+  const tm = PLAIN_TABLE_RE.exec(afterInto);
+  const rest = tm ? afterInto.slice(tm[0].length) : afterInto;
+  if (tm) table = tm[1];
+  const trimmedRest = rest.trim();
+  if (trimmedRest.startsWith('(')) {
+    hasColumnList = true;
+    if (trimmedRest.endsWith(')')) {
+      const names = trimmedRest.slice(1, -1).split(',').map((c) => c.trim());
+      if (names.every((n) => PLAIN_IDENT_RE.test(n))) columns = names;
+    }
+  } else if (trimmedRest.length > 0) {
+    table = undefined; // something we do not understand follows the name (a quoted name, a function)
+  }
+  if (hasColumnList && !columns) table = undefined;
+  return { head, table, columns, hasColumnList, settings, settingsParsed, format };
+}
+
+/** Position of a keyword outside quotes and parentheses, or -1. */
+function findTopLevelKeyword(s: string, kw: string): number {
+  let depth = 0;
+  let quote: string | undefined;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (quote) {
+      if (c === '\\') { i++; continue; }
+      if (c === quote) quote = undefined;
+      continue;
+    }
+    if (c === "'" || c === '"' || c === '`') { quote = c; continue; }
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (depth === 0 && (c === kw[0] || c === kw[0]!.toLowerCase())) {
+      const before = i === 0 ? ' ' : s[i - 1]!;
+      const after = s[i + kw.length] ?? ' ';
+      if (/\s/.test(before) && /\s/.test(after) && s.slice(i, i + kw.length).toUpperCase() === kw) return i;
+    }
+  }
+  return -1;
+}
+
+/** `a = 1, b = 'x'` -> {a: 1, b: 'x'}; undefined if anything else is there. */
+function parseSettingsList(s: string): Settings | undefined {
+  const out: Settings = {};
+  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(-?\d+(?:\.\d+)?))\s*(,|$)/y;
+  let pos = 0;
+  const text = s.trim();
+  while (pos < text.length) {
+    re.lastIndex = pos;
+    const m = re.exec(text);
+    if (!m) return undefined;
+    const [, name, str, num] = m;
+    if (str !== undefined) {
+      out[name!] = str.replace(/\\(.)/g, (_, ch: string) => ({ n: '\n', t: '\t', r: '\r', '0': '\0' } as Record<string, string>)[ch] ?? ch);
+    } else {
+      const n = Number(num);
+      // Large integers would lose digits as a JS number: keep them as text.
+      out[name!] = Number.isSafeInteger(n) || !Number.isInteger(n) ? n : num!;
+    }
+    pos = re.lastIndex;
+    if (m[4] === '') break;
+  }
+  return out;
+}
+
+/** Line-delimited text formats: each non-empty line is one row. */
+const LINE_FORMATS = new Set([
+  'jsoneachrow', 'jsonlines', 'ndjson', 'jsoncompacteachrow', 'jsonstringseachrow', 'jsoncompactstringseachrow',
+  'tabseparated', 'tsv', 'tabseparatedraw', 'tsvraw',
+]);
+
+/** Row count of a payload when the format makes it knowable from the bytes, else -1. */
+export function countPayloadRows(format: string, data: Uint8Array): number {
+  if (!LINE_FORMATS.has(format.toLowerCase())) return -1;
+  let rows = 0;
+  let lineHasContent = false;
+  for (let i = 0; i < data.length; i++) {
+    const b = data[i]!;
+    if (b === 10) { if (lineHasContent) rows++; lineHasContent = false; }
+    else if (b !== 13 && b !== 32 && b !== 9) lineHasContent = true;
+  }
+  if (lineHasContent) rows++;
+  return rows;
+}
+
+/** Collects a payload into one Buffer (one INSERT per call, see ClickHouseEngine.insert). */
+export async function collectBytes(data: Uint8Array | AsyncIterable<Uint8Array>): Promise<Buffer> {
+  if (data instanceof Uint8Array) return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const parts: Buffer[] = [];
+  for await (const chunk of data) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(parts);
+}

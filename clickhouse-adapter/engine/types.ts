@@ -1,0 +1,87 @@
+// The one interface both ClickHouse engines (embedded chdb, HTTP server) implement. Everything above
+// the engine layer (state machine, gateway, router, benchmarks) talks to ClickHouse only through this.
+
+/** What the connected ClickHouse can do, found by probing it (see capabilities.ts), not assumed. */
+export interface Capabilities {
+  /** `SELECT version()`, e.g. "26.7.2.1" or "18.16.1". */
+  version: string;
+  major: number;
+  minor: number;
+  /** `insert_deduplication_token` + `non_replicated_deduplication_window`: a replayed tokenised insert is dropped. */
+  dedupTokens: boolean;
+  /** `CREATE TABLE x CLONE AS y` (hard-linked copy of a table). */
+  cloneAs: boolean;
+  /** `ALTER TABLE x ATTACH PARTITION ALL FROM y`. */
+  attachPartitionAll: boolean;
+  /** `merge(REGEXP('db-regexp'), 'table-regexp')` / `Merge(REGEXP(...))` over many databases. */
+  mergeRegexp: boolean;
+  /** `BACKUP` / `RESTORE` statements (the `system.backups` table exists). */
+  backupRestore: boolean;
+  /** `EXPLAIN AST <statement>`. */
+  explainAst: boolean;
+  /** `system.functions.deterministic` tells which functions are non-deterministic. */
+  deterministicFunctionsTable: boolean;
+}
+
+export type CapabilityName = Exclude<keyof Capabilities, 'version' | 'major' | 'minor'>;
+
+export type SettingValue = string | number;
+export type Settings = Record<string, SettingValue>;
+
+export interface ExecOptions {
+  /** Default database for unqualified names in this statement only. */
+  database?: string;
+  /** ClickHouse settings for this statement only (never leak into later calls). */
+  settings?: Settings;
+  /** Sent as the query id on the server engine; the embedded engine has no query log and ignores it. */
+  queryId?: string;
+}
+
+export interface QueryOptions {
+  database?: string;
+  settings?: Settings;
+  /** Output format; default JSONEachRow. A FORMAT clause inside the SQL itself wins over this. */
+  format?: string;
+  /** Values for `{name:Type}` placeholders, bound by ClickHouse (never spliced into the SQL). */
+  params?: Record<string, string>;
+  queryId?: string;
+}
+
+export interface InsertOptions {
+  /** Settings for this INSERT; a setting also named in the statement's own SETTINGS clause keeps the statement's value
+   *  (that is what ClickHouse itself does with URL settings vs a SETTINGS clause). */
+  settings?: Settings;
+  queryId?: string;
+}
+
+export interface InsertResult {
+  /**
+   * Rows ClickHouse reports written (chdb's result counters; the server's X-ClickHouse-Summary).
+   * A server too old to send a summary (18.16) gets the payload's line count for line-delimited
+   * formats instead, and -1 when that cannot be known (CSV with quoted newlines, binary formats).
+   * A deduplicated replay still reports its rows: ClickHouse does not tell the caller it dropped them.
+   */
+  writtenRows: number;
+}
+
+export type EngineKind = 'embedded' | 'server';
+
+export interface ClickHouseEngine {
+  readonly kind: EngineKind;
+  readonly capabilities: Capabilities;
+  /** True when this engine refuses writes (embedded `readonly: true`). */
+  readonly readonly: boolean;
+  /** DDL and other statements whose result is not needed. */
+  exec(sql: string, opts?: ExecOptions): Promise<void>;
+  /** The whole result, raw bytes in the chosen format. */
+  query(sql: string, opts?: QueryOptions): Promise<Buffer>;
+  /** The result as it is produced, for snapshots and big results. Breaking out of the loop cancels it. */
+  queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array>;
+  /**
+   * `sql` is `INSERT INTO db.t [(cols)] [SETTINGS k=v, ...] FORMAT X` with no data; `data` is the
+   * payload in format X. One call is one INSERT statement: the engine never splits it into several
+   * (a split would form different blocks and break deduplication-token replay).
+   */
+  insert(sql: string, data: Uint8Array | AsyncIterable<Uint8Array>, opts?: InsertOptions): Promise<InsertResult>;
+  close(): Promise<void>;
+}
