@@ -15,7 +15,7 @@ export interface ProbeTarget {
 
 /** Human description of each capability and, where we know it, the release that brought it. */
 export const CAPABILITY_INFO: Readonly<Record<CapabilityName, { what: string; needs: string }>> = {
-  dedupTokens: { what: 'insert_deduplication_token with non_replicated_deduplication_window', needs: 'needs 22.2+' },
+  dedupTokens: { what: 'insert_deduplication_token', needs: 'needs 22.2+' },
   cloneAs: { what: 'CREATE TABLE ... CLONE AS', needs: 'needs a recent release; measured present in 26.7' },
   attachPartitionAll: { what: 'ALTER TABLE ... ATTACH PARTITION ALL FROM', needs: 'needs a recent release; measured present in 26.7' },
   mergeRegexp: { what: "merge(REGEXP('...')) over many databases", needs: 'needs a recent release; measured present in 26.7' },

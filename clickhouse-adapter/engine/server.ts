@@ -1,0 +1,185 @@
+// The server engine: a ClickHouse server over HTTP through @clickhouse/client, as production runs it.
+// A thin transport: per-call database and settings travel as URL parameters (so they never stick), the
+// output format as `default_format` (so a FORMAT clause in the SQL still wins, as on the embedded
+// engine), and errors of both the modern and the legacy (18.16) form keep ClickHouse's code.
+
+import { Readable } from 'node:stream';
+import { createClient, ClickHouseError as ClientClickHouseError, ClickHouseLogLevel } from '@clickhouse/client';
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
+import { probeCapabilities } from './capabilities.js';
+import { ClickHouseError, EngineError, clickHouseCodeName, parseClickHouseError } from './errors.js';
+import { checkSettingName, collectBytes, countPayloadRows, parseInsert } from './sql.js';
+import type {
+  Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
+} from './types.js';
+
+export interface ServerOptions {
+  /** e.g. http://127.0.0.1:8123 */
+  url: string;
+  username?: string;
+  password?: string;
+  /** Per request; default 300000 (the client's default). */
+  requestTimeoutMs?: number;
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
+
+function mapClientError(e: unknown, url: string): Error {
+  if (e instanceof ClickHouseError || e instanceof EngineError) return e;
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (err instanceof ClientClickHouseError) {
+    // The client understood a modern error: it gives the code, the name and the bare message.
+    const code = Number(err.code);
+    if (Number.isFinite(code)) {
+      return new ClickHouseError(code, err.type ?? clickHouseCodeName(code), err.message.trim().replace(/\.$/, ''), err.message, { cause: err });
+    }
+  }
+  // The legacy 18.16 body reaches us as a plain Error whose message is the whole body.
+  const parsed = parseClickHouseError(err.message, err);
+  if (parsed) return parsed;
+  const sysCode = (err as { code?: unknown }).code;
+  if ((typeof sysCode === 'string' && NETWORK_CODES.has(sysCode)) || /timeout/i.test(err.message) || /socket hang up/i.test(err.message)) {
+    return new EngineError('ENGINE_UNREACHABLE', `ClickHouse at ${url} did not answer: ${err.message}`, { cause: err });
+  }
+  return new EngineError('ENGINE_PROTOCOL', `ClickHouse at ${url}: ${err.message}`, { cause: err });
+}
+
+function urlSettings(opts: { database?: string | undefined; settings?: Settings | undefined } | undefined, extra: ClickHouseSettings = {}): ClickHouseSettings {
+  const out: ClickHouseSettings = { ...extra };
+  for (const [k, v] of Object.entries(opts?.settings ?? {})) {
+    checkSettingName(k);
+    out[k] = v;
+  }
+  // `database` is an HTTP parameter, not a setting, but the client sends settings as URL parameters.
+  if (opts?.database !== undefined) out['database'] = opts.database;
+  return out;
+}
+
+async function drain(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
+  return Buffer.concat(parts);
+}
+
+class ServerEngine implements ClickHouseEngine {
+  readonly kind = 'server' as const;
+  readonly readonly = false;
+  private caps: Capabilities | undefined;
+  private closed = false;
+
+  constructor(private readonly client: ClickHouseClient, private readonly url: string) {}
+
+  get capabilities(): Capabilities {
+    if (!this.caps) throw new EngineError('ENGINE_PROTOCOL', 'capabilities not probed yet');
+    return this.caps;
+  }
+
+  setCapabilities(c: Capabilities): void {
+    this.caps = c;
+  }
+
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new EngineError('ENGINE_CLOSED', 'the server engine is closed');
+    try {
+      return await fn();
+    } catch (e) {
+      throw mapClientError(e, this.url);
+    }
+  }
+
+  exec(sql: string, opts?: ExecOptions): Promise<void> {
+    return this.run(async () => {
+      await this.client.command({
+        query: sql,
+        clickhouse_settings: urlSettings(opts),
+        ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+      });
+    });
+  }
+
+  query(sql: string, opts?: QueryOptions): Promise<Buffer> {
+    return this.run(async () => {
+      const r = await this.client.exec({
+        query: sql,
+        // wait_end_of_query: the server buffers the result, so an error found half-way comes back as an
+        // HTTP error rather than as text appended to a 200 body (18.16 does the latter otherwise).
+        clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow', wait_end_of_query: 1 } as ClickHouseSettings),
+        ...(opts?.params ? { query_params: opts.params } : {}),
+        ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+      });
+      return drain(r.stream);
+    });
+  }
+
+  queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array> {
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        const r = await self.run(() => self.client.exec({
+          query: sql,
+          clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow' } as ClickHouseSettings),
+          ...(opts?.params ? { query_params: opts.params } : {}),
+          ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+        }));
+        const it = (r.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        try {
+          for (;;) {
+            const next = await self.run(() => it.next());
+            if (next.done) break;
+            yield next.value;
+          }
+        } finally {
+          // Breaking out early must release the socket, not leave a half-read response in the pool.
+          if (!r.stream.readableEnded) r.stream.destroy();
+        }
+      },
+    };
+  }
+
+  insert(sql: string, data: Uint8Array | AsyncIterable<Uint8Array>, opts?: InsertOptions): Promise<InsertResult> {
+    return this.run(async () => {
+      const parsed = parseInsert(sql);
+      // One body, one INSERT: we hold the whole payload so the server forms the same blocks on replay.
+      const buf = await collectBytes(data);
+      const r = await this.client.exec({
+        query: sql,
+        values: Readable.from([buf]),
+        clickhouse_settings: urlSettings({ settings: opts?.settings }),
+        ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+      });
+      await drain(r.stream);
+      const written = r.summary?.written_rows;
+      return { writtenRows: written !== undefined ? Number(written) : countPayloadRows(parsed.format, buf) };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.close();
+  }
+}
+
+/** Connects, checks /ping, detects the version and probes capabilities. */
+export async function openServer(opts: ServerOptions): Promise<ClickHouseEngine> {
+  const client = createClient({
+    url: opts.url,
+    username: opts.username ?? 'default',
+    password: opts.password ?? '',
+    request_timeout: opts.requestTimeoutMs ?? 300_000,
+    // We throw typed errors ourselves; the client's own error log would print every one twice.
+    log: { level: ClickHouseLogLevel.OFF },
+  });
+  const engine = new ServerEngine(client, opts.url);
+  try {
+    const ping = await client.ping();
+    if (!ping.success) {
+      throw new EngineError('ENGINE_UNREACHABLE', `ClickHouse at ${opts.url} did not answer /ping: ${ping.error.message}`, { cause: ping.error });
+    }
+    engine.setCapabilities(await probeCapabilities(engine));
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+  return engine;
+}
