@@ -1,0 +1,205 @@
+// The embedded engine (chdb 26.7) for real: the shared contract, plus what only it does here —
+// a read-only Session beside the writer, dedup tokens, CLONE AS / ATTACH PARTITION ALL, capabilities.
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ClickHouseError, EngineError, MODE_REQUIREMENTS, openEmbedded, requireCapabilities,
+} from '../../../clickhouse-adapter/engine/index.js';
+import type { ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
+import { engineContract, lines, rejection } from './contract.js';
+
+describe('clickhouse engine: embedded (chdb)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let engine: ClickHouseEngine;
+
+  before(async function () {
+    dir = mkdtempSync(join(tmpdir(), 'rafthouse-engine-'));
+    engine = await openEmbedded({ dataDir: dir });
+  });
+
+  after(async function () {
+    await engine?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  engineContract(() => engine, 'contract_db');
+
+  async function count(sql: string): Promise<number> {
+    return Number((await engine.query(sql, { format: 'TabSeparated' })).toString('utf8').trim());
+  }
+
+  describe('capabilities', function () {
+    it('probes every modern capability as present on 26.x', function () {
+      const c = engine.capabilities;
+      expect(c.major).to.be.at.least(22);
+      expect(c.version.startsWith(`${c.major}.${c.minor}.`)).to.equal(true);
+      expect(c).to.include({
+        dedupTokens: true, cloneAs: true, attachPartitionAll: true, mergeRegexp: true, backupRestore: true,
+        explainAst: true, deterministicFunctionsTable: true,
+      });
+      for (const [mode, needed] of Object.entries(MODE_REQUIREMENTS)) requireCapabilities(engine, needed, mode);
+    });
+
+    it('leaves no probe database behind', async function () {
+      expect(await count("SELECT count() FROM system.databases WHERE name LIKE '_rafthouse_probe_%'")).to.equal(0);
+    });
+
+    it('reports the version SELECT version() reports', async function () {
+      const v = (await engine.query('SELECT version()', { format: 'TabSeparated' })).toString('utf8').trim();
+      expect(engine.capabilities.version).to.equal(v);
+    });
+  });
+
+  describe('inserts', function () {
+    before(async function () {
+      await engine.exec('CREATE DATABASE ins');
+      await engine.exec('CREATE TABLE ins.t (a UInt32, s String) ENGINE = MergeTree ORDER BY a');
+    });
+
+    it('takes other text formats and quoted names through the inline path', async function () {
+      await engine.insert('INSERT INTO `ins`.`t` FORMAT Values', Buffer.from("(100, 'v1'), (101, 'v2')"));
+      const r = await engine.insert('INSERT INTO ins.t FORMAT JSONCompactEachRow', Buffer.from('[102, "c"]\n'));
+      expect(r.writtenRows).to.equal(1);
+      expect(await count('SELECT count() FROM ins.t WHERE a >= 100')).to.equal(3);
+    });
+
+    it('refuses a binary payload it cannot carry, with ENGINE_FORMAT_UNSUPPORTED', async function () {
+      const err = await rejection(engine.insert('INSERT INTO ins.t FORMAT RowBinary', Buffer.from([1, 0, 0, 0, 1, 0x78])));
+      expect((err as EngineError).code).to.equal('ENGINE_FORMAT_UNSUPPORTED');
+    });
+
+    it('binds query parameters without splicing them into the SQL', async function () {
+      const out = await engine.query('SELECT {v:String} AS v', { params: { v: "x'); DROP DATABASE ins; --" } });
+      expect(JSON.parse(out.toString('utf8'))).to.deep.equal({ v: "x'); DROP DATABASE ins; --" });
+    });
+  });
+
+  describe('exactly-once building blocks: dedup tokens', function () {
+    const settings = {
+      max_insert_block_size: 100, min_insert_block_size_rows: 0, min_insert_block_size_bytes: 0, max_insert_threads: 1,
+    };
+    const rowsPayload = (from: number, n: number): Buffer =>
+      Buffer.from(Array.from({ length: n }, (_, i) => JSON.stringify({ a: from + i, s: `r${from + i}` })).join('\n') + '\n');
+
+    before(async function () {
+      await engine.exec('CREATE DATABASE dd');
+      await engine.exec('CREATE TABLE dd.t (a UInt32, s String) ENGINE = MergeTree ORDER BY a SETTINGS non_replicated_deduplication_window = 1000');
+    });
+
+    it('drops a replay with the same token, even with different data', async function () {
+      await engine.insert("INSERT INTO dd.t SETTINGS insert_deduplication_token = 'g1:1' FORMAT JSONEachRow", rowsPayload(0, 5));
+      await engine.insert("INSERT INTO dd.t SETTINGS insert_deduplication_token = 'g1:1' FORMAT JSONEachRow", rowsPayload(500, 5));
+      expect(await count('SELECT count() FROM dd.t')).to.equal(5);
+      expect(await count('SELECT max(a) FROM dd.t')).to.equal(4);
+      // The token may come as an option instead of in the statement: same effect.
+      await engine.insert('INSERT INTO dd.t FORMAT JSONEachRow', rowsPayload(0, 5), { settings: { insert_deduplication_token: 'g1:1' } });
+      expect(await count('SELECT count() FROM dd.t')).to.equal(5);
+      await engine.insert('INSERT INTO dd.t FORMAT JSONEachRow', rowsPayload(5, 5), { settings: { insert_deduplication_token: 'g1:2' } });
+      expect(await count('SELECT count() FROM dd.t')).to.equal(10);
+    });
+
+    it('drops a replay of a many-block insert only when block formation is pinned the same', async function () {
+      await engine.exec('TRUNCATE TABLE dd.t');
+      const data = rowsPayload(1000, 1000);
+      const sql = "INSERT INTO dd.t SETTINGS insert_deduplication_token = 'g1:7' FORMAT JSONEachRow";
+      await engine.insert(sql, data, { settings });
+      expect(await count('SELECT count() FROM dd.t')).to.equal(1000);
+      await engine.insert(sql, data, { settings }); // same pinned settings: every block is a duplicate
+      expect(await count('SELECT count() FROM dd.t')).to.equal(1000);
+      // A different block split gives blocks different tokens: rows come in again. Here an entry applied
+      // as one block and replayed as ten 100-row blocks re-inserts 900 rows. This is why the apply path
+      // must pin block formation identically on apply and on replay.
+      const once = "INSERT INTO dd.t SETTINGS insert_deduplication_token = 'g1:8' FORMAT JSONEachRow";
+      const more = rowsPayload(5000, 1000);
+      await engine.insert(once, more, { settings: { ...settings, max_insert_block_size: 1000 } });
+      expect(await count('SELECT count() FROM dd.t')).to.equal(2000);
+      await engine.insert(once, more, { settings });
+      expect(await count('SELECT count() FROM dd.t')).to.be.greaterThan(2000);
+    });
+  });
+
+  describe('point-in-time copies', function () {
+    before(async function () {
+      await engine.exec('CREATE DATABASE src');
+      await engine.exec('CREATE DATABASE snap');
+      await engine.exec('CREATE TABLE src.t (a UInt32) ENGINE = MergeTree ORDER BY a');
+      await engine.insert('INSERT INTO src.t FORMAT TabSeparated', Buffer.from('1\n2\n3\n'));
+    });
+
+    it('CLONE AS copies a table that later source inserts do not change', async function () {
+      await engine.exec('CREATE TABLE snap.c CLONE AS src.t');
+      await engine.insert('INSERT INTO src.t FORMAT TabSeparated', Buffer.from('4\n'));
+      expect(await count('SELECT count() FROM snap.c')).to.equal(3);
+      expect(await count('SELECT count() FROM src.t')).to.equal(4);
+    });
+
+    it('ATTACH PARTITION ALL FROM copies every part', async function () {
+      await engine.exec('CREATE TABLE snap.a AS src.t');
+      await engine.exec('ALTER TABLE snap.a ATTACH PARTITION ALL FROM src.t');
+      expect(await count('SELECT count() FROM snap.a')).to.equal(4);
+      await engine.insert('INSERT INTO src.t FORMAT TabSeparated', Buffer.from('5\n'));
+      expect(await count('SELECT count() FROM snap.a')).to.equal(4);
+    });
+  });
+
+  describe('read-only engine beside the writer', function () {
+    let ro: ClickHouseEngine;
+    before(async function () {
+      await engine.exec('CREATE DATABASE rodb');
+      await engine.exec('CREATE TABLE rodb.t (a UInt32) ENGINE = MergeTree ORDER BY a');
+      await engine.insert('INSERT INTO rodb.t FORMAT TabSeparated', Buffer.from('1\n'));
+      ro = await openEmbedded({ dataDir: dir, readonly: true });
+    });
+    after(async function () {
+      await ro?.close();
+    });
+
+    it('reads what the writer wrote', async function () {
+      expect(ro.readonly).to.equal(true);
+      expect(lines(await ro.query('SELECT a FROM rodb.t', { format: 'TabSeparated' }))).to.deep.equal(['1']);
+    });
+
+    it('refuses INSERT, DDL and settings with 164 READONLY, while the writer still writes', async function () {
+      for (const attempt of [
+        () => ro.insert('INSERT INTO rodb.t FORMAT TabSeparated', Buffer.from('2\n')),
+        () => ro.exec('CREATE TABLE rodb.x (a UInt8) ENGINE = Memory'),
+        () => ro.query('SELECT 1', { settings: { max_threads: 1 } }),
+      ]) {
+        const err = await rejection(attempt());
+        expect(err).to.be.instanceOf(ClickHouseError);
+        expect((err as ClickHouseError).code).to.equal(164);
+        expect((err as ClickHouseError).name).to.equal('READONLY');
+      }
+      await engine.insert('INSERT INTO rodb.t FORMAT TabSeparated', Buffer.from('3\n'));
+      expect(lines(await ro.query('SELECT a FROM rodb.t ORDER BY a', { format: 'TabSeparated' }))).to.deep.equal(['1', '3']);
+    });
+
+    it('probes capabilities without writing', function () {
+      expect(ro.capabilities).to.deep.equal(engine.capabilities);
+    });
+  });
+
+  describe('lifecycle', function () {
+    it('refuses a second data directory while this one is open', async function () {
+      const other = mkdtempSync(join(tmpdir(), 'rafthouse-engine-other-'));
+      try {
+        const err = await rejection(openEmbedded({ dataDir: other }));
+        expect((err as EngineError).code).to.equal('ENGINE_OPEN_FAILED');
+        expect(await count('SELECT 7')).to.equal(7);
+      } finally {
+        rmSync(other, { recursive: true, force: true });
+      }
+    });
+
+    it('a closed engine fails with ENGINE_CLOSED', async function () {
+      const second = await openEmbedded({ dataDir: dir });
+      await second.close();
+      const err = await rejection(second.query('SELECT 1'));
+      expect((err as EngineError).code).to.equal('ENGINE_CLOSED');
+      expect(await count('SELECT 8')).to.equal(8);
+    });
+  });
+});
