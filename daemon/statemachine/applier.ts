@@ -1,0 +1,334 @@
+// One group's ordered apply pipeline into the application.
+//
+// The host enqueues committed entries (contiguous, increasing); one loop per group sends
+// everything queued as ONE UpdateEntries call per round, so a burst of commits becomes a few
+// large calls. Invariants: entries reach the app in index order with no gaps and none is ever
+// dropped before the app confirmed it (with sync: confirmed durable by Sync). A failed call is
+// retried with the SAME entries after a capped exponential back-off; the app skips what it
+// already has (idempotent by index), which is what makes apply exactly-once across retries.
+
+import type { RetryPolicy } from './app-client.js';
+import { AppError } from './errors.js';
+import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
+
+/** What the applier needs from the app: AppClient, or an in-process app with the same calls. */
+export interface ApplyTarget {
+  lastLogIndex(group: number): Promise<number>;
+  updateEntries(group: number, entries: AppEntry[]): Promise<UpdateEntriesResult>;
+  sync(group: number): Promise<number>;
+  readonly retryPolicy?: RetryPolicy;
+  healthy?(): boolean;
+}
+
+export interface GroupApplierOptions {
+  maxBatchEntries?: number;
+  maxBatchBytes?: number;
+  /** RAFT_SYNC=1: call Sync after each applied batch; report entries only once durable. */
+  sync?: boolean;
+  /** Newly confirmed entries: `lastIndex` is the new applied index, `results` one per entry. */
+  onApplied(lastIndex: number, results: Map<number, EntryResult>): void;
+  /** Each failed attempt (the applier keeps retrying; this is for logs and metrics). */
+  onError?(err: AppError): void;
+}
+
+export type ApplyOrderCode = 'APPLY_GAP' | 'APPLY_DUPLICATE';
+
+/** The caller broke enqueue's contract (contiguous, strictly increasing indexes). */
+export class ApplyOrderError extends Error {
+  override readonly name = 'ApplyOrderError';
+  constructor(
+    readonly code: ApplyOrderCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Waiter {
+  index: number;
+  resolve(): void;
+  reject(err: AppError): void;
+  timer: NodeJS.Timeout;
+}
+
+export class GroupApplier {
+  private readonly maxBatchEntries: number;
+  private readonly maxBatchBytes: number;
+  private readonly sync: boolean;
+  private readonly retry: RetryPolicy;
+
+  /** Confirmed by the app (durable when sync is on); reported to onApplied. */
+  private applied = 0;
+  /** The app acknowledged applying through here (> applied only while a Sync is owed). */
+  private acked = 0;
+  /** Entries with index > applied, in order: queue[head..]. Kept until confirmed, for resends. */
+  private queue: AppEntry[] = [];
+  private head = 0;
+  /** Results of acked-but-not-yet-durable entries (sync mode). */
+  private readonly held = new Map<number, EntryResult>();
+
+  private started = false;
+  private stopped = false;
+  private loopDone: Promise<void> | undefined;
+  /** Wakes the idle loop (new entries, stop). */
+  private wake: (() => void) | undefined;
+  /** Cuts a back-off sleep short: only stop() does, so new entries never defeat the back-off. */
+  private wakeSleep: (() => void) | undefined;
+  private backoffMs: number;
+  private readonly waiters: Waiter[] = [];
+
+  constructor(
+    readonly group: number,
+    private readonly client: ApplyTarget,
+    private readonly opts: GroupApplierOptions,
+  ) {
+    this.maxBatchEntries = Math.max(1, opts.maxBatchEntries ?? 10_000);
+    this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 8 << 20);
+    this.sync = opts.sync ?? false;
+    this.retry = client.retryPolicy ?? { initialMs: 50, maxMs: 2000 };
+    this.backoffMs = this.retry.initialMs;
+  }
+
+  /**
+   * Learns the app's last index (retrying with back-off while the app is down) and starts the
+   * loop. Resolves once the index is known; rejects with APPLIER_STOPPED if stopped first.
+   */
+  async start(): Promise<void> {
+    if (this.started) return;
+    for (;;) {
+      if (this.stopped) throw new AppError('APPLIER_STOPPED', `group ${this.group}: applier stopped before it started`);
+      try {
+        const last = await this.client.lastLogIndex(this.group);
+        this.applied = this.acked = last;
+        break;
+      } catch (e) {
+        await this.failed(e);
+      }
+    }
+    this.started = true;
+    this.loopDone = this.loop();
+  }
+
+  enqueue(entries: AppEntry[]): void {
+    if (this.stopped || entries.length === 0) return;
+    const skipped = new Map<number, EntryResult>();
+    for (const e of entries) {
+      const tail = this.tail();
+      if (e.index <= tail) {
+        // Redelivered below what the app already has (e.g. app ahead of raftd's durable commit
+        // after a crash): its effect is in the app, so it is skipped, never re-sent.
+        if (e.index <= this.applied) {
+          skipped.set(e.index, { index: e.index, ok: true, skipped: true });
+          continue;
+        }
+        throw new ApplyOrderError('APPLY_DUPLICATE', `group ${this.group}: entry ${e.index} enqueued twice (queued through ${tail})`);
+      }
+      if (e.index !== tail + 1) {
+        throw new ApplyOrderError('APPLY_GAP', `group ${this.group}: entry ${e.index} enqueued after ${tail}; the app would miss ${tail + 1}..${e.index - 1}`);
+      }
+      this.queue.push(e);
+    }
+    if (skipped.size > 0) {
+      const at = this.applied;
+      queueMicrotask(() => this.opts.onApplied(at, skipped));
+    }
+    this.poke();
+  }
+
+  appliedIndex(): number {
+    return this.applied;
+  }
+
+  queuedEntries(): number {
+    return this.queue.length - this.head;
+  }
+
+  waitApplied(index: number, timeoutMs: number): Promise<void> {
+    if (this.applied >= index) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new AppError('APPLIER_STOPPED', `group ${this.group}: applier stopped`));
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = {
+        index,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.removeWaiter(w);
+          const down = this.client.healthy ? !this.client.healthy() : false;
+          reject(
+            down
+              ? new AppError('APP_UNAVAILABLE', `group ${this.group}: the app is unavailable; applied ${this.applied} of ${index}`)
+              : new AppError('APP_TIMEOUT', `group ${this.group}: index ${index} not applied within ${timeoutMs} ms (applied ${this.applied})`),
+          );
+        }, timeoutMs),
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  /** Stops after the call in flight (if any) finished; queued entries stay unapplied. */
+  async stop(): Promise<void> {
+    if (this.stopped) return this.loopDone;
+    this.stopped = true;
+    this.poke();
+    const s = this.wakeSleep;
+    this.wakeSleep = undefined;
+    s?.();
+    for (const w of this.waiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(new AppError('APPLIER_STOPPED', `group ${this.group}: applier stopped`));
+    }
+    await this.loopDone;
+  }
+
+  // ---- the loop ----
+
+  private tail(): number {
+    return this.queue.length > this.head ? this.queue[this.queue.length - 1]!.index : this.applied;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (this.sync && this.acked > this.applied) await this.syncRound();
+        else if (this.tail() > this.acked) await this.applyRound();
+        else await new Promise<void>((resolve) => (this.wake = resolve));
+      } catch (e) {
+        await this.failed(e);
+      }
+    }
+  }
+
+  private async applyRound(): Promise<void> {
+    const batch = this.nextBatch();
+    const first = batch[0]!.index;
+    const last = batch[batch.length - 1]!.index;
+    const { results, lastLogIndex } = await this.client.updateEntries(this.group, batch);
+    if (lastLogIndex < first - 1) {
+      // The app is behind what it acknowledged before. Unsynced entries lost in an app crash
+      // (sync mode) are still queued and can be resent; anything older is gone from raftd.
+      if (lastLogIndex >= this.applied) {
+        this.acked = lastLogIndex;
+        this.held.forEach((_, i) => i > lastLogIndex && this.held.delete(i));
+        return;
+      }
+      throw new AppError('APP_REGRESSED', `group ${this.group}: app's last index ${lastLogIndex} is below ${this.applied}, which it had confirmed`);
+    }
+    const confirmed = Math.min(lastLogIndex, last);
+    const byIndex = new Map<number, EntryResult>();
+    for (const r of results) if (r.index <= confirmed) byIndex.set(r.index, r);
+    if (confirmed < first) {
+      // 2xx but nothing applied: resend the same batch, after a pause rather than in a hot loop.
+      throw new AppError('APP_ERROR', `group ${this.group}: app applied none of ${first}..${last} (last index ${lastLogIndex})`, { appCode: 'NO_PROGRESS', status: 503 });
+    }
+    this.backoffMs = this.retry.initialMs;
+    this.acked = confirmed;
+    if (this.sync) {
+      byIndex.forEach((r, i) => this.held.set(i, r));
+      return; // the next round Syncs before anything is reported
+    }
+    this.confirm(confirmed, byIndex);
+  }
+
+  private async syncRound(): Promise<void> {
+    const durable = await this.client.sync(this.group);
+    if (durable < this.applied) {
+      throw new AppError('APP_REGRESSED', `group ${this.group}: Sync answered ${durable}, below ${this.applied} which it had made durable`);
+    }
+    this.backoffMs = this.retry.initialMs;
+    const upTo = Math.min(durable, this.acked);
+    if (durable < this.acked) {
+      // Applied but not durable (the app restarted in between): resend those entries.
+      this.acked = durable;
+      this.held.forEach((_, i) => i > durable && this.held.delete(i));
+    }
+    if (upTo <= this.applied) return;
+    const results = new Map<number, EntryResult>();
+    for (let i = this.applied + 1; i <= upTo; i++) {
+      const r = this.held.get(i);
+      if (r) results.set(i, r);
+      this.held.delete(i);
+    }
+    this.confirm(upTo, results);
+  }
+
+  private nextBatch(): AppEntry[] {
+    const start = this.head + (this.acked + 1 - this.queue[this.head]!.index);
+    const batch: AppEntry[] = [];
+    let bytes = 0;
+    for (let i = start; i < this.queue.length && batch.length < this.maxBatchEntries; i++) {
+      const e = this.queue[i]!;
+      if (batch.length > 0 && bytes + e.data.byteLength > this.maxBatchBytes) break;
+      bytes += e.data.byteLength;
+      batch.push(e);
+    }
+    return batch;
+  }
+
+  private confirm(upTo: number, results: Map<number, EntryResult>): void {
+    this.applied = upTo;
+    while (this.head < this.queue.length && this.queue[this.head]!.index <= upTo) this.head++;
+    // Compact once the consumed prefix dominates, so memory follows the queue, not history.
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i]!;
+      if (w.index <= upTo) {
+        this.waiters.splice(i, 1);
+        clearTimeout(w.timer);
+        w.resolve();
+      }
+    }
+    this.opts.onApplied(upTo, results);
+  }
+
+  private async failed(e: unknown): Promise<void> {
+    const err = e instanceof AppError ? e : new AppError('APP_PROTOCOL', `group ${this.group}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    this.opts.onError?.(err);
+    if (err.code === 'APP_REGRESSED') await this.waitForRecovery();
+    else await this.sleep(this.nextBackoff());
+  }
+
+  /** An app that lost confirmed state is not fed more entries until its index is back. */
+  private async waitForRecovery(): Promise<void> {
+    while (!this.stopped) {
+      await this.sleep(this.nextBackoff());
+      if (this.stopped) return;
+      try {
+        if ((await this.client.lastLogIndex(this.group)) >= this.applied) return;
+        this.opts.onError?.(new AppError('APP_REGRESSED', `group ${this.group}: app still below applied index ${this.applied}`));
+      } catch (e) {
+        if (e instanceof AppError) this.opts.onError?.(e);
+      }
+    }
+  }
+
+  private nextBackoff(): number {
+    const d = this.backoffMs;
+    this.backoffMs = Math.min(this.retry.maxMs, this.backoffMs * 2);
+    return d;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeSleep = done;
+    });
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private removeWaiter(w: Waiter): void {
+    const i = this.waiters.indexOf(w);
+    if (i >= 0) this.waiters.splice(i, 1);
+  }
+}
