@@ -323,8 +323,9 @@ describe('storage: LogStore', function () {
     const locked = await expectRejects(LogStore.open({ dir, nodeId: 1, clusterId: CLUSTER }));
     expect(locked).to.be.instanceOf(StorageError).with.property('code', 'IO');
     await s.close();
-    for (const p of [s.write([{ group: 1, entries: entries(1, 1, 1, 1) }]), s.loadGroup(1), s.listGroups(), s.getMeta('x')]) {
-      expect(await expectRejects(p)).to.be.instanceOf(StorageError).with.property('code', 'CLOSED');
+    const errs = await Promise.all([s.write([{ group: 1, entries: entries(1, 1, 1, 1) }]), s.loadGroup(1), s.listGroups(), s.getMeta('x')].map(expectRejects));
+    for (const e of errs) {
+      expect(e).to.be.instanceOf(StorageError).with.property('code', 'CLOSED');
     }
   });
 
