@@ -82,9 +82,13 @@ export interface Message {
   to: NodeId;
   from: NodeId;
   term: number;
-  /** App: term of the entry at `index` (the entry before `entries`). Vote: last log term. */
+  /** App: term of the entry at `index` (the entry before `entries`). Vote: last log term. AppResp reject: term at rejectHint. */
   logTerm: number;
-  /** App: index of the entry before `entries`. AppResp: last index matched (or rejected). Vote: last log index. ReadIndexResp: the read index. */
+  /**
+   * App: index of the entry before `entries`. AppResp: last index matched (or rejected). Vote: last
+   * log index. ReadIndexResp: the read index. ReadIndex: 1 asks for a lease read. Heartbeat: the
+   * leader's tick when sent, echoed in HeartbeatResp (lease freshness).
+   */
   index: number;
   entries: Entry[];
   commit: number;
@@ -189,6 +193,8 @@ export interface RaftConfig {
   maxInflightMsgs?: number;
   /** Byte budget of proposals appended but not yet committed; proposals beyond are refused. */
   maxUncommittedEntriesSize?: number;
+  /** Largest single proposal accepted (default 64 MiB); larger ones throw PROPOSAL_TOO_LARGE. */
+  maxEntrySize?: number;
   checkQuorum?: boolean;
   preVote?: boolean;
   faults?: RaftFaults;
@@ -200,7 +206,8 @@ export type ProposeErrorCode =
   | 'CONF_CHANGE_IN_PROGRESS'
   | 'PROPOSAL_TOO_LARGE'
   | 'OVERLOADED'
-  | 'INVALID_CONF_CHANGE';
+  | 'INVALID_CONF_CHANGE'
+  | 'EMPTY_PROPOSAL';
 
 export class ProposeError extends Error {
   constructor(
