@@ -1,0 +1,72 @@
+// Shared by the transport tests: real transports on loopback ports.
+import { createServer } from 'node:net';
+import { EntryType, MessageType, type Message } from '../../../daemon/raft/types.js';
+import type { GroupMessage } from '../../../daemon/transport/codec.js';
+import { GrpcTransport, type SnapshotHeader, type TransportOptions } from '../../../daemon/transport/transport.js';
+
+/** A port nobody listens on right now (listen on 0, note the port, close). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const addr = s.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function appMsg(from: number, to: number, index: number, entries = 1, size = 64): Message {
+  const es = [];
+  for (let i = 0; i < entries; i++) es.push({ term: 1, index: index + i + 1, type: EntryType.Normal, data: new Uint8Array(size).fill((index + i) & 0xff) });
+  return { type: MessageType.App, to, from, term: 1, logTerm: 1, index, entries: es, commit: index, reject: false, rejectHint: 0, context: new Uint8Array(0) };
+}
+
+export interface TestNode {
+  t: GrpcTransport;
+  id: number;
+  port: number;
+  addr: string;
+  batches: Array<{ from: number; msgs: GroupMessage[] }>;
+  snapshots: Array<{ header: SnapshotHeader; bytes: Buffer }>;
+  received(): number;
+}
+
+export function makeNode(id: number, port: number, peers: Array<[number, number]>, opts: Partial<TransportOptions> = {}, onSnapshot?: (h: SnapshotHeader, data: AsyncIterable<Uint8Array>) => Promise<void>): TestNode {
+  const node: TestNode = {
+    id,
+    port,
+    addr: `127.0.0.1:${port}`,
+    batches: [],
+    snapshots: [],
+    received: () => node.batches.reduce((n, b) => n + b.msgs.length, 0),
+    t: undefined as unknown as GrpcTransport,
+  };
+  node.t = new GrpcTransport(
+    {
+      nodeId: id,
+      clusterId: 'test',
+      listenAddr: `127.0.0.1:${port}`,
+      peers: new Map(peers.map(([pid, pport]) => [pid, `127.0.0.1:${pport}`])),
+      backoff: { initialMs: 20, maxMs: 200 },
+      ...opts,
+    },
+    {
+      onMessages: (from, msgs) => node.batches.push({ from, msgs }),
+      onSnapshot:
+        onSnapshot ??
+        (async (header, data) => {
+          const parts: Buffer[] = [];
+          for await (const c of data) parts.push(Buffer.from(c));
+          node.snapshots.push({ header, bytes: Buffer.concat(parts) });
+        }),
+    },
+  );
+  return node;
+}
