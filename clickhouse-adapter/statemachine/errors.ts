@@ -1,0 +1,25 @@
+// Error codes of the ClickHouse state machine. Entry results carry them as `{code, message}`; the
+// adapter's own failures (not an entry's fault) are thrown as ChsmError.
+
+export type ChsmErrorCode =
+  | 'RH_BAD_ENTRY'            // the entry bytes are not a valid RaftHouse entry (header JSON, kind, fields)
+  | 'RH_UNSUPPORTED'          // a well-formed entry asking for something the adapter refuses (INSERT INTO FUNCTION, async_insert)
+  | 'RH_CROSS_DATABASE'       // the statement names a database other than the group's
+  | 'RH_BAD_SNAPSHOT'         // RecoverFromSnapshot got bytes that are not a RaftHouse snapshot
+  | 'RH_SNAPSHOT_GONE'        // SaveSnapshot for a prepared value that no longer exists (a newer one replaced it)
+  | 'RH_BAD_PREPARED'         // a prepared value that does not name a snapshot of this group
+  | 'RH_BAD_QUERY';           // a Read query the adapter does not understand
+
+export class ChsmError extends Error {
+  readonly code: ChsmErrorCode;
+  constructor(code: ChsmErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'ChsmError';
+  }
+}
+
+/** Code of an entry that failed inside ClickHouse: `CLICKHOUSE_<numeric code>`, e.g. CLICKHOUSE_60. */
+export function clickhouseCode(n: number): string {
+  return `CLICKHOUSE_${n}`;
+}

@@ -1,0 +1,669 @@
+// RaftHouse's state machine: each Raft group is one ClickHouse database (naming.ts) and every replica
+// applies the group's entries (entry.ts) in log order, exactly once, across crashes and redeliveries.
+//
+// How exactly-once works (docs/clickhouse.md has the long form):
+// - The applied index lives in ClickHouse, in the group's own database (`_rh_applied`), so it travels
+//   with the data (snapshot restore swaps both at once).
+// - INSERTs carry `insert_deduplication_token = '<g>:<index>'`, every MergeTree table of the group has
+//   `non_replicated_deduplication_window`, and block formation is pinned to one block per entry (and
+//   partition). A redelivered insert whose effect is already there is dropped by ClickHouse itself, so
+//   the index may be recorded once per batch, after the inserts.
+// - DDL and other statements have no token. The index is recorded right BEFORE each one (so no insert
+//   is ever replayed across a DDL) and right AFTER it. In between, an "intent" row says the statement
+//   may have run; a redelivery that finds the intent re-runs it tolerating "already done" errors, and
+//   skips it when a mutation it would have registered is already there.
+
+import type { ClickHouseEngine, Settings } from '../engine/types.js';
+import { ClickHouseError, EngineError } from '../engine/errors.js';
+import { ChsmError, clickhouseCode } from './errors.js';
+import { decodeEntry } from './entry.js';
+import type { Entry, EntryHeader } from './entry.js';
+import { hasFormatClause, qualifyInsert } from './sql.js';
+import {
+  APPLIED_TABLE, SETTINGS_TABLE, SNAPSHOT_META_TABLE, dataDb, isInternalTable, oldDb, parseDbName, restoreDb, snapshotDb,
+} from './naming.js';
+import { ByteReader, SNAPSHOT_MAGIC, frame, reframe } from './frames.js';
+import { groupChecksum } from './checksum.js';
+import type { TableChecksum } from './checksum.js';
+
+export interface ApplyEntry {
+  index: number;
+  term: number;
+  data: Uint8Array;
+}
+
+export type EntryResult =
+  | { index: number; ok: true; result: unknown }
+  | { index: number; ok: false; error: { code: string; message: string } }
+  | { index: number; skipped: true };
+
+/** Named points of the apply and snapshot paths, for fault injection in tests. */
+export type CrashPoint =
+  | 'before-insert' | 'after-insert'
+  | 'before-record' | 'after-record'
+  | 'after-intent' | 'after-ddl'
+  | 'after-entry'
+  | 'before-swap' | 'mid-swap';
+
+export interface ChsmOptions {
+  engine: ClickHouseEngine;
+  /**
+   * non_replicated_deduplication_window set on every MergeTree table of a group. It counts blocks: it must
+   * cover (blocks per entry) x (entries between two index records), see maxEntriesPerRecord.
+   */
+  dedupWindow?: number;
+  /** The index is recorded at least every this many entries inside a batch. */
+  maxEntriesPerRecord?: number;
+  /** Called at each CrashPoint (tests kill the process there). Never set in production. */
+  hook?: (point: CrashPoint, index: number) => void | Promise<void>;
+}
+
+interface Intent {
+  index: number;
+  /** Highest mutation number per table when the statement was about to run. */
+  mutations: Record<string, number>;
+}
+
+interface GroupState {
+  lastIndex: number;
+  intent: Intent | undefined;
+  /** Defaults from applied "settings" entries, in log order. */
+  settings: Settings;
+}
+
+/** Settings that pin block formation: one block per entry (per partition), the same on every replay. */
+const HUGE = 1_000_000_000_000;
+const PINNED_INSERT_SETTINGS: Settings = {
+  max_insert_block_size: HUGE,
+  min_insert_block_size_rows: HUGE,
+  min_insert_block_size_bytes: HUGE * 1000,
+  max_insert_threads: 1,
+  max_threads: 1,
+  max_block_size: 65536,
+  deduplicate_blocks_in_dependent_materialized_views: 1,
+};
+
+/** Settings an entry may not choose: the adapter owns them (exactly-once and determinism). */
+const OWNED_SETTINGS = new Set([
+  ...Object.keys(PINNED_INSERT_SETTINGS), 'insert_deduplication_token', 'insert_deduplicate', 'deduplicate_insert',
+  'async_insert', 'wait_for_async_insert', 'mutations_sync', 'alter_sync', 'readonly',
+]);
+
+/**
+ * ClickHouse codes that say nothing about the statement (resources, timeouts, the connection): the
+ * entry is NOT failed (replicas would diverge); the call fails and raftd retries it.
+ */
+const TRANSIENT_CODES = new Set([159, 164, 202, 209, 210, 236, 241, 242, 243, 252, 394, 425, 999, 1000, 1001]);
+
+/** On a possible replay of a statement, these errors mean "it already happened". */
+const ALREADY_DONE_CODES = new Set([
+  57,  // TABLE_ALREADY_EXISTS (CREATE ran)
+  60,  // UNKNOWN_TABLE (DROP / RENAME ran)
+  82,  // DATABASE_ALREADY_EXISTS
+  81,  // UNKNOWN_DATABASE
+  15,  // DUPLICATE_COLUMN (ADD COLUMN ran)
+  10,  // NOT_FOUND_COLUMN_IN_BLOCK (DROP / RENAME COLUMN ran)
+  16,  // NO_SUCH_COLUMN_IN_TABLE
+  47,  // UNKNOWN_IDENTIFIER (RENAME COLUMN ran)
+  390, // CANNOT_GET_CREATE_TABLE_QUERY
+  487, // ... already exists (dictionaries, functions)
+]);
+
+function sqlString(s: string): string {
+  return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
+}
+
+function ident(name: string): string {
+  return '`' + name.replace(/\\/g, '\\\\').replace(/`/g, '\\`') + '`';
+}
+
+function parseJsonLines<T>(buf: Buffer): T[] {
+  return buf.toString('utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as T);
+}
+
+interface SnapshotTableMeta {
+  ord: number;
+  name: string;
+  /** 'data': rows are carried; 'ddl': only the definition (views, materialized views with TO, dictionaries). */
+  kind: 'data' | 'ddl';
+  /** CREATE statement without the database qualifier of the object name. */
+  create: string;
+}
+
+interface SnapshotHeader {
+  v: 1;
+  group: number;
+  index: number;
+  tables: Array<SnapshotTableMeta & { columns: string[] }>;
+}
+
+export class ClickHouseStateMachine {
+  readonly engine: ClickHouseEngine;
+  private readonly dedupWindow: number;
+  private readonly maxEntriesPerRecord: number;
+  private readonly hook: ((point: CrashPoint, index: number) => void | Promise<void>) | undefined;
+  private readonly groups = new Map<number, GroupState>();
+  private readonly locks = new Map<number, Promise<unknown>>();
+  private dedupOffSetting: Settings | undefined;
+
+  constructor(opts: ChsmOptions) {
+    this.engine = opts.engine;
+    this.dedupWindow = opts.dedupWindow ?? 10_000;
+    this.maxEntriesPerRecord = opts.maxEntriesPerRecord ?? 100;
+    this.hook = opts.hook;
+  }
+
+  // ---- per-group serialisation -------------------------------------------------------------------
+
+  /** Runs fn after every earlier call for the same group finished (apply, prepare, recover, delete). */
+  private withLock<T>(group: number, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(group) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(group, tail);
+    void tail.then(() => { if (this.locks.get(group) === tail) this.locks.delete(group); });
+    return run;
+  }
+
+  private async at(point: CrashPoint, index: number): Promise<void> {
+    if (this.hook) await this.hook(point, index);
+  }
+
+  // ---- group state ---------------------------------------------------------------------------------
+
+  private async scalarRows<T>(sql: string): Promise<T[]> {
+    return parseJsonLines<T>(await this.engine.query(sql, { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0 } }));
+  }
+
+  private async databaseNames(): Promise<string[]> {
+    const rows = await this.scalarRows<{ name: string }>("SELECT name FROM system.databases WHERE startsWith(name, 'rh_') ORDER BY name");
+    return rows.map((r) => r.name);
+  }
+
+  private async tableExists(db: string, table: string): Promise<boolean> {
+    const rows = await this.scalarRows<{ c: number }>(
+      `SELECT count() AS c FROM system.tables WHERE database = ${sqlString(db)} AND name = ${sqlString(table)}`);
+    return (rows[0]?.c ?? 0) > 0;
+  }
+
+  /**
+   * Finishes or undoes a restore a crash interrupted: if the data database is missing, a complete
+   * restore database (its index recorded) takes its place, else the old one goes back. Then the
+   * leftovers are dropped.
+   */
+  private async repairGroup(group: number): Promise<void> {
+    const names = await this.databaseNames();
+    const mine = names.map((n) => ({ n, p: parseDbName(n) })).filter((x) => x.p && x.p.group === group);
+    const data = dataDb(group);
+    const hasData = mine.some((x) => x.p!.kind === 'data');
+    const restores = mine.filter((x) => x.p!.kind === 'restore').sort((a, b) => (b.p as { index: number }).index - (a.p as { index: number }).index);
+    const olds = mine.filter((x) => x.p!.kind === 'old').sort((a, b) => (b.p as { index: number }).index - (a.p as { index: number }).index);
+    if (!hasData) {
+      let promoted: string | undefined;
+      for (const r of restores) {
+        if (await this.restoreComplete(r.n)) { promoted = r.n; break; }
+      }
+      if (!promoted && olds.length) promoted = olds[0]!.n;
+      if (promoted) await this.engine.exec(`RENAME DATABASE ${promoted} TO ${data}`);
+    }
+    for (const x of [...restores, ...olds]) {
+      await this.engine.exec(`DROP DATABASE IF EXISTS ${x.n} SYNC`);
+    }
+  }
+
+  private async restoreComplete(db: string): Promise<boolean> {
+    if (!(await this.tableExists(db, APPLIED_TABLE))) return false;
+    const rows = await this.scalarRows<{ c: number }>(`SELECT count() AS c FROM ${db}.${APPLIED_TABLE} WHERE state = 1`);
+    return (rows[0]?.c ?? 0) > 0;
+  }
+
+  private async createBookkeeping(db: string): Promise<void> {
+    await this.engine.exec(`CREATE DATABASE IF NOT EXISTS ${db}`);
+    // ReplacingMergeTree keyed by state keeps the newest row per state after merges: the table stays
+    // tiny however many batches were recorded, and max(index) is right before and after a merge.
+    await this.engine.exec(`CREATE TABLE IF NOT EXISTS ${db}.${APPLIED_TABLE} (index UInt64, state UInt8, info String)
+      ENGINE = ReplacingMergeTree(index) ORDER BY state`);
+    await this.engine.exec(`CREATE TABLE IF NOT EXISTS ${db}.${SETTINGS_TABLE} (index UInt64, settings String)
+      ENGINE = MergeTree ORDER BY index SETTINGS non_replicated_deduplication_window = ${this.dedupWindow}`);
+  }
+
+  /** Loads (and caches) a group's state; with `create`, makes its database on first use. */
+  private async group(group: number, create: boolean): Promise<GroupState | undefined> {
+    const cached = this.groups.get(group);
+    if (cached) return cached;
+    await this.repairGroup(group);
+    const db = dataDb(group);
+    const exists = (await this.databaseNames()).includes(db);
+    if (!exists && !create) return undefined;
+    await this.createBookkeeping(db);
+    const rows = await this.scalarRows<{ state: number; index: number; info: string }>(
+      `SELECT state, max(index) AS index, argMax(info, index) AS info FROM ${db}.${APPLIED_TABLE} GROUP BY state`);
+    const applied = rows.find((r) => r.state === 1);
+    const intentRow = rows.find((r) => r.state === 0);
+    const lastIndex = applied ? Number(applied.index) : 0;
+    let intent: Intent | undefined;
+    if (intentRow && Number(intentRow.index) > lastIndex) {
+      intent = { index: Number(intentRow.index), mutations: JSON.parse(intentRow.info) as Record<string, number> };
+    }
+    const settings: Settings = {};
+    const srows = await this.scalarRows<{ settings: string }>(`SELECT settings FROM ${db}.${SETTINGS_TABLE} ORDER BY index`);
+    for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
+    const st: GroupState = { lastIndex, intent, settings };
+    this.groups.set(group, st);
+    return st;
+  }
+
+  async lastLogIndex(group: number): Promise<number> {
+    return this.withLock(group, async () => (await this.group(group, false))?.lastIndex ?? 0);
+  }
+
+  // ---- apply -----------------------------------------------------------------------------------------
+
+  private async record(group: number, index: number): Promise<void> {
+    await this.at('before-record', index);
+    await this.engine.exec(`INSERT INTO ${dataDb(group)}.${APPLIED_TABLE} (index, state, info) VALUES (${index}, 1, '')`);
+    await this.at('after-record', index);
+  }
+
+  async applyBatch(group: number, entries: ApplyEntry[]): Promise<EntryResult[]> {
+    return this.withLock(group, async () => {
+      const st = (await this.group(group, true))!;
+      const results: EntryResult[] = [];
+      let pending = st.lastIndex; // highest index applied; recorded up to st.lastIndex
+      let unrecorded = 0;
+      const flush = async (): Promise<void> => {
+        if (pending > st.lastIndex) {
+          await this.record(group, pending);
+          st.lastIndex = pending;
+        }
+        unrecorded = 0;
+      };
+      try {
+        for (const e of entries) {
+          if (e.index <= st.lastIndex) {
+            results.push({ index: e.index, skipped: true });
+            continue;
+          }
+          if (e.index !== pending + 1) {
+            throw new ChsmError('RH_BAD_ENTRY', `entry ${e.index} does not follow ${pending}: indexes must be contiguous`);
+          }
+          results.push(await this.applyOne(group, st, e, async () => { await flush(); }, (i) => { pending = i; }));
+          pending = e.index;
+          unrecorded++;
+          await this.at('after-entry', e.index);
+          if (unrecorded >= this.maxEntriesPerRecord) await flush();
+        }
+      } finally {
+        // Whatever was applied gets recorded, also when a later entry threw (raftd then retries from
+        // the recorded index; the applied-but-unrecorded entries would be deduplicated anyway).
+        await flush();
+      }
+      return results;
+    });
+  }
+
+  private entryError(e: unknown, index: number): EntryResult {
+    if (e instanceof ClickHouseError && !TRANSIENT_CODES.has(e.code)) {
+      return { index, ok: false, error: { code: clickhouseCode(e.code), message: e.message } };
+    }
+    if (e instanceof ChsmError) return { index, ok: false, error: { code: e.code, message: e.message } };
+    if (e instanceof EngineError && (e.code === 'ENGINE_BAD_REQUEST' || e.code === 'ENGINE_FORMAT_UNSUPPORTED')) {
+      return { index, ok: false, error: { code: e.code, message: e.message } };
+    }
+    throw e; // not the entry's fault: the call fails, raftd retries
+  }
+
+  private statementSettings(st: GroupState, header: EntryHeader): Settings {
+    const own = header.settings ?? {};
+    const asyncInsert = own.async_insert;
+    if (asyncInsert !== undefined && asyncInsert !== 0 && asyncInsert !== '0') {
+      throw new ChsmError('RH_UNSUPPORTED', 'async_insert is refused: an asynchronous insert cannot be applied exactly once');
+    }
+    const out: Settings = {};
+    for (const [k, v] of Object.entries({ ...st.settings, ...own })) if (!OWNED_SETTINGS.has(k)) out[k] = v;
+    return out;
+  }
+
+  private async applyOne(
+    group: number, st: GroupState, e: ApplyEntry,
+    flush: () => Promise<void>, setPending: (i: number) => void,
+  ): Promise<EntryResult> {
+    if (e.data.length === 0) return { index: e.index, ok: true, result: null }; // no-op entry
+    let entry: Entry;
+    try {
+      entry = decodeEntry(e.data);
+    } catch (err) {
+      return this.entryError(err, e.index);
+    }
+    const kind = entry.header.kind;
+    if (kind === 'insert') return this.applyInsert(group, st, entry, e.index);
+    if (kind === 'settings') return this.applySettings(group, st, entry, e.index);
+    // A statement without a token: record everything before it, run it alone, record it.
+    await flush();
+    const r = await this.applyStatement(group, st, entry, e.index);
+    setPending(e.index);
+    await flush();
+    return r;
+  }
+
+  private async applyInsert(group: number, st: GroupState, entry: Entry, index: number): Promise<EntryResult> {
+    const db = dataDb(group);
+    try {
+      const settings: Settings = {
+        ...this.statementSettings(st, entry.header),
+        ...PINNED_INSERT_SETTINGS,
+        insert_deduplicate: 1,
+        insert_deduplication_token: `${group}:${index}`,
+      };
+      let sql = entry.header.sql!;
+      await this.at('before-insert', index);
+      let writtenRows: number;
+      if (entry.payload.length > 0) {
+        if (!hasFormatClause(sql)) {
+          if (!entry.header.format) throw new ChsmError('RH_BAD_ENTRY', 'an insert with data needs FORMAT in its SQL or a format field');
+          sql = `${sql.trimEnd()} FORMAT ${entry.header.format}`;
+        }
+        const target = qualifyInsert(sql, db, entry.header.database);
+        writtenRows = (await this.engine.insert(target.sql, entry.payload, { settings })).writtenRows;
+      } else {
+        const target = qualifyInsert(sql, db, entry.header.database);
+        await this.engine.exec(target.sql, { database: db, settings });
+        writtenRows = -1;
+      }
+      await this.at('after-insert', index);
+      return { index, ok: true, result: { writtenRows } };
+    } catch (err) {
+      return this.entryError(err, index);
+    }
+  }
+
+  private async applySettings(group: number, st: GroupState, entry: Entry, index: number): Promise<EntryResult> {
+    try {
+      const changes = entry.header.settings ?? {};
+      for (const k of Object.keys(changes)) {
+        if (OWNED_SETTINGS.has(k)) throw new ChsmError('RH_UNSUPPORTED', `setting ${k} is owned by the adapter and cannot be changed`);
+      }
+      // Validate names and values with ClickHouse itself before storing them.
+      await this.engine.query('SELECT 1', { settings: changes, format: 'TabSeparated' });
+      await this.engine.insert(`INSERT INTO ${dataDb(group)}.${SETTINGS_TABLE} FORMAT JSONEachRow`,
+        Buffer.from(JSON.stringify({ index, settings: JSON.stringify(changes) }) + '\n'),
+        { settings: { ...PINNED_INSERT_SETTINGS, insert_deduplication_token: `${group}:${index}` } });
+      Object.assign(st.settings, changes);
+      return { index, ok: true, result: {} };
+    } catch (err) {
+      return this.entryError(err, index);
+    }
+  }
+
+  /** Highest mutation number per user table: a statement that registered a mutation raised one. */
+  private async mutationMarks(db: string): Promise<Record<string, number>> {
+    const rows = await this.scalarRows<{ t: string; m: number }>(
+      `SELECT table AS t, max(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS m FROM system.mutations
+       WHERE database = ${sqlString(db)} AND NOT startsWith(table, '_rh_') GROUP BY table ORDER BY table`);
+    const out: Record<string, number> = {};
+    for (const r of rows) out[r.t] = Number(r.m);
+    return out;
+  }
+
+  private async applyStatement(group: number, st: GroupState, entry: Entry, index: number): Promise<EntryResult> {
+    const db = dataDb(group);
+    const maybeApplied = st.intent?.index === index;
+    let settings: Settings;
+    try {
+      settings = { ...this.statementSettings(st, entry.header), mutations_sync: 2, alter_sync: 2 };
+    } catch (err) {
+      return this.entryError(err, index);
+    }
+    if (maybeApplied) {
+      const before = st.intent!.mutations;
+      const now = await this.mutationMarks(db);
+      if (Object.entries(now).some(([t, m]) => m > (before[t] ?? 0))) {
+        // Its mutation is registered: ClickHouse finishes it by itself; running it again would apply it twice.
+        await this.ensureDedupWindow(db);
+        return { index, ok: true, result: {} };
+      }
+    } else {
+      const mutations = await this.mutationMarks(db);
+      await this.engine.exec(`INSERT INTO ${db}.${APPLIED_TABLE} (index, state, info) VALUES (${index}, 0, ${sqlString(JSON.stringify(mutations))})`);
+      st.intent = { index, mutations };
+    }
+    await this.at('after-intent', index);
+    let result: EntryResult;
+    try {
+      await this.engine.exec(entry.header.sql!, { database: db, settings });
+      result = { index, ok: true, result: {} };
+    } catch (err) {
+      if (maybeApplied && err instanceof ClickHouseError && ALREADY_DONE_CODES.has(err.code)) {
+        result = { index, ok: true, result: {} };
+      } else {
+        result = this.entryError(err, index);
+      }
+    }
+    await this.ensureDedupWindow(db);
+    await this.at('after-ddl', index);
+    return result;
+  }
+
+  /** Every MergeTree table of the group gets the deduplication window (new tables, renamed-in tables). */
+  private async ensureDedupWindow(db: string): Promise<void> {
+    const rows = await this.scalarRows<{ name: string; engine_full: string }>(
+      `SELECT name, engine_full FROM system.tables WHERE database = ${sqlString(db)} AND engine LIKE '%MergeTree'
+       AND name != ${sqlString(APPLIED_TABLE)} ORDER BY name`);
+    for (const r of rows) {
+      const m = /non_replicated_deduplication_window = (\d+)/.exec(r.engine_full);
+      if (m && Number(m[1]) >= this.dedupWindow) continue;
+      await this.engine.exec(`ALTER TABLE ${db}.${ident(r.name)} MODIFY SETTING non_replicated_deduplication_window = ${this.dedupWindow}`);
+    }
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------------
+
+  /**
+   * Read queries: `{op: "checksum"}` -> the group's per-table checksums; `{sql, format?}` -> the result
+   * of a read-only query run in the group database (`{data: text}`, or `{rows}` for JSONEachRow).
+   */
+  async read(group: number, query: unknown): Promise<unknown> {
+    const q = (typeof query === 'object' && query !== null ? query : {}) as { op?: unknown; sql?: unknown; format?: unknown };
+    if (q.op === 'checksum') {
+      const st = await this.withLock(group, () => this.group(group, false));
+      return { lastLogIndex: st?.lastIndex ?? 0, tables: st ? await groupChecksum(this.engine, dataDb(group)) : [] };
+    }
+    if (typeof q.sql === 'string') {
+      const format = typeof q.format === 'string' ? q.format : 'JSONEachRow';
+      const buf = await this.engine.query(q.sql, { database: dataDb(group), format, settings: { readonly: 2 } });
+      return format === 'JSONEachRow' ? { rows: parseJsonLines(buf) } : { data: buf.toString('utf8') };
+    }
+    throw new ChsmError('RH_BAD_QUERY', 'a read query is {op:"checksum"} or {sql, format?}');
+  }
+
+  async checksum(group: number): Promise<{ lastLogIndex: number; tables: TableChecksum[] }> {
+    return this.read(group, { op: 'checksum' }) as Promise<{ lastLogIndex: number; tables: TableChecksum[] }>;
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------------------
+
+  private parsePrepared(group: number, prepared: string): { db: string; index: number } {
+    const p = parseDbName(prepared);
+    if (!p || p.kind !== 'snapshot' || p.group !== group) throw new ChsmError('RH_BAD_PREPARED', `${JSON.stringify(prepared)} is not a snapshot of group ${group}`);
+    return { db: prepared, index: p.index };
+  }
+
+  private async snapshotMeta(db: string): Promise<SnapshotTableMeta[] | undefined> {
+    if (!(await this.tableExists(db, SNAPSHOT_META_TABLE))) return undefined;
+    const rows = await this.scalarRows<SnapshotTableMeta & { complete: number }>(
+      `SELECT ord, name, kind, create, complete FROM ${db}.${SNAPSHOT_META_TABLE} ORDER BY ord`);
+    if (!rows.some((r) => r.complete === 1)) return undefined;
+    return rows.filter((r) => r.complete === 0).map((r) => ({ ord: Number(r.ord), name: r.name, kind: r.kind, create: r.create }));
+  }
+
+  /**
+   * Freezes the group at its applied index: hard-linked clones (CREATE TABLE ... CLONE AS) into
+   * rh_snap_g<g>_<index>, plus a description of every object. Older snapshots of the group are dropped.
+   */
+  async prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
+    return this.withLock(group, async () => {
+      const st = (await this.group(group, true))!;
+      const src = dataDb(group);
+      const index = st.lastIndex;
+      const snap = snapshotDb(group, index);
+      if (!(await this.snapshotMeta(snap))) {
+        await this.engine.exec(`DROP DATABASE IF EXISTS ${snap} SYNC`);
+        await this.engine.exec(`CREATE DATABASE ${snap}`);
+        const tables = await this.scalarRows<{ name: string; engine: string }>(
+          `SELECT name, engine FROM system.tables WHERE database = ${sqlString(src)} AND name != ${sqlString(APPLIED_TABLE)}
+           AND NOT startsWith(name, '.inner') ORDER BY name`);
+        const meta: SnapshotTableMeta[] = [];
+        for (const [ord, t] of tables.entries()) {
+          const create = (await this.engine.query(`SHOW CREATE TABLE ${src}.${ident(t.name)}`, { format: 'TabSeparatedRaw' })).toString('utf8').trimEnd();
+          const stripped = stripDbQualifier(create, src);
+          const isData = !/View$|^Dictionary$/.test(t.engine);
+          if (isData) {
+            if (t.engine.endsWith('MergeTree')) {
+              await this.engine.exec(`CREATE TABLE ${snap}.${ident(t.name)} CLONE AS ${src}.${ident(t.name)}`);
+            } else {
+              // Not MergeTree (Memory, Log, ...): no hard links; copy the rows (small tables by nature).
+              await this.engine.exec(`CREATE TABLE ${snap}.${ident(t.name)} AS ${src}.${ident(t.name)}`);
+              await this.engine.exec(`INSERT INTO ${snap}.${ident(t.name)} SELECT * FROM ${src}.${ident(t.name)}`);
+            }
+          }
+          meta.push({ ord, name: t.name, kind: isData ? 'data' : 'ddl', create: stripped });
+        }
+        await this.engine.exec(`CREATE TABLE ${snap}.${SNAPSHOT_META_TABLE} (ord UInt32, name String, kind String, create String, complete UInt8)
+          ENGINE = MergeTree ORDER BY ord`);
+        // One insert: the "complete" row arrives with the rest or not at all.
+        const lines = meta.map((m) => JSON.stringify({ ...m, complete: 0 }));
+        lines.push(JSON.stringify({ ord: meta.length, name: '', kind: '', create: '', complete: 1 }));
+        await this.engine.insert(`INSERT INTO ${snap}.${SNAPSHOT_META_TABLE} FORMAT JSONEachRow`, Buffer.from(lines.join('\n') + '\n'));
+      }
+      for (const n of await this.databaseNames()) {
+        const p = parseDbName(n);
+        if (p && p.kind === 'snapshot' && p.group === group && n !== snap) await this.engine.exec(`DROP DATABASE IF EXISTS ${n} SYNC`);
+      }
+      return { prepared: snap, lastLogIndex: index };
+    });
+  }
+
+  /**
+   * The snapshot as bytes: magic, a header frame (JSON: group, index, each object's CREATE statement and
+   * columns), then per data table in name order its rows `ORDER BY <all columns>` as TabSeparated in
+   * fixed-size frames. Same prepared value, same bytes: the clone does not change and the order is total.
+   */
+  async *saveSnapshot(group: number, prepared: string): AsyncGenerator<Uint8Array> {
+    const { db, index } = this.parsePrepared(group, prepared);
+    const meta = await this.snapshotMeta(db);
+    if (!meta) throw new ChsmError('RH_SNAPSHOT_GONE', `snapshot ${prepared} does not exist (a newer one replaced it?)`);
+    const header: SnapshotHeader = { v: 1, group, index, tables: [] };
+    for (const m of meta) {
+      const columns = m.kind === 'data' ? await this.storedColumns(db, m.name) : [];
+      header.tables.push({ ord: m.ord, name: m.name, kind: m.kind, create: m.create, columns });
+    }
+    yield SNAPSHOT_MAGIC;
+    yield frame(Buffer.from(JSON.stringify(header), 'utf8'));
+    for (const t of header.tables) {
+      if (t.kind !== 'data') continue;
+      const cols = t.columns.map(ident).join(', ');
+      const stream = this.engine.queryStream(
+        `SELECT ${cols} FROM ${db}.${ident(t.name)} ORDER BY ${cols}`,
+        { format: 'TabSeparated', settings: { max_threads: 1 } });
+      yield* reframe(stream);
+    }
+  }
+
+  /** Columns that hold data (not ALIAS / EPHEMERAL), in table order. */
+  private async storedColumns(db: string, table: string): Promise<string[]> {
+    const rows = await this.scalarRows<{ name: string }>(
+      `SELECT name FROM system.columns WHERE database = ${sqlString(db)} AND table = ${sqlString(table)}
+       AND default_kind NOT IN ('ALIAS', 'EPHEMERAL') ORDER BY position`);
+    return rows.map((r) => r.name);
+  }
+
+  private async dedupOff(): Promise<Settings> {
+    if (!this.dedupOffSetting) {
+      const rows = await this.scalarRows<{ c: number }>("SELECT count() AS c FROM system.settings WHERE name = 'deduplicate_insert'");
+      this.dedupOffSetting = (rows[0]?.c ?? 0) > 0 ? { deduplicate_insert: 'disable' } : { insert_deduplicate: 0 };
+    }
+    return this.dedupOffSetting;
+  }
+
+  /**
+   * Loads a snapshot into a fresh rh_restore_g<g>_<index>, records its index there, then swaps it in by
+   * two RENAME DATABASE statements (ClickHouse has no EXCHANGE DATABASES): readers see the old state or
+   * the new one, never a mix; between the two renames (milliseconds) the database is briefly absent.
+   */
+  async recoverFromSnapshot(group: number, data: AsyncIterable<Uint8Array>): Promise<number> {
+    return this.withLock(group, async () => {
+      const reader = new ByteReader(data);
+      const magic = await reader.readExact(SNAPSHOT_MAGIC.length);
+      if (!magic.equals(SNAPSHOT_MAGIC)) throw new ChsmError('RH_BAD_SNAPSHOT', 'not a RaftHouse snapshot (bad magic)');
+      let header: SnapshotHeader;
+      try {
+        header = JSON.parse((await reader.readFrame()).toString('utf8')) as SnapshotHeader;
+      } catch {
+        throw new ChsmError('RH_BAD_SNAPSHOT', 'snapshot header is not JSON');
+      }
+      if (header.v !== 1 || header.group !== group || !Number.isSafeInteger(header.index) || !Array.isArray(header.tables)) {
+        throw new ChsmError('RH_BAD_SNAPSHOT', `snapshot header does not describe group ${group}`);
+      }
+      await this.repairGroup(group);
+      const target = restoreDb(group, header.index);
+      await this.engine.exec(`DROP DATABASE IF EXISTS ${target} SYNC`);
+      await this.engine.exec(`CREATE DATABASE ${target}`);
+      const off = await this.dedupOff();
+      for (const t of header.tables.filter((x) => x.kind === 'data')) {
+        await this.engine.exec(t.create, { database: target });
+        const chunks: Buffer[] = [];
+        for await (const f of reader.frames()) chunks.push(f);
+        const rows = Buffer.concat(chunks);
+        if (rows.length > 0) {
+          await this.engine.insert(
+            `INSERT INTO ${target}.${ident(t.name)} (${t.columns.map(ident).join(', ')}) FORMAT TabSeparated`, rows,
+            { settings: { ...off, insert_allow_materialized_columns: 1 } });
+        }
+      }
+      await reader.expectEnd();
+      // Definitions only (views, ...) after the tables they read. Their bodies name rh_g<g>.<table>,
+      // which is what the restored database is called once swapped in.
+      for (const t of header.tables.filter((x) => x.kind === 'ddl')) await this.engine.exec(t.create, { database: target });
+      await this.createBookkeeping(target);
+      await this.engine.exec(`INSERT INTO ${target}.${APPLIED_TABLE} (index, state, info) VALUES (${header.index}, 1, '')`);
+      await this.at('before-swap', header.index);
+      const live = dataDb(group);
+      const old = oldDb(group, header.index);
+      const hasData = (await this.databaseNames()).includes(live);
+      if (hasData) {
+        await this.engine.exec(`DROP DATABASE IF EXISTS ${old} SYNC`);
+        await this.engine.exec(`RENAME DATABASE ${live} TO ${old}`);
+      }
+      await this.at('mid-swap', header.index);
+      await this.engine.exec(`RENAME DATABASE ${target} TO ${live}`);
+      if (hasData) await this.engine.exec(`DROP DATABASE IF EXISTS ${old} SYNC`);
+      this.groups.delete(group);
+      const st = (await this.group(group, true))!;
+      return st.lastIndex;
+    });
+  }
+
+  async deleteGroup(group: number): Promise<void> {
+    return this.withLock(group, async () => {
+      for (const n of await this.databaseNames()) {
+        const p = parseDbName(n);
+        if (p && p.group === group) await this.engine.exec(`DROP DATABASE IF EXISTS ${n} SYNC`);
+      }
+      this.groups.delete(group);
+    });
+  }
+
+  /** Everything applied is already recorded in ClickHouse when applyBatch returns. */
+  async sync(group: number): Promise<number> {
+    return this.lastLogIndex(group);
+  }
+}
+
+/** `CREATE TABLE rh_g1.t ...` -> `CREATE TABLE t ...` (the object's own name only; bodies untouched). */
+export function stripDbQualifier(create: string, db: string): string {
+  const re = new RegExp(`^(CREATE (?:OR REPLACE )?(?:TABLE|VIEW|MATERIALIZED VIEW|DICTIONARY|LIVE VIEW|WINDOW VIEW) (?:IF NOT EXISTS )?)${db}\\.`);
+  if (!re.test(create)) throw new ChsmError('RH_BAD_SNAPSHOT', `unexpected CREATE statement form: ${create.slice(0, 80)}`);
+  return create.replace(re, '$1');
+}
+
+export { isInternalTable };
