@@ -55,6 +55,17 @@ function urlSettings(opts: { database?: string | undefined; settings?: Settings 
   return out;
 }
 
+const STREAM_TAIL = 16 * 1024;
+// "Code: N. DB::Exception: ..." or "Code: N, e.displayText() = DB::Exception: ..." starting a line near the end.
+const TRAILER_RE = /(?:^|\n)(Code: \d+(?:\.|, e\.displayText\(\) =) DB::Exception: [\s\S]*)$/;
+
+/** A ClickHouse exception appended to the end of a streamed body, if there is one. */
+export function findErrorTrailer(tail: Buffer): ClickHouseError | undefined {
+  const m = TRAILER_RE.exec(tail.toString('latin1'));
+  if (!m) return undefined;
+  return parseClickHouseError(Buffer.from(m[1]!, 'latin1').toString('utf8'));
+}
+
 async function drain(stream: AsyncIterable<unknown>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const c of stream) parts.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
@@ -122,12 +133,25 @@ class ServerEngine implements ClickHouseEngine {
           ...(opts?.queryId ? { query_id: opts.queryId } : {}),
         }));
         const it = (r.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        // An error found after the server has started sending comes as text appended to a 200 body
+        // (18.16 and many later releases). Hold back the last TAIL bytes until the end so such a trailer
+        // is turned into an error instead of being handed out as data.
+        let held: Buffer = Buffer.alloc(0);
         try {
           for (;;) {
             const next = await self.run(() => it.next());
             if (next.done) break;
-            yield next.value;
+            const all = held.length ? Buffer.concat([held, next.value]) : next.value;
+            if (all.length > STREAM_TAIL) {
+              held = Buffer.from(all.subarray(all.length - STREAM_TAIL));
+              yield all.subarray(0, all.length - STREAM_TAIL);
+            } else {
+              held = all;
+            }
           }
+          const trailer = findErrorTrailer(held);
+          if (trailer) throw trailer;
+          if (held.length) yield held;
         } finally {
           // Breaking out early must release the socket, not leave a half-read response in the pool.
           if (!r.stream.readableEnded) r.stream.destroy();

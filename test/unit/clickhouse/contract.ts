@@ -139,6 +139,22 @@ export function engineContract(getEngine: () => ClickHouseEngine, dbName: string
       expect(n.toString('utf8').trim()).to.equal('3');
     });
 
+    it('a stream that fails half-way throws the error instead of handing it out as data', async function () {
+      const sql = 'SELECT throwIf(number = 3000000) AS x FROM system.numbers LIMIT 5000000';
+      let bytes = 0;
+      let text = '';
+      const err = await rejection((async () => {
+        for await (const c of getEngine().queryStream(sql, { format: 'TabSeparated', settings: { max_block_size: 10000 } })) {
+          bytes += c.length;
+          text = Buffer.from(c).toString('latin1');
+        }
+      })());
+      expect(err).to.be.instanceOf(ClickHouseError);
+      expect((err as ClickHouseError).code).to.equal(395);
+      expect(text).to.not.contain('DB::Exception');
+      expect(bytes).to.be.lessThan(5000000 * 2);
+    });
+
     it('refuses an insert statement without FORMAT', async function () {
       const err = await rejection(getEngine().insert(`INSERT INTO ${dbName}.t VALUES (1, 'x')`, Buffer.alloc(0)));
       expect((err as EngineError).code).to.equal('ENGINE_BAD_REQUEST');
