@@ -1,0 +1,234 @@
+// A small typed client for raftd's client API (propose, read, barrier, groups, membership,
+// status). Every application front (the KV front, the RaftHouse gateway) uses this one, so retry
+// and leader-handling rules live in one place.
+
+import * as http from 'node:http';
+
+export type Consistency = 'linearizable' | 'lease' | 'stale';
+
+export interface LeaderHint {
+  id: number;
+  httpAddr: string;
+}
+
+/**
+ * Every failure the client reports. `code` is raftd's stable error code (NOT_LEADER, NO_LEADER,
+ * OVERLOADED, TIMEOUT, GROUP_NOT_FOUND, BAD_REQUEST, APP_UNAVAILABLE, UNAUTHORIZED, ...), the
+ * application's own code for an entry it refused (with `index` set), or one of the client's:
+ * UNREACHABLE (no node answered), UNEXPECTED_RESPONSE (not raftd's JSON).
+ */
+export class RaftdError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+    readonly leader?: LeaderHint,
+    /** Set when the entry was committed and applied, but the application refused it. */
+    readonly index?: number,
+  ) {
+    super(message);
+    this.name = 'RaftdError';
+  }
+}
+
+export interface RaftdClientOptions {
+  /** One or more raftd nodes (http://host:port). The client sticks to one and moves on when it is unreachable. */
+  url: string | string[];
+  /** Sent as `authorization: Bearer TOKEN` when raftd runs with --api-token. */
+  token?: string;
+  /** Per-request deadline (default 10 s). */
+  timeoutMs?: number;
+  /** Ask raftd not to forward to the leader: the client follows NOT_LEADER hints itself. */
+  noForward?: boolean;
+  /** Connections kept per node (default 64). */
+  maxSockets?: number;
+}
+
+export interface ProposeResult {
+  index: number;
+  result: unknown;
+  skipped?: boolean;
+}
+
+export type BatchItemResult = { index: number; result: unknown } | { error: { code: string; message: string; leader?: LeaderHint }; index?: number };
+
+interface RawResponse {
+  status: number;
+  body: Buffer;
+}
+
+/** True when a connection-level error guarantees the request never reached raftd. */
+function notDelivered(e: NodeJS.ErrnoException): boolean {
+  return e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'ENOTFOUND' || e.code === 'EADDRNOTAVAIL';
+}
+
+export class RaftdClient {
+  private readonly urls: string[];
+  private current = 0;
+  private readonly agent: http.Agent;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: RaftdClientOptions) {
+    this.urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ''));
+    if (this.urls.length === 0) throw new RaftdError('BAD_REQUEST', 'RaftdClient needs at least one url', 0);
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64 });
+  }
+
+  /** The node the client currently talks to. */
+  get url(): string {
+    return this.urls[this.current]!;
+  }
+
+  private send(base: string, method: string, pathAndQuery: string, body: Buffer | undefined, contentType: string): Promise<RawResponse> {
+    const url = new URL(base + pathAndQuery);
+    const headers: http.OutgoingHttpHeaders = { 'content-type': contentType };
+    if (body) headers['content-length'] = body.length;
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (this.opts.noForward) headers['x-raftd-no-forward'] = '1';
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
+      req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  /**
+   * Sends one request. `idempotent` requests move on to the next node on any connection failure;
+   * others only when the connection was refused (nothing was delivered). A NOT_LEADER answer with
+   * a leader hint is followed once (raftd applied nothing).
+   */
+  private async call(method: string, pathAndQuery: string, body?: Buffer | string | object, opts: { idempotent?: boolean; contentType?: string } = {}): Promise<RawResponse> {
+    let buf: Buffer | undefined;
+    let contentType = opts.contentType ?? 'application/json';
+    if (body instanceof Uint8Array) buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    else if (typeof body === 'string') buf = Buffer.from(body, 'utf8');
+    else if (body !== undefined) buf = Buffer.from(JSON.stringify(body));
+    if (body instanceof Uint8Array && !opts.contentType) contentType = 'application/octet-stream';
+    let lastErr: Error | undefined;
+    let followedLeader = false;
+    for (let attempt = 0; attempt < this.urls.length; attempt++) {
+      const base = this.urls[this.current]!;
+      let res: RawResponse;
+      try {
+        res = await this.send(base, method, pathAndQuery, buf, contentType);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        lastErr = err;
+        if (err.code === 'ETIMEDOUT') throw new RaftdError('TIMEOUT', err.message, 0);
+        if (!(opts.idempotent || notDelivered(err))) throw new RaftdError('UNREACHABLE', `${base}: ${err.message} (the request may or may not have been applied)`, 0);
+        this.current = (this.current + 1) % this.urls.length;
+        continue;
+      }
+      if (res.status === 421 && !followedLeader) {
+        const leader = this.parseError(res).leader;
+        if (leader?.httpAddr) {
+          followedLeader = true;
+          try {
+            return await this.send(`http://${leader.httpAddr}`, method, pathAndQuery, buf, contentType);
+          } catch (e) {
+            lastErr = e as Error;
+            return res;
+          }
+        }
+      }
+      return res;
+    }
+    throw new RaftdError('UNREACHABLE', `no raftd node answered (${this.urls.join(', ')}): ${lastErr?.message ?? 'unknown error'}`, 0);
+  }
+
+  private parseError(res: RawResponse): RaftdError {
+    let parsed: { error?: { code?: unknown; message?: unknown; leader?: LeaderHint }; index?: unknown } | undefined;
+    try {
+      parsed = JSON.parse(res.body.toString('utf8')) as typeof parsed;
+    } catch {
+      parsed = undefined;
+    }
+    const e = parsed?.error;
+    if (!e || typeof e.code !== 'string') {
+      return new RaftdError('UNEXPECTED_RESPONSE', `HTTP ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`, res.status);
+    }
+    const index = typeof parsed?.index === 'number' ? parsed.index : undefined;
+    return new RaftdError(e.code, typeof e.message === 'string' ? e.message : e.code, res.status, e.leader, index);
+  }
+
+  private json<T>(res: RawResponse): T {
+    if (res.status < 200 || res.status > 299) throw this.parseError(res);
+    try {
+      return JSON.parse(res.body.toString('utf8')) as T;
+    } catch {
+      throw new RaftdError('UNEXPECTED_RESPONSE', `HTTP ${res.status} with a body that is not JSON`, res.status);
+    }
+  }
+
+  /** Proposes one entry (raw bytes, or a string sent as UTF-8); resolves with the application's result. */
+  async propose(group: number, data: Uint8Array | string): Promise<ProposeResult> {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    return this.json<ProposeResult>(await this.call('POST', `/v1/groups/${group}/propose`, bytes, { contentType: 'application/octet-stream' }));
+  }
+
+  /** Proposes a JSON command (serialized with JSON.stringify). */
+  proposeJson(group: number, command: unknown): Promise<ProposeResult> {
+    return this.propose(group, JSON.stringify(command));
+  }
+
+  /** Many entries (one or many groups) in one request; each gets its own result or error. */
+  async proposeBatch(items: Array<{ group: number; data: Uint8Array | string }>): Promise<BatchItemResult[]> {
+    const body = { items: items.map((it) => ({ group: it.group, data: Buffer.from(typeof it.data === 'string' ? Buffer.from(it.data, 'utf8') : it.data).toString('base64') })) };
+    return this.json<{ results: BatchItemResult[] }>(await this.call('POST', '/v1/propose-batch', body)).results;
+  }
+
+  async read<T = unknown>(group: number, query: unknown, consistency: Consistency = 'linearizable'): Promise<T> {
+    const res = await this.call('POST', `/v1/groups/${group}/read?consistency=${consistency}`, JSON.stringify(query ?? null), { idempotent: true });
+    return this.json<{ result: T }>(res).result;
+  }
+
+  /** Waits until the contacted node's application has applied through a read index; returns it. */
+  async barrier(group: number, consistency: Consistency = 'linearizable'): Promise<number> {
+    return this.json<{ appliedIndex: number }>(await this.call('POST', `/v1/groups/${group}/barrier?consistency=${consistency}`, undefined, { idempotent: true })).appliedIndex;
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    return this.json(await this.call('GET', '/status', undefined, { idempotent: true }));
+  }
+
+  async listGroups(): Promise<Array<{ group: number; members: number[]; local?: boolean }>> {
+    return this.json<{ groups: Array<{ group: number; members: number[]; local?: boolean }> }>(await this.call('GET', '/v1/groups', undefined, { idempotent: true })).groups;
+  }
+
+  async createGroup(group: number, members?: number[]): Promise<void> {
+    this.json(await this.call('POST', '/v1/groups', members ? { group, members } : { group }));
+  }
+
+  async deleteGroup(group: number): Promise<void> {
+    this.json(await this.call('DELETE', `/v1/groups/${group}`));
+  }
+
+  async addMember(group: number, node: number, role: 'voter' | 'learner' = 'voter'): Promise<void> {
+    this.json(await this.call('POST', `/v1/groups/${group}/members`, { node, role }));
+  }
+
+  async removeMember(group: number, node: number): Promise<void> {
+    this.json(await this.call('DELETE', `/v1/groups/${group}/members/${node}`));
+  }
+
+  async transferLeadership(group: number, to: number): Promise<void> {
+    this.json(await this.call('POST', `/v1/groups/${group}/transfer-leadership`, { to }));
+  }
+
+  /** 200 on the leader of `group` (default: raftd's choice), false elsewhere. */
+  async isLeader(group?: number): Promise<boolean> {
+    const res = await this.call('GET', `/leader-check${group === undefined ? '' : `?group=${group}`}`, undefined, { idempotent: true });
+    return res.status === 200;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
