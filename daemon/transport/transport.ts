@@ -10,7 +10,7 @@
 // before the handler sees a single byte.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -315,6 +315,24 @@ function metadataToPb(m: SnapshotMetadata): PbSnapshotMetadata {
     term: BigInt(m.term),
     confState: { voters: m.confState.voters.map(BigInt), learners: m.confState.learners.map(BigInt) },
   });
+}
+
+/**
+ * The verified spool file, read lazily: opened only when the handler starts iterating (a
+ * handler that refuses without reading must not leave an open that fails after unlink).
+ */
+async function* readSpooled(path: string, chunkBytes: number): AsyncGenerator<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    for (;;) {
+      const buf = Buffer.allocUnsafe(chunkBytes);
+      const { bytesRead } = await fh.read(buf, 0, chunkBytes, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 function hex(b: Uint8Array): string {
@@ -667,6 +685,8 @@ export class GrpcTransport {
     const path = join(dir, `raftd-snap-${this.nodeId}-${randomBytes(6).toString('hex')}.part`);
     let file: Awaited<ReturnType<typeof open>> | undefined;
     let cancelled = false;
+    let reply: SendSnapshotResponse | undefined;
+    let refused: Partial<grpc.StatusObject> | undefined;
     call.on('cancelled', () => {
       cancelled = true;
     });
@@ -715,10 +735,10 @@ export class GrpcTransport {
       file = undefined;
       header.totalSize = size;
       header.sha256 = digest;
-      await this.handlers.onSnapshot(header, createReadStream(path, { highWaterMark: this.opts.snapshotChunkBytes ?? 1024 * 1024 }));
+      await this.handlers.onSnapshot(header, readSpooled(path, this.opts.snapshotChunkBytes ?? 1024 * 1024));
       this.counters.snapshotsReceived++;
       this.log.info({ from: header.from, group: header.group, index: header.metadata.index, bytes: size }, 'snapshot received');
-      cb(null, create(SendSnapshotResponseSchema, { ack: { receivedBytes: BigInt(size) } }));
+      reply = create(SendSnapshotResponseSchema, { ack: { receivedBytes: BigInt(size) } });
     } catch (e) {
       this.counters.snapshotsRejected++;
       const err = e as Error & { code?: unknown };
@@ -729,11 +749,15 @@ export class GrpcTransport {
             : grpc.status.FAILED_PRECONDITION
           : grpc.status.UNAVAILABLE;
       this.log.warn({ err: err.message }, 'snapshot refused');
-      if (!cancelled) cb(status(code, err.message));
+      refused = status(code, err.message);
     } finally {
       if (file) await file.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);
     }
+    // Answer only after the spool file is gone: the sender may retry at once.
+    if (cancelled) return;
+    if (reply) cb(null, reply);
+    else cb(refused ?? status(grpc.status.INTERNAL, 'snapshot receive failed'));
   }
 
   // -------------------------------------------------------------- shutdown
