@@ -55,7 +55,7 @@ export async function groupChecksums(engine: ClickHouseEngine): Promise<GroupChe
     const p = parseDbName(db);
     if (!p || p.kind !== 'data') continue;
     const idx = lines(await engine.query(
-      `SELECT max(index) FROM ${db}.${APPLIED_TABLE} WHERE state = 1`, { format: 'TabSeparated' }).catch(() => Buffer.from('0\n')));
+      `SELECT max(idx) FROM ${db}.${APPLIED_TABLE} WHERE state = 1`, { format: 'TabSeparated' }).catch(() => Buffer.from('0\n')));
     out.push({ group: p.group, lastLogIndex: Number(idx[0]?.[0] ?? 0), tables: await groupChecksum(engine, db) });
   }
   return out.sort((a, b) => a.group - b.group);

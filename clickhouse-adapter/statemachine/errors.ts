@@ -1,6 +1,8 @@
 // Error codes of the ClickHouse state machine. Entry results carry them as `{code, message}`; the
 // adapter's own failures (not an entry's fault) are thrown as ChsmError.
 
+import { StateMachineError } from '../../adapters/sdk/types.js';
+
 export type ChsmErrorCode =
   | 'RH_BAD_ENTRY'            // the entry bytes are not a valid RaftHouse entry (header JSON, kind, fields)
   | 'RH_UNSUPPORTED'          // a well-formed entry asking for something the adapter refuses (INSERT INTO FUNCTION, async_insert)
@@ -10,10 +12,21 @@ export type ChsmErrorCode =
   | 'RH_BAD_PREPARED'         // a prepared value that does not name a snapshot of this group
   | 'RH_BAD_QUERY';           // a Read query the adapter does not understand
 
-export class ChsmError extends Error {
-  readonly code: ChsmErrorCode;
+const STATUS: Readonly<Record<ChsmErrorCode, number>> = {
+  RH_BAD_ENTRY: 409, // thrown only for an index gap; bad entries otherwise become failed results
+  RH_UNSUPPORTED: 422,
+  RH_CROSS_DATABASE: 422,
+  RH_BAD_SNAPSHOT: 400,
+  RH_SNAPSHOT_GONE: 410,
+  RH_BAD_PREPARED: 400,
+  RH_BAD_QUERY: 400,
+};
+
+/** A StateMachineError, so the SDK answers it with its code and an HTTP status. */
+export class ChsmError extends StateMachineError {
+  override readonly code: ChsmErrorCode;
   constructor(code: ChsmErrorCode, message: string) {
-    super(message);
+    super(code, message, STATUS[code]);
     this.code = code;
     this.name = 'ChsmError';
   }

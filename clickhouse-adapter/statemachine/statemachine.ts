@@ -25,17 +25,10 @@ import {
 import { ByteReader, SNAPSHOT_MAGIC, frame, reframe } from './frames.js';
 import { groupChecksum } from './checksum.js';
 import type { TableChecksum } from './checksum.js';
+import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 
-export interface ApplyEntry {
-  index: number;
-  term: number;
-  data: Uint8Array;
-}
-
-export type EntryResult =
-  | { index: number; ok: true; result: unknown }
-  | { index: number; ok: false; error: { code: string; message: string } }
-  | { index: number; skipped: true };
+export type ApplyEntry = SdkEntry;
+export type { EntryResult };
 
 /** Named points of the apply and snapshot paths, for fault injection in tests. */
 export type CrashPoint =
@@ -137,7 +130,7 @@ interface SnapshotHeader {
   tables: Array<SnapshotTableMeta & { columns: string[] }>;
 }
 
-export class ClickHouseStateMachine {
+export class ClickHouseStateMachine implements StateMachine {
   readonly engine: ClickHouseEngine;
   private readonly dedupWindow: number;
   private readonly maxEntriesPerRecord: number;
@@ -221,10 +214,10 @@ export class ClickHouseStateMachine {
     await this.engine.exec(`CREATE DATABASE IF NOT EXISTS ${db}`);
     // ReplacingMergeTree keyed by state keeps the newest row per state after merges: the table stays
     // tiny however many batches were recorded, and max(index) is right before and after a merge.
-    await this.engine.exec(`CREATE TABLE IF NOT EXISTS ${db}.${APPLIED_TABLE} (index UInt64, state UInt8, info String)
-      ENGINE = ReplacingMergeTree(index) ORDER BY state`);
-    await this.engine.exec(`CREATE TABLE IF NOT EXISTS ${db}.${SETTINGS_TABLE} (index UInt64, settings String)
-      ENGINE = MergeTree ORDER BY index SETTINGS non_replicated_deduplication_window = ${this.dedupWindow}`);
+    await this.engine.exec(`CREATE TABLE IF NOT EXISTS ${db}.${APPLIED_TABLE} (idx UInt64, state UInt8, info String)
+      ENGINE = ReplacingMergeTree(idx) ORDER BY state`);
+    await this.engine.exec(`CREATE TABLE IF NOT EXISTS ${db}.${SETTINGS_TABLE} (idx UInt64, settings String)
+      ENGINE = MergeTree ORDER BY idx SETTINGS non_replicated_deduplication_window = ${this.dedupWindow}`);
   }
 
   /** Loads (and caches) a group's state; with `create`, makes its database on first use. */
@@ -236,17 +229,17 @@ export class ClickHouseStateMachine {
     const exists = (await this.databaseNames()).includes(db);
     if (!exists && !create) return undefined;
     await this.createBookkeeping(db);
-    const rows = await this.scalarRows<{ state: number; index: number; info: string }>(
-      `SELECT state, max(index) AS index, argMax(info, index) AS info FROM ${db}.${APPLIED_TABLE} GROUP BY state`);
+    const rows = await this.scalarRows<{ state: number; top: number; info: string }>(
+      `SELECT state, max(idx) AS top, argMax(info, idx) AS info FROM ${db}.${APPLIED_TABLE} GROUP BY state`);
     const applied = rows.find((r) => r.state === 1);
     const intentRow = rows.find((r) => r.state === 0);
-    const lastIndex = applied ? Number(applied.index) : 0;
+    const lastIndex = applied ? Number(applied.top) : 0;
     let intent: Intent | undefined;
-    if (intentRow && Number(intentRow.index) > lastIndex) {
-      intent = { index: Number(intentRow.index), mutations: JSON.parse(intentRow.info) as Record<string, number> };
+    if (intentRow && Number(intentRow.top) > lastIndex) {
+      intent = { index: Number(intentRow.top), mutations: JSON.parse(intentRow.info) as Record<string, number> };
     }
     const settings: Settings = {};
-    const srows = await this.scalarRows<{ settings: string }>(`SELECT settings FROM ${db}.${SETTINGS_TABLE} ORDER BY index`);
+    const srows = await this.scalarRows<{ settings: string }>(`SELECT settings FROM ${db}.${SETTINGS_TABLE} ORDER BY idx`);
     for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
     const st: GroupState = { lastIndex, intent, settings };
     this.groups.set(group, st);
@@ -261,7 +254,7 @@ export class ClickHouseStateMachine {
 
   private async record(group: number, index: number): Promise<void> {
     await this.at('before-record', index);
-    await this.engine.exec(`INSERT INTO ${dataDb(group)}.${APPLIED_TABLE} (index, state, info) VALUES (${index}, 1, '')`);
+    await this.engine.exec(`INSERT INTO ${dataDb(group)}.${APPLIED_TABLE} (idx, state, info) VALUES (${index}, 1, '')`);
     await this.at('after-record', index);
   }
 
@@ -281,7 +274,8 @@ export class ClickHouseStateMachine {
       try {
         for (const e of entries) {
           if (e.index <= st.lastIndex) {
-            results.push({ index: e.index, skipped: true });
+            // The SDK drops redeliveries before calling; this guards direct callers.
+            results.push({ ok: true, result: { skipped: true } });
             continue;
           }
           if (e.index !== pending + 1) {
@@ -304,11 +298,11 @@ export class ClickHouseStateMachine {
 
   private entryError(e: unknown, index: number): EntryResult {
     if (e instanceof ClickHouseError && !TRANSIENT_CODES.has(e.code)) {
-      return { index, ok: false, error: { code: clickhouseCode(e.code), message: e.message } };
+      return { ok: false, error: { code: clickhouseCode(e.code), message: e.message } };
     }
-    if (e instanceof ChsmError) return { index, ok: false, error: { code: e.code, message: e.message } };
+    if (e instanceof ChsmError) return { ok: false, error: { code: e.code, message: e.message } };
     if (e instanceof EngineError && (e.code === 'ENGINE_BAD_REQUEST' || e.code === 'ENGINE_FORMAT_UNSUPPORTED')) {
-      return { index, ok: false, error: { code: e.code, message: e.message } };
+      return { ok: false, error: { code: e.code, message: e.message } };
     }
     throw e; // not the entry's fault: the call fails, raftd retries
   }
@@ -328,7 +322,7 @@ export class ClickHouseStateMachine {
     group: number, st: GroupState, e: ApplyEntry,
     flush: () => Promise<void>, setPending: (i: number) => void,
   ): Promise<EntryResult> {
-    if (e.data.length === 0) return { index: e.index, ok: true, result: null }; // no-op entry
+    if (e.data.length === 0) return { ok: true, result: null }; // no-op entry
     let entry: Entry;
     try {
       entry = decodeEntry(e.data);
@@ -371,7 +365,7 @@ export class ClickHouseStateMachine {
         writtenRows = -1;
       }
       await this.at('after-insert', index);
-      return { index, ok: true, result: { writtenRows } };
+      return { ok: true, result: { writtenRows } };
     } catch (err) {
       return this.entryError(err, index);
     }
@@ -386,10 +380,10 @@ export class ClickHouseStateMachine {
       // Validate names and values with ClickHouse itself before storing them.
       await this.engine.query('SELECT 1', { settings: changes, format: 'TabSeparated' });
       await this.engine.insert(`INSERT INTO ${dataDb(group)}.${SETTINGS_TABLE} FORMAT JSONEachRow`,
-        Buffer.from(JSON.stringify({ index, settings: JSON.stringify(changes) }) + '\n'),
+        Buffer.from(JSON.stringify({ idx: index, settings: JSON.stringify(changes) }) + '\n'),
         { settings: { ...PINNED_INSERT_SETTINGS, insert_deduplication_token: `${group}:${index}` } });
       Object.assign(st.settings, changes);
-      return { index, ok: true, result: {} };
+      return { ok: true, result: {} };
     } catch (err) {
       return this.entryError(err, index);
     }
@@ -420,21 +414,21 @@ export class ClickHouseStateMachine {
       if (Object.entries(now).some(([t, m]) => m > (before[t] ?? 0))) {
         // Its mutation is registered: ClickHouse finishes it by itself; running it again would apply it twice.
         await this.ensureDedupWindow(db);
-        return { index, ok: true, result: {} };
+        return { ok: true, result: {} };
       }
     } else {
       const mutations = await this.mutationMarks(db);
-      await this.engine.exec(`INSERT INTO ${db}.${APPLIED_TABLE} (index, state, info) VALUES (${index}, 0, ${sqlString(JSON.stringify(mutations))})`);
+      await this.engine.exec(`INSERT INTO ${db}.${APPLIED_TABLE} (idx, state, info) VALUES (${index}, 0, ${sqlString(JSON.stringify(mutations))})`);
       st.intent = { index, mutations };
     }
     await this.at('after-intent', index);
     let result: EntryResult;
     try {
       await this.engine.exec(entry.header.sql!, { database: db, settings });
-      result = { index, ok: true, result: {} };
+      result = { ok: true, result: {} };
     } catch (err) {
       if (maybeApplied && err instanceof ClickHouseError && ALREADY_DONE_CODES.has(err.code)) {
-        result = { index, ok: true, result: {} };
+        result = { ok: true, result: {} };
       } else {
         result = this.entryError(err, index);
       }
@@ -625,7 +619,7 @@ export class ClickHouseStateMachine {
       // which is what the restored database is called once swapped in.
       for (const t of header.tables.filter((x) => x.kind === 'ddl')) await this.engine.exec(t.create, { database: target });
       await this.createBookkeeping(target);
-      await this.engine.exec(`INSERT INTO ${target}.${APPLIED_TABLE} (index, state, info) VALUES (${header.index}, 1, '')`);
+      await this.engine.exec(`INSERT INTO ${target}.${APPLIED_TABLE} (idx, state, info) VALUES (${header.index}, 1, '')`);
       await this.at('before-swap', header.index);
       const live = dataDb(group);
       const old = oldDb(group, header.index);
