@@ -9,7 +9,6 @@ type Cb<T = void> = (err: Error | null | undefined, value?: T) => void;
 interface RawBatch {
   put(key: Buffer, value: Buffer): RawBatch;
   del(key: Buffer): RawBatch;
-  readonly length: number;
   write(options: { sync: boolean }, cb: Cb): void;
 }
 
@@ -53,15 +52,16 @@ export interface OpenOptions {
 }
 
 export class Batch {
+  /** Operations added so far (the abstract-leveldown chained batch does not count them). */
+  length = 0;
   constructor(private readonly raw: RawBatch) {}
   put(key: Buffer, value: Buffer): void {
     this.raw.put(key, value);
+    this.length++;
   }
   del(key: Buffer): void {
     this.raw.del(key);
-  }
-  get length(): number {
-    return this.raw.length;
+    this.length++;
   }
   write(sync: boolean): Promise<void> {
     return call<void>((cb) => this.raw.write({ sync }, cb));

@@ -150,7 +150,9 @@ describe('storage: LogStore', function () {
     expect(got.snapshot).to.deep.equal(snap);
     expect(got.entries).to.deep.equal(entries(4, 7, 10, 1));
     // An older snapshot is ignored; compacting beyond the snapshot is refused.
+    const batchesBefore = s.stats.batches;
     await s.write([{ group: 4, snapshot: { index: 3, term: 1, confState: { voters: [9], learners: [] } } }]);
+    expect(s.stats.batches, 'an ignored snapshot costs no batch').to.equal(batchesBefore);
     expect((await s.loadGroup(4)).snapshot).to.deep.equal(snap);
     const beyond = await expectRejects(s.write([{ group: 4, compactTo: 8 }]));
     expect(beyond).to.be.instanceOf(StorageError).with.property('code', 'INVALID');
