@@ -74,7 +74,8 @@ async function drain(stream: AsyncIterable<unknown>): Promise<Buffer> {
 
 class ServerEngine implements ClickHouseEngine {
   readonly kind = 'server' as const;
-  readonly readonly = false;
+  /** True when the server user's profile is read-only (readonly != 0): found at open. */
+  readonly = false;
   private caps: Capabilities | undefined;
   private closed = false;
 
@@ -200,6 +201,9 @@ export async function openServer(opts: ServerOptions): Promise<ClickHouseEngine>
     if (!ping.success) {
       throw new EngineError('ENGINE_UNREACHABLE', `ClickHouse at ${opts.url} did not answer /ping: ${ping.error.message}`, { cause: ping.error });
     }
+    // A user whose profile is read-only cannot create the probe database: probe it without writing.
+    const ro = await engine.query("SELECT value FROM system.settings WHERE name = 'readonly'", { format: 'TabSeparated' });
+    engine.readonly = ro.toString('utf8').trim() !== '0';
     engine.setCapabilities(await probeCapabilities(engine));
   } catch (e) {
     await engine.close();

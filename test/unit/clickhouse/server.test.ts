@@ -119,6 +119,44 @@ describe('clickhouse engine: server (HTTP)', function () {
     expect((err as ClickHouseError).name).to.equal('UNKNOWN_SETTING');
   });
 
+  describe('a read-only server user', function () {
+    let ro: ClickHouseEngine | undefined;
+    before(async function () {
+      // scripts/clickhouse-server.sh defines `reader` with a readonly=1 profile; other servers may not.
+      try {
+        ro = await openServer({ url: URL_, username: 'reader', requestTimeoutMs: 20_000 });
+      } catch (e) {
+        if (e instanceof ClickHouseError && [192, 193, 516].includes(e.code)) {
+          console.log('      (skipped: this server has no passwordless `reader` user; scripts/clickhouse-server.sh creates one)');
+          this.skip();
+        }
+        throw e;
+      }
+    });
+    after(async function () {
+      await ro?.close();
+    });
+
+    it('is detected as read-only and probed without writing', function () {
+      expect(ro!.readonly).to.equal(true);
+      expect(ro!.capabilities.version).to.equal(get().capabilities.version);
+      expect(ro!.capabilities.dedupTokens).to.equal(get().capabilities.dedupTokens);
+    });
+
+    it('gets 164 READONLY for DDL, INSERT and settings', async function () {
+      for (const attempt of [
+        () => ro!.exec(`CREATE DATABASE ${db}_ro`),
+        () => ro!.insert('INSERT INTO system.one FORMAT TabSeparated', Buffer.from('0\n')),
+        () => ro!.query('SELECT 1', { settings: { max_threads: 1 } }),
+      ]) {
+        const err = await rejection(attempt());
+        expect(err).to.be.instanceOf(ClickHouseError);
+        expect((err as ClickHouseError).code).to.equal(164);
+        expect((err as ClickHouseError).name).to.equal('READONLY');
+      }
+    });
+  });
+
   describe('shared contract', function () {
     engineContract(get, db);
   });
