@@ -144,28 +144,30 @@ export class AppClient {
   }
 
   async lastLogIndex(group: number): Promise<number> {
-    const body = await this.callJson('LastLogIndex', { group });
-    return nonNegInt(body, 'lastLogIndex', 'LastLogIndex');
+    return this.callJson('LastLogIndex', { group }, (body) => nonNegInt(body, 'lastLogIndex', 'LastLogIndex'));
   }
 
   async updateEntries(group: number, entries: AppEntry[]): Promise<UpdateEntriesResult> {
     const wire = entries.map((e) => ({ index: e.index, term: e.term, data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString('base64') }));
-    const body = await this.callJson('UpdateEntries', { group, entries: wire });
-    const lastLogIndex = nonNegInt(body, 'lastLogIndex', 'UpdateEntries');
-    return { results: parseResults(body['results'], entries, lastLogIndex), lastLogIndex };
+    return this.callJson('UpdateEntries', { group, entries: wire }, (body) => {
+      const lastLogIndex = nonNegInt(body, 'lastLogIndex', 'UpdateEntries');
+      return { results: parseResults(body['results'], entries, lastLogIndex), lastLogIndex };
+    });
   }
 
   async read(group: number, query: unknown): Promise<unknown> {
-    const body = await this.callJson('Read', { group, query });
-    if (!('result' in body)) throw protocolError('Read', 'answer has no "result"');
-    return body['result'];
+    return this.callJson('Read', { group, query }, (body) => {
+      if (!('result' in body)) throw protocolError('Read', 'answer has no "result"');
+      return body['result'];
+    });
   }
 
   async prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
-    const body = await this.callJson('PrepareSnapshot', { group });
-    const prepared = body['prepared'];
-    if (typeof prepared !== 'string') throw protocolError('PrepareSnapshot', '"prepared" is not a string');
-    return { prepared, lastLogIndex: nonNegInt(body, 'lastLogIndex', 'PrepareSnapshot') };
+    return this.callJson('PrepareSnapshot', { group }, (body) => {
+      const prepared = body['prepared'];
+      if (typeof prepared !== 'string') throw protocolError('PrepareSnapshot', '"prepared" is not a string');
+      return { prepared, lastLogIndex: nonNegInt(body, 'lastLogIndex', 'PrepareSnapshot') };
+    });
   }
 
   /** Streams the snapshot bytes as the app sends them; nothing is buffered beyond one chunk. */
@@ -207,7 +209,9 @@ export class AppClient {
           ? await this.exchangeRetryingReused('RecoverFromSnapshot', `?group=${group}`, data, 'application/octet-stream', ctl)
           : await this.exchangeOnce('RecoverFromSnapshot', `?group=${group}`, data, 'application/octet-stream', ctl);
       const body = await this.finishJson('RecoverFromSnapshot', ex, ctl);
-      return nonNegInt(body, 'lastLogIndex', 'RecoverFromSnapshot');
+      const last = nonNegInt(body, 'lastLogIndex', 'RecoverFromSnapshot');
+      this.markHealthy();
+      return last;
     } catch (e) {
       this.noteFailure(e);
       throw e;
@@ -217,12 +221,11 @@ export class AppClient {
   }
 
   async sync(group: number): Promise<number> {
-    const body = await this.callJson('Sync', { group });
-    return nonNegInt(body, 'lastLogIndex', 'Sync');
+    return this.callJson('Sync', { group }, (body) => nonNegInt(body, 'lastLogIndex', 'Sync'));
   }
 
   async deleteGroup(group: number): Promise<void> {
-    await this.callJson('DeleteGroup', { group });
+    await this.callJson('DeleteGroup', { group }, () => undefined);
   }
 
   /** Aborts calls in flight and releases every socket and timer. */
@@ -249,13 +252,16 @@ export class AppClient {
 
   // ---- calls ----
 
-  private async callJson(call: CallName, request: object): Promise<Record<string, unknown>> {
+  /** One JSON call; `parse` validates the answer inside the call, so a malformed one counts as a failure. */
+  private async callJson<T>(call: CallName, request: object, parse: (body: Record<string, unknown>) => T): Promise<T> {
     this.assertOpen();
     const payload = Buffer.from(JSON.stringify(request));
     const ctl = this.deadline(this.callTimeoutMs);
     try {
       const ex = await this.exchangeRetryingReused(call, '', payload, 'application/json', ctl);
-      return await this.finishJson(call, ex, ctl);
+      const out = parse(await this.finishJson(call, ex, ctl));
+      this.markHealthy();
+      return out;
     } catch (e) {
       this.noteFailure(e);
       throw e;
@@ -274,7 +280,6 @@ export class AppClient {
       throw protocolError(call, `answer is not JSON: ${snippet(raw)}`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw protocolError(call, 'answer is not a JSON object');
-    this.markHealthy();
     return parsed as Record<string, unknown>;
   }
 
@@ -521,8 +526,8 @@ export class AppClient {
   private noteFailure(e: unknown): void {
     if (!(e instanceof AppError) || this.closed) return;
     // A 4xx is the app answering (it is up); everything else means it is not serving.
-    if (e.code === 'APP_ERROR' && !e.retryable) return;
-    this.markUnhealthy(e);
+    if (e.code === 'APP_ERROR' && !e.retryable) this.markHealthy();
+    else this.markUnhealthy(e);
   }
 
   private markHealthy(): void {
