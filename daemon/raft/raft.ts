@@ -6,7 +6,7 @@ import { ConfHistory, checkConfChange, encodeConfChange } from './membership.js'
 import { EMPTY_BYTES, NO_ENTRIES, TRANSFER_CONTEXT, isTransfer, newMessage, wellFormed } from './messages.js';
 import { Progress, ProgressState } from './progress.js';
 import { VoteResult, isQuorum, majorityIndex, voteResult } from './quorum.js';
-import { ReadOnly } from './read-only.js';
+import { ReadOnly, contextKey } from './read-only.js';
 import {
   CompactedError,
   EntryType,
@@ -86,6 +86,14 @@ export class Raft {
   private timeoutNowTerm = -1;
   /** After a restart we cannot know whether we promised a leader a lease: act as if we had. */
   private restartLease = false;
+  /**
+   * Reads asked of this node that have not produced a ReadState yet. Leaders drop their read
+   * queues when they step down, so these are re-issued whenever a new leader (or term) appears:
+   * a read answered later is still linearizable, and the caller is not left hanging.
+   */
+  private localReads = new Map<string, { context: Uint8Array; lease: boolean }>();
+  private readsLead: NodeId = NONE;
+  private readsTerm = -1;
   private uncommittedSize = 0;
   private bcast: Bcast = Bcast.None;
   private scratch: number[] = [];
@@ -416,7 +424,8 @@ export class Raft {
         this.hup(true);
         return;
       case MessageType.ReadIndexResp:
-        this.readStates.push({ index: m.index, context: m.context });
+        // Only the first answer to a read we still wait for (duplicates and re-issues answer twice).
+        if (this.localReads.delete(contextKey(m.context))) this.readStates.push({ index: m.index, context: m.context });
         return;
       default:
       // Responses meant for a leader or candidate we no longer are: stale, ignore.
@@ -562,6 +571,16 @@ export class Raft {
     if (m.reject) {
       let next = m.rejectHint;
       if (m.logTerm > 0) next = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
+      if (pr.state === ProgressState.Probe && m.index === pr.next - 1 && m.index <= pr.match) {
+        // The follower lacks an entry it acknowledged: it lost its disk, or it is a new
+        // incarnation under a reused id (or this reject is a stale duplicate). Forget what it
+        // acked (lowering match is always safe) and probe from its hint.
+        pr.match = 0;
+        pr.next = Math.max(1, Math.min(m.index, next + 1));
+        pr.probeSent = false;
+        this.sendAppend(m.from, pr, true);
+        return;
+      }
       if (pr.maybeDecrTo(m.index, next)) {
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         this.sendAppend(m.from, pr, true);
@@ -667,6 +686,9 @@ export class Raft {
 
   /** Sends the broadcast owed since the last flush (proposals and commits are coalesced). */
   flush(): void {
+    if (this.localReads.size > 0 && this.lead !== NONE && (this.lead !== this.readsLead || this.term !== this.readsTerm)) {
+      this.reissueReads();
+    }
     if (this.bcast === Bcast.None) return;
     const ifEmpty = this.bcast === Bcast.Commit;
     this.bcast = Bcast.None;
@@ -781,11 +803,25 @@ export class Raft {
   // ------------------------------------------------------------------ reads
 
   readIndex(context: Uint8Array, lease: boolean): void {
+    if (this.lead === NONE) throw new ProposeError('NOT_LEADER', `node ${this.id} knows no leader`, NONE);
+    const key = contextKey(context);
+    if (this.localReads.has(key)) return; // already waiting for this context
+    this.localReads.set(key, { context, lease });
+    if (this.readsLead !== this.lead || this.readsTerm !== this.term) this.reissueReads();
+    else this.issueRead(context, lease);
+  }
+
+  private reissueReads(): void {
+    this.readsLead = this.lead;
+    this.readsTerm = this.term;
+    for (const r of this.localReads.values()) this.issueRead(r.context, r.lease);
+  }
+
+  private issueRead(context: Uint8Array, lease: boolean): void {
     if (this.role === Role.Leader) {
       this.leaderReadIndex(this.id, context, lease);
       return;
     }
-    if (this.lead === NONE) throw new ProposeError('NOT_LEADER', `node ${this.id} knows no leader`, NONE);
     const m = newMessage(MessageType.ReadIndex, this.id, this.lead, this.term);
     m.context = context;
     m.index = lease ? 1 : 0; // asks the leader for a lease read
@@ -842,7 +878,7 @@ export class Raft {
 
   private respondRead(from: NodeId, context: Uint8Array, index: number): void {
     if (from === this.id) {
-      this.readStates.push({ index, context });
+      if (this.localReads.delete(contextKey(context))) this.readStates.push({ index, context });
       return;
     }
     const m = newMessage(MessageType.ReadIndexResp, this.id, from, this.term);
