@@ -12,7 +12,7 @@ import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
-import { collectBytes, countPayloadRows, parseInsert, quoteIdent, setStatement } from './sql.js';
+import { collectBytes, countPayloadRows, parseInsert, quoteIdent, refuseSessionStatements, setStatement } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -139,19 +139,25 @@ class EmbeddedEngine implements ClickHouseEngine {
   }
 
   exec(sql: string, opts?: ExecOptions): Promise<void> {
-    return this.run(() => this.withSession(opts, async (s) => {
-      await s.queryAsync(sql, { format: 'TabSeparated' });
-    }));
+    return this.run(() => {
+      refuseSessionStatements(sql);
+      return this.withSession(opts, async (s) => {
+        await s.queryAsync(sql, { format: 'TabSeparated' });
+      });
+    });
   }
 
   query(sql: string, opts?: QueryOptions): Promise<Buffer> {
     const format = opts?.format ?? 'JSONEachRow';
-    return this.run(() => this.withSession(opts, async (s) => {
-      const r: ChdbResult = opts?.params
-        ? await s.queryBindAsync(sql, opts.params, { format })
-        : await s.queryAsync(sql, { format });
-      return toBuffer(r.bytes());
-    }));
+    return this.run(() => {
+      refuseSessionStatements(sql);
+      return this.withSession(opts, async (s) => {
+        const r: ChdbResult = opts?.params
+          ? await s.queryBindAsync(sql, opts.params, { format })
+          : await s.queryAsync(sql, { format });
+        return toBuffer(r.bytes());
+      });
+    });
   }
 
   queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array> {

@@ -8,7 +8,7 @@ import { createClient, ClickHouseError as ClientClickHouseError, ClickHouseLogLe
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, clickHouseCodeName, parseClickHouseError } from './errors.js';
-import { checkSettingName, collectBytes, countPayloadRows, parseInsert } from './sql.js';
+import { checkSettingName, collectBytes, countPayloadRows, parseInsert, refuseSessionStatements } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -101,6 +101,7 @@ class ServerEngine implements ClickHouseEngine {
 
   exec(sql: string, opts?: ExecOptions): Promise<void> {
     return this.run(async () => {
+      refuseSessionStatements(sql);
       await this.client.command({
         query: sql,
         clickhouse_settings: urlSettings(opts),
@@ -111,6 +112,7 @@ class ServerEngine implements ClickHouseEngine {
 
   query(sql: string, opts?: QueryOptions): Promise<Buffer> {
     return this.run(async () => {
+      refuseSessionStatements(sql);
       const r = await this.client.exec({
         query: sql,
         // wait_end_of_query: the server buffers the result, so an error found half-way comes back as an

@@ -175,3 +175,15 @@ export async function collectBytes(data: Uint8Array | AsyncIterable<Uint8Array>)
   for await (const chunk of data) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   return Buffer.concat(parts);
 }
+
+/**
+ * `USE` and `SET` would stick to the embedded engine's shared chdb Session and silently change later
+ * calls (over HTTP they would do nothing at all), so both engines refuse them: pass `database` and
+ * `settings` per call instead.
+ */
+export function refuseSessionStatements(sql: string): void {
+  if (/^\s*(?:--[^\n]*\n\s*|\/\*[\s\S]*?\*\/\s*)*(USE|SET)\s/i.test(sql)) {
+    throw new EngineError('ENGINE_BAD_REQUEST',
+      'USE and SET statements are refused: they would outlive the call; pass the database / settings options instead');
+  }
+}

@@ -83,6 +83,16 @@ export function engineContract(getEngine: () => ClickHouseEngine, dbName: string
       expect(before).to.not.equal('4321');
     });
 
+    it('refuses USE and SET, which would outlive the call', async function () {
+      const e = getEngine();
+      for (const sql of [`USE ${dbName}`, 'SET max_threads = 1', '  -- comment\n set max_threads = 1']) {
+        const err = await rejection(e.exec(sql));
+        expect((err as EngineError).code).to.equal('ENGINE_BAD_REQUEST');
+      }
+      const d = await e.query('SELECT currentDatabase()', { format: 'TabSeparated' });
+      expect(d.toString('utf8').trim()).to.equal('default');
+    });
+
     it('refuses a bad setting name before sending anything', async function () {
       const err = await rejection(getEngine().query('SELECT 1', { settings: { 'max_threads = 1; DROP': 1 } }));
       expect(err).to.be.instanceOf(EngineError);
