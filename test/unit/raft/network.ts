@@ -55,9 +55,10 @@ export class Network {
     ids: NodeId[],
     readonly opts: NodeOpts = {},
     conf?: ConfState,
+    storages?: Map<NodeId, MemoryStorage>,
   ) {
     const cs = conf ?? { voters: ids, learners: [] };
-    for (const id of ids) this.add(id, new MemoryStorage({ confState: cs }));
+    for (const id of ids) this.add(id, storages?.get(id) ?? new MemoryStorage({ confState: cs }));
   }
 
   config(id: NodeId, storage: MemoryStorage, extra: NodeOpts = {}): RaftConfig {
@@ -199,4 +200,18 @@ export class Network {
 /** A message with every field at its zero value. */
 export function msg(fields: Partial<Message> & { type: MessageType; from: NodeId; to: NodeId }): Message {
   return { term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0), ...fields };
+}
+
+/** A storage holding a log with the given terms at indexes 1..n (data "i"), and hard state term. */
+export function storageWithLog(terms: number[], conf: ConfState, hardTerm?: number, commit = 0): MemoryStorage {
+  const s = new MemoryStorage({ confState: conf });
+  s.append(terms.map((t, i) => ({ term: t, index: i + 1, type: 0, data: enc(`e${i + 1}`) })));
+  s.setHardState({ term: hardTerm ?? (terms.length ? terms[terms.length - 1]! : 0), vote: 0, commit });
+  return s;
+}
+
+export function termsOf(s: MemoryStorage): number[] {
+  const out: number[] = [];
+  for (let i = s.firstIndex(); i <= s.lastIndex(); i++) out.push(s.term(i));
+  return out;
 }
