@@ -1,0 +1,139 @@
+// An hraftd-style HTTP front for the KV service. It holds no state: every call goes through
+// raftd's client API (RaftdClient), so any front on any node sees the replicated map.
+//   POST   /key            {"k":"v", ...}            set (several keys: one batch)
+//   GET    /key/k?level=linearizable|lease|stale     {"k": "v" | null}
+//   DELETE /key/k                                    {"deleted": bool}
+//   POST   /cas/k          {"expect": v|null, "value": v|null}   200 {"swapped":true} | 409 {"swapped":false,"value":current}
+// Run:  node dist/adapters/kv/front.js --listen 127.0.0.1:8000 --raftd http://127.0.0.1:9001[,http://...] [--group 1] [--token T]
+
+import * as http from 'node:http';
+import { once } from 'node:events';
+import { pathToFileURL } from 'node:url';
+import { RaftdClient, RaftdError, type Consistency } from '../sdk/client.js';
+import type { KvCommand, KvCommandResult } from './commands.js';
+
+export interface KvFrontOptions {
+  host?: string;
+  port: number;
+  raftd: string | string[];
+  group?: number;
+  token?: string;
+  timeoutMs?: number;
+}
+
+class FrontError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function body(req: http.IncomingMessage, limit = 1 << 20): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) throw new FrontError(413, 'PAYLOAD_TOO_LARGE', `body over ${limit} bytes`);
+    chunks.push(c);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new FrontError(400, 'BAD_REQUEST', 'body is not JSON');
+  }
+}
+
+function send(res: http.ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export async function startKvFront(opts: KvFrontOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const group = opts.group ?? 1;
+  const client = new RaftdClient({ url: opts.raftd, ...(opts.token ? { token: opts.token } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  const propose = async (cmd: KvCommand): Promise<KvCommandResult> => (await client.proposeJson(group, cmd)).result as KvCommandResult;
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://front');
+    const keyMatch = /^\/(key|cas)\/(.+)$/.exec(url.pathname);
+    const key = keyMatch ? decodeURIComponent(keyMatch[2]!) : undefined;
+    if (req.method === 'POST' && url.pathname === '/key') {
+      const b = await body(req);
+      if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new FrontError(400, 'BAD_REQUEST', 'body must be {"key": "value", ...}');
+      const pairs = Object.entries(b as Record<string, unknown>);
+      if (pairs.length === 0 || !pairs.every(([, v]) => typeof v === 'string')) throw new FrontError(400, 'BAD_REQUEST', 'values must be strings');
+      if (pairs.length === 1) {
+        await propose({ op: 'set', key: pairs[0]![0], value: pairs[0]![1] as string });
+      } else {
+        const results = await client.proposeBatch(pairs.map(([k, v]) => ({ group, data: JSON.stringify({ op: 'set', key: k, value: v }) })));
+        const failed = results.find((r) => 'error' in r);
+        if (failed && 'error' in failed) throw new RaftdError(failed.error.code, failed.error.message, 503, failed.error.leader);
+      }
+      return send(res, 200, {});
+    }
+    if (req.method === 'GET' && keyMatch?.[1] === 'key') {
+      const level = (url.searchParams.get('level') ?? 'linearizable') as Consistency;
+      if (!['linearizable', 'lease', 'stale'].includes(level)) throw new FrontError(400, 'BAD_REQUEST', 'level must be linearizable, lease or stale');
+      const r = await client.read<{ value: string | null }>(group, { op: 'get', key }, level);
+      return send(res, 200, { [key!]: r.value });
+    }
+    if (req.method === 'DELETE' && keyMatch?.[1] === 'key') {
+      return send(res, 200, await propose({ op: 'delete', key: key! }));
+    }
+    if (req.method === 'POST' && keyMatch?.[1] === 'cas') {
+      const b = (await body(req)) as { expect?: unknown; value?: unknown } | null;
+      const ok = (v: unknown): v is string | null => v === null || typeof v === 'string';
+      if (!b || !ok(b.expect) || !ok(b.value)) throw new FrontError(400, 'BAD_REQUEST', 'body must be {"expect": string|null, "value": string|null}');
+      const r = (await propose({ op: 'cas', key: key!, expect: b.expect, value: b.value })) as { swapped: boolean; value: string | null };
+      return send(res, r.swapped ? 200 : 409, r);
+    }
+    throw new FrontError(404, 'NOT_FOUND', `no route ${req.method} ${url.pathname}`);
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      if (e instanceof FrontError) return send(res, e.status, { error: { code: e.code, message: e.message } });
+      if (e instanceof RaftdError) {
+        const status = e.status >= 400 ? e.status : 503;
+        return send(res, status, { error: { code: e.code, message: e.message, ...(e.leader ? { leader: e.leader } : {}) } });
+      }
+      send(res, 500, { error: { code: 'INTERNAL', message: (e as Error).message } });
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.listen(opts.port, opts.host ?? '127.0.0.1');
+  await once(server, 'listening');
+  const addr = server.address() as { address: string; port: number };
+  return {
+    url: `http://${addr.address}:${addr.port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      client.close();
+    },
+  };
+}
+
+// Run as a command when executed directly.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const get = (flag: string, env: string, dflt?: string): string | undefined => {
+    const i = process.argv.indexOf(`--${flag}`);
+    return i >= 0 ? process.argv[i + 1] : (process.env[env] ?? dflt);
+  };
+  const listen = get('listen', 'KV_FRONT_LISTEN', '127.0.0.1:8000')!;
+  const raftd = get('raftd', 'KV_FRONT_RAFTD', 'http://127.0.0.1:9001')!;
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m) {
+    console.error(`kv front: --listen "${listen}" is not HOST:PORT`);
+    process.exit(2);
+  }
+  const token = get('token', 'RAFTD_API_TOKEN');
+  const front = await startKvFront({ host: m[1]!, port: Number(m[2]), raftd: raftd.split(','), group: Number(get('group', 'KV_FRONT_GROUP', '1')), ...(token ? { token } : {}) });
+  console.log(`kv front on ${front.url} -> raftd ${raftd}`);
+  process.once('SIGTERM', () => void front.close().then(() => process.exit(0)));
+  process.once('SIGINT', () => void front.close().then(() => process.exit(0)));
+}
