@@ -6,6 +6,7 @@
 //
 //   [0x00]                          node identity (one record)
 //   [0x01][utf8 name]               small node-local metadata (getMeta / putMeta)
+//   [0x0f][group u32]               group registry: present while the group has any record
 //   [0x10][group u32]               hard state
 //   [0x11][group u32]               snapshot metadata (index, term, membership)
 //   [0x12][group u32]               compaction marker: every entry <= it is deleted
@@ -18,6 +19,7 @@ import { StorageError } from './errors.js';
 
 export const KIND_IDENTITY = 0x00;
 export const KIND_META = 0x01;
+export const KIND_GROUP = 0x0f;
 export const KIND_HARDSTATE = 0x10;
 export const KIND_SNAPSHOT = 0x11;
 export const KIND_COMPACTED = 0x12;

@@ -5,6 +5,8 @@
 // Per group the store keeps, in memory, the span of stored entries (compacted, last] so that a
 // write can truncate a conflicting suffix or compact a prefix with plain deletes inside the same
 // atomic batch, without scanning. Writes (and loads, which fill that cache) run one at a time.
+// A registry record per group (written in the same batch as the group's first record) lets open()
+// know every existing group from one short scan: a write to a group not in it needs no reads.
 
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import {
   IDENTITY_KEY,
   KIND_COMPACTED,
   KIND_ENTRY,
+  KIND_GROUP,
   KIND_HARDSTATE,
   KIND_SNAPSHOT,
   checkU32,
@@ -97,6 +100,8 @@ const EMPTY_HARDSTATE: HardState = { term: 0, vote: 0, commit: 0 };
 
 export class LogStore {
   private readonly spans = new Map<number, Span>();
+  /** Groups with a registry record on disk (exactly: updated only after a batch is durable). */
+  private readonly registered: Set<number>;
   /** Tail of the queue that runs writes and loads one at a time; never rejects. */
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -107,8 +112,10 @@ export class LogStore {
     private readonly db: Rocks,
     readonly dir: string,
     sync: boolean,
+    registered: Set<number>,
   ) {
     this.sync = sync;
+    this.registered = registered;
   }
 
   /**
@@ -141,13 +148,18 @@ export class LogStore {
     } catch (e) {
       throw fromRocksError(e, `cannot open the log store in ${dir}`);
     }
+    let registered: Set<number>;
     try {
       await LogStore.checkIdentity(db, dir, opts, opts.sync ?? true);
+      registered = new Set();
+      await db.scan({ gte: kindStart(KIND_GROUP), lt: kindStart(KIND_GROUP + 1), values: false }, (k) => {
+        registered.add(decodeGroupOf(k));
+      });
     } catch (e) {
       await db.close().catch(() => undefined);
-      throw e;
+      throw fromRocksError(e, `cannot open the log store in ${dir}`);
     }
-    return new LogStore(db, dir, opts.sync ?? true);
+    return new LogStore(db, dir, opts.sync ?? true, registered);
   }
 
   private static async checkIdentity(db: Rocks, dir: string, opts: LogStoreOptions, sync: boolean): Promise<void> {
@@ -190,9 +202,17 @@ export class LogStore {
     return this.exclusive(() => this.doLoadGroup(group));
   }
 
+  /**
+   * Every group at once, with one scan per record kind: far cheaper than loadGroup per group at
+   * start-up with thousands of groups. Same content as loadGroup for each listed group.
+   */
+  loadAll(): Promise<Map<number, LoadedGroup>> {
+    return this.exclusive(() => this.doLoadAll());
+  }
+
   /** Every group with any stored state, ascending. */
   listGroups(): Promise<number[]> {
-    return this.exclusive(() => this.doListGroups());
+    return this.exclusive(async () => [...this.registered].sort((a, b) => a - b));
   }
 
   /** Removes every record of the group in one synced batch. */
@@ -252,7 +272,9 @@ export class LogStore {
     const pending = new Map<number, Map<number, number>>();
     const b = this.db.batch();
     let entries = 0;
+    const newGroups = new Set<number>();
     for (const w of writes) {
+      const opsBefore = b.length;
       let span = spans.get(w.group);
       if (!span) spans.set(w.group, (span = { ...this.spans.get(w.group)! }));
       let terms = pending.get(w.group);
@@ -264,6 +286,10 @@ export class LogStore {
       }
       if (w.compactTo !== undefined) stageCompact(b, w.group, span, w.compactTo);
       if (w.hardState) b.put(groupKey(KIND_HARDSTATE, w.group), encodeHardState(w.hardState));
+      if (b.length > opsBefore && !this.registered.has(w.group) && !newGroups.has(w.group)) {
+        newGroups.add(w.group);
+        b.put(groupKey(KIND_GROUP, w.group), Buffer.alloc(0));
+      }
     }
     if (b.length === 0) return;
     try {
@@ -275,6 +301,7 @@ export class LogStore {
       throw fromRocksError(e, `writing a batch of ${writes.length} group writes`);
     }
     for (const [g, s] of spans) this.spans.set(g, s);
+    for (const g of newGroups) this.registered.add(g);
     this.stats.batches++;
     this.stats.groupWrites += writes.length;
     this.stats.entries += entries;
@@ -307,8 +334,14 @@ export class LogStore {
 
   /** Fills the span cache for groups not yet in it (a few point reads and a reverse seek each). */
   private async loadSpans(groups: number[]): Promise<void> {
-    const missing = [...new Set(groups)].filter((g) => !this.spans.has(g));
-    for (const g of missing) checkU32(g, 'group');
+    const missing: number[] = [];
+    for (const g of new Set(groups)) {
+      if (this.spans.has(g)) continue;
+      checkU32(g, 'group');
+      // Not registered: the group has no record at all, so its span is empty.
+      if (!this.registered.has(g)) this.spans.set(g, { compacted: 0, last: 0, snapIndex: 0 });
+      else missing.push(g);
+    }
     await Promise.all(
       missing.map(async (g) => {
         try {
@@ -348,28 +381,45 @@ export class LogStore {
     }
   }
 
-  private async doListGroups(): Promise<number[]> {
-    const groups = new Set<number>();
+  private async doLoadAll(): Promise<Map<number, LoadedGroup>> {
+    const out = new Map<number, LoadedGroup>();
+    const compactedOf = new Map<number, number>();
+    for (const g of [...this.registered].sort((a, b) => a - b)) out.set(g, { hardState: { ...EMPTY_HARDSTATE }, snapshot: null, entries: [] });
+    const groupOf = (k: Buffer, what: string): LoadedGroup => {
+      const g = decodeGroupOf(k);
+      const lg = out.get(g);
+      if (!lg) throw new StorageError('CORRUPT', `${what} of group ${g}, which is not in the group registry`);
+      return lg;
+    };
     try {
-      for (const kind of [KIND_HARDSTATE, KIND_SNAPSHOT, KIND_COMPACTED]) {
-        await this.db.scan({ gte: kindStart(kind), lt: kindStart(kind + 1), values: false }, (k) => {
-          groups.add(decodeGroupOf(k));
-        });
-      }
-      // Entries: hop from group to group with one single-item seek each.
-      let from = kindStart(KIND_ENTRY);
-      for (;;) {
-        const kv = await this.db.first({ gte: from, lt: kindStart(KIND_ENTRY + 1), values: false });
-        if (!kv) break;
-        const g = decodeGroupOf(kv[0]);
-        groups.add(g);
-        if (g === 0xffff_ffff) break;
-        from = groupKey(KIND_ENTRY, g + 1);
-      }
+      await this.db.scan({ gte: kindStart(KIND_HARDSTATE), lt: kindStart(KIND_HARDSTATE + 1) }, (k, v) => {
+        groupOf(k, 'hard state').hardState = decodeHardState(v);
+      });
+      await this.db.scan({ gte: kindStart(KIND_SNAPSHOT), lt: kindStart(KIND_SNAPSHOT + 1) }, (k, v) => {
+        groupOf(k, 'snapshot').snapshot = decodeSnapshot(v);
+      });
+      await this.db.scan({ gte: kindStart(KIND_COMPACTED), lt: kindStart(KIND_COMPACTED + 1) }, (k, v) => {
+        compactedOf.set(decodeGroupOf(k), decodeU64(v, 'compaction marker'));
+      });
+      await this.db.scan({ gte: kindStart(KIND_ENTRY), lt: kindStart(KIND_ENTRY + 1) }, (k, v) => {
+        const lg = groupOf(k, 'entry');
+        const index = decodeEntryIndex(k);
+        const base = lg.snapshot ? lg.snapshot.index : 0;
+        if (index <= base) return;
+        const expect = lg.entries.length === 0 ? base + 1 : lg.entries[lg.entries.length - 1]!.index + 1;
+        if (index !== expect) throw new StorageError('CORRUPT', `group ${decodeGroupOf(k)}: log has a gap, expected entry ${expect}, found ${index}`);
+        lg.entries.push(decodeEntry(index, v));
+      });
     } catch (e) {
-      throw fromRocksError(e, 'listing groups');
+      throw fromRocksError(e, 'loading all groups');
     }
-    return [...groups].sort((a, b) => a - b);
+    for (const [g, lg] of out) {
+      const base = lg.snapshot ? lg.snapshot.index : 0;
+      const compacted = Math.max(compactedOf.get(g) ?? 0, base);
+      const last = lg.entries.length > 0 ? lg.entries[lg.entries.length - 1]!.index : compacted;
+      this.spans.set(g, { compacted, last, snapIndex: base });
+    }
+    return out;
   }
 
   private async doDeleteGroup(group: number): Promise<void> {
@@ -378,12 +428,14 @@ export class LogStore {
     b.del(groupKey(KIND_HARDSTATE, group));
     b.del(groupKey(KIND_SNAPSHOT, group));
     b.del(groupKey(KIND_COMPACTED, group));
+    b.del(groupKey(KIND_GROUP, group));
     try {
       await this.db.scan({ gte: entryKey(group, 0), lt: groupRangeEnd(KIND_ENTRY, group), values: false }, (k) => {
         b.del(k);
       });
       this.spans.delete(group);
       await b.write(this.sync);
+      this.registered.delete(group);
     } catch (e) {
       throw fromRocksError(e, `group ${group}: deleting`);
     }

@@ -211,6 +211,10 @@ describe('storage: LogStore', function () {
 
     s = await openStore(dir);
     expect(await s.listGroups()).to.deep.equal(writes.map((w) => w.group));
+    // The bulk loader sees exactly what loadGroup sees.
+    const all = await s.loadAll();
+    expect([...all.keys()]).to.deep.equal(writes.map((w) => w.group));
+    for (const [g, lg] of all) expect(lg).to.deep.equal(await s.loadGroup(g));
     for (const w of writes.slice(0, 49)) {
       const got = await s.loadGroup(w.group);
       expect(got.entries).to.deep.equal(w.entries);
@@ -234,11 +238,30 @@ describe('storage: LogStore', function () {
     ]);
     await s.deleteGroup(2);
     expect(await s.listGroups()).to.deep.equal([1]);
+    expect([...(await s.loadAll()).keys()]).to.deep.equal([1]);
     expect(await s.loadGroup(2)).to.deep.equal({ hardState: { term: 0, vote: 0, commit: 0 }, snapshot: null, entries: [] });
     expect((await s.loadGroup(1)).entries).to.have.length(5);
     // The group can be created afresh from index 1.
     await s.write([{ group: 2, entries: entries(2, 1, 2, 5) }]);
     expect((await s.loadGroup(2)).entries).to.deep.equal(entries(2, 1, 2, 5));
+    await s.close();
+    const again = await openStore(dir);
+    expect(await again.listGroups()).to.deep.equal([1, 2]);
+    expect((await again.loadAll()).get(2)!.entries).to.deep.equal(entries(2, 1, 2, 5));
+  });
+
+  it('a group known from an earlier run is appended to and truncated correctly without loadGroup', async () => {
+    const dir = await tmp.make();
+    let s = await openStore(dir);
+    await s.write([{ group: 11, entries: entries(11, 1, 6, 1) }, { group: 12, snapshot: { index: 40, term: 2, confState: { voters: [1], learners: [] } } }]);
+    await s.close();
+    s = await openStore(dir);
+    // No load first: the store must find the spans on disk, not assume empty groups.
+    const gap = await expectRejects(s.write([{ group: 12, entries: entries(12, 1, 1, 2) }]));
+    expect(gap).to.be.instanceOf(StorageError).with.property('code', 'INVALID');
+    await s.write([{ group: 11, entries: entries(11, 3, 3, 2) }, { group: 12, entries: entries(12, 41, 41, 2) }]);
+    expect((await s.loadGroup(11)).entries).to.deep.equal([...entries(11, 1, 2, 1), ...entries(11, 3, 3, 2)]);
+    expect((await s.loadGroup(12)).entries).to.deep.equal(entries(12, 41, 41, 2));
   });
 
   it('refuses a directory of another node or cluster with IDENTITY_MISMATCH and keeps its data', async () => {
