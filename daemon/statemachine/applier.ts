@@ -68,6 +68,8 @@ export class GroupApplier {
   private readonly held = new Map<number, EntryResult>();
 
   private started = false;
+  /** The last call failed: learn the app's index again before sending anything. */
+  private recheck = false;
   private stopped = false;
   private loopDone: Promise<void> | undefined;
   /** Wakes the idle loop (new entries, stop). */
@@ -189,12 +191,29 @@ export class GroupApplier {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
-        if (this.sync && this.acked > this.applied) await this.syncRound();
+        if (this.recheck) await this.recheckRound();
+        else if (this.sync && this.acked > this.applied) await this.syncRound();
         else if (this.tail() > this.acked) await this.applyRound();
         else await new Promise<void>((resolve) => (this.wake = resolve));
       } catch (e) {
         await this.failed(e);
       }
+    }
+  }
+
+  /**
+   * After a failed call, ask the app where it is before resending: it may have restarted and
+   * lost unsynced entries (resend from its index) or lost confirmed ones (stop feeding it).
+   */
+  private async recheckRound(): Promise<void> {
+    const last = await this.client.lastLogIndex(this.group);
+    this.recheck = false;
+    if (last < this.applied) {
+      throw new AppError('APP_REGRESSED', `group ${this.group}: app's last index ${last} is below ${this.applied}, which it had confirmed`);
+    }
+    if (last < this.acked) {
+      this.acked = last;
+      this.held.forEach((_, i) => i > last && this.held.delete(i));
     }
   }
 
@@ -284,6 +303,7 @@ export class GroupApplier {
   }
 
   private async failed(e: unknown): Promise<void> {
+    if (this.started) this.recheck = true;
     const err = e instanceof AppError ? e : new AppError('APP_PROTOCOL', `group ${this.group}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     this.opts.onError?.(err);
     if (err.code === 'APP_REGRESSED') await this.waitForRecovery();

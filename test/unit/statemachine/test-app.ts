@@ -33,6 +33,8 @@ export class TestApp {
   hook: Hook | undefined;
   /** Delay before answering UpdateEntries (ms), to let enqueues pile up. */
   applyDelayMs = 0;
+  /** Delay the next UpdateEntries answer (after applying), as a slow network or app would. */
+  answerDelayOnceMs = 0;
   /** Apply at most this many entries per UpdateEntries (returns a lower lastLogIndex). */
   applyLimit = Infinity;
   /** SaveSnapshot: bytes to stream, and how many were written when the client got the first. */
@@ -145,6 +147,11 @@ export class TestApp {
             s.sum += text === '' ? 0 : Number(text);
             results.push({ index: e.index, ok: true, result: { sum: s.sum } });
           }
+        }
+        if (this.answerDelayOnceMs > 0) {
+          const ms = this.answerDelayOnceMs;
+          this.answerDelayOnceMs = 0;
+          await new Promise((r) => setTimeout(r, ms));
         }
         return json(res, 200, { results, lastLogIndex: s.lastIndex });
       }

@@ -1,0 +1,293 @@
+import { expect } from 'chai';
+import { AppClient, AppError, ApplyOrderError, GroupApplier, type AppEntry, type EntryResult } from '../../../daemon/statemachine/index.js';
+import { json, TestApp } from './test-app.js';
+
+const enc = new TextEncoder();
+
+function entries(from: number, to: number, term = 1): AppEntry[] {
+  const out: AppEntry[] = [];
+  for (let i = from; i <= to; i++) out.push({ index: i, term, data: enc.encode(String(i)) });
+  return out;
+}
+
+function sumTo(n: number): number {
+  return (n * (n + 1)) / 2;
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface Harness {
+  app: TestApp;
+  client: AppClient;
+  applier: GroupApplier;
+  /** Every onApplied call, in order. */
+  reports: Array<{ last: number; results: Map<number, EntryResult> }>;
+  errors: AppError[];
+  /** All reported results by index; fails the test on a second report of one index. */
+  results: Map<number, EntryResult>;
+}
+
+for (const proto of ['h1', 'h2'] as const) {
+  describe(`statemachine: GroupApplier over ${proto === 'h1' ? 'HTTP/1.1' : 'h2c'}`, function () {
+    const cleanups: Array<() => Promise<void>> = [];
+    afterEach(async () => {
+      for (const c of cleanups.splice(0).reverse()) await c();
+    });
+
+    async function setup(opts: { sync?: boolean; maxBatchEntries?: number; callTimeoutMs?: number; group?: number } = {}): Promise<Harness> {
+      const app = new TestApp(proto);
+      const url = await app.listen();
+      const client = new AppClient({ appUrl: url, retry: { initialMs: 10, maxMs: 80 }, callTimeoutMs: opts.callTimeoutMs ?? 5000 });
+      const h: Harness = { app, client, applier: undefined as unknown as GroupApplier, reports: [], errors: [], results: new Map() };
+      h.applier = new GroupApplier(opts.group ?? 1, client, {
+        sync: opts.sync ?? false,
+        maxBatchEntries: opts.maxBatchEntries ?? 10_000,
+        onApplied: (last, results) => {
+          h.reports.push({ last, results });
+          for (const [i, r] of results) {
+            expect(h.results.has(i), `index ${i} reported twice`).to.equal(false);
+            h.results.set(i, r);
+          }
+        },
+        onError: (err) => h.errors.push(err),
+      });
+      cleanups.push(() => app.close(), () => client.close(), () => h.applier.stop());
+      return h;
+    }
+
+    function expectAppliedInOrder(h: Harness, group: number, n: number): void {
+      const s = h.app.state(group);
+      expect(s.appliedOrder).to.deep.equal(Array.from({ length: n }, (_, i) => i + 1));
+      expect(s.sum).to.equal(sumTo(n));
+      expect(h.applier.appliedIndex()).to.equal(n);
+      expect(h.applier.queuedEntries()).to.equal(0);
+    }
+
+    it('batches many small enqueues into few UpdateEntries calls, in order, without gaps', async () => {
+      const h = await setup();
+      await h.applier.start();
+      h.app.applyDelayMs = 30; // while one call is in flight, the rest pile up
+      for (let i = 1; i <= 2000; i++) h.applier.enqueue(entries(i, i));
+      await h.applier.waitApplied(2000, 5000);
+      expectAppliedInOrder(h, 1, 2000);
+      const calls = h.app.callsNamed('UpdateEntries');
+      expect(calls.length).to.be.at.most(3);
+      // Each call's entries continue exactly where the previous call ended.
+      let next = 1;
+      for (const c of calls) {
+        for (const e of (c.body as { entries: Array<{ index: number }> }).entries) expect(e.index).to.equal(next++);
+      }
+      expect(h.results.size).to.equal(2000);
+      expect(h.results.get(2000)).to.deep.equal({ index: 2000, ok: true, result: { sum: sumTo(2000) } });
+      expect(h.reports.at(-1)!.last).to.equal(2000);
+      expect(h.errors).to.deep.equal([]);
+    });
+
+    it('respects maxBatchEntries', async () => {
+      const h = await setup({ maxBatchEntries: 100 });
+      await h.applier.start();
+      h.applier.enqueue(entries(1, 350));
+      await h.applier.waitApplied(350, 5000);
+      expectAppliedInOrder(h, 1, 350);
+      expect(h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: unknown[] }).entries.length)).to.deep.equal([100, 100, 100, 50]);
+    });
+
+    it('start() takes the app\'s last index; entries at or below it are reported skipped, never sent', async () => {
+      const h = await setup({ group: 3 });
+      Object.assign(h.app.state(3), { lastIndex: 5, durable: 5 });
+      await h.applier.start();
+      expect(h.applier.appliedIndex()).to.equal(5);
+      h.applier.enqueue(entries(4, 8));
+      await h.applier.waitApplied(8, 5000);
+      const sent = (h.app.callsNamed('UpdateEntries')[0]!.body as { entries: Array<{ index: number }> }).entries.map((e) => e.index);
+      expect(sent).to.deep.equal([6, 7, 8]);
+      expect(h.results.get(4)).to.deep.equal({ index: 4, ok: true, skipped: true });
+      expect(h.results.get(5)).to.deep.equal({ index: 5, ok: true, skipped: true });
+      expect(h.results.get(6)).to.include({ ok: true });
+    });
+
+    it('refuses gaps and duplicates from the caller', async () => {
+      const h = await setup();
+      await h.applier.start();
+      h.applier.enqueue(entries(1, 3));
+      expect(() => h.applier.enqueue(entries(5, 6))).to.throw(ApplyOrderError).with.property('code', 'APPLY_GAP');
+      expect(() => h.applier.enqueue(entries(3, 4))).to.throw(ApplyOrderError).with.property('code', 'APPLY_DUPLICATE');
+      await h.applier.waitApplied(3, 5000);
+      expectAppliedInOrder(h, 1, 3);
+    });
+
+    it('retries the same batch after 500s, without skipping, and reports unhealthy meanwhile', async () => {
+      const h = await setup();
+      await h.applier.start();
+      let failures = 4;
+      h.app.hook = (name, _b, res) => {
+        if (name !== 'UpdateEntries' || failures === 0) return false;
+        failures--;
+        json(res, 500, { error: { code: 'DISK_FULL', message: 'try later' } });
+        return true;
+      };
+      h.applier.enqueue(entries(1, 10));
+      await until(() => h.errors.length >= 2);
+      expect(h.client.healthy()).to.equal(false);
+      h.applier.enqueue(entries(11, 20));
+      await h.applier.waitApplied(20, 5000);
+      expectAppliedInOrder(h, 1, 20);
+      expect(h.errors.length).to.equal(4);
+      expect(h.errors[0]!.code).to.equal('APP_ERROR');
+      expect(h.errors[0]!.appCode).to.equal('DISK_FULL');
+      // Every failed attempt carried the same first batch.
+      const sent = h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: Array<{ index: number }> }).entries.map((e) => e.index)[0]);
+      expect(sent.slice(0, 4)).to.deep.equal([1, 1, 1, 1]);
+      expect(h.client.healthy()).to.equal(true);
+    });
+
+    it('keeps everything queued while the app is down and delivers it once the app is back', async () => {
+      const h = await setup();
+      await h.applier.start();
+      h.applier.enqueue(entries(1, 5));
+      await h.applier.waitApplied(5, 5000);
+      const port = h.app.port;
+      const state = h.app.state(1);
+      await h.app.close();
+      h.applier.enqueue(entries(6, 50));
+      await until(() => h.errors.length >= 3);
+      expect(h.errors.every((e) => e.code === 'APP_UNAVAILABLE')).to.equal(true);
+      expect(h.client.healthy()).to.equal(false);
+      expect(h.applier.appliedIndex()).to.equal(5);
+      expect(h.applier.queuedEntries()).to.equal(45);
+      await expectReject(h.applier.waitApplied(50, 50), 'APP_UNAVAILABLE');
+      // The app restarts with its durable state (same port).
+      const back = new TestApp(proto);
+      back.groups.set(1, state);
+      await back.listen(port);
+      cleanups.push(() => back.close());
+      h.app = back;
+      await h.applier.waitApplied(50, 5000);
+      expectAppliedInOrder(h, 1, 50);
+    });
+
+    it('after a timeout resends the same batch; the app skips what it had applied', async () => {
+      const h = await setup({ callTimeoutMs: 150 });
+      await h.applier.start();
+      h.app.answerDelayOnceMs = 300; // applies, but answers too late
+      h.applier.enqueue(entries(1, 10));
+      await h.applier.waitApplied(10, 5000);
+      expectAppliedInOrder(h, 1, 10);
+      expect(h.errors[0]!.code).to.equal('APP_TIMEOUT');
+      const calls = h.app.callsNamed('UpdateEntries');
+      expect(calls.length).to.equal(2);
+      // Before resending it asked the app where it stands.
+      // (the client's health probe may add LastLogIndex calls of its own)
+      const names = h.app.calls.map((c) => c.name);
+      expect(names.slice(names.indexOf('UpdateEntries') + 1, names.lastIndexOf('UpdateEntries'))).to.include('LastLogIndex');
+      expect(calls[0]!.body).to.deep.equal(calls[1]!.body);
+      // The redelivered entries were skipped by the app: applied once, results say so.
+      expect(h.results.get(1)).to.deep.equal({ index: 1, ok: true, skipped: true });
+    });
+
+    it('a lower lastLogIndex than sent makes it resend from there', async () => {
+      const h = await setup();
+      await h.applier.start();
+      h.app.applyLimit = 7; // the app applies only 7 entries per call
+      h.applier.enqueue(entries(1, 30));
+      await h.applier.waitApplied(30, 5000);
+      expectAppliedInOrder(h, 1, 30);
+      const firsts = h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: Array<{ index: number }> }).entries[0]!.index);
+      expect(firsts).to.deep.equal([1, 8, 15, 22, 29]);
+      expect(h.results.size).to.equal(30);
+      expect(h.errors).to.deep.equal([]);
+    });
+
+    it('an app whose index goes below what it confirmed is not fed further entries', async () => {
+      const h = await setup();
+      await h.applier.start();
+      h.applier.enqueue(entries(1, 10));
+      await h.applier.waitApplied(10, 5000);
+      Object.assign(h.app.state(1), { lastIndex: 4, appliedOrder: [1, 2, 3, 4] }); // it lost 5..10
+      h.applier.enqueue(entries(11, 12));
+      await until(() => h.errors.some((e) => e.code === 'APP_REGRESSED'));
+      const before = h.app.callsNamed('UpdateEntries').length;
+      await new Promise((r) => setTimeout(r, 100));
+      expect(h.app.callsNamed('UpdateEntries').length).to.equal(before);
+      expect(h.app.state(1).appliedOrder).to.deep.equal([1, 2, 3, 4]);
+      expect(h.applier.appliedIndex()).to.equal(10);
+    });
+
+    it('with sync, calls Sync after each batch and reports entries only once durable', async () => {
+      const h = await setup({ sync: true });
+      await h.applier.start();
+      const log: string[] = [];
+      h.app.hook = (name) => {
+        log.push(name);
+        return false;
+      };
+      const onApplied = h.reports.length;
+      h.applier.enqueue(entries(1, 5));
+      await h.applier.waitApplied(5, 5000);
+      expect(log).to.deep.equal(['UpdateEntries', 'Sync']);
+      expect(h.app.state(1).durable).to.equal(5);
+      expect(h.reports.length).to.equal(onApplied + 1);
+      expect([...h.reports.at(-1)!.results.keys()]).to.deep.equal([1, 2, 3, 4, 5]);
+      expect(h.results.get(5)).to.deep.equal({ index: 5, ok: true, result: { sum: 15 } });
+    });
+
+    it('with sync, resends entries the app lost before they were durable', async () => {
+      const h = await setup({ sync: true });
+      await h.applier.start();
+      h.applier.enqueue(entries(1, 5));
+      await h.applier.waitApplied(5, 5000);
+      let crashed = false;
+      h.app.hook = (name, _b, _res, app) => {
+        if (name === 'Sync' && !crashed) {
+          crashed = true;
+          app.crash(1); // applied 6..9 but crashed before making them durable
+        }
+        return false;
+      };
+      h.applier.enqueue(entries(6, 9));
+      await h.applier.waitApplied(9, 5000);
+      expect(crashed).to.equal(true);
+      expect(h.app.state(1).appliedOrder).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(h.app.state(1).durable).to.equal(9);
+      const ue = h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: Array<{ index: number }> }).entries.map((e) => e.index));
+      expect(ue.slice(-2)).to.deep.equal([
+        [6, 7, 8, 9],
+        [6, 7, 8, 9],
+      ]);
+      expect(h.results.size).to.equal(9);
+    });
+
+    it('stop() ends the loop, rejects waiters and keeps no handles', async () => {
+      const h = await setup();
+      await h.applier.start();
+      await h.app.close(); // nothing can be applied: the loop sits in back-off
+      h.applier.enqueue(entries(1, 3));
+      const waiting = h.applier.waitApplied(3, 10_000).then(
+        () => 'resolved',
+        (e: AppError) => e.code,
+      );
+      await until(() => h.errors.length > 0);
+      const t0 = Date.now();
+      await h.applier.stop();
+      expect(Date.now() - t0).to.be.lessThan(200);
+      expect(await waiting).to.equal('APPLIER_STOPPED');
+      expect(h.applier.appliedIndex()).to.equal(0);
+    });
+  });
+}
+
+async function expectReject(p: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    expect((e as AppError).code).to.equal(code);
+    return;
+  }
+  expect.fail(`expected a rejection with ${code}`);
+}
