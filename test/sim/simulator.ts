@@ -116,6 +116,13 @@ interface Tuning {
   checkQuorum: boolean;
   clientTimeoutMs: number;
   followerReads: number;
+  /** Probability that a crash picks the leader. */
+  leaderCrashBias: number;
+  /** Probability that a newly elected leader is crashed shortly after (short-lived leaders leave divergent tails). */
+  newLeaderCrash: number;
+  newLeaderCrashMs: [number, number];
+  /** Probability that a leader is crashed right after its commit index advances. */
+  commitCrash: number;
 }
 
 /** Per-seed random intensities; some faults get a schedule tuned so the bug shows quickly. */
@@ -141,6 +148,10 @@ function tune(rng: Rng, fault: SimFault | undefined): Tuning {
     checkQuorum: rng.chance(0.75),
     clientTimeoutMs: rng.int(300, 1500),
     followerReads: rng.float(),
+    leaderCrashBias: 0.4,
+    newLeaderCrash: rng.chance(0.3) ? rng.float() * 0.3 : 0,
+    newLeaderCrashMs: [1, rng.int(5, 60)],
+    commitCrash: rng.chance(0.3) ? rng.float() * 0.1 : 0,
   };
   switch (fault) {
     case 'ackBeforePersist':
@@ -157,11 +168,20 @@ function tune(rng: Rng, fault: SimFault | undefined): Tuning {
       break;
     case 'commitOldTermByCount':
       // Figure 8 needs elections while old-term entries sit on a minority: crashes and partitions.
-      t.crashWeight = 6;
-      t.partitionWeight = 4;
-      t.maxSizePerMsg = 64;
+      // One entry per App (maxSizePerMsg 1), so an old-term entry can reach a quorum before the
+      // new leader's own entry; leaders crash often so that competing entries pile up at an index.
+      t.crashWeight = 8;
+      t.partitionWeight = 2;
+      t.maxSizePerMsg = 1;
       t.maxInflightMsgs = 1;
-      t.downMs = [10, 200];
+      t.downMs = [10, 150];
+      t.leaderCrashBias = 0.8;
+      t.newLeaderCrash = 0.7;
+      // Entries must be persisted on a leader yet not reach followers: lossy links do that.
+      t.dropRate = 0.3;
+      t.newLeaderCrashMs = [1, rng.int(5, 40)];
+      t.commitCrash = 0.3;
+      t.faultPhaseMs = 8000;
       break;
     case 'voteWithoutLogCheck':
       t.crashWeight = 5;
@@ -240,6 +260,8 @@ function decodeKv(data: Uint8Array): Map<string, string> {
   return new Map(JSON.parse(dec.decode(data)) as [string, string][]);
 }
 
+const TRACE = typeof process !== 'undefined' && process.env.SIM_TRACE === '1';
+
 export class Simulation {
   readonly opts: SimOptions;
   private rng: Rng;
@@ -257,6 +279,8 @@ export class Simulation {
   private healTime = Infinity;
   private stableLeaderAt = -1;
   private probesDone = false;
+  private probesOk = 0;
+  private probeUntil = 0;
   private finished = false;
 
   // global safety bookkeeping
@@ -338,12 +362,37 @@ export class Simulation {
     return r;
   }
 
+  private tr(f: () => string): void {
+    if (TRACE) console.log(`[${this.q.now}] ${f()}`);
+  }
+
   private count(kind: string): void {
     this.faults[kind] = (this.faults[kind] ?? 0) + 1;
   }
 
   private fail(property: Property, node: NodeId | undefined, detail: string): never {
-    throw new ViolationError(property, node, `t=${this.q.now}ms${node !== undefined ? ` node ${node}` : ''}: ${detail}`);
+    const dump = property.startsWith('liveness') || property === 'convergence' ? '\n' + this.dump() : '';
+    throw new ViolationError(property, node, `t=${this.q.now}ms${node !== undefined ? ` node ${node}` : ''}: ${detail}${dump}`);
+  }
+
+  /** One line per node: what a liveness report needs to be understood. */
+  private dump(): string {
+    const lines: string[] = [];
+    for (const n of this.nodes.values()) {
+      if (!n.up) {
+        lines.push(`  node ${n.id}: ${n.decommissioned ? 'decommissioned' : 'down'}`);
+        continue;
+      }
+      const st = n.raft.status();
+      const prog = st.progress
+        ? ' progress ' + Object.entries(st.progress).map(([id, p]) => `${id}:${p.state}/m${p.match}/n${p.next}${p.recentActive ? '' : '/inactive'}`).join(' ')
+        : '';
+      lines.push(
+        `  node ${n.id}: ${Role[st.role]} term ${st.term} leader ${st.leader} commit ${st.commit} applied ${n.applied} log [${st.firstIndex},${st.lastIndex}] ` +
+          `voters ${st.confState.voters.join(',')} learners ${st.confState.learners.join(',')} busy ${n.busy} reads ${n.reads.size}/${n.readWaits.length}${prog}`,
+      );
+    }
+    return lines.join('\n');
   }
 
   // ------------------------------------------------------------------ nodes
@@ -423,6 +472,20 @@ export class Simulation {
     n.proposals.clear();
     n.reads.clear();
     n.readWaits = [];
+  }
+
+  private crashSoon(n: SimNode, delay: [number, number] = this.t.newLeaderCrashMs): void {
+    const inc = n.incarnation;
+    const kind = delay === this.t.newLeaderCrashMs ? 'crash-new-leader' : 'crash-after-commit';
+    this.q.after(this.rng.int(...delay), () => {
+      if (!n.up || n.incarnation !== inc || this.healed) return;
+      this.crash(n);
+      this.count(kind);
+      const inc2 = n.incarnation;
+      this.q.after(this.rng.int(...this.t.downMs), () => {
+        if (n.incarnation === inc2 && !this.healed) this.restart(n);
+      });
+    });
   }
 
   private restart(n: SimNode): void {
@@ -554,12 +617,14 @@ export class Simulation {
       }
     }
     const commit = rd.hardState?.commit ?? n.commitSeen;
+    if (n.role === Role.Leader && commit > n.commitRecorded && !this.healed && this.rng.chance(this.t.commitCrash)) this.crashSoon(n, [0, 3]);
     if (commit > n.commitSeen) n.commitSeen = commit;
     this.recordCommits(n, commit);
     if (n.role === Role.Leader) {
       this.noteLeader(n.id, n.term);
       if (n.checkedLeaderTerm !== n.term) {
         n.checkedLeaderTerm = n.term;
+        if (!this.healed && this.rng.chance(this.t.newLeaderCrash)) this.crashSoon(n);
         for (let i = 1; i < this.commitTerm.length; i++) this.checkLeaderHas(n, i);
       }
     }
@@ -718,6 +783,7 @@ export class Simulation {
       this.afterEvent(from);
     }
     if (lost) return;
+    this.tr(() => `deliver ${MessageType[m.type]} ${m.from}->${m.to} term ${m.term} idx ${m.index} ents ${m.entries.length} commit ${m.commit} rej ${m.reject} ctx ${dec.decode(m.context)}`);
     to.raft.step(m);
     this.afterEvent(to);
   }
@@ -770,7 +836,7 @@ export class Simulation {
         if (up.length === 0) return;
         // Prefer the leader sometimes: that is where lost acknowledgements hurt.
         const l = this.leader();
-        const victim = l && this.rng.chance(0.4) ? l : this.rng.pick(up);
+        const victim = l && this.rng.chance(t.leaderCrashBias) ? l : this.rng.pick(up);
         this.crash(victim);
         const inc = victim.incarnation;
         this.q.after(this.rng.int(...t.downMs), () => {
@@ -867,7 +933,8 @@ export class Simulation {
 
   private snapshot(n: SimNode): void {
     const first = n.storage.firstIndex();
-    if (n.applied < first + 2) return;
+    // Not while a Ready is being persisted: it may carry an incoming snapshot the app has not installed.
+    if (n.busy || n.applied < n.storage.snapshot().metadata.index + 2) return;
     // The app snapshots its applied state; the log is then compacted up to a point at or before it.
     const at = n.applied;
     const cs = n.raft.confStateAt(at);
@@ -908,13 +975,16 @@ export class Simulation {
     }
     if (stable && this.pending.size === 0 && !this.probesDone) {
       // Final probes: a write and a linearizable read per key through the leader must succeed.
+      // A probe that is refused, dropped (a read index is lost when leadership changes) or times
+      // out is retried on the current leader until the bound.
       this.probesDone = true;
+      this.probeUntil = this.q.now + this.t.liveBoundMs;
       for (const k of KEYS) {
-        this.issue(0, { type: 'write', key: k, value: `final-${k}` }, l!.id, this.t.liveBoundMs);
-        this.issue(0, { type: 'read', key: k }, l!.id, this.t.liveBoundMs);
+        this.probe({ type: 'write', key: k, value: `final-${k}` });
+        this.probe({ type: 'read', key: k });
       }
     }
-    if (this.probesDone && this.pending.size === 0 && stable) {
+    if (this.probesDone && this.probesOk === 2 * KEYS.length && this.pending.size === 0 && stable) {
       // Convergence: every member caught up to the leader has the same state.
       const st = l!.raft.status();
       const members = [...st.confState.voters, ...st.confState.learners].map((id) => this.nodes.get(id)!);
@@ -937,6 +1007,18 @@ export class Simulation {
   }
 
   // ------------------------------------------------------------------ clients
+
+  private probe(input: KvInput): void {
+    const l = this.leader();
+    this.issue(0, input, l ? l.id : this.rng.pick(this.ids), 300);
+  }
+
+  private probeFailed(op: ClientOp): void {
+    if (this.q.now >= this.probeUntil) {
+      this.fail('liveness-pending-op', op.node, `final probe ${JSON.stringify(op.input)} did not succeed within ${this.t.liveBoundMs}ms of healing`);
+    }
+    this.q.after(20, () => this.probe(op.input));
+  }
 
   private clientNext(c: number): void {
     if (this.healed) return;
@@ -978,6 +1060,7 @@ export class Simulation {
       throw e;
     }
     this.pending.add(op);
+    this.tr(() => `issue op ${op.id} on ${target}: ${JSON.stringify(input)} ticket ${JSON.stringify(op.ticket)}`);
     this.q.at(op.deadline, () => {
       if (!op.done) {
         this.detach(op);
@@ -990,7 +1073,8 @@ export class Simulation {
   /** Refused before anything happened: not part of the history. */
   private rejected(op: ClientOp, leader: NodeId | undefined): void {
     this.opsStats.failed++;
-    if (op.client > 0) {
+    if (op.client === 0) this.probeFailed(op);
+    else {
       if (leader) this.leaderHint.set(op.client, leader);
       else this.leaderHint.delete(op.client);
       this.q.after(this.rng.int(1, 20), () => this.clientNext(op.client));
@@ -1006,6 +1090,7 @@ export class Simulation {
 
   private complete(op: ClientOp, output: KvOutput): void {
     if (op.done) return;
+    this.tr(() => `complete op ${op.id} ${JSON.stringify(op.input)} -> ${JSON.stringify(output)}`);
     op.done = true;
     this.pending.delete(op);
     this.history.push({ client: op.client, input: op.input, call: op.call, ret: this.q.now, output });
@@ -1026,8 +1111,7 @@ export class Simulation {
   /** Outcome unknown: a write may or may not happen; a read has no effect and is dropped. */
   private giveUp(op: ClientOp): void {
     if (op.done) return;
-    if (this.healed && op.client === 0) this.fail('liveness-pending-op', op.node, `final probe ${JSON.stringify(op.input)} did not complete`);
-    if (this.healed && this.q.now >= op.deadline) {
+    if (this.healed && this.q.now >= op.deadline && op.client > 0) {
       const l = this.leader();
       const cs = l?.raft.status().confState;
       if (cs && (cs.voters.includes(op.node) || cs.learners.includes(op.node)) && this.nodes.get(op.node)!.up) {
@@ -1044,7 +1128,11 @@ export class Simulation {
   }
 
   private next(op: ClientOp, ok: boolean): void {
-    if (op.client === 0) return;
+    if (op.client === 0) {
+      if (ok) this.probesOk++;
+      else this.probeFailed(op);
+      return;
+    }
     if (ok) this.leaderHint.set(op.client, op.node);
     else this.leaderHint.delete(op.client);
     this.q.after(this.rng.int(0, 30), () => this.clientNext(op.client));
