@@ -77,6 +77,37 @@ describe('clickhouse engine: embedded (chdb)', function () {
     });
   });
 
+  describe('per-call context', function () {
+    it('keeps interleaved, concurrent database/settings contexts apart', async function () {
+      await engine.exec('CREATE DATABASE IF NOT EXISTS ctx_a');
+      await engine.exec('CREATE DATABASE IF NOT EXISTS ctx_b');
+      const q = "SELECT currentDatabase() AS d, (SELECT value FROM system.settings WHERE name = 'max_block_size') AS m";
+      const contexts = [
+        { database: 'ctx_a', settings: { max_block_size: 111 } },
+        { database: 'ctx_b', settings: { max_block_size: 222 } },
+        { database: 'ctx_a', settings: { max_block_size: 333 } },
+        { database: 'ctx_b' },
+      ];
+      const calls = Array.from({ length: 40 }, (_, i) => contexts[i % contexts.length]!);
+      const results = await Promise.all(calls.map((c) => engine.query(q, { ...c, format: 'TabSeparated' })));
+      const plain = (await engine.query("SELECT value FROM system.settings WHERE name = 'max_block_size'", { format: 'TabSeparated' })).toString('utf8').trim();
+      results.forEach((r, i) => {
+        const c = calls[i]!;
+        const expected = `${c.database}\t${c.settings ? c.settings.max_block_size : plain}`;
+        expect(r.toString('utf8').trim()).to.equal(expected);
+      });
+      const after = await engine.query('SELECT currentDatabase()', { format: 'TabSeparated' });
+      expect(after.toString('utf8').trim()).to.equal('default');
+    });
+
+    it('does not reuse a context Session after a statement list that could have changed it', async function () {
+      const ctx = { database: 'ctx_a', settings: { max_block_size: 444 } };
+      await engine.exec('SELECT 1; USE ctx_b', ctx); // chdb runs both; that Session must be dropped, not pooled
+      const d = await engine.query('SELECT currentDatabase()', { ...ctx, format: 'TabSeparated' });
+      expect(d.toString('utf8').trim()).to.equal('ctx_a');
+    });
+  });
+
   describe('exactly-once building blocks: dedup tokens', function () {
     const settings = {
       max_insert_block_size: 100, min_insert_block_size_rows: 0, min_insert_block_size_bytes: 0, max_insert_threads: 1,
