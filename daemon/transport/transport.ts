@@ -109,6 +109,8 @@ class Peer {
   private client: grpc.Client;
   private call: grpc.ClientDuplexStream<Uint8Array, Uint8Array> | undefined;
   private queue: GroupMessage[] = [];
+  /** encodedMessageSize of each queued message, computed once at enqueue. */
+  private queueSizes: number[] = [];
   private queueBytes = 0;
   private flushScheduled = false;
   private writable = true;
@@ -225,6 +227,7 @@ class Peer {
         continue;
       }
       this.queue.push(gm);
+      this.queueSizes.push(size);
       this.queueBytes += size;
     }
     if (!this.flushScheduled && this.queue.length) {
@@ -248,7 +251,7 @@ class Peer {
       let bytes = 0;
       for (; i < this.queue.length; i++) {
         const gm = this.queue[i]!;
-        const size = encodedMessageSize(gm);
+        const size = this.queueSizes[i]!;
         if (size > max) {
           // Can never be sent whole; the core must be configured with smaller App messages.
           this.t.counters.droppedMessages++;
@@ -267,13 +270,15 @@ class Peer {
       if (!call.write(buf)) this.writable = false;
     }
     this.queue.splice(0, i);
+    this.queueSizes.splice(0, i);
     this.queueBytes = 0;
-    for (const gm of this.queue) this.queueBytes += encodedMessageSize(gm);
+    for (const size of this.queueSizes) this.queueBytes += size;
   }
 
   private dropQueue(): void {
     this.t.counters.droppedMessages += this.queue.length;
     this.queue = [];
+    this.queueSizes = [];
     this.queueBytes = 0;
   }
 
