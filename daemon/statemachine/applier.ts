@@ -108,7 +108,27 @@ export class GroupApplier {
       }
     }
     this.started = true;
+    this.adoptEarlyEntries();
     this.loopDone = this.loop();
+  }
+
+  /** Entries enqueued before start() knew the app's index: those it has are reported skipped. */
+  private adoptEarlyEntries(): void {
+    const q = this.queue.slice(this.head);
+    if (q.length === 0) return;
+    this.queue = [];
+    this.head = 0;
+    const skipped = new Map<number, EntryResult>();
+    for (const e of q) {
+      if (e.index <= this.applied) skipped.set(e.index, { index: e.index, ok: true, skipped: true });
+      else this.queue.push(e);
+    }
+    if (skipped.size > 0) this.opts.onApplied(this.applied, skipped);
+    const first = this.queue[0];
+    if (first && first.index !== this.applied + 1) {
+      this.queue = [];
+      throw new ApplyOrderError('APPLY_GAP', `group ${this.group}: the app is at ${this.applied} but entries were enqueued from ${first.index}`);
+    }
   }
 
   enqueue(entries: AppEntry[]): void {
@@ -125,7 +145,9 @@ export class GroupApplier {
         }
         throw new ApplyOrderError('APPLY_DUPLICATE', `group ${this.group}: entry ${e.index} enqueued twice (queued through ${tail})`);
       }
-      if (e.index !== tail + 1) {
+      // Before start() the app's index is unknown: the first entry may be anything.
+      const firstBeforeStart = !this.started && this.queue.length === this.head;
+      if (e.index !== tail + 1 && !firstBeforeStart) {
         throw new ApplyOrderError('APPLY_GAP', `group ${this.group}: entry ${e.index} enqueued after ${tail}; the app would miss ${tail + 1}..${e.index - 1}`);
       }
       this.queue.push(e);

@@ -112,6 +112,18 @@ for (const proto of ['h1', 'h2'] as const) {
       expect(h.results.get(6)).to.include({ ok: true });
     });
 
+    it('entries enqueued before start() are matched against the app\'s index', async () => {
+      const h = await setup({ group: 2 });
+      Object.assign(h.app.state(2), { lastIndex: 3, durable: 3 });
+      h.applier.enqueue(entries(2, 6));
+      await h.applier.start();
+      await h.applier.waitApplied(6, 5000);
+      expect(h.results.get(2)).to.deep.equal({ index: 2, ok: true, skipped: true });
+      expect(h.results.get(3)).to.deep.equal({ index: 3, ok: true, skipped: true });
+      expect(h.results.get(4)).to.include({ ok: true });
+      expect(h.app.state(2).appliedOrder).to.deep.equal([4, 5, 6]);
+    });
+
     it('refuses gaps and duplicates from the caller', async () => {
       const h = await setup();
       await h.applier.start();

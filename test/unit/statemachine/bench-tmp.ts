@@ -1,0 +1,23 @@
+import http from 'node:http';
+import { AppClient } from '../../../daemon/statemachine/index.js';
+import { TestApp } from './test-app.js';
+const app = new TestApp('h1');
+const url = await app.listen();
+const agent = new http.Agent({ keepAlive: true });
+const body = JSON.stringify({ group: 1 });
+const one = () => new Promise<void>((res, rej) => {
+  const req = http.request(`${url}/raft/v1/LastLogIndex`, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (r) => { r.resume(); r.on('end', () => res()); });
+  req.on('error', rej); req.end(body);
+});
+let t = performance.now();
+for (let i = 0; i < 2000; i++) await one();
+console.log('raw h1', ((performance.now() - t) / 2).toFixed(0), 'us');
+const client = new AppClient({ appUrl: url });
+await client.connect();
+t = performance.now();
+for (let i = 0; i < 2000; i++) await client.lastLogIndex(1);
+console.log('client h1', ((performance.now() - t) / 2).toFixed(0), 'us');
+t = performance.now();
+for (let i = 0; i < 2000; i++) await one();
+console.log('raw h1', ((performance.now() - t) / 2).toFixed(0), 'us');
+await client.close(); agent.destroy(); await app.close();
