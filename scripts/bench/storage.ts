@@ -2,6 +2,7 @@
 //  1. the plain cost of one fsync here (64 bytes appended to a file, then fdatasync), for scale;
 //  2. LogStore.write with batches of G groups x 10 entries of 64 bytes, G = 1, 100, 1000:
 //     batches/s (= fsyncs/s) and entries/s;
+//     plus the 1000-group case with sync off, to separate CPU cost from fsync cost;
 //  3. group commit through WriteCoalescer: 1,000 groups each submitting its own 10 entries
 //     continuously; how many submissions share one fsync.
 // Each case runs for a fixed wall time (BENCH_SECONDS, default 1.5 s) in a fresh temp directory.
@@ -53,8 +54,8 @@ function groupWrites(groups: number, next: number[]): GroupWrite[] {
   return out;
 }
 
-async function batches(root: string, groups: number): Promise<void> {
-  const store = await LogStore.open({ dir: join(root, `b${groups}`), nodeId: 1, clusterId: 'bench' });
+async function batches(root: string, groups: number, sync = true): Promise<void> {
+  const store = await LogStore.open({ dir: join(root, `b${groups}${sync ? '' : 'n'}`), nodeId: 1, clusterId: 'bench', sync });
   const next = new Array<number>(groups).fill(1);
   const lat: number[] = [];
   let n = 0;
@@ -75,7 +76,7 @@ async function batches(root: string, groups: number): Promise<void> {
   lat.sort((a, b) => a - b);
   const entries = n * groups * PER_GROUP;
   console.log(
-    `write(${String(groups).padStart(4)} groups x ${PER_GROUP} entries): ${(n / secs).toFixed(0).padStart(6)} batches/s  ${(entries / secs).toFixed(0).padStart(8)} entries/s  ` +
+    `write(${String(groups).padStart(4)} groups x ${PER_GROUP} entries${sync ? '' : ', NO sync'}): ${(n / secs).toFixed(0).padStart(6)} batches/s  ${(entries / secs).toFixed(0).padStart(8)} entries/s  ` +
       `write p50 ${pct(lat, 50).toFixed(2)} ms  p99 ${pct(lat, 99).toFixed(2)} ms`,
   );
 }
@@ -116,6 +117,7 @@ try {
   console.log(`log store benchmark, fsync on, ${ENTRY_BYTES}-byte entries, ${SECONDS}s per case, dir ${root}`);
   await fsyncCost(root);
   for (const g of [1, 100, 1000]) await batches(root, g);
+  await batches(root, 1000, false);
   await coalesced(root, 1000);
 } finally {
   await rm(root, { recursive: true, force: true });
