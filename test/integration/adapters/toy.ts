@@ -118,7 +118,7 @@ export async function startToy(port: number, disk: ToyDisk, faults: ToyFaults): 
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://toy');
-      const r = url.pathname.startsWith('/raft/v1/') ? handle(url.pathname.slice(9), url.searchParams, Buffer.concat(chunks)) : err(404, 'NOT_FOUND', 'path');
+      const r: { status: number; body: unknown; bytes?: Buffer } = url.pathname.startsWith('/raft/v1/') ? handle(url.pathname.slice(9), url.searchParams, Buffer.concat(chunks)) : err(404, 'NOT_FOUND', 'path');
       const out = r.bytes ?? Buffer.from(JSON.stringify(r.body));
       res.writeHead(r.status, { 'content-type': r.bytes ? 'application/octet-stream' : 'application/json', 'content-length': out.length });
       res.end(out);
