@@ -2,5 +2,5 @@
 export * from './types.js';
 export { RaftNode } from './node.js';
 export { MemoryStorage, StorageError } from './memory-storage.js';
-export { encodeConfChange, decodeConfChange, applyConfChange, checkConfChange, ConfChangeDecodeError } from './membership.js';
+export { encodeConfChange, decodeConfChange, encodeConfEntry, decodeConfEntry, applyConfChange, checkConfChange, ConfChangeDecodeError } from './membership.js';
 export { RaftConfigError, ConfStateUnavailableError } from './raft.js';

@@ -3,8 +3,15 @@
 // consecutive configurations share a majority and no joint consensus is needed.
 import { ConfChangeType, type ConfChange, type ConfState } from './types.js';
 
-const VERSION = 1;
-/** version(1) + type(1) + node as two big-endian uint32 halves(8). */
+/** A bare change: version(1) + type(1) + node(8, two big-endian uint32 halves) + context. */
+const V_DELTA = 1;
+/**
+ * A change with the configuration it results in: version(1) + type(1) + node(8) + context length(4)
+ * + context + voter count(4) + voters(8 each) + learner count(4) + learners(8 each). Leaders write
+ * this form, so a node that joins with no membership at all learns the full one from the first
+ * conf entry it receives instead of applying a delta to nothing.
+ */
+const V_FULL = 2;
 const HEADER = 10;
 const TWO_32 = 0x1_0000_0000;
 
@@ -12,27 +19,87 @@ export class ConfChangeDecodeError extends Error {
   readonly code = 'RAFT_CONF_CHANGE_DECODE';
 }
 
+function putId(dv: DataView, at: number, id: number): void {
+  dv.setUint32(at, Math.floor(id / TWO_32));
+  dv.setUint32(at + 4, id % TWO_32);
+}
+
+function getId(dv: DataView, at: number): number {
+  return dv.getUint32(at) * TWO_32 + dv.getUint32(at + 4);
+}
+
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   const out = new Uint8Array(HEADER + cc.context.length);
   const dv = new DataView(out.buffer);
-  out[0] = VERSION;
+  out[0] = V_DELTA;
   out[1] = cc.type;
-  dv.setUint32(2, Math.floor(cc.node / TWO_32));
-  dv.setUint32(6, cc.node % TWO_32);
+  putId(dv, 2, cc.node);
   out.set(cc.context, HEADER);
   return out;
 }
 
-export function decodeConfChange(b: Uint8Array): ConfChange {
+/** The form a leader appends: the change plus the configuration it results in. */
+export function encodeConfEntry(cc: ConfChange, result: ConfState): Uint8Array {
+  const len = HEADER + 4 + cc.context.length + 4 + 8 * result.voters.length + 4 + 8 * result.learners.length;
+  const out = new Uint8Array(len);
+  const dv = new DataView(out.buffer);
+  out[0] = V_FULL;
+  out[1] = cc.type;
+  putId(dv, 2, cc.node);
+  let at = HEADER;
+  dv.setUint32(at, cc.context.length);
+  at += 4;
+  out.set(cc.context, at);
+  at += cc.context.length;
+  for (const list of [result.voters, result.learners]) {
+    dv.setUint32(at, list.length);
+    at += 4;
+    for (const id of list) {
+      putId(dv, at, id);
+      at += 8;
+    }
+  }
+  return out;
+}
+
+/** Decodes either form; `result` is set for entries written by a leader. */
+export function decodeConfEntry(b: Uint8Array): { cc: ConfChange; result?: ConfState } {
   if (b.length < HEADER) throw new ConfChangeDecodeError(`conf change too short (${b.length} bytes)`);
-  if (b[0] !== VERSION) throw new ConfChangeDecodeError(`unknown conf change version ${b[0]}`);
+  const version = b[0];
+  if (version !== V_DELTA && version !== V_FULL) throw new ConfChangeDecodeError(`unknown conf change version ${version}`);
   const type = b[1]!;
   if (type !== ConfChangeType.AddVoter && type !== ConfChangeType.AddLearner && type !== ConfChangeType.RemoveNode) {
     throw new ConfChangeDecodeError(`unknown conf change type ${type}`);
   }
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const node = dv.getUint32(2) * TWO_32 + dv.getUint32(6);
-  return { type, node, context: b.slice(HEADER) };
+  const node = getId(dv, 2);
+  if (version === V_DELTA) return { cc: { type, node, context: b.slice(HEADER) } };
+  let at = HEADER;
+  const need = (n: number): void => {
+    if (at + n > b.length) throw new ConfChangeDecodeError('conf change truncated');
+  };
+  need(4);
+  const clen = dv.getUint32(at);
+  at += 4;
+  need(clen);
+  const context = b.slice(at, at + clen);
+  at += clen;
+  const lists: number[][] = [];
+  for (let k = 0; k < 2; k++) {
+    need(4);
+    const n = dv.getUint32(at);
+    at += 4;
+    need(8 * n);
+    const list: number[] = [];
+    for (let i = 0; i < n; i++, at += 8) list.push(getId(dv, at));
+    lists.push(list);
+  }
+  if (at !== b.length) throw new ConfChangeDecodeError('trailing bytes after conf change');
+  return { cc: { type, node, context }, result: { voters: lists[0]!, learners: lists[1]! } };
+}
+
+export function decodeConfChange(b: Uint8Array): ConfChange {
+  return decodeConfEntry(b).cc;
 }
 
 /** Why a change cannot be applied to a configuration; undefined when it can. */
@@ -68,15 +135,18 @@ export function applyConfChange(cs: ConfState, cc: ConfChange): ConfState {
   return { voters, learners };
 }
 
-/** Applies an encoded change; undecodable bytes are a no-op (deterministic on every node). */
+/**
+ * Applies an encoded conf entry: the configuration it carries if any, else the delta. Undecodable
+ * bytes are a no-op (deterministic on every node).
+ */
 export function applyEncodedConfChange(cs: ConfState, data: Uint8Array): ConfState {
-  let cc: ConfChange;
+  let dec: { cc: ConfChange; result?: ConfState };
   try {
-    cc = decodeConfChange(data);
+    dec = decodeConfEntry(data);
   } catch {
     return cs;
   }
-  return applyConfChange(cs, cc);
+  return dec.result ?? applyConfChange(cs, dec.cc);
 }
 
 export function copyConfState(cs: ConfState): ConfState {

@@ -2,7 +2,7 @@
 // message. No I/O: outputs accumulate in `msgs` and `readStates`, and the log's unstable tail;
 // node.ts turns them into Ready batches.
 import { RaftLog } from './log.js';
-import { ConfHistory, checkConfChange, encodeConfChange } from './membership.js';
+import { ConfHistory, applyConfChange, checkConfChange, encodeConfEntry } from './membership.js';
 import { EMPTY_BYTES, NO_ENTRIES, TRANSFER_CONTEXT, isTransfer, newMessage, wellFormed } from './messages.js';
 import { Progress, ProgressState } from './progress.js';
 import { VoteResult, isQuorum, majorityIndex, voteResult } from './quorum.js';
@@ -785,7 +785,7 @@ export class Raft {
     }
     const why = checkConfChange(this.conf.current(), cc);
     if (why !== undefined) throw new ProposeError('INVALID_CONF_CHANGE', why, this.id);
-    const e = this.appendLeaderEntry(EntryType.ConfChange, encodeConfChange(cc));
+    const e = this.appendLeaderEntry(EntryType.ConfChange, encodeConfEntry(cc, applyConfChange(this.conf.current(), cc)));
     this.conf.push(e.index, e.data);
     this.onConfChanged();
     if (this.bcast === Bcast.None) this.bcast = Bcast.Entries;
