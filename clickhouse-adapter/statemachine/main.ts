@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// The RaftHouse state-machine adapter process: raftd calls it (docs/state-machine-api.md) and it applies
+// each group's log to the group's ClickHouse database.
+//
+//   rafthouse-adapter --listen 127.0.0.1:7100 [--engine embedded --data-dir DIR | --engine server --clickhouse-url URL]
+
+import { serveStateMachine } from '../../adapters/sdk/server.js';
+import { MODE_REQUIREMENTS, requireCapabilities, EngineUnsupportedError } from '../engine/index.js';
+import { ClickHouseStateMachine } from './statemachine.js';
+import { ENGINE_FLAG_HELP, ENGINE_FLAG_OPTIONS, UsageError, engineFlags, openEngine, parseArgs } from './open.js';
+
+const HELP = `rafthouse-adapter: the RaftHouse ClickHouse state machine, served to raftd
+  --listen HOST:PORT         where raftd reaches it (default 127.0.0.1:7100)
+${ENGINE_FLAG_HELP}
+  --dedup-window N           non_replicated_deduplication_window on every group table (default 10000)
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { ...ENGINE_FLAG_OPTIONS, listen: { type: 'string' }, 'dedup-window': { type: 'string' } },
+    strict: true,
+  });
+  if (values.help) { process.stdout.write(HELP); return; }
+  const flags = engineFlags(values);
+  const listen = values.listen ?? '127.0.0.1:7100';
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m) throw new UsageError(`--listen must be HOST:PORT, got ${listen}`);
+  const dedupWindow = values['dedup-window'] !== undefined ? Number(values['dedup-window']) : 10_000;
+  if (!Number.isSafeInteger(dedupWindow) || dedupWindow < 100) throw new UsageError('--dedup-window must be an integer >= 100');
+
+  const engine = await openEngine(flags);
+  try {
+    // Refuse what this ClickHouse cannot do safely, naming what is missing.
+    requireCapabilities(engine, MODE_REQUIREMENTS['RaftHouse exactly-once apply'], 'RaftHouse exactly-once apply');
+    requireCapabilities(engine, MODE_REQUIREMENTS['RaftHouse snapshots'], 'RaftHouse snapshots');
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+  const sm = new ClickHouseStateMachine({ engine, dedupWindow });
+  const served = await serveStateMachine(sm, { host: m[1]!, port: Number(m[2]) });
+  process.stdout.write(`rafthouse-adapter: ${engine.kind} ClickHouse ${engine.capabilities.version}, listening on ${served.url}\n`);
+  const stop = async (): Promise<void> => {
+    await served.close();
+    await engine.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+}
+
+main().catch((e: unknown) => {
+  const err = e as Error & { code?: string };
+  process.stderr.write(`rafthouse-adapter: ${err.code ?? 'ERROR'}: ${err.message}\n`);
+  if (e instanceof UsageError) process.stderr.write(HELP);
+  process.exit(e instanceof UsageError ? 2 : e instanceof EngineUnsupportedError ? 3 : 1);
+});
