@@ -73,12 +73,12 @@ describe('GrpcTransport messaging (real gRPC on loopback)', function () {
     const a = track(makeNode(1, pa, [[2, dead]], { backoff: { initialMs: 25, maxMs: 200 }, random: () => 0.999 }));
     await a.t.start();
     const t0 = Date.now();
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 2500));
     const attempts = a.t.stats().reconnects;
-    // Delays ~25, 50, 100, 200, 200, ... => about 9 re-dials in 1.5 s; a tight loop would do hundreds,
-    // no back-off cap would do ~5 (25+50+100+200+400+800).
-    expect(Date.now() - t0).to.be.greaterThan(1400);
-    expect(attempts).to.be.within(6, 12);
+    // Capped at 200 ms: delays 25, 50, 100, 200, 200, ... => ~14 re-dials in 2.5 s.
+    // A tight loop would do hundreds; without the cap (25, 50, ... 1600) it would be ~6.
+    expect(Date.now() - t0).to.be.greaterThan(2400);
+    expect(attempts).to.be.within(9, 20);
     expect(a.t.unreachablePeers()).to.deep.equal([2]);
   });
 
