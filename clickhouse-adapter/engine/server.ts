@@ -24,7 +24,8 @@ export interface ServerOptions {
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
 
-function mapClientError(e: unknown, url: string): Error {
+/** Maps what @clickhouse/client throws to ClickHouseError (keeping the code) or EngineError. */
+export function mapClientError(e: unknown, url: string): Error {
   if (e instanceof ClickHouseError || e instanceof EngineError) return e;
   const err = e instanceof Error ? e : new Error(String(e));
   if (err instanceof ClientClickHouseError) {

@@ -1,6 +1,8 @@
 // Pure parsing: ClickHouse error texts of every form we meet, and the INSERT statement the engines take.
 import { expect } from 'chai';
-import { parseClickHouseError, parseInsert, requireCapabilities } from '../../../clickhouse-adapter/engine/index.js';
+import { parseError } from '@clickhouse/client';
+import { ClickHouseError, EngineError, parseClickHouseError, parseInsert, requireCapabilities } from '../../../clickhouse-adapter/engine/index.js';
+import { findErrorTrailer, mapClientError } from '../../../clickhouse-adapter/engine/server.js';
 import type { Capabilities } from '../../../clickhouse-adapter/engine/index.js';
 
 describe('clickhouse engine: error parsing', function () {
@@ -87,5 +89,38 @@ describe('clickhouse engine: requireCapabilities', function () {
   });
   it('passes when nothing is missing', function () {
     expect(() => requireCapabilities({ capabilities: old }, ['mergeRegexp', 'explainAst'], 'x')).to.not.throw();
+  });
+});
+
+describe('clickhouse engine: server error mapping', function () {
+  it('keeps code and name of an error the client parsed (modern servers)', function () {
+    const clientErr = parseError('Code: 60. DB::Exception: Table g.x does not exist. (UNKNOWN_TABLE) (version 24.8.4.13)');
+    const e = mapClientError(clientErr, 'http://x');
+    expect(e).to.be.instanceOf(ClickHouseError);
+    expect((e as ClickHouseError).code).to.equal(60);
+    expect((e as ClickHouseError).name).to.equal('UNKNOWN_TABLE');
+    expect(e.message).to.equal('Table g.x does not exist');
+  });
+
+  it('parses the legacy body the client could not', function () {
+    const clientErr = parseError("Code: 62, e.displayText() = DB::Exception: Syntax error: failed at position 1: SELEC 1, e.what() = DB::Exception\n");
+    const e = mapClientError(clientErr, 'http://x');
+    expect((e as ClickHouseError).code).to.equal(62);
+    expect((e as ClickHouseError).name).to.equal('SYNTAX_ERROR');
+  });
+
+  it('turns socket errors into ENGINE_UNREACHABLE and anything else into ENGINE_PROTOCOL', function () {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    expect((mapClientError(refused, 'http://x') as EngineError).code).to.equal('ENGINE_UNREACHABLE');
+    expect((mapClientError(new Error('<html>502</html>'), 'http://x') as EngineError).code).to.equal('ENGINE_PROTOCOL');
+  });
+
+  it('finds an exception trailer at the end of a streamed body, in both forms', function () {
+    const legacy = findErrorTrailer(Buffer.from("0\n0\nCode: 395, e.displayText() = DB::Exception: Value passed to 'throwIf' function is non zero, e.what() = DB::Exception\n"));
+    expect(legacy?.code).to.equal(395);
+    const modern = findErrorTrailer(Buffer.from('1\n2\nCode: 241. DB::Exception: Memory limit exceeded. (MEMORY_LIMIT_EXCEEDED) (version 23.8.1.1)\n'));
+    expect(modern?.name).to.equal('MEMORY_LIMIT_EXCEEDED');
+    expect(findErrorTrailer(Buffer.from('1\n2\n3\n'))).to.equal(undefined);
+    expect(findErrorTrailer(Buffer.from('x\tCode: 1. DB::Exception: in a value, not at a line start\n'))).to.equal(undefined);
   });
 });
