@@ -139,6 +139,41 @@ describe('GrpcTransport snapshots (real gRPC on loopback)', function () {
     });
   });
 
+  it('respects flow control: a receiver that does not read stops the sender pulling its source', async () => {
+    // A bare gRPC server that accepts SendSnapshot and never reads it.
+    const server = new grpc.Server();
+    let stalled: grpc.ServerReadableStream<unknown, unknown> | undefined;
+    server.addService({ SendSnapshot: snapshotMethod } as grpc.ServiceDefinition, {
+      SendSnapshot: (call: grpc.ServerReadableStream<unknown, unknown>) => {
+        stalled = call;
+        call.pause();
+      },
+    });
+    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    try {
+      a.t.setPeer(9, `127.0.0.1:${port}`);
+      let produced = 0;
+      async function* endless(): AsyncGenerator<Uint8Array> {
+        const mib = randomBytes(1024 * 1024);
+        for (;;) {
+          produced += mib.length;
+          yield mib;
+        }
+      }
+      const sending = a.t.sendSnapshot(9, { ...header, to: 9 }, endless()).then(() => null, (e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(stalled, 'server got the call').to.not.equal(undefined);
+      // Without back-pressure the loop would have pulled hundreds of MiB by now.
+      expect(produced).to.be.greaterThan(0);
+      expect(produced).to.be.lessThan(32 * 1024 * 1024);
+      server.forceShutdown();
+      const err = await sending;
+      expect(err).to.be.instanceOf(TransportError).with.property('code', 'SNAPSHOT_FAILED');
+    } finally {
+      server.forceShutdown();
+    }
+  });
+
   it('rejects sendSnapshot when the source fails, the receiver refuses, or the peer is unknown', async () => {
     async function* failing(): AsyncGenerator<Uint8Array> {
       yield randomBytes(1000);
