@@ -166,7 +166,7 @@ export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; m
       while (!first.done) {
         if (closed) break;
         if (first.value.length > 0 && !out.write(first.value)) {
-          await Promise.race([once(res, 'drain'), once(res, 'close')]);
+          await drainOrClose(out);
         }
         first = await iter.next();
       }
@@ -241,6 +241,19 @@ export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; m
       sendJson(res, err.status, { error: { code: err.code, message: err.message, ...err.extra } });
     });
   };
+}
+
+/** Resolves on 'drain' or 'close', whichever comes first, leaving no listener behind. */
+function drainOrClose(out: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
 }
 
 /** A duplex over `sock` whose readable side starts with `head`. */
