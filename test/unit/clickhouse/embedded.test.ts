@@ -208,6 +208,18 @@ describe('clickhouse engine: embedded (chdb)', function () {
       expect(lines(await ro.query('SELECT a FROM rodb.t ORDER BY a', { format: 'TabSeparated' }))).to.deep.equal(['1', '3']);
     });
 
+    it('with allowSettings (readonly=2) takes per-call settings but still refuses writes', async function () {
+      const ro2 = await openEmbedded({ dataDir: dir, readonly: true, allowSettings: true });
+      try {
+        const m = await ro2.query("SELECT value FROM system.settings WHERE name = 'max_block_size'", { settings: { max_block_size: 555 }, format: 'TabSeparated' });
+        expect(m.toString('utf8').trim()).to.equal('555');
+        const err = await rejection(ro2.insert('INSERT INTO rodb.t FORMAT TabSeparated', Buffer.from('9\n')));
+        expect((err as ClickHouseError).code).to.equal(164);
+      } finally {
+        await ro2.close();
+      }
+    });
+
     it('probes capabilities without writing', function () {
       expect(ro.capabilities).to.deep.equal(engine.capabilities);
     });
