@@ -596,6 +596,10 @@ export class Raft {
       if (this.maybeCommit()) this.bcast = Bcast.Commit;
       else if (this.bcast === Bcast.None) this.bcast = Bcast.Entries;
       if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+    } else if (pr.state === ProgressState.Probe && m.index === pr.match && m.index === pr.next - 1) {
+      // The answer to an empty probe at our match: the logs agree there, so pipeline from it.
+      pr.becomeReplicate();
+      if (this.bcast === Bcast.None) this.bcast = Bcast.Entries;
     }
   }
 
