@@ -157,6 +157,11 @@ class Peer {
     this.call = call;
     this.seq = 0;
     this.writable = true;
+    // A server that accepts the call but never welcomes it would leave us queueing forever.
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.call === call && this.state === 'connecting') this.broken('stream not accepted in time');
+    }, this.t.helloTimeoutMs);
     call.on('data', (b: Uint8Array) => {
       if (this.call !== call) return;
       let seq: number;
@@ -167,6 +172,8 @@ class Peer {
       }
       // seq 0 is the server's welcome: it accepted our identity, the stream is up.
       if (seq === 0 && this.state === 'connecting') {
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = undefined;
         this.state = 'up';
         this.down = false;
         this.failures = 0;
@@ -190,6 +197,7 @@ class Peer {
 
   private broken(reason: string, loud = false): void {
     if (this.state === 'closed') return;
+    if (this.timer) clearTimeout(this.timer);
     const call = this.call;
     this.call = undefined;
     if (call) call.cancel();

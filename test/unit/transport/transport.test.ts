@@ -153,6 +153,24 @@ describe('GrpcTransport messaging (real gRPC on loopback)', function () {
     expect(b.received()).to.equal(0);
   });
 
+  it('never connects to a peer that answers Hello as another node', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    // Node 1 believes node 2 lives at pb, but node 3 listens there.
+    const a = track(makeNode(1, pa, [[2, pb]]));
+    const c = track(makeNode(3, pb, [[1, pa]]));
+    await Promise.all([a.t.start(), c.t.start()]);
+    a.t.send(2, [{ group: 1, message: appMsg(1, 2, 0) }]);
+    await until(() => a.t.unreachablePeers().includes(2), 5000, 'peer refused');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(c.received()).to.equal(0);
+    // Fixing the address heals it.
+    const b = track(makeNode(2, await freePort(), [[1, pa]]));
+    await b.t.start();
+    a.t.setPeer(2, b.addr);
+    a.t.send(2, [{ group: 1, message: appMsg(1, 2, 1) }]);
+    await until(() => b.received() === 1, 5000, 'delivery to the right node');
+  });
+
   it('fails start() with ADDRESS_IN_USE when the port is taken', async () => {
     const [a] = await pair();
     const clash = new GrpcTransport({ nodeId: 3, clusterId: 'test', listenAddr: a.addr, peers: new Map() }, { onMessages: () => undefined, onSnapshot: async () => undefined });
