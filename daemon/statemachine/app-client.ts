@@ -307,6 +307,9 @@ export class AppClient {
     } catch (e) {
       if (e instanceof ExchangeFailure && e.reused && !ctl.signal.aborted) {
         this.logger?.debug({ call, err: e.cause }, 'reused connection to the app failed; retrying once on a fresh one');
+        // The other idle keep-alive sockets date from the same app process (likely restarted):
+        // drop them all, or the retry could pick the next dead one.
+        this.dropIdleSockets();
         return await this.exchangeOnce(call, query, body, contentType, ctl);
       }
       throw this.mapFailure(call, e, ctl);
@@ -477,6 +480,10 @@ export class AppClient {
       s.on('error', (err) => fail(err));
       s.once('close', () => fail(new Error('connection closed during HTTP/2 handshake')));
     });
+  }
+
+  private dropIdleSockets(): void {
+    for (const list of Object.values(this.agent.freeSockets)) for (const sock of list ?? []) sock.destroy();
   }
 
   private tcpCheck(): Promise<void> {
