@@ -116,6 +116,10 @@ interface Tuning {
   checkQuorum: boolean;
   clientTimeoutMs: number;
   followerReads: number;
+  /** Fraction of reads that ask for a lease read (only meaningful with CheckQuorum). */
+  leaseReads: number;
+  /** Whether membership changes may remove the leader itself. */
+  removeLeader: boolean;
   /** Probability that a crash picks the leader. */
   leaderCrashBias: number;
   /** Probability that a newly elected leader is crashed shortly after (short-lived leaders leave divergent tails). */
@@ -148,6 +152,8 @@ function tune(rng: Rng, fault: SimFault | undefined): Tuning {
     checkQuorum: rng.chance(0.75),
     clientTimeoutMs: rng.int(300, 1500),
     followerReads: rng.float(),
+    leaseReads: rng.chance(0.5) ? rng.float() * 0.5 : 0,
+    removeLeader: rng.chance(0.3),
     leaderCrashBias: 0.4,
     newLeaderCrash: rng.chance(0.3) ? rng.float() * 0.3 : 0,
     newLeaderCrashMs: [1, rng.int(5, 60)],
@@ -912,7 +918,10 @@ export class Simulation {
     for (const s of spares) options.push({ type: ConfChangeType.AddLearner, node: s, kind: 'add-learner' });
     if (cs.voters.length < 5) for (const s of cs.learners) options.push({ type: ConfChangeType.AddVoter, node: s, kind: 'promote' });
     if (cs.voters.length > 3) {
-      for (const v of cs.voters) if (v !== l.id) options.push({ type: ConfChangeType.RemoveNode, node: v, kind: 'remove-voter' });
+      for (const v of cs.voters) {
+        if (v !== l.id) options.push({ type: ConfChangeType.RemoveNode, node: v, kind: 'remove-voter' });
+        else if (this.t.removeLeader) options.push({ type: ConfChangeType.RemoveNode, node: v, kind: 'remove-leader' });
+      }
     }
     for (const s of cs.learners) options.push({ type: ConfChangeType.RemoveNode, node: s, kind: 'remove-learner' });
     if (options.length === 0) return;
@@ -1046,7 +1055,9 @@ export class Simulation {
     try {
       if (input.type === 'read') {
         op.ctx = `r${op.id}`;
-        n.raft.readIndex(enc.encode(op.ctx));
+        const lease = op.client > 0 && this.rng.chance(this.t.leaseReads);
+        n.raft.readIndex(enc.encode(op.ctx), { lease });
+        if (lease) this.count('lease-read');
         n.reads.set(op.ctx, op);
       } else {
         const cmd: KvCommand =
