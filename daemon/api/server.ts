@@ -118,28 +118,38 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
    * (once: a forwarded request is never forwarded again) or answers NOT_LEADER.
    */
   async function onLeader(req: FastifyRequest, reply: FastifyReply, group: number, local: () => Promise<unknown>): Promise<unknown> {
-    const leader = await leaderOf(group);
-    if (leader.id === host.nodeId) return local();
-    if (req.headers[NO_FORWARD] || req.headers[FORWARDED]) {
-      throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}; node ${leader.id} is`, leader);
+    const deadline = Date.now() + opts.leaderWaitMs;
+    for (;;) {
+      const leader = await leaderOf(group);
+      if (leader.id === host.nodeId) return local();
+      if (req.headers[NO_FORWARD] || req.headers[FORWARDED]) {
+        throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}; node ${leader.id} is`, leader);
+      }
+      const headers: Record<string, string> = { [FORWARDED]: '1' };
+      if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
+      if (req.headers.authorization) headers.authorization = req.headers.authorization;
+      let res: Response;
+      try {
+        res = await fetch(`http://${leader.httpAddr}${req.url}`, {
+          method: req.method,
+          headers,
+          body: req.method === 'GET' || req.method === 'DELETE' ? undefined : (req.body as Buffer | undefined) ?? Buffer.alloc(0),
+          signal: AbortSignal.timeout(opts.requestTimeoutMs + 1000),
+        });
+      } catch (e) {
+        // Refused: the request never reached the old leader, so it is safe to try the next one.
+        // Any other failure may have happened after the leader took it: its outcome is unknown.
+        const refused = (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+        if (refused && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+          continue;
+        }
+        throw new RaftdError(refused ? 'NO_LEADER' : 'TIMEOUT', `forwarding to leader node ${leader.id} at ${leader.httpAddr} failed (${(e as Error).message}); ${refused ? 'retry' : 'the outcome is unknown'}`);
+      }
+      const text = await res.text();
+      void reply.code(res.status).header('content-type', res.headers.get('content-type') ?? 'application/json');
+      return text;
     }
-    const headers: Record<string, string> = { [FORWARDED]: '1' };
-    if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
-    if (req.headers.authorization) headers.authorization = req.headers.authorization;
-    let res: Response;
-    try {
-      res = await fetch(`http://${leader.httpAddr}${req.url}`, {
-        method: req.method,
-        headers,
-        body: req.method === 'GET' || req.method === 'DELETE' ? undefined : (req.body as Buffer | undefined) ?? Buffer.alloc(0),
-        signal: AbortSignal.timeout(opts.requestTimeoutMs + 1000),
-      });
-    } catch (e) {
-      throw new RaftdError('NO_LEADER', `forwarding to leader node ${leader.id} at ${leader.httpAddr} failed: ${(e as Error).message}`);
-    }
-    const text = await res.text();
-    void reply.code(res.status).header('content-type', res.headers.get('content-type') ?? 'application/json');
-    return text;
   }
 
   app.post('/v1/groups/:group/propose', async (req, reply) => {

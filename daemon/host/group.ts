@@ -44,6 +44,9 @@ export class GroupReplica {
   /** Snapshot transfers in progress to peers (leader side). */
   readonly snapshotsSending = new Set<number>();
   deleted = false;
+  /** Role and leader as of the last Ready's soft state: cheap to read on every tick. */
+  role: Role = Role.Follower;
+  leaderId: number = NONE;
 
   constructor(
     readonly group: number,
@@ -56,11 +59,11 @@ export class GroupReplica {
   }
 
   isLeader(): boolean {
-    return this.node.status().role === Role.Leader;
+    return this.role === Role.Leader;
   }
 
   leader(): number {
-    return this.node.status().leader;
+    return this.leaderId;
   }
 
   wake(): void {

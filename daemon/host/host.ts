@@ -72,6 +72,7 @@ export class Host {
   private stopping = false;
   private flushDone: Promise<void> = Promise.resolve();
   private readonly knownPeers = new Map<number, string>();
+  private readonly bootstrapWrites: GroupWrite[] = [];
 
   constructor(
     private readonly opts: HostOptions,
@@ -154,12 +155,16 @@ export class Host {
       data: encodeConfChange({ type: ConfChangeType.AddVoter, node: id, context: new Uint8Array(0) }),
     }));
     const hardState = { term: 1, vote: NONE, commit: entries.length };
-    await this.deps.store.write([{ group, entries, hardState }]);
+    // Persisted by the next flush, in the same write as (and before) anything the group sends.
+    this.bootstrapWrites.push({ group, entries, hardState });
     const storage = new MemoryStorage();
     storage.append(entries);
     storage.setHardState(hardState);
     if (group !== META_GROUP) await this.startApplier(group);
     const g = this.newReplica(group, storage, 0);
+    // One member, chosen by group number so leadership spreads over the nodes, campaigns at
+    // once instead of waiting out an election timeout.
+    if (members[group % members.length] === this.opts.nodeId) g.node.campaign();
     this.markDirty(g);
     this.opts.logger.debug({ group, members }, 'group bootstrapped');
   }
@@ -175,15 +180,17 @@ export class Host {
 
   private tick(): void {
     this.liveness.tick();
+    for (const id of this.deps.transport.unreachablePeers?.() ?? []) this.liveness.markDead(id);
     this.sendLiveness();
     for (const g of this.groups.values()) {
       if (g.quiesced) {
         this.maybeWakeForDeadLeader(g);
         continue;
       }
+      // Checked before ticking: a tick makes the leader's heartbeats, i.e. work to do.
+      if (this.maybeQuiesce(g)) continue;
       g.awakeTicks++;
       g.node.tick();
-      this.maybeQuiesce(g);
       this.maybeSnapshot(g);
       if (g.node.hasReady()) this.markDirty(g);
     }
@@ -203,14 +210,14 @@ export class Host {
   }
 
   /** An idle group costs nothing: its leader tells followers to stop ticking it. */
-  private maybeQuiesce(g: GroupReplica): void {
-    if (!g.quiescable()) {
+  private maybeQuiesce(g: GroupReplica): boolean {
+    if (g.role !== Role.Leader || !g.quiescable()) {
       g.idleTicks = 0;
-      return;
+      return false;
     }
     const st = g.status();
-    for (const id of st.confState.voters) if (id !== st.id && !this.liveness.isAlive(id)) return;
-    if (++g.idleTicks < this.opts.heartbeatTicks + 2) return;
+    for (const id of st.confState.voters) if (id !== st.id && !this.liveness.isAlive(id)) return false;
+    if (++g.idleTicks < this.opts.heartbeatTicks + 2) return false;
     for (const id of [...st.confState.voters, ...st.confState.learners]) {
       if (id === st.id) continue;
       this.deps.transport.send(id, [
@@ -225,6 +232,7 @@ export class Host {
     }
     g.quiesced = true;
     this.metrics.quiesced++;
+    return true;
   }
 
   private maybeWakeForDeadLeader(g: GroupReplica): void {
@@ -272,7 +280,7 @@ export class Host {
   }
 
   private async handleReadies(batch: Array<[GroupReplica, Ready]>): Promise<void> {
-    const writes: GroupWrite[] = [];
+    const writes: GroupWrite[] = this.bootstrapWrites.splice(0);
     let mustSync = false;
     for (const [g, rd] of batch) {
       if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) continue;
@@ -319,11 +327,12 @@ export class Host {
   }
 
   private onSoftState(g: GroupReplica, role: Role, leader: number): void {
+    g.role = role;
+    g.leaderId = leader;
     if (role === Role.Leader) {
       this.metrics.leaderChanges++;
       if (g.group === META_GROUP) void this.onMetaLeader();
     }
-    void leader;
   }
 
   // ---------------------------------------------------------------- applying
@@ -513,7 +522,10 @@ export class Host {
         if (!g) continue;
       }
       const quiesce = message.type === MessageType.Heartbeat && message.context.length === 1 && message.context[0] === QUIESCE[0];
-      if (!quiesce) g.wake();
+      // Heartbeat traffic is not activity: it must not keep an idle group from quiescing,
+      // but it does wake a quiesced one (a new leader is talking to it).
+      const beat = message.type === MessageType.Heartbeat || message.type === MessageType.HeartbeatResp;
+      if (g.quiesced ? !quiesce && message.type !== MessageType.HeartbeatResp : !beat) g.wake();
       try {
         g.node.step(message);
       } catch (err) {
@@ -551,6 +563,8 @@ export class Host {
     if (!g) return undefined;
     const leader = g.leader();
     if (leader === NONE) return undefined;
+    // A leader we have not heard from is probably gone: better to wait for the next one.
+    if (leader !== this.opts.nodeId && !this.liveness.isAlive(leader)) return undefined;
     const httpAddr = leader === this.opts.nodeId ? this.opts.httpAddr : this.liveness.httpAddr(leader) ?? this.meta.nodes.get(leader)?.httpAddr;
     return httpAddr ? { id: leader, httpAddr } : undefined;
   }
@@ -643,9 +657,14 @@ export class Host {
         }
       }
       const voters = meta.status().confState.voters.slice().sort((a, b) => a - b);
+      const missing: Uint8Array[] = [];
       for (let group = 1; group <= this.opts.bootstrapGroups; group++) {
         if (this.meta.groups.has(group) || this.meta.deletedGroups.has(group)) continue;
-        await this.proposeMeta({ op: 'create-group', group, members: voters });
+        missing.push(encodeMetaCommand({ op: 'create-group', group, members: voters }));
+      }
+      // In slices, so a large bootstrap neither overflows the pending-proposal bound nor one message.
+      for (let i = 0; i < missing.length; i += 1000) {
+        await Promise.all(this.propose(META_GROUP, missing.slice(i, i + 1000)));
       }
     } catch (err) {
       this.opts.logger.warn({ err }, 'meta leader duties interrupted; will retry on next leadership');

@@ -35,6 +35,11 @@ export class Liveness {
     return this.httpAddrs.get(node);
   }
 
+  /** The transport saw the connection fail: do not wait for the silence to add up. */
+  markDead(node: number): void {
+    this.lastHeard.set(node, -Infinity);
+  }
+
   forget(node: number): void {
     this.lastHeard.delete(node);
     this.httpAddrs.delete(node);

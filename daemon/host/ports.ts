@@ -37,6 +37,8 @@ export interface TransportPort {
   sendSnapshot(to: number, header: SnapshotHeader, data: AsyncIterable<Uint8Array>): Promise<void>;
   setPeer(id: number, addr: string): void;
   removePeer(id: number): void;
+  /** Peers whose connection is down right now (a faster signal than silence). */
+  unreachablePeers?(): number[];
 }
 
 export interface AppEntry {

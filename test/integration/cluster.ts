@@ -1,0 +1,251 @@
+// Real raftd processes on loopback for integration tests, benchmarks and chaos runs.
+// Each node gets free ports and its own data directory; kill() is kill -9, stop() is SIGTERM.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, createWriteStream, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Compiled (dist/test/integration) or run through tsx (test/integration). */
+const compiled = here.includes(`${'/'}dist${'/'}`);
+export const REPO_ROOT = compiled ? resolve(here, '../../..') : resolve(here, '../..');
+
+/** The node command for one of the project's entry points, compiled or via tsx. */
+export function entryCommand(tsPath: string): string[] {
+  if (compiled) return [join(REPO_ROOT, 'dist', tsPath.replace(/\.ts$/, '.js'))];
+  return ['--import', 'tsx', join(REPO_ROOT, tsPath)];
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export interface NodeSpec {
+  id: number;
+  raftAddr: string;
+  httpAddr: string;
+  dataDir: string;
+}
+
+export interface ClusterOptions {
+  nodes: number;
+  groups?: number;
+  appUrls?: (id: number) => string;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+  tickMs?: number;
+  electionTicks?: number;
+  /** Keep each node's stdout/stderr in this directory (default: the cluster's temp dir). */
+  logDir?: string;
+}
+
+export class RaftdNode {
+  proc: ChildProcess | undefined;
+  private log: WriteStream | undefined;
+  exited: Promise<number | null> = Promise.resolve(null);
+
+  constructor(
+    readonly spec: NodeSpec,
+    private readonly args: string[],
+    private readonly env: Record<string, string>,
+    private readonly logPath: string,
+  ) {}
+
+  get url(): string {
+    return `http://${this.spec.httpAddr}`;
+  }
+
+  start(): void {
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) throw new Error(`node ${this.spec.id} is running`);
+    this.log = createWriteStream(this.logPath, { flags: 'a' });
+    const proc = spawn(process.execPath, [...entryCommand('daemon/main.ts'), ...this.args], {
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout!.pipe(this.log, { end: false });
+    proc.stderr!.pipe(this.log, { end: false });
+    this.proc = proc;
+    this.exited = new Promise((res) => proc.on('exit', (code) => res(code)));
+  }
+
+  running(): boolean {
+    return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** kill -9: loses whatever was not fsynced. */
+  async kill(): Promise<void> {
+    if (!this.running()) return;
+    this.proc!.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** Graceful SIGTERM; resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    if (!this.running()) return this.proc?.exitCode ?? null;
+    this.proc!.kill('SIGTERM');
+    return this.exited;
+  }
+
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
+  async get(path: string): Promise<{ status: number; body: unknown }> {
+    const res = await fetch(this.url + path, { signal: AbortSignal.timeout(10_000) });
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      /* plain text (metrics) */
+    }
+    return { status: res.status, body };
+  }
+
+  async post(path: string, body: string | Uint8Array | object, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+    const payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+    const res = await fetch(this.url + path, {
+      method: 'POST',
+      headers: { 'content-type': typeof body === 'object' && !(body instanceof Uint8Array) ? 'application/json' : 'application/octet-stream', ...headers },
+      body: payload,
+      signal: AbortSignal.timeout(15_000),
+    });
+    const text = await res.text();
+    try {
+      return { status: res.status, body: JSON.parse(text) };
+    } catch {
+      return { status: res.status, body: text };
+    }
+  }
+
+  closeLog(): void {
+    this.log?.end();
+  }
+}
+
+export class LocalCluster {
+  readonly nodes: RaftdNode[] = [];
+  readonly dir: string;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  static async create(opts: ClusterOptions): Promise<LocalCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'raftd-cluster-'));
+    const c = new LocalCluster(dir);
+    const specs: NodeSpec[] = [];
+    for (let id = 1; id <= opts.nodes; id++) {
+      specs.push({ id, raftAddr: `127.0.0.1:${await freePort()}`, httpAddr: `127.0.0.1:${await freePort()}`, dataDir: join(dir, `node${id}`) });
+    }
+    const peers = specs.map((s) => `${s.id}=${s.raftAddr}`).join(',');
+    for (const s of specs) c.nodes.push(c.makeNode(s, ['--peers', peers, '--groups', String(opts.groups ?? 1)], opts));
+    return c;
+  }
+
+  makeNode(s: NodeSpec, roleArgs: string[], opts: ClusterOptions): RaftdNode {
+    const args = [
+      '--id', String(s.id), '--raft-addr', s.raftAddr, '--http-addr', s.httpAddr, '--data-dir', s.dataDir,
+      '--tick-ms', String(opts.tickMs ?? 50), '--election-ticks', String(opts.electionTicks ?? 10),
+      '--log-level', 'warn',
+      ...(opts.appUrls ? ['--app-url', opts.appUrls(s.id)] : []),
+      ...roleArgs,
+      ...(opts.extraArgs ?? []),
+    ];
+    return new RaftdNode(s, args, opts.env ?? {}, join(opts.logDir ?? this.dir, `node${s.id}.log`));
+  }
+
+  /** A new node that joins through an existing member's HTTP address. */
+  async addJoiner(id: number, via: RaftdNode, opts: ClusterOptions): Promise<RaftdNode> {
+    const s: NodeSpec = { id, raftAddr: `127.0.0.1:${await freePort()}`, httpAddr: `127.0.0.1:${await freePort()}`, dataDir: join(this.dir, `node${id}`) };
+    const n = this.makeNode(s, ['--join', via.spec.httpAddr], opts);
+    this.nodes.push(n);
+    return n;
+  }
+
+  startAll(): void {
+    for (const n of this.nodes) n.start();
+  }
+
+  node(id: number): RaftdNode {
+    const n = this.nodes.find((x) => x.spec.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  /** Waits until every running node answers its client API. */
+  async waitForApi(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const n of this.nodes.filter((x) => x.running())) {
+      for (;;) {
+        try {
+          if ((await n.get('/status')).status === 200) break;
+        } catch {
+          /* not listening yet */
+        }
+        if (Date.now() > deadline) throw new Error(`node ${n.spec.id} did not answer within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  /** Waits until every listed group has a leader that all running nodes agree on. */
+  async waitForLeaders(groups: number[], timeoutMs: number): Promise<Map<number, number>> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const leaders = new Map<number, number>();
+      let ok = true;
+      for (const n of this.nodes.filter((x) => x.running())) {
+        let st: { groups: Array<{ group: number; leader: number }> };
+        try {
+          st = (await n.get('/status')).body as typeof st;
+        } catch {
+          ok = false;
+          break;
+        }
+        const byGroup = new Map(st.groups.map((g) => [g.group, g.leader]));
+        for (const g of groups) {
+          const l = byGroup.get(g);
+          if (!l) {
+            ok = false;
+            last = `node ${n.spec.id} sees no leader for group ${g}`;
+            break;
+          }
+          if (leaders.has(g) && leaders.get(g) !== l) {
+            ok = false;
+            last = `nodes disagree on group ${g}`;
+            break;
+          }
+          leaders.set(g, l);
+        }
+        if (!ok) break;
+      }
+      if (ok && leaders.size === groups.length) return leaders;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no stable leaders within ${timeoutMs} ms: ${last}`);
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.kill()));
+    for (const n of this.nodes) n.closeLog();
+    if (!process.env.RAFTD_KEEP_TEST_DIRS) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
