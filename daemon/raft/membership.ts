@@ -211,6 +211,11 @@ export class ConfHistory {
     this.points.splice(0, k);
   }
 
+  /** Number of recorded changes above the base. */
+  size(): number {
+    return this.points.length;
+  }
+
   baseIndex(): number {
     return this.base.index;
   }

@@ -137,6 +137,7 @@ export class RaftNode {
       if (log.stableTo(last.index, last.term)) r.onPersisted();
     }
     if (rd.committedEntries.length > 0) log.appliedTo(rd.committedEntries[rd.committedEntries.length - 1]!.index);
+    r.compactConfHistory();
   }
 
   status(): RaftStatus {

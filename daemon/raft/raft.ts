@@ -79,6 +79,8 @@ export class Raft {
   private pendingReads: PendingRead[] = [];
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
+  /** Ticks since the current leadership transfer started (its own clock, so checkQuorum keeps its rhythm). */
+  private transferElapsed = 0;
   private randomizedElectionTimeout = 0;
   /** Ticks since start: heartbeats carry it so acks tell the leader how fresh its lease is. */
   private tickCount = 0;
@@ -278,8 +280,10 @@ export class Raft {
         }
         for (const [id, pr] of this.prs) if (id !== this.id) pr.recentActive = false;
       }
+    }
+    if (this.leadTransferee !== NONE && ++this.transferElapsed >= this.electionTimeout) {
       // A transfer that did not finish within an election timeout is abandoned.
-      if (this.leadTransferee !== NONE) this.leadTransferee = NONE;
+      this.leadTransferee = NONE;
     }
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
@@ -724,6 +728,11 @@ export class Raft {
     return true;
   }
 
+  /** Drops membership history below the storage's snapshot (nobody can ask for it any more). */
+  compactConfHistory(): void {
+    if (this.conf.size() > 16) this.conf.compact(this.log.firstIndex() - 1);
+  }
+
   /** The host persisted entries up to `index` (leader: now its own copy counts). */
   onPersisted(): void {
     if (this.role !== Role.Leader) return;
@@ -897,7 +906,7 @@ export class Raft {
     if (this.role !== Role.Leader || to === this.id || !this.isVoter(to)) return;
     if (this.leadTransferee === to) return;
     this.leadTransferee = to;
-    this.electionElapsed = 0; // the transfer has one election timeout to finish
+    this.transferElapsed = 0; // the transfer has one election timeout to finish
     const pr = this.prs.get(to)!;
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
     else this.sendAppend(to, pr, false);
