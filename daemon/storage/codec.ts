@@ -10,9 +10,14 @@
 //   [0x10][group u32]               hard state
 //   [0x11][group u32]               snapshot metadata (index, term, membership)
 //   [0x12][group u32]               compaction marker: every entry <= it is deleted
-//   [0x20][group u32][index u64]    log entry
+//   [0x20][group u32][index u64]    a run of log entries starting at index
 //
 // Values are fixed-layout big-endian records; JSON never appears on the write path.
+//
+// Entries are stored in runs: one record holds the consecutive entries of one append (up to
+// MAX_RUN_ENTRIES / MAX_RUN_BYTES), keyed by its first index. A group's runs are disjoint and
+// contiguous, so a run ends where the next begins. Appending 10 entries thus costs RocksDB one key,
+// not ten: the memtable insert, not the encoding, is what dominates the cost of a write.
 
 import { EntryType, type ConfState, type Entry, type HardState, type SnapshotMetadata } from '../raft/types.js';
 import { StorageError } from './errors.js';
@@ -98,27 +103,65 @@ export function metaKey(name: string): Buffer {
 
 // ---- values ----
 
-// Entry: [type u8][term u64][data...]. The index lives in the key.
-export function encodeEntry(e: Entry): Buffer {
-  checkU53(e.term, 'entry term');
-  const v = Buffer.allocUnsafe(9 + e.data.length);
-  v[0] = e.type;
-  putU64(v, 1, e.term);
-  v.set(e.data, 9);
+export const MAX_RUN_ENTRIES = 128;
+export const MAX_RUN_BYTES = 64 * 1024;
+const ENTRY_HEADER = 13;
+
+// Run: per entry [type u8][term u64][length u32][data]. Indexes follow from the key.
+export function encodeRun(entries: readonly Entry[]): Buffer {
+  let size = 0;
+  for (const e of entries) size += ENTRY_HEADER + e.data.length;
+  const v = Buffer.allocUnsafe(size);
+  let off = 0;
+  for (const e of entries) {
+    checkU53(e.term, 'entry term');
+    if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) throw new StorageError('INVALID', `entry ${e.index}: unknown type ${e.type}`);
+    v[off] = e.type;
+    putU64(v, off + 1, e.term);
+    v.writeUInt32BE(e.data.length, off + 9);
+    v.set(e.data, off + ENTRY_HEADER);
+    off += ENTRY_HEADER + e.data.length;
+  }
   return v;
 }
 
-export function decodeEntry(index: number, v: Buffer): Entry {
-  if (v.length < 9) throw new StorageError('CORRUPT', `entry ${index}: record too short (${v.length} bytes)`);
-  const type = v[0];
-  if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new StorageError('CORRUPT', `entry ${index}: unknown type ${type}`);
-  // A view, not a copy: the binding hands out a fresh buffer per value.
-  return { index, term: getU64(v, 1), type, data: new Uint8Array(v.buffer, v.byteOffset + 9, v.length - 9) };
+export function decodeRun(first: number, v: Buffer): Entry[] {
+  const out: Entry[] = [];
+  let off = 0;
+  let index = first;
+  while (off < v.length) {
+    if (off + ENTRY_HEADER > v.length) throw new StorageError('CORRUPT', `entry ${index}: run record truncated`);
+    const type = v[off]!;
+    if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw new StorageError('CORRUPT', `entry ${index}: unknown type ${type}`);
+    const term = getU64(v, off + 1);
+    const len = v.readUInt32BE(off + 9);
+    const start = off + ENTRY_HEADER;
+    if (start + len > v.length) throw new StorageError('CORRUPT', `entry ${index}: data runs past the end of its record`);
+    // A view, not a copy: the binding hands out a fresh buffer per value.
+    out.push({ index, term, type, data: new Uint8Array(v.buffer, v.byteOffset + start, len) });
+    off = start + len;
+    index++;
+  }
+  if (out.length === 0) throw new StorageError('CORRUPT', `run at ${first} is empty`);
+  return out;
 }
 
-export function entryTerm(index: number, v: Buffer): number {
-  if (v.length < 9) throw new StorageError('CORRUPT', `entry ${index}: record too short (${v.length} bytes)`);
-  return getU64(v, 1);
+/** Splits contiguous entries into runs no larger than the limits (a single big entry gets its own run). */
+export function splitRuns(entries: readonly Entry[]): Entry[][] {
+  const runs: Entry[][] = [];
+  let cur: Entry[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    if (cur.length > 0 && (cur.length >= MAX_RUN_ENTRIES || bytes + e.data.length > MAX_RUN_BYTES)) {
+      runs.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(e);
+    bytes += e.data.length;
+  }
+  if (cur.length > 0) runs.push(cur);
+  return runs;
 }
 
 // Hard state: [term u64][vote u32][commit u64].

@@ -20,24 +20,24 @@ import {
   KIND_HARDSTATE,
   KIND_SNAPSHOT,
   checkU32,
-  decodeEntry,
   decodeEntryIndex,
   decodeGroupOf,
   decodeHardState,
   decodeIdentity,
+  decodeRun,
   decodeSnapshot,
   decodeU64,
-  encodeEntry,
   encodeHardState,
   encodeIdentity,
+  encodeRun,
   encodeSnapshot,
   encodeU64,
   entryKey,
-  entryTerm,
   groupKey,
   groupRangeEnd,
   kindStart,
   metaKey,
+  splitRuns,
 } from './codec.js';
 import { StorageError, fromRocksError } from './errors.js';
 import { Rocks, type Batch } from './rocks.js';
@@ -266,29 +266,30 @@ export class LogStore {
   private async doWrite(writes: GroupWrite[]): Promise<void> {
     if (writes.length === 0) return;
     await this.loadSpans(writes.map((w) => w.group));
-    // Work on copies so that a rejected or failed write leaves the cache as the disk is.
-    const spans = new Map<number, Span>();
-    // Entries put earlier in this same batch, for the snapshot term check.
-    const pending = new Map<number, Map<number, number>>();
+    // Staging works on copies so that a rejected or failed write leaves the cache as the disk is.
+    const stages = new Map<number, GroupStage>();
     const b = this.db.batch();
     let entries = 0;
-    const newGroups = new Set<number>();
     for (const w of writes) {
-      const opsBefore = b.length;
-      let span = spans.get(w.group);
-      if (!span) spans.set(w.group, (span = { ...this.spans.get(w.group)! }));
-      let terms = pending.get(w.group);
-      if (!terms) pending.set(w.group, (terms = new Map()));
-      if (w.snapshot) await this.stageSnapshot(b, w.group, span, w.snapshot, terms);
+      let st = stages.get(w.group);
+      if (!st) stages.set(w.group, (st = new GroupStage(w.group, { ...this.spans.get(w.group)! })));
+      if (w.snapshot) await this.stageSnapshot(b, st, w.snapshot);
       if (w.entries && w.entries.length > 0) {
-        stageEntries(b, w.group, span, w.entries, terms);
+        await this.stageEntries(st, w.entries);
         entries += w.entries.length;
       }
-      if (w.compactTo !== undefined) stageCompact(b, w.group, span, w.compactTo);
-      if (w.hardState) b.put(groupKey(KIND_HARDSTATE, w.group), encodeHardState(w.hardState));
-      if (b.length > opsBefore && !this.registered.has(w.group) && !newGroups.has(w.group)) {
-        newGroups.add(w.group);
-        b.put(groupKey(KIND_GROUP, w.group), Buffer.alloc(0));
+      if (w.compactTo !== undefined) await this.stageCompact(b, st, w.compactTo);
+      if (w.hardState) {
+        b.put(groupKey(KIND_HARDSTATE, w.group), encodeHardState(w.hardState));
+        st.touched = true;
+      }
+    }
+    const newGroups: number[] = [];
+    for (const st of stages.values()) {
+      st.flush(b);
+      if (st.touched && !this.registered.has(st.group)) {
+        newGroups.push(st.group);
+        b.put(groupKey(KIND_GROUP, st.group), Buffer.alloc(0));
       }
     }
     if (b.length === 0) return;
@@ -297,42 +298,170 @@ export class LogStore {
     } catch (e) {
       // The batch did not apply (RocksDB batches are atomic), but after an fsync error the disk
       // may disagree with what we believe: forget these groups so the next write re-reads them.
-      for (const g of spans.keys()) this.spans.delete(g);
+      for (const g of stages.keys()) this.spans.delete(g);
       throw fromRocksError(e, `writing a batch of ${writes.length} group writes`);
     }
-    for (const [g, s] of spans) this.spans.set(g, s);
+    for (const [g, st] of stages) this.spans.set(g, st.span);
     for (const g of newGroups) this.registered.add(g);
     this.stats.batches++;
     this.stats.groupWrites += writes.length;
     this.stats.entries += entries;
   }
 
-  private async stageSnapshot(b: Batch, group: number, span: Span, snap: SnapshotMetadata, terms: Map<number, number>): Promise<void> {
+  private async stageEntries(st: GroupStage, entries: Entry[]): Promise<void> {
+    const { group, span } = st;
+    const first = entries[0]!.index;
+    if (first <= span.compacted) {
+      throw new StorageError('INVALID', `group ${group}: entry ${first} is at or below the compacted index ${span.compacted}`);
+    }
+    if (first > span.last + 1) {
+      throw new StorageError('INVALID', `group ${group}: entry ${first} would leave a gap after the last stored entry ${span.last}`);
+    }
+    for (let i = 1; i < entries.length; i++) {
+      if (entries[i]!.index !== entries[i - 1]!.index + 1) {
+        throw new StorageError('INVALID', `group ${group}: entries not contiguous (${entries[i - 1]!.index} then ${entries[i]!.index})`);
+      }
+    }
+    if (first <= span.last) {
+      // Conflict truncation: whatever followed index first-1 is not part of the new log.
+      await this.ensureRuns(st);
+      await this.cutFrom(st, first);
+    }
+    for (const run of splitRuns(entries)) st.addRun(run);
+    span.last = entries[entries.length - 1]!.index;
+    st.touched = true;
+  }
+
+  private async stageSnapshot(b: Batch, st: GroupStage, snap: SnapshotMetadata): Promise<void> {
+    const { span } = st;
     if (snap.index <= span.snapIndex) return;
     let keepTail = false;
     if (snap.index > span.compacted && snap.index <= span.last) {
-      let term = terms.get(snap.index);
-      if (term === undefined) {
-        const v = await this.db.get(entryKey(group, snap.index)).catch((e: unknown) => {
-          throw fromRocksError(e, `group ${group}: reading entry ${snap.index}`);
-        });
-        if (v === undefined) throw new StorageError('CORRUPT', `group ${group}: entry ${snap.index} missing inside the stored span (${span.compacted}, ${span.last}]`);
-        term = entryTerm(snap.index, v);
-      }
-      keepTail = term === snap.term;
+      await this.ensureRuns(st);
+      keepTail = (await this.entryAt(st, snap.index)).term === snap.term;
     }
-    const delTo = keepTail ? snap.index : span.last;
-    for (let i = span.compacted + 1; i <= delTo; i++) b.del(entryKey(group, i));
+    if (keepTail) {
+      await this.dropThrough(st, snap.index);
+    } else if (span.last > span.compacted) {
+      await this.ensureRuns(st);
+      st.starts!.length = 0;
+      span.last = snap.index;
+    } else {
+      span.last = snap.index;
+    }
     span.compacted = snap.index;
     span.snapIndex = snap.index;
-    if (!keepTail) span.last = snap.index;
-    b.put(groupKey(KIND_SNAPSHOT, group), encodeSnapshot(snap));
-    b.put(groupKey(KIND_COMPACTED, group), encodeU64(span.compacted));
+    b.put(groupKey(KIND_SNAPSHOT, st.group), encodeSnapshot(snap));
+    b.put(groupKey(KIND_COMPACTED, st.group), encodeU64(span.compacted));
+    st.touched = true;
+  }
+
+  private async stageCompact(b: Batch, st: GroupStage, compactTo: number): Promise<void> {
+    const { group, span } = st;
+    if (!Number.isSafeInteger(compactTo) || compactTo < 0) throw new StorageError('INVALID', `group ${group}: bad compactTo ${compactTo}`);
+    if (compactTo > span.snapIndex) {
+      throw new StorageError('INVALID', `group ${group}: compactTo ${compactTo} is beyond the snapshot index ${span.snapIndex}; only entries a snapshot covers may be deleted`);
+    }
+    if (compactTo <= span.compacted) return;
+    if (span.last > span.compacted) await this.dropThrough(st, Math.min(compactTo, span.last));
+    span.compacted = compactTo;
+    if (span.last < compactTo) span.last = compactTo;
+    b.put(groupKey(KIND_COMPACTED, group), encodeU64(compactTo));
+    st.touched = true;
+  }
+
+  /** Switches a stage to the slow path: the full list of the group's runs (disk, then this batch's). */
+  private async ensureRuns(st: GroupStage): Promise<void> {
+    if (st.starts) return;
+    const disk: number[] = [];
+    try {
+      await this.db.scan({ gte: entryKey(st.group, 0), lt: groupRangeEnd(KIND_ENTRY, st.group), values: false }, (k) => {
+        disk.push(decodeEntryIndex(k));
+      });
+    } catch (e) {
+      throw fromRocksError(e, `group ${st.group}: listing log runs`);
+    }
+    st.diskStarts = new Set(disk);
+    // Runs added earlier in this batch all begin after the last run on disk.
+    st.starts = [...disk, ...st.added];
+  }
+
+  /** Entries of the run starting at `start` (this batch's version if it changed it). */
+  private async runAt(st: GroupStage, start: number): Promise<Entry[]> {
+    const known = st.content.get(start);
+    if (known) return known;
+    let v: Buffer | undefined;
+    try {
+      v = await this.db.get(entryKey(st.group, start));
+    } catch (e) {
+      throw fromRocksError(e, `group ${st.group}: reading log run ${start}`);
+    }
+    if (v === undefined) throw new StorageError('CORRUPT', `group ${st.group}: log run ${start} vanished`);
+    const run = decodeRun(start, v);
+    st.content.set(start, run);
+    return run;
+  }
+
+  /** Position in st.starts of the run holding index i (runs are contiguous, so the last start <= i). */
+  private runIndexOf(st: GroupStage, i: number): number {
+    const starts = st.starts!;
+    let lo = 0;
+    let hi = starts.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! <= i) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (found < 0) throw new StorageError('CORRUPT', `group ${st.group}: no log run holds entry ${i} inside the stored span (${st.span.compacted}, ${st.span.last}]`);
+    return found;
+  }
+
+  private async entryAt(st: GroupStage, i: number): Promise<Entry> {
+    const k = this.runIndexOf(st, i);
+    const start = st.starts![k]!;
+    const e = (await this.runAt(st, start))[i - start];
+    if (!e || e.index !== i) throw new StorageError('CORRUPT', `group ${st.group}: log run ${start} does not hold entry ${i}`);
+    return e;
+  }
+
+  /** Removes entries >= i: later runs go, the run holding i is cut short. */
+  private async cutFrom(st: GroupStage, i: number): Promise<void> {
+    const k = this.runIndexOf(st, i);
+    const start = st.starts![k]!;
+    st.starts!.length = k;
+    if (start < i) {
+      const kept = (await this.runAt(st, start)).filter((e) => e.index < i);
+      st.starts!.push(start);
+      st.setRun(start, kept);
+    }
+  }
+
+  /** Removes entries <= i: earlier runs go, the run holding i keeps only what follows i (under a new key). */
+  private async dropThrough(st: GroupStage, i: number): Promise<void> {
+    await this.ensureRuns(st);
+    const starts = st.starts!;
+    let k = 0;
+    while (k + 1 < starts.length && starts[k + 1]! <= i + 1) k++;
+    // starts[k] is the last run beginning at or before i+1.
+    if (k < starts.length && starts[k]! <= i) {
+      const start = starts[k]!;
+      const rest = (await this.runAt(st, start)).filter((e) => e.index > i);
+      starts.splice(0, k + 1);
+      if (rest.length > 0) {
+        starts.unshift(rest[0]!.index);
+        st.setRun(rest[0]!.index, rest);
+      }
+    } else {
+      starts.splice(0, k);
+    }
   }
 
   // ---- load ----
 
-  /** Fills the span cache for groups not yet in it (a few point reads and a reverse seek each). */
+  /** Fills the span cache for groups not yet in it (two point reads and a reverse seek each). */
   private async loadSpans(groups: number[]): Promise<void> {
     const missing: number[] = [];
     for (const g of new Set(groups)) {
@@ -347,9 +476,13 @@ export class LogStore {
         try {
           const [snapV, compV] = await this.db.getMany([groupKey(KIND_SNAPSHOT, g), groupKey(KIND_COMPACTED, g)]);
           const snapIndex = snapV ? decodeSnapshot(snapV).index : 0;
-          const compacted = compV ? decodeU64(compV, `group ${g} compaction marker`) : 0;
-          const lastKv = await this.db.first({ gte: entryKey(g, 0), lt: groupRangeEnd(KIND_ENTRY, g), reverse: true, values: false });
-          const last = lastKv ? Math.max(decodeEntryIndex(lastKv[0]), compacted) : compacted;
+          const compacted = Math.max(compV ? decodeU64(compV, `group ${g} compaction marker`) : 0, snapIndex);
+          const lastKv = await this.db.first({ gte: entryKey(g, 0), lt: groupRangeEnd(KIND_ENTRY, g), reverse: true });
+          let last = compacted;
+          if (lastKv) {
+            const run = decodeRun(decodeEntryIndex(lastKv[0]), lastKv[1]);
+            last = Math.max(run[run.length - 1]!.index, compacted);
+          }
           this.spans.set(g, { compacted, last, snapIndex });
         } catch (e) {
           throw fromRocksError(e, `group ${g}: reading the log span`);
@@ -362,23 +495,26 @@ export class LogStore {
     checkU32(group, 'group');
     try {
       const [hsV, snapV, compV] = await this.db.getMany([groupKey(KIND_HARDSTATE, group), groupKey(KIND_SNAPSHOT, group), groupKey(KIND_COMPACTED, group)]);
-      const hardState = hsV ? decodeHardState(hsV) : { ...EMPTY_HARDSTATE };
-      const snapshot = snapV ? decodeSnapshot(snapV) : null;
-      const compacted = compV ? decodeU64(compV, `group ${group} compaction marker`) : 0;
-      const base = snapshot ? snapshot.index : 0;
-      const entries: Entry[] = [];
-      await this.db.scan({ gt: entryKey(group, base), lt: groupRangeEnd(KIND_ENTRY, group) }, (k, v) => {
-        const index = decodeEntryIndex(k);
-        const expect = entries.length === 0 ? base + 1 : entries[entries.length - 1]!.index + 1;
-        if (index !== expect) throw new StorageError('CORRUPT', `group ${group}: log has a gap, expected entry ${expect}, found ${index}`);
-        entries.push(decodeEntry(index, v));
+      const lg: LoadedGroup = {
+        hardState: hsV ? decodeHardState(hsV) : { ...EMPTY_HARDSTATE },
+        snapshot: snapV ? decodeSnapshot(snapV) : null,
+        entries: [],
+      };
+      await this.db.scan({ gte: entryKey(group, 0), lt: groupRangeEnd(KIND_ENTRY, group) }, (k, v) => {
+        appendRun(lg, group, decodeRun(decodeEntryIndex(k), v));
       });
-      const last = entries.length > 0 ? entries[entries.length - 1]!.index : Math.max(base, compacted);
-      this.spans.set(group, { compacted: Math.max(compacted, base), last, snapIndex: base });
-      return { hardState, snapshot, entries };
+      this.cacheSpan(group, lg, compV ? decodeU64(compV, `group ${group} compaction marker`) : 0);
+      return lg;
     } catch (e) {
       throw fromRocksError(e, `group ${group}: loading`);
     }
+  }
+
+  private cacheSpan(group: number, lg: LoadedGroup, marker: number): void {
+    const base = lg.snapshot ? lg.snapshot.index : 0;
+    const compacted = Math.max(marker, base);
+    const last = lg.entries.length > 0 ? lg.entries[lg.entries.length - 1]!.index : compacted;
+    this.spans.set(group, { compacted, last, snapIndex: base });
   }
 
   private async doLoadAll(): Promise<Map<number, LoadedGroup>> {
@@ -402,23 +538,12 @@ export class LogStore {
         compactedOf.set(decodeGroupOf(k), decodeU64(v, 'compaction marker'));
       });
       await this.db.scan({ gte: kindStart(KIND_ENTRY), lt: kindStart(KIND_ENTRY + 1) }, (k, v) => {
-        const lg = groupOf(k, 'entry');
-        const index = decodeEntryIndex(k);
-        const base = lg.snapshot ? lg.snapshot.index : 0;
-        if (index <= base) return;
-        const expect = lg.entries.length === 0 ? base + 1 : lg.entries[lg.entries.length - 1]!.index + 1;
-        if (index !== expect) throw new StorageError('CORRUPT', `group ${decodeGroupOf(k)}: log has a gap, expected entry ${expect}, found ${index}`);
-        lg.entries.push(decodeEntry(index, v));
+        appendRun(groupOf(k, 'log run'), decodeGroupOf(k), decodeRun(decodeEntryIndex(k), v));
       });
     } catch (e) {
       throw fromRocksError(e, 'loading all groups');
     }
-    for (const [g, lg] of out) {
-      const base = lg.snapshot ? lg.snapshot.index : 0;
-      const compacted = Math.max(compactedOf.get(g) ?? 0, base);
-      const last = lg.entries.length > 0 ? lg.entries[lg.entries.length - 1]!.index : compacted;
-      this.spans.set(g, { compacted, last, snapIndex: base });
-    }
+    for (const [g, lg] of out) this.cacheSpan(g, lg, compactedOf.get(g) ?? 0);
     return out;
   }
 
@@ -442,39 +567,60 @@ export class LogStore {
   }
 }
 
-function stageEntries(b: Batch, group: number, span: Span, entries: Entry[], terms: Map<number, number>): void {
-  const first = entries[0]!.index;
-  if (first <= span.compacted) {
-    throw new StorageError('INVALID', `group ${group}: entry ${first} is at or below the compacted index ${span.compacted}`);
+/** Adds a run's entries after the snapshot to a loaded group, checking that the log has no gap. */
+function appendRun(lg: LoadedGroup, group: number, run: Entry[]): void {
+  const base = lg.snapshot ? lg.snapshot.index : 0;
+  for (const e of run) {
+    if (e.index <= base) continue;
+    const expect = lg.entries.length === 0 ? base + 1 : lg.entries[lg.entries.length - 1]!.index + 1;
+    if (e.index !== expect) throw new StorageError('CORRUPT', `group ${group}: log has a gap, expected entry ${expect}, found ${e.index}`);
+    lg.entries.push(e);
   }
-  if (first > span.last + 1) {
-    throw new StorageError('INVALID', `group ${group}: entry ${first} would leave a gap after the last stored entry ${span.last}`);
-  }
-  let prev = first - 1;
-  for (const e of entries) {
-    if (e.index !== prev + 1) throw new StorageError('INVALID', `group ${group}: entries not contiguous (${prev} then ${e.index})`);
-    prev = e.index;
-    b.put(entryKey(group, e.index), encodeEntry(e));
-    terms.set(e.index, e.term);
-  }
-  // Conflict truncation: whatever followed the old entries at these indexes is not part of the new log.
-  for (let i = prev + 1; i <= span.last; i++) {
-    b.del(entryKey(group, i));
-    terms.delete(i);
-  }
-  span.last = prev;
 }
 
-function stageCompact(b: Batch, group: number, span: Span, compactTo: number): void {
-  if (!Number.isSafeInteger(compactTo) || compactTo < 0) throw new StorageError('INVALID', `group ${group}: bad compactTo ${compactTo}`);
-  if (compactTo > span.snapIndex) {
-    throw new StorageError('INVALID', `group ${group}: compactTo ${compactTo} is beyond the snapshot index ${span.snapIndex}; only entries a snapshot covers may be deleted`);
+/**
+ * One group's part of a batch being staged. Fast path (appends at last+1): runs are only added.
+ * Slow path (truncation, snapshot, compaction): `starts` lists every run of the group as this
+ * batch leaves it, and flush() turns the difference with the disk into puts and deletes.
+ */
+class GroupStage {
+  /** Something was staged for the group (it then needs its registry record). */
+  touched = false;
+  /** Runs this batch must put: start -> entries. Also caches runs read from disk (not in `dirty`). */
+  readonly content = new Map<number, Entry[]>();
+  readonly dirty = new Set<number>();
+  /** Fast path: starts of the runs added by this batch, in order. */
+  readonly added: number[] = [];
+  /** Slow path only: all run starts, ascending, and those on disk before the batch. */
+  starts: number[] | null = null;
+  diskStarts: Set<number> | null = null;
+
+  constructor(
+    readonly group: number,
+    readonly span: Span,
+  ) {}
+
+  addRun(run: Entry[]): void {
+    const start = run[0]!.index;
+    this.setRun(start, run);
+    if (this.starts) this.starts.push(start);
+    else this.added.push(start);
   }
-  if (compactTo <= span.compacted) return;
-  for (let i = span.compacted + 1; i <= Math.min(compactTo, span.last); i++) b.del(entryKey(group, i));
-  span.compacted = compactTo;
-  if (span.last < compactTo) span.last = compactTo;
-  b.put(groupKey(KIND_COMPACTED, group), encodeU64(compactTo));
+
+  setRun(start: number, run: Entry[]): void {
+    this.content.set(start, run);
+    this.dirty.add(start);
+  }
+
+  flush(b: Batch): void {
+    if (!this.starts) {
+      for (const start of this.added) b.put(entryKey(this.group, start), encodeRun(this.content.get(start)!));
+      return;
+    }
+    const live = new Set(this.starts);
+    for (const start of this.diskStarts!) if (!live.has(start)) b.del(entryKey(this.group, start));
+    for (const start of this.starts) if (this.dirty.has(start)) b.put(entryKey(this.group, start), encodeRun(this.content.get(start)!));
+  }
 }
 
 /** A directory that does not exist yet, or exists and is empty, is a new store. */

@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EntryType, type SnapshotMetadata } from '../../../daemon/raft/types.js';
 import { LogStore, StorageError, type GroupWrite } from '../../../daemon/storage/index.js';
-import { entryKey, groupKey, KIND_ENTRY, KIND_HARDSTATE } from '../../../daemon/storage/codec.js';
+import { decodeEntryIndex, decodeRun, entryKey, groupKey, KIND_ENTRY, KIND_HARDSTATE, MAX_RUN_ENTRIES } from '../../../daemon/storage/codec.js';
 import { Rocks } from '../../../daemon/storage/rocks.js';
 import { TempDirs, entries, expectRejects, payload } from './helpers.js';
 
@@ -21,11 +21,16 @@ describe('storage: LogStore', function () {
 
   /** Entry indexes physically present for a group, read straight from RocksDB (store must be closed). */
   async function rawEntryIndexes(dir: string, group: number): Promise<number[]> {
+    return (await rawRuns(dir, group)).flat();
+  }
+
+  /** The runs on disk, as lists of entry indexes; checks that each run's key is its first index. */
+  async function rawRuns(dir: string, group: number): Promise<number[][]> {
     const db = await Rocks.open(dir, { createIfMissing: false, errorIfExists: false });
-    const out: number[] = [];
+    const out: number[][] = [];
     try {
-      await db.scan({ gte: entryKey(group, 0), lt: groupKey(KIND_ENTRY, group + 1), values: false }, (k) => {
-        out.push(k.readUInt32BE(5) * 2 ** 32 + k.readUInt32BE(9));
+      await db.scan({ gte: entryKey(group, 0), lt: groupKey(KIND_ENTRY, group + 1) }, (k, v) => {
+        out.push(decodeRun(decodeEntryIndex(k), v).map((e) => e.index));
       });
     } finally {
       await db.close();
@@ -196,6 +201,54 @@ describe('storage: LogStore', function () {
     expect(await rawEntryIndexes(dir, 8)).to.deep.equal([101, 102]);
     s = await openStore(dir);
     expect((await s.loadGroup(7)).entries).to.deep.equal(entries(7, 9, 10, 3));
+  });
+
+  it('stores one run per append, cuts runs on truncation and snapshots, splits long appends', async () => {
+    const dir = await tmp.make();
+    let s = await openStore(dir);
+    await s.write([{ group: 1, entries: entries(1, 1, 10, 1) }]);
+    await s.write([{ group: 1, entries: entries(1, 11, 20, 1) }]);
+    // Truncate in the middle of the second run, then snapshot in the middle of the first.
+    await s.write([{ group: 1, entries: entries(1, 15, 16, 2) }]);
+    await s.write([{ group: 1, snapshot: { index: 4, term: 1, confState: { voters: [1], learners: [] } } }]);
+    // One long append is split into bounded runs.
+    await s.write([{ group: 2, entries: entries(2, 1, MAX_RUN_ENTRIES * 2 + 5, 1) }]);
+    await s.close();
+    const range = (a: number, b: number): number[] => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+    expect(await rawRuns(dir, 1)).to.deep.equal([range(5, 10), range(11, 14), range(15, 16)]);
+    expect(await rawRuns(dir, 2)).to.deep.equal([range(1, MAX_RUN_ENTRIES), range(MAX_RUN_ENTRIES + 1, 2 * MAX_RUN_ENTRIES), range(2 * MAX_RUN_ENTRIES + 1, 2 * MAX_RUN_ENTRIES + 5)]);
+    s = await openStore(dir);
+    expect((await s.loadGroup(1)).entries).to.deep.equal([...entries(1, 5, 14, 1), ...entries(1, 15, 16, 2)]);
+    // Truncating exactly at a run boundary, and in the middle of a split run.
+    await s.write([{ group: 1, entries: entries(1, 11, 11, 3) }, { group: 2, entries: entries(2, 200, 201, 2) }]);
+    await s.close();
+    expect(await rawRuns(dir, 1)).to.deep.equal([range(5, 10), [11]]);
+    expect(await rawRuns(dir, 2)).to.deep.equal([range(1, MAX_RUN_ENTRIES), range(MAX_RUN_ENTRIES + 1, 199), [200, 201]]);
+  });
+
+  it('mixes appends, truncations and a snapshot of one group inside a single batch', async () => {
+    const dir = await tmp.make();
+    let s = await openStore(dir);
+    await s.write([{ group: 6, entries: entries(6, 1, 5, 1) }]);
+    await s.write([
+      { group: 6, entries: entries(6, 6, 12, 1) }, // fast path, added in this batch
+      { group: 6, entries: entries(6, 9, 10, 2) }, // cuts the run added just before
+      { group: 6, snapshot: { index: 7, term: 1, confState: { voters: [1], learners: [] } } }, // matches: keeps 8..10
+      { group: 6, entries: entries(6, 11, 11, 2), hardState: { term: 2, vote: 1, commit: 9 } },
+    ]);
+    const expected = [...entries(6, 8, 8, 1), ...entries(6, 9, 10, 2), ...entries(6, 11, 11, 2)];
+    expect((await s.loadGroup(6)).entries).to.deep.equal(expected);
+    await s.write([
+      { group: 6, entries: entries(6, 12, 13, 2) },
+      { group: 6, snapshot: { index: 12, term: 5, confState: { voters: [1], learners: [] } } }, // no match: log replaced
+      { group: 6, entries: entries(6, 13, 13, 5) },
+    ]);
+    await s.close();
+    expect(await rawEntryIndexes(dir, 6)).to.deep.equal([13]);
+    s = await openStore(dir);
+    const got = await s.loadGroup(6);
+    expect(got.snapshot?.index).to.equal(12);
+    expect(got.entries).to.deep.equal(entries(6, 13, 13, 5));
   });
 
   it('keeps everything across close and reopen, including metadata', async () => {
