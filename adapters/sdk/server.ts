@@ -319,6 +319,9 @@ export async function serveStateMachine(sm: StateMachine, opts: ServeOptions): P
   const front = net.createServer((sock) => {
     sockets.add(sock);
     sock.once('close', () => sockets.delete(sock));
+    // Small request/response pairs: Nagle + delayed ACK would add ~40 ms per call, and node:http2
+    // cannot set this itself through the replaying duplex.
+    sock.setNoDelay(true);
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);
