@@ -346,10 +346,11 @@ export class GroupApplier {
     }
   }
 
+  /** Doubling, capped; +-20% jitter so many groups retrying one app do not fire in lockstep. */
   private nextBackoff(): number {
     const d = this.backoffMs;
     this.backoffMs = Math.min(this.retry.maxMs, this.backoffMs * 2);
-    return d;
+    return Math.round(d * (0.8 + 0.4 * Math.random()));
   }
 
   private sleep(ms: number): Promise<void> {
