@@ -286,6 +286,7 @@ export class Simulation {
   private stableLeaderAt = -1;
   private probesDone = false;
   private probesOk = 0;
+  private probeQueue: KvInput[] = [];
   private probeUntil = 0;
   private finished = false;
 
@@ -988,12 +989,13 @@ export class Simulation {
       // out is retried on the current leader until the bound.
       this.probesDone = true;
       this.probeUntil = this.q.now + this.t.liveBoundMs;
-      for (const k of KEYS) {
-        this.probe({ type: 'write', key: k, value: `final-${k}` });
-        this.probe({ type: 'read', key: k });
-      }
+      // One at a time: read every key (acknowledged writes must be there), write it, read it again.
+      for (const k of KEYS) this.probeQueue.push({ type: 'read', key: k });
+      for (const k of KEYS) this.probeQueue.push({ type: 'write', key: k, value: `final-${k}` });
+      for (const k of KEYS) this.probeQueue.push({ type: 'read', key: k });
+      this.probe(this.probeQueue.shift()!);
     }
-    if (this.probesDone && this.probesOk === 2 * KEYS.length && this.pending.size === 0 && stable) {
+    if (this.probesDone && this.probeQueue.length === 0 && this.probesOk === 3 * KEYS.length && this.pending.size === 0 && stable) {
       // Convergence: every member caught up to the leader has the same state.
       const st = l!.raft.status();
       const members = [...st.confState.voters, ...st.confState.learners].map((id) => this.nodes.get(id)!);
@@ -1140,8 +1142,11 @@ export class Simulation {
 
   private next(op: ClientOp, ok: boolean): void {
     if (op.client === 0) {
-      if (ok) this.probesOk++;
-      else this.probeFailed(op);
+      if (ok) {
+        this.probesOk++;
+        const nextProbe = this.probeQueue.shift();
+        if (nextProbe) this.probe(nextProbe);
+      } else this.probeFailed(op);
       return;
     }
     if (ok) this.leaderHint.set(op.client, op.node);
