@@ -159,6 +159,31 @@ describe('raft: ReadIndex', () => {
       expect(net.node(1).sent.filter((m) => m.type === MessageType.Heartbeat && dec(m.context) === 'L')).to.have.length(2);
     });
 
+    it('are void while a leadership transfer is under way', () => {
+      const net = new Network([1, 2, 3], { checkQuorum: true });
+      net.campaign(1);
+      net.tick(1);
+      net.dropIf = (m) => m.type === MessageType.TimeoutNow;
+      net.node(1).raft.transferLeadership(2);
+      net.stabilize();
+      net.clearSent();
+      net.node(1).raft.readIndex(enc('T'), { lease: true });
+      net.stabilize();
+      expect(net.node(1).sent.filter((m) => m.type === MessageType.Heartbeat && dec(m.context) === 'T')).to.have.length(2);
+    });
+
+    it('a restarted node honours a lease it may have promised: it ignores votes for an election timeout', () => {
+      const net = new Network([1, 2, 3], { checkQuorum: true });
+      net.campaign(1);
+      const n2 = net.restart(2);
+      const vote = { type: MessageType.Vote, from: 3, to: 2, term: 5, logTerm: 5, index: 9, entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array() };
+      n2.raft.step(vote);
+      expect(n2.raft.status().term).to.equal(1);
+      for (let i = 0; i < 10; i++) n2.raft.tick();
+      n2.raft.step(vote);
+      expect(n2.raft.status().term).to.equal(5);
+    });
+
     it('a follower can ask for a lease read', () => {
       const net = new Network([1, 2, 3], { checkQuorum: true });
       net.campaign(1);
