@@ -458,9 +458,10 @@ export class Simulation {
     };
     this.nodes.set(id, node);
     if (start) this.scheduleTick(node, this.rng.int(0, TICK_MS - 1));
+    this.tr(() => `boot node ${id} start ${start}`);
   }
 
-  /** A committed removal shuts the machine down (as raftd stops a removed group); re-adding it later starts it empty. */
+  /** A committed removal shuts the machine down (as raftd stops a removed group); it keeps its disk. */
   private decommission(id: NodeId): void {
     const n = this.nodes.get(id)!;
     if (n.decommissioned) return;
@@ -473,6 +474,7 @@ export class Simulation {
     n.up = false;
     n.incarnation++;
     n.busy = false;
+    this.tr(() => `crash node ${n.id}`);
     this.count('crash');
     // Clients waiting on this node learn nothing more: writes become indeterminate, reads fail.
     for (const op of [...n.proposals.values(), ...n.reads.values(), ...n.readWaits]) this.giveUp(op);
@@ -498,6 +500,7 @@ export class Simulation {
   private restart(n: SimNode): void {
     if (n.up || n.decommissioned) return;
     this.count('restart');
+    this.tr(() => `restart node ${n.id}`);
     n.up = true;
     n.incarnation++;
     const { hardState } = n.storage.initialState();
@@ -586,7 +589,11 @@ export class Simulation {
       }
       n.term = rd.hardState.term;
     }
-    if (rd.softState) n.role = rd.softState.role;
+    if (rd.softState) {
+      n.role = rd.softState.role;
+      this.tr(() => `node ${n.id} ${Role[n.role]} term ${rd.hardState?.term ?? n.term} leader ${rd.softState!.leader}`);
+    }
+    if (rd.entries.length) this.tr(() => `node ${n.id} ready entries ${rd.entries.map((e) => `${e.index}/${e.term}${e.type === EntryType.ConfChange ? 'cc' + JSON.stringify(decodeConfChange(e.data)) : ''}`).join(' ')} commit ${rd.hardState?.commit}`);
     if (rd.snapshot) {
       const m = rd.snapshot.metadata;
       const known = this.committedEntryTerm[m.index];
@@ -931,8 +938,14 @@ export class Simulation {
       l.raft.proposeConfChange({ type: o.type, node: o.node, context: new Uint8Array() });
       const n = this.nodes.get(o.node)!;
       if (o.type === ConfChangeType.AddLearner && n.decommissioned) {
+        // A machine that was a member before comes back with its disk: restarting a reused id
+        // with empty storage is unsafe (a stale configuration still counts its old vote and log —
+        // found by this simulator, seed 993). A never-provisioned spare starts empty.
         const again = n.incarnation > 0 || this.initialVoters.includes(o.node);
-        this.boot(o.node, true);
+        if (again) {
+          n.decommissioned = false;
+          this.restart(n);
+        } else this.boot(o.node, true);
         this.count(`membership-${again ? 're-add' : 'add-learner'}`);
       } else this.count(`membership-${o.kind}`);
     } catch (e) {
