@@ -46,14 +46,15 @@ export class AppProcess {
     dir: string,
     readonly port: number,
     command: string[],
+    name = 'app',
   ) {
-    this.pidFile = path.join(dir, 'app.pid');
-    this.script = path.join(dir, 'restart.sh');
+    this.pidFile = path.join(dir, `${name}.pid`);
+    this.script = path.join(dir, `${name}-restart.sh`);
     const quoted = command.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     writeFileSync(
       this.script,
-      `#!/bin/sh\n[ -f '${this.pidFile}' ] && kill -9 "$(cat '${this.pidFile}')" 2>/dev/null\n` +
-        `${quoted} >>'${path.join(dir, 'app.log')}' 2>&1 &\necho $! > '${this.pidFile}'\n`,
+      `#!/bin/sh\ncd '${root}'\n[ -f '${this.pidFile}' ] && kill -9 "$(cat '${this.pidFile}')" 2>/dev/null\n` +
+        `${quoted} >>'${path.join(dir, `${name}.log`)}' 2>&1 &\necho $! > '${this.pidFile}'\n`,
     );
     chmodSync(this.script, 0o755);
   }
