@@ -247,6 +247,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.fail(ApiError("METHOD_NOT_ALLOWED", "state-machine calls take POST"))
 
+    do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+
     def fail(self, e):
         self.send(STATUS.get(e.code, 422), {"error": dict({"code": e.code, "message": e.message}, **e.extra)})
 

@@ -117,6 +117,21 @@ describe('conformance kit catches broken adapters', function () {
     expect(r['snapshot-deterministic']!.status).to.equal('PASS');
   });
 
+  it('with kv: false (--no-kv) a correct toy passes and a re-applying one still fails on results', async () => {
+    const disk = new ToyDisk();
+    const good = await startToy(0, disk, {});
+    const bad = await startToy(0, new ToyDisk(), { reapply: true });
+    try {
+      const ok = byName(await runConformance({ appUrl: good.url, kv: false }));
+      expect(Object.values(ok).filter((c) => c.status === 'FAIL')).to.deep.equal([]);
+      const broken = byName(await runConformance({ appUrl: bad.url, kv: false }));
+      expect(broken['redelivery-skipped']!.status).to.equal('FAIL');
+    } finally {
+      await good.close();
+      await bad.close();
+    }
+  });
+
   it('an app that does not answer fails the first check instead of hanging', async () => {
     const port = await freePort();
     const r = byName(await runConformance({ appUrl: `http://127.0.0.1:${port}`, timeoutMs: 2000 }));
