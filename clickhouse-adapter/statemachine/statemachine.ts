@@ -254,7 +254,9 @@ export class ClickHouseStateMachine implements StateMachine {
 
   private async record(group: number, index: number): Promise<void> {
     await this.at('before-record', index);
-    await this.engine.exec(`INSERT INTO ${dataDb(group)}.${APPLIED_TABLE} (idx, state, info) VALUES (${index}, 1, '')`);
+    // engine.insert, not an INSERT ... VALUES statement: the raw-insert path is the cheaper one (~1-2 ms).
+    await this.engine.insert(`INSERT INTO ${dataDb(group)}.${APPLIED_TABLE} FORMAT JSONEachRow`,
+      Buffer.from(`{"idx":${index},"state":1,"info":""}\n`));
     await this.at('after-record', index);
   }
 
