@@ -48,6 +48,7 @@ export interface GroupWrite {
   /**
    * Appended entries (contiguous, increasing). Appending at index i deletes the group's stored
    * entries >= i that these do not overwrite (conflict truncation). i must not leave a gap.
+   * Entries at or below the snapshot index are skipped.
    */
   entries?: Entry[];
   hardState?: HardState;
@@ -308,19 +309,20 @@ export class LogStore {
     this.stats.entries += entries;
   }
 
-  private async stageEntries(st: GroupStage, entries: Entry[]): Promise<void> {
+  private async stageEntries(st: GroupStage, all: Entry[]): Promise<void> {
     const { group, span } = st;
-    const first = entries[0]!.index;
-    if (first <= span.compacted) {
-      throw new StorageError('INVALID', `group ${group}: entry ${first} is at or below the compacted index ${span.compacted}`);
+    for (let i = 1; i < all.length; i++) {
+      if (all[i]!.index !== all[i - 1]!.index + 1) {
+        throw new StorageError('INVALID', `group ${group}: entries not contiguous (${all[i - 1]!.index} then ${all[i]!.index})`);
+      }
     }
+    // Entries a snapshot already covers are committed, hence identical to what it covers: skip
+    // them, as MemoryStorage.append does, rather than fail the whole batch.
+    const entries = all[0]!.index <= span.compacted ? all.slice(span.compacted + 1 - all[0]!.index) : all;
+    if (entries.length === 0) return;
+    const first = entries[0]!.index;
     if (first > span.last + 1) {
       throw new StorageError('INVALID', `group ${group}: entry ${first} would leave a gap after the last stored entry ${span.last}`);
-    }
-    for (let i = 1; i < entries.length; i++) {
-      if (entries[i]!.index !== entries[i - 1]!.index + 1) {
-        throw new StorageError('INVALID', `group ${group}: entries not contiguous (${entries[i - 1]!.index} then ${entries[i]!.index})`);
-      }
     }
     if (first <= span.last) {
       // Conflict truncation: whatever followed index first-1 is not part of the new log.
