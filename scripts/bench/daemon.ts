@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     process.stdout.write(`  ${groups} group(s): starting cluster… `);
     const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: ['--snapshot-interval', '1000000'] });
     try {
-      cluster.startAll();
+      await cluster.startAll();
       const all = Array.from({ length: groups }, (_, i) => i + 1);
       const leaders = await cluster.waitForLeaders(all, 60_000);
       process.stdout.write('warming up… ');

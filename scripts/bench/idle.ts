@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const cluster = await LocalCluster.create({ nodes: 3, groups, tickMs, electionTicks: 10 });
   try {
     const t0 = Date.now();
-    cluster.startAll();
+    await cluster.startAll();
     const all = Array.from({ length: groups }, (_, i) => i + 1);
     await cluster.waitForLeaders([0, ...all], 300_000);
     console.log(`  all ${groups} groups have leaders after ${((Date.now() - t0) / 1000).toFixed(1)} s; letting them go idle…`);

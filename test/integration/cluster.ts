@@ -19,6 +19,20 @@ export function entryCommand(tsPath: string): string[] {
   return ['--import', 'tsx', join(REPO_ROOT, tsPath)];
 }
 
+/** Waits until something answers HTTP at the URL (any status). */
+export async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`nothing answered at ${url} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
@@ -49,28 +63,28 @@ export interface ClusterOptions {
   electionTicks?: number;
   /** Keep each node's stdout/stderr in this directory (default: the cluster's temp dir). */
   logDir?: string;
+  /** Run the reference KV adapter beside each node (its own process and data dir). */
+  kvApp?: boolean;
 }
 
-export class RaftdNode {
+/** A child process of ours, with its output appended to a log file. */
+export class ManagedProcess {
   proc: ChildProcess | undefined;
   private log: WriteStream | undefined;
   exited: Promise<number | null> = Promise.resolve(null);
 
   constructor(
-    readonly spec: NodeSpec,
-    private readonly args: string[],
+    readonly name: string,
+    private readonly entry: string,
+    protected readonly args: string[],
     private readonly env: Record<string, string>,
     private readonly logPath: string,
   ) {}
 
-  get url(): string {
-    return `http://${this.spec.httpAddr}`;
-  }
-
   start(): void {
-    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) throw new Error(`node ${this.spec.id} is running`);
+    if (this.running()) throw new Error(`${this.name} is running`);
     this.log = createWriteStream(this.logPath, { flags: 'a' });
-    const proc = spawn(process.execPath, [...entryCommand('daemon/main.ts'), ...this.args], {
+    const proc = spawn(process.execPath, [...entryCommand(this.entry), ...this.args], {
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -87,6 +101,7 @@ export class RaftdNode {
   /** kill -9: loses whatever was not fsynced. */
   async kill(): Promise<void> {
     if (!this.running()) return;
+    this.proc!.kill('SIGCONT');
     this.proc!.kill('SIGKILL');
     await this.exited;
   }
@@ -104,6 +119,33 @@ export class RaftdNode {
 
   resume(): void {
     this.proc?.kill('SIGCONT');
+  }
+
+  closeLog(): void {
+    this.log?.end();
+  }
+}
+
+export class RaftdNode extends ManagedProcess {
+  /** The application process beside this node, when the cluster runs one. */
+  app: ManagedProcess | undefined;
+
+  constructor(
+    readonly spec: NodeSpec,
+    args: string[],
+    env: Record<string, string>,
+    logPath: string,
+  ) {
+    super(`raftd node ${spec.id}`, 'daemon/main.ts', args, env, logPath);
+  }
+
+  get url(): string {
+    return `http://${this.spec.httpAddr}`;
+  }
+
+  appUrl(): string | undefined {
+    const i = this.args.indexOf('--app-url');
+    return i >= 0 ? this.args[i + 1] : undefined;
   }
 
   async get(path: string): Promise<{ status: number; body: unknown }> {
@@ -134,9 +176,6 @@ export class RaftdNode {
     }
   }
 
-  closeLog(): void {
-    this.log?.end();
-  }
 }
 
 export class LocalCluster {
@@ -155,31 +194,43 @@ export class LocalCluster {
       specs.push({ id, raftAddr: `127.0.0.1:${await freePort()}`, httpAddr: `127.0.0.1:${await freePort()}`, dataDir: join(dir, `node${id}`) });
     }
     const peers = specs.map((s) => `${s.id}=${s.raftAddr}`).join(',');
-    for (const s of specs) c.nodes.push(c.makeNode(s, ['--peers', peers, '--groups', String(opts.groups ?? 1)], opts));
+    for (const s of specs) c.nodes.push(await c.makeNode(s, ['--peers', peers, '--groups', String(opts.groups ?? 1)], opts));
     return c;
   }
 
-  makeNode(s: NodeSpec, roleArgs: string[], opts: ClusterOptions): RaftdNode {
+  async makeNode(s: NodeSpec, roleArgs: string[], opts: ClusterOptions): Promise<RaftdNode> {
+    let app: ManagedProcess | undefined;
+    let appUrl: string | undefined;
+    if (opts.kvApp) {
+      const listen = `127.0.0.1:${await freePort()}`;
+      app = new ManagedProcess(`kv app ${s.id}`, 'adapters/kv/main.ts', ['--listen', listen, '--data-dir', `${s.dataDir}-kv`], {}, join(opts.logDir ?? this.dir, `kv${s.id}.log`));
+      appUrl = `http://${listen}`;
+    } else if (opts.appUrls) appUrl = opts.appUrls(s.id);
     const args = [
       '--id', String(s.id), '--raft-addr', s.raftAddr, '--http-addr', s.httpAddr, '--data-dir', s.dataDir,
       '--tick-ms', String(opts.tickMs ?? 50), '--election-ticks', String(opts.electionTicks ?? 10),
       '--log-level', 'warn',
-      ...(opts.appUrls ? ['--app-url', opts.appUrls(s.id)] : []),
+      ...(appUrl ? ['--app-url', appUrl] : []),
       ...roleArgs,
       ...(opts.extraArgs ?? []),
     ];
-    return new RaftdNode(s, args, opts.env ?? {}, join(opts.logDir ?? this.dir, `node${s.id}.log`));
+    const node = new RaftdNode(s, args, opts.env ?? {}, join(opts.logDir ?? this.dir, `node${s.id}.log`));
+    node.app = app;
+    return node;
   }
 
   /** A new node that joins through an existing member's HTTP address. */
   async addJoiner(id: number, via: RaftdNode, opts: ClusterOptions): Promise<RaftdNode> {
     const s: NodeSpec = { id, raftAddr: `127.0.0.1:${await freePort()}`, httpAddr: `127.0.0.1:${await freePort()}`, dataDir: join(this.dir, `node${id}`) };
-    const n = this.makeNode(s, ['--join', via.spec.httpAddr], opts);
+    const n = await this.makeNode(s, ['--join', via.spec.httpAddr], opts);
     this.nodes.push(n);
     return n;
   }
 
-  startAll(): void {
+  /** Starts every application, waits until each answers, then starts every raftd. */
+  async startAll(): Promise<void> {
+    for (const n of this.nodes) n.app?.start();
+    await Promise.all(this.nodes.map((n) => (n.app ? waitForHttp(n.appUrl()!, 20_000) : undefined)));
     for (const n of this.nodes) n.start();
   }
 
@@ -245,7 +296,11 @@ export class LocalCluster {
 
   async destroy(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.kill()));
-    for (const n of this.nodes) n.closeLog();
+    await Promise.all(this.nodes.map((n) => n.app?.kill()));
+    for (const n of this.nodes) {
+      n.closeLog();
+      n.app?.closeLog();
+    }
     if (!process.env.RAFTD_KEEP_TEST_DIRS) rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -27,7 +27,7 @@ describe('raftd processes (integration)', function () {
 
   it(`3 nodes with ${GROUPS} groups: every group elects a leader within 5 s`, async () => {
     cluster = await LocalCluster.create({ nodes: 3, groups: GROUPS });
-    cluster.startAll();
+    await cluster.startAll();
     await cluster.waitForApi(20_000); // process start-up is not election time
     const t0 = Date.now();
     const leaders = await cluster.waitForLeaders([0, ...allGroups], 5000);
@@ -37,7 +37,7 @@ describe('raftd processes (integration)', function () {
 
   it('kill -9 of one node: the others keep committing in every group; it restarts and catches up', async () => {
     cluster = await LocalCluster.create({ nodes: 3, groups: 8 });
-    cluster.startAll();
+    await cluster.startAll();
     const groups = [1, 2, 3, 4, 5, 6, 7, 8];
     await cluster.waitForLeaders([0, ...groups], 10_000);
     const [n1, n2, n3] = cluster.nodes as [RaftdNode, RaftdNode, RaftdNode];
@@ -58,7 +58,7 @@ describe('raftd processes (integration)', function () {
 
   it('a full-cluster kill -9 and restart loses no acknowledged entry', async () => {
     cluster = await LocalCluster.create({ nodes: 3, groups: 4 });
-    cluster.startAll();
+    await cluster.startAll();
     await cluster.waitForLeaders([0, 1, 2, 3, 4], 10_000);
     const acked = new Map<number, number>();
     const writers = [1, 2, 3, 4].map(async (g) => {
@@ -69,7 +69,7 @@ describe('raftd processes (integration)', function () {
     });
     await Promise.all(writers);
     await Promise.all(cluster.nodes.map((n) => n.kill()));
-    cluster.startAll();
+    await cluster.startAll();
     await cluster.waitForLeaders([1, 2, 3, 4], 15_000);
     for (const g of [1, 2, 3, 4]) {
       expect(acked.get(g)).to.equal(40);
@@ -80,7 +80,7 @@ describe('raftd processes (integration)', function () {
   it('a 4th node joins with --join, becomes a learner then a voter of a group; a node is removed', async () => {
     const opts = { nodes: 3, groups: 1 };
     cluster = await LocalCluster.create(opts);
-    cluster.startAll();
+    await cluster.startAll();
     await cluster.waitForLeaders([0, 1], 10_000);
     const n1 = cluster.nodes[0]!;
     expect((await propose(n1, 1, 'one')).status).to.equal(200);
