@@ -88,7 +88,10 @@ export class AppClient {
   private detecting: Promise<AppProtocol> | undefined;
   private session: http2.ClientHttp2Session | undefined;
   private sessionOpening: Promise<http2.ClientHttp2Session> | undefined;
-  private isHealthy = true;
+  /** Set while the app cannot be reached; see noteSuccess / noteFailure. */
+  private unreachable: AppError | undefined;
+  /** Calls whose last attempt failed on the app's side (5xx, malformed answer). */
+  private readonly failingCalls = new Map<CallName, AppError>();
   private probeTimer: NodeJS.Timeout | undefined;
   private probeDelay: number;
   private closed = false;
@@ -121,15 +124,15 @@ export class AppClient {
     try {
       if (this.mode === 'never') {
         await this.tcpCheck();
-        this.markHealthy();
+        this.noteSuccess(undefined);
         return { protocol: 'http/1.1', reachable: true };
       }
       const protocol = await this.detect();
-      this.markHealthy();
+      this.noteSuccess(undefined);
       return { protocol, reachable: true };
     } catch (e) {
       const err = e instanceof AppError ? e : new AppError('APP_UNAVAILABLE', `app at ${this.origin.host}: ${(e as Error).message}`, { cause: e });
-      this.markUnhealthy(err);
+      this.noteFailure(undefined, err);
       return { protocol: this.mode === 'always' ? 'h2c' : 'http/1.1', reachable: false };
     }
   }
@@ -140,7 +143,7 @@ export class AppClient {
   }
 
   healthy(): boolean {
-    return this.isHealthy;
+    return this.unreachable === undefined && this.failingCalls.size === 0;
   }
 
   async lastLogIndex(group: number): Promise<number> {
@@ -191,9 +194,9 @@ export class AppClient {
       } finally {
         ex.body.destroy();
       }
-      this.markHealthy();
+      this.noteSuccess('SaveSnapshot');
     } catch (e) {
-      this.noteFailure(e);
+      this.noteFailure('SaveSnapshot', e);
       throw e;
     } finally {
       this.release(ctl);
@@ -210,10 +213,10 @@ export class AppClient {
           : await this.exchangeOnce('RecoverFromSnapshot', `?group=${group}`, data, 'application/octet-stream', ctl);
       const body = await this.finishJson('RecoverFromSnapshot', ex, ctl);
       const last = nonNegInt(body, 'lastLogIndex', 'RecoverFromSnapshot');
-      this.markHealthy();
+      this.noteSuccess('RecoverFromSnapshot');
       return last;
     } catch (e) {
-      this.noteFailure(e);
+      this.noteFailure('RecoverFromSnapshot', e);
       throw e;
     } finally {
       this.release(ctl);
@@ -260,10 +263,10 @@ export class AppClient {
     try {
       const ex = await this.exchangeRetryingReused(call, '', payload, 'application/json', ctl);
       const out = parse(await this.finishJson(call, ex, ctl));
-      this.markHealthy();
+      this.noteSuccess(call);
       return out;
     } catch (e) {
-      this.noteFailure(e);
+      this.noteFailure(call, e);
       throw e;
     } finally {
       this.release(ctl);
@@ -530,45 +533,48 @@ export class AppClient {
     return new AppError('APP_UNAVAILABLE', `${call}: app at ${this.origin.host} unreachable: ${msg}`, { cause });
   }
 
-  private noteFailure(e: unknown): void {
-    if (!(e instanceof AppError) || this.closed) return;
-    // A 4xx is the app answering (it is up); everything else means it is not serving.
-    if (e.code === 'APP_ERROR' && !e.retryable) this.markHealthy();
-    else this.markUnhealthy(e);
-  }
-
-  private markHealthy(): void {
-    if (!this.isHealthy) this.logger?.info({ app: this.origin.host }, 'application is healthy again');
-    this.isHealthy = true;
-    this.probeDelay = this.retryPolicy.initialMs;
-    if (this.probeTimer) {
-      clearTimeout(this.probeTimer);
-      this.probeTimer = undefined;
+  /*
+   * Health. The app is unhealthy while it is unreachable (connection errors, timeouts: cleared by
+   * any answer) or while some call keeps failing on the app's side (5xx, malformed answers:
+   * cleared only when that same call succeeds, so an app that answers LastLogIndex but fails every
+   * UpdateEntries stays unhealthy). A 4xx is the app answering: it clears both for that call.
+   */
+  private noteSuccess(call: CallName | undefined): void {
+    const was = this.healthy();
+    this.unreachable = undefined;
+    if (call) this.failingCalls.delete(call);
+    if (this.healthy()) {
+      if (!was) this.logger?.info({ app: this.origin.host }, 'application is healthy again');
+      this.probeDelay = this.retryPolicy.initialMs;
+      if (this.probeTimer) {
+        clearTimeout(this.probeTimer);
+        this.probeTimer = undefined;
+      }
     }
   }
 
-  private markUnhealthy(err: AppError): void {
-    if (this.isHealthy) this.logger?.warn({ app: this.origin.host, code: err.code, msg: err.message }, 'application unhealthy');
-    this.isHealthy = false;
+  private noteFailure(call: CallName | undefined, e: unknown): void {
+    if (!(e instanceof AppError) || this.closed) return;
+    if (e.code === 'APP_ERROR' && !e.retryable) return this.noteSuccess(call);
+    const was = this.healthy();
+    if (e.code === 'APP_UNAVAILABLE' || e.code === 'APP_TIMEOUT' || !call) this.unreachable = e;
+    else this.failingCalls.set(call, e);
+    if (was) this.logger?.warn({ app: this.origin.host, code: e.code, msg: e.message }, 'application unhealthy');
     this.scheduleProbe();
   }
 
   /** While unhealthy, probe with a harmless LastLogIndex so health recovers even with no traffic. */
   private scheduleProbe(): void {
     if (this.probeTimer || this.closed) return;
-    const delay = this.probeDelay;
+    const delay = Math.round(this.probeDelay * (0.8 + 0.4 * Math.random()));
     this.probeDelay = Math.min(this.retryPolicy.maxMs, this.probeDelay * 2);
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
-      if (this.isHealthy || this.closed) return;
-      this.lastLogIndex(1).then(
-        () => undefined,
-        (e: unknown) => {
-          // A 4xx still proves the app serves; anything else keeps probing.
-          if (e instanceof AppError && e.code === 'APP_ERROR' && !e.retryable) this.markHealthy();
-          else this.scheduleProbe();
-        },
-      );
+      if (this.healthy() || this.closed) return;
+      const again = (): void => {
+        if (!this.healthy()) this.scheduleProbe();
+      };
+      this.lastLogIndex(1).then(again, again);
     }, delay);
     this.probeTimer.unref();
   }

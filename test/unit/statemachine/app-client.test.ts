@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { AppClient, AppError } from '../../../daemon/statemachine/index.js';
 import { json, raw, snapshotChunks, TestApp } from './test-app.js';
@@ -17,7 +20,7 @@ async function expectAppError(p: Promise<unknown>, code: string): Promise<AppErr
 }
 
 describe('statemachine: AppClient', function () {
-  const cleanups: Array<() => Promise<void>> = [];
+  const cleanups: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
@@ -224,7 +227,14 @@ describe('statemachine: AppClient', function () {
         expect(e.status).to.equal(409);
         expect(e.retryable).to.equal(false);
         expect(e.toRaftdError().code).to.equal('APP_ERROR');
-        expect(client.healthy(), 'a 4xx proves the app is up').to.equal(true);
+        // Still unhealthy: the calls that answered garbage have not succeeded since.
+        expect(client.healthy()).to.equal(false);
+        app.hook = undefined;
+        expect(await client.lastLogIndex(1)).to.equal(0);
+        expect(await client.prepareSnapshot(1)).to.deep.equal({ prepared: 'snap-0', lastLogIndex: 0 });
+        expect(client.healthy(), 'UpdateEntries still owes a success').to.equal(false);
+        await client.updateEntries(1, one);
+        expect(client.healthy()).to.equal(true);
 
         app.hook = (_n, _b, res) => {
           raw(res, 503, '<html>busy</html>', 'text/html');
@@ -241,7 +251,13 @@ describe('statemachine: AppClient', function () {
         let stall = true;
         app.hook = async () => {
           if (!stall) return false;
-          await new Promise((r) => setTimeout(r, 1500));
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, 1500);
+            cleanups.push(() => {
+              clearTimeout(t); // no stray timer into the next test
+              r();
+            });
+          });
           return false;
         };
         const t0 = Date.now();
@@ -253,7 +269,8 @@ describe('statemachine: AppClient', function () {
       });
 
       it('close() aborts calls in flight and leaves no sockets or timers behind', async () => {
-        const handles = (): string[] => process.getActiveResourcesInfo().filter((r) => /TCP|Http2|Timeout/.test(r)).sort();
+        // Sockets and sessions (timers are checked by the separate-process test below).
+        const handles = (): string[] => process.getActiveResourcesInfo().filter((r) => /TCP|Http2/.test(r)).sort();
         const before = handles();
         const app = new TestApp(proto);
         const url = await app.listen();
@@ -278,6 +295,28 @@ describe('statemachine: AppClient', function () {
         await app.close();
         await new Promise((r) => setTimeout(r, 30)); // handle teardown completes a tick after close
         expect(handles()).to.deep.equal(before);
+      });
+
+      it('a process using the client exits by itself after close() (no referenced handle left)', async () => {
+        const here = fileURLToPath(import.meta.url);
+        const script = path.join(path.dirname(here), `close-scenario${path.extname(here)}`);
+        const args = here.endsWith('.ts') ? ['--import', 'tsx', script, proto] : [script, proto];
+        const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        const code = await new Promise<number | null>((resolve) => {
+          const t = setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve(-1);
+          }, 15_000);
+          child.once('exit', (c) => {
+            clearTimeout(t);
+            resolve(c);
+          });
+        });
+        expect(code, `did not exit on its own: ${out}`).to.equal(0);
+        expect(out).to.contain('done true APP_UNAVAILABLE');
       });
     });
   }
