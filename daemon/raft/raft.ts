@@ -96,6 +96,8 @@ export class Raft {
   private localReads = new Map<string, { context: Uint8Array; lease: boolean }>();
   private readsLead: NodeId = NONE;
   private readsTerm = -1;
+  /** Ticks since reads were last (re-)issued: a lost ReadIndex message is retried after an election timeout. */
+  private readsRetryElapsed = 0;
   private uncommittedSize = 0;
   private bcast: Bcast = Bcast.None;
   private scratch: number[] = [];
@@ -255,6 +257,7 @@ export class Raft {
 
   tick(): void {
     this.tickCount++;
+    if (this.localReads.size > 0 && ++this.readsRetryElapsed >= this.electionTimeout) this.readsLead = NONE; // re-issue at the next flush
     if (this.role === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
   }
@@ -825,6 +828,7 @@ export class Raft {
   }
 
   private reissueReads(): void {
+    this.readsRetryElapsed = 0;
     this.readsLead = this.lead;
     this.readsTerm = this.term;
     for (const r of this.localReads.values()) this.issueRead(r.context, r.lease);

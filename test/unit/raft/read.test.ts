@@ -123,6 +123,19 @@ describe('raft: ReadIndex', () => {
     expect(ctxs(net, 2)).to.have.length(1);
   });
 
+  it('a forwarded read whose message was lost is retried after an election timeout', () => {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    let dropped = 0;
+    net.dropIf = (m) => m.type === MessageType.ReadIndex && dropped++ === 0;
+    net.node(2).raft.readIndex(enc('retry'));
+    net.stabilize();
+    expect(ctxs(net, 2)).to.deep.equal([]);
+    net.tick(10);
+    expect(ctxs(net, 2)).to.deep.equal(['retry@1']);
+    expect(net.node(2).sent.filter((m) => m.type === MessageType.ReadIndex)).to.have.length(2);
+  });
+
   describe('lease reads', () => {
     it('answer without a heartbeat round while the lease holds (checkQuorum on)', () => {
       const net = new Network([1, 2, 3], { checkQuorum: true });
