@@ -242,12 +242,15 @@ export class AppClient {
     this.session = undefined;
     if (s && !s.destroyed) {
       await new Promise<void>((resolve) => {
-        s.close(() => resolve());
         // Streams were aborted above; do not wait on a peer that never acknowledges GOAWAY.
-        setTimeout(() => {
+        const timer = setTimeout(() => {
           s.destroy();
           resolve();
-        }, 1000).unref();
+        }, 1000);
+        s.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
       });
     }
     this.agent.destroy();
