@@ -275,6 +275,19 @@ for (const proto of ['h1', 'h2'] as const) {
       expect(h.results.size).to.equal(9);
     });
 
+    it('many groups share one client concurrently, each in its own order', async () => {
+      const h = await setup();
+      h.app.applyDelayMs = 2;
+      const appliers = Array.from({ length: 40 }, (_, g) => new GroupApplier(g + 1, h.client, { onApplied: () => undefined }));
+      cleanups.push(async () => void (await Promise.all(appliers.map((a) => a.stop()))));
+      await Promise.all(appliers.map((a) => a.start()));
+      for (let i = 1; i <= 200; i += 10) for (const a of appliers) a.enqueue(entries(i, i + 9));
+      await Promise.all(appliers.map((a) => a.waitApplied(200, 10_000)));
+      for (let g = 1; g <= 40; g++) {
+        expect(h.app.state(g).appliedOrder).to.deep.equal(Array.from({ length: 200 }, (_, i) => i + 1));
+      }
+    });
+
     it('stop() ends the loop, rejects waiters and keeps no handles', async () => {
       const h = await setup();
       await h.applier.start();
