@@ -12,6 +12,7 @@ import { Host } from './host/host.js';
 import { MemoryApp } from './host/memory-app.js';
 import type { ApplierPort, AppPort, GroupMessage } from './host/ports.js';
 import { buildApi, API_DEFAULTS } from './api/server.js';
+import { FaultLayer } from './host/faults.js';
 
 function fail(message: string): never {
   process.stderr.write(`raftd: ${message}\n`);
@@ -67,6 +68,8 @@ export async function main(argv: string[]): Promise<void> {
   if (cfg.join !== '') peers = await join(cfg);
 
   let host: Host | undefined;
+  // Chaos tests only: a fault layer the tests drive through /debug/faults.
+  let faults: FaultLayer | undefined;
   const pendingMessages: Array<[number, GroupMessage[]]> = [];
   const transport = new GrpcTransport(
     {
@@ -78,6 +81,7 @@ export async function main(argv: string[]): Promise<void> {
     },
     {
       onMessages: (from, msgs) => {
+        if (faults && !faults.admits(from)) return;
         if (host) host.onMessages(from, msgs);
         else pendingMessages.push([from, msgs]);
       },
@@ -95,6 +99,10 @@ export async function main(argv: string[]): Promise<void> {
     fail(`--raft-addr ${cfg.raftAddr}: ${(e as Error).message}`);
   }
 
+  if (process.env.RAFTD_ENABLE_FAULTS === '1') {
+    faults = new FaultLayer(transport);
+    logger.warn('fault injection is ENABLED (RAFTD_ENABLE_FAULTS=1): for tests only');
+  }
   host = new Host(
     {
       nodeId: cfg.id,
@@ -112,7 +120,7 @@ export async function main(argv: string[]): Promise<void> {
       random: Math.random,
       logger,
     },
-    { store, transport, app, makeApplier },
+    { store, transport: faults ?? transport, app, makeApplier },
   );
   await host.start();
   for (const [from, msgs] of pendingMessages.splice(0)) host.onMessages(from, msgs);
@@ -125,6 +133,7 @@ export async function main(argv: string[]): Promise<void> {
     leaderWaitMs: Math.max(API_DEFAULTS.leaderWaitMs, cfg.tickMs * cfg.electionTicks * 3),
     requestTimeoutMs: cfg.requestTimeoutMs,
     logger,
+    ...(faults ? { faults } : {}),
   });
   const { host: httpHost, port } = parseHostPort(cfg.httpAddr, '--http-addr');
   try {

@@ -11,6 +11,7 @@ import { META_GROUP } from '../host/meta.js';
 import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
 import { renderMetrics } from './metrics.js';
+import type { FaultLayer, FaultRules } from '../host/faults.js';
 
 export interface ApiOptions {
   host: Host;
@@ -22,6 +23,8 @@ export interface ApiOptions {
   leaderWaitMs: number;
   requestTimeoutMs: number;
   logger: Logger;
+  /** Chaos tests only (RAFTD_ENABLE_FAULTS=1): exposes /debug/faults. */
+  faults?: FaultLayer;
 }
 
 export const API_DEFAULTS = { bodyLimit: 64 * 1024 * 1024, leaderWaitMs: 3000 } as const;
@@ -369,6 +372,24 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     });
     return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), groups };
   });
+
+  if (opts.faults) {
+    const faults = opts.faults;
+    app.get('/debug/faults', async () => ({ rules: faults.current(), dropped: faults.dropped }));
+    app.put('/debug/faults', async (req) => {
+      const body = (parseJson(req.body) ?? {}) as Partial<FaultRules>;
+      const ids = (v: unknown, k: string) => {
+        if (v === undefined) return [];
+        if (!Array.isArray(v) || !v.every((x) => Number.isSafeInteger(x))) throw new RaftdError('BAD_REQUEST', `${k} must be an array of node ids`);
+        return v as number[];
+      };
+      const lossRate = body.lossRate ?? 0;
+      const delayMs = body.delayMs ?? 0;
+      if (typeof lossRate !== 'number' || lossRate < 0 || lossRate >= 1) throw new RaftdError('BAD_REQUEST', 'lossRate must be in [0, 1)');
+      if (typeof delayMs !== 'number' || delayMs < 0 || delayMs > 60_000) throw new RaftdError('BAD_REQUEST', 'delayMs must be in [0, 60000]');
+      return { rules: faults.set({ dropTo: ids(body.dropTo, 'dropTo'), dropFrom: ids(body.dropFrom, 'dropFrom'), lossRate, delayMs }) };
+    });
+  }
 
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', 'text/plain; version=0.0.4');
