@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkLinearizability, describeFailure, kvModel, type KvOp, type KvInput, type KvOutput } from './linearizability.js';
+import { checkKvHistory, checkLinearizability, describeFailure, kvModel, type KvOp, type KvInput, type KvOutput } from './linearizability.js';
 import { Rng } from './rng.js';
 
 const W = (client: number, key: string, value: string, call: number, ret: number): KvOp => ({
@@ -107,6 +107,8 @@ describe('sim: linearizability checker (KV register)', () => {
     expect(r2.verdict).to.equal('illegal');
     expect(r2.failure!.ops[0]!.input.key).to.equal('y');
     expect(describeFailure(r2)).to.match(/key y: illegal/);
+    expect(checkKvHistory(bad).explanation).to.match(/could not place next[\s\S]*read\(y\) -> \{"value":null\}/);
+    expect(checkKvHistory(good)).to.deep.equal({ verdict: 'ok', explanation: 'linearizable' });
   });
 
   it('returns unknown when the search budget runs out rather than guessing', () => {

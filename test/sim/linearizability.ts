@@ -251,3 +251,9 @@ export function describeFailure(result: CheckResult<KvInput, KvOutput>, maxOps =
   }
   return lines.join('\n');
 }
+
+/** Convenience for the chaos tests: check a KV register history and explain the verdict. */
+export function checkKvHistory(history: readonly KvOp[], opts: CheckOptions = {}): { verdict: Verdict; explanation: string } {
+  const res = checkLinearizability(kvModel, history, opts);
+  return { verdict: res.verdict, explanation: describeFailure(res) };
+}
