@@ -41,6 +41,11 @@ export class MemoryApp {
         results.push({ index: e.index, ok: true, result: null });
         continue;
       }
+      // Only JSON objects can be commands; anything else is opaque payload (no exception cost).
+      if (e.data[0] !== 0x7b /* { */) {
+        results.push({ index: e.index, ok: true, result: null });
+        continue;
+      }
       try {
         const cmd = JSON.parse(decoder.decode(e.data)) as { op?: string; key?: string; value?: string };
         if (cmd.op === 'set' && typeof cmd.key === 'string') {

@@ -65,6 +65,8 @@ export interface ClusterOptions {
   logDir?: string;
   /** Run the reference KV adapter beside each node (its own process and data dir). */
   kvApp?: boolean;
+  /** Extra arguments for node itself before the entry point, e.g. --cpu-prof. */
+  nodeArgs?: string[];
 }
 
 /** A child process of ours, with its output appended to a log file. */
@@ -79,12 +81,13 @@ export class ManagedProcess {
     protected readonly args: string[],
     private readonly env: Record<string, string>,
     private readonly logPath: string,
+    private readonly nodeArgs: string[] = [],
   ) {}
 
   start(): void {
     if (this.running()) throw new Error(`${this.name} is running`);
     this.log = createWriteStream(this.logPath, { flags: 'a' });
-    const proc = spawn(process.execPath, [...entryCommand(this.entry), ...this.args], {
+    const proc = spawn(process.execPath, [...this.nodeArgs, ...entryCommand(this.entry), ...this.args], {
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -135,8 +138,9 @@ export class RaftdNode extends ManagedProcess {
     args: string[],
     env: Record<string, string>,
     logPath: string,
+    nodeArgs: string[] = [],
   ) {
-    super(`raftd node ${spec.id}`, 'daemon/main.ts', args, env, logPath);
+    super(`raftd node ${spec.id}`, 'daemon/main.ts', args, env, logPath, nodeArgs);
   }
 
   get url(): string {
@@ -214,7 +218,7 @@ export class LocalCluster {
       ...roleArgs,
       ...(opts.extraArgs ?? []),
     ];
-    const node = new RaftdNode(s, args, opts.env ?? {}, join(opts.logDir ?? this.dir, `node${s.id}.log`));
+    const node = new RaftdNode(s, args, opts.env ?? {}, join(opts.logDir ?? this.dir, `node${s.id}.log`), opts.nodeArgs ?? []);
     node.app = app;
     return node;
   }
