@@ -1,0 +1,444 @@
+// npm run bench:kv — raftd + the reference KV adapter (3 nodes) against a 3-member etcd, both on
+// loopback, driven in turn by the same load generator (scripts/bench/loadgen.ts, in its own child
+// processes): concurrency 1, 16, 64, 256; one HTTP request per operation, spread over the 3 nodes;
+// writes/s and linearizable reads/s with p50/p99 latency and errors; then the ratios side by side.
+//
+// Options: --seconds N (measured window per point, default 5), --warmup S (default 1),
+//   --concurrency 1,16,64,256, --ops write,read, --systems raftd,etcd, --workers N (load-generator
+//   processes, default 1), --keys N (key space, default 10000), --value-bytes N (default 64),
+//   --timeout-ms N, --etcd PATH (binary), --json FILE (all results), --profile DIR (CPU profile of
+//   every raftd process; prints the hot spots of the leader and of a follower).
+// etcd comes from Debian's etcd-server: `bash scripts/install-etcd.sh`. Without it, raftd runs alone.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalCluster, REPO_ROOT, freePort } from '../../test/integration/cluster.js';
+import { runPoint, type Op, type PointConfig, type PointResult, type SystemKind } from './loadgen.js';
+
+interface Args {
+  seconds: number;
+  warmup: number;
+  concurrency: number[];
+  ops: Array<'write' | 'read'>;
+  systems: SystemKind[];
+  workers: number;
+  keys: number;
+  valueBytes: number;
+  timeoutMs: number;
+  etcd: string;
+  json: string;
+  profile: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    seconds: 5, warmup: 1, concurrency: [1, 16, 64, 256], ops: ['write', 'read'], systems: ['raftd', 'etcd'],
+    workers: 1, keys: 10_000, valueBytes: 64, timeoutMs: 10_000, etcd: '', json: '', profile: '',
+  };
+  const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i + 1];
+    switch (argv[i]) {
+      case '--seconds': a.seconds = Number(v); i++; break;
+      case '--warmup': a.warmup = Number(v); i++; break;
+      case '--concurrency': a.concurrency = list(v).map(Number); i++; break;
+      case '--ops': a.ops = list(v).map((o) => { if (o !== 'write' && o !== 'read') throw new Error(`--ops: ${o} is not write or read`); return o; }); i++; break;
+      case '--systems': a.systems = list(v).map((s) => { if (s !== 'raftd' && s !== 'etcd') throw new Error(`--systems: ${s} is not raftd or etcd`); return s; }); i++; break;
+      case '--workers': a.workers = Number(v); i++; break;
+      case '--keys': a.keys = Number(v); i++; break;
+      case '--value-bytes': a.valueBytes = Number(v); i++; break;
+      case '--timeout-ms': a.timeoutMs = Number(v); i++; break;
+      case '--etcd': a.etcd = v ?? ''; i++; break;
+      case '--json': a.json = v ?? ''; i++; break;
+      case '--profile': a.profile = resolve(v ?? 'raftd-profiles'); i++; break;
+      case '--help': case '-h':
+        console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).join('\n'));
+        process.exit(0);
+      // falls through (unreachable: exit)
+      default: throw new Error(`unknown option ${argv[i]} (try --help)`);
+    }
+  }
+  for (const [k, n] of [['--seconds', a.seconds], ['--workers', a.workers], ['--keys', a.keys], ['--value-bytes', a.valueBytes]] as const) {
+    if (!(n > 0)) throw new Error(`${k} must be a positive number`);
+  }
+  if (a.concurrency.some((c) => !Number.isInteger(c) || c < 1)) throw new Error('--concurrency takes positive integers');
+  return a;
+}
+
+// ---- CPU of the processes under test, from /proc (clock ticks of user + system time)
+
+const CLK_TCK = 100;
+
+function cpuTicks(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15 of the whole line)
+  } catch {
+    return 0;
+  }
+}
+
+/** A named set of processes whose CPU use we report per point. */
+interface SystemUnderTest {
+  kind: SystemKind;
+  label: string;
+  urls: string[];
+  /** role -> pids (e.g. raftd: [..], kv app: [..]). */
+  pids(): Map<string, number[]>;
+  stop(): Promise<void>;
+}
+
+interface Row extends PointResult {
+  /** Cores used per role during the point (1.0 = one core busy all along). */
+  cores: Record<string, number>;
+}
+
+async function measure(sut: SystemUnderTest, cfg: PointConfig, workers: number): Promise<Row> {
+  const roles = sut.pids();
+  const before = new Map([...roles].map(([r, ps]) => [r, ps.reduce((s, p) => s + cpuTicks(p), 0)]));
+  const t0 = performance.now();
+  const res = await runPoint(cfg, workers);
+  const wall = (performance.now() - t0) / 1000;
+  const cores: Record<string, number> = {};
+  // Over the whole point (warm-up included): a rough share, not a precise figure.
+  for (const [r, ps] of roles) cores[r] = (ps.reduce((s, p) => s + cpuTicks(p), 0) - before.get(r)!) / CLK_TCK / wall;
+  return { ...res, cores };
+}
+
+// ---- raftd + KV adapter
+
+async function startRaftd(args: Args): Promise<SystemUnderTest & { cluster: LocalCluster; leader: number }> {
+  const env: Record<string, string> = {};
+  if (args.profile) {
+    mkdirSync(args.profile, { recursive: true });
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${args.profile}`.trim();
+  }
+  // Heartbeat 100 ms and election after 10 ticks: etcd's defaults (--heartbeat-interval 100,
+  // --election-timeout 1000), so neither side is tuned differently.
+  const cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, tickMs: 100, electionTicks: 10, env });
+  try {
+    await cluster.startAll();
+    const leaders = await cluster.waitForLeaders([1], 30_000);
+    return {
+      kind: 'raftd',
+      label: 'raftd + KV adapter, 3 nodes',
+      urls: cluster.nodes.map((n) => n.url),
+      cluster,
+      leader: leaders.get(1)!,
+      pids: () =>
+        new Map([
+          ['raftd', cluster.nodes.map((n) => n.proc?.pid ?? 0)],
+          ['kv app', cluster.nodes.map((n) => n.app?.proc?.pid ?? 0)],
+        ]),
+      stop: async () => {
+        // SIGTERM first so a --cpu-prof process writes its profile on the way out.
+        if (args.profile) await Promise.all(cluster.nodes.map((n) => Promise.race([n.stop(), new Promise((r) => setTimeout(r, 10_000))])));
+        await cluster.destroy();
+      },
+    };
+  } catch (e) {
+    console.error(`raftd cluster failed to start; logs in ${cluster.dir}`);
+    process.env.RAFTD_KEEP_TEST_DIRS = '1';
+    await cluster.destroy();
+    throw e;
+  }
+}
+
+// ---- etcd
+
+export function findEtcd(explicit: string): string | undefined {
+  if (explicit) return existsSync(explicit) ? explicit : undefined;
+  const r = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
+  const p = r.stdout.trim();
+  return r.status === 0 && p ? p : undefined;
+}
+
+function etcdVersion(bin: string): string {
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+  return /etcd Version: (\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(2000) });
+  return { status: res.status, text: await res.text() };
+}
+
+async function startEtcd(bin: string): Promise<SystemUnderTest & { apiPrefix: string; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-etcd-'));
+  const members = [];
+  for (let i = 1; i <= 3; i++) members.push({ name: `m${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
+  const initial = members.map((m) => `${m.name}=${m.peer}`).join(',');
+  const procs: ChildProcess[] = members.map((m) => {
+    const log = createWriteStream(join(dir, `${m.name}.log`));
+    const p = spawn(bin, [
+      '--name', m.name, '--data-dir', join(dir, m.name),
+      '--listen-client-urls', m.client, '--advertise-client-urls', m.client,
+      '--listen-peer-urls', m.peer, '--initial-advertise-peer-urls', m.peer,
+      '--initial-cluster', initial, '--initial-cluster-token', 'bench-kv', '--initial-cluster-state', 'new',
+      // 2 GiB backend quota (etcd's default, stated), a snapshot every 10,000 entries (3.4's default
+      // is 100,000, which only holds more log in memory), defaults for heartbeat and election.
+      '--quota-backend-bytes', String(2 * 1024 ** 3), '--snapshot-count', '10000',
+      '--logger', 'zap', '--log-level', 'warn',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout!.pipe(log);
+    p.stderr!.pipe(log);
+    return p;
+  });
+  const stop = async (): Promise<void> => {
+    await Promise.all(
+      procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? undefined : new Promise<void>((r) => { p.once('exit', () => r()); p.kill('SIGKILL'); }))),
+    );
+    if (!process.env.RAFTD_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    // Ready = every member answers a linearizable range (which needs a leader); the same probe picks
+    // the JSON gateway's prefix: /v3 from 3.4 on, /v3beta on 3.3.
+    const deadline = Date.now() + 30_000;
+    let apiPrefix = '';
+    for (const m of members) {
+      for (;;) {
+        const dead = procs.find((p) => p.exitCode !== null);
+        if (dead) throw new Error(`an etcd member exited (code ${dead.exitCode}); logs in ${dir}`);
+        let ok = false;
+        for (const prefix of apiPrefix ? [apiPrefix] : ['/v3', '/v3beta']) {
+          try {
+            const r = await post(`${m.client}${prefix}/kv/range`, { key: Buffer.from('probe').toString('base64') });
+            if (r.status === 200) {
+              apiPrefix = prefix;
+              ok = true;
+              break;
+            }
+          } catch {
+            /* not up yet */
+          }
+        }
+        if (ok) break;
+        if (Date.now() > deadline) throw new Error(`etcd member ${m.name} not ready within 30 s; logs in ${dir}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    return {
+      kind: 'etcd',
+      label: `etcd ${etcdVersion(bin)}, 3 members (JSON gateway ${apiPrefix}/)`,
+      urls: members.map((m) => m.client),
+      apiPrefix,
+      dir,
+      pids: () => new Map([['etcd', procs.map((p) => p.pid ?? 0)]]),
+      stop,
+    };
+  } catch (e) {
+    process.env.RAFTD_KEEP_TEST_DIRS = '1';
+    await stop();
+    throw e;
+  }
+}
+
+// ---- profiles
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+  hitCount?: number;
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  startTime: number;
+  endTime: number;
+}
+
+const sourceMaps = new Map<string, SourceMap | null>();
+
+/** dist/x.js:line -> x.ts:line through the compiler's source map, when there is one. */
+function toSource(url: string, line0: number, col0: number): string {
+  if (!url.startsWith('file://')) return url ? `${url}:${line0 + 1}` : '';
+  const file = fileURLToPath(url);
+  let sm = sourceMaps.get(file);
+  if (sm === undefined) {
+    try {
+      sm = new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')));
+    } catch {
+      sm = null;
+    }
+    sourceMaps.set(file, sm);
+  }
+  const e = sm?.findEntry(line0, col0) as { originalSource?: string; originalLine?: number } | undefined;
+  if (sm && e && e.originalSource) {
+    const src = e.originalSource.startsWith('file://') ? fileURLToPath(e.originalSource) : resolve(join(file, '..'), e.originalSource);
+    return `${relative(REPO_ROOT, src)}:${(e.originalLine ?? 0) + 1}`;
+  }
+  return `${relative(REPO_ROOT, file)}:${line0 + 1}`;
+}
+
+/** Self time per function, highest first, as "percent  function  file:line". */
+function hotSpots(profilePath: string, top: number): string[] {
+  const p = JSON.parse(readFileSync(profilePath, 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  for (const s of p.samples) self.set(s, (self.get(s) ?? 0) + 1);
+  const agg = new Map<string, number>();
+  let total = 0;
+  for (const [id, count] of self) {
+    const n = byId.get(id)!;
+    const f = n.callFrame;
+    const name = f.functionName || '(anonymous)';
+    const key = f.url ? `${name}  ${toSource(f.url, f.lineNumber, f.columnNumber)}` : name;
+    agg.set(key, (agg.get(key) ?? 0) + count);
+    total += count;
+  }
+  // Idle time is not work: report shares of the busy samples.
+  const idle = agg.get('(idle)') ?? 0;
+  agg.delete('(idle)');
+  const busy = total - idle;
+  const lines = [`busy ${((100 * busy) / Math.max(1, total)).toFixed(0)}% of ${((p.endTime - p.startTime) / 1e6).toFixed(1)} s; self time, share of busy samples:`];
+  for (const [k, c] of [...agg].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`${((100 * c) / Math.max(1, busy)).toFixed(1).padStart(6)}%  ${k}`);
+  // Where the rest goes by file (self time), for a coarser view.
+  const byFile = new Map<string, number>();
+  for (const [k, c] of agg) {
+    const loc = k.split('  ')[1] ?? '(native/gc)';
+    const file = loc.replace(/:\d+$/, '').replace(/^.*node_modules\/((@[^/]+\/)?[^/]+).*$/, 'node_modules/$1');
+    byFile.set(file, (byFile.get(file) ?? 0) + c);
+  }
+  lines.push('by file:');
+  for (const [f, c] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`${((100 * c) / Math.max(1, busy)).toFixed(1).padStart(6)}%  ${f}`);
+  return lines;
+}
+
+// ---- output
+
+const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : '-');
+
+function table(headers: string[], rows: string[][]): string {
+  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ')} |`;
+  return [line(headers), `|${w.map((x, i) => (i < 2 ? ':' : '') + '-'.repeat(x + 1) + (i < 2 ? '' : ':')).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+function systemTable(label: string, rows: Row[]): string {
+  const roles = [...new Set(rows.flatMap((r) => Object.keys(r.cores)))];
+  return `\n${label}\n` + table(
+    ['op', 'clients', 'ops/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', ...roles.map((r) => `${r} cores`), 'loadgen cores'],
+    rows.map((r) => [
+      r.op === 'read' ? 'lin. read' : r.op, String(r.concurrency), fmtInt(r.opsPerSec), fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), String(r.errors),
+      ...roles.map((k) => (r.cores[k] ?? NaN).toFixed(2)), r.loadgenCores.toFixed(2),
+    ]),
+  ) + rows.filter((r) => r.errorSamples.length).map((r) => `\n  ${r.op} x${r.concurrency} errors, e.g.: ${r.errorSamples.join(' | ')}`).join('');
+}
+
+function ratioTable(a: Row[], b: Row[], ops: Op[], concurrency: number[]): string {
+  const rows: string[][] = [];
+  for (const op of ops) {
+    for (const c of concurrency) {
+      const x = a.find((r) => r.op === op && r.concurrency === c);
+      const y = b.find((r) => r.op === op && r.concurrency === c);
+      if (!x || !y) continue;
+      rows.push([
+        op === 'read' ? 'lin. read' : op, String(c), fmtInt(x.opsPerSec), fmtInt(y.opsPerSec), `${(x.opsPerSec / y.opsPerSec).toFixed(2)}x`,
+        fmtMs(x.p99Ms), fmtMs(y.p99Ms), `${(x.p99Ms / y.p99Ms).toFixed(2)}x`,
+      ]);
+    }
+  }
+  return table(['op', 'clients', 'raftd ops/s', 'etcd ops/s', 'raftd/etcd', 'raftd p99 ms', 'etcd p99 ms', 'p99 raftd/etcd'], rows);
+}
+
+// ---- main
+
+async function runSystem(sut: SystemUnderTest, args: Args, extra: Partial<PointConfig>): Promise<Row[]> {
+  const base: PointConfig = {
+    system: sut.kind, urls: sut.urls, op: 'fill', concurrency: 64, durationMs: args.seconds * 1000, warmupMs: args.warmup * 1000,
+    keys: args.keys, keyPrefix: 'bench/', valueBytes: args.valueBytes, timeoutMs: args.timeoutMs, group: 1, etcdApiPrefix: '/v3', ...extra,
+  };
+  // Every key exists before anything is measured, so reads find values of the same size.
+  const fill = await runPoint(base, args.workers);
+  if (fill.errors > 0) throw new Error(`filling ${args.keys} keys failed ${fill.errors} times, e.g. ${fill.errorSamples.join(' | ')}`);
+  process.stdout.write(`  ${sut.kind}: filled ${fmtInt(args.keys)} keys (${fmtInt(fill.opsPerSec)} writes/s at 64 clients)\n`);
+  const rows: Row[] = [];
+  for (const op of args.ops) {
+    for (const c of args.concurrency) {
+      const r = await measure(sut, { ...base, op, concurrency: c }, args.workers);
+      rows.push(r);
+      process.stdout.write(`  ${sut.kind} ${op.padEnd(5)} x${String(c).padEnd(3)} ${fmtInt(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms  errors ${r.errors}\n`);
+      await new Promise((res) => setTimeout(res, 300)); // let queues drain between points
+    }
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const etcdBin = args.systems.includes('etcd') ? findEtcd(args.etcd) : undefined;
+  const la = loadavg();
+  console.log(`bench:kv — ${cpus().length} cores, load average before: ${la.map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `one load generator (${args.workers} process(es)), closed loop, one HTTP/1.1 request per op, keep-alive, round-robin over 3 nodes; ` +
+      `${args.keys} keys, ${args.valueBytes}-byte values; ${args.warmup} s warm-up + ${args.seconds} s measured per point`,
+  );
+  if (args.systems.includes('etcd') && !etcdBin) {
+    console.log('etcd not found: install it with `bash scripts/install-etcd.sh` (Debian package etcd-server) or pass --etcd PATH; running raftd alone');
+  }
+  const results: Record<string, { label: string; rows: Row[] }> = {};
+  const profileNotes: string[] = [];
+
+  if (args.systems.includes('raftd')) {
+    const before = args.profile && existsSync(args.profile) ? new Set(readdirSync(args.profile)) : new Set<string>();
+    const sut = await startRaftd(args);
+    const pidToNode = new Map(sut.cluster.nodes.map((n) => [n.proc?.pid ?? 0, n.spec.id]));
+    try {
+      results.raftd = { label: sut.label, rows: await runSystem(sut, args, {}) };
+    } finally {
+      await sut.stop();
+    }
+    if (args.profile) {
+      const fresh = readdirSync(args.profile).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
+      for (const f of fresh) {
+        const pid = Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(f)?.[1] ?? /CPU\.\d+\.\d+\.(\d+)\./.exec(f)?.[1]);
+        const id = pidToNode.get(pid);
+        if (id === undefined) continue;
+        const role = id === sut.leader ? 'leader' : 'follower';
+        if (role === 'follower' && profileNotes.some((n) => n.includes('(follower)'))) continue;
+        profileNotes.push(`\nraftd node ${id} (${role}) CPU profile ${join(args.profile, f)}\n${hotSpots(join(args.profile, f), 20).join('\n')}`);
+      }
+      if (profileNotes.length === 0) profileNotes.push(`\nno raftd CPU profiles found in ${args.profile}`);
+    }
+  }
+  if (etcdBin) {
+    const sut = await startEtcd(etcdBin);
+    try {
+      results.etcd = { label: sut.label, rows: await runSystem(sut, args, { etcdApiPrefix: sut.apiPrefix }) };
+    } finally {
+      await sut.stop();
+    }
+  }
+
+  for (const r of Object.values(results)) console.log(systemTable(r.label, r.rows));
+  if (results.raftd && results.etcd) {
+    console.log('\nraftd + KV vs etcd, side by side');
+    console.log(ratioTable(results.raftd.rows, results.etcd.rows, args.ops, args.concurrency));
+    const w = (rows: Row[]) => rows.find((r) => r.op === 'write' && r.concurrency === 64);
+    const x = w(results.raftd.rows);
+    const y = w(results.etcd.rows);
+    if (x && y) {
+      const ratio = x.opsPerSec / y.opsPerSec;
+      const met = ratio >= 2 && x.p99Ms <= y.p99Ms;
+      console.log(
+        `\ntarget (writes at 64 clients: >= 2x etcd's writes/s with p99 no worse): ${met ? 'MET' : 'NOT MET'} — ` +
+          `${ratio.toFixed(2)}x writes/s, p99 ${fmtMs(x.p99Ms)} ms vs ${fmtMs(y.p99Ms)} ms`,
+      );
+    }
+  }
+  for (const n of profileNotes) console.log(n);
+  console.log(`\nload average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  if (args.json) writeFileSync(args.json, JSON.stringify({ args, loadavgBefore: la, loadavgAfter: loadavg(), results }, null, 2));
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  process.exit(1);
+});
