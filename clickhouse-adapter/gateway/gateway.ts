@@ -1,0 +1,505 @@
+// The RaftHouse gateway's core: what a ClickHouse statement does on each endpoint.
+//
+//   consistent  reads: a raftd barrier on every group the statement touches, then run locally
+//               (read-only session); writes: classified by ClickHouse's parser, non-deterministic
+//               parts pinned or refused, routed to their group(s), proposed through raftd.
+//   local       reads on the local replica, on a read-only ClickHouse session (readonly=2: settings
+//               may change, `readonly` itself may not, nothing can be written); writes get Code 164.
+//
+// The one naming rule (docs/clickhouse.md, "Gateway"): the gateway serves one user database
+// (`userDb`, default "default"); its table t lives as rh_g<home>.t where home = ring.homeGroup(userDb, t)
+// (unsharded), or as rh_g<g>.t in every group g (sharded); `<userDb>.t` is the local Merge read view.
+
+import { randomUUID } from 'node:crypto';
+import type { ClickHouseEngine, Settings } from '../engine/types.js';
+import { ClickHouseError } from '../engine/errors.js';
+import { quoteIdent, quoteString } from '../engine/sql.js';
+import type { RaftdClient } from '../../adapters/sdk/client.js';
+import { RaftdError } from '../../adapters/sdk/client.js';
+import { encodeEntry } from '../statemachine/entry.js';
+import type { EntryHeader } from '../statemachine/entry.js';
+import { dataDb, INTERNAL_TABLE_PREFIX } from '../statemachine/naming.js';
+import type { HashRing } from '../router/ring.js';
+import { splitJsonEachRow } from '../router/split.js';
+import { CODES, GatewayError } from './errors.js';
+import { extractSettings, insertDataOffset, replaceCalls, significant, tokenize } from './lexer.js';
+import type { ParsedStatement, SqlParser, TableRef } from './parse.js';
+import { ReadViews } from './views.js';
+
+export type Endpoint = 'consistent' | 'local';
+
+export interface GatewayRequest {
+  endpoint: Endpoint;
+  /** The statement; an INSERT may carry its data inline (after FORMAT X / VALUES). */
+  sql: string;
+  /** INSERT data sent apart from the statement (query in the URL, data in the body). */
+  data?: Buffer;
+  database?: string;
+  /** default_format. */
+  format?: string;
+  queryId?: string;
+  settings?: Settings;
+  params?: Record<string, string>;
+  /** HTTP GET: ClickHouse treats it as read-only. */
+  readonlyMethod?: boolean;
+}
+
+export interface GatewaySummary {
+  read_rows: string; read_bytes: string; written_rows: string; written_bytes: string;
+  total_rows_to_read: string; result_rows: string; result_bytes: string; elapsed_ns: string;
+}
+
+export interface GatewayResponse {
+  body: Buffer;
+  format: string;
+  queryId: string;
+  summary: GatewaySummary;
+}
+
+export interface GatewayOptions {
+  /** The engine the state machine writes with (used for read views, table lookups, scratch evaluation). */
+  engine: ClickHouseEngine;
+  /** A read-only session (readonly=2) on the same ClickHouse: every read runs here. */
+  readEngine: ClickHouseEngine;
+  parser: SqlParser;
+  raftd: RaftdClient;
+  ring: HashRing;
+  userDb?: string;
+  /** Names (lower case) of non-deterministic functions (system.functions.deterministic = 0). */
+  nondeterministic: ReadonlySet<string>;
+}
+
+/** Settings the adapter owns (dropped from writes, like the state machine does) or that only mean something to HTTP. */
+const DROPPED_WRITE_SETTINGS = new Set([
+  'max_insert_block_size', 'min_insert_block_size_rows', 'min_insert_block_size_bytes', 'max_insert_threads', 'max_threads',
+  'max_block_size', 'deduplicate_blocks_in_dependent_materialized_views', 'insert_deduplication_token', 'insert_deduplicate',
+  'deduplicate_insert', 'wait_for_async_insert', 'mutations_sync', 'alter_sync', 'readonly',
+]);
+
+/** Pinned at proposal time: replaced by the literal value the gateway computed. */
+const PINNABLE = new Set(['now', 'now64', 'today', 'yesterday', 'current_timestamp', 'current_date']);
+
+export const SHARD_SETTING = 'rafthouse_shard_key';
+const SHARD_COMMENT_RE = /^rafthouse_shard_key=([A-Za-z_][A-Za-z0-9_]*)$/;
+
+interface TableInfo {
+  shardKey?: string;
+  /** Stored columns (not ALIAS), in order, with their default kind and expression. */
+  columns: Array<{ name: string; kind: string; expr: string }>;
+}
+
+function rows<T>(buf: Buffer): T[] {
+  return buf.toString('utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l) as T);
+}
+
+function truthy(v: string | number | undefined): boolean {
+  return v !== undefined && String(v) !== '0' && String(v).toLowerCase() !== 'false';
+}
+
+function emptySummary(): GatewaySummary {
+  return { read_rows: '0', read_bytes: '0', written_rows: '0', written_bytes: '0', total_rows_to_read: '0', result_rows: '0', result_bytes: '0', elapsed_ns: '0' };
+}
+
+/** Codes after which a read is retried once with freshly synced views (a view missing or stale). */
+const VIEW_MISS_CODES = new Set([60, 47, 16, 10]);
+
+export class Gateway {
+  readonly userDb: string;
+  readonly views: ReadViews;
+  private readonly o: GatewayOptions;
+  private scratchReady: Promise<void> | undefined;
+
+  constructor(opts: GatewayOptions) {
+    this.o = opts;
+    this.userDb = opts.userDb ?? 'default';
+    this.views = new ReadViews(opts.engine, this.userDb);
+  }
+
+  async execute(req: GatewayRequest): Promise<GatewayResponse> {
+    const t0 = process.hrtime.bigint();
+    const queryId = req.queryId || randomUUID();
+    let sql = req.sql;
+    let data = req.data;
+    // An INSERT with its data inline: the statement is parsed without the data.
+    const first = significant(tokenize(sql.slice(0, 200)))[0];
+    if (first && first.text.toUpperCase() === 'INSERT' && data === undefined) {
+      const at = insertDataOffset(sql);
+      if (at && at.offset < sql.length) {
+        const head = at.values ? sql.slice(0, at.offset) : sql.slice(0, at.offset);
+        data = Buffer.from(sql.slice(at.offset), 'utf8');
+        sql = head;
+      }
+    }
+    const stmt = await this.o.parser.parse(sql, req.params);
+    const database = req.database || this.userDb;
+    const summary = emptySummary();
+    let body: Buffer = Buffer.alloc(0);
+    let format = stmt.format ?? req.format ?? 'TabSeparated';
+    if (stmt.write) {
+      if (req.endpoint === 'local') {
+        throw new GatewayError(CODES.READONLY, 'Cannot execute query in readonly mode: this is the local (read-only) endpoint; send writes to the consistent endpoint');
+      }
+      if (req.readonlyMethod) {
+        throw new GatewayError(CODES.READONLY, 'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries');
+      }
+      if (database !== this.userDb) throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${database} does not exist: RaftHouse serves the database ${this.userDb}`);
+      const written = await this.write(stmt, sql, data, req);
+      summary.written_rows = String(Math.max(0, written));
+      format = req.format ?? 'TabSeparated';
+    } else {
+      if (req.endpoint === 'consistent') await this.barrierFor(stmt, database);
+      body = await this.read(sql, { database, format, settings: this.readSettings(req.settings), params: req.params });
+      summary.result_bytes = String(body.length);
+    }
+    summary.elapsed_ns = String(process.hrtime.bigint() - t0);
+    return { body, format, queryId, summary };
+  }
+
+  // ---- reads ---------------------------------------------------------------------------------------
+
+  /** `readonly` can only be made stricter by a client; the session is readonly=2 anyway, so 1/2 is dropped. */
+  private readSettings(s: Settings | undefined): Settings | undefined {
+    if (!s) return undefined;
+    const out: Settings = {};
+    for (const [k, v] of Object.entries(s)) {
+      if (k === 'readonly' && (String(v) === '1' || String(v) === '2')) continue;
+      out[k] = v;
+    }
+    return out;
+  }
+
+  private async read(sql: string, opts: { database: string; format: string; settings: Settings | undefined; params: Record<string, string> | undefined }): Promise<Buffer> {
+    const q = {
+      database: opts.database, format: opts.format,
+      ...(opts.settings && Object.keys(opts.settings).length ? { settings: opts.settings } : {}),
+      ...(opts.params && Object.keys(opts.params).length ? { params: opts.params } : {}),
+    };
+    try {
+      return await this.o.readEngine.query(sql, q);
+    } catch (e) {
+      if (!(e instanceof ClickHouseError) || !VIEW_MISS_CODES.has(e.code)) throw e;
+      await this.views.sync();
+      return this.o.readEngine.query(sql, q);
+    }
+  }
+
+  /** The groups a read touches: the home group of each table it names; every group for a sharded one. */
+  private async barrierFor(stmt: ParsedStatement, database: string): Promise<void> {
+    const names = new Set<string>();
+    for (const t of stmt.tables) {
+      const db = t.database ?? database;
+      if (db === this.userDb && !t.table.startsWith(INTERNAL_TABLE_PREFIX)) names.add(t.table);
+    }
+    if (stmt.kind === 'show') {
+      await this.barrierGroups(this.allGroups());
+      return;
+    }
+    if (names.size === 0) return;
+    const homes = new Map<number, string[]>();
+    for (const n of names) {
+      const h = this.o.ring.homeGroup(this.userDb, n);
+      homes.set(h, [...(homes.get(h) ?? []), n]);
+    }
+    await this.barrierGroups([...homes.keys()]);
+    let sharded = false;
+    for (const [h, list] of homes) {
+      const found = rows<{ comment: string }>(await this.o.engine.query(
+        `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(h))} AND name IN (${list.map(quoteString).join(', ')})`,
+        { format: 'JSONEachRow' }));
+      if (found.some((r) => SHARD_COMMENT_RE.test(r.comment))) sharded = true;
+    }
+    if (sharded) await this.barrierGroups(this.allGroups().filter((g) => !homes.has(g)));
+  }
+
+  private allGroups(): number[] {
+    return Array.from({ length: this.o.ring.groups }, (_, i) => i + 1);
+  }
+
+  private async barrierGroups(groups: number[]): Promise<void> {
+    await Promise.all(groups.map((g) => this.o.raftd.barrier(g, 'linearizable')));
+  }
+
+  // ---- table metadata (local replica, refreshed with a barrier when missing) -----------------------
+
+  private async tableInfo(table: string, barrier = true): Promise<TableInfo | undefined> {
+    const home = this.o.ring.homeGroup(this.userDb, table);
+    const look = async (): Promise<TableInfo | undefined> => {
+      const t = rows<{ comment: string }>(await this.o.engine.query(
+        `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(home))} AND name = ${quoteString(table)}`, { format: 'JSONEachRow' }));
+      if (t.length === 0) return undefined;
+      const cols = rows<{ name: string; kind: string; expr: string }>(await this.o.engine.query(
+        `SELECT name, default_kind AS kind, default_expression AS expr FROM system.columns
+         WHERE database = ${quoteString(dataDb(home))} AND table = ${quoteString(table)} AND default_kind != 'ALIAS' ORDER BY position`,
+        { format: 'JSONEachRow' }));
+      const m = SHARD_COMMENT_RE.exec(t[0]!.comment);
+      return { ...(m ? { shardKey: m[1]! } : {}), columns: cols };
+    };
+    let info = await look();
+    if (!info && barrier) {
+      await this.o.raftd.barrier(home, 'linearizable');
+      info = await look();
+    }
+    return info;
+  }
+
+  // ---- writes --------------------------------------------------------------------------------------
+
+  private writeSettings(req: GatewayRequest, stmt: ParsedStatement): { settings: Settings; sqlWithout: string } {
+    const clause = extractSettings(stmt.canonical);
+    const settings: Settings = {};
+    for (const [k, v] of Object.entries({ ...(req.settings ?? {}), ...clause.settings })) {
+      if (k === 'async_insert' && truthy(v)) {
+        throw new GatewayError(CODES.BAD_ARGUMENTS, 'async_insert=1 is refused: an asynchronous insert cannot be replicated exactly once; send the rows synchronously (batch them client-side)');
+      }
+      if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') continue;
+      settings[k] = v;
+    }
+    return { settings, sqlWithout: clause.without };
+  }
+
+  private async write(stmt: ParsedStatement, sql: string, data: Buffer | undefined, req: GatewayRequest): Promise<number> {
+    switch (stmt.kind) {
+      case 'insert': return this.insert(stmt, data, req);
+      case 'create': case 'alter': case 'drop': case 'truncate': case 'optimize': case 'rename': {
+        await this.ddl(stmt, req);
+        return 0;
+      }
+      case 'set': {
+        const { settings } = extractSettings('SETTINGS ' + stmt.canonical.replace(/^SET\s+/i, ''));
+        for (const k of Object.keys(settings)) {
+          if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') throw new GatewayError(CODES.BAD_ARGUMENTS, `setting ${k} is owned by RaftHouse and cannot be changed`);
+        }
+        await this.proposeAll(this.allGroups(), { v: 1, kind: 'settings', settings, database: this.userDb });
+        return 0;
+      }
+      case 'access':
+        throw new GatewayError(CODES.NOT_IMPLEMENTED, `${stmt.ast.type}: RaftHouse does not replicate users, roles or grants; configure gateway users with --users`);
+      default:
+        void sql;
+        throw new GatewayError(CODES.NOT_IMPLEMENTED, `${stmt.ast.type} statements are not supported through RaftHouse's consistent endpoint`);
+    }
+  }
+
+  private checkTarget(t: TableRef | undefined, what: string): string {
+    if (!t) throw new GatewayError(CODES.BAD_ARGUMENTS, `cannot find the table this ${what} targets`);
+    if (t.database !== undefined && t.database !== this.userDb) {
+      throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${t.database} does not exist: RaftHouse serves the database ${this.userDb}`);
+    }
+    if (t.table.startsWith(INTERNAL_TABLE_PREFIX)) throw new GatewayError(CODES.BAD_ARGUMENTS, `tables named ${INTERNAL_TABLE_PREFIX}* are RaftHouse's own`);
+    return t.table;
+  }
+
+  /** Non-deterministic functions among `fns`: pinnable ones, and the first that is not. */
+  private nondet(fns: string[]): { pin: boolean; refuse: string | undefined } {
+    let pin = false;
+    for (const f of fns) {
+      const lower = f.toLowerCase();
+      if (!this.o.nondeterministic.has(lower) && !this.o.nondeterministic.has(f)) continue;
+      if (PINNABLE.has(lower)) pin = true;
+      else return { pin, refuse: f };
+    }
+    return { pin, refuse: undefined };
+  }
+
+  private refuseNondet(fn: string, where: string): never {
+    throw new GatewayError(CODES.BAD_ARGUMENTS,
+      `${fn}() is non-deterministic: ${where} it would give a different value on each replica; compute the value in the client and send it as a literal`);
+  }
+
+  /** now() & co. replaced by the values the gateway's ClickHouse gives them now (one instant for the whole statement). */
+  private async pinTime(sql: string): Promise<string> {
+    const r = rows<{ t: number; ms: string; today: string; yesterday: string }>(await this.o.engine.query(
+      'SELECT toUnixTimestamp(now()) AS t, toString(toUnixTimestamp64Milli(now64(3))) AS ms, toString(today()) AS today, toString(yesterday()) AS yesterday',
+      { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0 } }))[0]!;
+    const dt = (args: string) => `toDateTime(${r.t}${args ? ', ' + args : ''})`;
+    const out = replaceCalls(sql, {
+      now: dt,
+      current_timestamp: dt,
+      now64: (args) => {
+        if (args !== '' && args !== '3') throw new GatewayError(CODES.BAD_ARGUMENTS, `now64(${args}) is non-deterministic and only now64() / now64(3) can be pinned; send the value as a literal`);
+        return `fromUnixTimestamp64Milli(${r.ms})`;
+      },
+      today: () => `toDate(${quoteString(r.today)})`,
+      current_date: () => `toDate(${quoteString(r.today)})`,
+      yesterday: () => `toDate(${quoteString(r.yesterday)})`,
+    });
+    return out.sql;
+  }
+
+  private async insert(stmt: ParsedStatement, data: Buffer | undefined, req: GatewayRequest): Promise<number> {
+    const table = this.checkTarget(stmt.target, 'INSERT');
+    const { settings, sqlWithout } = this.writeSettings(req, stmt);
+    const info = await this.tableInfo(table);
+    if (!info) throw new GatewayError(CODES.UNKNOWN_TABLE, `Table ${this.userDb}.${table} does not exist`);
+    const home = this.o.ring.homeGroup(this.userDb, table);
+
+    if (stmt.hasSelect) {
+      if (info.shardKey) throw new GatewayError(CODES.NOT_IMPLEMENTED, `INSERT ... SELECT into the sharded table ${table} is not supported: select the rows and insert them (JSONEachRow)`);
+      const nd = this.nondet(stmt.functions);
+      if (nd.refuse) this.refuseNondet(nd.refuse, 'in INSERT ... SELECT');
+      await this.refuseNondetDefaults(info, stmt.columns);
+      const text = nd.pin ? await this.pinTime(sqlWithout) : sqlWithout;
+      const r = await this.proposeOne(home, { v: 1, kind: 'insert', sql: text, database: this.userDb, settings });
+      return (r as { writtenRows?: number } | null)?.writtenRows ?? 0;
+    }
+
+    if (data === undefined || data.length === 0) return 0;
+    let format = stmt.format ?? 'Values';
+    let columns = stmt.columns;
+    let payload: Buffer = data;
+    const nondetDefaults = await this.nondetDefaultColumns(info, columns);
+    // Evaluate on the gateway (exact: the values are computed once and sent as data) when the rows are
+    // VALUES (they may hold expressions), when DEFAULT/MATERIALIZED columns are non-deterministic, or
+    // when a sharded table gets a format the splitter does not read.
+    if (format.toLowerCase() === 'values' || nondetDefaults.length > 0 || (info.shardKey && format !== 'JSONEachRow')) {
+      payload = await this.materialize(home, table, info, columns, format, data);
+      format = 'JSONEachRow';
+      columns = info.columns.map((c) => c.name);
+      settings.insert_allow_materialized_columns = 1;
+    }
+    const insertSql = `INSERT INTO ${quoteIdent(table)}${columns && columns.length ? ' (' + columns.map(quoteIdent).join(', ') + ')' : ''} FORMAT ${format}`;
+    const header: EntryHeader = { v: 1, kind: 'insert', sql: insertSql, database: this.userDb, settings };
+    if (!info.shardKey) {
+      const r = await this.proposeOne(home, header, payload);
+      return (r as { writtenRows?: number } | null)?.writtenRows ?? 0;
+    }
+    const split = splitJsonEachRow(this.o.ring, payload, info.shardKey);
+    const groups = [...split.parts.keys()];
+    const results = await this.proposeAll(groups, header, (g) => split.parts.get(g)!);
+    return results.reduce<number>((s, r) => s + Math.max(0, (r as { writtenRows?: number } | null)?.writtenRows ?? 0), 0);
+  }
+
+  private async nondetDefaultColumns(info: TableInfo, given: string[] | undefined): Promise<string[]> {
+    const out: string[] = [];
+    for (const c of info.columns) {
+      if (c.kind !== 'DEFAULT' && c.kind !== 'MATERIALIZED') continue;
+      if (c.kind === 'DEFAULT' && given && given.includes(c.name)) continue;
+      const p = await this.o.parser.parse(`SELECT ${c.expr}`);
+      if (p.functions.some((f) => this.o.nondeterministic.has(f.toLowerCase()) || this.o.nondeterministic.has(f))) out.push(c.name);
+    }
+    return out;
+  }
+
+  private async refuseNondetDefaults(info: TableInfo, given: string[] | undefined): Promise<void> {
+    const cols = await this.nondetDefaultColumns(info, given);
+    if (cols.length) {
+      throw new GatewayError(CODES.BAD_ARGUMENTS,
+        `column ${cols[0]} of the target table has a non-deterministic DEFAULT/MATERIALIZED expression: INSERT ... SELECT cannot pin it; insert rows as data (they are materialized on the gateway) or give the column explicitly`);
+    }
+  }
+
+  /**
+   * Evaluates the rows on the gateway: a scratch Memory table with the target's structure (defaults
+   * included) receives the data, and every stored column is read back as JSONEachRow. Replicas then
+   * insert literal values (insert_allow_materialized_columns=1), never re-evaluating an expression.
+   */
+  private async materialize(home: number, table: string, info: TableInfo, columns: string[] | undefined, format: string, data: Buffer): Promise<Buffer> {
+    this.scratchReady ??= this.o.engine.exec('CREATE DATABASE IF NOT EXISTS rafthouse_scratch ENGINE = Memory');
+    await this.scratchReady;
+    const scratch = `rafthouse_scratch.${quoteIdent('s_' + randomUUID().replace(/-/g, ''))}`;
+    await this.o.engine.exec(`CREATE TABLE ${scratch} AS ${dataDb(home)}.${quoteIdent(table)} ENGINE = Memory`);
+    try {
+      await this.o.engine.insert(`INSERT INTO ${scratch}${columns && columns.length ? ' (' + columns.map(quoteIdent).join(', ') + ')' : ''} FORMAT ${format}`, data);
+      return await this.o.engine.query(`SELECT ${info.columns.map((c) => quoteIdent(c.name)).join(', ')} FROM ${scratch}`,
+        { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0, output_format_json_quote_denormals: 1 } });
+    } finally {
+      await this.o.engine.exec(`DROP TABLE IF EXISTS ${scratch}`);
+    }
+  }
+
+  private async ddl(stmt: ParsedStatement, req: GatewayRequest): Promise<void> {
+    if (stmt.kind === 'create' && /^CREATE\s+(DATABASE|DICTIONARY)\b/i.test(stmt.canonical)) {
+      throw new GatewayError(CODES.NOT_IMPLEMENTED, `RaftHouse serves the one database ${this.userDb}: CREATE DATABASE / DICTIONARY is not supported`);
+    }
+    if (stmt.kind === 'drop' && /^DROP\s+DATABASE\b/i.test(stmt.canonical)) throw new GatewayError(CODES.NOT_IMPLEMENTED, 'DROP DATABASE is not supported through RaftHouse');
+    const table = this.checkTarget(stmt.target, stmt.kind.toUpperCase());
+    if (stmt.target?.database !== undefined) {
+      // The state machine runs DDL inside the group database: a qualified name would escape it.
+      throw new GatewayError(CODES.BAD_ARGUMENTS, `name the table without a database (${table}, not ${stmt.target.database}.${table}): the database is the request's (${this.userDb})`);
+    }
+    const { settings } = this.writeSettings(req, { ...stmt, canonical: '' });
+    let text = stmt.canonical;
+    const home = this.o.ring.homeGroup(this.userDb, table);
+    let groups: number[] = [home];
+    if (stmt.kind === 'create') {
+      // Column DEFAULTs may be non-deterministic (they are materialized on the gateway at insert time);
+      // anything else (CREATE ... AS SELECT rand()) may not.
+      const outsideColumns: string[] = [];
+      const walk = (n: ParsedStatement['ast']) => {
+        if (n.type === 'Columns') return; // "Columns definition"
+        if (n.type === 'Function') outsideColumns.push(n.arg);
+        n.children.forEach(walk);
+      };
+      stmt.ast.children.forEach(walk);
+      const nd = this.nondet(outsideColumns);
+      if (nd.refuse || nd.pin) this.refuseNondet(nd.refuse ?? outsideColumns.find((f) => PINNABLE.has(f.toLowerCase()))!, 'in CREATE outside a column default');
+      const clause = extractSettings(text);
+      const key = clause.settings[SHARD_SETTING];
+      if (key !== undefined) {
+        const k = String(key);
+        const declared = new Set<string>();
+        const find = (n: ParsedStatement['ast']) => { if (n.type === 'ColumnDeclaration') declared.add(n.arg); n.children.forEach(find); };
+        find(stmt.ast);
+        if (!declared.has(k)) throw new GatewayError(CODES.BAD_ARGUMENTS, `${SHARD_SETTING} names ${k}, which is not a column of ${table}`);
+        if (/\bCOMMENT\s+'/i.test(clause.without.slice(clause.without.lastIndexOf(')')))) {
+          throw new GatewayError(CODES.BAD_ARGUMENTS, `a sharded table keeps its shard key in the table COMMENT: drop the COMMENT clause`);
+        }
+        const rest = Object.entries(clause.settings).filter(([n]) => n !== SHARD_SETTING)
+          .map(([n, v]) => `${n} = ${typeof v === 'number' ? v : quoteString(v)}`);
+        text = `${clause.without}${rest.length ? ' SETTINGS ' + rest.join(', ') : ''} COMMENT ${quoteString(`${SHARD_SETTING}=${k}`)}`;
+        groups = this.allGroups();
+      }
+    } else {
+      const info = await this.tableInfo(table);
+      if (info?.shardKey) groups = this.allGroups();
+      if (stmt.kind === 'alter') {
+        const nd = this.nondet(stmt.functions);
+        if (nd.refuse) this.refuseNondet(nd.refuse, 'in ALTER');
+        if (nd.pin) {
+          if (/\bADD\s+COLUMN|\bMODIFY\s+COLUMN/i.test(text)) this.refuseNondet(stmt.functions.find((f) => PINNABLE.has(f.toLowerCase()))!, 'in a column default added by ALTER (existing rows compute it when read)');
+          text = await this.pinTime(text);
+        }
+      }
+      if (stmt.kind === 'rename') {
+        const to = stmt.ast.children.filter((c) => c.type === 'Identifier').map((c) => c.arg);
+        const dest = to[to.length - 1];
+        if (!info?.shardKey && dest !== undefined && this.o.ring.homeGroup(this.userDb, dest.replace(/^`|`$/g, '')) !== home) {
+          throw new GatewayError(CODES.NOT_IMPLEMENTED, `RENAME would move ${table} to another group (tables are placed by name): create the new table and INSERT ... SELECT instead`);
+        }
+      }
+    }
+    await this.proposeAll(groups, { v: 1, kind: 'ddl', sql: text, database: this.userDb, ...(Object.keys(settings).length ? { settings } : {}) });
+    await this.views.sync();
+  }
+
+  // ---- proposing -----------------------------------------------------------------------------------
+
+  private async proposeOne(group: number, header: EntryHeader, payload?: Uint8Array): Promise<unknown> {
+    const r = await this.o.raftd.propose(group, encodeEntry(header, payload));
+    return r.result;
+  }
+
+  /** One entry per group, all in one request; the first failure is reported (others may have applied). */
+  private async proposeAll(groups: number[], header: EntryHeader, payloadOf?: (g: number) => Uint8Array): Promise<unknown[]> {
+    if (groups.length === 1) return [await this.proposeOne(groups[0]!, header, payloadOf?.(groups[0]!))];
+    const res = await this.o.raftd.proposeBatch(groups.map((g) => ({ group: g, data: encodeEntry(header, payloadOf?.(g)) })));
+    const out: unknown[] = [];
+    for (const r of res) {
+      if ('error' in r) throw new RaftdError(r.error.code, r.error.message, 0, r.error.leader, r.index);
+      out.push(r.result);
+    }
+    return out;
+  }
+}
+
+/** Loads the names of non-deterministic functions (lower case for case-insensitive ones, both forms kept). */
+export async function loadNondeterministic(engine: ClickHouseEngine): Promise<Set<string>> {
+  const list = rows<{ name: string; ci: number }>(await engine.query(
+    'SELECT name, case_insensitive AS ci FROM system.functions WHERE deterministic = 0', { format: 'JSONEachRow' }));
+  const out = new Set<string>();
+  for (const r of list) {
+    out.add(r.name);
+    out.add(r.name.toLowerCase());
+  }
+  return out;
+}

@@ -1,0 +1,221 @@
+// ClickHouse's HTTP interface (the modern form stock clients parse) in front of the Gateway.
+//   GET/HEAD /ping -> "Ok.\n"
+//   GET|POST /?query=...   query in the URL (INSERT data then in the body), or the query in the body
+//   database, default_format, query_id, param_<name>, settings as URL parameters
+//   user/password: X-ClickHouse-User/Key headers, user/password parameters, or Basic auth
+//   gzip/deflate request bodies (Content-Encoding); gzip responses with enable_http_compression=1 +
+//   Accept-Encoding: gzip
+//   responses carry X-ClickHouse-Query-Id, -Format, -Summary, -Timezone; errors carry
+//   X-ClickHouse-Exception-Code and "Code: N. DB::Exception: ... (NAME) (version V)" with ClickHouse's status.
+// The endpoint (consistent or local) is chosen by the Host header when it names one, else by the port.
+
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual, randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync, inflateSync } from 'node:zlib';
+import type { Settings } from '../engine/types.js';
+import type { Endpoint, Gateway } from './gateway.js';
+import { CODES, GatewayError, exceptionText, httpStatusFor, toFault } from './errors.js';
+import { significant, tokenize } from './lexer.js';
+
+export interface HttpOptions {
+  gateway: Gateway;
+  /** user -> password ("" for none). */
+  users: ReadonlyMap<string, string>;
+  /** ClickHouse version reported in errors (the engine's). */
+  version: string;
+  /** Host names (without port) that select an endpoint whatever the port. */
+  consistentHosts?: string[];
+  localHosts?: string[];
+  timezone?: string;
+  maxBodyBytes?: number;
+  log?: (msg: string) => void;
+}
+
+/** URL parameters that are part of the HTTP protocol, not ClickHouse settings. */
+const PROTOCOL_PARAMS = new Set([
+  'query', 'database', 'default_format', 'query_id', 'user', 'password', 'quota_key', 'compress', 'decompress',
+  'enable_http_compression', 'http_zlib_compression_level', 'session_id', 'session_timeout', 'session_check',
+  'wait_end_of_query', 'buffer_size', 'http_wait_end_of_query', 'http_response_buffer_size', 'send_progress_in_http_headers',
+  'http_headers_progress_interval_ms', 'add_http_cors_header', 'role', 'default_role', 'stacktrace', 'cancel_http_readonly_queries_on_client_close',
+]);
+
+const CONTENT_TYPES: Array<[RegExp, string]> = [
+  [/^JSON/i, 'application/json; charset=UTF-8'],
+  [/^CSV/i, 'text/csv; charset=UTF-8; header=absent'],
+  [/^(TabSeparated|TSV)/i, 'text/tab-separated-values; charset=UTF-8'],
+];
+
+function contentType(format: string): string {
+  for (const [re, t] of CONTENT_TYPES) if (re.test(format)) return t;
+  return 'text/plain; charset=UTF-8';
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new GatewayError(202, `request body larger than ${limit} bytes`, 'QUERY_IS_TOO_LARGE'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+export class GatewayHttp {
+  private readonly servers: http.Server[] = [];
+
+  constructor(private readonly o: HttpOptions) {}
+
+  /** Starts one listener for an endpoint; resolves with its address (host:port). */
+  async listen(endpoint: Endpoint, host: string, port: number): Promise<string> {
+    const server = http.createServer((req, res) => void this.handle(endpoint, req, res));
+    server.keepAliveTimeout = 10_000;
+    server.on('connection', (s) => s.setNoDelay(true));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.servers.push(server);
+    const a = server.address() as AddressInfo;
+    return `${a.address}:${a.port}`;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => {
+      s.close(() => r());
+      s.closeAllConnections();
+    })));
+  }
+
+  private endpointFor(byPort: Endpoint, hostHeader: string | undefined): Endpoint {
+    if (!hostHeader) return byPort;
+    const name = hostHeader.replace(/:\d+$/, '').toLowerCase();
+    if (this.o.localHosts?.some((h) => h.toLowerCase() === name)) return 'local';
+    if (this.o.consistentHosts?.some((h) => h.toLowerCase() === name)) return 'consistent';
+    return byPort;
+  }
+
+  private authenticate(req: http.IncomingMessage, url: URL): string {
+    let user = req.headers['x-clickhouse-user'] as string | undefined;
+    let password = req.headers['x-clickhouse-key'] as string | undefined;
+    if (user === undefined && url.searchParams.has('user')) {
+      user = url.searchParams.get('user')!;
+      password = url.searchParams.get('password') ?? '';
+    }
+    const auth = req.headers.authorization;
+    if (user === undefined && auth && /^Basic /i.test(auth)) {
+      const dec = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+      const i = dec.indexOf(':');
+      user = i < 0 ? dec : dec.slice(0, i);
+      password = i < 0 ? '' : dec.slice(i + 1);
+    }
+    user = user || 'default';
+    password = password ?? '';
+    const expected = this.o.users.get(user);
+    if (expected === undefined || !safeEqual(expected, password)) {
+      throw new GatewayError(CODES.AUTHENTICATION_FAILED, `${user}: Authentication failed: password is incorrect, or there is no user with such name`);
+    }
+    return user;
+  }
+
+  private async handle(byPort: Endpoint, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    let queryId = url.searchParams.get('query_id') || randomUUID();
+    const gzipOut = url.searchParams.get('enable_http_compression') === '1' && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    try {
+      if (url.pathname === '/ping' || url.pathname === '/') {
+        if (url.pathname === '/ping' || (req.method !== 'POST' && !url.searchParams.has('query'))) {
+          if (req.method !== 'GET' && req.method !== 'HEAD') throw new GatewayError(1, `method ${req.method} is not allowed on ${url.pathname}`, 'UNSUPPORTED_METHOD');
+          res.writeHead(200, { 'content-type': 'text/html; charset=UTF-8', 'content-length': 4 });
+          res.end(req.method === 'HEAD' ? undefined : 'Ok.\n');
+          return;
+        }
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain; charset=UTF-8' });
+        res.end(`There is no handle ${url.pathname}\n`);
+        return;
+      }
+      if (req.method !== 'GET' && req.method !== 'POST') throw new GatewayError(1, `method ${req.method} is not allowed`, 'UNSUPPORTED_METHOD');
+      this.authenticate(req, url);
+      const endpoint = this.endpointFor(byPort, req.headers.host);
+      let body = await readBody(req, this.o.maxBodyBytes ?? 1 << 30);
+      const enc = String(req.headers['content-encoding'] ?? '').toLowerCase();
+      if (enc === 'gzip') body = gunzipSync(body);
+      else if (enc === 'deflate') body = inflateSync(body);
+      else if (enc && enc !== 'identity') throw new GatewayError(CODES.NOT_IMPLEMENTED, `Content-Encoding ${enc} is not supported (gzip, deflate)`);
+
+      const settings: Settings = {};
+      const params: Record<string, string> = {};
+      for (const [k, v] of url.searchParams) {
+        if (k.startsWith('param_')) params[k.slice(6)] = v;
+        else if (!PROTOCOL_PARAMS.has(k)) settings[k] = v;
+      }
+      const urlQuery = url.searchParams.get('query');
+      let sql: string;
+      let data: Buffer | undefined;
+      if (urlQuery !== null) {
+        const first = significant(tokenize(urlQuery.slice(0, 200)))[0];
+        if (first && first.text.toUpperCase() === 'INSERT' && body.length > 0) {
+          sql = urlQuery;
+          data = body;
+        } else {
+          sql = body.length ? `${urlQuery}\n${body.toString('utf8')}` : urlQuery;
+        }
+      } else {
+        sql = body.toString('utf8');
+      }
+      if (sql.trim() === '') throw new GatewayError(CODES.SYNTAX_ERROR, 'Empty query', 'SYNTAX_ERROR');
+      const database = url.searchParams.get('database') ?? undefined;
+      const format = url.searchParams.get('default_format') ?? undefined;
+      const result = await this.o.gateway.execute({
+        endpoint, sql, ...(data ? { data } : {}), ...(database ? { database } : {}), ...(format ? { format } : {}),
+        queryId, settings, params, readonlyMethod: req.method === 'GET',
+      });
+      queryId = result.queryId;
+      const out = gzipOut ? gzipSync(result.body) : result.body;
+      res.writeHead(200, {
+        'content-type': contentType(result.format),
+        'x-clickhouse-query-id': queryId,
+        'x-clickhouse-format': result.format,
+        'x-clickhouse-timezone': this.o.timezone ?? 'UTC',
+        'x-clickhouse-summary': JSON.stringify(result.summary),
+        'x-clickhouse-server-display-name': 'rafthouse',
+        ...(gzipOut ? { 'content-encoding': 'gzip' } : {}),
+        'content-length': out.length,
+      });
+      res.end(out);
+    } catch (e) {
+      const f = toFault(e);
+      const text = Buffer.from(exceptionText(f, this.o.version));
+      if (f.code === 1002) this.o.log?.(`gateway: unexpected error: ${(e as Error)?.stack ?? String(e)}`);
+      if (res.headersSent) {
+        res.end(text);
+        return;
+      }
+      res.writeHead(httpStatusFor(f.code), {
+        'content-type': 'text/plain; charset=UTF-8',
+        'x-clickhouse-query-id': queryId,
+        'x-clickhouse-exception-code': String(f.code),
+        'x-clickhouse-server-display-name': 'rafthouse',
+        'content-length': text.length,
+      });
+      res.end(text);
+      // An unread request body must not be left on a kept-alive connection.
+      if (!req.complete) req.resume();
+    }
+  }
+}

@@ -1,0 +1,118 @@
+// One rafthouse node in one process (chdb allows one data directory per process): the state machine
+// served to raftd, the gateway's consistent and local endpoints, and the raftd client they share.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serveStateMachine } from '../../adapters/sdk/server.js';
+import { RaftdClient } from '../../adapters/sdk/client.js';
+import { MODE_REQUIREMENTS, openEmbedded, openServer, requireCapabilities } from '../engine/index.js';
+import type { ClickHouseEngine } from '../engine/index.js';
+import { ClickHouseStateMachine } from '../statemachine/statemachine.js';
+import { HashRing } from '../router/ring.js';
+import { Gateway, loadNondeterministic } from './gateway.js';
+import { GatewayHttp } from './http.js';
+import { SqlParser } from './parse.js';
+
+export interface RafthouseConfig {
+  appListen: string;
+  consistentListen: string;
+  localListen: string;
+  consistentHosts: string[];
+  localHosts: string[];
+  raftdUrls: string[];
+  raftdToken?: string;
+  engine: 'embedded' | 'server';
+  dataDir: string;
+  clickhouseUrl?: string;
+  clickhouseUser?: string;
+  clickhousePassword?: string;
+  /** Server engine: a user whose profile is read-only, for the local endpoint and all reads. */
+  clickhouseReadonlyUser?: string;
+  clickhouseReadonlyPassword?: string;
+  groups: number;
+  vnodes: number;
+  database: string;
+  users: Map<string, string>;
+  dedupWindow: number;
+  viewSyncMs: number;
+}
+
+export interface RunningNode {
+  appUrl: string;
+  consistentAddr: string;
+  localAddr: string;
+  version: string;
+  close(): Promise<void>;
+}
+
+function hostPort(s: string, flag: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(s);
+  if (!m) throw Object.assign(new Error(`${flag} must be HOST:PORT, got ${s}`), { code: 'USAGE' });
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => void = () => {}): Promise<RunningNode> {
+  const closers: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) {
+      try { await c(); } catch { /* closing anyway */ }
+    }
+  };
+  try {
+    let engine: ClickHouseEngine;
+    let readEngine: ClickHouseEngine;
+    let parserEngine: ClickHouseEngine;
+    if (cfg.engine === 'embedded') {
+      engine = await openEmbedded({ dataDir: cfg.dataDir });
+      closers.push(() => engine.close());
+      // readonly=2: per-query settings allowed, writes and `readonly` changes refused by ClickHouse.
+      readEngine = await openEmbedded({ dataDir: cfg.dataDir, readonly: true, allowSettings: true });
+      closers.push(() => readEngine.close());
+      parserEngine = readEngine;
+    } else {
+      if (!cfg.clickhouseUrl) throw Object.assign(new Error('--engine server needs --clickhouse-url'), { code: 'USAGE' });
+      engine = await openServer({ url: cfg.clickhouseUrl, ...(cfg.clickhouseUser ? { username: cfg.clickhouseUser } : {}), ...(cfg.clickhousePassword ? { password: cfg.clickhousePassword } : {}) });
+      closers.push(() => engine.close());
+      if (!cfg.clickhouseReadonlyUser) throw Object.assign(new Error('--engine server needs --clickhouse-readonly-user (a user whose profile has readonly=2) for reads and the local endpoint'), { code: 'USAGE' });
+      readEngine = await openServer({ url: cfg.clickhouseUrl, username: cfg.clickhouseReadonlyUser, ...(cfg.clickhouseReadonlyPassword ? { password: cfg.clickhouseReadonlyPassword } : {}) });
+      closers.push(() => readEngine.close());
+      if (!readEngine.readonly) throw Object.assign(new Error(`ClickHouse user ${cfg.clickhouseReadonlyUser} is not read-only: the local endpoint must be read-only by ClickHouse itself`), { code: 'USAGE' });
+      // The parser is always ClickHouse's own: a small parser-only chdb session on a scratch directory.
+      const dir = mkdtempSync(join(tmpdir(), 'rafthouse-parser-'));
+      parserEngine = await openEmbedded({ dataDir: dir, readonly: true, allowSettings: true });
+      closers.push(async () => { await parserEngine.close(); rmSync(dir, { recursive: true, force: true }); });
+    }
+    requireCapabilities(engine, MODE_REQUIREMENTS['RaftHouse exactly-once apply'], 'RaftHouse exactly-once apply');
+    requireCapabilities(engine, MODE_REQUIREMENTS['RaftHouse snapshots'], 'RaftHouse snapshots');
+
+    const sm = new ClickHouseStateMachine({ engine, dedupWindow: cfg.dedupWindow });
+    const app = hostPort(cfg.appListen, '--app-listen');
+    const served = await serveStateMachine(sm, { host: app.host, port: app.port });
+    closers.push(() => served.close());
+
+    const raftd = new RaftdClient({ url: cfg.raftdUrls, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000 });
+    closers.push(() => raftd.close());
+    const ring = await HashRing.create({ groups: cfg.groups, vnodes: cfg.vnodes });
+    const parser = new SqlParser(parserEngine);
+    const nondeterministic = await loadNondeterministic(parserEngine);
+    const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic });
+    await gateway.views.sync();
+    const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
+    timer.unref();
+    closers.push(() => clearInterval(timer));
+
+    const httpServer = new GatewayHttp({
+      gateway, users: cfg.users, version: engine.capabilities.version, consistentHosts: cfg.consistentHosts, localHosts: cfg.localHosts, log,
+    });
+    closers.push(() => httpServer.close());
+    const c = hostPort(cfg.consistentListen, '--consistent-listen');
+    const l = hostPort(cfg.localListen, '--local-listen');
+    const consistentAddr = await httpServer.listen('consistent', c.host, c.port);
+    const localAddr = await httpServer.listen('local', l.host, l.port);
+    return { appUrl: served.url, consistentAddr, localAddr, version: engine.capabilities.version, close: closeAll };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}

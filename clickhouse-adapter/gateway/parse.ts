@@ -1,0 +1,161 @@
+// Classifying statements with ClickHouse's own parser. Two calls into the embedded engine:
+//   1. SELECT formatQuery({q:String})  — the statement travels as a bound VALUE, never as SQL, so a
+//      multi-statement text cannot run anything; ClickHouse refuses it ("Multi-statements are not
+//      allowed", Code 62) and gives the canonical single-statement text otherwise.
+//   2. EXPLAIN AST <canonical text>     — the tree, parsed below from its indented text form.
+// The engine is a read-only session (readonly=2), so even a mistake here cannot write.
+// Results are cached by statement text: the same statement with new parameter values parses alike.
+
+import type { ClickHouseEngine } from '../engine/types.js';
+
+export interface AstNode {
+  type: string;
+  /** What follows the type on the node's line (e.g. the identifier or function name). */
+  arg: string;
+  children: AstNode[];
+}
+
+export type StatementKind =
+  | 'select' | 'show' | 'describe' | 'exists' | 'explain' | 'check'
+  | 'insert' | 'create' | 'alter' | 'drop' | 'truncate' | 'rename' | 'optimize' | 'set'
+  | 'access' | 'system' | 'other';
+
+export interface TableRef {
+  database?: string;
+  table: string;
+}
+
+export interface ParsedStatement {
+  /** ClickHouse's canonical text of the statement (formatQuery); an INSERT's inline data is not in it. */
+  canonical: string;
+  ast: AstNode;
+  kind: StatementKind;
+  /** True for statements that change state (must go through Raft, refused on the local endpoint). */
+  write: boolean;
+  /** The statement's own target for INSERT / DDL (CREATE, ALTER, DROP, TRUNCATE, OPTIMIZE). */
+  target?: TableRef;
+  /** Every table the statement reads (TableIdentifier nodes). */
+  tables: TableRef[];
+  /** Every function called anywhere in the statement, as written (case kept). */
+  functions: string[];
+  /** INSERT: the explicit column list. */
+  columns?: string[];
+  /** INSERT ... SELECT / CREATE ... AS SELECT. */
+  hasSelect: boolean;
+  /** A trailing FORMAT clause (output format of a read, input format of an INSERT). */
+  format?: string;
+}
+
+export function parseAstText(text: string): AstNode {
+  const root: AstNode = { type: '#root', arg: '', children: [] };
+  const stack: Array<{ depth: number; node: AstNode }> = [{ depth: -1, node: root }];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const depth = line.length - line.trimStart().length;
+    const body = line.trim().replace(/\s*\(children \d+\)$/, '');
+    const sp = body.indexOf(' ');
+    const node: AstNode = { type: sp < 0 ? body : body.slice(0, sp), arg: sp < 0 ? '' : body.slice(sp + 1).trim(), children: [] };
+    while (stack.length > 1 && stack[stack.length - 1]!.depth >= depth) stack.pop();
+    stack[stack.length - 1]!.node.children.push(node);
+    stack.push({ depth, node });
+  }
+  if (root.children.length === 0) throw new Error('empty AST');
+  return root.children[0]!;
+}
+
+function walk(n: AstNode, f: (n: AstNode, parent: AstNode | undefined) => void, parent?: AstNode): void {
+  f(n, parent);
+  for (const c of n.children) walk(c, f, n);
+}
+
+/** `db.t`, `t`, and the backquoted forms EXPLAIN AST prints for odd names. */
+function tableRef(name: string): TableRef {
+  const unq = (s: string) => (s.startsWith('`') && s.endsWith('`') ? s.slice(1, -1).replace(/\\`/g, '`') : s);
+  const m = /^(`(?:[^`\\]|\\.)*`|[^.`]+)\.(`(?:[^`\\]|\\.)*`|[^.`]+)$/.exec(name);
+  if (m) return { database: unq(m[1]!), table: unq(m[2]!) };
+  return { table: unq(name) };
+}
+
+const READ_TYPES: Array<[RegExp, StatementKind]> = [
+  [/^Select/, 'select'],
+  [/^Show/, 'show'],
+  [/^Describe/, 'describe'],
+  [/^Exists/, 'exists'],
+  [/^Explain$/, 'explain'],
+  [/^CheckQuery$|^CheckTable/, 'check'],
+];
+const WRITE_TYPES: Array<[RegExp, StatementKind]> = [
+  [/^InsertQuery$/, 'insert'],
+  [/^CreateQuery$/, 'create'],
+  [/^AlterQuery$/, 'alter'],
+  [/^DropQuery$/, 'drop'],
+  [/^TruncateQuery$/, 'truncate'],
+  [/^Rename$/, 'rename'],
+  [/^OptimizeQuery$/, 'optimize'],
+  [/^Set$/, 'set'],
+  [/^(Create|Drop|Alter)(User|Role|Quota|RowPolicy|SettingsProfile|Function|NamedCollection)|^Grant|^Revoke|^SetRole/, 'access'],
+  [/^System/, 'system'],
+];
+
+export function describeStatement(canonical: string, ast: AstNode): ParsedStatement {
+  let kind: StatementKind = 'other';
+  let write = true; // anything not known to be a read is treated as a write: refused locally
+  for (const [re, k] of READ_TYPES) if (re.test(ast.type)) { kind = k; write = false; break; }
+  if (write) for (const [re, k] of WRITE_TYPES) if (re.test(ast.type)) { kind = k; break; }
+  const tables: TableRef[] = [];
+  const functions: string[] = [];
+  walk(ast, (n) => {
+    if (n.type === 'TableIdentifier') tables.push(tableRef(n.arg));
+    if (n.type === 'Function') functions.push(n.arg);
+  });
+  const out: ParsedStatement = { canonical, ast, kind, write, tables, functions, hasSelect: false };
+  const idents = ast.children.filter((c) => c.type === 'Identifier').map((c) => c.arg);
+  if (kind === 'insert') {
+    // InsertQuery children: Identifier [db], Identifier t, [ExpressionList columns], [Select], [Set]
+    const firstNonIdent = ast.children.findIndex((c) => c.type !== 'Identifier');
+    const head = (firstNonIdent < 0 ? ast.children : ast.children.slice(0, firstNonIdent)).map((c) => c.arg);
+    if (head.length >= 2) out.target = { database: tableRef(head[0]!).table, table: tableRef(head[1]!).table };
+    else if (head.length === 1) out.target = tableRef(head[0]!);
+    const cols = ast.children.find((c) => c.type === 'ExpressionList');
+    if (cols) out.columns = cols.children.filter((c) => c.type === 'Identifier').map((c) => tableRef(c.arg).table);
+    out.hasSelect = ast.children.some((c) => c.type.startsWith('Select'));
+  } else if (['create', 'alter', 'drop', 'truncate', 'optimize'].includes(kind)) {
+    // The target is the LAST plain Identifier child pair: "Identifier db" "Identifier t" or "Identifier t".
+    const dbAndTable = ast.children.filter((c) => c.type === 'Identifier').map((c) => c.arg);
+    if (kind === 'create' || kind === 'drop' || kind === 'truncate' || kind === 'optimize' || kind === 'alter') {
+      if (dbAndTable.length >= 2 && kind !== 'alter') out.target = { database: tableRef(dbAndTable[0]!).table, table: tableRef(dbAndTable[1]!).table };
+      else if (dbAndTable.length >= 1) out.target = tableRef(dbAndTable[dbAndTable.length - 1]!);
+      if (kind === 'alter' && dbAndTable.length >= 2) out.target = { database: tableRef(dbAndTable[0]!).table, table: tableRef(dbAndTable[1]!).table };
+    }
+    out.hasSelect = kind === 'create' && ast.children.some((c) => c.type.startsWith('Select'));
+  } else if (kind === 'rename') {
+    if (idents.length) out.target = tableRef(idents[0]!);
+  }
+  const fmt = /\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*$/.exec(canonical);
+  if (fmt) out.format = fmt[1]!;
+  return out;
+}
+
+export class SqlParser {
+  private readonly cache = new Map<string, ParsedStatement>();
+
+  constructor(private readonly engine: ClickHouseEngine, private readonly cacheSize = 1000) {}
+
+  /** Throws ClickHouseError (62 SYNTAX_ERROR for bad or multiple statements) from ClickHouse itself. */
+  async parse(sql: string, params?: Record<string, string>): Promise<ParsedStatement> {
+    const hit = this.cache.get(sql);
+    if (hit) {
+      // LRU: refresh the entry's position.
+      this.cache.delete(sql);
+      this.cache.set(sql, hit);
+      return hit;
+    }
+    const canonical = (await this.engine.query('SELECT formatQuery({q:String})', { format: 'TSVRaw', params: { q: sql } })).toString('utf8').replace(/\n$/, '');
+    const p = params && Object.keys(params).length ? params : undefined;
+    const astText = (await this.engine.query(`EXPLAIN AST ${canonical}`, { format: 'TSVRaw', ...(p ? { params: p } : {}) })).toString('utf8');
+    const parsed = describeStatement(canonical, parseAstText(astText));
+    this.cache.set(sql, parsed);
+    if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    return parsed;
+  }
+}

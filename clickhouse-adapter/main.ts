@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// The `rafthouse` command: beside one raftd node, in one process, the RaftHouse state machine (raftd
+// calls it on --app-listen) and the ClickHouse-compatible gateway (consistent and local endpoints).
+// Every option: a flag, an environment variable, a default — in OPTIONS below, nowhere else.
+
+import { parseArgs } from 'node:util';
+import { startRafthouse } from './gateway/node.js';
+import type { RafthouseConfig } from './gateway/node.js';
+
+interface Opt { flag: string; env: string; def: string; help: string }
+
+const OPTIONS: Record<string, Opt> = {
+  'app-listen': { flag: 'app-listen', env: 'RAFTHOUSE_APP_LISTEN', def: '127.0.0.1:7100', help: 'state-machine API for raftd (raftd --app-url http://THIS)' },
+  'consistent-listen': { flag: 'consistent-listen', env: 'RAFTHOUSE_CONSISTENT_LISTEN', def: '127.0.0.1:8123', help: 'consistent endpoint (writes, linearizable reads)' },
+  'local-listen': { flag: 'local-listen', env: 'RAFTHOUSE_LOCAL_LISTEN', def: '127.0.0.1:8124', help: 'local endpoint (reads of this replica, read-only)' },
+  'consistent-host': { flag: 'consistent-host', env: 'RAFTHOUSE_CONSISTENT_HOST', def: '', help: 'Host header names (comma-separated) that select the consistent endpoint on either port' },
+  'local-host': { flag: 'local-host', env: 'RAFTHOUSE_LOCAL_HOST', def: '', help: 'Host header names (comma-separated) that select the local endpoint on either port' },
+  'raftd-url': { flag: 'raftd-url', env: 'RAFTHOUSE_RAFTD_URL', def: 'http://127.0.0.1:8001', help: 'raftd client API (comma-separated list: tried in turn)' },
+  'raftd-token': { flag: 'raftd-token', env: 'RAFTHOUSE_RAFTD_TOKEN', def: '', help: 'bearer token for raftd --api-token' },
+  engine: { flag: 'engine', env: 'RAFTHOUSE_ENGINE', def: 'embedded', help: 'embedded (chdb in-process) or server' },
+  'data-dir': { flag: 'data-dir', env: 'RAFTHOUSE_DATA_DIR', def: './rafthouse-data', help: 'embedded: the chdb data directory' },
+  'clickhouse-url': { flag: 'clickhouse-url', env: 'CLICKHOUSE_URL', def: '', help: 'server: e.g. http://127.0.0.1:8123' },
+  user: { flag: 'user', env: 'CLICKHOUSE_USER', def: '', help: 'server: ClickHouse user the state machine writes as' },
+  password: { flag: 'password', env: 'CLICKHOUSE_PASSWORD', def: '', help: 'server: its password' },
+  'readonly-user': { flag: 'readonly-user', env: 'CLICKHOUSE_READONLY_USER', def: '', help: 'server: a ClickHouse user with a readonly=2 profile (reads, local endpoint)' },
+  'readonly-password': { flag: 'readonly-password', env: 'CLICKHOUSE_READONLY_PASSWORD', def: '', help: 'server: its password' },
+  groups: { flag: 'groups', env: 'RAFTHOUSE_GROUPS', def: '1', help: 'data groups 1..N (must equal raftd --groups)' },
+  vnodes: { flag: 'vnodes', env: 'RAFTHOUSE_VNODES', def: '128', help: 'ring points per group (same on every node)' },
+  database: { flag: 'database', env: 'RAFTHOUSE_DATABASE', def: 'default', help: 'the user database served' },
+  users: { flag: 'users', env: 'RAFTHOUSE_USERS', def: 'default:', help: 'gateway users "name:password,..." (default: user default, empty password)' },
+  'dedup-window': { flag: 'dedup-window', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
+  'view-sync-ms': { flag: 'view-sync-ms', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
+};
+
+const HELP = `rafthouse: RaftHouse node (state machine + ClickHouse-compatible gateway) beside a raftd node
+${Object.values(OPTIONS).map((o) => `  --${o.flag.padEnd(20)} ${o.help} [${o.env}] (default ${o.def === '' ? 'none' : JSON.stringify(o.def)})`).join('\n')}
+  --help
+`;
+
+class UsageError extends Error {
+  readonly code = 'USAGE';
+}
+
+function int(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${v}`);
+  return n;
+}
+
+function parseUsers(spec: string): Map<string, string> {
+  const users = new Map<string, string>();
+  for (const item of spec.split(',').filter((s) => s.trim() !== '')) {
+    const i = item.indexOf(':');
+    const name = (i < 0 ? item : item.slice(0, i)).trim();
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`bad user name in --users: ${JSON.stringify(name)}`);
+    users.set(name, i < 0 ? '' : item.slice(i + 1));
+  }
+  if (users.size === 0) throw new UsageError('--users lists no user');
+  return users;
+}
+
+function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])), help: { type: 'boolean' as const } },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const vals = values as Record<string, string | boolean | undefined>;
+  const get = (k: string): string => (vals[k] as string | undefined) ?? env[OPTIONS[k]!.env] ?? OPTIONS[k]!.def;
+  const list = (k: string) => get(k).split(',').map((s) => s.trim()).filter((s) => s);
+  const engine = get('engine');
+  if (engine !== 'embedded' && engine !== 'server') throw new UsageError(`--engine must be embedded or server, got ${engine}`);
+  const cfg: RafthouseConfig = {
+    appListen: get('app-listen'), consistentListen: get('consistent-listen'), localListen: get('local-listen'),
+    consistentHosts: list('consistent-host'), localHosts: list('local-host'),
+    raftdUrls: list('raftd-url'), engine, dataDir: get('data-dir'),
+    groups: int('groups', get('groups'), 1), vnodes: int('vnodes', get('vnodes'), 1), database: get('database'),
+    users: parseUsers(get('users')), dedupWindow: int('dedup-window', get('dedup-window'), 100), viewSyncMs: int('view-sync-ms', get('view-sync-ms'), 50),
+  };
+  if (get('raftd-token')) cfg.raftdToken = get('raftd-token');
+  if (get('clickhouse-url')) cfg.clickhouseUrl = get('clickhouse-url');
+  if (get('user')) cfg.clickhouseUser = get('user');
+  if (get('password')) cfg.clickhousePassword = get('password');
+  if (get('readonly-user')) cfg.clickhouseReadonlyUser = get('readonly-user');
+  if (get('readonly-password')) cfg.clickhouseReadonlyPassword = get('readonly-password');
+  if (cfg.raftdUrls.length === 0) throw new UsageError('--raftd-url is empty');
+  if (engine === 'server' && !cfg.clickhouseUrl) throw new UsageError('--engine server needs --clickhouse-url');
+  return cfg;
+}
+
+async function main(): Promise<void> {
+  const cfg = configFrom(process.argv.slice(2), process.env);
+  if (cfg === 'help') {
+    process.stdout.write(HELP);
+    return;
+  }
+  const log = (m: string) => process.stderr.write(`rafthouse: ${m}\n`);
+  const node = await startRafthouse(cfg, log);
+  process.stdout.write(`rafthouse: ClickHouse ${node.version} (${cfg.engine}); state machine ${node.appUrl}; consistent http://${node.consistentAddr}; local http://${node.localAddr}; groups ${cfg.groups}\n`);
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    await node.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+main().catch((e: unknown) => {
+  const err = e as Error & { code?: string };
+  process.stderr.write(`rafthouse: ${err.code ?? 'ERROR'}: ${err.message}\n`);
+  if (err.code === 'USAGE' || e instanceof UsageError) process.stderr.write(HELP);
+  process.exit(err.code === 'USAGE' ? 2 : err.code === 'ENGINE_UNSUPPORTED' ? 3 : 1);
+});
