@@ -1,0 +1,67 @@
+// A real RaftHouse cluster on loopback for tests and benchmarks: N raftd processes (LocalCluster) and,
+// beside each, one `rafthouse` process (state machine + gateway, embedded chdb on its own directory).
+
+import { join } from 'node:path';
+import { LocalCluster, ManagedProcess, freePort, waitForHttp } from '../cluster.js';
+
+export interface RafthouseNode {
+  id: number;
+  proc: ManagedProcess;
+  appPort: number;
+  consistentUrl: string;
+  localUrl: string;
+}
+
+export interface RafthouseClusterOptions {
+  nodes?: number;
+  groups: number;
+  /** Extra rafthouse flags. */
+  args?: string[];
+  tickMs?: number;
+}
+
+export class RafthouseCluster {
+  private constructor(readonly raft: LocalCluster, readonly nodes: RafthouseNode[]) {}
+
+  static async start(opts: RafthouseClusterOptions): Promise<RafthouseCluster> {
+    const n = opts.nodes ?? 3;
+    const appPorts = new Map<number, number>();
+    for (let id = 1; id <= n; id++) appPorts.set(id, await freePort());
+    const raft = await LocalCluster.create({
+      nodes: n, groups: opts.groups, tickMs: opts.tickMs ?? 50, appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
+      extraArgs: ['--snapshot-interval', '1000000'],
+    });
+    const nodes: RafthouseNode[] = [];
+    try {
+      for (let id = 1; id <= n; id++) {
+        const cport = await freePort();
+        const lport = await freePort();
+        const args = [
+          '--app-listen', `127.0.0.1:${appPorts.get(id)!}`,
+          '--consistent-listen', `127.0.0.1:${cport}`, '--local-listen', `127.0.0.1:${lport}`,
+          '--raftd-url', raft.node(id).url, '--groups', String(opts.groups), '--data-dir', join(raft.dir, `ch${id}`),
+          ...(opts.args ?? []),
+        ];
+        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, {}, join(raft.dir, `rafthouse${id}.log`));
+        nodes.push({ id, proc, appPort: appPorts.get(id)!, consistentUrl: `http://127.0.0.1:${cport}`, localUrl: `http://127.0.0.1:${lport}` });
+      }
+      const c = new RafthouseCluster(raft, nodes);
+      for (const x of nodes) x.proc.start();
+      await Promise.all(nodes.map((x) => waitForHttp(`${x.consistentUrl}/ping`, 60_000)));
+      await raft.startAll();
+      await raft.waitForLeaders(Array.from({ length: opts.groups + 1 }, (_, i) => i), 30_000);
+      return c;
+    } catch (e) {
+      await Promise.all(nodes.map((x) => x.proc.kill()));
+      for (const x of nodes) x.proc.closeLog();
+      await raft.destroy();
+      throw e;
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((x) => x.proc.stop()));
+    for (const x of this.nodes) x.proc.closeLog();
+    await this.raft.destroy();
+  }
+}
