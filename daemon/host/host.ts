@@ -132,13 +132,11 @@ export class Host {
     if (snapshot) storage.applySnapshot({ metadata: snapshot, data: new Uint8Array(0) });
     if (entries.length > 0) storage.append(entries);
     storage.setHardState(hardState);
-    let applied = snapshot ? snapshot.index : 0;
-    if (group !== META_GROUP) {
-      const applier = await this.startApplier(group);
-      // Entries the app already has are skipped by raftd; later ones are redelivered (the app
-      // skips any it has too). Never beyond the durable commit index.
-      applied = Math.max(applied, Math.min(applier.appliedIndex(), hardState.commit));
-    }
+    // Committed entries are handed to the applier from the snapshot on; it asks the app for its
+    // LastLogIndex and skips what the app already has. Not awaited: an app that is down must not
+    // keep raftd from starting (it reports unhealthy and keeps the log meanwhile).
+    const applied = snapshot ? snapshot.index : 0;
+    if (group !== META_GROUP) this.startApplier(group, false);
     const g = this.newReplica(group, storage, applied);
     g.handedToApp = applied;
     g.lastSnapshotIndex = snapshot ? snapshot.index : 0;
@@ -160,7 +158,7 @@ export class Host {
     const storage = new MemoryStorage();
     storage.append(entries);
     storage.setHardState(hardState);
-    if (group !== META_GROUP) await this.startApplier(group);
+    if (group !== META_GROUP) this.startApplier(group, false);
     const g = this.newReplica(group, storage, 0);
     // One member, chosen by group number so leadership spreads over the nodes, campaigns at
     // once instead of waiting out an election timeout.
@@ -169,10 +167,16 @@ export class Host {
     this.opts.logger.debug({ group, members }, 'group bootstrapped');
   }
 
-  private async startApplier(group: number): Promise<ApplierPort> {
+  private startApplier(group: number, wait: true): Promise<ApplierPort>;
+  private startApplier(group: number, wait: false): ApplierPort;
+  private startApplier(group: number, wait: boolean): ApplierPort | Promise<ApplierPort> {
     const applier = this.deps.makeApplier(group, (last, results) => this.onApplied(group, last, results));
     this.appliers.set(group, applier);
-    await applier.start();
+    const started = applier.start();
+    if (wait) return started.then(() => applier);
+    started.catch((err) => {
+      if (this.appliers.get(group) === applier && !this.stopping) this.opts.logger.error({ err, group }, 'applier failed to start');
+    });
     return applier;
   }
 
@@ -494,7 +498,7 @@ export class Host {
     this.appliers.delete(g.group);
     await old?.stop();
     await this.deps.app.recoverFromSnapshot(g.group, data);
-    await this.startApplier(g.group);
+    await this.startApplier(g.group, true);
     g.handedToApp = header.metadata.index;
     this.metrics.snapshotsReceived++;
     g.node.step({
@@ -546,7 +550,7 @@ export class Host {
   private lazyReplica(group: number): GroupReplica | undefined {
     if (this.meta.deletedGroups.has(group) || this.stopping) return undefined;
     const g = this.newReplica(group, new MemoryStorage(), 0);
-    void this.startApplier(group).catch((err) => this.opts.logger.error({ err, group }, 'starting applier failed'));
+    this.startApplier(group, false);
     return g;
   }
 
