@@ -71,7 +71,6 @@ const PINNED_INSERT_SETTINGS: Settings = {
   min_insert_block_size_rows: HUGE,
   min_insert_block_size_bytes: HUGE * 1000,
   max_insert_threads: 1,
-  max_threads: 1,
   max_block_size: 65536,
   deduplicate_blocks_in_dependent_materialized_views: 1,
 };
@@ -332,7 +331,8 @@ export class ClickHouseStateMachine implements StateMachine {
       return this.entryError(err, e.index);
     }
     const kind = entry.header.kind;
-    if (kind === 'insert') return this.applyInsert(group, st, entry, e.index);
+    // An INSERT sent as a "statement" still gets a token: untokenised, a replay would duplicate it.
+    if (kind === 'insert' || /^\s*INSERT\s/i.test(entry.header.sql ?? '')) return this.applyInsert(group, st, entry, e.index);
     if (kind === 'settings') return this.applySettings(group, st, entry, e.index);
     // A statement without a token: record everything before it, run it alone, record it.
     await flush();
@@ -363,7 +363,8 @@ export class ClickHouseStateMachine implements StateMachine {
         writtenRows = (await this.engine.insert(target.sql, entry.payload, { settings })).writtenRows;
       } else {
         const target = qualifyInsert(sql, db, entry.header.database);
-        await this.engine.exec(target.sql, { database: db, settings });
+        // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
+        await this.engine.exec(target.sql, { database: db, settings: { ...settings, max_threads: 1 } });
         writtenRows = -1;
       }
       await this.at('after-insert', index);

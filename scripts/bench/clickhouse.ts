@@ -1,12 +1,16 @@
 // bench:clickhouse — rows/s applied through the RaftHouse state machine vs rows/s of direct inserts
 // into the same engine, for batches of 1k / 10k / 100k JSONEachRow rows (target: >= 70% at 10k).
 //
-// "adapter" = ClickHouseStateMachine.applyBatch with one insert entry per call (the costliest case:
-// every batch also records the applied index); "adapter x10" = ten insert entries per call (one index
-// record per ten inserts); "adapter http" = the same as "adapter" but through the SDK's HTTP server
-// (base64 JSON body, as raftd sends it). Payloads are built before the clock starts.
+// The machine is shared and noisy, so the two sides are measured ALTERNATELY, batch by batch (direct,
+// adapter, direct, adapter, ...): a slow spell hits both. Ratios are of the medians.
+//   adapter      ClickHouseStateMachine.applyBatch with one insert entry per call (the costliest case:
+//                every call also records the applied index)
+//   adapter x10  ten insert entries per call (one index record per ten inserts), vs ten direct inserts
+//   http         the "adapter" case through the SDK's HTTP server (base64 JSON body, as raftd sends it)
+// Payloads and request bodies are built before the clock starts.
 //
 //   node dist/scripts/bench/clickhouse.js [--rows N]   (rows per batch size, default 300000)
+//   BENCH_SIZES=10000 ... to run one size
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +19,7 @@ import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
 import { ClickHouseStateMachine } from '../../clickhouse-adapter/statemachine/statemachine.js';
 import { encodeEntry } from '../../clickhouse-adapter/statemachine/entry.js';
 import { serveStateMachine } from '../../adapters/sdk/server.js';
-import { BENCH_TABLE_DDL, benchDirectInserts, benchRows } from './clickhouse-direct.js';
+import { BENCH_TABLE_DDL, benchRows } from './clickhouse-direct.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -23,82 +27,102 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-const fmt = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(11);
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(9);
+const pct = (a: number, d: number): string => `${((100 * a) / d).toFixed(0)}%`.padStart(4);
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
 
 async function main(argv: string[]): Promise<void> {
   const i = argv.indexOf('--rows');
   const rowsPerSize = i >= 0 ? Number(argv[i + 1]) : 300_000;
-  const sizes = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(",").map(Number) : [1_000, 10_000, 100_000];
+  const sizes = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(',').map(Number) : [1_000, 10_000, 100_000];
   const dir = mkdtempSync(join(tmpdir(), 'bench-ch-'));
   const engine = await openEmbedded({ dataDir: dir });
   const sm = new ClickHouseStateMachine({ engine });
   const served = await serveStateMachine(sm, { host: '127.0.0.1', port: 0, h2c: false });
-  console.log(`bench:clickhouse — embedded engine, ClickHouse ${engine.capabilities.version}, ${rowsPerSize.toLocaleString('en-US')} rows per batch size`);
-  console.log('batch rows |  direct rows/s | adapter rows/s (ratio) | adapter x10 rows/s (ratio) | adapter http rows/s (ratio)');
+  console.log(`bench:clickhouse — embedded engine (chdb), ClickHouse ${engine.capabilities.version}, ` +
+    `${rowsPerSize.toLocaleString('en-US')} rows per batch size, direct and adapter measured alternately`);
+  console.log('batch rows | direct rows/s  adapter rows/s  ratio | direct x10  adapter x10  ratio | direct    http     ratio');
   let group = 100;
+  let table = 0;
   try {
     for (const size of sizes) {
-      const batches = Math.max(3, Math.ceil(rowsPerSize / size));
-      // Direct inserts run before and after the adapter runs; the faster of the two is the baseline
-      // (the machine is shared and noisy; this errs against the adapter).
-      const directBefore = (await benchDirectInserts(engine, { batchSizes: [size], rowsPerSize, minBatches: 3 }))[0]!;
+      const batches = Math.max(10, Math.ceil(rowsPerSize / size));
       const payloads = Array.from({ length: batches }, (_, b) => benchRows(b * size, size));
       const entries = payloads.map((p) => encodeEntry({ v: 1, kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, p));
       const ddl = encodeEntry({ v: 1, kind: 'ddl', sql: `CREATE TABLE t ${BENCH_TABLE_DDL}` });
+      const newDirect = async (): Promise<string> => {
+        const t = `bench_direct.t${table++}`;
+        await engine.exec('CREATE DATABASE IF NOT EXISTS bench_direct');
+        await engine.exec(`CREATE TABLE ${t} ${BENCH_TABLE_DDL}`);
+        return t;
+      };
+      const newGroup = async (): Promise<number> => {
+        const g = group++;
+        await sm.applyBatch(g, [{ index: 1, term: 1, data: ddl }]);
+        return g;
+      };
 
-      // One insert entry per applyBatch.
-      const g1 = group++;
-      await sm.applyBatch(g1, [{ index: 1, term: 1, data: ddl }]);
-      const rates: number[] = [];
+      // One entry per applyBatch, alternating with one direct insert.
+      const d1 = await newDirect();
+      const g1 = await newGroup();
+      const direct: number[] = [];
+      const adapter: number[] = [];
       for (let b = 0; b < batches; b++) {
-        const t0 = performance.now();
-        const [r] = await sm.applyBatch(g1, [{ index: b + 2, term: 1, data: entries[b]! }]);
-        rates.push(size / ((performance.now() - t0) / 1000));
-        if (!r || !r.ok) throw new Error(`bench: entry failed: ${JSON.stringify(r)}`);
+        direct.push(size / await timed(() => engine.insert(`INSERT INTO ${d1} FORMAT JSONEachRow`, payloads[b]!)));
+        adapter.push(size / await timed(async () => {
+          const [r] = await sm.applyBatch(g1, [{ index: b + 2, term: 1, data: entries[b]! }]);
+          if (!r || !r.ok) throw new Error(`bench: entry failed: ${JSON.stringify(r)}`);
+        }));
       }
-      const one = median(rates);
-
-      // Ten insert entries per applyBatch.
-      const g2 = group++;
-      await sm.applyBatch(g2, [{ index: 1, term: 1, data: ddl }]);
-      const per = 10;
-      const rounds = Math.max(1, Math.floor(batches / per));
-      const rates10: number[] = [];
-      for (let r = 0; r < rounds; r++) {
-        const batch = Array.from({ length: per }, (_, k) => ({ index: 2 + r * per + k, term: 1, data: entries[(r * per + k) % batches]! }));
-        const t0 = performance.now();
-        await sm.applyBatch(g2, batch);
-        rates10.push((per * size) / ((performance.now() - t0) / 1000));
-      }
-      const ten = median(rates10);
-
-      // Through HTTP, as raftd calls it.
-      const g3 = group++;
-      const post = (body: unknown): Promise<Response> => fetch(`${served.url}/raft/v1/UpdateEntries`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-      });
-      await post({ group: g3, entries: [{ index: 1, term: 1, data: ddl.toString('base64') }] });
-      const bodies = entries.map((d, b) => JSON.stringify({ group: g3, entries: [{ index: b + 2, term: 1, data: d.toString('base64') }] }));
-      const ratesHttp: number[] = [];
-      let httpError: string | undefined;
-      for (let b = 0; b < batches && !httpError; b++) {
-        const t0 = performance.now();
-        const res = await fetch(`${served.url}/raft/v1/UpdateEntries`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[b]! });
-        const text = await res.text();
-        ratesHttp.push(size / ((performance.now() - t0) / 1000));
-        // Reported, not fatal: the HTTP column is extra information.
-        if (res.status !== 200) httpError = `HTTP ${res.status}: ${text.slice(0, 200)}`;
-      }
-      const http = httpError ? NaN : median(ratesHttp);
-
       const count = Number((await engine.query(`SELECT count() FROM rh_g${g1}.t`, { format: 'TabSeparated' })).toString().trim());
       if (count !== batches * size) throw new Error(`bench: rh_g${g1}.t holds ${count} rows, expected ${batches * size}`);
-      const directAfter = (await benchDirectInserts(engine, { batchSizes: [size], rowsPerSize, minBatches: 3 }))[0]!;
-      const d = Math.max(directBefore.medianRowsPerSec, directAfter.medianRowsPerSec);
-      const pct = (x: number): string => `(${((100 * x) / d).toFixed(0)}%)`.padStart(6);
-      const httpCol = httpError ? `failed (${httpError})` : `${fmt(http)} ${pct(http)}`;
-      console.log(`${String(size).padStart(10)} | ${fmt(d)}    | ${fmt(one)} ${pct(one)}   | ${fmt(ten)} ${pct(ten)}       | ${httpCol}`);
+
+      // Ten entries per applyBatch vs ten direct inserts.
+      const d2 = await newDirect();
+      const g2 = await newGroup();
+      const direct10: number[] = [];
+      const adapter10: number[] = [];
+      const per = 10;
+      for (let r = 0; r < Math.max(2, Math.floor(batches / per)); r++) {
+        const slice = Array.from({ length: per }, (_, k) => (r * per + k) % batches);
+        direct10.push((per * size) / await timed(async () => {
+          for (const b of slice) await engine.insert(`INSERT INTO ${d2} FORMAT JSONEachRow`, payloads[b]!);
+        }));
+        adapter10.push((per * size) / await timed(() => sm.applyBatch(g2, slice.map((b, k) => ({ index: 2 + r * per + k, term: 1, data: entries[b]! })))));
+      }
+
+      // Through HTTP, as raftd calls it, alternating with direct inserts.
+      const d3 = await newDirect();
+      const g3 = group++;
+      const bodies = entries.map((d, b) => JSON.stringify({ group: g3, entries: [{ index: b + 2, term: 1, data: d.toString('base64') }] }));
+      const post = async (body: string): Promise<void> => {
+        const res = await fetch(`${served.url}/raft/v1/UpdateEntries`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const text = await res.text();
+        if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${text.slice(0, 160)}`);
+      };
+      let httpCol: string;
+      try {
+        await post(JSON.stringify({ group: g3, entries: [{ index: 1, term: 1, data: ddl.toString('base64') }] }));
+        const directH: number[] = [];
+        const http: number[] = [];
+        for (let b = 0; b < batches; b++) {
+          directH.push(size / await timed(() => engine.insert(`INSERT INTO ${d3} FORMAT JSONEachRow`, payloads[b]!)));
+          http.push(size / await timed(() => post(bodies[b]!)));
+        }
+        httpCol = `${fmt(median(directH))} ${fmt(median(http))}  ${pct(median(http), median(directH))}`;
+      } catch (e) {
+        httpCol = `failed: ${(e as Error).message}`;
+      }
+
+      console.log(`${String(size).padStart(10)} | ${fmt(median(direct))}      ${fmt(median(adapter))}   ${pct(median(adapter), median(direct))} | ` +
+        `${fmt(median(direct10))}   ${fmt(median(adapter10))}   ${pct(median(adapter10), median(direct10))} | ${httpCol}`);
       for (const g of [g1, g2, g3]) await sm.deleteGroup(g);
+      await engine.exec('DROP DATABASE IF EXISTS bench_direct SYNC');
     }
   } finally {
     await served.close();

@@ -150,6 +150,7 @@ export function buildLog(): LogEntry[] {
     /* 24 */ e({ kind: 'insert', sql: 'INSERT INTO u2 FORMAT JSONEachRow' }, Buffer.from('{"k":"late","n":99}\n')),
     /* 25 */ Buffer.from('this is not an entry'),
     /* 26 */ e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(40000, 500)),
+    /* 27 */ e({ kind: 'statement', sql: "INSERT INTO u2 VALUES ('stmt', 7)" }),
   ];
   return datas.map((data, i) => ({ index: i + 1, term: 1, data }));
 }
