@@ -88,7 +88,16 @@ export interface LogStoreStats {
   /** GroupWrite records persisted. */
   groupWrites: number;
   entries: number;
+  /** Compacted runs deleted by the background cleaner. */
+  garbageRunsDeleted: number;
+  cleanerErrors: number;
 }
+
+/** The cleaner waits this long after a write, and deletes at most this many runs per slice. */
+const CLEAN_DELAY_MS = 20;
+const CLEAN_SLICE = 1000;
+/** After this many postponements because the store was busy, a slice runs anyway. */
+const CLEAN_MAX_POSTPONE = 10;
 
 /** Stored entries of a group are exactly (compacted, last]; snapIndex is 0 without a snapshot. */
 interface Span {
@@ -107,7 +116,13 @@ export class LogStore {
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly sync: boolean;
-  readonly stats: LogStoreStats = { batches: 0, groupWrites: 0, entries: 0 };
+  readonly stats: LogStoreStats = { batches: 0, groupWrites: 0, entries: 0, garbageRunsDeleted: 0, cleanerErrors: 0 };
+  /** Operations queued or running. */
+  private queued = 0;
+  /** Groups with runs at or below their compaction marker still on disk: group -> marker. */
+  private readonly garbage = new Map<number, number>();
+  private cleanTimer: NodeJS.Timeout | undefined;
+  private cleanPostponed = 0;
 
   private constructor(
     private readonly db: Rocks,
@@ -241,10 +256,20 @@ export class LogStore {
     );
   }
 
+  /**
+   * Deletes every compacted run still on disk now (normally the background cleaner does it in
+   * slices while the store is idle). For tests and tools.
+   */
+  async collectGarbage(): Promise<void> {
+    while (this.garbage.size > 0) await this.exclusive(() => this.cleanSlice());
+  }
+
   /** Waits for queued operations, then closes the database. Later calls fail with CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.cleanTimer) clearTimeout(this.cleanTimer);
+    this.cleanTimer = undefined;
     await this.tail;
     await this.db.close().catch((e: unknown) => {
       throw fromRocksError(e, 'closing the log store');
@@ -257,9 +282,53 @@ export class LogStore {
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new StorageError('CLOSED', `log store ${this.dir} is closed`));
-    const run = this.tail.then(fn);
+    this.queued++;
+    const run = this.tail.then(fn).finally(() => this.queued--);
     this.tail = run.catch(() => undefined);
     return run;
+  }
+
+  // ---- background deletion of compacted runs ----
+
+  private scheduleCleanup(): void {
+    if (this.closed || this.cleanTimer || this.garbage.size === 0) return;
+    this.cleanTimer = setTimeout(() => {
+      this.cleanTimer = undefined;
+      if (this.closed) return;
+      // Stay out of the way of writes: run when nothing is queued, or after waiting long enough.
+      if (this.queued > 0 && this.cleanPostponed < CLEAN_MAX_POSTPONE) {
+        this.cleanPostponed++;
+        this.scheduleCleanup();
+        return;
+      }
+      this.cleanPostponed = 0;
+      this.exclusive(() => this.cleanSlice()).then(
+        () => this.scheduleCleanup(),
+        () => {
+          // Left in `garbage`: the next write that schedules the cleaner retries it.
+          this.stats.cleanerErrors++;
+        },
+      );
+    }, CLEAN_DELAY_MS);
+    this.cleanTimer.unref();
+  }
+
+  /** Deletes up to CLEAN_SLICE compacted runs of one group, without fsync (losing it only leaves garbage). */
+  private async cleanSlice(): Promise<void> {
+    const next = this.garbage.entries().next();
+    if (next.done) return;
+    const [group, marker] = next.value;
+    const b = this.db.batch();
+    try {
+      await this.db.scan({ gte: entryKey(group, 0), lte: entryKey(group, marker), values: false, limit: CLEAN_SLICE }, (k) => {
+        b.del(k);
+      });
+      if (b.length > 0) await b.write(false);
+    } catch (e) {
+      throw fromRocksError(e, `group ${group}: deleting compacted log runs`);
+    }
+    this.stats.garbageRunsDeleted += b.length;
+    if (b.length < CLEAN_SLICE && this.garbage.get(group) === marker) this.garbage.delete(group);
   }
 
   // ---- write ----
@@ -302,8 +371,13 @@ export class LogStore {
       for (const g of stages.keys()) this.spans.delete(g);
       throw fromRocksError(e, `writing a batch of ${writes.length} group writes`);
     }
-    for (const [g, st] of stages) this.spans.set(g, st.span);
+    for (const [g, st] of stages) {
+      const before = this.spans.get(g);
+      if (before && st.span.compacted > before.compacted) this.garbage.set(g, st.span.compacted);
+      this.spans.set(g, st.span);
+    }
     for (const g of newGroups) this.registered.add(g);
+    this.scheduleCleanup();
     this.stats.batches++;
     this.stats.groupWrites += writes.length;
     this.stats.entries += entries;
@@ -339,16 +413,17 @@ export class LogStore {
     if (snap.index <= span.snapIndex) return;
     let keepTail = false;
     if (snap.index > span.compacted && snap.index <= span.last) {
-      await this.ensureRuns(st);
-      keepTail = (await this.entryAt(st, snap.index)).term === snap.term;
+      const { start, run } = await this.locate(st, snap.index);
+      keepTail = run[snap.index - start]!.term === snap.term;
     }
     if (keepTail) {
-      await this.dropThrough(st, snap.index);
-    } else if (span.last > span.compacted) {
-      await this.ensureRuns(st);
-      st.starts!.length = 0;
-      span.last = snap.index;
+      await this.cutBelow(st, snap.index);
     } else {
+      if (span.last > span.compacted) {
+        // Another history: every stored entry goes now (the ones after the snapshot would load).
+        await this.ensureRuns(st);
+        st.starts!.length = 0;
+      }
       span.last = snap.index;
     }
     span.compacted = snap.index;
@@ -365,27 +440,30 @@ export class LogStore {
       throw new StorageError('INVALID', `group ${group}: compactTo ${compactTo} is beyond the snapshot index ${span.snapIndex}; only entries a snapshot covers may be deleted`);
     }
     if (compactTo <= span.compacted) return;
-    if (span.last > span.compacted) await this.dropThrough(st, Math.min(compactTo, span.last));
+    if (span.last > span.compacted) await this.cutBelow(st, Math.min(compactTo, span.last));
     span.compacted = compactTo;
     if (span.last < compactTo) span.last = compactTo;
     b.put(groupKey(KIND_COMPACTED, group), encodeU64(compactTo));
     st.touched = true;
   }
 
-  /** Switches a stage to the slow path: the full list of the group's runs (disk, then this batch's). */
+  /**
+   * Switches a stage to the slow path: the full list of the group's live runs (those above the
+   * compaction marker, on disk or added by this batch). Runs at or below the marker are garbage
+   * that the cleaner deletes; they never straddle the marker (cutBelow sees to that).
+   */
   private async ensureRuns(st: GroupStage): Promise<void> {
     if (st.starts) return;
     const disk: number[] = [];
     try {
-      await this.db.scan({ gte: entryKey(st.group, 0), lt: groupRangeEnd(KIND_ENTRY, st.group), values: false }, (k) => {
+      await this.db.scan({ gt: entryKey(st.group, st.span.compacted), lt: groupRangeEnd(KIND_ENTRY, st.group), values: false }, (k) => {
         disk.push(decodeEntryIndex(k));
       });
     } catch (e) {
       throw fromRocksError(e, `group ${st.group}: listing log runs`);
     }
     st.diskStarts = new Set(disk);
-    // Runs added earlier in this batch all begin after the last run on disk.
-    st.starts = [...disk, ...st.added];
+    st.starts = [...new Set([...disk, ...st.added])].sort((x, y) => x - y);
   }
 
   /** Entries of the run starting at `start` (this batch's version if it changed it). */
@@ -421,12 +499,33 @@ export class LogStore {
     return found;
   }
 
-  private async entryAt(st: GroupStage, i: number): Promise<Entry> {
-    const k = this.runIndexOf(st, i);
-    const start = st.starts![k]!;
-    const e = (await this.runAt(st, start))[i - start];
-    if (!e || e.index !== i) throw new StorageError('CORRUPT', `group ${st.group}: log run ${start} does not hold entry ${i}`);
-    return e;
+  /** The live run holding entry i (compacted < i <= last), found without listing the group's runs. */
+  private async locate(st: GroupStage, i: number): Promise<{ start: number; run: Entry[] }> {
+    let start: number | undefined;
+    if (st.starts) {
+      start = st.starts[this.runIndexOf(st, i)]!;
+    } else {
+      // Fast path: the holder is the run with the greatest start <= i among this batch's runs and
+      // the live runs on disk. Added runs follow the disk runs unless a cut put one in front.
+      for (const s of st.added) if (s <= i) start = s;
+      if (start === undefined || st.addedInFront) {
+        let kv: [Buffer, Buffer] | undefined;
+        try {
+          kv = await this.db.first({ gt: entryKey(st.group, st.span.compacted), lte: entryKey(st.group, i), reverse: true });
+        } catch (e) {
+          throw fromRocksError(e, `group ${st.group}: finding the log run of entry ${i}`);
+        }
+        const diskStart = kv && !st.fastDels.has(decodeEntryIndex(kv[0])) ? decodeEntryIndex(kv[0]) : undefined;
+        if (diskStart !== undefined && (start === undefined || diskStart > start)) {
+          start = diskStart;
+          if (!st.content.has(start)) st.content.set(start, decodeRun(start, kv![1]));
+        }
+      }
+      if (start === undefined) throw new StorageError('CORRUPT', `group ${st.group}: no log run holds entry ${i} inside the stored span (${st.span.compacted}, ${st.span.last}]`);
+    }
+    const run = await this.runAt(st, start);
+    if (run[i - start]?.index !== i) throw new StorageError('CORRUPT', `group ${st.group}: log run ${start} does not hold entry ${i}`);
+    return { start, run };
   }
 
   /** Removes entries >= i: later runs go, the run holding i is cut short. */
@@ -441,24 +540,37 @@ export class LogStore {
     }
   }
 
-  /** Removes entries <= i: earlier runs go, the run holding i keeps only what follows i (under a new key). */
-  private async dropThrough(st: GroupStage, i: number): Promise<void> {
-    await this.ensureRuns(st);
-    const starts = st.starts!;
-    let k = 0;
-    while (k + 1 < starts.length && starts[k + 1]! <= i + 1) k++;
-    // starts[k] is the last run beginning at or before i+1.
-    if (k < starts.length && starts[k]! <= i) {
-      const start = starts[k]!;
-      const rest = (await this.runAt(st, start)).filter((e) => e.index > i);
-      starts.splice(0, k + 1);
-      if (rest.length > 0) {
-        starts.unshift(rest[0]!.index);
-        st.setRun(rest[0]!.index, rest);
-      }
+  /**
+   * Makes i the new bottom of the log (compacted < i <= last). Only the run holding i is touched:
+   * its key goes and what follows i moves to key i+1. Everything below becomes garbage for the
+   * cleaner, so a snapshot costs the write path O(1) instead of one delete per compacted run.
+   */
+  private async cutBelow(st: GroupStage, i: number): Promise<void> {
+    const { start, run } = await this.locate(st, i);
+    const rest = run.filter((e) => e.index > i);
+    if (st.starts) {
+      const k = st.starts.indexOf(start);
+      // Live runs wholly below the cut one whose disk record this batch did not change end below
+      // i on disk too: leave them to the cleaner. Any other disk run (the cut one, one rewritten
+      // or dropped by a truncation earlier in this batch) may reach past i and must go now.
+      for (const s of st.starts.slice(0, k)) if (!st.dirty.has(s)) st.diskStarts!.delete(s);
+      st.starts.splice(0, k + 1);
+      if (rest.length > 0) st.starts.unshift(i + 1);
     } else {
-      starts.splice(0, k);
+      // This batch's runs before the cut one were never written: just drop them. The cut run
+      // goes too; if it is on disk its key is deleted now (its record reaches past i).
+      const wasAdded = st.added.includes(start);
+      const keep = st.added.filter((s) => s > start);
+      st.added.length = 0;
+      st.added.push(...keep);
+      if (!wasAdded) st.fastDels.add(start);
+      if (rest.length > 0) {
+        st.added.unshift(i + 1);
+        // It now precedes the live disk runs after it.
+        st.addedInFront = true;
+      }
     }
+    if (rest.length > 0) st.setRun(i + 1, rest);
   }
 
   // ---- load ----
@@ -503,13 +615,19 @@ export class LogStore {
         entries: [],
       };
       await this.db.scan({ gte: entryKey(group, 0), lt: groupRangeEnd(KIND_ENTRY, group) }, (k, v) => {
-        appendRun(lg, group, decodeRun(decodeEntryIndex(k), v));
+        if (!appendRun(lg, group, decodeRun(decodeEntryIndex(k), v))) this.noteGarbage(group, lg);
       });
+      this.scheduleCleanup();
       this.cacheSpan(group, lg, compV ? decodeU64(compV, `group ${group} compaction marker`) : 0);
       return lg;
     } catch (e) {
       throw fromRocksError(e, `group ${group}: loading`);
     }
+  }
+
+  /** A run wholly covered by the snapshot was found (left by a crash before the cleaner ran). */
+  private noteGarbage(group: number, lg: LoadedGroup): void {
+    if (lg.snapshot) this.garbage.set(group, Math.max(this.garbage.get(group) ?? 0, lg.snapshot.index));
   }
 
   private cacheSpan(group: number, lg: LoadedGroup, marker: number): void {
@@ -540,8 +658,11 @@ export class LogStore {
         compactedOf.set(decodeGroupOf(k), decodeU64(v, 'compaction marker'));
       });
       await this.db.scan({ gte: kindStart(KIND_ENTRY), lt: kindStart(KIND_ENTRY + 1) }, (k, v) => {
-        appendRun(groupOf(k, 'log run'), decodeGroupOf(k), decodeRun(decodeEntryIndex(k), v));
+        const g = decodeGroupOf(k);
+        const lg = groupOf(k, 'log run');
+        if (!appendRun(lg, g, decodeRun(decodeEntryIndex(k), v))) this.noteGarbage(g, lg);
       });
+      this.scheduleCleanup();
     } catch (e) {
       throw fromRocksError(e, 'loading all groups');
     }
@@ -561,6 +682,7 @@ export class LogStore {
         b.del(k);
       });
       this.spans.delete(group);
+      this.garbage.delete(group);
       await b.write(this.sync);
       this.registered.delete(group);
     } catch (e) {
@@ -569,15 +691,20 @@ export class LogStore {
   }
 }
 
-/** Adds a run's entries after the snapshot to a loaded group, checking that the log has no gap. */
-function appendRun(lg: LoadedGroup, group: number, run: Entry[]): void {
+/**
+ * Adds a run's entries after the snapshot to a loaded group, checking that the log has no gap.
+ * Returns false for a run wholly at or below the snapshot (garbage awaiting the cleaner).
+ */
+function appendRun(lg: LoadedGroup, group: number, run: Entry[]): boolean {
   const base = lg.snapshot ? lg.snapshot.index : 0;
+  if (run[run.length - 1]!.index <= base) return false;
   for (const e of run) {
     if (e.index <= base) continue;
     const expect = lg.entries.length === 0 ? base + 1 : lg.entries[lg.entries.length - 1]!.index + 1;
     if (e.index !== expect) throw new StorageError('CORRUPT', `group ${group}: log has a gap, expected entry ${expect}, found ${e.index}`);
     lg.entries.push(e);
   }
+  return true;
 }
 
 /**
@@ -593,6 +720,10 @@ class GroupStage {
   readonly dirty = new Set<number>();
   /** Fast path: starts of the runs added by this batch, in order. */
   readonly added: number[] = [];
+  /** Fast path: disk runs to delete (a run cut by a snapshot). */
+  readonly fastDels = new Set<number>();
+  /** Fast path: a cut put a run of this batch before live disk runs. */
+  addedInFront = false;
   /** Slow path only: all run starts, ascending, and those on disk before the batch. */
   starts: number[] | null = null;
   diskStarts: Set<number> | null = null;
@@ -615,6 +746,7 @@ class GroupStage {
   }
 
   flush(b: Batch): void {
+    for (const start of this.fastDels) b.del(entryKey(this.group, start));
     if (!this.starts) {
       for (const start of this.added) b.put(entryKey(this.group, start), encodeRun(this.content.get(start)!));
       return;

@@ -176,9 +176,32 @@ describe('storage: LogStore', function () {
     await s.write([{ group: 5, entries: entries(5, 1, 2000, 1) }, { group: 6, entries: entries(6, 1, 50, 1) }]);
     await s.write([{ group: 5, snapshot: { index: 1500, term: 1, confState: { voters: [1], learners: [] } }, compactTo: 1500 }]);
     await s.write([{ group: 5, snapshot: { index: 1990, term: 1, confState: { voters: [1], learners: [] } } }]);
+    await s.collectGarbage();
     await s.close();
     expect(await rawEntryIndexes(dir, 5)).to.deep.equal(Array.from({ length: 10 }, (_, i) => 1991 + i));
     expect(await rawEntryIndexes(dir, 6)).to.have.length(50);
+  });
+
+  it('a snapshot leaves compacted runs to the background cleaner, and loads ignore them meanwhile', async () => {
+    const dir = await tmp.make();
+    let s = await openStore(dir);
+    // 300 single-entry runs, then a snapshot at 290: only the run holding 290 is touched in the write.
+    for (let i = 1; i <= 300; i += 50) {
+      await s.write(Array.from({ length: 50 }, (_, j) => ({ group: 3, entries: entries(3, i + j, i + j, 1) })));
+    }
+    await s.write([{ group: 3, snapshot: { index: 290, term: 1, confState: { voters: [1], learners: [] } } }]);
+    await s.close(); // closing stops the cleaner: the compacted runs are still there, as after a crash
+    expect(await rawEntryIndexes(dir, 3)).to.have.length(299); // 1..289 and 291..300 (290 was cut away)
+    s = await openStore(dir);
+    const lg = await s.loadGroup(3);
+    expect(lg.entries.map((e) => e.index)).to.deep.equal(Array.from({ length: 10 }, (_, i) => 291 + i));
+    // Writes work on top of the garbage, and the cleaner (scheduled by the load) removes it.
+    await s.write([{ group: 3, entries: entries(3, 295, 296, 2) }]);
+    const deadline = Date.now() + 5000;
+    while (s.stats.garbageRunsDeleted < 289 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(s.stats.garbageRunsDeleted).to.equal(289);
+    await s.close();
+    expect(await rawEntryIndexes(dir, 3)).to.deep.equal([291, 292, 293, 294, 295, 296]);
   });
 
   it('an installed snapshot that does not match the log replaces the whole log', async () => {
@@ -245,6 +268,7 @@ describe('storage: LogStore', function () {
       { group: 6, snapshot: { index: 12, term: 5, confState: { voters: [1], learners: [] } } }, // no match: log replaced
       { group: 6, entries: entries(6, 13, 13, 5) },
     ]);
+    await s.collectGarbage();
     await s.close();
     expect(await rawEntryIndexes(dir, 6)).to.deep.equal([13]);
     s = await openStore(dir);

@@ -51,7 +51,7 @@ describe('storage: randomized model check', function () {
   const tmp = new TempDirs();
   after(() => tmp.cleanup());
 
-  for (const seed of process.env.STORAGE_MODEL_SEEDS ? Array.from({ length: Number(process.env.STORAGE_MODEL_SEEDS) }, (_, i) => i + 1) : [1, 2, 3]) {
+  for (const seed of process.env.STORAGE_MODEL_SEEDS ? Array.from({ length: Number(process.env.STORAGE_MODEL_SEEDS) }, (_, i) => i + 1) : [1, 2, 3, 4, 5]) {
     it(`seed ${seed}: the store always loads exactly the model's logs`, async () => {
       const rnd = prng(seed);
       const int = (lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
@@ -121,6 +121,7 @@ describe('storage: randomized model check', function () {
       }
 
       const all = await store.loadAll();
+      await store.collectGarbage();
       for (const g of GROUPS) {
         const m = models.get(g)!;
         const empty = m.snapshot === null && m.entries.length === 0 && m.hardState.term === 0 && m.hardState.commit === 0;
