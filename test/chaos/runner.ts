@@ -1,0 +1,198 @@
+// The chaos runner: a real cluster (raftd + KV adapter per node, fault layer on), concurrent KV
+// clients, a nemesis on a schedule; then heal, converge, read every key everywhere, and check:
+// the history is linearizable, and every replica holds the same state.
+
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalCluster } from '../integration/cluster.js';
+import { checkKvHistory, type Verdict } from '../sim/linearizability.js';
+import { Rng } from '../sim/rng.js';
+import { call, sleep } from './http.js';
+import { KvWorkload, toCheckerHistory, type RecordedOp } from './kv-workload.js';
+import { ClusterView, GROUP, Nemesis, type FaultKind, type FaultRecord } from './nemesis.js';
+
+export interface ChaosOptions {
+  nodes: 3 | 5;
+  durationMs: number;
+  nemesis: readonly FaultKind[];
+  seed: number;
+  clients?: number;
+  keys?: number;
+  /** Where history.json, report.json and the node logs go (default: a new temp dir). */
+  runDir?: string;
+  /** Extra environment for raftd (e.g. a test-only break switch). */
+  raftdEnv?: Record<string, string>;
+  staleReadsAsLinearizable?: boolean;
+  readConsistency?: 'linearizable' | 'lease';
+  /** Nemesis timing: quiet gap and fault hold ranges in ms. */
+  quietMs?: [number, number];
+  holdMs?: [number, number];
+  /** Checker search budget per key. */
+  maxStepsPerKey?: number;
+  log?: (line: string) => void;
+}
+
+export interface ChaosReport {
+  runDir: string;
+  historyFile: string;
+  seed: number;
+  nodes: number;
+  durationMs: number;
+  faults: Partial<Record<FaultKind, number>>;
+  faultLog: FaultRecord[];
+  ops: { ok: number; fail: number; info: number; reads: number; writes: number; cas: number; casSwapped: number };
+  linearizability: { verdict: Verdict; explanation: string; checkMs: number };
+  convergence: { converged: boolean; detail: string; appliedIndex?: number; keys?: number };
+  /** Everything that is wrong; empty on a good run. */
+  anomalies: string[];
+}
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
+  const log = o.log ?? (() => undefined);
+  const runDir = o.runDir ?? mkdtempSync(join(tmpdir(), 'raftd-chaos-'));
+  mkdirSync(runDir, { recursive: true });
+  const rng = new Rng(o.seed);
+  const anomalies: string[] = [];
+  const cluster = await LocalCluster.create({
+    nodes: o.nodes,
+    groups: 1,
+    kvApp: true,
+    logDir: runDir,
+    env: { RAFTD_ENABLE_FAULTS: '1', ...(o.raftdEnv ?? {}) },
+    // Short request timeout: unknown outcomes resolve fast; frequent snapshots: restarted nodes
+    // catch up by snapshot as well as by log.
+    extraArgs: ['--request-timeout-ms', '3000', '--snapshot-interval', '300'],
+  });
+  const view = new ClusterView(cluster);
+  const t0 = performance.now();
+  const workload = new KvWorkload(view, rng.fork(), t0, {
+    clients: o.clients ?? o.nodes * 2,
+    keys: o.keys ?? 4,
+    timeoutMs: 6000,
+    staleReadsAsLinearizable: o.staleReadsAsLinearizable ?? false,
+    readConsistency: o.readConsistency ?? 'linearizable',
+  });
+  const nemesis = new Nemesis(view, o.nemesis, rng.fork(), t0, { quietMs: o.quietMs ?? [500, 2000], holdMs: o.holdMs ?? [1000, 4000] }, log);
+  let convergence: ChaosReport['convergence'] = { converged: false, detail: 'not reached' };
+  try {
+    await cluster.startAll();
+    await cluster.waitForApi(30_000);
+    await cluster.waitForLeaders([GROUP], 30_000);
+    log(`cluster of ${o.nodes} up; logs in ${runDir}`);
+    const stopAt = performance.now() + o.durationMs;
+    await Promise.all([workload.run(stopAt), nemesis.run(stopAt)]);
+    log('workload done; healing');
+    await view.healAll();
+    await cluster.waitForLeaders([GROUP], 30_000);
+    convergence = await converge(view, workload.opts.keys);
+    if (!convergence.converged) anomalies.push(`replicas did not converge: ${convergence.detail}`);
+    // Final linearizable reads of every key on every node: acknowledged writes must all be there.
+    for (const n of cluster.nodes) {
+      for (let k = 0; k < workload.opts.keys; k++) {
+        const op = await workload.invoke(0, n.spec.id, { type: 'read', key: workload.keyName(k) });
+        if (op.result !== 'ok' && !o.staleReadsAsLinearizable) anomalies.push(`final read of ${workload.keyName(k)} on node ${n.spec.id} failed: ${op.error}`);
+      }
+    }
+  } catch (e) {
+    anomalies.push(`run aborted: ${(e as Error).message}`);
+  } finally {
+    for (const n of cluster.nodes) {
+      n.resume();
+      n.app?.resume();
+    }
+    await cluster.destroy();
+  }
+
+  const history = workload.history;
+  const historyFile = join(runDir, 'history.json');
+  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops: history }, null, 0));
+
+  const tc = performance.now();
+  const checked = checkKvHistory(toCheckerHistory(history), { maxStepsPerPartition: o.maxStepsPerKey ?? 5_000_000 });
+  const checkMs = Math.round(performance.now() - tc);
+  if (checked.verdict === 'illegal') anomalies.push(`history is not linearizable: ${checked.explanation}`);
+
+  const count = (f: (x: RecordedOp) => boolean) => history.filter(f).length;
+  const faults: Partial<Record<FaultKind, number>> = {};
+  for (const f of nemesis.faults) if (!f.skipped) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+  const report: ChaosReport = {
+    runDir,
+    historyFile,
+    seed: o.seed,
+    nodes: o.nodes,
+    durationMs: o.durationMs,
+    faults,
+    faultLog: nemesis.faults,
+    ops: {
+      ok: count((x) => x.result === 'ok'),
+      fail: count((x) => x.result === 'fail'),
+      info: count((x) => x.result === 'info'),
+      reads: count((x) => x.input.type === 'read'),
+      writes: count((x) => x.input.type === 'write'),
+      cas: count((x) => x.input.type === 'cas'),
+      casSwapped: count((x) => x.input.type === 'cas' && x.result === 'ok' && (x.output as { ok?: boolean }).ok === true),
+    },
+    linearizability: { verdict: checked.verdict, explanation: checked.explanation, checkMs },
+    convergence,
+    anomalies,
+  };
+  writeFileSync(join(runDir, 'report.json'), JSON.stringify(report, null, 2));
+  return report;
+}
+
+/**
+ * Waits until every node's app has applied up to the leader's read index, then compares a full
+ * scan (stale read: the local replica's state as is) across nodes.
+ */
+async function converge(view: ClusterView, keys: number): Promise<ChaosReport['convergence']> {
+  const deadline = Date.now() + 60_000;
+  let target = 0;
+  let last = '';
+  while (Date.now() < deadline) {
+    const leader = await view.leader();
+    if (leader) {
+      const r = await call(view.node(leader).url, 'POST', `/v1/groups/${GROUP}/barrier?consistency=linearizable`, undefined, 5000);
+      if (r.kind === 'answer' && r.status === 200) {
+        target = (r.body as { appliedIndex: number }).appliedIndex;
+        break;
+      }
+      last = JSON.stringify(r).slice(0, 200);
+    }
+    await sleep(200);
+  }
+  if (!target) return { converged: false, detail: `no linearizable barrier on the leader: ${last}` };
+  const scans = new Map<number, string>();
+  for (const n of view.cluster.nodes) {
+    for (;;) {
+      const b = await call(n.url, 'POST', `/v1/groups/${GROUP}/barrier?consistency=stale`, undefined, 5000);
+      const applied = b.kind === 'answer' && b.status === 200 ? (b.body as { appliedIndex: number }).appliedIndex : -1;
+      if (applied >= target) break;
+      if (Date.now() > deadline) return { converged: false, detail: `node ${n.spec.id} applied ${applied} < ${target} after 60 s` };
+      await sleep(200);
+    }
+    const s = await call(n.url, 'POST', `/v1/groups/${GROUP}/read?consistency=stale`, { op: 'scan' }, 5000);
+    if (s.kind !== 'answer' || s.status !== 200) return { converged: false, detail: `scan on node ${n.spec.id} failed: ${JSON.stringify(s).slice(0, 200)}` };
+    scans.set(n.spec.id, JSON.stringify((s.body as { result: unknown }).result));
+  }
+  const distinct = new Set(scans.values());
+  const first = [...scans.values()][0]!;
+  const keyCount = (JSON.parse(first) as { items: unknown[] }).items.length;
+  if (keyCount > keys) return { converged: false, detail: `more keys than the workload writes: ${first.slice(0, 200)}` };
+  if (distinct.size !== 1) return { converged: false, detail: [...scans].map(([id, s]) => `node ${id}: ${s.slice(0, 300)}`).join('; ') };
+  return { converged: true, detail: `all ${scans.size} replicas equal at index >= ${target}`, appliedIndex: target, keys: keyCount };
+}
+
+/** A few lines for humans. */
+export function formatReport(r: ChaosReport): string {
+  const faults = Object.entries(r.faults).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+  return [
+    `chaos: ${r.nodes} nodes, ${Math.round(r.durationMs / 1000)} s, seed ${r.seed}`,
+    `faults injected: ${faults} (${r.faultLog.filter((f) => !f.skipped).length} total)`,
+    `ops: ${r.ops.ok} ok, ${r.ops.fail} failed, ${r.ops.info} unknown (reads ${r.ops.reads}, writes ${r.ops.writes}, cas ${r.ops.cas} of which ${r.ops.casSwapped} swapped)`,
+    `linearizability: ${r.linearizability.verdict} (checked in ${r.linearizability.checkMs} ms)`,
+    `convergence: ${r.convergence.converged ? 'ok' : 'FAILED'} — ${r.convergence.detail}`,
+    `anomalies: ${r.anomalies.length}${r.anomalies.map((a) => '\n  - ' + a.replace(/\n/g, '\n    ')).join('')}`,
+    `history: ${r.historyFile}`,
+  ].join('\n');
+}
