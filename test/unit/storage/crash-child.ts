@@ -2,6 +2,8 @@
 // per loop, and prints "ack <index>" only after the batch's write() resolved. The parent kills
 // it with SIGKILL at a random moment. On start it resumes from what the store holds.
 // Every group gets the same indexes in every batch, so one number per ack describes all of them.
+// Every 40 batches each group also takes a snapshot 20 entries back (as the host does after the
+// application saved its state), so crashes also hit compaction and the background cleaner.
 import { EntryType, type Entry } from '../../../daemon/raft/types.js';
 import { LogStore, type GroupWrite } from '../../../daemon/storage/index.js';
 
@@ -16,15 +18,17 @@ function data(group: number, index: number): Uint8Array {
 }
 
 const store = await LogStore.open({ dir, nodeId: 1, clusterId: 'crash' });
-let next = (await store.loadGroup(0)).entries.length + 1;
+const g0 = await store.loadGroup(0);
+let next = (g0.entries.length > 0 ? g0.entries[g0.entries.length - 1]!.index : (g0.snapshot?.index ?? 0)) + 1;
 process.stdout.write(`start ${next - 1}\n`);
-for (;;) {
+for (let round = 1; ; round++) {
   const per = 1 + (next % 5);
   const writes: GroupWrite[] = [];
   for (let g = 0; g < groups; g++) {
     const es: Entry[] = [];
     for (let i = next; i < next + per; i++) es.push({ index: i, term: 1, type: EntryType.Normal, data: data(g, i) });
     writes.push({ group: g, entries: es, hardState: { term: 1, vote: 1, commit: next + per - 1 } });
+    if (round % 40 === 0 && next > 21) writes.push({ group: g, snapshot: { index: next - 20, term: 1, confState: { voters: [1], learners: [] } } });
   }
   await store.write(writes);
   next += per;

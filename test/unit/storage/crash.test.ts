@@ -60,6 +60,7 @@ describe('storage: crash safety (kill -9)', function () {
   it('every acknowledged index survives kill -9 of the writer, over several crashes', async () => {
     const dir = await tmp.make();
     let prevAcked = 0;
+    let sawSnapshot = false;
     for (let round = 0; round < 3; round++) {
       const run = await runAndKill(dir, 100 + Math.floor(Math.random() * 300));
       // The child resumed from at least everything acknowledged before the previous crash.
@@ -69,12 +70,15 @@ describe('storage: crash safety (kill -9)', function () {
       try {
         expect(await store.listGroups()).to.deep.equal(Array.from({ length: GROUPS }, (_, g) => g));
         for (let g = 0; g < GROUPS; g++) {
-          const { entries, hardState } = await store.loadGroup(g);
-          // Contiguous from 1 and at least up to the last acknowledged index.
-          expect(entries.length).to.be.at.least(run.acked);
-          entries.forEach((e, i) => expect(e.index).to.equal(i + 1));
+          const { entries, hardState, snapshot } = await store.loadGroup(g);
+          // Contiguous after the snapshot (if any) and at least up to the last acknowledged index.
+          const base = snapshot ? snapshot.index : 0;
+          if (snapshot) sawSnapshot = true;
+          expect(base).to.be.below(run.acked);
+          expect(base + entries.length).to.be.at.least(run.acked);
+          entries.forEach((e, i) => expect(e.index).to.equal(base + i + 1));
           expect(hardState.commit).to.be.at.least(run.acked);
-          const e = entries[run.acked - 1]!;
+          const e = entries[run.acked - base - 1]!;
           expect(e.data[0]).to.equal((g * 131 + e.index * 17) & 0xff);
           expect(e.data).to.have.length(64);
         }
@@ -82,6 +86,7 @@ describe('storage: crash safety (kill -9)', function () {
         await store.close();
       }
       prevAcked = run.acked;
+      if (round === 2) expect(sawSnapshot, 'the writer took snapshots before being killed').to.equal(true);
       if (process.env.STORAGE_CRASH_VERBOSE) console.log(`round ${round}: resumed at ${run.started}, acked up to ${run.acked}`);
     }
   });
