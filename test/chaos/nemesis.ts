@@ -84,15 +84,28 @@ export class ClusterView {
     return this.reachable().filter((n) => !this.appDown.has(n.spec.id) && !this.notVoter.has(n.spec.id));
   }
 
-  /** The group leader as some reachable node sees it (0 if none known). */
+  /**
+   * The group leader (0 if none known): the node that itself claims leadership with the highest
+   * term. A node removed from the group keeps a stale view, so what others say is not trusted.
+   */
   async leader(): Promise<number> {
-    for (const n of this.reachable()) {
-      const r = await call(n.url, 'GET', '/status', undefined, 2000);
-      if (r.kind !== 'answer' || r.status !== 200) continue;
-      const g = (r.body as { groups?: Array<{ group: number; leader: number }> }).groups?.find((x) => x.group === GROUP);
-      if (g && g.leader > 0) return g.leader;
-    }
-    return 0;
+    let best = { id: 0, term: -1 };
+    await Promise.all(
+      this.reachable().map(async (n) => {
+        const r = await call(n.url, 'GET', '/status', undefined, 2000);
+        if (r.kind !== 'answer' || r.status !== 200) return;
+        const g = (r.body as { groups?: Array<{ group: number; role: string; term: number }> }).groups?.find((x) => x.group === GROUP);
+        if (g && g.role === 'leader' && g.term > best.term) best = { id: n.spec.id, term: g.term };
+      }),
+    );
+    return best.id;
+  }
+
+  /** A node to send a membership change to: the leader if known, else any reachable voter. */
+  async entryPoint(): Promise<RaftdNode | undefined> {
+    const l = await this.leader();
+    if (l) return this.node(l);
+    return this.reachable().find((n) => !this.notVoter.has(n.spec.id)) ?? this.reachable()[0];
   }
 
   /** Voters and learners of the group according to the leader (undefined if no leader answers). */
@@ -156,7 +169,7 @@ export class ClusterView {
           this.notVoter.clear();
           return;
         }
-        const via = this.reachable()[0];
+        const via = await this.entryPoint();
         if (via) await call(via.url, 'POST', `/v1/groups/${GROUP}/members`, { node: missing[0], role: 'voter' }, 8000);
       }
       if (Date.now() > deadline) throw new NemesisError('HEAL_FAILED', `not every node is a voter again: ${JSON.stringify(m)}`);
@@ -297,17 +310,16 @@ export class Nemesis {
       case 'member-readd':
       case 'member-learner': {
         const id = this.rng.pick(v.ids);
-        const via = v.reachable()[0]!;
         v.notVoter.add(id);
-        const r = await call(via.url, 'DELETE', `/v1/groups/${GROUP}/members/${id}`, undefined, 8000);
+        const r = await call((await v.entryPoint())!.url, 'DELETE', `/v1/groups/${GROUP}/members/${id}`, undefined, 8000);
         rec.detail = `remove ${id}${id === leader ? ' (leader)' : ''}: ${r.kind === 'answer' ? r.status : r.kind}`;
         await this.hold();
         if (kind === 'member-learner') {
-          const l = await call(via.url, 'POST', `/v1/groups/${GROUP}/members`, { node: id, role: 'learner' }, 8000);
+          const l = await call((await v.entryPoint())!.url, 'POST', `/v1/groups/${GROUP}/members`, { node: id, role: 'learner' }, 8000);
           rec.detail += `; add learner: ${l.kind === 'answer' ? l.status : l.kind}`;
           await this.hold();
         }
-        const p = await call(via.url, 'POST', `/v1/groups/${GROUP}/members`, { node: id, role: 'voter' }, 8000);
+        const p = await call((await v.entryPoint())!.url, 'POST', `/v1/groups/${GROUP}/members`, { node: id, role: 'voter' }, 8000);
         rec.detail += `; ${kind === 'member-learner' ? 'promote' : 're-add voter'}: ${p.kind === 'answer' ? p.status : p.kind}`;
         // A refused or timed-out change is retried until the node is a voter again.
         await v.ensureVoters(Date.now() + 30_000);
