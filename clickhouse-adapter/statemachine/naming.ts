@@ -17,6 +17,8 @@ export const DATA_DB_REGEXP = '^rh_g[0-9]+$';
 export const INTERNAL_TABLE_PREFIX = '_rh_';
 export const APPLIED_TABLE = '_rh_applied';
 export const SETTINGS_TABLE = '_rh_settings';
+/** Views and other definitions a restore creates right after its database swap (crash-safe list). */
+export const PENDING_DDL_TABLE = '_rh_pending_ddl';
 /** Written into a snapshot database last: its rows describe the snapshot and mark it complete. */
 export const SNAPSHOT_META_TABLE = '_rh_snapshot';
 

@@ -20,7 +20,7 @@ import { decodeEntry } from './entry.js';
 import type { Entry, EntryHeader } from './entry.js';
 import { hasFormatClause, qualifyInsert } from './sql.js';
 import {
-  APPLIED_TABLE, SETTINGS_TABLE, SNAPSHOT_META_TABLE, dataDb, isInternalTable, oldDb, parseDbName, restoreDb, snapshotDb,
+  APPLIED_TABLE, PENDING_DDL_TABLE, SETTINGS_TABLE, SNAPSHOT_META_TABLE, dataDb, isInternalTable, oldDb, parseDbName, restoreDb, snapshotDb,
 } from './naming.js';
 import { ByteReader, SNAPSHOT_MAGIC, frame, reframe } from './frames.js';
 import { groupChecksum } from './checksum.js';
@@ -203,6 +203,20 @@ export class ClickHouseStateMachine implements StateMachine {
     }
   }
 
+  /** Creates the views etc. a restore left pending (see recoverFromSnapshot), then drops the list. */
+  private async finishPendingDdl(db: string): Promise<void> {
+    if (!(await this.tableExists(db, PENDING_DDL_TABLE))) return;
+    const rows = await this.scalarRows<{ create: string }>(`SELECT create FROM ${db}.${PENDING_DDL_TABLE} ORDER BY ord`);
+    for (const r of rows) {
+      try {
+        await this.engine.exec(r.create, { database: db });
+      } catch (e) {
+        if (!(e instanceof ClickHouseError && e.code === 57)) throw e; // 57: created before a crash
+      }
+    }
+    await this.engine.exec(`DROP TABLE ${db}.${PENDING_DDL_TABLE} SYNC`);
+  }
+
   private async restoreComplete(db: string): Promise<boolean> {
     if (!(await this.tableExists(db, APPLIED_TABLE))) return false;
     const rows = await this.scalarRows<{ c: number }>(`SELECT count() AS c FROM ${db}.${APPLIED_TABLE} WHERE state = 1`);
@@ -227,6 +241,7 @@ export class ClickHouseStateMachine implements StateMachine {
     const db = dataDb(group);
     const exists = (await this.databaseNames()).includes(db);
     if (!exists && !create) return undefined;
+    if (exists) await this.finishPendingDdl(db);
     await this.createBookkeeping(db);
     const rows = await this.scalarRows<{ state: number; top: number; info: string }>(
       `SELECT state, max(idx) AS top, argMax(info, idx) AS info FROM ${db}.${APPLIED_TABLE} GROUP BY state`);
@@ -618,9 +633,16 @@ export class ClickHouseStateMachine implements StateMachine {
         }
       }
       await reader.expectEnd();
-      // Definitions only (views, ...) after the tables they read. Their bodies name rh_g<g>.<table>,
-      // which is what the restored database is called once swapped in.
-      for (const t of header.tables.filter((x) => x.kind === 'ddl')) await this.engine.exec(t.create, { database: target });
+      // Definitions only (views, ...) cannot be created yet: ClickHouse checks a view's query at CREATE
+      // and their bodies name rh_g<g>.<table>, which does not hold the restored tables until the swap.
+      // They travel with the swap in _rh_pending_ddl and are created right after it (or, after a crash,
+      // at the group's next load).
+      const ddlOnly = header.tables.filter((x) => x.kind === 'ddl');
+      if (ddlOnly.length) {
+        await this.engine.exec(`CREATE TABLE ${target}.${PENDING_DDL_TABLE} (ord UInt32, create String) ENGINE = MergeTree ORDER BY ord`);
+        await this.engine.insert(`INSERT INTO ${target}.${PENDING_DDL_TABLE} FORMAT JSONEachRow`,
+          Buffer.from(ddlOnly.map((t) => JSON.stringify({ ord: t.ord, create: t.create })).join('\n') + '\n'), { settings: off });
+      }
       await this.createBookkeeping(target);
       await this.engine.exec(`INSERT INTO ${target}.${APPLIED_TABLE} (idx, state, info) VALUES (${header.index}, 1, '')`);
       await this.at('before-swap', header.index);

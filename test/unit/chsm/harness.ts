@@ -151,6 +151,7 @@ export function buildLog(): LogEntry[] {
     /* 25 */ Buffer.from('this is not an entry'),
     /* 26 */ e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(40000, 500)),
     /* 27 */ e({ kind: 'statement', sql: "INSERT INTO u2 VALUES ('stmt', 7)" }),
+    /* 28 */ e({ kind: 'ddl', sql: 'CREATE VIEW tv AS SELECT count() AS c, sum(id) AS s FROM t' }),
   ];
   return datas.map((data, i) => ({ index: i + 1, term: 1, data }));
 }

@@ -83,5 +83,14 @@ describe('chsm: snapshots', function () {
       expect((await c.call<string>('databases')).trim().split('\n')).to.deep.equal(['rh_g1']);
       await c.stop();
     }
+    // A fresh replica: the view (defined over the restored table) comes back and reads the restored rows.
+    c.remove();
+    await c.start();
+    expect(await c.call<number>('recover', { group: 1, data: snap })).to.equal(log.length);
+    const view = 'SELECT c, s FROM rh_g1.tv';
+    expect(await c.call<string>('query', { sql: view })).to.equal(await a.call<string>('query', { sql: view }));
+    expect(await c.checksum()).to.equal(expected);
+    expect((await c.call<string>('databases')).trim().split('\n')).to.deep.equal(['rh_g1']);
+    expect(await c.call<string>('query', { sql: "SELECT count() FROM system.tables WHERE database = 'rh_g1' AND name = '_rh_pending_ddl'" })).to.equal('0\n');
   });
 });
