@@ -15,6 +15,8 @@ function hunt(fault: SimFault): { violation?: Violation; seeds: number; ms: numb
 }
 
 describe('sim: mutation tests (the simulator catches deliberate bugs)', function () {
+  // Each is found in a few seconds; the bound only matters if a core change hides a bug.
+  this.timeout(240_000);
   for (const fault of SIM_FAULTS) {
     it(`finds a violation with ${fault} within ${MAX_SEEDS} seeds`, () => {
       const { violation, seeds, ms } = hunt(fault);

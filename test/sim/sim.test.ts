@@ -21,6 +21,8 @@ function summarize(results: SimResult[]): string {
 }
 
 describe('sim: deterministic cluster simulator', function () {
+  // ~6 s per 150 seeds on an idle 2-core machine; room for a loaded one.
+  this.timeout(180_000);
   it('replays a seed exactly (same seed, same run)', () => {
     const a = runSeed({ seed: 42, nodes: 3 });
     const b = runSeed({ seed: 42, nodes: 3 });
