@@ -2,7 +2,15 @@
 // index-record points), end with identical checksums and identical per-entry results.
 
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Replica, buildLog, feed } from './harness.js';
+
+const here = fileURLToPath(import.meta.url);
+const ts = here.endsWith('.ts');
+const CHECKSUM_MAIN = join(here, '..', '..', '..', '..', 'clickhouse-adapter', 'statemachine', ts ? 'checksum-main.ts' : 'checksum-main.js');
 
 describe('chsm: replicas fed the same log', function () {
   this.timeout(60_000);
@@ -45,5 +53,14 @@ describe('chsm: replicas fed the same log', function () {
     const res = await r.apply(log.slice(0, 6));
     expect(res.every((x) => (x as { result?: { skipped?: boolean } }).result?.skipped === true)).to.equal(true);
     expect(await r.checksum()).to.equal(before);
+  });
+
+  it('raftd-ch-checksum prints the same checksums from the data directory', async () => {
+    const r = replicas[1]!;
+    const expected = await r.checksum();
+    await r.stop(); // one process per chdb directory
+    const { stdout } = await promisify(execFile)(process.execPath,
+      [...(ts ? ['--import', 'tsx'] : []), CHECKSUM_MAIN, '--engine', 'embedded', '--data-dir', r.dataDir]);
+    expect(stdout).to.equal(expected);
   });
 });
