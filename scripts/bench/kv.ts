@@ -91,10 +91,42 @@ interface SystemUnderTest {
   urls: string[];
   /** role -> pids (e.g. raftd: [..], kv app: [..]). */
   pids(): Map<string, number[]>;
+  /** The leader's log-fsync and commit counters, from its Prometheus /metrics. */
+  leaderCounters(): Promise<LeaderCounters | undefined>;
   stop(): Promise<void>;
 }
 
+interface LeaderCounters {
+  fsyncs: number;
+  fsyncSeconds: number;
+  committed: number;
+}
+
+/** Prometheus text -> metric (with labels) -> value. */
+function parseMetrics(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return m;
+}
+
+async function scrape(url: string): Promise<Map<string, number> | undefined> {
+  try {
+    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) });
+    return res.ok ? parseMetrics(await res.text()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 interface Row extends PointResult {
+  /** The leader's WAL fsyncs per second, entries committed per fsync, mean fsync ms (whole point). */
+  fsyncsPerSec: number;
+  entriesPerFsync: number;
+  fsyncMeanMs: number;
   /** Cores used per role during the point (1.0 = one core busy all along). */
   cores: Record<string, number>;
 }
@@ -102,26 +134,36 @@ interface Row extends PointResult {
 async function measure(sut: SystemUnderTest, cfg: PointConfig, workers: number): Promise<Row> {
   const roles = sut.pids();
   const before = new Map([...roles].map(([r, ps]) => [r, ps.reduce((s, p) => s + cpuTicks(p), 0)]));
+  const c0 = await sut.leaderCounters();
   const t0 = performance.now();
   const res = await runPoint(cfg, workers);
   const wall = (performance.now() - t0) / 1000;
+  const c1 = await sut.leaderCounters();
+  const fsyncs = c0 && c1 ? c1.fsyncs - c0.fsyncs : NaN;
   const cores: Record<string, number> = {};
   // Over the whole point (warm-up included): a rough share, not a precise figure.
   for (const [r, ps] of roles) cores[r] = (ps.reduce((s, p) => s + cpuTicks(p), 0) - before.get(r)!) / CLK_TCK / wall;
-  return { ...res, cores };
+  return {
+    ...res,
+    cores,
+    fsyncsPerSec: fsyncs / wall,
+    entriesPerFsync: c0 && c1 ? (c1.committed - c0.committed) / fsyncs : NaN,
+    fsyncMeanMs: c0 && c1 ? ((c1.fsyncSeconds - c0.fsyncSeconds) * 1000) / fsyncs : NaN,
+  };
 }
 
 // ---- raftd + KV adapter
 
 async function startRaftd(args: Args): Promise<SystemUnderTest & { cluster: LocalCluster; leader: number }> {
-  const env: Record<string, string> = {};
+  // --cpu-prof is refused in NODE_OPTIONS, so it goes on raftd's node command line.
+  const nodeArgs: string[] = [];
   if (args.profile) {
     mkdirSync(args.profile, { recursive: true });
-    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${args.profile}`.trim();
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${args.profile}`);
   }
   // Heartbeat 100 ms and election after 10 ticks: etcd's defaults (--heartbeat-interval 100,
   // --election-timeout 1000), so neither side is tuned differently.
-  const cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, tickMs: 100, electionTicks: 10, env });
+  const cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, tickMs: 100, electionTicks: 10, nodeArgs });
   try {
     await cluster.startAll();
     const leaders = await cluster.waitForLeaders([1], 30_000);
@@ -136,6 +178,16 @@ async function startRaftd(args: Args): Promise<SystemUnderTest & { cluster: Loca
           ['raftd', cluster.nodes.map((n) => n.proc?.pid ?? 0)],
           ['kv app', cluster.nodes.map((n) => n.app?.proc?.pid ?? 0)],
         ]),
+      leaderCounters: async () => {
+        const m = await scrape(cluster.node(leaders.get(1)!).url);
+        if (!m) return undefined;
+        // raftd's storage write is one RocksDB batch with one fsync, for every group of the node.
+        return {
+          fsyncs: m.get('raftd_storage_writes_total') ?? NaN,
+          fsyncSeconds: m.get('raftd_storage_write_seconds_sum') ?? NaN,
+          committed: m.get('raftd_entries_committed_total') ?? NaN,
+        };
+      },
       stop: async () => {
         // SIGTERM first so a --cpu-prof process writes its profile on the way out.
         if (args.profile) await Promise.all(cluster.nodes.map((n) => Promise.race([n.stop(), new Promise((r) => setTimeout(r, 10_000))])));
@@ -171,7 +223,7 @@ async function post(url: string, body: unknown): Promise<{ status: number; text:
 
 async function startEtcd(bin: string): Promise<SystemUnderTest & { apiPrefix: string; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-etcd-'));
-  const members = [];
+  const members: Array<{ name: string; client: string; peer: string }> = [];
   for (let i = 1; i <= 3; i++) members.push({ name: `m${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
   const initial = members.map((m) => `${m.name}=${m.peer}`).join(',');
   const procs: ChildProcess[] = members.map((m) => {
@@ -230,6 +282,18 @@ async function startEtcd(bin: string): Promise<SystemUnderTest & { apiPrefix: st
       apiPrefix,
       dir,
       pids: () => new Map([['etcd', procs.map((p) => p.pid ?? 0)]]),
+      leaderCounters: async () => {
+        for (const m of members) {
+          const x = await scrape(m.client);
+          if (x?.get('etcd_server_is_leader') !== 1) continue;
+          return {
+            fsyncs: x.get('etcd_disk_wal_fsync_duration_seconds_count') ?? NaN,
+            fsyncSeconds: x.get('etcd_disk_wal_fsync_duration_seconds_sum') ?? NaN,
+            committed: x.get('etcd_server_proposals_committed_total') ?? NaN,
+          };
+        }
+        return undefined;
+      },
       stop,
     };
   } catch (e) {
@@ -324,10 +388,11 @@ function table(headers: string[], rows: string[][]): string {
 function systemTable(label: string, rows: Row[]): string {
   const roles = [...new Set(rows.flatMap((r) => Object.keys(r.cores)))];
   return `\n${label}\n` + table(
-    ['op', 'clients', 'ops/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', ...roles.map((r) => `${r} cores`), 'loadgen cores'],
+    ['op', 'clients', 'ops/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', ...roles.map((r) => `${r} cores`), 'loadgen cores', 'leader fsync/s', 'entries/fsync', 'fsync ms'],
     rows.map((r) => [
       r.op === 'read' ? 'lin. read' : r.op, String(r.concurrency), fmtInt(r.opsPerSec), fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), String(r.errors),
       ...roles.map((k) => (r.cores[k] ?? NaN).toFixed(2)), r.loadgenCores.toFixed(2),
+      fmtInt(r.fsyncsPerSec), Number.isFinite(r.entriesPerFsync) ? r.entriesPerFsync.toFixed(1) : '-', fmtMs(r.fsyncMeanMs),
     ]),
   ) + rows.filter((r) => r.errorSamples.length).map((r) => `\n  ${r.op} x${r.concurrency} errors, e.g.: ${r.errorSamples.join(' | ')}`).join('');
 }
@@ -396,10 +461,13 @@ async function main(): Promise<void> {
       await sut.stop();
     }
     if (args.profile) {
+      // Names are CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread
+      // (others are loader workers, e.g. tsx's, when run from source).
       const fresh = readdirSync(args.profile).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
       for (const f of fresh) {
-        const pid = Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(f)?.[1] ?? /CPU\.\d+\.\d+\.(\d+)\./.exec(f)?.[1]);
-        const id = pidToNode.get(pid);
+        const m = /\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(f);
+        if (!m || m[2] !== '0') continue;
+        const id = pidToNode.get(Number(m[1]));
         if (id === undefined) continue;
         const role = id === sut.leader ? 'leader' : 'follower';
         if (role === 'follower' && profileNotes.some((n) => n.includes('(follower)'))) continue;
