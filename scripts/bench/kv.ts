@@ -385,13 +385,22 @@ function table(headers: string[], rows: string[][]): string {
   return [line(headers), `|${w.map((x, i) => (i < 2 ? ':' : '') + '-'.repeat(x + 1) + (i < 2 ? '' : ':')).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
+/**
+ * CPU the system under test spent per successful operation, all its processes together (warm-up
+ * included, so slightly high). On a shared machine this is steadier than ops/s: it does not depend on
+ * how much CPU the others leave.
+ */
+function cpuMsPerOp(r: Row): number {
+  return (Object.values(r.cores).reduce((a, b) => a + b, 0) / r.opsPerSec) * 1000;
+}
+
 function systemTable(label: string, rows: Row[]): string {
   const roles = [...new Set(rows.flatMap((r) => Object.keys(r.cores)))];
   return `\n${label}\n` + table(
-    ['op', 'clients', 'ops/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', ...roles.map((r) => `${r} cores`), 'loadgen cores', 'leader fsync/s', 'entries/fsync', 'fsync ms'],
+    ['op', 'clients', 'ops/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', ...roles.map((r) => `${r} cores`), 'CPU ms/op', 'loadgen cores', 'leader fsync/s', 'entries/fsync', 'fsync ms'],
     rows.map((r) => [
       r.op === 'read' ? 'lin. read' : r.op, String(r.concurrency), fmtInt(r.opsPerSec), fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.maxMs), String(r.errors),
-      ...roles.map((k) => (r.cores[k] ?? NaN).toFixed(2)), r.loadgenCores.toFixed(2),
+      ...roles.map((k) => (r.cores[k] ?? NaN).toFixed(2)), fmtMs(cpuMsPerOp(r)), r.loadgenCores.toFixed(2),
       fmtInt(r.fsyncsPerSec), Number.isFinite(r.entriesPerFsync) ? r.entriesPerFsync.toFixed(1) : '-', fmtMs(r.fsyncMeanMs),
     ]),
   ) + rows.filter((r) => r.errorSamples.length).map((r) => `\n  ${r.op} x${r.concurrency} errors, e.g.: ${r.errorSamples.join(' | ')}`).join('');
@@ -406,24 +415,33 @@ function ratioTable(a: Row[], b: Row[], ops: Op[], concurrency: number[]): strin
       if (!x || !y) continue;
       rows.push([
         op === 'read' ? 'lin. read' : op, String(c), fmtInt(x.opsPerSec), fmtInt(y.opsPerSec), `${(x.opsPerSec / y.opsPerSec).toFixed(2)}x`,
-        fmtMs(x.p99Ms), fmtMs(y.p99Ms), `${(x.p99Ms / y.p99Ms).toFixed(2)}x`,
+        fmtMs(x.p99Ms), fmtMs(y.p99Ms), `${(x.p99Ms / y.p99Ms).toFixed(2)}x`, `${(cpuMsPerOp(x) / cpuMsPerOp(y)).toFixed(2)}x`,
       ]);
     }
   }
-  return table(['op', 'clients', 'raftd ops/s', 'etcd ops/s', 'raftd/etcd', 'raftd p99 ms', 'etcd p99 ms', 'p99 raftd/etcd'], rows);
+  return table(['op', 'clients', 'raftd ops/s', 'etcd ops/s', 'raftd/etcd', 'raftd p99 ms', 'etcd p99 ms', 'p99 raftd/etcd', 'CPU/op raftd/etcd'], rows);
 }
 
 // ---- main
 
-async function runSystem(sut: SystemUnderTest, args: Args, extra: Partial<PointConfig>): Promise<Row[]> {
+/** Cores the system burns with no load at all (ticks, heartbeats, timers), over `ms`. */
+async function idleCores(sut: SystemUnderTest, ms: number): Promise<number> {
+  const pids = [...sut.pids().values()].flat();
+  const t0 = pids.reduce((s, p) => s + cpuTicks(p), 0);
+  await new Promise((r) => setTimeout(r, ms));
+  return (pids.reduce((s, p) => s + cpuTicks(p), 0) - t0) / CLK_TCK / (ms / 1000);
+}
+
+async function runSystem(sut: SystemUnderTest, args: Args, extra: Partial<PointConfig>): Promise<{ rows: Row[]; idle: number }> {
   const base: PointConfig = {
     system: sut.kind, urls: sut.urls, op: 'fill', concurrency: 64, durationMs: args.seconds * 1000, warmupMs: args.warmup * 1000,
     keys: args.keys, keyPrefix: 'bench/', valueBytes: args.valueBytes, timeoutMs: args.timeoutMs, group: 1, etcdApiPrefix: '/v3', ...extra,
   };
+  const idle = await idleCores(sut, 2000);
   // Every key exists before anything is measured, so reads find values of the same size.
   const fill = await runPoint(base, args.workers);
   if (fill.errors > 0) throw new Error(`filling ${args.keys} keys failed ${fill.errors} times, e.g. ${fill.errorSamples.join(' | ')}`);
-  process.stdout.write(`  ${sut.kind}: filled ${fmtInt(args.keys)} keys (${fmtInt(fill.opsPerSec)} writes/s at 64 clients)\n`);
+  process.stdout.write(`  ${sut.kind}: idle ${idle.toFixed(2)} cores; filled ${fmtInt(args.keys)} keys (${fmtInt(fill.opsPerSec)} writes/s at 64 clients)\n`);
   const rows: Row[] = [];
   for (const op of args.ops) {
     for (const c of args.concurrency) {
@@ -433,7 +451,7 @@ async function runSystem(sut: SystemUnderTest, args: Args, extra: Partial<PointC
       await new Promise((res) => setTimeout(res, 300)); // let queues drain between points
     }
   }
-  return rows;
+  return { rows, idle };
 }
 
 async function main(): Promise<void> {
@@ -456,7 +474,8 @@ async function main(): Promise<void> {
     const sut = await startRaftd(args);
     const pidToNode = new Map(sut.cluster.nodes.map((n) => [n.proc?.pid ?? 0, n.spec.id]));
     try {
-      results.raftd = { label: sut.label, rows: await runSystem(sut, args, {}) };
+      const r = await runSystem(sut, args, {});
+      results.raftd = { label: `${sut.label}; idle ${r.idle.toFixed(2)} cores`, rows: r.rows };
     } finally {
       await sut.stop();
     }
@@ -479,7 +498,8 @@ async function main(): Promise<void> {
   if (etcdBin) {
     const sut = await startEtcd(etcdBin);
     try {
-      results.etcd = { label: sut.label, rows: await runSystem(sut, args, { etcdApiPrefix: sut.apiPrefix }) };
+      const r = await runSystem(sut, args, { etcdApiPrefix: sut.apiPrefix });
+      results.etcd = { label: `${sut.label}; idle ${r.idle.toFixed(2)} cores`, rows: r.rows };
     } finally {
       await sut.stop();
     }
