@@ -1,13 +1,14 @@
-// npm run chaos -- --duration 600 --nemesis all [--workload kv] [--nodes 3|5] [--seed S]
+// npm run chaos -- --duration 600 --nemesis all [--workload kv|rafthouse] [--nodes 3|5] [--seed S]
 //   [--clients N] [--keys N] [--reads linearizable|lease] [--dir DIR] [--break stale-reads]
 // Prints faults injected, ops ok / failed / unknown, anomalies, and where the history is saved.
 // Exit code: 0 clean, 1 anomalies found, 2 bad arguments.
 
 import { parseNemesis } from './nemesis.js';
+import { formatRafthouseReport, runRafthouseChaos } from './rafthouse.js';
 import { formatReport, runChaos } from './runner.js';
 
 function usage(msg: string): never {
-  process.stderr.write(`chaos: ${msg}\nusage: npm run chaos -- --duration SECONDS --nemesis all|kill,pause,partition,transfer,member [--workload kv] [--nodes 3|5] [--seed S] [--clients N] [--keys N] [--reads linearizable|lease] [--dir DIR] [--break stale-reads]\n`);
+  process.stderr.write(`chaos: ${msg}\nusage: npm run chaos -- --duration SECONDS --nemesis all|kill,pause,partition,transfer,member [--workload kv|rafthouse] [--nodes 3|5] [--seed S] [--clients N] [--keys N] [--reads linearizable|lease] [--dir DIR] [--break stale-reads]\n`);
   process.exit(2);
 }
 
@@ -31,7 +32,7 @@ const int = (k: string, d: number): number => {
   return n;
 };
 const workload = args.get('workload') ?? 'kv';
-if (workload !== 'kv') usage(`workload "${workload}" is not available yet (kv)`);
+if (workload !== 'kv' && workload !== 'rafthouse') usage(`--workload must be kv or rafthouse, got "${workload}"`);
 const nodes = int('nodes', 3);
 if (nodes !== 3 && nodes !== 5) usage('--nodes must be 3 or 5');
 let nemesis;
@@ -46,6 +47,12 @@ const brk = args.get('break');
 const seed = int('seed', Date.now() % 1_000_000);
 const dir = args.get('dir');
 
+const log = (line: string) => process.stdout.write(line + '\n');
+if (workload === 'rafthouse') {
+  const report = await runRafthouseChaos({ nodes, durationMs: int('duration', 60) * 1000, nemesis, seed, clients: int('clients', nodes * 2), ...(dir ? { runDir: dir } : {}), log });
+  process.stdout.write(formatRafthouseReport(report) + '\n');
+  process.exit(report.anomalies.length === 0 ? 0 : 1);
+}
 const report = await runChaos({
   nodes,
   durationMs: int('duration', 60) * 1000,
@@ -57,7 +64,7 @@ const report = await runChaos({
   ...(dir ? { runDir: dir } : {}),
   // Forward a test-only break switch to raftd, for showing that the checks catch a broken build.
   ...(brk ? { raftdEnv: { RAFTD_TEST_BREAK: brk } } : {}),
-  log: (line) => process.stdout.write(line + '\n'),
+  log,
 });
 process.stdout.write(formatReport(report) + '\n');
 process.exit(report.anomalies.length === 0 ? 0 : 1);

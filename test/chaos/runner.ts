@@ -88,10 +88,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     convergence = await converge(view, workload.opts.keys);
     if (!convergence.converged) anomalies.push(`replicas did not converge: ${convergence.detail}`);
     // Final linearizable reads of every key on every node: acknowledged writes must all be there.
+    // A read may fail while a just-healed cluster settles; it is retried (failed reads have no effect).
     for (const n of cluster.nodes) {
       for (let k = 0; k < workload.opts.keys; k++) {
-        const op = await workload.invoke(0, n.spec.id, { type: 'read', key: workload.keyName(k) });
-        if (op.result !== 'ok' && !o.staleReadsAsLinearizable) anomalies.push(`final read of ${workload.keyName(k)} on node ${n.spec.id} failed: ${op.error}`);
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const op = await workload.invoke(0, n.spec.id, { type: 'read', key: workload.keyName(k) });
+          if (op.result === 'ok') break;
+          if (Date.now() > deadline) {
+            anomalies.push(`final read of ${workload.keyName(k)} on node ${n.spec.id} still failing after 20 s: ${op.error}`);
+            break;
+          }
+          await sleep(200);
+        }
       }
     }
   } catch (e) {
@@ -141,12 +150,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   return report;
 }
 
-/**
- * Waits until every node's app has applied up to the leader's read index, then compares a full
- * scan (stale read: the local replica's state as is) across nodes.
- */
-async function converge(view: ClusterView, keys: number): Promise<ChaosReport['convergence']> {
-  const deadline = Date.now() + 60_000;
+/** Waits until every node's app has applied up to the leader's linearizable read index. */
+export async function convergeApplied(view: ClusterView, timeoutMs = 60_000): Promise<{ ok: boolean; target: number; detail: string }> {
+  const deadline = Date.now() + timeoutMs;
   let target = 0;
   let last = '';
   while (Date.now() < deadline) {
@@ -161,16 +167,25 @@ async function converge(view: ClusterView, keys: number): Promise<ChaosReport['c
     }
     await sleep(200);
   }
-  if (!target) return { converged: false, detail: `no linearizable barrier on the leader: ${last}` };
-  const scans = new Map<number, string>();
+  if (!target) return { ok: false, target, detail: `no linearizable barrier on the leader: ${last}` };
   for (const n of view.cluster.nodes) {
     for (;;) {
       const b = await call(n.url, 'POST', `/v1/groups/${GROUP}/barrier?consistency=stale`, undefined, 5000);
       const applied = b.kind === 'answer' && b.status === 200 ? (b.body as { appliedIndex: number }).appliedIndex : -1;
       if (applied >= target) break;
-      if (Date.now() > deadline) return { converged: false, detail: `node ${n.spec.id} applied ${applied} < ${target} after 60 s` };
+      if (Date.now() > deadline) return { ok: false, target, detail: `node ${n.spec.id} applied ${applied} < ${target} after ${timeoutMs} ms` };
       await sleep(200);
     }
+  }
+  return { ok: true, target, detail: `every node applied index ${target}` };
+}
+
+/** Once every app has caught up, compares a full scan (stale read: the local state as is) across nodes. */
+async function converge(view: ClusterView, keys: number): Promise<ChaosReport['convergence']> {
+  const applied = await convergeApplied(view);
+  if (!applied.ok) return { converged: false, detail: applied.detail };
+  const scans = new Map<number, string>();
+  for (const n of view.cluster.nodes) {
     const s = await call(n.url, 'POST', `/v1/groups/${GROUP}/read?consistency=stale`, { op: 'scan' }, 5000);
     if (s.kind !== 'answer' || s.status !== 200) return { converged: false, detail: `scan on node ${n.spec.id} failed: ${JSON.stringify(s).slice(0, 200)}` };
     scans.set(n.spec.id, JSON.stringify((s.body as { result: unknown }).result));
@@ -180,7 +195,7 @@ async function converge(view: ClusterView, keys: number): Promise<ChaosReport['c
   const keyCount = (JSON.parse(first) as { items: unknown[] }).items.length;
   if (keyCount > keys) return { converged: false, detail: `more keys than the workload writes: ${first.slice(0, 200)}` };
   if (distinct.size !== 1) return { converged: false, detail: [...scans].map(([id, s]) => `node ${id}: ${s.slice(0, 300)}`).join('; ') };
-  return { converged: true, detail: `all ${scans.size} replicas equal at index >= ${target}`, appliedIndex: target, keys: keyCount };
+  return { converged: true, detail: `all ${scans.size} replicas equal at index >= ${applied.target}`, appliedIndex: applied.target, keys: keyCount };
 }
 
 /** A few lines for humans. */

@@ -1,0 +1,206 @@
+// The RaftHouse append workload under the same nemeses: per node a raftd and a `rafthouse` process
+// (state machine + gateway, embedded chdb). Concurrent clients INSERT uniquely numbered rows through
+// the consistent endpoints of all nodes. After healing: every acknowledged row is present exactly
+// once on every replica, no row appears twice anywhere, and the replicas' checksums are identical.
+
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalCluster, ManagedProcess, freePort } from '../integration/cluster.js';
+import { Rng } from '../sim/rng.js';
+import { call, sleep } from './http.js';
+import { ClusterView, GROUP, Nemesis, type FaultKind, type FaultRecord } from './nemesis.js';
+import { convergeApplied } from './runner.js';
+
+export const TABLE = 'chaos_rows';
+
+export interface RafthouseChaosOptions {
+  nodes: 3 | 5;
+  durationMs: number;
+  nemesis: readonly FaultKind[];
+  seed: number;
+  clients?: number;
+  runDir?: string;
+  quietMs?: [number, number];
+  holdMs?: [number, number];
+  log?: (line: string) => void;
+}
+
+export interface InsertOp {
+  client: number;
+  node: number;
+  ids: number[];
+  call: number;
+  ret: number;
+  acked: boolean;
+  error?: string;
+}
+
+export interface RafthouseReport {
+  runDir: string;
+  historyFile: string;
+  seed: number;
+  nodes: number;
+  durationMs: number;
+  faults: Partial<Record<FaultKind, number>>;
+  faultLog: FaultRecord[];
+  inserts: { acked: number; notAcked: number; rowsAcked: number; rowsNotAcked: number };
+  replicas: Array<{ node: number; rows: number; duplicates: number; missingAcked: number; unackedPresent: number; checksum: string }>;
+  checksumsEqual: boolean;
+  anomalies: string[];
+}
+
+export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<RafthouseReport> {
+  const log = o.log ?? (() => undefined);
+  const runDir = o.runDir ?? mkdtempSync(join(tmpdir(), 'rafthouse-chaos-'));
+  mkdirSync(runDir, { recursive: true });
+  const rng = new Rng(o.seed);
+  const anomalies: string[] = [];
+  const appPorts = new Map<number, number>();
+  for (let id = 1; id <= o.nodes; id++) appPorts.set(id, await freePort());
+  const cluster = await LocalCluster.create({
+    nodes: o.nodes,
+    groups: 1,
+    logDir: runDir,
+    appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
+    env: { RAFTD_ENABLE_FAULTS: '1' },
+    extraArgs: ['--request-timeout-ms', '5000', '--snapshot-interval', '200'],
+  });
+  const gateways = new Map<number, string>();
+  for (const n of cluster.nodes) {
+    const id = n.spec.id;
+    const cport = await freePort();
+    const lport = await freePort();
+    gateways.set(id, `http://127.0.0.1:${cport}`);
+    // The rafthouse process takes the app's place: the kill-app nemesis kills it (gateway included).
+    n.app = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', [
+      '--app-listen', `127.0.0.1:${appPorts.get(id)!}`, '--consistent-listen', `127.0.0.1:${cport}`, '--local-listen', `127.0.0.1:${lport}`,
+      '--raftd-url', n.url, '--groups', '1', '--data-dir', join(cluster.dir, `ch${id}`),
+    ], {}, join(runDir, `rafthouse${id}.log`));
+  }
+  const view = new ClusterView(cluster);
+  const t0 = performance.now();
+  const ops: InsertOp[] = [];
+  const nemesis = new Nemesis(view, o.nemesis, rng.fork(), t0, { quietMs: o.quietMs ?? [500, 2000], holdMs: o.holdMs ?? [1000, 4000] }, log);
+  const replicas: RafthouseReport['replicas'] = [];
+  let checksumsEqual = false;
+  try {
+    await cluster.startAll();
+    await cluster.waitForApi(60_000);
+    await cluster.waitForLeaders([0, GROUP], 60_000);
+    await createTable(gateways.get(1)!);
+    log(`rafthouse cluster of ${o.nodes} up; logs in ${runDir}`);
+    const stopAt = performance.now() + o.durationMs;
+    let nextId = 1;
+    const client = async (c: number, crng: Rng) => {
+      while (performance.now() < stopAt) {
+        const pool = view.reachable().filter((n) => !view.appDown.has(n.spec.id));
+        if (pool.length === 0) {
+          await sleep(50);
+          continue;
+        }
+        const node = crng.pick(pool).spec.id;
+        const ids = Array.from({ length: crng.int(1, 3) }, () => nextId++);
+        const sql = `INSERT INTO ${TABLE} (id, client) VALUES ${ids.map((i) => `(${i}, ${c})`).join(', ')}`;
+        const start = performance.now() - t0;
+        const res = await postSql(gateways.get(node)!, sql, 8000);
+        ops.push({ client: c, node, ids, call: start, ret: performance.now() - t0, acked: res.ok, ...(res.ok ? {} : { error: res.error }) });
+        if (!res.ok) await sleep(20 + crng.int(0, 80));
+      }
+    };
+    await Promise.all([...Array.from({ length: o.clients ?? o.nodes * 2 }, (_, c) => client(c + 1, rng.fork())), nemesis.run(stopAt)]);
+    log('workload done; healing');
+    await view.healAll();
+    await cluster.waitForLeaders([0, GROUP], 30_000);
+    const conv = await convergeApplied(view);
+    if (!conv.ok) anomalies.push(`replicas did not catch up: ${conv.detail}`);
+
+    const acked = new Set(ops.filter((x) => x.acked).flatMap((x) => x.ids));
+    const sums = new Map<number, string>();
+    for (const n of cluster.nodes) {
+      const id = n.spec.id;
+      const rows = await staleRead(n.url, { sql: `SELECT id FROM ${TABLE} ORDER BY id`, format: 'JSONEachRow' });
+      const cs = await staleRead(n.url, { op: 'checksum' });
+      if (!rows.ok || !cs.ok) {
+        anomalies.push(`node ${id}: could not read its replica: ${rows.ok ? '' : rows.error} ${cs.ok ? '' : cs.error}`);
+        continue;
+      }
+      const seen = new Map<number, number>();
+      for (const r of (rows.result as { rows: Array<{ id: string | number }> }).rows) seen.set(Number(r.id), (seen.get(Number(r.id)) ?? 0) + 1);
+      const duplicates = [...seen.values()].filter((c) => c > 1).length;
+      const missing = [...acked].filter((x) => !seen.has(x));
+      const unackedPresent = [...seen.keys()].filter((x) => !acked.has(x)).length;
+      const checksum = JSON.stringify((cs.result as { tables: unknown }).tables);
+      sums.set(id, checksum);
+      replicas.push({ node: id, rows: [...seen.values()].reduce((a, b) => a + b, 0), duplicates, missingAcked: missing.length, unackedPresent, checksum });
+      if (duplicates) anomalies.push(`node ${id}: ${duplicates} ids appear more than once`);
+      if (missing.length) anomalies.push(`node ${id}: ${missing.length} acknowledged ids missing (e.g. ${missing.slice(0, 5).join(', ')})`);
+    }
+    checksumsEqual = sums.size === cluster.nodes.length && new Set(sums.values()).size === 1;
+    if (!checksumsEqual) anomalies.push(`replica checksums differ: ${[...sums].map(([id, s]) => `node ${id}: ${s.slice(0, 200)}`).join('; ')}`);
+  } catch (e) {
+    anomalies.push(`run aborted: ${(e as Error).message}`);
+  } finally {
+    for (const n of cluster.nodes) {
+      n.resume();
+      n.app?.resume();
+    }
+    await cluster.destroy();
+  }
+  const historyFile = join(runDir, 'history.json');
+  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops }, null, 0));
+  const faults: Partial<Record<FaultKind, number>> = {};
+  for (const f of nemesis.faults) if (!f.skipped) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+  const ackedOps = ops.filter((x) => x.acked);
+  const report: RafthouseReport = {
+    runDir, historyFile, seed: o.seed, nodes: o.nodes, durationMs: o.durationMs, faults, faultLog: nemesis.faults,
+    inserts: {
+      acked: ackedOps.length,
+      notAcked: ops.length - ackedOps.length,
+      rowsAcked: ackedOps.reduce((a, x) => a + x.ids.length, 0),
+      rowsNotAcked: ops.filter((x) => !x.acked).reduce((a, x) => a + x.ids.length, 0),
+    },
+    replicas, checksumsEqual, anomalies,
+  };
+  writeFileSync(join(runDir, 'report.json'), JSON.stringify(report, null, 2));
+  return report;
+}
+
+async function postSql(base: string, sql: string, timeoutMs: number): Promise<{ ok: true } | { ok: false; error: string }> {
+  try {
+    const res = await fetch(base + '/', { method: 'POST', body: sql, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    return res.status === 200 ? { ok: true } : { ok: false, error: `HTTP ${res.status}: ${text.slice(0, 200)}` };
+  } catch (e) {
+    return { ok: false, error: `${(e as Error).name}: ${(e as Error).message}` };
+  }
+}
+
+async function createTable(gateway: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const r = await postSql(gateway, `CREATE TABLE IF NOT EXISTS ${TABLE} (id UInt64, client UInt32) ENGINE = MergeTree ORDER BY id`, 15_000);
+    if (r.ok) return;
+    if (Date.now() > deadline) throw new Error(`CREATE TABLE failed: ${r.error}`);
+    await sleep(500);
+  }
+}
+
+async function staleRead(url: string, query: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: string }> {
+  const r = await call(url, 'POST', `/v1/groups/${GROUP}/read?consistency=stale`, query, 30_000);
+  if (r.kind === 'answer' && r.status === 200) return { ok: true, result: (r.body as { result: unknown }).result };
+  return { ok: false, error: JSON.stringify(r).slice(0, 300) };
+}
+
+export function formatRafthouseReport(r: RafthouseReport): string {
+  const faults = Object.entries(r.faults).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+  return [
+    `chaos (rafthouse append): ${r.nodes} nodes, ${Math.round(r.durationMs / 1000)} s, seed ${r.seed}`,
+    `faults injected: ${faults} (${r.faultLog.filter((f) => !f.skipped).length} total)`,
+    `inserts: ${r.inserts.acked} acknowledged (${r.inserts.rowsAcked} rows), ${r.inserts.notAcked} failed or unknown (${r.inserts.rowsNotAcked} rows)`,
+    ...r.replicas.map((x) => `replica ${x.node}: ${x.rows} rows, ${x.duplicates} duplicated ids, ${x.missingAcked} acknowledged missing, ${x.unackedPresent} unacknowledged present`),
+    `checksums: ${r.checksumsEqual ? 'identical' : 'DIFFERENT'}`,
+    `anomalies: ${r.anomalies.length}${r.anomalies.map((a) => '\n  - ' + a).join('')}`,
+    `history: ${r.historyFile}`,
+  ].join('\n');
+}
