@@ -53,10 +53,21 @@ function hostPort(s: string, flag: string): { host: string; port: number } {
 }
 
 export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => void = () => {}): Promise<RunningNode> {
-  const closers: Array<() => Promise<void> | void> = [];
+  const closers: Array<[string, () => Promise<void> | void]> = [];
+  const add = (name: string, f: () => Promise<void> | void) => closers.push([name, f]);
+  // Each part gets a bounded time to close, so one stuck part (a peer holding a connection) cannot
+  // keep the process alive after SIGTERM.
   const closeAll = async () => {
-    for (const c of closers.reverse()) {
-      try { await c(); } catch { /* closing anyway */ }
+    for (const [name, c] of closers.reverse()) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((r) => { timer = setTimeout(() => r('late'), 3000); });
+      try {
+        if ((await Promise.race([Promise.resolve().then(c), late])) === 'late') log(`closing ${name} took more than 3 s; going on`);
+      } catch (e) {
+        log(`closing ${name}: ${(e as Error).message}`);
+      } finally {
+        clearTimeout(timer);
+      }
     }
   };
   try {
@@ -65,23 +76,23 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     let parserEngine: ClickHouseEngine;
     if (cfg.engine === 'embedded') {
       engine = await openEmbedded({ dataDir: cfg.dataDir });
-      closers.push(() => engine.close());
+      add('engine', () => engine.close());
       // readonly=2: per-query settings allowed, writes and `readonly` changes refused by ClickHouse.
       readEngine = await openEmbedded({ dataDir: cfg.dataDir, readonly: true, allowSettings: true });
-      closers.push(() => readEngine.close());
+      add('read engine', () => readEngine.close());
       parserEngine = readEngine;
     } else {
       if (!cfg.clickhouseUrl) throw Object.assign(new Error('--engine server needs --clickhouse-url'), { code: 'USAGE' });
       engine = await openServer({ url: cfg.clickhouseUrl, ...(cfg.clickhouseUser ? { username: cfg.clickhouseUser } : {}), ...(cfg.clickhousePassword ? { password: cfg.clickhousePassword } : {}) });
-      closers.push(() => engine.close());
+      add('engine', () => engine.close());
       if (!cfg.clickhouseReadonlyUser) throw Object.assign(new Error('--engine server needs --clickhouse-readonly-user (a user whose profile has readonly=2) for reads and the local endpoint'), { code: 'USAGE' });
       readEngine = await openServer({ url: cfg.clickhouseUrl, username: cfg.clickhouseReadonlyUser, ...(cfg.clickhouseReadonlyPassword ? { password: cfg.clickhouseReadonlyPassword } : {}) });
-      closers.push(() => readEngine.close());
+      add('read engine', () => readEngine.close());
       if (!readEngine.readonly) throw Object.assign(new Error(`ClickHouse user ${cfg.clickhouseReadonlyUser} is not read-only: the local endpoint must be read-only by ClickHouse itself`), { code: 'USAGE' });
       // The parser is always ClickHouse's own: a small parser-only chdb session on a scratch directory.
       const dir = mkdtempSync(join(tmpdir(), 'rafthouse-parser-'));
       parserEngine = await openEmbedded({ dataDir: dir, readonly: true, allowSettings: true });
-      closers.push(async () => { await parserEngine.close(); rmSync(dir, { recursive: true, force: true }); });
+      add('parser engine', async () => { await parserEngine.close(); rmSync(dir, { recursive: true, force: true }); });
     }
     requireCapabilities(engine, MODE_REQUIREMENTS['RaftHouse exactly-once apply'], 'RaftHouse exactly-once apply');
     requireCapabilities(engine, MODE_REQUIREMENTS['RaftHouse snapshots'], 'RaftHouse snapshots');
@@ -89,10 +100,10 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const sm = new ClickHouseStateMachine({ engine, dedupWindow: cfg.dedupWindow });
     const app = hostPort(cfg.appListen, '--app-listen');
     const served = await serveStateMachine(sm, { host: app.host, port: app.port });
-    closers.push(() => served.close());
+    add('state machine server', () => served.close());
 
     const raftd = new RaftdClient({ url: cfg.raftdUrls, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000 });
-    closers.push(() => raftd.close());
+    add('raftd client', () => raftd.close());
     const ring = await HashRing.create({ groups: cfg.groups, vnodes: cfg.vnodes });
     const parser = new SqlParser(parserEngine);
     const nondeterministic = await loadNondeterministic(parserEngine);
@@ -100,12 +111,12 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();
-    closers.push(() => clearInterval(timer));
+    add('view timer', () => clearInterval(timer));
 
     const httpServer = new GatewayHttp({
       gateway, users: cfg.users, version: engine.capabilities.version, consistentHosts: cfg.consistentHosts, localHosts: cfg.localHosts, log,
     });
-    closers.push(() => httpServer.close());
+    add('gateway http', () => httpServer.close());
     const c = hostPort(cfg.consistentListen, '--consistent-listen');
     const l = hostPort(cfg.localListen, '--local-listen');
     const consistentAddr = await httpServer.listen('consistent', c.host, c.port);

@@ -178,9 +178,10 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
     await c.command({ query: "CREATE TABLE visits (user_id UInt64, amount UInt32, day Date) ENGINE = MergeTree ORDER BY (user_id, day) SETTINGS rafthouse_shard_key = 'user_id'" });
     const total = 100_000;
     let sum = 0;
-    for (let chunk = 0; chunk < 10; chunk++) {
+    const chunkRows = 25_000;
+    for (let chunk = 0; chunk < total / chunkRows; chunk++) {
       const rows = [];
-      for (let i = chunk * 10_000; i < (chunk + 1) * 10_000; i++) {
+      for (let i = chunk * chunkRows; i < (chunk + 1) * chunkRows; i++) {
         const amount = (i * 7919) % 1000;
         sum += amount;
         rows.push({ user_id: i, amount, day: '2026-01-01' });

@@ -60,7 +60,13 @@ export class RafthouseCluster {
   }
 
   async destroy(): Promise<void> {
-    await Promise.all(this.nodes.map((x) => x.proc.stop()));
+    // raftd first (it calls the state machine), then each rafthouse with SIGTERM, kill -9 if it lingers.
+    await Promise.all(this.raft.nodes.map((n) => n.kill()));
+    await Promise.all(this.nodes.map(async (x) => {
+      const t = setTimeout(() => void x.proc.kill(), 10_000);
+      await x.proc.stop();
+      clearTimeout(t);
+    }));
     for (const x of this.nodes) x.proc.closeLog();
     await this.raft.destroy();
   }

@@ -1,0 +1,118 @@
+// npm run bench:gateway — RaftHouse's gateway against the engine under it, in one run:
+//   1. rows/s of 10,000-row JSONEachRow inserts through the consistent endpoint of a 3-node cluster
+//      (3 raftd + 3 rafthouse processes, embedded chdb) vs straight into one embedded engine
+//      (benchDirectInserts, the same rows and table);
+//   2. p50/p99 of a point query through the consistent endpoint vs the local endpoint of one node.
+// Options: --batches N (default 20), --queries N (default 300), --groups G (default 4).
+
+import * as http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
+import { BENCH_TABLE_DDL, benchDirectInserts, benchRows } from './clickhouse-direct.js';
+import { RafthouseCluster } from '../../test/integration/rafthouse/harness.js';
+
+const BATCH = 10_000;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+
+function post(base: string, query: Record<string, string>, body: Buffer | string): Promise<{ status: number; text: string }> {
+  const u = new URL(`${base}/?${new URLSearchParams(query)}`);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function must(p: Promise<{ status: number; text: string }>): Promise<string> {
+  const r = await p;
+  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text}`);
+  return r.text;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { batches: { type: 'string' }, queries: { type: 'string' }, groups: { type: 'string' } } });
+  const batches = Number(values.batches ?? 20);
+  const queries = Number(values.queries ?? 300);
+  const groups = Number(values.groups ?? 4);
+
+  process.stdout.write(`direct: ${batches} x ${BATCH}-row JSONEachRow inserts into one embedded engine...\n`);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-gw-direct-'));
+  const engine = await openEmbedded({ dataDir: dir });
+  const [direct] = await benchDirectInserts(engine, { batchSizes: [BATCH], rowsPerSize: batches * BATCH, minBatches: batches });
+  await engine.close();
+  rmSync(dir, { recursive: true, force: true });
+
+  process.stdout.write(`starting a 3-node RaftHouse (${groups} groups)...\n`);
+  const cluster = await RafthouseCluster.start({ groups });
+  try {
+    const n1 = cluster.nodes[0]!;
+    await must(post(n1.consistentUrl, {}, `CREATE TABLE bench ${BENCH_TABLE_DDL}`));
+    process.stdout.write(`gateway: ${batches} x ${BATCH}-row inserts through the consistent endpoint...\n`);
+    const per: number[] = [];
+    const t0 = performance.now();
+    for (let b = 0; b < batches; b++) {
+      const payload = benchRows(b * BATCH, BATCH);
+      const s = performance.now();
+      await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, payload));
+      per.push(performance.now() - s);
+    }
+    const total = performance.now() - t0;
+    const gwOverall = (batches * BATCH) / (total / 1000);
+    const gwMedian = BATCH / (pct(per, 50) / 1000);
+    const count = await must(post(n1.consistentUrl, {}, 'SELECT count() FROM bench'));
+    if (Number(count) !== batches * BATCH) throw new Error(`expected ${batches * BATCH} rows, found ${count}`);
+
+    process.stdout.write(`point query: ${queries} x consistent and local on node 1...\n`);
+    const sql = 'SELECT k, v FROM bench WHERE id = {id:UInt64}';
+    // Warm both paths (parser cache, sessions, views).
+    for (let i = 0; i < 20; i++) {
+      await must(post(n1.consistentUrl, { param_id: String(i) }, sql));
+      await must(post(n1.localUrl, { param_id: String(i) }, sql));
+    }
+    const lat = { consistent: [] as number[], local: [] as number[] };
+    for (let i = 0; i < queries; i++) {
+      const id = String((i * 7919) % (batches * BATCH));
+      for (const which of ['consistent', 'local'] as const) {
+        const s = performance.now();
+        await must(post(which === 'consistent' ? n1.consistentUrl : n1.localUrl, { param_id: id }, sql));
+        lat[which].push(performance.now() - s);
+      }
+    }
+    const c50 = pct(lat.consistent, 50), c99 = pct(lat.consistent, 99), l50 = pct(lat.local, 50), l99 = pct(lat.local, 99);
+    const f = (x: number) => Math.round(x).toLocaleString('en-US');
+    process.stdout.write(`
+| ${BATCH}-row JSONEachRow inserts | rows/s (overall) | rows/s (median batch) |
+|---|---|---|
+| straight into one embedded engine | ${f(direct!.overallRowsPerSec)} | ${f(direct!.medianRowsPerSec)} |
+| consistent endpoint, 3-node cluster | ${f(gwOverall)} | ${f(gwMedian)} |
+| ratio (gateway / direct) | ${(gwOverall / direct!.overallRowsPerSec * 100).toFixed(0)}% | ${(gwMedian / direct!.medianRowsPerSec * 100).toFixed(0)}% |
+
+| point query (same node) | p50 ms | p99 ms |
+|---|---|---|
+| local endpoint | ${l50.toFixed(2)} | ${l99.toFixed(2)} |
+| consistent endpoint (barrier + read) | ${c50.toFixed(2)} | ${c99.toFixed(2)} |
+| consistent - local | ${(c50 - l50).toFixed(2)} | ${(c99 - l99).toFixed(2)} |
+`);
+  } finally {
+    agent.destroy();
+    await cluster.destroy();
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench:gateway: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
