@@ -256,7 +256,10 @@ export class ClickHouseStateMachine implements StateMachine {
       intent = { index: Number(intentRow.top), mutations: JSON.parse(intentRow.info) as Record<string, number> };
     }
     const settings: Settings = {};
-    const srows = await this.scalarRows<{ settings: string }>(`SELECT settings FROM ${db}.${SETTINGS_TABLE} ORDER BY idx`);
+    // Only settings up to the recorded index: later ones come again with their redelivered entries, and
+    // the entries before them must be re-applied without them, as they were the first time.
+    const srows = await this.scalarRows<{ settings: string }>(
+      `SELECT settings FROM ${db}.${SETTINGS_TABLE} WHERE idx <= ${lastIndex} ORDER BY idx`);
     for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
     const st: GroupState = { lastIndex, intent, settings };
     this.groups.set(group, st);
