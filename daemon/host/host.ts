@@ -73,6 +73,7 @@ export class Host {
   private flushDone: Promise<void> = Promise.resolve();
   private readonly knownPeers = new Map<number, string>();
   private readonly bootstrapWrites: GroupWrite[] = [];
+  private metaDutiesRunning = false;
 
   constructor(
     private readonly opts: HostOptions,
@@ -648,6 +649,18 @@ export class Host {
 
   /** Meta leader duties: register nodes and create the bootstrap groups. */
   private async onMetaLeader(): Promise<void> {
+    // One round at a time: a round still in flight has not applied its creations yet, and a
+    // second one would propose them all again.
+    if (this.metaDutiesRunning) return;
+    this.metaDutiesRunning = true;
+    try {
+      await this.metaDuties();
+    } finally {
+      this.metaDutiesRunning = false;
+    }
+  }
+
+  private async metaDuties(): Promise<void> {
     // Give the new leader's empty entry a moment to commit before proposing.
     await new Promise((r) => setTimeout(r, this.opts.tickMs * 2));
     const meta = this.groups.get(META_GROUP);
