@@ -10,7 +10,7 @@ import { LocalCluster } from '../integration/cluster.js';
 import { checkKvHistory } from '../sim/linearizability.js';
 import { Rng } from '../sim/rng.js';
 import { call } from './http.js';
-import { KvWorkload, toCheckerHistory } from './kv-workload.js';
+import { KvWorkload, toCheckerHistory, type RecordedOp } from './kv-workload.js';
 import { ClusterView, GROUP, parseNemesis, FAULT_KINDS } from './nemesis.js';
 import { formatRafthouseReport, runRafthouseChaos } from './rafthouse.js';
 import { formatReport, runChaos } from './runner.js';
@@ -23,6 +23,21 @@ describe('chaos: real processes under faults', function () {
     expect(parseNemesis('pause,partition')).to.deep.equal(['pause', 'partition-symmetric', 'partition-oneway', 'partition-leader']);
     expect(parseNemesis('kill-app')).to.deep.equal(['kill-app']);
     expect(() => parseNemesis('kill,meteor')).to.throw(/unknown nemesis "meteor"/);
+  });
+
+  it('hands the checker known results, unknown writes as open-ended, and leaves out what had no effect', () => {
+    const ops: RecordedOp[] = [
+      { client: 1, node: 1, input: { type: 'write', key: 'k0', value: 'a' }, call: 1, ret: 2, result: 'ok', output: {} },
+      { client: 2, node: 2, input: { type: 'write', key: 'k0', value: 'b' }, call: 3, ret: null, result: 'info', error: 'TIMEOUT' },
+      { client: 3, node: 3, input: { type: 'write', key: 'k0', value: 'c' }, call: 3, ret: 4, result: 'fail', error: 'NOT_LEADER' },
+      { client: 1, node: 1, input: { type: 'read', key: 'k0' }, call: 5, ret: 6, result: 'ok', output: { value: 'b' } },
+    ];
+    const h = toCheckerHistory(ops);
+    expect(h.map((x) => [x.client, x.ret])).to.deep.equal([[1, 2], [2, Infinity], [1, 6]]);
+    // The unknown write may have happened: reading its value is fine; reading the failed one is not.
+    expect(checkKvHistory(h).verdict).to.equal('ok');
+    const bad = toCheckerHistory([...ops.slice(0, 3), { ...ops[3]!, output: { value: 'c' } }]);
+    expect(checkKvHistory(bad).verdict).to.equal('illegal');
   });
 
   it('3 nodes under every nemesis: linearizable history, replicas converge, no anomalies', async () => {
