@@ -309,6 +309,7 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 interface CpuProfile {
   nodes: ProfileNode[];
@@ -371,6 +372,23 @@ function hotSpots(profilePath: string, top: number): string[] {
   }
   lines.push('by file:');
   for (const [f, c] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 12)) lines.push(`${((100 * c) / Math.max(1, busy)).toFixed(1).padStart(6)}%  ${f}`);
+  // Inclusive time of the project's own functions (each sample counted once per function on its
+  // stack): self time is spread thin over Node internals, this says which of our paths drive it.
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const ours = (url: string) => url.startsWith('file://') && !url.includes('/node_modules/') && /\/(daemon|adapters)\//.test(url);
+  const inclusive = new Map<string, number>();
+  for (const [id, count] of self) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const f = byId.get(at)!.callFrame;
+      if (!ours(f.url)) continue;
+      seen.add(`${f.functionName || '(anonymous)'}  ${toSource(f.url, f.lineNumber, f.columnNumber)}`);
+    }
+    for (const k of seen) inclusive.set(k, (inclusive.get(k) ?? 0) + count);
+  }
+  lines.push('inclusive time of raftd functions:');
+  for (const [k, c] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`${((100 * c) / Math.max(1, busy)).toFixed(1).padStart(6)}%  ${k}`);
   return lines;
 }
 
