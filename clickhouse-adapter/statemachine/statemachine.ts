@@ -45,8 +45,14 @@ export interface ChsmOptions {
    * cover (blocks per entry) x (entries between two index records), see maxEntriesPerRecord.
    */
   dedupWindow?: number;
-  /** The index is recorded at least every this many entries inside a batch. */
+  /** The index is recorded at least every this many applied entries. */
   maxEntriesPerRecord?: number;
+  /**
+   * After a batch of tokenised entries the record is deferred by this many ms (so back-to-back small
+   * batches share one record); 0 records at the end of every batch. Before a DDL, a snapshot, Sync and
+   * close() the record is always written.
+   */
+  recordDelayMs?: number;
   /** Called at each CrashPoint (tests kill the process there). Never set in production. */
   hook?: (point: CrashPoint, index: number) => void | Promise<void>;
 }
@@ -58,7 +64,12 @@ interface Intent {
 }
 
 interface GroupState {
-  lastIndex: number;
+  /** Highest index applied (its effects are in ClickHouse); what LastLogIndex answers. */
+  applied: number;
+  /** Highest index recorded in _rh_applied; after a crash, redelivery starts after it. */
+  recorded: number;
+  /** A deferred record is scheduled. */
+  timer: NodeJS.Timeout | undefined;
   intent: Intent | undefined;
   /** Defaults from applied "settings" entries, in log order. */
   settings: Settings;
@@ -136,6 +147,7 @@ export class ClickHouseStateMachine implements StateMachine {
   readonly engine: ClickHouseEngine;
   private readonly dedupWindow: number;
   private readonly maxEntriesPerRecord: number;
+  private readonly recordDelayMs: number;
   private readonly hook: ((point: CrashPoint, index: number) => void | Promise<void>) | undefined;
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
@@ -145,6 +157,7 @@ export class ClickHouseStateMachine implements StateMachine {
     this.engine = opts.engine;
     this.dedupWindow = opts.dedupWindow ?? 10_000;
     this.maxEntriesPerRecord = opts.maxEntriesPerRecord ?? 100;
+    this.recordDelayMs = opts.recordDelayMs ?? 100;
     this.hook = opts.hook;
   }
 
@@ -261,13 +274,38 @@ export class ClickHouseStateMachine implements StateMachine {
     const srows = await this.scalarRows<{ settings: string }>(
       `SELECT settings FROM ${db}.${SETTINGS_TABLE} WHERE idx <= ${lastIndex} ORDER BY idx`);
     for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
-    const st: GroupState = { lastIndex, intent, settings };
+    const st: GroupState = { applied: lastIndex, recorded: lastIndex, timer: undefined, intent, settings };
     this.groups.set(group, st);
     return st;
   }
 
   async lastLogIndex(group: number): Promise<number> {
-    return this.withLock(group, async () => (await this.group(group, false))?.lastIndex ?? 0);
+    return this.withLock(group, async () => (await this.group(group, false))?.applied ?? 0);
+  }
+
+  /** Records the applied index if it is ahead of the record (caller holds the group lock). */
+  private async flush(group: number, st: GroupState): Promise<void> {
+    if (st.timer) { clearTimeout(st.timer); st.timer = undefined; }
+    if (st.applied > st.recorded) {
+      const index = st.applied;
+      await this.record(group, index);
+      st.recorded = index;
+    }
+  }
+
+  private scheduleRecord(group: number, st: GroupState): void {
+    if (st.timer || st.applied <= st.recorded) return;
+    st.timer = setTimeout(() => {
+      st.timer = undefined;
+      // A failed deferred record is harmless: the entries stay deduplicated and the next flush retries.
+      this.withLock(group, () => this.flush(group, st)).catch(() => undefined);
+    }, this.recordDelayMs);
+    st.timer.unref();
+  }
+
+  /** Records every group's applied index (graceful shutdown). */
+  async close(): Promise<void> {
+    for (const [group, st] of this.groups) await this.withLock(group, () => this.flush(group, st));
   }
 
   // ---- apply -----------------------------------------------------------------------------------------
@@ -284,36 +322,29 @@ export class ClickHouseStateMachine implements StateMachine {
     return this.withLock(group, async () => {
       const st = (await this.group(group, true))!;
       const results: EntryResult[] = [];
-      let pending = st.lastIndex; // highest index applied; recorded up to st.lastIndex
-      let unrecorded = 0;
-      const flush = async (): Promise<void> => {
-        if (pending > st.lastIndex) {
-          await this.record(group, pending);
-          st.lastIndex = pending;
-        }
-        unrecorded = 0;
-      };
+      const flush = (): Promise<void> => this.flush(group, st);
       try {
         for (const e of entries) {
-          if (e.index <= st.lastIndex) {
+          if (e.index <= st.applied) {
             // The SDK drops redeliveries before calling; this guards direct callers.
             results.push({ ok: true, result: { skipped: true } });
             continue;
           }
-          if (e.index !== pending + 1) {
-            throw new ChsmError('RH_BAD_ENTRY', `entry ${e.index} does not follow ${pending}: indexes must be contiguous`);
+          if (e.index !== st.applied + 1) {
+            throw new ChsmError('RH_BAD_ENTRY', `entry ${e.index} does not follow ${st.applied}: indexes must be contiguous`);
           }
-          results.push(await this.applyOne(group, st, e, async () => { await flush(); }, (i) => { pending = i; }));
-          pending = e.index;
-          unrecorded++;
+          results.push(await this.applyOne(group, st, e, flush));
+          st.applied = e.index;
           await this.at('after-entry', e.index);
-          if (unrecorded >= this.maxEntriesPerRecord) await flush();
+          if (st.applied - st.recorded >= this.maxEntriesPerRecord) await flush();
         }
-      } finally {
-        // Whatever was applied gets recorded, also when a later entry threw (raftd then retries from
-        // the recorded index; the applied-but-unrecorded entries would be deduplicated anyway).
-        await flush();
+      } catch (err) {
+        // Whatever was applied gets recorded before the call fails (raftd retries after it).
+        await flush().catch(() => undefined);
+        throw err;
       }
+      if (this.recordDelayMs <= 0) await flush();
+      else this.scheduleRecord(group, st);
       return results;
     });
   }
@@ -340,10 +371,7 @@ export class ClickHouseStateMachine implements StateMachine {
     return out;
   }
 
-  private async applyOne(
-    group: number, st: GroupState, e: ApplyEntry,
-    flush: () => Promise<void>, setPending: (i: number) => void,
-  ): Promise<EntryResult> {
+  private async applyOne(group: number, st: GroupState, e: ApplyEntry, flush: () => Promise<void>): Promise<EntryResult> {
     if (e.data.length === 0) return { ok: true, result: null }; // no-op entry
     let entry: Entry;
     try {
@@ -358,7 +386,7 @@ export class ClickHouseStateMachine implements StateMachine {
     // A statement without a token: record everything before it, run it alone, record it.
     await flush();
     const r = await this.applyStatement(group, st, entry, e.index);
-    setPending(e.index);
+    st.applied = e.index;
     await flush();
     return r;
   }
@@ -484,7 +512,7 @@ export class ClickHouseStateMachine implements StateMachine {
     const q = (typeof query === 'object' && query !== null ? query : {}) as { op?: unknown; sql?: unknown; format?: unknown };
     if (q.op === 'checksum') {
       const st = await this.withLock(group, () => this.group(group, false));
-      return { lastLogIndex: st?.lastIndex ?? 0, tables: st ? await groupChecksum(this.engine, dataDb(group)) : [] };
+      return { lastLogIndex: st?.applied ?? 0, tables: st ? await groupChecksum(this.engine, dataDb(group)) : [] };
     }
     if (typeof q.sql === 'string') {
       const format = typeof q.format === 'string' ? q.format : 'JSONEachRow';
@@ -521,8 +549,9 @@ export class ClickHouseStateMachine implements StateMachine {
   async prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
     return this.withLock(group, async () => {
       const st = (await this.group(group, true))!;
+      await this.flush(group, st); // raftd may truncate its log up to this index: it must be recorded
       const src = dataDb(group);
-      const index = st.lastIndex;
+      const index = st.recorded;
       const snap = snapshotDb(group, index);
       if (!(await this.snapshotMeta(snap))) {
         await this.engine.exec(`DROP DATABASE IF EXISTS ${snap} SYNC`);
@@ -662,9 +691,11 @@ export class ClickHouseStateMachine implements StateMachine {
       await this.at('mid-swap', header.index);
       await this.engine.exec(`RENAME DATABASE ${target} TO ${live}`);
       if (hasData) await this.engine.exec(`DROP DATABASE IF EXISTS ${old} SYNC`);
+      const prev = this.groups.get(group);
+      if (prev?.timer) clearTimeout(prev.timer);
       this.groups.delete(group);
       const st = (await this.group(group, true))!;
-      return st.lastIndex;
+      return st.applied;
     });
   }
 
@@ -674,13 +705,20 @@ export class ClickHouseStateMachine implements StateMachine {
         const p = parseDbName(n);
         if (p && p.group === group) await this.engine.exec(`DROP DATABASE IF EXISTS ${n} SYNC`);
       }
+      const st = this.groups.get(group);
+      if (st?.timer) clearTimeout(st.timer);
       this.groups.delete(group);
     });
   }
 
-  /** Everything applied is already recorded in ClickHouse when applyBatch returns. */
+  /** Records the applied index now (the effects themselves are already in ClickHouse). */
   async sync(group: number): Promise<number> {
-    return this.lastLogIndex(group);
+    return this.withLock(group, async () => {
+      const st = await this.group(group, false);
+      if (!st) return 0;
+      await this.flush(group, st);
+      return st.recorded;
+    });
   }
 }
 

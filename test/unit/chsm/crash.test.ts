@@ -20,7 +20,7 @@ const CRASHES = [
   'after-ddl@16',      // the mutation ran: must not run twice
   'after-insert@18',   // INSERT ... SELECT (no payload)
   'after-ddl@23',      // DROP ran
-  'after-record@24',
+  'after-record@23',   // the record right after a DDL
   'after-insert@26',
   'after-insert@27',   // an INSERT sent as a plain statement still gets its token
 ];

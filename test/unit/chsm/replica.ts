@@ -38,6 +38,7 @@ async function handle(c: Cmd): Promise<unknown> {
     case 'last':
       return sm.lastLogIndex(g);
     case 'checksum':
+      await sm.close(); // write deferred index records, so the printed index is the applied one
       return formatChecksums(await groupChecksums(engine));
     case 'prepare':
       return sm.prepareSnapshot(g);
@@ -59,6 +60,7 @@ async function handle(c: Cmd): Promise<unknown> {
     case 'databases':
       return (await engine.query("SELECT name FROM system.databases WHERE startsWith(name, 'rh_') ORDER BY name", { format: 'TabSeparated' })).toString('utf8');
     case 'exit':
+      await sm.close();
       await engine.close();
       setImmediate(() => process.exit(0));
       return null;
