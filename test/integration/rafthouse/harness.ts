@@ -49,7 +49,8 @@ export class RafthouseCluster {
       for (const x of nodes) x.proc.start();
       await Promise.all(nodes.map((x) => waitForHttp(`${x.consistentUrl}/ping`, 60_000)));
       await raft.startAll();
-      await raft.waitForLeaders(Array.from({ length: opts.groups + 1 }, (_, i) => i), 30_000);
+      await raft.waitForApi(60_000);
+      await raft.waitForLeaders(Array.from({ length: opts.groups + 1 }, (_, i) => i), 60_000);
       return c;
     } catch (e) {
       await Promise.all(nodes.map((x) => x.proc.kill()));
