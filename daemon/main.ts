@@ -2,7 +2,8 @@
 // The `raftd` command: wires storage, transport, the application and the client API around
 // the multi-group host, and shuts all of it down cleanly on SIGTERM / SIGINT.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import pino from 'pino';
 import { ConfigError, helpText, loadConfig, parseHostPort, type RaftdConfig } from './config.js';
 import { LogStore } from './storage/index.js';
@@ -19,11 +20,11 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-async function join(cfg: RaftdConfig): Promise<Map<number, string>> {
+async function joinCluster(cfg: RaftdConfig, fresh: boolean): Promise<Map<number, string>> {
   const res = await fetch(`http://${cfg.join}/v1/nodes`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(cfg.apiToken ? { authorization: `Bearer ${cfg.apiToken}` } : {}) },
-    body: JSON.stringify({ id: cfg.id, raftAddr: cfg.raftAddr, httpAddr: cfg.httpAddr }),
+    body: JSON.stringify({ id: cfg.id, raftAddr: cfg.raftAddr, httpAddr: cfg.httpAddr, fresh }),
     signal: AbortSignal.timeout(15_000),
   }).catch((e: Error) => fail(`--join ${cfg.join}: ${e.message}`));
   const body = (await res.json().catch(() => ({}))) as { nodes?: Array<{ id: number; raftAddr: string }>; error?: { message: string } };
@@ -46,9 +47,13 @@ export async function main(argv: string[]): Promise<void> {
   const logger = pino({ level: cfg.logLevel, base: { node: cfg.id } });
   mkdirSync(cfg.dataDir, { recursive: true });
 
-  const store = await LogStore.open({ dir: cfg.dataDir, nodeId: cfg.id, clusterId: cfg.clusterId }).catch((e: Error) =>
+  // The log store owns its directory; snapshots in transit get their own beside it.
+  const store = await LogStore.open({ dir: join(cfg.dataDir, 'log'), nodeId: cfg.id, clusterId: cfg.clusterId }).catch((e: Error) =>
     fail(`data dir ${cfg.dataDir}: ${e.message}`),
   );
+  const snapshotDir = join(cfg.dataDir, 'snapshots');
+  rmSync(snapshotDir, { recursive: true, force: true }); // partial transfers of a previous run
+  mkdirSync(snapshotDir, { recursive: true });
 
   let app: AppPort;
   let makeApplier: (group: number, onApplied: ConstructorParameters<typeof GroupApplier>[2]['onApplied']) => ApplierPort;
@@ -65,7 +70,12 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   let peers = cfg.peers;
-  if (cfg.join !== '') peers = await join(cfg);
+  if (cfg.join !== '') {
+    // Fresh = this data dir never joined: the cluster refuses a fresh disk for a known id.
+    const fresh = (await store.getMeta('joined')) === undefined && (await store.listGroups()).length === 0;
+    peers = await joinCluster(cfg, fresh);
+    await store.putMeta('joined', new TextEncoder().encode(String(Date.now())));
+  }
 
   let host: Host | undefined;
   // Chaos tests only: a fault layer the tests drive through /debug/faults.
@@ -77,6 +87,7 @@ export async function main(argv: string[]): Promise<void> {
       clusterId: cfg.clusterId,
       listenAddr: cfg.raftAddr,
       peers: new Map([...peers].filter(([id]) => id !== cfg.id)),
+      snapshotDir,
       ...(cfg.tlsCa ? { tls: { caFile: cfg.tlsCa, certFile: cfg.tlsCert, keyFile: cfg.tlsKey } } : {}),
     },
     {

@@ -357,6 +357,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     if (existing && existing.raftAddr !== body.raftAddr) {
       throw new RaftdError('CONFLICT', `node id ${id} is already registered at ${existing.raftAddr}`);
     }
+    // A node id that may have voted must never come back with an empty disk: it would have
+    // forgotten its votes and log. A fresh node needs a fresh id.
+    if (existing && (body as { fresh?: unknown }).fresh === true) {
+      throw new RaftdError('CONFLICT', `node id ${id} is already a member and this node's data dir is empty: use a new id (a member restarting with an empty disk could vote twice)`);
+    }
     return onLeader(req, reply, META_GROUP, async () => {
       const o = await host.proposeMeta({ op: 'register', node: { id, raftAddr: body.raftAddr as string, httpAddr: body.httpAddr as string } });
       if (!o.ok) throw new RaftdError('CONFLICT', o.error?.message ?? 'refused');

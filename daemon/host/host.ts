@@ -13,7 +13,9 @@ import {
   Role,
   type ConfChange,
   type Entry,
+  type HardState,
   type Message,
+  type SnapshotMetadata,
   type Ready,
   type RaftStatus,
 } from '../raft/types.js';
@@ -91,8 +93,8 @@ export class Host {
 
   async start(): Promise<void> {
     for (const [id, addr] of this.knownPeers) if (id !== this.opts.nodeId) this.deps.transport.setPeer(id, addr);
-    const stored = await this.deps.store.listGroups();
-    for (const g of stored) await this.restoreGroup(g);
+    const stored = await this.deps.store.loadAll();
+    for (const [g, loaded] of stored) this.restoreGroup(g, loaded);
     if (!this.groups.has(META_GROUP) && this.opts.staticPeers.size > 0) {
       await this.bootstrapGroup(META_GROUP, [...this.opts.staticPeers.keys()].sort((a, b) => a - b));
     }
@@ -127,8 +129,8 @@ export class Host {
     return g;
   }
 
-  private async restoreGroup(group: number): Promise<void> {
-    const { hardState, snapshot, entries } = await this.deps.store.loadGroup(group);
+  private restoreGroup(group: number, loaded: { hardState: HardState; snapshot: SnapshotMetadata | null; entries: Entry[] }): void {
+    const { hardState, snapshot, entries } = loaded;
     const storage = new MemoryStorage();
     if (snapshot) storage.applySnapshot({ metadata: snapshot, data: new Uint8Array(0) });
     if (entries.length > 0) storage.append(entries);
@@ -404,6 +406,11 @@ export class Host {
     try {
       cc = decodeConfChange(e.data);
     } catch {
+      return;
+    }
+    if (cc.type === ConfChangeType.RemoveNode && cc.node === this.opts.nodeId) {
+      // This node left the group: nobody will tell it what became of its pending work.
+      g.failAll(new RaftdError('NOT_LEADER', `node ${this.opts.nodeId} was removed from group ${g.group}`));
       return;
     }
     if (cc.context.length > 0 && cc.type !== ConfChangeType.RemoveNode) {

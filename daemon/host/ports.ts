@@ -16,6 +16,8 @@ export interface LogStorePort {
   write(batch: GroupWrite[]): Promise<void>;
   loadGroup(group: number): Promise<{ hardState: HardState; snapshot: SnapshotMetadata | null; entries: Entry[] }>;
   listGroups(): Promise<number[]>;
+  /** Every group at once (one scan per record kind): what start-up uses. */
+  loadAll(): Promise<Map<number, { hardState: HardState; snapshot: SnapshotMetadata | null; entries: Entry[] }>>;
   deleteGroup(group: number): Promise<void>;
 }
 
