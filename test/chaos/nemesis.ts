@@ -127,14 +127,14 @@ export class ClusterView {
   async restartRaftd(id: number): Promise<void> {
     const n = this.node(id);
     if (!n.running()) n.start();
-    await waitForHttp(n.url + '/status', 30_000);
+    await waitForHttp(n.url + "/status", 60_000);
     this.down.delete(id);
   }
 
   async restartApp(id: number): Promise<void> {
     const n = this.node(id);
     if (n.app && !n.app.running()) n.app.start();
-    if (n.app) await waitForHttp(n.appUrl()!, 30_000);
+    if (n.app) await waitForHttp(n.appUrl()!, 60_000);
     this.appDown.delete(id);
   }
 

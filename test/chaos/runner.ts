@@ -77,14 +77,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   let convergence: ChaosReport['convergence'] = { converged: false, detail: 'not reached' };
   try {
     await cluster.startAll();
-    await cluster.waitForApi(30_000);
-    await cluster.waitForLeaders([GROUP], 30_000);
+    await cluster.waitForApi(60_000);
+    await cluster.waitForLeaders([GROUP], 60_000);
     log(`cluster of ${o.nodes} up; logs in ${runDir}`);
     const stopAt = performance.now() + o.durationMs;
     await Promise.all([workload.run(stopAt), nemesis.run(stopAt)]);
     log('workload done; healing');
     await view.healAll();
-    await cluster.waitForLeaders([GROUP], 30_000);
+    await cluster.waitForLeaders([GROUP], 60_000);
     convergence = await converge(view, workload.opts.keys);
     if (!convergence.converged) anomalies.push(`replicas did not converge: ${convergence.detail}`);
     // Final linearizable reads of every key on every node: acknowledged writes must all be there.
