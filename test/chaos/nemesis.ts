@@ -127,7 +127,7 @@ export class ClusterView {
   async restartRaftd(id: number): Promise<void> {
     const n = this.node(id);
     if (!n.running()) n.start();
-    await waitForHttp(n.url + "/status", 60_000);
+    await waitForHttp(n.url + '/status', 60_000);
     this.down.delete(id);
   }
 
