@@ -113,8 +113,9 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     timer.unref();
     add('view timer', () => clearInterval(timer));
 
+    const timezone = (await readEngine.query('SELECT timezone()', { format: 'TSVRaw' })).toString('utf8').trim() || 'UTC';
     const httpServer = new GatewayHttp({
-      gateway, users: cfg.users, version: engine.capabilities.version, consistentHosts: cfg.consistentHosts, localHosts: cfg.localHosts, log,
+      gateway, users: cfg.users, version: engine.capabilities.version, consistentHosts: cfg.consistentHosts, localHosts: cfg.localHosts, log, timezone,
     });
     add('gateway http', () => httpServer.close());
     const c = hostPort(cfg.consistentListen, '--consistent-listen');

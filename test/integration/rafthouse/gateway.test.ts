@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { RafthouseCluster } from './harness.js';
+import { HashRing } from '../../../clickhouse-adapter/router/index.js';
 
 const GROUPS = 16;
 
@@ -196,6 +197,16 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
       const t = await ok(post(cluster.nodes[i]!.consistentUrl, 'SELECT count(), sum(amount) FROM visits'));
       expect(t, `via node ${i + 1}`).to.equal(`${total}\t${sum}\n`);
     }
+    // Other formats are evaluated on the gateway first, then split the same way.
+    await ok(http(cluster.nodes[2]!.consistentUrl, { sql: 'INSERT INTO visits FORMAT CSV', body: '100000,1,2026-01-02\n100001,2,2026-01-02\n' }));
+    await ok(post(cluster.nodes[2]!.consistentUrl, "INSERT INTO visits VALUES (100002, 3, '2026-01-02')"));
+    expect(await ok(post(cluster.nodes[0]!.consistentUrl, 'SELECT count(), sum(amount) FROM visits WHERE day = \'2026-01-02\''))).to.equal('3\t6\n');
+    const shardOf = await ok(post(cluster.nodes[0]!.consistentUrl, "SELECT user_id, _database FROM visits WHERE day = '2026-01-02' ORDER BY user_id FORMAT JSONEachRow"));
+    const ring = await HashRing.create({ groups: GROUPS });
+    for (const l of shardOf.trim().split('\n')) {
+      const r = JSON.parse(l) as { user_id: string | number; _database: string };
+      expect(r._database, `user ${r.user_id}`).to.equal(`rh_g${ring.groupOf(String(r.user_id))}`);
+    }
     // A user's rows are all in one group (the split is by key).
     const spread = await ok(post(cluster.nodes[1]!.consistentUrl, 'SELECT max(c) FROM (SELECT user_id, uniqExact(_database) AS c FROM visits GROUP BY user_id)'));
     expect(spread).to.equal('1\n');
@@ -238,6 +249,18 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
     // The three rows of one INSERT ... SELECT got the one pinned instant.
     expect(await ok(post(base, 'SELECT uniqExact(t), uniqExact(t64) FROM nd2'))).to.equal('1\t1\n');
     expect(await ok(post(base, "SELECT count() FROM nd WHERE u = toUUID('00000000-0000-0000-0000-000000000000') OR t = toDateTime(0)"))).to.equal('0\n');
+  });
+
+  it('replicates SET as group settings: later writes in every group use them', async () => {
+    const base = cluster.nodes[2]!.consistentUrl;
+    await ok(post(base, 'CREATE TABLE st (k UInt32) ENGINE = MergeTree ORDER BY k'));
+    const before = await post(base, 'INSERT INTO st FORMAT JSONEachRow\n{"k":1,"extra":2}\n');
+    expect(before.headers.get('x-clickhouse-exception-code'), before.text).to.equal('117'); // INCORRECT_DATA: unknown field
+    await ok(post(cluster.nodes[0]!.consistentUrl, 'SET input_format_skip_unknown_fields = 1'));
+    await ok(post(base, 'INSERT INTO st FORMAT JSONEachRow\n{"k":1,"extra":2}\n'));
+    expect(await ok(post(cluster.nodes[1]!.consistentUrl, 'SELECT count() FROM st'))).to.equal('1\n');
+    const owned = await post(base, 'SET max_insert_block_size = 10');
+    expect(owned.headers.get('x-clickhouse-exception-code')).to.equal('36');
   });
 
   it('refuses writes on the local endpoint with READONLY whatever the settings, and nothing changes', async () => {
