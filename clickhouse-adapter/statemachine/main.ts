@@ -13,12 +13,11 @@ const HELP = `rafthouse-adapter: the RaftHouse ClickHouse state machine, served 
   --listen HOST:PORT         where raftd reaches it (default 127.0.0.1:7100)
 ${ENGINE_FLAG_HELP}
   --dedup-window N           non_replicated_deduplication_window on every group table (default 10000)
-  --record-delay-ms N        defer the applied-index record after insert batches (default 100; 0 = every batch)
 `;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { ...ENGINE_FLAG_OPTIONS, listen: { type: 'string' }, 'dedup-window': { type: 'string' }, 'record-delay-ms': { type: 'string' } },
+    options: { ...ENGINE_FLAG_OPTIONS, listen: { type: 'string' }, 'dedup-window': { type: 'string' } },
     strict: true,
   });
   if (values.help) { process.stdout.write(HELP); return; }
@@ -28,8 +27,6 @@ async function main(): Promise<void> {
   if (!m) throw new UsageError(`--listen must be HOST:PORT, got ${listen}`);
   const dedupWindow = values['dedup-window'] !== undefined ? Number(values['dedup-window']) : 10_000;
   if (!Number.isSafeInteger(dedupWindow) || dedupWindow < 100) throw new UsageError('--dedup-window must be an integer >= 100');
-  const recordDelayMs = values['record-delay-ms'] !== undefined ? Number(values['record-delay-ms']) : 100;
-  if (!Number.isSafeInteger(recordDelayMs) || recordDelayMs < 0) throw new UsageError('--record-delay-ms must be an integer >= 0');
 
   const engine = await openEngine(flags);
   try {
@@ -40,7 +37,7 @@ async function main(): Promise<void> {
     await engine.close();
     throw e;
   }
-  const sm = new ClickHouseStateMachine({ engine, dedupWindow, recordDelayMs });
+  const sm = new ClickHouseStateMachine({ engine, dedupWindow });
   const served = await serveStateMachine(sm, { host: m[1]!, port: Number(m[2]) });
   process.stdout.write(`rafthouse-adapter: ${engine.kind} ClickHouse ${engine.capabilities.version}, listening on ${served.url}\n`);
   const stop = async (): Promise<void> => {

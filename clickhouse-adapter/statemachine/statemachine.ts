@@ -48,9 +48,12 @@ export interface ChsmOptions {
   /** The index is recorded at least every this many applied entries. */
   maxEntriesPerRecord?: number;
   /**
-   * After a batch of tokenised entries the record is deferred by this many ms (so back-to-back small
-   * batches share one record); 0 records at the end of every batch. Before a DDL, a snapshot, Sync and
-   * close() the record is always written.
+   * 0 (the default): the index is recorded at the end of every batch, so the LastLogIndex that
+   * UpdateEntries reports is durable — raftd (without RAFT_SYNC) relies on that and treats a lower
+   * LastLogIndex after a restart as APP_REGRESSED. N > 0 defers the record by N ms after a batch of
+   * tokenised entries (back-to-back small batches share one record; faster for 1-entry batches) but
+   * after a crash LastLogIndex goes back to the last record: only for callers that redeliver from it.
+   * Before a DDL, a snapshot, Sync and close() the record is always written.
    */
   recordDelayMs?: number;
   /** Called at each CrashPoint (tests kill the process there). Never set in production. */
@@ -157,7 +160,7 @@ export class ClickHouseStateMachine implements StateMachine {
     this.engine = opts.engine;
     this.dedupWindow = opts.dedupWindow ?? 10_000;
     this.maxEntriesPerRecord = opts.maxEntriesPerRecord ?? 100;
-    this.recordDelayMs = opts.recordDelayMs ?? 100;
+    this.recordDelayMs = opts.recordDelayMs ?? 0;
     this.hook = opts.hook;
   }
 
