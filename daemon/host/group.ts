@@ -13,11 +13,17 @@ export interface EntryOutcome {
   skipped?: boolean;
 }
 
+/** Proposals appended together share one deadline timer (a timer per entry costs too much). */
+interface ProposalBatch {
+  remaining: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
 interface PendingProposal {
   term: number;
   resolve(outcome: EntryOutcome): void;
   reject(err: RaftdError): void;
-  timer: NodeJS.Timeout;
+  batch: ProposalBatch;
 }
 
 interface PendingRead {
@@ -88,20 +94,25 @@ export class GroupReplica {
       const err = toRaftdError(e, this.group);
       return datas.map(() => Promise.reject(err));
     }
-    const out: Array<Promise<EntryOutcome>> = [];
-    for (let k = 0; k < datas.length; k++) {
-      const index = first.index + k;
-      out.push(
-        new Promise<EntryOutcome>((resolve, reject) => {
-          const timer = setTimeout(() => {
-            this.pending.delete(index);
-            reject(new RaftdError('TIMEOUT', `group ${this.group}: entry ${index} not applied within ${timeoutMs} ms; its outcome is unknown`));
-          }, timeoutMs);
-          timer.unref();
-          this.pending.set(index, { term: first.term, resolve, reject, timer });
-        }),
-      );
+    return this.track(first.index, datas.length, first.term, timeoutMs);
+  }
+
+  /** Promises for entries [first, first+count) of `term`, settled on apply or failed at the deadline. */
+  track(first: number, count: number, term: number, timeoutMs: number): Array<Promise<EntryOutcome>> {
+    const batch: ProposalBatch = { remaining: count, timer: undefined };
+    const out: Array<Promise<EntryOutcome>> = new Array(count);
+    for (let k = 0; k < count; k++) {
+      out[k] = new Promise<EntryOutcome>((resolve, reject) => this.pending.set(first + k, { term, resolve, reject, batch }));
     }
+    batch.timer = setTimeout(() => {
+      for (let k = 0; k < count; k++) {
+        const p = this.pending.get(first + k);
+        if (p?.batch !== batch) continue;
+        this.pending.delete(first + k);
+        p.reject(new RaftdError('TIMEOUT', `group ${this.group}: entry ${first + k} not applied within ${timeoutMs} ms; its outcome is unknown`));
+      }
+    }, timeoutMs);
+    batch.timer.unref();
     return out;
   }
 
@@ -110,7 +121,7 @@ export class GroupReplica {
     const p = this.pending.get(entry.index);
     if (!p) return;
     this.pending.delete(entry.index);
-    clearTimeout(p.timer);
+    if (--p.batch.remaining === 0) clearTimeout(p.batch.timer);
     if (p.term !== entry.term) {
       p.reject(new RaftdError('PROPOSAL_DROPPED', `group ${this.group}: entry ${entry.index} was replaced after a leader change; the proposal did not take effect`));
     } else {
@@ -155,7 +166,7 @@ export class GroupReplica {
   /** Fails everything waiting (shutdown, group deleted). */
   failAll(err: RaftdError): void {
     for (const [, p] of this.pending) {
-      clearTimeout(p.timer);
+      clearTimeout(p.batch.timer);
       p.reject(err);
     }
     this.pending.clear();

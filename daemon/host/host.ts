@@ -633,14 +633,7 @@ export class Host {
     }
     this.markDirty(g);
     this.scheduleFlush();
-    const waiting = new Promise<EntryOutcome>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        g.pending.delete(ticket.index);
-        reject(new RaftdError('TIMEOUT', `group ${group}: membership change not committed within ${this.opts.requestTimeoutMs} ms`));
-      }, this.opts.requestTimeoutMs);
-      timer.unref();
-      g.pending.set(ticket.index, { term: ticket.term, resolve, reject, timer });
-    });
+    const [waiting] = g.track(ticket.index, 1, ticket.term, this.opts.requestTimeoutMs);
     const outcome = await waiting;
     if (!outcome.ok) throw new RaftdError('PROPOSAL_DROPPED', `group ${group}: membership change was replaced after a leader change`);
     return ticket.index;
