@@ -80,12 +80,27 @@ const DROPPED_WRITE_SETTINGS = new Set([
 const PINNABLE = new Set(['now', 'now64', 'today', 'yesterday', 'current_timestamp', 'current_date']);
 
 export const SHARD_SETTING = 'rafthouse_shard_key';
+
+/**
+ * Input formats accepted for writes (lower-case alias -> name). Text formats whose data runs to the end
+ * of the input; no formats that read server-side files (Template, CapnProto, Protobuf schemas).
+ */
+const WRITE_FORMATS = new Map<string, string>([
+  ['values', 'Values'], ['jsoneachrow', 'JSONEachRow'], ['jsoncompacteachrow', 'JSONCompactEachRow'],
+  ['csv', 'CSV'], ['csvwithnames', 'CSVWithNames'], ['tabseparated', 'TabSeparated'], ['tsv', 'TabSeparated'],
+  ['tabseparatedwithnames', 'TabSeparatedWithNames'], ['tsvwithnames', 'TabSeparatedWithNames'],
+]);
+
+const PLAIN_IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+function plainIdent(name: string): string {
+  return PLAIN_IDENT_RE.test(name) ? name : quoteIdent(name);
+}
 const SHARD_COMMENT_RE = /^rafthouse_shard_key=([A-Za-z_][A-Za-z0-9_]*)$/;
 
 interface TableInfo {
   shardKey?: string;
-  /** Stored columns (not ALIAS), in order, with their default kind and expression. */
-  columns: Array<{ name: string; kind: string; expr: string }>;
+  /** Stored columns (not ALIAS), in order, with their type, default kind and expression. */
+  columns: Array<{ name: string; type: string; kind: string; expr: string }>;
 }
 
 function rows<T>(buf: Buffer): T[] {
@@ -227,8 +242,8 @@ export class Gateway {
       const t = rows<{ comment: string }>(await this.o.engine.query(
         `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(home))} AND name = ${quoteString(table)}`, { format: 'JSONEachRow' }));
       if (t.length === 0) return undefined;
-      const cols = rows<{ name: string; kind: string; expr: string }>(await this.o.engine.query(
-        `SELECT name, default_kind AS kind, default_expression AS expr FROM system.columns
+      const cols = rows<{ name: string; type: string; kind: string; expr: string }>(await this.o.engine.query(
+        `SELECT name, type, default_kind AS kind, default_expression AS expr FROM system.columns
          WHERE database = ${quoteString(dataDb(home))} AND table = ${quoteString(table)} AND default_kind != 'ALIAS' ORDER BY position`,
         { format: 'JSONEachRow' }));
       const m = SHARD_COMMENT_RE.exec(t[0]!.comment);
@@ -344,20 +359,46 @@ export class Gateway {
     }
 
     if (data === undefined || data.length === 0) return 0;
-    let format = stmt.format ?? 'Values';
+    let format = WRITE_FORMATS.get((stmt.format ?? 'Values').toLowerCase());
+    if (!format) {
+      throw new GatewayError(CODES.NOT_IMPLEMENTED,
+        `format ${stmt.format} is not accepted for writes through RaftHouse; use one of ${[...new Set(WRITE_FORMATS.values())].join(', ')}`);
+    }
     let columns = stmt.columns;
     let payload: Buffer = data;
+    if (format === 'Values') {
+      // VALUES rows may hold expressions (now(), rand(), 1+1): ClickHouse evaluates them here, once, on
+      // the read-only session with the rows as a bound parameter (never spliced into SQL), and the
+      // replicas get the resulting literal rows.
+      const given = columns ?? info.columns.filter((c) => c.kind === '' || c.kind === 'DEFAULT').map((c) => c.name);
+      const types = new Map(info.columns.map((c) => [c.name, c.type]));
+      const structure = given.map((c) => {
+        const t = types.get(c);
+        if (!t) throw new GatewayError(16, `No such column ${c} in table ${this.userDb}.${table}`, 'NO_SUCH_COLUMN_IN_TABLE');
+        return `${quoteIdent(c)} ${t}`;
+      }).join(', ');
+      const text = data.toString('utf8');
+      const toks = significant(tokenize(text));
+      const semi = toks.findIndex((t) => t.text === ';');
+      if (semi >= 0 && semi < toks.length - 1) {
+        throw new GatewayError(CODES.SYNTAX_ERROR, 'Multi-statements are not allowed: text follows the VALUES rows after ";"', 'SYNTAX_ERROR');
+      }
+      payload = await this.o.readEngine.query('SELECT * FROM format(Values, {s:String}, {d:String})',
+        { format: 'JSONEachRow', params: { s: structure, d: text }, settings: { output_format_json_quote_64bit_integers: 0 } });
+      format = 'JSONEachRow';
+      columns = given;
+    }
+    // DEFAULT / MATERIALIZED columns with non-deterministic expressions are computed here, once; a
+    // sharded table's rows must be JSONEachRow for the splitter.
     const nondetDefaults = await this.nondetDefaultColumns(info, columns);
-    // Evaluate on the gateway (exact: the values are computed once and sent as data) when the rows are
-    // VALUES (they may hold expressions), when DEFAULT/MATERIALIZED columns are non-deterministic, or
-    // when a sharded table gets a format the splitter does not read.
-    if (format.toLowerCase() === 'values' || nondetDefaults.length > 0 || (info.shardKey && format !== 'JSONEachRow')) {
-      payload = await this.materialize(home, table, info, columns, format, data);
+    if (nondetDefaults.length > 0 || (info.shardKey && format !== 'JSONEachRow')) {
+      payload = await this.materialize(home, table, info, columns, format, payload);
       format = 'JSONEachRow';
       columns = info.columns.map((c) => c.name);
       settings.insert_allow_materialized_columns = 1;
     }
-    const insertSql = `INSERT INTO ${quoteIdent(table)}${columns && columns.length ? ' (' + columns.map(quoteIdent).join(', ') + ')' : ''} FORMAT ${format}`;
+    // Plain names keep the apply path on chdb's zero-copy insert (quoted names take the slower inline path).
+    const insertSql = `INSERT INTO ${plainIdent(table)}${columns && columns.length ? ' (' + columns.map(plainIdent).join(', ') + ')' : ''} FORMAT ${format}`;
     const header: EntryHeader = { v: 1, kind: 'insert', sql: insertSql, database: this.userDb, settings };
     if (!info.shardKey) {
       const r = await this.proposeOne(home, header, payload);
@@ -396,10 +437,13 @@ export class Gateway {
   private async materialize(home: number, table: string, info: TableInfo, columns: string[] | undefined, format: string, data: Buffer): Promise<Buffer> {
     this.scratchReady ??= this.o.engine.exec('CREATE DATABASE IF NOT EXISTS rafthouse_scratch ENGINE = Memory');
     await this.scratchReady;
-    const scratch = `rafthouse_scratch.${quoteIdent('s_' + randomUUID().replace(/-/g, ''))}`;
+    const scratch = `rafthouse_scratch.s_${randomUUID().replace(/-/g, '')}`;
     await this.o.engine.exec(`CREATE TABLE ${scratch} AS ${dataDb(home)}.${quoteIdent(table)} ENGINE = Memory`);
     try {
-      await this.o.engine.insert(`INSERT INTO ${scratch}${columns && columns.length ? ' (' + columns.map(quoteIdent).join(', ') + ')' : ''} FORMAT ${format}`, data);
+      // Never FORMAT Values here: its data could end in "; <statement>" (payloads reach this point as
+      // JSONEachRow or another allow-listed text format, whose data runs to the end of the input).
+      if (format === 'Values') throw new GatewayError(CODES.BAD_ARGUMENTS, 'internal: Values rows must be evaluated before materialization');
+      await this.o.engine.insert(`INSERT INTO ${scratch}${columns && columns.length ? ' (' + columns.map(plainIdent).join(', ') + ')' : ''} FORMAT ${format}`, data);
       return await this.o.engine.query(`SELECT ${info.columns.map((c) => quoteIdent(c.name)).join(', ')} FROM ${scratch}`,
         { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0, output_format_json_quote_denormals: 1 } });
     } finally {

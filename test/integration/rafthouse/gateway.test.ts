@@ -155,6 +155,14 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
     const multi = await post(base, 'SELECT 1; DROP TABLE kv');
     expect(multi.headers.get('x-clickhouse-exception-code')).to.equal('62');
     expect(multi.text).to.contain('Multi-statements');
+    // Rows of VALUES never run as SQL: a statement hidden after them is refused, and nothing else runs.
+    const hidden = await post(base, "INSERT INTO kv VALUES ('i', 9); DROP TABLE kv");
+    expect(hidden.headers.get('x-clickhouse-exception-code'), hidden.text).to.equal('62');
+    const hidden2 = await http(base, { sql: 'INSERT INTO kv VALUES', body: "('i', 9); DROP TABLE kv" });
+    expect(hidden2.headers.get('x-clickhouse-exception-code'), hidden2.text).to.equal('62');
+    // Formats that could read server-side files are not accepted for writes.
+    const tmpl = await http(base, { sql: 'INSERT INTO kv FORMAT Template', body: 'x' });
+    expect(tmpl.headers.get('x-clickhouse-exception-code'), tmpl.text).to.equal('48');
     expect(await ok(post(base, 'SELECT count() FROM kv'))).to.equal('4\n');
     // GET implies read-only, as in ClickHouse.
     const get = await http(base, { sql: "INSERT INTO kv VALUES ('g', 1)", method: 'GET' });
