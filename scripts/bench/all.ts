@@ -1,0 +1,270 @@
+// `npm run bench`: every benchmark in turn, with shortened durations so the whole run fits in 15 minutes
+// on a 2-core machine, then docs/benchmarks.md: the headline tables (raftd KV vs etcd, gateway inserts
+// vs direct, consistent vs local reads, throughput vs groups), the machine and versions, each bench's
+// own tables, and the exact commands that reproduce them.
+//
+// Each bench runs as its own child process (the same command `npm run bench:X` runs), its output
+// streamed here as progress and parsed afterwards: markdown tables are taken as printed; bench:kv's
+// figures come from its --json file. A bench that fails or overruns its time limit is recorded as such
+// and the run goes on.
+//
+//   node dist/scripts/bench/all.js [--only kv,gateway,...] [--out docs/benchmarks.md]
+
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const compiled = here.includes(`${'/'}dist${'/'}`);
+const ROOT = compiled ? resolve(here, '../../..') : resolve(here, '../..');
+
+interface Step {
+  key: string;
+  title: string;
+  /** Entry point under scripts/bench (no extension). */
+  script: string;
+  args: string[];
+  env?: Record<string, string>;
+  limitSec: number;
+  /** What the bench measures, one sentence for the document. */
+  about: string;
+}
+
+interface StepResult {
+  step: Step;
+  ok: boolean;
+  seconds: number;
+  output: string;
+  failure?: string;
+}
+
+function steps(tmp: string): Step[] {
+  return [
+    { key: 'kv', title: 'raftd + KV adapter vs etcd', script: 'kv', args: ['--seconds', '3', '--warmup', '1', '--json', join(tmp, 'kv.json')], limitSec: 240,
+      about: 'a 3-node raftd with the reference KV adapter against a 3-member etcd on the same machine, driven in turn by the same load generator (scripts/bench/loadgen.ts): writes and linearizable reads at 1/16/64/256 clients.' },
+    { key: 'gateway', title: 'RaftHouse gateway vs straight ClickHouse', script: 'gateway', args: ['--batches', '12', '--queries', '200'], limitSec: 240,
+      about: '10,000-row JSONEachRow inserts through the consistent endpoint of a 3-node RaftHouse (embedded chdb) vs straight into one embedded engine; p50/p99 of a point query on the consistent vs the local endpoint of one node.' },
+    { key: 'daemon', title: 'raftd throughput vs number of groups', script: 'daemon', args: ['--groups', '1,16,64,256', '--seconds', '3'], limitSec: 180,
+      about: '3 real raftd processes on loopback, built-in memory app (raftd alone), batched clients of 64-byte entries: committed entries/s and latency as the number of groups grows.' },
+    { key: 'clickhouse', title: 'RaftHouse state machine vs direct inserts', script: 'clickhouse', args: ['--rows', '100000'], env: { BENCH_SIZES: '10000' }, limitSec: 150,
+      about: 'rows/s applied through the state machine (applyBatch, and through the SDK HTTP server) vs direct inserts into the same embedded engine, measured alternately.' },
+    { key: 'core', title: 'Raft core alone', script: 'core', args: [], env: { BENCH_SECONDS: '2' }, limitSec: 120,
+      about: 'committed entries/s of the pure Raft core (3 in-memory replicas, no I/O): one group batched, and 1,000 groups.' },
+    { key: 'storage', title: 'RocksDB log store', script: 'storage', args: [], env: { BENCH_SECONDS: '1' }, limitSec: 90,
+      about: 'fsync cost, LogStore write batches of 1/100/1,000 groups, and group commit through the write coalescer.' },
+    { key: 'transport', title: 'gRPC transport', script: 'transport', args: [], limitSec: 90,
+      about: 'batched App messages of 64-byte entries between two transports on loopback, and the codec alone.' },
+    { key: 'idle', title: 'idle cost of many groups', script: 'idle', args: ['--groups', '2000', '--seconds', '10'], limitSec: 120,
+      about: 'CPU of 3 raftd processes holding 2,000 idle groups each (after quiescence), % of one core.' },
+  ];
+}
+
+function command(s: Step): string {
+  const env = Object.entries(s.env ?? {}).map(([k, v]) => `${k}=${v} `).join('');
+  const args = s.args.filter((a, i, all) => !(a === '--json' || all[i - 1] === '--json')).join(' ');
+  return `${env}npm run bench:${s.script}${args ? ` -- ${args}` : ''}`;
+}
+
+function run(s: Step): Promise<StepResult> {
+  const started = Date.now();
+  const entry = compiled ? [join(ROOT, 'dist/scripts/bench', `${s.script}.js`)] : ['--import', 'tsx', join(ROOT, 'scripts/bench', `${s.script}.ts`)];
+  return new Promise((res) => {
+    let output = '';
+    const child = spawn(process.execPath, [...entry, ...s.args], { cwd: ROOT, env: { ...process.env, ...s.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onData = (d: Buffer) => {
+      output += d.toString('utf8');
+      process.stdout.write(d.toString('utf8').replace(/^(?=.)/gm, `  [${s.key}] `));
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    let timedOut = false;
+    // SIGINT first so the bench tears its cluster down; SIGKILL if it does not.
+    const limit = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGINT');
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    }, s.limitSec * 1000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(limit);
+      const seconds = (Date.now() - started) / 1000;
+      const failure = timedOut ? `stopped after its ${s.limitSec} s limit` : code !== 0 ? `exited with ${signal ?? `code ${code}`}` : undefined;
+      res({ step: s, ok: !failure, seconds, output, ...(failure ? { failure } : {}) });
+    });
+  });
+}
+
+/** The markdown tables a bench printed (runs of lines starting with '|'). */
+function tables(output: string): string[] {
+  const out: string[] = [];
+  let cur: string[] = [];
+  for (const line of output.split('\n')) {
+    if (line.trim().startsWith('|')) cur.push(line.trim());
+    else if (cur.length) {
+      out.push(cur.join('\n'));
+      cur = [];
+    }
+  }
+  if (cur.length) out.push(cur.join('\n'));
+  return out.filter((t) => t.split('\n').length >= 3);
+}
+
+interface KvRow { op: string; concurrency: number; opsPerSec: number; p50Ms: number; p99Ms: number; errors: number }
+interface KvJson { loadavgBefore: number[]; loadavgAfter: number[]; results: Record<string, { label: string; rows: KvRow[] }> }
+
+function kvTable(file: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  const j = JSON.parse(readFileSync(file, 'utf8')) as KvJson;
+  const a = j.results['raftd'];
+  const b = j.results['etcd'];
+  if (!a) return undefined;
+  const f = (x: number) => Math.round(x).toLocaleString('en-US');
+  const ms = (x: number) => x.toFixed(2);
+  const lines = b
+    ? ['| op | clients | raftd ops/s | etcd ops/s | raftd/etcd | raftd p50 ms | etcd p50 ms | raftd p99 ms | etcd p99 ms | errors (raftd/etcd) |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    : ['| op | clients | raftd ops/s | p50 ms | p99 ms | errors |', '|---|---:|---:|---:|---:|---:|'];
+  for (const x of a.rows) {
+    const op = x.op === 'read' ? 'linearizable read' : x.op;
+    const y = b?.rows.find((r) => r.op === x.op && r.concurrency === x.concurrency);
+    if (b && y) lines.push(`| ${op} | ${x.concurrency} | ${f(x.opsPerSec)} | ${f(y.opsPerSec)} | ${(x.opsPerSec / y.opsPerSec).toFixed(2)}x | ${ms(x.p50Ms)} | ${ms(y.p50Ms)} | ${ms(x.p99Ms)} | ${ms(y.p99Ms)} | ${x.errors}/${y.errors} |`);
+    else if (!b) lines.push(`| ${op} | ${x.concurrency} | ${f(x.opsPerSec)} | ${ms(x.p50Ms)} | ${ms(x.p99Ms)} | ${x.errors} |`);
+  }
+  const labels = Object.values(j.results).map((r) => `- ${r.label}`).join('\n');
+  return `${lines.join('\n')}\n\n${labels}\n- load average before/after the KV bench: ${j.loadavgBefore.map((x) => x.toFixed(2)).join(' ')} / ${j.loadavgAfter.map((x) => x.toFixed(2)).join(' ')}`;
+}
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'not found';
+  }
+}
+
+async function machine(): Promise<string[]> {
+  let chVersion = 'unknown';
+  try {
+    const chdb = (await import('chdb')) as { query: (sql: string, format: string) => string };
+    chVersion = chdb.query('SELECT version()', 'TSV').trim();
+  } catch {
+    /* reported as unknown */
+  }
+  const pkg = (name: string) => {
+    try {
+      return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return '?';
+    }
+  };
+  const etcd = sh('etcd', ['--version']).split('\n')[0] ?? 'not found';
+  return [
+    `- CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores (nproc ${sh('nproc', [])})`,
+    `- memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `- kernel: ${sh('uname', ['-sr'])}`,
+    `- node ${process.version}; chdb ${pkg('chdb')} (ClickHouse ${chVersion}); rocksdb (npm) ${pkg('rocksdb')}; @grpc/grpc-js ${pkg('@grpc/grpc-js')}; ${etcd.replace('Version:', '')}`,
+    `- git commit: ${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { only: { type: 'string' }, out: { type: 'string' } } });
+  const tmp = mkdtempSync(join(tmpdir(), 'raftd-bench-all-'));
+  const only = values.only?.split(',').map((s) => s.trim());
+  const todo = steps(tmp).filter((s) => !only || only.includes(s.key));
+  const out = resolve(ROOT, values.out ?? 'docs/benchmarks.md');
+  const started = new Date();
+  const laStart = loadavg();
+  const results: StepResult[] = [];
+  process.stdout.write(`npm run bench: ${todo.length} benchmarks, up to ${Math.round(todo.reduce((a, s) => a + s.limitSec, 0) / 60)} min; load average now ${laStart.map((x) => x.toFixed(2)).join(' ')}\n`);
+  for (const [i, s] of todo.entries()) {
+    process.stdout.write(`\n[${i + 1}/${todo.length}] ${s.title}: ${command(s)}\n`);
+    const r = await run(s);
+    results.push(r);
+    process.stdout.write(`[${i + 1}/${todo.length}] ${s.key}: ${r.ok ? 'done' : `FAILED (${r.failure})`} in ${r.seconds.toFixed(0)} s\n`);
+  }
+  const laEnd = loadavg();
+  const get = (k: string) => results.find((r) => r.step.key === k);
+  const section = (r: StepResult | undefined, pick?: (ts: string[]) => string[]): string => {
+    if (!r) return '_not run in this pass_';
+    const ts = tables(r.output);
+    const chosen = pick ? pick(ts) : ts;
+    const body = chosen.length ? chosen.join('\n\n') : '```\n' + r.output.trim().split('\n').slice(-25).join('\n') + '\n```';
+    return (r.ok ? '' : `**This run failed: ${r.failure}.** Last output:\n\n`) + body;
+  };
+
+  const kv = get('kv');
+  const gw = get('gateway');
+  const gwTables = gw ? tables(gw.output) : [];
+  const doc = [
+    '# Benchmarks',
+    '',
+    `Written by \`npm run bench\` (scripts/bench/all.ts) on ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, ` +
+      `${((Date.now() - started.getTime()) / 60_000).toFixed(1)} minutes. Every figure below is from that one run, on a shared ` +
+      'machine: other work was running beside it, so read ratios (both sides measured in the same run) rather than absolute numbers.',
+    '',
+    '## Machine',
+    '',
+    ...(await machine()),
+    `- load average (1/5/15 min) at the start: ${laStart.map((x) => x.toFixed(2)).join(' ')}; at the end: ${laEnd.map((x) => x.toFixed(2)).join(' ')}` +
+      (laStart[0]! > cpus().length ? ` — above the core count: the machine was busy with other work, figures are pessimistic` : ''),
+    '',
+    '## raftd KV vs etcd',
+    '',
+    kv ? `${kv.step.about}` : '',
+    '',
+    kv ? (kvTable(join(tmp, 'kv.json')) ?? section(kv)) : '_not run in this pass_',
+    '',
+    '## Inserts through the gateway vs straight into ClickHouse',
+    '',
+    gw ? gw.step.about : '',
+    '',
+    gw ? (gw.ok && gwTables[0] ? gwTables[0] : section(gw)) : '_not run in this pass_',
+    '',
+    '## Consistent vs local read latency',
+    '',
+    'The same point query on one node: the local endpoint reads that replica; the consistent endpoint first does a ReadIndex barrier on the groups the query touches, then the same read.',
+    '',
+    gw ? (gw.ok && gwTables[1] ? gwTables[1] : section(gw)) : '_not run in this pass_',
+    '',
+    '## Throughput vs number of groups',
+    '',
+    get('daemon')?.step.about ?? '',
+    '',
+    section(get('daemon')),
+    '',
+    '## The parts',
+    '',
+    ...['clickhouse', 'core', 'storage', 'transport', 'idle'].flatMap((k) => {
+      const r = get(k);
+      if (!r) return [];
+      const ts = tables(r.output);
+      // Benches that print no markdown table: their last lines, as printed.
+      const body = r.ok && ts.length ? ts.join('\n\n') : (r.ok ? '' : `**This run failed: ${r.failure}.**\n\n`) + '```\n' + r.output.trim().split('\n').filter((l) => !/starting|warming|measuring/.test(l)).slice(-30).join('\n') + '\n```';
+      return [`### ${r.step.title}`, '', r.step.about, '', body, ''];
+    }),
+    '## Reproduce',
+    '',
+    '```',
+    'npm ci',
+    'bash scripts/install-etcd.sh     # etcd for the KV comparison (Debian etcd-server)',
+    'npm run bench                    # all of the below, then this file',
+    ...results.map((r) => `${command(r.step).padEnd(70)} # ${r.step.title}${r.ok ? '' : ' (failed in this run)'}`),
+    '```',
+    '',
+    'Each bench accepts longer durations for steadier figures (see the comment at the top of scripts/bench/NAME.ts).',
+    `Run times in this pass: ${results.map((r) => `${r.step.key} ${r.seconds.toFixed(0)} s`).join(', ')}.`,
+    '',
+  ].join('\n');
+  writeFileSync(out, doc);
+  rmSync(tmp, { recursive: true, force: true });
+  const failed = results.filter((r) => !r.ok);
+  process.stdout.write(`\nwrote ${out} (${((Date.now() - started.getTime()) / 60_000).toFixed(1)} min)${failed.length ? `; failed: ${failed.map((r) => r.step.key).join(', ')}` : ''}\n`);
+  process.exitCode = failed.length ? 1 : 0;
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
