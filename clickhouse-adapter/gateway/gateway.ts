@@ -123,6 +123,8 @@ export class Gateway {
   readonly views: ReadViews;
   private readonly o: GatewayOptions;
   private scratchReady: Promise<void> | undefined;
+  /** table -> whether it is sharded, as read from its home group at that group's applied index. */
+  private readonly shardCache = new Map<string, { group: number; index: number; sharded: boolean }>();
 
   constructor(opts: GatewayOptions) {
     this.o = opts;
@@ -215,13 +217,29 @@ export class Gateway {
       const h = this.o.ring.homeGroup(this.userDb, n);
       homes.set(h, [...(homes.get(h) ?? []), n]);
     }
-    await this.barrierGroups([...homes.keys()]);
+    const homeList = [...homes.keys()];
+    const applied = await this.barrierGroups(homeList);
     let sharded = false;
-    for (const [h, list] of homes) {
-      const found = rows<{ comment: string }>(await this.o.engine.query(
-        `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(h))} AND name IN (${list.map(quoteString).join(', ')})`,
+    for (let i = 0; i < homeList.length; i++) {
+      const h = homeList[i]!;
+      const list = homes.get(h)!;
+      // A table's definition (sharded or not) always lives in its home group. The cached answer holds
+      // while the home group's applied index has not moved: no entry, hence no DDL, applied since.
+      const at = applied[i]!;
+      const cached = list.map((t) => this.shardCache.get(t));
+      if (cached.every((c) => c !== undefined && c.group === h && c.index === at)) {
+        if (cached.some((c) => c!.sharded)) sharded = true;
+        continue;
+      }
+      const found = rows<{ name: string; comment: string }>(await this.o.engine.query(
+        `SELECT name, comment FROM system.tables WHERE database = ${quoteString(dataDb(h))} AND name IN (${list.map(quoteString).join(', ')})`,
         { format: 'JSONEachRow' }));
-      if (found.some((r) => SHARD_COMMENT_RE.test(r.comment))) sharded = true;
+      const shardedNames = new Set(found.filter((r) => SHARD_COMMENT_RE.test(r.comment)).map((r) => r.name));
+      for (const t of list) {
+        if (this.shardCache.size > 10_000) this.shardCache.clear();
+        this.shardCache.set(t, { group: h, index: at, sharded: shardedNames.has(t) });
+      }
+      if (shardedNames.size) sharded = true;
     }
     if (sharded) await this.barrierGroups(this.allGroups().filter((g) => !homes.has(g)));
   }
@@ -230,8 +248,9 @@ export class Gateway {
     return Array.from({ length: this.o.ring.groups }, (_, i) => i + 1);
   }
 
-  private async barrierGroups(groups: number[]): Promise<void> {
-    await Promise.all(groups.map((g) => this.o.raftd.barrier(g, 'linearizable')));
+  /** Linearizable barriers; resolves with the local applied index each group reached. */
+  private barrierGroups(groups: number[]): Promise<number[]> {
+    return Promise.all(groups.map((g) => this.o.raftd.barrier(g, 'linearizable')));
   }
 
   // ---- table metadata (local replica, refreshed with a barrier when missing) -----------------------

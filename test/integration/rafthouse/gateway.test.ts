@@ -220,6 +220,17 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
     expect(spread).to.equal('1\n');
   });
 
+  it('reads a table recreated with another placement consistently (unsharded -> sharded)', async () => {
+    const [a, b, c] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    await ok(post(a!.consistentUrl, 'CREATE TABLE re (user_id UInt32) ENGINE = MergeTree ORDER BY user_id'));
+    await ok(post(a!.consistentUrl, 'INSERT INTO re VALUES (1)'));
+    expect(await ok(post(b!.consistentUrl, 'SELECT count() FROM re'))).to.equal('1\n'); // node 2 learns "unsharded"
+    await ok(post(a!.consistentUrl, 'DROP TABLE re'));
+    await ok(post(a!.consistentUrl, "CREATE TABLE re (user_id UInt32) ENGINE = MergeTree ORDER BY user_id SETTINGS rafthouse_shard_key = 'user_id'"));
+    await ok(post(c!.consistentUrl, 'INSERT INTO re FORMAT JSONEachRow\n' + Array.from({ length: 200 }, (_, i) => `{"user_id":${i}}`).join('\n')));
+    expect(await ok(post(b!.consistentUrl, 'SELECT count(), uniqExact(_database) > 8 FROM re'))).to.equal('200\t1\n');
+  });
+
   it('pins or refuses non-deterministic writes; identical values on every replica', async () => {
     const base = cluster.nodes[0]!.consistentUrl;
     await ok(post(base, 'CREATE TABLE nd (k UInt32, t DateTime, u UUID DEFAULT generateUUIDv4(), r UInt32 MATERIALIZED rand(), d Date DEFAULT today()) ENGINE = MergeTree ORDER BY k'));
