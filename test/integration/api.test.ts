@@ -1,0 +1,100 @@
+// The client API's contract on bad input, auth and probes, against one real raftd process.
+
+import { expect } from 'chai';
+import { LocalCluster, type RaftdNode } from './cluster.js';
+
+describe('client API: errors, auth, probes (integration)', function () {
+  this.timeout(60_000);
+  let cluster: LocalCluster;
+  let node: RaftdNode;
+  const token = 's3cret-token';
+
+  before(async () => {
+    cluster = await LocalCluster.create({ nodes: 1, groups: 2, extraArgs: ['--api-token', token] });
+    await cluster.startAll();
+    await cluster.waitForApi(20_000).catch(() => undefined);
+    node = cluster.nodes[0]!;
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  const auth = { authorization: `Bearer ${token}` };
+
+  async function call(method: string, path: string, body?: string, headers: Record<string, string> = auth) {
+    const res = await fetch(node.url + path, { method, headers: { 'content-type': 'application/json', ...headers }, body, signal: AbortSignal.timeout(10_000) });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = text;
+    }
+    return { status: res.status, json };
+  }
+
+  it('refuses requests without the right bearer token, but lets load-balancer probes through', async () => {
+    const noAuth = await call('GET', '/status', undefined, {});
+    expect(noAuth.status).to.equal(401);
+    expect(noAuth.json.error.code).to.equal('UNAUTHORIZED');
+    const wrong = await call('GET', '/status', undefined, { authorization: 'Bearer nope' });
+    expect(wrong.status).to.equal(401);
+    // Waits for the group to have a leader before probing (single node: it elects itself).
+    for (let i = 0; i < 100; i++) {
+      if ((await call('GET', '/leader-check?group=1', undefined, {})).status === 200) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await call('GET', '/leader-check?group=1', undefined, {})).status).to.equal(200);
+    expect((await call('GET', '/raft-health', undefined, {})).status).to.equal(200);
+  });
+
+  it('answers malformed input with 400 and a stable code, and unknown things with 404', async () => {
+    const badJson = await call('POST', '/v1/propose-batch', '{"items": [');
+    expect(badJson.status).to.equal(400);
+    expect(badJson.json.error.code).to.equal('BAD_REQUEST');
+    const badShape = await call('POST', '/v1/propose-batch', '{"items": [{"group": "one"}]}');
+    expect(badShape.status).to.equal(400);
+    const badGroup = await call('POST', '/v1/groups/abc/propose', 'x');
+    expect(badGroup.status).to.equal(400);
+    const empty = await call('POST', '/v1/groups/1/propose', '');
+    expect(empty.status).to.equal(400);
+    const badConsistency = await call('POST', '/v1/groups/1/read?consistency=eventual', '{}');
+    expect(badConsistency.status).to.equal(400);
+    expect(badConsistency.json.error.message).to.match(/linearizable, lease, stale/);
+    const unknownGroup = await call('POST', '/v1/groups/999/propose', '{"op":"set","key":"a","value":"b"}');
+    expect(unknownGroup.status).to.equal(404);
+    expect(unknownGroup.json.error.code).to.equal('GROUP_NOT_FOUND');
+    const route = await call('GET', '/nope');
+    expect(route.status).to.equal(404);
+    const leaderCode = await call('GET', '/leader-check/999', undefined, {});
+    expect(leaderCode.status).to.equal(400);
+  });
+
+  it('bounds request bodies', async () => {
+    const big = 'x'.repeat(65 * 1024 * 1024);
+    const r = await call('POST', '/v1/groups/1/propose', big);
+    expect(r.status).to.equal(413);
+    expect(r.json.error.code).to.equal('PAYLOAD_TOO_LARGE');
+  });
+
+  it('proposes, reads at each consistency, and reports status and metrics', async () => {
+    const w = await call('POST', '/v1/groups/1/propose', '{"op":"set","key":"a","value":"1"}');
+    expect(w.status, JSON.stringify(w.json)).to.equal(200);
+    expect(w.json.index).to.be.a('number');
+    for (const c of ['linearizable', 'lease', 'stale']) {
+      const r = await call('POST', `/v1/groups/1/read?consistency=${c}`, '{"key":"a"}');
+      expect(r.status, c).to.equal(200);
+      expect(r.json.result.value, c).to.equal('1');
+    }
+    const batch = await call('POST', '/v1/propose-batch', JSON.stringify({ items: [1, 2, 2].map((group) => ({ group, data: Buffer.from('{"op":"set","key":"b","value":"2"}').toString('base64') })) }));
+    expect(batch.status).to.equal(200);
+    expect(batch.json.results).to.have.length(3);
+    for (const r of batch.json.results) expect(r.index).to.be.a('number');
+    const st = await call('GET', '/status');
+    expect(st.json.groups.map((g: { group: number }) => g.group)).to.include.members([0, 1, 2]);
+    const m = await fetch(node.url + '/metrics', { headers: auth });
+    const text = await m.text();
+    expect(text).to.match(/raftd_proposals_total \d+/);
+    expect(Number(/raftd_proposals_total (\d+)/.exec(text)![1])).to.be.at.least(4);
+  });
+});
