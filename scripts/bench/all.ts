@@ -43,13 +43,13 @@ interface StepResult {
 
 function steps(tmp: string): Step[] {
   return [
-    { key: 'kv', title: 'raftd + KV adapter vs etcd', script: 'kv', args: ['--seconds', '3', '--warmup', '1', '--json', join(tmp, 'kv.json')], limitSec: 240,
+    { key: 'kv', title: 'raftd + KV adapter vs etcd', script: 'kv', args: ['--seconds', '5', '--warmup', '1', '--json', join(tmp, 'kv.json')], limitSec: 330,
       about: 'a 3-node raftd with the reference KV adapter against a 3-member etcd on the same machine, driven in turn by the same load generator (scripts/bench/loadgen.ts): writes and linearizable reads at 1/16/64/256 clients.' },
-    { key: 'gateway', title: 'RaftHouse gateway vs straight ClickHouse', script: 'gateway', args: ['--batches', '12', '--queries', '200'], limitSec: 240,
+    { key: 'gateway', title: 'RaftHouse gateway vs straight ClickHouse', script: 'gateway', args: ['--batches', '20', '--queries', '300'], limitSec: 240,
       about: '10,000-row JSONEachRow inserts through the consistent endpoint of a 3-node RaftHouse (embedded chdb) vs straight into one embedded engine; p50/p99 of a point query on the consistent vs the local endpoint of one node.' },
-    { key: 'daemon', title: 'raftd throughput vs number of groups', script: 'daemon', args: ['--groups', '1,16,64,256', '--seconds', '3'], limitSec: 180,
+    { key: 'daemon', title: 'raftd throughput vs number of groups', script: 'daemon', args: ['--groups', '1,16,64,256', '--seconds', '5'], limitSec: 200,
       about: '3 real raftd processes on loopback, built-in memory app (raftd alone), batched clients of 64-byte entries: committed entries/s and latency as the number of groups grows.' },
-    { key: 'clickhouse', title: 'RaftHouse state machine vs direct inserts', script: 'clickhouse', args: ['--rows', '100000'], env: { BENCH_SIZES: '10000' }, limitSec: 150,
+    { key: 'clickhouse', title: 'RaftHouse state machine vs direct inserts', script: 'clickhouse', args: ['--rows', '200000'], env: { BENCH_SIZES: '1000,10000' }, limitSec: 150,
       about: 'rows/s applied through the state machine (applyBatch, and through the SDK HTTP server) vs direct inserts into the same embedded engine, measured alternately.' },
     { key: 'core', title: 'Raft core alone', script: 'core', args: [], env: { BENCH_SECONDS: '2' }, limitSec: 120,
       about: 'committed entries/s of the pure Raft core (3 in-memory replicas, no I/O): one group batched, and 1,000 groups.' },
@@ -57,7 +57,7 @@ function steps(tmp: string): Step[] {
       about: 'fsync cost, LogStore write batches of 1/100/1,000 groups, and group commit through the write coalescer.' },
     { key: 'transport', title: 'gRPC transport', script: 'transport', args: [], limitSec: 90,
       about: 'batched App messages of 64-byte entries between two transports on loopback, and the codec alone.' },
-    { key: 'idle', title: 'idle cost of many groups', script: 'idle', args: ['--groups', '2000', '--seconds', '10'], limitSec: 120,
+    { key: 'idle', title: 'idle cost of many groups', script: 'idle', args: ['--groups', '2000', '--seconds', '10'], limitSec: 150,
       about: 'CPU of 3 raftd processes holding 2,000 idle groups each (after quiescence), % of one core.' },
   ];
 }
@@ -158,12 +158,12 @@ async function machine(): Promise<string[]> {
       return '?';
     }
   };
-  const etcd = sh('etcd', ['--version']).split('\n')[0] ?? 'not found';
+  const etcd = (sh('etcd', ['--version']).split('\n')[0] ?? 'not found').replace(/^etcd Version:\s*/, 'etcd ');
   return [
     `- CPU: ${cpus()[0]?.model ?? 'unknown'}, ${cpus().length} logical cores (nproc ${sh('nproc', [])})`,
     `- memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `- kernel: ${sh('uname', ['-sr'])}`,
-    `- node ${process.version}; chdb ${pkg('chdb')} (ClickHouse ${chVersion}); rocksdb (npm) ${pkg('rocksdb')}; @grpc/grpc-js ${pkg('@grpc/grpc-js')}; ${etcd.replace('Version:', '')}`,
+    `- node ${process.version}; chdb ${pkg('chdb')} (ClickHouse ${chVersion}); rocksdb (npm) ${pkg('rocksdb')}; @grpc/grpc-js ${pkg('@grpc/grpc-js')}; ${etcd}`,
     `- git commit: ${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}`,
   ];
 }
@@ -247,7 +247,7 @@ async function main(): Promise<void> {
     '## Reproduce',
     '',
     '```',
-    'npm ci',
+    'npm install',
     'bash scripts/install-etcd.sh     # etcd for the KV comparison (Debian etcd-server)',
     'npm run bench                    # all of the below, then this file',
     ...results.map((r) => `${command(r.step).padEnd(70)} # ${r.step.title}${r.ok ? '' : ' (failed in this run)'}`),
