@@ -68,7 +68,7 @@ function command(s: Step): string {
   return `${env}npm run bench:${s.script}${args ? ` -- ${args}` : ''}`;
 }
 
-function run(s: Step): Promise<StepResult> {
+function run(s: Step, limitSec: number): Promise<StepResult> {
   const started = Date.now();
   const entry = compiled ? [join(ROOT, 'dist/scripts/bench', `${s.script}.js`)] : ['--import', 'tsx', join(ROOT, 'scripts/bench', `${s.script}.ts`)];
   return new Promise((res) => {
@@ -86,11 +86,11 @@ function run(s: Step): Promise<StepResult> {
       timedOut = true;
       child.kill('SIGINT');
       setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-    }, s.limitSec * 1000);
+    }, limitSec * 1000);
     child.on('exit', (code, signal) => {
       clearTimeout(limit);
       const seconds = (Date.now() - started) / 1000;
-      const failure = timedOut ? `stopped after its ${s.limitSec} s limit` : code !== 0 ? `exited with ${signal ?? `code ${code}`}` : undefined;
+      const failure = timedOut ? `stopped after its ${limitSec} s limit` : code !== 0 ? `exited with ${signal ?? `code ${code}`}` : undefined;
       res({ step: s, ok: !failure, seconds, output, ...(failure ? { failure } : {}) });
     });
   });
@@ -177,10 +177,19 @@ async function main(): Promise<void> {
   const started = new Date();
   const laStart = loadavg();
   const results: StepResult[] = [];
-  process.stdout.write(`npm run bench: ${todo.length} benchmarks, up to ${Math.round(todo.reduce((a, s) => a + s.limitSec, 0) / 60)} min; load average now ${laStart.map((x) => x.toFixed(2)).join(' ')}\n`);
+  process.stdout.write(`npm run bench: ${todo.length} benchmarks, at most 15 min (usually 6-8); load average now ${laStart.map((x) => x.toFixed(2)).join(' ')}\n`);
+  // The whole run must end within 15 minutes: each bench gets its own limit, cut to what is left of
+  // 14 minutes (the last one is for the teardown and this file).
+  const deadline = started.getTime() + 14 * 60_000;
   for (const [i, s] of todo.entries()) {
+    const left = Math.floor((deadline - Date.now()) / 1000);
+    if (left < 30) {
+      results.push({ step: s, ok: false, seconds: 0, output: '', failure: 'skipped: the 15-minute budget was used up' });
+      process.stdout.write(`\n[${i + 1}/${todo.length}] ${s.key}: skipped (out of time)\n`);
+      continue;
+    }
     process.stdout.write(`\n[${i + 1}/${todo.length}] ${s.title}: ${command(s)}\n`);
-    const r = await run(s);
+    const r = await run(s, Math.min(s.limitSec, left));
     results.push(r);
     process.stdout.write(`[${i + 1}/${todo.length}] ${s.key}: ${r.ok ? 'done' : `FAILED (${r.failure})`} in ${r.seconds.toFixed(0)} s\n`);
   }
