@@ -8,7 +8,7 @@ import { formatRafthouseReport, runRafthouseChaos } from './rafthouse.js';
 import { formatReport, runChaos } from './runner.js';
 
 function usage(msg: string): never {
-  process.stderr.write(`chaos: ${msg}\nusage: npm run chaos -- --duration SECONDS --nemesis all|kill,pause,partition,transfer,member [--workload kv|rafthouse] [--nodes 3|5] [--seed S] [--clients N] [--keys N] [--reads linearizable|lease] [--dir DIR] [--break stale-reads]\n`);
+  process.stderr.write(`chaos: ${msg}\nusage: npm run chaos -- --duration SECONDS --nemesis all|kill,pause,partition,transfer,member [--workload kv|rafthouse] [--nodes 3|5] [--seed S] [--clients N] [--keys N] [--reads linearizable|lease] [--dir DIR] [--break stale-reads] [--no-leader not-applied|unknown]\n`);
   process.exit(2);
 }
 
@@ -22,7 +22,7 @@ for (let i = 0; i < argv.length; i++) {
   args.set(a.slice(2), v);
   i++;
 }
-const known = new Set(['duration', 'nemesis', 'workload', 'nodes', 'seed', 'clients', 'keys', 'reads', 'dir', 'break']);
+const known = new Set(['duration', 'nemesis', 'workload', 'nodes', 'seed', 'clients', 'keys', 'reads', 'dir', 'break', 'no-leader']);
 for (const k of args.keys()) if (!known.has(k)) usage(`unknown option --${k}`);
 const int = (k: string, d: number): number => {
   const v = args.get(k);
@@ -44,6 +44,9 @@ try {
 const reads = args.get('reads') ?? 'linearizable';
 if (reads !== 'linearizable' && reads !== 'lease') usage('--reads must be linearizable or lease');
 const brk = args.get('break');
+// What a NO_LEADER answer to a write means: not applied (the documented contract) or unknown.
+const noLeader = args.get('no-leader') ?? 'not-applied';
+if (noLeader !== 'not-applied' && noLeader !== 'unknown') usage('--no-leader must be not-applied or unknown');
 const seed = int('seed', Date.now() % 1_000_000);
 const dir = args.get('dir');
 
@@ -61,6 +64,7 @@ const report = await runChaos({
   clients: int('clients', nodes * 2),
   keys: int('keys', 4),
   readConsistency: reads,
+  trustNoLeader: noLeader === 'not-applied',
   ...(dir ? { runDir: dir } : {}),
   // Forward a test-only break switch to raftd, for showing that the checks catch a broken build.
   ...(brk ? { raftdEnv: { RAFTD_TEST_BREAK: brk } } : {}),

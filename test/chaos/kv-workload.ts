@@ -35,6 +35,12 @@ export interface KvWorkloadOptions {
    * whatever the local replica has) but recorded as linearizable reads.
    */
   staleReadsAsLinearizable?: boolean;
+  /**
+   * Whether a NO_LEADER answer to a write means "not applied", as documented (default true). A run
+   * found a write answered NO_LEADER that had taken effect (leader being removed, request sent to
+   * a follower); with false such writes count as unknown, which the checker always accepts.
+   */
+  trustNoLeader?: boolean;
   /** Read consistency to use (default linearizable). Lease reads are opt-in: they rely on bounded clock drift. */
   readConsistency?: 'linearizable' | 'lease';
 }
@@ -123,8 +129,9 @@ export class KvWorkload {
       }
     } else {
       const code = errorCode(res.body) ?? `HTTP_${res.status}`;
-      op.error = code;
-      if (DEFINITELY_NOT_APPLIED.has(code)) op.result = 'fail';
+      const message = (res.body as { error?: { message?: unknown } } | null)?.error?.message;
+      op.error = typeof message === 'string' ? `${code}: ${message}` : code;
+      if (DEFINITELY_NOT_APPLIED.has(code) && !(code === 'NO_LEADER' && this.opts.trustNoLeader === false)) op.result = 'fail';
     }
     // A read that failed in any way had no effect: nothing to check.
     if (input.type === 'read' && op.result === 'info') op.result = 'fail';

@@ -25,6 +25,8 @@ export interface ChaosOptions {
   raftdEnv?: Record<string, string>;
   staleReadsAsLinearizable?: boolean;
   readConsistency?: 'linearizable' | 'lease';
+  /** See KvWorkloadOptions.trustNoLeader (default true: the documented contract). */
+  trustNoLeader?: boolean;
   /** Nemesis timing: quiet gap and fault hold ranges in ms. */
   quietMs?: [number, number];
   holdMs?: [number, number];
@@ -59,7 +61,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     groups: 1,
     kvApp: true,
     logDir: runDir,
-    env: { RAFTD_ENABLE_FAULTS: '1', ...(o.raftdEnv ?? {}) },
+    env: { RAFTD_ENABLE_FAULTS: '1', DBG: '1', ...(o.raftdEnv ?? {}) },
     // Short request timeout: unknown outcomes resolve fast; frequent snapshots: restarted nodes
     // catch up by snapshot as well as by log.
     extraArgs: ['--request-timeout-ms', '3000', '--snapshot-interval', '300'],
@@ -72,6 +74,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     timeoutMs: 6000,
     staleReadsAsLinearizable: o.staleReadsAsLinearizable ?? false,
     readConsistency: o.readConsistency ?? 'linearizable',
+    trustNoLeader: o.trustNoLeader ?? true,
   });
   const nemesis = new Nemesis(view, o.nemesis, rng.fork(), t0, { quietMs: o.quietMs ?? [500, 2000], holdMs: o.holdMs ?? [1000, 4000] }, log);
   let convergence: ChaosReport['convergence'] = { converged: false, detail: 'not reached' };
