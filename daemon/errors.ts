@@ -7,7 +7,9 @@ export const ERROR_STATUS = {
   GROUP_NOT_FOUND: 404,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
-  NOT_LEADER: 421,
+  // Not 421 Misdirected Request: fetch (undici) silently re-sends a request answered 421 on a new
+  // connection, which turns "not applied here" into a second proposal of the same entry.
+  NOT_LEADER: 503,
   CONFLICT: 409,
   OVERLOADED: 429,
   APP_ERROR: 422,
@@ -16,6 +18,8 @@ export const ERROR_STATUS = {
   NO_LEADER: 503,
   SHUTTING_DOWN: 503,
   TIMEOUT: 504,
+  /** The proposal was appended but this node can no longer learn its fate: it may or may not apply. */
+  OUTCOME_UNKNOWN: 503,
   PROPOSAL_DROPPED: 503,
 } as const;
 

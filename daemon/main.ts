@@ -130,6 +130,7 @@ export async function main(argv: string[]): Promise<void> {
       snapshotCatchupEntries: cfg.snapshotCatchupEntries,
       random: Math.random,
       logger,
+      breakStaleReads: faults !== undefined && process.env.RAFTD_TEST_BREAK === 'stale-reads',
     },
     { store, transport: faults ?? transport, app, makeApplier },
   );

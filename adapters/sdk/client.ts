@@ -126,8 +126,9 @@ export class RaftdClient {
         this.current = (this.current + 1) % this.urls.length;
         continue;
       }
-      if (res.status === 421 && !followedLeader) {
-        const leader = this.parseError(res).leader;
+      if (res.status === 503 && !followedLeader) {
+        const refusal = this.parseError(res);
+        const leader = refusal.code === 'NOT_LEADER' ? refusal.leader : undefined;
         if (leader?.httpAddr) {
           followedLeader = true;
           try {

@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConfChangeType, Role } from '../raft/types.js';
-import { RaftdError } from '../errors.js';
+import { ERROR_STATUS, RaftdError, type ErrorCode } from '../errors.js';
 import { META_GROUP } from '../host/meta.js';
 import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
@@ -78,7 +78,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const tokenDigest = opts.apiToken ? createHash('sha256').update(opts.apiToken).digest() : undefined;
   app.addHook('onRequest', async (req) => {
     if (!tokenDigest) return;
-    if (req.url === '/raft-health' || req.url.startsWith('/leader-check')) return; // load balancers
+    const path = req.url.split('?', 1)[0]!;
+    if (path === '/raft-health' || path === '/leader-check' || path.startsWith('/leader-check/')) return; // load balancers
     const auth = req.headers.authorization ?? '';
     const given = createHash('sha256').update(auth.startsWith('Bearer ') ? auth.slice(7) : '').digest();
     if (!timingSafeEqual(given, tokenDigest)) throw new RaftdError('UNAUTHORIZED', 'missing or wrong bearer token');
@@ -208,14 +209,26 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
             return;
           }
           if (forwarded || req.headers[NO_FORWARD]) throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}`, leader);
-          const res = await fetch(`http://${leader.httpAddr}/v1/propose-batch`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', [FORWARDED]: '1', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
-            body: JSON.stringify({ items: idxs.map((i) => ({ group, data: items[i]!.data.toString('base64') })) }),
-            signal: AbortSignal.timeout(opts.requestTimeoutMs + 1000),
-          });
+          let res: Response;
+          try {
+            res = await fetch(`http://${leader.httpAddr}/v1/propose-batch`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', [FORWARDED]: '1', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
+              body: JSON.stringify({ items: idxs.map((i) => ({ group, data: items[i]!.data.toString('base64') })) }),
+              signal: AbortSignal.timeout(opts.requestTimeoutMs + 1000),
+            });
+          } catch (e) {
+            // As in onLeader: refused = never delivered (retryable); anything else = unknown outcome.
+            const refused = (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+            throw new RaftdError(refused ? 'NO_LEADER' : 'TIMEOUT', `forwarding to leader node ${leader.id} at ${leader.httpAddr} failed (${(e as Error).message}); ${refused ? 'retry' : 'the outcome is unknown'}`);
+          }
           const json = (await res.json()) as { results?: Array<Record<string, unknown>>; error?: unknown };
-          if (!json.results) throw new RaftdError('NO_LEADER', `leader ${leader.id} answered ${res.status}`);
+          if (!json.results) {
+            // The leader refused the whole batch: keep its code; without one the outcome is unknown.
+            const err = (json.error ?? {}) as { code?: string; message?: string };
+            const code = err.code && err.code in ERROR_STATUS ? (err.code as ErrorCode) : 'TIMEOUT';
+            throw new RaftdError(code, `leader ${leader.id} answered ${res.status}: ${err.message ?? 'no results'}`);
+          }
           idxs.forEach((i, k) => (results[i] = json.results![k]!));
         } catch (e) {
           for (const i of idxs) results[i] = errorBody(e);

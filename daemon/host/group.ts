@@ -55,6 +55,7 @@ export class GroupReplica {
   leaderId: number = NONE;
 
   constructor(
+    readonly nodeId: number,
     readonly group: number,
     readonly node: RaftNode,
     readonly storage: MemoryStorage,
@@ -132,7 +133,9 @@ export class GroupReplica {
   /** Starts a ReadIndex; resolves with the index the local app must reach before reading. */
   readIndex(lease: boolean, timeoutMs: number): Promise<number> {
     this.wake();
-    const ctxKey = `${this.group}:${++this.readCounter}`;
+    // Unique across nodes: the leader tracks pending reads by context, so two nodes' reads with
+    // the same context would collide and one would wait for a retry.
+    const ctxKey = `${this.nodeId}:${this.group}:${++this.readCounter}`;
     const ctx = new TextEncoder().encode(ctxKey);
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -161,6 +164,21 @@ export class GroupReplica {
       clearTimeout(r.timer);
       r.resolve(rs.index);
     }
+  }
+
+  /** Fails the proposals appended after `index` (and every read): this node lost track of them. */
+  failAbove(index: number, err: RaftdError): void {
+    for (const [i, p] of this.pending) {
+      if (i <= index) continue;
+      this.pending.delete(i);
+      if (--p.batch.remaining === 0) clearTimeout(p.batch.timer);
+      p.reject(err);
+    }
+    for (const [, r] of this.reads) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
+    this.reads.clear();
   }
 
   /** Fails everything waiting (shutdown, group deleted). */

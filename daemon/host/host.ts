@@ -47,6 +47,8 @@ export interface HostOptions {
   requestTimeoutMs: number;
   snapshotInterval: number;
   snapshotCatchupEntries: number;
+  /** Test-only deliberately wrong behaviour (RAFTD_TEST_BREAK=stale-reads with faults enabled). */
+  breakStaleReads?: boolean;
   /** Randomness for election timeouts (the core never draws its own). */
   random: () => number;
   logger: Logger;
@@ -124,7 +126,7 @@ export class Host {
       maxSizePerMsg: 1 << 20,
       maxInflightMsgs: 256,
     });
-    const g = new GroupReplica(group, node, storage);
+    const g = new GroupReplica(this.opts.nodeId, group, node, storage);
     this.groups.set(group, g);
     return g;
   }
@@ -409,8 +411,10 @@ export class Host {
       return;
     }
     if (cc.type === ConfChangeType.RemoveNode && cc.node === this.opts.nodeId) {
-      // This node left the group: nobody will tell it what became of its pending work.
-      g.failAll(new RaftdError('NOT_LEADER', `node ${this.opts.nodeId} was removed from group ${g.group}`));
+      // This node left the group. Entries up to the removal are committed and are applied as
+      // usual (the removal itself included). Later proposals may still commit under the new
+      // membership, but nobody will tell this node: their outcome is unknown.
+      g.failAbove(e.index, new RaftdError('OUTCOME_UNKNOWN', `node ${this.opts.nodeId} was removed from group ${g.group}; proposals made through it may or may not take effect`));
       return;
     }
     if (cc.context.length > 0 && cc.type !== ConfChangeType.RemoveNode) {
@@ -598,6 +602,8 @@ export class Host {
 
   /** Waits until the local app has applied everything a read at this consistency must see. */
   async readBarrier(group: number, consistency: Consistency): Promise<number> {
+    // Chaos tests only: a deliberately broken build that serves every read stale.
+    if (this.opts.breakStaleReads) consistency = 'stale';
     const g = this.getGroup(group);
     const applier = this.appliers.get(group);
     if (consistency === 'stale') return applier ? applier.appliedIndex() : g.status().applied;

@@ -48,10 +48,6 @@ describe('chaos: real processes under faults', function () {
       nemesis: parseNemesis('all'),
       seed: 20261123,
       runDir,
-      // Known raftd issue (see trustNoLeader): a write answered NO_LEADER during the removal of the
-      // leader had taken effect. Until fixed, the short pass counts NO_LEADER writes as unknown; the
-      // long runs (npm run chaos) keep the strict, documented meaning.
-      trustNoLeader: false,
       quietMs: [300, 1000],
       holdMs: [800, 2000],
     });

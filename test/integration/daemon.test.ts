@@ -112,7 +112,7 @@ describe('raftd processes (integration)', function () {
     expect(st.groups.find((g) => g.group === 1)!.voters).to.include(4);
     // Remove node 3 from the group; writes still commit with voters 1, 2, 4.
     const del = await fetch(`${n1.url}/v1/groups/1/members/3`, { method: 'DELETE' });
-    expect(del.status).to.equal(200);
+    expect(del.status, await del.text()).to.equal(200);
     await cluster.nodes[2]!.kill();
     expect((await propose(n1, 1, 'two')).status).to.equal(200);
     expect(await readKey(n4, 1, 'k')).to.equal('two');
