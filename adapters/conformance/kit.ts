@@ -365,7 +365,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     },
     sync: async () => {
       const r = await call('Sync', { group: G });
-      if (r.status === 501 || r.status === 404) throw new Info(`Sync not implemented (HTTP ${r.status}); fine unless raftd runs with RAFT_SYNC=1`);
+      if (r.status === 501 || r.status === 404) throw new Info(`the app does not offer Sync (HTTP ${r.status}); fine unless raftd runs with RAFT_SYNC=1`);
       must(r.status === 200, `Sync answered HTTP ${r.status}: ${r.bytes.toString('utf8').slice(0, 200)}`);
       const li = (r.json as { lastLogIndex?: unknown } | undefined)?.lastLogIndex;
       must(li === idx, `Sync answered lastLogIndex ${show(li)}, expected ${idx}`);
@@ -373,7 +373,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     },
     'delete-group': async () => {
       const r = await call('DeleteGroup', { group: G2 });
-      if (r.status === 501 || r.status === 404) throw new Info(`DeleteGroup not implemented (HTTP ${r.status})`);
+      if (r.status === 501 || r.status === 404) throw new Info(`the app does not offer DeleteGroup (HTTP ${r.status})`);
       must(r.status === 200, `DeleteGroup answered HTTP ${r.status}`);
       const li = await lastIndex(G2);
       must(li === 0, `after DeleteGroup, LastLogIndex of group ${G2} is ${li}, expected 0`);

@@ -1,16 +1,16 @@
 // What the host needs from storage, transport and the application, as narrow interfaces.
 // main.ts wires the real implementations (RocksDB, gRPC, HTTP); nothing here names them.
 
-import type { Entry, HardState, Message, SnapshotMetadata } from '../raft/types.js';
+import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
 import type { EntryOutcome } from './group.js';
 
-export interface GroupWrite {
-  group: number;
-  entries?: Entry[];
-  hardState?: HardState;
-  snapshot?: SnapshotMetadata;
-  compactTo?: number;
-}
+// Shapes owned by the storage and transport modules (types only: the host depends on no implementation).
+export type { GroupWrite } from '../storage/index.js';
+export type { GroupMessage, SnapshotHeader } from '../transport/index.js';
+export type { AppEntry } from '../statemachine/index.js';
+import type { AppEntry } from '../statemachine/index.js';
+import type { GroupWrite } from '../storage/index.js';
+import type { GroupMessage, SnapshotHeader } from '../transport/index.js';
 
 export interface LogStorePort {
   write(batch: GroupWrite[]): Promise<void>;
@@ -21,18 +21,7 @@ export interface LogStorePort {
   deleteGroup(group: number): Promise<void>;
 }
 
-export interface GroupMessage {
-  group: number;
-  message: Message;
-}
 
-export interface SnapshotHeader {
-  group: number;
-  from: number;
-  to: number;
-  term: number;
-  metadata: SnapshotMetadata;
-}
 
 export interface TransportPort {
   send(to: number, msgs: GroupMessage[]): void;
@@ -43,11 +32,6 @@ export interface TransportPort {
   unreachablePeers?(): number[];
 }
 
-export interface AppEntry {
-  index: number;
-  term: number;
-  data: Uint8Array;
-}
 
 /** The application, as raftd calls it (daemon/statemachine implements it over HTTP). */
 export interface AppPort {
