@@ -290,7 +290,9 @@ export class Host {
 
   private async handleReadies(batch: Array<[GroupReplica, Ready]>): Promise<void> {
     const writes: GroupWrite[] = this.bootstrapWrites.splice(0);
-    let mustSync = false;
+    // Entries, votes and terms must be on disk before any message goes out; a commit index alone
+    // need not be (it is re-learnt from the leader), so a flush that only moves commits skips fsync.
+    let mustSync = writes.length > 0;
     for (const [g, rd] of batch) {
       if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) continue;
       const w: GroupWrite = { group: g.group };
@@ -302,10 +304,9 @@ export class Host {
     }
     if (writes.length > 0) {
       const t0 = performance.now();
-      await this.deps.store.write(writes);
-      this.metrics.observeFsync(performance.now() - t0, writes.length);
+      await this.deps.store.write(writes, { sync: mustSync });
+      if (mustSync) this.metrics.observeFsync(performance.now() - t0, writes.length);
     }
-    void mustSync;
     // Now durable: update the in-memory log caches, then let the messages go.
     const outbox = new Map<number, GroupMessage[]>();
     for (const [g, rd] of batch) {

@@ -13,7 +13,8 @@ import type { GroupWrite } from '../storage/index.js';
 import type { GroupMessage, SnapshotHeader } from '../transport/index.js';
 
 export interface LogStorePort {
-  write(batch: GroupWrite[]): Promise<void>;
+  /** One atomic batch; `sync: false` when nothing in it must be durable before acting on it. */
+  write(batch: GroupWrite[], opts?: { sync?: boolean }): Promise<void>;
   loadGroup(group: number): Promise<{ hardState: HardState; snapshot: SnapshotMetadata | null; entries: Entry[] }>;
   listGroups(): Promise<number[]>;
   /** Every group at once (one scan per record kind): what start-up uses. */

@@ -209,9 +209,13 @@ export class LogStore {
     }
   }
 
-  /** Persists every group's write in ONE RocksDB batch with one fsync. Atomic: all or nothing. */
-  write(batch: GroupWrite[]): Promise<void> {
-    return this.exclusive(() => this.doWrite(batch));
+  /**
+   * Persists every group's write in ONE RocksDB batch with one fsync. Atomic: all or nothing.
+   * `sync: false` skips the fsync for writes that Raft does not need durable before it acts
+   * (only a commit index moved); the store's own `sync: false` wins over a `true` here.
+   */
+  write(batch: GroupWrite[], opts: { sync?: boolean } = {}): Promise<void> {
+    return this.exclusive(() => this.doWrite(batch, this.sync && opts.sync !== false));
   }
 
   loadGroup(group: number): Promise<LoadedGroup> {
@@ -333,7 +337,7 @@ export class LogStore {
 
   // ---- write ----
 
-  private async doWrite(writes: GroupWrite[]): Promise<void> {
+  private async doWrite(writes: GroupWrite[], sync: boolean): Promise<void> {
     if (writes.length === 0) return;
     await this.loadSpans(writes.map((w) => w.group));
     // Staging works on copies so that a rejected or failed write leaves the cache as the disk is.
@@ -364,7 +368,7 @@ export class LogStore {
     }
     if (b.length === 0) return;
     try {
-      await b.write(this.sync);
+      await b.write(sync);
     } catch (e) {
       // The batch did not apply (RocksDB batches are atomic), but after an fsync error the disk
       // may disagree with what we believe: forget these groups so the next write re-reads them.
