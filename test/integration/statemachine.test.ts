@@ -96,6 +96,42 @@ describe('state-machine API with the KV adapter (integration)', function () {
     void n1;
   });
 
+  it('survives kill -9 of the leader under a write load with no acknowledged write lost', async () => {
+    cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true });
+    await cluster.startAll();
+    const leaders = await cluster.waitForLeaders([0, 1], 20_000);
+    const leader = cluster.node(leaders.get(1)!);
+    const acked = new Map<string, string>();
+    let stop = false;
+    const writer = async (w: number) => {
+      for (let i = 0; !stop; i++) {
+        const node = cluster.nodes[(w + i) % 3]!;
+        if (!node.running()) continue;
+        try {
+          if ((await set(node, `L${w}-${i}`, String(i))) === 200) acked.set(`L${w}-${i}`, String(i));
+        } catch {
+          /* unknown outcome: not acknowledged */
+        }
+      }
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = acked.size;
+    await leader.kill();
+    await new Promise((r) => setTimeout(r, 3000));
+    const during = acked.size;
+    stop = true;
+    await Promise.all(writers);
+    expect(before, 'writes were acknowledged before the kill').to.be.greaterThan(10);
+    expect(during, 'the survivors kept acknowledging writes after the leader died').to.be.greaterThan(before);
+    const survivors = new Map(await expectReplicasIdentical(cluster, 30_000));
+    for (const [k, v] of acked) expect(survivors.get(k), `acknowledged ${k}`).to.equal(v);
+    // The old leader comes back and holds every acknowledged write too.
+    leader.start();
+    const all = new Map(await expectReplicasIdentical(cluster, 30_000));
+    for (const [k, v] of acked) expect(all.get(k), `acknowledged ${k} on the restarted leader`).to.equal(v);
+  });
+
   it('brings a follower whose log was compacted past its position back by snapshot', async () => {
     cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, extraArgs: ['--snapshot-interval', '50', '--snapshot-catchup-entries', '5'] });
     await cluster.startAll();
