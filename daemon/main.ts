@@ -11,7 +11,7 @@ import { GrpcTransport } from './transport/index.js';
 import { AppClient, GroupApplier } from './statemachine/index.js';
 import { Host } from './host/host.js';
 import { MemoryApp } from './host/memory-app.js';
-import type { ApplierPort, AppPort, GroupMessage } from './host/ports.js';
+import type { ApplierFactory, AppPort, GroupMessage } from './host/ports.js';
 import { buildApi, API_DEFAULTS } from './api/server.js';
 import { FaultLayer } from './host/faults.js';
 
@@ -56,17 +56,17 @@ export async function main(argv: string[]): Promise<void> {
   mkdirSync(snapshotDir, { recursive: true });
 
   let app: AppPort;
-  let makeApplier: (group: number, onApplied: ConstructorParameters<typeof GroupApplier>[2]['onApplied']) => ApplierPort;
+  let makeApplier: ApplierFactory;
   if (cfg.appUrl === 'memory:') {
     const mem = new MemoryApp();
     app = mem;
-    makeApplier = (group, onApplied) => new GroupApplier(group, mem as unknown as AppClient, { onApplied, sync: cfg.sync });
+    makeApplier = (group, onApplied, refetch) => new GroupApplier(group, mem, { onApplied, sync: cfg.sync, refetch });
   } else {
     const client = new AppClient({ appUrl: cfg.appUrl, logger });
     const proto = await client.connect();
     logger.info({ appUrl: cfg.appUrl, protocol: proto.protocol }, 'application connected');
     app = client;
-    makeApplier = (group, onApplied) => new GroupApplier(group, client, { onApplied, sync: cfg.sync, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
+    makeApplier = (group, onApplied, refetch) => new GroupApplier(group, client, { onApplied, sync: cfg.sync, refetch, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
   }
 
   let peers = cfg.peers;

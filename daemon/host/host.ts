@@ -23,7 +23,7 @@ import { RaftdError, type LeaderHint } from '../errors.js';
 import { GroupReplica, appPayload, toRaftdError, type EntryOutcome } from './group.js';
 import { Liveness } from './liveness.js';
 import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
-import type { AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
+import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
 
 /** Reserved group id of node-to-node liveness messages (never a real group). */
@@ -175,7 +175,7 @@ export class Host {
   private startApplier(group: number, wait: true): Promise<ApplierPort>;
   private startApplier(group: number, wait: false): ApplierPort;
   private startApplier(group: number, wait: boolean): ApplierPort | Promise<ApplierPort> {
-    const applier = this.deps.makeApplier(group, (last, results) => this.onApplied(group, last, results));
+    const applier = this.deps.makeApplier(group, (last, results) => this.onApplied(group, last, results), (lo, hi) => this.refetch(group, lo, hi));
     this.appliers.set(group, applier);
     const started = applier.start();
     if (wait) return started.then(() => applier);
@@ -370,6 +370,17 @@ export class Host {
     if (fresh.length === 0) return;
     applier.enqueue(fresh.map((e) => ({ index: e.index, term: e.term, data: appPayload(e) })));
     g.handedToApp = fresh[fresh.length - 1]!.index;
+  }
+
+  /** Committed entries lo..hi again, for an app that lost what it had confirmed. */
+  private refetch(group: number, lo: number, hi: number): AppEntry[] | undefined {
+    const g = this.groups.get(group);
+    if (!g || lo < g.storage.firstIndex() || hi > g.storage.lastIndex()) return undefined;
+    try {
+      return g.storage.entries(lo, hi + 1, Number.MAX_SAFE_INTEGER).map((e) => ({ index: e.index, term: e.term, data: appPayload(e) }));
+    } catch {
+      return undefined;
+    }
   }
 
   private onApplied(group: number, lastIndex: number, results: Map<number, EntryOutcome>): void {

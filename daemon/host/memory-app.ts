@@ -2,8 +2,7 @@
 // A test and benchmark aid only — it keeps nothing across restarts, so raftd replays the
 // whole log into it. Real applications speak the state-machine API over HTTP.
 
-import type { EntryOutcome } from './group.js';
-import type { AppEntry } from './ports.js';
+import type { AppEntry, EntryResult } from '../statemachine/index.js';
 
 interface GroupState {
   lastIndex: number;
@@ -28,9 +27,9 @@ export class MemoryApp {
     return this.state(group).lastIndex;
   }
 
-  async updateEntries(group: number, entries: AppEntry[]): Promise<{ results: EntryOutcome[]; lastLogIndex: number }> {
+  async updateEntries(group: number, entries: AppEntry[]): Promise<{ results: EntryResult[]; lastLogIndex: number }> {
     const s = this.state(group);
-    const results: EntryOutcome[] = [];
+    const results: EntryResult[] = [];
     for (const e of entries) {
       if (e.index <= s.lastIndex) {
         results.push({ index: e.index, ok: true, skipped: true });

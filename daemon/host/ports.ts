@@ -54,4 +54,9 @@ export interface ApplierPort {
   stop(): Promise<void>;
 }
 
-export type ApplierFactory = (group: number, onApplied: (lastIndex: number, results: Map<number, EntryOutcome>) => void) => ApplierPort;
+/** `refetch` gives the applier committed entries again from raftd's log (undefined once compacted). */
+export type ApplierFactory = (
+  group: number,
+  onApplied: (lastIndex: number, results: Map<number, EntryOutcome>) => void,
+  refetch: (lo: number, hi: number) => AppEntry[] | undefined,
+) => ApplierPort;

@@ -29,6 +29,12 @@ export interface GroupApplierOptions {
   onApplied(lastIndex: number, results: Map<number, EntryResult>): void;
   /** Each failed attempt (the applier keeps retrying; this is for logs and metrics). */
   onError?(err: AppError): void;
+  /**
+   * Entries lo..hi (inclusive) again, from raftd's log, or undefined when it no longer holds
+   * them. Lets the applier resend what an app lost after confirming it (an app that broke its
+   * durability promise) instead of stalling; without it, or once compacted, it stalls.
+   */
+  refetch?(lo: number, hi: number): AppEntry[] | undefined;
 }
 
 export type ApplyOrderCode = 'APPLY_GAP' | 'APPLY_DUPLICATE';
@@ -206,6 +212,18 @@ export class GroupApplier {
 
   // ---- the loop ----
 
+  /** Puts entries appIndex+1..applied back in front of the queue so they are sent again. */
+  private refill(appIndex: number): boolean {
+    if (!this.opts.refetch || appIndex >= this.applied) return false;
+    const lost = this.opts.refetch(appIndex + 1, this.applied);
+    if (!lost || lost.length !== this.applied - appIndex || lost[0]!.index !== appIndex + 1) return false;
+    this.queue = [...lost, ...this.queue.slice(this.head)];
+    this.head = 0;
+    this.applied = this.acked = appIndex;
+    this.held.clear();
+    return true;
+  }
+
   private tail(): number {
     return this.queue.length > this.head ? this.queue[this.queue.length - 1]!.index : this.applied;
   }
@@ -231,7 +249,10 @@ export class GroupApplier {
     const last = await this.client.lastLogIndex(this.group);
     this.recheck = false;
     if (last < this.applied) {
-      throw new AppError('APP_REGRESSED', `group ${this.group}: app's last index ${last} is below ${this.applied}, which it had confirmed`);
+      const err = new AppError('APP_REGRESSED', `group ${this.group}: app's last index ${last} is below ${this.applied}, which it had confirmed`);
+      if (!this.refill(last)) throw err;
+      this.opts.onError?.(err); // resent from raftd's log; reported for the operator all the same
+      return;
     }
     if (last < this.acked) {
       this.acked = last;
@@ -252,7 +273,10 @@ export class GroupApplier {
         this.held.forEach((_, i) => i > lastLogIndex && this.held.delete(i));
         return;
       }
-      throw new AppError('APP_REGRESSED', `group ${this.group}: app's last index ${lastLogIndex} is below ${this.applied}, which it had confirmed`);
+      const err = new AppError('APP_REGRESSED', `group ${this.group}: app's last index ${lastLogIndex} is below ${this.applied}, which it had confirmed`);
+      if (!this.refill(lastLogIndex)) throw err;
+      this.opts.onError?.(err);
+      return;
     }
     const confirmed = Math.min(lastLogIndex, last);
     const byIndex = new Map<number, EntryResult>();

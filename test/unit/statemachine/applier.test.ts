@@ -40,7 +40,7 @@ for (const proto of ['h1', 'h2'] as const) {
       for (const c of cleanups.splice(0).reverse()) await c();
     });
 
-    async function setup(opts: { sync?: boolean; maxBatchEntries?: number; callTimeoutMs?: number; group?: number } = {}): Promise<Harness> {
+    async function setup(opts: { sync?: boolean; maxBatchEntries?: number; callTimeoutMs?: number; group?: number; refetch?: (lo: number, hi: number) => AppEntry[] | undefined } = {}): Promise<Harness> {
       const app = new TestApp(proto);
       const url = await app.listen();
       const client = new AppClient({ appUrl: url, retry: { initialMs: 10, maxMs: 80 }, callTimeoutMs: opts.callTimeoutMs ?? 5000 });
@@ -51,11 +51,13 @@ for (const proto of ['h1', 'h2'] as const) {
         onApplied: (last, results) => {
           h.reports.push({ last, results });
           for (const [i, r] of results) {
-            expect(h.results.has(i), `index ${i} reported twice`).to.equal(false);
+            // Only a resend of entries the app lost (refetch) may report an index again.
+            if (!opts.refetch) expect(h.results.has(i), `index ${i} reported twice`).to.equal(false);
             h.results.set(i, r);
           }
         },
         onError: (err) => h.errors.push(err),
+        ...(opts.refetch ? { refetch: opts.refetch } : {}),
       });
       cleanups.push(() => app.close(), () => client.close(), () => h.applier.stop());
       return h;
@@ -229,6 +231,33 @@ for (const proto of ['h1', 'h2'] as const) {
       expect(h.app.callsNamed('UpdateEntries').length).to.equal(before);
       expect(h.app.state(1).appliedOrder).to.deep.equal([1, 2, 3, 4]);
       expect(h.applier.appliedIndex()).to.equal(10);
+    });
+
+    it('with raftd\'s log at hand (refetch), an app that lost confirmed entries gets them again, in order', async () => {
+      const asked: Array<[number, number]> = [];
+      const h = await setup({ refetch: (lo, hi) => (asked.push([lo, hi]), entries(lo, hi)) });
+      await h.applier.start();
+      h.applier.enqueue(entries(1, 10));
+      await h.applier.waitApplied(10, 5000);
+      Object.assign(h.app.state(1), { lastIndex: 4, appliedOrder: [1, 2, 3, 4] }); // it lost 5..10
+      h.applier.enqueue(entries(11, 12));
+      await until(() => h.app.state(1).lastIndex === 12);
+      expect(asked).to.deep.equal([[5, 10]]);
+      expect(h.app.state(1).appliedOrder).to.deep.equal(Array.from({ length: 12 }, (_, i) => i + 1));
+      expect(h.errors.some((e) => e.code === 'APP_REGRESSED'), 'the regression is still reported').to.equal(true);
+      await until(() => h.applier.appliedIndex() === 12);
+    });
+
+    it('when raftd no longer holds the lost entries (compacted), it stalls as without refetch', async () => {
+      const h = await setup({ refetch: () => undefined });
+      await h.applier.start();
+      h.applier.enqueue(entries(1, 10));
+      await h.applier.waitApplied(10, 5000);
+      Object.assign(h.app.state(1), { lastIndex: 4, appliedOrder: [1, 2, 3, 4] });
+      h.applier.enqueue(entries(11, 12));
+      await until(() => h.errors.some((e) => e.code === 'APP_REGRESSED'));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(h.app.state(1).appliedOrder).to.deep.equal([1, 2, 3, 4]);
     });
 
     it('with sync, calls Sync after each batch and reports entries only once durable', async () => {
