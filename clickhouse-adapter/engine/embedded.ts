@@ -13,7 +13,7 @@ import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
-import { collectBytes, countPayloadRows, parseInsert, quoteIdent, refuseSessionStatements, setStatement } from './sql.js';
+import { collectBytes, countPayloadRows, parseInsert, quoteIdent, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -261,6 +261,11 @@ class EmbeddedEngine implements ClickHouseEngine {
       if (text.includes('\0')) {
         throw new EngineError('ENGINE_FORMAT_UNSUPPORTED',
           `the embedded engine cannot insert binary format ${parsed.format}; use a text format (JSONEachRow, TabSeparated, CSV, Values, ...)`);
+      }
+      // The data is appended to the statement: it must not be able to end it and start another.
+      const semicolon = topLevelSemicolon(text);
+      if (semicolon >= 0 && text.slice(semicolon + 1).trim() !== '') {
+        throw new EngineError('ENGINE_BAD_REQUEST', `INSERT data contains a ';' that would end the statement (at byte ${semicolon}); one statement per insert`);
       }
       const stmt = sql.trimEnd().replace(/;$/, '') + '\n' + text;
       await this.withSession({ settings: opts?.settings }, stmt, (s) => s.queryAsync(stmt, { format: 'TabSeparated' }));

@@ -187,3 +187,28 @@ export function refuseSessionStatements(sql: string): void {
       'USE and SET statements are refused: they would outlive the call; pass the database / settings options instead');
   }
 }
+
+/**
+ * Offset of the first `;` outside quotes and comments, or -1. Inline INSERT data is appended to
+ * the statement text, and chdb runs `;`-separated statements: data must not end the statement.
+ */
+export function topLevelSemicolon(text: string): number {
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i]!;
+    if (c === "'" || c === '"' || c === '`') {
+      i++;
+      while (i < n && text[i] !== c) i += text[i] === '\\' ? 2 : 1;
+      i++;
+    } else if (c === '-' && text[i + 1] === '-') {
+      while (i < n && text[i] !== '\n') i++;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      i = end < 0 ? n : end + 2;
+    } else if (c === ';') {
+      return i;
+    } else i++;
+  }
+  return -1;
+}

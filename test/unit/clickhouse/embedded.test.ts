@@ -66,6 +66,17 @@ describe('clickhouse engine: embedded (chdb)', function () {
       expect(await count('SELECT count() FROM ins.t WHERE a >= 100')).to.equal(3);
     });
 
+    it('refuses inline data that would end the statement and run another (`(1); DROP TABLE ...`)', async function () {
+      await engine.exec('CREATE TABLE ins.victim (a UInt32) ENGINE = MergeTree ORDER BY a');
+      const err = await rejection(engine.insert('INSERT INTO `ins`.`t` FORMAT Values', Buffer.from("(200, 'x'); DROP TABLE ins.victim")));
+      expect((err as EngineError).code).to.equal('ENGINE_BAD_REQUEST');
+      expect(await count("SELECT count() FROM system.tables WHERE database = 'ins' AND name = 'victim'")).to.equal(1);
+      expect(await count('SELECT count() FROM ins.t WHERE a = 200')).to.equal(0);
+      // A ';' inside a string, or a lone trailing one, is data, not a second statement.
+      await engine.insert('INSERT INTO `ins`.`t` FORMAT Values', Buffer.from("(201, 'a;b');\n"));
+      expect(await count("SELECT count() FROM ins.t WHERE a = 201 AND s = 'a;b'")).to.equal(1);
+    });
+
     it('refuses a binary payload it cannot carry, with ENGINE_FORMAT_UNSUPPORTED', async function () {
       const err = await rejection(engine.insert('INSERT INTO ins.t FORMAT RowBinary', Buffer.from([1, 0, 0, 0, 1, 0x78])));
       expect((err as EngineError).code).to.equal('ENGINE_FORMAT_UNSUPPORTED');
