@@ -286,9 +286,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const groups = q === undefined ? [...host.groups.keys()] : [parseGroup(q)];
     const unhealthy = groups.filter((g) => !host.groupHealthy(g));
     const appOk = host.appHealthy();
-    const ok = unhealthy.length === 0 && appOk && groups.length > 0;
+    // Without a group named: not healthy until the groups this node was started with exist.
+    const bootstrapped = q !== undefined || host.bootstrapComplete();
+    const ok = unhealthy.length === 0 && appOk && groups.length > 0 && bootstrapped;
     void reply.code(ok ? 200 : 500);
-    return { healthy: ok, app: appOk, groups: groups.length, unhealthyGroups: unhealthy.slice(0, 100) };
+    return { healthy: ok, app: appOk, bootstrapped, groups: groups.length, unhealthyGroups: unhealthy.slice(0, 100) };
   });
 
   // ---- groups and membership

@@ -734,6 +734,15 @@ export class Host {
     return true;
   }
 
+  /** The data groups this node was started to create (--groups) all exist here (or were deleted). */
+  bootstrapComplete(): boolean {
+    if (this.opts.staticPeers.size === 0) return true;
+    for (let g = 1; g <= this.opts.bootstrapGroups; g++) {
+      if (!this.groups.has(g) && !this.meta.deletedGroups.has(g)) return false;
+    }
+    return true;
+  }
+
   peers(): Map<number, string> {
     return new Map(this.knownPeers);
   }
