@@ -6,22 +6,13 @@
 // bound, as it should; a benchmark must not measure drops). Each "tick" sends one message per
 // group for GROUPS groups, like the host does.
 
-import { createServer } from 'node:net';
 import { EntryType, MessageType, type Message } from '../../daemon/raft/types.js';
 import { decodeBatch, encodeBatch, encodedMessageSize, type GroupMessage } from '../../daemon/transport/codec.js';
 import { GrpcTransport } from '../../daemon/transport/transport.js';
+import { freePort } from '../../test/support/ports.js';
 
 const ENTRY_BYTES = 64;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const a = s.address();
-  const port = typeof a === 'object' && a ? a.port : 0;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 function tick(groups: number, entriesPerMsg: number, base: number): GroupMessage[] {
   const out: GroupMessage[] = [];

@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+export { freePort } from '../../support/ports.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const fromTs = import.meta.url.endsWith('.ts');
@@ -21,14 +22,6 @@ export const root = (() => {
 /** argv to run one of our TypeScript programs (e.g. 'adapters/kv/main.ts') with node. */
 export function nodeArgs(tsPath: string): string[] {
   return fromTs ? ['--import', 'tsx', path.join(root, tsPath)] : [path.join(root, 'dist', tsPath.replace(/\.ts$/, '.js'))];
-}
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 export function tmpDir(prefix: string): string {

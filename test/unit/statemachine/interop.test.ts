@@ -4,13 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { KvAdapter } from '../../../adapters/kv/adapter.js';
 import { serveStateMachine } from '../../../adapters/sdk/index.js';
 import { AppClient, GroupApplier, type AppEntry, type EntryResult } from '../../../daemon/statemachine/index.js';
+import { freePort } from '../../support/ports.js';
 
 const enc = new TextEncoder();
 
@@ -28,14 +28,6 @@ async function digest(it: AsyncIterable<Uint8Array>): Promise<string> {
   const h = createHash('sha256');
   for await (const c of it) h.update(c);
   return h.digest('hex');
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** Applies entries through a GroupApplier and checks the results and the app's state. */

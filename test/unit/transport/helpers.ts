@@ -1,19 +1,10 @@
 // Shared by the transport tests: real transports on loopback ports.
-import { createServer } from 'node:net';
 import { EntryType, MessageType, type Message } from '../../../daemon/raft/types.js';
 import type { GroupMessage } from '../../../daemon/transport/codec.js';
 import { GrpcTransport, type SnapshotHeader, type TransportOptions } from '../../../daemon/transport/transport.js';
+export { freePort } from '../../support/ports.js';
 
 /** A port nobody listens on right now (listen on 0, note the port, close). */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const addr = s.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
 export async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
