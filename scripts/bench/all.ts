@@ -256,7 +256,7 @@ async function main(): Promise<void> {
     '## Reproduce',
     '',
     '```',
-    'npm install',
+    'npm ci',
     'bash scripts/install-etcd.sh     # etcd for the KV comparison (Debian etcd-server)',
     'npm run bench                    # all of the below, then this file',
     ...results.map((r) => `${command(r.step).padEnd(70)} # ${r.step.title}${r.ok ? '' : ' (failed in this run)'}`),
