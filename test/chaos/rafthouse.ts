@@ -10,7 +10,7 @@ import { LocalCluster, ManagedProcess, freePort } from '../integration/cluster.j
 import { Rng } from '../sim/rng.js';
 import { call, sleep } from './http.js';
 import { ClusterView, GROUP, Nemesis, type FaultKind, type FaultRecord } from './nemesis.js';
-import { convergeApplied } from './runner.js';
+import { appRegressions, convergeApplied } from './runner.js';
 
 export const TABLE = 'chaos_rows';
 
@@ -147,6 +147,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     }
     await cluster.destroy();
   }
+  anomalies.push(...appRegressions(runDir, cluster.nodes.map((n) => n.spec.id)));
   const historyFile = join(runDir, 'history.json');
   writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops }, null, 0));
   const faults: Partial<Record<FaultKind, number>> = {};

@@ -2,7 +2,7 @@
 // clients, a nemesis on a schedule; then heal, converge, read every key everywhere, and check:
 // the history is linearizable, and every replica holds the same state.
 
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster } from '../integration/cluster.js';
@@ -48,6 +48,21 @@ export interface ChaosReport {
   convergence: { converged: boolean; detail: string; appliedIndex?: number; keys?: number };
   /** Everything that is wrong; empty on a good run. */
   anomalies: string[];
+}
+
+/**
+ * An app that came back below an index it had confirmed broke the state-machine contract. raftd
+ * repairs that from its log (refetch) and logs APP_REGRESSED; the run counts it as an anomaly.
+ */
+export function appRegressions(runDir: string, nodeIds: readonly number[]): string[] {
+  const out: string[] = [];
+  for (const id of nodeIds) {
+    const file = join(runDir, `node${id}.log`);
+    if (!existsSync(file)) continue;
+    const hits = readFileSync(file, 'utf8').split('\n').filter((l) => l.includes('"APP_REGRESSED"'));
+    if (hits.length) out.push(`node ${id}: the app reported an index below one it had confirmed (${hits.length} log lines, first: ${hits[0]!.slice(0, 300)})`);
+  }
+  return out;
 }
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
@@ -115,6 +130,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     }
     await cluster.destroy();
   }
+  anomalies.push(...appRegressions(runDir, cluster.nodes.map((n) => n.spec.id)));
 
   const history = workload.history;
   const historyFile = join(runDir, 'history.json');
