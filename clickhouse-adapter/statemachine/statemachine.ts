@@ -291,7 +291,15 @@ export class ClickHouseStateMachine implements StateMachine {
     if (st.timer) { clearTimeout(st.timer); st.timer = undefined; }
     if (st.applied > st.recorded) {
       const index = st.applied;
-      await this.record(group, index);
+      try {
+        await this.record(group, index);
+      } catch (e) {
+        // The cached state now runs ahead of what ClickHouse holds, and LastLogIndex must never
+        // report an index that is not recorded. Forget it: the next call reloads the group exactly as
+        // a restart would (recorded index, intent), and redelivery takes it from there.
+        if (this.groups.get(group) === st) this.groups.delete(group);
+        throw e;
+      }
       st.recorded = index;
     }
   }
