@@ -12,11 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** dist/scripts/start.js -> dist/ ; also works through tsx from scripts/ (then the .ts entry points). */
-const compiled = here.includes(`${'/'}dist${'/'}`);
-const ROOT = compiled ? resolve(here, '../..') : resolve(here, '..');
+/** <outDir>/scripts/start.js (outDir: dist/ or another directory in the repo); also works through tsx from scripts/. */
+const compiled = fileURLToPath(import.meta.url).endsWith('.js');
+const OUT_DIR = resolve(here, '..');
+const ROOT = compiled ? resolve(OUT_DIR, '..') : resolve(here, '..');
 function entry(tsPath: string): string[] {
-  return compiled ? [join(ROOT, 'dist', tsPath.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', join(ROOT, tsPath)];
+  return compiled ? [join(OUT_DIR, tsPath.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', join(ROOT, tsPath)];
 }
 
 const HELP = `Usage: npm start -- [options]     (or: node dist/scripts/start.js [options])

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const compiled = here.includes(`${'/'}dist${'/'}`);
+const compiled = fileURLToPath(import.meta.url).endsWith('.js');
 const ROOT = compiled ? resolve(here, '../../..') : resolve(here, '../..');
 
 interface Step {
@@ -70,7 +70,7 @@ function command(s: Step): string {
 
 function run(s: Step, limitSec: number): Promise<StepResult> {
   const started = Date.now();
-  const entry = compiled ? [join(ROOT, 'dist/scripts/bench', `${s.script}.js`)] : ['--import', 'tsx', join(ROOT, 'scripts/bench', `${s.script}.ts`)];
+  const entry = compiled ? [join(here, `${s.script}.js`)] : ['--import', 'tsx', join(ROOT, 'scripts/bench', `${s.script}.ts`)];
   return new Promise((res) => {
     let output = '';
     const child = spawn(process.execPath, [...entry, ...s.args], { cwd: ROOT, env: { ...process.env, ...s.env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -11,13 +11,15 @@ import { freePort } from '../support/ports.js';
 export { freePort };
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** Compiled (dist/test/integration) or run through tsx (test/integration). */
-const compiled = here.includes(`${'/'}dist${'/'}`);
-export const REPO_ROOT = compiled ? resolve(here, '../../..') : resolve(here, '../..');
+/** Compiled (<outDir>/test/integration, outDir being dist/ or another directory in the repo) or run through tsx. */
+const compiled = fileURLToPath(import.meta.url).endsWith('.js');
+/** Where the compiled tree is (its entry points are siblings of this file's tree). */
+const OUT_DIR = resolve(here, '../..');
+export const REPO_ROOT = compiled ? resolve(OUT_DIR, '..') : resolve(here, '../..');
 
 /** The node command for one of the project's entry points, compiled or via tsx. */
 export function entryCommand(tsPath: string): string[] {
-  if (compiled) return [join(REPO_ROOT, 'dist', tsPath.replace(/\.ts$/, '.js'))];
+  if (compiled) return [join(OUT_DIR, tsPath.replace(/\.ts$/, '.js'))];
   return ['--import', 'tsx', join(REPO_ROOT, tsPath)];
 }
 

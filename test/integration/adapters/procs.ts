@@ -21,7 +21,7 @@ export const root = (() => {
 
 /** argv to run one of our TypeScript programs (e.g. 'adapters/kv/main.ts') with node. */
 export function nodeArgs(tsPath: string): string[] {
-  return fromTs ? ['--import', 'tsx', path.join(root, tsPath)] : [path.join(root, 'dist', tsPath.replace(/\.ts$/, '.js'))];
+  return fromTs ? ['--import', 'tsx', path.join(root, tsPath)] : [path.join(here, '..', '..', '..', tsPath.replace(/\.ts$/, '.js'))];
 }
 
 export function tmpDir(prefix: string): string {
