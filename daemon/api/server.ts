@@ -11,6 +11,7 @@ import { META_GROUP } from '../host/meta.js';
 import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
 import { renderMetrics } from './metrics.js';
+import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from './batch-codec.js';
 import type { FaultLayer, FaultRules } from '../host/faults.js';
 
 export interface ApiOptions {
@@ -173,15 +174,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     });
   });
 
-  app.post('/v1/propose-batch', async (req) => {
-    const body = parseJson(req.body) as { items?: unknown } | undefined;
-    if (!body || !Array.isArray(body.items)) throw new RaftdError('BAD_REQUEST', 'body must be {"items": [{"group": N, "data": "<base64>"}]}');
-    const items = body.items.map((it, i) => {
-      const group = intField(it, 'group')!;
-      const data = (it as { data?: unknown }).data;
-      if (typeof data !== 'string' || data.length === 0) throw new RaftdError('BAD_REQUEST', `items[${i}].data must be non-empty base64`);
-      return { group, data: Buffer.from(data, 'base64') };
-    });
+  app.post('/v1/propose-batch', async (req, reply) => {
+    // Binary framing (batch-codec.ts) for bulk clients; the answer then comes in the same framing.
+    const binary = (req.headers['content-type'] ?? '').startsWith(BINARY_BATCH_TYPE);
+    const items = binary ? parseBinaryBatch(req.body) : parseJsonBatch(req.body);
     const results: Array<Record<string, unknown>> = new Array(items.length);
     const byGroup = new Map<number, number[]>();
     items.forEach((it, i) => {
@@ -235,8 +231,28 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         }
       }),
     );
+    if (binary) return reply.type(BINARY_BATCH_TYPE).send(encodeBatchResponse(results));
     return { results };
   });
+
+  function parseJsonBatch(raw: unknown): Array<{ group: number; data: Buffer }> {
+    const body = parseJson(raw) as { items?: unknown } | undefined;
+    if (!body || !Array.isArray(body.items)) throw new RaftdError('BAD_REQUEST', 'body must be {"items": [{"group": N, "data": "<base64>"}]}');
+    return body.items.map((it, i) => {
+      const group = intField(it, 'group')!;
+      const data = (it as { data?: unknown }).data;
+      if (typeof data !== 'string' || data.length === 0) throw new RaftdError('BAD_REQUEST', `items[${i}].data must be non-empty base64`);
+      return { group, data: Buffer.from(data, 'base64') };
+    });
+  }
+
+  function parseBinaryBatch(raw: unknown): Array<{ group: number; data: Buffer }> {
+    try {
+      return decodeBatchRequest((raw as Buffer | undefined) ?? Buffer.alloc(0));
+    } catch (e) {
+      throw new RaftdError('BAD_REQUEST', `binary propose-batch body: ${(e as Error).message}`);
+    }
+  }
 
   function errorBody(e: unknown): Record<string, unknown> {
     const err = e instanceof RaftdError ? e : new RaftdError('INTERNAL', (e as Error).message);

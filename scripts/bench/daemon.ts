@@ -1,9 +1,22 @@
-// npm run bench:daemon — 3 real raftd processes on loopback, 64-byte entries, batched clients.
+// npm run bench:daemon — 3 real raftd processes on loopback, 64-byte entries, batched clients
+// using propose-batch's binary framing (daemon/api/batch-codec.ts).
 // Prints committed entries/s and p50/p99 commit latency for 1, 64 and 1,000 groups, then the
-// latency at half the peak load. Options: --seconds N (per point), --groups 1,64,1000,
-// --app-url URL (default: the built-in memory app, to measure raftd alone).
+// latency at half the peak load.
+//
+// Load shape. The peak is measured closed-loop: --clients clients each keep one batch of --batch
+// entries in flight, so it shows what raftd sustains when it always has work queued. The
+// half-load point is OPEN-loop: batches are submitted on a fixed schedule at half the measured
+// peak rate, whether or not earlier ones were answered, and a batch's latency runs from its
+// scheduled submission time to the commit acknowledgement (every entry applied). A closed-loop
+// half load would instead keep thousands of entries queued and report mostly queueing delay;
+// timing from the schedule, not the actual send, keeps a stalled client from hiding latency.
+//
+// Options: --seconds N (per point), --groups 1,64,1000, --clients N, --batch N,
+// --app-url URL (default: the built-in memory app, to measure raftd alone),
+// --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it).
 
 import { LocalCluster } from '../../test/integration/cluster.js';
+import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
 
 interface Args {
   seconds: number;
@@ -11,10 +24,11 @@ interface Args {
   clients: number;
   batch: number;
   appUrl: string;
+  profileDir: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:' };
+  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -23,6 +37,7 @@ function parseArgs(argv: string[]): Args {
       case '--clients': a.clients = Number(v); i++; break;
       case '--batch': a.batch = Number(v); i++; break;
       case '--app-url': a.appUrl = v!; i++; break;
+      case '--profile': a.profileDir = v!; i++; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -41,43 +56,49 @@ interface Point {
   errors: number;
 }
 
-/** Closed-loop clients; with targetPerSec each client paces itself to share that rate. */
-async function drive(cluster: LocalCluster, leaders: Map<number, number>, groups: number, args: Args, seconds: number, targetPerSec?: number): Promise<Point> {
-  const payload = Buffer.alloc(64, 'x').toString('base64');
+/** One batch request to the group's leader: how many entries were applied and how many failed. */
+async function submit(cluster: LocalCluster, leaders: Map<number, number>, bodies: Buffer[], group: number): Promise<{ ok: number; failed: number }> {
+  const leader = cluster.node(leaders.get(group)!);
+  const res = await fetch(`${leader.url}/v1/propose-batch`, {
+    method: 'POST',
+    headers: { 'content-type': BINARY_BATCH_TYPE },
+    body: bodies[group - 1]!,
+  });
+  if (!res.ok) throw new Error(`propose-batch answered ${res.status}: ${await res.text()}`);
+  let ok = 0;
+  let failed = 0;
+  for (const r of decodeBatchResponse(new Uint8Array(await res.arrayBuffer()))) {
+    if (r.kind === 'failed') failed++;
+    else ok++;
+  }
+  return { ok, failed };
+}
+
+/** The request body of one batch for each group (the payload never changes). */
+function batchBodies(groups: number, batch: number): Buffer[] {
+  const data = Buffer.alloc(64, 'x');
+  return Array.from({ length: groups }, (_, i) => encodeBatchRequest(Array.from({ length: batch }, () => ({ group: i + 1, data }))));
+}
+
+/** Closed loop: each client keeps one batch in flight, to find the peak rate. */
+async function closedLoop(cluster: LocalCluster, leaders: Map<number, number>, groups: number, args: Args, seconds: number): Promise<Point> {
+  const bodies = batchBodies(groups, args.batch);
   const latencies: number[] = [];
   let entries = 0;
   let errors = 0;
   const end = Date.now() + seconds * 1000;
   let next = 0;
   const client = async (c: number) => {
-    const interval = targetPerSec ? (args.batch * args.clients * 1000) / targetPerSec : 0;
-    let due = Date.now();
     while (Date.now() < end) {
-      // Each request carries one batch for one group, sent to that group's leader.
       const group = 1 + ((next++ + c) % groups);
-      const leader = cluster.node(leaders.get(group)!);
-      const items = Array.from({ length: args.batch }, () => ({ group, data: payload }));
       const t0 = performance.now();
       try {
-        const res = await fetch(`${leader.url}/v1/propose-batch`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ items }),
-        });
-        const body = (await res.json()) as { results: Array<{ error?: unknown }> };
-        const ms = performance.now() - t0;
-        for (const r of body.results) {
-          if (r.error) errors++;
-          else entries++;
-        }
-        latencies.push(ms);
+        const r = await submit(cluster, leaders, bodies, group);
+        entries += r.ok;
+        errors += r.failed;
+        latencies.push(performance.now() - t0);
       } catch {
         errors += args.batch;
-      }
-      if (interval > 0) {
-        due += interval;
-        const wait = due - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       }
     }
   };
@@ -88,29 +109,73 @@ async function drive(cluster: LocalCluster, leaders: Map<number, number>, groups
   return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
 }
 
+/**
+ * Open loop at a fixed rate: batch k is due at start + k * interval and is sent then (or as soon
+ * as the event loop gets to it); its latency counts from when it was due.
+ */
+async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, groups: number, args: Args, seconds: number, targetPerSec: number): Promise<Point> {
+  const bodies = batchBodies(groups, args.batch);
+  const interval = (args.batch * 1000) / targetPerSec;
+  const latencies: number[] = [];
+  let entries = 0;
+  let errors = 0;
+  const inflight = new Set<Promise<void>>();
+  const start = performance.now();
+  const total = Math.floor((seconds * 1000) / interval);
+  let k = 0;
+  while (k < total) {
+    const now = performance.now();
+    while (k < total && start + k * interval <= now) {
+      const due = start + k * interval;
+      const group = 1 + (k % groups);
+      const p: Promise<void> = submit(cluster, leaders, bodies, group).then(
+        (r) => {
+          entries += r.ok;
+          errors += r.failed;
+          latencies.push(performance.now() - due);
+        },
+        () => {
+          errors += args.batch;
+        },
+      ).finally(() => inflight.delete(p));
+      inflight.add(p);
+      k++;
+    }
+    const wait = start + k * interval - performance.now();
+    await new Promise((r) => setTimeout(r, Math.max(0, Math.floor(wait))));
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   console.log(`bench:daemon — 3 raftd processes, 64-byte entries, ${args.clients} clients x batches of ${args.batch}, app ${args.appUrl}`);
-  console.log('latency = one batch request, from send to every entry applied (commit + apply)');
+  console.log('latency = one batch request, from submission (half load: its scheduled time) to every entry applied (commit + apply)');
   const rows: string[] = [];
   for (const groups of args.groups) {
     process.stdout.write(`  ${groups} group(s): starting cluster… `);
-    const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: ['--snapshot-interval', '1000000'] });
+    const nodeArgs = args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [];
+    const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: ['--snapshot-interval', '1000000'], nodeArgs });
     try {
       await cluster.startAll();
       const all = Array.from({ length: groups }, (_, i) => i + 1);
       const leaders = await cluster.waitForLeaders(all, 60_000);
       process.stdout.write('warming up… ');
-      await drive(cluster, leaders, groups, args, 2);
+      await closedLoop(cluster, leaders, groups, args, 2);
       process.stdout.write('measuring… ');
-      const peak = await drive(cluster, leaders, groups, args, args.seconds);
+      const peak = await closedLoop(cluster, leaders, groups, args, args.seconds);
       process.stdout.write('half load… ');
-      const half = await drive(cluster, leaders, groups, args, args.seconds, peak.entriesPerSec / 2);
+      const half = await openLoop(cluster, leaders, groups, args, args.seconds, peak.entriesPerSec / 2);
       console.log('done');
       rows.push(
         `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
       );
     } finally {
+      // A CPU profile is written only on a graceful exit.
+      if (args.profileDir) await Promise.all(cluster.nodes.map((n) => n.stop()));
       await cluster.destroy();
     }
   }

@@ -2,6 +2,7 @@
 
 import { expect } from 'chai';
 import { LocalCluster, type RaftdNode } from './cluster.js';
+import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
 
 describe('client API: errors, auth, probes (integration)', function () {
   this.timeout(60_000);
@@ -103,6 +104,24 @@ describe('client API: errors, auth, probes (integration)', function () {
     expect(batch.status).to.equal(200);
     expect(batch.json.results).to.have.length(3);
     for (const r of batch.json.results) expect(r.index).to.be.a('number');
+    // The binary framing: same outcomes, in order, the app's result carried as JSON.
+    const set = Buffer.from('{"op":"set","key":"c","value":"3"}');
+    const bin = await fetch(node.url + '/v1/propose-batch', {
+      method: 'POST',
+      headers: { 'content-type': BINARY_BATCH_TYPE, ...auth },
+      body: encodeBatchRequest([{ group: 1, data: set }, { group: 7, data: set }, { group: 2, data: Buffer.from('opaque') }]),
+    });
+    expect(bin.status).to.equal(200);
+    expect(bin.headers.get('content-type')).to.contain(BINARY_BATCH_TYPE);
+    const out = decodeBatchResponse(new Uint8Array(await bin.arrayBuffer()));
+    expect(out.map((r) => r.kind)).to.deep.equal(['applied', 'failed', 'applied']);
+    expect(out[0]).to.deep.include({ result: { ok: true } });
+    expect(out[0]!.index).to.be.greaterThan(0);
+    expect(out[1]).to.deep.include({ index: -1 });
+    expect((out[1] as { error: { code: string } }).error.code).to.equal('GROUP_NOT_FOUND');
+    expect(out[2]).to.deep.include({ result: null });
+    const truncated = await fetch(node.url + '/v1/propose-batch', { method: 'POST', headers: { 'content-type': BINARY_BATCH_TYPE, ...auth }, body: Buffer.from([0, 0, 0, 1, 0, 0, 0, 9, 1]) });
+    expect(truncated.status).to.equal(400);
     const st = await call('GET', '/status');
     expect(st.json.groups.map((g: { group: number }) => g.group)).to.include.members([0, 1, 2]);
     const m = await fetch(node.url + '/metrics', { headers: auth });
