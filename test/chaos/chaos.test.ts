@@ -109,21 +109,28 @@ describe('chaos: real processes under faults', function () {
   });
 
   it('the runner reports an anomaly when reads are stale (broken client under partitions)', async () => {
-    const runDir = mkdtempSync(join(tmpdir(), 'raftd-chaos-broken-'));
-    const report = await runChaos({
-      nodes: 3,
-      durationMs: 7_000,
-      nemesis: parseNemesis('partition'),
-      seed: 99,
-      runDir,
-      staleReadsAsLinearizable: true,
-      quietMs: [300, 600],
-      holdMs: [2000, 3000],
-    });
-    const text = formatReport(report);
-    expect(report.linearizability.verdict, text).to.equal('illegal');
-    expect(report.anomalies.some((a) => a.startsWith('history is not linearizable')), text).to.equal(true);
-    rmSync(runDir, { recursive: true, force: true });
+    // Whether a stale read happens in a short run depends on timing (a client must read on the cut-off
+    // follower after the majority wrote): up to three runs, the first that caught one is checked.
+    const texts: string[] = [];
+    for (const seed of [99, 100, 101]) {
+      const runDir = mkdtempSync(join(tmpdir(), 'raftd-chaos-broken-'));
+      const report = await runChaos({
+        nodes: 3,
+        durationMs: 7_000,
+        nemesis: parseNemesis('partition'),
+        seed,
+        runDir,
+        staleReadsAsLinearizable: true,
+        quietMs: [300, 600],
+        holdMs: [2000, 3000],
+      });
+      texts.push(formatReport(report));
+      rmSync(runDir, { recursive: true, force: true });
+      if (report.linearizability.verdict !== 'illegal') continue;
+      expect(report.anomalies.some((a) => a.startsWith('history is not linearizable')), texts.at(-1)).to.equal(true);
+      return;
+    }
+    expect.fail(`no run flagged the stale reads:\n${texts.join('\n')}`);
   });
 
   it('RaftHouse append under raftd and app kills and partitions: acknowledged rows exactly once everywhere, equal checksums', async () => {

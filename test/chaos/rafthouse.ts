@@ -10,7 +10,7 @@ import { LocalCluster, ManagedProcess, freePort } from '../integration/cluster.j
 import { Rng } from '../sim/rng.js';
 import { call, sleep } from './http.js';
 import { ClusterView, GROUP, Nemesis, type FaultKind, type FaultRecord } from './nemesis.js';
-import { appRegressions, convergeApplied } from './runner.js';
+import { convergeApplied, runUnderFaults } from './runner.js';
 
 export const TABLE = 'chaos_rows';
 
@@ -84,7 +84,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
   const nemesis = new Nemesis(view, o.nemesis, rng.fork(), t0, { quietMs: o.quietMs ?? [500, 2000], holdMs: o.holdMs ?? [1000, 4000] }, log);
   const replicas: RafthouseReport['replicas'] = [];
   let checksumsEqual = false;
-  try {
+  await runUnderFaults(cluster, runDir, anomalies, async () => {
     await cluster.startAll();
     await cluster.waitForApi(60_000);
     await cluster.waitForLeaders([0, GROUP], 60_000);
@@ -138,16 +138,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     }
     checksumsEqual = sums.size === cluster.nodes.length && new Set(sums.values()).size === 1;
     if (!checksumsEqual) anomalies.push(`replica checksums differ: ${[...sums].map(([id, s]) => `node ${id}: ${s.slice(0, 200)}`).join('; ')}`);
-  } catch (e) {
-    anomalies.push(`run aborted: ${(e as Error).message}`);
-  } finally {
-    for (const n of cluster.nodes) {
-      n.resume();
-      n.app?.resume();
-    }
-    await cluster.destroy();
-  }
-  anomalies.push(...appRegressions(runDir, cluster.nodes.map((n) => n.spec.id)));
+  });
   const historyFile = join(runDir, 'history.json');
   writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops }, null, 0));
   const faults: Partial<Record<FaultKind, number>> = {};

@@ -65,6 +65,25 @@ export function appRegressions(runDir: string, nodeIds: readonly number[]): stri
   return out;
 }
 
+/**
+ * Runs a workload phase against the cluster; whatever happens, resumes paused processes and tears the
+ * cluster down. A thrown error and every APP_REGRESSED line in the nodes' logs become anomalies.
+ */
+export async function runUnderFaults(cluster: LocalCluster, runDir: string, anomalies: string[], phase: () => Promise<void>): Promise<void> {
+  try {
+    await phase();
+  } catch (e) {
+    anomalies.push(`run aborted: ${(e as Error).message}`);
+  } finally {
+    for (const n of cluster.nodes) {
+      n.resume();
+      n.app?.resume();
+    }
+    await cluster.destroy();
+  }
+  anomalies.push(...appRegressions(runDir, cluster.nodes.map((n) => n.spec.id)));
+}
+
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? (() => undefined);
   const runDir = o.runDir ?? mkdtempSync(join(tmpdir(), 'raftd-chaos-'));
@@ -93,7 +112,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   });
   const nemesis = new Nemesis(view, o.nemesis, rng.fork(), t0, { quietMs: o.quietMs ?? [500, 2000], holdMs: o.holdMs ?? [1000, 4000] }, log);
   let convergence: ChaosReport['convergence'] = { converged: false, detail: 'not reached' };
-  try {
+  await runUnderFaults(cluster, runDir, anomalies, async () => {
     await cluster.startAll();
     await cluster.waitForApi(60_000);
     await cluster.waitForLeaders([GROUP], 60_000);
@@ -121,16 +140,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         }
       }
     }
-  } catch (e) {
-    anomalies.push(`run aborted: ${(e as Error).message}`);
-  } finally {
-    for (const n of cluster.nodes) {
-      n.resume();
-      n.app?.resume();
-    }
-    await cluster.destroy();
-  }
-  anomalies.push(...appRegressions(runDir, cluster.nodes.map((n) => n.spec.id)));
+  });
 
   const history = workload.history;
   const historyFile = join(runDir, 'history.json');
