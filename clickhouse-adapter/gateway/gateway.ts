@@ -67,6 +67,13 @@ export interface GatewayOptions {
   userDb?: string;
   /** Names (lower case) of non-deterministic functions (system.functions.deterministic = 0). */
   nondeterministic: ReadonlySet<string>;
+  /**
+   * The index up to which this process's state machine has applied a group (every effect up to it is
+   * visible to reads), or undefined when not known. When given, a consistent read runs while its
+   * barrier is in flight and is kept when the replica had already reached the read index (see
+   * consistentRead); without it the read waits for the barrier.
+   */
+  localApplied?: (group: number) => number | undefined;
 }
 
 /** Settings the adapter owns (dropped from writes, like the state machine does) or that only mean something to HTTP. */
@@ -113,6 +120,16 @@ function truthy(v: string | number | undefined): boolean {
 
 function emptySummary(): GatewaySummary {
   return { read_rows: '0', read_bytes: '0', written_rows: '0', written_bytes: '0', total_rows_to_read: '0', result_rows: '0', result_bytes: '0', elapsed_ns: '0' };
+}
+
+interface ReadOpts { database: string; format: string; settings: Settings | undefined; params: Record<string, string> | undefined }
+
+function readQuery(opts: ReadOpts): { database: string; format: string; settings?: Settings; params?: Record<string, string> } {
+  return {
+    database: opts.database, format: opts.format,
+    ...(opts.settings && Object.keys(opts.settings).length ? { settings: opts.settings } : {}),
+    ...(opts.params && Object.keys(opts.params).length ? { params: opts.params } : {}),
+  };
 }
 
 /** Codes after which a read is retried once with freshly synced views (a view missing or stale). */
@@ -164,8 +181,8 @@ export class Gateway {
       summary.written_rows = String(Math.max(0, written));
       format = req.format ?? 'TabSeparated';
     } else {
-      if (req.endpoint === 'consistent') await this.barrierFor(stmt, database);
-      body = await this.read(sql, { database, format, settings: this.readSettings(req.settings), params: req.params });
+      const opts = { database, format, settings: this.readSettings(req.settings), params: req.params };
+      body = req.endpoint === 'consistent' ? await this.consistentRead(stmt, sql, opts) : await this.read(sql, opts);
       summary.result_bytes = String(body.length);
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
@@ -185,12 +202,75 @@ export class Gateway {
     return out;
   }
 
-  private async read(sql: string, opts: { database: string; format: string; settings: Settings | undefined; params: Record<string, string> | undefined }): Promise<Buffer> {
-    const q = {
-      database: opts.database, format: opts.format,
-      ...(opts.settings && Object.keys(opts.settings).length ? { settings: opts.settings } : {}),
-      ...(opts.params && Object.keys(opts.params).length ? { params: opts.params } : {}),
-    };
+  /**
+   * A linearizable read. The plain way: barriers (ReadIndex) on the groups the statement touches, then
+   * the read. The barrier's round trip (gateway -> raftd -> group leader -> quorum) is most of the cost,
+   * so when the local applied indexes are known the read runs at the same time as the barrier instead:
+   * with A = the local applied index of each group taken just before the read started, and R = the read
+   * index the barrier returns, A >= R means the read saw every entry up to R — every write acknowledged
+   * before this request arrived (they were committed before the ReadIndex started, so their index is
+   * at most R) — which is what the barrier-then-read order guarantees. Otherwise (replica behind, or the
+   * early read failed) the result is dropped and the ordinary path runs.
+   */
+  private async consistentRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<Buffer> {
+    const plan = this.speculativePlan(stmt, opts.database);
+    if (!plan) {
+      await this.barrierFor(stmt, opts.database);
+      return this.read(sql, opts);
+    }
+    if (plan.groups.length === 0) return this.read(sql, opts);
+    const barrier = this.barrierGroups(plan.groups);
+    // Settled even when the early read is awaited first: a failing barrier must not go unhandled.
+    barrier.catch(() => undefined);
+    let early: Buffer | undefined;
+    try {
+      early = await this.o.readEngine.query(sql, readQuery(opts));
+    } catch {
+      early = undefined; // the ordinary path below reports (or recovers from) the error
+    }
+    const reached = await barrier;
+    if (early !== undefined && reached.every((r, i) => plan.applied[i]! >= r)) return early;
+    // The plan's groups came from the sharding known at A; entries up to R may have changed it.
+    await this.barrierFor(stmt, opts.database);
+    return this.read(sql, opts);
+  }
+
+  /**
+   * The groups a consistent read must barrier and their local applied indexes, when both are known
+   * without asking anything: every named table's sharding is cached at exactly the applied index its
+   * home group has now (see barrierFor). undefined: take the ordinary path.
+   */
+  private speculativePlan(stmt: ParsedStatement, database: string): { groups: number[]; applied: number[] } | undefined {
+    const local = this.o.localApplied;
+    if (!local) return undefined;
+    let groups: number[];
+    if (stmt.kind === 'show') groups = this.allGroups();
+    else {
+      const homes = new Set<number>();
+      let sharded = false;
+      for (const t of stmt.tables) {
+        const db = t.database ?? database;
+        if (db !== this.userDb || t.table.startsWith(INTERNAL_TABLE_PREFIX)) continue;
+        const h = this.o.ring.homeGroup(this.userDb, t.table);
+        const a = local(h);
+        const c = this.shardCache.get(t.table);
+        if (a === undefined || !c || c.group !== h || c.index !== a) return undefined;
+        homes.add(h);
+        if (c.sharded) sharded = true;
+      }
+      groups = sharded ? this.allGroups() : [...homes];
+    }
+    const applied: number[] = [];
+    for (const g of groups) {
+      const a = local(g);
+      if (a === undefined) return undefined;
+      applied.push(a);
+    }
+    return { groups, applied };
+  }
+
+  private async read(sql: string, opts: ReadOpts): Promise<Buffer> {
+    const q = readQuery(opts);
     try {
       return await this.o.readEngine.query(sql, q);
     } catch (e) {

@@ -282,6 +282,15 @@ export class ClickHouseStateMachine implements StateMachine {
     return st;
   }
 
+  /**
+   * The group's applied index as known right now, without waiting for its lock: every effect up to it
+   * is already visible in ClickHouse (an entry in progress may be partly visible too). undefined when
+   * the group is not loaded. The gateway uses it to check that a read saw a read index.
+   */
+  appliedIndexNow(group: number): number | undefined {
+    return this.groups.get(group)?.applied;
+  }
+
   async lastLogIndex(group: number): Promise<number> {
     return this.withLock(group, async () => (await this.group(group, false))?.applied ?? 0);
   }

@@ -3,7 +3,11 @@
 //      (3 raftd + 3 rafthouse processes, embedded chdb) vs straight into one embedded engine
 //      (benchDirectInserts, the same rows and table);
 //   2. p50/p99 of a point query through the consistent endpoint vs the local endpoint of one node.
-// Options: --batches N (default 20), --queries N (default 300), --groups G (default 4).
+// The machine is shared and noisy, so each pair is measured close together in time: inserts alternate
+// batch by batch (direct, gateway, gateway, direct, ...), queries alternate consistent/local.
+// Options: --batches N (default 20), --queries N (default 300), --groups G (default 4),
+//   --no-parallel (skip the 4-in-flight run), --cpu-prof DIR (every raftd and rafthouse writes a
+//   V8 CPU profile there at shutdown).
 
 import * as http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
-import { BENCH_TABLE_DDL, benchDirectInserts, benchRows } from './clickhouse-direct.js';
+import { BENCH_TABLE_DDL, benchRows } from './clickhouse-direct.js';
 import { RafthouseCluster } from '../../test/integration/rafthouse/harness.js';
 
 const BATCH = 10_000;
@@ -43,49 +47,71 @@ async function must(p: Promise<{ status: number; text: string }>): Promise<strin
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { batches: { type: 'string' }, queries: { type: 'string' }, groups: { type: 'string' } } });
+  const { values } = parseArgs({ options: {
+    batches: { type: 'string' }, queries: { type: 'string' }, groups: { type: 'string' }, 'cpu-prof': { type: 'string' },
+    'no-parallel': { type: 'boolean' },
+  } });
   const batches = Number(values.batches ?? 20);
   const queries = Number(values.queries ?? 300);
   const groups = Number(values.groups ?? 4);
+  const profDir = values['cpu-prof'];
+  const prof = (name: string) => (profDir ? ['--cpu-prof', '--cpu-prof-dir', join(profDir, name)] : []);
 
-  process.stdout.write(`direct: ${batches} x ${BATCH}-row JSONEachRow inserts into one embedded engine...\n`);
+  // The direct side: one embedded engine in this process, the same table and rows.
   const dir = mkdtempSync(join(tmpdir(), 'bench-gw-direct-'));
   const engine = await openEmbedded({ dataDir: dir });
-  const [direct] = await benchDirectInserts(engine, { batchSizes: [BATCH], rowsPerSize: batches * BATCH, minBatches: batches });
-  await engine.close();
-  rmSync(dir, { recursive: true, force: true });
+  await engine.exec('CREATE DATABASE IF NOT EXISTS bench_direct');
+  await engine.exec(`CREATE TABLE bench_direct.bench ${BENCH_TABLE_DDL}`);
 
   process.stdout.write(`starting a 3-node RaftHouse (${groups} groups)...\n`);
-  const cluster = await RafthouseCluster.start({ groups });
+  const cluster = await RafthouseCluster.start({ groups, nodeArgs: prof('rafthouse'), raftNodeArgs: prof('raftd') });
   try {
     const n1 = cluster.nodes[0]!;
     await must(post(n1.consistentUrl, {}, `CREATE TABLE bench ${BENCH_TABLE_DDL}`));
-    process.stdout.write(`gateway: ${batches} x ${BATCH}-row inserts through the consistent endpoint...\n`);
-    const per: number[] = [];
-    const t0 = performance.now();
+    // One warm-up insert each (parser cache, sessions, first part of the table).
+    await engine.insert('INSERT INTO bench_direct.bench FORMAT JSONEachRow', benchRows(10_000_000, BATCH));
+    await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows(10_000_000, BATCH)));
+    // The machine is shared and noisy: the two sides alternate batch by batch (direct first in even
+    // rounds, gateway first in odd ones), so a slow spell hits both. Payloads are built off the clock.
+    process.stdout.write(`inserts: ${batches} rounds of one ${BATCH}-row insert straight into an engine and one through the consistent endpoint...\n`);
+    const per = { direct: [] as number[], gateway: [] as number[] };
     for (let b = 0; b < batches; b++) {
       const payload = benchRows(b * BATCH, BATCH);
-      const s = performance.now();
-      await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, payload));
-      per.push(performance.now() - s);
-    }
-    const total = performance.now() - t0;
-    const gwOverall = (batches * BATCH) / (total / 1000);
-    const gwMedian = BATCH / (pct(per, 50) / 1000);
-    // The same inserts 4 at a time, spread over the 3 nodes' consistent endpoints (raftd batches entries).
-    process.stdout.write(`gateway: ${batches} x ${BATCH}-row inserts, 4 in flight over the 3 nodes...\n`);
-    const t1 = performance.now();
-    let next = 0;
-    await Promise.all([0, 1, 2, 3].map(async (w) => {
-      for (let b = next++; b < batches; b = next++) {
-        await must(post(cluster.nodes[(w + b) % 3]!.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows((batches + b) * BATCH, BATCH)));
+      const sides: Array<'direct' | 'gateway'> = b % 2 === 0 ? ['direct', 'gateway'] : ['gateway', 'direct'];
+      for (const side of sides) {
+        const s = performance.now();
+        if (side === 'direct') await engine.insert('INSERT INTO bench_direct.bench FORMAT JSONEachRow', payload);
+        else await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, payload));
+        per[side].push(performance.now() - s);
       }
-    }));
-    const gwParallel = (batches * BATCH) / ((performance.now() - t1) / 1000);
-    const count = await must(post(n1.consistentUrl, {}, 'SELECT count() FROM bench'));
-    if (Number(count) !== 2 * batches * BATCH) throw new Error(`expected ${2 * batches * BATCH} rows, found ${count}`);
+    }
+    const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
+    const rate = (ms: number) => BATCH / (ms / 1000);
+    const directOverall = (batches * BATCH) / (sum(per.direct) / 1000);
+    const gwOverall = (batches * BATCH) / (sum(per.gateway) / 1000);
+    const directMedian = rate(pct(per.direct, 50));
+    const gwMedian = rate(pct(per.gateway, 50));
+    // Per round ratio (gateway / direct of the same round), its median: the least noise-prone figure.
+    const roundRatio = pct(per.gateway.map((g, i) => per.direct[i]! / g), 50);
 
-    process.stdout.write(`point query: ${queries} x consistent and local on node 1...\n`);
+    let gwParallel: number | undefined;
+    if (!values['no-parallel']) {
+      // The same inserts 4 at a time, spread over the 3 nodes' consistent endpoints (raftd batches entries).
+      process.stdout.write(`gateway: ${batches} x ${BATCH}-row inserts, 4 in flight over the 3 nodes...\n`);
+      const t1 = performance.now();
+      let next = 0;
+      await Promise.all([0, 1, 2, 3].map(async (w) => {
+        for (let b = next++; b < batches; b = next++) {
+          await must(post(cluster.nodes[(w + b) % 3]!.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows((batches + b) * BATCH, BATCH)));
+        }
+      }));
+      gwParallel = (batches * BATCH) / ((performance.now() - t1) / 1000);
+    }
+    const count = await must(post(n1.consistentUrl, {}, 'SELECT count() FROM bench'));
+    const expected = (gwParallel === undefined ? 1 : 2) * batches * BATCH + BATCH;
+    if (Number(count) !== expected) throw new Error(`expected ${expected} rows, found ${count}`);
+
+    process.stdout.write(`point query: ${queries} x consistent and local on node 1, alternating...\n`);
     const sql = 'SELECT k, v FROM bench WHERE id = {id:UInt64}';
     // Warm both paths (parser cache, sessions, views).
     for (let i = 0; i < 20; i++) {
@@ -95,31 +121,36 @@ async function main(): Promise<void> {
     const lat = { consistent: [] as number[], local: [] as number[] };
     for (let i = 0; i < queries; i++) {
       const id = String((i * 7919) % (batches * BATCH));
-      for (const which of ['consistent', 'local'] as const) {
+      const order: Array<'consistent' | 'local'> = i % 2 === 0 ? ['consistent', 'local'] : ['local', 'consistent'];
+      for (const which of order) {
         const s = performance.now();
         await must(post(which === 'consistent' ? n1.consistentUrl : n1.localUrl, { param_id: id }, sql));
         lat[which].push(performance.now() - s);
       }
     }
     const c50 = pct(lat.consistent, 50), c99 = pct(lat.consistent, 99), l50 = pct(lat.local, 50), l99 = pct(lat.local, 99);
+    // Median of the per-pair differences (the two queries of a pair ran back to back).
+    const d50 = pct(lat.consistent.map((c, i) => c - lat.local[i]!), 50);
     const f = (x: number) => Math.round(x).toLocaleString('en-US');
+    const r = (a: number, b: number) => `${(a / b * 100).toFixed(0)}%`;
     process.stdout.write(`
-| ${BATCH}-row JSONEachRow inserts | rows/s (overall) | rows/s (median batch) |
+| ${BATCH}-row JSONEachRow inserts (${batches} alternating rounds) | rows/s (overall) | rows/s (median batch) |
 |---|---|---|
-| straight into one embedded engine | ${f(direct!.overallRowsPerSec)} | ${f(direct!.medianRowsPerSec)} |
+| straight into one embedded engine | ${f(directOverall)} | ${f(directMedian)} |
 | consistent endpoint, 3-node cluster | ${f(gwOverall)} | ${f(gwMedian)} |
-| ratio (gateway / direct) | ${(gwOverall / direct!.overallRowsPerSec * 100).toFixed(0)}% | ${(gwMedian / direct!.medianRowsPerSec * 100).toFixed(0)}% |
-| consistent endpoints, 4 inserts in flight over 3 nodes | ${f(gwParallel)} (${(gwParallel / direct!.overallRowsPerSec * 100).toFixed(0)}% of direct) | |
-
-| point query (same node) | p50 ms | p99 ms |
+| ratio (gateway / direct) | ${r(gwOverall, directOverall)} | ${r(gwMedian, directMedian)} (median per-round ratio ${(roundRatio * 100).toFixed(0)}%) |
+${gwParallel === undefined ? '' : `| consistent endpoints, 4 inserts in flight over 3 nodes | ${f(gwParallel)} (${r(gwParallel, directOverall)} of direct) | |\n`}
+| point query (same node, ${queries} alternating pairs) | p50 ms | p99 ms |
 |---|---|---|
 | local endpoint | ${l50.toFixed(2)} | ${l99.toFixed(2)} |
 | consistent endpoint (barrier + read) | ${c50.toFixed(2)} | ${c99.toFixed(2)} |
-| consistent - local | ${(c50 - l50).toFixed(2)} | ${(c99 - l99).toFixed(2)} |
+| consistent - local | ${(c50 - l50).toFixed(2)} (median pair difference ${d50.toFixed(2)}) | ${(c99 - l99).toFixed(2)} |
 `);
   } finally {
     agent.destroy();
-    await cluster.destroy();
+    await cluster.destroy(profDir !== undefined);
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

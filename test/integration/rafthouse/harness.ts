@@ -18,6 +18,10 @@ export interface RafthouseClusterOptions {
   /** Extra rafthouse flags. */
   args?: string[];
   tickMs?: number;
+  /** Arguments for node itself before each rafthouse entry point (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** The same for each raftd. */
+  raftNodeArgs?: string[];
 }
 
 export class RafthouseCluster {
@@ -29,7 +33,7 @@ export class RafthouseCluster {
     for (let id = 1; id <= n; id++) appPorts.set(id, await freePort());
     const raft = await LocalCluster.create({
       nodes: n, groups: opts.groups, tickMs: opts.tickMs ?? 50, appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
-      extraArgs: ['--snapshot-interval', '1000000'],
+      extraArgs: ['--snapshot-interval', '1000000'], nodeArgs: opts.raftNodeArgs ?? [],
     });
     const nodes: RafthouseNode[] = [];
     try {
@@ -42,7 +46,7 @@ export class RafthouseCluster {
           '--raftd-url', raft.node(id).url, '--groups', String(opts.groups), '--data-dir', join(raft.dir, `ch${id}`),
           ...(opts.args ?? []),
         ];
-        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, {}, join(raft.dir, `rafthouse${id}.log`));
+        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, {}, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
         nodes.push({ id, proc, appPort: appPorts.get(id)!, consistentUrl: `http://127.0.0.1:${cport}`, localUrl: `http://127.0.0.1:${lport}` });
       }
       const c = new RafthouseCluster(raft, nodes);
@@ -60,9 +64,15 @@ export class RafthouseCluster {
     }
   }
 
-  async destroy(): Promise<void> {
+  /** With `graceful`, raftd gets SIGTERM too (it then writes what --cpu-prof collected). */
+  async destroy(graceful = false): Promise<void> {
     // raftd first (it calls the state machine), then each rafthouse with SIGTERM, kill -9 if it lingers.
-    await Promise.all(this.raft.nodes.map((n) => n.kill()));
+    await Promise.all(this.raft.nodes.map(async (n) => {
+      if (!graceful) return n.kill();
+      const t = setTimeout(() => void n.kill(), 10_000);
+      await n.stop();
+      clearTimeout(t);
+    }));
     await Promise.all(this.nodes.map(async (x) => {
       const t = setTimeout(() => void x.proc.kill(), 10_000);
       await x.proc.stop();
