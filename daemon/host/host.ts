@@ -1,7 +1,8 @@
 // The multi-group host: drives every group's Raft core on one tick loop and batches their I/O.
 // Each flush gathers the Ready of every group with work, persists all of them in ONE storage
-// write (one fsync), then sends their messages (batched per peer by the transport), hands
-// committed entries to each group's applier, and advances the cores.
+// write (one fsync), and sends their messages (batched per peer by the transport): leaders'
+// appends and heartbeats while the write runs, everything else after it. Committed entries go to
+// each group's applier (during the write when they are already durable), then the cores advance.
 
 import type { Logger } from 'pino';
 import { RaftNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
@@ -289,6 +290,9 @@ export class Host {
   }
 
   private async handleReadies(batch: Array<[GroupReplica, Ready]>): Promise<void> {
+    // A group bootstrapped since the last flush has its first state in this write: nothing of
+    // this flush goes out before it is durable.
+    const bootstrapping = this.bootstrapWrites.length > 0;
     const writes: GroupWrite[] = this.bootstrapWrites.splice(0);
     // Entries, votes and terms must be on disk before any message goes out; a commit index alone
     // need not be (it is re-learnt from the leader), so a flush that only moves commits skips fsync.
@@ -302,37 +306,57 @@ export class Host {
       writes.push(w);
       mustSync ||= rd.mustSync;
     }
+    // Leaders' appends and heartbeats go out BEFORE their own write (Raft thesis 10.2.1), so the
+    // followers' fsyncs overlap the leader's: the core counts the leader's own copy toward a
+    // quorum only at advance(), i.e. once persisted. Everything else (votes, append acks) waits.
+    const early = new Outbox();
+    const late = new Outbox();
+    const snaps: Array<[GroupReplica, Message]> = [];
+    for (const [g, rd] of batch) {
+      const mayGoEarly = !bootstrapping && !rd.snapshot && !changesTermOrVote(g, rd);
+      for (const m of rd.messages) {
+        if (m.type === MessageType.Snap) snaps.push([g, m]);
+        else (mayGoEarly && (m.type === MessageType.App || m.type === MessageType.Heartbeat) ? early : late).add(g.group, m);
+      }
+    }
+    this.sendOutbox(early);
+    // Committed entries below this Ready's new entries are already durable here (an earlier
+    // flush wrote them): the app gets them while this write runs instead of after it.
+    const appliedEarly = new Set<GroupReplica>();
+    for (const [g, rd] of batch) {
+      if (rd.softState) this.onSoftState(g, rd.softState.role, rd.softState.leader);
+      if (rd.committedEntries.length === 0 || rd.snapshot) continue;
+      const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
+      if (rd.entries.length > 0 && lastCommitted >= rd.entries[0]!.index) continue;
+      if (lastCommitted > g.storage.lastIndex()) continue;
+      this.applyCommitted(g, rd.committedEntries);
+      appliedEarly.add(g);
+    }
     if (writes.length > 0) {
       const t0 = performance.now();
       await this.deps.store.write(writes, { sync: mustSync });
       if (mustSync) this.metrics.observeFsync(performance.now() - t0, writes.length);
     }
-    // Now durable: update the in-memory log caches, then let the messages go.
-    const outbox = new Map<number, GroupMessage[]>();
+    // Now durable: update the in-memory log caches, then let the other messages go.
     for (const [g, rd] of batch) {
       if (rd.snapshot) g.storage.applySnapshot(rd.snapshot);
       if (rd.entries.length > 0) g.storage.append(rd.entries);
       if (rd.hardState) g.storage.setHardState(rd.hardState);
-      for (const m of rd.messages) {
-        if (m.type === MessageType.Snap) {
-          void this.sendSnapshot(g, m);
-          continue;
-        }
-        let q = outbox.get(m.to);
-        if (!q) outbox.set(m.to, (q = []));
-        q.push({ group: g.group, message: m });
-      }
     }
-    for (const [to, msgs] of outbox) {
-      this.metrics.messagesSent += msgs.length;
-      this.deps.transport.send(to, msgs);
-    }
+    this.sendOutbox(late);
+    for (const [g, m] of snaps) void this.sendSnapshot(g, m);
     for (const [g, rd] of batch) {
-      if (rd.softState) this.onSoftState(g, rd.softState.role, rd.softState.leader);
-      if (rd.committedEntries.length > 0) this.applyCommitted(g, rd.committedEntries);
+      if (rd.committedEntries.length > 0 && !appliedEarly.has(g)) this.applyCommitted(g, rd.committedEntries);
       if (rd.readStates.length > 0) g.onReadStates(rd.readStates);
       g.node.advance(rd);
       if (g.node.hasReady()) this.markDirty(g);
+    }
+  }
+
+  private sendOutbox(outbox: Outbox): void {
+    for (const [to, msgs] of outbox.byPeer) {
+      this.metrics.messagesSent += msgs.length;
+      this.deps.transport.send(to, msgs);
     }
   }
 
@@ -746,4 +770,22 @@ export class Host {
   peers(): Map<number, string> {
     return new Map(this.knownPeers);
   }
+}
+
+/** Messages of one flush, per destination node (the transport sends each list as one batch). */
+class Outbox {
+  readonly byPeer = new Map<number, GroupMessage[]>();
+
+  add(group: number, message: Message): void {
+    let q = this.byPeer.get(message.to);
+    if (!q) this.byPeer.set(message.to, (q = []));
+    q.push({ group, message });
+  }
+}
+
+/** The Ready moves the term or the vote: no message may leave before that is durable. */
+function changesTermOrVote(g: GroupReplica, rd: Ready): boolean {
+  if (!rd.hardState) return false;
+  const durable = g.storage.hardStateView();
+  return rd.hardState.term !== durable.term || rd.hardState.vote !== durable.vote;
 }

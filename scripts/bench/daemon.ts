@@ -15,6 +15,7 @@
 // --app-url URL (default: the built-in memory app, to measure raftd alone),
 // --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it).
 
+import { readFileSync } from 'node:fs';
 import { LocalCluster } from '../../test/integration/cluster.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
 
@@ -44,6 +45,24 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
+/**
+ * CPU seconds the raftd processes used so far (Linux /proc; NaN elsewhere). On a shared machine
+ * CPU per entry is steadier than entries/s, which moves with whatever else runs.
+ */
+function raftdCpuSeconds(cluster: LocalCluster): number {
+  let ticks = 0;
+  for (const n of cluster.nodes) {
+    try {
+      const stat = readFileSync(`/proc/${n.proc!.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of stat)
+    } catch {
+      return NaN;
+    }
+  }
+  return ticks / 100; // USER_HZ is 100 on every Linux we run on
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -54,6 +73,8 @@ interface Point {
   p50: number;
   p99: number;
   errors: number;
+  /** raftd CPU time (all 3 processes) per committed entry, microseconds. */
+  cpuUsPerEntry: number;
 }
 
 /** One batch request to the group's leader: how many entries were applied and how many failed. */
@@ -103,10 +124,12 @@ async function closedLoop(cluster: LocalCluster, leaders: Map<number, number>, g
     }
   };
   const t0 = Date.now();
+  const cpu0 = raftdCpuSeconds(cluster);
   await Promise.all(Array.from({ length: args.clients }, (_, c) => client(c)));
   const elapsed = (Date.now() - t0) / 1000;
+  const cpuUsPerEntry = ((raftdCpuSeconds(cluster) - cpu0) * 1e6) / entries;
   latencies.sort((a, b) => a - b);
-  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry };
 }
 
 /**
@@ -120,6 +143,7 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
   let entries = 0;
   let errors = 0;
   const inflight = new Set<Promise<void>>();
+  const cpu0 = raftdCpuSeconds(cluster);
   const start = performance.now();
   const total = Math.floor((seconds * 1000) / interval);
   let k = 0;
@@ -146,8 +170,9 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
   }
   await Promise.all(inflight);
   const elapsed = (performance.now() - start) / 1000;
+  const cpuUsPerEntry = ((raftdCpuSeconds(cluster) - cpu0) * 1e6) / entries;
   latencies.sort((a, b) => a - b);
-  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors };
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry };
 }
 
 async function main(): Promise<void> {
@@ -171,7 +196,7 @@ async function main(): Promise<void> {
       const half = await openLoop(cluster, leaders, groups, args, args.seconds, peak.entriesPerSec / 2);
       console.log('done');
       rows.push(
-        `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
+        `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
       );
     } finally {
       // A CPU profile is written only on a graceful exit.
@@ -179,8 +204,8 @@ async function main(): Promise<void> {
       await cluster.destroy();
     }
   }
-  console.log('\n| groups | peak entries/s | p50 ms | p99 ms | half-load entries/s | p50 ms | p99 ms | errors |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('\n| groups | peak entries/s | p50 ms | p99 ms | raftd CPU µs/entry | half-load entries/s | p50 ms | p99 ms | errors |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(r);
 }
 
