@@ -11,6 +11,7 @@ import { META_GROUP } from '../host/meta.js';
 import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
 import { renderMetrics } from './metrics.js';
+import { ForwardError, LeaderForwarder, type ForwardAnswer } from './forward.js';
 import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from './batch-codec.js';
 import type { FaultLayer, FaultRules } from '../host/faults.js';
 
@@ -73,6 +74,9 @@ function outcomeBody(o: EntryOutcome): Record<string, unknown> {
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const { host } = opts;
   const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit, forceCloseConnections: true });
+  // Follower -> leader forwarding: keep-alive node:http; proposals grouped into binary batches (forward.ts).
+  const forwarder = new LeaderForwarder();
+  app.addHook('onClose', async () => forwarder.close());
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -122,7 +126,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
    * Runs `local` if this node leads the group; otherwise forwards the request to the leader
    * (once: a forwarded request is never forwarded again) or answers NOT_LEADER.
    */
-  async function onLeader(req: FastifyRequest, reply: FastifyReply, group: number, local: () => Promise<unknown>): Promise<unknown> {
+  async function onLeader(req: FastifyRequest, reply: FastifyReply, group: number, local: () => Promise<unknown>, proposal?: Buffer): Promise<unknown> {
     const deadline = Date.now() + opts.leaderWaitMs;
     for (;;) {
       const leader = await leaderOf(group);
@@ -131,29 +135,28 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}; node ${leader.id} is`, leader);
       }
       const headers: Record<string, string> = { [FORWARDED]: '1' };
-      if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
-      let res: Response;
+      const timeoutMs = opts.requestTimeoutMs + 1000;
+      let answer: ForwardAnswer;
       try {
-        res = await fetch(`http://${leader.httpAddr}${req.url}`, {
-          method: req.method,
-          headers,
-          body: req.method === 'GET' || req.method === 'DELETE' ? undefined : (req.body as Buffer | undefined) ?? Buffer.alloc(0),
-          signal: AbortSignal.timeout(opts.requestTimeoutMs + 1000),
-        });
+        if (proposal) answer = await forwarder.propose(leader.httpAddr, group, proposal, headers, timeoutMs);
+        else {
+          if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
+          const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : (req.body as Buffer | undefined) ?? Buffer.alloc(0);
+          answer = await forwarder.request(leader.httpAddr, req.method, req.url, headers, body, timeoutMs);
+        }
       } catch (e) {
         // Refused: the request never reached the old leader, so it is safe to try the next one.
         // Any other failure may have happened after the leader took it: its outcome is unknown.
-        const refused = (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+        const refused = e instanceof ForwardError && e.code === 'REFUSED';
         if (refused && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 50));
           continue;
         }
         throw new RaftdError(refused ? 'NO_LEADER' : 'TIMEOUT', `forwarding to leader node ${leader.id} at ${leader.httpAddr} failed (${(e as Error).message}); ${refused ? 'retry' : 'the outcome is unknown'}`);
       }
-      const text = await res.text();
-      void reply.code(res.status).header('content-type', res.headers.get('content-type') ?? 'application/json');
-      return text;
+      void reply.code(answer.status).header('content-type', answer.contentType);
+      return answer.body;
     }
   }
 
@@ -171,7 +174,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         return { index: outcome.index, error: outcome.error ?? { code: 'APP_ERROR', message: 'the application refused the entry' } };
       }
       return outcomeBody(outcome);
-    });
+    }, data);
   });
 
   app.post('/v1/propose-batch', async (req, reply) => {
@@ -192,16 +195,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'group 0 is raftd\'s meta group');
           const leader = await leaderOf(group);
           if (leader.id === host.nodeId) {
-            const outs = host.propose(group, idxs.map((i) => new Uint8Array(items[i]!.data)));
-            await Promise.all(
-              outs.map(async (p, k) => {
-                try {
-                  results[idxs[k]!] = outcomeBody(await p);
-                } catch (e) {
-                  results[idxs[k]!] = errorBody(e);
-                }
-              }),
-            );
+            // One promise for the group's whole slice (not one per entry); the data are not copied.
+            const outs = await host.proposeAll(group, idxs.map((i) => items[i]!.data));
+            outs.forEach((o, k) => (results[idxs[k]!] = o instanceof RaftdError ? errorBody(o) : outcomeBody(o)));
             return;
           }
           if (forwarded || req.headers[NO_FORWARD]) throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}`, leader);

@@ -1,0 +1,75 @@
+// Follower -> leader forwarding of proposals (daemon/api/forward.ts): concurrent proposals reaching
+// a follower travel to the leader coalesced into binary batches, and each client must still get
+// exactly the answer its own entry earned: its own index, its own app result, its own app refusal.
+
+import { expect } from 'chai';
+import { LocalCluster } from './cluster.js';
+
+describe('proposal forwarding from a follower (integration, KV adapter)', function () {
+  this.timeout(90_000);
+  let cluster: LocalCluster;
+  let leaderUrl = '';
+  let followerUrl: string;
+  const token = 'fwd-token';
+  const auth = { authorization: `Bearer ${token}` };
+
+  before(async () => {
+    cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, extraArgs: ['--api-token', token] });
+    await cluster.startAll();
+    // /leader-check needs no token (waitForLeaders reads /status, which does).
+    const deadline = Date.now() + 30_000;
+    while (!leaderUrl) {
+      for (const n of cluster.nodes) {
+        const r = await fetch(`${n.url}/leader-check?group=1`).catch(() => undefined);
+        if (r?.status === 200) leaderUrl = n.url;
+      }
+      if (Date.now() > deadline) throw new Error('no leader for group 1 within 30 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    followerUrl = cluster.nodes.find((n) => n.url !== leaderUrl)!.url;
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  async function propose(url: string, cmd: unknown, headers: Record<string, string> = auth): Promise<{ status: number; json: any }> {
+    const res = await fetch(`${url}/v1/groups/1/propose`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(cmd), signal: AbortSignal.timeout(20_000) });
+    return { status: res.status, json: (await res.json()) as unknown };
+  }
+
+  it('answers each of many concurrent forwarded proposals with its own index, result or refusal', async () => {
+    const n = 60;
+    for (let i = 0; i < n; i++) expect((await propose(leaderUrl, { op: 'set', key: `k${i}`, value: `a${i}` })).status).to.equal(200);
+    // Every third is refused by the app (BAD_COMMAND); the others swap a value only they know.
+    const answers = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        i % 3 === 2 ? propose(followerUrl, { op: 'nope', key: `k${i}` }) : propose(followerUrl, { op: 'cas', key: `k${i}`, expect: `a${i}`, value: `b${i}` }),
+      ),
+    );
+    const indexes = new Set<number>();
+    answers.forEach((a, i) => {
+      expect(a.json.index, `answer ${i}`).to.be.a('number');
+      indexes.add(a.json.index as number);
+      if (i % 3 === 2) {
+        expect(a.status, `answer ${i}`).to.equal(422);
+        expect(a.json.error.code).to.equal('BAD_COMMAND');
+      } else {
+        expect(a.status, `answer ${i}: ${JSON.stringify(a.json)}`).to.equal(200);
+        expect(a.json.result).to.deep.equal({ swapped: true, value: `b${i}` });
+      }
+    });
+    expect(indexes.size, 'distinct indexes').to.equal(n);
+    // The leader's state agrees with the answers.
+    for (let i = 0; i < n; i++) {
+      const res = await fetch(`${leaderUrl}/v1/groups/1/read`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ op: 'get', key: `k${i}` }) });
+      const body = (await res.json()) as { result: unknown };
+      expect(JSON.stringify(body.result), `k${i}`).to.include(i % 3 === 2 ? `a${i}` : `b${i}`);
+    }
+  });
+
+  it('a forwarded proposal without the token is refused before it is forwarded', async () => {
+    const a = await propose(followerUrl, { op: 'set', key: 'x', value: 'y' }, {});
+    expect(a.status).to.equal(401);
+    expect(a.json.error.code).to.equal('UNAUTHORIZED');
+  });
+});
