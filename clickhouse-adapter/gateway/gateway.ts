@@ -74,6 +74,12 @@ export interface GatewayOptions {
    * consistentRead); without it the read waits for the barrier.
    */
   localApplied?: (group: number) => number | undefined;
+  /**
+   * The local state machine's schema generation (ClickHouseStateMachine.schemaGeneration): when given,
+   * table definitions are cached while it keeps its value instead of being read from system tables on
+   * every INSERT.
+   */
+  schemaGeneration?: () => number;
 }
 
 /** Settings the adapter owns (dropped from writes, like the state machine does) or that only mean something to HTTP. */
@@ -142,6 +148,8 @@ export class Gateway {
   private scratchReady: Promise<void> | undefined;
   /** table -> whether it is sharded, as read from its home group at that group's applied index. */
   private readonly shardCache = new Map<string, { group: number; index: number; sharded: boolean }>();
+  /** table -> its definition on this replica, read while the schema generation was `gen`. */
+  private readonly infoCache = new Map<string, { gen: number; info: TableInfo }>();
 
   constructor(opts: GatewayOptions) {
     this.o = opts;
@@ -337,7 +345,21 @@ export class Gateway {
 
   private async tableInfo(table: string, barrier = true): Promise<TableInfo | undefined> {
     const home = this.o.ring.homeGroup(this.userDb, table);
+    const generation = this.o.schemaGeneration;
+    const cached = generation ? this.infoCache.get(table) : undefined;
+    if (cached && cached.gen === generation!()) return cached.info;
     const look = async (): Promise<TableInfo | undefined> => {
+      // Read before the lookup: a statement applied during it changes the generation, so the entry
+      // cached below is never taken for newer than it is.
+      const gen = generation?.();
+      const info = await lookNow();
+      if (info && gen !== undefined) {
+        if (this.infoCache.size > 10_000) this.infoCache.clear();
+        this.infoCache.set(table, { gen, info });
+      }
+      return info;
+    };
+    const lookNow = async (): Promise<TableInfo | undefined> => {
       const t = rows<{ comment: string }>(await this.o.engine.query(
         `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(home))} AND name = ${quoteString(table)}`, { format: 'JSONEachRow' }));
       if (t.length === 0) return undefined;

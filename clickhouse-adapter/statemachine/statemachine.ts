@@ -155,6 +155,8 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
+  /** Goes up after anything that may change a group's tables: a statement applied, a group (re)loaded or deleted. */
+  private schemaGen = 0;
 
   constructor(opts: ChsmOptions) {
     this.engine = opts.engine;
@@ -279,6 +281,7 @@ export class ClickHouseStateMachine implements StateMachine {
     for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
     const st: GroupState = { applied: lastIndex, recorded: lastIndex, timer: undefined, intent, settings };
     this.groups.set(group, st);
+    this.schemaGen++; // a repair or a restore may have swapped the database in
     return st;
   }
 
@@ -289,6 +292,15 @@ export class ClickHouseStateMachine implements StateMachine {
    */
   appliedIndexNow(group: number): number | undefined {
     return this.groups.get(group)?.applied;
+  }
+
+  /**
+   * A number that changes after anything that may have changed the tables of some group (DDL and other
+   * statements, restores, group loads and deletions); inserts leave it alone. Table metadata read while
+   * it kept one value is still true. The gateway caches table definitions by it.
+   */
+  schemaGeneration(): number {
+    return this.schemaGen;
   }
 
   async lastLogIndex(group: number): Promise<number> {
@@ -405,7 +417,12 @@ export class ClickHouseStateMachine implements StateMachine {
     if (kind === 'settings') return this.applySettings(group, st, entry, e.index);
     // A statement without a token: record everything before it, run it alone, record it.
     await flush();
-    const r = await this.applyStatement(group, st, entry, e.index);
+    let r: EntryResult;
+    try {
+      r = await this.applyStatement(group, st, entry, e.index);
+    } finally {
+      this.schemaGen++; // after the statement: metadata read before this point is stamped with the old value
+    }
     st.applied = e.index;
     await flush();
     return r;
@@ -728,6 +745,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const st = this.groups.get(group);
       if (st?.timer) clearTimeout(st.timer);
       this.groups.delete(group);
+      this.schemaGen++;
     });
   }
 

@@ -254,6 +254,9 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
     await ok(post(a!.consistentUrl, "CREATE TABLE re (user_id UInt32) ENGINE = MergeTree ORDER BY user_id SETTINGS rafthouse_shard_key = 'user_id'"));
     await ok(post(c!.consistentUrl, 'INSERT INTO re FORMAT JSONEachRow\n' + Array.from({ length: 200 }, (_, i) => `{"user_id":${i}}`).join('\n')));
     expect(await ok(post(b!.consistentUrl, 'SELECT count(), uniqExact(_database) > 8 FROM re'))).to.equal('200\t1\n');
+    // Node 1 inserted into the unsharded table before: its cached definition must not survive the DDL.
+    await ok(post(a!.consistentUrl, 'INSERT INTO re FORMAT JSONEachRow\n' + Array.from({ length: 200 }, (_, i) => `{"user_id":${1000 + i}}`).join('\n')));
+    expect(await ok(post(b!.consistentUrl, "SELECT count(), uniqExact(_database) > 8 FROM re WHERE user_id >= 1000"))).to.equal('200\t1\n');
   });
 
   it('pins or refuses non-deterministic writes; identical values on every replica', async () => {
