@@ -13,17 +13,19 @@ export interface EntryOutcome {
   skipped?: boolean;
 }
 
-/** Proposals appended together share one deadline timer (a timer per entry costs too much). */
+/**
+ * Proposals appended together: one deadline timer and one promise for the whole batch (a promise
+ * or timer per entry costs more than replicating the entry). The pending map points each index
+ * at its batch; the batch settles when the last of its entries does.
+ */
 interface ProposalBatch {
+  first: number;
+  term: number;
   remaining: number;
   timer: NodeJS.Timeout | undefined;
-}
-
-interface PendingProposal {
-  term: number;
-  resolve(outcome: EntryOutcome): void;
-  reject(err: RaftdError): void;
-  batch: ProposalBatch;
+  /** Per entry, in order: the outcome, or why it failed. */
+  results: Array<EntryOutcome | RaftdError>;
+  done(results: Array<EntryOutcome | RaftdError>): void;
 }
 
 interface PendingRead {
@@ -33,7 +35,8 @@ interface PendingRead {
 }
 
 export class GroupReplica {
-  readonly pending = new Map<number, PendingProposal>();
+  /** Index -> the batch of the proposal waiting for it (its term is the batch's). */
+  readonly pending = new Map<number, ProposalBatch>();
   private readonly reads = new Map<string, PendingRead>();
   private readCounter = 0;
   /** Not ticked while quiesced; any activity wakes it. */
@@ -83,51 +86,75 @@ export class GroupReplica {
 
   /** Appends proposals; the returned promises settle when each entry is applied (or fails). */
   propose(datas: Uint8Array[], timeoutMs: number, maxPending: number): Array<Promise<EntryOutcome>> {
+    return perEntry(this.proposeAll(datas, timeoutMs, maxPending), datas.length);
+  }
+
+  /**
+   * Appends proposals; resolves once every one is applied or failed, with each entry's outcome
+   * or error in order. Never rejects.
+   */
+  proposeAll(datas: Uint8Array[], timeoutMs: number, maxPending: number): Promise<Array<EntryOutcome | RaftdError>> {
     this.wake();
     if (this.pending.size + datas.length > maxPending) {
       const err = new RaftdError('OVERLOADED', `group ${this.group} has ${this.pending.size} proposals pending; retry later`);
-      return datas.map(() => Promise.reject(err));
+      return Promise.resolve(datas.map(() => err));
     }
     let first;
     try {
       first = datas.length === 1 ? this.node.propose(datas[0]!) : this.node.proposeBatch(datas);
     } catch (e) {
       const err = toRaftdError(e, this.group);
-      return datas.map(() => Promise.reject(err));
+      return Promise.resolve(datas.map(() => err));
     }
-    return this.track(first.index, datas.length, first.term, timeoutMs);
+    return this.trackAll(first.index, datas.length, first.term, timeoutMs);
   }
 
   /** Promises for entries [first, first+count) of `term`, settled on apply or failed at the deadline. */
   track(first: number, count: number, term: number, timeoutMs: number): Array<Promise<EntryOutcome>> {
-    const batch: ProposalBatch = { remaining: count, timer: undefined };
-    const out: Array<Promise<EntryOutcome>> = new Array(count);
-    for (let k = 0; k < count; k++) {
-      out[k] = new Promise<EntryOutcome>((resolve, reject) => this.pending.set(first + k, { term, resolve, reject, batch }));
+    return perEntry(this.trackAll(first, count, term, timeoutMs), count);
+  }
+
+  private trackAll(first: number, count: number, term: number, timeoutMs: number): Promise<Array<EntryOutcome | RaftdError>> {
+    return new Promise((done) => {
+      const batch: ProposalBatch = { first, term, remaining: count, timer: undefined, results: new Array(count), done };
+      for (let k = 0; k < count; k++) this.pending.set(first + k, batch);
+      batch.timer = setTimeout(() => {
+        for (let k = 0; k < count; k++) {
+          if (this.pending.get(first + k) !== batch) continue;
+          this.finish(first + k, batch, new RaftdError('TIMEOUT', `group ${this.group}: entry ${first + k} not applied within ${timeoutMs} ms; its outcome is unknown`));
+        }
+      }, timeoutMs);
+      batch.timer.unref();
+    });
+  }
+
+  /** Records one entry's result and settles its batch if it was the last. */
+  private finish(index: number, batch: ProposalBatch, result: EntryOutcome | RaftdError): void {
+    this.pending.delete(index);
+    batch.results[index - batch.first] = result;
+    if (--batch.remaining === 0) {
+      clearTimeout(batch.timer);
+      batch.done(batch.results);
     }
-    batch.timer = setTimeout(() => {
-      for (let k = 0; k < count; k++) {
-        const p = this.pending.get(first + k);
-        if (p?.batch !== batch) continue;
-        this.pending.delete(first + k);
-        p.reject(new RaftdError('TIMEOUT', `group ${this.group}: entry ${first + k} not applied within ${timeoutMs} ms; its outcome is unknown`));
-      }
-    }, timeoutMs);
-    batch.timer.unref();
-    return out;
+  }
+
+  /** The app's outcome for a proposal of this node's own (the applier knows no terms). */
+  settleApplied(index: number, outcome: EntryOutcome): void {
+    const b = this.pending.get(index);
+    if (b) this.finish(index, b, outcome);
   }
 
   /** Called with every applied entry's term and the app's outcome. */
   settle(entry: Entry, outcome: EntryOutcome): void {
-    const p = this.pending.get(entry.index);
-    if (!p) return;
-    this.pending.delete(entry.index);
-    if (--p.batch.remaining === 0) clearTimeout(p.batch.timer);
-    if (p.term !== entry.term) {
-      p.reject(new RaftdError('PROPOSAL_DROPPED', `group ${this.group}: entry ${entry.index} was replaced after a leader change; the proposal did not take effect`));
-    } else {
-      p.resolve(outcome);
-    }
+    const b = this.pending.get(entry.index);
+    if (!b) return;
+    this.finish(
+      entry.index,
+      b,
+      b.term !== entry.term
+        ? new RaftdError('PROPOSAL_DROPPED', `group ${this.group}: entry ${entry.index} was replaced after a leader change; the proposal did not take effect`)
+        : outcome,
+    );
   }
 
   /** Starts a ReadIndex; resolves with the index the local app must reach before reading. */
@@ -168,26 +195,17 @@ export class GroupReplica {
 
   /** Fails the proposals appended after `index` (and every read): this node lost track of them. */
   failAbove(index: number, err: RaftdError): void {
-    for (const [i, p] of this.pending) {
-      if (i <= index) continue;
-      this.pending.delete(i);
-      if (--p.batch.remaining === 0) clearTimeout(p.batch.timer);
-      p.reject(err);
-    }
-    for (const [, r] of this.reads) {
-      clearTimeout(r.timer);
-      r.reject(err);
-    }
-    this.reads.clear();
+    for (const [i, b] of this.pending) if (i > index) this.finish(i, b, err);
+    this.failReads(err);
   }
 
   /** Fails everything waiting (shutdown, group deleted). */
   failAll(err: RaftdError): void {
-    for (const [, p] of this.pending) {
-      clearTimeout(p.batch.timer);
-      p.reject(err);
-    }
-    this.pending.clear();
+    for (const [i, b] of this.pending) this.finish(i, b, err);
+    this.failReads(err);
+  }
+
+  private failReads(err: RaftdError): void {
     for (const [, r] of this.reads) {
       clearTimeout(r.timer);
       r.reject(err);
@@ -240,4 +258,17 @@ export function toRaftdError(e: unknown, group: number): RaftdError {
 /** What the app receives for an entry: its data, or an empty no-op for leader and conf entries. */
 export function appPayload(entry: Entry): Uint8Array {
   return entry.type === EntryType.Normal ? entry.data : new Uint8Array(0);
+}
+
+/** One promise per entry over a batch's single promise (for callers that want them apart). */
+function perEntry(all: Promise<Array<EntryOutcome | RaftdError>>, count: number): Array<Promise<EntryOutcome>> {
+  const out: Array<Promise<EntryOutcome>> = new Array(count);
+  for (let k = 0; k < count; k++) {
+    out[k] = all.then((results) => {
+      const r = results[k]!;
+      if (r instanceof RaftdError) throw r;
+      return r;
+    });
+  }
+  return out;
 }

@@ -411,11 +411,8 @@ export class Host {
     const g = this.groups.get(group);
     if (!g) return;
     this.metrics.entriesApplied += results.size;
-    for (const [index, outcome] of results) {
-      const p = g.pending.get(index);
-      if (!p) continue;
-      g.settle({ index, term: p.term, type: EntryType.Normal, data: new Uint8Array(0) }, outcome);
-    }
+    // Entries of another term were settled as dropped when they were handed over (applyCommitted).
+    for (const [index, outcome] of results) g.settleApplied(index, outcome);
     void lastIndex;
   }
 
@@ -630,6 +627,17 @@ export class Host {
     if (this.stopping) return datas.map(() => Promise.reject(new RaftdError('SHUTTING_DOWN', 'raftd is shutting down')));
     const g = this.getGroup(group);
     const out = g.propose(datas, this.opts.requestTimeoutMs, this.opts.maxPendingProposals);
+    this.metrics.proposals += datas.length;
+    this.markDirty(g);
+    this.scheduleFlush();
+    return out;
+  }
+
+  /** Like propose, with one promise for the whole batch: each entry's outcome or error, in order. */
+  proposeAll(group: number, datas: Uint8Array[]): Promise<Array<EntryOutcome | RaftdError>> {
+    if (this.stopping) return Promise.resolve(datas.map(() => new RaftdError('SHUTTING_DOWN', 'raftd is shutting down')));
+    const g = this.getGroup(group);
+    const out = g.proposeAll(datas, this.opts.requestTimeoutMs, this.opts.maxPendingProposals);
     this.metrics.proposals += datas.length;
     this.markDirty(g);
     this.scheduleFlush();
