@@ -569,19 +569,44 @@ export class Simulation {
       const rd = n.raft.ready();
       this.observeReady(n, rd);
       const persist = rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined;
-      const early = this.opts.fault === 'ackBeforePersist';
-      if (early) this.sendAll(n, rd.messages);
+      // The host's policy (daemon/host/host.ts handleReadies): a leader's appends and heartbeats leave
+      // before its own write, unless the Ready moves the term or vote or installs a snapshot; the
+      // rest leaves after it. The fault sends everything early (acks before persistence).
+      let early: Message[];
+      let late: Message[];
+      if (this.opts.fault === 'ackBeforePersist') {
+        early = rd.messages;
+        late = [];
+      } else if (rd.snapshot || changesTermOrVote(n.storage, rd)) {
+        early = [];
+        late = rd.messages;
+      } else {
+        early = rd.messages.filter((m) => m.type === MessageType.App || m.type === MessageType.Heartbeat);
+        late = rd.messages.filter((m) => m.type !== MessageType.App && m.type !== MessageType.Heartbeat);
+      }
+      this.sendAll(n, early);
       if (!persist) {
-        this.finishReady(n, rd, !early);
+        this.finishReady(n, rd, late);
         continue;
       }
+      // Busy first: applying answers clients, whose next ops must not pull another Ready before
+      // this one is advanced.
       n.busy = true;
+      // Also the host's: committed entries already durable here are applied while the write runs.
+      if (!rd.snapshot && rd.committedEntries.length > 0) {
+        const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
+        const belowNew = rd.entries.length === 0 || lastCommitted < rd.entries[0]!.index;
+        if (belowNew && lastCommitted <= n.storage.lastIndex()) {
+          for (const e of rd.committedEntries) this.apply(n, e);
+          this.serveReads(n);
+        }
+      }
       const inc = n.incarnation;
       this.q.after(this.rng.int(...this.t.fsyncMs), () => {
         if (!n.up || n.incarnation !== inc) return; // crashed before the fsync completed: all lost
         n.busy = false;
         this.persist(n, rd);
-        this.finishReady(n, rd, !early);
+        this.finishReady(n, rd, late);
         this.afterEvent(n);
       });
     }
@@ -701,8 +726,8 @@ export class Simulation {
     }
   }
 
-  private finishReady(n: SimNode, rd: Ready, send: boolean): void {
-    if (send) this.sendAll(n, rd.messages);
+  private finishReady(n: SimNode, rd: Ready, toSend: Message[]): void {
+    this.sendAll(n, toSend);
     for (const rs of rd.readStates) {
       const ctx = dec.decode(rs.context);
       const op = n.reads.get(ctx);
@@ -1184,4 +1209,11 @@ export class Simulation {
 
 export function runSeed(opts: SimOptions): SimResult {
   return new Simulation(opts).run();
+}
+
+/** The Ready moves the term or the vote: none of its messages may leave before that is durable. */
+function changesTermOrVote(storage: MemoryStorage, rd: Ready): boolean {
+  if (!rd.hardState) return false;
+  const durable = storage.hardStateView();
+  return rd.hardState.term !== durable.term || rd.hardState.vote !== durable.vote;
 }
