@@ -26,10 +26,11 @@ interface Args {
   batch: number;
   appUrl: string;
   profileDir: string | undefined;
+  snapshotInterval: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined };
+  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -39,6 +40,7 @@ function parseArgs(argv: string[]): Args {
       case '--batch': a.batch = Number(v); i++; break;
       case '--app-url': a.appUrl = v!; i++; break;
       case '--profile': a.profileDir = v!; i++; break;
+      case '--snapshot-interval': a.snapshotInterval = Number(v); i++; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -75,6 +77,8 @@ interface Point {
   errors: number;
   /** raftd CPU time (all 3 processes) per committed entry, microseconds. */
   cpuUsPerEntry: number;
+  /** This load generator's own CPU per entry (it shares the machine with raftd). */
+  clientUsPerEntry: number;
 }
 
 /** One batch request to the group's leader: how many entries were applied and how many failed. */
@@ -125,11 +129,14 @@ async function closedLoop(cluster: LocalCluster, leaders: Map<number, number>, g
   };
   const t0 = Date.now();
   const cpu0 = raftdCpuSeconds(cluster);
+  const own0 = process.cpuUsage();
   await Promise.all(Array.from({ length: args.clients }, (_, c) => client(c)));
   const elapsed = (Date.now() - t0) / 1000;
   const cpuUsPerEntry = ((raftdCpuSeconds(cluster) - cpu0) * 1e6) / entries;
+  const own = process.cpuUsage(own0);
+  const clientUsPerEntry = (own.user + own.system) / entries;
   latencies.sort((a, b) => a - b);
-  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry };
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry };
 }
 
 /**
@@ -144,6 +151,7 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
   let errors = 0;
   const inflight = new Set<Promise<void>>();
   const cpu0 = raftdCpuSeconds(cluster);
+  const own0 = process.cpuUsage();
   const start = performance.now();
   const total = Math.floor((seconds * 1000) / interval);
   let k = 0;
@@ -171,8 +179,10 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
   await Promise.all(inflight);
   const elapsed = (performance.now() - start) / 1000;
   const cpuUsPerEntry = ((raftdCpuSeconds(cluster) - cpu0) * 1e6) / entries;
+  const own = process.cpuUsage(own0);
+  const clientUsPerEntry = (own.user + own.system) / entries;
   latencies.sort((a, b) => a - b);
-  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry };
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry };
 }
 
 async function main(): Promise<void> {
@@ -183,7 +193,7 @@ async function main(): Promise<void> {
   for (const groups of args.groups) {
     process.stdout.write(`  ${groups} group(s): starting cluster… `);
     const nodeArgs = args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [];
-    const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: ['--snapshot-interval', '1000000'], nodeArgs });
+    const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: args.snapshotInterval ? ['--snapshot-interval', String(args.snapshotInterval)] : [], nodeArgs });
     try {
       await cluster.startAll();
       const all = Array.from({ length: groups }, (_, i) => i + 1);
@@ -196,7 +206,7 @@ async function main(): Promise<void> {
       const half = await openLoop(cluster, leaders, groups, args, args.seconds, peak.entriesPerSec / 2);
       console.log('done');
       rows.push(
-        `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
+        `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${peak.clientUsPerEntry.toFixed(1).padStart(5)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
       );
     } finally {
       // A CPU profile is written only on a graceful exit.
@@ -204,8 +214,8 @@ async function main(): Promise<void> {
       await cluster.destroy();
     }
   }
-  console.log('\n| groups | peak entries/s | p50 ms | p99 ms | raftd CPU µs/entry | half-load entries/s | p50 ms | p99 ms | errors |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('\n| groups | peak entries/s | p50 ms | p99 ms | raftd CPU µs/entry | client CPU µs/entry | half-load entries/s | p50 ms | p99 ms | errors |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(r);
 }
 
