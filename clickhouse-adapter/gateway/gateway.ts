@@ -148,6 +148,8 @@ export class Gateway {
   private scratchReady: Promise<void> | undefined;
   /** table -> whether it is sharded, as read from its home group at that group's applied index. */
   private readonly shardCache = new Map<string, { group: number; index: number; sharded: boolean }>();
+  /** Per group: the barrier in flight, and the one queued behind it that later reads share. */
+  private readonly barriers = new Map<number, { running: Promise<number> | undefined; queued: Promise<number> | undefined }>();
   /** table -> its definition on this replica, read while the schema generation was `gen`. */
   private readonly infoCache = new Map<string, { gen: number; info: TableInfo }>();
 
@@ -338,7 +340,37 @@ export class Gateway {
 
   /** Linearizable barriers; resolves with the local applied index each group reached. */
   private barrierGroups(groups: number[]): Promise<number[]> {
-    return Promise.all(groups.map((g) => this.o.raftd.barrier(g, 'linearizable')));
+    return Promise.all(groups.map((g) => this.sharedBarrier(g)));
+  }
+
+  /**
+   * A linearizable barrier for a read that arrived now. A barrier already in flight may have started
+   * before the read arrived, so it does not count for it; every read arriving while one is in flight
+   * shares the next one, started as soon as it ends: concurrent reads cost one ReadIndex per group
+   * and round instead of one each.
+   */
+  private sharedBarrier(group: number): Promise<number> {
+    let s = this.barriers.get(group);
+    if (!s) {
+      s = { running: undefined, queued: undefined };
+      this.barriers.set(group, s);
+    }
+    const slot = s;
+    if (slot.queued) return slot.queued;
+    const start = (): Promise<number> => {
+      const p = this.o.raftd.barrier(group, 'linearizable');
+      slot.running = p;
+      const done = (): void => { if (slot.running === p) slot.running = undefined; };
+      p.then(done, done);
+      return p;
+    };
+    if (!slot.running) return start();
+    const queued = slot.running.then(() => undefined, () => undefined).then(() => {
+      slot.queued = undefined;
+      return start();
+    });
+    slot.queued = queued;
+    return queued;
   }
 
   // ---- table metadata (local replica, refreshed with a barrier when missing) -----------------------
@@ -372,7 +404,7 @@ export class Gateway {
     };
     let info = await look();
     if (!info && barrier) {
-      await this.o.raftd.barrier(home, 'linearizable');
+      await this.sharedBarrier(home);
       info = await look();
     }
     return info;

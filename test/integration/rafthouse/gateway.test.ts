@@ -207,6 +207,29 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
     expect(await ok(post(lagging.consistentUrl, 'SELECT count() FROM behind'))).to.equal(`${total}\n`);
   });
 
+  it('concurrent consistent reads share barriers yet each sees every write acknowledged before it started', async () => {
+    await ok(post(cluster.nodes[0]!.consistentUrl, 'CREATE TABLE busy (id UInt32) ENGINE = MergeTree ORDER BY id'));
+    const home = (await HashRing.create({ groups: GROUPS })).homeGroup('default', 'busy');
+    const leads = await Promise.all(cluster.nodes.map((n) => new RaftdClient({ url: cluster.raft.node(n.id).url }).isLeader(home)));
+    const reader = cluster.nodes.find((_, i) => !leads[i])!; // a follower: it applies after the writer's ack
+    const writer = cluster.nodes.find((_, i) => leads[i]) ?? cluster.nodes.find((n) => n !== reader)!;
+    // Background readers keep a barrier of the group in flight on the reader node nearly all the time.
+    let stop = false;
+    const background = Promise.all(Array.from({ length: 6 }, async () => {
+      while (!stop) await ok(post(reader.consistentUrl, 'SELECT max(id) FROM busy'));
+    }));
+    try {
+      for (let i = 1; i <= 15; i++) {
+        await ok(post(writer.consistentUrl, `INSERT INTO busy VALUES (${i})`));
+        const seen = await Promise.all(Array.from({ length: 4 }, () => ok(post(reader.consistentUrl, 'SELECT count() FROM busy'))));
+        expect(seen, `after insert ${i}`).to.deep.equal(Array.from({ length: 4 }, () => `${i}\n`));
+      }
+    } finally {
+      stop = true;
+      await background;
+    }
+  });
+
   it('shards a table by user_id over 16 groups: 100,000 rows spread evenly, totals right through every node', async () => {
     const c = client(0);
     await c.command({ query: "CREATE TABLE visits (user_id UInt64, amount UInt32, day Date) ENGINE = MergeTree ORDER BY (user_id, day) SETTINGS rafthouse_shard_key = 'user_id'" });
