@@ -13,6 +13,8 @@
 //
 // Options: --seconds N (per point), --groups 1,64,1000, --clients N, --batch N,
 // --app-url URL (default: the built-in memory app, to measure raftd alone),
+// --half-rate N (entries/s of the open-loop point instead of half the measured peak, e.g. 100000
+// for the issue's target), --snapshot-interval N (default: raftd's own default, as deployed),
 // --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it).
 
 import { readFileSync } from 'node:fs';
@@ -27,10 +29,11 @@ interface Args {
   appUrl: string;
   profileDir: string | undefined;
   snapshotInterval: number | undefined;
+  halfRate: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined };
+  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -41,6 +44,7 @@ function parseArgs(argv: string[]): Args {
       case '--app-url': a.appUrl = v!; i++; break;
       case '--profile': a.profileDir = v!; i++; break;
       case '--snapshot-interval': a.snapshotInterval = Number(v); i++; break;
+      case '--half-rate': a.halfRate = Number(v); i++; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -203,7 +207,7 @@ async function main(): Promise<void> {
       process.stdout.write('measuring… ');
       const peak = await closedLoop(cluster, leaders, groups, args, args.seconds);
       process.stdout.write('half load… ');
-      const half = await openLoop(cluster, leaders, groups, args, args.seconds, peak.entriesPerSec / 2);
+      const half = await openLoop(cluster, leaders, groups, args, args.seconds, args.halfRate ?? peak.entriesPerSec / 2);
       console.log('done');
       rows.push(
         `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${peak.clientUsPerEntry.toFixed(1).padStart(5)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
