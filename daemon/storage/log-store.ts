@@ -8,6 +8,7 @@
 // A registry record per group (written in the same batch as the group's first record) lets open()
 // know every existing group from one short scan: a write to a group not in it needs no reads.
 
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
@@ -108,6 +109,9 @@ interface Span {
 
 const EMPTY_HARDSTATE: HardState = { term: 0, vote: 0, commit: 0 };
 
+/** Meta key of the data directory's incarnation (LogStore.incarnation). */
+export const INCARNATION_META = 'incarnation';
+
 export class LogStore {
   private readonly spans = new Map<number, Span>();
   /** Groups with a registry record on disk (exactly: updated only after a batch is durable). */
@@ -129,6 +133,12 @@ export class LogStore {
     readonly dir: string,
     sync: boolean,
     registered: Set<number>,
+    /**
+     * Random id of this data directory, made when it was first opened and kept for its life (meta
+     * INCARNATION_META). Peers record it: the same node id with another incarnation is a wiped or
+     * replaced disk that may have forgotten votes and log entries (see daemon/storage/incarnation.ts).
+     */
+    readonly incarnation: string,
   ) {
     this.sync = sync;
     this.registered = registered;
@@ -165,8 +175,10 @@ export class LogStore {
       throw fromRocksError(e, `cannot open the log store in ${dir}`);
     }
     let registered: Set<number>;
+    let incarnation: string;
     try {
       await LogStore.checkIdentity(db, dir, opts, opts.sync ?? true);
+      incarnation = await LogStore.ensureIncarnation(db, opts.sync ?? true);
       registered = new Set();
       await db.scan({ gte: kindStart(KIND_GROUP), lt: kindStart(KIND_GROUP + 1), values: false }, (k) => {
         registered.add(decodeGroupOf(k));
@@ -175,7 +187,21 @@ export class LogStore {
       await db.close().catch(() => undefined);
       throw fromRocksError(e, `cannot open the log store in ${dir}`);
     }
-    return new LogStore(db, dir, opts.sync ?? true, registered);
+    return new LogStore(db, dir, opts.sync ?? true, registered, incarnation);
+  }
+
+  /**
+   * Written once, right after the identity of a new directory. A directory without one (made by
+   * a raftd before incarnations, or a crash between the two writes) gets one now: no peer can
+   * have recorded another for it, since it never sent one.
+   */
+  private static async ensureIncarnation(db: Rocks, sync: boolean): Promise<string> {
+    const k = metaKey(INCARNATION_META);
+    const v = await db.get(k);
+    if (v !== undefined && v.length > 0) return v.toString('utf8');
+    const inc = randomBytes(8).toString('hex');
+    await db.put(k, Buffer.from(inc, 'utf8'), sync);
+    return inc;
   }
 
   private static async checkIdentity(db: Rocks, dir: string, opts: LogStoreOptions, sync: boolean): Promise<void> {
