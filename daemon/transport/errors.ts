@@ -17,6 +17,11 @@ export type TransportErrorCode =
   | 'SNAPSHOT_CORRUPT'
   /** Certificates or keys named in the TLS options could not be read. */
   | 'TLS_CONFIG'
+  /**
+   * A peer knew this node id with another data directory (incarnation): the node restarted on an
+   * empty or replaced disk and may have forgotten votes and log entries. Fatal for the refused node.
+   */
+  | 'PEER_DISK_REPLACED'
   /** The transport was closed (or not started). */
   | 'CLOSED';
 

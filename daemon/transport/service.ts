@@ -69,4 +69,11 @@ export const raftTransportService: ServiceDefinition = {
 export const MD_CLUSTER = 'raftd-cluster';
 export const MD_FROM = 'raftd-from';
 export const MD_TO = 'raftd-to';
+/**
+ * The sender's data-directory incarnation (HelloRequest.incarnation): a known node id with
+ * another one is refused. Absent from raftd versions before it: accepted, nothing recorded.
+ */
+export const MD_INCARNATION = 'raftd-incarnation';
+/** Trailer of a refusal the caller must act on: a TransportErrorCode (e.g. PEER_DISK_REPLACED). */
+export const MD_REFUSAL = 'raftd-refusal';
 

@@ -32,8 +32,8 @@ import {
   type SnapshotMetadata as PbSnapshotMetadata,
 } from '../../gen/raftd/v1/raft_pb.js';
 import { decodeAck, decodeBatch, encodeAck, encodeBatch, encodedMessageSize, type GroupMessage } from './codec.js';
-import { TransportError } from './errors.js';
-import { MD_CLUSTER, MD_FROM, MD_TO, helloMethod, raftTransportService, snapshotMethod, streamMethod } from './service.js';
+import { TransportError, type TransportErrorCode } from './errors.js';
+import { MD_CLUSTER, MD_FROM, MD_INCARNATION, MD_REFUSAL, MD_TO, helloMethod, raftTransportService, snapshotMethod, streamMethod } from './service.js';
 
 export const PROTOCOL_VERSION = 'raftd.v1';
 
@@ -60,6 +60,16 @@ export interface TransportOptions {
   snapshotDir?: string;
   /** Timeout of the Hello identity check on connect. Default 5 s. */
   helloTimeoutMs?: number;
+  /** This node's data-directory incarnation, sent in Hello and stream metadata. */
+  incarnation?: string;
+  /** Where peers' incarnations are recorded; without it any incarnation is admitted. */
+  peerIncarnations?: IncarnationBook;
+}
+
+/** Per peer id, the first data-directory incarnation seen (daemon/storage PeerIncarnations). */
+export interface IncarnationBook {
+  /** undefined = admit (matches, or first sighting now durably recorded); else the recorded one. */
+  admit(peer: number, incarnation: string): Promise<string | undefined>;
 }
 
 export interface SnapshotHeader {
@@ -77,6 +87,11 @@ export interface TransportHandlers {
   onMessages(from: number, msgs: GroupMessage[]): void;
   /** Called only once the whole snapshot arrived and matched its size and checksum; resolve = stored. */
   onSnapshot(header: SnapshotHeader, data: AsyncIterable<Uint8Array>): Promise<void>;
+  /**
+   * A peer refused this node in a way that retrying cannot fix (PEER_DISK_REPLACED): the node must
+   * stop rather than keep running and voting. Called once. Without it the refusal is only logged.
+   */
+  onFatal?(err: TransportError): void;
   logger?: Logger;
 }
 
@@ -130,7 +145,7 @@ class Peer {
   connect(): void {
     if (this.state === 'closed') return;
     this.state = 'connecting';
-    const hello: HelloRequest = create(HelloRequestSchema, { nodeId: BigInt(this.t.nodeId), clusterId: this.t.clusterId, version: PROTOCOL_VERSION });
+    const hello: HelloRequest = create(HelloRequestSchema, { nodeId: BigInt(this.t.nodeId), clusterId: this.t.clusterId, version: PROTOCOL_VERSION, incarnation: this.t.incarnation });
     this.client.makeUnaryRequest(
       helloMethod.path,
       helloMethod.requestSerialize,
@@ -140,6 +155,7 @@ class Peer {
       { deadline: Date.now() + this.t.helloTimeoutMs },
       (err, res) => {
         if (this.state !== 'connecting') return;
+        if (err && this.t.fatalRefusal(this.id, err)) return this.broken(err.details, true);
         if (err || !res) return this.broken(err?.message ?? 'empty Hello response');
         const mismatch = identityMismatch(res, this.id, this.t.clusterId);
         if (mismatch) return this.broken(`${this.addr} is ${mismatch}`, true);
@@ -153,6 +169,7 @@ class Peer {
     md.set(MD_CLUSTER, this.t.clusterId);
     md.set(MD_FROM, String(this.t.nodeId));
     md.set(MD_TO, String(this.id));
+    if (this.t.incarnation) md.set(MD_INCARNATION, this.t.incarnation);
     const call = this.client.makeBidiStreamRequest(streamMethod.path, streamMethod.requestSerialize, streamMethod.responseDeserialize, md, {});
     this.call = call;
     this.seq = 0;
@@ -188,7 +205,7 @@ class Peer {
       this.flush();
     });
     call.on('error', (e: grpc.ServiceError) => {
-      if (this.call === call) this.broken(e.details || e.message, e.code === grpc.status.FAILED_PRECONDITION);
+      if (this.call === call) this.broken(e.details || e.message, this.t.fatalRefusal(this.id, e) || e.code === grpc.status.FAILED_PRECONDITION);
     });
     call.on('end', () => {
       if (this.call === call) this.broken('stream ended by peer');
@@ -314,6 +331,21 @@ function status(code: grpc.status, details: string): Partial<grpc.StatusObject> 
   return { code, details, metadata: new grpc.Metadata() };
 }
 
+/** A refusal the caller must act on: the code travels in a trailer, machine-readable. */
+function refusalStatus(code: TransportErrorCode, details: string): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  metadata.set(MD_REFUSAL, code);
+  return { code: grpc.status.FAILED_PRECONDITION, details, metadata };
+}
+
+export function diskReplacedMessage(node: number, incarnation: string, known: string): string {
+  return (
+    `node ${node} came back with a different data directory (incarnation ${incarnation}, known ${known}): ` +
+    `it may have forgotten votes and log entries; remove it from every group (DELETE /v1/groups/G/members/${node}) ` +
+    `and add it back as a new node with a new id and --join, or restore its disk`
+  );
+}
+
 function metadataFromPb(m: PbSnapshotMetadata | undefined): SnapshotMetadata {
   return {
     index: Number(m?.index ?? 0n),
@@ -362,6 +394,7 @@ export class GrpcTransport {
   readonly random: () => number;
   readonly queueLimit: { messages: number; bytes: number };
   readonly helloTimeoutMs: number;
+  readonly incarnation: string;
   readonly log: Logger;
   readonly counters: TransportStats = {
     sentBatches: 0, sentMessages: 0, droppedMessages: 0, receivedBatches: 0, receivedMessages: 0,
@@ -377,6 +410,9 @@ export class GrpcTransport {
   private port = 0;
   private started = false;
   private closed = false;
+  private fatalReported = false;
+  /** peer/incarnation pairs already logged as refused: one error line each, not one per retry. */
+  private readonly refusedLogged = new Set<string>();
   private tlsMaterial: { ca: Buffer; cert: Buffer; key: Buffer } | undefined;
 
   constructor(
@@ -390,6 +426,7 @@ export class GrpcTransport {
     this.random = opts.random ?? Math.random;
     this.queueLimit = opts.queueLimit ?? { messages: 10_000, bytes: 64 * 1024 * 1024 };
     this.helloTimeoutMs = opts.helloTimeoutMs ?? 5000;
+    this.incarnation = opts.incarnation ?? '';
     this.log = handlers.logger ?? pino({ enabled: false });
     // grpc-js writes its own errors straight to stderr (e.g. "No address added" next to our
     // ADDRESS_IN_USE); route them into our logger so the process prints one clear line.
@@ -405,6 +442,18 @@ export class GrpcTransport {
         throw new TransportError('TLS_CONFIG', `cannot read TLS material: ${(e as Error).message}`, { cause: e });
       }
     }
+  }
+
+  /** @internal used by Peer: true if `err` is a refusal that means this node must stop. */
+  fatalRefusal(peer: number, err: grpc.ServiceError): boolean {
+    if (String(err.metadata?.get(MD_REFUSAL)[0] ?? '') !== 'PEER_DISK_REPLACED') return false;
+    if (!this.fatalReported) {
+      this.fatalReported = true;
+      const e = new TransportError('PEER_DISK_REPLACED', `node ${peer} refused this node: ${err.details}`);
+      if (this.handlers.onFatal) this.handlers.onFatal(e);
+      else this.log.error({ peer, code: e.code }, e.message);
+    }
+    return true;
   }
 
   /** @internal used by Peer */
@@ -533,6 +582,7 @@ export class GrpcTransport {
         md.set(MD_CLUSTER, this.clusterId);
         md.set(MD_FROM, String(this.nodeId));
         md.set(MD_TO, String(to));
+        if (this.incarnation) md.set(MD_INCARNATION, this.incarnation);
         c = sc.client.makeClientStreamRequest(snapshotMethod.path, snapshotMethod.requestSerialize, snapshotMethod.responseDeserialize, md, {}, (err, res) => {
           if (err || !res) {
             failure = err ?? new Error('empty response');
@@ -611,15 +661,48 @@ export class GrpcTransport {
     return undefined;
   }
 
-  private serveHello(call: grpc.ServerUnaryCall<HelloRequest, HelloResponse>, cb: grpc.sendUnaryData<HelloResponse>): void {
-    // Answer even across clusters: the caller compares and reports the mismatch clearly.
-    cb(null, create(HelloResponseSchema, { nodeId: BigInt(this.nodeId), clusterId: this.clusterId, version: PROTOCOL_VERSION }));
-    if (call.request.clusterId !== this.clusterId) {
-      this.log.warn({ from: Number(call.request.nodeId), cluster: call.request.clusterId }, 'hello from a node of another cluster');
+  /**
+   * Before anything from `from` is accepted: is it the data directory we knew under that id? A
+   * first sighting is recorded durably before it is admitted (the book's job). undefined = admit.
+   */
+  private async admitIncarnation(from: number, incarnation: string): Promise<Partial<grpc.StatusObject> | undefined> {
+    const book = this.opts.peerIncarnations;
+    // A raftd from before incarnations sends none: admitted and nothing recorded, so a rolling
+    // upgrade works. The check starts once the peer runs a version that sends one.
+    if (!book || incarnation === '') return undefined;
+    if (incarnation.length > 64) return status(grpc.status.INVALID_ARGUMENT, 'incarnation longer than 64 characters');
+    let known: string | undefined;
+    try {
+      known = await book.admit(from, incarnation);
+    } catch (e) {
+      // Not durably recorded = not admitted; the peer retries.
+      return status(grpc.status.UNAVAILABLE, `node ${this.nodeId} cannot record node ${from}'s incarnation: ${(e as Error).message}`);
     }
+    if (known === undefined) return undefined;
+    const msg = diskReplacedMessage(from, incarnation, known);
+    if (!this.refusedLogged.has(`${from}/${incarnation}`)) {
+      this.refusedLogged.add(`${from}/${incarnation}`);
+      this.log.error({ peer: from, incarnation, known, code: 'PEER_DISK_REPLACED' }, msg);
+    }
+    return refusalStatus('PEER_DISK_REPLACED', msg);
   }
 
-  private serveStream(call: grpc.ServerDuplexStream<Buffer, Uint8Array>): void {
+  private serveHello(call: grpc.ServerUnaryCall<HelloRequest, HelloResponse>, cb: grpc.sendUnaryData<HelloResponse>): void {
+    const req = call.request;
+    const from = Number(req.nodeId);
+    const answer = (): void => cb(null, create(HelloResponseSchema, { nodeId: BigInt(this.nodeId), clusterId: this.clusterId, version: PROTOCOL_VERSION }));
+    if (req.clusterId !== this.clusterId || !Number.isSafeInteger(from) || from <= 0 || from === this.nodeId) {
+      // Answer even across clusters: the caller compares and reports the mismatch clearly. Such a
+      // caller's incarnation is not recorded: it is not one of our peers.
+      answer();
+      if (req.clusterId !== this.clusterId) this.log.warn({ from, cluster: req.clusterId }, 'hello from a node of another cluster');
+      return;
+    }
+    void this.admitIncarnation(from, req.incarnation).then((refused) => (refused ? cb(refused) : answer()));
+  }
+
+  /** `admitted`: the incarnation check passed (it runs first, asynchronously, then calls again). */
+  private serveStream(call: grpc.ServerDuplexStream<Buffer, Uint8Array>, admitted = false): void {
     const refusal = this.checkIdentity(call.metadata);
     const from = Number(call.metadata.get(MD_FROM)[0] ?? NaN);
     if (refusal || !Number.isSafeInteger(from) || from <= 0) {
@@ -629,6 +712,17 @@ export class GrpcTransport {
     }
     if (this.closed) {
       call.emit('error', status(grpc.status.UNAVAILABLE, 'node is shutting down'));
+      return;
+    }
+    if (!admitted) {
+      // No 'data' listener yet, so nothing from this peer reaches Raft before the check (the
+      // client also sends nothing before our welcome).
+      void this.admitIncarnation(from, String(call.metadata.get(MD_INCARNATION)[0] ?? '')).then((refused) => {
+        if (refused) {
+          this.counters.rejectedBatches++;
+          call.emit('error', refused);
+        } else if (!call.cancelled) this.serveStream(call, true);
+      });
       return;
     }
     this.inbound.add(call);
@@ -693,6 +787,15 @@ export class GrpcTransport {
       this.counters.snapshotsRejected++;
       cb(status(grpc.status.FAILED_PRECONDITION, refusal));
       return;
+    }
+    const sender = Number(call.metadata.get(MD_FROM)[0] ?? NaN);
+    if (Number.isSafeInteger(sender) && sender > 0) {
+      const refused = await this.admitIncarnation(sender, String(call.metadata.get(MD_INCARNATION)[0] ?? ''));
+      if (refused) {
+        this.counters.snapshotsRejected++;
+        cb(refused);
+        return;
+      }
     }
     const dir = this.opts.snapshotDir ?? tmpdir();
     const path = join(dir, `raftd-snap-${this.nodeId}-${randomBytes(6).toString('hex')}.part`);

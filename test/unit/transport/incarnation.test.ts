@@ -1,0 +1,127 @@
+// A peer id that comes back with another data directory (incarnation) is refused, and the refused
+// node is told so in a machine-readable way (PEER_DISK_REPLACED) so it can stop.
+
+import { expect } from 'chai';
+import * as grpc from '@grpc/grpc-js';
+import type { GroupMessage } from '../../../daemon/transport/codec.js';
+import { TransportError } from '../../../daemon/transport/errors.js';
+import { MD_CLUSTER, MD_FROM, MD_INCARNATION, MD_REFUSAL, MD_TO, streamMethod } from '../../../daemon/transport/service.js';
+import { GrpcTransport, type IncarnationBook } from '../../../daemon/transport/transport.js';
+import { appMsg, freePort, until } from './helpers.js';
+
+/** In-memory book, same contract as daemon/storage PeerIncarnations. */
+class MemoryBook implements IncarnationBook {
+  readonly records = new Map<number, string>();
+  async admit(peer: number, incarnation: string): Promise<string | undefined> {
+    const known = this.records.get(peer);
+    if (known === undefined) {
+      this.records.set(peer, incarnation);
+      return undefined;
+    }
+    return known === incarnation ? undefined : known;
+  }
+}
+
+interface Node {
+  t: GrpcTransport;
+  received: GroupMessage[];
+  fatal: TransportError[];
+}
+
+describe('GrpcTransport: peer incarnations (disk replacement)', function () {
+  this.timeout(20000);
+  const open: GrpcTransport[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((t) => t.close()));
+  });
+
+  function node(id: number, port: number, peers: Array<[number, number]>, incarnation: string | undefined, book?: IncarnationBook): Node {
+    const n: Node = { t: undefined as unknown as GrpcTransport, received: [], fatal: [] };
+    n.t = new GrpcTransport(
+      {
+        nodeId: id,
+        clusterId: 'test',
+        listenAddr: `127.0.0.1:${port}`,
+        peers: new Map(peers.map(([p, pp]) => [p, `127.0.0.1:${pp}`])),
+        backoff: { initialMs: 20, maxMs: 200 },
+        ...(incarnation !== undefined ? { incarnation } : {}),
+        ...(book ? { peerIncarnations: book } : {}),
+      },
+      {
+        onMessages: (_from, msgs) => n.received.push(...msgs),
+        onSnapshot: async () => undefined,
+        onFatal: (e) => n.fatal.push(e),
+      },
+    );
+    open.push(n.t);
+    return n;
+  }
+
+  it('records the first incarnation, refuses another one for the same id, and tells the refused node', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const book = new MemoryBook();
+    const a = node(1, pa, [], 'aaaa', book);
+    await a.t.start();
+    const b = node(2, pb, [[1, pa]], 'b-old');
+    await b.t.start();
+    b.t.send(1, [{ group: 1, message: appMsg(2, 1, 0) }]);
+    await until(() => a.received.length === 1, 5000, 'delivery from the known disk');
+    expect(book.records.get(2)).to.equal('b-old');
+    await b.t.close();
+
+    // Node 2 again, same id and address, but a new data directory.
+    const b2 = node(2, pb, [[1, pa]], 'b-new');
+    await b2.t.start();
+    b2.t.send(1, [{ group: 1, message: appMsg(2, 1, 1) }]);
+    await until(() => b2.fatal.length === 1, 5000, 'the refused node is told');
+    const e = b2.fatal[0]!;
+    expect(e).to.be.instanceOf(TransportError);
+    expect(e.code).to.equal('PEER_DISK_REPLACED');
+    expect(e.message).to.match(/^node 1 refused this node: node 2 came back with a different data directory \(incarnation b-new, known b-old\)/);
+    await new Promise((r) => setTimeout(r, 300));
+    b2.t.send(1, [{ group: 1, message: appMsg(2, 1, 2) }]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.received).to.have.length(1);
+    expect(b2.fatal).to.have.length(1); // reported once, however often it retries
+    expect(book.records.get(2)).to.equal('b-old');
+  });
+
+  it('refuses a stream opened without Hello, with the code in a trailer, before any message is handed on', async () => {
+    const pa = await freePort();
+    const book = new MemoryBook();
+    book.records.set(2, 'b-old');
+    const a = node(1, pa, [], 'aaaa', book);
+    await a.t.start();
+    const client = new grpc.Client(`127.0.0.1:${pa}`, grpc.credentials.createInsecure());
+    try {
+      const md = new grpc.Metadata();
+      md.set(MD_CLUSTER, 'test');
+      md.set(MD_FROM, '2');
+      md.set(MD_TO, '1');
+      md.set(MD_INCARNATION, 'b-new');
+      const err = await new Promise<grpc.ServiceError>((resolve) => {
+        const call = client.makeBidiStreamRequest(streamMethod.path, streamMethod.requestSerialize, streamMethod.responseDeserialize, md, {});
+        call.on('data', () => undefined);
+        call.on('error', resolve);
+      });
+      expect(err.code).to.equal(grpc.status.FAILED_PRECONDITION);
+      expect(err.metadata.get(MD_REFUSAL)).to.deep.equal(['PEER_DISK_REPLACED']);
+      expect(err.details).to.match(/node 2 came back with a different data directory \(incarnation b-new, known b-old\)/);
+      expect(a.received).to.have.length(0);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('admits a peer that sends no incarnation (older raftd) and records nothing', async () => {
+    const [pa, pb] = [await freePort(), await freePort()];
+    const book = new MemoryBook();
+    const a = node(1, pa, [], 'aaaa', book);
+    const b = node(2, pb, [[1, pa]], undefined);
+    await Promise.all([a.t.start(), b.t.start()]);
+    b.t.send(1, [{ group: 1, message: appMsg(2, 1, 0) }]);
+    await until(() => a.received.length === 1, 5000, 'delivery');
+    expect(book.records.size).to.equal(0);
+    expect(b.fatal).to.have.length(0);
+  });
+});
