@@ -19,6 +19,11 @@ export interface ServeOptions {
   logger?: Logger;
   /** Largest JSON request body accepted (default 64 MiB). Snapshot uploads are not limited. */
   maxBodyBytes?: number;
+  /**
+   * Advertise the binary UpdateEntries body on LastLogIndex answers (default true). Binary bodies
+   * are accepted either way; false only makes raftd keep sending JSON (benchmarks, debugging).
+   */
+  binaryEntries?: boolean;
 }
 
 export interface ServedStateMachine {
@@ -51,6 +56,57 @@ export function isBase64(s: string): boolean {
 }
 
 const bad = (message: string): StateMachineError => new StateMachineError('BAD_REQUEST', message);
+
+/**
+ * The binary UpdateEntries body (docs/state-machine-api.md, "Binary UpdateEntries"): raftd sends it
+ * instead of JSON once LastLogIndex answers carried ENTRIES_HEADER: ENTRIES_BINARY.
+ */
+export const ENTRIES_CONTENT_TYPE = 'application/vnd.raftd.entries';
+export const ENTRIES_HEADER = 'raftd-entries';
+export const ENTRIES_BINARY = 'binary';
+/** group u32, count u32 */
+const BIN_HEAD = 8;
+/** per entry: index u64, term u64, length u32 */
+const BIN_ENTRY_HEAD = 20;
+
+/** Reads a big-endian u64 that must be a safe integer (< 2^53); undefined if it is not. */
+function safeU64(b: Buffer, off: number): number | undefined {
+  const hi = b.readUInt32BE(off);
+  if (hi >= 0x200000) return undefined;
+  return hi * 0x1_0000_0000 + b.readUInt32BE(off + 4);
+}
+
+/**
+ * Decodes a binary UpdateEntries body into the same {group, entries} the JSON form gives, with the
+ * same rules (group range, non-empty, index >= 1, contiguous) plus exact framing: every length
+ * must fit in what is left, and nothing may follow the last entry. Entry data are views into
+ * `body` (no copies); they stay valid as long as the adapter holds them.
+ */
+function parseBinaryEntries(body: Buffer): { group: number; entries: Entry[] } {
+  if (body.length < BIN_HEAD) throw bad(`binary UpdateEntries body is ${body.length} bytes, shorter than its ${BIN_HEAD}-byte header`);
+  const group = parseGroup(body.readUInt32BE(0));
+  const count = body.readUInt32BE(4);
+  if (count === 0) throw bad('"entries" must be non-empty (count is 0)');
+  // Checked before allocating anything: a forged count cannot make us build a huge array.
+  if (count > (body.length - BIN_HEAD) / BIN_ENTRY_HEAD) throw bad(`count ${count} does not fit in a ${body.length}-byte body`);
+  const entries: Entry[] = new Array<Entry>(count);
+  let off = BIN_HEAD;
+  for (let i = 0; i < count; i++) {
+    if (body.length - off < BIN_ENTRY_HEAD) throw bad(`entries[${i}]: body truncated at byte ${off} (header needs ${BIN_ENTRY_HEAD})`);
+    const index = safeU64(body, off);
+    const term = safeU64(body, off + 8);
+    const len = body.readUInt32BE(off + 16);
+    off += BIN_ENTRY_HEAD;
+    if (index === undefined || index < 1) throw bad(`entries[${i}].index must be an integer >= 1 below 2^53`);
+    if (term === undefined) throw bad(`entries[${i}].term must be an integer >= 0 below 2^53`);
+    if (len > body.length - off) throw bad(`entries[${i}]: length ${len} exceeds the ${body.length - off} bytes left`);
+    if (i > 0 && index !== entries[i - 1]!.index + 1) throw bad(`entries must have contiguous indexes: entries[${i}].index is ${index} after ${entries[i - 1]!.index}`);
+    entries[i] = { index, term, data: new Uint8Array(body.buffer, body.byteOffset + off, len) };
+    off += len;
+  }
+  if (off !== body.length) throw bad(`${body.length - off} bytes after the last of ${count} entries`);
+  return { group, entries };
+}
 
 /** Serializes async work per key: raftd sends one UpdateEntries per group at a time, but a
  * retry after a timeout can overlap the original; the skip rule is only sound if they do not race. */
@@ -115,8 +171,9 @@ function sendJson(res: Res, status: number, body: unknown): void {
 }
 
 /** The request handler alone (exported so it can be mounted on another server). */
-export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; maxBodyBytes?: number } = {}): (req: Req, res: Res) => void {
+export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; maxBodyBytes?: number; binaryEntries?: boolean } = {}): (req: Req, res: Res) => void {
   const limit = opts.maxBodyBytes ?? 64 * 1024 * 1024;
+  const advertiseBinary = opts.binaryEntries ?? true;
   const updates = new KeyedMutex();
 
   async function json(req: Req): Promise<Record<string, unknown>> {
@@ -130,9 +187,19 @@ export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; m
     return asObject(parsed);
   }
 
-  async function updateEntries(body: Record<string, unknown>): Promise<unknown> {
-    const group = parseGroup(body.group);
-    const entries = parseEntries(body.entries);
+  /** The request's media type without parameters, lower-cased ('' when absent). */
+  function mediaType(req: Req): string {
+    const ct = req.headers['content-type'];
+    return typeof ct === 'string' ? ct.split(';', 1)[0]!.trim().toLowerCase() : '';
+  }
+
+  async function updateEntriesRequest(req: Req): Promise<{ group: number; entries: Entry[] }> {
+    if (mediaType(req) === ENTRIES_CONTENT_TYPE) return parseBinaryEntries(await readBody(req, limit));
+    const body = await json(req);
+    return { group: parseGroup(body.group), entries: parseEntries(body.entries) };
+  }
+
+  async function updateEntries({ group, entries }: { group: number; entries: Entry[] }): Promise<unknown> {
     return updates.run(group, async () => {
       const last = await sm.lastLogIndex(group);
       const first = entries[0]!.index;
@@ -205,10 +272,14 @@ export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; m
     switch (call) {
       case 'LastLogIndex': {
         const group = parseGroup((await json(req)).group);
-        return sendJson(res, 200, { lastLogIndex: await sm.lastLogIndex(group) });
+        const last = await sm.lastLogIndex(group);
+        // raftd learns the app's UpdateEntries encodings from LastLogIndex answers (sendJson's
+        // writeHead keeps headers set before it).
+        if (advertiseBinary) res.setHeader(ENTRIES_HEADER, ENTRIES_BINARY);
+        return sendJson(res, 200, { lastLogIndex: last });
       }
       case 'UpdateEntries':
-        return sendJson(res, 200, await updateEntries(await json(req)));
+        return sendJson(res, 200, await updateEntries(await updateEntriesRequest(req)));
       case 'Read': {
         const body = await json(req);
         const group = parseGroup(body.group);
