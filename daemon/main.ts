@@ -6,7 +6,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { ConfigError, helpText, loadConfig, parseHostPort, type RaftdConfig } from './config.js';
-import { LogStore } from './storage/index.js';
+import { LogStore, PeerIncarnations } from './storage/index.js';
 import { GrpcTransport } from './transport/index.js';
 import { AppClient, GroupApplier } from './statemachine/index.js';
 import { Host } from './host/host.js';
@@ -88,6 +88,10 @@ export async function main(argv: string[]): Promise<void> {
       listenAddr: cfg.raftAddr,
       peers: new Map([...peers].filter(([id]) => id !== cfg.id)),
       snapshotDir,
+      // Peers record this directory's incarnation and refuse this id with any other one: a node
+      // restarted on a wiped or replaced disk has forgotten its votes and log (PEER_DISK_REPLACED).
+      incarnation: store.incarnation,
+      peerIncarnations: new PeerIncarnations(store),
       ...(cfg.tlsCa ? { tls: { caFile: cfg.tlsCa, certFile: cfg.tlsCert, keyFile: cfg.tlsKey } } : {}),
     },
     {
@@ -99,6 +103,13 @@ export async function main(argv: string[]): Promise<void> {
       onSnapshot: async (header, data) => {
         if (!host) throw new Error('node is starting');
         await host.onSnapshot(header, data);
+      },
+      // A peer knew this id with another data directory: running on would let a node that forgot
+      // its votes and log vote again. Stop now, like a bad configuration, never reset silently.
+      onFatal: (err) => {
+        logger.fatal({ code: err.code }, err.message);
+        logger.flush();
+        fail(err.message);
       },
       logger,
     },
