@@ -41,6 +41,8 @@ export interface AppClientOptions {
   detectTimeoutMs?: number;
   /** Largest JSON answer accepted; beyond it the answer is APP_PROTOCOL (default 64 MiB). */
   maxResponseBytes?: number;
+  /** auto (default): binary UpdateEntries when the app advertises it; json: always JSON. */
+  entries?: 'auto' | 'json';
 }
 
 export type AppProtocol = 'h2c' | 'http/1.1';
@@ -49,8 +51,23 @@ type CallName = 'LastLogIndex' | 'UpdateEntries' | 'Read' | 'PrepareSnapshot' | 
 
 interface Exchange {
   status: number;
+  headers: http.IncomingHttpHeaders;
   body: Readable;
 }
+
+/**
+ * The binary UpdateEntries body (docs/state-machine-api.md, "Binary UpdateEntries"), sent instead
+ * of JSON to an app whose LastLogIndex answers carry `raftd-entries: binary`: no base64, no JSON
+ * string of the payload, one buffer built with one copy of each entry's data.
+ */
+const ENTRIES_CONTENT_TYPE = 'application/vnd.raftd.entries';
+const ENTRIES_HEADER = 'raftd-entries';
+/** group u32, count u32 */
+const BIN_HEAD = 8;
+/** per entry: index u64, term u64, length u32 (big-endian) */
+const BIN_ENTRY_HEAD = 20;
+
+export type EntriesEncoding = 'json' | 'binary';
 
 /** A transport failure before the app's answer arrived; `reused` = on a connection used before. */
 class ExchangeFailure extends Error {
@@ -96,6 +113,13 @@ export class AppClient {
   private probeDelay: number;
   private closed = false;
   private readonly inflight = new Set<AbortController>();
+  /**
+   * How UpdateEntries bodies go out: as the app's latest LastLogIndex answer advertised. JSON
+   * until then, and again after the app was unreachable (it may come back another version): the
+   * applier asks LastLogIndex after every failed call, which re-learns it before resending.
+   */
+  private updateEncoding: EntriesEncoding = 'json';
+  private readonly allowBinary: boolean;
 
   constructor(opts: AppClientOptions) {
     const url = new URL(opts.appUrl);
@@ -113,6 +137,7 @@ export class AppClient {
     this.logger = opts.logger;
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 64, scheduling: 'lifo' });
     if (this.mode === 'never') this.protocol = 'http/1.1';
+    this.allowBinary = (opts.entries ?? 'auto') === 'auto';
   }
 
   /**
@@ -137,6 +162,11 @@ export class AppClient {
     }
   }
 
+  /** How UpdateEntries bodies are sent now (learned from LastLogIndex answers). */
+  entriesEncoding(): EntriesEncoding {
+    return this.updateEncoding;
+  }
+
   /** The protocol in use, or undefined while not yet detected (app not reached yet). */
   currentProtocol(): AppProtocol | undefined {
     return this.protocol;
@@ -147,15 +177,23 @@ export class AppClient {
   }
 
   async lastLogIndex(group: number): Promise<number> {
-    return this.callJson('LastLogIndex', { group }, (body) => nonNegInt(body, 'lastLogIndex', 'LastLogIndex'));
+    return this.callJson('LastLogIndex', { group }, (body, headers) => {
+      const last = nonNegInt(body, 'lastLogIndex', 'LastLogIndex');
+      const next: EntriesEncoding = this.allowBinary && advertisesBinary(headers[ENTRIES_HEADER]) ? 'binary' : 'json';
+      if (next !== this.updateEncoding) this.logger?.info({ app: this.origin.host, entries: next }, 'UpdateEntries encoding');
+      this.updateEncoding = next;
+      return last;
+    });
   }
 
   async updateEntries(group: number, entries: AppEntry[]): Promise<UpdateEntriesResult> {
-    const wire = entries.map((e) => ({ index: e.index, term: e.term, data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString('base64') }));
-    return this.callJson('UpdateEntries', { group, entries: wire }, (body) => {
+    const parse = (body: Record<string, unknown>): UpdateEntriesResult => {
       const lastLogIndex = nonNegInt(body, 'lastLogIndex', 'UpdateEntries');
       return { results: parseResults(body['results'], entries, lastLogIndex), lastLogIndex };
-    });
+    };
+    if (this.updateEncoding === 'binary') return this.call('UpdateEntries', encodeEntries(group, entries), ENTRIES_CONTENT_TYPE, parse);
+    const wire = entries.map((e) => ({ index: e.index, term: e.term, data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString('base64') }));
+    return this.callJson('UpdateEntries', { group, entries: wire }, parse);
   }
 
   async read(group: number, query: unknown): Promise<unknown> {
@@ -259,13 +297,18 @@ export class AppClient {
   // ---- calls ----
 
   /** One JSON call; `parse` validates the answer inside the call, so a malformed one counts as a failure. */
-  private async callJson<T>(call: CallName, request: object, parse: (body: Record<string, unknown>) => T): Promise<T> {
+  private callJson<T>(call: CallName, request: object, parse: (body: Record<string, unknown>, headers: http.IncomingHttpHeaders) => T): Promise<T> {
     this.assertOpen();
-    const payload = Buffer.from(JSON.stringify(request));
+    return this.call(call, Buffer.from(JSON.stringify(request)), 'application/json', parse);
+  }
+
+  /** One call with a JSON answer; the request body is already encoded. */
+  private async call<T>(call: CallName, payload: Uint8Array, contentType: string, parse: (body: Record<string, unknown>, headers: http.IncomingHttpHeaders) => T): Promise<T> {
+    this.assertOpen();
     const ctl = this.deadline(this.callTimeoutMs);
     try {
-      const ex = await this.exchangeRetryingReused(call, '', payload, 'application/json', ctl);
-      const out = parse(await this.finishJson(call, ex, ctl));
+      const ex = await this.exchangeRetryingReused(call, '', payload, contentType, ctl);
+      const out = parse(await this.finishJson(call, ex, ctl), ex.headers);
       this.noteSuccess(call);
       return out;
     } catch (e) {
@@ -353,7 +396,7 @@ export class AppClient {
       let settled = false;
       req.once('response', (res) => {
         settled = true;
-        resolve({ status: res.statusCode ?? 0, body: res });
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
       });
       req.on('error', (err) => {
         if (settled) return;
@@ -388,7 +431,7 @@ export class AppClient {
       let settled = false;
       stream.once('response', (h) => {
         settled = true;
-        resolve({ status: Number(h[':status'] ?? 0), body: stream });
+        resolve({ status: Number(h[':status'] ?? 0), headers: h, body: stream });
       });
       stream.on('error', (err) => {
         if (settled) return;
@@ -533,6 +576,7 @@ export class AppClient {
     if (cause instanceof AppError) return cause;
     const msg = cause instanceof Error ? cause.message : String(cause);
     if (this.mode === 'auto' && this.protocol === 'http/1.1') this.protocol = undefined; // re-detect once it is back
+    this.updateEncoding = 'json'; // until a LastLogIndex answer from whatever app comes back says otherwise
     return new AppError('APP_UNAVAILABLE', `${call}: app at ${this.origin.host} unreachable: ${msg}`, { cause });
   }
 
@@ -590,6 +634,37 @@ export class AppClient {
 class NotH2Error extends Error {}
 
 // ---- helpers ----
+
+/** `raftd-entries` is a comma-separated list of encodings (room for more); `binary` enables ours. */
+function advertisesBinary(v: string | string[] | undefined): boolean {
+  if (v === undefined) return false;
+  const list = Array.isArray(v) ? v.join(',') : v;
+  return list.split(',').some((t) => t.trim().toLowerCase() === 'binary');
+}
+
+/**
+ * The binary UpdateEntries body: group u32, count u32, then per entry index u64, term u64,
+ * length u32, data (all big-endian). One allocation; each entry's data is copied once, into it.
+ */
+function encodeEntries(group: number, entries: AppEntry[]): Buffer {
+  let size = BIN_HEAD;
+  for (const e of entries) size += BIN_ENTRY_HEAD + e.data.byteLength;
+  const out = Buffer.allocUnsafe(size);
+  out.writeUInt32BE(group, 0);
+  out.writeUInt32BE(entries.length, 4);
+  let off = BIN_HEAD;
+  for (const e of entries) {
+    // Indexes and terms are < 2^53: split into two u32 halves (no BigInt per entry).
+    out.writeUInt32BE(Math.floor(e.index / 0x1_0000_0000), off);
+    out.writeUInt32BE(e.index >>> 0, off + 4);
+    out.writeUInt32BE(Math.floor(e.term / 0x1_0000_0000), off + 8);
+    out.writeUInt32BE(e.term >>> 0, off + 12);
+    out.writeUInt32BE(e.data.byteLength, off + 16);
+    out.set(e.data, off + BIN_ENTRY_HEAD);
+    off += BIN_ENTRY_HEAD + e.data.byteLength;
+  }
+  return out;
+}
 
 async function writeBody(dst: Writable, src: AsyncIterable<Uint8Array>): Promise<void> {
   try {
