@@ -7,7 +7,9 @@
 //   --concurrency 1,16,64,256, --ops write,read, --systems raftd,etcd, --workers N (load-generator
 //   processes, default 1), --keys N (key space, default 10000), --value-bytes N (default 64),
 //   --timeout-ms N, --etcd PATH (binary), --json FILE (all results), --profile DIR (CPU profile of
-//   every raftd process; prints the hot spots of the leader and of a follower).
+//   every raftd process; prints the hot spots of the leader and of a follower), --sequential (one
+//   system's whole series, then the other's; default: both clusters up, points interleaved, so
+//   a shared machine's drifting load hits both alike).
 // etcd comes from Debian's etcd-server: `bash scripts/install-etcd.sh`. Without it, raftd runs alone.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -32,12 +34,13 @@ interface Args {
   etcd: string;
   json: string;
   profile: string;
+  sequential: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     seconds: 5, warmup: 1, concurrency: [1, 16, 64, 256], ops: ['write', 'read'], systems: ['raftd', 'etcd'],
-    workers: 1, keys: 10_000, valueBytes: 64, timeoutMs: 10_000, etcd: '', json: '', profile: '',
+    workers: 1, keys: 10_000, valueBytes: 64, timeoutMs: 10_000, etcd: '', json: '', profile: '', sequential: false,
   };
   const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
@@ -55,6 +58,7 @@ function parseArgs(argv: string[]): Args {
       case '--etcd': a.etcd = v ?? ''; i++; break;
       case '--json': a.json = v ?? ''; i++; break;
       case '--profile': a.profile = resolve(v ?? 'raftd-profiles'); i++; break;
+      case '--sequential': a.sequential = true; break;
       case '--help': case '-h':
         console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).join('\n'));
         process.exit(0);
@@ -450,26 +454,48 @@ async function idleCores(sut: SystemUnderTest, ms: number): Promise<number> {
   return (pids.reduce((s, p) => s + cpuTicks(p), 0) - t0) / CLK_TCK / (ms / 1000);
 }
 
-async function runSystem(sut: SystemUnderTest, args: Args, extra: Partial<PointConfig>): Promise<{ rows: Row[]; idle: number }> {
+interface Prepared {
+  sut: SystemUnderTest;
+  base: PointConfig;
+  idle: number;
+  rows: Row[];
+}
+
+/** Idle CPU, then every key written once, so reads find values of the same size. */
+async function prepare(sut: SystemUnderTest, args: Args, extra: Partial<PointConfig>): Promise<Prepared> {
   const base: PointConfig = {
     system: sut.kind, urls: sut.urls, op: 'fill', concurrency: 64, durationMs: args.seconds * 1000, warmupMs: args.warmup * 1000,
     keys: args.keys, keyPrefix: 'bench/', valueBytes: args.valueBytes, timeoutMs: args.timeoutMs, group: 1, etcdApiPrefix: '/v3', ...extra,
   };
   const idle = await idleCores(sut, 2000);
-  // Every key exists before anything is measured, so reads find values of the same size.
   const fill = await runPoint(base, args.workers);
   if (fill.errors > 0) throw new Error(`filling ${args.keys} keys failed ${fill.errors} times, e.g. ${fill.errorSamples.join(' | ')}`);
   process.stdout.write(`  ${sut.kind}: idle ${idle.toFixed(2)} cores; filled ${fmtInt(args.keys)} keys (${fmtInt(fill.opsPerSec)} writes/s at 64 clients)\n`);
-  const rows: Row[] = [];
-  for (const op of args.ops) {
-    for (const c of args.concurrency) {
-      const r = await measure(sut, { ...base, op, concurrency: c }, args.workers);
-      rows.push(r);
-      process.stdout.write(`  ${sut.kind} ${op.padEnd(5)} x${String(c).padEnd(3)} ${fmtInt(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms  errors ${r.errors}\n`);
-      await new Promise((res) => setTimeout(res, 300)); // let queues drain between points
+  return { sut, base, idle, rows: [] };
+}
+
+/**
+ * Every (op, concurrency) point, for each system. Interleaved: the systems take turns point by
+ * point (who goes first alternates), so on a shared machine whose load drifts over minutes both
+ * see about the same load at each point and the ratios mean something. Sequential: one system's
+ * whole series, then the next's.
+ */
+async function runPoints(systems: Prepared[], args: Args): Promise<void> {
+  const series = args.sequential ? systems.map((s) => [s]) : [systems];
+  let turn = 0;
+  for (const group of series) {
+    for (const op of args.ops) {
+      for (const c of args.concurrency) {
+        const order = turn++ % 2 === 0 ? group : [...group].reverse();
+        for (const p of order) {
+          const r = await measure(p.sut, { ...p.base, op, concurrency: c }, args.workers);
+          p.rows.push(r);
+          process.stdout.write(`  ${p.sut.kind.padEnd(5)} ${op.padEnd(5)} x${String(c).padEnd(3)} ${fmtInt(r.opsPerSec).padStart(7)} ops/s  p50 ${fmtMs(r.p50Ms)} ms  p99 ${fmtMs(r.p99Ms)} ms  errors ${r.errors}  load ${loadavg()[0]!.toFixed(1)}\n`);
+          await new Promise((res) => setTimeout(res, 300)); // let queues drain between points
+        }
+      }
     }
   }
-  return { rows, idle };
 }
 
 async function main(): Promise<void> {
@@ -479,7 +505,8 @@ async function main(): Promise<void> {
   console.log(`bench:kv — ${cpus().length} cores, load average before: ${la.map((x) => x.toFixed(2)).join(' ')}`);
   console.log(
     `one load generator (${args.workers} process(es)), closed loop, one HTTP/1.1 request per op, keep-alive, round-robin over 3 nodes; ` +
-      `${args.keys} keys, ${args.valueBytes}-byte values; ${args.warmup} s warm-up + ${args.seconds} s measured per point`,
+      `${args.keys} keys, ${args.valueBytes}-byte values; ${args.warmup} s warm-up + ${args.seconds} s measured per point; ` +
+      (args.sequential ? 'systems in turn, whole series each' : 'both systems up, points interleaved (first mover alternates)'),
   );
   if (args.systems.includes('etcd') && !etcdBin) {
     console.log('etcd not found: install it with `bash scripts/install-etcd.sh` (Debian package etcd-server) or pass --etcd PATH; running raftd alone');
@@ -487,40 +514,43 @@ async function main(): Promise<void> {
   const results: Record<string, { label: string; rows: Row[] }> = {};
   const profileNotes: string[] = [];
 
-  if (args.systems.includes('raftd')) {
-    const before = args.profile && existsSync(args.profile) ? new Set(readdirSync(args.profile)) : new Set<string>();
-    const sut = await startRaftd(args);
-    const pidToNode = new Map(sut.cluster.nodes.map((n) => [n.proc?.pid ?? 0, n.spec.id]));
-    try {
-      const r = await runSystem(sut, args, {});
-      results.raftd = { label: `${sut.label}; idle ${r.idle.toFixed(2)} cores`, rows: r.rows };
-    } finally {
-      await sut.stop();
+  // Both systems run side by side for the whole benchmark (each idles at a few hundredths of a
+  // core while the other is measured) so their points can be interleaved.
+  let raftd: Awaited<ReturnType<typeof startRaftd>> | undefined;
+  let etcd: Awaited<ReturnType<typeof startEtcd>> | undefined;
+  const before = args.profile && existsSync(args.profile) ? new Set(readdirSync(args.profile)) : new Set<string>();
+  try {
+    const prepared: Prepared[] = [];
+    if (args.systems.includes('raftd')) {
+      raftd = await startRaftd(args);
+      prepared.push(await prepare(raftd, args, {}));
     }
-    if (args.profile) {
-      // Names are CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread
-      // (others are loader workers, e.g. tsx's, when run from source).
-      const fresh = readdirSync(args.profile).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
-      for (const f of fresh) {
-        const m = /\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(f);
-        if (!m || m[2] !== '0') continue;
-        const id = pidToNode.get(Number(m[1]));
-        if (id === undefined) continue;
-        const role = id === sut.leader ? 'leader' : 'follower';
-        if (role === 'follower' && profileNotes.some((n) => n.includes('(follower)'))) continue;
-        profileNotes.push(`\nraftd node ${id} (${role}) CPU profile ${join(args.profile, f)}\n${hotSpots(join(args.profile, f), 20).join('\n')}`);
-      }
-      if (profileNotes.length === 0) profileNotes.push(`\nno raftd CPU profiles found in ${args.profile}`);
+    if (etcdBin) {
+      etcd = await startEtcd(etcdBin);
+      prepared.push(await prepare(etcd, args, { etcdApiPrefix: etcd.apiPrefix }));
     }
+    await runPoints(prepared, args);
+    for (const p of prepared) results[p.sut.kind] = { label: `${p.sut.label}; idle ${p.idle.toFixed(2)} cores`, rows: p.rows };
+  } finally {
+    await etcd?.stop();
+    await raftd?.stop();
   }
-  if (etcdBin) {
-    const sut = await startEtcd(etcdBin);
-    try {
-      const r = await runSystem(sut, args, { etcdApiPrefix: sut.apiPrefix });
-      results.etcd = { label: `${sut.label}; idle ${r.idle.toFixed(2)} cores`, rows: r.rows };
-    } finally {
-      await sut.stop();
+  if (raftd && args.profile) {
+    const sut = raftd;
+    const pidToNode = new Map(sut.cluster.nodes.map((n) => [n.proc?.pid ?? 0, n.spec.id]));
+    // Names are CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread
+    // (others are loader workers, e.g. tsx's, when run from source).
+    const fresh = readdirSync(args.profile).filter((f) => f.endsWith('.cpuprofile') && !before.has(f));
+    for (const f of fresh) {
+      const m = /\.(\d+)\.(\d+)\.\d+\.cpuprofile$/.exec(f);
+      if (!m || m[2] !== '0') continue;
+      const id = pidToNode.get(Number(m[1]));
+      if (id === undefined) continue;
+      const role = id === sut.leader ? 'leader' : 'follower';
+      if (role === 'follower' && profileNotes.some((n) => n.includes('(follower)'))) continue;
+      profileNotes.push(`\nraftd node ${id} (${role}) CPU profile ${join(args.profile, f)}\n${hotSpots(join(args.profile, f), 20).join('\n')}`);
     }
+    if (profileNotes.length === 0) profileNotes.push(`\nno raftd CPU profiles found in ${args.profile}`);
   }
 
   for (const r of Object.values(results)) console.log(systemTable(r.label, r.rows));
