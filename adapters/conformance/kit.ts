@@ -48,6 +48,7 @@ export const CHECKS = [
   'sync',
   'delete-group',
   'h2c',
+  'binary-entries',
 ] as const;
 export type CheckName = (typeof CHECKS)[number];
 
@@ -61,8 +62,36 @@ function must(cond: unknown, reason: string): asserts cond {
 
 interface CallResult {
   status: number;
+  headers: Headers;
   bytes: Buffer;
   json: unknown;
+}
+
+/** One entry of a binary UpdateEntries body; `len` lies about the data's length when set. */
+interface BinaryEntry {
+  index: number;
+  data: string | Uint8Array;
+  len?: number;
+}
+
+const ENTRIES_CONTENT_TYPE = 'application/vnd.raftd.entries';
+
+/** The binary UpdateEntries body (docs/state-machine-api.md), term 1; `count` may lie too. */
+function binaryBody(group: number, entries: BinaryEntry[], count = entries.length): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(group, 0);
+  head.writeUInt32BE(count, 4);
+  parts.push(head);
+  for (const e of entries) {
+    const data = Buffer.from(e.data);
+    const h = Buffer.alloc(20);
+    h.writeBigUInt64BE(BigInt(e.index), 0);
+    h.writeBigUInt64BE(1n, 8);
+    h.writeUInt32BE(e.len ?? data.length, 16);
+    parts.push(h, data);
+  }
+  return Buffer.concat(parts);
 }
 
 const b64 = (s: string | Uint8Array): string => Buffer.from(typeof s === 'string' ? Buffer.from(s, 'utf8') : s).toString('base64');
@@ -79,13 +108,13 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   const G2 = G + 1;
   const results: CheckResult[] = [];
 
-  async function call(name: string, body: unknown, init: { raw?: Buffer | string; query?: string; method?: string } = {}): Promise<CallResult> {
+  async function call(name: string, body: unknown, init: { raw?: Buffer | string; query?: string; method?: string; contentType?: string } = {}): Promise<CallResult> {
     const payload = init.raw !== undefined ? init.raw : JSON.stringify(body);
     let res: Response;
     try {
       res = await fetch(base + name + (init.query ?? ''), {
         method: init.method ?? 'POST',
-        headers: { 'content-type': init.raw instanceof Buffer ? 'application/octet-stream' : 'application/json' },
+        headers: { 'content-type': init.contentType ?? (init.raw instanceof Buffer ? 'application/octet-stream' : 'application/json') },
         ...(init.method === 'GET' ? {} : { body: payload }),
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -99,7 +128,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     } catch {
       json = undefined;
     }
-    return { status: res.status, bytes, json };
+    return { status: res.status, headers: res.headers, bytes, json };
   }
 
   async function ok(name: string, body: unknown): Promise<Record<string, unknown>> {
@@ -406,6 +435,49 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       if (spoken === undefined) throw new Info('HTTP/1.1 only (raftd falls back to it)');
       must(spoken.includes('lastLogIndex'), `h2c LastLogIndex answered ${spoken.slice(0, 200)}`);
       return 'speaks h2c with prior knowledge (raftd will use HTTP/2)';
+    },
+    'binary-entries': async () => {
+      const adv = (await call('LastLogIndex', { group: G })).headers.get('raftd-entries') ?? '';
+      if (!adv.split(',').some((t) => t.trim().toLowerCase() === 'binary')) throw new Info('no "raftd-entries: binary" on LastLogIndex: raftd sends UpdateEntries as JSON');
+      const li = await lastIndex(G);
+      const send = async (entries: BinaryEntry[], count?: number): Promise<CallResult> =>
+        call('UpdateEntries', undefined, { raw: binaryBody(G, entries, count), contentType: ENTRIES_CONTENT_TYPE });
+      const expectApplied = (r: CallResult, what: string, first: number, n: number): Wire[] => {
+        must(r.status === 200, `binary UpdateEntries (${what}) answered HTTP ${r.status}: ${r.bytes.toString('utf8').slice(0, 300)}`);
+        const j = r.json as { results?: unknown; lastLogIndex?: unknown } | undefined;
+        must(Array.isArray(j?.results) && j.results.length === n, `binary UpdateEntries (${what}) answered ${show(j)}: needs ${n} results`);
+        (j.results as Wire[]).forEach((x, k) => must(x && x.index === first + k, `binary UpdateEntries (${what}) result ${k} has index ${show(x?.index)}, expected ${first + k}`));
+        must(j.lastLogIndex === first + n - 1, `binary UpdateEntries (${what}) answered lastLogIndex ${show(j.lastLogIndex)}, expected ${first + n - 1}`);
+        return j.results as Wire[];
+      };
+      const r1 = expectApplied(await send([{ index: li + 1, data: set('kb', 'bin1') }, { index: li + 2, data: '' }]), 'a command and a no-op', li + 1, 2);
+      must(applied(r1[0]!) && applied(r1[1]!), `binary UpdateEntries answered ${show(r1)}: both entries should be applied`);
+      const r2 = expectApplied(await send([{ index: li + 2, data: '' }, { index: li + 3, data: set('kb', 'bin2') }]), 'a redelivery', li + 2, 2);
+      must(r2[0]!.skipped === true && applied(r2[1]!), `redelivered binary entries answered ${show(r2)}: the first must be skipped, the second applied`);
+      if (kv) {
+        const v = await get(G, 'kb');
+        must(v === 'bin2', `after binary UpdateEntries k "kb" reads ${show(v)}, expected "bin2"`);
+      }
+      const at = li + 3;
+      const good = binaryBody(G, [{ index: at + 1, data: set('kb', 'bad') }]);
+      const malformed: Array<[string, Buffer]> = [
+        ['truncated data', good.subarray(0, good.length - 1)],
+        ['truncated header', good.subarray(0, 6)],
+        ['count above the entries present', binaryBody(G, [{ index: at + 1, data: set('kb', 'bad') }], 2)],
+        ['count 0', binaryBody(G, [], 0)],
+        ['trailing bytes', Buffer.concat([good, Buffer.from([0])])],
+        ['length beyond the body', binaryBody(G, [{ index: at + 1, data: set('kb', 'bad'), len: 0xffffffff }])],
+      ];
+      const wrong: string[] = [];
+      for (const [what, body] of malformed) {
+        const r = await call('UpdateEntries', undefined, { raw: body, contentType: ENTRIES_CONTENT_TYPE });
+        const code = (r.json as { error?: { code?: unknown } } | undefined)?.error?.code;
+        if (r.status !== 400 || typeof code !== 'string') wrong.push(`${what}: HTTP ${r.status} ${show(r.json)}`);
+      }
+      must(wrong.length === 0, `expected 400 with a JSON error for malformed binary bodies: ${wrong.join('; ')}`);
+      const after = await lastIndex(G);
+      must(after === at, `malformed binary bodies changed LastLogIndex from ${at} to ${after}`);
+      return `binary UpdateEntries advertised and applied, redelivery skipped, ${malformed.length} malformed bodies answered 400`;
     },
   };
 
