@@ -4,8 +4,9 @@
 // peer within one event-loop turn goes out as ONE MessageBatch (split only to stay under the
 // message size limit). When a peer is unreachable its messages are dropped and counted: Raft
 // retransmits, and a queue that grew without bound would only deliver stale messages late.
-// Inbound: the server checks identity (cluster id, to-node) per stream and per batch and hands
-// messages to onMessages. Snapshots go over SendSnapshot on a separate connection, so a large
+// Inbound: the server checks identity (cluster id, to-node) per stream and per batch, and per
+// stream the sender's data-directory incarnation (a known id on a new disk is refused:
+// PEER_DISK_REPLACED), and hands messages to onMessages. Snapshots go over SendSnapshot on a separate connection, so a large
 // transfer never delays heartbeats; the receiver spools to disk and verifies size and SHA-256
 // before the handler sees a single byte.
 
