@@ -19,6 +19,7 @@ import { RaftdError } from '../../adapters/sdk/client.js';
 import { encodeEntry } from '../statemachine/entry.js';
 import type { EntryHeader } from '../statemachine/entry.js';
 import { dataDb, INTERNAL_TABLE_PREFIX } from '../statemachine/naming.js';
+import type { SwapState } from '../statemachine/statemachine.js';
 import type { HashRing } from '../router/ring.js';
 import { splitJsonEachRow } from '../router/split.js';
 import { CODES, GatewayError } from './errors.js';
@@ -80,7 +81,16 @@ export interface GatewayOptions {
    * every INSERT.
    */
   schemaGeneration?: () => number;
+  /**
+   * The local state machine's restore swaps (ClickHouseStateMachine.swapState): when given, a read that
+   * overlapped a swap (a group's database briefly absent, so the Merge views skip it) is run again.
+   */
+  swapState?: () => SwapState;
 }
+
+/** How often a read overlapping restore swaps is retried before it fails with UNKNOWN_DATABASE. */
+const SWAP_RETRIES = 40;
+const SWAP_RETRY_MS = 25;
 
 /** Settings the adapter owns (dropped from writes, like the state machine does) or that only mean something to HTTP. */
 const DROPPED_WRITE_SETTINGS = new Set([
@@ -234,7 +244,7 @@ export class Gateway {
     barrier.catch(() => undefined);
     let early: Buffer | undefined;
     try {
-      early = await this.o.readEngine.query(sql, readQuery(opts));
+      early = await this.whole(() => this.o.readEngine.query(sql, readQuery(opts)));
     } catch {
       early = undefined; // the ordinary path below reports (or recovers from) the error
     }
@@ -281,13 +291,32 @@ export class Gateway {
 
   private async read(sql: string, opts: ReadOpts): Promise<Buffer> {
     const q = readQuery(opts);
-    try {
-      return await this.o.readEngine.query(sql, q);
-    } catch (e) {
-      if (!(e instanceof ClickHouseError) || !VIEW_MISS_CODES.has(e.code)) throw e;
-      await this.views.sync();
-      return this.o.readEngine.query(sql, q);
+    for (let attempt = 0; ; attempt++) {
+      const body = await this.whole(async () => {
+        try {
+          return await this.o.readEngine.query(sql, q);
+        } catch (e) {
+          if (!(e instanceof ClickHouseError) || !VIEW_MISS_CODES.has(e.code)) throw e;
+          await this.views.sync();
+          return this.o.readEngine.query(sql, q);
+        }
+      });
+      if (body !== undefined) return body;
+      if (attempt >= SWAP_RETRIES) {
+        throw new GatewayError(CODES.UNKNOWN_DATABASE, 'a group database of this replica is being replaced by a snapshot restore; retry');
+      }
+      await new Promise((r) => setTimeout(r, SWAP_RETRY_MS));
     }
+  }
+
+  /** Runs a read; undefined when it overlapped a restore swap (it may have left a group out). */
+  private async whole(run: () => Promise<Buffer>): Promise<Buffer | undefined> {
+    const swaps = this.o.swapState;
+    if (!swaps) return run();
+    const before = swaps();
+    const body = await run();
+    const after = swaps();
+    return before.inProgress === 0 && after.inProgress === 0 && before.done === after.done ? body : undefined;
   }
 
   /** The groups a read touches: the home group of each table it names; every group for a sharded one. */

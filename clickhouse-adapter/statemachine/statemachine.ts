@@ -28,6 +28,12 @@ import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 
 export type ApplyEntry = SdkEntry;
+
+/** See ClickHouseStateMachine.swapState. */
+export interface SwapState {
+  inProgress: number;
+  done: number;
+}
 export type { EntryResult };
 
 /** Named points of the apply and snapshot paths, for fault injection in tests. */
@@ -155,6 +161,8 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
+  private swapsInProgress = 0;
+  private swapsDone = 0;
   /** Goes up after anything that may change a group's tables: a statement applied, a group (re)loaded or deleted. */
   private schemaGen = 0;
 
@@ -301,6 +309,14 @@ export class ClickHouseStateMachine implements StateMachine {
    */
   schemaGeneration(): number {
     return this.schemaGen;
+  }
+
+  /**
+   * Restores swapping a group's database in right now, and how many swaps have finished. A read that
+   * saw swaps in progress, or a different `done` count after than before, may have missed a group.
+   */
+  swapState(): SwapState {
+    return { inProgress: this.swapsInProgress, done: this.swapsDone };
   }
 
   async lastLogIndex(group: number): Promise<number> {
@@ -721,12 +737,20 @@ export class ClickHouseStateMachine implements StateMachine {
       const live = dataDb(group);
       const old = oldDb(group, header.index);
       const hasData = (await this.databaseNames()).includes(live);
-      if (hasData) {
-        await this.engine.exec(`DROP DATABASE IF EXISTS ${old} SYNC`);
-        await this.engine.exec(`RENAME DATABASE ${live} TO ${old}`);
+      // Between the two renames the group has no data database: a read of the Merge views then
+      // silently leaves the group out. Readers check swapState() around their read and retry.
+      this.swapsInProgress++;
+      try {
+        if (hasData) {
+          await this.engine.exec(`DROP DATABASE IF EXISTS ${old} SYNC`);
+          await this.engine.exec(`RENAME DATABASE ${live} TO ${old}`);
+        }
+        await this.at('mid-swap', header.index);
+        await this.engine.exec(`RENAME DATABASE ${target} TO ${live}`);
+      } finally {
+        this.swapsInProgress--;
+        this.swapsDone++;
       }
-      await this.at('mid-swap', header.index);
-      await this.engine.exec(`RENAME DATABASE ${target} TO ${live}`);
       if (hasData) await this.engine.exec(`DROP DATABASE IF EXISTS ${old} SYNC`);
       const prev = this.groups.get(group);
       if (prev?.timer) clearTimeout(prev.timer);

@@ -1,5 +1,8 @@
-// A failed index record (ClickHouse refused the write, the disk is full...) must not leave
-// LastLogIndex ahead of what ClickHouse holds: raftd takes a reported index as durable.
+// In-process state machine checks on the embedded engine:
+// - a failed index record (ClickHouse refused the write, the disk is full...) must not leave
+//   LastLogIndex ahead of what ClickHouse holds: raftd takes a reported index as durable;
+// - a restore's database swap is visible through swapState() while the group's database is absent,
+//   so readers of the Merge views (the gateway) know to read again.
 import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +13,7 @@ import { ClickHouseStateMachine } from '../../../clickhouse-adapter/statemachine
 import { encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
 import { dataDb } from '../../../clickhouse-adapter/statemachine/naming.js';
 
-describe('chsm: a failed index record', function () {
+describe('chsm: in-process (failed records, restore swaps)', function () {
   this.timeout(60_000);
   let dir: string;
   let engine: ClickHouseEngine;
@@ -52,5 +55,33 @@ describe('chsm: a failed index record', function () {
     expect(rows).to.deep.equal(['20', '30', '40']);
     // A fresh instance (a restart) agrees.
     expect(await new ClickHouseStateMachine({ engine }).lastLogIndex(5)).to.equal(4);
+  });
+
+  it('swapState shows a restore swap in progress while the group database is absent', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => { release = r; });
+    let atMidSwap: () => void = () => undefined;
+    const reachedMidSwap = new Promise<void>((r) => { atMidSwap = r; });
+    const sm = new ClickHouseStateMachine({
+      engine,
+      hook: async (point) => { if (point === 'mid-swap') { atMidSwap(); await gate; } },
+    });
+    await sm.applyBatch(7, [{ index: 1, term: 1, data: encodeEntry({ v: 1, kind: 'ddl', sql: 'CREATE TABLE t (id UInt64) ENGINE = MergeTree ORDER BY id' }) }]);
+    await sm.applyBatch(7, [insert(2, 1)]);
+    const { prepared } = await sm.prepareSnapshot(7);
+    const parts: Buffer[] = [];
+    for await (const chunk of sm.saveSnapshot(7, prepared)) parts.push(Buffer.from(chunk));
+    const bytes = Buffer.concat(parts);
+    expect(sm.swapState()).to.deep.equal({ inProgress: 0, done: 0 });
+
+    const restoring = sm.recoverFromSnapshot(7, (async function* () { yield bytes; })());
+    await reachedMidSwap;
+    const exists = async () => (await engine.query(`SELECT count() FROM system.databases WHERE name = '${dataDb(7)}'`, { format: 'TabSeparated' })).toString().trim();
+    expect(await exists()).to.equal('0'); // the window a Merge-view read would silently skip
+    expect(sm.swapState()).to.deep.equal({ inProgress: 1, done: 0 });
+    release();
+    expect(await restoring).to.equal(2);
+    expect(sm.swapState()).to.deep.equal({ inProgress: 0, done: 1 });
+    expect(await exists()).to.equal('1');
   });
 });
