@@ -2,13 +2,13 @@
 # Installs, starts and stops a Debian clickhouse-server on our own ports, config and data dir,
 # so the server-engine tests (and CI) never touch a system-wide ClickHouse.
 #   scripts/clickhouse-server.sh install|start|stop|status
-# Environment: CH_STATE_DIR (default /tmp/raftd-chserver), CH_HTTP_PORT (18123), CH_TCP_PORT (19000),
+# Environment: CH_STATE_DIR (default /tmp/raftd-chserver), CH_HTTP_PORT (18423), CH_TCP_PORT (19400),
 #              CH_START_TIMEOUT seconds to wait for /ping (default 60).
 set -euo pipefail
 
 STATE_DIR="${CH_STATE_DIR:-/tmp/raftd-chserver}"
-HTTP_PORT="${CH_HTTP_PORT:-18123}"
-TCP_PORT="${CH_TCP_PORT:-19000}"
+HTTP_PORT="${CH_HTTP_PORT:-18423}"
+TCP_PORT="${CH_TCP_PORT:-19400}"
 START_TIMEOUT="${CH_START_TIMEOUT:-60}"
 PID_FILE="$STATE_DIR/clickhouse-server.pid"
 LOG_DIR="$STATE_DIR/log"

@@ -103,7 +103,7 @@ async function main(argv: string[]): Promise<void> {
   let dir: string | undefined;
   let engine: ClickHouseEngine;
   if (kind === 'server') {
-    engine = await openServer({ url: arg('--url') ?? process.env['CLICKHOUSE_URL'] ?? 'http://127.0.0.1:18123' });
+    engine = await openServer({ url: arg('--url') ?? process.env['CLICKHOUSE_URL'] ?? 'http://127.0.0.1:18423' });
   } else {
     dir = mkdtempSync(join(tmpdir(), 'bench-direct-'));
     engine = await openEmbedded({ dataDir: dir });

@@ -75,7 +75,7 @@ describe('chsm: the adapter process', function () {
   });
 
   it('refuses a ClickHouse server that cannot apply exactly once, naming what it lacks', async function () {
-    const url = process.env.CLICKHOUSE_URL ?? 'http://127.0.0.1:18123';
+    const url = process.env.CLICKHOUSE_URL ?? 'http://127.0.0.1:18423';
     const ping = await fetch(`${url}/ping`).then((r) => r.ok, () => false);
     if (!ping) { console.log(`      (skipped: no ClickHouse server at ${url}; start one with scripts/clickhouse-server.sh start)`); this.skip(); return; }
     const version = await (await fetch(`${url}/?query=SELECT+version()`)).text();

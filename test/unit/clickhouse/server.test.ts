@@ -1,4 +1,4 @@
-// The server engine against a real clickhouse-server (CI starts Debian's 18.16 on port 18123 with
+// The server engine against a real clickhouse-server (CI starts Debian's 18.16 on port 18423 with
 // scripts/clickhouse-server.sh). Skipped, saying so, only when nothing answers at CLICKHOUSE_URL.
 import { expect } from 'chai';
 import {
@@ -7,7 +7,7 @@ import {
 import type { ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
 import { engineContract, rejection } from './contract.js';
 
-const URL_ = process.env['CLICKHOUSE_URL'] ?? 'http://127.0.0.1:18123';
+const URL_ = process.env['CLICKHOUSE_URL'] ?? 'http://127.0.0.1:18423';
 
 describe('clickhouse engine: server (HTTP)', function () {
   this.timeout(60_000);
