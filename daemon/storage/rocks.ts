@@ -80,6 +80,10 @@ export class Rocks {
           errorIfExists: opts.errorIfExists,
           // Raft entries are small and mostly incompressible; snappy costs CPU for nothing.
           compression: false,
+          // 64 MB memtables instead of 4 MB: far fewer flushes and L0 compactions competing with the
+          // Raft loop for the CPU. bench:daemon at 64 groups, interleaved: 124k vs 102-108k entries/s,
+          // 12 vs 14-15 us of raftd CPU per entry; bench:storage p99 at 1,000 groups 17 vs 32 ms.
+          writeBufferSize: 64 << 20,
           infoLogLevel: 'warn',
         },
         cb,
