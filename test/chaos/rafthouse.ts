@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { LocalCluster, ManagedProcess, freePort } from '../integration/cluster.js';
 import { Rng } from '../sim/rng.js';
 import { call, sleep } from './http.js';
-import { ClusterView, GROUP, Nemesis, type FaultKind, type FaultRecord } from './nemesis.js';
-import { convergeApplied, runUnderFaults } from './runner.js';
+import { ClusterView, GROUP, Nemesis, type FaultKind } from './nemesis.js';
+import { convergeApplied, countFaults, formatRunFooter, formatRunHeader, runUnderFaults, type RunReport } from './runner.js';
 
 export const TABLE = 'chaos_rows';
 
@@ -36,18 +36,10 @@ export interface InsertOp {
   error?: string;
 }
 
-export interface RafthouseReport {
-  runDir: string;
-  historyFile: string;
-  seed: number;
-  nodes: number;
-  durationMs: number;
-  faults: Partial<Record<FaultKind, number>>;
-  faultLog: FaultRecord[];
+export interface RafthouseReport extends RunReport {
   inserts: { acked: number; notAcked: number; rowsAcked: number; rowsNotAcked: number };
   replicas: Array<{ node: number; rows: number; duplicates: number; missingAcked: number; unackedPresent: number; checksum: string }>;
   checksumsEqual: boolean;
-  anomalies: string[];
 }
 
 export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<RafthouseReport> {
@@ -141,8 +133,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
   });
   const historyFile = join(runDir, 'history.json');
   writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops }, null, 0));
-  const faults: Partial<Record<FaultKind, number>> = {};
-  for (const f of nemesis.faults) if (!f.skipped) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+  const faults = countFaults(nemesis.faults);
   const ackedOps = ops.filter((x) => x.acked);
   const report: RafthouseReport = {
     runDir, historyFile, seed: o.seed, nodes: o.nodes, durationMs: o.durationMs, faults, faultLog: nemesis.faults,
@@ -185,14 +176,11 @@ async function staleRead(url: string, query: unknown): Promise<{ ok: true; resul
 }
 
 export function formatRafthouseReport(r: RafthouseReport): string {
-  const faults = Object.entries(r.faults).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
   return [
-    `chaos (rafthouse append): ${r.nodes} nodes, ${Math.round(r.durationMs / 1000)} s, seed ${r.seed}`,
-    `faults injected: ${faults} (${r.faultLog.filter((f) => !f.skipped).length} total)`,
+    ...formatRunHeader('chaos (rafthouse append)', r),
     `inserts: ${r.inserts.acked} acknowledged (${r.inserts.rowsAcked} rows), ${r.inserts.notAcked} failed or unknown (${r.inserts.rowsNotAcked} rows)`,
     ...r.replicas.map((x) => `replica ${x.node}: ${x.rows} rows, ${x.duplicates} duplicated ids, ${x.missingAcked} acknowledged missing, ${x.unackedPresent} unacknowledged present`),
     `checksums: ${r.checksumsEqual ? 'identical' : 'DIFFERENT'}`,
-    `anomalies: ${r.anomalies.length}${r.anomalies.map((a) => '\n  - ' + a).join('')}`,
-    `history: ${r.historyFile}`,
+    ...formatRunFooter(r),
   ].join('\n');
 }

@@ -35,7 +35,8 @@ export interface ChaosOptions {
   log?: (line: string) => void;
 }
 
-export interface ChaosReport {
+/** What every chaos run reports, whatever the workload. */
+export interface RunReport {
   runDir: string;
   historyFile: string;
   seed: number;
@@ -43,11 +44,38 @@ export interface ChaosReport {
   durationMs: number;
   faults: Partial<Record<FaultKind, number>>;
   faultLog: FaultRecord[];
+  /** Everything that is wrong; empty on a good run. */
+  anomalies: string[];
+}
+
+/** Injected (not skipped) faults per kind. */
+export function countFaults(log: readonly FaultRecord[]): Partial<Record<FaultKind, number>> {
+  const faults: Partial<Record<FaultKind, number>> = {};
+  for (const f of log) if (!f.skipped) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+  return faults;
+}
+
+/** The first lines of a report for humans: what ran, and the faults injected. */
+export function formatRunHeader(title: string, r: RunReport): string[] {
+  const faults = Object.entries(r.faults).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+  return [
+    `${title}: ${r.nodes} nodes, ${Math.round(r.durationMs / 1000)} s, seed ${r.seed}`,
+    `faults injected: ${faults} (${r.faultLog.filter((f) => !f.skipped).length} total)`,
+  ];
+}
+
+/** The last lines of a report for humans: anomalies, and where the history is. */
+export function formatRunFooter(r: RunReport): string[] {
+  return [
+    `anomalies: ${r.anomalies.length}${r.anomalies.map((a) => '\n  - ' + a.replace(/\n/g, '\n    ')).join('')}`,
+    `history: ${r.historyFile}`,
+  ];
+}
+
+export interface ChaosReport extends RunReport {
   ops: { ok: number; fail: number; info: number; reads: number; writes: number; cas: number; casSwapped: number };
   linearizability: { verdict: Verdict; explanation: string; checkMs: number };
   convergence: { converged: boolean; detail: string; appliedIndex?: number; keys?: number };
-  /** Everything that is wrong; empty on a good run. */
-  anomalies: string[];
 }
 
 /**
@@ -152,8 +180,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   if (checked.verdict === 'illegal') anomalies.push(`history is not linearizable: ${checked.explanation}`);
 
   const count = (f: (x: RecordedOp) => boolean) => history.filter(f).length;
-  const faults: Partial<Record<FaultKind, number>> = {};
-  for (const f of nemesis.faults) if (!f.skipped) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+  const faults = countFaults(nemesis.faults);
   const report: ChaosReport = {
     runDir,
     historyFile,
@@ -229,14 +256,11 @@ async function converge(view: ClusterView, keys: number): Promise<ChaosReport['c
 
 /** A few lines for humans. */
 export function formatReport(r: ChaosReport): string {
-  const faults = Object.entries(r.faults).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
   return [
-    `chaos: ${r.nodes} nodes, ${Math.round(r.durationMs / 1000)} s, seed ${r.seed}`,
-    `faults injected: ${faults} (${r.faultLog.filter((f) => !f.skipped).length} total)`,
+    ...formatRunHeader('chaos', r),
     `ops: ${r.ops.ok} ok, ${r.ops.fail} failed, ${r.ops.info} unknown (reads ${r.ops.reads}, writes ${r.ops.writes}, cas ${r.ops.cas} of which ${r.ops.casSwapped} swapped)`,
     `linearizability: ${r.linearizability.verdict} (checked in ${r.linearizability.checkMs} ms)`,
     `convergence: ${r.convergence.converged ? 'ok' : 'FAILED'} — ${r.convergence.detail}`,
-    `anomalies: ${r.anomalies.length}${r.anomalies.map((a) => '\n  - ' + a.replace(/\n/g, '\n    ')).join('')}`,
-    `history: ${r.historyFile}`,
+    ...formatRunFooter(r),
   ].join('\n');
 }
