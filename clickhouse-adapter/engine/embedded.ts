@@ -262,8 +262,10 @@ class EmbeddedEngine implements ClickHouseEngine {
         throw new EngineError('ENGINE_FORMAT_UNSUPPORTED',
           `the embedded engine cannot insert binary format ${parsed.format}; use a text format (JSONEachRow, TabSeparated, CSV, Values, ...)`);
       }
-      // The data is appended to the statement: it must not be able to end it and start another.
-      const semicolon = topLevelSemicolon(text);
+      // The data is appended to the statement. Only Values data is parsed as SQL, where a `;` ends the
+      // statement and chdb runs what follows (measured); after FORMAT CSV/TSV/JSON... everything is
+      // format data, and a `;` there is just a character of a value (`"a;b"`, `O'Brien;`).
+      const semicolon = parsed.format.toLowerCase() === 'values' ? topLevelSemicolon(text) : -1;
       if (semicolon >= 0 && text.slice(semicolon + 1).trim() !== '') {
         throw new EngineError('ENGINE_BAD_REQUEST', `INSERT data contains a ';' that would end the statement (at byte ${semicolon}); one statement per insert`);
       }

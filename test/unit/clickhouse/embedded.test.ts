@@ -77,6 +77,16 @@ describe('clickhouse engine: embedded (chdb)', function () {
       expect(await count("SELECT count() FROM ins.t WHERE a = 201 AND s = 'a;b'")).to.equal(1);
     });
 
+    it('takes a `;` in CSV/TSV data on the inline path as data, and runs nothing after it', async function () {
+      await engine.insert('INSERT INTO `ins`.`t` FORMAT CSV', Buffer.from('300,"p;q"\n'));
+      await engine.insert('INSERT INTO `ins`.`t` FORMAT TabSeparated', Buffer.from("301\tu;v\n302\tO'Brien;\n"));
+      expect(await count("SELECT count() FROM ins.t WHERE (a = 300 AND s = 'p;q') OR (a = 301 AND s = 'u;v') OR (a = 302 AND s = 'O\\'Brien;')")).to.equal(3);
+      // Format data cannot end the statement: this fails to parse as CSV instead of running the DROP.
+      await engine.exec('CREATE TABLE ins.victim_csv (a UInt32) ENGINE = MergeTree ORDER BY a');
+      await rejection(engine.insert('INSERT INTO `ins`.`t` FORMAT CSV', Buffer.from('303,"x"\n; DROP TABLE ins.victim_csv\n')));
+      expect(await count("SELECT count() FROM system.tables WHERE database = 'ins' AND name = 'victim_csv'")).to.equal(1);
+    });
+
     it('refuses a binary payload it cannot carry, with ENGINE_FORMAT_UNSUPPORTED', async function () {
       const err = await rejection(engine.insert('INSERT INTO ins.t FORMAT RowBinary', Buffer.from([1, 0, 0, 0, 1, 0x78])));
       expect((err as EngineError).code).to.equal('ENGINE_FORMAT_UNSUPPORTED');
