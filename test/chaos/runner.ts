@@ -123,7 +123,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     groups: 1,
     kvApp: true,
     logDir: runDir,
-    env: { RAFTD_ENABLE_FAULTS: '1', DBG: '1', ...(o.raftdEnv ?? {}) },
+    env: { RAFTD_ENABLE_FAULTS: '1', ...(o.raftdEnv ?? {}) },
     // Short request timeout: unknown outcomes resolve fast; frequent snapshots: restarted nodes
     // catch up by snapshot as well as by log.
     extraArgs: ['--request-timeout-ms', '3000', '--snapshot-interval', '300'],
