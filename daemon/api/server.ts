@@ -167,7 +167,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     if (data.length === 0) throw new RaftdError('BAD_REQUEST', 'an entry needs a non-empty body');
     return onLeader(req, reply, group, async () => {
       const t0 = performance.now();
-      const outcome = await host.propose(group, [new Uint8Array(data.buffer, data.byteOffset, data.length)])[0]!;
+      const [outcome] = await host.proposeAll(group, [new Uint8Array(data.buffer, data.byteOffset, data.length)]);
+      if (outcome instanceof RaftdError) throw outcome;
       host.metrics.proposeMs.observe(performance.now() - t0);
       if (!outcome.ok) {
         void reply.code(422);

@@ -84,11 +84,6 @@ export class GroupReplica {
     this.idleTicks = 0;
   }
 
-  /** Appends proposals; the returned promises settle when each entry is applied (or fails). */
-  propose(datas: Uint8Array[], timeoutMs: number, maxPending: number): Array<Promise<EntryOutcome>> {
-    return perEntry(this.proposeAll(datas, timeoutMs, maxPending), datas.length);
-  }
-
   /**
    * Appends proposals; resolves once every one is applied or failed, with each entry's outcome
    * or error in order. Never rejects.
@@ -261,7 +256,7 @@ export function appPayload(entry: Entry): Uint8Array {
 }
 
 /** One promise per entry over a batch's single promise (for callers that want them apart). */
-function perEntry(all: Promise<Array<EntryOutcome | RaftdError>>, count: number): Array<Promise<EntryOutcome>> {
+export function perEntry(all: Promise<Array<EntryOutcome | RaftdError>>, count: number): Array<Promise<EntryOutcome>> {
   const out: Array<Promise<EntryOutcome>> = new Array(count);
   for (let k = 0; k < count; k++) {
     out[k] = all.then((results) => {

@@ -21,7 +21,7 @@ import {
   type RaftStatus,
 } from '../raft/types.js';
 import { RaftdError, type LeaderHint } from '../errors.js';
-import { GroupReplica, appPayload, toRaftdError, type EntryOutcome } from './group.js';
+import { GroupReplica, appPayload, perEntry, toRaftdError, type EntryOutcome } from './group.js';
 import { Liveness } from './liveness.js';
 import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
@@ -623,17 +623,12 @@ export class Host {
     return this.liveness.httpAddr(node) ?? this.meta.nodes.get(node)?.httpAddr;
   }
 
+  /** proposeAll with one promise per entry, rejected with the entry's error. */
   propose(group: number, datas: Uint8Array[]): Array<Promise<EntryOutcome>> {
-    if (this.stopping) return datas.map(() => Promise.reject(new RaftdError('SHUTTING_DOWN', 'raftd is shutting down')));
-    const g = this.getGroup(group);
-    const out = g.propose(datas, this.opts.requestTimeoutMs, this.opts.maxPendingProposals);
-    this.metrics.proposals += datas.length;
-    this.markDirty(g);
-    this.scheduleFlush();
-    return out;
+    return perEntry(this.proposeAll(group, datas), datas.length);
   }
 
-  /** Like propose, with one promise for the whole batch: each entry's outcome or error, in order. */
+  /** Appends proposals; one promise for the whole batch: each entry's outcome or error, in order. */
   proposeAll(group: number, datas: Uint8Array[]): Promise<Array<EntryOutcome | RaftdError>> {
     if (this.stopping) return Promise.resolve(datas.map(() => new RaftdError('SHUTTING_DOWN', 'raftd is shutting down')));
     const g = this.getGroup(group);
