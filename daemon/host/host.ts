@@ -313,7 +313,7 @@ export class Host {
     const late = new Outbox();
     const snaps: Array<[GroupReplica, Message]> = [];
     for (const [g, rd] of batch) {
-      const mayGoEarly = !bootstrapping && !rd.snapshot && !changesTermOrVote(g, rd);
+      const mayGoEarly = !bootstrapping && !rd.snapshot && !rd.termOrVoteChanged;
       for (const m of rd.messages) {
         if (m.type === MessageType.Snap) snaps.push([g, m]);
         else (mayGoEarly && (m.type === MessageType.App || m.type === MessageType.Heartbeat) ? early : late).add(g.group, m);
@@ -784,11 +784,4 @@ class Outbox {
     if (!q) this.byPeer.set(message.to, (q = []));
     q.push({ group, message });
   }
-}
-
-/** The Ready moves the term or the vote: no message may leave before that is durable. */
-function changesTermOrVote(g: GroupReplica, rd: Ready): boolean {
-  if (!rd.hardState) return false;
-  const durable = g.storage.hardStateView();
-  return rd.hardState.term !== durable.term || rd.hardState.vote !== durable.vote;
 }

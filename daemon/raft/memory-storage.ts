@@ -29,11 +29,6 @@ export class MemoryStorage implements Storage {
     return { hardState: { ...this.hardState }, confState: copyConfState(this.snap.metadata.confState) };
   }
 
-  /** The stored hard state without a copy (read-only: hosts compare against it per flush). */
-  hardStateView(): Readonly<HardState> {
-    return this.hardState;
-  }
-
   setHardState(hs: HardState): void {
     this.hardState = { ...hs };
   }

@@ -101,7 +101,7 @@ export class RaftNode {
     const u = log.unstable;
     const entries = u.entries.length > 0 ? u.entries.slice() : [];
     const committedEntries = log.hasNextCommitted() ? log.nextCommitted(r.maxMsgSize) : [];
-    const rd: Ready = { entries, committedEntries, messages: r.msgs, readStates: r.readStates, mustSync: entries.length > 0 };
+    const rd: Ready = { entries, committedEntries, messages: r.msgs, readStates: r.readStates, mustSync: entries.length > 0, termOrVoteChanged: false };
     r.msgs = [];
     r.readStates = [];
     if (r.lead !== this.prevSoft.leader || r.role !== this.prevSoft.role) {
@@ -110,7 +110,7 @@ export class RaftNode {
     }
     if (this.hardStateChanged()) {
       const hs: HardState = { term: r.term, vote: r.vote, commit: log.committed };
-      if (hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote) rd.mustSync = true;
+      if (hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote) rd.mustSync = rd.termOrVoteChanged = true;
       this.prevHard = hs;
       rd.hardState = { ...hs };
     }

@@ -135,6 +135,12 @@ export interface Ready {
   messages: Message[];
   readStates: ReadState[];
   mustSync: boolean;
+  /**
+   * The hard state's term or vote moved: none of the messages may leave before it is durable. When
+   * false, a host may send a leader's App and Heartbeat messages before persisting this Ready (Raft
+   * thesis 10.2.1); the leader's own entries count toward a quorum only once advanced.
+   */
+  termOrVoteChanged: boolean;
 }
 
 export interface Storage {

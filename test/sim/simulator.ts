@@ -577,7 +577,7 @@ export class Simulation {
       if (this.opts.fault === 'ackBeforePersist') {
         early = rd.messages;
         late = [];
-      } else if (rd.snapshot || changesTermOrVote(n.storage, rd)) {
+      } else if (rd.snapshot || rd.termOrVoteChanged) {
         early = [];
         late = rd.messages;
       } else {
@@ -1209,11 +1209,4 @@ export class Simulation {
 
 export function runSeed(opts: SimOptions): SimResult {
   return new Simulation(opts).run();
-}
-
-/** The Ready moves the term or the vote: none of its messages may leave before that is durable. */
-function changesTermOrVote(storage: MemoryStorage, rd: Ready): boolean {
-  if (!rd.hardState) return false;
-  const durable = storage.hardStateView();
-  return rd.hardState.term !== durable.term || rd.hardState.vote !== durable.vote;
 }

@@ -75,6 +75,8 @@ describe('raft: log replication', () => {
     const rd = net.node(1).raft.ready();
     expect(rd.entries.map((e) => e.index)).to.deep.equal([2]);
     expect(rd.mustSync).to.equal(true);
+    // Same term and vote: a host may send these appends before its own write.
+    expect(rd.termOrVoteChanged).to.equal(false);
     const apps = rd.messages.filter((m) => m.type === MessageType.App);
     expect(apps.map((m) => m.to).sort()).to.deep.equal([2, 3]);
     expect(apps[0]!.entries.map((e) => e.index)).to.deep.equal([2]);
