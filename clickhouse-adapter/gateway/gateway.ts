@@ -19,7 +19,6 @@ import { RaftdError } from '../../adapters/sdk/client.js';
 import { encodeEntry } from '../statemachine/entry.js';
 import type { EntryHeader } from '../statemachine/entry.js';
 import { dataDb, INTERNAL_TABLE_PREFIX } from '../statemachine/naming.js';
-import type { SwapState } from '../statemachine/statemachine.js';
 import type { HashRing } from '../router/ring.js';
 import { splitJsonEachRow } from '../router/split.js';
 import { CODES, GatewayError } from './errors.js';
@@ -78,14 +77,10 @@ export interface GatewayOptions {
   /**
    * The local state machine's schema generation (ClickHouseStateMachine.schemaGeneration): when given,
    * table definitions are cached while it keeps its value instead of being read from system tables on
-   * every INSERT.
+   * every INSERT, and a read that did not begin and end on the same even value (a restore swapped a
+   * group's database in meanwhile, so the Merge views may have skipped it) is run again.
    */
   schemaGeneration?: () => number;
-  /**
-   * The local state machine's restore swaps (ClickHouseStateMachine.swapState): when given, a read that
-   * overlapped a swap (a group's database briefly absent, so the Merge views skip it) is run again.
-   */
-  swapState?: () => SwapState;
 }
 
 /** How often a read overlapping restore swaps is retried before it fails with UNKNOWN_DATABASE. */
@@ -309,14 +304,14 @@ export class Gateway {
     }
   }
 
-  /** Runs a read; undefined when it overlapped a restore swap (it may have left a group out). */
+  /** Runs a read; undefined when the schema moved under it (a restore swap may have hidden a group). */
   private async whole(run: () => Promise<Buffer>): Promise<Buffer | undefined> {
-    const swaps = this.o.swapState;
-    if (!swaps) return run();
-    const before = swaps();
+    const generation = this.o.schemaGeneration;
+    if (!generation) return run();
+    const before = generation();
+    if (before % 2 === 1) return undefined;
     const body = await run();
-    const after = swaps();
-    return before.inProgress === 0 && after.inProgress === 0 && before.done === after.done ? body : undefined;
+    return generation() === before ? body : undefined;
   }
 
   /** The groups a read touches: the home group of each table it names; every group for a sharded one. */

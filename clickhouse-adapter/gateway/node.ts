@@ -109,7 +109,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const nondeterministic = await loadNondeterministic(parserEngine);
     // The state machine runs in this process: its applied indexes let consistent reads overlap their barrier.
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
-      schemaGeneration: () => sm.schemaGeneration(), swapState: () => sm.swapState() });
+      schemaGeneration: () => sm.schemaGeneration() });
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();

@@ -28,12 +28,6 @@ import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 
 export type ApplyEntry = SdkEntry;
-
-/** See ClickHouseStateMachine.swapState. */
-export interface SwapState {
-  inProgress: number;
-  done: number;
-}
 export type { EntryResult };
 
 /** Named points of the apply and snapshot paths, for fault injection in tests. */
@@ -161,8 +155,8 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
+  /** Restores between their two database renames right now (the group's database is absent). */
   private swapsInProgress = 0;
-  private swapsDone = 0;
   /** Goes up after anything that may change a group's tables: a statement applied, a group (re)loaded or deleted. */
   private schemaGen = 0;
 
@@ -304,19 +298,14 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /**
    * A number that changes after anything that may have changed the tables of some group (DDL and other
-   * statements, restores, group loads and deletions); inserts leave it alone. Table metadata read while
-   * it kept one value is still true. The gateway caches table definitions by it.
+   * statements, restores and their database swaps, group loads and deletions); inserts leave it alone.
+   * It is odd while a restore swaps a group's database in (the database is briefly absent, and a read of
+   * the Merge views would silently leave the group out). A read or metadata lookup that began and ended
+   * on the same even value saw a stable schema: the gateway caches table definitions by it and reads
+   * again otherwise.
    */
   schemaGeneration(): number {
-    return this.schemaGen;
-  }
-
-  /**
-   * Restores swapping a group's database in right now, and how many swaps have finished. A read that
-   * saw swaps in progress, or a different `done` count after than before, may have missed a group.
-   */
-  swapState(): SwapState {
-    return { inProgress: this.swapsInProgress, done: this.swapsDone };
+    return this.schemaGen * 2 + (this.swapsInProgress > 0 ? 1 : 0);
   }
 
   async lastLogIndex(group: number): Promise<number> {
@@ -737,9 +726,9 @@ export class ClickHouseStateMachine implements StateMachine {
       const live = dataDb(group);
       const old = oldDb(group, header.index);
       const hasData = (await this.databaseNames()).includes(live);
-      // Between the two renames the group has no data database: a read of the Merge views then
-      // silently leaves the group out. Readers check swapState() around their read and retry.
+      // Between the two renames the group has no data database: schemaGeneration() is odd meanwhile.
       this.swapsInProgress++;
+      this.schemaGen++;
       try {
         if (hasData) {
           await this.engine.exec(`DROP DATABASE IF EXISTS ${old} SYNC`);
@@ -749,7 +738,7 @@ export class ClickHouseStateMachine implements StateMachine {
         await this.engine.exec(`RENAME DATABASE ${target} TO ${live}`);
       } finally {
         this.swapsInProgress--;
-        this.swapsDone++;
+        this.schemaGen++;
       }
       if (hasData) await this.engine.exec(`DROP DATABASE IF EXISTS ${old} SYNC`);
       const prev = this.groups.get(group);
