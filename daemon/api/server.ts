@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConfChangeType, Role } from '../raft/types.js';
-import { ERROR_STATUS, RaftdError, type ErrorCode } from '../errors.js';
+import { RaftdError } from '../errors.js';
 import { META_GROUP } from '../host/meta.js';
 import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
@@ -123,6 +123,16 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   }
 
   /**
+   * A forwarding failure as the client's error. Refused: the request never reached that leader
+   * (retryable, NO_LEADER). Anything else may have happened after the leader took it: TIMEOUT, the
+   * outcome is unknown.
+   */
+  function forwardFailure(e: unknown, leader: { id: number; httpAddr: string }): RaftdError {
+    const refused = e instanceof ForwardError && e.code === 'REFUSED';
+    return new RaftdError(refused ? 'NO_LEADER' : 'TIMEOUT', `forwarding to leader node ${leader.id} at ${leader.httpAddr} failed (${(e as Error).message}); ${refused ? 'retry' : 'the outcome is unknown'}`);
+  }
+
+  /**
    * Runs `local` if this node leads the group; otherwise forwards the request to the leader
    * (once: a forwarded request is never forwarded again) or answers NOT_LEADER.
    */
@@ -147,13 +157,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         }
       } catch (e) {
         // Refused: the request never reached the old leader, so it is safe to try the next one.
-        // Any other failure may have happened after the leader took it: its outcome is unknown.
-        const refused = e instanceof ForwardError && e.code === 'REFUSED';
-        if (refused && Date.now() < deadline) {
+        if (e instanceof ForwardError && e.code === 'REFUSED' && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 50));
           continue;
         }
-        throw new RaftdError(refused ? 'NO_LEADER' : 'TIMEOUT', `forwarding to leader node ${leader.id} at ${leader.httpAddr} failed (${(e as Error).message}); ${refused ? 'retry' : 'the outcome is unknown'}`);
+        throw forwardFailure(e, leader);
       }
       void reply.code(answer.status).header('content-type', answer.contentType);
       return answer.body;
@@ -202,27 +210,18 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
             return;
           }
           if (forwarded || req.headers[NO_FORWARD]) throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}`, leader);
-          let res: Response;
-          try {
-            res = await fetch(`http://${leader.httpAddr}/v1/propose-batch`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json', [FORWARDED]: '1', ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) },
-              body: JSON.stringify({ items: idxs.map((i) => ({ group, data: items[i]!.data.toString('base64') })) }),
-              signal: AbortSignal.timeout(opts.requestTimeoutMs + 1000),
-            });
-          } catch (e) {
-            // As in onLeader: refused = never delivered (retryable); anything else = unknown outcome.
-            const refused = (e as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
-            throw new RaftdError(refused ? 'NO_LEADER' : 'TIMEOUT', `forwarding to leader node ${leader.id} at ${leader.httpAddr} failed (${(e as Error).message}); ${refused ? 'retry' : 'the outcome is unknown'}`);
-          }
-          const json = (await res.json()) as { results?: Array<Record<string, unknown>>; error?: unknown };
-          if (!json.results) {
-            // The leader refused the whole batch: keep its code; without one the outcome is unknown.
-            const err = (json.error ?? {}) as { code?: string; message?: string };
-            const code = err.code && err.code in ERROR_STATUS ? (err.code as ErrorCode) : 'TIMEOUT';
-            throw new RaftdError(code, `leader ${leader.id} answered ${res.status}: ${err.message ?? 'no results'}`);
-          }
-          idxs.forEach((i, k) => (results[i] = json.results![k]!));
+          // The same forwarder as single proposals: its lanes send the slice to the leader as binary
+          // propose-batch requests, and each entry gets the answer its own /propose would have had.
+          const headers: Record<string, string> = { [FORWARDED]: '1' };
+          if (req.headers.authorization) headers.authorization = req.headers.authorization;
+          await Promise.all(idxs.map(async (i) => {
+            try {
+              const answer = await forwarder.propose(leader.httpAddr, group, items[i]!.data, headers, opts.requestTimeoutMs + 1000);
+              results[i] = typeof answer.body === 'string' ? (JSON.parse(answer.body) as Record<string, unknown>) : answer.body;
+            } catch (e) {
+              results[i] = errorBody(e instanceof SyntaxError ? new RaftdError('TIMEOUT', `leader ${leader.id} answered with malformed JSON; the outcome is unknown`) : forwardFailure(e, leader));
+            }
+          }));
         } catch (e) {
           for (const i of idxs) results[i] = errorBody(e);
         }

@@ -67,6 +67,24 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
     }
   });
 
+  it('a propose-batch sent to a follower is forwarded, each item answered with its own index, result or refusal', async () => {
+    await propose(leaderUrl, { op: 'set', key: 'pb', value: 'v0' });
+    const cmds = [{ op: 'cas', key: 'pb', expect: 'v0', value: 'v1' }, { op: 'nope', key: 'pb' }, { op: 'cas', key: 'pb', expect: 'v0', value: 'v2' }];
+    const res = await fetch(`${followerUrl}/v1/propose-batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: JSON.stringify({ items: cmds.map((c) => ({ group: 1, data: Buffer.from(JSON.stringify(c)).toString('base64') })) }),
+    });
+    expect(res.status).to.equal(200);
+    const { results } = (await res.json()) as { results: any[] };
+    expect(results).to.have.length(3);
+    expect(new Set(results.map((r) => r.index)).size, JSON.stringify(results)).to.equal(3);
+    // In log order the first cas swaps, the refused command changes nothing, the second cas finds v1.
+    expect(results[0].result, JSON.stringify(results)).to.deep.equal({ swapped: true, value: 'v1' });
+    expect(results[1].error.code).to.equal('BAD_COMMAND');
+    expect(results[2].result.swapped).to.equal(false);
+  });
+
   it('a forwarded proposal without the token is refused before it is forwarded', async () => {
     const a = await propose(followerUrl, { op: 'set', key: 'x', value: 'y' }, {});
     expect(a.status).to.equal(401);
