@@ -161,7 +161,7 @@ async function readBody(req: Req, limit: number): Promise<Buffer> {
     if (size > limit) throw new StateMachineError('PAYLOAD_TOO_LARGE', `request body exceeds ${limit} bytes`);
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks);
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
 }
 
 function sendJson(res: Res, status: number, body: unknown): void {
