@@ -8,6 +8,7 @@
 // opaque entries and checks results, indexes and snapshots, not effects.
 
 import * as http2 from 'node:http2';
+import { BODY_HEAD_BYTES, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, ENTRY_HEAD_BYTES, advertisesBinary, encodeEntries } from '../../daemon/statemachine/entries-codec.js';
 
 export type CheckStatus = 'PASS' | 'FAIL' | 'SKIP' | 'INFO';
 
@@ -74,24 +75,17 @@ interface BinaryEntry {
   len?: number;
 }
 
-const ENTRIES_CONTENT_TYPE = 'application/vnd.raftd.entries';
-
-/** The binary UpdateEntries body (docs/state-machine-api.md), term 1; `count` may lie too. */
+/** The binary UpdateEntries body (the codec raftd sends with), term 1; `count` and `len` may lie. */
 function binaryBody(group: number, entries: BinaryEntry[], count = entries.length): Buffer {
-  const parts: Buffer[] = [];
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(group, 0);
-  head.writeUInt32BE(count, 4);
-  parts.push(head);
+  const body = encodeEntries(group, entries.map((e) => ({ index: e.index, term: 1, data: typeof e.data === 'string' ? Buffer.from(e.data, 'utf8') : e.data })));
+  body.writeUInt32BE(count, 4);
+  let off = BODY_HEAD_BYTES;
   for (const e of entries) {
-    const data = Buffer.from(e.data);
-    const h = Buffer.alloc(20);
-    h.writeBigUInt64BE(BigInt(e.index), 0);
-    h.writeBigUInt64BE(1n, 8);
-    h.writeUInt32BE(e.len ?? data.length, 16);
-    parts.push(h, data);
+    const len = body.readUInt32BE(off + 16);
+    if (e.len !== undefined) body.writeUInt32BE(e.len, off + 16);
+    off += ENTRY_HEAD_BYTES + len;
   }
-  return Buffer.concat(parts);
+  return body;
 }
 
 const b64 = (s: string | Uint8Array): string => Buffer.from(typeof s === 'string' ? Buffer.from(s, 'utf8') : s).toString('base64');
@@ -437,8 +431,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       return 'speaks h2c with prior knowledge (raftd will use HTTP/2)';
     },
     'binary-entries': async () => {
-      const adv = (await call('LastLogIndex', { group: G })).headers.get('raftd-entries') ?? '';
-      if (!adv.split(',').some((t) => t.trim().toLowerCase() === 'binary')) throw new Info('no "raftd-entries: binary" on LastLogIndex: raftd sends UpdateEntries as JSON');
+      if (!advertisesBinary((await call('LastLogIndex', { group: G })).headers.get(ENTRIES_HEADER))) throw new Info('no "raftd-entries: binary" on LastLogIndex: raftd sends UpdateEntries as JSON');
       const li = await lastIndex(G);
       const send = async (entries: BinaryEntry[], count?: number): Promise<CallResult> =>
         call('UpdateEntries', undefined, { raw: binaryBody(G, entries, count), contentType: ENTRIES_CONTENT_TYPE });

@@ -10,6 +10,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { once } from 'node:events';
 import { MAX_GROUP, MIN_GROUP, StateMachineError, type Entry, type Logger, type StateMachine, type WireEntryResult } from './types.js';
+import { ENTRIES_BINARY, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, EntriesFormatError, decodeEntries } from '../../daemon/statemachine/entries-codec.js';
 
 export interface ServeOptions {
   host?: string;
@@ -58,54 +59,29 @@ export function isBase64(s: string): boolean {
 const bad = (message: string): StateMachineError => new StateMachineError('BAD_REQUEST', message);
 
 /**
- * The binary UpdateEntries body (docs/state-machine-api.md, "Binary UpdateEntries"): raftd sends it
- * instead of JSON once LastLogIndex answers carried ENTRIES_HEADER: ENTRIES_BINARY.
- */
-export const ENTRIES_CONTENT_TYPE = 'application/vnd.raftd.entries';
-export const ENTRIES_HEADER = 'raftd-entries';
-export const ENTRIES_BINARY = 'binary';
-/** group u32, count u32 */
-const BIN_HEAD = 8;
-/** per entry: index u64, term u64, length u32 */
-const BIN_ENTRY_HEAD = 20;
-
-/** Reads a big-endian u64 that must be a safe integer (< 2^53); undefined if it is not. */
-function safeU64(b: Buffer, off: number): number | undefined {
-  const hi = b.readUInt32BE(off);
-  if (hi >= 0x200000) return undefined;
-  return hi * 0x1_0000_0000 + b.readUInt32BE(off + 4);
-}
-
-/**
- * Decodes a binary UpdateEntries body into the same {group, entries} the JSON form gives, with the
- * same rules (group range, non-empty, index >= 1, contiguous) plus exact framing: every length
- * must fit in what is left, and nothing may follow the last entry. Entry data are views into
- * `body` (no copies); they stay valid as long as the adapter holds them.
+ * The binary UpdateEntries body: framing decoded by the codec shared with raftd, then the same entry
+ * rules as the JSON form (group range, checkEntries).
  */
 function parseBinaryEntries(body: Buffer): { group: number; entries: Entry[] } {
-  if (body.length < BIN_HEAD) throw bad(`binary UpdateEntries body is ${body.length} bytes, shorter than its ${BIN_HEAD}-byte header`);
-  const group = parseGroup(body.readUInt32BE(0));
-  const count = body.readUInt32BE(4);
-  if (count === 0) throw bad('"entries" must be non-empty (count is 0)');
-  // Checked before allocating anything: a forged count cannot make us build a huge array.
-  if (count > (body.length - BIN_HEAD) / BIN_ENTRY_HEAD) throw bad(`count ${count} does not fit in a ${body.length}-byte body`);
-  const entries: Entry[] = new Array<Entry>(count);
-  let off = BIN_HEAD;
-  for (let i = 0; i < count; i++) {
-    if (body.length - off < BIN_ENTRY_HEAD) throw bad(`entries[${i}]: body truncated at byte ${off} (header needs ${BIN_ENTRY_HEAD})`);
-    const index = safeU64(body, off);
-    const term = safeU64(body, off + 8);
-    const len = body.readUInt32BE(off + 16);
-    off += BIN_ENTRY_HEAD;
-    if (index === undefined || index < 1) throw bad(`entries[${i}].index must be an integer >= 1 below 2^53`);
-    if (term === undefined) throw bad(`entries[${i}].term must be an integer >= 0 below 2^53`);
-    if (len > body.length - off) throw bad(`entries[${i}]: length ${len} exceeds the ${body.length - off} bytes left`);
-    if (i > 0 && index !== entries[i - 1]!.index + 1) throw bad(`entries must have contiguous indexes: entries[${i}].index is ${index} after ${entries[i - 1]!.index}`);
-    entries[i] = { index, term, data: new Uint8Array(body.buffer, body.byteOffset + off, len) };
-    off += len;
+  let decoded;
+  try {
+    decoded = decodeEntries(body);
+  } catch (e) {
+    if (e instanceof EntriesFormatError) throw bad(e.message);
+    throw e;
   }
-  if (off !== body.length) throw bad(`${body.length - off} bytes after the last of ${count} entries`);
-  return { group, entries };
+  return { group: parseGroup(decoded.group), entries: checkEntries(decoded.entries) };
+}
+
+/** The entry rules of both forms: non-empty, index >= 1, term >= 0, contiguous indexes. */
+function checkEntries(entries: Entry[]): Entry[] {
+  if (entries.length === 0) throw bad('"entries" must be non-empty');
+  entries.forEach(({ index, term }, i) => {
+    if (!Number.isSafeInteger(index) || index < 1) throw bad(`entries[${i}].index must be an integer >= 1`);
+    if (!Number.isSafeInteger(term) || term < 0) throw bad(`entries[${i}].term must be an integer >= 0`);
+    if (i > 0 && index !== entries[i - 1]!.index + 1) throw bad(`entries must have contiguous indexes: entries[${i}].index is ${index} after ${entries[i - 1]!.index}`);
+  });
+  return entries;
 }
 
 /** Serializes async work per key: raftd sends one UpdateEntries per group at a time, but a
@@ -139,18 +115,16 @@ function asObject(body: unknown): Record<string, unknown> {
 
 function parseEntries(v: unknown): Entry[] {
   if (!Array.isArray(v) || v.length === 0) throw bad('"entries" must be a non-empty array');
-  const out: Entry[] = [];
-  v.forEach((e, i) => {
+  const out = v.map((e, i): Entry => {
     if (typeof e !== 'object' || e === null) throw bad(`entries[${i}] must be an object`);
     const { index, term, data } = e as Record<string, unknown>;
-    if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 1) throw bad(`entries[${i}].index must be an integer >= 1`);
-    if (typeof term !== 'number' || !Number.isSafeInteger(term) || term < 0) throw bad(`entries[${i}].term must be an integer >= 0`);
+    if (typeof index !== 'number') throw bad(`entries[${i}].index must be an integer >= 1`);
+    if (typeof term !== 'number') throw bad(`entries[${i}].term must be an integer >= 0`);
     if (typeof data !== 'string' || !isBase64(data)) throw bad(`entries[${i}].data must be a base64 string ("" for a no-op)`);
-    if (i > 0 && index !== out[i - 1]!.index + 1) throw bad(`entries must have contiguous indexes: entries[${i}].index is ${index} after ${out[i - 1]!.index}`);
     const buf = Buffer.from(data, 'base64');
-    out.push({ index, term, data: new Uint8Array(buf.buffer, buf.byteOffset, buf.length) });
+    return { index, term, data: new Uint8Array(buf.buffer, buf.byteOffset, buf.length) };
   });
-  return out;
+  return checkEntries(out);
 }
 
 async function readBody(req: Req, limit: number): Promise<Buffer> {

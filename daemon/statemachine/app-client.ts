@@ -19,6 +19,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
+import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from './entries-codec.js';
 
 export interface RetryPolicy {
   initialMs: number;
@@ -54,18 +55,6 @@ interface Exchange {
   headers: http.IncomingHttpHeaders;
   body: Readable;
 }
-
-/**
- * The binary UpdateEntries body (docs/state-machine-api.md, "Binary UpdateEntries"), sent instead
- * of JSON to an app whose LastLogIndex answers carry `raftd-entries: binary`: no base64, no JSON
- * string of the payload, one buffer built with one copy of each entry's data.
- */
-const ENTRIES_CONTENT_TYPE = 'application/vnd.raftd.entries';
-const ENTRIES_HEADER = 'raftd-entries';
-/** group u32, count u32 */
-const BIN_HEAD = 8;
-/** per entry: index u64, term u64, length u32 (big-endian) */
-const BIN_ENTRY_HEAD = 20;
 
 export type EntriesEncoding = 'json' | 'binary';
 
@@ -634,37 +623,6 @@ export class AppClient {
 class NotH2Error extends Error {}
 
 // ---- helpers ----
-
-/** `raftd-entries` is a comma-separated list of encodings (room for more); `binary` enables ours. */
-function advertisesBinary(v: string | string[] | undefined): boolean {
-  if (v === undefined) return false;
-  const list = Array.isArray(v) ? v.join(',') : v;
-  return list.split(',').some((t) => t.trim().toLowerCase() === 'binary');
-}
-
-/**
- * The binary UpdateEntries body: group u32, count u32, then per entry index u64, term u64,
- * length u32, data (all big-endian). One allocation; each entry's data is copied once, into it.
- */
-function encodeEntries(group: number, entries: AppEntry[]): Buffer {
-  let size = BIN_HEAD;
-  for (const e of entries) size += BIN_ENTRY_HEAD + e.data.byteLength;
-  const out = Buffer.allocUnsafe(size);
-  out.writeUInt32BE(group, 0);
-  out.writeUInt32BE(entries.length, 4);
-  let off = BIN_HEAD;
-  for (const e of entries) {
-    // Indexes and terms are < 2^53: split into two u32 halves (no BigInt per entry).
-    out.writeUInt32BE(Math.floor(e.index / 0x1_0000_0000), off);
-    out.writeUInt32BE(e.index >>> 0, off + 4);
-    out.writeUInt32BE(Math.floor(e.term / 0x1_0000_0000), off + 8);
-    out.writeUInt32BE(e.term >>> 0, off + 12);
-    out.writeUInt32BE(e.data.byteLength, off + 16);
-    out.set(e.data, off + BIN_ENTRY_HEAD);
-    off += BIN_ENTRY_HEAD + e.data.byteLength;
-  }
-  return out;
-}
 
 async function writeBody(dst: Writable, src: AsyncIterable<Uint8Array>): Promise<void> {
   try {
