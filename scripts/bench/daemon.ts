@@ -20,6 +20,7 @@
 import { readFileSync } from 'node:fs';
 import { LocalCluster } from '../../test/integration/cluster.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
+import { percentile } from './stats.js';
 
 interface Args {
   seconds: number;
@@ -67,11 +68,6 @@ function raftdCpuSeconds(cluster: LocalCluster): number {
     }
   }
   return ticks / 100; // USER_HZ is 100 on every Linux we run on
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 interface Point {

@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { KvAdapter } from '../../adapters/kv/adapter.js';
 import { serveStateMachine } from '../../adapters/sdk/server.js';
 import { LocalCluster, ManagedProcess, freePort } from '../../test/integration/cluster.js';
+import { percentileOf } from './stats.js';
 
 type Encoding = 'json' | 'binary';
 const ENCODINGS: Encoding[] = ['json', 'binary'];
@@ -56,11 +57,6 @@ async function propose(url: string, body: Buffer): Promise<number> {
   return performance.now() - t0;
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { entries: { type: 'string' }, bytes: { type: 'string' }, warmup: { type: 'string' } } });
   const n = Number(values.entries ?? 40);
@@ -87,10 +83,10 @@ async function main(): Promise<void> {
     for (const enc of ENCODINGS) {
       const xs = lat.get(enc)!;
       const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-      console.log(`${enc.padEnd(8)} ${pct(xs, 50).toFixed(1).padStart(8)} ${pct(xs, 90).toFixed(1).padStart(8)} ${mean.toFixed(1).padStart(9)}`);
+      console.log(`${enc.padEnd(8)} ${percentileOf(xs, 50).toFixed(1).padStart(8)} ${percentileOf(xs, 90).toFixed(1).padStart(8)} ${mean.toFixed(1).padStart(9)}`);
     }
-    const j = pct(lat.get('json')!, 50);
-    const b = pct(lat.get('binary')!, 50);
+    const j = percentileOf(lat.get('json')!, 50);
+    const b = percentileOf(lat.get('binary')!, 50);
     console.log(`binary/json p50: ${(b / j).toFixed(2)}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   } finally {
     for (const c of clusters.values()) await c.cluster.destroy();

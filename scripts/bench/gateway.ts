@@ -17,13 +17,9 @@ import { parseArgs } from 'node:util';
 import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
 import { BENCH_TABLE_DDL, benchRows } from './clickhouse-direct.js';
 import { RafthouseCluster } from '../../test/integration/rafthouse/harness.js';
+import { percentileOf } from './stats.js';
 
 const BATCH = 10_000;
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 
@@ -89,10 +85,10 @@ async function main(): Promise<void> {
     const rate = (ms: number) => BATCH / (ms / 1000);
     const directOverall = (batches * BATCH) / (sum(per.direct) / 1000);
     const gwOverall = (batches * BATCH) / (sum(per.gateway) / 1000);
-    const directMedian = rate(pct(per.direct, 50));
-    const gwMedian = rate(pct(per.gateway, 50));
+    const directMedian = rate(percentileOf(per.direct, 50));
+    const gwMedian = rate(percentileOf(per.gateway, 50));
     // Per round ratio (gateway / direct of the same round), its median: the least noise-prone figure.
-    const roundRatio = pct(per.gateway.map((g, i) => per.direct[i]! / g), 50);
+    const roundRatio = percentileOf(per.gateway.map((g, i) => per.direct[i]! / g), 50);
 
     let gwParallel: number | undefined;
     if (!values['no-parallel']) {
@@ -128,9 +124,9 @@ async function main(): Promise<void> {
         lat[which].push(performance.now() - s);
       }
     }
-    const c50 = pct(lat.consistent, 50), c99 = pct(lat.consistent, 99), l50 = pct(lat.local, 50), l99 = pct(lat.local, 99);
+    const c50 = percentileOf(lat.consistent, 50), c99 = percentileOf(lat.consistent, 99), l50 = percentileOf(lat.local, 50), l99 = percentileOf(lat.local, 99);
     // Median of the per-pair differences (the two queries of a pair ran back to back).
-    const d50 = pct(lat.consistent.map((c, i) => c - lat.local[i]!), 50);
+    const d50 = percentileOf(lat.consistent.map((c, i) => c - lat.local[i]!), 50);
     const f = (x: number) => Math.round(x).toLocaleString('en-US');
     const r = (a: number, b: number) => `${(a / b * 100).toFixed(0)}%`;
     process.stdout.write(`

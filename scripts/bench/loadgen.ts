@@ -11,6 +11,7 @@
 import { fork } from 'node:child_process';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { percentile } from './stats.js';
 
 export type SystemKind = 'raftd' | 'etcd';
 /** `fill` writes every key of the key space once, in order, then stops (it ignores the duration). */
@@ -268,11 +269,6 @@ function childMain(): void {
 }
 
 // ---- the parent side
-
-function percentile(sorted: Float64Array | Uint32Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 const thisFile = fileURLToPath(import.meta.url);
 

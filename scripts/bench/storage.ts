@@ -12,15 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntryType, type Entry } from '../../daemon/raft/types.js';
 import { LogStore, WriteCoalescer, type GroupWrite } from '../../daemon/storage/index.js';
+import { percentile } from './stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? '1.5');
 const ENTRY_BYTES = 64;
 const PER_GROUP = 10;
 const DATA = new Uint8Array(ENTRY_BYTES).fill(7);
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 async function fsyncCost(dir: string): Promise<void> {
   const fh = await open(join(dir, 'fsync-probe'), 'a');
@@ -39,7 +36,7 @@ async function fsyncCost(dir: string): Promise<void> {
   }
   times.sort((a, b) => a - b);
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
-  console.log(`plain write+fdatasync of 64 B:  mean ${mean.toFixed(3)} ms  p50 ${pct(times, 50).toFixed(3)} ms  p99 ${pct(times, 99).toFixed(3)} ms  (${times.length} samples)`);
+  console.log(`plain write+fdatasync of 64 B:  mean ${mean.toFixed(3)} ms  p50 ${percentile(times, 50).toFixed(3)} ms  p99 ${percentile(times, 99).toFixed(3)} ms  (${times.length} samples)`);
 }
 
 function groupWrites(groups: number, next: number[]): GroupWrite[] {
@@ -77,7 +74,7 @@ async function batches(root: string, groups: number, sync = true): Promise<void>
   const entries = n * groups * PER_GROUP;
   console.log(
     `write(${String(groups).padStart(4)} groups x ${PER_GROUP} entries${sync ? '' : ', NO sync'}): ${(n / secs).toFixed(0).padStart(6)} batches/s  ${(entries / secs).toFixed(0).padStart(8)} entries/s  ` +
-      `write p50 ${pct(lat, 50).toFixed(2)} ms  p99 ${pct(lat, 99).toFixed(2)} ms`,
+      `write p50 ${percentile(lat, 50).toFixed(2)} ms  p99 ${percentile(lat, 99).toFixed(2)} ms`,
   );
 }
 
