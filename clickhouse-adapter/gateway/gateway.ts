@@ -151,8 +151,8 @@ export class Gateway {
   readonly views: ReadViews;
   private readonly o: GatewayOptions;
   private scratchReady: Promise<void> | undefined;
-  /** table -> whether it is sharded, as read from its home group at that group's applied index. */
-  private readonly shardCache = new Map<string, { group: number; index: number; sharded: boolean }>();
+  /** table -> whether it is sharded, as read from its home group, stamped with shardStamp(). */
+  private readonly shardCache = new Map<string, { group: number; stamp: number; sharded: boolean }>();
   /** Per group: the barrier in flight, and the one queued behind it that later reads share. */
   private readonly barriers = new Map<number, { running: Promise<number> | undefined; queued: Promise<number> | undefined }>();
   /** table -> its definition on this replica, read while the schema generation was `gen`. */
@@ -234,6 +234,7 @@ export class Gateway {
       return this.read(sql, opts);
     }
     if (plan.groups.length === 0) return this.read(sql, opts);
+    const planStamp = this.o.schemaGeneration?.();
     const barrier = this.barrierGroups(plan.groups);
     // Settled even when the early read is awaited first: a failing barrier must not go unhandled.
     barrier.catch(() => undefined);
@@ -245,8 +246,11 @@ export class Gateway {
     }
     const reached = await barrier;
     if (early !== undefined && reached.every((r, i) => plan.applied[i]! >= r)) return early;
-    // The plan's groups came from the sharding known at A; entries up to R may have changed it.
-    await this.barrierFor(stmt, opts.database);
+    // The barrier left this replica at R or beyond in the plan's groups. If no statement was applied
+    // since the plan (same even schema generation), its groups are still the right ones: just read.
+    // Otherwise the sharding may have changed with entries up to R: barrier again on the groups it
+    // names now.
+    if (planStamp === undefined || planStamp % 2 === 1 || this.o.schemaGeneration!() !== planStamp) await this.barrierFor(stmt, opts.database);
     return this.read(sql, opts);
   }
 
@@ -269,7 +273,7 @@ export class Gateway {
         const h = this.o.ring.homeGroup(this.userDb, t.table);
         const a = local(h);
         const c = this.shardCache.get(t.table);
-        if (a === undefined || !c || c.group !== h || c.index !== a) return undefined;
+        if (a === undefined || !c || c.group !== h || c.stamp !== this.shardStamp(a)) return undefined;
         homes.add(h);
         if (c.sharded) sharded = true;
       }
@@ -337,11 +341,10 @@ export class Gateway {
     for (let i = 0; i < homeList.length; i++) {
       const h = homeList[i]!;
       const list = homes.get(h)!;
-      // A table's definition (sharded or not) always lives in its home group. The cached answer holds
-      // while the home group's applied index has not moved: no entry, hence no DDL, applied since.
-      const at = applied[i]!;
+      // A table's definition (sharded or not) always lives in its home group.
+      const stamp = this.shardStamp(applied[i]!);
       const cached = list.map((t) => this.shardCache.get(t));
-      if (cached.every((c) => c !== undefined && c.group === h && c.index === at)) {
+      if (cached.every((c) => c !== undefined && c.group === h && c.stamp === stamp)) {
         if (cached.some((c) => c!.sharded)) sharded = true;
         continue;
       }
@@ -349,13 +352,26 @@ export class Gateway {
         `SELECT name, comment FROM system.tables WHERE database = ${quoteString(dataDb(h))} AND name IN (${list.map(quoteString).join(', ')})`,
         { format: 'JSONEachRow' }));
       const shardedNames = new Set(found.filter((r) => SHARD_COMMENT_RE.test(r.comment)).map((r) => r.name));
-      for (const t of list) {
-        if (this.shardCache.size > 10_000) this.shardCache.clear();
-        this.shardCache.set(t, { group: h, index: at, sharded: shardedNames.has(t) });
+      // Not while a restore swap runs (odd generation): a group's tables may be missing then.
+      if (stamp % 2 === 0 || !this.o.schemaGeneration) {
+        for (const t of list) {
+          if (this.shardCache.size > 10_000) this.shardCache.clear();
+          this.shardCache.set(t, { group: h, stamp, sharded: shardedNames.has(t) });
+        }
       }
       if (shardedNames.size) sharded = true;
     }
     if (sharded) await this.barrierGroups(this.allGroups().filter((g) => !homes.has(g)));
+  }
+
+  /**
+   * What a cached sharding answer is valid for. With the local state machine's schema generation: as
+   * long as it has not moved (no statement applied, no restore since), so inserts do not invalidate it
+   * and consistent reads under write load keep their early path. Without it: the home group's applied
+   * index `at` (no entry at all applied since).
+   */
+  private shardStamp(at: number): number {
+    return this.o.schemaGeneration ? this.o.schemaGeneration() : at;
   }
 
   private allGroups(): number[] {
