@@ -287,7 +287,6 @@ export class AppClient {
 
   /** One JSON call; `parse` validates the answer inside the call, so a malformed one counts as a failure. */
   private callJson<T>(call: CallName, request: object, parse: (body: Record<string, unknown>, headers: http.IncomingHttpHeaders) => T): Promise<T> {
-    this.assertOpen();
     return this.call(call, Buffer.from(JSON.stringify(request)), 'application/json', parse);
   }
 
