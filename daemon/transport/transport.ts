@@ -34,6 +34,7 @@ import {
 } from '../../gen/raftd/v1/raft_pb.js';
 import { decodeAck, decodeBatch, encodeAck, encodeBatch, encodedMessageSize, type GroupMessage } from './codec.js';
 import { TransportError, type TransportErrorCode } from './errors.js';
+import { widenReceiveWindows } from './window.js';
 import { MD_CLUSTER, MD_FROM, MD_INCARNATION, MD_REFUSAL, MD_TO, helloMethod, raftTransportService, snapshotMethod, streamMethod } from './service.js';
 
 export const PROTOCOL_VERSION = 'raftd.v1';
@@ -505,6 +506,9 @@ export class GrpcTransport {
       const msg = (e as Error).message;
       if (/EADDRINUSE/.test(msg)) throw new TransportError('ADDRESS_IN_USE', `cannot listen on ${this.opts.listenAddr}: the address is already in use`, { cause: e });
       throw new TransportError('BIND_FAILED', `cannot listen on ${this.opts.listenAddr}: ${msg}`, { cause: e });
+    }
+    if (widenReceiveWindows(server) === 0) {
+      this.log.warn('could not widen the peer server\'s HTTP/2 receive windows (grpc-js internals changed?): large messages will be slower');
     }
     this.server = server;
     this.started = true;
