@@ -9,6 +9,7 @@ import { RaftdClient } from '../../adapters/sdk/client.js';
 import { MODE_REQUIREMENTS, openEmbedded, openServer, requireCapabilities } from '../engine/index.js';
 import type { ClickHouseEngine } from '../engine/index.js';
 import { ClickHouseStateMachine } from '../statemachine/statemachine.js';
+import { APPLIED_DIR } from '../statemachine/applied-file.js';
 import { HashRing } from '../router/ring.js';
 import { Gateway, loadNondeterministic } from './gateway.js';
 import { GatewayHttp } from './http.js';
@@ -97,7 +98,10 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     requireCapabilities(engine, MODE_REQUIREMENTS['RaftHouse exactly-once apply'], 'RaftHouse exactly-once apply');
     requireCapabilities(engine, MODE_REQUIREMENTS['RaftHouse snapshots'], 'RaftHouse snapshots');
 
-    const sm = new ClickHouseStateMachine({ engine, dedupWindow: cfg.dedupWindow });
+    // The embedded engine lives in this process: its per-batch index record can be a file (applied-file.ts).
+    const sm = new ClickHouseStateMachine({
+      engine, dedupWindow: cfg.dedupWindow, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
+    });
     const app = hostPort(cfg.appListen, '--app-listen');
     const served = await serveStateMachine(sm, { host: app.host, port: app.port });
     add('state machine server', () => served.close());

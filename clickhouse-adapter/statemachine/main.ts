@@ -4,9 +4,11 @@
 //
 //   rafthouse-adapter --listen 127.0.0.1:7100 [--engine embedded --data-dir DIR | --engine server --clickhouse-url URL]
 
+import { join } from 'node:path';
 import { serveStateMachine } from '../../adapters/sdk/server.js';
 import { MODE_REQUIREMENTS, requireCapabilities, EngineUnsupportedError } from '../engine/index.js';
 import { ClickHouseStateMachine } from './statemachine.js';
+import { APPLIED_DIR } from './applied-file.js';
 import { ENGINE_FLAG_HELP, ENGINE_FLAG_OPTIONS, UsageError, engineFlags, openEngine, parseArgs } from './open.js';
 
 const HELP = `rafthouse-adapter: the RaftHouse ClickHouse state machine, served to raftd
@@ -37,7 +39,7 @@ async function main(): Promise<void> {
     await engine.close();
     throw e;
   }
-  const sm = new ClickHouseStateMachine({ engine, dedupWindow });
+  const sm = new ClickHouseStateMachine({ engine, dedupWindow, ...(flags.engine === 'embedded' ? { appliedDir: join(flags.dataDir, APPLIED_DIR) } : {}) });
   const served = await serveStateMachine(sm, { host: m[1]!, port: Number(m[2]) });
   process.stdout.write(`rafthouse-adapter: ${engine.kind} ClickHouse ${engine.capabilities.version}, listening on ${served.url}\n`);
   const stop = async (): Promise<void> => {

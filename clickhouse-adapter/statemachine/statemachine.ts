@@ -7,12 +7,15 @@
 // - INSERTs carry `insert_deduplication_token = '<g>:<index>'`, every MergeTree table of the group has
 //   `non_replicated_deduplication_window`, and block formation is pinned to one block per entry (and
 //   partition). A redelivered insert whose effect is already there is dropped by ClickHouse itself, so
-//   the index may be recorded once per batch, after the inserts.
+//   the index may be recorded once per batch, after the inserts. With `appliedDir` (the embedded
+//   engine), that per-batch record is a small file naming the database instance (applied-file.ts);
+//   the table record is still written before snapshots, on Sync and on close.
 // - DDL and other statements have no token. The index is recorded right BEFORE each one (so no insert
 //   is ever replayed across a DDL) and right AFTER it. In between, an "intent" row says the statement
 //   may have run; a redelivery that finds the intent re-runs it tolerating "already done" errors, and
 //   skips it when a mutation it would have registered is already there.
 
+import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
 import { ClickHouseError, EngineError } from '../engine/errors.js';
 import { ChsmError, clickhouseCode } from './errors.js';
@@ -23,6 +26,7 @@ import {
   APPLIED_TABLE, PENDING_DDL_TABLE, SETTINGS_TABLE, SNAPSHOT_META_TABLE, dataDb, isInternalTable, oldDb, parseDbName, restoreDb, snapshotDb,
 } from './naming.js';
 import { ByteReader, SNAPSHOT_MAGIC, frame, reframe } from './frames.js';
+import { AppliedFiles } from './applied-file.js';
 import { groupChecksum } from './checksum.js';
 import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
@@ -56,6 +60,12 @@ export interface ChsmOptions {
    * Before a DDL, a snapshot, Sync and close() the record is always written.
    */
   recordDelayMs?: number;
+  /**
+   * A directory for per-group applied-index files (applied-file.ts): the per-batch record becomes one
+   * pwrite instead of an INSERT. Only for an engine in this process (embedded), whose parts share the
+   * file's fate on a crash. Unset: every record is an INSERT into `_rh_applied`.
+   */
+  appliedDir?: string;
   /** Called at each CrashPoint (tests kill the process there). Never set in production. */
   hook?: (point: CrashPoint, index: number) => void | Promise<void>;
 }
@@ -69,8 +79,12 @@ interface Intent {
 interface GroupState {
   /** Highest index applied (its effects are in ClickHouse); what LastLogIndex answers. */
   applied: number;
-  /** Highest index recorded in _rh_applied; after a crash, redelivery starts after it. */
+  /** Highest index recorded (in _rh_applied or the applied file); after a crash, redelivery starts after it. */
   recorded: number;
+  /** Highest index recorded in _rh_applied itself. */
+  tableRecorded: number;
+  /** Random id of this group database's instance (a `state = 2` row of _rh_applied), named by the applied file. */
+  instance: string;
   /** A deferred record is scheduled. */
   timer: NodeJS.Timeout | undefined;
   intent: Intent | undefined;
@@ -152,6 +166,7 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly maxEntriesPerRecord: number;
   private readonly recordDelayMs: number;
   private readonly hook: ((point: CrashPoint, index: number) => void | Promise<void>) | undefined;
+  private readonly appliedFiles: AppliedFiles | undefined;
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
@@ -166,6 +181,7 @@ export class ClickHouseStateMachine implements StateMachine {
     this.maxEntriesPerRecord = opts.maxEntriesPerRecord ?? 100;
     this.recordDelayMs = opts.recordDelayMs ?? 0;
     this.hook = opts.hook;
+    this.appliedFiles = opts.appliedDir ? new AppliedFiles(opts.appliedDir) : undefined;
   }
 
   // ---- per-group serialisation -------------------------------------------------------------------
@@ -270,7 +286,17 @@ export class ClickHouseStateMachine implements StateMachine {
       `SELECT state, max(idx) AS top, argMax(info, idx) AS info FROM ${db}.${APPLIED_TABLE} GROUP BY state`);
     const applied = rows.find((r) => r.state === 1);
     const intentRow = rows.find((r) => r.state === 0);
-    const lastIndex = applied ? Number(applied.top) : 0;
+    const tableIndex = applied ? Number(applied.top) : 0;
+    let instance = rows.find((r) => r.state === 2)?.info ?? '';
+    if (!instance) {
+      // A database without an instance id (new, restored from a snapshot, or from an older version).
+      instance = randomUUID();
+      await this.engine.insert(`INSERT INTO ${db}.${APPLIED_TABLE} FORMAT JSONEachRow`,
+        Buffer.from(`{"idx":0,"state":2,"info":"${instance}"}\n`));
+    }
+    // The applied file counts only for this very database instance (see applied-file.ts).
+    const file = this.appliedFiles?.read(group);
+    const lastIndex = file && file.instance === instance && file.index > tableIndex ? file.index : tableIndex;
     let intent: Intent | undefined;
     if (intentRow && Number(intentRow.top) > lastIndex) {
       intent = { index: Number(intentRow.top), mutations: JSON.parse(intentRow.info) as Record<string, number> };
@@ -281,7 +307,7 @@ export class ClickHouseStateMachine implements StateMachine {
     const srows = await this.scalarRows<{ settings: string }>(
       `SELECT settings FROM ${db}.${SETTINGS_TABLE} WHERE idx <= ${lastIndex} ORDER BY idx`);
     for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
-    const st: GroupState = { applied: lastIndex, recorded: lastIndex, timer: undefined, intent, settings };
+    const st: GroupState = { applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, settings };
     this.groups.set(group, st);
     this.schemaGen++; // a repair or a restore may have swapped the database in
     return st;
@@ -312,13 +338,25 @@ export class ClickHouseStateMachine implements StateMachine {
     return this.withLock(group, async () => (await this.group(group, false))?.applied ?? 0);
   }
 
-  /** Records the applied index if it is ahead of the record (caller holds the group lock). */
-  private async flush(group: number, st: GroupState): Promise<void> {
+  /**
+   * Records the applied index if it is ahead of the record (caller holds the group lock): in the
+   * applied file when there is one, unless `inTable` asks for the _rh_applied row (snapshots, Sync,
+   * close), which also keeps the table record from falling far behind.
+   */
+  private async flush(group: number, st: GroupState, inTable = false): Promise<void> {
     if (st.timer) { clearTimeout(st.timer); st.timer = undefined; }
-    if (st.applied > st.recorded) {
+    const toFile = this.appliedFiles !== undefined && !inTable;
+    if (st.applied > (toFile ? st.recorded : st.tableRecorded)) {
       const index = st.applied;
       try {
-        await this.record(group, index);
+        if (toFile) {
+          await this.at('before-record', index);
+          this.appliedFiles!.write(group, { instance: st.instance, index });
+          await this.at('after-record', index);
+        } else {
+          await this.record(group, index);
+          st.tableRecorded = index;
+        }
       } catch (e) {
         // The cached state now runs ahead of what ClickHouse holds, and LastLogIndex must never
         // report an index that is not recorded. Forget it: the next call reloads the group exactly as
@@ -342,7 +380,8 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /** Records every group's applied index (graceful shutdown). */
   async close(): Promise<void> {
-    for (const [group, st] of this.groups) await this.withLock(group, () => this.flush(group, st));
+    for (const [group, st] of this.groups) await this.withLock(group, () => this.flush(group, st, true));
+    this.appliedFiles?.close();
   }
 
   // ---- apply -----------------------------------------------------------------------------------------
@@ -591,7 +630,7 @@ export class ClickHouseStateMachine implements StateMachine {
   async prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
     return this.withLock(group, async () => {
       const st = (await this.group(group, true))!;
-      await this.flush(group, st); // raftd may truncate its log up to this index: it must be recorded
+      await this.flush(group, st, true); // raftd may truncate its log up to this index: it must be recorded
       const src = dataDb(group);
       const index = st.recorded;
       const snap = snapshotDb(group, index);
@@ -758,6 +797,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const st = this.groups.get(group);
       if (st?.timer) clearTimeout(st.timer);
       this.groups.delete(group);
+      this.appliedFiles?.remove(group);
       this.schemaGen++;
     });
   }
@@ -767,7 +807,7 @@ export class ClickHouseStateMachine implements StateMachine {
     return this.withLock(group, async () => {
       const st = await this.group(group, false);
       if (!st) return 0;
-      await this.flush(group, st);
+      await this.flush(group, st, true);
       return st.recorded;
     });
   }

@@ -25,10 +25,10 @@ const CRASHES = [
   'after-insert@27',   // an INSERT sent as a plain statement still gets its token
 ];
 
-describe('chsm: crash at every step', function () {
+for (const appliedFile of [false, true]) describe(`chsm: crash at every step (index record ${appliedFile ? 'in the applied file' : 'in _rh_applied'})`, function () {
   this.timeout(120_000);
   const reference = Replica.fresh();
-  const crashy = Replica.fresh();
+  const crashy = Replica.fresh(appliedFile);
 
   after(async () => {
     for (const r of [reference, crashy]) { r.kill(); r.remove(); }

@@ -33,16 +33,18 @@ export class Replica {
   private exitErr: CrashedError | undefined;
   private stderr = '';
 
-  constructor(readonly dataDir: string) {}
+  /** `appliedFile`: the per-batch index record is the applied file (as rafthouse runs the embedded engine). */
+  constructor(readonly dataDir: string, readonly appliedFile = false) {}
 
-  static fresh(): Replica {
-    return new Replica(mkdtempSync(join(tmpdir(), 'chsm-')));
+  static fresh(appliedFile = false): Replica {
+    return new Replica(mkdtempSync(join(tmpdir(), 'chsm-')), appliedFile);
   }
 
   async start(crashAt?: string): Promise<void> {
     this.exitErr = undefined;
     const env: Record<string, string> = { ...process.env as Record<string, string>, RH_DATA_DIR: this.dataDir };
     if (crashAt) env.RH_CRASH_AT = crashAt; else delete env.RH_CRASH_AT;
+    if (this.appliedFile) env.RH_APPLIED_FILE = '1'; else delete env.RH_APPLIED_FILE;
     const args = REPLICA.endsWith('.ts') ? ['--import', 'tsx', REPLICA] : [REPLICA];
     const child = spawn(process.execPath, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;

@@ -12,6 +12,7 @@ import type { ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.
 import { ClickHouseStateMachine } from '../../../clickhouse-adapter/statemachine/statemachine.js';
 import { encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
 import { dataDb } from '../../../clickhouse-adapter/statemachine/naming.js';
+import { AppliedFiles } from '../../../clickhouse-adapter/statemachine/applied-file.js';
 
 describe('chsm: in-process (failed records, restore swaps)', function () {
   this.timeout(60_000);
@@ -55,6 +56,35 @@ describe('chsm: in-process (failed records, restore swaps)', function () {
     expect(rows).to.deep.equal(['20', '30', '40']);
     // A fresh instance (a restart) agrees.
     expect(await new ClickHouseStateMachine({ engine }).lastLogIndex(5)).to.equal(4);
+  });
+
+  it('with an applied file: batches are recorded in it (not in _rh_applied), for this database instance only', async () => {
+    const appliedDir = join(dir, 'applied-files');
+    const files = new AppliedFiles(appliedDir);
+    const sm = new ClickHouseStateMachine({ engine, appliedDir });
+    await sm.applyBatch(6, [{ index: 1, term: 1, data: encodeEntry({ v: 1, kind: 'ddl', sql: 'CREATE TABLE t (id UInt64) ENGINE = MergeTree ORDER BY id' }) }]);
+    await sm.applyBatch(6, [insert(2, 20), insert(3, 30)]);
+    expect(await sm.lastLogIndex(6)).to.equal(3);
+    const tableTop = async (): Promise<number> => Number((await engine.query(
+      `SELECT max(idx) FROM ${dataDb(6)}._rh_applied WHERE state = 1`, { format: 'TabSeparated' })).toString().trim() || 0);
+    // The file holds 3; _rh_applied stays behind (no INSERT per batch).
+    const rec = files.read(6)!;
+    expect(rec.index).to.equal(3);
+    expect(await tableTop()).to.be.below(3);
+    // A restart reads the file...
+    expect(await new ClickHouseStateMachine({ engine, appliedDir }).lastLogIndex(6)).to.equal(3);
+    // ...but without it (or the file of another database instance) falls back to the table record.
+    files.write(6, { instance: '00000000-0000-4000-8000-000000000000', index: 99 });
+    expect(await new ClickHouseStateMachine({ engine, appliedDir }).lastLogIndex(6)).to.equal(await tableTop());
+    files.write(6, rec);
+    // Sync writes the table record too.
+    const sm2 = new ClickHouseStateMachine({ engine, appliedDir });
+    expect(await sm2.sync(6)).to.equal(3);
+    expect(await tableTop()).to.equal(3);
+    // Deleting the group removes its file.
+    await sm2.deleteGroup(6);
+    expect(files.read(6)).to.equal(undefined);
+    files.close();
   });
 
   it('schemaGeneration is odd while a restore swap leaves the group database absent, and moves after it', async () => {

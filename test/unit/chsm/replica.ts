@@ -3,6 +3,8 @@
 // at that point of the apply path, as a crash would.
 
 import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { APPLIED_DIR } from '../../../clickhouse-adapter/statemachine/applied-file.js';
 import { openEmbedded } from '../../../clickhouse-adapter/engine/index.js';
 import { ClickHouseStateMachine } from '../../../clickhouse-adapter/statemachine/statemachine.js';
 import type { CrashPoint } from '../../../clickhouse-adapter/statemachine/statemachine.js';
@@ -15,6 +17,7 @@ const crashAt = process.env.RH_CRASH_AT;
 const engine = await openEmbedded({ dataDir });
 const sm = new ClickHouseStateMachine({
   engine,
+  ...(process.env.RH_APPLIED_FILE ? { appliedDir: join(dataDir, APPLIED_DIR) } : {}),
   hook: (point: CrashPoint, index: number) => {
     if (crashAt === `${point}@${index}`) process.kill(process.pid, 'SIGKILL');
   },

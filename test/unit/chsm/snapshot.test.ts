@@ -7,8 +7,8 @@ import { CrashedError, Replica, buildLog, feed } from './harness.js';
 describe('chsm: snapshots', function () {
   this.timeout(90_000);
   const a = Replica.fresh();
-  const b = Replica.fresh();
-  const c = Replica.fresh();
+  const b = Replica.fresh(true); // b and c restore with the applied file (as rafthouse on the embedded engine)
+  const c = Replica.fresh(true);
 
   after(async () => {
     for (const r of [a, b, c]) { await r.stop(); r.remove(); }
