@@ -3,9 +3,11 @@
 //      (3 raftd + 3 rafthouse processes, embedded chdb) vs straight into one embedded engine
 //      (benchDirectInserts, the same rows and table);
 //   2. p50/p99 of a point query through the consistent endpoint vs the local endpoint of one node.
-// The machine is shared and noisy, so each pair is measured close together in time: inserts alternate
-// batch by batch (direct, gateway, gateway, direct, ...), queries alternate consistent/local.
-// Options: --batches N (default 20), --queries N (default 300), --groups G (default 4),
+// The machine is shared and noisy, so the sides are measured close together in time: inserts alternate
+// in rounds of 4 back-to-back inserts per side (replicas settled, off the clock, after each gateway
+// round so its replicas' tail never lands in the direct side's time), queries alternate consistent/local.
+// Options: --batches N (inserts per side, default 20, rounded up to a multiple of 4), --queries N
+//   (default 300), --groups G (default 4),
 //   --no-parallel (skip the 4-in-flight run), --cpu-prof DIR (every raftd and rafthouse writes a
 //   V8 CPU profile there at shutdown).
 
@@ -67,44 +69,73 @@ async function main(): Promise<void> {
     // One warm-up insert each (parser cache, sessions, first part of the table).
     await engine.insert('INSERT INTO bench_direct.bench FORMAT JSONEachRow', benchRows(10_000_000, BATCH));
     await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows(10_000_000, BATCH)));
-    // The machine is shared and noisy: the two sides alternate batch by batch (direct first in even
-    // rounds, gateway first in odd ones), so a slow spell hits both. Payloads are built off the clock.
-    process.stdout.write(`inserts: ${batches} rounds of one ${BATCH}-row insert straight into an engine and one through the consistent endpoint...\n`);
+    // The machine is shared and noisy, so the two sides alternate, in rounds of ROUND back-to-back
+    // inserts each (direct first in even rounds, gateway first in odd ones). A gateway insert is
+    // answered once the leader's replica applied it; the two other replicas may still be inserting.
+    // That tail must not land in the direct side's time (nor in the next gateway round's, which would
+    // charge it twice): after a gateway round, off the clock, every replica's local endpoint is
+    // polled until it holds every row. Within a round, inserts follow each other at once, so the
+    // replicas' work overlaps as it would in a steady stream. Payloads are built off the clock.
+    const ROUND = 4;
+    const rounds = Math.max(1, Math.ceil(batches / ROUND));
+    process.stdout.write(`inserts: ${rounds} rounds of ${ROUND} back-to-back ${BATCH}-row inserts straight into an engine and ${ROUND} through the consistent endpoint...\n`);
     const per = { direct: [] as number[], gateway: [] as number[] };
-    for (let b = 0; b < batches; b++) {
-      const payload = benchRows(b * BATCH, BATCH);
-      const sides: Array<'direct' | 'gateway'> = b % 2 === 0 ? ['direct', 'gateway'] : ['gateway', 'direct'];
+    const perRound = { direct: [] as number[], gateway: [] as number[] };
+    let gatewayRows = BATCH; // the warm-up insert
+    const settled = async (): Promise<void> => {
+      const deadline = Date.now() + 120_000;
+      for (const n of cluster.nodes) {
+        while (Number(await must(post(n.localUrl, {}, 'SELECT count() FROM bench'))) !== gatewayRows) {
+          if (Date.now() > deadline) throw new Error(`replica ${n.localUrl} did not reach ${gatewayRows} rows in 120 s`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+    };
+    for (let round = 0; round < rounds; round++) {
+      const payloads = Array.from({ length: ROUND }, (_, i) => benchRows((round * ROUND + i) * BATCH, BATCH));
+      const sides: Array<'direct' | 'gateway'> = round % 2 === 0 ? ['direct', 'gateway'] : ['gateway', 'direct'];
       for (const side of sides) {
-        const s = performance.now();
-        if (side === 'direct') await engine.insert('INSERT INTO bench_direct.bench FORMAT JSONEachRow', payload);
-        else await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, payload));
-        per[side].push(performance.now() - s);
+        let roundMs = 0;
+        for (const payload of payloads) {
+          const s = performance.now();
+          if (side === 'direct') await engine.insert('INSERT INTO bench_direct.bench FORMAT JSONEachRow', payload);
+          else await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, payload));
+          const ms = performance.now() - s;
+          per[side].push(ms);
+          roundMs += ms;
+        }
+        perRound[side].push(roundMs);
+        if (side === 'gateway') {
+          gatewayRows += ROUND * BATCH;
+          await settled();
+        }
       }
     }
+    const inserted = rounds * ROUND;
     const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
     const rate = (ms: number) => BATCH / (ms / 1000);
-    const directOverall = (batches * BATCH) / (sum(per.direct) / 1000);
-    const gwOverall = (batches * BATCH) / (sum(per.gateway) / 1000);
+    const directOverall = (inserted * BATCH) / (sum(per.direct) / 1000);
+    const gwOverall = (inserted * BATCH) / (sum(per.gateway) / 1000);
     const directMedian = rate(percentileOf(per.direct, 50));
     const gwMedian = rate(percentileOf(per.gateway, 50));
     // Per round ratio (gateway / direct of the same round), its median: the least noise-prone figure.
-    const roundRatio = percentileOf(per.gateway.map((g, i) => per.direct[i]! / g), 50);
+    const roundRatio = percentileOf(perRound.gateway.map((g, i) => perRound.direct[i]! / g), 50);
 
     let gwParallel: number | undefined;
     if (!values['no-parallel']) {
       // The same inserts 4 at a time, spread over the 3 nodes' consistent endpoints (raftd batches entries).
-      process.stdout.write(`gateway: ${batches} x ${BATCH}-row inserts, 4 in flight over the 3 nodes...\n`);
+      process.stdout.write(`gateway: ${inserted} x ${BATCH}-row inserts, 4 in flight over the 3 nodes...\n`);
       const t1 = performance.now();
       let next = 0;
       await Promise.all([0, 1, 2, 3].map(async (w) => {
-        for (let b = next++; b < batches; b = next++) {
-          await must(post(cluster.nodes[(w + b) % 3]!.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows((batches + b) * BATCH, BATCH)));
+        for (let b = next++; b < inserted; b = next++) {
+          await must(post(cluster.nodes[(w + b) % 3]!.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows((inserted + b) * BATCH, BATCH)));
         }
       }));
-      gwParallel = (batches * BATCH) / ((performance.now() - t1) / 1000);
+      gwParallel = (inserted * BATCH) / ((performance.now() - t1) / 1000);
     }
     const count = await must(post(n1.consistentUrl, {}, 'SELECT count() FROM bench'));
-    const expected = (gwParallel === undefined ? 1 : 2) * batches * BATCH + BATCH;
+    const expected = (gwParallel === undefined ? 1 : 2) * inserted * BATCH + BATCH;
     if (Number(count) !== expected) throw new Error(`expected ${expected} rows, found ${count}`);
 
     process.stdout.write(`point query: ${queries} x consistent and local on node 1, alternating...\n`);
@@ -116,7 +147,7 @@ async function main(): Promise<void> {
     }
     const lat = { consistent: [] as number[], local: [] as number[] };
     for (let i = 0; i < queries; i++) {
-      const id = String((i * 7919) % (batches * BATCH));
+      const id = String((i * 7919) % (inserted * BATCH));
       const order: Array<'consistent' | 'local'> = i % 2 === 0 ? ['consistent', 'local'] : ['local', 'consistent'];
       for (const which of order) {
         const s = performance.now();
@@ -130,7 +161,7 @@ async function main(): Promise<void> {
     const f = (x: number) => Math.round(x).toLocaleString('en-US');
     const r = (a: number, b: number) => `${(a / b * 100).toFixed(0)}%`;
     process.stdout.write(`
-| ${BATCH}-row JSONEachRow inserts (${batches} alternating rounds) | rows/s (overall) | rows/s (median batch) |
+| ${BATCH}-row JSONEachRow inserts (${rounds} alternating rounds of ${ROUND} back-to-back, replicas settled after each gateway round) | rows/s (overall) | rows/s (median insert) |
 |---|---|---|
 | straight into one embedded engine | ${f(directOverall)} | ${f(directMedian)} |
 | consistent endpoint, 3-node cluster | ${f(gwOverall)} | ${f(gwMedian)} |
