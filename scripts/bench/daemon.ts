@@ -15,7 +15,13 @@
 // --app-url URL (default: the built-in memory app, to measure raftd alone),
 // --half-rate N (entries/s of the open-loop point instead of half the measured peak, e.g. 100000
 // for the issue's target), --snapshot-interval N (default: raftd's own default, as deployed),
-// --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it).
+// --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it),
+// --node-args "ARGS" (extra node flags for raftd, e.g. "--trace-gc"), --timeline (p50/max of the
+// half-load batches per 250 ms window: shows whether the p99 comes from a few stalls).
+//
+// The half-load point is measured in steady state: after the peak, 2 s idle and 2 s of the same
+// open-loop load unmeasured, so the compaction and GC debt of the saturated peak (a ~1 s stall
+// right after it, with or without snapshots) is not charged to the half load.
 
 import { readFileSync } from 'node:fs';
 import { LocalCluster } from '../../test/integration/cluster.js';
@@ -31,10 +37,12 @@ interface Args {
   profileDir: string | undefined;
   snapshotInterval: number | undefined;
   halfRate: number | undefined;
+  nodeArgs: string[];
+  timeline: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined };
+  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -46,6 +54,8 @@ function parseArgs(argv: string[]): Args {
       case '--profile': a.profileDir = v!; i++; break;
       case '--snapshot-interval': a.snapshotInterval = Number(v); i++; break;
       case '--half-rate': a.halfRate = Number(v); i++; break;
+      case '--node-args': a.nodeArgs = v!.split(' ').filter(Boolean); i++; break;
+      case '--timeline': a.timeline = true; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -143,10 +153,11 @@ async function closedLoop(cluster: LocalCluster, leaders: Map<number, number>, g
  * Open loop at a fixed rate: batch k is due at start + k * interval and is sent then (or as soon
  * as the event loop gets to it); its latency counts from when it was due.
  */
-async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, groups: number, args: Args, seconds: number, targetPerSec: number): Promise<Point> {
+async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, groups: number, args: Args, seconds: number, targetPerSec: number, timeline = false): Promise<Point> {
   const bodies = batchBodies(groups, args.batch);
   const interval = (args.batch * 1000) / targetPerSec;
   const latencies: number[] = [];
+  const windows = new Map<number, number[]>();
   let entries = 0;
   let errors = 0;
   const inflight = new Set<Promise<void>>();
@@ -165,6 +176,10 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
           entries += r.ok;
           errors += r.failed;
           latencies.push(performance.now() - due);
+          if (timeline) {
+            const w = Math.floor((due - start) / 250);
+            (windows.get(w) ?? windows.set(w, []).get(w)!).push(performance.now() - due);
+          }
         },
         () => {
           errors += args.batch;
@@ -181,6 +196,11 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
   const cpuUsPerEntry = ((raftdCpuSeconds(cluster) - cpu0) * 1e6) / entries;
   const own = process.cpuUsage(own0);
   const clientUsPerEntry = (own.user + own.system) / entries;
+  for (const [w, ls] of [...windows].sort((a, b) => a[0] - b[0])) {
+    ls.sort((a, b) => a - b);
+    process.stdout.write(`\n    t=${(w * 0.25).toFixed(2)} s: ${ls.length} batches, p50 ${percentile(ls, 50).toFixed(1)} ms, max ${ls[ls.length - 1]!.toFixed(1)} ms`);
+  }
+  if (windows.size) process.stdout.write('\n  ');
   latencies.sort((a, b) => a - b);
   return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry };
 }
@@ -192,7 +212,7 @@ async function main(): Promise<void> {
   const rows: string[] = [];
   for (const groups of args.groups) {
     process.stdout.write(`  ${groups} group(s): starting cluster… `);
-    const nodeArgs = args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [];
+    const nodeArgs = [...args.nodeArgs, ...(args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [])];
     const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: args.snapshotInterval ? ['--snapshot-interval', String(args.snapshotInterval)] : [], nodeArgs });
     try {
       await cluster.startAll();
@@ -202,8 +222,12 @@ async function main(): Promise<void> {
       await closedLoop(cluster, leaders, groups, args, 2);
       process.stdout.write('measuring… ');
       const peak = await closedLoop(cluster, leaders, groups, args, args.seconds);
+      process.stdout.write('settling… ');
+      const halfRate = args.halfRate ?? peak.entriesPerSec / 2;
+      await new Promise((r) => setTimeout(r, 2000));
+      await openLoop(cluster, leaders, groups, args, 2, halfRate);
       process.stdout.write('half load… ');
-      const half = await openLoop(cluster, leaders, groups, args, args.seconds, args.halfRate ?? peak.entriesPerSec / 2);
+      const half = await openLoop(cluster, leaders, groups, args, args.seconds, halfRate, args.timeline);
       console.log('done');
       rows.push(
         `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${peak.clientUsPerEntry.toFixed(1).padStart(5)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
