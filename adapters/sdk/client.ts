@@ -42,6 +42,13 @@ export interface RaftdClientOptions {
   noForward?: boolean;
   /** Connections kept per node (default 64). */
   maxSockets?: number;
+  /**
+   * Send each group's proposals straight to its leader once known (from the `x-raftd-leader` header
+   * raftd puts on answers it forwarded), saving the forwarding hop; any doubt (no answer, NOT_LEADER)
+   * drops back to the configured nodes. Only for clients that can reach every node's `--http-addr`
+   * (e.g. a process beside raftd, like the RaftHouse gateway). Default false.
+   */
+  routeToLeader?: boolean;
 }
 
 export interface ProposeResult {
@@ -55,6 +62,8 @@ export type BatchItemResult = { index: number; result: unknown } | { error: { co
 interface RawResponse {
   status: number;
   body: Buffer;
+  /** `x-raftd-leader`: the leader's HTTP address, on answers raftd forwarded. */
+  leader?: string;
 }
 
 /** True when a connection-level error guarantees the request never reached raftd. */
@@ -67,6 +76,8 @@ export class RaftdClient {
   private current = 0;
   private readonly agent: http.Agent;
   private readonly timeoutMs: number;
+  /** Leader base URL per group (routeToLeader). */
+  private readonly leaders = new Map<number, string>();
 
   constructor(private readonly opts: RaftdClientOptions) {
     this.urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ''));
@@ -80,17 +91,18 @@ export class RaftdClient {
     return this.urls[this.current]!;
   }
 
-  private send(base: string, method: string, pathAndQuery: string, body: Buffer | undefined, contentType: string): Promise<RawResponse> {
+  private send(base: string, method: string, pathAndQuery: string, body: Buffer | undefined, contentType: string, noForward = this.opts.noForward): Promise<RawResponse> {
     const url = new URL(base + pathAndQuery);
     const headers: http.OutgoingHttpHeaders = { 'content-type': contentType };
     if (body) headers['content-length'] = body.length;
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
-    if (this.opts.noForward) headers['x-raftd-no-forward'] = '1';
+    if (noForward) headers['x-raftd-no-forward'] = '1';
     return new Promise((resolve, reject) => {
       const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        const leader = res.headers['x-raftd-leader'];
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) }));
         res.on('error', reject);
       });
       req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
@@ -171,7 +183,28 @@ export class RaftdClient {
   /** Proposes one entry (raw bytes, or a string sent as UTF-8); resolves with the application's result. */
   async propose(group: number, data: Uint8Array | string): Promise<ProposeResult> {
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    return this.json<ProposeResult>(await this.call('POST', `/v1/groups/${group}/propose`, bytes, { contentType: 'application/octet-stream' }));
+    const path = `/v1/groups/${group}/propose`;
+    const leader = this.opts.routeToLeader ? this.leaders.get(group) : undefined;
+    if (leader) {
+      // Straight to the leader, which must not forward: a NOT_LEADER answer means nothing was applied.
+      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      let res: RawResponse | undefined;
+      try {
+        res = await this.send(leader, 'POST', path, buf, 'application/octet-stream', true);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        this.leaders.delete(group);
+        if (err.code === 'ETIMEDOUT') throw new RaftdError('TIMEOUT', err.message, 0);
+        if (!notDelivered(err)) throw new RaftdError('UNREACHABLE', `${leader}: ${err.message} (the request may or may not have been applied)`, 0);
+      }
+      // Only NOT_LEADER (nothing applied) goes back to the configured nodes, which forward and say
+      // where the leader went; any other answer, errors included, is the proposal's own.
+      if (res && !(res.status === 503 && this.parseError(res).code === 'NOT_LEADER')) return this.json<ProposeResult>(res);
+      this.leaders.delete(group);
+    }
+    const res = await this.call('POST', path, bytes, { contentType: 'application/octet-stream' });
+    if (this.opts.routeToLeader && res.leader) this.leaders.set(group, `http://${res.leader}`);
+    return this.json<ProposeResult>(res);
   }
 
   /** Proposes a JSON command (serialized with JSON.stringify). */

@@ -106,7 +106,9 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const served = await serveStateMachine(sm, { host: app.host, port: app.port });
     add('state machine server', () => served.close());
 
-    const raftd = new RaftdClient({ url: cfg.raftdUrls, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000 });
+    // routeToLeader: the gateway runs beside raftd, so every node's --http-addr is reachable from here;
+    // a single-group insert then goes straight to its group's leader instead of through this node's raftd.
+    const raftd = new RaftdClient({ url: cfg.raftdUrls, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000, routeToLeader: true });
     add('raftd client', () => raftd.close());
     const ring = await HashRing.create({ groups: cfg.groups, vnodes: cfg.vnodes });
     const parser = new SqlParser(parserEngine);

@@ -33,6 +33,8 @@ export const API_DEFAULTS = { bodyLimit: 64 * 1024 * 1024, leaderWaitMs: 3000 } 
 
 const NO_FORWARD = 'x-raftd-no-forward';
 const FORWARDED = 'x-raftd-forwarded';
+/** On an answer this node forwarded: the leader's HTTP address, so clients may go there directly next time. */
+export const LEADER_HEADER = 'x-raftd-leader';
 
 function parseGroup(raw: string | undefined): number {
   if (raw === undefined || !/^\d{1,10}$/.test(raw) || Number(raw) > 0xfffffffe) {
@@ -148,6 +150,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
       const timeoutMs = opts.requestTimeoutMs + 1000;
       let answer: ForwardAnswer;
+      host.metrics.forwarded++;
       try {
         if (proposal) answer = await forwarder.propose(leader.httpAddr, group, proposal, headers, timeoutMs);
         else {
@@ -163,7 +166,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         }
         throw forwardFailure(e, leader);
       }
-      void reply.code(answer.status).header('content-type', answer.contentType);
+      void reply.code(answer.status).header('content-type', answer.contentType).header(LEADER_HEADER, leader.httpAddr);
       return answer.body;
     }
   }
@@ -214,6 +217,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           // propose-batch requests, and each entry gets the answer its own /propose would have had.
           const headers: Record<string, string> = { [FORWARDED]: '1' };
           if (req.headers.authorization) headers.authorization = req.headers.authorization;
+          host.metrics.forwarded += idxs.length;
           await Promise.all(idxs.map(async (i) => {
             try {
               const answer = await forwarder.propose(leader.httpAddr, group, items[i]!.data, headers, opts.requestTimeoutMs + 1000);

@@ -30,6 +30,8 @@ export class HostMetrics {
   quiesced = 0;
   storageWrites = 0;
   storageGroupsWritten = 0;
+  /** Client requests this node passed on to a group's leader. */
+  forwarded = 0;
   errors = new Map<string, number>();
   readonly fsyncMs = new Histogram();
   readonly proposeMs = new Histogram();

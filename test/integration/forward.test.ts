@@ -4,6 +4,7 @@
 
 import { expect } from 'chai';
 import { LocalCluster } from './cluster.js';
+import { RaftdClient } from '../../adapters/sdk/client.js';
 
 describe('proposal forwarding from a follower (integration, KV adapter)', function () {
   this.timeout(90_000);
@@ -83,6 +84,28 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
     expect(results[0].result, JSON.stringify(results)).to.deep.equal({ swapped: true, value: 'v1' });
     expect(results[1].error.code).to.equal('BAD_COMMAND');
     expect(results[2].result.swapped).to.equal(false);
+  });
+
+  it('a routeToLeader client skips the forwarding hop once told where the leader is, and follows it when it moves', async () => {
+    const forwarded = async (url: string): Promise<number> =>
+      Number(/raftd_forwarded_requests_total (\d+)/.exec(await (await fetch(`${url}/metrics`, { headers: auth })).text())![1]);
+    const client = new RaftdClient({ url: followerUrl, token, routeToLeader: true });
+    const f0 = await forwarded(followerUrl);
+    expect((await client.proposeJson(1, { op: 'set', key: 'route', value: '1' })).result).to.deep.equal({ ok: true });
+    expect(await forwarded(followerUrl)).to.equal(f0 + 1); // the first one was forwarded...
+    for (let i = 2; i <= 4; i++) await client.proposeJson(1, { op: 'set', key: 'route', value: String(i) });
+    expect(await forwarded(followerUrl)).to.equal(f0 + 1); // ...the next ones went straight to the leader
+    // The leader moves to the follower the client is configured with: the cached leader answers
+    // NOT_LEADER, the client goes back to its node, which now leads.
+    const follower = cluster.nodes.find((n) => n.url === followerUrl)!;
+    const moved = await fetch(`${leaderUrl}/v1/groups/1/transfer-leadership`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ to: follower.spec.id }) });
+    expect(moved.status).to.equal(200);
+    expect((await client.proposeJson(1, { op: 'set', key: 'route', value: '5' })).result).to.deep.equal({ ok: true });
+    const read = await fetch(`${followerUrl}/v1/groups/1/read?consistency=linearizable`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ op: 'get', key: 'route' }) });
+    expect(((await read.json()) as { result: { value: string } }).result.value).to.equal('5');
+    // Every write landed once: five sets, the last one wins, and the old leader still serves the group.
+    leaderUrl = followerUrl;
+    followerUrl = cluster.nodes.find((n) => n.url !== leaderUrl)!.url;
   });
 
   it('a forwarded proposal without the token is refused before it is forwarded', async () => {
