@@ -67,6 +67,11 @@ export class GroupApplier {
   private applied = 0;
   /** The app acknowledged applying through here (> applied only while a Sync is owed). */
   private acked = 0;
+  /**
+   * Highest index handed to onApplied. Entries an app lost and got again (refill) are applied twice
+   * but reported once: their proposals were settled the first time, and metrics count each once.
+   */
+  private reported = 0;
   /** Entries with index > applied, in order: queue[head..]. Kept until confirmed, for resends. */
   private queue: AppEntry[] = [];
   private head = 0;
@@ -129,7 +134,7 @@ export class GroupApplier {
       if (e.index <= this.applied) skipped.set(e.index, { index: e.index, ok: true, skipped: true });
       else this.queue.push(e);
     }
-    if (skipped.size > 0) this.opts.onApplied(this.applied, skipped);
+    if (skipped.size > 0) this.report(this.applied, skipped);
     const first = this.queue[0];
     if (first && first.index !== this.applied + 1) {
       this.queue = [];
@@ -160,7 +165,7 @@ export class GroupApplier {
     }
     if (skipped.size > 0) {
       const at = this.applied;
-      queueMicrotask(() => this.opts.onApplied(at, skipped));
+      queueMicrotask(() => this.report(at, skipped));
     }
     this.poke();
   }
@@ -345,7 +350,20 @@ export class GroupApplier {
         w.resolve();
       }
     }
-    this.opts.onApplied(upTo, results);
+    this.report(upTo, results);
+  }
+
+  /** onApplied with only the indexes not reported before. */
+  private report(upTo: number, results: Map<number, EntryResult>): void {
+    let fresh = results;
+    for (const i of results.keys()) {
+      if (i <= this.reported) {
+        fresh = new Map([...results].filter(([k]) => k > this.reported));
+        break;
+      }
+    }
+    for (const i of fresh.keys()) if (i > this.reported) this.reported = i;
+    this.opts.onApplied(upTo, fresh);
   }
 
   private async failed(e: unknown): Promise<void> {
