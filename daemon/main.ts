@@ -2,7 +2,7 @@
 // The `raftd` command: wires storage, transport, the application and the client API around
 // the multi-group host, and shuts all of it down cleanly on SIGTERM / SIGINT.
 
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { ConfigError, helpText, loadConfig, parseHostPort, type RaftdConfig } from './config.js';
@@ -46,6 +46,11 @@ export async function main(argv: string[]): Promise<void> {
   }
   const logger = pino({ level: cfg.logLevel, base: { node: cfg.id } });
   mkdirSync(cfg.dataDir, { recursive: true });
+  // Early builds kept the RocksDB files in --data-dir itself. Opening DIR/log beside them would start
+  // an empty node (peers would then refuse it as a replaced disk): say what to do instead.
+  if (existsSync(join(cfg.dataDir, 'CURRENT')) && !existsSync(join(cfg.dataDir, 'log'))) {
+    fail(`data dir ${cfg.dataDir} holds a log store in the old layout (RocksDB files directly in it); stop raftd, move those files into ${join(cfg.dataDir, 'log')}/ and start again`);
+  }
 
   // The log store owns its directory; snapshots in transit get their own beside it.
   const store = await LogStore.open({ dir: join(cfg.dataDir, 'log'), nodeId: cfg.id, clusterId: cfg.clusterId }).catch((e: Error) =>

@@ -126,4 +126,23 @@ describe('raftd processes (integration)', function () {
     expect(r.stderr.trim().split('\n')).to.have.length(1);
     expect(r.stderr).to.match(/appears twice/);
   });
+
+  it('a data directory in the old layout (RocksDB files directly in it) is refused with what to do', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync, existsSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { entryCommand } = await import('./cluster.js');
+    const dir = mkdtempSync(join(tmpdir(), 'raftd-old-layout-'));
+    try {
+      writeFileSync(join(dir, 'CURRENT'), 'MANIFEST-000005\n');
+      const r = spawnSync(process.execPath, [...entryCommand('daemon/main.ts'), '--id', '1', '--peers', '1=127.0.0.1:7001', '--data-dir', dir], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status).to.equal(2);
+      expect(r.stderr.trim().split('\n')).to.have.length(1);
+      expect(r.stderr).to.match(/old layout/);
+      expect(existsSync(join(dir, 'log')), 'no new store was created beside the old one').to.equal(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
