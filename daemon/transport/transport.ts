@@ -707,7 +707,8 @@ export class GrpcTransport {
   }
 
   /** `admitted`: the incarnation check passed (it runs first, asynchronously, then calls again). */
-  private serveStream(call: grpc.ServerDuplexStream<Buffer, Uint8Array>, admitted = false): void {
+  /** A peer opened its message stream: identity first, then its incarnation, then the stream is served. */
+  private serveStream(call: grpc.ServerDuplexStream<Buffer, Uint8Array>): void {
     const refusal = this.checkIdentity(call.metadata);
     const from = Number(call.metadata.get(MD_FROM)[0] ?? NaN);
     if (refusal || !Number.isSafeInteger(from) || from <= 0) {
@@ -719,17 +720,22 @@ export class GrpcTransport {
       call.emit('error', status(grpc.status.UNAVAILABLE, 'node is shutting down'));
       return;
     }
-    if (!admitted) {
-      // No 'data' listener yet, so nothing from this peer reaches Raft before the check (the
-      // client also sends nothing before our welcome).
-      void this.admitIncarnation(from, String(call.metadata.get(MD_INCARNATION)[0] ?? '')).then((refused) => {
-        if (refused) {
-          this.counters.rejectedBatches++;
-          call.emit('error', refused);
-        } else if (!call.cancelled) this.serveStream(call, true);
-      });
-      return;
-    }
+    // No 'data' listener yet, so nothing from this peer reaches Raft before the check (the client
+    // also sends nothing before our welcome).
+    void this.admitIncarnation(from, String(call.metadata.get(MD_INCARNATION)[0] ?? '')).then((refused) => {
+      if (refused) {
+        this.counters.rejectedBatches++;
+        call.emit('error', refused);
+      } else if (this.closed) {
+        call.emit('error', status(grpc.status.UNAVAILABLE, 'node is shutting down'));
+      } else if (!call.cancelled) {
+        this.serveAdmitted(call, from);
+      }
+    });
+  }
+
+  /** Feeds an admitted peer's batches to Raft and acknowledges them, one cumulative ack per turn. */
+  private serveAdmitted(call: grpc.ServerDuplexStream<Buffer, Uint8Array>, from: number): void {
     this.inbound.add(call);
     let lastSeq = 0;
     let ackScheduled = false;
