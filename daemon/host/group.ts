@@ -4,6 +4,7 @@
 import { RaftNode, MemoryStorage } from '../raft/index.js';
 import { EntryType, NONE, ProposeError, Role, type Entry, type ReadState, type RaftStatus } from '../raft/types.js';
 import { RaftdError } from '../errors.js';
+import type { AppEntry } from './ports.js';
 
 export interface EntryOutcome {
   index: number;
@@ -251,8 +252,14 @@ export function toRaftdError(e: unknown, group: number): RaftdError {
 }
 
 /** What the app receives for an entry: its data, or an empty no-op for leader and conf entries. */
-export function appPayload(entry: Entry): Uint8Array {
-  return entry.type === EntryType.Normal ? entry.data : new Uint8Array(0);
+const NO_DATA = new Uint8Array(0);
+
+/**
+ * What the app gets for a committed entry: a normal entry as it is (the log's own object, read only
+ * by the applier: no copy per entry), a configuration change as an empty entry at its index.
+ */
+export function toAppEntry(entry: Entry): AppEntry {
+  return entry.type === EntryType.Normal ? entry : { index: entry.index, term: entry.term, data: NO_DATA };
 }
 
 /** One promise per entry over a batch's single promise (for callers that want them apart). */

@@ -21,7 +21,7 @@ import {
   type RaftStatus,
 } from '../raft/types.js';
 import { RaftdError, type LeaderHint } from '../errors.js';
-import { GroupReplica, appPayload, perEntry, toRaftdError, type EntryOutcome } from './group.js';
+import { GroupReplica, perEntry, toAppEntry, toRaftdError, type EntryOutcome } from './group.js';
 import { Liveness } from './liveness.js';
 import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
@@ -392,7 +392,7 @@ export class Host {
     if (!applier) return;
     const fresh = entries.filter((e) => e.index > g.handedToApp);
     if (fresh.length === 0) return;
-    applier.enqueue(fresh.map((e) => ({ index: e.index, term: e.term, data: appPayload(e) })));
+    applier.enqueue(fresh.map(toAppEntry));
     g.handedToApp = fresh[fresh.length - 1]!.index;
   }
 
@@ -401,7 +401,7 @@ export class Host {
     const g = this.groups.get(group);
     if (!g || lo < g.storage.firstIndex() || hi > g.storage.lastIndex()) return undefined;
     try {
-      return g.storage.entries(lo, hi + 1, Number.MAX_SAFE_INTEGER).map((e) => ({ index: e.index, term: e.term, data: appPayload(e) }));
+      return g.storage.entries(lo, hi + 1, Number.MAX_SAFE_INTEGER).map(toAppEntry);
     } catch {
       return undefined;
     }
