@@ -10,7 +10,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { once } from 'node:events';
 import { MAX_GROUP, MIN_GROUP, StateMachineError, type Entry, type Logger, type StateMachine, type WireEntryResult } from './types.js';
-import { H2_RECEIVE_WINDOW, widenSession } from '../../daemon/transport/window.js';
+import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../daemon/transport/window.js';
 import { ENTRIES_BINARY, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, EntriesFormatError, decodeEntries } from '../../daemon/statemachine/entries-codec.js';
 
 export interface ServeOptions {
@@ -323,11 +323,11 @@ export async function serveStateMachine(sm: StateMachine, opts: ServeOptions): P
   const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handler);
   // UpdateEntries bodies of RaftHouse inserts run to ~600 KB: with HTTP/2's 64 KiB default windows
   // each needs ~10 WINDOW_UPDATE round trips through this event loop.
-  const h2 = http2.createServer({ settings: { initialWindowSize: H2_RECEIVE_WINDOW } }, handler);
+  const h2 = http2.createServer({ settings: H2_RECEIVE_SETTINGS }, handler);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on('session', (s) => {
-    widenSession(s, H2_RECEIVE_WINDOW);
+    widenConnectionWindow(s);
     sessions.add(s);
     s.once('close', () => sessions.delete(s));
   });

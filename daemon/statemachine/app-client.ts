@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
 import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from './entries-codec.js';
-import { H2_RECEIVE_WINDOW } from '../transport/window.js';
+import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../transport/window.js';
 
 export interface RetryPolicy {
   initialMs: number;
@@ -476,7 +476,7 @@ export class AppClient {
         reject(new AppError('APP_UNAVAILABLE', 'app client closed'));
         return;
       }
-      const s = http2.connect(this.origin, { settings: { initialWindowSize: H2_RECEIVE_WINDOW } });
+      const s = http2.connect(this.origin, { settings: H2_RECEIVE_SETTINGS });
       let connected = false;
       let settled = false;
       const fail = (err: Error): void => {
@@ -495,7 +495,7 @@ export class AppClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        s.setLocalWindowSize(H2_RECEIVE_WINDOW);
+        widenConnectionWindow(s);
         s.removeAllListeners('error');
         s.on('error', (err) => this.logger?.debug({ err }, 'HTTP/2 session to the app failed'));
         s.once('close', () => {

@@ -35,12 +35,27 @@ export function widenReceiveWindows(server: grpc.Server, bytes = H2_RECEIVE_WIND
   return hooked;
 }
 
-/** Per-stream window by SETTINGS, connection window by WINDOW_UPDATE (SETTINGS cannot change it). */
-export function widenSession(session: http2.Http2Session, bytes: number): void {
+/** The per-stream window, for the SETTINGS a node:http2 server or client opens with. */
+export const H2_RECEIVE_SETTINGS: http2.Settings = { initialWindowSize: H2_RECEIVE_WINDOW };
+
+/**
+ * The connection window, by WINDOW_UPDATE: SETTINGS cannot change it. Sessions opened with
+ * H2_RECEIVE_SETTINGS need only this; the grpc-js server's sessions need both (widenSession).
+ */
+export function widenConnectionWindow(session: http2.Http2Session, bytes = H2_RECEIVE_WINDOW): void {
   try {
-    session.settings({ initialWindowSize: bytes });
     session.setLocalWindowSize(bytes);
   } catch {
     // A session already closing: nothing to widen.
   }
+}
+
+/** Per-stream window by a new SETTINGS frame, and the connection window. */
+export function widenSession(session: http2.Http2Session, bytes: number): void {
+  try {
+    session.settings({ initialWindowSize: bytes });
+  } catch {
+    return; // a session already closing
+  }
+  widenConnectionWindow(session, bytes);
 }
