@@ -251,7 +251,6 @@ export function toRaftdError(e: unknown, group: number): RaftdError {
   return new RaftdError('INTERNAL', `group ${group}: ${e instanceof Error ? e.message : String(e)}`);
 }
 
-/** What the app receives for an entry: its data, or an empty no-op for leader and conf entries. */
 const NO_DATA = new Uint8Array(0);
 
 /**

@@ -353,17 +353,15 @@ export class GroupApplier {
     this.report(upTo, results);
   }
 
-  /** onApplied with only the indexes not reported before. */
+  /** onApplied with only the indexes not reported before (one pass; a copy only after a refill). */
   private report(upTo: number, results: Map<number, EntryResult>): void {
-    let fresh = results;
+    const before = this.reported;
+    let stale = false;
     for (const i of results.keys()) {
-      if (i <= this.reported) {
-        fresh = new Map([...results].filter(([k]) => k > this.reported));
-        break;
-      }
+      if (i <= before) stale = true;
+      else if (i > this.reported) this.reported = i;
     }
-    for (const i of fresh.keys()) if (i > this.reported) this.reported = i;
-    this.opts.onApplied(upTo, fresh);
+    this.opts.onApplied(upTo, stale ? new Map([...results].filter(([k]) => k > before)) : results);
   }
 
   private async failed(e: unknown): Promise<void> {
