@@ -111,18 +111,51 @@ export class RaftdClient {
     });
   }
 
+  /** A failed send as the caller's error, or undefined when the next node may be tried. */
+  private sendFailure(err: NodeJS.ErrnoException, base: string, idempotent: boolean | undefined): RaftdError | undefined {
+    if (err.code === 'ETIMEDOUT') return new RaftdError('TIMEOUT', err.message, 0);
+    if (!(idempotent || notDelivered(err))) return new RaftdError('UNREACHABLE', `${base}: ${err.message} (the request may or may not have been applied)`, 0);
+    return undefined;
+  }
+
   /**
    * Sends one request. `idempotent` requests move on to the next node on any connection failure;
    * others only when the connection was refused (nothing was delivered). A NOT_LEADER answer with
-   * a leader hint is followed once (raftd applied nothing).
+   * a leader hint is followed once (raftd applied nothing). With `group` and routeToLeader, the
+   * group's leader learnt from an earlier forwarded answer is tried first, asked not to forward.
    */
-  private async call(method: string, pathAndQuery: string, body?: Buffer | string | object, opts: { idempotent?: boolean; contentType?: string } = {}): Promise<RawResponse> {
+  private async call(method: string, pathAndQuery: string, body?: Buffer | string | object, opts: { idempotent?: boolean; contentType?: string; group?: number } = {}): Promise<RawResponse> {
     let buf: Buffer | undefined;
     let contentType = opts.contentType ?? 'application/json';
     if (body instanceof Uint8Array) buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     else if (typeof body === 'string') buf = Buffer.from(body, 'utf8');
     else if (body !== undefined) buf = Buffer.from(JSON.stringify(body));
     if (body instanceof Uint8Array && !opts.contentType) contentType = 'application/octet-stream';
+    const group = this.opts.routeToLeader ? opts.group : undefined;
+    if (group === undefined) return this.callNodes(method, pathAndQuery, buf, contentType, opts.idempotent);
+    const leader = this.leaders.get(group);
+    if (leader) {
+      try {
+        const res = await this.send(leader, method, pathAndQuery, buf, contentType, true);
+        // Only NOT_LEADER (nothing applied) goes on to the configured nodes, which forward and say
+        // where the leader went; any other answer, errors included, is the request's own.
+        if (!(res.status === 503 && this.parseError(res).code === 'NOT_LEADER')) return res;
+      } catch (e) {
+        const failure = this.sendFailure(e as NodeJS.ErrnoException, leader, opts.idempotent);
+        if (failure) {
+          this.leaders.delete(group);
+          throw failure;
+        }
+      }
+      this.leaders.delete(group);
+    }
+    const res = await this.callNodes(method, pathAndQuery, buf, contentType, opts.idempotent);
+    if (res.leader) this.leaders.set(group, `http://${res.leader}`);
+    return res;
+  }
+
+  /** call() over the configured nodes. */
+  private async callNodes(method: string, pathAndQuery: string, buf: Buffer | undefined, contentType: string, idempotent: boolean | undefined): Promise<RawResponse> {
     let lastErr: Error | undefined;
     let followedLeader = false;
     for (let attempt = 0; attempt < this.urls.length; attempt++) {
@@ -133,8 +166,8 @@ export class RaftdClient {
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         lastErr = err;
-        if (err.code === 'ETIMEDOUT') throw new RaftdError('TIMEOUT', err.message, 0);
-        if (!(opts.idempotent || notDelivered(err))) throw new RaftdError('UNREACHABLE', `${base}: ${err.message} (the request may or may not have been applied)`, 0);
+        const failure = this.sendFailure(err, base, idempotent);
+        if (failure) throw failure;
         this.current = (this.current + 1) % this.urls.length;
         continue;
       }
@@ -183,28 +216,7 @@ export class RaftdClient {
   /** Proposes one entry (raw bytes, or a string sent as UTF-8); resolves with the application's result. */
   async propose(group: number, data: Uint8Array | string): Promise<ProposeResult> {
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    const path = `/v1/groups/${group}/propose`;
-    const leader = this.opts.routeToLeader ? this.leaders.get(group) : undefined;
-    if (leader) {
-      // Straight to the leader, which must not forward: a NOT_LEADER answer means nothing was applied.
-      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      let res: RawResponse | undefined;
-      try {
-        res = await this.send(leader, 'POST', path, buf, 'application/octet-stream', true);
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        this.leaders.delete(group);
-        if (err.code === 'ETIMEDOUT') throw new RaftdError('TIMEOUT', err.message, 0);
-        if (!notDelivered(err)) throw new RaftdError('UNREACHABLE', `${leader}: ${err.message} (the request may or may not have been applied)`, 0);
-      }
-      // Only NOT_LEADER (nothing applied) goes back to the configured nodes, which forward and say
-      // where the leader went; any other answer, errors included, is the proposal's own.
-      if (res && !(res.status === 503 && this.parseError(res).code === 'NOT_LEADER')) return this.json<ProposeResult>(res);
-      this.leaders.delete(group);
-    }
-    const res = await this.call('POST', path, bytes, { contentType: 'application/octet-stream' });
-    if (this.opts.routeToLeader && res.leader) this.leaders.set(group, `http://${res.leader}`);
-    return this.json<ProposeResult>(res);
+    return this.json<ProposeResult>(await this.call('POST', `/v1/groups/${group}/propose`, bytes, { contentType: 'application/octet-stream', group }));
   }
 
   /** Proposes a JSON command (serialized with JSON.stringify). */
