@@ -4,32 +4,10 @@
 
 import { expect } from 'chai';
 import { serveStateMachine, type ServedStateMachine } from '../../../adapters/sdk/server.js';
-import type { Entry, EntryResult, StateMachine } from '../../../adapters/sdk/types.js';
+import { RecordingStateMachine } from '../../support/recording-sm.js';
 
 const CT = 'application/vnd.raftd.entries';
 
-class Recorder implements StateMachine {
-  last = new Map<number, number>();
-  batches: Entry[][] = [];
-  async lastLogIndex(group: number): Promise<number> {
-    return this.last.get(group) ?? 0;
-  }
-  async applyBatch(group: number, entries: Entry[]): Promise<EntryResult[]> {
-    this.batches.push(entries);
-    this.last.set(group, entries[entries.length - 1]!.index);
-    return entries.map((e) => ({ ok: true, result: { len: e.data.length } }));
-  }
-  async read(): Promise<unknown> {
-    return null;
-  }
-  async prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
-    return { prepared: 'p', lastLogIndex: await this.lastLogIndex(group) };
-  }
-  async *saveSnapshot(): AsyncIterable<Uint8Array> {}
-  async recoverFromSnapshot(): Promise<number> {
-    return 0;
-  }
-}
 
 interface WireEntry {
   index: number | bigint;
@@ -65,10 +43,10 @@ async function post(url: string, call: string, body: Buffer | string, contentTyp
 const bytes = (...v: number[]): Uint8Array => Uint8Array.from(v);
 
 describe('adapter SDK server: binary UpdateEntries', () => {
-  let sm: Recorder;
+  let sm: RecordingStateMachine;
   let srv: ServedStateMachine;
   beforeEach(async () => {
-    sm = new Recorder();
+    sm = new RecordingStateMachine();
     srv = await serveStateMachine(sm, { port: 0 });
   });
   afterEach(async () => {

@@ -8,34 +8,16 @@ import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { expect } from 'chai';
 import { stateMachineHandler } from '../../../adapters/sdk/server.js';
-import type { Entry, EntryResult as SdkEntryResult, StateMachine } from '../../../adapters/sdk/types.js';
+import type { StateMachine } from '../../../adapters/sdk/types.js';
+import { RecordingStateMachine } from '../../support/recording-sm.js';
 import { AppClient, GroupApplier, type AppEntry, type EntryResult } from '../../../daemon/statemachine/index.js';
 import { TestApp } from './test-app.js';
 
 const BINARY = 'application/vnd.raftd.entries';
 
-/** Remembers every entry it applied, bytes included. */
-class Store implements StateMachine {
-  last = new Map<number, number>();
-  data = new Map<number, Buffer>();
-  async lastLogIndex(group: number): Promise<number> {
-    return this.last.get(group) ?? 0;
-  }
-  async applyBatch(group: number, entries: Entry[]): Promise<SdkEntryResult[]> {
-    for (const e of entries) this.data.set(e.index, Buffer.from(e.data));
-    this.last.set(group, entries[entries.length - 1]!.index);
-    return entries.map((e) => (e.data.length === 3 ? { ok: false, error: { code: 'THREE', message: 'three bytes' } } : { ok: true, result: { len: e.data.length, term: e.term } }));
-  }
-  async read(): Promise<unknown> {
-    return null;
-  }
-  async prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
-    return { prepared: 'p', lastLogIndex: await this.lastLogIndex(group) };
-  }
-  async *saveSnapshot(): AsyncIterable<Uint8Array> {}
-  async recoverFromSnapshot(): Promise<number> {
-    return 0;
-  }
+/** Remembers every entry it applied, bytes included; refuses three-byte entries. */
+function newStore(): RecordingStateMachine {
+  return new RecordingStateMachine((e) => (e.data.length === 3 ? { ok: false, error: { code: 'THREE', message: 'three bytes' } } : { ok: true, result: { len: e.data.length, term: e.term } }));
 }
 
 /** The SDK's handler on a plain HTTP/1.1 or h2c server that records UpdateEntries content types. */
@@ -64,7 +46,7 @@ async function recordingSdkApp(proto: 'h1' | 'h2', sm: StateMachine, binaryEntri
   };
 }
 
-/** Entries from..to: a 600 KB one, a no-op, a three-byte one (which the Store rejects), small ones. */
+/** Entries from..to: a 600 KB one, a no-op, a three-byte one (which the store rejects), small ones. */
 function entries(from: number, to: number): AppEntry[] {
   const out: AppEntry[] = [];
   for (let i = from; i <= to; i++) {
@@ -99,7 +81,7 @@ describe('statemachine: binary UpdateEntries negotiation', function () {
 
   for (const proto of ['h1', 'h2'] as const) {
     it(`sends binary to the SDK (${proto === 'h1' ? 'HTTP/1.1' : 'h2c'}), which advertises it; entries arrive byte for byte`, async () => {
-      const sm = new Store();
+      const sm = newStore();
       const app = await recordingSdkApp(proto, sm, true);
       const client = new AppClient({ appUrl: app.url, retry: { initialMs: 10, maxMs: 50 } });
       cleanups.push(() => app.close(), () => client.close());
@@ -109,7 +91,7 @@ describe('statemachine: binary UpdateEntries negotiation', function () {
       expect(app.types.length).to.be.greaterThan(0);
       expect(new Set(app.types)).to.deep.equal(new Set([BINARY]));
       const sent = entries(1, 95);
-      for (const e of sent) expect(sm.data.get(e.index)!.equals(Buffer.from(e.data)), `entry ${e.index}`).to.equal(true);
+      for (const e of sent) expect(Buffer.from(sm.dataAt(e.index)!).equals(Buffer.from(e.data)), `entry ${e.index}`).to.equal(true);
       expect(results.get(10)).to.deep.equal({ index: 10, ok: true, result: { len: 600_000, term: 2 } });
       expect(results.get(14)).to.deep.equal({ index: 14, ok: true, result: { len: 0, term: 2 } });
       expect(results.get(33)).to.deep.include({ ok: false, error: { code: 'THREE', message: 'three bytes' } });
@@ -118,8 +100,8 @@ describe('statemachine: binary UpdateEntries negotiation', function () {
   }
 
   it('sends JSON to an SDK app that does not advertise binary, and when told entries: json', async () => {
-    const quiet = await recordingSdkApp('h1', new Store(), false);
-    const loud = await recordingSdkApp('h2', new Store(), true);
+    const quiet = await recordingSdkApp('h1', newStore(), false);
+    const loud = await recordingSdkApp('h2', newStore(), true);
     const c1 = new AppClient({ appUrl: quiet.url, retry: { initialMs: 10, maxMs: 50 } });
     const c2 = new AppClient({ appUrl: loud.url, retry: { initialMs: 10, maxMs: 50 }, entries: 'json' });
     cleanups.push(() => quiet.close(), () => loud.close(), () => c1.close(), () => c2.close());
@@ -157,7 +139,7 @@ describe('statemachine: binary UpdateEntries negotiation', function () {
   }
 
   it('an app that restarts without the advert on the same port gets JSON again', async () => {
-    const sm = new Store();
+    const sm = newStore();
     const first = await recordingSdkApp('h1', sm, true);
     const port = Number(new URL(first.url).port);
     const client = new AppClient({ appUrl: first.url, retry: { initialMs: 10, maxMs: 50 } });

@@ -5,7 +5,7 @@ import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { H2_RECEIVE_WINDOW, widenReceiveWindows } from '../../../daemon/transport/window.js';
 import { serveStateMachine } from '../../../adapters/sdk/server.js';
-import type { Entry, StateMachine } from '../../../adapters/sdk/types.js';
+import { RecordingStateMachine } from '../../support/recording-sm.js';
 
 /** Connects with plain HTTP/2 and returns the per-stream and connection windows the server grants. */
 async function advertisedWindows(url: string): Promise<{ stream: number; connection: number }> {
@@ -53,14 +53,7 @@ describe('HTTP/2 receive windows', () => {
   });
 
   it('the SDK\'s h2c server grants 16 MiB per stream and per connection', async () => {
-    const sm: StateMachine = {
-      lastLogIndex: async () => 0,
-      updateEntries: async (_g: number, entries: Entry[]) => entries.map(() => ({ ok: true as const })),
-      read: async () => null,
-      prepareSnapshot: async () => ({ index: 0 }),
-      saveSnapshot: async function* () {},
-      recoverFromSnapshot: async () => undefined,
-    } as unknown as StateMachine;
+    const sm = new RecordingStateMachine();
     const srv = await serveStateMachine(sm, { port: 0 });
     try {
       expect(await advertisedWindows(srv.url)).to.deep.equal({ stream: H2_RECEIVE_WINDOW, connection: H2_RECEIVE_WINDOW });
