@@ -2,6 +2,7 @@
 import { EntryType, MessageType, type Message } from '../../../daemon/raft/types.js';
 import type { GroupMessage } from '../../../daemon/transport/codec.js';
 import { GrpcTransport, type SnapshotHeader, type TransportOptions } from '../../../daemon/transport/transport.js';
+import type { TransportError } from '../../../daemon/transport/errors.js';
 export { freePort } from '../../support/ports.js';
 
 /** A port nobody listens on right now (listen on 0, note the port, close). */
@@ -26,6 +27,8 @@ export interface TestNode {
   addr: string;
   batches: Array<{ from: number; msgs: GroupMessage[] }>;
   snapshots: Array<{ header: SnapshotHeader; bytes: Buffer }>;
+  /** Refusals reported as fatal (onFatal), e.g. PEER_DISK_REPLACED. */
+  fatal: TransportError[];
   received(): number;
 }
 
@@ -36,6 +39,7 @@ export function makeNode(id: number, port: number, peers: Array<[number, number]
     addr: `127.0.0.1:${port}`,
     batches: [],
     snapshots: [],
+    fatal: [],
     received: () => node.batches.reduce((n, b) => n + b.msgs.length, 0),
     t: undefined as unknown as GrpcTransport,
   };
@@ -50,6 +54,7 @@ export function makeNode(id: number, port: number, peers: Array<[number, number]
     },
     {
       onMessages: (from, msgs) => node.batches.push({ from, msgs }),
+      onFatal: (e) => node.fatal.push(e),
       onSnapshot:
         onSnapshot ??
         (async (header, data) => {

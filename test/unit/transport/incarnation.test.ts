@@ -3,11 +3,10 @@
 
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
-import type { GroupMessage } from '../../../daemon/transport/codec.js';
 import { TransportError } from '../../../daemon/transport/errors.js';
 import { MD_CLUSTER, MD_FROM, MD_INCARNATION, MD_REFUSAL, MD_TO, streamMethod } from '../../../daemon/transport/service.js';
 import { GrpcTransport, type IncarnationBook } from '../../../daemon/transport/transport.js';
-import { appMsg, freePort, until } from './helpers.js';
+import { appMsg, freePort, makeNode, until, type TestNode } from './helpers.js';
 
 /** In-memory book, same contract as daemon/storage PeerIncarnations. */
 class MemoryBook implements IncarnationBook {
@@ -22,12 +21,6 @@ class MemoryBook implements IncarnationBook {
   }
 }
 
-interface Node {
-  t: GrpcTransport;
-  received: GroupMessage[];
-  fatal: TransportError[];
-}
-
 describe('GrpcTransport: peer incarnations (disk replacement)', function () {
   this.timeout(20000);
   const open: GrpcTransport[] = [];
@@ -35,27 +28,12 @@ describe('GrpcTransport: peer incarnations (disk replacement)', function () {
     await Promise.all(open.splice(0).map((t) => t.close()));
   });
 
-  function node(id: number, port: number, peers: Array<[number, number]>, incarnation: string | undefined, book?: IncarnationBook): Node {
-    const n: Node = { t: undefined as unknown as GrpcTransport, received: [], fatal: [] };
-    n.t = new GrpcTransport(
-      {
-        nodeId: id,
-        clusterId: 'test',
-        listenAddr: `127.0.0.1:${port}`,
-        peers: new Map(peers.map(([p, pp]) => [p, `127.0.0.1:${pp}`])),
-        backoff: { initialMs: 20, maxMs: 200 },
-        ...(incarnation !== undefined ? { incarnation } : {}),
-        ...(book ? { peerIncarnations: book } : {}),
-      },
-      {
-        onMessages: (_from, msgs) => n.received.push(...msgs),
-        onSnapshot: async () => undefined,
-        onFatal: (e) => n.fatal.push(e),
-      },
-    );
+  function node(id: number, port: number, peers: Array<[number, number]>, incarnation: string | undefined, book?: IncarnationBook): TestNode {
+    const n = makeNode(id, port, peers, { ...(incarnation !== undefined ? { incarnation } : {}), ...(book ? { peerIncarnations: book } : {}) });
     open.push(n.t);
     return n;
   }
+
 
   it('records the first incarnation, refuses another one for the same id, and tells the refused node', async () => {
     const [pa, pb] = [await freePort(), await freePort()];
@@ -65,7 +43,7 @@ describe('GrpcTransport: peer incarnations (disk replacement)', function () {
     const b = node(2, pb, [[1, pa]], 'b-old');
     await b.t.start();
     b.t.send(1, [{ group: 1, message: appMsg(2, 1, 0) }]);
-    await until(() => a.received.length === 1, 5000, 'delivery from the known disk');
+    await until(() => a.received() === 1, 5000, 'delivery from the known disk');
     expect(book.records.get(2)).to.equal('b-old');
     await b.t.close();
 
@@ -81,7 +59,7 @@ describe('GrpcTransport: peer incarnations (disk replacement)', function () {
     await new Promise((r) => setTimeout(r, 300));
     b2.t.send(1, [{ group: 1, message: appMsg(2, 1, 2) }]);
     await new Promise((r) => setTimeout(r, 300));
-    expect(a.received).to.have.length(1);
+    expect(a.received()).to.equal(1);
     expect(b2.fatal).to.have.length(1); // reported once, however often it retries
     expect(book.records.get(2)).to.equal('b-old');
   });
@@ -107,7 +85,7 @@ describe('GrpcTransport: peer incarnations (disk replacement)', function () {
       expect(err.code).to.equal(grpc.status.FAILED_PRECONDITION);
       expect(err.metadata.get(MD_REFUSAL)).to.deep.equal(['PEER_DISK_REPLACED']);
       expect(err.details).to.match(/node 2 came back with a different data directory \(incarnation b-new, known b-old\)/);
-      expect(a.received).to.have.length(0);
+      expect(a.received()).to.equal(0);
     } finally {
       client.close();
     }
@@ -120,7 +98,7 @@ describe('GrpcTransport: peer incarnations (disk replacement)', function () {
     const b = node(2, pb, [[1, pa]], undefined);
     await Promise.all([a.t.start(), b.t.start()]);
     b.t.send(1, [{ group: 1, message: appMsg(2, 1, 0) }]);
-    await until(() => a.received.length === 1, 5000, 'delivery');
+    await until(() => a.received() === 1, 5000, 'delivery');
     expect(book.records.size).to.equal(0);
     expect(b.fatal).to.have.length(0);
   });
