@@ -23,10 +23,9 @@
 // open-loop load unmeasured, so the compaction and GC debt of the saturated peak (a ~1 s stall
 // right after it, with or without snapshots) is not charged to the half load.
 
-import { readFileSync } from 'node:fs';
 import { LocalCluster } from '../../test/integration/cluster.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
-import { percentile } from './stats.js';
+import { cpuSeconds, percentile } from './stats.js';
 
 interface Args {
   seconds: number;
@@ -62,22 +61,9 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/**
- * CPU seconds the raftd processes used so far (Linux /proc; NaN elsewhere). On a shared machine
- * CPU per entry is steadier than entries/s, which moves with whatever else runs.
- */
+/** CPU seconds the raftd processes used so far (NaN when /proc cannot tell). */
 function raftdCpuSeconds(cluster: LocalCluster): number {
-  let ticks = 0;
-  for (const n of cluster.nodes) {
-    try {
-      const stat = readFileSync(`/proc/${n.proc!.pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of stat)
-    } catch {
-      return NaN;
-    }
-  }
-  return ticks / 100; // USER_HZ is 100 on every Linux we run on
+  return cluster.nodes.reduce((s, n) => s + cpuSeconds(n.proc?.pid), 0);
 }
 
 interface Point {

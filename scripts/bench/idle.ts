@@ -2,14 +2,8 @@
 // Waits for every group to have a leader, lets idle groups quiesce, then samples each
 // process's CPU time from /proc for --seconds and prints % of one core per process.
 
-import { readFileSync } from 'node:fs';
 import { LocalCluster } from '../../test/integration/cluster.js';
-
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks
-}
+import { cpuSeconds } from './stats.js';
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -39,12 +33,11 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 1000));
     }
     const pids = cluster.nodes.map((n) => n.proc!.pid!);
-    const before = pids.map(cpuTicks);
+    const before = pids.map(cpuSeconds);
     await new Promise((r) => setTimeout(r, seconds * 1000));
-    const after = pids.map(cpuTicks);
-    const hz = 100; // USER_HZ on Linux
+    const after = pids.map(cpuSeconds);
     pids.forEach((pid, i) => {
-      const pct = ((after[i]! - before[i]!) / hz / seconds) * 100;
+      const pct = ((after[i]! - before[i]!) / seconds) * 100;
       console.log(`  node ${i + 1} (pid ${pid}): ${pct.toFixed(1)}% of one core`);
     });
   } finally {

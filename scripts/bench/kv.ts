@@ -20,6 +20,7 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster, REPO_ROOT, freePort } from '../../test/integration/cluster.js';
 import { runPoint, type Op, type PointConfig, type PointResult, type SystemKind } from './loadgen.js';
+import { cpuSeconds } from './stats.js';
 
 interface Args {
   seconds: number;
@@ -73,21 +74,6 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-// ---- CPU of the processes under test, from /proc (clock ticks of user + system time)
-
-const CLK_TCK = 100;
-
-function cpuTicks(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15 of the whole line)
-  } catch {
-    return 0;
-  }
-}
-
 /** A named set of processes whose CPU use we report per point. */
 interface SystemUnderTest {
   kind: SystemKind;
@@ -137,7 +123,7 @@ interface Row extends PointResult {
 
 async function measure(sut: SystemUnderTest, cfg: PointConfig, workers: number): Promise<Row> {
   const roles = sut.pids();
-  const before = new Map([...roles].map(([r, ps]) => [r, ps.reduce((s, p) => s + cpuTicks(p), 0)]));
+  const before = new Map([...roles].map(([r, ps]) => [r, ps.reduce((s, p) => s + (cpuSeconds(p) || 0), 0)]));
   const c0 = await sut.leaderCounters();
   const t0 = performance.now();
   const res = await runPoint(cfg, workers);
@@ -146,7 +132,7 @@ async function measure(sut: SystemUnderTest, cfg: PointConfig, workers: number):
   const fsyncs = c0 && c1 ? c1.fsyncs - c0.fsyncs : NaN;
   const cores: Record<string, number> = {};
   // Over the whole point (warm-up included): a rough share, not a precise figure.
-  for (const [r, ps] of roles) cores[r] = (ps.reduce((s, p) => s + cpuTicks(p), 0) - before.get(r)!) / CLK_TCK / wall;
+  for (const [r, ps] of roles) cores[r] = (ps.reduce((s, p) => s + (cpuSeconds(p) || 0), 0) - before.get(r)!) / wall;
   return {
     ...res,
     cores,
@@ -449,9 +435,9 @@ function ratioTable(a: Row[], b: Row[], ops: Op[], concurrency: number[]): strin
 /** Cores the system burns with no load at all (ticks, heartbeats, timers), over `ms`. */
 async function idleCores(sut: SystemUnderTest, ms: number): Promise<number> {
   const pids = [...sut.pids().values()].flat();
-  const t0 = pids.reduce((s, p) => s + cpuTicks(p), 0);
+  const t0 = pids.reduce((s, p) => s + (cpuSeconds(p) || 0), 0);
   await new Promise((r) => setTimeout(r, ms));
-  return (pids.reduce((s, p) => s + cpuTicks(p), 0) - t0) / CLK_TCK / (ms / 1000);
+  return (pids.reduce((s, p) => s + (cpuSeconds(p) || 0), 0) - t0) / (ms / 1000);
 }
 
 interface Prepared {
