@@ -57,6 +57,8 @@ function steps(tmp: string): Step[] {
       about: 'fsync cost, LogStore write batches of 1/100/1,000 groups, and group commit through the write coalescer.' },
     { key: 'transport', title: 'gRPC transport', script: 'transport', args: [], limitSec: 90,
       about: 'batched App messages of 64-byte entries between two transports on loopback, and the codec alone.' },
+    { key: 'app-calls', title: 'state-machine API calls vs a bare HTTP exchange', script: 'app-calls', args: [], limitSec: 90,
+      about: 'CPU per UpdateEntries call from raftd\'s AppClient to the KV adapter (--fsync never) at 1/8/64 entries per call, over h2c and HTTP/1.1, next to a bare node:http / node:http2 server and client on the same machine: the HTTP floor under every hop of a KV write.' },
     { key: 'idle', title: 'idle cost of many groups', script: 'idle', args: ['--groups', '2000', '--seconds', '10'], limitSec: 150,
       about: 'CPU of 3 raftd processes holding 2,000 idle groups each (after quiescence), % of one core.' },
   ];
@@ -245,7 +247,7 @@ async function main(): Promise<void> {
     '',
     '## The parts',
     '',
-    ...['clickhouse', 'core', 'storage', 'transport', 'idle'].flatMap((k) => {
+    ...['clickhouse', 'core', 'storage', 'transport', 'app-calls', 'idle'].flatMap((k) => {
       const r = get(k);
       if (!r) return [];
       const ts = tables(r.output);
