@@ -65,13 +65,14 @@ export async function main(argv: string[]): Promise<void> {
   if (cfg.appUrl === 'memory:') {
     const mem = new MemoryApp();
     app = mem;
-    makeApplier = (group, onApplied, refetch) => new GroupApplier(group, mem, { onApplied, sync: cfg.sync, refetch });
+    makeApplier = (group, onApplied, refetch, lazy) => new GroupApplier(group, mem, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy });
   } else {
     const client = new AppClient({ appUrl: cfg.appUrl, logger });
     const proto = await client.connect();
     logger.info({ appUrl: cfg.appUrl, protocol: proto.protocol }, 'application connected');
     app = client;
-    makeApplier = (group, onApplied, refetch) => new GroupApplier(group, client, { onApplied, sync: cfg.sync, refetch, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
+    makeApplier = (group, onApplied, refetch, lazy) =>
+      new GroupApplier(group, client, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
   }
 
   let peers = cfg.peers;

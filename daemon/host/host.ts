@@ -176,7 +176,12 @@ export class Host {
   private startApplier(group: number, wait: true): Promise<ApplierPort>;
   private startApplier(group: number, wait: false): ApplierPort;
   private startApplier(group: number, wait: boolean): ApplierPort | Promise<ApplierPort> {
-    const applier = this.deps.makeApplier(group, (last, results) => this.onApplied(group, last, results), (lo, hi) => this.refetch(group, lo, hi));
+    const applier = this.deps.makeApplier(
+      group,
+      (last, results) => this.onApplied(group, last, results),
+      (lo, hi) => this.refetch(group, lo, hi),
+      () => this.applyMayLinger(group),
+    );
     this.appliers.set(group, applier);
     const started = applier.start();
     if (wait) return started.then(() => applier);
@@ -184,6 +189,17 @@ export class Host {
       if (this.appliers.get(group) === applier && !this.stopping) this.opts.logger.error({ err, group }, 'applier failed to start');
     });
     return applier;
+  }
+
+  /**
+   * A follower's applies answer no client (its proposals went to the leader), so they may wait to
+   * leave in fewer, larger UpdateEntries calls; a leader's, or any replica's with a proposal of its
+   * own still waiting (a leader that just stepped down), may not. Reads wait through waitApplied,
+   * which cuts any wait short.
+   */
+  private applyMayLinger(group: number): boolean {
+    const g = this.groups.get(group);
+    return g !== undefined && g.role !== Role.Leader && g.pending.size === 0;
   }
 
   // ---------------------------------------------------------------- ticking
@@ -361,8 +377,10 @@ export class Host {
   }
 
   private onSoftState(g: GroupReplica, role: Role, leader: number): void {
+    const roleChanged = g.role !== role;
     g.role = role;
     g.leaderId = leader;
+    if (roleChanged) this.appliers.get(g.group)?.nudge();
     if (role === Role.Leader) {
       this.metrics.leaderChanges++;
       if (g.group === META_GROUP) void this.onMetaLeader();

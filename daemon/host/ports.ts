@@ -51,12 +51,19 @@ export interface ApplierPort {
   appliedIndex(): number;
   waitApplied(index: number, timeoutMs: number): Promise<void>;
   queuedEntries(): number;
+  /** The answer of the factory's `lazy` may have changed: decide again now. */
+  nudge(): void;
   stop(): Promise<void>;
 }
 
-/** `refetch` gives the applier committed entries again from raftd's log (undefined once compacted). */
+/**
+ * `refetch` gives the applier committed entries again from raftd's log (undefined once compacted).
+ * `lazy` says whether applies may wait to be batched (this replica follows and owes no client an
+ * answer); the host calls nudge() when that may have changed.
+ */
 export type ApplierFactory = (
   group: number,
   onApplied: (lastIndex: number, results: Map<number, EntryOutcome>) => void,
   refetch: (lo: number, hi: number) => AppEntry[] | undefined,
+  lazy: () => boolean,
 ) => ApplierPort;

@@ -40,7 +40,9 @@ for (const proto of ['h1', 'h2'] as const) {
       for (const c of cleanups.splice(0).reverse()) await c();
     });
 
-    async function setup(opts: { sync?: boolean; maxBatchEntries?: number; callTimeoutMs?: number; group?: number; refetch?: (lo: number, hi: number) => AppEntry[] | undefined } = {}): Promise<Harness> {
+    async function setup(
+      opts: { sync?: boolean; maxBatchEntries?: number; callTimeoutMs?: number; group?: number; refetch?: (lo: number, hi: number) => AppEntry[] | undefined; lingerMs?: number; lazy?: () => boolean } = {},
+    ): Promise<Harness> {
       const app = new TestApp(proto);
       const url = await app.listen();
       const client = new AppClient({ appUrl: url, retry: { initialMs: 10, maxMs: 80 }, callTimeoutMs: opts.callTimeoutMs ?? 5000 });
@@ -59,6 +61,8 @@ for (const proto of ['h1', 'h2'] as const) {
         },
         onError: (err) => h.errors.push(err),
         ...(opts.refetch ? { refetch: opts.refetch } : {}),
+        ...(opts.lingerMs !== undefined ? { lingerMs: opts.lingerMs } : {}),
+        ...(opts.lazy ? { lazy: opts.lazy } : {}),
       });
       cleanups.push(() => app.close(), () => client.close(), () => h.applier.stop());
       return h;
@@ -90,6 +94,80 @@ for (const proto of ['h1', 'h2'] as const) {
       expect(h.results.get(2000)).to.deep.equal({ index: 2000, ok: true, result: { sum: sumTo(2000) } });
       expect(h.reports.at(-1)!.last).to.equal(2000);
       expect(h.errors).to.deep.equal([]);
+    });
+
+    describe('lingering (a follower batching its applies)', () => {
+      const sizes = (h: Harness): number[] => h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: unknown[] }).entries.length);
+      const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+      it('while lazy, entries committed within lingerMs reach the app in one call, after the linger', async () => {
+        const h = await setup({ lingerMs: 300, lazy: () => true });
+        await h.applier.start();
+        const t0 = performance.now();
+        h.applier.enqueue(entries(1, 1));
+        await sleep(30);
+        h.applier.enqueue(entries(2, 2));
+        await sleep(30);
+        h.applier.enqueue(entries(3, 4));
+        await sleep(60);
+        expect(sizes(h), 'nothing sent while lingering').to.deep.equal([]);
+        await until(() => h.applier.appliedIndex() === 4);
+        expect(performance.now() - t0).to.be.at.least(250);
+        expect(sizes(h)).to.deep.equal([4]);
+        expectAppliedInOrder(h, 1, 4);
+        expect([...h.results.keys()]).to.deep.equal([1, 2, 3, 4]);
+      });
+
+      it('a waitApplied caller (a read) ends the linger at once', async () => {
+        const h = await setup({ lingerMs: 10_000, lazy: () => true });
+        await h.applier.start();
+        h.applier.enqueue(entries(1, 3));
+        await sleep(30);
+        expect(sizes(h)).to.deep.equal([]);
+        const t0 = performance.now();
+        await h.applier.waitApplied(3, 5000);
+        expect(performance.now() - t0).to.be.below(2000);
+        expect(sizes(h)).to.deep.equal([3]);
+      });
+
+      it('nudge() sends at once when lazy() turned false (the replica became leader)', async () => {
+        let lazy = true;
+        const h = await setup({ lingerMs: 10_000, lazy: () => lazy });
+        await h.applier.start();
+        h.applier.enqueue(entries(1, 2));
+        await sleep(50);
+        expect(sizes(h)).to.deep.equal([]);
+        lazy = false;
+        h.applier.nudge();
+        await until(() => h.applier.appliedIndex() === 2, 2000);
+        expect(sizes(h)).to.deep.equal([2]);
+      });
+
+      it('does not linger when lazy() is false, nor hold back a full batch', async () => {
+        const eager = await setup({ lingerMs: 10_000, lazy: () => false });
+        await eager.applier.start();
+        eager.applier.enqueue(entries(1, 2));
+        await until(() => eager.applier.appliedIndex() === 2, 2000);
+
+        const full = await setup({ lingerMs: 10_000, lazy: () => true, maxBatchEntries: 10, group: 2 });
+        await full.applier.start();
+        full.applier.enqueue(entries(1, 25));
+        await until(() => full.applier.appliedIndex() === 20, 2000);
+        expect(sizes(full).slice(0, 2)).to.deep.equal([10, 10]);
+        await sleep(50);
+        expect(full.applier.appliedIndex(), 'the last 5 linger').to.equal(20);
+      });
+
+      it('stop() ends a linger without sending', async () => {
+        const h = await setup({ lingerMs: 10_000, lazy: () => true });
+        await h.applier.start();
+        h.applier.enqueue(entries(1, 2));
+        await sleep(30);
+        const t0 = performance.now();
+        await h.applier.stop();
+        expect(performance.now() - t0).to.be.below(2000);
+        expect(sizes(h)).to.deep.equal([]);
+      });
     });
 
     it('respects maxBatchEntries', async () => {
