@@ -180,7 +180,7 @@ function validate(cfg: RaftdConfig): void {
     throw new ConfigError('--election-ticks must be greater than --heartbeat-ticks (>= 1)');
   }
   if (cfg.snapshotInterval < 1) throw new ConfigError('--snapshot-interval must be >= 1');
-  if (cfg.applyLingerMs < 0 || cfg.applyLingerMs > 1000) throw new ConfigError('--apply-linger-ms must be between 0 and 1000');
+  if (cfg.applyLingerMs < 0 || cfg.applyLingerMs > 60_000) throw new ConfigError('--apply-linger-ms must be between 0 and 60000');
   if (cfg.maxPendingProposals < 1) throw new ConfigError('--max-pending-proposals must be >= 1');
   const tlsSet = [cfg.tlsCa, cfg.tlsCert, cfg.tlsKey].filter((s) => s !== '').length;
   if (tlsSet !== 0 && tlsSet !== 3) throw new ConfigError('peer mTLS needs all of --tls-ca, --tls-cert and --tls-key');

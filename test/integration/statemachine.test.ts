@@ -164,6 +164,37 @@ describe('state-machine API with the KV adapter (integration)', function () {
     }
   });
 
+  it('a follower batches its applies (--apply-linger-ms), yet neither the leader\'s answers nor linearizable reads wait for it', async () => {
+    // A 2 s linger makes the follower's hold observable; the default is 5 ms.
+    cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, extraArgs: ['--apply-linger-ms', '2000'] });
+    await cluster.startAll();
+    const leaders = await cluster.waitForLeaders([0, 1], 20_000);
+    const leader = cluster.node(leaders.get(1)!);
+    const [f1, f2] = cluster.nodes.filter((n) => n !== leader) as [RaftdNode, RaftdNode];
+    const get = async (n: RaftdNode, consistency: string): Promise<string | null> => {
+      const r = await n.post(`/v1/groups/1/read?consistency=${consistency}`, { op: 'get', key: 'lingered' }, { 'x-raftd-no-forward': '1' });
+      expect(r.status, JSON.stringify(r.body)).to.equal(200);
+      return (r.body.result as { value: string | null }).value;
+    };
+    await expectReplicasIdentical(cluster); // the election's entries are applied everywhere
+
+    let t0 = performance.now();
+    expect(await set(leader, 'lingered', 'v1')).to.equal(200);
+    expect(performance.now() - t0, 'the leader applies (and answers) without lingering').to.be.below(1500);
+    expect(await get(leader, 'stale')).to.equal('v1');
+    // The followers hold the committed entry: their apps do not have it yet.
+    expect(await get(f1, 'stale')).to.equal(null);
+    expect(await get(f2, 'stale')).to.equal(null);
+    // A linearizable read there waits for the apply, which it releases at once.
+    t0 = performance.now();
+    expect(await get(f1, 'linearizable')).to.equal('v1');
+    expect(performance.now() - t0, 'a read cuts the linger short').to.be.below(1500);
+    // The other follower still lingers, then applies by itself.
+    expect(await get(f2, 'stale')).to.equal(null);
+    await expectReplicasIdentical(cluster, 10_000);
+    expect(await get(f2, 'stale')).to.equal('v1');
+  });
+
   it('HAProxy with /leader-check routes writes to the leader, and they resume after the leader dies', async function () {
     if (spawnSync('haproxy', ['-v']).status !== 0) {
       // .ci/run installs Debian's haproxy; a developer machine may not have it.

@@ -42,6 +42,8 @@ describe('raftd config', () => {
     expect(() => loadConfig(['--tick-ms', 'fast'], {})).to.throw(ConfigError, /not a non-negative integer/);
     expect(() => loadConfig(['--election-ticks', '1', '--heartbeat-ticks', '1'], {})).to.throw(ConfigError, /greater than/);
     expect(() => loadConfig(['--app-url', 'ftp://x'], {})).to.throw(ConfigError, /not an http/);
+    expect(() => loadConfig(['--apply-linger-ms', '60001'], {})).to.throw(ConfigError, /apply-linger-ms must be between/);
+    expect(loadConfig(['--apply-linger-ms', '0'], {}).applyLingerMs).to.equal(0);
     expect(() => loadConfig(['--tls-ca', 'a.pem'], {})).to.throw(ConfigError, /all of/);
     expect(() => loadConfig(['--http-addr', '0.0.0.0:8001'], {})).to.throw(ConfigError, /api-token/);
     expect(loadConfig(['--http-addr', '0.0.0.0:8001', '--api-token', 's3cret'], {}).apiToken).to.equal('s3cret');
