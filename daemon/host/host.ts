@@ -67,6 +67,8 @@ export type Consistency = 'linearizable' | 'lease' | 'stale';
 export class Host {
   readonly groups = new Map<number, GroupReplica>();
   private readonly appliers = new Map<number, ApplierPort>();
+  /** Groups whose app is being restored from a leader's snapshot (no applier in charge meanwhile). */
+  private readonly restoring = new Map<number, Promise<void>>();
   readonly meta = new MetaState();
   readonly liveness: Liveness;
   readonly metrics = new HostMetrics();
@@ -559,9 +561,17 @@ export class Host {
     if (header.metadata.index <= g.status().commit) return;
     const old = this.appliers.get(g.group);
     this.appliers.delete(g.group);
-    await old?.stop();
-    await this.deps.app.recoverFromSnapshot(g.group, data);
-    await this.startApplier(g.group, true);
+    // While the app is being restored no applier is in charge: reads wait for this (waitApplied).
+    let restored!: () => void;
+    this.restoring.set(g.group, new Promise<void>((resolve) => (restored = resolve)));
+    try {
+      await old?.stop();
+      await this.deps.app.recoverFromSnapshot(g.group, data);
+      await this.startApplier(g.group, true);
+    } finally {
+      this.restoring.delete(g.group);
+      restored();
+    }
     g.handedToApp = header.metadata.index;
     this.metrics.snapshotsReceived++;
     g.node.step({
@@ -662,8 +672,7 @@ export class Host {
     // Chaos tests only: a deliberately broken build that serves every read stale.
     if (this.opts.breakStaleReads) consistency = 'stale';
     const g = this.getGroup(group);
-    const applier = this.appliers.get(group);
-    if (consistency === 'stale') return applier ? applier.appliedIndex() : g.status().applied;
+    if (consistency === 'stale') return this.appliers.get(group)?.appliedIndex() ?? g.status().applied;
     // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
     // is not evidence of anything); otherwise they take the ReadIndex path.
     const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;
@@ -671,8 +680,38 @@ export class Host {
     this.markDirty(g);
     this.scheduleFlush();
     const index = await p;
-    if (applier) await applier.waitApplied(index, this.opts.requestTimeoutMs);
+    await this.waitApplied(group, index, Date.now() + this.opts.requestTimeoutMs);
     return index;
+  }
+
+  /**
+   * Resolves once the group's app has applied `index`. The applier in charge can change while we
+   * wait: a snapshot from the leader stops it, restores the app and starts a new one. The wait then
+   * moves to the new one, and while there is none (the app is being restored) it waits for the
+   * restore: returning then would let a linearizable read reach an app that still holds its old
+   * state (chaos run seed 803 caught exactly that).
+   */
+  private async waitApplied(group: number, index: number, deadline: number): Promise<void> {
+    for (;;) {
+      const applier = this.appliers.get(group);
+      const restoring = this.restoring.get(group);
+      if (!applier && !restoring) return; // the meta group: the host applies it at commit
+      const left = deadline - Date.now();
+      if (left <= 0) throw new RaftdError('TIMEOUT', `group ${group}: index ${index} not applied in time (the app is being restored from a snapshot)`);
+      if (!applier) {
+        await Promise.race([restoring, new Promise((r) => setTimeout(r, left))]);
+        continue;
+      }
+      try {
+        await applier.waitApplied(index, left);
+        return;
+      } catch (e) {
+        // Stopped because a snapshot replaced it (not because raftd stops): wait on its successor.
+        const stopped = (e as { code?: unknown } | undefined)?.code === 'APPLIER_STOPPED';
+        if (stopped && this.appliers.get(group) !== applier && !this.stopping && !this.groups.get(group)?.deleted) continue;
+        throw e;
+      }
+    }
   }
 
   async read(group: number, query: unknown, consistency: Consistency): Promise<unknown> {

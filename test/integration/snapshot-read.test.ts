@@ -1,0 +1,108 @@
+// A linearizable read on a follower that is being restored from the leader's snapshot: 3 raftd
+// processes, each with a KV adapter served from this test process (so the test can hold one
+// adapter's RecoverFromSnapshot open). The read must wait for the restore and see every write the
+// leader acknowledged before it, never the state the follower's app had before the snapshot.
+// (Chaos run seed 803 found reads answered in that window from the old state.)
+
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KvAdapter } from '../../adapters/kv/adapter.js';
+import { serveStateMachine, type ServedStateMachine } from '../../adapters/sdk/server.js';
+import type { Entry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
+import { LocalCluster, freePort, type RaftdNode } from './cluster.js';
+
+/** The KV adapter, with a RecoverFromSnapshot that can be held open by the test. */
+class HeldRestore implements StateMachine {
+  /** Resolves when a RecoverFromSnapshot call begins. */
+  started: Promise<void>;
+  private onStart!: () => void;
+  /** Set to hold the next restore until the promise resolves. */
+  hold: Promise<void> | undefined;
+
+  constructor(private readonly kv: KvAdapter) {
+    this.started = new Promise((r) => (this.onStart = r));
+  }
+  lastLogIndex(group: number): Promise<number> {
+    return this.kv.lastLogIndex(group);
+  }
+  applyBatch(group: number, entries: Entry[]): Promise<EntryResult[]> {
+    return this.kv.applyBatch(group, entries);
+  }
+  read(group: number, query: unknown): Promise<unknown> {
+    return this.kv.read(group, query);
+  }
+  prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
+    return this.kv.prepareSnapshot(group);
+  }
+  saveSnapshot(group: number, prepared: string): AsyncIterable<Uint8Array> {
+    return this.kv.saveSnapshot(group, prepared);
+  }
+  async recoverFromSnapshot(group: number, data: AsyncIterable<Uint8Array>): Promise<number> {
+    this.onStart();
+    if (this.hold) await this.hold;
+    return this.kv.recoverFromSnapshot(group, data);
+  }
+}
+
+describe('a linearizable read on a follower restoring a snapshot (integration)', function () {
+  this.timeout(120_000);
+  let cluster: LocalCluster | undefined;
+  const served: ServedStateMachine[] = [];
+  const adapters: KvAdapter[] = [];
+  let dir = '';
+
+  afterEach(async () => {
+    await cluster?.destroy();
+    for (const s of served.splice(0)) await s.close();
+    for (const a of adapters.splice(0)) await a.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('waits for the restore instead of reading the app\'s old state', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'raftd-snapshot-read-'));
+    const apps = new Map<number, HeldRestore>();
+    const urls = new Map<number, string>();
+    for (const id of [1, 2, 3]) {
+      const kv = new KvAdapter({ dataDir: join(dir, `kv${id}`) });
+      adapters.push(kv);
+      const app = new HeldRestore(kv);
+      apps.set(id, app);
+      const port = await freePort();
+      served.push(await serveStateMachine(app, { port }));
+      urls.set(id, `http://127.0.0.1:${port}`);
+    }
+    cluster = await LocalCluster.create({ nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50', '--snapshot-catchup-entries', '5'] });
+    await cluster.startAll();
+    const leaders = await cluster.waitForLeaders([0, 1], 20_000);
+    const leader = cluster.node(leaders.get(1)!);
+    const follower = cluster.nodes.find((n) => n !== leader)!;
+    const set = async (value: string): Promise<void> => {
+      const r = await leader.post('/v1/groups/1/propose', JSON.stringify({ op: 'set', key: 'x', value }), { 'content-type': 'application/json' });
+      expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    };
+    const read = async (n: RaftdNode, consistency: string): Promise<string | null> => {
+      const r = await n.post(`/v1/groups/1/read?consistency=${consistency}`, { op: 'get', key: 'x' }, { 'x-raftd-no-forward': '1' });
+      expect(r.status, JSON.stringify(r.body)).to.equal(200);
+      return (r.body.result as { value: string | null }).value;
+    };
+
+    await set('old');
+    expect(await read(follower, 'linearizable')).to.equal('old');
+    await follower.kill();
+    for (let i = 1; i <= 200; i++) await set(String(i)); // compacts the leader's log past the follower
+    let release!: () => void;
+    const app = apps.get(follower.spec.id)!;
+    app.hold = new Promise((r) => (release = r));
+    follower.start();
+    await app.started; // the follower's app is being restored from the leader's snapshot
+    expect(await read(follower, 'stale'), 'the app still has its old state').to.equal('old');
+
+    const t0 = Date.now();
+    const linearizable = read(follower, 'linearizable');
+    setTimeout(release, 1500);
+    expect(await linearizable, 'a linearizable read sees the last acknowledged write').to.equal('200');
+    expect(Date.now() - t0, 'it waited for the restore').to.be.at.least(1000);
+  });
+});
