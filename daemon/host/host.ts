@@ -693,13 +693,20 @@ export class Host {
    */
   private async waitApplied(group: number, index: number, deadline: number): Promise<void> {
     for (;;) {
+      if (!this.groups.has(group)) throw new RaftdError('GROUP_NOT_FOUND', `group ${group} was deleted`);
       const applier = this.appliers.get(group);
       const restoring = this.restoring.get(group);
-      if (!applier && !restoring) return; // the meta group: the host applies it at commit
+      if (!applier && !restoring) {
+        if (group === META_GROUP) return; // the host applies it itself, at commit
+        // A restore failed (the leader sends the snapshot again): the app's state is not to be read.
+        throw new RaftdError('APP_UNAVAILABLE', `group ${group}: the app's restore from a snapshot failed; retry`);
+      }
       const left = deadline - Date.now();
       if (left <= 0) throw new RaftdError('TIMEOUT', `group ${group}: index ${index} not applied in time (the app is being restored from a snapshot)`);
       if (!applier) {
-        await Promise.race([restoring, new Promise((r) => setTimeout(r, left))]);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([restoring, new Promise((r) => (timer = setTimeout(r, left)))]);
+        clearTimeout(timer);
         continue;
       }
       try {
@@ -708,7 +715,7 @@ export class Host {
       } catch (e) {
         // Stopped because a snapshot replaced it (not because raftd stops): wait on its successor.
         const stopped = (e as { code?: unknown } | undefined)?.code === 'APPLIER_STOPPED';
-        if (stopped && this.appliers.get(group) !== applier && !this.stopping && !this.groups.get(group)?.deleted) continue;
+        if (stopped && this.appliers.get(group) !== applier && !this.stopping) continue;
         throw e;
       }
     }
