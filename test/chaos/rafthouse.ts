@@ -56,7 +56,8 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     logDir: runDir,
     appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
     env: { RAFTD_ENABLE_FAULTS: '1' },
-    extraArgs: ['--request-timeout-ms', '5000', '--snapshot-interval', '200'],
+    // As in the KV runner: a node down for a few seconds catches up by snapshot.
+    extraArgs: ['--request-timeout-ms', '5000', '--snapshot-interval', '200', '--snapshot-catchup-entries', '100'],
   });
   const gateways = new Map<number, string>();
   for (const n of cluster.nodes) {
@@ -76,7 +77,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
   const nemesis = new Nemesis(view, o.nemesis, rng.fork(), t0, { quietMs: o.quietMs ?? [500, 2000], holdMs: o.holdMs ?? [1000, 4000] }, log);
   const replicas: RafthouseReport['replicas'] = [];
   let checksumsEqual = false;
-  await runUnderFaults(cluster, runDir, anomalies, async () => {
+  const snapshotsReceived = await runUnderFaults(cluster, runDir, anomalies, async () => {
     await cluster.startAll();
     await cluster.waitForApi(60_000);
     await cluster.waitForLeaders([0, GROUP], 60_000);
@@ -136,7 +137,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
   const faults = countFaults(nemesis.faults);
   const ackedOps = ops.filter((x) => x.acked);
   const report: RafthouseReport = {
-    runDir, historyFile, seed: o.seed, nodes: o.nodes, durationMs: o.durationMs, faults, faultLog: nemesis.faults,
+    runDir, historyFile, seed: o.seed, nodes: o.nodes, durationMs: o.durationMs, faults, faultLog: nemesis.faults, snapshotsReceived,
     inserts: {
       acked: ackedOps.length,
       notAcked: ops.length - ackedOps.length,

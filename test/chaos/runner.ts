@@ -44,6 +44,8 @@ export interface RunReport {
   durationMs: number;
   faults: Partial<Record<FaultKind, number>>;
   faultLog: FaultRecord[];
+  /** Snapshots installed from a leader, a lower bound (see runUnderFaults). */
+  snapshotsReceived: number;
   /** Everything that is wrong; empty on a good run. */
   anomalies: string[];
 }
@@ -60,7 +62,7 @@ export function formatRunHeader(title: string, r: RunReport): string[] {
   const faults = Object.entries(r.faults).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
   return [
     `${title}: ${r.nodes} nodes, ${Math.round(r.durationMs / 1000)} s, seed ${r.seed}`,
-    `faults injected: ${faults} (${r.faultLog.filter((f) => !f.skipped).length} total)`,
+    `faults injected: ${faults} (${r.faultLog.filter((f) => !f.skipped).length} total); snapshots installed from a leader: at least ${r.snapshotsReceived}`,
   ];
 }
 
@@ -97,7 +99,13 @@ export function appRegressions(runDir: string, nodeIds: readonly number[]): stri
  * Runs a workload phase against the cluster; whatever happens, resumes paused processes and tears the
  * cluster down. A thrown error and every APP_REGRESSED line in the nodes' logs become anomalies.
  */
-export async function runUnderFaults(cluster: LocalCluster, runDir: string, anomalies: string[], phase: () => Promise<void>): Promise<void> {
+/**
+ * Runs `phase`, then tears the cluster down. Resolves with the snapshots the nodes had installed
+ * from a leader (raftd_snapshot_transfers_received_total, counted since each node's last start, so
+ * a lower bound): how much of the run exercised the install path.
+ */
+export async function runUnderFaults(cluster: LocalCluster, runDir: string, anomalies: string[], phase: () => Promise<void>): Promise<number> {
+  let snapshotsReceived = 0;
   try {
     await phase();
   } catch (e) {
@@ -107,9 +115,14 @@ export async function runUnderFaults(cluster: LocalCluster, runDir: string, anom
       n.resume();
       n.app?.resume();
     }
+    for (const n of cluster.nodes.filter((x) => x.running())) {
+      const text = await n.get('/metrics').then((r) => String(r.body), () => '');
+      snapshotsReceived += Number(/^raftd_snapshot_transfers_received_total (\d+)/m.exec(text)?.[1] ?? 0);
+    }
     await cluster.destroy();
   }
   anomalies.push(...appRegressions(runDir, cluster.nodes.map((n) => n.spec.id)));
+  return snapshotsReceived;
 }
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
@@ -124,9 +137,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     kvApp: true,
     logDir: runDir,
     env: { RAFTD_ENABLE_FAULTS: '1', ...(o.raftdEnv ?? {}) },
-    // Short request timeout: unknown outcomes resolve fast; frequent snapshots: restarted nodes
-    // catch up by snapshot as well as by log.
-    extraArgs: ['--request-timeout-ms', '3000', '--snapshot-interval', '300'],
+    // Short request timeout: unknown outcomes resolve fast. Frequent snapshots and a short log
+    // behind them: a node down for a second or more catches up by snapshot, so the install path
+    // (where seed 803 found a stale read) runs in most runs, not only after long outages.
+    extraArgs: ['--request-timeout-ms', '3000', '--snapshot-interval', '300', '--snapshot-catchup-entries', '100'],
   });
   const view = new ClusterView(cluster);
   const t0 = performance.now();
@@ -140,7 +154,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   });
   const nemesis = new Nemesis(view, o.nemesis, rng.fork(), t0, { quietMs: o.quietMs ?? [500, 2000], holdMs: o.holdMs ?? [1000, 4000] }, log);
   let convergence: ChaosReport['convergence'] = { converged: false, detail: 'not reached' };
-  await runUnderFaults(cluster, runDir, anomalies, async () => {
+  const snapshotsReceived = await runUnderFaults(cluster, runDir, anomalies, async () => {
     await cluster.startAll();
     await cluster.waitForApi(60_000);
     await cluster.waitForLeaders([GROUP], 60_000);
@@ -189,6 +203,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     durationMs: o.durationMs,
     faults,
     faultLog: nemesis.faults,
+    snapshotsReceived,
     ops: {
       ok: count((x) => x.result === 'ok'),
       fail: count((x) => x.result === 'fail'),
