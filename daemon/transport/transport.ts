@@ -706,7 +706,6 @@ export class GrpcTransport {
     void this.admitIncarnation(from, req.incarnation).then((refused) => (refused ? cb(refused) : answer()));
   }
 
-  /** `admitted`: the incarnation check passed (it runs first, asynchronously, then calls again). */
   /** A peer opened its message stream: identity first, then its incarnation, then the stream is served. */
   private serveStream(call: grpc.ServerDuplexStream<Buffer, Uint8Array>): void {
     const refusal = this.checkIdentity(call.metadata);
