@@ -8,7 +8,7 @@ import pino from 'pino';
 import { ConfigError, helpText, loadConfig, parseHostPort, type RaftdConfig } from './config.js';
 import { LogStore, PeerIncarnations } from './storage/index.js';
 import { GrpcTransport } from './transport/index.js';
-import { AppClient, GroupApplier } from './statemachine/index.js';
+import { AppClient, GroupApplier, type ApplyTarget } from './statemachine/index.js';
 import { Host } from './host/host.js';
 import { MemoryApp } from './host/memory-app.js';
 import type { ApplierFactory, AppPort, GroupMessage } from './host/ports.js';
@@ -60,20 +60,17 @@ export async function main(argv: string[]): Promise<void> {
   rmSync(snapshotDir, { recursive: true, force: true }); // partial transfers of a previous run
   mkdirSync(snapshotDir, { recursive: true });
 
-  let app: AppPort;
-  let makeApplier: ApplierFactory;
-  if (cfg.appUrl === 'memory:') {
-    const mem = new MemoryApp();
-    app = mem;
-    makeApplier = (group, onApplied, refetch, lazy) => new GroupApplier(group, mem, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy });
-  } else {
+  let app: AppPort & ApplyTarget;
+  if (cfg.appUrl === 'memory:') app = new MemoryApp();
+  else {
     const client = new AppClient({ appUrl: cfg.appUrl, logger });
     const proto = await client.connect();
     logger.info({ appUrl: cfg.appUrl, protocol: proto.protocol }, 'application connected');
     app = client;
-    makeApplier = (group, onApplied, refetch, lazy) =>
-      new GroupApplier(group, client, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
   }
+  const target = app;
+  const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy) =>
+    new GroupApplier(group, target, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
 
   let peers = cfg.peers;
   if (cfg.join !== '') {
