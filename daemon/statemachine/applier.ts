@@ -102,6 +102,11 @@ export class GroupApplier {
   private readonly waiters: Waiter[] = [];
   /** When the entries now lingering started to wait (undefined: none linger). */
   private lingerSince: number | undefined;
+  /**
+   * Ends a linger early. Apart from `wake` so that new entries, which arrive once per commit, do
+   * not end it (only a full batch does): a linger outlives many enqueues with one timer.
+   */
+  private endLinger: (() => void) | undefined;
 
   constructor(
     readonly group: number,
@@ -182,6 +187,7 @@ export class GroupApplier {
       queueMicrotask(() => this.report(at, skipped));
     }
     this.poke();
+    if (this.tail() - this.acked >= this.maxBatchEntries) this.interrupt();
   }
 
   appliedIndex(): number {
@@ -211,20 +217,20 @@ export class GroupApplier {
         }, timeoutMs),
       };
       this.waiters.push(w);
-      this.poke(); // a lingering batch leaves now: somebody waits for it
+      this.interrupt(); // a lingering batch leaves now: somebody waits for it
     });
   }
 
   /** Re-decides at once whether queued entries may linger (the host's `lazy()` answer changed). */
   nudge(): void {
-    this.poke();
+    this.interrupt();
   }
 
   /** Stops after the call in flight (if any) finished; queued entries stay unapplied. */
   async stop(): Promise<void> {
     if (this.stopped) return this.loopDone;
     this.stopped = true;
-    this.poke();
+    this.interrupt();
     const s = this.wakeSleep;
     this.wakeSleep = undefined;
     s?.();
@@ -290,7 +296,8 @@ export class GroupApplier {
   /**
    * Holds unsent entries until lingerMs after the loop first found them waiting, unless lingering is off,
    * not allowed now, somebody waits, or a full batch is queued. True when it waited (anything may
-   * have changed: the loop decides again); a poke (new entries, a waiter, nudge, stop) ends the wait.
+   * have changed: the loop decides again). A waiter, nudge(), stop() or a full batch ends the wait
+   * early (interrupt); an entry that merely joins the batch does not.
    */
   private async linger(): Promise<boolean> {
     const unsent = this.tail() - this.acked;
@@ -307,10 +314,10 @@ export class GroupApplier {
     }
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
-        this.wake = undefined;
+        this.endLinger = undefined;
         resolve();
       }, left);
-      this.wake = () => {
+      this.endLinger = () => {
         clearTimeout(timer);
         resolve();
       };
@@ -461,6 +468,14 @@ export class GroupApplier {
     const w = this.wake;
     this.wake = undefined;
     w?.();
+  }
+
+  /** poke(), and a linger in progress ends too. */
+  private interrupt(): void {
+    this.poke();
+    const e = this.endLinger;
+    this.endLinger = undefined;
+    e?.();
   }
 
   private removeWaiter(w: Waiter): void {
