@@ -3,6 +3,7 @@
 // parts), so two replicas at the same applied index must print the same lines.
 
 import type { ClickHouseEngine } from '../engine/types.js';
+import { quoteIdent, quoteString } from '../engine/sql.js';
 import { APPLIED_TABLE, DATA_DB_REGEXP, isInternalTable, parseDbName } from './naming.js';
 
 export interface TableChecksum {
@@ -17,14 +18,6 @@ export interface GroupChecksum {
   tables: TableChecksum[];
 }
 
-function lit(s: string): string {
-  return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
-}
-
-function ident(name: string): string {
-  return '`' + name.replace(/\\/g, '\\\\').replace(/`/g, '\\`') + '`';
-}
-
 function lines(buf: Buffer): string[][] {
   return buf.toString('utf8').split('\n').filter((l) => l.length > 0).map((l) => l.split('\t'));
 }
@@ -32,15 +25,15 @@ function lines(buf: Buffer): string[][] {
 /** Checksums of every user table with data in database `db` (views and bookkeeping excluded). */
 export async function groupChecksum(engine: ClickHouseEngine, db: string): Promise<TableChecksum[]> {
   const tables = lines(await engine.query(
-    `SELECT name FROM system.tables WHERE database = ${lit(db)} AND engine NOT LIKE '%View' AND engine != 'Dictionary' ORDER BY name`,
+    `SELECT name FROM system.tables WHERE database = ${quoteString(db)} AND engine NOT LIKE '%View' AND engine != 'Dictionary' ORDER BY name`,
     { format: 'TabSeparated' })).map((r) => r[0]!).filter((t) => !isInternalTable(t));
   const out: TableChecksum[] = [];
   for (const t of tables) {
     const cols = lines(await engine.query(
-      `SELECT name FROM system.columns WHERE database = ${lit(db)} AND table = ${lit(t)}
-       AND default_kind NOT IN ('ALIAS', 'EPHEMERAL') ORDER BY position`, { format: 'TabSeparated' })).map((r) => ident(r[0]!));
+      `SELECT name FROM system.columns WHERE database = ${quoteString(db)} AND table = ${quoteString(t)}
+       AND default_kind NOT IN ('ALIAS', 'EPHEMERAL') ORDER BY position`, { format: 'TabSeparated' })).map((r) => quoteIdent(r[0]!));
     const row = lines(await engine.query(
-      `SELECT count(), sum(cityHash64(${cols.join(', ')})) FROM ${db}.${ident(t)}`, { format: 'TabSeparated' }))[0] ?? ['0', '0'];
+      `SELECT count(), sum(cityHash64(${cols.join(', ')})) FROM ${db}.${quoteIdent(t)}`, { format: 'TabSeparated' }))[0] ?? ['0', '0'];
     out.push({ table: t, rows: row[0]!, hash: row[1]! });
   }
   return out;
@@ -49,7 +42,7 @@ export async function groupChecksum(engine: ClickHouseEngine, db: string): Promi
 /** Checksums of every group database on this engine (databases matching DATA_DB_REGEXP). */
 export async function groupChecksums(engine: ClickHouseEngine): Promise<GroupChecksum[]> {
   const dbs = lines(await engine.query(
-    `SELECT name FROM system.databases WHERE match(name, ${lit(DATA_DB_REGEXP)})`, { format: 'TabSeparated' })).map((r) => r[0]!);
+    `SELECT name FROM system.databases WHERE match(name, ${quoteString(DATA_DB_REGEXP)})`, { format: 'TabSeparated' })).map((r) => r[0]!);
   const out: GroupChecksum[] = [];
   for (const db of dbs) {
     const p = parseDbName(db);

@@ -18,6 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
 import { ClickHouseError, EngineError } from '../engine/errors.js';
+import { quoteIdent, quoteString } from '../engine/sql.js';
 import { ChsmError, clickhouseCode } from './errors.js';
 import { decodeEntry } from './entry.js';
 import type { Entry, EntryHeader } from './entry.js';
@@ -132,14 +133,6 @@ const ALREADY_DONE_CODES = new Set([
   609, // FUNCTION_ALREADY_EXISTS
 ]);
 
-function sqlString(s: string): string {
-  return "'" + s.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
-}
-
-function ident(name: string): string {
-  return '`' + name.replace(/\\/g, '\\\\').replace(/`/g, '\\`') + '`';
-}
-
 function parseJsonLines<T>(buf: Buffer): T[] {
   return buf.toString('utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as T);
 }
@@ -213,7 +206,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   private async tableExists(db: string, table: string): Promise<boolean> {
     const rows = await this.scalarRows<{ c: number }>(
-      `SELECT count() AS c FROM system.tables WHERE database = ${sqlString(db)} AND name = ${sqlString(table)}`);
+      `SELECT count() AS c FROM system.tables WHERE database = ${quoteString(db)} AND name = ${quoteString(table)}`);
     return (rows[0]?.c ?? 0) > 0;
   }
 
@@ -526,7 +519,7 @@ export class ClickHouseStateMachine implements StateMachine {
   private async mutationMarks(db: string): Promise<Record<string, number>> {
     const rows = await this.scalarRows<{ t: string; m: number }>(
       `SELECT table AS t, max(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS m FROM system.mutations
-       WHERE database = ${sqlString(db)} AND NOT startsWith(table, '_rh_') GROUP BY table ORDER BY table`);
+       WHERE database = ${quoteString(db)} AND NOT startsWith(table, '_rh_') GROUP BY table ORDER BY table`);
     const out: Record<string, number> = {};
     for (const r of rows) out[r.t] = Number(r.m);
     return out;
@@ -551,7 +544,7 @@ export class ClickHouseStateMachine implements StateMachine {
       }
     } else {
       const mutations = await this.mutationMarks(db);
-      await this.engine.exec(`INSERT INTO ${db}.${APPLIED_TABLE} (idx, state, info) VALUES (${index}, 0, ${sqlString(JSON.stringify(mutations))})`);
+      await this.engine.exec(`INSERT INTO ${db}.${APPLIED_TABLE} (idx, state, info) VALUES (${index}, 0, ${quoteString(JSON.stringify(mutations))})`);
       st.intent = { index, mutations };
     }
     await this.at('after-intent', index);
@@ -574,12 +567,12 @@ export class ClickHouseStateMachine implements StateMachine {
   /** Every MergeTree table of the group gets the deduplication window (new tables, renamed-in tables). */
   private async ensureDedupWindow(db: string): Promise<void> {
     const rows = await this.scalarRows<{ name: string; engine_full: string }>(
-      `SELECT name, engine_full FROM system.tables WHERE database = ${sqlString(db)} AND engine LIKE '%MergeTree'
-       AND name != ${sqlString(APPLIED_TABLE)} ORDER BY name`);
+      `SELECT name, engine_full FROM system.tables WHERE database = ${quoteString(db)} AND engine LIKE '%MergeTree'
+       AND name != ${quoteString(APPLIED_TABLE)} ORDER BY name`);
     for (const r of rows) {
       const m = /non_replicated_deduplication_window = (\d+)/.exec(r.engine_full);
       if (m && Number(m[1]) >= this.dedupWindow) continue;
-      await this.engine.exec(`ALTER TABLE ${db}.${ident(r.name)} MODIFY SETTING non_replicated_deduplication_window = ${this.dedupWindow}`);
+      await this.engine.exec(`ALTER TABLE ${db}.${quoteIdent(r.name)} MODIFY SETTING non_replicated_deduplication_window = ${this.dedupWindow}`);
     }
   }
 
@@ -638,20 +631,20 @@ export class ClickHouseStateMachine implements StateMachine {
         await this.engine.exec(`DROP DATABASE IF EXISTS ${snap} SYNC`);
         await this.engine.exec(`CREATE DATABASE ${snap}`);
         const tables = await this.scalarRows<{ name: string; engine: string }>(
-          `SELECT name, engine FROM system.tables WHERE database = ${sqlString(src)} AND name != ${sqlString(APPLIED_TABLE)}
+          `SELECT name, engine FROM system.tables WHERE database = ${quoteString(src)} AND name != ${quoteString(APPLIED_TABLE)}
            AND NOT startsWith(name, '.inner') ORDER BY name`);
         const meta: SnapshotTableMeta[] = [];
         for (const [ord, t] of tables.entries()) {
-          const create = (await this.engine.query(`SHOW CREATE TABLE ${src}.${ident(t.name)}`, { format: 'TabSeparatedRaw' })).toString('utf8').trimEnd();
+          const create = (await this.engine.query(`SHOW CREATE TABLE ${src}.${quoteIdent(t.name)}`, { format: 'TabSeparatedRaw' })).toString('utf8').trimEnd();
           const stripped = stripDbQualifier(create, src);
           const isData = !/View$|^Dictionary$/.test(t.engine);
           if (isData) {
             if (t.engine.endsWith('MergeTree')) {
-              await this.engine.exec(`CREATE TABLE ${snap}.${ident(t.name)} CLONE AS ${src}.${ident(t.name)}`);
+              await this.engine.exec(`CREATE TABLE ${snap}.${quoteIdent(t.name)} CLONE AS ${src}.${quoteIdent(t.name)}`);
             } else {
               // Not MergeTree (Memory, Log, ...): no hard links; copy the rows (small tables by nature).
-              await this.engine.exec(`CREATE TABLE ${snap}.${ident(t.name)} AS ${src}.${ident(t.name)}`);
-              await this.engine.exec(`INSERT INTO ${snap}.${ident(t.name)} SELECT * FROM ${src}.${ident(t.name)}`);
+              await this.engine.exec(`CREATE TABLE ${snap}.${quoteIdent(t.name)} AS ${src}.${quoteIdent(t.name)}`);
+              await this.engine.exec(`INSERT INTO ${snap}.${quoteIdent(t.name)} SELECT * FROM ${src}.${quoteIdent(t.name)}`);
             }
           }
           meta.push({ ord, name: t.name, kind: isData ? 'data' : 'ddl', create: stripped });
@@ -689,9 +682,9 @@ export class ClickHouseStateMachine implements StateMachine {
     yield frame(Buffer.from(JSON.stringify(header), 'utf8'));
     for (const t of header.tables) {
       if (t.kind !== 'data') continue;
-      const cols = t.columns.map(ident).join(', ');
+      const cols = t.columns.map(quoteIdent).join(', ');
       const stream = this.engine.queryStream(
-        `SELECT ${cols} FROM ${db}.${ident(t.name)} ORDER BY ${cols}`,
+        `SELECT ${cols} FROM ${db}.${quoteIdent(t.name)} ORDER BY ${cols}`,
         { format: 'TabSeparated', settings: { max_threads: 1 } });
       yield* reframe(stream);
     }
@@ -700,7 +693,7 @@ export class ClickHouseStateMachine implements StateMachine {
   /** Columns that hold data (not ALIAS / EPHEMERAL), in table order. */
   private async storedColumns(db: string, table: string): Promise<string[]> {
     const rows = await this.scalarRows<{ name: string }>(
-      `SELECT name FROM system.columns WHERE database = ${sqlString(db)} AND table = ${sqlString(table)}
+      `SELECT name FROM system.columns WHERE database = ${quoteString(db)} AND table = ${quoteString(table)}
        AND default_kind NOT IN ('ALIAS', 'EPHEMERAL') ORDER BY position`);
     return rows.map((r) => r.name);
   }
@@ -744,7 +737,7 @@ export class ClickHouseStateMachine implements StateMachine {
         const rows = Buffer.concat(chunks);
         if (rows.length > 0) {
           await this.engine.insert(
-            `INSERT INTO ${target}.${ident(t.name)} (${t.columns.map(ident).join(', ')}) FORMAT TabSeparated`, rows,
+            `INSERT INTO ${target}.${quoteIdent(t.name)} (${t.columns.map(quoteIdent).join(', ')}) FORMAT TabSeparated`, rows,
             { settings: { ...off, insert_allow_materialized_columns: 1 } });
         }
       }
