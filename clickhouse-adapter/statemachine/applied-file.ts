@@ -10,8 +10,11 @@
 // `_rh_applied`). A database swapped in by a snapshot restore, re-created after a group deletion,
 // or replaced behind our back gets a new id, so a stale file is ignored, never trusted.
 //
-// Format: one fixed-size record `<instance> <index>` padded with spaces, rewritten in place by a
-// single pwrite (never truncated, so a crash leaves the old record or the new one, not an empty file).
+// Format: one fixed-size record `<instance> <index>[ <inflight> <attempt>]` padded with spaces,
+// rewritten in place by a single pwrite (never truncated, so a crash leaves the old record or the new
+// one, not an empty file). `<inflight>` is the tokenised insert that was running when the record was
+// written (phantom.ts: after a crash, that one insert's deduplication record cannot be trusted), and
+// `<attempt>` the number of repair inserts already started for it.
 
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +26,10 @@ export const APPLIED_DIR = 'rafthouse-applied';
 
 export interface AppliedRecord {
   instance: string;
+  /** Highest index recorded. */
   index: number;
+  /** A tokenised insert above `index` that may have been running at a crash. */
+  inflight?: { index: number; attempt: number };
 }
 
 export class AppliedFiles {
@@ -45,14 +51,21 @@ export class AppliedFiles {
     } catch {
       return undefined;
     }
-    const m = /^([0-9a-f-]{8,64}) (\d{1,16}) *\n?$/.exec(text);
+    const m = /^([0-9a-f-]{8,64}) (\d{1,16})(?: (\d{1,16}) (\d{1,6}))? *\n?$/.exec(text);
     if (!m) return undefined;
     const index = Number(m[2]);
-    return Number.isSafeInteger(index) ? { instance: m[1]!, index } : undefined;
+    if (!Number.isSafeInteger(index)) return undefined;
+    const rec: AppliedRecord = { instance: m[1]!, index };
+    if (m[3] !== undefined) {
+      const inflight = Number(m[3]);
+      if (!Number.isSafeInteger(inflight)) return undefined;
+      rec.inflight = { index: inflight, attempt: Number(m[4]) };
+    }
+    return rec;
   }
 
   write(group: number, rec: AppliedRecord): void {
-    const line = `${rec.instance} ${rec.index}`;
+    const line = rec.inflight ? `${rec.instance} ${rec.index} ${rec.inflight.index} ${rec.inflight.attempt}` : `${rec.instance} ${rec.index}`;
     if (line.length >= RECORD_BYTES || !/^[0-9a-f-]{8,64}$/.test(rec.instance)) throw new Error(`bad applied record ${line}`);
     const buf = Buffer.alloc(RECORD_BYTES, 0x20);
     buf.write(line, 0, 'latin1');

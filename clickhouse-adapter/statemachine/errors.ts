@@ -10,7 +10,9 @@ export type ChsmErrorCode =
   | 'RH_BAD_SNAPSHOT'         // RecoverFromSnapshot got bytes that are not a RaftHouse snapshot
   | 'RH_SNAPSHOT_GONE'        // SaveSnapshot for a prepared value that no longer exists (a newer one replaced it)
   | 'RH_BAD_PREPARED'         // a prepared value that does not name a snapshot of this group
-  | 'RH_BAD_QUERY';           // a Read query the adapter does not understand
+  | 'RH_BAD_QUERY'            // a Read query the adapter does not understand
+  | 'RH_REPAIR_FAILED'        // rows a crash lost inside ClickHouse could not be re-inserted (the call fails; raftd retries)
+  | 'RH_CATCHING_UP';         // PrepareSnapshot before the entries a crash interrupted are re-applied (raftd retries)
 
 const STATUS: Readonly<Record<ChsmErrorCode, number>> = {
   RH_BAD_ENTRY: 409, // thrown only for an index gap; bad entries otherwise become failed results
@@ -20,6 +22,8 @@ const STATUS: Readonly<Record<ChsmErrorCode, number>> = {
   RH_SNAPSHOT_GONE: 410,
   RH_BAD_PREPARED: 400,
   RH_BAD_QUERY: 400,
+  RH_REPAIR_FAILED: 500,
+  RH_CATCHING_UP: 503,
 };
 
 /** A StateMachineError, so the SDK answers it with its code and an HTTP status. */

@@ -32,6 +32,8 @@ export interface InsertTarget {
   sql: string;
   /** The table name (unquoted). */
   table: string;
+  /** What follows the table name (column list, FORMAT, SELECT ...): the same insert into table x is `INSERT INTO x` + tail. */
+  tail: string;
 }
 
 /**
@@ -59,7 +61,7 @@ export function qualifyInsert(sql: string, groupDb: string, userDb: string | und
     tableText = second.text;
     table = second.name;
   }
-  return { sql: `INSERT INTO ${groupDb}.${tableText}${rest}`, table };
+  return { sql: `INSERT INTO ${groupDb}.${tableText}${rest}`, table, tail: rest };
 }
 
 export function hasFormatClause(sql: string): boolean {

@@ -14,6 +14,11 @@
 //   is ever replayed across a DDL) and right AFTER it. In between, an "intent" row says the statement
 //   may have run; a redelivery that finds the intent re-runs it tolerating "already done" errors, and
 //   skips it when a mutation it would have registered is already there.
+// - ClickHouse records a block's deduplication id before the block's part is in the table: a crash
+//   between the two makes the replay of that one insert look like a duplicate (phantom.ts). With
+//   `appliedDir`, each tokenised insert is marked "in flight" in the applied file first; after a crash
+//   the group's first load looks for that insert's phantoms, and its redelivery re-inserts the rows of
+//   each phantom block under a fresh token before replaying the entry.
 
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
@@ -28,6 +33,8 @@ import {
 } from './naming.js';
 import { ByteReader, SNAPSHOT_MAGIC, frame, reframe } from './frames.js';
 import { AppliedFiles } from './applied-file.js';
+import { PROBE_TABLE, REPAIR_TABLE, findPhantoms, tableRef } from './phantom.js';
+import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
 import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
@@ -41,7 +48,8 @@ export type CrashPoint =
   | 'before-record' | 'after-record'
   | 'after-intent' | 'after-ddl'
   | 'after-entry'
-  | 'before-swap' | 'mid-swap';
+  | 'before-swap' | 'mid-swap'
+  | 'after-repair';
 
 export interface ChsmOptions {
   engine: ClickHouseEngine;
@@ -89,6 +97,10 @@ interface GroupState {
   /** A deferred record is scheduled. */
   timer: NodeJS.Timeout | undefined;
   intent: Intent | undefined;
+  /** The tokenised insert marked in flight in the applied file, and how many repairs of it were started. */
+  inflight: { index: number; attempt: number } | undefined;
+  /** Blocks of that insert lost in a crash (phantom.ts), to re-insert when it is redelivered. */
+  phantoms: Phantom[];
   /** Defaults from applied "settings" entries, in log order. */
   settings: Settings;
 }
@@ -294,13 +306,18 @@ export class ClickHouseStateMachine implements StateMachine {
     if (intentRow && Number(intentRow.top) > lastIndex) {
       intent = { index: Number(intentRow.top), mutations: JSON.parse(intentRow.info) as Record<string, number> };
     }
+    // A crash may have cut the insert marked in flight short inside ClickHouse (phantom.ts).
+    const inflight = file && file.instance === instance && file.inflight && file.inflight.index > lastIndex ? file.inflight : undefined;
+    const phantoms = inflight ? await findPhantoms(this.engine, db, this.repairTokens(group, inflight)) : [];
     const settings: Settings = {};
     // Only settings up to the recorded index: later ones come again with their redelivered entries, and
     // the entries before them must be re-applied without them, as they were the first time.
     const srows = await this.scalarRows<{ settings: string }>(
       `SELECT settings FROM ${db}.${SETTINGS_TABLE} WHERE idx <= ${lastIndex} ORDER BY idx`);
     for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
-    const st: GroupState = { applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, settings };
+    const st: GroupState = {
+      applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings,
+    };
     this.groups.set(group, st);
     this.schemaGen++; // a repair or a restore may have swapped the database in
     return st;
@@ -344,7 +361,9 @@ export class ClickHouseStateMachine implements StateMachine {
       try {
         if (toFile) {
           await this.at('before-record', index);
-          this.appliedFiles!.write(group, { instance: st.instance, index });
+          // An in-flight mark above the record stays (a repair still pending: see markInflight).
+          const inflight = st.inflight && st.inflight.index > index ? st.inflight : undefined;
+          this.appliedFiles!.write(group, { instance: st.instance, index, ...(inflight ? { inflight } : {}) });
           await this.at('after-record', index);
         } else {
           await this.record(group, index);
@@ -358,6 +377,7 @@ export class ClickHouseStateMachine implements StateMachine {
         throw e;
       }
       st.recorded = index;
+      if (st.inflight && st.inflight.index <= index) { st.inflight = undefined; st.phantoms = []; }
     }
   }
 
@@ -375,6 +395,69 @@ export class ClickHouseStateMachine implements StateMachine {
   async close(): Promise<void> {
     for (const [group, st] of this.groups) await this.withLock(group, () => this.flush(group, st, true));
     this.appliedFiles?.close();
+  }
+
+  // ---- blocks lost inside ClickHouse (phantom.ts) -------------------------------------------------
+
+  /** The tokens an in-flight insert may have used: its own, then one per repair started. */
+  private repairTokens(group: number, inflight: { index: number; attempt: number }): string[] {
+    const tokens = [`${group}:${inflight.index}`];
+    for (let a = 1; a <= inflight.attempt; a++) tokens.push(`${group}:${inflight.index}:r${a}`);
+    return tokens;
+  }
+
+  private writeInflight(group: number, st: GroupState, index: number, attempt: number): void {
+    st.inflight = { index, attempt };
+    this.appliedFiles!.write(group, { instance: st.instance, index: st.recorded, inflight: st.inflight });
+  }
+
+  /**
+   * Marks a tokenised insert in flight (one pwrite): after a crash, its phantoms are looked for. The
+   * redelivered entries below an in-flight mark landed before the crash: their replays are dropped as
+   * duplicates and record nothing, so the mark (and its repair count) stays until the marked entry is done.
+   */
+  private markInflight(group: number, st: GroupState, index: number): void {
+    if (!this.appliedFiles || (st.inflight && index < st.inflight.index)) return;
+    this.writeInflight(group, st, index, st.inflight?.index === index ? st.inflight.attempt : 0);
+  }
+
+  /**
+   * Re-inserts, under a fresh token, the rows of `index`'s blocks that a crash lost (st.phantoms), before
+   * the entry is replayed with its own token; that replay still drops those blocks, as duplicates of the
+   * phantoms, along with the blocks that did land. `fill` loads the entry's rows into a scratch table
+   * with the target's structure; the rows of each phantom's partition go from there into the table.
+   */
+  private async repairLostBlocks(group: number, st: GroupState, index: number, table: string, fill: (scratch: string) => Promise<void>): Promise<void> {
+    if (st.phantoms.length === 0 || st.inflight?.index !== index) return;
+    const db = dataDb(group);
+    for (const p of [...st.phantoms]) {
+      if (p.table !== table || p.hasViews) {
+        // A materialized view's block (or a block under one) cannot be rebuilt from the entry alone.
+        throw new ChsmError('RH_REPAIR_FAILED', `group ${group}: a crash lost a block of entry ${index} in table ${p.table}` +
+          `${p.hasViews ? ', which materialized views read' : ' (not the table the entry inserts into)'}; RaftHouse cannot rebuild it: ` +
+          'restore this replica from another one (docs/clickhouse.md, "Exactly once")');
+      }
+      const scratch = tableRef(db, REPAIR_TABLE);
+      try {
+        // A fresh token per attempt: an attempt that a crash cut short may have left a phantom of its own.
+        const attempt = st.inflight.attempt + 1;
+        this.writeInflight(group, st, index, attempt);
+        await this.engine.exec(`DROP TABLE IF EXISTS ${scratch} SYNC`);
+        await this.engine.exec(`CREATE TABLE ${scratch} AS ${tableRef(db, p.table)}`);
+        await fill(scratch);
+        await this.engine.exec(`INSERT INTO ${tableRef(db, p.table)} SELECT * FROM ${scratch} WHERE _partition_id = ${quoteString(p.partitionId)}`, {
+          database: db,
+          settings: { ...PINNED_INSERT_SETTINGS, max_threads: 1, insert_deduplicate: 1, insert_deduplication_token: `${group}:${index}:r${attempt}` },
+        });
+        // Landed: never again, even if what follows fails (a crash from here on finds it covered).
+        st.phantoms = st.phantoms.filter((x) => x !== p);
+        await this.at('after-repair', index);
+        await this.engine.exec(`DROP TABLE ${scratch} SYNC`);
+      } catch (e) {
+        if (e instanceof ChsmError) throw e;
+        throw Object.assign(new ChsmError('RH_REPAIR_FAILED', `group ${group}: re-inserting the rows of entry ${index} that a crash lost in ${p.table} failed: ${(e as Error).message}`), { cause: e });
+      }
+    }
   }
 
   // ---- apply -----------------------------------------------------------------------------------------
@@ -419,6 +502,7 @@ export class ClickHouseStateMachine implements StateMachine {
   }
 
   private entryError(e: unknown, index: number): EntryResult {
+    if (e instanceof ChsmError && e.code === 'RH_REPAIR_FAILED') throw e; // not the entry's fault
     if (e instanceof ClickHouseError && !TRANSIENT_CODES.has(e.code)) {
       return { ok: false, error: { code: clickhouseCode(e.code), message: e.message } };
     }
@@ -475,21 +559,24 @@ export class ClickHouseStateMachine implements StateMachine {
         insert_deduplication_token: `${group}:${index}`,
       };
       let sql = entry.header.sql!;
-      await this.at('before-insert', index);
-      let writtenRows: number;
-      if (entry.payload.length > 0) {
-        if (!hasFormatClause(sql)) {
-          if (!entry.header.format) throw new ChsmError('RH_BAD_ENTRY', 'an insert with data needs FORMAT in its SQL or a format field');
-          sql = `${sql.trimEnd()} FORMAT ${entry.header.format}`;
-        }
-        const target = qualifyInsert(sql, db, entry.header.database);
-        writtenRows = (await this.engine.insert(target.sql, entry.payload, { settings })).writtenRows;
-      } else {
-        const target = qualifyInsert(sql, db, entry.header.database);
-        // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
-        await this.engine.exec(target.sql, { database: db, settings: { ...settings, max_threads: 1 } });
-        writtenRows = -1;
+      const withPayload = entry.payload.length > 0;
+      if (withPayload && !hasFormatClause(sql)) {
+        if (!entry.header.format) throw new ChsmError('RH_BAD_ENTRY', 'an insert with data needs FORMAT in its SQL or a format field');
+        sql = `${sql.trimEnd()} FORMAT ${entry.header.format}`;
       }
+      const target = qualifyInsert(sql, db, entry.header.database);
+      // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
+      const run = async (statement: string, s: Settings): Promise<number> => {
+        if (withPayload) return (await this.engine.insert(statement, entry.payload, { settings: s })).writtenRows;
+        await this.engine.exec(statement, { database: db, settings: { ...s, max_threads: 1 } });
+        return -1;
+      };
+      await this.repairLostBlocks(group, st, index, target.table, async (scratch) => {
+        await run(`INSERT INTO ${scratch}${target.tail}`, { ...settings, ...(await this.dedupOff()), insert_deduplication_token: '' });
+      });
+      this.markInflight(group, st, index);
+      await this.at('before-insert', index);
+      const writtenRows = await run(target.sql, settings);
       await this.at('after-insert', index);
       return { ok: true, result: { writtenRows } };
     } catch (err) {
@@ -505,9 +592,14 @@ export class ClickHouseStateMachine implements StateMachine {
       }
       // Validate names and values with ClickHouse itself before storing them.
       await this.engine.query('SELECT 1', { settings: changes, format: 'TabSeparated' });
-      await this.engine.insert(`INSERT INTO ${dataDb(group)}.${SETTINGS_TABLE} FORMAT JSONEachRow`,
-        Buffer.from(JSON.stringify({ idx: index, settings: JSON.stringify(changes) }) + '\n'),
+      const row = Buffer.from(JSON.stringify({ idx: index, settings: JSON.stringify(changes) }) + '\n');
+      await this.repairLostBlocks(group, st, index, SETTINGS_TABLE, async (scratch) => {
+        await this.engine.insert(`INSERT INTO ${scratch} FORMAT JSONEachRow`, row, { settings: { ...PINNED_INSERT_SETTINGS, ...(await this.dedupOff()) } });
+      });
+      this.markInflight(group, st, index);
+      await this.engine.insert(`INSERT INTO ${dataDb(group)}.${SETTINGS_TABLE} FORMAT JSONEachRow`, row,
         { settings: { ...PINNED_INSERT_SETTINGS, insert_deduplication_token: `${group}:${index}` } });
+      await this.at('after-insert', index);
       Object.assign(st.settings, changes);
       return { ok: true, result: {} };
     } catch (err) {
@@ -623,6 +715,13 @@ export class ClickHouseStateMachine implements StateMachine {
   async prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
     return this.withLock(group, async () => {
       const st = (await this.group(group, true))!;
+      // After a crash, an entry above the applied index may have partly landed (an insert marked in
+      // flight, a statement with an intent) until its redelivery is applied: a snapshot now would carry
+      // effects past its index, which a follower restoring it would then apply a second time.
+      const unsettled = Math.max(st.inflight?.index ?? 0, st.intent?.index ?? 0);
+      if (unsettled > st.applied) {
+        throw new ChsmError('RH_CATCHING_UP', `group ${group}: entry ${unsettled} may have partly landed before a crash and is not re-applied yet (applied ${st.applied}); retry after its redelivery`);
+      }
       await this.flush(group, st, true); // raftd may truncate its log up to this index: it must be recorded
       const src = dataDb(group);
       const index = st.recorded;
@@ -631,7 +730,8 @@ export class ClickHouseStateMachine implements StateMachine {
         await this.engine.exec(`DROP DATABASE IF EXISTS ${snap} SYNC`);
         await this.engine.exec(`CREATE DATABASE ${snap}`);
         const tables = await this.scalarRows<{ name: string; engine: string }>(
-          `SELECT name, engine FROM system.tables WHERE database = ${quoteString(src)} AND name != ${quoteString(APPLIED_TABLE)}
+          `SELECT name, engine FROM system.tables WHERE database = ${quoteString(src)}
+           AND name NOT IN (${[APPLIED_TABLE, REPAIR_TABLE, PROBE_TABLE].map(quoteString).join(', ')})
            AND NOT startsWith(name, '.inner') ORDER BY name`);
         const meta: SnapshotTableMeta[] = [];
         for (const [ord, t] of tables.entries()) {

@@ -109,13 +109,13 @@ export class Replica {
   }
 }
 
-function jsonRows(from: number, n: number, extra?: (i: number) => Record<string, unknown>): Buffer {
+export function jsonRows(from: number, n: number, extra?: (i: number) => Record<string, unknown>): Buffer {
   const lines: string[] = [];
   for (let i = from; i < from + n; i++) lines.push(JSON.stringify({ id: i, v: `row-${i}`, ...(extra ? extra(i) : {}) }));
   return Buffer.from(lines.join('\n') + '\n');
 }
 
-function e(header: Omit<EntryHeader, 'v'>, payload?: Buffer): Buffer {
+export function e(header: Omit<EntryHeader, 'v'>, payload?: Buffer): Buffer {
   return encodeEntry({ v: 1, ...header }, payload);
 }
 

@@ -1,6 +1,11 @@
 // The pure parts of the state machine: naming rule, entry format, INSERT target rewriting, framing.
 
 import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { blockIdHash, lastDedupRecord, parsePartName } from '../../../clickhouse-adapter/statemachine/phantom.js';
+import { AppliedFiles } from '../../../clickhouse-adapter/statemachine/applied-file.js';
 import { DATA_DB_REGEXP, dataDb, parseDbName, restoreDb, snapshotDb } from '../../../clickhouse-adapter/statemachine/naming.js';
 import { decodeEntry, encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
 import { hasFormatClause, qualifyInsert } from '../../../clickhouse-adapter/statemachine/sql.js';
@@ -47,7 +52,8 @@ describe('chsm: INSERT target rewriting', () => {
   it('qualifies unqualified, user-db and quoted targets; refuses other databases and functions', () => {
     expect(qualifyInsert('INSERT INTO t FORMAT JSONEachRow', 'rh_g1', undefined).sql).to.equal('INSERT INTO rh_g1.t FORMAT JSONEachRow');
     expect(qualifyInsert('insert into table userdb.t (a, b) VALUES (1, 2)', 'rh_g1', 'userdb').sql).to.equal('INSERT INTO rh_g1.t (a, b) VALUES (1, 2)');
-    expect(qualifyInsert('INSERT INTO `my table` FORMAT CSV', 'rh_g1', undefined)).to.deep.equal({ sql: 'INSERT INTO rh_g1.`my table` FORMAT CSV', table: 'my table' });
+    expect(qualifyInsert('INSERT INTO `my table` FORMAT CSV', 'rh_g1', undefined)).to.deep.equal({ sql: 'INSERT INTO rh_g1.`my table` FORMAT CSV', table: 'my table', tail: ' FORMAT CSV' });
+    expect(qualifyInsert('insert into table userdb.t (a, b) VALUES (1, 2)', 'rh_g1', 'userdb').tail).to.equal(' (a, b) VALUES (1, 2)');
     expect(qualifyInsert('INSERT INTO "q""t"(a) SELECT 1', 'rh_g1', undefined).table).to.equal('q"t');
     expect(codeOf(() => qualifyInsert('INSERT INTO other.t FORMAT CSV', 'rh_g1', 'userdb'))).to.equal('RH_CROSS_DATABASE');
     expect(codeOf(() => qualifyInsert("INSERT INTO FUNCTION file('x') SELECT 1", 'rh_g1', undefined))).to.equal('RH_UNSUPPORTED');
@@ -88,5 +94,46 @@ describe('chsm: snapshot framing', () => {
     let code: string | undefined;
     await r.readFrame().catch((e: { code?: string }) => { code = e.code; });
     expect(code).to.equal('RH_BAD_SNAPSHOT');
+  });
+});
+
+describe('chsm: deduplication log and applied-file records', () => {
+  it('reads the last complete record, across a rotation and a torn last line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dedup-log-'));
+    try {
+      expect(lastDedupRecord(dir)).to.equal(undefined); // no log at all
+      mkdirSync(join(dir, 'deduplication_logs'));
+      writeFileSync(join(dir, 'deduplication_logs', 'deduplication_log_9.txt'), '1\tall_1_1_0\tall_1_2\n1\tall_2_2_0\tall_3_4\n');
+      writeFileSync(join(dir, 'deduplication_logs', 'deduplication_log_10.txt'), '1\t202611_7_7_0\t202611_5_6\n1\tall_8');
+      expect(lastDedupRecord(dir)).to.deep.equal({ op: 1, part: '202611_7_7_0', blockId: '202611_5_6' });
+      writeFileSync(join(dir, 'deduplication_logs', 'deduplication_log_11.txt'), ''); // just rotated
+      expect(lastDedupRecord(dir)).to.deep.equal({ op: 1, part: '202611_7_7_0', blockId: '202611_5_6' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes part names and block ids apart', () => {
+    expect(parsePartName('all_12_12_0')).to.deep.equal({ partitionId: 'all', min: 12, max: 12 });
+    expect(parsePartName('202611_3_40_2_55')).to.deep.equal({ partitionId: '202611', min: 3, max: 40 });
+    expect(parsePartName('tmp_insert')).to.equal(undefined);
+    expect(blockIdHash('1_5270743216182551603_1027400046207412106')).to.equal('5270743216182551603_1027400046207412106');
+  });
+
+  it('keeps the in-flight mark in the applied file, and still reads a record without one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'applied-'));
+    try {
+      const files = new AppliedFiles(dir);
+      const instance = '8989e417-aae5-4b8a-ab4b-10aa1792ea1b';
+      files.write(3, { instance, index: 41 });
+      expect(files.read(3)).to.deep.equal({ instance, index: 41 });
+      files.write(3, { instance, index: 41, inflight: { index: 43, attempt: 2 } });
+      expect(files.read(3)).to.deep.equal({ instance, index: 41, inflight: { index: 43, attempt: 2 } });
+      files.write(3, { instance, index: 43 });
+      expect(files.read(3)).to.deep.equal({ instance, index: 43 });
+      files.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
