@@ -8,14 +8,14 @@
 //   - "applied file": the embedded engine as rafthouse runs it (in-flight mark, phantom repair);
 //   - "table record": the index recorded in _rh_applied only (no in-flight mark, no repair), as with
 //     the server engine, whose deduplication log RaftHouse cannot read.
-// Options: --kills N (default 60), --seed S (default 1).
+// Options: --kills N (default 60), --seed S (default 1), --batch B (entries per UpdateEntries call,
+//   default 8: a replica spends most of its time inside inserts, where the kill has to land).
 
 import { parseArgs } from 'node:util';
 import { CrashedError, Replica, e } from '../../test/unit/chsm/harness.js';
 import type { LogEntry } from '../../test/unit/chsm/harness.js';
 import { dataDb } from '../../clickhouse-adapter/statemachine/naming.js';
 
-const BATCH = 4; // entries per UpdateEntries call, as a lingering follower would send them
 
 function entry(index: number): LogEntry {
   const data = index === 1
@@ -43,14 +43,13 @@ interface Side {
   acked: number;
 }
 
-/** Feeds entries from the replica's LastLogIndex on until it dies (the kill) or `stop` says so. */
-async function feedUntilKilled(side: Side, stop: () => boolean): Promise<void> {
+/** Feeds entries from (a little before) the replica's LastLogIndex on, until the kill. */
+async function feedUntilKilled(side: Side, batchSize: number): Promise<void> {
   try {
     let next = Math.max(1, (await side.replica.last()) - 1); // a little before: redelivered entries too
-    while (!stop()) {
-      const batch = Array.from({ length: BATCH }, (_, i) => entry(next + i));
-      await side.replica.apply(batch);
-      next += BATCH;
+    for (;;) {
+      await side.replica.apply(Array.from({ length: batchSize }, (_, i) => entry(next + i)));
+      next += batchSize;
       side.acked = Math.max(side.acked, next - 1);
     }
   } catch (err) {
@@ -63,8 +62,10 @@ async function count(r: Replica, sql: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { kills: { type: 'string' }, seed: { type: 'string' } } });
+  const { values } = parseArgs({ options: { kills: { type: 'string' }, seed: { type: 'string' }, batch: { type: 'string' } } });
   const kills = Number(values.kills ?? 60);
+  const batch = Number(values.batch ?? 8);
+  if (!Number.isInteger(batch) || batch < 1) throw new Error('--batch must be a positive integer');
   const random = rng(Number(values.seed ?? 1));
   if (!Number.isInteger(kills) || kills < 1) throw new Error('--kills must be a positive integer');
   const sides: Side[] = [
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
       await Promise.all(sides.map(async (s) => {
         await s.replica.start();
         const timer = setTimeout(() => s.replica.kill(), delay);
-        await feedUntilKilled(s, () => false);
+        await feedUntilKilled(s, batch);
         clearTimeout(timer);
       }));
       if (k % 10 === 0 || k === kills) {
@@ -92,8 +93,8 @@ async function main(): Promise<void> {
     for (const s of sides) {
       await s.replica.start();
       const from = Math.max(1, (await s.replica.last()) - 1);
-      for (let i = from; i <= s.acked; i += BATCH) {
-        await s.replica.apply(Array.from({ length: Math.min(BATCH, s.acked - i + 1) }, (_, j) => entry(i + j)));
+      for (let i = from; i <= s.acked; i += batch) {
+        await s.replica.apply(Array.from({ length: Math.min(batch, s.acked - i + 1) }, (_, j) => entry(i + j)));
       }
       const db = dataDb(1);
       const rows = await count(s.replica, `SELECT count() FROM ${db}.t`);
