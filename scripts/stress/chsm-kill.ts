@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { CrashedError, Replica, e } from '../../test/unit/chsm/harness.js';
 import type { LogEntry } from '../../test/unit/chsm/harness.js';
 import { dataDb } from '../../clickhouse-adapter/statemachine/naming.js';
+import { Rng } from '../../test/sim/rng.js';
 
 
 function entry(index: number): LogEntry {
@@ -22,18 +23,6 @@ function entry(index: number): LogEntry {
     ? e({ kind: 'ddl', sql: 'CREATE TABLE t (id UInt64) ENGINE = MergeTree ORDER BY id' })
     : e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, Buffer.from(`{"id":${index}}\n`));
   return { index, term: 1, data };
-}
-
-/** A small deterministic PRNG (mulberry32), so a run can be repeated with its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Side {
@@ -66,7 +55,7 @@ async function main(): Promise<void> {
   const kills = Number(values.kills ?? 60);
   const batch = Number(values.batch ?? 8);
   if (!Number.isInteger(batch) || batch < 1) throw new Error('--batch must be a positive integer');
-  const random = rng(Number(values.seed ?? 1));
+  const random = new Rng(Number(values.seed ?? 1));
   if (!Number.isInteger(kills) || kills < 1) throw new Error('--kills must be a positive integer');
   const sides: Side[] = [
     { name: 'applied file', replica: Replica.fresh(true), acked: 0 },
@@ -75,7 +64,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   try {
     for (let k = 1; k <= kills; k++) {
-      const delay = 100 + random() * 500;
+      const delay = 100 + random.float() * 500;
       await Promise.all(sides.map(async (s) => {
         await s.replica.start();
         const timer = setTimeout(() => s.replica.kill(), delay);

@@ -7,17 +7,7 @@ import { LogStore, type GroupWrite, type LoadedGroup } from '../../../daemon/sto
 import { decodeEntryIndex, decodeRun, entryKey, groupKey, KIND_ENTRY } from '../../../daemon/storage/codec.js';
 import { Rocks } from '../../../daemon/storage/rocks.js';
 import { TempDirs, payload } from './helpers.js';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded as prng } from '../raft/network.js';
 
 class Model {
   snapshot: SnapshotMetadata | null = null;
