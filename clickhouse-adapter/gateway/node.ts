@@ -100,7 +100,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
 
     // The embedded engine lives in this process: its per-batch index record can be a file (applied-file.ts).
     const sm = new ClickHouseStateMachine({
-      engine, dedupWindow: cfg.dedupWindow, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
+      engine, dedupWindow: cfg.dedupWindow, log, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
     });
     const app = hostPort(cfg.appListen, '--app-listen');
     const served = await serveStateMachine(sm, { host: app.host, port: app.port });

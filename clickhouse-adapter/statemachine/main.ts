@@ -39,7 +39,10 @@ async function main(): Promise<void> {
     await engine.close();
     throw e;
   }
-  const sm = new ClickHouseStateMachine({ engine, dedupWindow, ...(flags.engine === 'embedded' ? { appliedDir: join(flags.dataDir, APPLIED_DIR) } : {}) });
+  const sm = new ClickHouseStateMachine({
+    engine, dedupWindow, log: (m) => process.stderr.write(`rafthouse-adapter: ${m}\n`),
+    ...(flags.engine === 'embedded' ? { appliedDir: join(flags.dataDir, APPLIED_DIR) } : {}),
+  });
   const served = await serveStateMachine(sm, { host: m[1]!, port: Number(m[2]) });
   process.stdout.write(`rafthouse-adapter: ${engine.kind} ClickHouse ${engine.capabilities.version}, listening on ${served.url}\n`);
   const stop = async (): Promise<void> => {

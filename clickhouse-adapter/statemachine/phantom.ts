@@ -113,18 +113,27 @@ async function tokenHashes(engine: ClickHouseEngine, db: string, tokens: string[
   }
 }
 
+export interface PhantomSearch {
+  phantoms: Phantom[];
+  /**
+   * Tables whose last record names a missing part with another token: a part a DELETE or a TTL
+   * emptied, or a block of a materialized view lost in the crash (its token is derived, not ours).
+   */
+  unexplained: Array<{ table: string; part: string }>;
+}
+
 /**
  * The phantoms an insert with one of `tokens` (the in-flight entry's, and its repairs') may have left in
  * the tables of `db`. Runs at a group's first load after a crash, before anything is inserted.
  */
-export async function findPhantoms(engine: ClickHouseEngine, db: string, tokens: string[]): Promise<Phantom[]> {
+export async function findPhantoms(engine: ClickHouseEngine, db: string, tokens: string[]): Promise<PhantomSearch> {
   // Scratch tables a crash left behind (a repair or a probe cut short).
   for (const t of [REPAIR_TABLE, PROBE_TABLE]) await engine.exec(`DROP TABLE IF EXISTS ${db}.${t} SYNC`);
   const tables = await rows<{ name: string; path: string; views: number }>(engine,
     `SELECT name, data_paths[1] AS path, length(dependencies_table) AS views FROM system.tables
      WHERE database = ${quoteString(db)} AND engine LIKE '%MergeTree' AND name NOT IN (${quoteString(APPLIED_TABLE)}, ${quoteString(PROBE_TABLE)})
      ORDER BY name`);
-  const candidates: Array<Phantom & { hash: string }> = [];
+  const candidates: Array<Phantom & { hash: string; part: string }> = [];
   for (const t of tables) {
     const rec = t.path ? lastDedupRecord(t.path) : undefined;
     const part = rec && rec.op === 1 ? parsePartName(rec.part) : undefined;
@@ -133,11 +142,14 @@ export async function findPhantoms(engine: ClickHouseEngine, db: string, tokens:
       `SELECT count() AS c FROM system.parts WHERE database = ${quoteString(db)} AND table = ${quoteString(t.name)} AND active
        AND partition_id = ${quoteString(part.partitionId)} AND min_block_number <= ${part.min} AND max_block_number >= ${part.max}`);
     if ((covering[0]?.c ?? 0) > 0) continue;
-    candidates.push({ table: t.name, partitionId: part.partitionId, hasViews: t.views > 0, hash: blockIdHash(rec.blockId) });
+    candidates.push({ table: t.name, partitionId: part.partitionId, hasViews: t.views > 0, hash: blockIdHash(rec.blockId), part: rec.part });
   }
-  if (candidates.length === 0) return [];
+  if (candidates.length === 0) return { phantoms: [], unexplained: [] };
   const hashes = new Set(await tokenHashes(engine, db, tokens));
-  return candidates.filter((c) => hashes.has(c.hash)).map(({ table, partitionId, hasViews }) => ({ table, partitionId, hasViews }));
+  return {
+    phantoms: candidates.filter((c) => hashes.has(c.hash)).map(({ table, partitionId, hasViews }) => ({ table, partitionId, hasViews })),
+    unexplained: candidates.filter((c) => !hashes.has(c.hash)).map(({ table, part }) => ({ table, part })),
+  };
 }
 
 /** Quotes a table name of the group database for the repair statements. */

@@ -75,6 +75,8 @@ export interface ChsmOptions {
    * file's fate on a crash. Unset: every record is an INSERT into `_rh_applied`.
    */
   appliedDir?: string;
+  /** Notices for the operator: blocks a crash lost inside ClickHouse, found and re-inserted. */
+  log?: (message: string) => void;
   /** Called at each CrashPoint (tests kill the process there). Never set in production. */
   hook?: (point: CrashPoint, index: number) => void | Promise<void>;
 }
@@ -171,6 +173,7 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly maxEntriesPerRecord: number;
   private readonly recordDelayMs: number;
   private readonly hook: ((point: CrashPoint, index: number) => void | Promise<void>) | undefined;
+  private readonly log: (message: string) => void;
   private readonly appliedFiles: AppliedFiles | undefined;
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
@@ -186,6 +189,7 @@ export class ClickHouseStateMachine implements StateMachine {
     this.maxEntriesPerRecord = opts.maxEntriesPerRecord ?? 100;
     this.recordDelayMs = opts.recordDelayMs ?? 0;
     this.hook = opts.hook;
+    this.log = opts.log ?? (() => undefined);
     this.appliedFiles = opts.appliedDir ? new AppliedFiles(opts.appliedDir) : undefined;
   }
 
@@ -308,7 +312,18 @@ export class ClickHouseStateMachine implements StateMachine {
     }
     // A crash may have cut the insert marked in flight short inside ClickHouse (phantom.ts).
     const inflight = file && file.instance === instance && file.inflight && file.inflight.index > lastIndex ? file.inflight : undefined;
-    const phantoms = inflight ? await findPhantoms(this.engine, db, this.repairTokens(group, inflight)) : [];
+    let phantoms: Phantom[] = [];
+    if (inflight) {
+      const found = await findPhantoms(this.engine, db, this.repairTokens(group, inflight));
+      phantoms = found.phantoms;
+      for (const p of phantoms) {
+        this.log(`group ${group}: a crash lost the block of entry ${inflight.index} in table ${p.table} (partition ${p.partitionId}) inside ClickHouse; it is re-inserted when the entry is redelivered`);
+      }
+      for (const u of found.unexplained) {
+        this.log(`group ${group}: table ${u.table}'s last deduplication record names part ${u.part}, which is not there and is not entry ${inflight.index}'s: ` +
+          'a part a DELETE or TTL removed, or a materialized view block lost in a crash (compare the replicas\' {"op":"checksum"})');
+      }
+    }
     const settings: Settings = {};
     // Only settings up to the recorded index: later ones come again with their redelivered entries, and
     // the entries before them must be re-applied without them, as they were the first time.
@@ -451,6 +466,7 @@ export class ClickHouseStateMachine implements StateMachine {
         });
         // Landed: never again, even if what follows fails (a crash from here on finds it covered).
         st.phantoms = st.phantoms.filter((x) => x !== p);
+        this.log(`group ${group}: re-inserted the rows of entry ${index} in table ${p.table} (partition ${p.partitionId}) that a crash lost`);
         await this.at('after-repair', index);
         await this.engine.exec(`DROP TABLE ${scratch} SYNC`);
       } catch (e) {

@@ -17,6 +17,7 @@ const crashAt = process.env.RH_CRASH_AT;
 const engine = await openEmbedded({ dataDir });
 const sm = new ClickHouseStateMachine({
   engine,
+  log: (m: string) => process.stderr.write(`${m}\n`),
   ...(process.env.RH_APPLIED_FILE ? { appliedDir: join(dataDir, APPLIED_DIR) } : {}),
   hook: (point: CrashPoint, index: number) => {
     if (crashAt === `${point}@${index}`) process.kill(process.pid, 'SIGKILL');
