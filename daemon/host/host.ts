@@ -573,6 +573,19 @@ export class Host {
       restored();
     }
     g.handedToApp = header.metadata.index;
+    // During the restore no applier was in charge, and the core kept stepping messages: a new leader
+    // that still had the entries may have appended and committed past the snapshot here (applyCommitted
+    // then handed them to nobody). The core will not go back for them (its commit is past the
+    // snapshot, which it then ignores): hand them to the app from the log now.
+    const commit = g.status().commit;
+    const applier = this.appliers.get(g.group);
+    if (applier && commit > g.handedToApp) {
+      const missed = this.refetch(g.group, g.handedToApp + 1, commit);
+      if (missed) {
+        applier.enqueue(missed);
+        g.handedToApp = commit;
+      }
+    }
     this.metrics.snapshotsReceived++;
     g.node.step({
       type: MessageType.Snap, to: this.opts.nodeId, from: header.from, term: header.term, logTerm: 0, index: 0,

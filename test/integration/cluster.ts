@@ -50,6 +50,8 @@ export interface ClusterOptions {
   groups?: number;
   appUrls?: (id: number) => string;
   extraArgs?: string[];
+  /** Arguments for one node only, after extraArgs. */
+  nodeExtraArgs?: (id: number) => string[];
   env?: Record<string, string>;
   tickMs?: number;
   electionTicks?: number;
@@ -209,6 +211,7 @@ export class LocalCluster {
       ...(appUrl ? ['--app-url', appUrl] : []),
       ...roleArgs,
       ...(opts.extraArgs ?? []),
+      ...(opts.nodeExtraArgs?.(s.id) ?? []),
     ];
     const node = new RaftdNode(s, args, opts.env ?? {}, join(opts.logDir ?? this.dir, `node${s.id}.log`), opts.nodeArgs ?? []);
     node.app = app;

@@ -3,6 +3,8 @@
 // adapter's RecoverFromSnapshot open). The read must wait for the restore and see every write the
 // leader acknowledged before it, never the state the follower's app had before the snapshot.
 // (Chaos run seed 803 found reads answered in that window from the old state.)
+// Also: entries a new leader appends and commits on that follower during the restore, past the
+// snapshot's index, must reach its app once the restore is over.
 
 import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -104,5 +106,67 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
     setTimeout(release, 1500);
     expect(await linearizable, 'a linearizable read sees the last acknowledged write').to.equal('200');
     expect(Date.now() - t0, 'it waited for the restore').to.be.at.least(1000);
+  });
+
+  it('hands the app what a new leader committed on the follower during the restore', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'raftd-snapshot-commit-'));
+    const apps = new Map<number, HeldRestore>();
+    const urls = new Map<number, string>();
+    for (const id of [1, 2, 3]) {
+      const kv = new KvAdapter({ dataDir: join(dir, `kv${id}`) });
+      adapters.push(kv);
+      const app = new HeldRestore(kv);
+      apps.set(id, app);
+      const port = await freePort();
+      served.push(await serveStateMachine(app, { port }));
+      urls.set(id, `http://127.0.0.1:${port}`);
+    }
+    // Nodes 1 and 2 compact their logs right behind each snapshot; node 3 keeps its whole log, so as a
+    // leader it sends a lagging follower entries, not a snapshot.
+    cluster = await LocalCluster.create({
+      nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50'],
+      nodeExtraArgs: (id) => ['--snapshot-catchup-entries', id === 3 ? '1000000' : '5'],
+    });
+    await cluster.startAll();
+    let leaderId = (await cluster.waitForLeaders([0, 1], 20_000)).get(1)!;
+    const transfer = async (from: number, to: number): Promise<void> => {
+      const r = await cluster!.node(from).post('/v1/groups/1/transfer-leadership', JSON.stringify({ to }), { 'content-type': 'application/json' });
+      expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    };
+    if (leaderId === 3) { await transfer(3, 1); leaderId = 1; }
+    const followerId = leaderId === 1 ? 2 : 1;
+    const set = async (via: number, value: string): Promise<void> => {
+      const r = await cluster!.node(via).post('/v1/groups/1/propose', JSON.stringify({ op: 'set', key: 'x', value }), { 'content-type': 'application/json' });
+      expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    };
+    const follower = cluster.node(followerId);
+
+    await set(leaderId, '0');
+    await follower.kill();
+    for (let i = 1; i <= 200; i++) await set(leaderId, String(i)); // compacts the leader's log past the follower
+    let release!: () => void;
+    const app = apps.get(followerId)!;
+    app.hold = new Promise((r) => (release = r));
+    follower.start();
+    await app.started; // the follower's app is being restored from the leader's snapshot
+
+    // Meanwhile node 3 takes over and, having the whole log, appends and commits past the snapshot there.
+    await transfer(leaderId, 3);
+    for (let i = 201; i <= 220; i++) await set(3, String(i));
+    await new Promise((r) => setTimeout(r, 500));
+    release();
+    for (let i = 221; i <= 230; i++) await set(3, String(i));
+
+    // The follower's app must reach the last write (stale reads: its own state), and its raftd must live.
+    const deadline = Date.now() + 10_000;
+    let value: string | null = null;
+    while (Date.now() < deadline) {
+      const r = await follower.post('/v1/groups/1/read?consistency=stale', { op: 'get', key: 'x' }, { 'x-raftd-no-forward': '1' }).catch(() => undefined);
+      value = r?.status === 200 ? (r.body.result as { value: string | null }).value : value;
+      if (value === '230') break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(value, 'the follower\'s app caught up').to.equal('230');
+    expect(follower.running(), 'the follower\'s raftd is still running').to.equal(true);
   });
 });
