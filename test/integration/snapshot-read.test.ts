@@ -55,15 +55,8 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
   const adapters: KvAdapter[] = [];
   let dir = '';
 
-  afterEach(async () => {
-    await cluster?.destroy();
-    for (const s of served.splice(0)) await s.close();
-    for (const a of adapters.splice(0)) await a.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('waits for the restore instead of reading the app\'s old state', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'raftd-snapshot-read-'));
+  /** A KV adapter per node, served from this process, whose restores the test can hold. */
+  async function serveApps(): Promise<{ apps: Map<number, HeldRestore>; urls: Map<number, string> }> {
     const apps = new Map<number, HeldRestore>();
     const urls = new Map<number, string>();
     for (const id of [1, 2, 3]) {
@@ -75,6 +68,19 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
       served.push(await serveStateMachine(app, { port }));
       urls.set(id, `http://127.0.0.1:${port}`);
     }
+    return { apps, urls };
+  }
+
+  afterEach(async () => {
+    await cluster?.destroy();
+    for (const s of served.splice(0)) await s.close();
+    for (const a of adapters.splice(0)) await a.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('waits for the restore instead of reading the app\'s old state', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'raftd-snapshot-read-'));
+    const { apps, urls } = await serveApps();
     cluster = await LocalCluster.create({ nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50', '--snapshot-catchup-entries', '5'] });
     await cluster.startAll();
     const leaders = await cluster.waitForLeaders([0, 1], 20_000);
@@ -110,17 +116,7 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
 
   it('hands the app what a new leader committed on the follower during the restore', async () => {
     dir = mkdtempSync(join(tmpdir(), 'raftd-snapshot-commit-'));
-    const apps = new Map<number, HeldRestore>();
-    const urls = new Map<number, string>();
-    for (const id of [1, 2, 3]) {
-      const kv = new KvAdapter({ dataDir: join(dir, `kv${id}`) });
-      adapters.push(kv);
-      const app = new HeldRestore(kv);
-      apps.set(id, app);
-      const port = await freePort();
-      served.push(await serveStateMachine(app, { port }));
-      urls.set(id, `http://127.0.0.1:${port}`);
-    }
+    const { apps, urls } = await serveApps();
     // Nodes 1 and 2 compact their logs right behind each snapshot; node 3 keeps its whole log, so as a
     // leader it sends a lagging follower entries, not a snapshot.
     cluster = await LocalCluster.create({
