@@ -408,8 +408,10 @@ export class Host {
       g.handedToApp = entries[entries.length - 1]!.index;
       return;
     }
+    // While a snapshot is restored (the new applier starting included) nothing is handed over:
+    // onSnapshot hands over what was committed past the snapshot once the app is on it.
     const applier = this.appliers.get(g.group);
-    if (!applier) return;
+    if (!applier || this.restoring.has(g.group)) return;
     const fresh = entries.filter((e) => e.index > g.handedToApp);
     if (fresh.length === 0) return;
     applier.enqueue(fresh.map(toAppEntry));
@@ -573,10 +575,10 @@ export class Host {
       restored();
     }
     g.handedToApp = header.metadata.index;
-    // During the restore no applier was in charge, and the core kept stepping messages: a new leader
-    // that still had the entries may have appended and committed past the snapshot here (applyCommitted
-    // then handed them to nobody). The core will not go back for them (its commit is past the
-    // snapshot, which it then ignores): hand them to the app from the log now.
+    // During the restore (and the new applier's start) the core kept stepping messages: a new leader
+    // that still had the entries may have appended and committed past the snapshot here, and
+    // applyCommitted handed them to nobody. The core will not go back for them (its commit is past
+    // the snapshot, which it then ignores): hand them to the app from the log now.
     const commit = g.status().commit;
     const applier = this.appliers.get(g.group);
     if (applier && commit > g.handedToApp) {

@@ -26,8 +26,26 @@ class HeldRestore implements StateMachine {
   constructor(private readonly kv: KvAdapter) {
     this.started = new Promise((r) => (this.onStart = r));
   }
-  lastLogIndex(group: number): Promise<number> {
+  /** Set to hold the next LastLogIndex call (the new applier's start after a restore) until it resolves. */
+  holdLastLogIndex: Promise<void> | undefined;
+  /** Resolves when a held LastLogIndex call begins. */
+  lastLogIndexHeld: Promise<void> = Promise.resolve();
+  async lastLogIndex(group: number): Promise<number> {
+    const hold = this.holdLastLogIndex;
+    if (hold) {
+      this.holdLastLogIndex = undefined;
+      this.onLastLogIndexHeld?.();
+      await hold;
+    }
     return this.kv.lastLogIndex(group);
+  }
+  private onLastLogIndexHeld: (() => void) | undefined;
+  /** Holds the next LastLogIndex call; returns its release. */
+  holdNextLastLogIndex(): () => void {
+    let release!: () => void;
+    this.holdLastLogIndex = new Promise((r) => (release = r));
+    this.lastLogIndexHeld = new Promise((r) => (this.onLastLogIndexHeld = r));
+    return release;
   }
   applyBatch(group: number, entries: Entry[]): Promise<EntryResult[]> {
     return this.kv.applyBatch(group, entries);
@@ -150,8 +168,14 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
     await transfer(leaderId, 3);
     for (let i = 201; i <= 220; i++) await set(3, String(i));
     await new Promise((r) => setTimeout(r, 500));
+    // The restore ends; the new applier's start (its LastLogIndex call) is held while more commits land.
+    const releaseStart = app.holdNextLastLogIndex();
     release();
-    for (let i = 221; i <= 230; i++) await set(3, String(i));
+    await app.lastLogIndexHeld;
+    for (let i = 221; i <= 225; i++) await set(3, String(i));
+    await new Promise((r) => setTimeout(r, 300));
+    releaseStart();
+    for (let i = 226; i <= 230; i++) await set(3, String(i));
 
     // The follower's app must reach the last write (stale reads: its own state), and its raftd must live.
     const deadline = Date.now() + 10_000;
