@@ -578,14 +578,16 @@ export class Host {
     // During the restore (and the new applier's start) the core kept stepping messages: a new leader
     // that still had the entries may have appended and committed past the snapshot here, and
     // applyCommitted handed them to nobody. The core will not go back for them (its commit is past
-    // the snapshot, which it then ignores): hand them to the app from the log now.
-    const commit = g.status().commit;
+    // the snapshot, which it then ignores): hand them to the app from the log now. Only what is in
+    // the log: committed entries not stored yet have not been handed out either, and their Ready
+    // hands them over as usual.
+    const upTo = Math.min(g.status().commit, g.storage.lastIndex());
     const applier = this.appliers.get(g.group);
-    if (applier && commit > g.handedToApp) {
-      const missed = this.refetch(g.group, g.handedToApp + 1, commit);
+    if (applier && upTo > g.handedToApp) {
+      const missed = this.refetch(g.group, g.handedToApp + 1, upTo);
       if (missed) {
         applier.enqueue(missed);
-        g.handedToApp = commit;
+        g.handedToApp = upTo;
       }
     }
     this.metrics.snapshotsReceived++;
