@@ -98,11 +98,9 @@ export function appRegressions(runDir: string, nodeIds: readonly number[]): stri
 /**
  * Runs a workload phase against the cluster; whatever happens, resumes paused processes and tears the
  * cluster down. A thrown error and every APP_REGRESSED line in the nodes' logs become anomalies.
- */
-/**
- * Runs `phase`, then tears the cluster down. Resolves with the snapshots the nodes had installed
- * from a leader (raftd_snapshot_transfers_received_total, counted since each node's last start, so
- * a lower bound): how much of the run exercised the install path.
+ * Resolves with the snapshots the nodes had installed from a leader
+ * (raftd_snapshot_transfers_received_total, counted since each node's last start, so a lower bound):
+ * how much of the run exercised the install path.
  */
 export async function runUnderFaults(cluster: LocalCluster, runDir: string, anomalies: string[], phase: () => Promise<void>): Promise<number> {
   let snapshotsReceived = 0;
