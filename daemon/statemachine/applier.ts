@@ -186,8 +186,9 @@ export class GroupApplier {
       const at = this.applied;
       queueMicrotask(() => this.report(at, skipped));
     }
-    this.poke();
+    // A full batch also ends a linger; anything less only wakes an idle loop.
     if (this.tail() - this.acked >= this.maxBatchEntries) this.interrupt();
+    else this.poke();
   }
 
   appliedIndex(): number {
