@@ -2,7 +2,7 @@
 // `INSERT INTO ... FORMAT X` statement the engine interface accepts.
 
 import { EngineError } from './errors.js';
-import type { Settings, SettingValue } from './types.js';
+import type { ClickHouseEngine, Settings, SettingValue } from './types.js';
 
 const SETTING_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -14,6 +14,16 @@ export function quoteIdent(name: string): string {
 /** Single-quoted string literal. */
 export function quoteString(value: string): string {
   return "'" + value.replace(/\\/g, '\\\\').replace(/'/g, "\\'") + "'";
+}
+
+/** The rows of a JSONEachRow result. */
+export function jsonEachRow<T>(buf: Buffer): T[] {
+  return buf.toString('utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as T);
+}
+
+/** Runs a query and returns its rows as objects; 64-bit integers come back as numbers, not strings. */
+export async function queryRows<T>(engine: ClickHouseEngine, sql: string): Promise<T[]> {
+  return jsonEachRow<T>(await engine.query(sql, { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0 } }));
 }
 
 export function checkSettingName(name: string): void {

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
 import { ClickHouseError } from '../engine/errors.js';
-import { quoteIdent, quoteString } from '../engine/sql.js';
+import { jsonEachRow, quoteIdent, quoteString } from '../engine/sql.js';
 import type { RaftdClient } from '../../adapters/sdk/client.js';
 import { RaftdError } from '../../adapters/sdk/client.js';
 import { encodeEntry } from '../statemachine/entry.js';
@@ -119,10 +119,6 @@ interface TableInfo {
   shardKey?: string;
   /** Stored columns (not ALIAS), in order, with their type, default kind and expression. */
   columns: Array<{ name: string; type: string; kind: string; expr: string }>;
-}
-
-function rows<T>(buf: Buffer): T[] {
-  return buf.toString('utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l) as T);
 }
 
 function truthy(v: string | number | undefined): boolean {
@@ -348,7 +344,7 @@ export class Gateway {
         if (cached.some((c) => c!.sharded)) sharded = true;
         continue;
       }
-      const found = rows<{ name: string; comment: string }>(await this.o.engine.query(
+      const found = jsonEachRow<{ name: string; comment: string }>(await this.o.engine.query(
         `SELECT name, comment FROM system.tables WHERE database = ${quoteString(dataDb(h))} AND name IN (${list.map(quoteString).join(', ')})`,
         { format: 'JSONEachRow' }));
       const shardedNames = new Set(found.filter((r) => SHARD_COMMENT_RE.test(r.comment)).map((r) => r.name));
@@ -432,10 +428,10 @@ export class Gateway {
       return info;
     };
     const lookNow = async (): Promise<TableInfo | undefined> => {
-      const t = rows<{ comment: string }>(await this.o.engine.query(
+      const t = jsonEachRow<{ comment: string }>(await this.o.engine.query(
         `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(home))} AND name = ${quoteString(table)}`, { format: 'JSONEachRow' }));
       if (t.length === 0) return undefined;
-      const cols = rows<{ name: string; type: string; kind: string; expr: string }>(await this.o.engine.query(
+      const cols = jsonEachRow<{ name: string; type: string; kind: string; expr: string }>(await this.o.engine.query(
         `SELECT name, type, default_kind AS kind, default_expression AS expr FROM system.columns
          WHERE database = ${quoteString(dataDb(home))} AND table = ${quoteString(table)} AND default_kind != 'ALIAS' ORDER BY position`,
         { format: 'JSONEachRow' }));
@@ -516,7 +512,7 @@ export class Gateway {
 
   /** now() & co. replaced by the values the gateway's ClickHouse gives them now (one instant for the whole statement). */
   private async pinTime(sql: string): Promise<string> {
-    const r = rows<{ t: number; ms: string; today: string; yesterday: string }>(await this.o.engine.query(
+    const r = jsonEachRow<{ t: number; ms: string; today: string; yesterday: string }>(await this.o.engine.query(
       'SELECT toUnixTimestamp(now()) AS t, toString(toUnixTimestamp64Milli(now64(3))) AS ms, toString(today()) AS today, toString(yesterday()) AS yesterday',
       { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0 } }))[0]!;
     const dt = (args: string) => `toDateTime(${r.t}${args ? ', ' + args : ''})`;
@@ -731,7 +727,7 @@ export class Gateway {
 
 /** Loads the names of non-deterministic functions (lower case for case-insensitive ones, both forms kept). */
 export async function loadNondeterministic(engine: ClickHouseEngine): Promise<Set<string>> {
-  const list = rows<{ name: string; ci: number }>(await engine.query(
+  const list = jsonEachRow<{ name: string; ci: number }>(await engine.query(
     'SELECT name, case_insensitive AS ci FROM system.functions WHERE deterministic = 0', { format: 'JSONEachRow' }));
   const out = new Set<string>();
   for (const r of list) {

@@ -4,14 +4,10 @@
 // drops its own after DDL it proposes, periodically, and on demand when a read misses one.
 
 import type { ClickHouseEngine } from '../engine/types.js';
-import { quoteIdent, quoteString } from '../engine/sql.js';
+import { jsonEachRow, quoteIdent, quoteString } from '../engine/sql.js';
 import { DATA_DB_REGEXP, INTERNAL_TABLE_PREFIX } from '../statemachine/naming.js';
 
 export const VIEW_COMMENT = 'rafthouse read view';
-
-function rows<T>(buf: Buffer): T[] {
-  return buf.toString('utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l) as T);
-}
 
 function regexEscape(s: string): string {
   return s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
@@ -47,7 +43,7 @@ export class ReadViews {
 
   private async syncOnce(): Promise<void> {
     const settings = { output_format_json_quote_64bit_integers: 0 };
-    const tables = rows<{ name: string; sig: string }>(await this.engine.query(
+    const tables = jsonEachRow<{ name: string; sig: string }>(await this.engine.query(
       `SELECT table AS name, any(sig) AS sig FROM (
          SELECT database, table, arrayStringConcat(groupArray(concat(name, ' ', type)), ', ') AS sig
          FROM (SELECT database, table, name, type FROM system.columns
@@ -55,7 +51,7 @@ export class ReadViews {
                ORDER BY database, table, position)
          GROUP BY database, table)
        GROUP BY table`, { format: 'JSONEachRow', settings }));
-    const views = rows<{ name: string }>(await this.engine.query(
+    const views = jsonEachRow<{ name: string }>(await this.engine.query(
       `SELECT name FROM system.tables WHERE database = ${quoteString(this.userDb)} AND engine = 'Merge' AND comment = ${quoteString(VIEW_COMMENT)}`,
       { format: 'JSONEachRow', settings }));
     const have = new Set(views.map((v) => v.name));

@@ -23,7 +23,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseEngine } from '../engine/types.js';
-import { quoteIdent, quoteString } from '../engine/sql.js';
+import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import { APPLIED_TABLE, INTERNAL_TABLE_PREFIX } from './naming.js';
 
 /** Scratch tables of the repair, inside the group database (internal names: never snapshotted or checksummed). */
@@ -82,11 +82,6 @@ export function blockIdHash(blockId: string): string {
   return cut < 0 ? blockId : blockId.slice(cut + 1);
 }
 
-async function rows<T>(engine: ClickHouseEngine, sql: string): Promise<T[]> {
-  const buf = await engine.query(sql, { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0 } });
-  return buf.toString('utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as T);
-}
-
 /** The hash part of the block id ClickHouse gives an insert with each token, in order. */
 async function tokenHashes(engine: ClickHouseEngine, db: string, tokens: string[]): Promise<string[]> {
   const probe = `${db}.${PROBE_TABLE}`;
@@ -98,7 +93,7 @@ async function tokenHashes(engine: ClickHouseEngine, db: string, tokens: string[
       await engine.insert(`INSERT INTO ${probe} FORMAT JSONEachRow`, Buffer.from('{"x":0}\n'),
         { settings: { insert_deduplicate: 1, insert_deduplication_token: token } });
     }
-    const path = (await rows<{ p: string }>(engine,
+    const path = (await queryRows<{ p: string }>(engine,
       `SELECT data_paths[1] AS p FROM system.tables WHERE database = ${quoteString(db)} AND name = ${quoteString(PROBE_TABLE)}`))[0]?.p;
     const dir = path ? join(path, 'deduplication_logs') : undefined;
     const records = dir ? readdirSync(dir).filter((n) => LOG_FILE_RE.test(n)).sort()
@@ -129,7 +124,7 @@ export interface PhantomSearch {
 export async function findPhantoms(engine: ClickHouseEngine, db: string, tokens: string[]): Promise<PhantomSearch> {
   // Scratch tables a crash left behind (a repair or a probe cut short).
   for (const t of [REPAIR_TABLE, PROBE_TABLE]) await engine.exec(`DROP TABLE IF EXISTS ${db}.${t} SYNC`);
-  const tables = await rows<{ name: string; path: string; views: number }>(engine,
+  const tables = await queryRows<{ name: string; path: string; views: number }>(engine,
     `SELECT name, data_paths[1] AS path, length(dependencies_table) AS views FROM system.tables
      WHERE database = ${quoteString(db)} AND engine LIKE '%MergeTree' AND name NOT IN (${quoteString(APPLIED_TABLE)}, ${quoteString(PROBE_TABLE)})
      ORDER BY name`);
@@ -138,7 +133,7 @@ export async function findPhantoms(engine: ClickHouseEngine, db: string, tokens:
     const rec = t.path ? lastDedupRecord(t.path) : undefined;
     const part = rec && rec.op === 1 ? parsePartName(rec.part) : undefined;
     if (!rec || !part) continue;
-    const covering = await rows<{ c: number }>(engine,
+    const covering = await queryRows<{ c: number }>(engine,
       `SELECT count() AS c FROM system.parts WHERE database = ${quoteString(db)} AND table = ${quoteString(t.name)} AND active
        AND partition_id = ${quoteString(part.partitionId)} AND min_block_number <= ${part.min} AND max_block_number >= ${part.max}`);
     if ((covering[0]?.c ?? 0) > 0) continue;

@@ -23,7 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
 import { ClickHouseError, EngineError } from '../engine/errors.js';
-import { quoteIdent, quoteString } from '../engine/sql.js';
+import { jsonEachRow, queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import { ChsmError, clickhouseCode } from './errors.js';
 import { decodeEntry } from './entry.js';
 import type { Entry, EntryHeader } from './entry.js';
@@ -147,10 +147,6 @@ const ALREADY_DONE_CODES = new Set([
   609, // FUNCTION_ALREADY_EXISTS
 ]);
 
-function parseJsonLines<T>(buf: Buffer): T[] {
-  return buf.toString('utf8').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as T);
-}
-
 interface SnapshotTableMeta {
   ord: number;
   name: string;
@@ -211,17 +207,13 @@ export class ClickHouseStateMachine implements StateMachine {
 
   // ---- group state ---------------------------------------------------------------------------------
 
-  private async scalarRows<T>(sql: string): Promise<T[]> {
-    return parseJsonLines<T>(await this.engine.query(sql, { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0 } }));
-  }
-
   private async databaseNames(): Promise<string[]> {
-    const rows = await this.scalarRows<{ name: string }>("SELECT name FROM system.databases WHERE startsWith(name, 'rh_') ORDER BY name");
+    const rows = await queryRows<{ name: string }>(this.engine, "SELECT name FROM system.databases WHERE startsWith(name, 'rh_') ORDER BY name");
     return rows.map((r) => r.name);
   }
 
   private async tableExists(db: string, table: string): Promise<boolean> {
-    const rows = await this.scalarRows<{ c: number }>(
+    const rows = await queryRows<{ c: number }>(this.engine, 
       `SELECT count() AS c FROM system.tables WHERE database = ${quoteString(db)} AND name = ${quoteString(table)}`);
     return (rows[0]?.c ?? 0) > 0;
   }
@@ -254,7 +246,7 @@ export class ClickHouseStateMachine implements StateMachine {
   /** Creates the views etc. a restore left pending (see recoverFromSnapshot), then drops the list. */
   private async finishPendingDdl(db: string): Promise<void> {
     if (!(await this.tableExists(db, PENDING_DDL_TABLE))) return;
-    const rows = await this.scalarRows<{ create: string }>(`SELECT create FROM ${db}.${PENDING_DDL_TABLE} ORDER BY ord`);
+    const rows = await queryRows<{ create: string }>(this.engine, `SELECT create FROM ${db}.${PENDING_DDL_TABLE} ORDER BY ord`);
     for (const r of rows) {
       try {
         await this.engine.exec(r.create, { database: db });
@@ -267,7 +259,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   private async restoreComplete(db: string): Promise<boolean> {
     if (!(await this.tableExists(db, APPLIED_TABLE))) return false;
-    const rows = await this.scalarRows<{ c: number }>(`SELECT count() AS c FROM ${db}.${APPLIED_TABLE} WHERE state = 1`);
+    const rows = await queryRows<{ c: number }>(this.engine, `SELECT count() AS c FROM ${db}.${APPLIED_TABLE} WHERE state = 1`);
     return (rows[0]?.c ?? 0) > 0;
   }
 
@@ -291,7 +283,7 @@ export class ClickHouseStateMachine implements StateMachine {
     if (!exists && !create) return undefined;
     if (exists) await this.finishPendingDdl(db);
     await this.createBookkeeping(db);
-    const rows = await this.scalarRows<{ state: number; top: number; info: string }>(
+    const rows = await queryRows<{ state: number; top: number; info: string }>(this.engine, 
       `SELECT state, max(idx) AS top, argMax(info, idx) AS info FROM ${db}.${APPLIED_TABLE} GROUP BY state`);
     const applied = rows.find((r) => r.state === 1);
     const intentRow = rows.find((r) => r.state === 0);
@@ -327,7 +319,7 @@ export class ClickHouseStateMachine implements StateMachine {
     const settings: Settings = {};
     // Only settings up to the recorded index: later ones come again with their redelivered entries, and
     // the entries before them must be re-applied without them, as they were the first time.
-    const srows = await this.scalarRows<{ settings: string }>(
+    const srows = await queryRows<{ settings: string }>(this.engine, 
       `SELECT settings FROM ${db}.${SETTINGS_TABLE} WHERE idx <= ${lastIndex} ORDER BY idx`);
     for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
     const st: GroupState = {
@@ -625,7 +617,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /** Highest mutation number per user table: a statement that registered a mutation raised one. */
   private async mutationMarks(db: string): Promise<Record<string, number>> {
-    const rows = await this.scalarRows<{ t: string; m: number }>(
+    const rows = await queryRows<{ t: string; m: number }>(this.engine, 
       `SELECT table AS t, max(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS m FROM system.mutations
        WHERE database = ${quoteString(db)} AND NOT startsWith(table, '_rh_') GROUP BY table ORDER BY table`);
     const out: Record<string, number> = {};
@@ -674,7 +666,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /** Every MergeTree table of the group gets the deduplication window (new tables, renamed-in tables). */
   private async ensureDedupWindow(db: string): Promise<void> {
-    const rows = await this.scalarRows<{ name: string; engine_full: string }>(
+    const rows = await queryRows<{ name: string; engine_full: string }>(this.engine, 
       `SELECT name, engine_full FROM system.tables WHERE database = ${quoteString(db)} AND engine LIKE '%MergeTree'
        AND name != ${quoteString(APPLIED_TABLE)} ORDER BY name`);
     for (const r of rows) {
@@ -699,7 +691,7 @@ export class ClickHouseStateMachine implements StateMachine {
     if (typeof q.sql === 'string') {
       const format = typeof q.format === 'string' ? q.format : 'JSONEachRow';
       const buf = await this.engine.query(q.sql, { database: dataDb(group), format, settings: { readonly: 2 } });
-      return format === 'JSONEachRow' ? { rows: parseJsonLines(buf) } : { data: buf.toString('utf8') };
+      return format === 'JSONEachRow' ? { rows: jsonEachRow(buf) } : { data: buf.toString('utf8') };
     }
     throw new ChsmError('RH_BAD_QUERY', 'a read query is {op:"checksum"} or {sql, format?}');
   }
@@ -718,7 +710,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   private async snapshotMeta(db: string): Promise<SnapshotTableMeta[] | undefined> {
     if (!(await this.tableExists(db, SNAPSHOT_META_TABLE))) return undefined;
-    const rows = await this.scalarRows<SnapshotTableMeta & { complete: number }>(
+    const rows = await queryRows<SnapshotTableMeta & { complete: number }>(this.engine, 
       `SELECT ord, name, kind, create, complete FROM ${db}.${SNAPSHOT_META_TABLE} ORDER BY ord`);
     if (!rows.some((r) => r.complete === 1)) return undefined;
     return rows.filter((r) => r.complete === 0).map((r) => ({ ord: Number(r.ord), name: r.name, kind: r.kind, create: r.create }));
@@ -745,7 +737,7 @@ export class ClickHouseStateMachine implements StateMachine {
       if (!(await this.snapshotMeta(snap))) {
         await this.engine.exec(`DROP DATABASE IF EXISTS ${snap} SYNC`);
         await this.engine.exec(`CREATE DATABASE ${snap}`);
-        const tables = await this.scalarRows<{ name: string; engine: string }>(
+        const tables = await queryRows<{ name: string; engine: string }>(this.engine, 
           `SELECT name, engine FROM system.tables WHERE database = ${quoteString(src)}
            AND name NOT IN (${[APPLIED_TABLE, REPAIR_TABLE, PROBE_TABLE].map(quoteString).join(', ')})
            AND NOT startsWith(name, '.inner') ORDER BY name`);
@@ -808,7 +800,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /** Columns that hold data (not ALIAS / EPHEMERAL), in table order. */
   private async storedColumns(db: string, table: string): Promise<string[]> {
-    const rows = await this.scalarRows<{ name: string }>(
+    const rows = await queryRows<{ name: string }>(this.engine, 
       `SELECT name FROM system.columns WHERE database = ${quoteString(db)} AND table = ${quoteString(table)}
        AND default_kind NOT IN ('ALIAS', 'EPHEMERAL') ORDER BY position`);
     return rows.map((r) => r.name);
@@ -816,7 +808,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   private async dedupOff(): Promise<Settings> {
     if (!this.dedupOffSetting) {
-      const rows = await this.scalarRows<{ c: number }>("SELECT count() AS c FROM system.settings WHERE name = 'deduplicate_insert'");
+      const rows = await queryRows<{ c: number }>(this.engine, "SELECT count() AS c FROM system.settings WHERE name = 'deduplicate_insert'");
       this.dedupOffSetting = (rows[0]?.c ?? 0) > 0 ? { deduplicate_insert: 'disable' } : { insert_deduplicate: 0 };
     }
     return this.dedupOffSetting;
