@@ -23,7 +23,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseEngine } from '../engine/types.js';
-import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
+import { queryRows, quoteString } from '../engine/sql.js';
 import { APPLIED_TABLE, INTERNAL_TABLE_PREFIX } from './naming.js';
 
 /** Scratch tables of the repair, inside the group database (internal names: never snapshotted or checksummed). */
@@ -46,28 +46,35 @@ export interface Phantom {
 
 const LOG_FILE_RE = /^deduplication_log_(\d+)\.txt$/;
 
-/** The last complete record of a table's deduplication log, or undefined when it has none. */
-export function lastDedupRecord(tableDataPath: string): DedupRecord | undefined {
+/** Every complete record of a table's deduplication log, oldest first (none when it has no log). */
+export function dedupRecords(tableDataPath: string): DedupRecord[] {
   const dir = join(tableDataPath, 'deduplication_logs');
-  let files: Array<{ n: number; name: string }>;
+  let names: string[];
   try {
-    files = readdirSync(dir).flatMap((name) => {
-      const m = LOG_FILE_RE.exec(name);
-      return m ? [{ n: Number(m[1]), name }] : [];
-    });
+    names = readdirSync(dir);
   } catch {
-    return undefined;
+    return [];
   }
-  // After a rotation the newest file may still be empty: the last record is then in an older one.
-  for (const f of files.sort((a, b) => b.n - a.n)) {
+  const files = names.flatMap((name) => {
+    const m = LOG_FILE_RE.exec(name);
+    return m ? [{ n: Number(m[1]), name }] : [];
+  }).sort((a, b) => a.n - b.n);
+  const out: DedupRecord[] = [];
+  for (const f of files) {
     const lines = readFileSync(join(dir, f.name), 'utf8').split('\n');
     lines.pop(); // text after the last newline is not a complete record
-    for (let i = lines.length - 1; i >= 0; i--) {
-      const fields = lines[i]!.split('\t');
-      if (fields.length === 3 && /^\d+$/.test(fields[0]!)) return { op: Number(fields[0]), part: fields[1]!, blockId: fields[2]! };
+    for (const line of lines) {
+      const fields = line.split('\t');
+      if (fields.length === 3 && /^\d+$/.test(fields[0]!)) out.push({ op: Number(fields[0]), part: fields[1]!, blockId: fields[2]! });
     }
   }
-  return undefined;
+  return out;
+}
+
+/** The last complete record (after a rotation the newest file may still be empty: then an older one's). */
+export function lastDedupRecord(tableDataPath: string): DedupRecord | undefined {
+  const records = dedupRecords(tableDataPath);
+  return records[records.length - 1];
 }
 
 /** `<partition id>_<min block>_<max block>_<level>[_<mutation>]`. */
@@ -95,10 +102,7 @@ async function tokenHashes(engine: ClickHouseEngine, db: string, tokens: string[
     }
     const path = (await queryRows<{ p: string }>(engine,
       `SELECT data_paths[1] AS p FROM system.tables WHERE database = ${quoteString(db)} AND name = ${quoteString(PROBE_TABLE)}`))[0]?.p;
-    const dir = path ? join(path, 'deduplication_logs') : undefined;
-    const records = dir ? readdirSync(dir).filter((n) => LOG_FILE_RE.test(n)).sort()
-      .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter((l) => l.length > 0)) : [];
-    const hashes = records.map((l) => blockIdHash(l.split('\t')[2] ?? ''));
+    const hashes = (path ? dedupRecords(path) : []).map((r) => blockIdHash(r.blockId));
     if (hashes.length !== tokens.length || new Set(hashes).size !== tokens.length) {
       throw new Error(`cannot learn ClickHouse's block ids: ${tokens.length} probe inserts left ${hashes.length} distinct records`);
     }
@@ -145,9 +149,4 @@ export async function findPhantoms(engine: ClickHouseEngine, db: string, tokens:
     phantoms: candidates.filter((c) => hashes.has(c.hash)).map(({ table, partitionId, hasViews }) => ({ table, partitionId, hasViews })),
     unexplained: candidates.filter((c) => !hashes.has(c.hash)).map(({ table, part }) => ({ table, part })),
   };
-}
-
-/** Quotes a table name of the group database for the repair statements. */
-export function tableRef(db: string, table: string): string {
-  return `${db}.${quoteIdent(table)}`;
 }

@@ -33,7 +33,7 @@ import {
 } from './naming.js';
 import { ByteReader, SNAPSHOT_MAGIC, frame, reframe } from './frames.js';
 import { AppliedFiles } from './applied-file.js';
-import { PROBE_TABLE, REPAIR_TABLE, findPhantoms, tableRef } from './phantom.js';
+import { PROBE_TABLE, REPAIR_TABLE, findPhantoms } from './phantom.js';
 import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
 import type { TableChecksum } from './checksum.js';
@@ -444,15 +444,16 @@ export class ClickHouseStateMachine implements StateMachine {
           `${p.hasViews ? ', which materialized views read' : ' (not the table the entry inserts into)'}; RaftHouse cannot rebuild it: ` +
           'restore this replica from another one (docs/clickhouse.md, "Exactly once")');
       }
-      const scratch = tableRef(db, REPAIR_TABLE);
+      const scratch = `${db}.${REPAIR_TABLE}`;
+      const target = `${db}.${quoteIdent(p.table)}`;
       try {
         // A fresh token per attempt: an attempt that a crash cut short may have left a phantom of its own.
         const attempt = st.inflight.attempt + 1;
         this.writeInflight(group, st, index, attempt);
         await this.engine.exec(`DROP TABLE IF EXISTS ${scratch} SYNC`);
-        await this.engine.exec(`CREATE TABLE ${scratch} AS ${tableRef(db, p.table)}`);
+        await this.engine.exec(`CREATE TABLE ${scratch} AS ${target}`);
         await fill(scratch);
-        await this.engine.exec(`INSERT INTO ${tableRef(db, p.table)} SELECT * FROM ${scratch} WHERE _partition_id = ${quoteString(p.partitionId)}`, {
+        await this.engine.exec(`INSERT INTO ${target} SELECT * FROM ${scratch} WHERE _partition_id = ${quoteString(p.partitionId)}`, {
           database: db,
           settings: { ...PINNED_INSERT_SETTINGS, max_threads: 1, insert_deduplicate: 1, insert_deduplication_token: `${group}:${index}:r${attempt}` },
         });
