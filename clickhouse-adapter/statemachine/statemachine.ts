@@ -429,14 +429,23 @@ export class ClickHouseStateMachine implements StateMachine {
   }
 
   /**
+   * What every tokenised insert (into `table`) does first: re-insert what a crash lost of it, then mark
+   * it in flight.
+   */
+  private async beforeTokenisedInsert(group: number, st: GroupState, index: number, table: string, fill: (scratch: string) => Promise<void>): Promise<void> {
+    if (st.phantoms.length > 0 && st.inflight?.index === index) await this.repairLostBlocks(group, st, index, table, fill);
+    this.markInflight(group, st, index);
+  }
+
+  /**
    * Re-inserts, under a fresh token, the rows of `index`'s blocks that a crash lost (st.phantoms), before
    * the entry is replayed with its own token; that replay still drops those blocks, as duplicates of the
    * phantoms, along with the blocks that did land. `fill` loads the entry's rows into a scratch table
    * with the target's structure; the rows of each phantom's partition go from there into the table.
    */
   private async repairLostBlocks(group: number, st: GroupState, index: number, table: string, fill: (scratch: string) => Promise<void>): Promise<void> {
-    if (st.phantoms.length === 0 || st.inflight?.index !== index) return;
     const db = dataDb(group);
+    let attempt = st.inflight?.attempt ?? 0;
     for (const p of [...st.phantoms]) {
       if (p.table !== table || p.hasViews) {
         // A materialized view's block (or a block under one) cannot be rebuilt from the entry alone.
@@ -448,7 +457,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const target = `${db}.${quoteIdent(p.table)}`;
       try {
         // A fresh token per attempt: an attempt that a crash cut short may have left a phantom of its own.
-        const attempt = st.inflight.attempt + 1;
+        attempt++;
         this.writeInflight(group, st, index, attempt);
         await this.engine.exec(`DROP TABLE IF EXISTS ${scratch} SYNC`);
         await this.engine.exec(`CREATE TABLE ${scratch} AS ${target}`);
@@ -580,10 +589,9 @@ export class ClickHouseStateMachine implements StateMachine {
         await this.engine.exec(statement, { database: db, settings: { ...s, max_threads: 1 } });
         return -1;
       };
-      await this.repairLostBlocks(group, st, index, target.table, async (scratch) => {
+      await this.beforeTokenisedInsert(group, st, index, target.table, async (scratch) => {
         await run(`INSERT INTO ${scratch}${target.tail}`, { ...settings, ...(await this.dedupOff()), insert_deduplication_token: '' });
       });
-      this.markInflight(group, st, index);
       await this.at('before-insert', index);
       const writtenRows = await run(target.sql, settings);
       await this.at('after-insert', index);
@@ -602,10 +610,9 @@ export class ClickHouseStateMachine implements StateMachine {
       // Validate names and values with ClickHouse itself before storing them.
       await this.engine.query('SELECT 1', { settings: changes, format: 'TabSeparated' });
       const row = Buffer.from(JSON.stringify({ idx: index, settings: JSON.stringify(changes) }) + '\n');
-      await this.repairLostBlocks(group, st, index, SETTINGS_TABLE, async (scratch) => {
+      await this.beforeTokenisedInsert(group, st, index, SETTINGS_TABLE, async (scratch) => {
         await this.engine.insert(`INSERT INTO ${scratch} FORMAT JSONEachRow`, row, { settings: { ...PINNED_INSERT_SETTINGS, ...(await this.dedupOff()) } });
       });
-      this.markInflight(group, st, index);
       await this.engine.insert(`INSERT INTO ${dataDb(group)}.${SETTINGS_TABLE} FORMAT JSONEachRow`, row,
         { settings: { ...PINNED_INSERT_SETTINGS, insert_deduplication_token: `${group}:${index}` } });
       await this.at('after-insert', index);
