@@ -15,37 +15,41 @@ import { serveStateMachine, type ServedStateMachine } from '../../adapters/sdk/s
 import type { Entry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 import { LocalCluster, freePort, type RaftdNode } from './cluster.js';
 
-/** The KV adapter, with a RecoverFromSnapshot that can be held open by the test. */
-class HeldRestore implements StateMachine {
-  /** Resolves when a RecoverFromSnapshot call begins. */
-  started: Promise<void>;
-  private onStart!: () => void;
-  /** Set to hold the next restore until the promise resolves. */
-  hold: Promise<void> | undefined;
+/** Holds the next call that passes through it, once closed, until it is opened. */
+class Gate {
+  private held: Promise<void> | undefined;
+  private release: (() => void) | undefined;
+  private arrive: (() => void) | undefined;
+  /** Resolves when a call reaches the closed gate. */
+  reached: Promise<void> = Promise.resolve();
 
-  constructor(private readonly kv: KvAdapter) {
-    this.started = new Promise((r) => (this.onStart = r));
+  close(): void {
+    this.held = new Promise((r) => (this.release = r));
+    this.reached = new Promise((r) => (this.arrive = r));
   }
-  /** Set to hold the next LastLogIndex call (the new applier's start after a restore) until it resolves. */
-  holdLastLogIndex: Promise<void> | undefined;
-  /** Resolves when a held LastLogIndex call begins. */
-  lastLogIndexHeld: Promise<void> = Promise.resolve();
+
+  open(): void {
+    this.release?.();
+  }
+
+  async pass(): Promise<void> {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    this.arrive?.();
+    await held;
+  }
+}
+
+/** The KV adapter, whose RecoverFromSnapshot and LastLogIndex (the new applier's start) the test can hold. */
+class HeldRestore implements StateMachine {
+  readonly restore = new Gate();
+  readonly lastIndex = new Gate();
+
+  constructor(private readonly kv: KvAdapter) {}
   async lastLogIndex(group: number): Promise<number> {
-    const hold = this.holdLastLogIndex;
-    if (hold) {
-      this.holdLastLogIndex = undefined;
-      this.onLastLogIndexHeld?.();
-      await hold;
-    }
+    await this.lastIndex.pass();
     return this.kv.lastLogIndex(group);
-  }
-  private onLastLogIndexHeld: (() => void) | undefined;
-  /** Holds the next LastLogIndex call; returns its release. */
-  holdNextLastLogIndex(): () => void {
-    let release!: () => void;
-    this.holdLastLogIndex = new Promise((r) => (release = r));
-    this.lastLogIndexHeld = new Promise((r) => (this.onLastLogIndexHeld = r));
-    return release;
   }
   applyBatch(group: number, entries: Entry[]): Promise<EntryResult[]> {
     return this.kv.applyBatch(group, entries);
@@ -60,8 +64,7 @@ class HeldRestore implements StateMachine {
     return this.kv.saveSnapshot(group, prepared);
   }
   async recoverFromSnapshot(group: number, data: AsyncIterable<Uint8Array>): Promise<number> {
-    this.onStart();
-    if (this.hold) await this.hold;
+    await this.restore.pass();
     return this.kv.recoverFromSnapshot(group, data);
   }
 }
@@ -118,16 +121,15 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
     expect(await read(follower, 'linearizable')).to.equal('old');
     await follower.kill();
     for (let i = 1; i <= 200; i++) await set(String(i)); // compacts the leader's log past the follower
-    let release!: () => void;
     const app = apps.get(follower.spec.id)!;
-    app.hold = new Promise((r) => (release = r));
+    app.restore.close();
     follower.start();
-    await app.started; // the follower's app is being restored from the leader's snapshot
+    await app.restore.reached; // the follower's app is being restored from the leader's snapshot
     expect(await read(follower, 'stale'), 'the app still has its old state').to.equal('old');
 
     const t0 = Date.now();
     const linearizable = read(follower, 'linearizable');
-    setTimeout(release, 1500);
+    setTimeout(() => app.restore.open(), 1500);
     expect(await linearizable, 'a linearizable read sees the last acknowledged write').to.equal('200');
     expect(Date.now() - t0, 'it waited for the restore').to.be.at.least(1000);
   });
@@ -158,23 +160,22 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
     await set(leaderId, '0');
     await follower.kill();
     for (let i = 1; i <= 200; i++) await set(leaderId, String(i)); // compacts the leader's log past the follower
-    let release!: () => void;
     const app = apps.get(followerId)!;
-    app.hold = new Promise((r) => (release = r));
+    app.restore.close();
     follower.start();
-    await app.started; // the follower's app is being restored from the leader's snapshot
+    await app.restore.reached; // the follower's app is being restored from the leader's snapshot
 
     // Meanwhile node 3 takes over and, having the whole log, appends and commits past the snapshot there.
     await transfer(leaderId, 3);
     for (let i = 201; i <= 220; i++) await set(3, String(i));
     await new Promise((r) => setTimeout(r, 500));
     // The restore ends; the new applier's start (its LastLogIndex call) is held while more commits land.
-    const releaseStart = app.holdNextLastLogIndex();
-    release();
-    await app.lastLogIndexHeld;
+    app.lastIndex.close();
+    app.restore.open();
+    await app.lastIndex.reached;
     for (let i = 221; i <= 225; i++) await set(3, String(i));
     await new Promise((r) => setTimeout(r, 300));
-    releaseStart();
+    app.lastIndex.open();
     for (let i = 226; i <= 230; i++) await set(3, String(i));
 
     // The follower's app must reach the last write (stale reads: its own state), and its raftd must live.
