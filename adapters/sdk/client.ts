@@ -38,6 +38,12 @@ export interface RaftdClientOptions {
   token?: string;
   /** Per-request deadline (default 10 s). */
   timeoutMs?: number;
+  /**
+   * How long to keep re-sending a request that raftd refused without effect (NO_LEADER, NOT_LEADER
+   * with no leader named, PROPOSAL_DROPPED), with back-off: an election or a leader change then
+   * costs the caller latency, not an error. 0 reports the first refusal. Default 5 s.
+   */
+  retryMs?: number;
   /** Ask raftd not to forward to the leader: the client follows NOT_LEADER hints itself. */
   noForward?: boolean;
   /** Connections kept per node (default 64). */
@@ -66,6 +72,19 @@ interface RawResponse {
   leader?: string;
 }
 
+/**
+ * raftd's refusals that guarantee the request took no effect, so sending it again cannot apply it
+ * twice: no leader was known (nothing was proposed), or the proposal's entry was replaced after a
+ * leader change. NOT_LEADER is followed at once when it names the leader; without a hint it waits
+ * like the others. TIMEOUT, OUTCOME_UNKNOWN and SHUTTING_DOWN are never retried: the entry may apply.
+ */
+const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_LEADER', 'PROPOSAL_DROPPED']);
+
+/** Back-off between retries of a refusal: doubling from the first, capped. */
+const RETRY_BACKOFF = { firstMs: 25, maxMs: 500 } as const;
+
+const CLIENT_DEFAULTS = { timeoutMs: 10_000, maxSockets: 64, retryMs: 5_000 } as const;
+
 /** True when a connection-level error guarantees the request never reached raftd. */
 function notDelivered(e: NodeJS.ErrnoException): boolean {
   return e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'ENOTFOUND' || e.code === 'EADDRNOTAVAIL';
@@ -76,14 +95,16 @@ export class RaftdClient {
   private current = 0;
   private readonly agent: http.Agent;
   private readonly timeoutMs: number;
+  private readonly retryMs: number;
   /** Leader base URL per group (routeToLeader). */
   private readonly leaders = new Map<number, string>();
 
   constructor(private readonly opts: RaftdClientOptions) {
     this.urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ''));
     if (this.urls.length === 0) throw new RaftdError('BAD_REQUEST', 'RaftdClient needs at least one url', 0);
-    this.timeoutMs = opts.timeoutMs ?? 10_000;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64 });
+    this.timeoutMs = opts.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
+    this.retryMs = opts.retryMs ?? CLIENT_DEFAULTS.retryMs;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? CLIENT_DEFAULTS.maxSockets });
   }
 
   /** The node the client currently talks to. */
@@ -119,10 +140,8 @@ export class RaftdClient {
   }
 
   /**
-   * Sends one request. `idempotent` requests move on to the next node on any connection failure;
-   * others only when the connection was refused (nothing was delivered). A NOT_LEADER answer with
-   * a leader hint is followed once (raftd applied nothing). With `group` and routeToLeader, the
-   * group's leader learnt from an earlier forwarded answer is tried first, asked not to forward.
+   * Sends one request, sending it again with back-off while raftd refuses it without effect
+   * (RETRYABLE_REFUSALS), for up to `retryMs`; the last answer is returned either way.
    */
   private async call(method: string, pathAndQuery: string, body?: Buffer | string | object, opts: { idempotent?: boolean; contentType?: string; group?: number } = {}): Promise<RawResponse> {
     let buf: Buffer | undefined;
@@ -131,6 +150,32 @@ export class RaftdClient {
     else if (typeof body === 'string') buf = Buffer.from(body, 'utf8');
     else if (body !== undefined) buf = Buffer.from(JSON.stringify(body));
     if (body instanceof Uint8Array && !opts.contentType) contentType = 'application/octet-stream';
+    return this.retrying(
+      () => this.route(method, pathAndQuery, buf, contentType, opts),
+      (res) => res.status === 503 && RETRYABLE_REFUSALS.has(this.parseError(res).code),
+    );
+  }
+
+  /** Runs `attempt` until `again` says no or the retry budget would be spent; returns the last result. */
+  private async retrying<T>(attempt: () => Promise<T>, again: (result: T) => boolean): Promise<T> {
+    const deadline = Date.now() + this.retryMs;
+    let waitMs: number = RETRY_BACKOFF.firstMs;
+    for (;;) {
+      const result = await attempt();
+      if (!again(result) || Date.now() + waitMs > deadline) return result;
+      await new Promise((r) => setTimeout(r, waitMs));
+      waitMs = Math.min(waitMs * 2, RETRY_BACKOFF.maxMs);
+    }
+  }
+
+  /**
+   * Sends one request once. `idempotent` requests move on to the next node on any connection
+   * failure; others only when the connection was refused (nothing was delivered). A NOT_LEADER
+   * answer with a leader hint is followed once (raftd applied nothing). With `group` and
+   * routeToLeader, the group's leader learnt from an earlier forwarded answer is tried first, asked
+   * not to forward.
+   */
+  private async route(method: string, pathAndQuery: string, buf: Buffer | undefined, contentType: string, opts: { idempotent?: boolean; group?: number }): Promise<RawResponse> {
     const group = this.opts.routeToLeader ? opts.group : undefined;
     if (group === undefined) return this.callNodes(method, pathAndQuery, buf, contentType, opts.idempotent);
     const leader = this.leaders.get(group);
@@ -154,7 +199,7 @@ export class RaftdClient {
     return res;
   }
 
-  /** call() over the configured nodes. */
+  /** route() over the configured nodes. */
   private async callNodes(method: string, pathAndQuery: string, buf: Buffer | undefined, contentType: string, idempotent: boolean | undefined): Promise<RawResponse> {
     let lastErr: Error | undefined;
     let followedLeader = false;
@@ -224,10 +269,28 @@ export class RaftdClient {
     return this.propose(group, JSON.stringify(command));
   }
 
-  /** Many entries (one or many groups) in one request; each gets its own result or error. */
+  /**
+   * Many entries (one or many groups) in one request; each gets its own result or error. Items
+   * refused without effect (RETRYABLE_REFUSALS) are sent again, alone, within the retry budget.
+   */
   async proposeBatch(items: Array<{ group: number; data: Uint8Array | string }>): Promise<BatchItemResult[]> {
-    const body = { items: items.map((it) => ({ group: it.group, data: Buffer.from(typeof it.data === 'string' ? Buffer.from(it.data, 'utf8') : it.data).toString('base64') })) };
-    return this.json<{ results: BatchItemResult[] }>(await this.call('POST', '/v1/propose-batch', body)).results;
+    const results: BatchItemResult[] = new Array(items.length);
+    let todo = items.map((_, i) => i);
+    await this.retrying(
+      async () => {
+        const body = { items: todo.map((i) => ({ group: items[i]!.group, data: Buffer.from(items[i]!.data).toString('base64') })) };
+        const got = this.json<{ results: BatchItemResult[] }>(await this.call('POST', '/v1/propose-batch', body)).results;
+        if (!Array.isArray(got) || got.length !== todo.length) throw new RaftdError('UNEXPECTED_RESPONSE', `propose-batch answered ${Array.isArray(got) ? got.length : 'no'} results for ${todo.length} items`, 200);
+        todo.forEach((i, k) => (results[i] = got[k]!));
+        todo = todo.filter((i) => {
+          const r = results[i]!;
+          return 'error' in r && RETRYABLE_REFUSALS.has(r.error.code);
+        });
+        return todo.length;
+      },
+      (left) => left > 0,
+    );
+    return results;
   }
 
   async read<T = unknown>(group: number, query: unknown, consistency: Consistency = 'linearizable'): Promise<T> {

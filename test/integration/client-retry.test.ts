@@ -1,0 +1,100 @@
+// The SDK client re-sends a proposal that raftd refused without effect. The refusal is made real:
+// the leader appends a proposal it cannot replicate (its followers are down), is stopped (SIGSTOP)
+// while the followers restart and elect a new leader that writes its own entry at that index, and
+// is resumed.
+// The old leader then learns that its entry was replaced and answers PROPOSAL_DROPPED. With
+// retries off the caller sees that answer; with them on the proposal is sent again and applies once.
+
+import { expect } from 'chai';
+import { LocalCluster, type RaftdNode } from './cluster.js';
+import { RaftdClient, RaftdError } from '../../adapters/sdk/client.js';
+
+describe('SDK client retries proposals refused without effect (integration, KV adapter)', function () {
+  this.timeout(120_000);
+  let cluster: LocalCluster;
+
+  before(async () => {
+    cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true });
+    await cluster.startAll();
+    await cluster.waitForLeaders([1], 30_000);
+  });
+  after(async () => {
+    await cluster?.destroy();
+  });
+
+  async function leaderNode(): Promise<RaftdNode> {
+    const leaders = await cluster.waitForLeaders([1], 30_000);
+    return cluster.node(leaders.get(1)!);
+  }
+
+  /** PROPOSAL_DROPPED answers the node gave since it started. */
+  async function droppedAnswers(n: RaftdNode): Promise<number> {
+    const text = (await n.get('/metrics')).body as string;
+    const m = /raftd_errors_total\{code="PROPOSAL_DROPPED"\} (\d+)/.exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
+  /**
+   * Proposes a compare-and-set on `key` (from `from` to `to`) through `client`, aimed at the
+   * current leader, and arranges for that leader's entry to be replaced. Resolves with the
+   * client's outcome and the PROPOSAL_DROPPED answers the old leader gave meanwhile.
+   */
+  async function proposeIntoReplacedEntry(makeClient: (url: string) => RaftdClient, key: string, from: string, to: string): Promise<{ outcome: unknown; dropped: number }> {
+    const oldLeader = await leaderNode();
+    const followers = cluster.nodes.filter((n) => n !== oldLeader);
+    const client = makeClient(oldLeader.url);
+    const droppedBefore = await droppedAnswers(oldLeader);
+    try {
+      // Killed, not paused: a paused follower would still read the append from its socket buffer
+      // once resumed, and the entry would then commit.
+      await Promise.all(followers.map((f) => f.kill()));
+      const pending = client.proposeJson(1, { op: 'cas', key, expect: from, value: to }).then(
+        (r) => r.result,
+        (e: unknown) => e,
+      );
+      // Long enough for the leader to append the entry (it stays in its log after a check-quorum
+      // step-down too).
+      await new Promise((r) => setTimeout(r, 300));
+      oldLeader.pause();
+      for (const f of followers) f.start();
+      // The two followers elect a leader among themselves; its first entry takes the index.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const st = (await followers[0]!.get('/status').catch(() => ({ body: { groups: [] } }))).body as { groups: Array<{ group: number; leader: number }> };
+        const l = st.groups.find((g) => g.group === 1)?.leader;
+        if (l && l !== oldLeader.spec.id) break;
+        if (Date.now() > deadline) throw new Error('the restarted followers elected no leader within 30 s');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      oldLeader.resume();
+      const outcome = await pending;
+      return { outcome, dropped: (await droppedAnswers(oldLeader)) - droppedBefore };
+    } finally {
+      oldLeader.resume();
+      for (const f of followers) if (!f.running()) f.start();
+      client.close();
+    }
+  }
+
+  it('with retries off, the caller gets PROPOSAL_DROPPED and nothing was applied', async () => {
+    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    await setup.proposeJson(1, { op: 'set', key: 'k1', value: 'a' });
+    const { outcome, dropped } = await proposeIntoReplacedEntry((url) => new RaftdClient({ url, retryMs: 0 }), 'k1', 'a', 'b');
+    expect(outcome, String(outcome)).to.be.instanceOf(RaftdError);
+    expect((outcome as RaftdError).code).to.equal('PROPOSAL_DROPPED');
+    expect(dropped).to.equal(1);
+    expect(await setup.read(1, { op: 'get', key: 'k1' })).to.deep.equal({ value: 'a' });
+    setup.close();
+  });
+
+  it('with retries on (the default), the dropped proposal is sent again and applies exactly once', async () => {
+    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    await setup.proposeJson(1, { op: 'set', key: 'k2', value: 'a' });
+    const { outcome, dropped } = await proposeIntoReplacedEntry((url) => new RaftdClient({ url }), 'k2', 'a', 'b');
+    expect(dropped, 'the old leader answered PROPOSAL_DROPPED, and the client sent the proposal again').to.equal(1);
+    // A second application of the compare-and-set would have answered swapped: false.
+    expect(outcome).to.deep.equal({ swapped: true, value: 'b' });
+    expect(await setup.read(1, { op: 'get', key: 'k2' })).to.deep.equal({ value: 'b' });
+    setup.close();
+  });
+});
