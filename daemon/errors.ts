@@ -21,6 +21,8 @@ export const ERROR_STATUS = {
   /** The proposal was appended but this node can no longer learn its fate: it may or may not apply. */
   OUTCOME_UNKNOWN: 503,
   PROPOSAL_DROPPED: 503,
+  /** The leader is handing over leadership and takes no proposals meanwhile (not appended: retry). */
+  LEADERSHIP_TRANSFER: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -40,7 +40,7 @@ export interface RaftdClientOptions {
   timeoutMs?: number;
   /**
    * How long to keep re-sending a request that raftd refused without effect (NO_LEADER, NOT_LEADER
-   * with no leader named, PROPOSAL_DROPPED), with back-off: an election or a leader change then
+   * with no leader named, LEADERSHIP_TRANSFER, PROPOSAL_DROPPED), with back-off: an election or a leader change then
    * costs the caller latency, not an error. 0 reports the first refusal. Default 5 s.
    */
   retryMs?: number;
@@ -74,11 +74,12 @@ interface RawResponse {
 
 /**
  * raftd's refusals that guarantee the request took no effect, so sending it again cannot apply it
- * twice: no leader was known (nothing was proposed), or the proposal's entry was replaced after a
+ * twice, and that end by themselves: no leader was known (nothing was proposed), the leader is
+ * handing over leadership (nothing was appended), or the proposal's entry was replaced after a
  * leader change. NOT_LEADER is followed at once when it names the leader; without a hint it waits
  * like the others. TIMEOUT, OUTCOME_UNKNOWN and SHUTTING_DOWN are never retried: the entry may apply.
  */
-const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_LEADER', 'PROPOSAL_DROPPED']);
+const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_LEADER', 'LEADERSHIP_TRANSFER', 'PROPOSAL_DROPPED']);
 
 /** Back-off between retries of a refusal: doubling from the first, capped. */
 const RETRY_BACKOFF = { firstMs: 25, maxMs: 500 } as const;

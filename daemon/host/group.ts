@@ -242,6 +242,9 @@ export function toRaftdError(e: unknown, group: number): RaftdError {
       case 'PROPOSAL_TOO_LARGE':
         return new RaftdError('PAYLOAD_TOO_LARGE', `group ${group}: ${e.message}`);
       case 'TRANSFER_IN_PROGRESS':
+        // Not CONFLICT: that code also means lasting conflicts (a group that exists), while this
+        // one ends by itself within an election timeout, so clients retry it.
+        return new RaftdError('LEADERSHIP_TRANSFER', `group ${group}: ${e.message}; retry`);
       case 'CONF_CHANGE_IN_PROGRESS':
         return new RaftdError('CONFLICT', `group ${group}: ${e.message}`);
       case 'INVALID_CONF_CHANGE':

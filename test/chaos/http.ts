@@ -49,7 +49,7 @@ export function errorCode(body: unknown): string | undefined {
  * Everything else (TIMEOUT, SHUTTING_DOWN, INTERNAL, APP_UNAVAILABLE, a lost connection) is unknown.
  */
 export const DEFINITELY_NOT_APPLIED: ReadonlySet<string> = new Set([
-  'NO_LEADER', 'NOT_LEADER', 'OVERLOADED', 'PROPOSAL_DROPPED', 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE', 'GROUP_NOT_FOUND', 'CONFLICT', 'UNAUTHORIZED',
+  'NO_LEADER', 'NOT_LEADER', 'OVERLOADED', 'PROPOSAL_DROPPED', 'LEADERSHIP_TRANSFER', 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE', 'GROUP_NOT_FOUND', 'CONFLICT', 'UNAUTHORIZED',
 ]);
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

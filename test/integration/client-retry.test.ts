@@ -97,4 +97,33 @@ describe('SDK client retries proposals refused without effect (integration, KV a
     expect(await setup.read(1, { op: 'get', key: 'k2' })).to.deep.equal({ value: 'b' });
     setup.close();
   });
+
+  it('a proposal during a stalled leadership transfer: LEADERSHIP_TRANSFER with retries off, applied once with them on', async () => {
+    const leader = await leaderNode();
+    const target = cluster.nodes.find((n) => n !== leader)!;
+    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    await setup.proposeJson(1, { op: 'set', key: 'k3', value: 'a' });
+    const once = new RaftdClient({ url: leader.url, retryMs: 0 });
+    const retrying = new RaftdClient({ url: leader.url });
+    try {
+      // The target is stopped, so the transfer cannot finish: the leader refuses proposals until
+      // it gives up (an election timeout) or the target, resumed, takes over.
+      target.pause();
+      const transfer = leader.post('/v1/groups/1/transfer-leadership', { to: target.spec.id }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 100));
+      const refused = await once.proposeJson(1, { op: 'cas', key: 'k3', expect: 'a', value: 'b' }).catch((e: unknown) => e);
+      expect(refused, String(refused)).to.be.instanceOf(RaftdError);
+      expect((refused as RaftdError).code).to.equal('LEADERSHIP_TRANSFER');
+      expect((refused as RaftdError).status).to.equal(503);
+      const pending = retrying.proposeJson(1, { op: 'cas', key: 'k3', expect: 'a', value: 'c' });
+      await new Promise((r) => setTimeout(r, 100));
+      target.resume();
+      expect((await pending).result).to.deep.equal({ swapped: true, value: 'c' });
+      await transfer;
+      expect(await setup.read(1, { op: 'get', key: 'k3' })).to.deep.equal({ value: 'c' });
+    } finally {
+      target.resume();
+      for (const c of [setup, once, retrying]) c.close();
+    }
+  });
 });
