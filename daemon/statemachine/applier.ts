@@ -398,9 +398,11 @@ export class GroupApplier {
   private confirm(upTo: number, results: Map<number, EntryResult>): void {
     this.applied = upTo;
     while (this.head < this.queue.length && this.queue[this.head]!.index <= upTo) this.head++;
-    // Compact once the consumed prefix dominates, so memory follows the queue, not history.
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
+    // Drop the consumed prefix once it is half the array (amortised O(1) per entry): it holds the
+    // confirmed entries' data, and a fixed floor here (it was 1,024 entries) kept up to that many
+    // entries alive, 600 MB of 0.6 MB RaftHouse inserts.
+    if (this.head * 2 >= this.queue.length) {
+      this.queue = this.head === this.queue.length ? [] : this.queue.slice(this.head);
       this.head = 0;
     }
     for (let i = this.waiters.length - 1; i >= 0; i--) {

@@ -1,6 +1,12 @@
 import { expect } from 'chai';
 import { AppClient, AppError, ApplyOrderError, GroupApplier, type AppEntry, type EntryResult } from '../../../daemon/statemachine/index.js';
 import { json, TestApp } from './test-app.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+setFlagsFromString('--expose-gc');
+/** A full garbage collection, on demand (the flag above makes `gc` exist in new contexts). */
+const collectGarbage = runInNewContext('gc') as () => void;
 
 const enc = new TextEncoder();
 
@@ -168,6 +174,22 @@ for (const proto of ['h1', 'h2'] as const) {
         expect(performance.now() - t0).to.be.below(2000);
         expect(sizes(h)).to.deep.equal([]);
       });
+    });
+
+    it('keeps no confirmed entry alive (their data is garbage once the app has it)', async () => {
+      const h = await setup();
+      await h.applier.start();
+      // Refs only: nothing of the test holds the entries once they are enqueued.
+      const refs = ((): Array<WeakRef<Uint8Array>> => {
+        const es = entries(1, 20);
+        h.applier.enqueue(es);
+        return es.map((e) => new WeakRef(e.data));
+      })();
+      await h.applier.waitApplied(20, 5000);
+      await new Promise((r) => setImmediate(r));
+      collectGarbage();
+      const alive = refs.filter((r) => r.deref() !== undefined).length;
+      expect(alive, 'confirmed entries still referenced').to.equal(0);
     });
 
     it('respects maxBatchEntries', async () => {
