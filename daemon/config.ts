@@ -19,6 +19,10 @@ export interface RaftdConfig {
   snapshotInterval: number;
   /** Entries kept in the log behind the snapshot, so slightly lagging followers need no snapshot. */
   snapshotCatchupEntries: number;
+  /** Also PrepareSnapshot once this many bytes of entries were applied since the last snapshot. */
+  snapshotBytes: number;
+  /** At most this many bytes of the entries kept behind a snapshot (large entries). */
+  snapshotCatchupBytes: number;
   /** RAFT_SYNC=1: call Sync before treating applied entries as durable in the app. */
   sync: boolean;
   /** On a follower, how long committed entries may wait to reach the app in one larger UpdateEntries. */
@@ -60,6 +64,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'groups', flag: '--groups', env: 'RAFTD_GROUPS', kind: 'int', default: '1', help: 'data groups 1..N created at bootstrap' },
   { key: 'snapshotInterval', flag: '--snapshot-interval', env: 'RAFTD_SNAPSHOT_INTERVAL', kind: 'int', default: '10000', help: 'PrepareSnapshot every N applied entries, then compact the log' },
   { key: 'snapshotCatchupEntries', flag: '--snapshot-catchup-entries', env: 'RAFTD_SNAPSHOT_CATCHUP_ENTRIES', kind: 'int', default: '1000', help: 'entries kept behind a snapshot for slow followers' },
+  { key: 'snapshotBytes', flag: '--snapshot-bytes', env: 'RAFTD_SNAPSHOT_BYTES', kind: 'int', default: '67108864', help: 'also PrepareSnapshot once N bytes of entries were applied since the last one (bounds the log held in memory)' },
+  { key: 'snapshotCatchupBytes', flag: '--snapshot-catchup-bytes', env: 'RAFTD_SNAPSHOT_CATCHUP_BYTES', kind: 'int', default: '16777216', help: 'at most N bytes of the entries kept behind a snapshot' },
   { key: 'sync', flag: '--sync', env: 'RAFT_SYNC', kind: 'bool', default: '0', help: 'call the app\'s Sync before treating applied entries as durable' },
   { key: 'applyLingerMs', flag: '--apply-linger-ms', env: 'RAFTD_APPLY_LINGER_MS', kind: 'int', default: '5', help: 'follower: hold committed entries up to N ms to apply them in fewer calls (0: off)' },
   { key: 'tickMs', flag: '--tick-ms', env: 'RAFTD_TICK_MS', kind: 'int', default: '100', help: 'Raft tick interval in milliseconds' },
@@ -180,6 +186,7 @@ function validate(cfg: RaftdConfig): void {
     throw new ConfigError('--election-ticks must be greater than --heartbeat-ticks (>= 1)');
   }
   if (cfg.snapshotInterval < 1) throw new ConfigError('--snapshot-interval must be >= 1');
+  if (cfg.snapshotBytes < 1) throw new ConfigError('--snapshot-bytes must be >= 1');
   if (cfg.applyLingerMs < 0 || cfg.applyLingerMs > 60_000) throw new ConfigError('--apply-linger-ms must be between 0 and 60000');
   if (cfg.maxPendingProposals < 1) throw new ConfigError('--max-pending-proposals must be >= 1');
   const tlsSet = [cfg.tlsCa, cfg.tlsCert, cfg.tlsKey].filter((s) => s !== '').length;

@@ -142,6 +142,8 @@ export async function main(argv: string[]): Promise<void> {
       requestTimeoutMs: cfg.requestTimeoutMs,
       snapshotInterval: cfg.snapshotInterval,
       snapshotCatchupEntries: cfg.snapshotCatchupEntries,
+      snapshotBytes: cfg.snapshotBytes,
+      snapshotCatchupBytes: cfg.snapshotCatchupBytes,
       random: Math.random,
       logger,
       breakStaleReads: faults !== undefined && process.env.RAFTD_TEST_BREAK === 'stale-reads',

@@ -51,6 +51,8 @@ export class GroupReplica {
   snapshotInFlight = false;
   /** Index up to which committed entries were handed to the applier. */
   handedToApp = 0;
+  /** Bytes of the entries handed to the applier past lastSnapshotIndex: a snapshot trigger. */
+  bytesSinceSnapshot = 0;
   /** Snapshot transfers in progress to peers (leader side). */
   readonly snapshotsSending = new Set<number>();
   deleted = false;

@@ -48,6 +48,10 @@ export interface HostOptions {
   requestTimeoutMs: number;
   snapshotInterval: number;
   snapshotCatchupEntries: number;
+  /** Snapshot also once this many bytes of entries were handed to the app since the last one. */
+  snapshotBytes: number;
+  /** Bytes of entries kept behind a snapshot, at most. */
+  snapshotCatchupBytes: number;
   /** Test-only deliberately wrong behaviour (RAFTD_TEST_BREAK=stale-reads with faults enabled). */
   breakStaleReads?: boolean;
   /** Randomness for election timeouts (the core never draws its own). */
@@ -414,6 +418,7 @@ export class Host {
     if (!applier || this.restoring.has(g.group)) return;
     const fresh = entries.filter((e) => e.index > g.handedToApp);
     if (fresh.length === 0) return;
+    for (const e of fresh) g.bytesSinceSnapshot += e.data.length;
     applier.enqueue(fresh.map(toAppEntry));
     g.handedToApp = fresh[fresh.length - 1]!.index;
   }
@@ -500,11 +505,16 @@ export class Host {
 
   // ---------------------------------------------------------------- snapshots
 
-  /** Every snapshotInterval applied entries, the app freezes a snapshot and raftd compacts. */
+  /**
+   * Every snapshotInterval applied entries, or snapshotBytes of them (the log is held in memory,
+   * so large entries must not wait for the count), the app freezes a snapshot and raftd compacts.
+   */
   private maybeSnapshot(g: GroupReplica): void {
     if (g.group === META_GROUP || g.snapshotInFlight) return;
     const applier = this.appliers.get(g.group);
-    if (!applier || applier.appliedIndex() - g.lastSnapshotIndex < this.opts.snapshotInterval) return;
+    if (!applier) return;
+    const sinceLast = applier.appliedIndex() - g.lastSnapshotIndex;
+    if (sinceLast < this.opts.snapshotInterval && !(sinceLast > 0 && g.bytesSinceSnapshot >= this.opts.snapshotBytes)) return;
     g.snapshotInFlight = true;
     void this.takeSnapshot(g)
       .catch((err) => this.opts.logger.warn({ err, group: g.group }, 'snapshot failed; will retry'))
@@ -524,11 +534,34 @@ export class Host {
     g.storage.createSnapshot(index, confState, encoder.encode(prepared));
     const metadata = { index, term, confState };
     await this.deps.store.write([{ group: g.group, snapshot: metadata }]);
-    const compactTo = index - this.opts.snapshotCatchupEntries;
+    const compactTo = this.compactionPoint(g, index);
     if (compactTo > g.storage.firstIndex()) g.storage.compact(compactTo);
     g.lastSnapshotIndex = index;
+    // What was handed over past the snapshot's index counts toward the next one.
+    g.bytesSinceSnapshot = 0;
+    const handedUpTo = Math.min(g.handedToApp, g.storage.lastIndex());
+    if (handedUpTo > index && index >= g.storage.firstIndex()) {
+      for (const e of g.storage.entries(index + 1, handedUpTo + 1, Number.MAX_SAFE_INTEGER)) g.bytesSinceSnapshot += e.data.length;
+    }
     this.metrics.snapshotsTaken++;
     return { prepared, index };
+  }
+
+  /**
+   * Where to compact after a snapshot at `index`: keep at most snapshotCatchupEntries entries
+   * behind it, and at most snapshotCatchupBytes of them.
+   */
+  private compactionPoint(g: GroupReplica, index: number): number {
+    const byCount = index - this.opts.snapshotCatchupEntries;
+    const lo = Math.max(byCount + 1, g.storage.firstIndex());
+    if (lo > index) return byCount;
+    const behind = g.storage.entries(lo, index + 1, Number.MAX_SAFE_INTEGER);
+    let kept = 0;
+    for (let k = behind.length - 1; k >= 0; k--) {
+      kept += behind[k]!.data.length;
+      if (kept > this.opts.snapshotCatchupBytes) return behind[k]!.index;
+    }
+    return byCount;
   }
 
   /** The core wants a follower brought up by snapshot: stream a fresh one from the app. */
@@ -575,6 +608,7 @@ export class Host {
       restored();
     }
     g.handedToApp = header.metadata.index;
+    g.bytesSinceSnapshot = 0;
     // During the restore (and the new applier's start) the core kept stepping messages: a new leader
     // that still had the entries may have appended and committed past the snapshot here, and
     // applyCommitted handed them to nobody. The core will not go back for them (its commit is past
@@ -586,6 +620,7 @@ export class Host {
     if (applier && upTo > g.handedToApp) {
       const missed = this.refetch(g.group, g.handedToApp + 1, upTo);
       if (missed) {
+        for (const e of missed) g.bytesSinceSnapshot += e.data.length;
         applier.enqueue(missed);
         g.handedToApp = upTo;
       }
