@@ -20,6 +20,10 @@ function counter(name: string, help: string, value: number): string[] {
   return [`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`];
 }
 
+function gauge(name: string, help: string, value: number): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`];
+}
+
 export function renderMetrics(host: Host): string {
   const m = host.metrics;
   let leaders = 0;
@@ -28,6 +32,7 @@ export function renderMetrics(host: Host): string {
     if (g.status().role === Role.Leader) leaders++;
     if (g.quiesced) quiesced++;
   }
+  const mem = process.memoryUsage();
   const lines = [
     ...counter('raftd_proposals_total', 'Entries proposed through this node.', m.proposals),
     ...counter('raftd_entries_committed_total', 'Committed entries handed to apply.', m.entriesCommitted),
@@ -48,6 +53,9 @@ export function renderMetrics(host: Host): string {
     '# HELP raftd_groups_leading Groups this node leads.', '# TYPE raftd_groups_leading gauge', `raftd_groups_leading ${leaders}`,
     '# HELP raftd_groups_quiesced Idle groups not being ticked.', '# TYPE raftd_groups_quiesced gauge', `raftd_groups_quiesced ${quiesced}`,
     '# HELP raftd_app_healthy 1 when the application answers.', '# TYPE raftd_app_healthy gauge', `raftd_app_healthy ${host.appHealthy() ? 1 : 0}`,
+    ...gauge('raftd_memory_resident_bytes', 'Resident set size of the process.', mem.rss),
+    ...gauge('raftd_memory_heap_used_bytes', 'V8 heap in use (JavaScript objects).', mem.heapUsed),
+    ...gauge('raftd_memory_array_buffers_bytes', 'Buffers outside the V8 heap (entry data among them).', mem.arrayBuffers),
     '# HELP raftd_errors_total Client errors by code.', '# TYPE raftd_errors_total counter',
     ...[...m.errors].map(([code, n]) => `raftd_errors_total{code="${code}"} ${n}`),
   ];
