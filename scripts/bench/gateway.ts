@@ -13,13 +13,13 @@
 
 import * as http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
 import { BENCH_TABLE_DDL, benchRows } from './clickhouse-direct.js';
 import { RafthouseCluster } from '../../test/integration/rafthouse/harness.js';
-import { percentileOf } from './stats.js';
+import { cpuSeconds, percentileOf } from './stats.js';
 
 const BATCH = 10_000;
 
@@ -80,6 +80,13 @@ async function main(): Promise<void> {
     const rounds = Math.max(1, Math.ceil(batches / ROUND));
     process.stdout.write(`inserts: ${rounds} rounds of ${ROUND} back-to-back ${BATCH}-row inserts straight into an engine and ${ROUND} through the consistent endpoint...\n`);
     const per = { direct: [] as number[], gateway: [] as number[] };
+    // CPU per insert, to tell a CPU ceiling from overhead: the direct side's is this process's
+    // (chdb runs in it, its threads included); the gateway side's is every raftd's and every
+    // rafthouse's (gateway + replica), over each round until all replicas settled.
+    const cpu = { direct: 0, raftd: 0, rafthouse: 0 };
+    const pidsCpu = (procs: Array<{ proc?: { pid?: number } | undefined }>) => procs.reduce((a, p) => a + cpuSeconds(p.proc?.pid), 0);
+    const raftdCpu = () => pidsCpu(cluster.raft.nodes);
+    const rafthouseCpu = () => pidsCpu(cluster.nodes.map((x) => x.proc));
     const perRound = { direct: [] as number[], gateway: [] as number[] };
     let gatewayRows = BATCH; // the warm-up insert
     const settled = async (): Promise<void> => {
@@ -87,7 +94,7 @@ async function main(): Promise<void> {
       for (const n of cluster.nodes) {
         while (Number(await must(post(n.localUrl, {}, 'SELECT count() FROM bench'))) !== gatewayRows) {
           if (Date.now() > deadline) throw new Error(`replica ${n.localUrl} did not reach ${gatewayRows} rows in 120 s`);
-          await new Promise((r) => setTimeout(r, 5));
+          await new Promise((r) => setTimeout(r, 20));
         }
       }
     };
@@ -96,6 +103,9 @@ async function main(): Promise<void> {
       const sides: Array<'direct' | 'gateway'> = round % 2 === 0 ? ['direct', 'gateway'] : ['gateway', 'direct'];
       for (const side of sides) {
         let roundMs = 0;
+        const own0 = process.cpuUsage();
+        const raftd0 = raftdCpu();
+        const rafthouse0 = rafthouseCpu();
         for (const payload of payloads) {
           const s = performance.now();
           if (side === 'direct') await engine.insert('INSERT INTO bench_direct.bench FORMAT JSONEachRow', payload);
@@ -108,6 +118,11 @@ async function main(): Promise<void> {
         if (side === 'gateway') {
           gatewayRows += ROUND * BATCH;
           await settled();
+          cpu.raftd += raftdCpu() - raftd0;
+          cpu.rafthouse += rafthouseCpu() - rafthouse0;
+        } else {
+          const own = process.cpuUsage(own0);
+          cpu.direct += (own.user + own.system) / 1e6;
         }
       }
     }
@@ -120,6 +135,11 @@ async function main(): Promise<void> {
     const gwMedian = rate(percentileOf(per.gateway, 50));
     // Per round ratio (gateway / direct of the same round), its median: the least noise-prone figure.
     const roundRatio = percentileOf(perRound.gateway.map((g, i) => perRound.direct[i]! / g), 50);
+    const cpuMs = (seconds: number) => (seconds * 1000) / inserted;
+    const clusterCpuMs = cpuMs(cpu.raftd + cpu.rafthouse);
+    // With every core busy, the cluster needs at least its CPU per insert spread over the cores.
+    const cores = availableParallelism();
+    const ceiling = (percentileOf(per.direct, 50) / (clusterCpuMs / cores)) * 100;
 
     let gwParallel: number | undefined;
     if (!values['no-parallel']) {
@@ -167,6 +187,14 @@ async function main(): Promise<void> {
 | consistent endpoint, 3-node cluster | ${f(gwOverall)} | ${f(gwMedian)} |
 | ratio (gateway / direct) | ${r(gwOverall, directOverall)} | ${r(gwMedian, directMedian)} (median per-round ratio ${(roundRatio * 100).toFixed(0)}%) |
 ${gwParallel === undefined ? '' : `| consistent endpoints, 4 inserts in flight over 3 nodes | ${f(gwParallel)} (${r(gwParallel, directOverall)} of direct) | |\n`}
+| CPU per ${BATCH}-row insert (process CPU time, same rounds) | ms |
+|---|---|
+| straight into one embedded engine (chdb's threads included) | ${cpuMs(cpu.direct).toFixed(1)} |
+| 3-node cluster: the 3 raftd processes | ${cpuMs(cpu.raftd).toFixed(1)} |
+| 3-node cluster: the 3 rafthouse processes (gateway + replica each) | ${cpuMs(cpu.rafthouse).toFixed(1)} |
+| 3-node cluster, total | ${clusterCpuMs.toFixed(1)} (${(clusterCpuMs / cpuMs(cpu.direct)).toFixed(1)}x direct) |
+| ceiling on ${cores} cores: direct median insert time / (cluster CPU per insert / cores) | ${ceiling.toFixed(0)}% of direct |
+
 | point query (same node, ${queries} alternating pairs) | p50 ms | p99 ms |
 |---|---|---|
 | local endpoint | ${l50.toFixed(2)} | ${l99.toFixed(2)} |
