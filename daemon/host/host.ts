@@ -528,7 +528,12 @@ export class Host {
     if (g.deleted) throw new RaftdError('GROUP_NOT_FOUND', `group ${g.group} was deleted`);
     const st = g.status();
     const index = Math.min(lastLogIndex, st.commit);
-    if (index <= g.storage.snapshot().metadata.index) return { prepared, index };
+    if (index <= g.storage.snapshot().metadata.index) {
+      // Nothing past the log's snapshot (one restored from a leader, say): count from there, or the
+      // byte trigger would ask the app again on every tick until it moves.
+      g.lastSnapshotIndex = Math.max(g.lastSnapshotIndex, g.storage.snapshot().metadata.index);
+      return { prepared, index };
+    }
     const term = g.storage.term(index);
     const confState = g.node.confStateAt(index);
     g.storage.createSnapshot(index, confState, encoder.encode(prepared));
