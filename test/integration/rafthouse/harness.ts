@@ -22,6 +22,8 @@ export interface RafthouseClusterOptions {
   nodeArgs?: string[];
   /** The same for each raftd. */
   raftNodeArgs?: string[];
+  /** Extra raftd flags (after the harness's own). */
+  raftArgs?: string[];
 }
 
 export class RafthouseCluster {
@@ -33,7 +35,7 @@ export class RafthouseCluster {
     for (let id = 1; id <= n; id++) appPorts.set(id, await freePort());
     const raft = await LocalCluster.create({
       nodes: n, groups: opts.groups, tickMs: opts.tickMs ?? 50, appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
-      extraArgs: ['--snapshot-interval', '1000000'], nodeArgs: opts.raftNodeArgs ?? [],
+      extraArgs: ['--snapshot-interval', '1000000', ...(opts.raftArgs ?? [])], nodeArgs: opts.raftNodeArgs ?? [],
     });
     const nodes: RafthouseNode[] = [];
     try {
