@@ -14,9 +14,9 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   let cluster: LocalCluster;
 
   before(async () => {
-    cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true });
+    cluster = await LocalCluster.create({ nodes: 3, groups: 2, kvApp: true });
     await cluster.startAll();
-    await cluster.waitForLeaders([1], 30_000);
+    await cluster.waitForLeaders([1, 2], 30_000);
   });
   after(async () => {
     await cluster?.destroy();
@@ -121,6 +121,41 @@ describe('SDK client retries proposals refused without effect (integration, KV a
       expect((await pending).result).to.deep.equal({ swapped: true, value: 'c' });
       await transfer;
       expect(await setup.read(1, { op: 'get', key: 'k3' })).to.deep.equal({ value: 'c' });
+    } finally {
+      target.resume();
+      for (const c of [setup, once, retrying]) c.close();
+    }
+  });
+
+  it('propose-batch: only the items refused without effect are sent again', async () => {
+    const leaders = await cluster.waitForLeaders([1, 2], 30_000);
+    const leader = cluster.node(leaders.get(1)!);
+    // Not group 2's leader either: its item must keep going while the target is stopped.
+    const target = cluster.nodes.find((n) => n.spec.id !== leaders.get(1) && n.spec.id !== leaders.get(2))!;
+    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    await setup.proposeJson(1, { op: 'set', key: 'b1', value: 'a' });
+    await setup.proposeJson(2, { op: 'set', key: 'b2', value: 'a' });
+    const once = new RaftdClient({ url: leader.url, retryMs: 0 });
+    const retrying = new RaftdClient({ url: leader.url });
+    const cas = (group: number, to: string) => ({ group, data: JSON.stringify({ op: 'cas', key: `b${group}`, expect: 'a', value: to }) });
+    try {
+      // Group 1's leader hands over to a stopped node (stalled); group 2 is untouched.
+      target.pause();
+      const transfer = leader.post('/v1/groups/1/transfer-leadership', { to: target.spec.id }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 100));
+      const first = await once.proposeBatch([cas(1, 'x'), cas(2, 'a2')]);
+      expect(first[0], JSON.stringify(first[0])).to.have.nested.property('error.code', 'LEADERSHIP_TRANSFER');
+      expect(first[1], JSON.stringify(first[1])).to.have.nested.property('result.swapped', true);
+      // Group 2's item now fails its compare (b2 is a2): it must not be sent again, group 1's must.
+      const pending = retrying.proposeBatch([cas(1, 'c'), cas(2, 'zz')]);
+      await new Promise((r) => setTimeout(r, 100));
+      target.resume();
+      const second = await pending;
+      expect(second[0], JSON.stringify(second[0])).to.have.nested.property('result.swapped', true);
+      expect(second[1], JSON.stringify(second[1])).to.have.nested.property('result.swapped', false);
+      await transfer;
+      expect(await setup.read(1, { op: 'get', key: 'b1' })).to.deep.equal({ value: 'c' });
+      expect(await setup.read(2, { op: 'get', key: 'b2' })).to.deep.equal({ value: 'a2' });
     } finally {
       target.resume();
       for (const c of [setup, once, retrying]) c.close();
