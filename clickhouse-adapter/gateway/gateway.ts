@@ -455,6 +455,11 @@ export class Gateway {
       if (k === 'async_insert' && truthy(v)) {
         throw new GatewayError(CODES.BAD_ARGUMENTS, 'async_insert=1 is refused: an asynchronous insert cannot be replicated exactly once; send the rows synchronously (batch them client-side)');
       }
+      // Dropping it silently would promise what RaftHouse does not do: every INSERT gets its own
+      // token (exactly once through crashes and replays), so an INSERT sent twice lands twice.
+      if (k === 'insert_deduplication_token' && String(v) !== '') {
+        throw new GatewayError(CODES.BAD_ARGUMENTS, 'insert_deduplication_token is refused: RaftHouse applies each INSERT exactly once under its own token and does not deduplicate an INSERT sent twice; after an unknown outcome (a timeout, a lost connection), check for the rows before sending them again');
+      }
       if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') continue;
       settings[k] = v;
     }
