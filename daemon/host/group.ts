@@ -55,6 +55,8 @@ export class GroupReplica {
   bytesSinceSnapshot = 0;
   /** Snapshot transfers in progress to peers (leader side). */
   readonly snapshotsSending = new Set<number>();
+  /** Index of the snapshot sent to each peer, until the peer's log has caught up past it (leader side). */
+  readonly snapshotSentAt = new Map<number, number>();
   deleted = false;
   /** Role and leader as of the last Ready's soft state: cheap to read on every tick. */
   role: Role = Role.Follower;

@@ -510,6 +510,7 @@ export class Host {
    * so large entries must not wait for the count), the app freezes a snapshot and raftd compacts.
    */
   private maybeSnapshot(g: GroupReplica): void {
+    if (g.snapshotSentAt.size > 0) this.forgetCaughtUpSnapshots(g);
     if (g.group === META_GROUP || g.snapshotInFlight) return;
     const applier = this.appliers.get(g.group);
     if (!applier) return;
@@ -542,21 +543,41 @@ export class Host {
     const compactTo = this.compactionPoint(g, index);
     if (compactTo > g.storage.firstIndex()) g.storage.compact(compactTo);
     g.lastSnapshotIndex = index;
-    // What was handed over past the snapshot's index counts toward the next one.
+    // Counted afresh from what is handed over next. Not from the snapshot's index: entries handed
+    // over but not applied yet would count at once, and an app working off a large backlog would
+    // then be asked for a snapshot after every batch.
     g.bytesSinceSnapshot = 0;
-    const handedUpTo = Math.min(g.handedToApp, g.storage.lastIndex());
-    if (handedUpTo > index && index >= g.storage.firstIndex()) {
-      for (const e of g.storage.entries(index + 1, handedUpTo + 1, Number.MAX_SAFE_INTEGER)) g.bytesSinceSnapshot += e.data.length;
-    }
     this.metrics.snapshotsTaken++;
     return { prepared, index };
   }
 
   /**
+   * A follower past the snapshot it was sent no longer holds compaction back; nor does one that went
+   * quiet (not recently active: it would get a new snapshot when back, and a dead follower must not
+   * keep the log growing), nor any once this node no longer leads.
+   */
+  private forgetCaughtUpSnapshots(g: GroupReplica): void {
+    const progress = g.role === Role.Leader ? g.status().progress : undefined;
+    for (const [peer, index] of g.snapshotSentAt) {
+      if (g.snapshotsSending.has(peer)) continue;
+      const pr = progress?.[peer];
+      if (!pr || pr.match >= index || !pr.recentActive) g.snapshotSentAt.delete(peer);
+    }
+  }
+
+  /**
    * Where to compact after a snapshot at `index`: keep at most snapshotCatchupEntries entries
-   * behind it, and at most snapshotCatchupBytes of them.
+   * behind it, and at most snapshotCatchupBytes of them; and never past a snapshot sent to a
+   * follower that has not caught up from it yet (its next appends start right after it; without
+   * them it would be sent another snapshot, and under steady large writes, another, and so on).
    */
   private compactionPoint(g: GroupReplica, index: number): number {
+    let sentFloor = index;
+    for (const sent of g.snapshotSentAt.values()) sentFloor = Math.min(sentFloor, sent);
+    return Math.min(sentFloor, this.compactionByLimits(g, index));
+  }
+
+  private compactionByLimits(g: GroupReplica, index: number): number {
     const byCount = index - this.opts.snapshotCatchupEntries;
     const lo = Math.max(byCount + 1, g.storage.firstIndex());
     if (lo > index) return byCount;
@@ -577,12 +598,14 @@ export class Host {
       const { prepared, lastLogIndex } = await this.deps.app.prepareSnapshot(g.group);
       const index = Math.min(lastLogIndex, g.status().commit);
       const metadata = { index, term: g.storage.term(index), confState: g.node.confStateAt(index) };
+      g.snapshotSentAt.set(m.to, index);
       const header: SnapshotHeader = { group: g.group, from: this.opts.nodeId, to: m.to, term: m.term, metadata };
       await this.deps.transport.sendSnapshot(m.to, header, this.deps.app.saveSnapshot(g.group, prepared));
       this.metrics.snapshotsSent++;
       g.node.reportSnapshot(m.to, true);
     } catch (err) {
       this.metrics.snapshotFailures++;
+      g.snapshotSentAt.delete(m.to);
       this.opts.logger.warn({ err, group: g.group, to: m.to }, 'snapshot transfer failed');
       g.node.reportSnapshot(m.to, false);
     } finally {

@@ -4,7 +4,8 @@
 // leader acknowledged before it, never the state the follower's app had before the snapshot.
 // (Chaos run seed 803 found reads answered in that window from the old state.)
 // Also: entries a new leader appends and commits on that follower during the restore, past the
-// snapshot's index, must reach its app once the restore is over.
+// snapshot's index, must reach its app once the restore is over. And the leader must not compact
+// its log past the snapshot it is sending meanwhile, or the restored follower needs another one.
 
 import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -189,5 +190,42 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
     }
     expect(value, 'the follower\'s app caught up').to.equal('230');
     expect(follower.running(), 'the follower\'s raftd is still running').to.equal(true);
+  });
+
+  it('keeps the log after a snapshot it sent until the follower caught up from it (one snapshot, not a loop)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'raftd-snapshot-floor-'));
+    const { apps, urls } = await serveApps();
+    cluster = await LocalCluster.create({ nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50', '--snapshot-catchup-entries', '5'] });
+    await cluster.startAll();
+    const leader = cluster.node((await cluster.waitForLeaders([0, 1], 20_000)).get(1)!);
+    const follower = cluster.nodes.find((n) => n !== leader)!;
+    const set = async (value: string): Promise<void> => {
+      const r = await leader.post('/v1/groups/1/propose', JSON.stringify({ op: 'set', key: 'x', value }), { 'content-type': 'application/json' });
+      expect(r.status, JSON.stringify(r.body)).to.equal(200);
+    };
+    const counter = async (n: RaftdNode, name: string): Promise<number> => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec((await n.get('/metrics')).body as string)?.[1] ?? NaN);
+
+    await set('0');
+    await follower.kill();
+    for (let i = 1; i <= 200; i++) await set(String(i)); // compacts the leader's log past the follower
+    const app = apps.get(follower.spec.id)!;
+    app.restore.close();
+    follower.start();
+    await app.restore.reached;
+    // While the follower restores, the leader takes four more snapshots, each of which would have
+    // compacted to 5 entries behind it.
+    for (let i = 201; i <= 400; i++) await set(String(i));
+    app.restore.open();
+    const deadline = Date.now() + 15_000;
+    let value: string | null = null;
+    while (Date.now() < deadline && value !== '400') {
+      const r = await follower.post('/v1/groups/1/read?consistency=stale', { op: 'get', key: 'x' }, { 'x-raftd-no-forward': '1' }).catch(() => undefined);
+      value = r?.status === 200 ? (r.body.result as { value: string | null }).value : value;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(value, 'the follower caught up').to.equal('400');
+    expect(await counter(follower, 'raftd_snapshot_transfers_received_total'), 'snapshots the follower installed').to.equal(1);
+    expect(await counter(leader, 'raftd_snapshot_transfers_sent_total'), 'snapshots the leader sent').to.equal(1);
+    expect(await counter(leader, 'raftd_snapshots_taken_total'), 'the leader kept taking its own snapshots').to.be.at.least(6);
   });
 });
