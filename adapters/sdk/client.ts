@@ -277,15 +277,30 @@ export class RaftdClient {
   async proposeBatch(items: Array<{ group: number; data: Uint8Array | string }>): Promise<BatchItemResult[]> {
     const results: BatchItemResult[] = new Array(items.length);
     let todo = items.map((_, i) => i);
+    let round = 0;
     await this.retrying(
       async () => {
         const body = { items: todo.map((i) => ({ group: items[i]!.group, data: Buffer.from(items[i]!.data).toString('base64') })) };
-        const got = this.json<{ results: BatchItemResult[] }>(await this.call('POST', '/v1/propose-batch', body)).results;
-        if (!Array.isArray(got) || got.length !== todo.length) throw new RaftdError('UNEXPECTED_RESPONSE', `propose-batch answered ${Array.isArray(got) ? got.length : 'no'} results for ${todo.length} items`, 200);
+        let got: BatchItemResult[];
+        try {
+          got = this.json<{ results: BatchItemResult[] }>(await this.call('POST', '/v1/propose-batch', body)).results;
+          if (!Array.isArray(got) || got.length !== todo.length) throw new RaftdError('UNEXPECTED_RESPONSE', `propose-batch answered ${Array.isArray(got) ? got.length : 'no'} results for ${todo.length} items`, 200);
+        } catch (e) {
+          // A re-send that failed as a whole: earlier rounds' results stand (some items may have
+          // applied), and only the items of this round get its failure.
+          if (round === 0) throw e;
+          const err = e instanceof RaftdError ? e : new RaftdError('UNREACHABLE', (e as Error).message, 0);
+          for (const i of todo) results[i] = { error: { code: err.code, message: err.message, ...(err.leader ? { leader: err.leader } : {}) } };
+          return 0;
+        } finally {
+          round++;
+        }
         todo.forEach((i, k) => (results[i] = got[k]!));
+        // A NOT_LEADER that names the leader is the caller's to follow (noForward): the same node
+        // would refuse it again.
         todo = todo.filter((i) => {
           const r = results[i]!;
-          return 'error' in r && RETRYABLE_REFUSALS.has(r.error.code);
+          return 'error' in r && RETRYABLE_REFUSALS.has(r.error.code) && !(r.error.code === 'NOT_LEADER' && r.error.leader);
         });
         return todo.length;
       },

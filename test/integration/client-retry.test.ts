@@ -161,4 +161,33 @@ describe('SDK client retries proposals refused without effect (integration, KV a
       for (const c of [setup, once, retrying]) c.close();
     }
   });
+
+  it('propose-batch: a re-send that fails as a whole keeps the results of the items applied before', async () => {
+    const leaders = await cluster.waitForLeaders([1, 2], 30_000);
+    const leader = cluster.node(leaders.get(1)!);
+    const target = cluster.nodes.find((n) => n.spec.id !== leaders.get(1) && n.spec.id !== leaders.get(2))!;
+    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    await setup.proposeJson(1, { op: 'set', key: 'c1', value: 'a' });
+    await setup.proposeJson(2, { op: 'set', key: 'c2', value: 'a' });
+    const retrying = new RaftdClient({ url: leader.url });
+    const cas = (group: number, to: string) => ({ group, data: JSON.stringify({ op: 'cas', key: `c${group}`, expect: 'a', value: to }) });
+    try {
+      target.pause();
+      void leader.post('/v1/groups/1/transfer-leadership', { to: target.spec.id }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      // Round 1: group 2's item applies, group 1's is refused (transfer). The only node this client
+      // knows dies before a re-send gets through.
+      const pending = retrying.proposeBatch([cas(1, 'x'), cas(2, 'y')]);
+      await new Promise((r) => setTimeout(r, 150));
+      await leader.kill();
+      const results = await pending;
+      expect(results[1], JSON.stringify(results[1])).to.have.nested.property('result.swapped', true);
+      expect(results[0], JSON.stringify(results[0])).to.have.nested.property('error.code', 'UNREACHABLE');
+    } finally {
+      target.resume();
+      if (!leader.running()) leader.start();
+      for (const c of [setup, retrying]) c.close();
+    }
+    await cluster.waitForLeaders([1, 2], 30_000);
+  });
 });
