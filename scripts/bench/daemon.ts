@@ -26,6 +26,7 @@
 import { LocalCluster } from '../../test/integration/cluster.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
 import { cpuSeconds, percentile } from './stats.js';
+import { Rng } from '../../test/sim/rng.js';
 
 interface Args {
   seconds: number;
@@ -77,6 +78,15 @@ interface Point {
   clientUsPerEntry: number;
 }
 
+/** Why entries failed, by error code (first message kept): printed under the table. */
+const failures = new Map<string, { count: number; message: string }>();
+
+function noteFailure(code: string, message: string, entries: number): void {
+  const f = failures.get(code);
+  if (f) f.count += entries;
+  else failures.set(code, { count: entries, message });
+}
+
 /** One batch request to the group's leader: how many entries were applied and how many failed. */
 async function submit(cluster: LocalCluster, leaders: Map<number, number>, bodies: Buffer[], group: number): Promise<{ ok: number; failed: number }> {
   const leader = cluster.node(leaders.get(group)!);
@@ -89,8 +99,10 @@ async function submit(cluster: LocalCluster, leaders: Map<number, number>, bodie
   let ok = 0;
   let failed = 0;
   for (const r of decodeBatchResponse(new Uint8Array(await res.arrayBuffer()))) {
-    if (r.kind === 'failed') failed++;
-    else ok++;
+    if (r.kind === 'failed') {
+      failed++;
+      noteFailure(r.error.code, r.error.message, 1);
+    } else ok++;
   }
   return { ok, failed };
 }
@@ -108,18 +120,24 @@ async function closedLoop(cluster: LocalCluster, leaders: Map<number, number>, g
   let entries = 0;
   let errors = 0;
   const end = Date.now() + seconds * 1000;
-  let next = 0;
   const client = async (c: number) => {
+    // Each client picks its next group at random (seeded: the same sequence every run), as
+    // independent clients would. The shared counter used before had clients that finished in
+    // descending order all pick the same group: one group got many batches (up to 16, and
+    // OVERLOADED at 1,024 entries each) while the others idled, which is neither a spread load nor a
+    // realistic one.
+    const rng = new Rng(1000 + c);
     while (Date.now() < end) {
-      const group = 1 + ((next++ + c) % groups);
+      const group = rng.int(1, groups);
       const t0 = performance.now();
       try {
         const r = await submit(cluster, leaders, bodies, group);
         entries += r.ok;
         errors += r.failed;
         latencies.push(performance.now() - t0);
-      } catch {
+      } catch (e) {
         errors += args.batch;
+        noteFailure('REQUEST', (e as Error).message, args.batch);
       }
     }
   };
@@ -167,8 +185,9 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
             (windows.get(w) ?? windows.set(w, []).get(w)!).push(performance.now() - due);
           }
         },
-        () => {
+        (e: unknown) => {
           errors += args.batch;
+          noteFailure('REQUEST', (e as Error).message, args.batch);
         },
       ).finally(() => inflight.delete(p));
       inflight.add(p);
@@ -227,6 +246,7 @@ async function main(): Promise<void> {
   console.log('\n| groups | peak entries/s | p50 ms | p99 ms | raftd CPU µs/entry | client CPU µs/entry | half-load entries/s | p50 ms | p99 ms | errors |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(r);
+  for (const [code, f] of failures) console.log(`\nerrors: ${f.count} entries ${code}, e.g. ${f.message.slice(0, 200)}`);
 }
 
 main().catch((e) => {
