@@ -49,9 +49,11 @@ describe('snapshots by bytes (integration, KV adapter, large entries)', function
       for (const n of cluster.nodes) {
         const st = (await n.get('/status')).body as { groups: Array<{ group: number; firstIndex: number; lastIndex: number }> };
         const g = st.groups.find((x) => x.group === 1)!;
-        // Each entry is a bit over 64 KiB: after the last snapshot at most 3 of them stay behind it,
-        // and at most 512 KiB (8 entries) were applied since; without the byte bounds all 40 stay.
-        expect(g.lastIndex - g.firstIndex, `node ${n.spec.id}: log ${g.firstIndex}..${g.lastIndex}`).to.be.at.most(3 + 8 + 2);
+        // Each entry is a bit over 64 KiB: after the last snapshot at most 3 of them stay behind it;
+        // 512 KiB (8 entries) handed to the app since trigger the next one, and entries handed but
+        // not yet applied when a snapshot is taken count toward none (a few on a lingering
+        // follower). Without the byte bounds all 40 stay.
+        expect(g.lastIndex - g.firstIndex, `node ${n.spec.id}: log ${g.firstIndex}..${g.lastIndex}`).to.be.at.most(3 + 8 + 9);
       }
       expect(await client.read(1, { op: 'get', key: 'k3' })).to.deep.equal({ value: `${writes - 1}:${value}` });
     } finally {
