@@ -417,10 +417,14 @@ export class Host {
     const applier = this.appliers.get(g.group);
     if (!applier || this.restoring.has(g.group)) return;
     const fresh = entries.filter((e) => e.index > g.handedToApp);
-    if (fresh.length === 0) return;
-    for (const e of fresh) g.bytesSinceSnapshot += e.data.length;
-    applier.enqueue(fresh.map(toAppEntry));
-    g.handedToApp = fresh[fresh.length - 1]!.index;
+    if (fresh.length > 0) this.handOver(g, applier, fresh.map(toAppEntry));
+  }
+
+  /** Gives the applier the next committed entries (contiguous, past handedToApp); they count toward the byte snapshot trigger. */
+  private handOver(g: GroupReplica, applier: ApplierPort, entries: AppEntry[]): void {
+    for (const e of entries) g.bytesSinceSnapshot += e.data.length;
+    applier.enqueue(entries);
+    g.handedToApp = entries[entries.length - 1]!.index;
   }
 
   /** Committed entries lo..hi again, for an app that lost what it had confirmed. */
@@ -510,7 +514,6 @@ export class Host {
    * so large entries must not wait for the count), the app freezes a snapshot and raftd compacts.
    */
   private maybeSnapshot(g: GroupReplica): void {
-    if (g.snapshotSentAt.size > 0) this.forgetCaughtUpSnapshots(g);
     if (g.group === META_GROUP || g.snapshotInFlight) return;
     const applier = this.appliers.get(g.group);
     if (!applier) return;
@@ -552,42 +555,31 @@ export class Host {
   }
 
   /**
-   * A follower past the snapshot it was sent no longer holds compaction back; nor does one that went
-   * quiet (not recently active: it would get a new snapshot when back, and a dead follower must not
-   * keep the log growing), nor any once this node no longer leads.
-   */
-  private forgetCaughtUpSnapshots(g: GroupReplica): void {
-    const progress = g.role === Role.Leader ? g.status().progress : undefined;
-    for (const [peer, index] of g.snapshotSentAt) {
-      if (g.snapshotsSending.has(peer)) continue;
-      const pr = progress?.[peer];
-      if (!pr || pr.match >= index || !pr.recentActive) g.snapshotSentAt.delete(peer);
-    }
-  }
-
-  /**
    * Where to compact after a snapshot at `index`: keep at most snapshotCatchupEntries entries
-   * behind it, and at most snapshotCatchupBytes of them; and never past a snapshot sent to a
+   * behind it, and at most snapshotCatchupBytes of them; but never past a snapshot sent to a
    * follower that has not caught up from it yet (its next appends start right after it; without
    * them it would be sent another snapshot, and under steady large writes, another, and so on).
+   * A follower that went quiet (not recently active) no longer holds it back: it gets a new
+   * snapshot when back, and a dead follower must not keep the log growing.
    */
   private compactionPoint(g: GroupReplica, index: number): number {
-    let sentFloor = index;
-    for (const sent of g.snapshotSentAt.values()) sentFloor = Math.min(sentFloor, sent);
-    return Math.min(sentFloor, this.compactionByLimits(g, index));
-  }
-
-  private compactionByLimits(g: GroupReplica, index: number): number {
-    const byCount = index - this.opts.snapshotCatchupEntries;
-    const lo = Math.max(byCount + 1, g.storage.firstIndex());
-    if (lo > index) return byCount;
-    const behind = g.storage.entries(lo, index + 1, Number.MAX_SAFE_INTEGER);
-    let kept = 0;
-    for (let k = behind.length - 1; k >= 0; k--) {
+    let to = index - this.opts.snapshotCatchupEntries;
+    const lo = Math.max(to + 1, g.storage.firstIndex());
+    const behind = lo <= index ? g.storage.entries(lo, index + 1, Number.MAX_SAFE_INTEGER) : [];
+    for (let k = behind.length - 1, kept = 0; k >= 0; k--) {
       kept += behind[k]!.data.length;
-      if (kept > this.opts.snapshotCatchupBytes) return behind[k]!.index;
+      if (kept > this.opts.snapshotCatchupBytes) {
+        to = behind[k]!.index;
+        break;
+      }
     }
-    return byCount;
+    const progress = g.role === Role.Leader ? g.status().progress : undefined;
+    for (const [peer, sent] of g.snapshotSentAt) {
+      const pr = progress?.[peer];
+      if (g.snapshotsSending.has(peer) || (pr && pr.match < sent && pr.recentActive)) to = Math.min(to, sent);
+      else g.snapshotSentAt.delete(peer);
+    }
+    return to;
   }
 
   /** The core wants a follower brought up by snapshot: stream a fresh one from the app. */
@@ -647,11 +639,7 @@ export class Host {
     const applier = this.appliers.get(g.group);
     if (applier && upTo > g.handedToApp) {
       const missed = this.refetch(g.group, g.handedToApp + 1, upTo);
-      if (missed) {
-        for (const e of missed) g.bytesSinceSnapshot += e.data.length;
-        applier.enqueue(missed);
-        g.handedToApp = upTo;
-      }
+      if (missed) this.handOver(g, applier, missed);
     }
     this.metrics.snapshotsReceived++;
     g.node.step({
