@@ -40,8 +40,9 @@ export interface RaftdClientOptions {
   timeoutMs?: number;
   /**
    * How long to keep re-sending a request that raftd refused without effect (NO_LEADER, NOT_LEADER
-   * with no leader named, LEADERSHIP_TRANSFER, PROPOSAL_DROPPED), with back-off: an election or a leader change then
-   * costs the caller latency, not an error. 0 reports the first refusal. Default 5 s.
+   * with no leader named, LEADERSHIP_TRANSFER, PROPOSAL_DROPPED), with back-off: an election or a
+   * leader change then costs the caller latency, not an error. 0 reports the first refusal.
+   * Default 5 s.
    */
   retryMs?: number;
   /** Ask raftd not to forward to the leader: the client follows NOT_LEADER hints itself. */
@@ -80,6 +81,15 @@ interface RawResponse {
  * like the others. TIMEOUT, OUTCOME_UNKNOWN and SHUTTING_DOWN are never retried: the entry may apply.
  */
 const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_LEADER', 'LEADERSHIP_TRANSFER', 'PROPOSAL_DROPPED']);
+
+/**
+ * Whether to send a refused request again after a back-off. A NOT_LEADER that names the leader is
+ * not, where the client cannot follow the hint itself (a propose-batch item): the same node would
+ * refuse it again.
+ */
+function worthResending(error: { code: string; leader?: LeaderHint }, followsHints: boolean): boolean {
+  return RETRYABLE_REFUSALS.has(error.code) && (followsHints || !(error.code === 'NOT_LEADER' && error.leader));
+}
 
 /** Back-off between retries of a refusal: doubling from the first, capped. */
 const RETRY_BACKOFF = { firstMs: 25, maxMs: 500 } as const;
@@ -153,7 +163,7 @@ export class RaftdClient {
     if (body instanceof Uint8Array && !opts.contentType) contentType = 'application/octet-stream';
     return this.retrying(
       () => this.route(method, pathAndQuery, buf, contentType, opts),
-      (res) => res.status === 503 && RETRYABLE_REFUSALS.has(this.parseError(res).code),
+      (res) => res.status === 503 && worthResending(this.parseError(res), true),
     );
   }
 
@@ -277,7 +287,7 @@ export class RaftdClient {
   async proposeBatch(items: Array<{ group: number; data: Uint8Array | string }>): Promise<BatchItemResult[]> {
     const results: BatchItemResult[] = new Array(items.length);
     let todo = items.map((_, i) => i);
-    let round = 0;
+    let firstRound = true;
     await this.retrying(
       async () => {
         const body = { items: todo.map((i) => ({ group: items[i]!.group, data: Buffer.from(items[i]!.data).toString('base64') })) };
@@ -288,19 +298,16 @@ export class RaftdClient {
         } catch (e) {
           // A re-send that failed as a whole: earlier rounds' results stand (some items may have
           // applied), and only the items of this round get its failure.
-          if (round === 0) throw e;
+          if (firstRound) throw e;
           const err = e instanceof RaftdError ? e : new RaftdError('UNREACHABLE', (e as Error).message, 0);
           for (const i of todo) results[i] = { error: { code: err.code, message: err.message, ...(err.leader ? { leader: err.leader } : {}) } };
           return 0;
-        } finally {
-          round++;
         }
+        firstRound = false;
         todo.forEach((i, k) => (results[i] = got[k]!));
-        // A NOT_LEADER that names the leader is the caller's to follow (noForward): the same node
-        // would refuse it again.
         todo = todo.filter((i) => {
           const r = results[i]!;
-          return 'error' in r && RETRYABLE_REFUSALS.has(r.error.code) && !(r.error.code === 'NOT_LEADER' && r.error.leader);
+          return 'error' in r && worthResending(r.error, false);
         });
         return todo.length;
       },
