@@ -114,8 +114,7 @@ export async function runUnderFaults(cluster: LocalCluster, runDir: string, anom
       n.app?.resume();
     }
     for (const n of cluster.nodes.filter((x) => x.running())) {
-      const text = await n.get('/metrics').then((r) => String(r.body), () => '');
-      snapshotsReceived += Number(/^raftd_snapshot_transfers_received_total (\d+)/m.exec(text)?.[1] ?? 0);
+      snapshotsReceived += await n.metric('raftd_snapshot_transfers_received_total').catch(() => 0);
     }
     await cluster.destroy();
   }

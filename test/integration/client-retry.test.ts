@@ -28,10 +28,27 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   }
 
   /** PROPOSAL_DROPPED answers the node gave since it started. */
-  async function droppedAnswers(n: RaftdNode): Promise<number> {
-    const text = (await n.get('/metrics')).body as string;
-    const m = /raftd_errors_total\{code="PROPOSAL_DROPPED"\} (\d+)/.exec(text);
-    return m ? Number(m[1]) : 0;
+  const droppedAnswers = (n: RaftdNode): Promise<number> => n.metric('raftd_errors_total{code="PROPOSAL_DROPPED"}');
+
+  /**
+   * Stalls a leadership transfer of group 1: its target (a node that leads neither group) is
+   * stopped, so group 1's leader refuses proposals with LEADERSHIP_TRANSFER until it gives up (an
+   * election timeout) or the target, resumed, takes over. Keys `<prefix>1` and `<prefix>2` (in
+   * groups 1 and 2) start at 'a'; `cas(g, to)` is a compare-and-set of group g's key from 'a'.
+   * The caller resumes the target.
+   */
+  async function stallTransfer(prefix: string) {
+    const leaders = await cluster.waitForLeaders([1, 2], 30_000);
+    const leader = cluster.node(leaders.get(1)!);
+    const target = cluster.nodes.find((n) => n.spec.id !== leaders.get(1) && n.spec.id !== leaders.get(2))!;
+    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    await setup.proposeJson(1, { op: 'set', key: `${prefix}1`, value: 'a' });
+    await setup.proposeJson(2, { op: 'set', key: `${prefix}2`, value: 'a' });
+    target.pause();
+    const transfer = leader.post('/v1/groups/1/transfer-leadership', { to: target.spec.id }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    const cas = (group: number, to: string) => ({ group, data: JSON.stringify({ op: 'cas', key: `${prefix}${group}`, expect: 'a', value: to }) });
+    return { leader, target, setup, transfer, cas };
   }
 
   /**
@@ -99,28 +116,20 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   });
 
   it('a proposal during a stalled leadership transfer: LEADERSHIP_TRANSFER with retries off, applied once with them on', async () => {
-    const leader = await leaderNode();
-    const target = cluster.nodes.find((n) => n !== leader)!;
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
-    await setup.proposeJson(1, { op: 'set', key: 'k3', value: 'a' });
+    const { leader, target, setup, transfer, cas } = await stallTransfer('t');
     const once = new RaftdClient({ url: leader.url, retryMs: 0 });
     const retrying = new RaftdClient({ url: leader.url });
     try {
-      // The target is stopped, so the transfer cannot finish: the leader refuses proposals until
-      // it gives up (an election timeout) or the target, resumed, takes over.
-      target.pause();
-      const transfer = leader.post('/v1/groups/1/transfer-leadership', { to: target.spec.id }).catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 100));
-      const refused = await once.proposeJson(1, { op: 'cas', key: 'k3', expect: 'a', value: 'b' }).catch((e: unknown) => e);
+      const refused = await once.propose(1, cas(1, 'b').data).catch((e: unknown) => e);
       expect(refused, String(refused)).to.be.instanceOf(RaftdError);
       expect((refused as RaftdError).code).to.equal('LEADERSHIP_TRANSFER');
       expect((refused as RaftdError).status).to.equal(503);
-      const pending = retrying.proposeJson(1, { op: 'cas', key: 'k3', expect: 'a', value: 'c' });
+      const pending = retrying.propose(1, cas(1, 'c').data);
       await new Promise((r) => setTimeout(r, 100));
       target.resume();
       expect((await pending).result).to.deep.equal({ swapped: true, value: 'c' });
       await transfer;
-      expect(await setup.read(1, { op: 'get', key: 'k3' })).to.deep.equal({ value: 'c' });
+      expect(await setup.read(1, { op: 'get', key: 't1' })).to.deep.equal({ value: 'c' });
     } finally {
       target.resume();
       for (const c of [setup, once, retrying]) c.close();
@@ -128,21 +137,11 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   });
 
   it('propose-batch: only the items refused without effect are sent again', async () => {
-    const leaders = await cluster.waitForLeaders([1, 2], 30_000);
-    const leader = cluster.node(leaders.get(1)!);
-    // Not group 2's leader either: its item must keep going while the target is stopped.
-    const target = cluster.nodes.find((n) => n.spec.id !== leaders.get(1) && n.spec.id !== leaders.get(2))!;
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
-    await setup.proposeJson(1, { op: 'set', key: 'b1', value: 'a' });
-    await setup.proposeJson(2, { op: 'set', key: 'b2', value: 'a' });
+    // Group 1's leader hands over to a stopped node (stalled); group 2 is untouched.
+    const { leader, target, setup, transfer, cas } = await stallTransfer('b');
     const once = new RaftdClient({ url: leader.url, retryMs: 0 });
     const retrying = new RaftdClient({ url: leader.url });
-    const cas = (group: number, to: string) => ({ group, data: JSON.stringify({ op: 'cas', key: `b${group}`, expect: 'a', value: to }) });
     try {
-      // Group 1's leader hands over to a stopped node (stalled); group 2 is untouched.
-      target.pause();
-      const transfer = leader.post('/v1/groups/1/transfer-leadership', { to: target.spec.id }).catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 100));
       const first = await once.proposeBatch([cas(1, 'x'), cas(2, 'a2')]);
       expect(first[0], JSON.stringify(first[0])).to.have.nested.property('error.code', 'LEADERSHIP_TRANSFER');
       expect(first[1], JSON.stringify(first[1])).to.have.nested.property('result.swapped', true);
@@ -163,18 +162,9 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   });
 
   it('propose-batch: a re-send that fails as a whole keeps the results of the items applied before', async () => {
-    const leaders = await cluster.waitForLeaders([1, 2], 30_000);
-    const leader = cluster.node(leaders.get(1)!);
-    const target = cluster.nodes.find((n) => n.spec.id !== leaders.get(1) && n.spec.id !== leaders.get(2))!;
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
-    await setup.proposeJson(1, { op: 'set', key: 'c1', value: 'a' });
-    await setup.proposeJson(2, { op: 'set', key: 'c2', value: 'a' });
+    const { leader, target, setup, cas } = await stallTransfer('c');
     const retrying = new RaftdClient({ url: leader.url });
-    const cas = (group: number, to: string) => ({ group, data: JSON.stringify({ op: 'cas', key: `c${group}`, expect: 'a', value: to }) });
     try {
-      target.pause();
-      void leader.post('/v1/groups/1/transfer-leadership', { to: target.spec.id }).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 100));
       // Round 1: group 2's item applies, group 1's is refused (transfer). The only node this client
       // knows dies before a re-send gets through.
       const pending = retrying.proposeBatch([cas(1, 'x'), cas(2, 'y')]);

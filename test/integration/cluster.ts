@@ -158,6 +158,16 @@ export class RaftdNode extends ManagedProcess {
     return { status: res.status, body };
   }
 
+  /**
+   * One series of the node's /metrics, e.g. `raftd_snapshots_taken_total` or
+   * `raftd_errors_total{code="NO_LEADER"}`; 0 when the node has not reported it (a counter not hit yet).
+   */
+  async metric(series: string): Promise<number> {
+    const text = String((await this.get('/metrics')).body);
+    const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+    return line === undefined ? 0 : Number(line.slice(series.length + 1));
+  }
+
   async post(path: string, body: string | Uint8Array | object, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
     const payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
     const res = await fetch(this.url + path, {

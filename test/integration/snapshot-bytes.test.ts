@@ -25,12 +25,7 @@ describe('snapshots by bytes (integration, KV adapter, large entries)', function
     await cluster?.destroy();
   });
 
-  async function snapshotsTaken(): Promise<number[]> {
-    return Promise.all(cluster.nodes.map(async (n) => {
-      const m = /raftd_snapshots_taken_total (\d+)/.exec((await n.get('/metrics')).body as string);
-      return m ? Number(m[1]) : 0;
-    }));
-  }
+  const snapshotsTaken = (): Promise<number[]> => Promise.all(cluster.nodes.map((n) => n.metric('raftd_snapshots_taken_total')));
 
   it('takes snapshots every --snapshot-bytes and keeps at most --snapshot-catchup-bytes behind them', async () => {
     const client = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
