@@ -11,7 +11,6 @@
 //   --no-parallel (skip the 4-in-flight run), --cpu-prof DIR (every raftd and rafthouse writes a
 //   V8 CPU profile there at shutdown).
 
-import * as http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,30 +18,10 @@ import { parseArgs } from 'node:util';
 import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
 import { BENCH_TABLE_DDL, benchRows } from './clickhouse-direct.js';
 import { RafthouseCluster } from '../../test/integration/rafthouse/harness.js';
+import { closeConnections, must, post } from './gateway-http.js';
 import { cpuSeconds, percentileOf } from './stats.js';
 
 const BATCH = 10_000;
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-
-function post(base: string, query: Record<string, string>, body: Buffer | string): Promise<{ status: number; text: string }> {
-  const u = new URL(`${base}/?${new URLSearchParams(query)}`);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-async function must(p: Promise<{ status: number; text: string }>): Promise<string> {
-  const r = await p;
-  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text}`);
-  return r.text;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
@@ -202,7 +181,7 @@ ${gwParallel === undefined ? '' : `| consistent endpoints, 4 inserts in flight o
 | consistent - local | ${(c50 - l50).toFixed(2)} (median pair difference ${d50.toFixed(2)}) | ${(c99 - l99).toFixed(2)} |
 `);
   } finally {
-    agent.destroy();
+    closeConnections();
     await cluster.destroy(profDir !== undefined);
     await engine.close();
     rmSync(dir, { recursive: true, force: true });

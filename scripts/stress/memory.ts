@@ -7,41 +7,18 @@
 // Options: --inserts N (default 150), --rows R (rows per insert, default 10000),
 //   --snapshot-bytes B (default 16 MiB), --catchup-bytes B (default 4 MiB).
 
-import * as http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RafthouseCluster } from '../../test/integration/rafthouse/harness.js';
 import { BENCH_TABLE_DDL, benchRows } from '../bench/clickhouse-direct.js';
+import { closeConnections, must, post } from '../bench/gateway-http.js';
 
 const MiB = 1024 * 1024;
-
-function post(base: string, query: Record<string, string>, body: string | Buffer): Promise<string> {
-  const u = new URL(`${base}/?${new URLSearchParams(query)}`);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode === 200) resolve(text);
-        else reject(new Error(`HTTP ${res.statusCode}: ${text}`));
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 function rssMiB(pid: number | undefined): number {
   if (!pid) return NaN;
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/** A gauge from raftd's /metrics, in MiB. */
-function gaugeMiB(metrics: string, name: string): number {
-  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics);
-  return m ? Number(m[1]) / MiB : NaN;
 }
 
 async function main(): Promise<void> {
@@ -60,13 +37,12 @@ async function main(): Promise<void> {
   let worst = 0;
   try {
     const n1 = cluster.nodes[0]!;
-    await post(n1.consistentUrl, {}, `CREATE TABLE stress ${BENCH_TABLE_DDL}`);
+    await must(post(n1.consistentUrl, {}, `CREATE TABLE stress ${BENCH_TABLE_DDL}`));
     const report = async (done: number): Promise<void> => {
       const raftd = await Promise.all(cluster.raft.nodes.map(async (n) => {
-        const metrics = (await n.get('/metrics')).body as string;
         const st = (await n.get('/status')).body as { groups: Array<{ group: number; firstIndex: number; lastIndex: number }> };
         const g = st.groups.find((x) => x.group === 1)!;
-        return { rss: rssMiB(n.proc?.pid), heap: gaugeMiB(metrics, 'raftd_memory_heap_used_bytes'), buffers: gaugeMiB(metrics, 'raftd_memory_array_buffers_bytes'), log: `${g.firstIndex}..${g.lastIndex}` };
+        return { rss: rssMiB(n.proc?.pid), heap: (await n.metric('raftd_memory_heap_used_bytes')) / MiB, buffers: (await n.metric('raftd_memory_array_buffers_bytes')) / MiB, log: `${g.firstIndex}..${g.lastIndex}` };
       }));
       worst = Math.max(...raftd.map((r) => r.buffers));
       const f = (x: number) => x.toFixed(0).padStart(4);
@@ -74,12 +50,13 @@ async function main(): Promise<void> {
     };
     await report(0);
     for (let i = 0; i < inserts; i++) {
-      await post(n1.consistentUrl, { query: 'INSERT INTO stress FORMAT JSONEachRow' }, benchRows(i * rows, rows));
+      await must(post(n1.consistentUrl, { query: 'INSERT INTO stress FORMAT JSONEachRow' }, benchRows(i * rows, rows)));
       if ((i + 1) % 25 === 0 || i + 1 === inserts) await report(i + 1);
     }
-    const count = Number(await post(n1.consistentUrl, {}, 'SELECT count() FROM stress'));
+    const count = Number(await must(post(n1.consistentUrl, {}, 'SELECT count() FROM stress')));
     if (count !== inserts * rows) throw new Error(`expected ${inserts * rows} rows, found ${count}`);
   } finally {
+    closeConnections();
     await cluster.destroy();
   }
   if (worst > bound) {
