@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
 import { ClickHouseError } from '../engine/errors.js';
-import { jsonEachRow, quoteIdent, quoteString } from '../engine/sql.js';
+import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import type { RaftdClient } from '../../adapters/sdk/client.js';
 import { RaftdError } from '../../adapters/sdk/client.js';
 import { encodeEntry } from '../statemachine/entry.js';
@@ -344,9 +344,8 @@ export class Gateway {
         if (cached.some((c) => c!.sharded)) sharded = true;
         continue;
       }
-      const found = jsonEachRow<{ name: string; comment: string }>(await this.o.engine.query(
-        `SELECT name, comment FROM system.tables WHERE database = ${quoteString(dataDb(h))} AND name IN (${list.map(quoteString).join(', ')})`,
-        { format: 'JSONEachRow' }));
+      const found = await queryRows<{ name: string; comment: string }>(this.o.engine,
+        `SELECT name, comment FROM system.tables WHERE database = ${quoteString(dataDb(h))} AND name IN (${list.map(quoteString).join(', ')})`);
       const shardedNames = new Set(found.filter((r) => SHARD_COMMENT_RE.test(r.comment)).map((r) => r.name));
       // Not while a restore swap runs (odd generation): a group's tables may be missing then.
       if (stamp % 2 === 0 || !this.o.schemaGeneration) {
@@ -428,13 +427,12 @@ export class Gateway {
       return info;
     };
     const lookNow = async (): Promise<TableInfo | undefined> => {
-      const t = jsonEachRow<{ comment: string }>(await this.o.engine.query(
-        `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(home))} AND name = ${quoteString(table)}`, { format: 'JSONEachRow' }));
+      const t = await queryRows<{ comment: string }>(this.o.engine,
+        `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(home))} AND name = ${quoteString(table)}`);
       if (t.length === 0) return undefined;
-      const cols = jsonEachRow<{ name: string; type: string; kind: string; expr: string }>(await this.o.engine.query(
+      const cols = await queryRows<{ name: string; type: string; kind: string; expr: string }>(this.o.engine,
         `SELECT name, type, default_kind AS kind, default_expression AS expr FROM system.columns
-         WHERE database = ${quoteString(dataDb(home))} AND table = ${quoteString(table)} AND default_kind != 'ALIAS' ORDER BY position`,
-        { format: 'JSONEachRow' }));
+         WHERE database = ${quoteString(dataDb(home))} AND table = ${quoteString(table)} AND default_kind != 'ALIAS' ORDER BY position`);
       const m = SHARD_COMMENT_RE.exec(t[0]!.comment);
       return { ...(m ? { shardKey: m[1]! } : {}), columns: cols };
     };
@@ -517,9 +515,8 @@ export class Gateway {
 
   /** now() & co. replaced by the values the gateway's ClickHouse gives them now (one instant for the whole statement). */
   private async pinTime(sql: string): Promise<string> {
-    const r = jsonEachRow<{ t: number; ms: string; today: string; yesterday: string }>(await this.o.engine.query(
-      'SELECT toUnixTimestamp(now()) AS t, toString(toUnixTimestamp64Milli(now64(3))) AS ms, toString(today()) AS today, toString(yesterday()) AS yesterday',
-      { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0 } }))[0]!;
+    const r = (await queryRows<{ t: number; ms: string; today: string; yesterday: string }>(this.o.engine,
+      'SELECT toUnixTimestamp(now()) AS t, toString(toUnixTimestamp64Milli(now64(3))) AS ms, toString(today()) AS today, toString(yesterday()) AS yesterday'))[0]!;
     const dt = (args: string) => `toDateTime(${r.t}${args ? ', ' + args : ''})`;
     const out = replaceCalls(sql, {
       now: dt,
@@ -732,8 +729,8 @@ export class Gateway {
 
 /** Loads the names of non-deterministic functions (lower case for case-insensitive ones, both forms kept). */
 export async function loadNondeterministic(engine: ClickHouseEngine): Promise<Set<string>> {
-  const list = jsonEachRow<{ name: string; ci: number }>(await engine.query(
-    'SELECT name, case_insensitive AS ci FROM system.functions WHERE deterministic = 0', { format: 'JSONEachRow' }));
+  const list = await queryRows<{ name: string; ci: number }>(engine,
+    'SELECT name, case_insensitive AS ci FROM system.functions WHERE deterministic = 0');
   const out = new Set<string>();
   for (const r of list) {
     out.add(r.name);

@@ -4,7 +4,7 @@
 // drops its own after DDL it proposes, periodically, and on demand when a read misses one.
 
 import type { ClickHouseEngine } from '../engine/types.js';
-import { jsonEachRow, quoteIdent, quoteString } from '../engine/sql.js';
+import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import { DATA_DB_REGEXP, INTERNAL_TABLE_PREFIX } from '../statemachine/naming.js';
 
 export const VIEW_COMMENT = 'rafthouse read view';
@@ -42,18 +42,16 @@ export class ReadViews {
   }
 
   private async syncOnce(): Promise<void> {
-    const settings = { output_format_json_quote_64bit_integers: 0 };
-    const tables = jsonEachRow<{ name: string; sig: string }>(await this.engine.query(
+    const tables = await queryRows<{ name: string; sig: string }>(this.engine,
       `SELECT table AS name, any(sig) AS sig FROM (
          SELECT database, table, arrayStringConcat(groupArray(concat(name, ' ', type)), ', ') AS sig
          FROM (SELECT database, table, name, type FROM system.columns
                WHERE match(database, ${quoteString(DATA_DB_REGEXP)}) AND NOT startsWith(table, ${quoteString(INTERNAL_TABLE_PREFIX)})
                ORDER BY database, table, position)
          GROUP BY database, table)
-       GROUP BY table`, { format: 'JSONEachRow', settings }));
-    const views = jsonEachRow<{ name: string }>(await this.engine.query(
-      `SELECT name FROM system.tables WHERE database = ${quoteString(this.userDb)} AND engine = 'Merge' AND comment = ${quoteString(VIEW_COMMENT)}`,
-      { format: 'JSONEachRow', settings }));
+       GROUP BY table`);
+    const views = await queryRows<{ name: string }>(this.engine,
+      `SELECT name FROM system.tables WHERE database = ${quoteString(this.userDb)} AND engine = 'Merge' AND comment = ${quoteString(VIEW_COMMENT)}`);
     const have = new Set(views.map((v) => v.name));
     const want = new Map(tables.map((t) => [t.name, t.sig]));
     await this.engine.exec(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(this.userDb)}`);

@@ -213,7 +213,7 @@ export class ClickHouseStateMachine implements StateMachine {
   }
 
   private async tableExists(db: string, table: string): Promise<boolean> {
-    const rows = await queryRows<{ c: number }>(this.engine, 
+    const rows = await queryRows<{ c: number }>(this.engine,
       `SELECT count() AS c FROM system.tables WHERE database = ${quoteString(db)} AND name = ${quoteString(table)}`);
     return (rows[0]?.c ?? 0) > 0;
   }
@@ -283,7 +283,7 @@ export class ClickHouseStateMachine implements StateMachine {
     if (!exists && !create) return undefined;
     if (exists) await this.finishPendingDdl(db);
     await this.createBookkeeping(db);
-    const rows = await queryRows<{ state: number; top: number; info: string }>(this.engine, 
+    const rows = await queryRows<{ state: number; top: number; info: string }>(this.engine,
       `SELECT state, max(idx) AS top, argMax(info, idx) AS info FROM ${db}.${APPLIED_TABLE} GROUP BY state`);
     const applied = rows.find((r) => r.state === 1);
     const intentRow = rows.find((r) => r.state === 0);
@@ -319,7 +319,7 @@ export class ClickHouseStateMachine implements StateMachine {
     const settings: Settings = {};
     // Only settings up to the recorded index: later ones come again with their redelivered entries, and
     // the entries before them must be re-applied without them, as they were the first time.
-    const srows = await queryRows<{ settings: string }>(this.engine, 
+    const srows = await queryRows<{ settings: string }>(this.engine,
       `SELECT settings FROM ${db}.${SETTINGS_TABLE} WHERE idx <= ${lastIndex} ORDER BY idx`);
     for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
     const st: GroupState = {
@@ -625,7 +625,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /** Highest mutation number per user table: a statement that registered a mutation raised one. */
   private async mutationMarks(db: string): Promise<Record<string, number>> {
-    const rows = await queryRows<{ t: string; m: number }>(this.engine, 
+    const rows = await queryRows<{ t: string; m: number }>(this.engine,
       `SELECT table AS t, max(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS m FROM system.mutations
        WHERE database = ${quoteString(db)} AND NOT startsWith(table, '_rh_') GROUP BY table ORDER BY table`);
     const out: Record<string, number> = {};
@@ -674,7 +674,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /** Every MergeTree table of the group gets the deduplication window (new tables, renamed-in tables). */
   private async ensureDedupWindow(db: string): Promise<void> {
-    const rows = await queryRows<{ name: string; engine_full: string }>(this.engine, 
+    const rows = await queryRows<{ name: string; engine_full: string }>(this.engine,
       `SELECT name, engine_full FROM system.tables WHERE database = ${quoteString(db)} AND engine LIKE '%MergeTree'
        AND name != ${quoteString(APPLIED_TABLE)} ORDER BY name`);
     for (const r of rows) {
@@ -718,7 +718,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   private async snapshotMeta(db: string): Promise<SnapshotTableMeta[] | undefined> {
     if (!(await this.tableExists(db, SNAPSHOT_META_TABLE))) return undefined;
-    const rows = await queryRows<SnapshotTableMeta & { complete: number }>(this.engine, 
+    const rows = await queryRows<SnapshotTableMeta & { complete: number }>(this.engine,
       `SELECT ord, name, kind, create, complete FROM ${db}.${SNAPSHOT_META_TABLE} ORDER BY ord`);
     if (!rows.some((r) => r.complete === 1)) return undefined;
     return rows.filter((r) => r.complete === 0).map((r) => ({ ord: Number(r.ord), name: r.name, kind: r.kind, create: r.create }));
@@ -745,7 +745,7 @@ export class ClickHouseStateMachine implements StateMachine {
       if (!(await this.snapshotMeta(snap))) {
         await this.engine.exec(`DROP DATABASE IF EXISTS ${snap} SYNC`);
         await this.engine.exec(`CREATE DATABASE ${snap}`);
-        const tables = await queryRows<{ name: string; engine: string }>(this.engine, 
+        const tables = await queryRows<{ name: string; engine: string }>(this.engine,
           `SELECT name, engine FROM system.tables WHERE database = ${quoteString(src)}
            AND name NOT IN (${[APPLIED_TABLE, REPAIR_TABLE, PROBE_TABLE].map(quoteString).join(', ')})
            AND NOT startsWith(name, '.inner') ORDER BY name`);
@@ -808,7 +808,7 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /** Columns that hold data (not ALIAS / EPHEMERAL), in table order. */
   private async storedColumns(db: string, table: string): Promise<string[]> {
-    const rows = await queryRows<{ name: string }>(this.engine, 
+    const rows = await queryRows<{ name: string }>(this.engine,
       `SELECT name FROM system.columns WHERE database = ${quoteString(db)} AND table = ${quoteString(table)}
        AND default_kind NOT IN ('ALIAS', 'EPHEMERAL') ORDER BY position`);
     return rows.map((r) => r.name);
