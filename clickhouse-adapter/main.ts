@@ -3,7 +3,9 @@
 // calls it on --app-listen) and the ClickHouse-compatible gateway (consistent and local endpoints).
 // Every option: a flag, an environment variable, a default — in OPTIONS below, nowhere else.
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { APP_SECRET_ENV, resolveSecret, SecretError } from '../protocol/secrets.js';
 import { startRafthouse } from './gateway/node.js';
 import type { RafthouseConfig } from './gateway/node.js';
 
@@ -16,23 +18,27 @@ const OPTIONS: Record<string, Opt> = {
   'consistent-host': { flag: 'consistent-host', env: 'RAFTHOUSE_CONSISTENT_HOST', def: '', help: 'Host header names (comma-separated) that select the consistent endpoint on either port' },
   'local-host': { flag: 'local-host', env: 'RAFTHOUSE_LOCAL_HOST', def: '', help: 'Host header names (comma-separated) that select the local endpoint on either port' },
   'raftd-url': { flag: 'raftd-url', env: 'RAFTHOUSE_RAFTD_URL', def: 'http://127.0.0.1:8001', help: 'raftd client API (comma-separated list: tried in turn)' },
-  'raftd-token': { flag: 'raftd-token', env: 'RAFTHOUSE_RAFTD_TOKEN', def: '', help: 'bearer token for raftd --api-token' },
+  'raftd-token-file': { flag: 'raftd-token-file', env: 'RAFTHOUSE_RAFTD_TOKEN', def: '', help: 'file with the bearer token of raftd\'s client API (or the value in RAFTHOUSE_RAFTD_TOKEN, a file in RAFTHOUSE_RAFTD_TOKEN_FILE)' },
+  'app-secret-file': { flag: 'app-secret-file', env: APP_SECRET_ENV, def: '', help: `file with the secret raftd proves on every state-machine API call (raftd --app-secret-file; or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE)` },
+  insecure: { flag: 'insecure', env: 'RAFTHOUSE_INSECURE', def: '', help: 'accept state-machine API calls without the app secret (throwaway test clusters only; "1" to set)' },
   engine: { flag: 'engine', env: 'RAFTHOUSE_ENGINE', def: 'embedded', help: 'embedded (chdb in-process) or server' },
   'data-dir': { flag: 'data-dir', env: 'RAFTHOUSE_DATA_DIR', def: './rafthouse-data', help: 'embedded: the chdb data directory' },
   'clickhouse-url': { flag: 'clickhouse-url', env: 'CLICKHOUSE_URL', def: '', help: 'server: e.g. http://127.0.0.1:8123' },
   user: { flag: 'user', env: 'CLICKHOUSE_USER', def: '', help: 'server: ClickHouse user the state machine writes as' },
-  password: { flag: 'password', env: 'CLICKHOUSE_PASSWORD', def: '', help: 'server: its password' },
+  'password-file': { flag: 'password-file', env: 'CLICKHOUSE_PASSWORD', def: '', help: 'server: file with its password (or CLICKHOUSE_PASSWORD / _FILE)' },
   'readonly-user': { flag: 'readonly-user', env: 'CLICKHOUSE_READONLY_USER', def: '', help: 'server: a ClickHouse user with a readonly=2 profile (reads, local endpoint)' },
-  'readonly-password': { flag: 'readonly-password', env: 'CLICKHOUSE_READONLY_PASSWORD', def: '', help: 'server: its password' },
+  'readonly-password-file': { flag: 'readonly-password-file', env: 'CLICKHOUSE_READONLY_PASSWORD', def: '', help: 'server: file with its password (or CLICKHOUSE_READONLY_PASSWORD / _FILE)' },
   groups: { flag: 'groups', env: 'RAFTHOUSE_GROUPS', def: '1', help: 'data groups 1..N (must equal raftd --groups)' },
   vnodes: { flag: 'vnodes', env: 'RAFTHOUSE_VNODES', def: '128', help: 'ring points per group (same on every node)' },
   database: { flag: 'database', env: 'RAFTHOUSE_DATABASE', def: 'default', help: 'the user database served' },
-  users: { flag: 'users', env: 'RAFTHOUSE_USERS', def: 'default:', help: 'gateway users "name:password,..." (default: user default, empty password)' },
+  'users-file': { flag: 'users-file', env: 'RAFTHOUSE_USERS', def: '', help: 'file with the gateway users "name:password,..." (or RAFTHOUSE_USERS / _FILE; default: user default, empty password)' },
   'dedup-window': { flag: 'dedup-window', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
   'view-sync-ms': { flag: 'view-sync-ms', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
 };
 
 const HELP = `rafthouse: RaftHouse node (state machine + ClickHouse-compatible gateway) beside a raftd node
+Secrets are never flag values (every local user can read a command line): a *-file flag, or the
+environment variable holding the value, or that variable with _FILE holding a path.
 ${Object.values(OPTIONS).map((o) => `  --${o.flag.padEnd(20)} ${o.help} [${o.env}] (default ${o.def === '' ? 'none' : JSON.stringify(o.def)})`).join('\n')}
   --help
 `;
@@ -52,10 +58,10 @@ function parseUsers(spec: string): Map<string, string> {
   for (const item of spec.split(',').filter((s) => s.trim() !== '')) {
     const i = item.indexOf(':');
     const name = (i < 0 ? item : item.slice(0, i)).trim();
-    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`bad user name in --users: ${JSON.stringify(name)}`);
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`bad user name in --users-file: ${JSON.stringify(name)}`);
     users.set(name, i < 0 ? '' : item.slice(i + 1));
   }
-  if (users.size === 0) throw new UsageError('--users lists no user');
+  if (users.size === 0) throw new UsageError('--users-file lists no user');
   return users;
 }
 
@@ -69,6 +75,20 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
   const vals = values as Record<string, string | boolean | undefined>;
   const get = (k: string): string => (vals[k] as string | undefined) ?? env[OPTIONS[k]!.env] ?? OPTIONS[k]!.def;
   const list = (k: string) => get(k).split(',').map((s) => s.trim()).filter((s) => s);
+  // Secrets: the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts).
+  const secret = (k: string, minLength = true): string => {
+    const o = OPTIONS[k]!;
+    try {
+      return resolveSecret(vals[k] as string | undefined, o.env, env, `--${o.flag}`);
+    } catch (e) {
+      if (e instanceof SecretError && !minLength && /shorter than/.test(e.message)) {
+        const path = (vals[k] as string | undefined) || env[`${o.env}_FILE`];
+        return path ? readFileSync(path, 'utf8').trim() : (env[o.env] ?? '').trim();
+      }
+      if (e instanceof SecretError) throw new UsageError(e.message);
+      throw e;
+    }
+  };
   const engine = get('engine');
   if (engine !== 'embedded' && engine !== 'server') throw new UsageError(`--engine must be embedded or server, got ${engine}`);
   const cfg: RafthouseConfig = {
@@ -76,14 +96,21 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
     consistentHosts: list('consistent-host'), localHosts: list('local-host'),
     raftdUrls: list('raftd-url'), engine, dataDir: get('data-dir'),
     groups: int('groups', get('groups'), 1), vnodes: int('vnodes', get('vnodes'), 1), database: get('database'),
-    users: parseUsers(get('users')), dedupWindow: int('dedup-window', get('dedup-window'), 100), viewSyncMs: int('view-sync-ms', get('view-sync-ms'), 50),
+    users: parseUsers(secret('users-file', false) || 'default:'), dedupWindow: int('dedup-window', get('dedup-window'), 100), viewSyncMs: int('view-sync-ms', get('view-sync-ms'), 50),
   };
-  if (get('raftd-token')) cfg.raftdToken = get('raftd-token');
+  const raftdToken = secret('raftd-token-file');
+  if (raftdToken) cfg.raftdToken = raftdToken;
+  const appSecret = secret('app-secret-file');
+  const insecure = get('insecure') === '1' || get('insecure') === 'true';
+  if (appSecret) cfg.appSecret = appSecret;
+  else if (!insecure) throw new UsageError(`no --app-secret-file (or ${APP_SECRET_ENV}): the state-machine API refuses calls without raftd's secret; give it, or --insecure 1 for a throwaway test cluster`);
   if (get('clickhouse-url')) cfg.clickhouseUrl = get('clickhouse-url');
   if (get('user')) cfg.clickhouseUser = get('user');
-  if (get('password')) cfg.clickhousePassword = get('password');
+  const password = secret('password-file', false);
+  if (password) cfg.clickhousePassword = password;
   if (get('readonly-user')) cfg.clickhouseReadonlyUser = get('readonly-user');
-  if (get('readonly-password')) cfg.clickhouseReadonlyPassword = get('readonly-password');
+  const readonlyPassword = secret('readonly-password-file', false);
+  if (readonlyPassword) cfg.clickhouseReadonlyPassword = readonlyPassword;
   if (cfg.raftdUrls.length === 0) throw new UsageError('--raftd-url is empty');
   if (engine === 'server' && !cfg.clickhouseUrl) throw new UsageError('--engine server needs --clickhouse-url');
   return cfg;

@@ -480,7 +480,7 @@ export class Gateway {
         return 0;
       }
       case 'access':
-        throw new GatewayError(CODES.NOT_IMPLEMENTED, `${stmt.ast.type}: RaftHouse does not replicate users, roles or grants; configure gateway users with --users`);
+        throw new GatewayError(CODES.NOT_IMPLEMENTED, `${stmt.ast.type}: RaftHouse does not replicate users, roles or grants; configure gateway users with rafthouse --users-file`);
       default:
         void sql;
         throw new GatewayError(CODES.NOT_IMPLEMENTED, `${stmt.ast.type} statements are not supported through RaftHouse's consistent endpoint`);

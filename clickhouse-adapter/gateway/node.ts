@@ -23,6 +23,8 @@ export interface RafthouseConfig {
   localHosts: string[];
   raftdUrls: string[];
   raftdToken?: string;
+  /** The secret raftd proves on every state-machine API call (absent: --insecure, calls are not checked). */
+  appSecret?: string;
   engine: 'embedded' | 'server';
   dataDir: string;
   clickhouseUrl?: string;

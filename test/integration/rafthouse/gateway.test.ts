@@ -64,7 +64,7 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
   };
 
   before(async () => {
-    cluster = await RafthouseCluster.start({ groups: GROUPS, args: ['--users', 'default:,alice:s3cret', '--local-host', 'rh-local.test', '--consistent-host', 'rh.test'] });
+    cluster = await RafthouseCluster.start({ groups: GROUPS, env: { RAFTHOUSE_USERS: 'default:,alice:s3cret' }, args: ['--local-host', 'rh-local.test', '--consistent-host', 'rh.test'] });
   });
 
   after(async () => {

@@ -24,6 +24,8 @@ export interface RafthouseClusterOptions {
   raftNodeArgs?: string[];
   /** Extra raftd flags (after the harness's own). */
   raftArgs?: string[];
+  /** Extra environment of each rafthouse (e.g. RAFTHOUSE_USERS: secrets are not flags). */
+  env?: Record<string, string>;
 }
 
 export class RafthouseCluster {
@@ -48,7 +50,11 @@ export class RafthouseCluster {
           '--raftd-url', raft.node(id).url, '--groups', String(opts.groups), '--data-dir', join(raft.dir, `ch${id}`),
           ...(opts.args ?? []),
         ];
-        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, {}, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
+        const env: Record<string, string> = raft.secrets
+          ? { ...raft.secrets.appEnv(), RAFTHOUSE_RAFTD_TOKEN_FILE: raft.secrets.paths.apiToken }
+          : { RAFTHOUSE_INSECURE: '1' };
+        Object.assign(env, opts.env ?? {});
+        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, env, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
         nodes.push({ id, proc, appPort: appPorts.get(id)!, consistentUrl: `http://127.0.0.1:${cport}`, localUrl: `http://127.0.0.1:${lport}` });
       }
       const c = new RafthouseCluster(raft, nodes);
