@@ -346,8 +346,13 @@ export class RaftdClient {
     this.json(await this.call('POST', `/v1/groups/${group}/members`, { node, role }));
   }
 
-  async removeMember(group: number, node: number): Promise<void> {
-    this.json(await this.call('DELETE', `/v1/groups/${group}/members/${node}`));
+  /** `force`: even when the group would be left with fewer voters than survive one failure. */
+  async removeMember(group: number, node: number, force = false): Promise<void> {
+    this.json(await this.call('DELETE', `/v1/groups/${group}/members/${node}${force ? '?force=1' : ''}`));
+  }
+
+  async listNodes(): Promise<Array<{ id: number; raftAddr: string; httpAddr: string }>> {
+    return this.json<{ nodes: Array<{ id: number; raftAddr: string; httpAddr: string }> }>(await this.call('GET', '/v1/nodes', undefined, { idempotent: true })).nodes;
   }
 
   async transferLeadership(group: number, to: number): Promise<void> {
