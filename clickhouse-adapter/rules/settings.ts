@@ -113,7 +113,6 @@ const READ_ONLY_ALLOWED: Readonly<Record<string, ValueRule>> = {
   limit: uint(Number.MAX_SAFE_INTEGER),
   offset: uint(Number.MAX_SAFE_INTEGER),
   send_progress_in_http_headers: BOOL,
-  wait_end_of_query: BOOL,
   date_time_output_format: oneOf('simple', 'iso', 'unix_timestamp'),
   output_format_json_quote_64bit_integers: BOOL,
   output_format_json_quote_64bit_floats: BOOL,
