@@ -457,7 +457,8 @@ export class Gateway {
     // Clauses inside the statement (a subquery's SETTINGS) run on apply too.
     checkSettings(settingsInSql(clause.without, stmt.kind === 'create'), 'entry');
     const settings: Settings = {};
-    const fromUrl = Object.entries(req.settings ?? {}).filter(([k]) => !(settingRule(k, 'read') && !settingRule(k, 'entry')) && !DROPPED_WRITE_SETTINGS.has(k));
+    const readOnly = (k: string) => settingRule(k, 'read') !== undefined && settingRule(k, 'entry') === undefined && !DROPPED_WRITE_SETTINGS.has(k);
+    const fromUrl = Object.entries(req.settings ?? {}).filter(([k]) => !readOnly(k));
     for (const [k, v] of [...fromUrl, ...Object.entries(clause.settings)]) {
       if (k === 'async_insert' && truthy(v)) {
         throw new GatewayError(CODES.BAD_ARGUMENTS, 'async_insert=1 is refused: an asynchronous insert cannot be replicated exactly once; send the rows synchronously (batch them client-side)');

@@ -47,6 +47,9 @@ export interface GroupApplierOptions {
   refetch?(lo: number, hi: number): AppEntry[] | undefined;
 }
 
+/** The most a batch grows to in bytes after failed calls (see nextBatch). */
+const GROWN_BATCH_BYTES = 32 << 20;
+
 export type ApplyOrderCode = 'APPLY_GAP' | 'APPLY_DUPLICATE';
 
 /** The caller broke enqueue's contract (contiguous, strictly increasing indexes). */
@@ -101,7 +104,7 @@ export class GroupApplier {
   private backoffMs: number;
   /**
    * Failed calls in a row, and since when (performance.now()). After failures, batches grow (doubling,
-   * up to 64x): an app that resolves a failing entry with the help of a later one (RaftHouse's abandon
+   * up to 64x the entries and 32 MiB): an app that resolves a failing entry with the help of a later one (RaftHouse's abandon
    * entries) sees that one however much was committed behind the failing entry.
    */
   private failStreak = 0;
@@ -412,7 +415,9 @@ export class GroupApplier {
     let bytes = 0;
     const grow = 2 ** Math.min(this.failStreak, 6);
     const maxEntries = this.maxBatchEntries * grow;
-    const maxBytes = this.maxBatchBytes * grow;
+    // Bytes grow only up to GROWN_BATCH_BYTES: an app's request limit (the SDK's: 64 MiB, base64 included)
+    // would otherwise refuse every grown call and the failing entry would never be tried again.
+    const maxBytes = Math.max(this.maxBatchBytes, Math.min(this.maxBatchBytes * grow, GROWN_BATCH_BYTES));
     for (let i = start; i < this.queue.length && batch.length < maxEntries; i++) {
       const e = this.queue[i]!;
       if (batch.length > 0 && bytes + e.data.byteLength > maxBytes) break;
