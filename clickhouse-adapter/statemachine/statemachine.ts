@@ -563,7 +563,9 @@ export class ClickHouseStateMachine implements StateMachine {
       st.stuck = undefined;
       return r;
     } catch (err) {
-      if (err instanceof ChsmError && err.code === 'RH_BAD_ENTRY') throw err; // an index gap: not this entry
+      // An index gap is not this entry's; a lost block that cannot be rebuilt is this replica's alone
+      // (the others applied the entry): neither may be abandoned.
+      if (err instanceof ChsmError && (err.code === 'RH_BAD_ENTRY' || err.code === 'RH_REPAIR_FAILED')) throw err;
       const message = err instanceof Error ? err.message : String(err);
       if (abandoned.has(e.index)) {
         st.stuck = undefined;
