@@ -330,6 +330,11 @@ export class RaftdClient {
     return this.json(await this.call('GET', '/status', undefined, { idempotent: true }));
   }
 
+  /** The cluster's registered nodes (id, raftAddr, httpAddr). */
+  async listNodes(): Promise<Array<{ id: number; raftAddr: string; httpAddr: string }>> {
+    return this.json<{ nodes: Array<{ id: number; raftAddr: string; httpAddr: string }> }>(await this.call('GET', '/v1/nodes', undefined, { idempotent: true })).nodes;
+  }
+
   async listGroups(): Promise<Array<{ group: number; members: number[]; local?: boolean }>> {
     return this.json<{ groups: Array<{ group: number; members: number[]; local?: boolean }> }>(await this.call('GET', '/v1/groups', undefined, { idempotent: true })).groups;
   }

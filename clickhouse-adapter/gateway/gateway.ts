@@ -25,6 +25,7 @@ import { CODES, GatewayError } from './errors.js';
 import { extractSettings, insertDataOffset, replaceCalls, significant, tokenize } from './lexer.js';
 import type { ParsedStatement, SqlParser, TableRef } from './parse.js';
 import { ReadViews } from './views.js';
+import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
 
 export type Endpoint = 'consistent' | 'local';
 
@@ -446,10 +447,19 @@ export class Gateway {
 
   // ---- writes --------------------------------------------------------------------------------------
 
+  /**
+   * The settings a write carries into its entry: from the allow-list (rules/settings.ts), refused with
+   * 452 otherwise. A setting from the URL that only a read may use (output formats, a read's limits) is
+   * left out: the write has no result to shape, and what it does on apply RaftHouse fixes.
+   */
   private writeSettings(req: GatewayRequest, stmt: ParsedStatement): { settings: Settings; sqlWithout: string } {
     const clause = extractSettings(stmt.canonical);
+    // Clauses inside the statement (a subquery's SETTINGS) run on apply too.
+    checkSettings(settingsInSql(clause.without, stmt.kind === 'create'), 'entry');
     const settings: Settings = {};
-    for (const [k, v] of Object.entries({ ...(req.settings ?? {}), ...clause.settings })) {
+    const readOnly = (k: string) => settingRule(k, 'read') !== undefined && settingRule(k, 'entry') === undefined && !DROPPED_WRITE_SETTINGS.has(k);
+    const fromUrl = Object.entries(req.settings ?? {}).filter(([k]) => !readOnly(k));
+    for (const [k, v] of [...fromUrl, ...Object.entries(clause.settings)]) {
       if (k === 'async_insert' && truthy(v)) {
         throw new GatewayError(CODES.BAD_ARGUMENTS, 'async_insert=1 is refused: an asynchronous insert cannot be replicated exactly once; send the rows synchronously (batch them client-side)');
       }
@@ -461,6 +471,7 @@ export class Gateway {
       if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') continue;
       settings[k] = v;
     }
+    checkSettings(settings, 'entry');
     return { settings, sqlWithout: clause.without };
   }
 
@@ -476,6 +487,8 @@ export class Gateway {
         for (const k of Object.keys(settings)) {
           if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') throw new GatewayError(CODES.BAD_ARGUMENTS, `setting ${k} is owned by RaftHouse and cannot be changed`);
         }
+        // A SET becomes a default of every later entry of every group: the apply path's allow-list.
+        checkSettings(settings, 'set');
         await this.proposeAll(this.allGroups(), { v: 1, kind: 'settings', settings, database: this.userDb });
         return 0;
       }

@@ -10,6 +10,7 @@ import { MODE_REQUIREMENTS, openEmbedded, openServer, requireCapabilities } from
 import type { ClickHouseEngine } from '../engine/index.js';
 import { ClickHouseStateMachine } from '../statemachine/statemachine.js';
 import { APPLIED_DIR } from '../statemachine/applied-file.js';
+import { appliedOnPeers, watchStuckEntries } from '../statemachine/abandon.js';
 import { HashRing } from '../router/ring.js';
 import { Gateway, loadNondeterministic } from './gateway.js';
 import { GatewayHttp } from './http.js';
@@ -112,6 +113,24 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     // a single-group insert then goes straight to its group's leader instead of through this node's raftd.
     const raftd = new RaftdClient({ url: cfg.raftdUrls, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000, routeToLeader: true });
     add('raftd client', () => raftd.close());
+    // Entries that keep failing for a reason outside them are given up through the log, decided by the
+    // group leader's node: its own raftd only (the first --raftd-url), so that isLeader is about this node.
+    const localRaftd = new RaftdClient({ url: cfg.raftdUrls.slice(0, 1), ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000 });
+    add('raftd client (abandon)', () => localRaftd.close());
+    const peerClients = new Map<string, RaftdClient>();
+    const peerClient = (httpAddr: string): RaftdClient => {
+      let c = peerClients.get(httpAddr);
+      if (!c) {
+        c = new RaftdClient({ url: `http://${httpAddr}`, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 2000 });
+        peerClients.set(httpAddr, c);
+      }
+      return c;
+    };
+    add('raftd peer clients', () => { for (const c of peerClients.values()) c.close(); });
+    const selfId = async (): Promise<number> => Number((await localRaftd.status()).node);
+    add('abandon watch', watchStuckEntries({
+      stuck: () => sm.stuckEntries(), raftd: localRaftd, log, appliedElsewhere: appliedOnPeers(localRaftd, peerClient, selfId),
+    }));
     const ring = await HashRing.create({ groups: cfg.groups, vnodes: cfg.vnodes });
     const parser = new SqlParser(parserEngine);
     const nondeterministic = await loadNondeterministic(parserEngine);

@@ -36,6 +36,8 @@ import { AppliedFiles } from './applied-file.js';
 import { PROBE_TABLE, REPAIR_TABLE, findPhantoms } from './phantom.js';
 import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
+import { APPLY_BOUNDS, APPLY_SETTINGS, checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
+import { tokenize } from '../gateway/lexer.js';
 import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 
@@ -105,6 +107,17 @@ interface GroupState {
   phantoms: Phantom[];
   /** Defaults from applied "settings" entries, in log order. */
   settings: Settings;
+  /** The entry that keeps failing with an error that is not its fault (undefined: none). */
+  stuck: StuckEntry | undefined;
+}
+
+/** An entry whose apply keeps failing for a reason outside the entry (memory, disk, ...). */
+export interface StuckEntry {
+  index: number;
+  /** Date.now() of its first failed attempt. */
+  since: number;
+  attempts: number;
+  error: string;
 }
 
 /** Settings that pin block formation: one block per entry (per partition), the same on every replay. */
@@ -125,10 +138,22 @@ const OWNED_SETTINGS = new Set([
 ]);
 
 /**
- * ClickHouse codes that say nothing about the statement (resources, timeouts, the connection): the
- * entry is NOT failed (replicas would diverge); the call fails and raftd retries it.
+ * ClickHouse codes that say nothing about the statement (resources, the connection, a shutdown): the
+ * entry is NOT failed (replicas would diverge); the call fails and raftd retries it. No limit the entry
+ * could set is among the causes: apply runs with APPLY_SETTINGS (rules/settings.ts), so e.g. 159
+ * TIMEOUT_EXCEEDED can only be a lock wait, 241 the server's own memory. An entry that keeps failing so
+ * on the group's leader is given up through the log (an "abandon" entry: docs/design-notes.md).
  */
 const TRANSIENT_CODES = new Set([159, 164, 202, 209, 210, 236, 241, 242, 243, 252, 394, 425, 999, 1000, 1001]);
+
+/** A transient code whose message names a deterministic cause after all. */
+function deterministicAfterAll(e: ClickHouseError): boolean {
+  // 252 is both "too many parts" (merges behind: transient) and this (the entry's own data).
+  return e.code === 252 && /partitions for (a )?single INSERT block/i.test(e.message);
+}
+
+/** The bookkeeping tables' prefix: no entry may name them (the group would stop recording its index). */
+const INTERNAL_PREFIX = '_rh_';
 
 /** On a possible replay of a statement, these errors mean "it already happened". */
 const ALREADY_DONE_CODES = new Set([
@@ -321,9 +346,9 @@ export class ClickHouseStateMachine implements StateMachine {
     // the entries before them must be re-applied without them, as they were the first time.
     const srows = await queryRows<{ settings: string }>(this.engine,
       `SELECT settings FROM ${db}.${SETTINGS_TABLE} WHERE idx <= ${lastIndex} ORDER BY idx`);
-    for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
+    for (const r of srows) Object.assign(settings, allowedDefaults(JSON.parse(r.settings) as Settings));
     const st: GroupState = {
-      applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings,
+      applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings, stuck: undefined,
     };
     this.groups.set(group, st);
     this.schemaGen++; // a repair or a restore may have swapped the database in
@@ -337,6 +362,13 @@ export class ClickHouseStateMachine implements StateMachine {
    */
   appliedIndexNow(group: number): number | undefined {
     return this.groups.get(group)?.applied;
+  }
+
+  /** Groups whose next entry keeps failing for a reason outside the entry (for /status and abandon). */
+  stuckEntries(): Map<number, StuckEntry> {
+    const out = new Map<number, StuckEntry>();
+    for (const [g, st] of this.groups) if (st.stuck && st.stuck.index > st.applied) out.set(g, { ...st.stuck });
+    return out;
   }
 
   /**
@@ -493,6 +525,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const st = (await this.group(group, true))!;
       const results: EntryResult[] = [];
       const flush = (): Promise<void> => this.flush(group, st);
+      const abandoned = abandonsIn(entries);
       try {
         for (const e of entries) {
           if (e.index <= st.applied) {
@@ -503,7 +536,7 @@ export class ClickHouseStateMachine implements StateMachine {
           if (e.index !== st.applied + 1) {
             throw new ChsmError('RH_BAD_ENTRY', `entry ${e.index} does not follow ${st.applied}: indexes must be contiguous`);
           }
-          results.push(await this.applyOne(group, st, e, flush));
+          results.push(await this.applyTracked(group, st, e, flush, abandoned));
           st.applied = e.index;
           await this.at('after-entry', e.index);
           if (st.applied - st.recorded >= this.maxEntriesPerRecord) await flush();
@@ -519,9 +552,38 @@ export class ClickHouseStateMachine implements StateMachine {
     });
   }
 
+  /**
+   * applyOne, and what a failure that is not the entry's fault leads to: the call fails (raftd retries)
+   * and the group is marked stuck on the entry, unless a later entry of this same batch abandons it
+   * (then it fails here as it does on every replica that had not applied it: RH_ABANDONED).
+   */
+  private async applyTracked(group: number, st: GroupState, e: ApplyEntry, flush: () => Promise<void>, abandoned: Set<number>): Promise<EntryResult> {
+    try {
+      const r = await this.applyOne(group, st, e, flush);
+      st.stuck = undefined;
+      return r;
+    } catch (err) {
+      // An index gap is not this entry's; a lost block that cannot be rebuilt is this replica's alone
+      // (the others applied the entry): neither may be abandoned.
+      if (err instanceof ChsmError && (err.code === 'RH_BAD_ENTRY' || err.code === 'RH_REPAIR_FAILED')) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      if (abandoned.has(e.index)) {
+        st.stuck = undefined;
+        this.log(`group ${group}: entry ${e.index} abandoned through the log after failing with: ${message}`);
+        // A statement may have left an intent row: the next statement's intent replaces it, and a reload
+        // finds its index below the applied one.
+        if (st.intent?.index === e.index) st.intent = undefined;
+        return { ok: false, error: { code: 'RH_ABANDONED', message: `entry ${e.index} was abandoned after failing for a reason outside the entry on the group's leader (last error here: ${message.slice(0, 500)})` } };
+      }
+      if (st.stuck?.index === e.index) { st.stuck.attempts++; st.stuck.error = message.slice(0, 1000); }
+      else st.stuck = { index: e.index, since: Date.now(), attempts: 1, error: message.slice(0, 1000) };
+      throw err;
+    }
+  }
+
   private entryError(e: unknown, index: number): EntryResult {
     if (e instanceof ChsmError && e.code === 'RH_REPAIR_FAILED') throw e; // not the entry's fault
-    if (e instanceof ClickHouseError && !TRANSIENT_CODES.has(e.code)) {
+    if (e instanceof ClickHouseError && (!TRANSIENT_CODES.has(e.code) || deterministicAfterAll(e))) {
       return { ok: false, error: { code: clickhouseCode(e.code), message: e.message } };
     }
     if (e instanceof ChsmError) return { ok: false, error: { code: e.code, message: e.message } };
@@ -531,15 +593,24 @@ export class ClickHouseStateMachine implements StateMachine {
     throw e; // not the entry's fault: the call fails, raftd retries
   }
 
+  /**
+   * The settings an entry's statement runs with: the group's defaults (SET), the entry's own (header and
+   * query-level SETTINGS clauses, both from the allow-list: rules/settings.ts), then what RaftHouse fixes.
+   * Throws (an entry error, the same on every replica) for a setting the entry may not choose.
+   */
   private statementSettings(st: GroupState, header: EntryHeader): Settings {
     const own = header.settings ?? {};
     const asyncInsert = own.async_insert;
     if (asyncInsert !== undefined && asyncInsert !== 0 && asyncInsert !== '0') {
       throw new ChsmError('RH_UNSUPPORTED', 'async_insert is refused: an asynchronous insert cannot be applied exactly once');
     }
+    checkSettings(own, 'entry');
+    const sql = header.sql ?? '';
+    checkSettings(settingsInSql(sql, /^\s*CREATE\b/i.test(stripLeadingComments(sql))), 'entry');
+    refuseInternalNames(sql);
     const out: Settings = {};
     for (const [k, v] of Object.entries({ ...st.settings, ...own })) if (!OWNED_SETTINGS.has(k)) out[k] = v;
-    return out;
+    return { ...out, ...APPLY_SETTINGS };
   }
 
   private async applyOne(group: number, st: GroupState, e: ApplyEntry, flush: () => Promise<void>): Promise<EntryResult> {
@@ -554,6 +625,8 @@ export class ClickHouseStateMachine implements StateMachine {
     // An INSERT sent as a "statement" still gets a token: untokenised, a replay would duplicate it.
     if (kind === 'insert' || /^\s*INSERT\s/i.test(entry.header.sql ?? '')) return this.applyInsert(group, st, entry, e.index);
     if (kind === 'settings') return this.applySettings(group, st, entry, e.index);
+    // Its target was settled before this entry (applied, failed or abandoned): nothing left to do here.
+    if (kind === 'abandon') return { ok: true, result: { abandoned: entry.header.index } };
     // A statement without a token: record everything before it, run it alone, record it.
     await flush();
     let r: EntryResult;
@@ -572,6 +645,8 @@ export class ClickHouseStateMachine implements StateMachine {
     try {
       const settings: Settings = {
         ...this.statementSettings(st, entry.header),
+        // INSERT ... SELECT: what it may read is bounded, the same way on every replica.
+        ...(entry.payload.length === 0 ? APPLY_BOUNDS : {}),
         ...PINNED_INSERT_SETTINGS,
         insert_deduplicate: 1,
         insert_deduplication_token: `${group}:${index}`,
@@ -607,6 +682,7 @@ export class ClickHouseStateMachine implements StateMachine {
       for (const k of Object.keys(changes)) {
         if (OWNED_SETTINGS.has(k)) throw new ChsmError('RH_UNSUPPORTED', `setting ${k} is owned by the adapter and cannot be changed`);
       }
+      checkSettings(changes, 'set');
       // Validate names and values with ClickHouse itself before storing them.
       await this.engine.query('SELECT 1', { settings: changes, format: 'TabSeparated' });
       const row = Buffer.from(JSON.stringify({ idx: index, settings: JSON.stringify(changes) }) + '\n');
@@ -639,6 +715,8 @@ export class ClickHouseStateMachine implements StateMachine {
     let settings: Settings;
     try {
       settings = { ...this.statementSettings(st, entry.header), mutations_sync: 2, alter_sync: 2 };
+      // CREATE ... AS SELECT, POPULATE, ...: what it may read is bounded as for INSERT ... SELECT.
+      if (/\bSELECT\b/i.test(entry.header.sql ?? '')) Object.assign(settings, APPLY_BOUNDS);
     } catch (err) {
       return this.entryError(err, index);
     }
@@ -920,6 +998,45 @@ export class ClickHouseStateMachine implements StateMachine {
       return st.recorded;
     });
   }
+}
+
+/** Group defaults stored before the allow-list existed keep only what it allows (on every replica alike). */
+function allowedDefaults(stored: Settings): Settings {
+  const out: Settings = {};
+  for (const [k, v] of Object.entries(stored)) if (settingRule(k, 'set')) out[k] = v;
+  return out;
+}
+
+function stripLeadingComments(sql: string): string {
+  return sql.replace(/^(\s+|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)+/, '');
+}
+
+/** An identifier `_rh_*` anywhere (plain or quoted; strings and comments do not count). */
+function refuseInternalNames(sql: string): void {
+  for (const t of tokenize(sql)) {
+    const name = t.kind === 'quoted' ? t.text.slice(1, -1) : t.kind === 'word' ? t.text : undefined;
+    if (name !== undefined && name.startsWith(INTERNAL_PREFIX)) {
+      const message = `tables named ${INTERNAL_PREFIX}* are RaftHouse's own: an entry may not name ${name}`;
+      throw new ClickHouseError(36, 'BAD_ARGUMENTS', message, `Code: 36. DB::Exception: ${message}. (BAD_ARGUMENTS)`);
+    }
+  }
+}
+
+/** Entries of the batch that abandon an earlier entry: the indexes they give up. */
+function abandonsIn(entries: ApplyEntry[]): Set<number> {
+  const out = new Set<number>();
+  for (const e of entries) {
+    // Cheap test first: the header's kind is near the start of the first line.
+    const head = Buffer.from(e.data.buffer, e.data.byteOffset, Math.min(e.data.byteLength, 64)).toString('latin1');
+    if (!head.includes('"abandon"')) continue;
+    try {
+      const { header } = decodeEntry(e.data);
+      if (header.kind === 'abandon' && header.index !== undefined && header.index < e.index) out.add(header.index);
+    } catch {
+      // not an entry: applyOne fails it as such
+    }
+  }
+  return out;
 }
 
 /** `CREATE TABLE rh_g1.t ...` -> `CREATE TABLE t ...` (the object's own name only; bodies untouched). */

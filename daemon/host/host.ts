@@ -883,6 +883,20 @@ export class Host {
     return this.deps.app.healthy();
   }
 
+  /**
+   * The group's apply is failing (calls in a row failed, the last `error`): that group's problem only,
+   * reported per group (`/raft-health?group=G`, `/status`, metrics), never for the node as a whole.
+   */
+  groupApplyFailure(group: number): { sinceMs: number; attempts: number; error: Error & { code?: string } } | undefined {
+    return this.appliers.get(group)?.applyFailure?.();
+  }
+
+  /** Raft-healthy, and its apply is not failing (two calls in a row or more). */
+  groupServing(group: number): boolean {
+    const f = this.groupApplyFailure(group);
+    return this.groupHealthy(group) && !(f && f.attempts >= 2);
+  }
+
   /** Healthy: the group has a leader this node has heard from recently, and the app answers. */
   groupHealthy(group: number): boolean {
     const g = this.groups.get(group);

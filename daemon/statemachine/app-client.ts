@@ -591,6 +591,10 @@ export class AppClient {
   private noteFailure(call: CallName | undefined, e: unknown): void {
     if (!(e instanceof AppError) || this.closed) return;
     if (e.code === 'APP_ERROR' && !e.retryable) return this.noteSuccess(call);
+    // A group's apply failing (an entry that will not apply, a slow one past the deadline) is that
+    // group's problem: its applier reports it per group (GroupApplier.applyFailure). Only a connection
+    // that cannot be made says the app as a whole is down.
+    if (call !== undefined && GROUP_CALLS.has(call) && e.code !== 'APP_UNAVAILABLE') return;
     const was = this.healthy();
     if (e.code === 'APP_UNAVAILABLE' || e.code === 'APP_TIMEOUT' || !call) this.unreachable = e;
     else this.failingCalls.set(call, e);
@@ -620,6 +624,9 @@ export class AppClient {
 }
 
 class NotH2Error extends Error {}
+
+/** Calls about one group's apply: their failures do not make the whole app unhealthy. */
+const GROUP_CALLS: ReadonlySet<CallName> = new Set<CallName>(['UpdateEntries', 'Sync']);
 
 // ---- helpers ----
 

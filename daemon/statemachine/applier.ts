@@ -47,6 +47,9 @@ export interface GroupApplierOptions {
   refetch?(lo: number, hi: number): AppEntry[] | undefined;
 }
 
+/** The most a batch grows to in bytes after failed calls (see nextBatch). */
+const GROWN_BATCH_BYTES = 32 << 20;
+
 export type ApplyOrderCode = 'APPLY_GAP' | 'APPLY_DUPLICATE';
 
 /** The caller broke enqueue's contract (contiguous, strictly increasing indexes). */
@@ -99,6 +102,14 @@ export class GroupApplier {
   /** Cuts a back-off sleep short: only stop() does, so new entries never defeat the back-off. */
   private wakeSleep: (() => void) | undefined;
   private backoffMs: number;
+  /**
+   * Failed calls in a row, and since when (performance.now()). After failures, batches grow (doubling,
+   * up to 64x the entries and 32 MiB): an app that resolves a failing entry with the help of a later one (RaftHouse's abandon
+   * entries) sees that one however much was committed behind the failing entry.
+   */
+  private failStreak = 0;
+  private failingSince: number | undefined;
+  private lastFailure: AppError | undefined;
   private readonly waiters: Waiter[] = [];
   /** When the entries now lingering started to wait (undefined: none linger). */
   private lingerSince: number | undefined;
@@ -195,6 +206,12 @@ export class GroupApplier {
     return this.applied;
   }
 
+  /** Undefined while calls succeed; else how long (ms) and how many calls in a row have failed, and the last error. */
+  applyFailure(): { sinceMs: number; attempts: number; error: AppError } | undefined {
+    if (this.failingSince === undefined || !this.lastFailure) return undefined;
+    return { sinceMs: performance.now() - this.failingSince, attempts: this.failStreak, error: this.lastFailure };
+  }
+
   queuedEntries(): number {
     return this.queue.length - this.head;
   }
@@ -268,7 +285,10 @@ export class GroupApplier {
         else if (this.tail() > this.acked) {
           if (await this.linger()) continue;
           await this.applyRound();
-        } else await new Promise<void>((resolve) => (this.wake = resolve));
+        } else {
+          this.clearFailure(); // nothing owed to the app: whatever failed before is behind us
+          await new Promise<void>((resolve) => (this.wake = resolve));
+        }
       } catch (e) {
         await this.failed(e);
       }
@@ -352,6 +372,7 @@ export class GroupApplier {
       throw new AppError('APP_ERROR', `group ${this.group}: app applied none of ${first}..${last} (last index ${lastLogIndex})`, { appCode: 'NO_PROGRESS', status: 503 });
     }
     this.backoffMs = this.retry.initialMs;
+    this.clearFailure();
     this.acked = confirmed;
     if (this.sync) {
       byIndex.forEach((r, i) => this.held.set(i, r));
@@ -382,13 +403,24 @@ export class GroupApplier {
     this.confirm(upTo, results);
   }
 
+  private clearFailure(): void {
+    this.failStreak = 0;
+    this.failingSince = undefined;
+    this.lastFailure = undefined;
+  }
+
   private nextBatch(): AppEntry[] {
     const start = this.head + (this.acked + 1 - this.queue[this.head]!.index);
     const batch: AppEntry[] = [];
     let bytes = 0;
-    for (let i = start; i < this.queue.length && batch.length < this.maxBatchEntries; i++) {
+    const grow = 2 ** Math.min(this.failStreak, 6);
+    const maxEntries = this.maxBatchEntries * grow;
+    // Bytes grow only up to GROWN_BATCH_BYTES: an app's request limit (the SDK's: 64 MiB, base64 included)
+    // would otherwise refuse every grown call and the failing entry would never be tried again.
+    const maxBytes = Math.max(this.maxBatchBytes, Math.min(this.maxBatchBytes * grow, GROWN_BATCH_BYTES));
+    for (let i = start; i < this.queue.length && batch.length < maxEntries; i++) {
       const e = this.queue[i]!;
-      if (batch.length > 0 && bytes + e.data.byteLength > this.maxBatchBytes) break;
+      if (batch.length > 0 && bytes + e.data.byteLength > maxBytes) break;
       bytes += e.data.byteLength;
       batch.push(e);
     }
@@ -430,6 +462,9 @@ export class GroupApplier {
   private async failed(e: unknown): Promise<void> {
     if (this.started) this.recheck = true;
     const err = e instanceof AppError ? e : new AppError('APP_PROTOCOL', `group ${this.group}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    this.failStreak++;
+    this.failingSince ??= performance.now();
+    this.lastFailure = err;
     this.opts.onError?.(err);
     if (err.code === 'APP_REGRESSED') await this.waitForRecovery();
     else await this.sleep(this.nextBackoff());

@@ -249,7 +249,10 @@ for (const proto of ['h1', 'h2'] as const) {
       };
       h.applier.enqueue(entries(1, 10));
       await until(() => h.errors.length >= 2);
-      expect(h.client.healthy()).to.equal(false);
+      // One group's apply failing is that group's problem: reported by its applier, not app-wide.
+      expect(h.client.healthy()).to.equal(true);
+      expect(h.applier.applyFailure()?.attempts).to.be.at.least(2);
+      expect(h.applier.applyFailure()?.error.appCode).to.equal('DISK_FULL');
       h.applier.enqueue(entries(11, 20));
       await h.applier.waitApplied(20, 5000);
       expectAppliedInOrder(h, 1, 20);
@@ -260,6 +263,27 @@ for (const proto of ['h1', 'h2'] as const) {
       const sent = h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: Array<{ index: number }> }).entries.map((e) => e.index)[0]);
       expect(sent.slice(0, 4)).to.deep.equal([1, 1, 1, 1]);
       expect(h.client.healthy()).to.equal(true);
+      expect(h.applier.applyFailure()).to.equal(undefined);
+    });
+
+    it('sends growing batches after failed calls, so an entry that resolves the failing one is reached', async () => {
+      const h = await setup({ maxBatchEntries: 2 });
+      await h.applier.start();
+      let failures = 3;
+      h.app.hook = (name, _b, res) => {
+        if (name !== 'UpdateEntries' || failures === 0) return false;
+        failures--;
+        json(res, 503, { error: { code: 'UNAVAILABLE', message: 'entry 1 will not apply yet' } });
+        return true;
+      };
+      h.applier.enqueue(entries(1, 40));
+      await h.applier.waitApplied(40, 5000);
+      expectAppliedInOrder(h, 1, 40);
+      const sizes = h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: unknown[] }).entries.length);
+      // 2, then doubled after each failure (4, 8), then 16 for the call that succeeds; back to 2 after it.
+      expect(sizes.slice(0, 4)).to.deep.equal([2, 4, 8, 16]);
+      expect(sizes.slice(4).every((n) => n <= 2)).to.equal(true);
+      expect(h.applier.applyFailure()).to.equal(undefined);
     });
 
     it('keeps everything queued while the app is down and delivers it once the app is back', async () => {
