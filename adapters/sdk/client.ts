@@ -356,10 +356,6 @@ export class RaftdClient {
     this.json(await this.call('DELETE', `/v1/groups/${group}/members/${node}${force ? '?force=1' : ''}`));
   }
 
-  async listNodes(): Promise<Array<{ id: number; raftAddr: string; httpAddr: string }>> {
-    return this.json<{ nodes: Array<{ id: number; raftAddr: string; httpAddr: string }> }>(await this.call('GET', '/v1/nodes', undefined, { idempotent: true })).nodes;
-  }
-
   async transferLeadership(group: number, to: number): Promise<void> {
     this.json(await this.call('POST', `/v1/groups/${group}/transfer-leadership`, { to }));
   }
