@@ -10,7 +10,7 @@ import { MODE_REQUIREMENTS, openEmbedded, openServer, requireCapabilities } from
 import type { ClickHouseEngine } from '../engine/index.js';
 import { ClickHouseStateMachine } from '../statemachine/statemachine.js';
 import { APPLIED_DIR } from '../statemachine/applied-file.js';
-import { appliedOnPeers, watchStuckEntries } from '../statemachine/abandon.js';
+import { checkMembers, watchStuckEntries } from '../statemachine/abandon.js';
 import { HashRing } from '../router/ring.js';
 import { Gateway, loadNondeterministic } from './gateway.js';
 import { GatewayHttp } from './http.js';
@@ -104,6 +104,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     // The embedded engine lives in this process: its per-batch index record can be a file (applied-file.ts).
     const sm = new ClickHouseStateMachine({
       engine, dedupWindow: cfg.dedupWindow, log, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
+      ...(cfg.appSecret ? { abandonSecret: cfg.appSecret } : {}),
     });
     const app = hostPort(cfg.appListen, '--app-listen');
     const served = await serveStateMachine(sm, { host: app.host, port: app.port });
@@ -113,24 +114,30 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     // a single-group insert then goes straight to its group's leader instead of through this node's raftd.
     const raftd = new RaftdClient({ url: cfg.raftdUrls, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000, routeToLeader: true });
     add('raftd client', () => raftd.close());
-    // Entries that keep failing for a reason outside them are given up through the log, decided by the
-    // group leader's node: its own raftd only (the first --raftd-url), so that isLeader is about this node.
-    const localRaftd = new RaftdClient({ url: cfg.raftdUrls.slice(0, 1), ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000 });
-    add('raftd client (abandon)', () => localRaftd.close());
-    const peerClients = new Map<string, RaftdClient>();
-    const peerClient = (httpAddr: string): RaftdClient => {
-      let c = peerClients.get(httpAddr);
-      if (!c) {
-        c = new RaftdClient({ url: `http://${httpAddr}`, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 2000 });
-        peerClients.set(httpAddr, c);
-      }
-      return c;
-    };
-    add('raftd peer clients', () => { for (const c of peerClients.values()) c.close(); });
-    const selfId = async (): Promise<number> => Number((await localRaftd.status()).node);
-    add('abandon watch', watchStuckEntries({
-      stuck: () => sm.stuckEntries(), raftd: localRaftd, log, appliedElsewhere: appliedOnPeers(localRaftd, peerClient, selfId),
-    }));
+    // Entries that keep failing for a reason outside them on every member are given up through the log,
+    // decided by the group leader's node: its own raftd only (the first --raftd-url), so that isLeader is
+    // about this node. Abandon entries need the app secret's MAC: without a secret (--insecure) there is
+    // no watch, and a stuck entry stays stuck (docs/design-notes.md, "No poison entries").
+    if (cfg.appSecret) {
+      const secret = cfg.appSecret;
+      const localRaftd = new RaftdClient({ url: cfg.raftdUrls.slice(0, 1), ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000 });
+      add('raftd client (abandon)', () => localRaftd.close());
+      const peerClients = new Map<string, RaftdClient>();
+      const peerClient = (httpAddr: string): RaftdClient => {
+        let c = peerClients.get(httpAddr);
+        if (!c) {
+          c = new RaftdClient({ url: `http://${httpAddr}`, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 2000 });
+          peerClients.set(httpAddr, c);
+        }
+        return c;
+      };
+      add('raftd peer clients', () => { for (const c of peerClients.values()) c.close(); });
+      add('abandon watch', watchStuckEntries({
+        stuck: () => sm.stuckEntries(), raftd: localRaftd, secret, log, checkMembers: checkMembers(localRaftd, peerClient, secret),
+      }));
+    } else {
+      log('no app secret (--insecure): entries that keep failing are never abandoned; a stuck group stays stuck until its cause is fixed');
+    }
     const ring = await HashRing.create({ groups: cfg.groups, vnodes: cfg.vnodes });
     const parser = new SqlParser(parserEngine);
     const nondeterministic = await loadNondeterministic(parserEngine);

@@ -9,9 +9,11 @@
 //   INSERT ... VALUES with literals).
 // - ddl / statement: `sql` is one statement (CREATE / ALTER / DROP / TRUNCATE / RENAME, or anything else).
 // - settings: `settings` are stored in the group and become defaults of the group's later statements.
-// - abandon: {"v":1,"kind":"abandon","index":i}: entry i (< this entry's index) kept failing with an error
-//   that is not the entry's fault on the group's leader; every replica that has not applied i treats it
-//   as failed (docs/design-notes.md, "Poison entries"). Proposed by the leader's RaftHouse, not by clients.
+// - abandon: {"v":1,"kind":"abandon","index":i,"mac":"<hex>"}: entry i (< this entry's index) kept failing
+//   with an error that is not the entry's fault on every replica of the group; every replica that has
+//   not applied i treats it as failed (docs/design-notes.md, "No poison entries"). Proposed by the
+//   leader's RaftHouse only: `mac` is an HMAC keyed by the app secret (abandon-auth.ts), checked at
+//   apply; an abandon without a valid one is refused and gives up nothing.
 // JSON.stringify never emits a raw newline, so the first "\n" always ends the header.
 
 import { ChsmError } from './errors.js';
@@ -29,6 +31,8 @@ export interface EntryHeader {
   format?: string;
   /** abandon: the index of the entry given up. */
   index?: number;
+  /** abandon: hex HMAC-SHA256 of (group, index) keyed by the app secret (abandon-auth.ts). */
+  mac?: string;
 }
 
 export interface Entry {
@@ -59,6 +63,7 @@ export function decodeEntry(data: Uint8Array): Entry {
   if (h.sql !== undefined && typeof h.sql !== 'string') throw new ChsmError('RH_BAD_ENTRY', 'sql must be a string');
   if (h.kind === 'abandon' && !(Number.isSafeInteger(h.index) && (h.index as number) > 0)) throw new ChsmError('RH_BAD_ENTRY', 'an abandon entry needs a positive integer index');
   if (h.kind !== 'settings' && h.kind !== 'abandon' && (typeof h.sql !== 'string' || h.sql.trim() === '')) throw new ChsmError('RH_BAD_ENTRY', `a ${h.kind} entry needs sql`);
+  if (h.mac !== undefined && (h.kind !== 'abandon' || typeof h.mac !== 'string' || h.mac.length > 128)) throw new ChsmError('RH_BAD_ENTRY', 'mac belongs to an abandon entry and is a short string');
   if (h.database !== undefined && typeof h.database !== 'string') throw new ChsmError('RH_BAD_ENTRY', 'database must be a string');
   if (h.format !== undefined && (typeof h.format !== 'string' || !/^[A-Za-z][A-Za-z0-9_]*$/.test(h.format))) throw new ChsmError('RH_BAD_ENTRY', 'format must be a format name');
   if (h.settings !== undefined) {
@@ -75,5 +80,6 @@ export function decodeEntry(data: Uint8Array): Entry {
   if (h.settings !== undefined) header.settings = h.settings as Record<string, SettingValue>;
   if (typeof h.format === 'string') header.format = h.format;
   if (h.kind === 'abandon') header.index = h.index as number;
+  if (typeof h.mac === 'string') header.mac = h.mac;
   return { header, payload: nl < 0 ? new Uint8Array(0) : data.subarray(nl + 1) };
 }

@@ -12,7 +12,9 @@ export type ChsmErrorCode =
   | 'RH_BAD_PREPARED'         // a prepared value that does not name a snapshot of this group
   | 'RH_BAD_QUERY'            // a Read query the adapter does not understand
   | 'RH_REPAIR_FAILED'        // rows a crash lost inside ClickHouse could not be re-inserted (the call fails; raftd retries)
-  | 'RH_CATCHING_UP';         // PrepareSnapshot before the entries a crash interrupted are re-applied (raftd retries)
+  | 'RH_CATCHING_UP'          // PrepareSnapshot before the entries a crash interrupted are re-applied (raftd retries)
+  | 'RH_FENCED'               // the group's failing entry is held for the leader's abandon decision (raftd retries)
+  | 'RH_UNAUTHENTICATED';     // an abandon check without a valid app-secret MAC (or with no secret configured)
 
 const STATUS: Readonly<Record<ChsmErrorCode, number>> = {
   RH_BAD_ENTRY: 409, // thrown only for an index gap; bad entries otherwise become failed results
@@ -24,6 +26,8 @@ const STATUS: Readonly<Record<ChsmErrorCode, number>> = {
   RH_BAD_QUERY: 400,
   RH_REPAIR_FAILED: 500,
   RH_CATCHING_UP: 503,
+  RH_FENCED: 503,
+  RH_UNAUTHENTICATED: 403,
 };
 
 /** A StateMachineError, so the SDK answers it with its code and an HTTP status. */

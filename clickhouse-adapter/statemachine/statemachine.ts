@@ -26,6 +26,7 @@ import { ClickHouseError, EngineError } from '../engine/errors.js';
 import { jsonEachRow, queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import { ChsmError, clickhouseCode } from './errors.js';
 import { decodeEntry } from './entry.js';
+import { verifyAbandonMac } from './abandon-auth.js';
 import type { Entry, EntryHeader } from './entry.js';
 import { hasFormatClause, qualifyInsert } from './sql.js';
 import {
@@ -81,6 +82,28 @@ export interface ChsmOptions {
   log?: (message: string) => void;
   /** Called at each CrashPoint (tests kill the process there). Never set in production. */
   hook?: (point: CrashPoint, index: number) => void | Promise<void>;
+  /**
+   * The RaftHouse app secret: abandon entries and abandon checks must carry its MAC (abandon-auth.ts).
+   * Unset (--insecure): every abandon entry is refused and no check is answered, so an entry that keeps
+   * failing stays stuck, visibly, instead of being given up on an unauthenticated word.
+   */
+  abandonSecret?: string;
+  /** How long a replica that reported "failing at i" to an abandon check holds i without retrying it (default 30 s). */
+  abandonFenceMs?: number;
+}
+
+export const ABANDON_FENCE_MS = 30_000;
+
+/** What a replica answers to an abandon check of entry `index` (ClickHouseStateMachine.abandonCheck). */
+export interface AbandonCheckReply {
+  /**
+   * failing: this replica's own attempts at `index` failed, none is running, and it now holds the entry
+   * (fence) until the log decides or `fencedForMs` pass; applied: it applied the entry; behind: it has
+   * not failed at `index` (not reached yet, not loaded, or failing elsewhere); busy: an attempt is running.
+   */
+  state: 'failing' | 'applied' | 'behind' | 'busy';
+  applied: number;
+  fencedForMs?: number;
 }
 
 interface Intent {
@@ -109,6 +132,10 @@ interface GroupState {
   settings: Settings;
   /** The entry that keeps failing with an error that is not its fault (undefined: none). */
   stuck: StuckEntry | undefined;
+  /** The entry being attempted right now (an abandon check must not fence an attempt that may still succeed). */
+  attempting: number | undefined;
+  /** Reported "failing" to an abandon check: the entry is not retried until the log decides or `until`. */
+  fence: { index: number; until: number } | undefined;
 }
 
 /** An entry whose apply keeps failing for a reason outside the entry (memory, disk, ...). */
@@ -196,6 +223,8 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly hook: ((point: CrashPoint, index: number) => void | Promise<void>) | undefined;
   private readonly log: (message: string) => void;
   private readonly appliedFiles: AppliedFiles | undefined;
+  private readonly abandonSecret: string | undefined;
+  private readonly abandonFenceMs: number;
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
@@ -212,6 +241,8 @@ export class ClickHouseStateMachine implements StateMachine {
     this.hook = opts.hook;
     this.log = opts.log ?? (() => undefined);
     this.appliedFiles = opts.appliedDir ? new AppliedFiles(opts.appliedDir) : undefined;
+    this.abandonSecret = opts.abandonSecret || undefined;
+    this.abandonFenceMs = opts.abandonFenceMs ?? ABANDON_FENCE_MS;
   }
 
   // ---- per-group serialisation -------------------------------------------------------------------
@@ -349,6 +380,7 @@ export class ClickHouseStateMachine implements StateMachine {
     for (const r of srows) Object.assign(settings, allowedDefaults(JSON.parse(r.settings) as Settings));
     const st: GroupState = {
       applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings, stuck: undefined,
+      attempting: undefined, fence: undefined,
     };
     this.groups.set(group, st);
     this.schemaGen++; // a repair or a restore may have swapped the database in
@@ -525,7 +557,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const st = (await this.group(group, true))!;
       const results: EntryResult[] = [];
       const flush = (): Promise<void> => this.flush(group, st);
-      const abandoned = abandonsIn(entries);
+      const abandoned = this.abandonsIn(group, entries);
       try {
         for (const e of entries) {
           if (e.index <= st.applied) {
@@ -554,10 +586,29 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /**
    * applyOne, and what a failure that is not the entry's fault leads to: the call fails (raftd retries)
-   * and the group is marked stuck on the entry, unless a later entry of this same batch abandons it
-   * (then it fails here as it does on every replica that had not applied it: RH_ABANDONED).
+   * and the group is marked stuck on the entry. An authenticated abandon of the entry later in the batch
+   * decides it without another attempt: it exists only if every member reported failing at it and holds
+   * it (fence), so no replica applied it, and none may now (RH_ABANDONED everywhere). A fenced entry is
+   * not retried until the log decides or the fence expires (docs/design-notes.md, "No poison entries").
    */
   private async applyTracked(group: number, st: GroupState, e: ApplyEntry, flush: () => Promise<void>, abandoned: Set<number>): Promise<EntryResult> {
+    if (abandoned.has(e.index)) {
+      const last = st.stuck?.index === e.index ? st.stuck.error : 'not attempted here';
+      st.stuck = undefined;
+      st.fence = undefined;
+      this.log(`group ${group}: entry ${e.index} abandoned through the log (last error here: ${last.slice(0, 300)})`);
+      // A statement may have left an intent row: the next statement's intent replaces it, and a reload
+      // finds its index below the applied one.
+      if (st.intent?.index === e.index) st.intent = undefined;
+      return { ok: false, error: { code: 'RH_ABANDONED', message: `entry ${e.index} was abandoned: it kept failing for a reason outside the entry on every replica of the group (last error here: ${last.slice(0, 500)})` } };
+    }
+    if (st.fence?.index === e.index) {
+      if (Date.now() < st.fence.until) {
+        throw new ChsmError('RH_FENCED', `group ${group}: entry ${e.index} is held for the leader's abandon decision (for ${st.fence.until - Date.now()} ms more); last error: ${st.stuck?.error.slice(0, 300) ?? '?'}`);
+      }
+      st.fence = undefined;
+    }
+    st.attempting = e.index;
     try {
       const r = await this.applyOne(group, st, e, flush);
       st.stuck = undefined;
@@ -567,18 +618,55 @@ export class ClickHouseStateMachine implements StateMachine {
       // (the others applied the entry): neither may be abandoned.
       if (err instanceof ChsmError && (err.code === 'RH_BAD_ENTRY' || err.code === 'RH_REPAIR_FAILED')) throw err;
       const message = err instanceof Error ? err.message : String(err);
-      if (abandoned.has(e.index)) {
-        st.stuck = undefined;
-        this.log(`group ${group}: entry ${e.index} abandoned through the log after failing with: ${message}`);
-        // A statement may have left an intent row: the next statement's intent replaces it, and a reload
-        // finds its index below the applied one.
-        if (st.intent?.index === e.index) st.intent = undefined;
-        return { ok: false, error: { code: 'RH_ABANDONED', message: `entry ${e.index} was abandoned after failing for a reason outside the entry on the group's leader (last error here: ${message.slice(0, 500)})` } };
-      }
       if (st.stuck?.index === e.index) { st.stuck.attempts++; st.stuck.error = message.slice(0, 1000); }
       else st.stuck = { index: e.index, since: Date.now(), attempts: 1, error: message.slice(0, 1000) };
       throw err;
+    } finally {
+      st.attempting = undefined;
     }
+  }
+
+  /** Entries of the batch that abandon an earlier entry with a valid MAC: the indexes they give up. */
+  private abandonsIn(group: number, entries: ApplyEntry[]): Set<number> {
+    const out = new Set<number>();
+    const secret = this.abandonSecret;
+    if (!secret) return out;
+    for (const e of entries) {
+      // Cheap test first: the header's kind is near the start of the first line.
+      const head = Buffer.from(e.data.buffer, e.data.byteOffset, Math.min(e.data.byteLength, 64)).toString('latin1');
+      if (!head.includes('"abandon"')) continue;
+      try {
+        const { header } = decodeEntry(e.data);
+        if (header.kind === 'abandon' && header.index !== undefined && header.index < e.index && verifyAbandonMac(secret, 'entry', group, header.index, header.mac)) out.add(header.index);
+      } catch {
+        // not an entry: applyOne fails it as such
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The peer check before an abandon (abandon.ts), answered from memory without the group's lock (an
+   * attempt may hold it). `release`: drop a fence this check set (the leader decided not to abandon).
+   * Needs the check MAC: only a rafthouse node may hold a replica's entry.
+   */
+  abandonCheck(group: number, index: number, mac: unknown, release = false): AbandonCheckReply {
+    const secret = this.abandonSecret;
+    if (!secret) throw new ChsmError('RH_UNAUTHENTICATED', 'abandon checks are disabled: this node has no app secret (--insecure)');
+    if (!Number.isSafeInteger(index) || index <= 0) throw new ChsmError('RH_BAD_QUERY', 'an abandon check needs a positive integer index');
+    if (!verifyAbandonMac(secret, release ? 'release' : 'check', group, index, mac)) throw new ChsmError('RH_UNAUTHENTICATED', 'abandon check: bad MAC');
+    const st = this.groups.get(group);
+    if (!st) return { state: 'behind', applied: 0 };
+    if (release) {
+      if (st.fence?.index === index) st.fence = undefined;
+      return { state: st.applied >= index ? 'applied' : 'behind', applied: st.applied };
+    }
+    if (st.applied >= index) return { state: 'applied', applied: st.applied };
+    if (st.attempting === index) return { state: 'busy', applied: st.applied };
+    if (st.applied !== index - 1 || st.stuck?.index !== index) return { state: 'behind', applied: st.applied };
+    // Synchronously with the checks above: applyTracked tests the fence before it starts an attempt.
+    st.fence = { index, until: Date.now() + this.abandonFenceMs };
+    return { state: 'failing', applied: st.applied, fencedForMs: this.abandonFenceMs };
   }
 
   private entryError(e: unknown, index: number): EntryResult {
@@ -625,8 +713,16 @@ export class ClickHouseStateMachine implements StateMachine {
     // An INSERT sent as a "statement" still gets a token: untokenised, a replay would duplicate it.
     if (kind === 'insert' || /^\s*INSERT\s/i.test(entry.header.sql ?? '')) return this.applyInsert(group, st, entry, e.index);
     if (kind === 'settings') return this.applySettings(group, st, entry, e.index);
-    // Its target was settled before this entry (applied, failed or abandoned): nothing left to do here.
-    if (kind === 'abandon') return { ok: true, result: { abandoned: entry.header.index } };
+    if (kind === 'abandon') {
+      // Only the leader's rafthouse can make one (abandon-auth.ts); anything else is refused the same
+      // way on every replica, and abandonsIn did not count it.
+      if (!this.abandonSecret) return { ok: false, error: { code: 'RH_ABANDON_REFUSED', message: 'abandon entries are disabled on a cluster without an app secret (--insecure)' } };
+      if (!verifyAbandonMac(this.abandonSecret, 'entry', group, entry.header.index!, entry.header.mac)) {
+        return { ok: false, error: { code: 'RH_ABANDON_REFUSED', message: `abandon of entry ${entry.header.index}: no valid MAC (only the group leader's RaftHouse may propose one)` } };
+      }
+      // Its target was settled before this entry (applied, failed or abandoned): nothing left to do here.
+      return { ok: true, result: { abandoned: entry.header.index } };
+    }
     // A statement without a token: record everything before it, run it alone, record it.
     await flush();
     let r: EntryResult;
@@ -766,10 +862,15 @@ export class ClickHouseStateMachine implements StateMachine {
 
   /**
    * Read queries: `{op: "checksum"}` -> the group's per-table checksums; `{sql, format?}` -> the result
-   * of a read-only query run in the group database (`{data: text}`, or `{rows}` for JSONEachRow).
+   * of a read-only query run in the group database (`{data: text}`, or `{rows}` for JSONEachRow);
+   * `{op: "abandon-check" | "abandon-release", index, mac}` -> abandonCheck (rafthouse nodes only).
    */
   async read(group: number, query: unknown): Promise<unknown> {
     const q = (typeof query === 'object' && query !== null ? query : {}) as { op?: unknown; sql?: unknown; format?: unknown };
+    if (q.op === 'abandon-check' || q.op === 'abandon-release') {
+      const a = q as { index?: unknown; mac?: unknown };
+      return this.abandonCheck(group, Number(a.index), a.mac, q.op === 'abandon-release');
+    }
     if (q.op === 'checksum') {
       const st = await this.withLock(group, () => this.group(group, false));
       return { lastLogIndex: st?.applied ?? 0, tables: st ? await groupChecksum(this.engine, dataDb(group)) : [] };
@@ -779,7 +880,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const buf = await this.engine.query(q.sql, { database: dataDb(group), format, settings: { readonly: 2 } });
       return format === 'JSONEachRow' ? { rows: jsonEachRow(buf) } : { data: buf.toString('utf8') };
     }
-    throw new ChsmError('RH_BAD_QUERY', 'a read query is {op:"checksum"} or {sql, format?}');
+    throw new ChsmError('RH_BAD_QUERY', 'a read query is {op:"checksum"}, {sql, format?} or {op:"abandon-check"|"abandon-release", index, mac}');
   }
 
   async checksum(group: number): Promise<{ lastLogIndex: number; tables: TableChecksum[] }> {
@@ -1020,23 +1121,6 @@ function refuseInternalNames(sql: string): void {
       throw new ClickHouseError(36, 'BAD_ARGUMENTS', message, `Code: 36. DB::Exception: ${message}. (BAD_ARGUMENTS)`);
     }
   }
-}
-
-/** Entries of the batch that abandon an earlier entry: the indexes they give up. */
-function abandonsIn(entries: ApplyEntry[]): Set<number> {
-  const out = new Set<number>();
-  for (const e of entries) {
-    // Cheap test first: the header's kind is near the start of the first line.
-    const head = Buffer.from(e.data.buffer, e.data.byteOffset, Math.min(e.data.byteLength, 64)).toString('latin1');
-    if (!head.includes('"abandon"')) continue;
-    try {
-      const { header } = decodeEntry(e.data);
-      if (header.kind === 'abandon' && header.index !== undefined && header.index < e.index) out.add(header.index);
-    } catch {
-      // not an entry: applyOne fails it as such
-    }
-  }
-  return out;
 }
 
 /** `CREATE TABLE rh_g1.t ...` -> `CREATE TABLE t ...` (the object's own name only; bodies untouched). */
