@@ -1,7 +1,9 @@
 // The state machine's side of "no poison entries" (issue 22), in process on the embedded engine:
-// - an entry failing with a transient code fails the call and marks the group stuck; with an abandon of
-//   it later in the batch it fails as RH_ABANDONED and the group goes on;
-// - an abandon never undoes an entry that applied (a hostile or late abandon is a no-op);
+// - an entry failing with a transient code fails the call and marks the group stuck; with an authenticated
+//   abandon of it later in the batch it fails as RH_ABANDONED and the group goes on;
+// - an abandon without a valid app-secret MAC (or on a node without a secret) is refused and skips nothing;
+// - an abandon check fences the failing entry (no retry until the log decides, released, or expired);
+// - an abandon never undoes an entry that applied (a late abandon is a no-op);
 // - limits in settings (header, SETTINGS clause, SET) and `_rh_*` names are entry errors, not retries;
 // - group defaults stored before the allow-list lose what it refuses when the group is loaded.
 import { expect } from 'chai';
@@ -14,12 +16,18 @@ import { ClickHouseStateMachine } from '../../../clickhouse-adapter/statemachine
 import type { EntryResult } from '../../../clickhouse-adapter/statemachine/statemachine.js';
 import { encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
 import type { EntryHeader } from '../../../clickhouse-adapter/statemachine/entry.js';
+import { abandonMac } from '../../../clickhouse-adapter/statemachine/abandon-auth.js';
+import { ChsmError } from '../../../clickhouse-adapter/statemachine/errors.js';
 import { SETTINGS_TABLE, dataDb } from '../../../clickhouse-adapter/statemachine/naming.js';
 
 const e = (index: number, header: EntryHeader) => ({ index, term: 1, data: encodeEntry(header) });
 const ddl = (index: number, sql: string) => e(index, { v: 1, kind: 'ddl', sql });
 const ins = (index: number, sql: string, settings?: Record<string, string | number>) => e(index, { v: 1, kind: 'insert', sql, ...(settings ? { settings } : {}) });
 const codeOf = (r: EntryResult): string => (r.ok ? 'ok' : (r.error?.code ?? '?'));
+const SECRET = 'test-app-secret-0123456789abcdef0123456789';
+/** An abandon of `target` in `group`, authenticated with SECRET (or `mac` as given). */
+const abandon = (index: number, group: number, target: number, mac = abandonMac(SECRET, 'entry', group, target)) => e(index, { v: 1, kind: 'abandon', index: target, mac });
+const errCode = async (p: Promise<unknown>): Promise<string> => p.then(() => 'ok', (err: unknown) => (err instanceof ChsmError ? err.code : String(err)));
 
 describe('chsm: poison entries (in process)', function () {
   this.timeout(60_000);
@@ -36,7 +44,7 @@ describe('chsm: poison entries (in process)', function () {
   });
 
   it('a transiently failing entry marks the group stuck; an abandon of it later in the batch fails it and the group goes on', async () => {
-    const sm = new ClickHouseStateMachine({ engine });
+    const sm = new ClickHouseStateMachine({ engine, abandonSecret: SECRET });
     const g = 21;
     await sm.applyBatch(g, [
       ddl(1, 'CREATE TABLE w (x UInt64) ENGINE = MergeTree ORDER BY x PARTITION BY x SETTINGS max_parts_in_total = 1'),
@@ -52,10 +60,23 @@ describe('chsm: poison entries (in process)', function () {
     expect(stuck?.index).to.equal(3);
     expect(stuck?.attempts).to.equal(2);
 
+    // Raw abandons a client token holder could propose: no MAC, a MAC of another group or index, or of
+    // the check purpose. None is honoured: entry 3 is tried again and still fails.
+    for (const forged of [
+      e(4, { v: 1, kind: 'abandon', index: 3 }),
+      abandon(4, g, 3, abandonMac(SECRET, 'entry', g + 1, 3)),
+      abandon(4, g, 3, abandonMac(SECRET, 'entry', g, 2)),
+      abandon(4, g, 3, abandonMac(SECRET, 'check', g, 3)),
+      abandon(4, g, 3, abandonMac('another secret', 'entry', g, 3)),
+    ]) {
+      expect(String(await sm.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)'), forged]).catch((err: unknown) => err))).to.match(/Too many parts/);
+    }
+    expect(sm.stuckEntries().get(g)?.attempts).to.equal(7);
+
     const results = await sm.applyBatch(g, [
       ins(3, 'INSERT INTO w VALUES (2)'),
       ddl(4, 'ALTER TABLE w MODIFY SETTING max_parts_in_total = 100000'),
-      e(5, { v: 1, kind: 'abandon', index: 3 }),
+      abandon(5, g, 3),
       ins(6, 'INSERT INTO w VALUES (3)'),
     ]);
     expect(results.map(codeOf)).to.deep.equal(['RH_ABANDONED', 'ok', 'ok', 'ok']);
@@ -64,17 +85,91 @@ describe('chsm: poison entries (in process)', function () {
     expect(await new ClickHouseStateMachine({ engine }).lastLogIndex(g)).to.equal(6);
   });
 
-  it('an abandon never undoes an entry that applied', async () => {
-    const sm = new ClickHouseStateMachine({ engine });
+  it('an abandon never undoes an entry that applied; an unauthenticated one is refused as an entry (RH_ABANDON_REFUSED)', async () => {
+    const sm = new ClickHouseStateMachine({ engine, abandonSecret: SECRET });
     const g = 22;
-    const results = await sm.applyBatch(g, [
+    const first = await sm.applyBatch(g, [
       ddl(1, 'CREATE TABLE a (x UInt64) ENGINE = MergeTree ORDER BY x'),
       ins(2, 'INSERT INTO a VALUES (7)'),
-      e(3, { v: 1, kind: 'abandon', index: 2 }),
-      e(4, { v: 1, kind: 'abandon', index: 9 }), // names a later entry: nothing
     ]);
-    expect(results.map(codeOf)).to.deep.equal(['ok', 'ok', 'ok', 'ok']);
-    expect((await engine.query(`SELECT count() FROM ${dataDb(g)}.a`, { format: 'TSV' })).toString()).to.equal('1\n');
+    const results = await sm.applyBatch(g, [
+      abandon(3, g, 2), // late: 2 applied
+      abandon(4, g, 9), // names a later entry: nothing
+      e(5, { v: 1, kind: 'abandon', index: 2 }), // no MAC
+      abandon(6, g, 2, 'ab'.repeat(32)), // a wrong one
+      ins(7, 'INSERT INTO a VALUES (8)'),
+      e(8, { v: 1, kind: 'abandon', index: 7 }), // in the same batch, unauthenticated: 7 is tried and applies
+    ]);
+    expect([...first, ...results].map(codeOf)).to.deep.equal(['ok', 'ok', 'ok', 'ok', 'RH_ABANDON_REFUSED', 'RH_ABANDON_REFUSED', 'ok', 'RH_ABANDON_REFUSED']);
+    expect((await engine.query(`SELECT count() FROM ${dataDb(g)}.a`, { format: 'TSV' })).toString()).to.equal('2\n');
+  });
+
+  it('without an app secret (--insecure) every abandon is refused and the failing entry stays stuck; checks are refused', async () => {
+    const sm = new ClickHouseStateMachine({ engine });
+    const g = 26;
+    await sm.applyBatch(g, [
+      ddl(1, 'CREATE TABLE w (x UInt64) ENGINE = MergeTree ORDER BY x PARTITION BY x SETTINGS max_parts_in_total = 1'),
+      ins(2, 'INSERT INTO w VALUES (1)'),
+    ]);
+    expect(String(await sm.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)'), abandon(4, g, 3)]).catch((err: unknown) => err))).to.match(/Too many parts/);
+    expect(sm.stuckEntries().get(g)?.index).to.equal(3);
+    expect(() => sm.abandonCheck(g, 3, abandonMac(SECRET, 'check', g, 3))).to.throw(/disabled/);
+    // The cause fixed outside the log: the entry applies, and the abandon after it is refused.
+    await engine.exec(`ALTER TABLE ${dataDb(g)}.w MODIFY SETTING max_parts_in_total = 100000`);
+    expect((await sm.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)'), abandon(4, g, 3)])).map(codeOf)).to.deep.equal(['ok', 'RH_ABANDON_REFUSED']);
+  });
+
+  it('an abandon check fences the failing entry: no retry until the log decides, the leader releases it, or the fence expires', async () => {
+    const sm = new ClickHouseStateMachine({ engine, abandonSecret: SECRET, abandonFenceMs: 1500 });
+    const g = 27;
+    const check = (index: number, release = false) => sm.abandonCheck(g, index, abandonMac(SECRET, release ? 'release' : 'check', g, index), release);
+    expect(check(3).state).to.equal('behind'); // group not loaded yet
+    await sm.applyBatch(g, [
+      ddl(1, 'CREATE TABLE w (x UInt64) ENGINE = MergeTree ORDER BY x PARTITION BY x SETTINGS max_parts_in_total = 1'),
+      ins(2, 'INSERT INTO w VALUES (1)'),
+    ]);
+    expect(check(2)).to.deep.include({ state: 'applied', applied: 2 });
+    expect(check(3)).to.deep.include({ state: 'behind', applied: 2 }); // not failed here yet
+    expect(() => sm.abandonCheck(g, 3, abandonMac(SECRET, 'entry', g, 3))).to.throw(/bad MAC/);
+    expect(() => sm.abandonCheck(g, 3, undefined)).to.throw(/bad MAC/);
+    expect(await errCode(sm.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)')]))).to.match(/Too many parts/);
+
+    // An attempt in flight is not fenced (it may still succeed): "busy".
+    const inFlight = sm.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)')]).catch(() => undefined);
+    await new Promise((r) => setImmediate(r));
+    const during = check(3).state;
+    await inFlight;
+    expect(['busy', 'failing']).to.include(during);
+    if (during === 'failing') check(3, true);
+
+    expect(check(3)).to.deep.include({ state: 'failing', applied: 2, fencedForMs: 1500 });
+    // The cause goes away here: a fenced replica still does not try the entry (the others may abandon it).
+    await engine.exec(`ALTER TABLE ${dataDb(g)}.w MODIFY SETTING max_parts_in_total = 100000`);
+    expect(await errCode(sm.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)')]))).to.equal('RH_FENCED');
+    expect(sm.stuckEntries().get(g)?.index).to.equal(3);
+    // Released by the leader (it decided not to abandon): the entry is tried and applies.
+    expect(check(3, true).state).to.equal('behind');
+    expect((await sm.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)')])).map(codeOf)).to.deep.equal(['ok']);
+    expect(check(3).state).to.equal('applied');
+
+    // Fence expiry: fenced, then tried again once it passed.
+    await engine.exec(`ALTER TABLE ${dataDb(g)}.w MODIFY SETTING max_parts_in_total = 1`);
+    expect(await errCode(sm.applyBatch(g, [ins(4, 'INSERT INTO w VALUES (3)')]))).to.match(/Too many parts/);
+    expect(check(4).state).to.equal('failing');
+    await engine.exec(`ALTER TABLE ${dataDb(g)}.w MODIFY SETTING max_parts_in_total = 100000`);
+    expect(await errCode(sm.applyBatch(g, [ins(4, 'INSERT INTO w VALUES (3)')]))).to.equal('RH_FENCED');
+    await new Promise((r) => setTimeout(r, 1600));
+    expect((await sm.applyBatch(g, [ins(4, 'INSERT INTO w VALUES (3)')])).map(codeOf)).to.deep.equal(['ok']);
+
+    // Fenced and decided by the log: abandoned without another attempt (the cause is gone, yet it must
+    // end as on the members that still fail).
+    await engine.exec(`ALTER TABLE ${dataDb(g)}.w MODIFY SETTING max_parts_in_total = 1`);
+    expect(await errCode(sm.applyBatch(g, [ins(5, 'INSERT INTO w VALUES (4)')]))).to.match(/Too many parts/);
+    expect(check(5).state).to.equal('failing');
+    await engine.exec(`ALTER TABLE ${dataDb(g)}.w MODIFY SETTING max_parts_in_total = 100000`);
+    expect((await sm.applyBatch(g, [ins(5, 'INSERT INTO w VALUES (4)'), abandon(6, g, 5)])).map(codeOf)).to.deep.equal(['RH_ABANDONED', 'ok']);
+    expect(sm.stuckEntries().has(g)).to.equal(false);
+    expect((await engine.query(`SELECT groupArray(x) FROM (SELECT x FROM ${dataDb(g)}.w ORDER BY x)`, { format: 'TSV' })).toString()).to.equal('[1,2,3]\n');
   });
 
   it('limits in settings, the read bound and _rh_* names are entry errors (the index advances), never retries', async () => {
