@@ -1,9 +1,13 @@
 // No poison entries (issue 22): entries that used to wedge a group on every replica end, on every replica,
 // in the same failure within 10 s, later entries of the group apply, and `/raft-health` (no group) stays
-// 200 on every node meanwhile. 3 raftd + 3 rafthouse processes, embedded chdb.
+// 200 on every node meanwhile. An abandon is decided by the leader's rafthouse only (a raw one without the
+// app secret's MAC is refused on every replica) and only when every member reports failing at the entry
+// (one member's rafthouse down: the group stays stuck until it is back). 3 raftd + 3 rafthouse processes,
+// embedded chdb.
 
 import { expect } from 'chai';
 import { RafthouseCluster } from './harness.js';
+import { waitForHttp } from '../cluster.js';
 import { RaftdClient, RaftdError } from '../../../adapters/sdk/client.js';
 import { encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
 import type { EntryHeader } from '../../../clickhouse-adapter/statemachine/entry.js';
@@ -84,7 +88,8 @@ describe('RaftHouse: no poison entries (3 nodes, real processes)', function () {
 
   before(async () => {
     cluster = await RafthouseCluster.start({ groups: GROUPS });
-    raftd = new RaftdClient({ url: cluster.raft.nodes.map((n) => n.url), timeoutMs: 30_000 });
+    const token = cluster.raft.secrets?.value('apiToken');
+    raftd = new RaftdClient({ url: cluster.raft.nodes.map((n) => n.url), timeoutMs: 30_000, ...(token ? { token } : {}) });
     ring = await HashRing.create({ groups: GROUPS, vnodes: 128 });
   });
 
@@ -198,5 +203,71 @@ describe('RaftHouse: no poison entries (3 nodes, real processes)', function () {
       expect((await n.get('/raft-health')).status).to.equal(200);
     }
     await replicasAgree(g);
+  });
+
+  it('a raw abandon without the MAC is refused on every replica; with one member\'s rafthouse down (kill -9) the entry is not abandoned until it is back', async () => {
+    const base0 = cluster.nodes[0]!.consistentUrl;
+    await ok(post(base0, 'CREATE TABLE wedge2 (x UInt64) ENGINE = MergeTree ORDER BY x PARTITION BY x SETTINGS max_parts_in_total = 1'));
+    await ok(post(base0, 'INSERT INTO wedge2 VALUES (1)'));
+    const g = groupOf('wedge2');
+    type GroupStatus = { group: number; applied: number; commit: number; applyFailing?: unknown };
+    const groupStatus = async (i: number): Promise<GroupStatus> =>
+      ((await cluster.raft.nodes[i]!.get('/status')).body as { groups: GroupStatus[] }).groups.find((x) => x.group === g)!;
+    let leader = -1;
+    for (const [i, n] of cluster.raft.nodes.entries()) if ((await n.get(`/leader-check?group=${g}`)).status === 200) leader = i;
+    expect(leader).to.be.at.least(0);
+    const down = (leader + 1) % 3; // a follower's rafthouse: raftd there stays up, its state machine does not answer
+    const gateway = cluster.nodes[(leader + 2) % 3]!.consistentUrl;
+    const stuckAt = (await groupStatus(leader)).applied + 1;
+
+    await cluster.nodes[down]!.proc.kill();
+    try {
+      const wedged = post(gateway, 'INSERT INTO wedge2 VALUES (2)').catch((e: Error) => ({ status: 0, text: e.message, code: null }));
+      await sleep(500);
+      // Raw abandons of the stuck entry through raftd's client API: none, one with a made-up MAC.
+      const forged = [
+        proposeRaw(g, { v: 1, kind: 'abandon', index: stuckAt }),
+        proposeRaw(g, { v: 1, kind: 'abandon', index: stuckAt, mac: 'ab'.repeat(32) }),
+      ];
+      // 6 s: three times the 2 s after which the leader decides when every member is failing.
+      const t0 = Date.now();
+      while (Date.now() - t0 < 6000) {
+        for (const i of [leader, (leader + 2) % 3]) {
+          const s = await groupStatus(i);
+          expect(s.applied, `node ${i + 1} applied`).to.equal(stuckAt - 1);
+          if (Date.now() - t0 > 3000) expect(s.applyFailing, `node ${i + 1} applyFailing`).to.not.equal(undefined);
+        }
+        await sleep(300);
+      }
+      // The raw abandons are committed behind the stuck entry, and skipped nothing.
+      expect((await groupStatus(leader)).commit).to.be.at.least(stuckAt + 2);
+
+      const back = Date.now();
+      cluster.nodes[down]!.proc.start();
+      await waitForHttp(`${cluster.nodes[down]!.consistentUrl}/ping`, 60_000);
+      // Back: it fails at the entry too, every member reports failing, the leader abandons it.
+      const deadline = Date.now() + 30_000;
+      let applied: number[] = [];
+      while (Date.now() < deadline) {
+        applied = await Promise.all([0, 1, 2].map(async (i) => (await groupStatus(i)).applied));
+        if (applied.every((a) => a >= stuckAt + 3)) break;
+        await sleep(200);
+      }
+      expect(applied.every((a) => a >= stuckAt + 3), `applied ${applied.join(',')} (stuck at ${stuckAt})`).to.equal(true);
+      const resolvedMs = Date.now() - back;
+      expect(resolvedMs).to.be.lessThan(30_000);
+      const w = await wedged;
+      expect(w.status, w.text).to.not.equal(200);
+      // The forged abandons, as entries: refused (or their proposals timed out while the group was stuck).
+      for (const f of await Promise.all(forged)) expect(['RH_ABANDON_REFUSED', 'TIMEOUT']).to.include(f.outcome);
+      expect((await proposeRaw(g, { v: 1, kind: 'abandon', index: stuckAt, mac: 'cd'.repeat(32) })).outcome).to.equal('RH_ABANDON_REFUSED');
+      await replicasAgree(g);
+      for (const n of cluster.nodes) {
+        const r = await post(n.localUrl, 'SELECT count() FROM wedge2');
+        expect(r.text, `node ${n.id}`).to.equal('1\n');
+      }
+    } finally {
+      if (!cluster.nodes[down]!.proc.running()) cluster.nodes[down]!.proc.start();
+    }
   });
 });
