@@ -20,6 +20,8 @@ export function appMsg(from: number, to: number, index: number, entries = 1, siz
   return { type: MessageType.App, to, from, term: 1, logTerm: 1, index, entries: es, commit: index, reject: false, rejectHint: 0, context: new Uint8Array(0) };
 }
 
+export const TEST_CLUSTER_SECRET = 'transport-test-cluster-secret';
+
 export interface TestNode {
   t: GrpcTransport;
   id: number;
@@ -50,6 +52,9 @@ export function makeNode(id: number, port: number, peers: Array<[number, number]
       listenAddr: `127.0.0.1:${port}`,
       peers: new Map(peers.map(([pid, pport]) => [pid, `127.0.0.1:${pport}`])),
       backoff: { initialMs: 20, maxMs: 200 },
+      // Secure by default, as raftd is: peers prove this secret on every call.
+      clusterSecret: TEST_CLUSTER_SECRET,
+      incarnation: `inc-${id}`,
       ...opts,
     },
     {
