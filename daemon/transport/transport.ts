@@ -766,7 +766,6 @@ export class GrpcTransport {
       // Proof first, then the nonce is spent: a replayed call finds it gone, a wrong proof cannot
       // burn a nonce it did not earn. Nothing distinguishes the reasons to the caller.
       if (!facts || !proof || !proofMatches(clientProof(this.secret, facts), proof) || !this.nonces.take(serverNonce!)) {
-        this.counters.rejectedBatches++;
         this.log.warn({ claimedFrom: from, code: 'UNAUTHENTICATED' }, 'peer call refused: no valid proof of the cluster secret over a fresh challenge');
         return { refused: status(grpc.status.UNAUTHENTICATED, 'peer authentication failed') };
       }
