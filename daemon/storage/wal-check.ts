@@ -58,9 +58,24 @@ interface FileScan {
   good: number;
 }
 
+/** Why the record at `pos` is not a good one (undefined = good); its size in `out.size`. */
+function checkRecord(buf: Uint8Array, view: DataView, pos: number, out: { size: number }): string | undefined {
+  const blockEnd = Math.min(buf.length, (Math.floor(pos / BLOCK) + 1) * BLOCK);
+  if (blockEnd - pos < HEADER) return 'header runs past its block';
+  const length = view.getUint16(pos + 4, true);
+  const type = buf[pos + 6]!;
+  if (type === 0 || type > MAX_TYPE) return `unknown record type ${type}`;
+  const headerSize = type >= 5 ? RECYCLABLE_HEADER : HEADER;
+  if (pos + headerSize + length > blockEnd) return `record length ${length} runs past its block`;
+  if (mask(crc32c(buf, pos + 6, pos + headerSize + length)) !== view.getUint32(pos, true)) return 'checksum mismatch';
+  out.size = headerSize + length;
+  return undefined;
+}
+
 export function scanWal(name: string, buf: Uint8Array): FileScan {
   const scan: FileScan = { firstBad: undefined, goodAfterBad: false, good: 0 };
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const rec = { size: 0 };
   let pos = 0;
   while (pos < buf.length) {
     const blockEnd = Math.min(buf.length, (Math.floor(pos / BLOCK) + 1) * BLOCK);
@@ -68,29 +83,29 @@ export function scanWal(name: string, buf: Uint8Array): FileScan {
       pos = blockEnd; // block trailer: zero padding
       continue;
     }
-    const stored = view.getUint32(pos, true);
-    const length = view.getUint16(pos + 4, true);
-    const type = buf[pos + 6]!;
-    if (type === 0 && length === 0 && stored === 0) {
+    if (view.getUint32(pos, true) === 0 && view.getUint16(pos + 4, true) === 0 && buf[pos + 6] === 0) {
       pos = blockEnd; // preallocated space or padding: nothing more in this block
       continue;
     }
-    const headerSize = type >= 5 ? RECYCLABLE_HEADER : HEADER;
-    let reason: string | undefined;
-    if (type === 0 || type > MAX_TYPE) reason = `unknown record type ${type}`;
-    else if (pos + headerSize + length > blockEnd) reason = `record length ${length} runs past its block`;
-    else {
-      const crc = crc32c(buf, pos + 6, pos + headerSize + length);
-      if (mask(crc) !== stored) reason = 'checksum mismatch';
-    }
-    if (reason) {
-      scan.firstBad ??= { file: name, offset: pos, reason };
-      pos = blockEnd; // as RocksDB's reader: drop the rest of the block
+    const reason = checkRecord(buf, view, pos, rec);
+    if (reason === undefined) {
+      scan.good++;
+      pos += rec.size;
       continue;
     }
-    scan.good++;
-    if (scan.firstBad) scan.goodAfterBad = true;
-    pos += headerSize + length;
+    scan.firstBad = { file: name, offset: pos, reason };
+    // RocksDB drops the rest of the block after a bad record (and, in point-in-time mode,
+    // everything after it). Is there anything written after the damage? Search every later
+    // offset for a record whose checksum holds: a chance match is 1 in 2^32, and most offsets
+    // fail on the type or length byte before any CRC is computed.
+    for (let p = pos + 1; p + HEADER <= buf.length; p++) {
+      if (buf[p + 6] === 0 || buf[p + 6]! > MAX_TYPE) continue;
+      if (checkRecord(buf, view, p, rec) === undefined && rec.size > HEADER) {
+        scan.goodAfterBad = true;
+        break;
+      }
+    }
+    return scan;
   }
   return scan;
 }
