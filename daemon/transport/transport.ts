@@ -174,8 +174,8 @@ class Peer {
         if (!this.t.secret) {
           const mismatch = identityMismatch(res, this.id, this.t.clusterId);
           if (mismatch) return this.broken(`${this.addr} is ${mismatch}`, true);
-        } else if (res.serverNonce.length !== NONCE_BYTES) {
-          return this.broken(`${this.addr} sent no challenge: it runs without a cluster secret, or is not raftd`, true);
+        } else if (res.serverNonce.length !== NONCE_BYTES || res.clusterId !== '') {
+          return this.broken(`${this.addr} runs without a cluster secret (or is not raftd): it cannot prove who it is`, true);
         }
         this.openStream(res.serverNonce);
       },
@@ -188,7 +188,9 @@ class Peer {
     // With a secret the server must prove it too (response headers) before we send a byte.
     let proven = !this.t.secret;
     call.on('metadata', (rmd: grpc.Metadata) => {
-      if (this.call !== call || proven) return;
+      // Headers without a proof (e.g. of a refusal) prove nothing; the 'data' check below stops a
+      // welcome that arrives without one, and a refusal is handled by 'error'.
+      if (this.call !== call || proven || rmd.get(MD_PROOF).length === 0) return;
       const why = this.t.checkServerProof(rmd, facts);
       if (why) this.broken(`${this.addr} ${why}`, true);
       else proven = true;
@@ -522,7 +524,11 @@ export class GrpcTransport {
     const hello: HelloRequest = create(HelloRequestSchema, { nodeId: BigInt(this.nodeId), clusterId: this.clusterId, version: PROTOCOL_VERSION, incarnation: this.incarnation });
     return new Promise((resolve, reject) =>
       client.makeUnaryRequest(helloMethod.path, helloMethod.requestSerialize, helloMethod.responseDeserialize, hello, new grpc.Metadata(), { deadline: Date.now() + this.helloTimeoutMs }, (err, res) =>
-        err || !res ? reject(err ?? new Error('empty Hello response')) : resolve(res.serverNonce),
+        err || !res
+          ? reject(err ?? new Error('empty Hello response'))
+          : this.secret && (res.serverNonce.length !== NONCE_BYTES || res.clusterId !== '')
+            ? reject(new TransportError('UNAUTHENTICATED', 'the peer runs without a cluster secret (or is not raftd): it cannot prove who it is'))
+            : resolve(res.serverNonce),
       ),
     );
   }
@@ -695,6 +701,7 @@ export class GrpcTransport {
     const proven = this.secret
       ? new Promise<void>((resolve, reject) => {
           call.once('metadata', (rmd: grpc.Metadata) => {
+            if (rmd.get(MD_PROOF).length === 0) return; // a refusal's headers: `result` rejects with it
             const why = this.checkServerProof(rmd, facts);
             if (why) reject(new TransportError('UNAUTHENTICATED', `node ${to} at ${addr} ${why}`));
             else resolve();

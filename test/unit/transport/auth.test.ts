@@ -114,4 +114,22 @@ describe('GrpcTransport: peers prove the cluster secret', function () {
     });
     expect(String(headers.get(MD_PROOF)[0])).to.match(/^[0-9a-f]{64}$/);
   });
+
+  it('a node with the secret refuses a peer that runs without one: no message, no snapshot byte', async () => {
+    const pc = await freePort();
+    const open3 = makeNode(3, pc, [], { clusterSecret: '' });
+    const a = makeNode(1, await freePort(), [[3, pc]]);
+    open.push(open3.t, a.t);
+    await Promise.all([open3.t.start(), a.t.start()]);
+    a.t.send(3, [{ group: 1, message: appMsg(1, 3, 0) }]);
+    await until(() => a.t.unreachablePeers().includes(3), 5000, 'secretless peer refused');
+    const header = { group: 1, from: 1, to: 3, term: 1, metadata: { index: 5, term: 1, confState: { voters: [1, 3], learners: [] } } };
+    async function* one(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array(10);
+    }
+    const err = await a.t.sendSnapshot(3, header, one()).then(() => null, (e: Error) => e);
+    expect(err?.message).to.match(/runs without a cluster secret/);
+    expect(open3.received()).to.equal(0);
+    expect(open3.snapshots).to.have.length(0);
+  });
 });
