@@ -8,6 +8,7 @@ import { MessageType } from '../../../daemon/raft/types.js';
 import { encodeBatch } from '../../../daemon/transport/codec.js';
 import { MD_PROOF, streamMethod } from '../../../daemon/transport/service.js';
 import { GrpcTransport } from '../../../daemon/transport/transport.js';
+import { NonceBook } from '../../../daemon/transport/auth.js';
 import { appMsg, freePort, hello, makeNode, peerMetadata, until, type TestNode } from './helpers.js';
 
 /** Opens a Stream with `md`, writes one batch, and reports how the server ended it. */
@@ -131,5 +132,22 @@ describe('GrpcTransport: peers prove the cluster secret', function () {
     expect(err?.message).to.match(/runs without a cluster secret/);
     expect(open3.received()).to.equal(0);
     expect(open3.snapshots).to.have.length(0);
+  });
+});
+
+describe('NonceBook: server challenges are single-use, short-lived and bounded', () => {
+  it('takes a nonce once, never after it expired, never one it did not issue; evicts the oldest when full', () => {
+    let now = 1000;
+    const book = new NonceBook(30_000, 3, () => now);
+    const a = book.issue();
+    expect(book.take(a)).to.equal(true);
+    expect(book.take(a)).to.equal(false); // spent
+    expect(book.take(Buffer.alloc(32, 9))).to.equal(false); // never issued
+    const b = book.issue();
+    now += 30_001;
+    expect(book.take(b)).to.equal(false); // expired
+    const [c, d, e, f] = [book.issue(), book.issue(), book.issue(), book.issue()];
+    expect(book.take(c)).to.equal(false); // evicted: at most 3 outstanding
+    expect([book.take(d), book.take(e), book.take(f)]).to.deep.equal([true, true, true]);
   });
 });
