@@ -103,6 +103,9 @@ export async function main(argv: string[]): Promise<void> {
       // restarted on a wiped or replaced disk has forgotten its votes and log (PEER_DISK_REPLACED).
       incarnation: store.incarnation,
       peerIncarnations: new PeerIncarnations(store),
+      // Peers prove this secret on every call (challenge-response; it never travels). Empty with
+      // --tls-* (the certificates authenticate) or --insecure.
+      ...(cfg.clusterSecret ? { clusterSecret: cfg.clusterSecret } : {}),
       ...(cfg.tlsCa ? { tls: { caFile: cfg.tlsCa, certFile: cfg.tlsCert, keyFile: cfg.tlsKey } } : {}),
     },
     {
