@@ -58,6 +58,13 @@ export class GroupReplica {
   /** Index of the snapshot sent to each peer, until the peer's log has caught up past it (leader side). */
   readonly snapshotSentAt = new Map<number, number>();
   deleted = false;
+  /**
+   * Repair in progress: the app misses committed entries through this index that the log no
+   * longer holds (0: none). Cleared once a snapshot covering it is restored into the app.
+   */
+  repairThrough = 0;
+  /** Ticks until the next snapshot request (or leadership hand-off) of a repair. */
+  repairTicks = 0;
   /** Role and leader as of the last Ready's soft state: cheap to read on every tick. */
   role: Role = Role.Follower;
   leaderId: number = NONE;
@@ -222,7 +229,7 @@ export class GroupReplica {
    * and applied, and nobody waits on the group.
    */
   quiescable(): boolean {
-    if (this.hasWaiters() || this.snapshotsSending.size > 0 || this.snapshotInFlight) return false;
+    if (this.hasWaiters() || this.snapshotsSending.size > 0 || this.snapshotInFlight || this.repairThrough > 0) return false;
     const st = this.node.status();
     if (st.role !== Role.Leader || st.leadTransferee !== NONE) return false;
     if (st.commit !== st.lastIndex || st.applied !== st.commit || this.node.hasReady()) return false;

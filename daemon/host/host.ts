@@ -26,9 +26,17 @@ import { Liveness } from './liveness.js';
 import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
+import { AppError } from '../statemachine/errors.js';
 
 /** Reserved group id of node-to-node liveness messages (never a real group). */
 export const LIVENESS_GROUP = 0xffffffff;
+/**
+ * Reserved group id of a follower's request for a snapshot of one group (its number in the
+ * context, the index the snapshot must reach in `index`): the repair of an app that misses
+ * entries the follower's log no longer holds. Not a Raft message: the leader's host answers it
+ * by streaming a snapshot, as it would for a follower behind its log.
+ */
+export const SNAPSHOT_REQUEST_GROUP = 0xfffffffe;
 /** Context marking a leader's heartbeat that tells followers to stop ticking an idle group. */
 const QUIESCE = new TextEncoder().encode('q');
 const encoder = new TextEncoder();
@@ -187,6 +195,7 @@ export class Host {
       (last, results) => this.onApplied(group, last, results),
       (lo, hi) => this.refetch(group, lo, hi),
       () => this.applyMayLinger(group),
+      (lo, hi) => this.onApplyGap(group, applier, lo, hi),
     );
     this.appliers.set(group, applier);
     const started = applier.start();
@@ -208,6 +217,80 @@ export class Host {
     return g !== undefined && g.role !== Role.Leader && g.pending.size === 0;
   }
 
+  // ---------------------------------------------------------------- repair
+
+  /**
+   * The group's app misses committed entries lo..hi and the log here no longer holds them (the
+   * applier already tried). This used to stop raftd (exit 70, APPLY_GAP) and, after a restart,
+   * leave the group's reads hanging. Now the node repairs it: the applier stops at the gap (reads
+   * past it fail with APP_UNAVAILABLE at once, never stale), and the group asks its leader for a
+   * snapshot through `hi` (repairTick); restoring it replaces the applier (onSnapshot).
+   */
+  private onApplyGap(group: number, applier: ApplierPort, lo: number, hi: number): void {
+    const g = this.groups.get(group);
+    if (!g || this.appliers.get(group) !== applier || this.stopping) return;
+    this.opts.logger.error({ group, missingFrom: lo, missingTo: hi }, 'the app misses entries the log no longer holds; repairing from a snapshot of the leader');
+    g.repairThrough = Math.max(g.repairThrough, hi);
+    g.repairTicks = 0;
+    g.wake();
+  }
+
+  /**
+   * Once per election timeout while a repair is pending: ask the leader for a snapshot, or, on the
+   * leader itself (whose app cannot serve its group now), hand leadership to a live voter first.
+   * The hand-off is an ordinary Raft leadership transfer: it only changes who leads, never what
+   * is committed.
+   */
+  private repairTick(g: GroupReplica): void {
+    if (g.repairTicks-- > 0) return;
+    g.repairTicks = this.opts.electionTicks;
+    const leader = g.leader();
+    if (leader === NONE) return;
+    if (leader === this.opts.nodeId) {
+      const to = this.healthiestVoter(g);
+      if (to !== NONE) {
+        this.opts.logger.warn({ group: g.group, to }, 'handing leadership over while the app is repaired');
+        g.node.transferLeadership(to);
+        this.markDirty(g);
+      }
+      return;
+    }
+    const message: Message = {
+      type: MessageType.Heartbeat, to: leader, from: this.opts.nodeId, term: 0, logTerm: 0, index: g.repairThrough,
+      entries: [], commit: 0, reject: false, rejectHint: 0, context: encoder.encode(String(g.group)),
+    };
+    this.deps.transport.send(leader, [{ group: SNAPSHOT_REQUEST_GROUP, message }]);
+  }
+
+  /** The voter (not this node) that is alive and has the most of the log, or NONE. */
+  private healthiestVoter(g: GroupReplica): number {
+    const st = g.status();
+    let best = NONE;
+    let bestMatch = -1;
+    for (const id of st.confState.voters) {
+      if (id === this.opts.nodeId || !this.liveness.isAlive(id)) continue;
+      const match = st.progress?.[id]?.match ?? 0;
+      if (match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    return best;
+  }
+
+  /** Leader side of a repair: a member asks for a snapshot of a group this node leads. */
+  private onSnapshotRequest(from: number, m: Message): void {
+    const group = Number(decoder.decode(m.context));
+    if (!Number.isInteger(group) || group <= 0 || group >= SNAPSHOT_REQUEST_GROUP) return;
+    const g = this.groups.get(group);
+    if (!g || g.deleted || !g.isLeader() || group === META_GROUP) return;
+    const st = g.status();
+    if (!st.confState.voters.includes(from) && !st.confState.learners.includes(from)) return;
+    this.opts.logger.info({ group, to: from, through: m.index }, 'sending a snapshot a follower asked for to repair its app');
+    g.wake();
+    void this.sendSnapshot(g, { ...m, to: from, from: this.opts.nodeId, term: st.term, context: new Uint8Array(0) });
+  }
+
   // ---------------------------------------------------------------- ticking
 
   private tick(): void {
@@ -215,6 +298,7 @@ export class Host {
     for (const id of this.deps.transport.unreachablePeers?.() ?? []) this.liveness.markDead(id);
     this.sendLiveness();
     for (const g of this.groups.values()) {
+      if (g.repairThrough > 0) this.repairTick(g);
       if (g.quiesced) {
         this.maybeWakeForDeadLeader(g);
         continue;
@@ -528,10 +612,19 @@ export class Host {
   }
 
   private async takeSnapshot(g: GroupReplica): Promise<{ prepared: string; index: number }> {
+    const applier = this.appliers.get(g.group);
     const { prepared, lastLogIndex } = await this.deps.app.prepareSnapshot(g.group);
     if (g.deleted) throw new RaftdError('GROUP_NOT_FOUND', `group ${g.group} was deleted`);
+    // A snapshot from the leader restored meanwhile (a new applier, or one being started) may have
+    // put the app on another state, even an older one than the view just prepared: compacting the
+    // log up to the prepared index would then drop entries the app now misses (the APPLY_GAP of
+    // issue 18: "entry 130 enqueued after 123"). Skip this round; the next tick decides again.
+    if (!applier || this.appliers.get(g.group) !== applier || this.restoring.has(g.group)) return { prepared, index: 0 };
     const st = g.status();
-    const index = Math.min(lastLogIndex, st.commit);
+    // Never past what the app confirmed (with RAFT_SYNC: made durable): the prepared view may hold
+    // applied but unsynced entries, which the app loses in a crash while raftd's log, compacted
+    // to the snapshot, no longer holds them.
+    const index = Math.min(lastLogIndex, st.commit, applier.appliedIndex());
     if (index <= g.storage.snapshot().metadata.index) {
       // Nothing past the log's snapshot (one restored from a leader, say): count from there, or the
       // byte trigger would ask the app again on every tick until it moves.
@@ -613,7 +706,15 @@ export class Host {
     if (!g) g = this.lazyReplica(header.group);
     if (!g) throw new RaftdError('GROUP_NOT_FOUND', `group ${header.group} is not known here`);
     g.wake();
-    if (header.metadata.index <= g.status().commit) return;
+    // A snapshot at or below the commit index brings nothing, unless it repairs an app that misses
+    // entries the log no longer holds (repairThrough): then one reaching past them is restored into
+    // the app only (Raft's log and commit are fine and stay as they are).
+    const repair = g.repairThrough > 0 && header.metadata.index >= g.repairThrough;
+    if (header.metadata.index <= g.status().commit && !repair) return;
+    // One restore at a time: two overlapping ones (an old leader's and a new one's) could finish in
+    // either order and leave the app on the older snapshot while the host counts from the newer.
+    // The sender sees its transfer end, and the core sends another snapshot if still needed.
+    if (this.restoring.has(g.group)) return;
     const old = this.appliers.get(g.group);
     this.appliers.delete(g.group);
     // While the app is being restored no applier is in charge: reads wait for this (waitApplied).
@@ -629,6 +730,9 @@ export class Host {
     }
     g.handedToApp = header.metadata.index;
     g.bytesSinceSnapshot = 0;
+    // The app is now at or past the snapshot's index: what it missed is in it. Cleared before the
+    // hand-over below, which reports a new gap should the log lack entries after the snapshot too.
+    if (header.metadata.index >= g.repairThrough) g.repairThrough = 0;
     // During the restore (and the new applier's start) the core kept stepping messages: a new leader
     // that still had the entries may have appended and committed past the snapshot here, and
     // applyCommitted handed them to nobody. The core will not go back for them (its commit is past
@@ -642,6 +746,13 @@ export class Host {
       if (missed) this.handOver(g, applier, missed);
     }
     this.metrics.snapshotsReceived++;
+    // Raft only needs the snapshot when it is past the commit index (it ignores it otherwise); a
+    // repair's snapshot usually is not.
+    if (header.metadata.index <= g.status().commit) {
+      this.markDirty(g);
+      this.scheduleFlush();
+      return;
+    }
     g.node.step({
       type: MessageType.Snap, to: this.opts.nodeId, from: header.from, term: header.term, logTerm: 0, index: 0,
       entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0),
@@ -658,6 +769,10 @@ export class Host {
     for (const { group, message } of msgs) {
       if (group === LIVENESS_GROUP) {
         this.liveness.heard(from, decoder.decode(message.context));
+        continue;
+      }
+      if (group === SNAPSHOT_REQUEST_GROUP) {
+        this.onSnapshotRequest(from, message);
         continue;
       }
       let g = this.groups.get(group);
@@ -784,6 +899,8 @@ export class Host {
         // Stopped because a snapshot replaced it (not because raftd stops): wait on its successor.
         const stopped = (e as { code?: unknown } | undefined)?.code === 'APPLIER_STOPPED';
         if (stopped && this.appliers.get(group) !== applier && !this.stopping) continue;
+        // The app's failures as the client's codes (APPLY_GAP: APP_UNAVAILABLE while repairing).
+        if (e instanceof AppError) throw e.toRaftdError();
         throw e;
       }
     }
@@ -890,7 +1007,7 @@ export class Host {
     const st = g.status();
     if (st.leader === NONE) return false;
     if (st.leader !== this.opts.nodeId && !this.liveness.isAlive(st.leader)) return false;
-    return true;
+    return g.repairThrough === 0;
   }
 
   /** The data groups this node was started to create (--groups) all exist here (or were deleted). */
