@@ -63,8 +63,15 @@ export class GroupReplica {
    * longer holds (0: none). Cleared once a snapshot covering it is restored into the app.
    */
   repairThrough = 0;
-  /** Ticks until the next snapshot request (or leadership hand-off) of a repair. */
+  /** Ticks until the next snapshot request of a repair. */
   repairTicks = 0;
+  /** Ticks until this leader may try handing leadership over again (its app cannot apply). */
+  handOffTicks = 0;
+  /**
+   * Ticks (while awake) since this replica last heard its group's leader: a follower past an
+   * election timeout of silence answers NO_LEADER at once instead of holding requests.
+   */
+  leaderSilentTicks = 0;
   /** Role and leader as of the last Ready's soft state: cheap to read on every tick. */
   role: Role = Role.Follower;
   leaderId: number = NONE;
@@ -212,7 +219,8 @@ export class GroupReplica {
     this.failReads(err);
   }
 
-  private failReads(err: RaftdError): void {
+  /** Fails the reads waiting for a read index (they have no effect: always safe to fail). */
+  failReads(err: RaftdError): void {
     for (const [, r] of this.reads) {
       clearTimeout(r.timer);
       r.reject(err);

@@ -93,6 +93,8 @@ export class Host {
   private readonly knownPeers = new Map<number, string>();
   private readonly bootstrapWrites: GroupWrite[] = [];
   private metaDutiesRunning = false;
+  /** Consecutive ticks the application has been unhealthy (0: healthy). */
+  private appUnhealthyTicks = 0;
 
   constructor(
     private readonly opts: HostOptions,
@@ -236,25 +238,16 @@ export class Host {
   }
 
   /**
-   * Once per election timeout while a repair is pending: ask the leader for a snapshot, or, on the
-   * leader itself (whose app cannot serve its group now), hand leadership to a live voter first.
-   * The hand-off is an ordinary Raft leadership transfer: it only changes who leads, never what
-   * is committed.
+   * Once per election timeout while a repair is pending: ask the leader for a snapshot. On the
+   * leader itself (whose app cannot serve its group now) maybeHandOff first hands leadership to a
+   * live voter: an ordinary Raft transfer, which changes who leads, never what is committed.
    */
   private repairTick(g: GroupReplica): void {
     if (g.repairTicks-- > 0) return;
     g.repairTicks = this.opts.electionTicks;
     const leader = g.leader();
-    if (leader === NONE) return;
-    if (leader === this.opts.nodeId) {
-      const to = this.healthiestVoter(g);
-      if (to !== NONE) {
-        this.opts.logger.warn({ group: g.group, to }, 'handing leadership over while the app is repaired');
-        g.node.transferLeadership(to);
-        this.markDirty(g);
-      }
-      return;
-    }
+    // On the leader itself, maybeHandOff hands leadership over first; then it asks the new one.
+    if (leader === NONE || leader === this.opts.nodeId) return;
     const message: Message = {
       type: MessageType.Heartbeat, to: leader, from: this.opts.nodeId, term: 0, logTerm: 0, index: g.repairThrough,
       entries: [], commit: 0, reject: false, rejectHint: 0, context: encoder.encode(String(g.group)),
@@ -262,13 +255,13 @@ export class Host {
     this.deps.transport.send(leader, [{ group: SNAPSHOT_REQUEST_GROUP, message }]);
   }
 
-  /** The voter (not this node) that is alive and has the most of the log, or NONE. */
+  /** The voter (not this node) that is alive, says its app is healthy, and has the most of the log; or NONE. */
   private healthiestVoter(g: GroupReplica): number {
     const st = g.status();
     let best = NONE;
     let bestMatch = -1;
     for (const id of st.confState.voters) {
-      if (id === this.opts.nodeId || !this.liveness.isAlive(id)) continue;
+      if (id === this.opts.nodeId || !this.liveness.isAlive(id) || !this.liveness.appHealthy(id)) continue;
       const match = st.progress?.[id]?.match ?? 0;
       if (match > bestMatch) {
         best = id;
@@ -296,9 +289,15 @@ export class Host {
   private tick(): void {
     this.liveness.tick();
     for (const id of this.deps.transport.unreachablePeers?.() ?? []) this.liveness.markDead(id);
-    this.sendLiveness();
+    const appHealthy = this.deps.app.healthy();
+    this.appUnhealthyTicks = appHealthy ? 0 : this.appUnhealthyTicks + 1;
+    this.sendLiveness(appHealthy);
     for (const g of this.groups.values()) {
       if (g.repairThrough > 0) this.repairTick(g);
+      // A replica whose app cannot apply (down, failing, or missing entries being repaired) would
+      // make a leader that answers no write: it defers its elections and declines transfers.
+      // Liveness only (see Raft.campaignReluctant); the meta group is applied by raftd itself.
+      if (g.group !== META_GROUP) g.node.setCampaignReluctant(!appHealthy || g.repairThrough > 0);
       if (g.quiesced) {
         this.maybeWakeForDeadLeader(g);
         continue;
@@ -306,6 +305,8 @@ export class Host {
       // Checked before ticking: a tick makes the leader's heartbeats, i.e. work to do.
       if (this.maybeQuiesce(g)) continue;
       g.awakeTicks++;
+      this.countLeaderSilence(g);
+      if (g.role === Role.Leader) this.maybeHandOff(g);
       g.node.tick();
       this.maybeSnapshot(g);
       if (g.node.hasReady()) this.markDirty(g);
@@ -313,13 +314,69 @@ export class Host {
     this.scheduleFlush();
   }
 
-  private sendLiveness(): void {
+  /**
+   * A follower that has not heard its leader for an election timeout fails the reads waiting for
+   * a read index now (NO_LEADER: a read has no effect, so failing it is always definite) instead
+   * of holding them until their deadline, and answers new ones at once (leaderSilent).
+   */
+  private countLeaderSilence(g: GroupReplica): void {
+    if (g.role === Role.Leader) {
+      g.leaderSilentTicks = 0;
+      return;
+    }
+    if (++g.leaderSilentTicks === this.opts.electionTicks + 1 && g.hasWaiters()) {
+      g.failReads(new RaftdError('NO_LEADER', `group ${g.group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`));
+    }
+  }
+
+  /**
+   * True when this replica is not the group's leader and has heard no leader of it for more than
+   * an election timeout: an election would have ended by now, so waiting for one only holds the
+   * client. An awake replica counts its own ticks since the leader's last append, heartbeat or
+   * snapshot; a quiesced one (not ticked, no heartbeats) goes by the node-level liveness of the
+   * leader it knows.
+   */
+  leaderSilent(group: number): boolean {
+    const g = this.groups.get(group);
+    if (!g || g.role === Role.Leader) return false;
+    if (!g.quiesced) return g.leaderSilentTicks > this.opts.electionTicks;
+    const leader = g.leader();
+    return leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
+  }
+
+  /**
+   * A leader whose application has been unhealthy for more than an election timeout (or that
+   * misses entries being repaired) hands leadership to a live voter whose application is healthy,
+   * the one with most of the log (a transfer waits for the target to catch up, then TimeoutNow).
+   * Its proposals would otherwise hang for the whole outage: they commit, but no app answers them.
+   * With no healthy voter (every app down) it keeps leading: there is nobody better. At most one
+   * attempt per election timeout (the core abandons a transfer that did not finish in that time).
+   */
+  private maybeHandOff(g: GroupReplica): void {
+    if (g.group === META_GROUP) return;
+    if (g.handOffTicks > 0) {
+      g.handOffTicks--;
+      return;
+    }
+    if (this.appUnhealthyTicks <= this.opts.electionTicks && g.repairThrough === 0) return;
+    const to = this.healthiestVoter(g);
+    if (to === NONE) return;
+    g.handOffTicks = this.opts.electionTicks;
+    this.opts.logger.warn({ group: g.group, to, appUnhealthyTicks: this.appUnhealthyTicks, repairThrough: g.repairThrough }, 'the app cannot apply; handing leadership over');
+    g.node.transferLeadership(to);
+    this.metrics.appHandOffs++;
+    this.markDirty(g);
+  }
+
+  private sendLiveness(appHealthy: boolean): void {
     const context = encoder.encode(this.opts.httpAddr);
     for (const id of this.knownPeers.keys()) {
       if (id === this.opts.nodeId) continue;
+      // `reject` carries "my application is unhealthy" (older nodes ignore it on liveness messages):
+      // a leader handing over picks a target whose application answers.
       const message: Message = {
         type: MessageType.Heartbeat, to: id, from: this.opts.nodeId, term: 0, logTerm: 0, index: 0,
-        entries: [], commit: 0, reject: false, rejectHint: 0, context,
+        entries: [], commit: 0, reject: !appHealthy, rejectHint: 0, context,
       };
       this.deps.transport.send(id, [{ group: LIVENESS_GROUP, message }]);
     }
@@ -732,7 +789,11 @@ export class Host {
     g.bytesSinceSnapshot = 0;
     // The app is now at or past the snapshot's index: what it missed is in it. Cleared before the
     // hand-over below, which reports a new gap should the log lack entries after the snapshot too.
-    if (header.metadata.index >= g.repairThrough) g.repairThrough = 0;
+    if (g.repairThrough > 0 && header.metadata.index >= g.repairThrough) {
+      g.repairThrough = 0;
+      this.metrics.appRepairs++;
+      this.opts.logger.warn({ group: g.group, index: header.metadata.index }, 'the app was repaired from a snapshot');
+    }
     // During the restore (and the new applier's start) the core kept stepping messages: a new leader
     // that still had the entries may have appended and committed past the snapshot here, and
     // applyCommitted handed them to nobody. The core will not go back for them (its commit is past
@@ -768,7 +829,7 @@ export class Host {
     this.liveness.heard(from);
     for (const { group, message } of msgs) {
       if (group === LIVENESS_GROUP) {
-        this.liveness.heard(from, decoder.decode(message.context));
+        this.liveness.heard(from, decoder.decode(message.context), !message.reject);
         continue;
       }
       if (group === SNAPSHOT_REQUEST_GROUP) {
@@ -792,6 +853,8 @@ export class Host {
         this.opts.logger.warn({ err, group, from }, 'dropping a message the core refused');
         continue;
       }
+      // Only a leader sends these, and the core took it as its leader's (a stale one is refused).
+      if ((message.type === MessageType.App || message.type === MessageType.Heartbeat || message.type === MessageType.Snap) && message.from === g.node.leader()) g.leaderSilentTicks = 0;
       if (quiesce) {
         const st = g.status();
         if (st.leader === message.from && st.commit === st.lastIndex && !g.hasWaiters()) g.quiesced = true;
@@ -824,7 +887,7 @@ export class Host {
     const leader = g.leader();
     if (leader === NONE) return undefined;
     // A leader we have not heard from is probably gone: better to wait for the next one.
-    if (leader !== this.opts.nodeId && !this.liveness.isAlive(leader)) return undefined;
+    if (leader !== this.opts.nodeId && (!this.liveness.isAlive(leader) || this.leaderSilent(group))) return undefined;
     const httpAddr = leader === this.opts.nodeId ? this.opts.httpAddr : this.liveness.httpAddr(leader) ?? this.meta.nodes.get(leader)?.httpAddr;
     return httpAddr ? { id: leader, httpAddr } : undefined;
   }
@@ -856,6 +919,9 @@ export class Host {
     if (this.opts.breakStaleReads) consistency = 'stale';
     const g = this.getGroup(group);
     if (consistency === 'stale') return this.appliers.get(group)?.appliedIndex() ?? g.status().applied;
+    // Cut off from the leader for an election timeout: say so now (the read would only wait for
+    // its deadline and end in TIMEOUT). Definite: a read has no effect.
+    if (this.leaderSilent(group)) throw new RaftdError('NO_LEADER', `group ${group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`);
     // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
     // is not evidence of anything); otherwise they take the ReadIndex path.
     const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;
