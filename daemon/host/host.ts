@@ -324,24 +324,32 @@ export class Host {
       g.leaderSilentTicks = 0;
       return;
     }
-    if (++g.leaderSilentTicks === this.opts.electionTicks + 1 && g.hasWaiters()) {
+    if (++g.leaderSilentTicks > this.opts.electionTicks && g.hasWaiters() && this.leaderSilent(g.group)) {
       g.failReads(new RaftdError('NO_LEADER', `group ${g.group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`));
     }
   }
 
   /**
-   * True when this replica is not the group's leader and has heard no leader of it for more than
-   * an election timeout: an election would have ended by now, so waiting for one only holds the
-   * client. An awake replica counts its own ticks since the leader's last append, heartbeat or
+   * True when this replica is not the group's leader, has heard no leader of it for more than an
+   * election timeout, and does not hear a quorum of the group's voters either: it is cut off, no
+   * election it can see will end its wait, so waiting only holds the client. (With a quorum in
+   * touch, an election is under way or about to be, and a request waits for it as before: the
+   * leader died, the others elect one.) An awake replica counts its own ticks since the leader's last append, heartbeat or
    * snapshot; a quiesced one (not ticked, no heartbeats) goes by the node-level liveness of the
-   * leader it knows.
+   * leader it knows. While the leader it knows is still heard at node level, an awake replica is
+   * not called silent either: a leader that quiesced a group this replica did not (it had a read
+   * waiting, say) sends no heartbeats, yet is there, and a request wakes it.
    */
   leaderSilent(group: number): boolean {
     const g = this.groups.get(group);
     if (!g || g.role === Role.Leader) return false;
-    if (!g.quiesced) return g.leaderSilentTicks > this.opts.electionTicks;
     const leader = g.leader();
-    return leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
+    const nodeSilent = leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
+    if (!nodeSilent || !(g.quiesced || g.leaderSilentTicks > this.opts.electionTicks)) return false;
+    const voters = g.status().confState.voters;
+    let heard = 0;
+    for (const id of voters) if (id === this.opts.nodeId || this.liveness.silentFor(id) <= this.opts.electionTicks) heard++;
+    return heard * 2 <= voters.length;
   }
 
   /**
@@ -807,9 +815,9 @@ export class Host {
       if (missed) this.handOver(g, applier, missed);
     }
     this.metrics.snapshotsReceived++;
-    // Raft only needs the snapshot when it is past the commit index (it ignores it otherwise); a
-    // repair's snapshot usually is not.
-    if (header.metadata.index <= g.status().commit) {
+    // A repair's snapshot is usually not past the commit index, and Raft needs none then: it is
+    // for the app only. (Any other is stepped as before; the core ignores one it no longer needs.)
+    if (repair && header.metadata.index <= g.status().commit) {
       this.markDirty(g);
       this.scheduleFlush();
       return;
