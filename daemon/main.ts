@@ -77,8 +77,8 @@ export async function main(argv: string[]): Promise<void> {
     app = client;
   }
   const target = app;
-  const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy) =>
-    new GroupApplier(group, target, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
+  const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy, onGap) =>
+    new GroupApplier(group, target, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onGap, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
 
   let peers = cfg.peers;
   if (cfg.join !== '') {

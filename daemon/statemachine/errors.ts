@@ -15,6 +15,11 @@ export type AppErrorCode =
   | 'APP_PROTOCOL'
   /** The app's last index went below entries raftd no longer holds (the app lost state). */
   | 'APP_REGRESSED'
+  /**
+   * The app misses committed entries raftd no longer holds in its log (a gap between the app's
+   * last index and the next entry to hand over): the group waits for a snapshot to repair it.
+   */
+  | 'APPLY_GAP'
   /** The applier was stopped while the caller waited. */
   | 'APPLIER_STOPPED';
 
@@ -55,6 +60,7 @@ export class AppError extends Error {
       case 'APP_UNAVAILABLE':
       case 'APP_PROTOCOL':
       case 'APP_REGRESSED':
+      case 'APPLY_GAP':
         return new RaftdError('APP_UNAVAILABLE', this.message);
       case 'APP_TIMEOUT':
         return new RaftdError('TIMEOUT', this.message);
