@@ -140,7 +140,7 @@ describe('statemachine: interop with the real adapters', function () {
     // The Python adapter checks raftd's signature as the SDK does: unsigned, wrongly signed,
     // replayed and altered calls are refused and change nothing.
     const url = `http://127.0.0.1:${port}/raft/v1/UpdateEntries`;
-    const path = '/raft/v1/UpdateEntries';
+    const callPath = '/raft/v1/UpdateEntries';
     const forged = Buffer.from(JSON.stringify({ group: 5, entries: [{ index: 121, term: 1, data: Buffer.from('{"op":"set","key":"k1","value":"forged"}').toString('base64') }] }));
     const post = async (headers: Record<string, string>, body: Buffer = forged): Promise<{ status: number; code: unknown }> => {
       const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
@@ -148,12 +148,12 @@ describe('statemachine: interop with the real adapters', function () {
       return { status: res.status, code: answer.error?.code };
     };
     expect(await post({})).to.deep.equal({ status: 401, code: 'UNAUTHENTICATED' });
-    expect(await post(signAppRequest('a-wrong-secret-of-some-length', 'POST', path, forged))).to.deep.equal({ status: 401, code: 'UNAUTHENTICATED' });
+    expect(await post(signAppRequest('a-wrong-secret-of-some-length', 'POST', callPath, forged))).to.deep.equal({ status: 401, code: 'UNAUTHENTICATED' });
     const signedNoop = Buffer.from(JSON.stringify({ group: 5, entries: [{ index: 1, term: 1, data: '' }] }));
-    const captured = signAppRequest(TEST_APP_SECRET, 'POST', path, signedNoop);
+    const captured = signAppRequest(TEST_APP_SECRET, 'POST', callPath, signedNoop);
     expect((await post(captured, signedNoop)).status).to.equal(200); // a redelivery: skipped
     expect(await post(captured, signedNoop)).to.deep.equal({ status: 401, code: 'REPLAYED' });
-    expect(await post(signAppRequest(TEST_APP_SECRET, 'POST', path, signedNoop), forged)).to.deep.equal({ status: 401, code: 'UNAUTHENTICATED' });
+    expect(await post(signAppRequest(TEST_APP_SECRET, 'POST', callPath, signedNoop), forged)).to.deep.equal({ status: 401, code: 'UNAUTHENTICATED' });
     expect(await client.lastLogIndex(5)).to.equal(120);
   });
 });
