@@ -97,7 +97,7 @@ describe('chsm: the adapter process', function () {
         ['unsigned', forged, {}, 'UNAUTHENTICATED'],
         ['wrong secret', forged, signAppRequest('another-secret-0123456789', 'POST', '/raft/v1/UpdateEntries', forgedBytes), 'UNAUTHENTICATED'],
         ['replayed', redelivery, captured, 'REPLAYED'],
-        ['altered body', forged, captured, 'UNAUTHENTICATED'],
+        ['altered body', forged, signAppRequest(TEST_APP_SECRET, 'POST', '/raft/v1/UpdateEntries', Buffer.from(JSON.stringify(redelivery))), 'UNAUTHENTICATED'],
       ];
       for (const [what, body, headers, code] of refused) {
         const r = await post(url, 'UpdateEntries', body, headers);
