@@ -373,6 +373,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     'auth-required': async () => {
       if (opts.appSecret === undefined) throw new Skip('no app secret given (--app-secret-file): the app is taken to serve unsigned calls, which lets any local process rewrite its state');
       const before = await lastIndex(G);
+      if (before < 1) throw new Skip('needs an applied entry to redeliver (apply-advances-index failed)');
       const forgedValue = `forged-${randomBytes(6).toString('hex')}`;
       const forged = { group: G, entries: [{ index: before + 1, term: 1, data: b64(set('auth-probe', forgedValue)) }] };
       const forgedBytes = Buffer.from(JSON.stringify(forged));
