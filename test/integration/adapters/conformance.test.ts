@@ -77,6 +77,19 @@ describe('conformance kit (real processes)', function () {
     expect(out).to.match(/^SKIP auth-required/m);
   });
 
+  it('the KV and Python adapters refuse to start without the app secret (exit 2, naming where it goes)', async () => {
+    const dir = tmpDir('conf-nosecret-');
+    dirs.push(dir);
+    const port = await freePort();
+    const env = { ...process.env, RAFTD_APP_SECRET: '', RAFTD_APP_SECRET_FILE: '' };
+    const kv = await run(process.execPath, [...nodeArgs('adapters/kv/main.ts'), '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(dir, 'kv')], { env });
+    expect(kv.code, kv.out).to.equal(2);
+    expect(kv.out).to.match(/no --app-secret-file \(or RAFTD_APP_SECRET/);
+    const py = await run('python3', [path.join(root, 'adapters/examples/python-kv/adapter.py'), '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(dir, 'py')], { env });
+    expect(py.code, py.out).to.not.equal(0);
+    expect(py.out).to.match(/no --app-secret-file \(or RAFTD_APP_SECRET/);
+  });
+
   it('the CLI refuses bad usage with status 2', async () => {
     const { code, out } = await run(process.execPath, [...nodeArgs('adapters/conformance/main.ts'), '--app-url', 'not-a-url']);
     expect(code).to.equal(2);
