@@ -97,6 +97,13 @@ describe('state-machine API authentication', () => {
         for await (const c of good.saveSnapshot(1, prepared)) bytes.push(c);
         expect(await good.recoverFromSnapshot(3, Buffer.concat(bytes))).to.equal(3); // whole: digest checked at the end
 
+        // A whole snapshot body whose bytes differ from the signed digest: the recovery fails, the group stays empty.
+        const path = '/raft/v1/RecoverFromSnapshot?group=4';
+        expect(await good.lastLogIndex(4)).to.equal(0);
+        const swapped = await fetch(served.url + path, { method: 'POST', headers: signAppRequest(TEST_APP_SECRET, 'POST', path, Buffer.from('other bytes')), body: Buffer.concat(bytes) });
+        expect(swapped.status).to.equal(401);
+        expect(await good.lastLogIndex(4)).to.equal(0);
+
         const err = await bad.updateEntries(1, [entry(4, 'forged')]).catch((e: unknown) => e);
         expect(err).to.be.instanceOf(AppError);
         expect([(err as AppError).status, (err as AppError).appCode, (err as AppError).retryable]).to.deep.equal([401, 'UNAUTHENTICATED', true]);
