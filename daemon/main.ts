@@ -71,7 +71,7 @@ export async function main(argv: string[]): Promise<void> {
   let app: AppPort & ApplyTarget;
   if (cfg.appUrl === 'memory:') app = new MemoryApp();
   else {
-    const client = new AppClient({ appUrl: cfg.appUrl, logger });
+    const client = new AppClient({ appUrl: cfg.appUrl, logger, ...(cfg.appSecret !== '' ? { secret: cfg.appSecret } : {}) });
     const proto = await client.connect();
     logger.info({ appUrl: cfg.appUrl, protocol: proto.protocol }, 'application connected');
     app = client;

@@ -106,7 +106,9 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
       engine, dedupWindow: cfg.dedupWindow, log, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
     });
     const app = hostPort(cfg.appListen, '--app-listen');
-    const served = await serveStateMachine(sm, { host: app.host, port: app.port });
+    // Refuses every call not signed with the app secret (adapters/sdk/server.ts); without one, main.ts
+    // only got here with --insecure 1.
+    const served = await serveStateMachine(sm, { host: app.host, port: app.port, ...(cfg.appSecret ? { appSecret: cfg.appSecret } : { insecure: true }) });
     add('state machine server', () => served.close());
 
     // routeToLeader: the gateway runs beside raftd, so every node's --http-addr is reachable from here;

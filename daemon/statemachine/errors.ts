@@ -9,7 +9,10 @@ export type AppErrorCode =
   | 'APP_UNAVAILABLE'
   /** The call's deadline passed before a complete answer. Retryable (calls are idempotent). */
   | 'APP_TIMEOUT'
-  /** The app answered non-2xx; its own code is in `appCode`. 5xx is retryable, 4xx is not. */
+  /**
+   * The app answered non-2xx; its own code is in `appCode`. 5xx is retryable, 4xx is not, except 401:
+   * the app refused raftd's signature (another app secret, clocks apart), which an operator mends.
+   */
   | 'APP_ERROR'
   /** The app answered 2xx with a body that breaks the contract (bad JSON, missing fields). */
   | 'APP_PROTOCOL'
@@ -50,7 +53,7 @@ export class AppError extends Error {
   /** Worth retrying the same call later: the app was unreachable, slow or failing on its side. */
   get retryable(): boolean {
     if (this.code === 'APP_UNAVAILABLE' || this.code === 'APP_TIMEOUT') return true;
-    if (this.code === 'APP_ERROR') return (this.details.status ?? 500) >= 500;
+    if (this.code === 'APP_ERROR') return (this.details.status ?? 500) >= 500 || this.details.status === 401;
     return false;
   }
 
