@@ -71,14 +71,14 @@ export async function main(argv: string[]): Promise<void> {
   let app: AppPort & ApplyTarget;
   if (cfg.appUrl === 'memory:') app = new MemoryApp();
   else {
-    const client = new AppClient({ appUrl: cfg.appUrl, logger });
+    const client = new AppClient({ appUrl: cfg.appUrl, logger, ...(cfg.appSecret !== '' ? { secret: cfg.appSecret } : {}) });
     const proto = await client.connect();
     logger.info({ appUrl: cfg.appUrl, protocol: proto.protocol }, 'application connected');
     app = client;
   }
   const target = app;
-  const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy) =>
-    new GroupApplier(group, target, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
+  const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy, onGap) =>
+    new GroupApplier(group, target, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onGap, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
 
   let peers = cfg.peers;
   if (cfg.join !== '') {
@@ -103,6 +103,9 @@ export async function main(argv: string[]): Promise<void> {
       // restarted on a wiped or replaced disk has forgotten its votes and log (PEER_DISK_REPLACED).
       incarnation: store.incarnation,
       peerIncarnations: new PeerIncarnations(store),
+      // Peers prove this secret on every call (challenge-response; it never travels). Empty with
+      // --tls-* (the certificates authenticate) or --insecure.
+      ...(cfg.clusterSecret ? { clusterSecret: cfg.clusterSecret } : {}),
       ...(cfg.tlsCa ? { tls: { caFile: cfg.tlsCa, certFile: cfg.tlsCert, keyFile: cfg.tlsKey } } : {}),
     },
     {

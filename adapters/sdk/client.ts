@@ -235,7 +235,13 @@ export class RaftdClient {
           try {
             return await this.send(`http://${leader.httpAddr}`, method, pathAndQuery, buf, contentType);
           } catch (e) {
-            lastErr = e as Error;
+            // The refusal above said nothing about this second send: once the hinted leader may
+            // have received the request (a timeout, a reset), its outcome is unknown, and
+            // answering the earlier NOT_LEADER would let `retrying` send it again (a double
+            // apply). Only a send that certainly delivered nothing keeps the refusal's meaning;
+            // an idempotent request (a read) may always be sent again.
+            const failure = idempotent ? undefined : this.sendFailure(e as NodeJS.ErrnoException, leader.httpAddr, false);
+            if (failure) throw failure;
             return res;
           }
         }

@@ -107,7 +107,9 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
       ...(cfg.appSecret ? { abandonSecret: cfg.appSecret } : {}),
     });
     const app = hostPort(cfg.appListen, '--app-listen');
-    const served = await serveStateMachine(sm, { host: app.host, port: app.port });
+    // Refuses every call not signed with the app secret (adapters/sdk/server.ts); without one, main.ts
+    // only got here with --insecure 1.
+    const served = await serveStateMachine(sm, { host: app.host, port: app.port, ...(cfg.appSecret ? { appSecret: cfg.appSecret } : { insecure: true }) });
     add('state machine server', () => served.close());
 
     // routeToLeader: the gateway runs beside raftd, so every node's --http-addr is reachable from here;

@@ -47,6 +47,8 @@ export function renderMetrics(host: Host): string {
     ...counter('raftd_snapshot_transfers_received_total', 'Snapshots installed from a leader.', m.snapshotsReceived),
     ...counter('raftd_snapshot_transfer_failures_total', 'Snapshot transfers that failed.', m.snapshotFailures),
     ...counter('raftd_forwarded_requests_total', 'Client requests (and propose-batch entries) forwarded to a leader on another node.', m.forwarded),
+    ...counter('raftd_app_leadership_handoffs_total', 'Leadership transfers started because the application could not apply.', m.appHandOffs),
+    ...counter('raftd_app_repairs_total', 'Snapshots restored into the application to repair entries it missed (APPLY_GAP).', m.appRepairs),
     ...counter('raftd_storage_writes_total', 'Group-commit writes (one fsync each).', m.storageWrites),
     ...histogram('raftd_storage_write_seconds', 'Latency of one group-commit write with fsync.', m.fsyncMs),
     ...histogram('raftd_propose_seconds', 'Client proposal latency until applied.', m.proposeMs),

@@ -119,6 +119,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       host.getGroup(group);
       const hint = host.leaderHint(group);
       if (hint) return hint;
+      // Waiting is for an election in progress; past an election timeout without a word from any
+      // leader this node is cut off, and the answer is definite now: nothing was forwarded or
+      // proposed, so NO_LEADER (retry, on another node) is true.
+      if (host.leaderSilent(group)) throw new RaftdError('NO_LEADER', `group ${group}: node ${host.nodeId} has not heard a leader for an election timeout; retry on another node`);
       if (Date.now() >= deadline) throw new RaftdError('NO_LEADER', `group ${group} has no leader right now; retry`);
       await new Promise((r) => setTimeout(r, 25));
     }

@@ -45,14 +45,25 @@ export interface GroupApplierOptions {
    * durability promise) instead of stalling; without it, or once compacted, it stalls.
    */
   refetch?(lo: number, hi: number): AppEntry[] | undefined;
+  /**
+   * The app misses committed entries lo..hi that raftd's log no longer holds (it was compacted
+   * past them): the applier hands nothing past the gap to the app and answers every wait beyond it
+   * with APPLY_GAP until it is replaced. The host repairs this by restoring the app from a snapshot
+   * (a new applier). Without it a gap is still never applied across; it just stays.
+   */
+  onGap?(lo: number, hi: number): void;
 }
 
 /** The most a batch grows to in bytes after failed calls (see nextBatch). */
 const GROWN_BATCH_BYTES = 32 << 20;
 
-export type ApplyOrderCode = 'APPLY_GAP' | 'APPLY_DUPLICATE';
+export type ApplyOrderCode = 'APPLY_DUPLICATE';
 
-/** The caller broke enqueue's contract (contiguous, strictly increasing indexes). */
+/**
+ * The caller broke enqueue's contract irreparably: an index enqueued twice with another term
+ * (committed entries never change, so the host's log disagrees with itself). A gap is not an
+ * order error any more: the applier bridges it from raftd's log or reports it (onGap).
+ */
 export class ApplyOrderError extends Error {
   override readonly name = 'ApplyOrderError';
   constructor(
@@ -93,6 +104,8 @@ export class GroupApplier {
   private readonly held = new Map<number, EntryResult>();
 
   private started = false;
+  /** Entries the app misses and raftd's log no longer holds: nothing past them is taken. */
+  private gap: { lo: number; hi: number } | undefined;
   /** The last call failed: learn the app's index again before sending anything. */
   private recheck = false;
   private stopped = false;
@@ -167,15 +180,63 @@ export class GroupApplier {
     if (skipped.size > 0) this.report(this.applied, skipped);
     const first = this.queue[0];
     if (first && first.index !== this.applied + 1) {
-      this.queue = [];
-      throw new ApplyOrderError('APPLY_GAP', `group ${this.group}: the app is at ${this.applied} but entries were enqueued from ${first.index}`);
+      // The app is behind where the host started handing entries over (its snapshot, say, was
+      // taken of a state the app has since lost). Bridge from raftd's log if it still has them.
+      const missing = this.bridge(this.applied + 1, first.index - 1);
+      if (missing) this.queue = [...missing, ...this.queue];
+      else {
+        this.queue = [];
+        this.enterGap(this.applied + 1, first.index - 1);
+      }
     }
+  }
+
+  /** Entries lo..hi from raftd's log, exactly and in order, or undefined. */
+  private bridge(lo: number, hi: number): AppEntry[] | undefined {
+    const got = this.opts.refetch?.(lo, hi);
+    if (!got || got.length !== hi - lo + 1) return undefined;
+    for (let k = 0; k < got.length; k++) if (got[k]!.index !== lo + k) return undefined;
+    return got;
+  }
+
+  /**
+   * The app misses lo..hi for good (as far as this applier can tell): what is queued before the gap
+   * is still applied, nothing after it is taken, and waits past it fail at once (a read waiting for
+   * them would otherwise hang until its deadline, and must never be served from the state short of
+   * them). Reported once, for the host to repair by snapshot.
+   */
+  private enterGap(lo: number, hi: number): void {
+    if (this.gap) return;
+    this.gap = { lo, hi };
+    const err = this.gapError();
+    this.opts.onError?.(err);
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i]!;
+      if (w.index < lo) continue;
+      this.waiters.splice(i, 1);
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.opts.onGap?.(lo, hi);
+  }
+
+  private gapError(): AppError {
+    const g = this.gap!;
+    return new AppError('APPLY_GAP', `group ${this.group}: the app misses entries ${g.lo}..${g.hi}, which raftd's log no longer holds; repairing from a snapshot`);
+  }
+
+  /** The missing range, while the applier cannot go on (the host repairs it by snapshot). */
+  missing(): { lo: number; hi: number } | undefined {
+    return this.gap ? { ...this.gap } : undefined;
   }
 
   enqueue(entries: AppEntry[]): void {
     if (this.stopped || entries.length === 0) return;
     const skipped = new Map<number, EntryResult>();
     for (const e of entries) {
+      // Past a gap nothing is taken: those entries stay in raftd's log, and the repair (a new
+      // applier over the restored app) is handed them from there.
+      if (this.gap) break;
       const tail = this.tail();
       if (e.index <= tail) {
         // Redelivered below what the app already has (e.g. app ahead of raftd's durable commit
@@ -184,12 +245,24 @@ export class GroupApplier {
           skipped.set(e.index, { index: e.index, ok: true, skipped: true });
           continue;
         }
-        throw new ApplyOrderError('APPLY_DUPLICATE', `group ${this.group}: entry ${e.index} enqueued twice (queued through ${tail})`);
+        // Still queued: a committed entry never changes, so the same index and term is the same
+        // entry, handed over twice (harmless: it is queued once). Another term means raftd's
+        // log contradicts itself: stop rather than apply either.
+        const queued = this.queue[this.head + (e.index - this.queue[this.head]!.index)];
+        if (queued && queued.index === e.index && queued.term === e.term) continue;
+        throw new ApplyOrderError('APPLY_DUPLICATE', `group ${this.group}: entry ${e.index} enqueued twice with different terms (queued through ${tail})`);
       }
       // Before start() the app's index is unknown: the first entry may be anything.
       const firstBeforeStart = !this.started && this.queue.length === this.head;
       if (e.index !== tail + 1 && !firstBeforeStart) {
-        throw new ApplyOrderError('APPLY_GAP', `group ${this.group}: entry ${e.index} enqueued after ${tail}; the app would miss ${tail + 1}..${e.index - 1}`);
+        // The host handed over past what this applier has: bridge from raftd's log, or stop at
+        // the gap and have it repaired (APPLY_GAP used to throw here, and the host exited).
+        const missing = this.bridge(tail + 1, e.index - 1);
+        if (!missing) {
+          this.enterGap(tail + 1, e.index - 1);
+          break;
+        }
+        for (const m of missing) this.queue.push(m);
       }
       this.queue.push(e);
     }
@@ -219,6 +292,7 @@ export class GroupApplier {
   waitApplied(index: number, timeoutMs: number): Promise<void> {
     if (this.applied >= index) return Promise.resolve();
     if (this.stopped) return Promise.reject(new AppError('APPLIER_STOPPED', `group ${this.group}: applier stopped`));
+    if (this.gap && index >= this.gap.lo) return Promise.reject(this.gapError());
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = {
         index,
