@@ -27,6 +27,7 @@ import { jsonEachRow, queryRows, quoteIdent, quoteString } from '../engine/sql.j
 import { ChsmError, clickhouseCode } from './errors.js';
 import { decodeEntry } from './entry.js';
 import { verifyAbandonMac } from './abandon-auth.js';
+import { FenceFiles } from './abandon-fence.js';
 import type { Entry, EntryHeader } from './entry.js';
 import { hasFormatClause, qualifyInsert } from './sql.js';
 import {
@@ -225,6 +226,8 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly appliedFiles: AppliedFiles | undefined;
   private readonly abandonSecret: string | undefined;
   private readonly abandonFenceMs: number;
+  /** Embedded engine: fences survive a restart of this process (abandon-fence.ts). */
+  private readonly fenceFiles: FenceFiles | undefined;
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
@@ -243,6 +246,7 @@ export class ClickHouseStateMachine implements StateMachine {
     this.appliedFiles = opts.appliedDir ? new AppliedFiles(opts.appliedDir) : undefined;
     this.abandonSecret = opts.abandonSecret || undefined;
     this.abandonFenceMs = opts.abandonFenceMs ?? ABANDON_FENCE_MS;
+    this.fenceFiles = opts.appliedDir ? new FenceFiles(opts.appliedDir) : undefined;
   }
 
   // ---- per-group serialisation -------------------------------------------------------------------
@@ -380,7 +384,7 @@ export class ClickHouseStateMachine implements StateMachine {
     for (const r of srows) Object.assign(settings, allowedDefaults(JSON.parse(r.settings) as Settings));
     const st: GroupState = {
       applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings, stuck: undefined,
-      attempting: undefined, fence: undefined,
+      attempting: undefined, fence: this.fenceFiles?.load(group, lastIndex),
     };
     this.groups.set(group, st);
     this.schemaGen++; // a repair or a restore may have swapped the database in
@@ -595,7 +599,7 @@ export class ClickHouseStateMachine implements StateMachine {
     if (abandoned.has(e.index)) {
       const last = st.stuck?.index === e.index ? st.stuck.error : 'not attempted here';
       st.stuck = undefined;
-      st.fence = undefined;
+      if (st.fence) { st.fence = undefined; this.fenceFiles?.clear(group); }
       this.log(`group ${group}: entry ${e.index} abandoned through the log (last error here: ${last.slice(0, 300)})`);
       // A statement may have left an intent row: the next statement's intent replaces it, and a reload
       // finds its index below the applied one.
@@ -607,6 +611,7 @@ export class ClickHouseStateMachine implements StateMachine {
         throw new ChsmError('RH_FENCED', `group ${group}: entry ${e.index} is held for the leader's abandon decision (for ${st.fence.until - Date.now()} ms more); last error: ${st.stuck?.error.slice(0, 300) ?? '?'}`);
       }
       st.fence = undefined;
+      this.fenceFiles?.clear(group);
     }
     st.attempting = e.index;
     try {
@@ -658,14 +663,17 @@ export class ClickHouseStateMachine implements StateMachine {
     const st = this.groups.get(group);
     if (!st) return { state: 'behind', applied: 0 };
     if (release) {
-      if (st.fence?.index === index) st.fence = undefined;
+      if (st.fence?.index === index) { st.fence = undefined; this.fenceFiles?.clear(group); }
       return { state: st.applied >= index ? 'applied' : 'behind', applied: st.applied };
     }
     if (st.applied >= index) return { state: 'applied', applied: st.applied };
     if (st.attempting === index) return { state: 'busy', applied: st.applied };
-    if (st.applied !== index - 1 || st.stuck?.index !== index) return { state: 'behind', applied: st.applied };
+    // Held already (a fence restored after a restart) counts as failing: it cannot apply the entry either.
+    if (st.applied !== index - 1 || (st.stuck?.index !== index && st.fence?.index !== index)) return { state: 'behind', applied: st.applied };
     // Synchronously with the checks above: applyTracked tests the fence before it starts an attempt.
     st.fence = { index, until: Date.now() + this.abandonFenceMs };
+    // Before the answer leaves: a restart must not forget what it promised.
+    this.fenceFiles?.save(group, st.fence);
     return { state: 'failing', applied: st.applied, fencedForMs: this.abandonFenceMs };
   }
 
@@ -1086,6 +1094,7 @@ export class ClickHouseStateMachine implements StateMachine {
       if (st?.timer) clearTimeout(st.timer);
       this.groups.delete(group);
       this.appliedFiles?.remove(group);
+      this.fenceFiles?.clear(group);
       this.schemaGen++;
     });
   }

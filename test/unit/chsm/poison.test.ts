@@ -220,4 +220,25 @@ describe('chsm: poison entries (in process)', function () {
     // The insert applies (no 1-byte memory limit); the allowed default still holds (unknown field refused).
     expect(results.map(codeOf)).to.deep.equal(['ok', 'CLICKHOUSE_117']);
   });
+
+  it('a fence survives a restart of the state machine (embedded: a file beside the applied-index files)', async () => {
+    const appliedDir = join(dir, 'applied-fence');
+    const opts = { engine, abandonSecret: SECRET, abandonFenceMs: 20_000, appliedDir };
+    const g = 28;
+    const sm = new ClickHouseStateMachine(opts);
+    await sm.applyBatch(g, [
+      ddl(1, 'CREATE TABLE w (x UInt64) ENGINE = MergeTree ORDER BY x PARTITION BY x SETTINGS max_parts_in_total = 1'),
+      ins(2, 'INSERT INTO w VALUES (1)'),
+    ]);
+    expect(await errCode(sm.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)')]))).to.match(/Too many parts/);
+    expect(sm.abandonCheck(g, 3, abandonMac(SECRET, 'check', g, 3)).state).to.equal('failing');
+    await engine.exec(`ALTER TABLE ${dataDb(g)}.w MODIFY SETTING max_parts_in_total = 100000`);
+    // "Restarted": a new state machine on the same data and directory still holds entry 3.
+    const again = new ClickHouseStateMachine(opts);
+    expect(await errCode(again.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)')]))).to.equal('RH_FENCED');
+    expect(again.abandonCheck(g, 3, abandonMac(SECRET, 'check', g, 3)).state).to.equal('failing'); // held: it cannot apply 3 either
+    again.abandonCheck(g, 3, abandonMac(SECRET, 'release', g, 3), true);
+    const third = new ClickHouseStateMachine(opts);
+    expect((await third.applyBatch(g, [ins(3, 'INSERT INTO w VALUES (2)')])).map(codeOf)).to.deep.equal(['ok']);
+  });
 });
