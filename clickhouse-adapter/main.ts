@@ -29,6 +29,7 @@ const OPTIONS: Record<string, Opt> = {
   database: { flag: 'database', env: 'RAFTHOUSE_DATABASE', def: 'default', help: 'the user database served' },
   users: { flag: 'users', env: 'RAFTHOUSE_USERS', def: 'default:', help: 'gateway users "name:password,..." (default: user default, empty password)' },
   'dedup-window': { flag: 'dedup-window', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
+  'allow-table-functions': { flag: 'allow-table-functions', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
   'view-sync-ms': { flag: 'view-sync-ms', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
 };
 
@@ -78,6 +79,9 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
     groups: int('groups', get('groups'), 1), vnodes: int('vnodes', get('vnodes'), 1), database: get('database'),
     users: parseUsers(get('users')), dedupWindow: int('dedup-window', get('dedup-window'), 100), viewSyncMs: int('view-sync-ms', get('view-sync-ms'), 50),
   };
+  const allow = list('allow-table-functions');
+  for (const f of allow) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f)) throw new UsageError(`bad function name in --allow-table-functions: ${JSON.stringify(f)}`);
+  if (allow.length) cfg.allowTableFunctions = allow.map((f) => f.toLowerCase());
   if (get('raftd-token')) cfg.raftdToken = get('raftd-token');
   if (get('clickhouse-url')) cfg.clickhouseUrl = get('clickhouse-url');
   if (get('user')) cfg.clickhouseUser = get('user');

@@ -75,18 +75,19 @@ export function checkWrite(stmt: ParsedStatement, ctx: WriteContext): WriteKind 
     where: 'in a replicated statement',
     engines,
     table: (ref) => checkWriteName(ref, ctx.scope),
-    fn: (name, path) => checkDeterministic(name, path, ctx),
+    fn: (name, path) => checkDeterministic(name, path, ctx, kind === 'insert' || kind === 'alter'),
   });
   if (kind === 'insert') checkSettings(extractSettings(stmt.canonical).settings, 'statement');
   return kind;
 }
 
-function checkDeterministic(name: string, path: readonly AstNode[], ctx: WriteContext): void {
+/** `pinned`: the gateway pins now() & co. in this kind of statement (INSERT ... SELECT, ALTER). */
+function checkDeterministic(name: string, path: readonly AstNode[], ctx: WriteContext, pinned: boolean): void {
   if (!isNondeterministic(name, ctx.nondeterministic)) return;
   // Column DEFAULT / MATERIALIZED expressions of CREATE: the gateway evaluates them once, at insert.
   if (path.some((p) => p.type === 'Columns')) return;
   const inAlterColumn = path.some((p) => p.type === 'AlterCommand' && (p.arg === 'ADD_COLUMN' || p.arg === 'MODIFY_COLUMN'));
-  if (ctx.allowPinnable && PINNABLE.has(name.toLowerCase()) && !inAlterColumn) return;
+  if (ctx.allowPinnable && pinned && PINNABLE.has(name.toLowerCase()) && !inAlterColumn) return;
   badArguments(`${name}() is non-deterministic: ${inAlterColumn ? 'in a column default added by ALTER (existing rows compute it when read)' : 'in a replicated statement'} it would give a different value on each replica; compute the value in the client and send it as a literal`);
 }
 

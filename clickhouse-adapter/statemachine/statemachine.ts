@@ -36,6 +36,9 @@ import { AppliedFiles } from './applied-file.js';
 import { PROBE_TABLE, REPAIR_TABLE, findPhantoms } from './phantom.js';
 import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
+import { SqlParser } from '../gateway/parse.js';
+import { RuleError, checkInputFormat, checkRead, checkSettings, checkWrite, loadNondeterministic } from '../rules/index.js';
+import type { WriteKind } from '../rules/index.js';
 import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 
@@ -77,6 +80,12 @@ export interface ChsmOptions {
   appliedDir?: string;
   /** Notices for the operator: blocks a crash lost inside ClickHouse, found and re-inserted. */
   log?: (message: string) => void;
+  /**
+   * The engine whose parser validates every entry (formatQuery + EXPLAIN AST; rules/). Default: `engine`.
+   * The server engine's node passes an embedded parser session, so every replica parses with the same
+   * ClickHouse whatever server it writes to.
+   */
+  parserEngine?: ClickHouseEngine;
   /** Called at each CrashPoint (tests kill the process there). Never set in production. */
   hook?: (point: CrashPoint, index: number) => void | Promise<void>;
 }
@@ -116,6 +125,10 @@ const PINNED_INSERT_SETTINGS: Settings = {
   max_insert_threads: 1,
   max_block_size: 65536,
   deduplicate_blocks_in_dependent_materialized_views: 1,
+  // Inline VALUES data is not in the text the rules validated (formatQuery drops it): literals only,
+  // so a row cannot call file() or run a subquery on every replica.
+  input_format_values_interpret_expressions: 0,
+  input_format_values_deduce_templates_of_expressions: 0,
 };
 
 /** Settings an entry may not choose: the adapter owns them (exactly-once and determinism). */
@@ -174,6 +187,9 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
+  private readonly parser: SqlParser;
+  private readonly parserEngine: ClickHouseEngine;
+  private nondeterministic: Promise<Set<string>> | undefined;
   /** Restores between their two database renames right now (the group's database is absent). */
   private swapsInProgress = 0;
   /** Goes up after anything that may change a group's tables: a statement applied, a group (re)loaded or deleted. */
@@ -187,6 +203,8 @@ export class ClickHouseStateMachine implements StateMachine {
     this.hook = opts.hook;
     this.log = opts.log ?? (() => undefined);
     this.appliedFiles = opts.appliedDir ? new AppliedFiles(opts.appliedDir) : undefined;
+    this.parserEngine = opts.parserEngine ?? opts.engine;
+    this.parser = new SqlParser(this.parserEngine);
   }
 
   // ---- per-group serialisation -------------------------------------------------------------------
@@ -551,9 +569,19 @@ export class ClickHouseStateMachine implements StateMachine {
       return this.entryError(err, e.index);
     }
     const kind = entry.header.kind;
+    let validated: { kind: WriteKind; canonical: string } | undefined;
+    try {
+      validated = await this.validate(group, entry);
+    } catch (err) {
+      if (err instanceof RuleError) return { ok: false, error: { code: clickhouseCode(err.code), message: err.exceptionText() } };
+      return this.entryError(err, e.index);
+    }
+    if (kind === 'settings' || !validated) return this.applySettings(group, st, entry, e.index);
     // An INSERT sent as a "statement" still gets a token: untokenised, a replay would duplicate it.
-    if (kind === 'insert' || /^\s*INSERT\s/i.test(entry.header.sql ?? '')) return this.applyInsert(group, st, entry, e.index);
-    if (kind === 'settings') return this.applySettings(group, st, entry, e.index);
+    if (validated.kind === 'insert') return this.applyInsert(group, st, entry, e.index);
+    if (kind === 'insert') return { ok: false, error: { code: 'RH_BAD_ENTRY', message: `an insert entry holds a ${validated.kind.toUpperCase()} statement` } };
+    // From here on the statement is run as ClickHouse's canonical text of it: exactly what was validated.
+    entry = { ...entry, header: { ...entry.header, sql: validated.canonical } };
     // A statement without a token: record everything before it, run it alone, record it.
     await flush();
     let r: EntryResult;
@@ -565,6 +593,32 @@ export class ClickHouseStateMachine implements StateMachine {
     st.applied = e.index;
     await flush();
     return r;
+  }
+
+  /**
+   * The state machine trusts nothing in its log (rules/): every entry is checked before it is applied,
+   * on every replica alike — its bytes, the group, and this ClickHouse's parser decide, never timing or
+   * local state. Throws RuleError (refused: a deterministic failed result, the index advances) or
+   * ClickHouseError (62: not one valid statement). undefined for a settings entry.
+   */
+  private async validate(group: number, entry: Entry): Promise<{ kind: WriteKind; canonical: string } | undefined> {
+    const h = entry.header;
+    if (h.settings) checkSettings(h.settings, h.kind === 'settings' ? 'set' : 'statement');
+    if (h.kind === 'settings') return undefined;
+    if (h.format !== undefined) checkInputFormat(h.format);
+    const db = dataDb(group);
+    this.nondeterministic ??= loadNondeterministic(this.parserEngine);
+    const nondeterministic = await this.nondeterministic.catch((e: unknown) => { this.nondeterministic = undefined; throw e; });
+    // An insert may give its FORMAT in the header instead (entry.ts): parse what applyInsert will run.
+    const sql = h.format !== undefined && entry.payload.length > 0 && !hasFormatClause(h.sql!) ? `${h.sql!.trimEnd()} FORMAT ${h.format}` : h.sql!;
+    const stmt = await this.parser.parse(sql);
+    const kind = checkWrite(stmt, {
+      scope: { own: new Set([db]), insertTarget: new Set([db, ...(h.database !== undefined ? [h.database] : [])]) },
+      nondeterministic,
+      allowPinnable: false,
+    });
+    if (kind === 'set') throw new RuleError(48, 'SET travels as a settings entry (the gateway proposes one for SET), never as a statement');
+    return { kind, canonical: stmt.canonical };
   }
 
   private async applyInsert(group: number, st: GroupState, entry: Entry, index: number): Promise<EntryResult> {
@@ -698,6 +752,16 @@ export class ClickHouseStateMachine implements StateMachine {
     }
     if (typeof q.sql === 'string') {
       const format = typeof q.format === 'string' ? q.format : 'JSONEachRow';
+      // The same read sandbox as the gateway's, inside the group's database (rules/reads.ts).
+      const db = dataDb(group);
+      const stmt = await this.parser.parse(q.sql);
+      if (stmt.write) throw new ChsmError('RH_BAD_QUERY', 'a read query must not write');
+      try {
+        checkRead(stmt, { database: db, userDb: db });
+      } catch (e) {
+        if (e instanceof RuleError) throw new ChsmError('RH_BAD_QUERY', e.exceptionText());
+        throw e;
+      }
       const buf = await this.engine.query(q.sql, { database: dataDb(group), format, settings: { readonly: 2 } });
       return format === 'JSONEachRow' ? { rows: jsonEachRow(buf) } : { data: buf.toString('utf8') };
     }
