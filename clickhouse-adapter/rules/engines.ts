@@ -33,13 +33,17 @@ export function checkEngine(name: string | undefined): void {
 /**
  * MergeTree settings a table may set: layout and merge tuning that changes neither the rows nor where
  * they are stored. Not disk / storage_policy (other disks, possibly remote: `disk = disk(type = s3 ...)`),
- * nothing about replication or ZooKeeper. rafthouse_shard_key is the gateway's (it becomes a COMMENT).
+ * nothing about replication or ZooKeeper, and not parts_to_throw_insert / parts_to_delay_insert /
+ * max_parts_in_total (an insert would fail or stall on one replica and not on another, as merges run).
+ * rafthouse_shard_key is the gateway's (it becomes a COMMENT).
  */
 export const ALLOWED_TABLE_SETTINGS: ReadonlySet<string> = new Set([
   'index_granularity', 'index_granularity_bytes', 'min_index_granularity_bytes', 'enable_mixed_granularity_parts',
   'min_bytes_for_wide_part', 'min_rows_for_wide_part', 'allow_nullable_key', 'ttl_only_drop_parts',
   'merge_with_ttl_timeout', 'non_replicated_deduplication_window', 'deduplicate_merge_projection_mode',
   'lightweight_mutation_projection_mode', 'allow_experimental_replacing_merge_with_cleanup',
+  'max_bytes_to_merge_at_max_space_in_pool', 'max_bytes_to_merge_at_min_space_in_pool', 'merge_max_block_size',
+  'min_age_to_force_merge_seconds', 'min_age_to_force_merge_on_partition_only', 'old_parts_lifetime',
   'rafthouse_shard_key',
 ]);
 
