@@ -4,7 +4,8 @@
 // database (rh_g<g>, snapshots, the gateway's scratch database).
 
 import type { AstNode, ParsedStatement } from './ast.js';
-import { canonicalTokens, tableRef } from './ast.js';
+import { canonicalTokens, tableRef, walk } from './ast.js';
+import { denied } from './errors.js';
 import { READ_TABLE_FUNCTIONS } from './functions.js';
 import { checkInternalName, checkReadDatabase, checkReadName } from './names.js';
 import { checkFileClauses, checkTree } from './tree.js';
@@ -30,7 +31,17 @@ export function checkRead(stmt: ParsedStatement, ctx: ReadContext): void {
     table: (ref) => checkReadName(ref, ctx.database, ctx.userDb),
   });
   checkShowNames(stmt.ast, ctx);
+  // EXPLAIN of a write builds its storage (INSERT INTO FUNCTION file(...), CREATE ... ENGINE = URL):
+  // reads explain reads only.
+  walk(stmt.ast, (n) => {
+    if (WRITE_NODES.has(n.type)) denied(`EXPLAIN of a ${n.type}: reads may explain reads only`);
+  });
 }
+
+const WRITE_NODES: ReadonlySet<string> = new Set([
+  'InsertQuery', 'CreateQuery', 'AlterQuery', 'DropQuery', 'TruncateQuery', 'Rename', 'OptimizeQuery', 'DeleteQuery',
+  'AttachQuery', 'DetachQuery', 'UndropQuery', 'BackupQuery', 'KillQueryQuery',
+]);
 
 /** SHOW CREATE TABLE db.t, EXISTS db.t, SHOW TABLES FROM db ...: names printed as plain Identifiers. */
 function checkShowNames(ast: AstNode, ctx: ReadContext): void {

@@ -225,6 +225,8 @@ describe('rules: the write path allow-list and the read sandbox (ClickHouse pars
     ['SHOW TABLES FROM rh_g1', DENIED],
     ["SELECT * FROM merge(REGEXP('^rh_'), '.*')", DENIED],
     ["SELECT * FROM loop(numbers(3)) LIMIT 1", DENIED],
+    ["EXPLAIN PIPELINE INSERT INTO FUNCTION file('/tmp/rules-e', 'CSV', 'a UInt8') SELECT 1", DENIED],
+    ["EXPLAIN AST CREATE TABLE p (x String) ENGINE = URL('http://127.0.0.1:1/')", DENIED],
   ];
   for (const [sql, code, db] of reads) {
     it(`read ${sql.slice(0, 80)}${db ? ` in ${db}` : ''}: ${code}`, async () => {
