@@ -53,10 +53,10 @@ const KINDS: ReadonlyMap<string, WriteKind> = new Map([
 
 /** Throws RuleError unless RaftHouse replicates the statement; returns its kind. */
 export function checkWrite(stmt: ParsedStatement, ctx: WriteContext): WriteKind {
-  const kind = KINDS.get(stmt.ast.type);
-  if (!kind) denied(`${stmt.ast.type} is not a statement RaftHouse replicates (INSERT, CREATE TABLE / VIEW / MATERIALIZED VIEW, ALTER TABLE, DROP, TRUNCATE, RENAME, OPTIMIZE, SET)`);
   const toks = canonicalTokens(stmt);
   checkFileClauses(toks);
+  const kind = KINDS.get(stmt.ast.type);
+  if (!kind) denied(`${stmt.ast.type} is not a statement RaftHouse replicates (INSERT, CREATE TABLE / VIEW / MATERIALIZED VIEW, ALTER TABLE, DROP, TRUNCATE, RENAME, OPTIMIZE, SET)`);
   const head = headWords(toks);
   const engines = new Set<string>();
   switch (kind) {

@@ -37,7 +37,7 @@ import { PROBE_TABLE, REPAIR_TABLE, findPhantoms } from './phantom.js';
 import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
 import { SqlParser } from '../gateway/parse.js';
-import { RuleError, checkInputFormat, checkRead, checkSettings, checkWrite, loadNondeterministic } from '../rules/index.js';
+import { RuleError, checkInputFormat, checkRead, checkSettings, checkWrite, isNondeterministic, loadNondeterministic } from '../rules/index.js';
 import type { WriteKind } from '../rules/index.js';
 import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
@@ -190,6 +190,8 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly parser: SqlParser;
   private readonly parserEngine: ClickHouseEngine;
   private nondeterministic: Promise<Set<string>> | undefined;
+  /** `db.table` -> its columns with non-deterministic defaults, read at schema generation `gen`. */
+  private readonly defaultsCache = new Map<string, { gen: number; cols: Array<{ name: string; kind: string }> }>();
   /** Restores between their two database renames right now (the group's database is absent). */
   private swapsInProgress = 0;
   /** Goes up after anything that may change a group's tables: a statement applied, a group (re)loaded or deleted. */
@@ -538,6 +540,7 @@ export class ClickHouseStateMachine implements StateMachine {
   }
 
   private entryError(e: unknown, index: number): EntryResult {
+    if (e instanceof RuleError) return { ok: false, error: { code: clickhouseCode(e.code), message: e.exceptionText() } };
     if (e instanceof ChsmError && e.code === 'RH_REPAIR_FAILED') throw e; // not the entry's fault
     if (e instanceof ClickHouseError && !TRANSIENT_CODES.has(e.code)) {
       return { ok: false, error: { code: clickhouseCode(e.code), message: e.message } };
@@ -569,7 +572,7 @@ export class ClickHouseStateMachine implements StateMachine {
       return this.entryError(err, e.index);
     }
     const kind = entry.header.kind;
-    let validated: { kind: WriteKind; canonical: string } | undefined;
+    let validated: { kind: WriteKind; canonical: string; columns: string[] | undefined } | undefined;
     try {
       validated = await this.validate(group, entry);
     } catch (err) {
@@ -578,7 +581,7 @@ export class ClickHouseStateMachine implements StateMachine {
     }
     if (kind === 'settings' || !validated) return this.applySettings(group, st, entry, e.index);
     // An INSERT sent as a "statement" still gets a token: untokenised, a replay would duplicate it.
-    if (validated.kind === 'insert') return this.applyInsert(group, st, entry, e.index);
+    if (validated.kind === 'insert') return this.applyInsert(group, st, entry, e.index, validated.columns);
     if (kind === 'insert') return { ok: false, error: { code: 'RH_BAD_ENTRY', message: `an insert entry holds a ${validated.kind.toUpperCase()} statement` } };
     // From here on the statement is run as ClickHouse's canonical text of it: exactly what was validated.
     entry = { ...entry, header: { ...entry.header, sql: validated.canonical } };
@@ -601,7 +604,7 @@ export class ClickHouseStateMachine implements StateMachine {
    * local state. Throws RuleError (refused: a deterministic failed result, the index advances) or
    * ClickHouseError (62: not one valid statement). undefined for a settings entry.
    */
-  private async validate(group: number, entry: Entry): Promise<{ kind: WriteKind; canonical: string } | undefined> {
+  private async validate(group: number, entry: Entry): Promise<{ kind: WriteKind; canonical: string; columns: string[] | undefined } | undefined> {
     const h = entry.header;
     if (h.settings) checkSettings(h.settings, h.kind === 'settings' ? 'set' : 'statement');
     if (h.kind === 'settings') return undefined;
@@ -618,13 +621,56 @@ export class ClickHouseStateMachine implements StateMachine {
       allowPinnable: false,
     });
     if (kind === 'set') throw new RuleError(48, 'SET travels as a settings entry (the gateway proposes one for SET), never as a statement');
-    return { kind, canonical: stmt.canonical };
+    return { kind, canonical: stmt.canonical, columns: stmt.columns };
   }
 
-  private async applyInsert(group: number, st: GroupState, entry: Entry, index: number): Promise<EntryResult> {
+  /**
+   * Columns of `table` whose DEFAULT / MATERIALIZED expression is non-deterministic (rand(), now(),
+   * generateUUIDv4() ...): an insert that leaves them to ClickHouse would store a different value on each
+   * replica. Read from this replica's schema, which at this index is every replica's (DDL is in the log).
+   */
+  private async nondetDefaultColumns(db: string, table: string): Promise<Array<{ name: string; kind: string }>> {
+    const key = `${db}.${table}`;
+    const cached = this.defaultsCache.get(key);
+    if (cached && cached.gen === this.schemaGen) return cached.cols;
+    const gen = this.schemaGen;
+    const rows = await queryRows<{ name: string; kind: string; expr: string }>(this.engine,
+      `SELECT name, default_kind AS kind, default_expression AS expr FROM system.columns
+       WHERE database = ${quoteString(db)} AND table = ${quoteString(table)} AND default_kind IN ('DEFAULT', 'MATERIALIZED') ORDER BY position`);
+    const nondeterministic = await (this.nondeterministic ??= loadNondeterministic(this.parserEngine));
+    const cols: Array<{ name: string; kind: string }> = [];
+    for (const r of rows) {
+      const fns = (await this.parser.parse(`SELECT ${r.expr}`)).functions;
+      if (fns.some((f) => isNondeterministic(f, nondeterministic))) cols.push({ name: r.name, kind: r.kind });
+    }
+    if (this.defaultsCache.size > 10_000) this.defaultsCache.clear();
+    this.defaultsCache.set(key, { gen, cols });
+    return cols;
+  }
+
+  /**
+   * An insert into a table with non-deterministic defaults must give those columns itself (the gateway
+   * materializes them: every column, insert_allow_materialized_columns = 1). Fields a row omits would
+   * still take the default: for such an insert they take the type's zero value instead, the same on
+   * every replica. Returns the settings that do that.
+   */
+  private async checkNondetDefaults(db: string, table: string, columns: string[] | undefined, settings: Settings): Promise<Settings> {
+    const risky = await this.nondetDefaultColumns(db, table);
+    if (risky.length === 0) return {};
+    for (const c of risky) {
+      const given = columns?.includes(c.name) === true;
+      const materializedAllowed = String(settings.insert_allow_materialized_columns ?? '0') !== '0';
+      if (!given || (c.kind === 'MATERIALIZED' && !materializedAllowed)) {
+        throw new RuleError(36, `column ${c.name} of ${table} has a non-deterministic ${c.kind} expression: an insert must give its values (the gateway computes them), or every replica would store its own`);
+      }
+    }
+    return { input_format_defaults_for_omitted_fields: 0, input_format_csv_empty_as_default: 0, input_format_tsv_empty_as_default: 0 };
+  }
+
+  private async applyInsert(group: number, st: GroupState, entry: Entry, index: number, columns: string[] | undefined): Promise<EntryResult> {
     const db = dataDb(group);
     try {
-      const settings: Settings = {
+      let settings: Settings = {
         ...this.statementSettings(st, entry.header),
         ...PINNED_INSERT_SETTINGS,
         insert_deduplicate: 1,
@@ -637,6 +683,7 @@ export class ClickHouseStateMachine implements StateMachine {
         sql = `${sql.trimEnd()} FORMAT ${entry.header.format}`;
       }
       const target = qualifyInsert(sql, db, entry.header.database);
+      settings = { ...settings, ...(await this.checkNondetDefaults(db, target.table, columns, settings)) };
       // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
       const run = async (statement: string, s: Settings): Promise<number> => {
         if (withPayload) return (await this.engine.insert(statement, entry.payload, { settings: s })).writtenRows;
