@@ -100,7 +100,6 @@ const DROPPED_WRITE_SETTINGS = new Set([
   'deduplicate_insert', 'wait_for_async_insert', 'mutations_sync', 'alter_sync', 'readonly',
 ]);
 
-
 export const SHARD_SETTING = 'rafthouse_shard_key';
 
 /** Input formats accepted for writes: the rules' (rules/statements.ts). */
