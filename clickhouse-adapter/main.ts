@@ -33,6 +33,7 @@ const OPTIONS: Record<string, Opt> = {
   database: { flag: 'database', env: 'RAFTHOUSE_DATABASE', def: 'default', help: 'the user database served' },
   'users-file': { flag: 'users-file', env: 'RAFTHOUSE_USERS', def: '', help: 'file with the gateway users "name:password,..." (or RAFTHOUSE_USERS / _FILE; default: user default, empty password)' },
   'dedup-window': { flag: 'dedup-window', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
+  'allow-table-functions': { flag: 'allow-table-functions', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
   'view-sync-ms': { flag: 'view-sync-ms', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
 };
 
@@ -104,6 +105,9 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
   const insecure = get('insecure') === '1' || get('insecure') === 'true';
   if (appSecret) cfg.appSecret = appSecret;
   else if (!insecure) throw new UsageError(`no --app-secret-file (or ${APP_SECRET_ENV}): the state-machine API refuses calls without raftd's secret; give it, or --insecure 1 for a throwaway test cluster`);
+  const allow = list('allow-table-functions');
+  for (const f of allow) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f)) throw new UsageError(`bad function name in --allow-table-functions: ${JSON.stringify(f)}`);
+  if (allow.length) cfg.allowTableFunctions = allow.map((f) => f.toLowerCase());
   if (get('clickhouse-url')) cfg.clickhouseUrl = get('clickhouse-url');
   if (get('user')) cfg.clickhouseUser = get('user');
   const password = secret('password-file', false);

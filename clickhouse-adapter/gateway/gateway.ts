@@ -26,6 +26,10 @@ import { extractSettings, insertDataOffset, replaceCalls, significant, tokenize 
 import type { ParsedStatement, SqlParser, TableRef } from './parse.js';
 import { ReadViews } from './views.js';
 import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
+import { INPUT_FORMATS, PINNABLE, checkRead, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
+import type { WriteContext } from '../rules/index.js';
+
+export { loadNondeterministic };
 
 export type Endpoint = 'consistent' | 'local';
 
@@ -82,6 +86,8 @@ export interface GatewayOptions {
    * group's database in meanwhile, so the Merge views may have skipped it) is run again.
    */
   schemaGeneration?: () => number;
+  /** Table functions (and functions with external reach) an operator opened for reads, lower case (rafthouse --allow-table-functions). */
+  allowTableFunctions?: ReadonlySet<string>;
 }
 
 /** How often a read overlapping restore swaps is retried before it fails with UNKNOWN_DATABASE. */
@@ -95,20 +101,10 @@ const DROPPED_WRITE_SETTINGS = new Set([
   'deduplicate_insert', 'wait_for_async_insert', 'mutations_sync', 'alter_sync', 'readonly',
 ]);
 
-/** Pinned at proposal time: replaced by the literal value the gateway computed. */
-const PINNABLE = new Set(['now', 'now64', 'today', 'yesterday', 'current_timestamp', 'current_date']);
-
 export const SHARD_SETTING = 'rafthouse_shard_key';
 
-/**
- * Input formats accepted for writes (lower-case alias -> name). Text formats whose data runs to the end
- * of the input; no formats that read server-side files (Template, CapnProto, Protobuf schemas).
- */
-const WRITE_FORMATS = new Map<string, string>([
-  ['values', 'Values'], ['jsoneachrow', 'JSONEachRow'], ['jsoncompacteachrow', 'JSONCompactEachRow'],
-  ['csv', 'CSV'], ['csvwithnames', 'CSVWithNames'], ['tabseparated', 'TabSeparated'], ['tsv', 'TabSeparated'],
-  ['tabseparatedwithnames', 'TabSeparatedWithNames'], ['tsvwithnames', 'TabSeparatedWithNames'],
-]);
+/** Input formats accepted for writes: the rules' (rules/statements.ts). */
+const WRITE_FORMATS = INPUT_FORMATS;
 
 const PLAIN_IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function plainIdent(name: string): string {
@@ -154,6 +150,7 @@ export class Gateway {
   private readonly barriers = new Map<number, { running: Promise<number> | undefined; queued: Promise<number> | undefined }>();
   /** table -> its definition on this replica, read while the schema generation was `gen`. */
   private readonly infoCache = new Map<string, { gen: number; info: TableInfo }>();
+  private writeContext: WriteContext | undefined;
 
   constructor(opts: GatewayOptions) {
     this.o = opts;
@@ -189,16 +186,28 @@ export class Gateway {
         throw new GatewayError(CODES.READONLY, 'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries');
       }
       if (database !== this.userDb) throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${database} does not exist: RaftHouse serves the database ${this.userDb}`);
+      // The write path's allow-list (rules/): the state machine checks every entry again on apply.
+      checkWrite(stmt, this.writeRules());
       const written = await this.write(stmt, sql, data, req);
       summary.written_rows = String(Math.max(0, written));
       format = req.format ?? 'TabSeparated';
     } else {
+      checkRead(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
       const opts = { database, format, settings: this.readSettings(req.settings), params: req.params };
       body = req.endpoint === 'consistent' ? await this.consistentRead(stmt, sql, opts) : await this.read(sql, opts);
       summary.result_bytes = String(body.length);
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
     return { body, format, queryId, summary };
+  }
+
+  private writeRules(): WriteContext {
+    this.writeContext ??= {
+      scope: { own: new Set(), insertTarget: new Set([this.userDb]), userDb: this.userDb },
+      nondeterministic: this.o.nondeterministic,
+      allowPinnable: true,
+    };
+    return this.writeContext;
   }
 
   // ---- reads ---------------------------------------------------------------------------------------
@@ -509,21 +518,9 @@ export class Gateway {
     return t.table;
   }
 
-  /** Non-deterministic functions among `fns`: pinnable ones, and the first that is not. */
-  private nondet(fns: string[]): { pin: boolean; refuse: string | undefined } {
-    let pin = false;
-    for (const f of fns) {
-      const lower = f.toLowerCase();
-      if (!this.o.nondeterministic.has(lower) && !this.o.nondeterministic.has(f)) continue;
-      if (PINNABLE.has(lower)) pin = true;
-      else return { pin, refuse: f };
-    }
-    return { pin, refuse: undefined };
-  }
-
-  private refuseNondet(fn: string, where: string): never {
-    throw new GatewayError(CODES.BAD_ARGUMENTS,
-      `${fn}() is non-deterministic: ${where} it would give a different value on each replica; compute the value in the client and send it as a literal`);
+  /** Whether `fns` call now() & co. (to pin; every other non-deterministic call was refused by the rules). */
+  private nondet(fns: string[]): { pin: boolean } {
+    return { pin: fns.some((f) => PINNABLE.has(f.toLowerCase()) && (this.o.nondeterministic.has(f.toLowerCase()) || this.o.nondeterministic.has(f))) };
   }
 
   /** now() & co. replaced by the values the gateway's ClickHouse gives them now (one instant for the whole statement). */
@@ -554,8 +551,7 @@ export class Gateway {
 
     if (stmt.hasSelect) {
       if (info.shardKey) throw new GatewayError(CODES.NOT_IMPLEMENTED, `INSERT ... SELECT into the sharded table ${table} is not supported: select the rows and insert them (JSONEachRow)`);
-      const nd = this.nondet(stmt.functions);
-      if (nd.refuse) this.refuseNondet(nd.refuse, 'in INSERT ... SELECT');
+      const nd = this.nondet(stmt.functions); // refusals: rules/statements.ts; pinning: here
       await this.refuseNondetDefaults(info, stmt.columns);
       const text = nd.pin ? await this.pinTime(sqlWithout) : sqlWithout;
       const r = await this.proposeOne(home, { v: 1, kind: 'insert', sql: text, database: this.userDb, settings });
@@ -582,6 +578,7 @@ export class Gateway {
         return `${quoteIdent(c)} ${t}`;
       }).join(', ');
       const text = data.toString('utf8');
+      checkValuesData(text);
       const toks = significant(tokenize(text));
       const semi = toks.findIndex((t) => t.text === ';');
       if (semi >= 0 && semi < toks.length - 1) {
@@ -656,10 +653,6 @@ export class Gateway {
   }
 
   private async ddl(stmt: ParsedStatement, req: GatewayRequest): Promise<void> {
-    if (stmt.kind === 'create' && /^CREATE\s+(DATABASE|DICTIONARY)\b/i.test(stmt.canonical)) {
-      throw new GatewayError(CODES.NOT_IMPLEMENTED, `RaftHouse serves the one database ${this.userDb}: CREATE DATABASE / DICTIONARY is not supported`);
-    }
-    if (stmt.kind === 'drop' && /^DROP\s+DATABASE\b/i.test(stmt.canonical)) throw new GatewayError(CODES.NOT_IMPLEMENTED, 'DROP DATABASE is not supported through RaftHouse');
     const table = this.checkTarget(stmt.target, stmt.kind.toUpperCase());
     if (stmt.target?.database !== undefined) {
       // The state machine runs DDL inside the group database: a qualified name would escape it.
@@ -671,16 +664,7 @@ export class Gateway {
     let groups: number[] = [home];
     if (stmt.kind === 'create') {
       // Column DEFAULTs may be non-deterministic (they are materialized on the gateway at insert time);
-      // anything else (CREATE ... AS SELECT rand()) may not.
-      const outsideColumns: string[] = [];
-      const walk = (n: ParsedStatement['ast']) => {
-        if (n.type === 'Columns') return; // "Columns definition"
-        if (n.type === 'Function') outsideColumns.push(n.arg);
-        n.children.forEach(walk);
-      };
-      stmt.ast.children.forEach(walk);
-      const nd = this.nondet(outsideColumns);
-      if (nd.refuse || nd.pin) this.refuseNondet(nd.refuse ?? outsideColumns.find((f) => PINNABLE.has(f.toLowerCase()))!, 'in CREATE outside a column default');
+      // anything else (CREATE ... AS SELECT rand()) was refused by the rules.
       const clause = extractSettings(text);
       const key = clause.settings[SHARD_SETTING];
       if (key !== undefined) {
@@ -701,12 +685,8 @@ export class Gateway {
       const info = await this.tableInfo(table);
       if (info?.shardKey) groups = this.allGroups();
       if (stmt.kind === 'alter') {
-        const nd = this.nondet(stmt.functions);
-        if (nd.refuse) this.refuseNondet(nd.refuse, 'in ALTER');
-        if (nd.pin) {
-          if (/\bADD\s+COLUMN|\bMODIFY\s+COLUMN/i.test(text)) this.refuseNondet(stmt.functions.find((f) => PINNABLE.has(f.toLowerCase()))!, 'in a column default added by ALTER (existing rows compute it when read)');
-          text = await this.pinTime(text);
-        }
+        // Non-deterministic calls were refused by the rules, but for now() & co.: pinned here.
+        if (this.nondet(stmt.functions).pin) text = await this.pinTime(text);
       }
       if (stmt.kind === 'rename') {
         const to = stmt.ast.children.filter((c) => c.type === 'Identifier').map((c) => c.arg);
@@ -738,16 +718,4 @@ export class Gateway {
     }
     return out;
   }
-}
-
-/** Loads the names of non-deterministic functions (lower case for case-insensitive ones, both forms kept). */
-export async function loadNondeterministic(engine: ClickHouseEngine): Promise<Set<string>> {
-  const list = await queryRows<{ name: string; ci: number }>(engine,
-    'SELECT name, case_insensitive AS ci FROM system.functions WHERE deterministic = 0');
-  const out = new Set<string>();
-  for (const r of list) {
-    out.add(r.name);
-    out.add(r.name.toLowerCase());
-  }
-  return out;
 }

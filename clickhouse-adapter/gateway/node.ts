@@ -40,6 +40,8 @@ export interface RafthouseConfig {
   users: Map<string, string>;
   dedupWindow: number;
   viewSyncMs: number;
+  /** Table functions reads may call besides the pure ones (lower case); never writes (rules/reads.ts). */
+  allowTableFunctions?: string[];
 }
 
 export interface RunningNode {
@@ -103,7 +105,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
 
     // The embedded engine lives in this process: its per-batch index record can be a file (applied-file.ts).
     const sm = new ClickHouseStateMachine({
-      engine, dedupWindow: cfg.dedupWindow, log, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
+      engine, dedupWindow: cfg.dedupWindow, log, parserEngine, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
       ...(cfg.appSecret ? { abandonSecret: cfg.appSecret } : {}),
     });
     const app = hostPort(cfg.appListen, '--app-listen');
@@ -145,7 +147,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const nondeterministic = await loadNondeterministic(parserEngine);
     // The state machine runs in this process: its applied indexes let consistent reads overlap their barrier.
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
-      schemaGeneration: () => sm.schemaGeneration() });
+      schemaGeneration: () => sm.schemaGeneration(), ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}) });
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();

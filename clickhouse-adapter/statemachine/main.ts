@@ -5,9 +5,12 @@
 //   rafthouse-adapter --listen 127.0.0.1:7100 [--engine embedded --data-dir DIR | --engine server --clickhouse-url URL]
 //   with the app secret raftd signs its calls with in --app-secret-file PATH, RAFTD_APP_SECRET or RAFTD_APP_SECRET_FILE.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serveStateMachine } from '../../adapters/sdk/server.js';
-import { MODE_REQUIREMENTS, requireCapabilities, EngineUnsupportedError } from '../engine/index.js';
+import { MODE_REQUIREMENTS, requireCapabilities, EngineUnsupportedError, openEmbedded } from '../engine/index.js';
+import type { ClickHouseEngine } from '../engine/index.js';
 import { ClickHouseStateMachine } from './statemachine.js';
 import { APPLIED_DIR } from './applied-file.js';
 import { APP_SECRET_ENV, resolveSecret } from '../../protocol/secrets.js';
@@ -48,8 +51,16 @@ async function main(): Promise<void> {
     await engine.close();
     throw e;
   }
+  // Every entry is validated with ClickHouse's parser (rules/): with a server engine, a parser-only
+  // embedded session on a scratch directory, so every replica parses with the same ClickHouse.
+  let parserEngine: ClickHouseEngine = engine;
+  let parserDir: string | undefined;
+  if (flags.engine !== 'embedded') {
+    parserDir = mkdtempSync(join(tmpdir(), 'rafthouse-adapter-parser-'));
+    parserEngine = await openEmbedded({ dataDir: parserDir, readonly: true, allowSettings: true });
+  }
   const sm = new ClickHouseStateMachine({
-    engine, dedupWindow, log: (m) => process.stderr.write(`rafthouse-adapter: ${m}\n`),
+    engine, dedupWindow, parserEngine, log: (m) => process.stderr.write(`rafthouse-adapter: ${m}\n`),
     ...(flags.engine === 'embedded' ? { appliedDir: join(flags.dataDir, APPLIED_DIR) } : {}),
   });
   const served = await serveStateMachine(sm, { host: m[1]!, port: Number(m[2]), ...(appSecret !== '' ? { appSecret } : { insecure: true }) });
@@ -58,6 +69,10 @@ async function main(): Promise<void> {
     await served.close();
     await sm.close(); // write deferred index records
     await engine.close();
+    if (parserDir) {
+      await parserEngine.close();
+      rmSync(parserDir, { recursive: true, force: true });
+    }
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());

@@ -40,6 +40,9 @@ import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
 import { APPLY_BOUNDS, APPLY_SETTINGS, checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
 import { tokenize } from '../gateway/lexer.js';
+import { SqlParser } from '../gateway/parse.js';
+import { RuleError, checkInputFormat, checkRead, checkWrite, isNondeterministic, loadNondeterministic } from '../rules/index.js';
+import type { WriteKind } from '../rules/index.js';
 import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 
@@ -81,6 +84,12 @@ export interface ChsmOptions {
   appliedDir?: string;
   /** Notices for the operator: blocks a crash lost inside ClickHouse, found and re-inserted. */
   log?: (message: string) => void;
+  /**
+   * The engine whose parser validates every entry (formatQuery + EXPLAIN AST; rules/). Default: `engine`.
+   * The server engine's node passes an embedded parser session, so every replica parses with the same
+   * ClickHouse whatever server it writes to.
+   */
+  parserEngine?: ClickHouseEngine;
   /** Called at each CrashPoint (tests kill the process there). Never set in production. */
   hook?: (point: CrashPoint, index: number) => void | Promise<void>;
   /**
@@ -157,6 +166,10 @@ const PINNED_INSERT_SETTINGS: Settings = {
   max_insert_threads: 1,
   max_block_size: 65536,
   deduplicate_blocks_in_dependent_materialized_views: 1,
+  // Inline VALUES data is not in the text the rules validated (formatQuery drops it): literals only,
+  // so a row cannot call file() or run a subquery on every replica.
+  input_format_values_interpret_expressions: 0,
+  input_format_values_deduce_templates_of_expressions: 0,
 };
 
 /** Settings an entry may not choose: the adapter owns them (exactly-once and determinism). */
@@ -231,6 +244,11 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
+  private readonly parser: SqlParser;
+  private readonly parserEngine: ClickHouseEngine;
+  private nondeterministic: Promise<Set<string>> | undefined;
+  /** `db.table` -> its columns with non-deterministic defaults, read at schema generation `gen`. */
+  private readonly defaultsCache = new Map<string, { gen: number; cols: Array<{ name: string; kind: string }> }>();
   /** Restores between their two database renames right now (the group's database is absent). */
   private swapsInProgress = 0;
   /** Goes up after anything that may change a group's tables: a statement applied, a group (re)loaded or deleted. */
@@ -247,6 +265,8 @@ export class ClickHouseStateMachine implements StateMachine {
     this.abandonSecret = opts.abandonSecret || undefined;
     this.abandonFenceMs = opts.abandonFenceMs ?? ABANDON_FENCE_MS;
     this.fenceFiles = opts.appliedDir ? new FenceFiles(opts.appliedDir) : undefined;
+    this.parserEngine = opts.parserEngine ?? opts.engine;
+    this.parser = new SqlParser(this.parserEngine);
   }
 
   // ---- per-group serialisation -------------------------------------------------------------------
@@ -678,6 +698,7 @@ export class ClickHouseStateMachine implements StateMachine {
   }
 
   private entryError(e: unknown, index: number): EntryResult {
+    if (e instanceof RuleError) return { ok: false, error: { code: clickhouseCode(e.code), message: e.exceptionText() } };
     if (e instanceof ChsmError && e.code === 'RH_REPAIR_FAILED') throw e; // not the entry's fault
     if (e instanceof ClickHouseError && (!TRANSIENT_CODES.has(e.code) || deterministicAfterAll(e))) {
       return { ok: false, error: { code: clickhouseCode(e.code), message: e.message } };
@@ -718,9 +739,6 @@ export class ClickHouseStateMachine implements StateMachine {
       return this.entryError(err, e.index);
     }
     const kind = entry.header.kind;
-    // An INSERT sent as a "statement" still gets a token: untokenised, a replay would duplicate it.
-    if (kind === 'insert' || /^\s*INSERT\s/i.test(entry.header.sql ?? '')) return this.applyInsert(group, st, entry, e.index);
-    if (kind === 'settings') return this.applySettings(group, st, entry, e.index);
     if (kind === 'abandon') {
       // Only the leader's rafthouse can make one (abandon-auth.ts); anything else is refused the same
       // way on every replica, and abandonsIn did not count it.
@@ -731,6 +749,19 @@ export class ClickHouseStateMachine implements StateMachine {
       // Its target was settled before this entry (applied, failed or abandoned): nothing left to do here.
       return { ok: true, result: { abandoned: entry.header.index } };
     }
+    let validated: { kind: WriteKind; canonical: string; columns: string[] | undefined } | undefined;
+    try {
+      validated = await this.validate(group, entry);
+    } catch (err) {
+      if (err instanceof RuleError) return { ok: false, error: { code: clickhouseCode(err.code), message: err.exceptionText() } };
+      return this.entryError(err, e.index);
+    }
+    if (kind === 'settings' || !validated) return this.applySettings(group, st, entry, e.index);
+    // An INSERT sent as a "statement" still gets a token: untokenised, a replay would duplicate it.
+    if (validated.kind === 'insert') return this.applyInsert(group, st, entry, e.index, validated.columns);
+    if (kind === 'insert') return { ok: false, error: { code: 'RH_BAD_ENTRY', message: `an insert entry holds a ${validated.kind.toUpperCase()} statement` } };
+    // From here on the statement is run as ClickHouse's canonical text of it: exactly what was validated.
+    entry = { ...entry, header: { ...entry.header, sql: validated.canonical } };
     // A statement without a token: record everything before it, run it alone, record it.
     await flush();
     let r: EntryResult;
@@ -744,10 +775,79 @@ export class ClickHouseStateMachine implements StateMachine {
     return r;
   }
 
-  private async applyInsert(group: number, st: GroupState, entry: Entry, index: number): Promise<EntryResult> {
+  /**
+   * The state machine trusts nothing in its log (rules/): every entry is checked before it is applied,
+   * on every replica alike — its bytes, the group, and this ClickHouse's parser decide, never timing or
+   * local state. Throws RuleError (refused: a deterministic failed result, the index advances) or
+   * ClickHouseError (62: not one valid statement). undefined for a settings entry.
+   */
+  private async validate(group: number, entry: Entry): Promise<{ kind: WriteKind; canonical: string; columns: string[] | undefined } | undefined> {
+    const h = entry.header;
+    if (h.settings) checkSettings(h.settings, h.kind === 'settings' ? 'set' : 'entry');
+    if (h.kind === 'settings') return undefined;
+    if (h.format !== undefined) checkInputFormat(h.format);
+    const db = dataDb(group);
+    this.nondeterministic ??= loadNondeterministic(this.parserEngine);
+    const nondeterministic = await this.nondeterministic.catch((e: unknown) => { this.nondeterministic = undefined; throw e; });
+    // An insert may give its FORMAT in the header instead (entry.ts): parse what applyInsert will run.
+    const sql = h.format !== undefined && entry.payload.length > 0 && !hasFormatClause(h.sql!) ? `${h.sql!.trimEnd()} FORMAT ${h.format}` : h.sql!;
+    const stmt = await this.parser.parse(sql);
+    const kind = checkWrite(stmt, {
+      scope: { own: new Set([db]), insertTarget: new Set([db, ...(h.database !== undefined ? [h.database] : [])]) },
+      nondeterministic,
+      allowPinnable: false,
+    });
+    if (kind === 'set') throw new RuleError(48, 'SET travels as a settings entry (the gateway proposes one for SET), never as a statement');
+    return { kind, canonical: stmt.canonical, columns: stmt.columns };
+  }
+
+  /**
+   * Columns of `table` whose DEFAULT / MATERIALIZED expression is non-deterministic (rand(), now(),
+   * generateUUIDv4() ...): an insert that leaves them to ClickHouse would store a different value on each
+   * replica. Read from this replica's schema, which at this index is every replica's (DDL is in the log).
+   */
+  private async nondetDefaultColumns(db: string, table: string): Promise<Array<{ name: string; kind: string }>> {
+    const key = `${db}.${table}`;
+    const cached = this.defaultsCache.get(key);
+    if (cached && cached.gen === this.schemaGen) return cached.cols;
+    const gen = this.schemaGen;
+    const rows = await queryRows<{ name: string; kind: string; expr: string }>(this.engine,
+      `SELECT name, default_kind AS kind, default_expression AS expr FROM system.columns
+       WHERE database = ${quoteString(db)} AND table = ${quoteString(table)} AND default_kind IN ('DEFAULT', 'MATERIALIZED') ORDER BY position`);
+    const nondeterministic = await (this.nondeterministic ??= loadNondeterministic(this.parserEngine));
+    const cols: Array<{ name: string; kind: string }> = [];
+    for (const r of rows) {
+      const fns = (await this.parser.parse(`SELECT ${r.expr}`)).functions;
+      if (fns.some((f) => isNondeterministic(f, nondeterministic))) cols.push({ name: r.name, kind: r.kind });
+    }
+    if (this.defaultsCache.size > 10_000) this.defaultsCache.clear();
+    this.defaultsCache.set(key, { gen, cols });
+    return cols;
+  }
+
+  /**
+   * An insert into a table with non-deterministic defaults must give those columns itself (the gateway
+   * materializes them: every column, insert_allow_materialized_columns = 1). Fields a row omits would
+   * still take the default: for such an insert they take the type's zero value instead, the same on
+   * every replica. Returns the settings that do that.
+   */
+  private async checkNondetDefaults(db: string, table: string, columns: string[] | undefined, settings: Settings): Promise<Settings> {
+    const risky = await this.nondetDefaultColumns(db, table);
+    if (risky.length === 0) return {};
+    for (const c of risky) {
+      const given = columns?.includes(c.name) === true;
+      const materializedAllowed = String(settings.insert_allow_materialized_columns ?? '0') !== '0';
+      if (!given || (c.kind === 'MATERIALIZED' && !materializedAllowed)) {
+        throw new RuleError(36, `column ${c.name} of ${table} has a non-deterministic ${c.kind} expression: an insert must give its values (the gateway computes them), or every replica would store its own`);
+      }
+    }
+    return { input_format_defaults_for_omitted_fields: 0, input_format_csv_empty_as_default: 0, input_format_tsv_empty_as_default: 0 };
+  }
+
+  private async applyInsert(group: number, st: GroupState, entry: Entry, index: number, columns: string[] | undefined): Promise<EntryResult> {
     const db = dataDb(group);
     try {
-      const settings: Settings = {
+      let settings: Settings = {
         ...this.statementSettings(st, entry.header),
         // INSERT ... SELECT: what it may read is bounded, the same way on every replica.
         ...(entry.payload.length === 0 ? APPLY_BOUNDS : {}),
@@ -762,6 +862,7 @@ export class ClickHouseStateMachine implements StateMachine {
         sql = `${sql.trimEnd()} FORMAT ${entry.header.format}`;
       }
       const target = qualifyInsert(sql, db, entry.header.database);
+      settings = { ...settings, ...(await this.checkNondetDefaults(db, target.table, columns, settings)) };
       // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
       const run = async (statement: string, s: Settings): Promise<number> => {
         if (withPayload) return (await this.engine.insert(statement, entry.payload, { settings: s })).writtenRows;
@@ -885,6 +986,16 @@ export class ClickHouseStateMachine implements StateMachine {
     }
     if (typeof q.sql === 'string') {
       const format = typeof q.format === 'string' ? q.format : 'JSONEachRow';
+      // The same read sandbox as the gateway's, inside the group's database (rules/reads.ts).
+      const db = dataDb(group);
+      const stmt = await this.parser.parse(q.sql);
+      if (stmt.write) throw new ChsmError('RH_BAD_QUERY', 'a read query must not write');
+      try {
+        checkRead(stmt, { database: db, userDb: db });
+      } catch (e) {
+        if (e instanceof RuleError) throw new ChsmError('RH_BAD_QUERY', e.exceptionText());
+        throw e;
+      }
       const buf = await this.engine.query(q.sql, { database: dataDb(group), format, settings: { readonly: 2 } });
       return format === 'JSONEachRow' ? { rows: jsonEachRow(buf) } : { data: buf.toString('utf8') };
     }
