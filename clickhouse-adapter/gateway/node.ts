@@ -13,6 +13,7 @@ import { APPLIED_DIR } from '../statemachine/applied-file.js';
 import { HashRing } from '../router/ring.js';
 import { Gateway, loadNondeterministic } from './gateway.js';
 import { GatewayHttp } from './http.js';
+import { CutReader } from './cut.js';
 import { SqlParser } from './parse.js';
 
 export interface RafthouseConfig {
@@ -39,6 +40,8 @@ export interface RafthouseConfig {
   users: Map<string, string>;
   dedupWindow: number;
   viewSyncMs: number;
+  /** Multi-group consistent reads as one cut (gateway/cut.ts); false only to show what it prevents. */
+  consistentCut: boolean;
 }
 
 export interface RunningNode {
@@ -116,8 +119,12 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const parser = new SqlParser(parserEngine);
     const nondeterministic = await loadNondeterministic(parserEngine);
     // The state machine runs in this process: its applied indexes let consistent reads overlap their barrier.
-    const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
-      schemaGeneration: () => sm.schemaGeneration() });
+    // The cut holds apply in this process's state machine and confirms with the gateway's shared ReadIndexes.
+    const cut = cfg.consistentCut
+      ? new CutReader({ hold: (groups) => sm.holdApply(groups), readIndex: (g) => gateway.readIndexAfterNow(g) })
+      : undefined;
+    const gateway: Gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
+      schemaGeneration: () => sm.schemaGeneration(), ...(cut ? { cut } : {}) });
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();
