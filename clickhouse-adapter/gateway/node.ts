@@ -107,6 +107,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const sm = new ClickHouseStateMachine({
       engine, dedupWindow: cfg.dedupWindow, log, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
     });
+    delayAppliesForTests(sm, process.env.RAFTHOUSE_TEST_APPLY_DELAY, log);
     const app = hostPort(cfg.appListen, '--app-listen');
     const served = await serveStateMachine(sm, { host: app.host, port: app.port });
     add('state machine server', () => served.close());
@@ -144,4 +145,26 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     await closeAll();
     throw e;
   }
+}
+
+/**
+ * Tests only (test/integration/rafthouse/cut.test.ts): RAFTHOUSE_TEST_APPLY_DELAY="G:MS,..." makes this
+ * replica wait MS before each batch of group G (outside the group lock), so its groups trail their
+ * leaders by different lags — the skew a slow or paused replica has, on demand. Never set in production.
+ */
+function delayAppliesForTests(sm: ClickHouseStateMachine, spec: string | undefined, log: (m: string) => void): void {
+  if (!spec) return;
+  const delays = new Map<number, number>();
+  for (const item of spec.split(',')) {
+    const m = /^\s*(\d+):(\d+)\s*$/.exec(item);
+    if (!m || Number(m[2]) > 10_000) throw Object.assign(new Error(`RAFTHOUSE_TEST_APPLY_DELAY: "${item}" is not GROUP:MS (MS <= 10000)`), { code: 'USAGE' });
+    delays.set(Number(m[1]), Number(m[2]));
+  }
+  log(`TEST ONLY: applies delayed (${spec})`);
+  const apply = sm.applyBatch.bind(sm);
+  sm.applyBatch = async (group, entries) => {
+    const ms = delays.get(group);
+    if (ms) await new Promise((r) => setTimeout(r, ms));
+    return apply(group, entries);
+  };
 }

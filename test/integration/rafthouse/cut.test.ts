@@ -14,6 +14,11 @@ import type { ReadOp, WriteOp } from './cut-check.js';
 
 const GROUPS = 6;
 const CUT = process.env.RAFTHOUSE_TEST_CUT !== 'off';
+// Node 3 applies groups 1 and 2 late (RAFTHOUSE_TEST_APPLY_DELAY, a test-only knob of rafthouse): its
+// groups trail their leaders by different lags, the skew a slow or paused replica has — the one that,
+// without a cut, lets a read there see a client's later insert in a fast group and miss its earlier one
+// in a slow group.
+const APPLY_DELAY = process.env.RAFTHOUSE_TEST_CUT_DELAY ?? '1:300,2:100,3:30';
 const RUN_MS = Number(process.env.RAFTHOUSE_TEST_CUT_MS ?? 12_000);
 
 async function post(base: string, sql: string, body?: string): Promise<{ status: number; text: string; summary: string | null }> {
@@ -43,7 +48,7 @@ describe(`RaftHouse: consistent reads of a sharded table are one cut (3 nodes, $
   let cluster: RafthouseCluster;
 
   before(async () => {
-    cluster = await RafthouseCluster.start({ groups: GROUPS, args: ['--consistent-cut', CUT ? 'on' : 'off'] });
+    cluster = await RafthouseCluster.start({ groups: GROUPS, args: ['--consistent-cut', CUT ? 'on' : 'off'], nodeEnv: (id): Record<string, string> => (id === 3 ? { RAFTHOUSE_TEST_APPLY_DELAY: APPLY_DELAY } : {}) });
   });
   after(async () => {
     await cluster?.destroy();
@@ -92,7 +97,7 @@ describe(`RaftHouse: consistent reads of a sharded table are one cut (3 nodes, $
         }
       }
     };
-    await Promise.all([...[0, 1, 2, 3].map(writer), ...[0, 1, 2, 0, 1, 2].map(reader)]);
+    await Promise.all([...[0, 1, 2, 3].map(writer), ...[2, 2, 2, 1, 0].map(reader)]);
 
     const violations = realTimeViolations(writes, reads);
     const acked = writes.filter((w) => w.acked !== undefined).length;
@@ -100,11 +105,11 @@ describe(`RaftHouse: consistent reads of a sharded table are one cut (3 nodes, $
     console.log(`      ${acked} inserts acknowledged, ${reads.length} reads (${readErrors} RH_CUT_UNAVAILABLE), ` +
       (CUT ? `cut rounds per read ${(rounds / Math.max(1, attempts.length)).toFixed(2)} (max ${Math.max(0, ...attempts)}), ` : '') +
       `${violations.length} violations${violations.length ? ':\n        ' + violations.slice(0, 5).join('\n        ') : ''}`);
-    expect(acked).to.be.greaterThan(50);
-    expect(reads.length).to.be.greaterThan(50);
+    expect(acked).to.be.greaterThan(20);
+    expect(reads.length).to.be.greaterThan(10);
     if (CUT) {
       expect(violations).to.deep.equal([]);
-      expect(readErrors, 'reads failing the cut must be rare').to.be.lessThan(reads.length / 20);
+      expect(readErrors, 'reads failing the cut must be rare').to.be.lessThan(reads.length / 5);
     } else {
       expect(violations.length, 'without the cut the checker finds reads that break real-time order').to.be.greaterThan(0);
     }
