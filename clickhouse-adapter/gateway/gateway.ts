@@ -410,14 +410,6 @@ export class Gateway {
     return Array.from({ length: this.o.ring.groups }, (_, i) => i + 1);
   }
 
-  /**
-   * A ReadIndex on `group` started after this call (shared with concurrent readers): the group's
-   * commit index at an instant after the call. It resolves once the local replica applied it.
-   */
-  readIndexAfterNow(group: number): Promise<number> {
-    return this.sharedBarrier(group);
-  }
-
   /** Linearizable barriers; resolves with the local applied index each group reached. */
   private barrierGroups(groups: number[]): Promise<number[]> {
     return Promise.all(groups.map((g) => this.sharedBarrier(g)));

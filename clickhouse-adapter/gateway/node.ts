@@ -120,11 +120,13 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const parser = new SqlParser(parserEngine);
     const nondeterministic = await loadNondeterministic(parserEngine);
     // The state machine runs in this process: its applied indexes let consistent reads overlap their barrier.
-    // The cut holds apply in this process's state machine and confirms with the gateway's shared ReadIndexes.
+    // The cut holds apply in this process's state machine and confirms with a ReadIndex of its own per
+    // group and round (not the gateway's shared barrier, which may queue behind one in flight: every ms
+    // the ReadIndex takes to reach the leader widens the window in which a commit fails the round).
     const cut = cfg.consistentCut
-      ? new CutReader({ hold: (groups) => sm.holdApply(groups), readIndex: (g) => gateway.readIndexAfterNow(g) })
+      ? new CutReader({ hold: (groups) => sm.holdApply(groups), readIndex: (g) => raftd.barrier(g, 'linearizable') })
       : undefined;
-    const gateway: Gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
+    const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
       schemaGeneration: () => sm.schemaGeneration(), ...(cut ? { cut } : {}) });
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
