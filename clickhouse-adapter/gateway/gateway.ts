@@ -242,9 +242,23 @@ export class Gateway {
    */
   private async consistentRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts?: number }> {
     const plan = this.speculativePlan(stmt, opts.database);
+    if (this.o.cut && plan && plan.groups.length > 1) {
+      // The groups are known without asking (the sharding cached at this schema generation): straight
+      // to the cut. If a statement was applied since the plan, its groups may be wrong: barrier below.
+      const stamp = this.o.schemaGeneration?.();
+      let stale = false;
+      const r = await this.o.cut.read(plan.groups, () => {
+        if (stamp === undefined || stamp % 2 === 1 || this.o.schemaGeneration!() !== stamp) {
+          stale = true;
+          return Promise.resolve(Buffer.alloc(0));
+        }
+        return this.read(sql, opts);
+      });
+      if (!stale) return { body: r.body, cutAttempts: r.attempts };
+    }
     if (this.o.cut && (!plan || plan.groups.length > 1)) {
-      // The barrier is not what makes the cut correct (the cut's own ReadIndex check is); it brings
-      // this replica up to date first, so the cut's first round usually succeeds.
+      // This barrier finds the groups (a table's sharding, read in its home group) and brings the
+      // replica up to date; what makes the read one cut is the cut's own check.
       const groups = await this.barrierFor(stmt, opts.database);
       if (groups.length > 1) {
         const r = await this.o.cut.read(groups, () => this.read(sql, opts));

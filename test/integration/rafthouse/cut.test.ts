@@ -18,7 +18,7 @@ const CUT = process.env.RAFTHOUSE_TEST_CUT !== 'off';
 // groups trail their leaders by different lags, the skew a slow or paused replica has — the one that,
 // without a cut, lets a read there see a client's later insert in a fast group and miss its earlier one
 // in a slow group.
-const APPLY_DELAY = process.env.RAFTHOUSE_TEST_CUT_DELAY ?? '1:300,2:100,3:30';
+const APPLY_DELAY = process.env.RAFTHOUSE_TEST_CUT_DELAY ?? '1:150,2:50';
 const RUN_MS = Number(process.env.RAFTHOUSE_TEST_CUT_MS ?? 12_000);
 
 async function post(base: string, sql: string, body?: string): Promise<{ status: number; text: string; summary: string | null }> {
