@@ -14,11 +14,11 @@ import type { ReadOp, WriteOp } from './cut-check.js';
 
 const GROUPS = 6;
 const CUT = process.env.RAFTHOUSE_TEST_CUT !== 'off';
-// Node 3 applies groups 1 and 2 late (RAFTHOUSE_TEST_APPLY_DELAY, a test-only knob of rafthouse): its
+// Node 3 applies groups 1 and 2 late (800 and 200 ms before each batch) (RAFTHOUSE_TEST_APPLY_DELAY, a test-only knob of rafthouse): its
 // groups trail their leaders by different lags, the skew a slow or paused replica has — the one that,
 // without a cut, lets a read there see a client's later insert in a fast group and miss its earlier one
 // in a slow group.
-const APPLY_DELAY = process.env.RAFTHOUSE_TEST_CUT_DELAY ?? '1:150,2:50';
+const APPLY_DELAY = process.env.RAFTHOUSE_TEST_CUT_DELAY ?? '1:800,2:200';
 const RUN_MS = Number(process.env.RAFTHOUSE_TEST_CUT_MS ?? 12_000);
 
 async function post(base: string, sql: string, body?: string): Promise<{ status: number; text: string; summary: string | null }> {
