@@ -34,6 +34,7 @@ const OPTIONS: Record<string, Opt> = {
   'users-file': { flag: 'users-file', env: 'RAFTHOUSE_USERS', def: '', help: 'file with the gateway users "name:password,..." (or RAFTHOUSE_USERS / _FILE; default: user default, empty password)' },
   'dedup-window': { flag: 'dedup-window', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
   'allow-table-functions': { flag: 'allow-table-functions', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
+  'consistent-cut': { flag: 'consistent-cut', env: 'RAFTHOUSE_CONSISTENT_CUT', def: 'on', help: 'on: a consistent read of several groups sees them at one instant (docs/design-notes.md); off: each group fresh, not one cut (tests only)' },
   'view-sync-ms': { flag: 'view-sync-ms', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
 };
 
@@ -52,6 +53,12 @@ function int(name: string, v: string, min: number): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got ${v}`);
   return n;
+}
+
+function onOff(name: string, v: string): boolean {
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new UsageError(`--${name} must be on or off, got ${v}`);
 }
 
 function parseUsers(spec: string): Map<string, string> {
@@ -98,6 +105,7 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
     raftdUrls: list('raftd-url'), engine, dataDir: get('data-dir'),
     groups: int('groups', get('groups'), 1), vnodes: int('vnodes', get('vnodes'), 1), database: get('database'),
     users: parseUsers(secret('users-file', false) || 'default:'), dedupWindow: int('dedup-window', get('dedup-window'), 100), viewSyncMs: int('view-sync-ms', get('view-sync-ms'), 50),
+    consistentCut: onOff('consistent-cut', get('consistent-cut')),
   };
   const raftdToken = secret('raftd-token-file');
   if (raftdToken) cfg.raftdToken = raftdToken;

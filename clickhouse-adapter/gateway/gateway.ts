@@ -30,6 +30,7 @@ import { INPUT_FORMATS, PINNABLE, checkRead, checkValuesData, checkWrite, loadNo
 import type { WriteContext } from '../rules/index.js';
 
 export { loadNondeterministic };
+import type { CutReader } from './cut.js';
 
 export type Endpoint = 'consistent' | 'local';
 
@@ -52,6 +53,8 @@ export interface GatewayRequest {
 export interface GatewaySummary {
   read_rows: string; read_bytes: string; written_rows: string; written_bytes: string;
   total_rows_to_read: string; result_rows: string; result_bytes: string; elapsed_ns: string;
+  /** Rounds the consistent cut took (a consistent read of several groups only). */
+  rafthouse_cut_attempts?: string;
 }
 
 export interface GatewayResponse {
@@ -88,6 +91,12 @@ export interface GatewayOptions {
   schemaGeneration?: () => number;
   /** Table functions (and functions with external reach) an operator opened for reads, lower case (rafthouse --allow-table-functions). */
   allowTableFunctions?: ReadonlySet<string>;
+  /**
+   * The consistent cut (gateway/cut.ts): when given, a consistent read touching several groups runs
+   * through it and sees them all at one instant. Without it (rafthouse --consistent-cut off, tests
+   * only) each group is read fresh but not as one cut.
+   */
+  cut?: CutReader;
 }
 
 /** How often a read overlapping restore swaps is retried before it fails with UNKNOWN_DATABASE. */
@@ -194,7 +203,11 @@ export class Gateway {
     } else {
       checkRead(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
       const opts = { database, format, settings: this.readSettings(req.settings), params: req.params };
-      body = req.endpoint === 'consistent' ? await this.consistentRead(stmt, sql, opts) : await this.read(sql, opts);
+      if (req.endpoint === 'consistent') {
+        const r = await this.consistentRead(stmt, sql, opts);
+        body = r.body;
+        if (r.cutAttempts !== undefined) summary.rafthouse_cut_attempts = String(r.cutAttempts);
+      } else body = await this.read(sql, opts);
       summary.result_bytes = String(body.length);
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
@@ -232,9 +245,42 @@ export class Gateway {
    * before this request arrived (they were committed before the ReadIndex started, so their index is
    * at most R) — which is what the barrier-then-read order guarantees. Otherwise (replica behind, or the
    * early read failed) the result is dropped and the ordinary path runs.
+   *
+   * A read of several groups goes through the consistent cut instead (gateway/cut.ts): per-group
+   * freshness is not enough there, the groups must be seen at one instant. The early path never serves
+   * it (it reads while apply runs, so its groups may be seen at different instants).
    */
-  private async consistentRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<Buffer> {
+  private async consistentRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts?: number }> {
     const plan = this.speculativePlan(stmt, opts.database);
+    if (this.o.cut && plan && plan.groups.length > 1) {
+      // The groups are known without asking (the sharding cached at this schema generation): straight
+      // to the cut. If a statement was applied since the plan, its groups may be wrong: barrier below.
+      const stamp = this.o.schemaGeneration?.();
+      let stale = false;
+      const r = await this.o.cut.read(plan.groups, () => {
+        if (stamp === undefined || stamp % 2 === 1 || this.o.schemaGeneration!() !== stamp) {
+          stale = true;
+          return Promise.resolve(Buffer.alloc(0));
+        }
+        return this.read(sql, opts);
+      });
+      if (!stale) return { body: r.body, cutAttempts: r.attempts };
+    }
+    if (this.o.cut && (!plan || plan.groups.length > 1)) {
+      // This barrier finds the groups (a table's sharding, read in its home group) and brings the
+      // replica up to date; what makes the read one cut is the cut's own check.
+      const groups = await this.barrierFor(stmt, opts.database);
+      if (groups.length > 1) {
+        const r = await this.o.cut.read(groups, () => this.read(sql, opts));
+        return { body: r.body, cutAttempts: r.attempts };
+      }
+      return { body: await this.read(sql, opts) };
+    }
+    return { body: await this.consistentReadOneCut(stmt, sql, opts, plan) };
+  }
+
+  /** The consistent read without a cut: one group (or --consistent-cut off). */
+  private async consistentReadOneCut(stmt: ParsedStatement, sql: string, opts: ReadOpts, plan: { groups: number[]; applied: number[] } | undefined): Promise<Buffer> {
     if (!plan) {
       await this.barrierFor(stmt, opts.database);
       return this.read(sql, opts);
@@ -324,8 +370,11 @@ export class Gateway {
     return generation() === before ? body : undefined;
   }
 
-  /** The groups a read touches: the home group of each table it names; every group for a sharded one. */
-  private async barrierFor(stmt: ParsedStatement, database: string): Promise<void> {
+  /**
+   * Barriers on the groups a read touches: the home group of each table it names; every group for a
+   * sharded one. Resolves with those groups.
+   */
+  private async barrierFor(stmt: ParsedStatement, database: string): Promise<number[]> {
     const names = new Set<string>();
     for (const t of stmt.tables) {
       const db = t.database ?? database;
@@ -333,9 +382,9 @@ export class Gateway {
     }
     if (stmt.kind === 'show') {
       await this.barrierGroups(this.allGroups());
-      return;
+      return this.allGroups();
     }
-    if (names.size === 0) return;
+    if (names.size === 0) return [];
     const homes = new Map<number, string[]>();
     for (const n of names) {
       const h = this.o.ring.homeGroup(this.userDb, n);
@@ -366,7 +415,9 @@ export class Gateway {
       }
       if (shardedNames.size) sharded = true;
     }
-    if (sharded) await this.barrierGroups(this.allGroups().filter((g) => !homes.has(g)));
+    if (!sharded) return homeList;
+    await this.barrierGroups(this.allGroups().filter((g) => !homes.has(g)));
+    return this.allGroups();
   }
 
   /**

@@ -14,6 +14,7 @@ import { checkMembers, watchStuckEntries } from '../statemachine/abandon.js';
 import { HashRing } from '../router/ring.js';
 import { Gateway, loadNondeterministic } from './gateway.js';
 import { GatewayHttp } from './http.js';
+import { CutReader } from './cut.js';
 import { SqlParser } from './parse.js';
 
 export interface RafthouseConfig {
@@ -42,6 +43,8 @@ export interface RafthouseConfig {
   viewSyncMs: number;
   /** Table functions reads may call besides the pure ones (lower case); never writes (rules/reads.ts). */
   allowTableFunctions?: string[];
+  /** Multi-group consistent reads as one cut (gateway/cut.ts); false only to show what it prevents. */
+  consistentCut: boolean;
 }
 
 export interface RunningNode {
@@ -108,6 +111,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
       engine, dedupWindow: cfg.dedupWindow, log, parserEngine, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
       ...(cfg.appSecret ? { abandonSecret: cfg.appSecret } : {}),
     });
+    delayAppliesForTests(sm, process.env.RAFTHOUSE_TEST_APPLY_DELAY, log);
     const app = hostPort(cfg.appListen, '--app-listen');
     // Refuses every call not signed with the app secret (adapters/sdk/server.ts); without one, main.ts
     // only got here with --insecure 1.
@@ -146,8 +150,14 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const parser = new SqlParser(parserEngine);
     const nondeterministic = await loadNondeterministic(parserEngine);
     // The state machine runs in this process: its applied indexes let consistent reads overlap their barrier.
+    // The cut holds apply in this process's state machine and confirms with a ReadIndex of its own per
+    // group and round (not the gateway's shared barrier, which may queue behind one in flight: every ms
+    // the ReadIndex takes to reach the leader widens the window in which a commit fails the round).
+    const cut = cfg.consistentCut
+      ? new CutReader({ hold: (groups) => sm.holdApply(groups), readIndex: (g) => raftd.barrier(g, 'linearizable') })
+      : undefined;
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
-      schemaGeneration: () => sm.schemaGeneration(), ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}) });
+      schemaGeneration: () => sm.schemaGeneration(), ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}) });
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();
@@ -167,4 +177,26 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     await closeAll();
     throw e;
   }
+}
+
+/**
+ * Tests only (test/integration/rafthouse/cut.test.ts): RAFTHOUSE_TEST_APPLY_DELAY="G:MS,..." makes this
+ * replica wait MS before each batch of group G (outside the group lock), so its groups trail their
+ * leaders by different lags — the skew a slow or paused replica has, on demand. Never set in production.
+ */
+function delayAppliesForTests(sm: ClickHouseStateMachine, spec: string | undefined, log: (m: string) => void): void {
+  if (!spec) return;
+  const delays = new Map<number, number>();
+  for (const item of spec.split(',')) {
+    const m = /^\s*(\d+):(\d+)\s*$/.exec(item);
+    if (!m || Number(m[2]) > 10_000) throw Object.assign(new Error(`RAFTHOUSE_TEST_APPLY_DELAY: "${item}" is not GROUP:MS (MS <= 10000)`), { code: 'USAGE' });
+    delays.set(Number(m[1]), Number(m[2]));
+  }
+  log(`TEST ONLY: applies delayed (${spec})`);
+  const apply = sm.applyBatch.bind(sm);
+  sm.applyBatch = async (group, entries) => {
+    const ms = delays.get(group);
+    if (ms) await new Promise((r) => setTimeout(r, ms));
+    return apply(group, entries);
+  };
 }

@@ -229,6 +229,12 @@ interface SnapshotHeader {
   tables: Array<SnapshotTableMeta & { columns: string[] }>;
 }
 
+/** Apply held in some groups (holdApply): their applied indexes, fixed until release(). */
+export interface ApplyHold {
+  applied: ReadonlyMap<number, number>;
+  release(): void;
+}
+
 export class ClickHouseStateMachine implements StateMachine {
   readonly engine: ClickHouseEngine;
   private readonly dedupWindow: number;
@@ -425,6 +431,45 @@ export class ClickHouseStateMachine implements StateMachine {
     const out = new Map<number, StuckEntry>();
     for (const [g, st] of this.groups) if (st.stuck && st.stuck.index > st.applied) out.set(g, { ...st.stuck });
     return out;
+  }
+
+  /**
+   * Holds apply in `groups` (the consistent cut of a multi-group read, gateway/cut.ts): resolves once
+   * this process holds every group's lock — no batch, snapshot restore or deletion is running in them
+   * and none starts until release() — with each group's applied index at that moment (0: nothing
+   * applied). raftd's UpdateEntries calls meanwhile wait on the lock (its call timeout, 10 s by default,
+   * far above the cut's hold cap), so the caller must release promptly. Locks are taken in increasing
+   * group order, so concurrent holds cannot deadlock (every other lock user takes one group at a time).
+   */
+  async holdApply(groups: readonly number[]): Promise<ApplyHold> {
+    const order = [...new Set(groups)].sort((a, b) => a - b);
+    const releases: Array<() => void> = [];
+    const applied = new Map<number, number>();
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      for (const r of releases) r();
+    };
+    try {
+      for (const g of order) {
+        await new Promise<void>((granted, failed) => {
+          void this.withLock(g, async () => {
+            try {
+              applied.set(g, (await this.group(g, false))?.applied ?? 0);
+            } catch (e) {
+              failed(e);
+              return;
+            }
+            await new Promise<void>((done) => { releases.push(done); granted(); });
+          });
+        });
+      }
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return { applied, release };
   }
 
   /**
