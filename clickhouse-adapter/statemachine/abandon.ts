@@ -58,6 +58,8 @@ export function watchStuckEntries(opts: AbandonWatchOptions): () => void {
   const log = opts.log ?? (() => undefined);
   /** group -> index and when it may next be looked at (a proposed abandon: after afterMs; a refused one: recheckMs). */
   const next = new Map<number, { index: number; at: number }>();
+  /** group -> the last "not abandoning" line and when it was logged (the check repeats every second). */
+  const lastRefusal = new Map<number, { line: string; at: number }>();
   let running = false;
   const decide = async (group: number, s: StuckEntry): Promise<void> => {
     const started = Date.now();
@@ -75,7 +77,12 @@ export function watchStuckEntries(opts: AbandonWatchOptions): () => void {
     next.set(group, { index: s.index, at: Date.now() + recheckMs });
     const why = elapsed >= fenceMs / 2 ? `the check took ${elapsed} ms (more than half the ${fenceMs} ms fence)`
       : notFailing.map((r) => `node ${r.node}: ${r.reply ? `${r.reply.state} (applied ${r.reply.applied})` : r.error?.slice(0, 200)}`).join('; ');
-    log(`group ${group}: entry ${s.index} keeps failing here but not every member is failing at it (${why}): not abandoning; asking again in ${recheckMs} ms`);
+    const line = `group ${group}: entry ${s.index} keeps failing here but not every member is failing at it (${why}): not abandoning; asking again every ${recheckMs} ms`;
+    const prev = lastRefusal.get(group);
+    if (!prev || prev.line !== line || Date.now() - prev.at > 30_000) {
+      lastRefusal.set(group, { line, at: Date.now() });
+      log(line);
+    }
     // The members that hold the entry for this check may retry it again now.
     if (replies.some((r) => r.reply?.state === 'failing')) {
       opts.checkMembers(group, s.index, true).catch(() => undefined);
@@ -98,7 +105,7 @@ export function watchStuckEntries(opts: AbandonWatchOptions): () => void {
           log(`group ${group}: abandon check of entry ${s.index}: ${e.message}`);
         });
       }
-      for (const g of [...next.keys()]) if (!stuck.has(g)) next.delete(g);
+      for (const g of [...next.keys()]) if (!stuck.has(g)) { next.delete(g); lastRefusal.delete(g); }
     } finally {
       running = false;
     }
