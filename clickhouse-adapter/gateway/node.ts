@@ -14,6 +14,7 @@ import { HashRing } from '../router/ring.js';
 import { Gateway, loadNondeterministic } from './gateway.js';
 import { GatewayHttp } from './http.js';
 import { SqlParser } from './parse.js';
+import type { ReadLimits } from './limits.js';
 
 export interface RafthouseConfig {
   appListen: string;
@@ -35,6 +36,11 @@ export interface RafthouseConfig {
   vnodes: number;
   database: string;
   users: Map<string, string>;
+  /** Read limits for everyone (flags), and per user from --users-file (only the limits it names). */
+  readLimits: ReadLimits;
+  userLimits: Map<string, Partial<ReadLimits>>;
+  maxConcurrentQueries: number;
+  maxBodyBytes: number;
   dedupWindow: number;
   viewSyncMs: number;
 }
@@ -115,7 +121,8 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const nondeterministic = await loadNondeterministic(parserEngine);
     // The state machine runs in this process: its applied indexes let consistent reads overlap their barrier.
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
-      schemaGeneration: () => sm.schemaGeneration() });
+      schemaGeneration: () => sm.schemaGeneration(), maxConcurrentQueries: cfg.maxConcurrentQueries,
+      limits: (user) => ({ ...cfg.readLimits, ...(cfg.userLimits.get(user) ?? {}) }) });
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();
@@ -123,7 +130,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
 
     const timezone = (await readEngine.query('SELECT timezone()', { format: 'TSVRaw' })).toString('utf8').trim() || 'UTC';
     const httpServer = new GatewayHttp({
-      gateway, users: cfg.users, version: engine.capabilities.version, consistentHosts: cfg.consistentHosts, localHosts: cfg.localHosts, log, timezone,
+      gateway, users: cfg.users, version: engine.capabilities.version, maxBodyBytes: cfg.maxBodyBytes, consistentHosts: cfg.consistentHosts, localHosts: cfg.localHosts, log, timezone,
     });
     add('gateway http', () => httpServer.close());
     const c = hostPort(cfg.consistentListen, '--consistent-listen');

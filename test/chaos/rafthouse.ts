@@ -3,6 +3,7 @@
 // the consistent endpoints of all nodes. After healing: every acknowledged row is present exactly
 // once on every replica, no row appears twice anywhere, and the replicas' checksums are identical.
 
+import { RAFTHOUSE_ENV } from '../integration/rafthouse/harness.js';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +70,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     n.app = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', [
       '--app-listen', `127.0.0.1:${appPorts.get(id)!}`, '--consistent-listen', `127.0.0.1:${cport}`, '--local-listen', `127.0.0.1:${lport}`,
       '--raftd-url', n.url, '--groups', '1', '--data-dir', join(cluster.dir, `ch${id}`),
-    ], {}, join(runDir, `rafthouse${id}.log`));
+    ], RAFTHOUSE_ENV, join(runDir, `rafthouse${id}.log`));
   }
   const view = new ClusterView(cluster);
   const t0 = performance.now();

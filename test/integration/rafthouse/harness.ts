@@ -4,6 +4,9 @@
 import { join } from 'node:path';
 import { LocalCluster, ManagedProcess, freePort, waitForHttp } from '../cluster.js';
 
+/** What docs/operations.md tells operators to run rafthouse with (one libuv thread per running ClickHouse call). */
+export const RAFTHOUSE_ENV: Record<string, string> = { UV_THREADPOOL_SIZE: '64' };
+
 export interface RafthouseNode {
   id: number;
   proc: ManagedProcess;
@@ -48,7 +51,7 @@ export class RafthouseCluster {
           '--raftd-url', raft.node(id).url, '--groups', String(opts.groups), '--data-dir', join(raft.dir, `ch${id}`),
           ...(opts.args ?? []),
         ];
-        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, {}, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
+        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, RAFTHOUSE_ENV, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
         nodes.push({ id, proc, appPort: appPorts.get(id)!, consistentUrl: `http://127.0.0.1:${cport}`, localUrl: `http://127.0.0.1:${lport}` });
       }
       const c = new RafthouseCluster(raft, nodes);
