@@ -84,7 +84,11 @@ export function checkStatementSettings(sql: string, limits: ReadLimits): void {
     const limit = LIMITED.get(name);
     if (!limit) continue;
     const value = tokens[i + 2]!;
-    if (value.kind !== 'number' && value.kind !== 'string') throw violation(name, limits[limit]);
+    const after = tokens[i + 3];
+    // A literal, and only a literal: `= 10 * 1000` must not pass as 10.
+    if ((value.kind !== 'number' && value.kind !== 'string') || (after && after.kind === 'punct' && after.text !== ',' && after.text !== ')' && after.text !== ';')) {
+      throw violation(name, limits[limit]);
+    }
     checkValue(name, value.text, limits[limit]);
   }
 }
