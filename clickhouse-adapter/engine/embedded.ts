@@ -75,7 +75,7 @@ function hasContext(opts: { database?: string | undefined; settings?: Settings |
   return !!opts && (opts.database !== undefined || (opts.settings !== undefined && Object.keys(opts.settings).length > 0));
 }
 
-const POOL_PER_KEY = 4;
+const POOL_PER_KEY = 8;
 const POOL_KEYS = 16;
 // A `;` followed by more text: several statements in one call.
 const MULTI_STATEMENT_RE = /;\s*\S/;

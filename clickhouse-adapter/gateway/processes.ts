@@ -75,6 +75,10 @@ export class RunningQueries {
    * is refused rather than guessed at.
    */
   sandboxProcesses(sql: string, stmt: ParsedStatement, database: string, engine: ClickHouseEngine, user: string): string {
+    // SHOW PROCESSLIST is ClickHouse's own SELECT over system.processes: the same, over the caller's.
+    if (stmt.ast.type === 'ShowProcesslistQuery') {
+      return `SELECT * FROM ${engine.processesSource(this.of(user))}${stmt.format ? ` FORMAT ${stmt.format}` : ''}`;
+    }
     const touches = stmt.tables.some((t) => (t.database ?? database).toLowerCase() === 'system' && t.table.toLowerCase() === 'processes');
     const tokens = tokenize(sql);
     const name = (i: number): string => {
