@@ -3,11 +3,12 @@
 // calls it on --app-listen) and the ClickHouse-compatible gateway (consistent and local endpoints).
 // Every option: a flag, an environment variable, a default — in OPTIONS below, nowhere else.
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { APP_SECRET_ENV, resolveSecret, SecretError } from '../protocol/secrets.js';
 import { startRafthouse } from './gateway/node.js';
 import type { RafthouseConfig } from './gateway/node.js';
 import type { ReadLimits } from './gateway/limits.js';
-import { readFileSync } from 'node:fs';
 
 interface Opt { flag: string; env: string; def: string; help: string }
 
@@ -18,19 +19,21 @@ const OPTIONS: Record<string, Opt> = {
   'consistent-host': { flag: 'consistent-host', env: 'RAFTHOUSE_CONSISTENT_HOST', def: '', help: 'Host header names (comma-separated) that select the consistent endpoint on either port' },
   'local-host': { flag: 'local-host', env: 'RAFTHOUSE_LOCAL_HOST', def: '', help: 'Host header names (comma-separated) that select the local endpoint on either port' },
   'raftd-url': { flag: 'raftd-url', env: 'RAFTHOUSE_RAFTD_URL', def: 'http://127.0.0.1:8001', help: 'raftd client API (comma-separated list: tried in turn)' },
-  'raftd-token': { flag: 'raftd-token', env: 'RAFTHOUSE_RAFTD_TOKEN', def: '', help: 'bearer token for raftd --api-token' },
+  'raftd-token-file': { flag: 'raftd-token-file', env: 'RAFTHOUSE_RAFTD_TOKEN', def: '', help: 'file with the bearer token of raftd\'s client API (or the value in RAFTHOUSE_RAFTD_TOKEN, a file in RAFTHOUSE_RAFTD_TOKEN_FILE)' },
+  'app-secret-file': { flag: 'app-secret-file', env: APP_SECRET_ENV, def: '', help: `file with the secret raftd proves on every state-machine API call (raftd --app-secret-file; or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE)` },
+  insecure: { flag: 'insecure', env: 'RAFTHOUSE_INSECURE', def: '', help: 'accept state-machine API calls without the app secret (throwaway test clusters only; "1" to set)' },
   engine: { flag: 'engine', env: 'RAFTHOUSE_ENGINE', def: 'embedded', help: 'embedded (chdb in-process) or server' },
   'data-dir': { flag: 'data-dir', env: 'RAFTHOUSE_DATA_DIR', def: './rafthouse-data', help: 'embedded: the chdb data directory' },
   'clickhouse-url': { flag: 'clickhouse-url', env: 'CLICKHOUSE_URL', def: '', help: 'server: e.g. http://127.0.0.1:8123' },
   user: { flag: 'user', env: 'CLICKHOUSE_USER', def: '', help: 'server: ClickHouse user the state machine writes as' },
-  password: { flag: 'password', env: 'CLICKHOUSE_PASSWORD', def: '', help: 'server: its password' },
+  'password-file': { flag: 'password-file', env: 'CLICKHOUSE_PASSWORD', def: '', help: 'server: file with its password (or CLICKHOUSE_PASSWORD / _FILE)' },
   'readonly-user': { flag: 'readonly-user', env: 'CLICKHOUSE_READONLY_USER', def: '', help: 'server: a ClickHouse user with a readonly=2 profile (reads, local endpoint)' },
-  'readonly-password': { flag: 'readonly-password', env: 'CLICKHOUSE_READONLY_PASSWORD', def: '', help: 'server: its password' },
+  'readonly-password-file': { flag: 'readonly-password-file', env: 'CLICKHOUSE_READONLY_PASSWORD', def: '', help: 'server: file with its password (or CLICKHOUSE_READONLY_PASSWORD / _FILE)' },
   groups: { flag: 'groups', env: 'RAFTHOUSE_GROUPS', def: '1', help: 'data groups 1..N (must equal raftd --groups)' },
   vnodes: { flag: 'vnodes', env: 'RAFTHOUSE_VNODES', def: '128', help: 'ring points per group (same on every node)' },
   database: { flag: 'database', env: 'RAFTHOUSE_DATABASE', def: 'default', help: 'the user database served' },
-  users: { flag: 'users', env: 'RAFTHOUSE_USERS', def: 'default:', help: 'gateway users "name:password,..." (default: user default, empty password); prefer --users-file for passwords' },
-  'users-file': { flag: 'users-file', env: 'RAFTHOUSE_USERS_FILE', def: '', help: 'JSON file {"name": {"password": "...", "max_execution_time": s, "max_memory_usage": B, "max_result_rows": n, "max_result_bytes": B}}; replaces --users' },
+  'users-file': { flag: 'users-file', env: 'RAFTHOUSE_USERS', def: '', help: 'file with the gateway users "name:password,..." (or RAFTHOUSE_USERS / _FILE; default: user default, empty password)' },
+  'user-limits-file': { flag: 'user-limits-file', env: 'RAFTHOUSE_USER_LIMITS_FILE', def: '', help: 'JSON file {"user": {"max_execution_time": s, "max_memory_usage": B, "max_result_rows": n, "max_result_bytes": B}}: read limits per gateway user' },
   'max-execution-time': { flag: 'max-execution-time', env: 'RAFTHOUSE_MAX_EXECUTION_TIME', def: '60', help: 'reads: seconds a query may run (0: no limit); a user cannot raise it' },
   'max-memory-usage': { flag: 'max-memory-usage', env: 'RAFTHOUSE_MAX_MEMORY_USAGE', def: String(4 * 1024 ** 3), help: 'reads: bytes of memory one query may use (0: no limit)' },
   'max-result-rows': { flag: 'max-result-rows', env: 'RAFTHOUSE_MAX_RESULT_ROWS', def: '0', help: 'reads: rows in one result (0: no limit)' },
@@ -38,10 +41,14 @@ const OPTIONS: Record<string, Opt> = {
   'max-concurrent-queries': { flag: 'max-concurrent-queries', env: 'RAFTHOUSE_MAX_CONCURRENT_QUERIES', def: '32', help: 'reads running at once on this node; more get TOO_MANY_SIMULTANEOUS_QUERIES' },
   'max-body-bytes': { flag: 'max-body-bytes', env: 'RAFTHOUSE_MAX_BODY_BYTES', def: String(32 * 1024 * 1024), help: 'request body cap in bytes, on the wire and after gzip/deflate decoding' },
   'dedup-window': { flag: 'dedup-window', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
+  'allow-table-functions': { flag: 'allow-table-functions', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
+  'consistent-cut': { flag: 'consistent-cut', env: 'RAFTHOUSE_CONSISTENT_CUT', def: 'on', help: 'on: a consistent read of several groups sees them at one instant (docs/design-notes.md); off: each group fresh, not one cut (tests only)' },
   'view-sync-ms': { flag: 'view-sync-ms', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
 };
 
 const HELP = `rafthouse: RaftHouse node (state machine + ClickHouse-compatible gateway) beside a raftd node
+Secrets are never flag values (every local user can read a command line): a *-file flag, or the
+environment variable holding the value, or that variable with _FILE holding a path.
 ${Object.values(OPTIONS).map((o) => `  --${o.flag.padEnd(20)} ${o.help} [${o.env}] (default ${o.def === '' ? 'none' : JSON.stringify(o.def)})`).join('\n')}
   --help
 `;
@@ -56,15 +63,21 @@ function int(name: string, v: string, min: number): number {
   return n;
 }
 
+function onOff(name: string, v: string): boolean {
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new UsageError(`--${name} must be on or off, got ${v}`);
+}
+
 function parseUsers(spec: string): Map<string, string> {
   const users = new Map<string, string>();
   for (const item of spec.split(',').filter((s) => s.trim() !== '')) {
     const i = item.indexOf(':');
     const name = (i < 0 ? item : item.slice(0, i)).trim();
-    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`bad user name in --users: ${JSON.stringify(name)}`);
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`bad user name in --users-file: ${JSON.stringify(name)}`);
     users.set(name, i < 0 ? '' : item.slice(i + 1));
   }
-  if (users.size === 0) throw new UsageError('--users lists no user');
+  if (users.size === 0) throw new UsageError('--users-file lists no user');
   return users;
 }
 
@@ -73,36 +86,32 @@ const LIMIT_KEYS: ReadonlyArray<[string, keyof ReadLimits]> = [
   ['max_result_rows', 'maxResultRows'], ['max_result_bytes', 'maxResultBytes'],
 ];
 
-/** The users file: name -> { password, and any of the four read limits }. */
-function readUsersFile(path: string): { users: Map<string, string>; limits: Map<string, Partial<ReadLimits>> } {
+/** The user limits file: gateway user -> any of the four read limits (no secrets in it). */
+function readUserLimitsFile(path: string, users: ReadonlyMap<string, string>): Map<string, Partial<ReadLimits>> {
   let doc: unknown;
   try {
     doc = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new UsageError(`--users-file ${path}: ${(e as Error).message}`);
+    throw new UsageError(`--user-limits-file ${path}: ${(e as Error).message}`);
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError(`--users-file ${path}: expected a JSON object of users`);
-  const users = new Map<string, string>();
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError(`--user-limits-file ${path}: expected a JSON object of users`);
   const limits = new Map<string, Partial<ReadLimits>>();
   for (const [name, v] of Object.entries(doc as Record<string, unknown>)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`bad user name in --users-file: ${JSON.stringify(name)}`);
-    if (typeof v !== 'object' || v === null) throw new UsageError(`--users-file: user ${name} must be an object`);
+    if (!users.has(name)) throw new UsageError(`--user-limits-file: ${name} is not a gateway user`);
+    if (typeof v !== 'object' || v === null) throw new UsageError(`--user-limits-file: user ${name} must be an object`);
     const u = v as Record<string, unknown>;
     for (const k of Object.keys(u)) {
-      if (k !== 'password' && !LIMIT_KEYS.some(([n]) => n === k)) throw new UsageError(`--users-file: user ${name}: unknown key ${k}`);
+      if (!LIMIT_KEYS.some(([n]) => n === k)) throw new UsageError(`--user-limits-file: user ${name}: unknown key ${k}`);
     }
-    if (u['password'] !== undefined && typeof u['password'] !== 'string') throw new UsageError(`--users-file: user ${name}: password must be a string`);
-    users.set(name, (u['password'] as string | undefined) ?? '');
     const l: Partial<ReadLimits> = {};
     for (const [n, key] of LIMIT_KEYS) {
       if (u[n] === undefined) continue;
-      if (typeof u[n] !== 'number' || !(u[n] as number >= 0)) throw new UsageError(`--users-file: user ${name}: ${n} must be a number >= 0`);
+      if (typeof u[n] !== 'number' || !(u[n] as number >= 0)) throw new UsageError(`--user-limits-file: user ${name}: ${n} must be a number >= 0`);
       l[key] = u[n] as number;
     }
     limits.set(name, l);
   }
-  if (users.size === 0) throw new UsageError('--users-file lists no user');
-  return { users, limits };
+  return limits;
 }
 
 function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | 'help' {
@@ -115,6 +124,20 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
   const vals = values as Record<string, string | boolean | undefined>;
   const get = (k: string): string => (vals[k] as string | undefined) ?? env[OPTIONS[k]!.env] ?? OPTIONS[k]!.def;
   const list = (k: string) => get(k).split(',').map((s) => s.trim()).filter((s) => s);
+  // Secrets: the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts).
+  const secret = (k: string, minLength = true): string => {
+    const o = OPTIONS[k]!;
+    try {
+      return resolveSecret(vals[k] as string | undefined, o.env, env, `--${o.flag}`);
+    } catch (e) {
+      if (e instanceof SecretError && !minLength && /shorter than/.test(e.message)) {
+        const path = (vals[k] as string | undefined) || env[`${o.env}_FILE`];
+        return path ? readFileSync(path, 'utf8').trim() : (env[o.env] ?? '').trim();
+      }
+      if (e instanceof SecretError) throw new UsageError(e.message);
+      throw e;
+    }
+  };
   const engine = get('engine');
   if (engine !== 'embedded' && engine !== 'server') throw new UsageError(`--engine must be embedded or server, got ${engine}`);
   const cfg: RafthouseConfig = {
@@ -122,25 +145,32 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
     consistentHosts: list('consistent-host'), localHosts: list('local-host'),
     raftdUrls: list('raftd-url'), engine, dataDir: get('data-dir'),
     groups: int('groups', get('groups'), 1), vnodes: int('vnodes', get('vnodes'), 1), database: get('database'),
-    users: new Map(), userLimits: new Map(),
+    users: parseUsers(secret('users-file', false) || 'default:'), userLimits: new Map(),
     readLimits: {
       maxExecutionTime: int('max-execution-time', get('max-execution-time'), 0), maxMemoryUsage: int('max-memory-usage', get('max-memory-usage'), 0),
       maxResultRows: int('max-result-rows', get('max-result-rows'), 0), maxResultBytes: int('max-result-bytes', get('max-result-bytes'), 0),
     },
     maxConcurrentQueries: int('max-concurrent-queries', get('max-concurrent-queries'), 1), maxBodyBytes: int('max-body-bytes', get('max-body-bytes'), 1024),
     dedupWindow: int('dedup-window', get('dedup-window'), 100), viewSyncMs: int('view-sync-ms', get('view-sync-ms'), 50),
+    consistentCut: onOff('consistent-cut', get('consistent-cut')),
   };
-  if (get('users-file')) {
-    const f = readUsersFile(get('users-file'));
-    cfg.users = f.users;
-    cfg.userLimits = f.limits;
-  } else cfg.users = parseUsers(get('users'));
-  if (get('raftd-token')) cfg.raftdToken = get('raftd-token');
+  const raftdToken = secret('raftd-token-file');
+  if (raftdToken) cfg.raftdToken = raftdToken;
+  const appSecret = secret('app-secret-file');
+  const insecure = get('insecure') === '1' || get('insecure') === 'true';
+  if (appSecret) cfg.appSecret = appSecret;
+  else if (!insecure) throw new UsageError(`no --app-secret-file (or ${APP_SECRET_ENV}): the state-machine API refuses calls without raftd's secret; give it, or --insecure 1 for a throwaway test cluster`);
+  const allow = list('allow-table-functions');
+  for (const f of allow) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f)) throw new UsageError(`bad function name in --allow-table-functions: ${JSON.stringify(f)}`);
+  if (allow.length) cfg.allowTableFunctions = allow.map((f) => f.toLowerCase());
+  if (get('user-limits-file')) cfg.userLimits = readUserLimitsFile(get('user-limits-file'), cfg.users);
   if (get('clickhouse-url')) cfg.clickhouseUrl = get('clickhouse-url');
   if (get('user')) cfg.clickhouseUser = get('user');
-  if (get('password')) cfg.clickhousePassword = get('password');
+  const password = secret('password-file', false);
+  if (password) cfg.clickhousePassword = password;
   if (get('readonly-user')) cfg.clickhouseReadonlyUser = get('readonly-user');
-  if (get('readonly-password')) cfg.clickhouseReadonlyPassword = get('readonly-password');
+  const readonlyPassword = secret('readonly-password-file', false);
+  if (readonlyPassword) cfg.clickhouseReadonlyPassword = readonlyPassword;
   if (cfg.raftdUrls.length === 0) throw new UsageError('--raftd-url is empty');
   if (engine === 'server' && !cfg.clickhouseUrl) throw new UsageError('--engine server needs --clickhouse-url');
   return cfg;

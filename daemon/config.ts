@@ -1,5 +1,10 @@
 // Every raftd option, its default, its environment variable and its flag — in one place.
 // `raftd --help` prints this table; nothing else in the daemon invents a default.
+// Secrets follow protocol/secrets.ts: a `--X-file PATH` flag, or ENV / ENV_FILE; never a value on argv.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { resolveSecret, SecretError, SECRET_FILES, type SecretName } from '../protocol/secrets.js';
 
 export interface RaftdConfig {
   id: number;
@@ -34,9 +39,18 @@ export interface RaftdConfig {
   maxPendingProposals: number;
   /** Default deadline of a client request (propose / read). */
   requestTimeoutMs: number;
+  /** Bearer token of the client API (propose, read, status, metrics). */
   apiToken: string;
-  /** Bind the client API to a non-loopback address without --api-token. */
-  allowInsecureApi: boolean;
+  /** Bearer token of the admin routes (membership, groups, nodes, transfers, debug); valid for the client API too. */
+  adminToken: string;
+  /** raftd proves it to the application on every state-machine API call. */
+  appSecret: string;
+  /** Peers of one cluster prove it to each other on connect (challenge-response). */
+  clusterSecret: string;
+  /** Directory holding the secrets by their file names (api-token, admin-token, app-secret, cluster-secret). */
+  secretsDir: string;
+  /** Run without secrets: every surface accepts anyone. Throwaway test clusters only. */
+  insecure: boolean;
   logLevel: string;
   tlsCa: string;
   tlsCert: string;
@@ -47,7 +61,8 @@ interface OptionSpec {
   key: keyof RaftdConfig;
   flag: string;
   env: string;
-  kind: 'int' | 'string' | 'bool' | 'peers';
+  /** 'secret': the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts). */
+  kind: 'int' | 'string' | 'bool' | 'peers' | 'secret';
   default: string;
   help: string;
 }
@@ -73,8 +88,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'heartbeatTicks', flag: '--heartbeat-ticks', env: 'RAFTD_HEARTBEAT_TICKS', kind: 'int', default: '1', help: 'ticks between leader heartbeats (active groups)' },
   { key: 'maxPendingProposals', flag: '--max-pending-proposals', env: 'RAFTD_MAX_PENDING_PROPOSALS', kind: 'int', default: '10000', help: 'per-group queue bound; beyond it proposals get OVERLOADED' },
   { key: 'requestTimeoutMs', flag: '--request-timeout-ms', env: 'RAFTD_REQUEST_TIMEOUT_MS', kind: 'int', default: '10000', help: 'deadline of a client proposal or read' },
-  { key: 'apiToken', flag: '--api-token', env: 'RAFTD_API_TOKEN', kind: 'string', default: '', help: 'bearer token required by the client API (empty: none)' },
-  { key: 'allowInsecureApi', flag: '--allow-insecure-api', env: 'RAFTD_ALLOW_INSECURE_API', kind: 'bool', default: '0', help: 'allow a non-loopback client API without --api-token' },
+  { key: 'secretsDir', flag: '--secrets-dir', env: 'RAFTD_SECRETS_DIR', kind: 'string', default: '', help: 'directory with the files api-token, admin-token, app-secret, cluster-secret (raftd --generate-secrets DIR makes them); a secret given on its own wins' },
+  { key: 'apiToken', flag: '--api-token-file', env: 'RAFTD_API_TOKEN', kind: 'secret', default: '', help: 'client API bearer token (file; or the value in RAFTD_API_TOKEN, or a file in RAFTD_API_TOKEN_FILE)' },
+  { key: 'adminToken', flag: '--admin-token-file', env: 'RAFTD_ADMIN_TOKEN', kind: 'secret', default: '', help: 'admin routes bearer token: membership, groups, nodes, transfers, debug (file; or RAFTD_ADMIN_TOKEN / _FILE)' },
+  { key: 'appSecret', flag: '--app-secret-file', env: 'RAFTD_APP_SECRET', kind: 'secret', default: '', help: 'secret raftd proves to the application on every state-machine API call (file; or RAFTD_APP_SECRET / _FILE)' },
+  { key: 'clusterSecret', flag: '--cluster-secret-file', env: 'RAFTD_CLUSTER_SECRET', kind: 'secret', default: '', help: 'secret the peers prove to each other on connect, never sent (file; or RAFTD_CLUSTER_SECRET / _FILE); not needed with --tls-*' },
+  { key: 'insecure', flag: '--insecure', env: 'RAFTD_INSECURE', kind: 'bool', default: '0', help: 'run with no secrets: every surface accepts anyone (throwaway test clusters only)' },
   { key: 'logLevel', flag: '--log-level', env: 'RAFTD_LOG_LEVEL', kind: 'string', default: 'info', help: 'pino log level' },
   { key: 'tlsCa', flag: '--tls-ca', env: 'RAFTD_TLS_CA', kind: 'string', default: '', help: 'peer mTLS: CA certificate file' },
   { key: 'tlsCert', flag: '--tls-cert', env: 'RAFTD_TLS_CERT', kind: 'string', default: '', help: 'peer mTLS: this node\'s certificate file' },
@@ -127,15 +146,25 @@ function parseValue(spec: OptionSpec, raw: string): unknown {
     case 'peers':
       return parsePeers(raw);
     case 'string':
+    case 'secret':
       return raw;
   }
 }
 
 export function helpText(): string {
-  const lines = ['Usage: raftd [options]', '', 'Every option can also be set by its environment variable; flags win.', ''];
+  const lines = [
+    'Usage: raftd [options]',
+    '       raftd --generate-secrets DIR   (writes the missing secret files into DIR, mode 0600, and exits)',
+    '',
+    'Every option can also be set by its environment variable; flags win.',
+    'Secrets are never taken as flag values (every local user can read a command line): a <file> flag,',
+    'its environment variable holding the value, or that variable with _FILE holding a path.',
+    '',
+  ];
   for (const o of OPTIONS) {
     const d = o.default === '' ? '(none)' : o.default;
-    lines.push(`  ${(o.flag + ' <' + o.kind + '>').padEnd(34)} ${o.env.padEnd(30)} default ${d}`);
+    const kind = o.kind === 'secret' ? 'file' : o.kind;
+    lines.push(`  ${(o.flag + ' <' + kind + '>').padEnd(34)} ${o.env.padEnd(30)} default ${d}`);
     lines.push(`  ${''.padEnd(34)} ${o.help}`);
   }
   return lines.join('\n');
@@ -144,8 +173,11 @@ export function helpText(): string {
 /** Defaults, then environment, then flags. Throws ConfigError with one clear line. */
 export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): RaftdConfig {
   const values: Record<string, unknown> = {};
+  // Secrets: the flag's file path, resolved after every flag is read (protocol/secrets.ts).
+  const secretFiles = new Map<keyof RaftdConfig, string>();
   for (const o of OPTIONS) values[o.key] = parseValue(o, o.default);
   for (const o of OPTIONS) {
+    if (o.kind === 'secret') continue;
     const v = env[o.env];
     if (v !== undefined) values[o.key] = parseValue(o, v);
   }
@@ -154,7 +186,11 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const spec = OPTIONS.find((o) => o.flag === flag);
-    if (!spec) throw new ConfigError(`unknown option ${flag} (see raftd --help)`);
+    if (!spec) {
+      const secret = OPTIONS.find((o) => o.kind === 'secret' && o.flag === `${flag}-file`);
+      if (secret) throw new ConfigError(`${flag}: secrets are not taken on the command line (every local user sees it in ps): use ${secret.flag} PATH or ${secret.env}`);
+      throw new ConfigError(`unknown option ${flag} (see raftd --help)`);
+    }
     let raw: string;
     if (eq > 0) raw = arg.slice(eq + 1);
     else if (spec.kind === 'bool' && (i + 1 >= argv.length || argv[i + 1]!.startsWith('--'))) raw = '1';
@@ -162,11 +198,35 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
       if (i + 1 >= argv.length) throw new ConfigError(`${flag} needs a value`);
       raw = argv[++i]!;
     }
-    values[spec.key] = parseValue(spec, raw);
+    if (spec.kind === 'secret') secretFiles.set(spec.key, raw);
+    else values[spec.key] = parseValue(spec, raw);
   }
   const cfg = values as unknown as RaftdConfig;
+  try {
+    for (const o of OPTIONS) {
+      if (o.kind !== 'secret') continue;
+      let value = resolveSecret(secretFiles.get(o.key), o.env, env, o.flag);
+      const inDir = cfg.secretsDir === '' ? '' : join(cfg.secretsDir, SECRET_FILES[o.key as SecretName]);
+      if (value === '' && inDir !== '' && existsSync(inDir)) value = resolveSecret(inDir, '', {}, `--secrets-dir ${o.flag.slice(2)}`);
+      (cfg as unknown as Record<string, string>)[o.key] = value;
+    }
+  } catch (e) {
+    if (e instanceof SecretError) throw new ConfigError(e.message);
+    throw e;
+  }
   validate(cfg);
   return cfg;
+}
+
+/** The secret flags a secure raftd still lacks (empty under --insecure). */
+export function missingSecrets(cfg: RaftdConfig): string[] {
+  if (cfg.insecure) return [];
+  const missing: string[] = [];
+  if (cfg.apiToken === '') missing.push('--api-token-file');
+  if (cfg.adminToken === '') missing.push('--admin-token-file');
+  if (cfg.appSecret === '' && cfg.appUrl !== 'memory:') missing.push('--app-secret-file');
+  if (cfg.clusterSecret === '' && cfg.tlsCa === '') missing.push('--cluster-secret-file');
+  return missing;
 }
 
 function validate(cfg: RaftdConfig): void {
@@ -194,9 +254,11 @@ function validate(cfg: RaftdConfig): void {
   if (cfg.appUrl !== 'memory:' && !/^https?:\/\/[^/]+/.test(cfg.appUrl)) {
     throw new ConfigError(`--app-url: "${cfg.appUrl}" is not an http:// URL (or "memory:")`);
   }
-  const { host } = parseHostPort(cfg.httpAddr, '--http-addr');
-  const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
-  if (!loopback && cfg.apiToken === '' && !cfg.allowInsecureApi) {
-    throw new ConfigError(`--http-addr ${cfg.httpAddr} is not loopback: set --api-token, or --allow-insecure-api to accept unauthenticated clients`);
+  const missing = missingSecrets(cfg);
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `no ${missing.join(', ')}: every surface of raftd is authenticated; give them (or --secrets-dir DIR, made by raftd --generate-secrets DIR), or --insecure for a throwaway test cluster`,
+    );
   }
+  if (!cfg.insecure && cfg.apiToken === cfg.adminToken) throw new ConfigError('--api-token-file and --admin-token-file must differ (the admin token grants membership changes)');
 }

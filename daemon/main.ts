@@ -14,6 +14,7 @@ import { MemoryApp } from './host/memory-app.js';
 import type { ApplierFactory, AppPort, GroupMessage } from './host/ports.js';
 import { buildApi, API_DEFAULTS } from './api/server.js';
 import { FaultLayer } from './host/faults.js';
+import { ensureSecretsDir } from '../protocol/secrets.js';
 
 function fail(message: string): never {
   process.stderr.write(`raftd: ${message}\n`);
@@ -23,7 +24,8 @@ function fail(message: string): never {
 async function joinCluster(cfg: RaftdConfig, fresh: boolean): Promise<Map<number, string>> {
   const res = await fetch(`http://${cfg.join}/v1/nodes`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(cfg.apiToken ? { authorization: `Bearer ${cfg.apiToken}` } : {}) },
+    // Registering a node is an admin action.
+    headers: { 'content-type': 'application/json', ...(cfg.adminToken ? { authorization: `Bearer ${cfg.adminToken}` } : {}) },
     body: JSON.stringify({ id: cfg.id, raftAddr: cfg.raftAddr, httpAddr: cfg.httpAddr, fresh }),
     signal: AbortSignal.timeout(15_000),
   }).catch((e: Error) => fail(`--join ${cfg.join}: ${e.message}`));
@@ -35,6 +37,12 @@ async function joinCluster(cfg: RaftdConfig, fresh: boolean): Promise<Map<number
 export async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText() + '\n');
+    return;
+  }
+  if (argv[0] === '--generate-secrets') {
+    if (argv.length !== 2) fail('usage: raftd --generate-secrets DIR');
+    const paths = ensureSecretsDir(argv[1]!);
+    process.stdout.write(`raftd: secrets in ${argv[1]} (existing files kept): ${Object.values(paths).join(' ')}\n`);
     return;
   }
   let cfg: RaftdConfig;
@@ -63,14 +71,14 @@ export async function main(argv: string[]): Promise<void> {
   let app: AppPort & ApplyTarget;
   if (cfg.appUrl === 'memory:') app = new MemoryApp();
   else {
-    const client = new AppClient({ appUrl: cfg.appUrl, logger });
+    const client = new AppClient({ appUrl: cfg.appUrl, logger, ...(cfg.appSecret !== '' ? { secret: cfg.appSecret } : {}) });
     const proto = await client.connect();
     logger.info({ appUrl: cfg.appUrl, protocol: proto.protocol }, 'application connected');
     app = client;
   }
   const target = app;
-  const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy) =>
-    new GroupApplier(group, target, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
+  const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy, onGap) =>
+    new GroupApplier(group, target, { onApplied, sync: cfg.sync, refetch, lingerMs: cfg.applyLingerMs, lazy, onGap, onError: (err) => logger.warn({ err, group }, 'apply failed; retrying') });
 
   let peers = cfg.peers;
   if (cfg.join !== '') {
@@ -95,6 +103,9 @@ export async function main(argv: string[]): Promise<void> {
       // restarted on a wiped or replaced disk has forgotten its votes and log (PEER_DISK_REPLACED).
       incarnation: store.incarnation,
       peerIncarnations: new PeerIncarnations(store),
+      // Peers prove this secret on every call (challenge-response; it never travels). Empty with
+      // --tls-* (the certificates authenticate) or --insecure.
+      ...(cfg.clusterSecret ? { clusterSecret: cfg.clusterSecret } : {}),
       ...(cfg.tlsCa ? { tls: { caFile: cfg.tlsCa, certFile: cfg.tlsCert, keyFile: cfg.tlsKey } } : {}),
     },
     {

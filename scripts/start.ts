@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ensureSecretsDir } from '../protocol/secrets.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** <outDir>/scripts/start.js (outDir: dist/ or another directory in the repo); also works through tsx from scripts/. */
@@ -157,6 +158,8 @@ class Child {
     private readonly pidPath: string,
     /** True while peers coming and going is expected (start-up, shutdown): their warnings are noise then. */
     private readonly quiet: () => boolean,
+    /** Added to our environment (secrets travel as *_FILE paths here, never as arguments). */
+    private readonly env: Record<string, string> = {},
   ) {
     this.log = createWriteStream(logPath, { flags: 'a' });
   }
@@ -164,7 +167,7 @@ class Child {
   start(onUnexpectedExit: (c: Child, code: number | null, signal: string | null) => void): void {
     // Own process group: Ctrl-C reaches only us, so we decide the shutdown order.
     // UV_THREADPOOL_SIZE: rafthouse holds one libuv thread per running ClickHouse call (docs/operations.md).
-    const proc = spawn(process.execPath, this.argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { UV_THREADPOOL_SIZE: '64', ...process.env } });
+    const proc = spawn(process.execPath, this.argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { UV_THREADPOOL_SIZE: '64', ...process.env, ...this.env } });
     this.proc = proc;
     writeFileSync(this.pidPath, `${proc.pid}\n`);
     const onLine = (line: string) => {
@@ -265,6 +268,10 @@ async function main(): Promise<void> {
   for (const sub of ['logs', 'run']) mkdirSync(join(dir, sub), { recursive: true });
   if (!reused) writeFileSync(join(dir, 'cluster.json'), JSON.stringify(cfg, null, 2) + '\n');
   const peers = cfg.nodes.map((n) => `${n.id}=127.0.0.1:${n.raftPeer}`).join(',');
+  // Every surface is authenticated: the cluster's secrets are made once (0600, kept across starts)
+  // and reach each process as a file path, never on its command line.
+  const secretsDir = join(dir, 'secrets');
+  const secrets = ensureSecretsDir(secretsDir);
   process.stdout.write(`${reused ? 'Restarting' : 'Starting'} a ${cfg.nodes.length}-node RaftHouse (${cfg.groups} groups, ${cfg.engine} engine) in ${dir}\n`);
 
   const rafthouses: Child[] = [];
@@ -285,11 +292,12 @@ async function main(): Promise<void> {
     rafthouses.push(new Child(`rafthouse ${n.id}`, [...entry('clickhouse-adapter/main.ts'),
       '--app-listen', `127.0.0.1:${n.app}`, '--consistent-listen', `127.0.0.1:${n.consistent}`, '--local-listen', `127.0.0.1:${n.local}`,
       '--raftd-url', `http://127.0.0.1:${n.raftdHttp}`, '--groups', String(cfg.groups), ...engineArgs,
-    ], join(dir, 'logs', `rafthouse${n.id}.log`), join(dir, 'run', `rafthouse-${n.id}.pid`), quiet));
+    ], join(dir, 'logs', `rafthouse${n.id}.log`), join(dir, 'run', `rafthouse-${n.id}.pid`), quiet,
+    { RAFTD_APP_SECRET_FILE: secrets.appSecret, RAFTHOUSE_RAFTD_TOKEN_FILE: secrets.apiToken }));
     raftds.push(new Child(`raftd ${n.id}`, [...entry('daemon/main.ts'),
       '--id', String(n.id), '--cluster-id', cfg.clusterId, '--peers', peers, '--groups', String(cfg.groups),
       '--raft-addr', `127.0.0.1:${n.raftPeer}`, '--http-addr', `127.0.0.1:${n.raftdHttp}`, '--data-dir', join(nodeDir, 'raftd'),
-      '--app-url', `http://127.0.0.1:${n.app}`, '--log-level', 'warn',
+      '--app-url', `http://127.0.0.1:${n.app}`, '--log-level', 'warn', '--secrets-dir', secretsDir,
     ], join(dir, 'logs', `raftd${n.id}.log`), join(dir, 'run', `raftd-${n.id}.pid`), quiet));
   }
 
@@ -349,7 +357,10 @@ async function main(): Promise<void> {
     `  curl 'http://127.0.0.1:${cfg.nodes[0]!.consistent}/?query=INSERT%20INTO%20hello%20FORMAT%20JSONEachRow' --data-binary '{"id":1,"msg":"hi"}'`,
     `  curl 'http://127.0.0.1:${cfg.nodes[cfg.nodes.length - 1]!.consistent}/' --data-binary 'SELECT * FROM hello'`,
     '',
-    `Logs: ${join(dir, 'logs')}   PIDs: ${join(dir, 'run')}   Ctrl-C stops the cluster (data is kept).`,
+    `raftd's API needs a bearer token (admin routes: ${secrets.adminToken}):`,
+    `  curl -H "authorization: Bearer $(cat ${secrets.apiToken})" http://127.0.0.1:${cfg.nodes[0]!.raftdHttp}/status`,
+    '',
+    `Logs: ${join(dir, 'logs')}   PIDs: ${join(dir, 'run')}   Secrets: ${secretsDir}   Ctrl-C stops the cluster (data is kept).`,
     '',
   ];
   process.stdout.write(lines.join('\n'));

@@ -8,6 +8,8 @@
 // opaque entries and checks results, indexes and snapshots, not effects.
 
 import * as http2 from 'node:http2';
+import { randomBytes } from 'node:crypto';
+import { signAppRequest } from '../../protocol/app-auth.js';
 import { BODY_HEAD_BYTES, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, ENTRY_HEAD_BYTES, advertisesBinary, encodeEntries } from '../../daemon/statemachine/entries-codec.js';
 
 export type CheckStatus = 'PASS' | 'FAIL' | 'SKIP' | 'INFO';
@@ -29,6 +31,12 @@ export interface ConformanceOptions {
   kv?: boolean;
   /** Per-call deadline (default 10 s). */
   timeoutMs?: number;
+  /**
+   * The app secret: the kit signs its calls as raftd does (docs/state-machine-api.md "Authentication")
+   * and checks that unsigned, wrongly signed, replayed and altered calls are refused. Undefined: the
+   * app is taken to serve unsigned calls (insecure) and 'auth-required' is skipped.
+   */
+  appSecret?: string;
   /** Called with each finished check (the CLI prints it). */
   onResult?: (r: CheckResult) => void;
 }
@@ -46,6 +54,7 @@ export const CHECKS = [
   'recover-replaces-state',
   'restart-durable',
   'malformed-requests-rejected',
+  'auth-required',
   'sync',
   'delete-group',
   'h2c',
@@ -102,13 +111,24 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
   const G2 = G + 1;
   const results: CheckResult[] = [];
 
-  async function call(name: string, body: unknown, init: { raw?: Buffer | string; query?: string; method?: string; contentType?: string } = {}): Promise<CallResult> {
-    const payload = init.raw !== undefined ? init.raw : JSON.stringify(body);
+  /** The headers raftd would sign this call with ({} without a secret). */
+  function auth(method: string, url: string, payload: Buffer | undefined): Record<string, string> {
+    if (opts.appSecret === undefined) return {};
+    const u = new URL(url);
+    return signAppRequest(opts.appSecret, method, u.pathname + u.search, payload ?? Buffer.alloc(0));
+  }
+
+  /** `auth`: headers instead of raftd's signature ('unsigned' sends none). */
+  async function call(name: string, body: unknown, init: { raw?: Buffer | string; query?: string; method?: string; contentType?: string; auth?: Record<string, string> | 'unsigned' } = {}): Promise<CallResult> {
+    const payload = Buffer.from(init.raw !== undefined ? init.raw : JSON.stringify(body));
+    const url = base + name + (init.query ?? '');
+    const method = init.method ?? 'POST';
+    const signature = init.auth === 'unsigned' ? {} : init.auth ?? auth(method, url, method === 'GET' ? undefined : payload);
     let res: Response;
     try {
-      res = await fetch(base + name + (init.query ?? ''), {
-        method: init.method ?? 'POST',
-        headers: { 'content-type': init.contentType ?? (init.raw instanceof Buffer ? 'application/octet-stream' : 'application/json') },
+      res = await fetch(url, {
+        method,
+        headers: { 'content-type': init.contentType ?? (init.raw instanceof Buffer ? 'application/octet-stream' : 'application/json'), ...signature },
         ...(init.method === 'GET' ? {} : { body: payload }),
         signal: AbortSignal.timeout(timeoutMs),
       });
@@ -269,7 +289,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
     'snapshot-deterministic-under-updates': async () => {
       if (!snap) throw new Skip('needs snapshot-deterministic');
       // Open a SaveSnapshot stream, apply updates while it is open, then finish reading it.
-      const res = await fetch(base + 'SaveSnapshot', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ group: G, prepared: snap.prepared }), signal: AbortSignal.timeout(timeoutMs) });
+      const saveBody = Buffer.from(JSON.stringify({ group: G, prepared: snap.prepared }));
+      const res = await fetch(base + 'SaveSnapshot', { method: 'POST', headers: { 'content-type': 'application/json', ...auth('POST', base + 'SaveSnapshot', saveBody) }, body: saveBody, signal: AbortSignal.timeout(timeoutMs) });
       must(res.status === 200 && res.body, `SaveSnapshot answered HTTP ${res.status}`);
       const reader = res.body.getReader();
       const chunks: Buffer[] = [];
@@ -349,6 +370,42 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
       idx = after + 1;
       return `index ${before} and state survived the restart`;
     },
+    'auth-required': async () => {
+      if (opts.appSecret === undefined) throw new Skip('no app secret given (--app-secret-file): the app is taken to serve unsigned calls, which lets any local process rewrite its state');
+      const before = await lastIndex(G);
+      if (before < 1) throw new Skip('needs an applied entry to redeliver (apply-advances-index failed)');
+      const forgedValue = `forged-${randomBytes(6).toString('hex')}`;
+      const forged = { group: G, entries: [{ index: before + 1, term: 1, data: b64(set('auth-probe', forgedValue)) }] };
+      const forgedBytes = Buffer.from(JSON.stringify(forged));
+      const redelivery = Buffer.from(JSON.stringify({ group: G, entries: [{ index: before, term: 1, data: '' }] }));
+      const url = base + 'UpdateEntries';
+      const captured = auth('POST', url, redelivery);
+      const first = await call('UpdateEntries', undefined, { raw: redelivery, contentType: 'application/json', auth: captured });
+      must(first.status === 200, `a correctly signed redelivery of index ${before} answered HTTP ${first.status}: ${first.bytes.toString('utf8').slice(0, 200)}`);
+      const refusals: Array<[string, Buffer, Record<string, string> | 'unsigned']> = [
+        ['an unsigned UpdateEntries', forgedBytes, 'unsigned'],
+        ['an UpdateEntries signed with a wrong secret', forgedBytes, signAppRequest(randomBytes(24).toString('base64url'), 'POST', new URL(url).pathname, forgedBytes)],
+        ['the secret itself sent as a bearer token', forgedBytes, { authorization: `Bearer ${opts.appSecret}` }],
+        ['a signed call replayed (same nonce)', redelivery, captured],
+        ['a signed call whose body was altered', forgedBytes, auth('POST', url, redelivery)],
+        ['a signature made for another call', forgedBytes, auth('POST', base + 'LastLogIndex', forgedBytes)],
+      ];
+      for (const [what, bytes, headers] of refusals) {
+        const r = await call('UpdateEntries', undefined, { raw: bytes, contentType: 'application/json', auth: headers });
+        must(r.status === 401, `${what} answered HTTP ${r.status}, expected 401: ${r.bytes.toString('utf8').slice(0, 200)}`);
+        const code = (r.json as { error?: { code?: unknown } } | undefined)?.error?.code;
+        must(typeof code === 'string', `${what}: the 401 has no {"error":{"code"}} body: ${r.bytes.toString('utf8').slice(0, 200)}`);
+      }
+      const unsignedRead = await call('LastLogIndex', { group: G }, { auth: 'unsigned' });
+      must(unsignedRead.status === 401, `an unsigned LastLogIndex answered HTTP ${unsignedRead.status}, expected 401 (every call is authenticated)`);
+      const after = await lastIndex(G);
+      must(after === before, `refused calls changed the state: LastLogIndex ${before} -> ${after}`);
+      if (kv) {
+        const v = await get(G, 'auth-probe');
+        must(v !== forgedValue, 'a refused forged entry took effect (Read get auth-probe shows its value)');
+      }
+      return `unsigned, wrong-secret, bearer, replayed, altered and misdirected calls refused with 401; index still ${after}`;
+    },
     'malformed-requests-rejected': async () => {
       const li = await lastIndex(G);
       const e = (index: unknown, data: unknown = '') => ({ index, term: 1, data });
@@ -415,7 +472,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
           clearTimeout(timer);
           resolve(undefined);
         });
-        const req = session.request({ ':method': 'POST', ':path': new URL(base + 'LastLogIndex').pathname, 'content-type': 'application/json' });
+        const h2Body = Buffer.from(JSON.stringify({ group: G }));
+        const req = session.request({ ':method': 'POST', ':path': new URL(base + 'LastLogIndex').pathname, 'content-type': 'application/json', ...auth('POST', base + 'LastLogIndex', h2Body) });
         req.on('error', () => undefined);
         let text = '';
         req.on('data', (d: Buffer) => (text += d.toString('utf8')));
@@ -424,7 +482,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<CheckRes
           session.close();
           resolve(text);
         });
-        req.end(JSON.stringify({ group: G }));
+        req.end(h2Body);
       });
       if (spoken === undefined) throw new Info('HTTP/1.1 only (raftd falls back to it)');
       must(spoken.includes('lastLogIndex'), `h2c LastLogIndex answered ${spoken.slice(0, 200)}`);

@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-// raftd-conformance --app-url URL [--restart-cmd "..."] [--group N] [--no-kv] [--timeout-ms MS]
+// raftd-conformance --app-url URL [--app-secret-file PATH] [--restart-cmd "..."] [--group N] [--no-kv] [--timeout-ms MS]
 // Checks an application against the state-machine API v1 and prints each check; exits 1 on any FAIL.
 
 import { spawn } from 'node:child_process';
 import { runConformance } from './kit.js';
+import { APP_SECRET_ENV, resolveSecret } from '../../protocol/secrets.js';
 
 const HELP = `raftd-conformance: check an application against raftd's state-machine API v1
 
   --app-url URL        the application's base URL (what raftd gets as --app-url)      [required]
+  --app-secret-file PATH  the app secret raftd would sign with (or env ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE):
+                       the kit signs its calls and checks unsigned, wrong, replayed ones are refused;
+                       without it, calls go unsigned and the auth-required check is skipped
   --restart-cmd CMD    shell command that restarts the application (e.g. kill -9 + start);
                        enables the restart-durable check
   --group N            first of the two unused group numbers the kit may use (default: random)
@@ -36,7 +40,7 @@ for (let i = 0; i < argv.length; i++) {
     kv = false;
     continue;
   }
-  const m = /^--(app-url|restart-cmd|group|timeout-ms)(?:=(.*))?$/.exec(a);
+  const m = /^--(app-url|app-secret-file|restart-cmd|group|timeout-ms)(?:=(.*))?$/.exec(a);
   if (!m) usage(`unknown argument "${a}"`);
   const v = m[2] ?? argv[++i];
   if (v === undefined) usage(`--${m[1]} needs a value`);
@@ -49,6 +53,12 @@ if (group !== undefined && !(Number.isSafeInteger(group) && group >= 1 && group 
 const timeoutMs = flags.has('timeout-ms') ? Number(flags.get('timeout-ms')) : undefined;
 if (timeoutMs !== undefined && !(timeoutMs > 0)) usage('--timeout-ms must be a positive number');
 const restartCmd = flags.get('restart-cmd');
+let appSecret = '';
+try {
+  appSecret = resolveSecret(flags.get('app-secret-file'), APP_SECRET_ENV, process.env, 'app secret');
+} catch (e) {
+  usage((e as Error).message);
+}
 
 const restart = restartCmd
   ? () =>
@@ -63,6 +73,7 @@ console.log(`raftd-conformance: checking ${appUrl}${kv ? '' : ' (--no-kv: effect
 const results = await runConformance({
   appUrl,
   kv,
+  ...(appSecret !== '' ? { appSecret } : {}),
   ...(group !== undefined ? { group } : {}),
   ...(timeoutMs !== undefined ? { timeoutMs } : {}),
   ...(restart ? { restart } : {}),

@@ -290,19 +290,22 @@ export class KvAdapter implements StateMachine {
     }
     const dir = this.groupDir(group);
     const fresh = `${dir}.new`;
+    // Load the group's current state before `fresh` exists: loading a group never seen, with
+    // DIR.new present and DIR absent, would take DIR.new for an interrupted swap and move it.
+    const old = await this.state(group).catch(() => undefined);
     await fsp.rm(fresh, { recursive: true, force: true });
     await fsp.mkdir(fresh, { recursive: true });
     await writeFileAtomic(path.join(fresh, `snap-${snap.lastLogIndex}.snap`), bytes);
-    await this.replaceDir(group, fresh);
+    await this.replaceDir(group, fresh, old);
     return snap.lastLogIndex;
   }
 
   /** Swaps the group's directory for `fresh` (two renames; load() finishes an interrupted swap). */
-  private async replaceDir(group: number, fresh: string | undefined): Promise<void> {
+  private async replaceDir(group: number, fresh: string | undefined, loaded?: GroupState): Promise<void> {
     const dir = this.groupDir(group);
     // Keep the old state cached during the renames, so a concurrent Read cannot trigger a load
     // that sees the half-swapped directories.
-    const old = await this.state(group).catch(() => undefined);
+    const old = loaded ?? (await this.state(group).catch(() => undefined));
     if (await exists(dir)) await fsp.rename(dir, `${dir}.old`);
     if (fresh) await fsp.rename(fresh, dir);
     await fsp.mkdir(this.opts.dataDir, { recursive: true });

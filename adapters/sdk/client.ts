@@ -235,7 +235,13 @@ export class RaftdClient {
           try {
             return await this.send(`http://${leader.httpAddr}`, method, pathAndQuery, buf, contentType);
           } catch (e) {
-            lastErr = e as Error;
+            // The refusal above said nothing about this second send: once the hinted leader may
+            // have received the request (a timeout, a reset), its outcome is unknown, and
+            // answering the earlier NOT_LEADER would let `retrying` send it again (a double
+            // apply). Only a send that certainly delivered nothing keeps the refusal's meaning;
+            // an idempotent request (a read) may always be sent again.
+            const failure = idempotent ? undefined : this.sendFailure(e as NodeJS.ErrnoException, leader.httpAddr, false);
+            if (failure) throw failure;
             return res;
           }
         }
@@ -330,6 +336,11 @@ export class RaftdClient {
     return this.json(await this.call('GET', '/status', undefined, { idempotent: true }));
   }
 
+  /** The cluster's registered nodes (id, raftAddr, httpAddr). */
+  async listNodes(): Promise<Array<{ id: number; raftAddr: string; httpAddr: string }>> {
+    return this.json<{ nodes: Array<{ id: number; raftAddr: string; httpAddr: string }> }>(await this.call('GET', '/v1/nodes', undefined, { idempotent: true })).nodes;
+  }
+
   async listGroups(): Promise<Array<{ group: number; members: number[]; local?: boolean }>> {
     return this.json<{ groups: Array<{ group: number; members: number[]; local?: boolean }> }>(await this.call('GET', '/v1/groups', undefined, { idempotent: true })).groups;
   }
@@ -346,8 +357,9 @@ export class RaftdClient {
     this.json(await this.call('POST', `/v1/groups/${group}/members`, { node, role }));
   }
 
-  async removeMember(group: number, node: number): Promise<void> {
-    this.json(await this.call('DELETE', `/v1/groups/${group}/members/${node}`));
+  /** `force`: even when the group would be left with fewer voters than survive one failure. */
+  async removeMember(group: number, node: number, force = false): Promise<void> {
+    this.json(await this.call('DELETE', `/v1/groups/${group}/members/${node}${force ? '?force=1' : ''}`));
   }
 
   async transferLeadership(group: number, to: number): Promise<void> {

@@ -9,11 +9,44 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 import { MAX_GROUP, MIN_GROUP, StateMachineError, type Entry, type Logger, type StateMachine, type WireEntryResult } from './types.js';
 import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../daemon/transport/window.js';
 import { ENTRIES_BINARY, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, EntriesFormatError, decodeEntries } from '../../daemon/statemachine/entries-codec.js';
+import { AUTH_SCHEME, AppAuthError, AppRequestVerifier, type VerifiedCall } from '../../protocol/app-auth.js';
+import { APP_SECRET_ENV, SecretError, checkSecret, resolveSecret } from '../../protocol/secrets.js';
 
-export interface ServeOptions {
+/** Who may call: raftd proving the app secret (the default), or anyone (tests only). */
+export interface AuthOptions {
+  /**
+   * The app secret raftd signs every call with (raftd's --app-secret-file). Default: the
+   * environment, RAFTD_APP_SECRET or RAFTD_APP_SECRET_FILE (protocol/secrets.ts). Without one the
+   * server refuses to start unless `insecure` is set.
+   */
+  appSecret?: string;
+  /** Serve calls nobody signed: any local process can then rewrite the state. Tests and throwaway setups only. */
+  insecure?: boolean;
+  /** How far a call's x-raftd-date may be from this host's clock (default 60 s). */
+  authWindowMs?: number;
+}
+
+export interface HandlerOptions extends AuthOptions {
+  logger?: Logger;
+  maxBodyBytes?: number;
+  binaryEntries?: boolean;
+}
+
+/** The verifier for these options, undefined when insecure; throws SecretError when no secret is given. */
+export function appVerifier(opts: AuthOptions, env: Readonly<Record<string, string | undefined>> = process.env): AppRequestVerifier | undefined {
+  if (opts.insecure === true) return undefined;
+  const secret = opts.appSecret !== undefined ? checkSecret(opts.appSecret, 'app secret') : resolveSecret(undefined, APP_SECRET_ENV, env, 'app secret');
+  if (secret === '') {
+    throw new SecretError(`no app secret: raftd signs every state-machine API call with it; set ${APP_SECRET_ENV} or ${APP_SECRET_ENV}_FILE (the file raftd's --app-secret-file names), or pass appSecret (insecure: true serves unauthenticated calls, for tests only)`);
+  }
+  return new AppRequestVerifier({ secret, ...(opts.authWindowMs !== undefined ? { windowMs: opts.authWindowMs } : {}) });
+}
+
+export interface ServeOptions extends AuthOptions {
   host?: string;
   port: number;
   /** true: h2c only; false: HTTP/1.1 only; undefined (default): both on the same port. */
@@ -146,13 +179,42 @@ function sendJson(res: Res, status: number, body: unknown): void {
 }
 
 /** The request handler alone (exported so it can be mounted on another server). */
-export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; maxBodyBytes?: number; binaryEntries?: boolean } = {}): (req: Req, res: Res) => void {
+export function stateMachineHandler(sm: StateMachine, opts: HandlerOptions = {}): (req: Req, res: Res) => void {
   const limit = opts.maxBodyBytes ?? 64 * 1024 * 1024;
   const advertiseBinary = opts.binaryEntries ?? true;
   const updates = new KeyedMutex();
+  const verifier = appVerifier(opts);
+  /** What each request's signature covers; checked against its body before the body is used. */
+  const verified = new WeakMap<Req, VerifiedCall>();
+
+  /** The whole body, once it is known to be the one raftd signed. */
+  async function signedBody(req: Req): Promise<Buffer> {
+    const raw = await readBody(req, limit);
+    const call = verified.get(req);
+    if (verifier && call) verifier.verifyBody(call, raw);
+    return raw;
+  }
+
+  /**
+   * The snapshot stream as the state machine reads it. With a signed digest, the last read throws
+   * when the bytes differ, so the state machine fails the recovery instead of committing it (the
+   * same as a connection lost mid-stream, which it must already survive).
+   */
+  function snapshotStream(req: Req): AsyncIterable<Uint8Array> {
+    const want = verified.get(req)?.contentSha256;
+    if (want === undefined) return req as AsyncIterable<Uint8Array>;
+    return (async function* () {
+      const hash = createHash('sha256');
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        yield chunk;
+      }
+      if (hash.digest('hex') !== want) throw new AppAuthError('UNAUTHENTICATED', 'the snapshot body does not match x-raftd-content-sha256: altered in transit');
+    })();
+  }
 
   async function json(req: Req): Promise<Record<string, unknown>> {
-    const raw = await readBody(req, limit);
+    const raw = await signedBody(req);
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw.toString('utf8'));
@@ -169,7 +231,7 @@ export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; m
   }
 
   async function updateEntriesRequest(req: Req): Promise<{ group: number; entries: Entry[] }> {
-    if (mediaType(req) === ENTRIES_CONTENT_TYPE) return parseBinaryEntries(await readBody(req, limit));
+    if (mediaType(req) === ENTRIES_CONTENT_TYPE) return parseBinaryEntries(await signedBody(req));
     const body = await json(req);
     return { group: parseGroup(body.group), entries: parseEntries(body.entries) };
   }
@@ -238,6 +300,8 @@ export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; m
   }
 
   async function dispatch(req: Req, res: Res): Promise<void> {
+    // Before anything else, the state machine included: raftd signs every call (protocol/app-auth.ts).
+    if (verifier) verified.set(req, verifier.verifyHeaders(req.method ?? '', req.url ?? '', req.headers));
     const url = new URL(req.url ?? '/', 'http://app');
     if (!url.pathname.startsWith(PREFIX)) throw new StateMachineError('NOT_FOUND', `no such call: ${url.pathname} (the contract lives under ${PREFIX})`);
     const call = url.pathname.slice(PREFIX.length);
@@ -271,7 +335,7 @@ export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; m
         return saveSnapshot(res, await json(req));
       case 'RecoverFromSnapshot': {
         const group = parseGroup(url.searchParams.get('group'));
-        const index = await updates.run(group, () => sm.recoverFromSnapshot(group, req as AsyncIterable<Uint8Array>));
+        const index = await updates.run(group, () => sm.recoverFromSnapshot(group, snapshotStream(req)));
         return sendJson(res, 200, { lastLogIndex: index });
       }
       case 'Sync': {
@@ -290,7 +354,14 @@ export function stateMachineHandler(sm: StateMachine, opts: { logger?: Logger; m
 
   return (req, res) => {
     dispatch(req, res).catch((e: unknown) => {
-      const err = e instanceof StateMachineError ? e : new StateMachineError('INTERNAL', (e as Error)?.message ?? String(e), 500);
+      const err =
+        e instanceof StateMachineError ? e
+        : e instanceof AppAuthError ? new StateMachineError(e.code, e.message, e.status)
+        : new StateMachineError('INTERNAL', (e as Error)?.message ?? String(e), 500);
+      if (err.status === 401) {
+        opts.logger?.warn({ code: err.code, err: err.message, url: req.url }, 'state-machine call refused');
+        if (!res.headersSent) res.setHeader('www-authenticate', AUTH_SCHEME);
+      }
       if (err.status >= 500) opts.logger?.error({ code: err.code, err: err.message, url: req.url }, 'state-machine call failed');
       if (res.headersSent) {
         res.destroy();

@@ -5,6 +5,7 @@
 import { ClickHouseError, EngineError, clickHouseCodeName } from '../engine/errors.js';
 import { RaftdError } from '../../adapters/sdk/client.js';
 import { RouterError } from '../router/ring.js';
+import { RuleError } from '../rules/errors.js';
 
 /** An error the gateway itself raises, carrying a ClickHouse code so clients see a familiar one. */
 export class GatewayError extends Error {
@@ -53,7 +54,7 @@ const STATUS_400 = new Set([36, 6, 25, 26, 27, 38, 41, 72, 15, 44, 8, 62, 117, 5
 const STATUS_404 = new Set([60, 46, 47, 50, 56, 81, 115, 64, 63, 73, 336, 511]);
 export function httpStatusFor(code: number): number {
   if (code === 194) return 401;
-  if (code === 192 || code === 193 || code === 516 || code === 512 || code === 497) return 403;
+  if (code === 192 || code === 193 || code === 516 || code === 512 || code === 497 || code === 291) return 403;
   if (STATUS_400.has(code)) return 400;
   if (STATUS_404.has(code)) return 404;
   if (code === 307) return 413;
@@ -72,7 +73,7 @@ export interface ClickHouseFault {
 
 /** Maps anything thrown below the HTTP layer to ClickHouse's code, name and message. */
 export function toFault(e: unknown): ClickHouseFault {
-  if (e instanceof GatewayError) return { code: e.code, name: e.codeName, message: e.message };
+  if (e instanceof GatewayError || e instanceof RuleError) return { code: e.code, name: e.codeName, message: e.message };
   if (e instanceof ClickHouseError) return { code: e.code, name: e.name === 'Error' || !/^[A-Z]/.test(e.name) ? nameOf(e.code) : e.name, message: e.message };
   if (e instanceof RaftdError) {
     // The state machine's refusal of an entry: "CLICKHOUSE_<n>" carries ClickHouse's own code.

@@ -28,6 +28,12 @@ import { ReadViews } from './views.js';
 import { DEFAULT_READ_LIMITS, checkStatementSettings, killAfterMs, readSettings } from './limits.js';
 import type { ReadLimits } from './limits.js';
 import { RunningQueries, isKillQuery } from './processes.js';
+import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
+import { INPUT_FORMATS, PINNABLE, checkRead, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
+import type { WriteContext } from '../rules/index.js';
+
+export { loadNondeterministic };
+import type { CutReader } from './cut.js';
 
 export type Endpoint = 'consistent' | 'local';
 
@@ -54,6 +60,8 @@ export interface GatewayRequest {
 export interface GatewaySummary {
   read_rows: string; read_bytes: string; written_rows: string; written_bytes: string;
   total_rows_to_read: string; result_rows: string; result_bytes: string; elapsed_ns: string;
+  /** Rounds the consistent cut took (a consistent read of several groups only). */
+  rafthouse_cut_attempts?: string;
 }
 
 export interface GatewayResponse {
@@ -92,6 +100,14 @@ export interface GatewayOptions {
   maxConcurrentQueries?: number;
   /** The read limits of a gateway user; default DEFAULT_READ_LIMITS for everyone. */
   limits?: (user: string) => ReadLimits;
+  /** Table functions (and functions with external reach) an operator opened for reads, lower case (rafthouse --allow-table-functions). */
+  allowTableFunctions?: ReadonlySet<string>;
+  /**
+   * The consistent cut (gateway/cut.ts): when given, a consistent read touching several groups runs
+   * through it and sees them all at one instant. Without it (rafthouse --consistent-cut off, tests
+   * only) each group is read fresh but not as one cut.
+   */
+  cut?: CutReader;
 }
 
 /** How often a read overlapping restore swaps is retried before it fails with UNKNOWN_DATABASE. */
@@ -105,20 +121,10 @@ const DROPPED_WRITE_SETTINGS = new Set([
   'deduplicate_insert', 'wait_for_async_insert', 'mutations_sync', 'alter_sync', 'readonly',
 ]);
 
-/** Pinned at proposal time: replaced by the literal value the gateway computed. */
-const PINNABLE = new Set(['now', 'now64', 'today', 'yesterday', 'current_timestamp', 'current_date']);
-
 export const SHARD_SETTING = 'rafthouse_shard_key';
 
-/**
- * Input formats accepted for writes (lower-case alias -> name). Text formats whose data runs to the end
- * of the input; no formats that read server-side files (Template, CapnProto, Protobuf schemas).
- */
-const WRITE_FORMATS = new Map<string, string>([
-  ['values', 'Values'], ['jsoneachrow', 'JSONEachRow'], ['jsoncompacteachrow', 'JSONCompactEachRow'],
-  ['csv', 'CSV'], ['csvwithnames', 'CSVWithNames'], ['tabseparated', 'TabSeparated'], ['tsv', 'TabSeparated'],
-  ['tabseparatedwithnames', 'TabSeparatedWithNames'], ['tsvwithnames', 'TabSeparatedWithNames'],
-]);
+/** Input formats accepted for writes: the rules' (rules/statements.ts). */
+const WRITE_FORMATS = INPUT_FORMATS;
 
 const PLAIN_IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 function plainIdent(name: string): string {
@@ -191,6 +197,7 @@ export class Gateway {
   private readonly barriers = new Map<number, { running: Promise<number> | undefined; queued: Promise<number> | undefined }>();
   /** table -> its definition on this replica, read while the schema generation was `gen`. */
   private readonly infoCache = new Map<string, { gen: number; info: TableInfo }>();
+  private writeContext: WriteContext | undefined;
 
   constructor(opts: GatewayOptions) {
     this.o = opts;
@@ -233,10 +240,13 @@ export class Gateway {
         throw new GatewayError(CODES.READONLY, 'Cannot execute query in readonly mode. For queries over HTTP, method GET implies readonly. You should use method POST for modifying queries');
       }
       if (database !== this.userDb) throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${database} does not exist: RaftHouse serves the database ${this.userDb}`);
+      // The write path's allow-list (rules/): the state machine checks every entry again on apply.
+      checkWrite(stmt, this.writeRules());
       const written = await this.write(stmt, sql, data, req);
       summary.written_rows = String(Math.max(0, written));
       format = req.format ?? 'TabSeparated';
     } else {
+      checkRead(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
       const user = req.user ?? 'default';
       const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
       checkStatementSettings(sql, limits);
@@ -250,7 +260,11 @@ export class Gateway {
         const opts: ReadOpts = {
           database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits),
         };
-        body = req.endpoint === 'consistent' ? await this.consistentRead(stmt, text, opts) : await this.read(text, opts);
+        if (req.endpoint === 'consistent') {
+          const r = await this.consistentRead(stmt, text, opts);
+          body = r.body;
+          if (r.cutAttempts !== undefined) summary.rafthouse_cut_attempts = String(r.cutAttempts);
+        } else body = await this.read(text, opts);
       } finally {
         ticket.finish();
       }
@@ -261,6 +275,15 @@ export class Gateway {
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
     return { body, format, queryId, summary };
+  }
+
+  private writeRules(): WriteContext {
+    this.writeContext ??= {
+      scope: { own: new Set(), insertTarget: new Set([this.userDb]), userDb: this.userDb },
+      nondeterministic: this.o.nondeterministic,
+      allowPinnable: true,
+    };
+    return this.writeContext;
   }
 
   // ---- reads ---------------------------------------------------------------------------------------
@@ -274,9 +297,42 @@ export class Gateway {
    * before this request arrived (they were committed before the ReadIndex started, so their index is
    * at most R) — which is what the barrier-then-read order guarantees. Otherwise (replica behind, or the
    * early read failed) the result is dropped and the ordinary path runs.
+   *
+   * A read of several groups goes through the consistent cut instead (gateway/cut.ts): per-group
+   * freshness is not enough there, the groups must be seen at one instant. The early path never serves
+   * it (it reads while apply runs, so its groups may be seen at different instants).
    */
-  private async consistentRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<Buffer> {
+  private async consistentRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts?: number }> {
     const plan = this.speculativePlan(stmt, opts.database);
+    if (this.o.cut && plan && plan.groups.length > 1) {
+      // The groups are known without asking (the sharding cached at this schema generation): straight
+      // to the cut. If a statement was applied since the plan, its groups may be wrong: barrier below.
+      const stamp = this.o.schemaGeneration?.();
+      let stale = false;
+      const r = await this.o.cut.read(plan.groups, () => {
+        if (stamp === undefined || stamp % 2 === 1 || this.o.schemaGeneration!() !== stamp) {
+          stale = true;
+          return Promise.resolve(Buffer.alloc(0));
+        }
+        return this.read(sql, opts);
+      });
+      if (!stale) return { body: r.body, cutAttempts: r.attempts };
+    }
+    if (this.o.cut && (!plan || plan.groups.length > 1)) {
+      // This barrier finds the groups (a table's sharding, read in its home group) and brings the
+      // replica up to date; what makes the read one cut is the cut's own check.
+      const groups = await this.barrierFor(stmt, opts.database);
+      if (groups.length > 1) {
+        const r = await this.o.cut.read(groups, () => this.read(sql, opts));
+        return { body: r.body, cutAttempts: r.attempts };
+      }
+      return { body: await this.read(sql, opts) };
+    }
+    return { body: await this.consistentReadOneCut(stmt, sql, opts, plan) };
+  }
+
+  /** The consistent read without a cut: one group (or --consistent-cut off). */
+  private async consistentReadOneCut(stmt: ParsedStatement, sql: string, opts: ReadOpts, plan: { groups: number[]; applied: number[] } | undefined): Promise<Buffer> {
     if (!plan) {
       await this.barrierFor(stmt, opts.database);
       return this.read(sql, opts);
@@ -366,8 +422,11 @@ export class Gateway {
     return generation() === before ? body : undefined;
   }
 
-  /** The groups a read touches: the home group of each table it names; every group for a sharded one. */
-  private async barrierFor(stmt: ParsedStatement, database: string): Promise<void> {
+  /**
+   * Barriers on the groups a read touches: the home group of each table it names; every group for a
+   * sharded one. Resolves with those groups.
+   */
+  private async barrierFor(stmt: ParsedStatement, database: string): Promise<number[]> {
     const names = new Set<string>();
     for (const t of stmt.tables) {
       const db = t.database ?? database;
@@ -375,9 +434,9 @@ export class Gateway {
     }
     if (stmt.kind === 'show') {
       await this.barrierGroups(this.allGroups());
-      return;
+      return this.allGroups();
     }
-    if (names.size === 0) return;
+    if (names.size === 0) return [];
     const homes = new Map<number, string[]>();
     for (const n of names) {
       const h = this.o.ring.homeGroup(this.userDb, n);
@@ -408,7 +467,9 @@ export class Gateway {
       }
       if (shardedNames.size) sharded = true;
     }
-    if (sharded) await this.barrierGroups(this.allGroups().filter((g) => !homes.has(g)));
+    if (!sharded) return homeList;
+    await this.barrierGroups(this.allGroups().filter((g) => !homes.has(g)));
+    return this.allGroups();
   }
 
   /**
@@ -498,10 +559,19 @@ export class Gateway {
 
   // ---- writes --------------------------------------------------------------------------------------
 
+  /**
+   * The settings a write carries into its entry: from the allow-list (rules/settings.ts), refused with
+   * 452 otherwise. A setting from the URL that only a read may use (output formats, a read's limits) is
+   * left out: the write has no result to shape, and what it does on apply RaftHouse fixes.
+   */
   private writeSettings(req: GatewayRequest, stmt: ParsedStatement): { settings: Settings; sqlWithout: string } {
     const clause = extractSettings(stmt.canonical);
+    // Clauses inside the statement (a subquery's SETTINGS) run on apply too.
+    checkSettings(settingsInSql(clause.without, stmt.kind === 'create'), 'entry');
     const settings: Settings = {};
-    for (const [k, v] of Object.entries({ ...(req.settings ?? {}), ...clause.settings })) {
+    const readOnly = (k: string) => settingRule(k, 'read') !== undefined && settingRule(k, 'entry') === undefined && !DROPPED_WRITE_SETTINGS.has(k);
+    const fromUrl = Object.entries(req.settings ?? {}).filter(([k]) => !readOnly(k));
+    for (const [k, v] of [...fromUrl, ...Object.entries(clause.settings)]) {
       if (k === 'async_insert' && truthy(v)) {
         throw new GatewayError(CODES.BAD_ARGUMENTS, 'async_insert=1 is refused: an asynchronous insert cannot be replicated exactly once; send the rows synchronously (batch them client-side)');
       }
@@ -513,6 +583,7 @@ export class Gateway {
       if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') continue;
       settings[k] = v;
     }
+    checkSettings(settings, 'entry');
     return { settings, sqlWithout: clause.without };
   }
 
@@ -528,11 +599,13 @@ export class Gateway {
         for (const k of Object.keys(settings)) {
           if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') throw new GatewayError(CODES.BAD_ARGUMENTS, `setting ${k} is owned by RaftHouse and cannot be changed`);
         }
+        // A SET becomes a default of every later entry of every group: the apply path's allow-list.
+        checkSettings(settings, 'set');
         await this.proposeAll(this.allGroups(), { v: 1, kind: 'settings', settings, database: this.userDb });
         return 0;
       }
       case 'access':
-        throw new GatewayError(CODES.NOT_IMPLEMENTED, `${stmt.ast.type}: RaftHouse does not replicate users, roles or grants; configure gateway users with --users`);
+        throw new GatewayError(CODES.NOT_IMPLEMENTED, `${stmt.ast.type}: RaftHouse does not replicate users, roles or grants; configure gateway users with rafthouse --users-file`);
       default:
         void sql;
         throw new GatewayError(CODES.NOT_IMPLEMENTED, `${stmt.ast.type} statements are not supported through RaftHouse's consistent endpoint`);
@@ -548,21 +621,9 @@ export class Gateway {
     return t.table;
   }
 
-  /** Non-deterministic functions among `fns`: pinnable ones, and the first that is not. */
-  private nondet(fns: string[]): { pin: boolean; refuse: string | undefined } {
-    let pin = false;
-    for (const f of fns) {
-      const lower = f.toLowerCase();
-      if (!this.o.nondeterministic.has(lower) && !this.o.nondeterministic.has(f)) continue;
-      if (PINNABLE.has(lower)) pin = true;
-      else return { pin, refuse: f };
-    }
-    return { pin, refuse: undefined };
-  }
-
-  private refuseNondet(fn: string, where: string): never {
-    throw new GatewayError(CODES.BAD_ARGUMENTS,
-      `${fn}() is non-deterministic: ${where} it would give a different value on each replica; compute the value in the client and send it as a literal`);
+  /** Whether `fns` call now() & co. (to pin; every other non-deterministic call was refused by the rules). */
+  private nondet(fns: string[]): { pin: boolean } {
+    return { pin: fns.some((f) => PINNABLE.has(f.toLowerCase()) && (this.o.nondeterministic.has(f.toLowerCase()) || this.o.nondeterministic.has(f))) };
   }
 
   /** now() & co. replaced by the values the gateway's ClickHouse gives them now (one instant for the whole statement). */
@@ -593,8 +654,7 @@ export class Gateway {
 
     if (stmt.hasSelect) {
       if (info.shardKey) throw new GatewayError(CODES.NOT_IMPLEMENTED, `INSERT ... SELECT into the sharded table ${table} is not supported: select the rows and insert them (JSONEachRow)`);
-      const nd = this.nondet(stmt.functions);
-      if (nd.refuse) this.refuseNondet(nd.refuse, 'in INSERT ... SELECT');
+      const nd = this.nondet(stmt.functions); // refusals: rules/statements.ts; pinning: here
       await this.refuseNondetDefaults(info, stmt.columns);
       const text = nd.pin ? await this.pinTime(sqlWithout) : sqlWithout;
       const r = await this.proposeOne(home, { v: 1, kind: 'insert', sql: text, database: this.userDb, settings });
@@ -621,6 +681,7 @@ export class Gateway {
         return `${quoteIdent(c)} ${t}`;
       }).join(', ');
       const text = utf8Text(data, 'The VALUES data');
+      checkValuesData(text);
       const toks = significant(tokenize(text));
       const semi = toks.findIndex((t) => t.text === ';');
       if (semi >= 0 && semi < toks.length - 1) {
@@ -696,10 +757,6 @@ export class Gateway {
   }
 
   private async ddl(stmt: ParsedStatement, req: GatewayRequest): Promise<void> {
-    if (stmt.kind === 'create' && /^CREATE\s+(DATABASE|DICTIONARY)\b/i.test(stmt.canonical)) {
-      throw new GatewayError(CODES.NOT_IMPLEMENTED, `RaftHouse serves the one database ${this.userDb}: CREATE DATABASE / DICTIONARY is not supported`);
-    }
-    if (stmt.kind === 'drop' && /^DROP\s+DATABASE\b/i.test(stmt.canonical)) throw new GatewayError(CODES.NOT_IMPLEMENTED, 'DROP DATABASE is not supported through RaftHouse');
     const table = this.checkTarget(stmt.target, stmt.kind.toUpperCase());
     if (stmt.target?.database !== undefined) {
       // The state machine runs DDL inside the group database: a qualified name would escape it.
@@ -711,16 +768,7 @@ export class Gateway {
     let groups: number[] = [home];
     if (stmt.kind === 'create') {
       // Column DEFAULTs may be non-deterministic (they are materialized on the gateway at insert time);
-      // anything else (CREATE ... AS SELECT rand()) may not.
-      const outsideColumns: string[] = [];
-      const walk = (n: ParsedStatement['ast']) => {
-        if (n.type === 'Columns') return; // "Columns definition"
-        if (n.type === 'Function') outsideColumns.push(n.arg);
-        n.children.forEach(walk);
-      };
-      stmt.ast.children.forEach(walk);
-      const nd = this.nondet(outsideColumns);
-      if (nd.refuse || nd.pin) this.refuseNondet(nd.refuse ?? outsideColumns.find((f) => PINNABLE.has(f.toLowerCase()))!, 'in CREATE outside a column default');
+      // anything else (CREATE ... AS SELECT rand()) was refused by the rules.
       const clause = extractSettings(text);
       const key = clause.settings[SHARD_SETTING];
       if (key !== undefined) {
@@ -741,12 +789,8 @@ export class Gateway {
       const info = await this.tableInfo(table);
       if (info?.shardKey) groups = this.allGroups();
       if (stmt.kind === 'alter') {
-        const nd = this.nondet(stmt.functions);
-        if (nd.refuse) this.refuseNondet(nd.refuse, 'in ALTER');
-        if (nd.pin) {
-          if (/\bADD\s+COLUMN|\bMODIFY\s+COLUMN/i.test(text)) this.refuseNondet(stmt.functions.find((f) => PINNABLE.has(f.toLowerCase()))!, 'in a column default added by ALTER (existing rows compute it when read)');
-          text = await this.pinTime(text);
-        }
+        // Non-deterministic calls were refused by the rules, but for now() & co.: pinned here.
+        if (this.nondet(stmt.functions).pin) text = await this.pinTime(text);
       }
       if (stmt.kind === 'rename') {
         const to = stmt.ast.children.filter((c) => c.type === 'Identifier').map((c) => c.arg);
@@ -778,16 +822,4 @@ export class Gateway {
     }
     return out;
   }
-}
-
-/** Loads the names of non-deterministic functions (lower case for case-insensitive ones, both forms kept). */
-export async function loadNondeterministic(engine: ClickHouseEngine): Promise<Set<string>> {
-  const list = await queryRows<{ name: string; ci: number }>(engine,
-    'SELECT name, case_insensitive AS ci FROM system.functions WHERE deterministic = 0');
-  const out = new Set<string>();
-  for (const r of list) {
-    out.add(r.name);
-    out.add(r.name.toLowerCase());
-  }
-  return out;
 }

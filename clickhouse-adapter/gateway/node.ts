@@ -10,9 +10,11 @@ import { MODE_REQUIREMENTS, openEmbedded, openServer, requireCapabilities } from
 import type { ClickHouseEngine } from '../engine/index.js';
 import { ClickHouseStateMachine } from '../statemachine/statemachine.js';
 import { APPLIED_DIR } from '../statemachine/applied-file.js';
+import { appliedOnPeers, watchStuckEntries } from '../statemachine/abandon.js';
 import { HashRing } from '../router/ring.js';
 import { Gateway, loadNondeterministic } from './gateway.js';
 import { GatewayHttp } from './http.js';
+import { CutReader } from './cut.js';
 import { SqlParser } from './parse.js';
 import type { ReadLimits } from './limits.js';
 
@@ -24,6 +26,8 @@ export interface RafthouseConfig {
   localHosts: string[];
   raftdUrls: string[];
   raftdToken?: string;
+  /** The secret raftd proves on every state-machine API call (absent: --insecure, calls are not checked). */
+  appSecret?: string;
   engine: 'embedded' | 'server';
   dataDir: string;
   clickhouseUrl?: string;
@@ -43,6 +47,10 @@ export interface RafthouseConfig {
   maxBodyBytes: number;
   dedupWindow: number;
   viewSyncMs: number;
+  /** Table functions reads may call besides the pure ones (lower case); never writes (rules/reads.ts). */
+  allowTableFunctions?: string[];
+  /** Multi-group consistent reads as one cut (gateway/cut.ts); false only to show what it prevents. */
+  consistentCut: boolean;
 }
 
 export interface RunningNode {
@@ -106,23 +114,51 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
 
     // The embedded engine lives in this process: its per-batch index record can be a file (applied-file.ts).
     const sm = new ClickHouseStateMachine({
-      engine, dedupWindow: cfg.dedupWindow, log, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
+      engine, dedupWindow: cfg.dedupWindow, log, parserEngine, ...(cfg.engine === 'embedded' ? { appliedDir: join(cfg.dataDir, APPLIED_DIR) } : {}),
     });
+    delayAppliesForTests(sm, process.env.RAFTHOUSE_TEST_APPLY_DELAY, log);
     const app = hostPort(cfg.appListen, '--app-listen');
-    const served = await serveStateMachine(sm, { host: app.host, port: app.port });
+    // Refuses every call not signed with the app secret (adapters/sdk/server.ts); without one, main.ts
+    // only got here with --insecure 1.
+    const served = await serveStateMachine(sm, { host: app.host, port: app.port, ...(cfg.appSecret ? { appSecret: cfg.appSecret } : { insecure: true }) });
     add('state machine server', () => served.close());
 
     // routeToLeader: the gateway runs beside raftd, so every node's --http-addr is reachable from here;
     // a single-group insert then goes straight to its group's leader instead of through this node's raftd.
     const raftd = new RaftdClient({ url: cfg.raftdUrls, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000, routeToLeader: true });
     add('raftd client', () => raftd.close());
+    // Entries that keep failing for a reason outside them are given up through the log, decided by the
+    // group leader's node: its own raftd only (the first --raftd-url), so that isLeader is about this node.
+    const localRaftd = new RaftdClient({ url: cfg.raftdUrls.slice(0, 1), ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 15_000 });
+    add('raftd client (abandon)', () => localRaftd.close());
+    const peerClients = new Map<string, RaftdClient>();
+    const peerClient = (httpAddr: string): RaftdClient => {
+      let c = peerClients.get(httpAddr);
+      if (!c) {
+        c = new RaftdClient({ url: `http://${httpAddr}`, ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 2000 });
+        peerClients.set(httpAddr, c);
+      }
+      return c;
+    };
+    add('raftd peer clients', () => { for (const c of peerClients.values()) c.close(); });
+    const selfId = async (): Promise<number> => Number((await localRaftd.status()).node);
+    add('abandon watch', watchStuckEntries({
+      stuck: () => sm.stuckEntries(), raftd: localRaftd, log, appliedElsewhere: appliedOnPeers(localRaftd, peerClient, selfId),
+    }));
     const ring = await HashRing.create({ groups: cfg.groups, vnodes: cfg.vnodes });
     const parser = new SqlParser(parserEngine);
     const nondeterministic = await loadNondeterministic(parserEngine);
     // The state machine runs in this process: its applied indexes let consistent reads overlap their barrier.
+    // The cut holds apply in this process's state machine and confirms with a ReadIndex of its own per
+    // group and round (not the gateway's shared barrier, which may queue behind one in flight: every ms
+    // the ReadIndex takes to reach the leader widens the window in which a commit fails the round).
+    const cut = cfg.consistentCut
+      ? new CutReader({ hold: (groups) => sm.holdApply(groups), readIndex: (g) => raftd.barrier(g, 'linearizable') })
+      : undefined;
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
       schemaGeneration: () => sm.schemaGeneration(), maxConcurrentQueries: cfg.maxConcurrentQueries,
-      limits: (user) => ({ ...cfg.readLimits, ...(cfg.userLimits.get(user) ?? {}) }) });
+      limits: (user) => ({ ...cfg.readLimits, ...(cfg.userLimits.get(user) ?? {}) }),
+      ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}) });
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();
@@ -142,4 +178,26 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     await closeAll();
     throw e;
   }
+}
+
+/**
+ * Tests only (test/integration/rafthouse/cut.test.ts): RAFTHOUSE_TEST_APPLY_DELAY="G:MS,..." makes this
+ * replica wait MS before each batch of group G (outside the group lock), so its groups trail their
+ * leaders by different lags — the skew a slow or paused replica has, on demand. Never set in production.
+ */
+function delayAppliesForTests(sm: ClickHouseStateMachine, spec: string | undefined, log: (m: string) => void): void {
+  if (!spec) return;
+  const delays = new Map<number, number>();
+  for (const item of spec.split(',')) {
+    const m = /^\s*(\d+):(\d+)\s*$/.exec(item);
+    if (!m || Number(m[2]) > 10_000) throw Object.assign(new Error(`RAFTHOUSE_TEST_APPLY_DELAY: "${item}" is not GROUP:MS (MS <= 10000)`), { code: 'USAGE' });
+    delays.set(Number(m[1]), Number(m[2]));
+  }
+  log(`TEST ONLY: applies delayed (${spec})`);
+  const apply = sm.applyBatch.bind(sm);
+  sm.applyBatch = async (group, entries) => {
+    const ms = delays.get(group);
+    if (ms) await new Promise((r) => setTimeout(r, ms));
+    return apply(group, entries);
+  };
 }

@@ -57,7 +57,8 @@ export function parseAstText(text: string): AstNode {
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
     const depth = line.length - line.trimStart().length;
-    const body = line.trim().replace(/\s*\(children \d+\)$/, '');
+    // "Function rand (alias r) (children 1)": the alias is not part of the name.
+    const body = line.trim().replace(/\s*\(children \d+\)$/, '').replace(/\s*\(alias (?:[^()`]|`(?:[^`\\]|\\.)*`)*\)$/, '');
     const sp = body.indexOf(' ');
     const node: AstNode = { type: sp < 0 ? body : body.slice(0, sp), arg: sp < 0 ? '' : body.slice(sp + 1).trim(), children: [] };
     while (stack.length > 1 && stack[stack.length - 1]!.depth >= depth) stack.pop();

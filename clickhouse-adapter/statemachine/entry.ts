@@ -9,11 +9,14 @@
 //   INSERT ... VALUES with literals).
 // - ddl / statement: `sql` is one statement (CREATE / ALTER / DROP / TRUNCATE / RENAME, or anything else).
 // - settings: `settings` are stored in the group and become defaults of the group's later statements.
+// - abandon: {"v":1,"kind":"abandon","index":i}: entry i (< this entry's index) kept failing with an error
+//   that is not the entry's fault on the group's leader; every replica that has not applied i treats it
+//   as failed (docs/design-notes.md, "Poison entries"). Proposed by the leader's RaftHouse, not by clients.
 // JSON.stringify never emits a raw newline, so the first "\n" always ends the header.
 
 import { ChsmError } from './errors.js';
 
-export type EntryKind = 'insert' | 'ddl' | 'statement' | 'settings';
+export type EntryKind = 'insert' | 'ddl' | 'statement' | 'settings' | 'abandon';
 export type SettingValue = string | number;
 
 export interface EntryHeader {
@@ -24,6 +27,8 @@ export interface EntryHeader {
   database?: string;
   settings?: Record<string, SettingValue>;
   format?: string;
+  /** abandon: the index of the entry given up. */
+  index?: number;
 }
 
 export interface Entry {
@@ -31,7 +36,7 @@ export interface Entry {
   payload: Uint8Array;
 }
 
-const KINDS: ReadonlySet<string> = new Set(['insert', 'ddl', 'statement', 'settings']);
+const KINDS: ReadonlySet<string> = new Set(['insert', 'ddl', 'statement', 'settings', 'abandon']);
 
 export function encodeEntry(header: EntryHeader, payload?: Uint8Array): Buffer {
   const head = Buffer.from(JSON.stringify(header) + '\n', 'utf8');
@@ -52,7 +57,8 @@ export function decodeEntry(data: Uint8Array): Entry {
   if (h.v !== 1) throw new ChsmError('RH_BAD_ENTRY', `unsupported entry version ${JSON.stringify(h.v)}`);
   if (typeof h.kind !== 'string' || !KINDS.has(h.kind)) throw new ChsmError('RH_BAD_ENTRY', `unknown entry kind ${JSON.stringify(h.kind)}`);
   if (h.sql !== undefined && typeof h.sql !== 'string') throw new ChsmError('RH_BAD_ENTRY', 'sql must be a string');
-  if (h.kind !== 'settings' && (typeof h.sql !== 'string' || h.sql.trim() === '')) throw new ChsmError('RH_BAD_ENTRY', `a ${h.kind} entry needs sql`);
+  if (h.kind === 'abandon' && !(Number.isSafeInteger(h.index) && (h.index as number) > 0)) throw new ChsmError('RH_BAD_ENTRY', 'an abandon entry needs a positive integer index');
+  if (h.kind !== 'settings' && h.kind !== 'abandon' && (typeof h.sql !== 'string' || h.sql.trim() === '')) throw new ChsmError('RH_BAD_ENTRY', `a ${h.kind} entry needs sql`);
   if (h.database !== undefined && typeof h.database !== 'string') throw new ChsmError('RH_BAD_ENTRY', 'database must be a string');
   if (h.format !== undefined && (typeof h.format !== 'string' || !/^[A-Za-z][A-Za-z0-9_]*$/.test(h.format))) throw new ChsmError('RH_BAD_ENTRY', 'format must be a format name');
   if (h.settings !== undefined) {
@@ -68,5 +74,6 @@ export function decodeEntry(data: Uint8Array): Entry {
   if (typeof h.database === 'string') header.database = h.database;
   if (h.settings !== undefined) header.settings = h.settings as Record<string, SettingValue>;
   if (typeof h.format === 'string') header.format = h.format;
+  if (h.kind === 'abandon') header.index = h.index as number;
   return { header, payload: nl < 0 ? new Uint8Array(0) : data.subarray(nl + 1) };
 }

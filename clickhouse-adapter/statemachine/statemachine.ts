@@ -36,6 +36,11 @@ import { AppliedFiles } from './applied-file.js';
 import { PROBE_TABLE, REPAIR_TABLE, findPhantoms } from './phantom.js';
 import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
+import { APPLY_BOUNDS, APPLY_SETTINGS, checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
+import { tokenize } from '../gateway/lexer.js';
+import { SqlParser } from '../gateway/parse.js';
+import { RuleError, checkInputFormat, checkRead, checkWrite, isNondeterministic, loadNondeterministic } from '../rules/index.js';
+import type { WriteKind } from '../rules/index.js';
 import type { TableChecksum } from './checksum.js';
 import type { Entry as SdkEntry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 
@@ -77,6 +82,12 @@ export interface ChsmOptions {
   appliedDir?: string;
   /** Notices for the operator: blocks a crash lost inside ClickHouse, found and re-inserted. */
   log?: (message: string) => void;
+  /**
+   * The engine whose parser validates every entry (formatQuery + EXPLAIN AST; rules/). Default: `engine`.
+   * The server engine's node passes an embedded parser session, so every replica parses with the same
+   * ClickHouse whatever server it writes to.
+   */
+  parserEngine?: ClickHouseEngine;
   /** Called at each CrashPoint (tests kill the process there). Never set in production. */
   hook?: (point: CrashPoint, index: number) => void | Promise<void>;
 }
@@ -105,6 +116,17 @@ interface GroupState {
   phantoms: Phantom[];
   /** Defaults from applied "settings" entries, in log order. */
   settings: Settings;
+  /** The entry that keeps failing with an error that is not its fault (undefined: none). */
+  stuck: StuckEntry | undefined;
+}
+
+/** An entry whose apply keeps failing for a reason outside the entry (memory, disk, ...). */
+export interface StuckEntry {
+  index: number;
+  /** Date.now() of its first failed attempt. */
+  since: number;
+  attempts: number;
+  error: string;
 }
 
 /** Settings that pin block formation: one block per entry (per partition), the same on every replay. */
@@ -116,6 +138,10 @@ const PINNED_INSERT_SETTINGS: Settings = {
   max_insert_threads: 1,
   max_block_size: 65536,
   deduplicate_blocks_in_dependent_materialized_views: 1,
+  // Inline VALUES data is not in the text the rules validated (formatQuery drops it): literals only,
+  // so a row cannot call file() or run a subquery on every replica.
+  input_format_values_interpret_expressions: 0,
+  input_format_values_deduce_templates_of_expressions: 0,
 };
 
 /** Settings an entry may not choose: the adapter owns them (exactly-once and determinism). */
@@ -125,10 +151,22 @@ const OWNED_SETTINGS = new Set([
 ]);
 
 /**
- * ClickHouse codes that say nothing about the statement (resources, timeouts, the connection): the
- * entry is NOT failed (replicas would diverge); the call fails and raftd retries it.
+ * ClickHouse codes that say nothing about the statement (resources, the connection, a shutdown): the
+ * entry is NOT failed (replicas would diverge); the call fails and raftd retries it. No limit the entry
+ * could set is among the causes: apply runs with APPLY_SETTINGS (rules/settings.ts), so e.g. 159
+ * TIMEOUT_EXCEEDED can only be a lock wait, 241 the server's own memory. An entry that keeps failing so
+ * on the group's leader is given up through the log (an "abandon" entry: docs/design-notes.md).
  */
 const TRANSIENT_CODES = new Set([159, 164, 202, 209, 210, 236, 241, 242, 243, 252, 394, 425, 999, 1000, 1001]);
+
+/** A transient code whose message names a deterministic cause after all. */
+function deterministicAfterAll(e: ClickHouseError): boolean {
+  // 252 is both "too many parts" (merges behind: transient) and this (the entry's own data).
+  return e.code === 252 && /partitions for (a )?single INSERT block/i.test(e.message);
+}
+
+/** The bookkeeping tables' prefix: no entry may name them (the group would stop recording its index). */
+const INTERNAL_PREFIX = '_rh_';
 
 /** On a possible replay of a statement, these errors mean "it already happened". */
 const ALREADY_DONE_CODES = new Set([
@@ -163,6 +201,12 @@ interface SnapshotHeader {
   tables: Array<SnapshotTableMeta & { columns: string[] }>;
 }
 
+/** Apply held in some groups (holdApply): their applied indexes, fixed until release(). */
+export interface ApplyHold {
+  applied: ReadonlyMap<number, number>;
+  release(): void;
+}
+
 export class ClickHouseStateMachine implements StateMachine {
   readonly engine: ClickHouseEngine;
   private readonly dedupWindow: number;
@@ -174,6 +218,11 @@ export class ClickHouseStateMachine implements StateMachine {
   private readonly groups = new Map<number, GroupState>();
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
+  private readonly parser: SqlParser;
+  private readonly parserEngine: ClickHouseEngine;
+  private nondeterministic: Promise<Set<string>> | undefined;
+  /** `db.table` -> its columns with non-deterministic defaults, read at schema generation `gen`. */
+  private readonly defaultsCache = new Map<string, { gen: number; cols: Array<{ name: string; kind: string }> }>();
   /** Restores between their two database renames right now (the group's database is absent). */
   private swapsInProgress = 0;
   /** Goes up after anything that may change a group's tables: a statement applied, a group (re)loaded or deleted. */
@@ -187,6 +236,8 @@ export class ClickHouseStateMachine implements StateMachine {
     this.hook = opts.hook;
     this.log = opts.log ?? (() => undefined);
     this.appliedFiles = opts.appliedDir ? new AppliedFiles(opts.appliedDir) : undefined;
+    this.parserEngine = opts.parserEngine ?? opts.engine;
+    this.parser = new SqlParser(this.parserEngine);
   }
 
   // ---- per-group serialisation -------------------------------------------------------------------
@@ -321,9 +372,9 @@ export class ClickHouseStateMachine implements StateMachine {
     // the entries before them must be re-applied without them, as they were the first time.
     const srows = await queryRows<{ settings: string }>(this.engine,
       `SELECT settings FROM ${db}.${SETTINGS_TABLE} WHERE idx <= ${lastIndex} ORDER BY idx`);
-    for (const r of srows) Object.assign(settings, JSON.parse(r.settings) as Settings);
+    for (const r of srows) Object.assign(settings, allowedDefaults(JSON.parse(r.settings) as Settings));
     const st: GroupState = {
-      applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings,
+      applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings, stuck: undefined,
     };
     this.groups.set(group, st);
     this.schemaGen++; // a repair or a restore may have swapped the database in
@@ -337,6 +388,52 @@ export class ClickHouseStateMachine implements StateMachine {
    */
   appliedIndexNow(group: number): number | undefined {
     return this.groups.get(group)?.applied;
+  }
+
+  /** Groups whose next entry keeps failing for a reason outside the entry (for /status and abandon). */
+  stuckEntries(): Map<number, StuckEntry> {
+    const out = new Map<number, StuckEntry>();
+    for (const [g, st] of this.groups) if (st.stuck && st.stuck.index > st.applied) out.set(g, { ...st.stuck });
+    return out;
+  }
+
+  /**
+   * Holds apply in `groups` (the consistent cut of a multi-group read, gateway/cut.ts): resolves once
+   * this process holds every group's lock — no batch, snapshot restore or deletion is running in them
+   * and none starts until release() — with each group's applied index at that moment (0: nothing
+   * applied). raftd's UpdateEntries calls meanwhile wait on the lock (its call timeout, 10 s by default,
+   * far above the cut's hold cap), so the caller must release promptly. Locks are taken in increasing
+   * group order, so concurrent holds cannot deadlock (every other lock user takes one group at a time).
+   */
+  async holdApply(groups: readonly number[]): Promise<ApplyHold> {
+    const order = [...new Set(groups)].sort((a, b) => a - b);
+    const releases: Array<() => void> = [];
+    const applied = new Map<number, number>();
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      for (const r of releases) r();
+    };
+    try {
+      for (const g of order) {
+        await new Promise<void>((granted, failed) => {
+          void this.withLock(g, async () => {
+            try {
+              applied.set(g, (await this.group(g, false))?.applied ?? 0);
+            } catch (e) {
+              failed(e);
+              return;
+            }
+            await new Promise<void>((done) => { releases.push(done); granted(); });
+          });
+        });
+      }
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return { applied, release };
   }
 
   /**
@@ -493,6 +590,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const st = (await this.group(group, true))!;
       const results: EntryResult[] = [];
       const flush = (): Promise<void> => this.flush(group, st);
+      const abandoned = abandonsIn(entries);
       try {
         for (const e of entries) {
           if (e.index <= st.applied) {
@@ -503,7 +601,7 @@ export class ClickHouseStateMachine implements StateMachine {
           if (e.index !== st.applied + 1) {
             throw new ChsmError('RH_BAD_ENTRY', `entry ${e.index} does not follow ${st.applied}: indexes must be contiguous`);
           }
-          results.push(await this.applyOne(group, st, e, flush));
+          results.push(await this.applyTracked(group, st, e, flush, abandoned));
           st.applied = e.index;
           await this.at('after-entry', e.index);
           if (st.applied - st.recorded >= this.maxEntriesPerRecord) await flush();
@@ -519,9 +617,39 @@ export class ClickHouseStateMachine implements StateMachine {
     });
   }
 
+  /**
+   * applyOne, and what a failure that is not the entry's fault leads to: the call fails (raftd retries)
+   * and the group is marked stuck on the entry, unless a later entry of this same batch abandons it
+   * (then it fails here as it does on every replica that had not applied it: RH_ABANDONED).
+   */
+  private async applyTracked(group: number, st: GroupState, e: ApplyEntry, flush: () => Promise<void>, abandoned: Set<number>): Promise<EntryResult> {
+    try {
+      const r = await this.applyOne(group, st, e, flush);
+      st.stuck = undefined;
+      return r;
+    } catch (err) {
+      // An index gap is not this entry's; a lost block that cannot be rebuilt is this replica's alone
+      // (the others applied the entry): neither may be abandoned.
+      if (err instanceof ChsmError && (err.code === 'RH_BAD_ENTRY' || err.code === 'RH_REPAIR_FAILED')) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      if (abandoned.has(e.index)) {
+        st.stuck = undefined;
+        this.log(`group ${group}: entry ${e.index} abandoned through the log after failing with: ${message}`);
+        // A statement may have left an intent row: the next statement's intent replaces it, and a reload
+        // finds its index below the applied one.
+        if (st.intent?.index === e.index) st.intent = undefined;
+        return { ok: false, error: { code: 'RH_ABANDONED', message: `entry ${e.index} was abandoned after failing for a reason outside the entry on the group's leader (last error here: ${message.slice(0, 500)})` } };
+      }
+      if (st.stuck?.index === e.index) { st.stuck.attempts++; st.stuck.error = message.slice(0, 1000); }
+      else st.stuck = { index: e.index, since: Date.now(), attempts: 1, error: message.slice(0, 1000) };
+      throw err;
+    }
+  }
+
   private entryError(e: unknown, index: number): EntryResult {
+    if (e instanceof RuleError) return { ok: false, error: { code: clickhouseCode(e.code), message: e.exceptionText() } };
     if (e instanceof ChsmError && e.code === 'RH_REPAIR_FAILED') throw e; // not the entry's fault
-    if (e instanceof ClickHouseError && !TRANSIENT_CODES.has(e.code)) {
+    if (e instanceof ClickHouseError && (!TRANSIENT_CODES.has(e.code) || deterministicAfterAll(e))) {
       return { ok: false, error: { code: clickhouseCode(e.code), message: e.message } };
     }
     if (e instanceof ChsmError) return { ok: false, error: { code: e.code, message: e.message } };
@@ -531,15 +659,24 @@ export class ClickHouseStateMachine implements StateMachine {
     throw e; // not the entry's fault: the call fails, raftd retries
   }
 
+  /**
+   * The settings an entry's statement runs with: the group's defaults (SET), the entry's own (header and
+   * query-level SETTINGS clauses, both from the allow-list: rules/settings.ts), then what RaftHouse fixes.
+   * Throws (an entry error, the same on every replica) for a setting the entry may not choose.
+   */
   private statementSettings(st: GroupState, header: EntryHeader): Settings {
     const own = header.settings ?? {};
     const asyncInsert = own.async_insert;
     if (asyncInsert !== undefined && asyncInsert !== 0 && asyncInsert !== '0') {
       throw new ChsmError('RH_UNSUPPORTED', 'async_insert is refused: an asynchronous insert cannot be applied exactly once');
     }
+    checkSettings(own, 'entry');
+    const sql = header.sql ?? '';
+    checkSettings(settingsInSql(sql, /^\s*CREATE\b/i.test(stripLeadingComments(sql))), 'entry');
+    refuseInternalNames(sql);
     const out: Settings = {};
     for (const [k, v] of Object.entries({ ...st.settings, ...own })) if (!OWNED_SETTINGS.has(k)) out[k] = v;
-    return out;
+    return { ...out, ...APPLY_SETTINGS };
   }
 
   private async applyOne(group: number, st: GroupState, e: ApplyEntry, flush: () => Promise<void>): Promise<EntryResult> {
@@ -551,9 +688,21 @@ export class ClickHouseStateMachine implements StateMachine {
       return this.entryError(err, e.index);
     }
     const kind = entry.header.kind;
+    // Its target was settled before this entry (applied, failed or abandoned): nothing left to do here.
+    if (kind === 'abandon') return { ok: true, result: { abandoned: entry.header.index } };
+    let validated: { kind: WriteKind; canonical: string; columns: string[] | undefined } | undefined;
+    try {
+      validated = await this.validate(group, entry);
+    } catch (err) {
+      if (err instanceof RuleError) return { ok: false, error: { code: clickhouseCode(err.code), message: err.exceptionText() } };
+      return this.entryError(err, e.index);
+    }
+    if (kind === 'settings' || !validated) return this.applySettings(group, st, entry, e.index);
     // An INSERT sent as a "statement" still gets a token: untokenised, a replay would duplicate it.
-    if (kind === 'insert' || /^\s*INSERT\s/i.test(entry.header.sql ?? '')) return this.applyInsert(group, st, entry, e.index);
-    if (kind === 'settings') return this.applySettings(group, st, entry, e.index);
+    if (validated.kind === 'insert') return this.applyInsert(group, st, entry, e.index, validated.columns);
+    if (kind === 'insert') return { ok: false, error: { code: 'RH_BAD_ENTRY', message: `an insert entry holds a ${validated.kind.toUpperCase()} statement` } };
+    // From here on the statement is run as ClickHouse's canonical text of it: exactly what was validated.
+    entry = { ...entry, header: { ...entry.header, sql: validated.canonical } };
     // A statement without a token: record everything before it, run it alone, record it.
     await flush();
     let r: EntryResult;
@@ -567,11 +716,82 @@ export class ClickHouseStateMachine implements StateMachine {
     return r;
   }
 
-  private async applyInsert(group: number, st: GroupState, entry: Entry, index: number): Promise<EntryResult> {
+  /**
+   * The state machine trusts nothing in its log (rules/): every entry is checked before it is applied,
+   * on every replica alike — its bytes, the group, and this ClickHouse's parser decide, never timing or
+   * local state. Throws RuleError (refused: a deterministic failed result, the index advances) or
+   * ClickHouseError (62: not one valid statement). undefined for a settings entry.
+   */
+  private async validate(group: number, entry: Entry): Promise<{ kind: WriteKind; canonical: string; columns: string[] | undefined } | undefined> {
+    const h = entry.header;
+    if (h.settings) checkSettings(h.settings, h.kind === 'settings' ? 'set' : 'entry');
+    if (h.kind === 'settings') return undefined;
+    if (h.format !== undefined) checkInputFormat(h.format);
+    const db = dataDb(group);
+    this.nondeterministic ??= loadNondeterministic(this.parserEngine);
+    const nondeterministic = await this.nondeterministic.catch((e: unknown) => { this.nondeterministic = undefined; throw e; });
+    // An insert may give its FORMAT in the header instead (entry.ts): parse what applyInsert will run.
+    const sql = h.format !== undefined && entry.payload.length > 0 && !hasFormatClause(h.sql!) ? `${h.sql!.trimEnd()} FORMAT ${h.format}` : h.sql!;
+    const stmt = await this.parser.parse(sql);
+    const kind = checkWrite(stmt, {
+      scope: { own: new Set([db]), insertTarget: new Set([db, ...(h.database !== undefined ? [h.database] : [])]) },
+      nondeterministic,
+      allowPinnable: false,
+    });
+    if (kind === 'set') throw new RuleError(48, 'SET travels as a settings entry (the gateway proposes one for SET), never as a statement');
+    return { kind, canonical: stmt.canonical, columns: stmt.columns };
+  }
+
+  /**
+   * Columns of `table` whose DEFAULT / MATERIALIZED expression is non-deterministic (rand(), now(),
+   * generateUUIDv4() ...): an insert that leaves them to ClickHouse would store a different value on each
+   * replica. Read from this replica's schema, which at this index is every replica's (DDL is in the log).
+   */
+  private async nondetDefaultColumns(db: string, table: string): Promise<Array<{ name: string; kind: string }>> {
+    const key = `${db}.${table}`;
+    const cached = this.defaultsCache.get(key);
+    if (cached && cached.gen === this.schemaGen) return cached.cols;
+    const gen = this.schemaGen;
+    const rows = await queryRows<{ name: string; kind: string; expr: string }>(this.engine,
+      `SELECT name, default_kind AS kind, default_expression AS expr FROM system.columns
+       WHERE database = ${quoteString(db)} AND table = ${quoteString(table)} AND default_kind IN ('DEFAULT', 'MATERIALIZED') ORDER BY position`);
+    const nondeterministic = await (this.nondeterministic ??= loadNondeterministic(this.parserEngine));
+    const cols: Array<{ name: string; kind: string }> = [];
+    for (const r of rows) {
+      const fns = (await this.parser.parse(`SELECT ${r.expr}`)).functions;
+      if (fns.some((f) => isNondeterministic(f, nondeterministic))) cols.push({ name: r.name, kind: r.kind });
+    }
+    if (this.defaultsCache.size > 10_000) this.defaultsCache.clear();
+    this.defaultsCache.set(key, { gen, cols });
+    return cols;
+  }
+
+  /**
+   * An insert into a table with non-deterministic defaults must give those columns itself (the gateway
+   * materializes them: every column, insert_allow_materialized_columns = 1). Fields a row omits would
+   * still take the default: for such an insert they take the type's zero value instead, the same on
+   * every replica. Returns the settings that do that.
+   */
+  private async checkNondetDefaults(db: string, table: string, columns: string[] | undefined, settings: Settings): Promise<Settings> {
+    const risky = await this.nondetDefaultColumns(db, table);
+    if (risky.length === 0) return {};
+    for (const c of risky) {
+      const given = columns?.includes(c.name) === true;
+      const materializedAllowed = String(settings.insert_allow_materialized_columns ?? '0') !== '0';
+      if (!given || (c.kind === 'MATERIALIZED' && !materializedAllowed)) {
+        throw new RuleError(36, `column ${c.name} of ${table} has a non-deterministic ${c.kind} expression: an insert must give its values (the gateway computes them), or every replica would store its own`);
+      }
+    }
+    return { input_format_defaults_for_omitted_fields: 0, input_format_csv_empty_as_default: 0, input_format_tsv_empty_as_default: 0 };
+  }
+
+  private async applyInsert(group: number, st: GroupState, entry: Entry, index: number, columns: string[] | undefined): Promise<EntryResult> {
     const db = dataDb(group);
     try {
-      const settings: Settings = {
+      let settings: Settings = {
         ...this.statementSettings(st, entry.header),
+        // INSERT ... SELECT: what it may read is bounded, the same way on every replica.
+        ...(entry.payload.length === 0 ? APPLY_BOUNDS : {}),
         ...PINNED_INSERT_SETTINGS,
         insert_deduplicate: 1,
         insert_deduplication_token: `${group}:${index}`,
@@ -583,6 +803,7 @@ export class ClickHouseStateMachine implements StateMachine {
         sql = `${sql.trimEnd()} FORMAT ${entry.header.format}`;
       }
       const target = qualifyInsert(sql, db, entry.header.database);
+      settings = { ...settings, ...(await this.checkNondetDefaults(db, target.table, columns, settings)) };
       // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
       const run = async (statement: string, s: Settings): Promise<number> => {
         if (withPayload) return (await this.engine.insert(statement, entry.payload, { settings: s })).writtenRows;
@@ -607,6 +828,7 @@ export class ClickHouseStateMachine implements StateMachine {
       for (const k of Object.keys(changes)) {
         if (OWNED_SETTINGS.has(k)) throw new ChsmError('RH_UNSUPPORTED', `setting ${k} is owned by the adapter and cannot be changed`);
       }
+      checkSettings(changes, 'set');
       // Validate names and values with ClickHouse itself before storing them.
       await this.engine.query('SELECT 1', { settings: changes, format: 'TabSeparated' });
       const row = Buffer.from(JSON.stringify({ idx: index, settings: JSON.stringify(changes) }) + '\n');
@@ -639,6 +861,8 @@ export class ClickHouseStateMachine implements StateMachine {
     let settings: Settings;
     try {
       settings = { ...this.statementSettings(st, entry.header), mutations_sync: 2, alter_sync: 2 };
+      // CREATE ... AS SELECT, POPULATE, ...: what it may read is bounded as for INSERT ... SELECT.
+      if (/\bSELECT\b/i.test(entry.header.sql ?? '')) Object.assign(settings, APPLY_BOUNDS);
     } catch (err) {
       return this.entryError(err, index);
     }
@@ -698,6 +922,16 @@ export class ClickHouseStateMachine implements StateMachine {
     }
     if (typeof q.sql === 'string') {
       const format = typeof q.format === 'string' ? q.format : 'JSONEachRow';
+      // The same read sandbox as the gateway's, inside the group's database (rules/reads.ts).
+      const db = dataDb(group);
+      const stmt = await this.parser.parse(q.sql);
+      if (stmt.write) throw new ChsmError('RH_BAD_QUERY', 'a read query must not write');
+      try {
+        checkRead(stmt, { database: db, userDb: db });
+      } catch (e) {
+        if (e instanceof RuleError) throw new ChsmError('RH_BAD_QUERY', e.exceptionText());
+        throw e;
+      }
       const buf = await this.engine.query(q.sql, { database: dataDb(group), format, settings: { readonly: 2 } });
       return format === 'JSONEachRow' ? { rows: jsonEachRow(buf) } : { data: buf.toString('utf8') };
     }
@@ -920,6 +1154,45 @@ export class ClickHouseStateMachine implements StateMachine {
       return st.recorded;
     });
   }
+}
+
+/** Group defaults stored before the allow-list existed keep only what it allows (on every replica alike). */
+function allowedDefaults(stored: Settings): Settings {
+  const out: Settings = {};
+  for (const [k, v] of Object.entries(stored)) if (settingRule(k, 'set')) out[k] = v;
+  return out;
+}
+
+function stripLeadingComments(sql: string): string {
+  return sql.replace(/^(\s+|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)+/, '');
+}
+
+/** An identifier `_rh_*` anywhere (plain or quoted; strings and comments do not count). */
+function refuseInternalNames(sql: string): void {
+  for (const t of tokenize(sql)) {
+    const name = t.kind === 'quoted' ? t.text.slice(1, -1) : t.kind === 'word' ? t.text : undefined;
+    if (name !== undefined && name.startsWith(INTERNAL_PREFIX)) {
+      const message = `tables named ${INTERNAL_PREFIX}* are RaftHouse's own: an entry may not name ${name}`;
+      throw new ClickHouseError(36, 'BAD_ARGUMENTS', message, `Code: 36. DB::Exception: ${message}. (BAD_ARGUMENTS)`);
+    }
+  }
+}
+
+/** Entries of the batch that abandon an earlier entry: the indexes they give up. */
+function abandonsIn(entries: ApplyEntry[]): Set<number> {
+  const out = new Set<number>();
+  for (const e of entries) {
+    // Cheap test first: the header's kind is near the start of the first line.
+    const head = Buffer.from(e.data.buffer, e.data.byteOffset, Math.min(e.data.byteLength, 64)).toString('latin1');
+    if (!head.includes('"abandon"')) continue;
+    try {
+      const { header } = decodeEntry(e.data);
+      if (header.kind === 'abandon' && header.index !== undefined && header.index < e.index) out.add(header.index);
+    } catch {
+      // not an entry: applyOne fails it as such
+    }
+  }
+  return out;
 }
 
 /** `CREATE TABLE rh_g1.t ...` -> `CREATE TABLE t ...` (the object's own name only; bodies untouched). */

@@ -28,9 +28,11 @@ export function renderMetrics(host: Host): string {
   const m = host.metrics;
   let leaders = 0;
   let quiesced = 0;
-  for (const g of host.groups.values()) {
+  const applyFailing: number[] = [];
+  for (const [id, g] of host.groups) {
     if (g.status().role === Role.Leader) leaders++;
     if (g.quiesced) quiesced++;
+    if ((host.groupApplyFailure(id)?.attempts ?? 0) >= 2) applyFailing.push(id);
   }
   const mem = process.memoryUsage();
   const lines = [
@@ -45,6 +47,8 @@ export function renderMetrics(host: Host): string {
     ...counter('raftd_snapshot_transfers_received_total', 'Snapshots installed from a leader.', m.snapshotsReceived),
     ...counter('raftd_snapshot_transfer_failures_total', 'Snapshot transfers that failed.', m.snapshotFailures),
     ...counter('raftd_forwarded_requests_total', 'Client requests (and propose-batch entries) forwarded to a leader on another node.', m.forwarded),
+    ...counter('raftd_app_leadership_handoffs_total', 'Leadership transfers started because the application could not apply.', m.appHandOffs),
+    ...counter('raftd_app_repairs_total', 'Snapshots restored into the application to repair entries it missed (APPLY_GAP).', m.appRepairs),
     ...counter('raftd_storage_writes_total', 'Group-commit writes (one fsync each).', m.storageWrites),
     ...histogram('raftd_storage_write_seconds', 'Latency of one group-commit write with fsync.', m.fsyncMs),
     ...histogram('raftd_propose_seconds', 'Client proposal latency until applied.', m.proposeMs),
@@ -53,6 +57,10 @@ export function renderMetrics(host: Host): string {
     ...gauge('raftd_groups_leading', 'Groups this node leads.', leaders),
     ...gauge('raftd_groups_quiesced', 'Idle groups not being ticked.', quiesced),
     ...gauge('raftd_app_healthy', '1 when the application answers.', host.appHealthy() ? 1 : 0),
+    ...gauge('raftd_groups_apply_failing', 'Groups whose apply calls keep failing (two or more in a row).', applyFailing.length),
+    '# HELP raftd_group_apply_failing_seconds How long the apply of a group has been failing (only failing groups, at most 100).',
+    '# TYPE raftd_group_apply_failing_seconds gauge',
+    ...applyFailing.slice(0, 100).map((g) => `raftd_group_apply_failing_seconds{group="${g}"} ${((host.groupApplyFailure(g)?.sinceMs ?? 0) / 1000).toFixed(3)}`),
     ...gauge('raftd_memory_resident_bytes', 'Resident set size of the process.', mem.rss),
     ...gauge('raftd_memory_heap_used_bytes', 'V8 heap in use (JavaScript objects).', mem.heapUsed),
     ...gauge('raftd_memory_array_buffers_bytes', 'Buffers outside the V8 heap (entry data among them).', mem.arrayBuffers),

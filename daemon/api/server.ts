@@ -119,6 +119,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       host.getGroup(group);
       const hint = host.leaderHint(group);
       if (hint) return hint;
+      // Waiting is for an election in progress; past an election timeout without a word from any
+      // leader this node is cut off, and the answer is definite now: nothing was forwarded or
+      // proposed, so NO_LEADER (retry, on another node) is true.
+      if (host.leaderSilent(group)) throw new RaftdError('NO_LEADER', `group ${group}: node ${host.nodeId} has not heard a leader for an election timeout; retry on another node`);
       if (Date.now() >= deadline) throw new RaftdError('NO_LEADER', `group ${group} has no leader right now; retry`);
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -297,16 +301,20 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   };
   app.get('/leader-check', leaderCheck);
   app.get('/leader-check/:code', leaderCheck);
+  // Without a group: this node (app reachable, every group it hosts in a quorum with a leader). A group
+  // whose apply keeps failing (one entry that will not apply) is listed, but is that group's problem: it
+  // turns only `?group=G` red, never every node's probe (docs/operations.md).
   app.get('/raft-health', async (req, reply) => {
     const q = (req.query as Record<string, string | undefined>).group;
     const groups = q === undefined ? [...host.groups.keys()] : [parseGroup(q)];
-    const unhealthy = groups.filter((g) => !host.groupHealthy(g));
+    const unhealthy = groups.filter((g) => (q === undefined ? !host.groupHealthy(g) : !host.groupServing(g)));
+    const applyFailing = groups.filter((g) => (host.groupApplyFailure(g)?.attempts ?? 0) >= 2);
     const appOk = host.appHealthy();
     // Without a group named: not healthy until the groups this node was started with exist.
     const bootstrapped = q !== undefined || host.bootstrapComplete();
     const ok = unhealthy.length === 0 && appOk && groups.length > 0 && bootstrapped;
     void reply.code(ok ? 200 : 500);
-    return { healthy: ok, app: appOk, bootstrapped, groups: groups.length, unhealthyGroups: unhealthy.slice(0, 100) };
+    return { healthy: ok, app: appOk, bootstrapped, groups: groups.length, unhealthyGroups: unhealthy.slice(0, 100), applyFailingGroups: applyFailing.slice(0, 100) };
   });
 
   // ---- groups and membership
@@ -404,7 +412,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const groups = [...host.groups.keys()].sort((a, b) => a - b).map((g) => {
       const s = host.groupStatus(g);
       const lag = s.progress ? Math.max(0, ...Object.values(s.progress).map((p) => s.lastIndex - p.match)) : undefined;
-      return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, ...(lag !== undefined ? { maxFollowerLag: lag } : {}) };
+      const f = host.groupApplyFailure(g);
+      const applyFailing = f ? { sinceMs: Math.round(f.sinceMs), attempts: f.attempts, code: f.error.code ?? 'ERROR', message: f.error.message.slice(0, 500) } : undefined;
+      return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, ...(lag !== undefined ? { maxFollowerLag: lag } : {}), ...(applyFailing ? { applyFailing } : {}) };
     });
     return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), groups };
   });

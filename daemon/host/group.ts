@@ -58,6 +58,20 @@ export class GroupReplica {
   /** Index of the snapshot sent to each peer, until the peer's log has caught up past it (leader side). */
   readonly snapshotSentAt = new Map<number, number>();
   deleted = false;
+  /**
+   * Repair in progress: the app misses committed entries through this index that the log no
+   * longer holds (0: none). Cleared once a snapshot covering it is restored into the app.
+   */
+  repairThrough = 0;
+  /** Ticks until the next snapshot request of a repair. */
+  repairTicks = 0;
+  /** Ticks until this leader may try handing leadership over again (its app cannot apply). */
+  handOffTicks = 0;
+  /**
+   * Ticks (while awake) since this replica last heard its group's leader: a follower past an
+   * election timeout of silence answers NO_LEADER at once instead of holding requests.
+   */
+  leaderSilentTicks = 0;
   /** Role and leader as of the last Ready's soft state: cheap to read on every tick. */
   role: Role = Role.Follower;
   leaderId: number = NONE;
@@ -205,7 +219,8 @@ export class GroupReplica {
     this.failReads(err);
   }
 
-  private failReads(err: RaftdError): void {
+  /** Fails the reads waiting for a read index (they have no effect: always safe to fail). */
+  failReads(err: RaftdError): void {
     for (const [, r] of this.reads) {
       clearTimeout(r.timer);
       r.reject(err);
@@ -222,7 +237,7 @@ export class GroupReplica {
    * and applied, and nobody waits on the group.
    */
   quiescable(): boolean {
-    if (this.hasWaiters() || this.snapshotsSending.size > 0 || this.snapshotInFlight) return false;
+    if (this.hasWaiters() || this.snapshotsSending.size > 0 || this.snapshotInFlight || this.repairThrough > 0) return false;
     const st = this.node.status();
     if (st.role !== Role.Leader || st.leadTransferee !== NONE) return false;
     if (st.commit !== st.lastIndex || st.applied !== st.commit || this.node.hasReady()) return false;

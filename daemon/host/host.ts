@@ -26,9 +26,17 @@ import { Liveness } from './liveness.js';
 import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
+import { AppError } from '../statemachine/errors.js';
 
 /** Reserved group id of node-to-node liveness messages (never a real group). */
 export const LIVENESS_GROUP = 0xffffffff;
+/**
+ * Reserved group id of a follower's request for a snapshot of one group (its number in the
+ * context, the index the snapshot must reach in `index`): the repair of an app that misses
+ * entries the follower's log no longer holds. Not a Raft message: the leader's host answers it
+ * by streaming a snapshot, as it would for a follower behind its log.
+ */
+export const SNAPSHOT_REQUEST_GROUP = 0xfffffffe;
 /** Context marking a leader's heartbeat that tells followers to stop ticking an idle group. */
 const QUIESCE = new TextEncoder().encode('q');
 const encoder = new TextEncoder();
@@ -85,6 +93,8 @@ export class Host {
   private readonly knownPeers = new Map<number, string>();
   private readonly bootstrapWrites: GroupWrite[] = [];
   private metaDutiesRunning = false;
+  /** Consecutive ticks the application has been unhealthy (0: healthy). */
+  private appUnhealthyTicks = 0;
 
   constructor(
     private readonly opts: HostOptions,
@@ -187,6 +197,7 @@ export class Host {
       (last, results) => this.onApplied(group, last, results),
       (lo, hi) => this.refetch(group, lo, hi),
       () => this.applyMayLinger(group),
+      (lo, hi) => this.onApplyGap(group, applier, lo, hi),
     );
     this.appliers.set(group, applier);
     const started = applier.start();
@@ -208,13 +219,85 @@ export class Host {
     return g !== undefined && g.role !== Role.Leader && g.pending.size === 0;
   }
 
+  // ---------------------------------------------------------------- repair
+
+  /**
+   * The group's app misses committed entries lo..hi and the log here no longer holds them (the
+   * applier already tried). This used to stop raftd (exit 70, APPLY_GAP) and, after a restart,
+   * leave the group's reads hanging. Now the node repairs it: the applier stops at the gap (reads
+   * past it fail with APP_UNAVAILABLE at once, never stale), and the group asks its leader for a
+   * snapshot through `hi` (repairTick); restoring it replaces the applier (onSnapshot).
+   */
+  private onApplyGap(group: number, applier: ApplierPort, lo: number, hi: number): void {
+    const g = this.groups.get(group);
+    if (!g || this.appliers.get(group) !== applier || this.stopping) return;
+    this.opts.logger.error({ group, missingFrom: lo, missingTo: hi }, 'the app misses entries the log no longer holds; repairing from a snapshot of the leader');
+    g.repairThrough = Math.max(g.repairThrough, hi);
+    g.repairTicks = 0;
+    g.wake();
+  }
+
+  /**
+   * Once per election timeout while a repair is pending: ask the leader for a snapshot. On the
+   * leader itself (whose app cannot serve its group now) maybeHandOff first hands leadership to a
+   * live voter: an ordinary Raft transfer, which changes who leads, never what is committed.
+   */
+  private repairTick(g: GroupReplica): void {
+    if (g.repairTicks-- > 0) return;
+    g.repairTicks = this.opts.electionTicks;
+    const leader = g.leader();
+    // On the leader itself, maybeHandOff hands leadership over first; then it asks the new one.
+    if (leader === NONE || leader === this.opts.nodeId) return;
+    const message: Message = {
+      type: MessageType.Heartbeat, to: leader, from: this.opts.nodeId, term: 0, logTerm: 0, index: g.repairThrough,
+      entries: [], commit: 0, reject: false, rejectHint: 0, context: encoder.encode(String(g.group)),
+    };
+    this.deps.transport.send(leader, [{ group: SNAPSHOT_REQUEST_GROUP, message }]);
+  }
+
+  /** The voter (not this node) that is alive, says its app is healthy, and has the most of the log; or NONE. */
+  private healthiestVoter(g: GroupReplica): number {
+    const st = g.status();
+    let best = NONE;
+    let bestMatch = -1;
+    for (const id of st.confState.voters) {
+      if (id === this.opts.nodeId || !this.liveness.isAlive(id) || !this.liveness.appHealthy(id)) continue;
+      const match = st.progress?.[id]?.match ?? 0;
+      if (match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    return best;
+  }
+
+  /** Leader side of a repair: a member asks for a snapshot of a group this node leads. */
+  private onSnapshotRequest(from: number, m: Message): void {
+    const group = Number(decoder.decode(m.context));
+    if (!Number.isInteger(group) || group <= 0 || group >= SNAPSHOT_REQUEST_GROUP) return;
+    const g = this.groups.get(group);
+    if (!g || g.deleted || !g.isLeader() || group === META_GROUP) return;
+    const st = g.status();
+    if (!st.confState.voters.includes(from) && !st.confState.learners.includes(from)) return;
+    this.opts.logger.info({ group, to: from, through: m.index }, 'sending a snapshot a follower asked for to repair its app');
+    g.wake();
+    void this.sendSnapshot(g, { ...m, to: from, from: this.opts.nodeId, term: st.term, context: new Uint8Array(0) });
+  }
+
   // ---------------------------------------------------------------- ticking
 
   private tick(): void {
     this.liveness.tick();
     for (const id of this.deps.transport.unreachablePeers?.() ?? []) this.liveness.markDead(id);
-    this.sendLiveness();
+    const appHealthy = this.deps.app.healthy();
+    this.appUnhealthyTicks = appHealthy ? 0 : this.appUnhealthyTicks + 1;
+    this.sendLiveness(appHealthy);
     for (const g of this.groups.values()) {
+      if (g.repairThrough > 0) this.repairTick(g);
+      // A replica whose app cannot apply (down, failing, or missing entries being repaired) would
+      // make a leader that answers no write: it defers its elections and declines transfers.
+      // Liveness only (see Raft.campaignReluctant); the meta group is applied by raftd itself.
+      if (g.group !== META_GROUP) g.node.setCampaignReluctant(!appHealthy || g.repairThrough > 0);
       if (g.quiesced) {
         this.maybeWakeForDeadLeader(g);
         continue;
@@ -222,6 +305,8 @@ export class Host {
       // Checked before ticking: a tick makes the leader's heartbeats, i.e. work to do.
       if (this.maybeQuiesce(g)) continue;
       g.awakeTicks++;
+      this.countLeaderSilence(g);
+      if (g.role === Role.Leader) this.maybeHandOff(g);
       g.node.tick();
       this.maybeSnapshot(g);
       if (g.node.hasReady()) this.markDirty(g);
@@ -229,13 +314,77 @@ export class Host {
     this.scheduleFlush();
   }
 
-  private sendLiveness(): void {
+  /**
+   * A follower that has not heard its leader for an election timeout fails the reads waiting for
+   * a read index now (NO_LEADER: a read has no effect, so failing it is always definite) instead
+   * of holding them until their deadline, and answers new ones at once (leaderSilent).
+   */
+  private countLeaderSilence(g: GroupReplica): void {
+    if (g.role === Role.Leader) {
+      g.leaderSilentTicks = 0;
+      return;
+    }
+    if (++g.leaderSilentTicks > this.opts.electionTicks && g.hasWaiters() && this.leaderSilent(g.group)) {
+      g.failReads(new RaftdError('NO_LEADER', `group ${g.group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`));
+    }
+  }
+
+  /**
+   * True when this replica is not the group's leader, has heard no leader of it for more than an
+   * election timeout, and does not hear a quorum of the group's voters either: it is cut off, no
+   * election it can see will end its wait, so waiting only holds the client. (With a quorum in
+   * touch, an election is under way or about to be, and a request waits for it as before: the
+   * leader died, the others elect one.) An awake replica counts its own ticks since the leader's last append, heartbeat or
+   * snapshot; a quiesced one (not ticked, no heartbeats) goes by the node-level liveness of the
+   * leader it knows. While the leader it knows is still heard at node level, an awake replica is
+   * not called silent either: a leader that quiesced a group this replica did not (it had a read
+   * waiting, say) sends no heartbeats, yet is there, and a request wakes it.
+   */
+  leaderSilent(group: number): boolean {
+    const g = this.groups.get(group);
+    if (!g || g.role === Role.Leader) return false;
+    const leader = g.leader();
+    const nodeSilent = leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
+    if (!nodeSilent || !(g.quiesced || g.leaderSilentTicks > this.opts.electionTicks)) return false;
+    const voters = g.status().confState.voters;
+    let heard = 0;
+    for (const id of voters) if (id === this.opts.nodeId || this.liveness.silentFor(id) <= this.opts.electionTicks) heard++;
+    return heard * 2 <= voters.length;
+  }
+
+  /**
+   * A leader whose application has been unhealthy for more than an election timeout (or that
+   * misses entries being repaired) hands leadership to a live voter whose application is healthy,
+   * the one with most of the log (a transfer waits for the target to catch up, then TimeoutNow).
+   * Its proposals would otherwise hang for the whole outage: they commit, but no app answers them.
+   * With no healthy voter (every app down) it keeps leading: there is nobody better. At most one
+   * attempt per election timeout (the core abandons a transfer that did not finish in that time).
+   */
+  private maybeHandOff(g: GroupReplica): void {
+    if (g.group === META_GROUP) return;
+    if (g.handOffTicks > 0) {
+      g.handOffTicks--;
+      return;
+    }
+    if (this.appUnhealthyTicks <= this.opts.electionTicks && g.repairThrough === 0) return;
+    const to = this.healthiestVoter(g);
+    if (to === NONE) return;
+    g.handOffTicks = this.opts.electionTicks;
+    this.opts.logger.warn({ group: g.group, to, appUnhealthyTicks: this.appUnhealthyTicks, repairThrough: g.repairThrough }, 'the app cannot apply; handing leadership over');
+    g.node.transferLeadership(to);
+    this.metrics.appHandOffs++;
+    this.markDirty(g);
+  }
+
+  private sendLiveness(appHealthy: boolean): void {
     const context = encoder.encode(this.opts.httpAddr);
     for (const id of this.knownPeers.keys()) {
       if (id === this.opts.nodeId) continue;
+      // `reject` carries "my application is unhealthy" (older nodes ignore it on liveness messages):
+      // a leader handing over picks a target whose application answers.
       const message: Message = {
         type: MessageType.Heartbeat, to: id, from: this.opts.nodeId, term: 0, logTerm: 0, index: 0,
-        entries: [], commit: 0, reject: false, rejectHint: 0, context,
+        entries: [], commit: 0, reject: !appHealthy, rejectHint: 0, context,
       };
       this.deps.transport.send(id, [{ group: LIVENESS_GROUP, message }]);
     }
@@ -528,10 +677,19 @@ export class Host {
   }
 
   private async takeSnapshot(g: GroupReplica): Promise<{ prepared: string; index: number }> {
+    const applier = this.appliers.get(g.group);
     const { prepared, lastLogIndex } = await this.deps.app.prepareSnapshot(g.group);
     if (g.deleted) throw new RaftdError('GROUP_NOT_FOUND', `group ${g.group} was deleted`);
+    // A snapshot from the leader restored meanwhile (a new applier, or one being started) may have
+    // put the app on another state, even an older one than the view just prepared: compacting the
+    // log up to the prepared index would then drop entries the app now misses (the APPLY_GAP of
+    // issue 18: "entry 130 enqueued after 123"). Skip this round; the next tick decides again.
+    if (!applier || this.appliers.get(g.group) !== applier || this.restoring.has(g.group)) return { prepared, index: 0 };
     const st = g.status();
-    const index = Math.min(lastLogIndex, st.commit);
+    // Never past what the app confirmed (with RAFT_SYNC: made durable): the prepared view may hold
+    // applied but unsynced entries, which the app loses in a crash while raftd's log, compacted
+    // to the snapshot, no longer holds them.
+    const index = Math.min(lastLogIndex, st.commit, applier.appliedIndex());
     if (index <= g.storage.snapshot().metadata.index) {
       // Nothing past the log's snapshot (one restored from a leader, say): count from there, or the
       // byte trigger would ask the app again on every tick until it moves.
@@ -613,7 +771,15 @@ export class Host {
     if (!g) g = this.lazyReplica(header.group);
     if (!g) throw new RaftdError('GROUP_NOT_FOUND', `group ${header.group} is not known here`);
     g.wake();
-    if (header.metadata.index <= g.status().commit) return;
+    // A snapshot at or below the commit index brings nothing, unless it repairs an app that misses
+    // entries the log no longer holds (repairThrough): then one reaching past them is restored into
+    // the app only (Raft's log and commit are fine and stay as they are).
+    const repair = g.repairThrough > 0 && header.metadata.index >= g.repairThrough;
+    if (header.metadata.index <= g.status().commit && !repair) return;
+    // One restore at a time: two overlapping ones (an old leader's and a new one's) could finish in
+    // either order and leave the app on the older snapshot while the host counts from the newer.
+    // The sender sees its transfer end, and the core sends another snapshot if still needed.
+    if (this.restoring.has(g.group)) return;
     const old = this.appliers.get(g.group);
     this.appliers.delete(g.group);
     // While the app is being restored no applier is in charge: reads wait for this (waitApplied).
@@ -629,6 +795,13 @@ export class Host {
     }
     g.handedToApp = header.metadata.index;
     g.bytesSinceSnapshot = 0;
+    // The app is now at or past the snapshot's index: what it missed is in it. Cleared before the
+    // hand-over below, which reports a new gap should the log lack entries after the snapshot too.
+    if (g.repairThrough > 0 && header.metadata.index >= g.repairThrough) {
+      g.repairThrough = 0;
+      this.metrics.appRepairs++;
+      this.opts.logger.warn({ group: g.group, index: header.metadata.index }, 'the app was repaired from a snapshot');
+    }
     // During the restore (and the new applier's start) the core kept stepping messages: a new leader
     // that still had the entries may have appended and committed past the snapshot here, and
     // applyCommitted handed them to nobody. The core will not go back for them (its commit is past
@@ -642,6 +815,13 @@ export class Host {
       if (missed) this.handOver(g, applier, missed);
     }
     this.metrics.snapshotsReceived++;
+    // A repair's snapshot is usually not past the commit index, and Raft needs none then: it is
+    // for the app only. (Any other is stepped as before; the core ignores one it no longer needs.)
+    if (repair && header.metadata.index <= g.status().commit) {
+      this.markDirty(g);
+      this.scheduleFlush();
+      return;
+    }
     g.node.step({
       type: MessageType.Snap, to: this.opts.nodeId, from: header.from, term: header.term, logTerm: 0, index: 0,
       entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0),
@@ -657,7 +837,11 @@ export class Host {
     this.liveness.heard(from);
     for (const { group, message } of msgs) {
       if (group === LIVENESS_GROUP) {
-        this.liveness.heard(from, decoder.decode(message.context));
+        this.liveness.heard(from, decoder.decode(message.context), !message.reject);
+        continue;
+      }
+      if (group === SNAPSHOT_REQUEST_GROUP) {
+        this.onSnapshotRequest(from, message);
         continue;
       }
       let g = this.groups.get(group);
@@ -677,6 +861,8 @@ export class Host {
         this.opts.logger.warn({ err, group, from }, 'dropping a message the core refused');
         continue;
       }
+      // Only a leader sends these, and the core took it as its leader's (a stale one is refused).
+      if ((message.type === MessageType.App || message.type === MessageType.Heartbeat || message.type === MessageType.Snap) && message.from === g.node.leader()) g.leaderSilentTicks = 0;
       if (quiesce) {
         const st = g.status();
         if (st.leader === message.from && st.commit === st.lastIndex && !g.hasWaiters()) g.quiesced = true;
@@ -709,7 +895,7 @@ export class Host {
     const leader = g.leader();
     if (leader === NONE) return undefined;
     // A leader we have not heard from is probably gone: better to wait for the next one.
-    if (leader !== this.opts.nodeId && !this.liveness.isAlive(leader)) return undefined;
+    if (leader !== this.opts.nodeId && (!this.liveness.isAlive(leader) || this.leaderSilent(group))) return undefined;
     const httpAddr = leader === this.opts.nodeId ? this.opts.httpAddr : this.liveness.httpAddr(leader) ?? this.meta.nodes.get(leader)?.httpAddr;
     return httpAddr ? { id: leader, httpAddr } : undefined;
   }
@@ -741,6 +927,9 @@ export class Host {
     if (this.opts.breakStaleReads) consistency = 'stale';
     const g = this.getGroup(group);
     if (consistency === 'stale') return this.appliers.get(group)?.appliedIndex() ?? g.status().applied;
+    // Cut off from the leader for an election timeout: say so now (the read would only wait for
+    // its deadline and end in TIMEOUT). Definite: a read has no effect.
+    if (this.leaderSilent(group)) throw new RaftdError('NO_LEADER', `group ${group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`);
     // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
     // is not evidence of anything); otherwise they take the ReadIndex path.
     const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;
@@ -784,6 +973,8 @@ export class Host {
         // Stopped because a snapshot replaced it (not because raftd stops): wait on its successor.
         const stopped = (e as { code?: unknown } | undefined)?.code === 'APPLIER_STOPPED';
         if (stopped && this.appliers.get(group) !== applier && !this.stopping) continue;
+        // The app's failures as the client's codes (APPLY_GAP: APP_UNAVAILABLE while repairing).
+        if (e instanceof AppError) throw e.toRaftdError();
         throw e;
       }
     }
@@ -883,6 +1074,20 @@ export class Host {
     return this.deps.app.healthy();
   }
 
+  /**
+   * The group's apply is failing (calls in a row failed, the last `error`): that group's problem only,
+   * reported per group (`/raft-health?group=G`, `/status`, metrics), never for the node as a whole.
+   */
+  groupApplyFailure(group: number): { sinceMs: number; attempts: number; error: Error & { code?: string } } | undefined {
+    return this.appliers.get(group)?.applyFailure?.();
+  }
+
+  /** Raft-healthy, and its apply is not failing (two calls in a row or more). */
+  groupServing(group: number): boolean {
+    const f = this.groupApplyFailure(group);
+    return this.groupHealthy(group) && !(f && f.attempts >= 2);
+  }
+
   /** Healthy: the group has a leader this node has heard from recently, and the app answers. */
   groupHealthy(group: number): boolean {
     const g = this.groups.get(group);
@@ -890,7 +1095,7 @@ export class Host {
     const st = g.status();
     if (st.leader === NONE) return false;
     if (st.leader !== this.opts.nodeId && !this.liveness.isAlive(st.leader)) return false;
-    return true;
+    return g.repairThrough === 0;
   }
 
   /** The data groups this node was started to create (--groups) all exist here (or were deleted). */

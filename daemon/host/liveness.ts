@@ -6,6 +6,8 @@
 export class Liveness {
   private readonly lastHeard = new Map<number, number>();
   private readonly httpAddrs = new Map<number, string>();
+  /** Each peer's application health as it last advertised it. */
+  private readonly appHealth = new Map<number, boolean>();
   private now = 0;
 
   constructor(private readonly deadAfterTicks: number) {}
@@ -14,9 +16,15 @@ export class Liveness {
     this.now++;
   }
 
-  heard(node: number, httpAddr?: string): void {
+  heard(node: number, httpAddr?: string, appHealthy?: boolean): void {
     this.lastHeard.set(node, this.now);
     if (httpAddr) this.httpAddrs.set(node, httpAddr);
+    if (appHealthy !== undefined) this.appHealth.set(node, appHealthy);
+  }
+
+  /** Whether the peer's application answered when it last said (true until it says otherwise). */
+  appHealthy(node: number): boolean {
+    return this.appHealth.get(node) ?? true;
   }
 
   isAlive(node: number): boolean {
@@ -43,5 +51,6 @@ export class Liveness {
   forget(node: number): void {
     this.lastHeard.delete(node);
     this.httpAddrs.delete(node);
+    this.appHealth.delete(node);
   }
 }

@@ -32,6 +32,10 @@ export class HostMetrics {
   storageGroupsWritten = 0;
   /** Client requests this node passed on to a group's leader. */
   forwarded = 0;
+  /** Leadership transfers started because this node's application could not apply. */
+  appHandOffs = 0;
+  /** Snapshots restored into the app to repair entries it missed (APPLY_GAP). */
+  appRepairs = 0;
   errors = new Map<string, number>();
   readonly fsyncMs = new Histogram();
   readonly proposeMs = new Histogram();

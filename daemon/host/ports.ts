@@ -51,19 +51,26 @@ export interface ApplierPort {
   appliedIndex(): number;
   waitApplied(index: number, timeoutMs: number): Promise<void>;
   queuedEntries(): number;
+  /** Undefined while apply calls succeed; else for how long and how many calls in a row have failed. */
+  applyFailure?(): { sinceMs: number; attempts: number; error: Error & { code?: string } } | undefined;
   /** The answer of the factory's `lazy` may have changed: decide again now. */
   nudge(): void;
   stop(): Promise<void>;
+  /** Committed entries the app misses that raftd's log no longer holds (see onGap), if any. */
+  missing(): { lo: number; hi: number } | undefined;
 }
 
 /**
  * `refetch` gives the applier committed entries again from raftd's log (undefined once compacted).
  * `lazy` says whether applies may wait to be batched (this replica follows and owes no client an
- * answer); the host calls nudge() when that may have changed.
+ * answer); the host calls nudge() when that may have changed. `onGap` asks the host to repair
+ * the app (by snapshot) when refetch cannot bridge a gap.
  */
 export type ApplierFactory = (
   group: number,
   onApplied: (lastIndex: number, results: Map<number, EntryOutcome>) => void,
   refetch: (lo: number, hi: number) => AppEntry[] | undefined,
   lazy: () => boolean,
+  /** The applier cannot go on: the app misses lo..hi and the log no longer holds them. */
+  onGap: (lo: number, hi: number) => void,
 ) => ApplierPort;

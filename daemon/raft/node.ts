@@ -140,6 +140,19 @@ export class RaftNode {
     r.compactConfHistory();
   }
 
+  /**
+   * The host's word that this node's application cannot apply (Raft.campaignReluctant): it then
+   * defers its elections and declines leadership transfers. Affects liveness only, never safety.
+   */
+  setCampaignReluctant(on: boolean): void {
+    this.r.campaignReluctant = on;
+  }
+
+  /** The leader this replica follows (NONE while unknown): cheap, unlike status(). */
+  leader(): NodeId {
+    return this.r.lead;
+  }
+
   status(): RaftStatus {
     const r = this.r;
     const cs = r.conf.current();

@@ -36,6 +36,8 @@ export class ConfStateUnavailableError extends Error {
 const DEFAULT_MAX_SIZE_PER_MSG = 1 << 20;
 const DEFAULT_MAX_INFLIGHT = 256;
 const DEFAULT_MAX_ENTRY_SIZE = 64 << 20;
+/** Extra election timeouts a reluctant node (its application unhealthy) waits before campaigning. */
+export const RELUCTANT_EXTRA_TIMEOUTS = 2;
 
 /** Broadcast owed at the next flush: none, new entries only, or also an empty App to carry a new commit. */
 const enum Bcast {
@@ -153,6 +155,23 @@ export class Raft {
     return this.conf.current().voters.includes(id);
   }
 
+  /**
+   * Set by the host while this node's application is unhealthy: the node would lead a group it
+   * cannot apply, so it defers its own elections by RELUCTANT_EXTRA_TIMEOUTS election timeouts and
+   * ignores TimeoutNow (a leader handing over to it). Safety never depends on anyone campaigning
+   * (every election still needs a quorum of votes with the log check), so this only moves which
+   * node is likely to win. Liveness holds because it only defers: with every application down a
+   * reluctant node still campaigns, later, and the group has a leader again.
+   */
+  campaignReluctant = false;
+  /**
+   * Ticks since this node last heard a leader (or led). Unlike electionElapsed it is not reset by
+   * a term change: other candidates' failed elections would otherwise restart a reluctant node's
+   * deferral forever (without PreVote each of them bumps the term), and the group could stay
+   * leaderless while the only node that can win waits.
+   */
+  private leaderlessElapsed = 0;
+
   promotable(): boolean {
     return this.isVoter(this.id) && !this.log.hasPendingSnapshot();
   }
@@ -214,6 +233,7 @@ export class Raft {
 
   private becomeLeader(): void {
     this.reset(this.term);
+    this.leaderlessElapsed = 0;
     this.lead = this.id;
     this.role = Role.Leader;
     this.syncProgress();
@@ -265,7 +285,9 @@ export class Raft {
   private tickElection(): void {
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTimeout) this.restartLease = false;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+    this.leaderlessElapsed++;
+    const deferred = this.campaignReluctant && this.leaderlessElapsed < (RELUCTANT_EXTRA_TIMEOUTS + 1) * this.electionTimeout;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout && !deferred) {
       this.electionElapsed = 0;
       this.hup(false);
     }
@@ -414,20 +436,25 @@ export class Raft {
     switch (m.type) {
       case MessageType.App:
         this.electionElapsed = 0;
+        this.leaderlessElapsed = 0;
         this.lead = m.from;
         this.handleAppend(m);
         return;
       case MessageType.Heartbeat:
         this.electionElapsed = 0;
+        this.leaderlessElapsed = 0;
         this.lead = m.from;
         this.handleHeartbeat(m);
         return;
       case MessageType.Snap:
         this.electionElapsed = 0;
+        this.leaderlessElapsed = 0;
         this.lead = m.from;
         this.handleSnapshot(m);
         return;
       case MessageType.TimeoutNow:
+        // A reluctant node declines; the leader abandons the transfer after an election timeout.
+        if (this.campaignReluctant) return;
         this.hup(true);
         return;
       case MessageType.ReadIndexResp:

@@ -21,6 +21,7 @@ import { AppError } from './errors.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
 import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from './entries-codec.js';
 import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../transport/window.js';
+import { signAppRequest } from '../../protocol/app-auth.js';
 
 export interface RetryPolicy {
   initialMs: number;
@@ -45,6 +46,11 @@ export interface AppClientOptions {
   maxResponseBytes?: number;
   /** auto (default): binary UpdateEntries when the app advertises it; json: always JSON. */
   entries?: 'auto' | 'json';
+  /**
+   * The app secret: every call is signed with it (HMAC-SHA256 over method, path, date, nonce and the
+   * body's SHA-256; protocol/app-auth.ts). Undefined only for an app that does not check (--insecure).
+   */
+  secret?: string;
 }
 
 export type AppProtocol = 'h2c' | 'http/1.1';
@@ -109,6 +115,7 @@ export class AppClient {
    */
   private updateEncoding: EntriesEncoding = 'json';
   private readonly allowBinary: boolean;
+  private readonly secret: string | undefined;
 
   constructor(opts: AppClientOptions) {
     const url = new URL(opts.appUrl);
@@ -127,6 +134,7 @@ export class AppClient {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 64, scheduling: 'lifo' });
     if (this.mode === 'never') this.protocol = 'http/1.1';
     this.allowBinary = (opts.entries ?? 'auto') === 'auto';
+    this.secret = opts.secret === '' ? undefined : opts.secret;
   }
 
   /**
@@ -365,12 +373,14 @@ export class AppClient {
     const path = `${this.basePath}/${call}${query}`;
     let protocol = this.protocol;
     if (protocol === undefined) protocol = await raceAbort(this.detect(), ctl.signal);
-    return protocol === 'h2c' ? this.h2Exchange(path, body, contentType, ctl) : this.h1Exchange(path, body, contentType, ctl);
+    // Signed here, per attempt: a retry is a new request with a new nonce (the app refuses a nonce twice).
+    const auth = this.secret === undefined ? {} : signAppRequest(this.secret, 'POST', path, body instanceof Uint8Array ? body : undefined);
+    return protocol === 'h2c' ? this.h2Exchange(path, body, contentType, auth, ctl) : this.h1Exchange(path, body, contentType, auth, ctl);
   }
 
-  private h1Exchange(path: string, body: Uint8Array | AsyncIterable<Uint8Array>, contentType: string, ctl: AbortController): Promise<Exchange> {
+  private h1Exchange(path: string, body: Uint8Array | AsyncIterable<Uint8Array>, contentType: string, auth: Record<string, string>, ctl: AbortController): Promise<Exchange> {
     return new Promise<Exchange>((resolve, reject) => {
-      const headers: http.OutgoingHttpHeaders = { 'content-type': contentType, accept: 'application/json, application/octet-stream' };
+      const headers: http.OutgoingHttpHeaders = { 'content-type': contentType, accept: 'application/json, application/octet-stream', ...auth };
       if (body instanceof Uint8Array) headers['content-length'] = body.byteLength;
       const req = http.request({
         host: this.origin.hostname.replace(/^\[|\]$/g, ''),
@@ -396,7 +406,7 @@ export class AppClient {
     });
   }
 
-  private async h2Exchange(path: string, body: Uint8Array | AsyncIterable<Uint8Array>, contentType: string, ctl: AbortController): Promise<Exchange> {
+  private async h2Exchange(path: string, body: Uint8Array | AsyncIterable<Uint8Array>, contentType: string, auth: Record<string, string>, ctl: AbortController): Promise<Exchange> {
     const hadSession = this.session !== undefined && !this.session.destroyed && !this.session.closed;
     let session: http2.ClientHttp2Session;
     try {
@@ -408,7 +418,7 @@ export class AppClient {
       let stream: http2.ClientHttp2Stream;
       try {
         stream = session.request(
-          { ':method': 'POST', ':path': path, 'content-type': contentType, accept: 'application/json, application/octet-stream' },
+          { ':method': 'POST', ':path': path, 'content-type': contentType, accept: 'application/json, application/octet-stream', ...auth },
           { signal: ctl.signal },
         );
       } catch (e) {
@@ -591,6 +601,10 @@ export class AppClient {
   private noteFailure(call: CallName | undefined, e: unknown): void {
     if (!(e instanceof AppError) || this.closed) return;
     if (e.code === 'APP_ERROR' && !e.retryable) return this.noteSuccess(call);
+    // A group's apply failing (an entry that will not apply, a slow one past the deadline) is that
+    // group's problem: its applier reports it per group (GroupApplier.applyFailure). Only a connection
+    // that cannot be made says the app as a whole is down.
+    if (call !== undefined && GROUP_CALLS.has(call) && e.code !== 'APP_UNAVAILABLE') return;
     const was = this.healthy();
     if (e.code === 'APP_UNAVAILABLE' || e.code === 'APP_TIMEOUT' || !call) this.unreachable = e;
     else this.failingCalls.set(call, e);
@@ -620,6 +634,9 @@ export class AppClient {
 }
 
 class NotH2Error extends Error {}
+
+/** Calls about one group's apply: their failures do not make the whole app unhealthy. */
+const GROUP_CALLS: ReadonlySet<CallName> = new Set<CallName>(['UpdateEntries', 'Sync']);
 
 // ---- helpers ----
 

@@ -45,11 +45,25 @@ export interface GroupApplierOptions {
    * durability promise) instead of stalling; without it, or once compacted, it stalls.
    */
   refetch?(lo: number, hi: number): AppEntry[] | undefined;
+  /**
+   * The app misses committed entries lo..hi that raftd's log no longer holds (it was compacted
+   * past them): the applier hands nothing past the gap to the app and answers every wait beyond it
+   * with APPLY_GAP until it is replaced. The host repairs this by restoring the app from a snapshot
+   * (a new applier). Without it a gap is still never applied across; it just stays.
+   */
+  onGap?(lo: number, hi: number): void;
 }
 
-export type ApplyOrderCode = 'APPLY_GAP' | 'APPLY_DUPLICATE';
+/** The most a batch grows to in bytes after failed calls (see nextBatch). */
+const GROWN_BATCH_BYTES = 32 << 20;
 
-/** The caller broke enqueue's contract (contiguous, strictly increasing indexes). */
+export type ApplyOrderCode = 'APPLY_DUPLICATE';
+
+/**
+ * The caller broke enqueue's contract irreparably: an index enqueued twice with another term
+ * (committed entries never change, so the host's log disagrees with itself). A gap is not an
+ * order error any more: the applier bridges it from raftd's log or reports it (onGap).
+ */
 export class ApplyOrderError extends Error {
   override readonly name = 'ApplyOrderError';
   constructor(
@@ -90,6 +104,8 @@ export class GroupApplier {
   private readonly held = new Map<number, EntryResult>();
 
   private started = false;
+  /** Entries the app misses and raftd's log no longer holds: nothing past them is taken. */
+  private gap: { lo: number; hi: number } | undefined;
   /** The last call failed: learn the app's index again before sending anything. */
   private recheck = false;
   private stopped = false;
@@ -99,6 +115,14 @@ export class GroupApplier {
   /** Cuts a back-off sleep short: only stop() does, so new entries never defeat the back-off. */
   private wakeSleep: (() => void) | undefined;
   private backoffMs: number;
+  /**
+   * Failed calls in a row, and since when (performance.now()). After failures, batches grow (doubling,
+   * up to 64x the entries and 32 MiB): an app that resolves a failing entry with the help of a later one (RaftHouse's abandon
+   * entries) sees that one however much was committed behind the failing entry.
+   */
+  private failStreak = 0;
+  private failingSince: number | undefined;
+  private lastFailure: AppError | undefined;
   private readonly waiters: Waiter[] = [];
   /** When the entries now lingering started to wait (undefined: none linger). */
   private lingerSince: number | undefined;
@@ -156,15 +180,63 @@ export class GroupApplier {
     if (skipped.size > 0) this.report(this.applied, skipped);
     const first = this.queue[0];
     if (first && first.index !== this.applied + 1) {
-      this.queue = [];
-      throw new ApplyOrderError('APPLY_GAP', `group ${this.group}: the app is at ${this.applied} but entries were enqueued from ${first.index}`);
+      // The app is behind where the host started handing entries over (its snapshot, say, was
+      // taken of a state the app has since lost). Bridge from raftd's log if it still has them.
+      const missing = this.bridge(this.applied + 1, first.index - 1);
+      if (missing) this.queue = [...missing, ...this.queue];
+      else {
+        this.queue = [];
+        this.enterGap(this.applied + 1, first.index - 1);
+      }
     }
+  }
+
+  /** Entries lo..hi from raftd's log, exactly and in order, or undefined. */
+  private bridge(lo: number, hi: number): AppEntry[] | undefined {
+    const got = this.opts.refetch?.(lo, hi);
+    if (!got || got.length !== hi - lo + 1) return undefined;
+    for (let k = 0; k < got.length; k++) if (got[k]!.index !== lo + k) return undefined;
+    return got;
+  }
+
+  /**
+   * The app misses lo..hi for good (as far as this applier can tell): what is queued before the gap
+   * is still applied, nothing after it is taken, and waits past it fail at once (a read waiting for
+   * them would otherwise hang until its deadline, and must never be served from the state short of
+   * them). Reported once, for the host to repair by snapshot.
+   */
+  private enterGap(lo: number, hi: number): void {
+    if (this.gap) return;
+    this.gap = { lo, hi };
+    const err = this.gapError();
+    this.opts.onError?.(err);
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i]!;
+      if (w.index < lo) continue;
+      this.waiters.splice(i, 1);
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.opts.onGap?.(lo, hi);
+  }
+
+  private gapError(): AppError {
+    const g = this.gap!;
+    return new AppError('APPLY_GAP', `group ${this.group}: the app misses entries ${g.lo}..${g.hi}, which raftd's log no longer holds; repairing from a snapshot`);
+  }
+
+  /** The missing range, while the applier cannot go on (the host repairs it by snapshot). */
+  missing(): { lo: number; hi: number } | undefined {
+    return this.gap ? { ...this.gap } : undefined;
   }
 
   enqueue(entries: AppEntry[]): void {
     if (this.stopped || entries.length === 0) return;
     const skipped = new Map<number, EntryResult>();
     for (const e of entries) {
+      // Past a gap nothing is taken: those entries stay in raftd's log, and the repair (a new
+      // applier over the restored app) is handed them from there.
+      if (this.gap) break;
       const tail = this.tail();
       if (e.index <= tail) {
         // Redelivered below what the app already has (e.g. app ahead of raftd's durable commit
@@ -173,12 +245,24 @@ export class GroupApplier {
           skipped.set(e.index, { index: e.index, ok: true, skipped: true });
           continue;
         }
-        throw new ApplyOrderError('APPLY_DUPLICATE', `group ${this.group}: entry ${e.index} enqueued twice (queued through ${tail})`);
+        // Still queued: a committed entry never changes, so the same index and term is the same
+        // entry, handed over twice (harmless: it is queued once). Another term means raftd's
+        // log contradicts itself: stop rather than apply either.
+        const queued = this.queue[this.head + (e.index - this.queue[this.head]!.index)];
+        if (queued && queued.index === e.index && queued.term === e.term) continue;
+        throw new ApplyOrderError('APPLY_DUPLICATE', `group ${this.group}: entry ${e.index} enqueued twice with different terms (queued through ${tail})`);
       }
       // Before start() the app's index is unknown: the first entry may be anything.
       const firstBeforeStart = !this.started && this.queue.length === this.head;
       if (e.index !== tail + 1 && !firstBeforeStart) {
-        throw new ApplyOrderError('APPLY_GAP', `group ${this.group}: entry ${e.index} enqueued after ${tail}; the app would miss ${tail + 1}..${e.index - 1}`);
+        // The host handed over past what this applier has: bridge from raftd's log, or stop at
+        // the gap and have it repaired (APPLY_GAP used to throw here, and the host exited).
+        const missing = this.bridge(tail + 1, e.index - 1);
+        if (!missing) {
+          this.enterGap(tail + 1, e.index - 1);
+          break;
+        }
+        for (const m of missing) this.queue.push(m);
       }
       this.queue.push(e);
     }
@@ -195,6 +279,12 @@ export class GroupApplier {
     return this.applied;
   }
 
+  /** Undefined while calls succeed; else how long (ms) and how many calls in a row have failed, and the last error. */
+  applyFailure(): { sinceMs: number; attempts: number; error: AppError } | undefined {
+    if (this.failingSince === undefined || !this.lastFailure) return undefined;
+    return { sinceMs: performance.now() - this.failingSince, attempts: this.failStreak, error: this.lastFailure };
+  }
+
   queuedEntries(): number {
     return this.queue.length - this.head;
   }
@@ -202,6 +292,7 @@ export class GroupApplier {
   waitApplied(index: number, timeoutMs: number): Promise<void> {
     if (this.applied >= index) return Promise.resolve();
     if (this.stopped) return Promise.reject(new AppError('APPLIER_STOPPED', `group ${this.group}: applier stopped`));
+    if (this.gap && index >= this.gap.lo) return Promise.reject(this.gapError());
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = {
         index,
@@ -268,7 +359,10 @@ export class GroupApplier {
         else if (this.tail() > this.acked) {
           if (await this.linger()) continue;
           await this.applyRound();
-        } else await new Promise<void>((resolve) => (this.wake = resolve));
+        } else {
+          this.clearFailure(); // nothing owed to the app: whatever failed before is behind us
+          await new Promise<void>((resolve) => (this.wake = resolve));
+        }
       } catch (e) {
         await this.failed(e);
       }
@@ -352,6 +446,7 @@ export class GroupApplier {
       throw new AppError('APP_ERROR', `group ${this.group}: app applied none of ${first}..${last} (last index ${lastLogIndex})`, { appCode: 'NO_PROGRESS', status: 503 });
     }
     this.backoffMs = this.retry.initialMs;
+    this.clearFailure();
     this.acked = confirmed;
     if (this.sync) {
       byIndex.forEach((r, i) => this.held.set(i, r));
@@ -382,13 +477,24 @@ export class GroupApplier {
     this.confirm(upTo, results);
   }
 
+  private clearFailure(): void {
+    this.failStreak = 0;
+    this.failingSince = undefined;
+    this.lastFailure = undefined;
+  }
+
   private nextBatch(): AppEntry[] {
     const start = this.head + (this.acked + 1 - this.queue[this.head]!.index);
     const batch: AppEntry[] = [];
     let bytes = 0;
-    for (let i = start; i < this.queue.length && batch.length < this.maxBatchEntries; i++) {
+    const grow = 2 ** Math.min(this.failStreak, 6);
+    const maxEntries = this.maxBatchEntries * grow;
+    // Bytes grow only up to GROWN_BATCH_BYTES: an app's request limit (the SDK's: 64 MiB, base64 included)
+    // would otherwise refuse every grown call and the failing entry would never be tried again.
+    const maxBytes = Math.max(this.maxBatchBytes, Math.min(this.maxBatchBytes * grow, GROWN_BATCH_BYTES));
+    for (let i = start; i < this.queue.length && batch.length < maxEntries; i++) {
       const e = this.queue[i]!;
-      if (batch.length > 0 && bytes + e.data.byteLength > this.maxBatchBytes) break;
+      if (batch.length > 0 && bytes + e.data.byteLength > maxBytes) break;
       bytes += e.data.byteLength;
       batch.push(e);
     }
@@ -430,6 +536,9 @@ export class GroupApplier {
   private async failed(e: unknown): Promise<void> {
     if (this.started) this.recheck = true;
     const err = e instanceof AppError ? e : new AppError('APP_PROTOCOL', `group ${this.group}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    this.failStreak++;
+    this.failingSince ??= performance.now();
+    this.lastFailure = err;
     this.opts.onError?.(err);
     if (err.code === 'APP_REGRESSED') await this.waitForRecovery();
     else await this.sleep(this.nextBackoff());

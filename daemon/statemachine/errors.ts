@@ -9,12 +9,20 @@ export type AppErrorCode =
   | 'APP_UNAVAILABLE'
   /** The call's deadline passed before a complete answer. Retryable (calls are idempotent). */
   | 'APP_TIMEOUT'
-  /** The app answered non-2xx; its own code is in `appCode`. 5xx is retryable, 4xx is not. */
+  /**
+   * The app answered non-2xx; its own code is in `appCode`. 5xx is retryable, 4xx is not, except 401:
+   * the app refused raftd's signature (another app secret, clocks apart), which an operator mends.
+   */
   | 'APP_ERROR'
   /** The app answered 2xx with a body that breaks the contract (bad JSON, missing fields). */
   | 'APP_PROTOCOL'
   /** The app's last index went below entries raftd no longer holds (the app lost state). */
   | 'APP_REGRESSED'
+  /**
+   * The app misses committed entries raftd no longer holds in its log (a gap between the app's
+   * last index and the next entry to hand over): the group waits for a snapshot to repair it.
+   */
+  | 'APPLY_GAP'
   /** The applier was stopped while the caller waited. */
   | 'APPLIER_STOPPED';
 
@@ -45,7 +53,7 @@ export class AppError extends Error {
   /** Worth retrying the same call later: the app was unreachable, slow or failing on its side. */
   get retryable(): boolean {
     if (this.code === 'APP_UNAVAILABLE' || this.code === 'APP_TIMEOUT') return true;
-    if (this.code === 'APP_ERROR') return (this.details.status ?? 500) >= 500;
+    if (this.code === 'APP_ERROR') return (this.details.status ?? 500) >= 500 || this.details.status === 401;
     return false;
   }
 
@@ -55,6 +63,7 @@ export class AppError extends Error {
       case 'APP_UNAVAILABLE':
       case 'APP_PROTOCOL':
       case 'APP_REGRESSED':
+      case 'APPLY_GAP':
         return new RaftdError('APP_UNAVAILABLE', this.message);
       case 'APP_TIMEOUT':
         return new RaftdError('TIMEOUT', this.message);

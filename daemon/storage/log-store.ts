@@ -42,6 +42,7 @@ import {
 } from './codec.js';
 import { StorageError, fromRocksError } from './errors.js';
 import { Rocks, type Batch } from './rocks.js';
+import { checkWal, type WalDamage } from './wal-check.js';
 
 /** What one group asks to persist. Within one write, parts apply in this order: snapshot, entries, compactTo, hardState. */
 export interface GroupWrite {
@@ -168,6 +169,7 @@ export class LogStore {
         throw fromRocksError(e, `cannot create data directory ${dir}`);
       });
     }
+    if (!fresh) await LogStore.checkWalBeforeOpen(dir);
     let db: Rocks;
     try {
       db = await Rocks.open(dir, { createIfMissing: fresh, errorIfExists: fresh });
@@ -188,6 +190,26 @@ export class LogStore {
       throw fromRocksError(e, `cannot open the log store in ${dir}`);
     }
     return new LogStore(db, dir, opts.sync ?? true, registered, incarnation);
+  }
+
+  /**
+   * RocksDB (through this binding: paranoid_checks off, wal_recovery_mode point-in-time, neither
+   * settable) would drop every write after a damaged WAL record without a word: check first.
+   */
+  private static async checkWalBeforeOpen(dir: string): Promise<void> {
+    let damage: WalDamage | undefined;
+    try {
+      damage = await checkWal(dir);
+    } catch (e) {
+      throw fromRocksError(e, `cannot read the write-ahead log in ${dir}`);
+    }
+    if (damage) {
+      throw new StorageError(
+        'CORRUPT',
+        `log store ${dir} is corrupt: write-ahead log ${damage.file} damaged at byte ${damage.offset} (${damage.reason}) with synced writes after it; ` +
+          'refusing to start rather than silently drop acknowledged entries (recovery: docs/operations.md "A corrupt log")',
+      );
+    }
   }
 
   /**

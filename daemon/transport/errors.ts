@@ -22,6 +22,8 @@ export type TransportErrorCode =
    * empty or replaced disk and may have forgotten votes and log entries. Fatal for the refused node.
    */
   | 'PEER_DISK_REPLACED'
+  /** A peer did not prove the cluster secret (or we could not prove it to the peer). */
+  | 'UNAUTHENTICATED'
   /** The transport was closed (or not started). */
   | 'CLOSED';
 

@@ -70,10 +70,15 @@ export const MD_CLUSTER = 'raftd-cluster';
 export const MD_FROM = 'raftd-from';
 export const MD_TO = 'raftd-to';
 /**
- * The sender's data-directory incarnation (HelloRequest.incarnation): a known node id with
- * another one is refused. Absent from raftd versions before it: accepted, nothing recorded.
+ * The sender's data-directory incarnation (HelloRequest.incarnation): required; a known node id
+ * with another one is refused. In response headers: the server's own (bound into its proof).
  */
 export const MD_INCARNATION = 'raftd-incarnation';
+/** Peer authentication (auth.ts), hex: the caller's nonce, the server's nonce from Hello, a proof. */
+export const MD_CLIENT_NONCE = 'raftd-nonce';
+export const MD_SERVER_NONCE = 'raftd-server-nonce';
+/** Request: the caller's HMAC proof. Response headers: the server's. */
+export const MD_PROOF = 'raftd-proof';
 /** Trailer of a refusal the caller must act on: a TransportErrorCode (e.g. PEER_DISK_REPLACED). */
 export const MD_REFUSAL = 'raftd-refusal';
 

@@ -35,7 +35,8 @@ import {
 import { decodeAck, decodeBatch, encodeAck, encodeBatch, encodedMessageSize, type GroupMessage } from './codec.js';
 import { TransportError, type TransportErrorCode } from './errors.js';
 import { widenReceiveWindows } from './window.js';
-import { MD_CLUSTER, MD_FROM, MD_INCARNATION, MD_REFUSAL, MD_TO, helloMethod, raftTransportService, snapshotMethod, streamMethod } from './service.js';
+import { MD_CLIENT_NONCE, MD_CLUSTER, MD_FROM, MD_INCARNATION, MD_PROOF, MD_REFUSAL, MD_SERVER_NONCE, MD_TO, helloMethod, raftTransportService, snapshotMethod, streamMethod } from './service.js';
+import { NONCE_BYTES, NonceBook, clientProof, newNonce, proofMatches, serverProof, type HandshakeFacts } from './auth.js';
 
 export const PROTOCOL_VERSION = 'raftd.v1';
 
@@ -62,8 +63,19 @@ export interface TransportOptions {
   snapshotDir?: string;
   /** Timeout of the Hello identity check on connect. Default 5 s. */
   helloTimeoutMs?: number;
-  /** This node's data-directory incarnation, sent in Hello and stream metadata. */
+  /**
+   * This node's data-directory incarnation, sent in Hello and call metadata and bound into the
+   * peer proof. A peer that sends none is refused. Default: a random one per transport (a node
+   * without a durable store is a new incarnation every time it starts).
+   */
   incarnation?: string;
+  /**
+   * The cluster secret peers prove to each other on every call (daemon/transport/auth.ts): a
+   * call without a valid proof is refused before anything reaches a group, and Hello tells an
+   * unauthenticated caller nothing. Without it (mutual TLS, or an --insecure test cluster) peers
+   * are not asked for a proof.
+   */
+  clusterSecret?: string | Uint8Array;
   /** Where peers' incarnations are recorded; without it any incarnation is admitted. */
   peerIncarnations?: IncarnationBook;
 }
@@ -159,20 +171,30 @@ class Peer {
         if (this.state !== 'connecting') return;
         if (err && this.t.fatalRefusal(this.id, err)) return this.broken(err.details, true);
         if (err || !res) return this.broken(err?.message ?? 'empty Hello response');
-        const mismatch = identityMismatch(res, this.id, this.t.clusterId);
-        if (mismatch) return this.broken(`${this.addr} is ${mismatch}`, true);
-        this.openStream();
+        if (!this.t.secret) {
+          const mismatch = identityMismatch(res, this.id, this.t.clusterId);
+          if (mismatch) return this.broken(`${this.addr} is ${mismatch}`, true);
+        } else if (res.serverNonce.length !== NONCE_BYTES || res.clusterId !== '') {
+          return this.broken(`${this.addr} runs without a cluster secret (or is not raftd): it cannot prove who it is`, true);
+        }
+        this.openStream(res.serverNonce);
       },
     );
   }
 
-  private openStream(): void {
-    const md = new grpc.Metadata();
-    md.set(MD_CLUSTER, this.t.clusterId);
-    md.set(MD_FROM, String(this.t.nodeId));
-    md.set(MD_TO, String(this.id));
-    if (this.t.incarnation) md.set(MD_INCARNATION, this.t.incarnation);
+  private openStream(serverNonce: Uint8Array): void {
+    const { metadata: md, facts } = this.t.callMetadata(this.id, serverNonce);
     const call = this.client.makeBidiStreamRequest(streamMethod.path, streamMethod.requestSerialize, streamMethod.responseDeserialize, md, {});
+    // With a secret the server must prove it too (response headers) before we send a byte.
+    let proven = !this.t.secret;
+    call.on('metadata', (rmd: grpc.Metadata) => {
+      // Headers without a proof (e.g. of a refusal) prove nothing; the 'data' check below stops a
+      // welcome that arrives without one, and a refusal is handled by 'error'.
+      if (this.call !== call || proven || rmd.get(MD_PROOF).length === 0) return;
+      const why = this.t.checkServerProof(rmd, facts);
+      if (why) this.broken(`${this.addr} ${why}`, true);
+      else proven = true;
+    });
     this.call = call;
     this.seq = 0;
     this.writable = true;
@@ -189,6 +211,7 @@ class Peer {
       } catch (e) {
         return this.broken((e as Error).message);
       }
+      if (!proven) return this.broken(`${this.addr} did not prove the cluster secret`, true);
       // seq 0 is the server's welcome: it accepted our identity, the stream is up.
       if (seq === 0 && this.state === 'connecting') {
         if (this.timer) clearTimeout(this.timer);
@@ -382,6 +405,12 @@ async function* readSpooled(path: string, chunkBytes: number): AsyncGenerator<Ui
   }
 }
 
+/** Metadata value as exactly `bytes` bytes of lower-case hex, or undefined. */
+function hexBytes(v: grpc.MetadataValue | undefined, bytes: number): Buffer | undefined {
+  const s = typeof v === 'string' ? v : '';
+  return s.length === bytes * 2 && /^[0-9a-f]+$/.test(s) ? Buffer.from(s, 'hex') : undefined;
+}
+
 function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
@@ -397,6 +426,8 @@ export class GrpcTransport {
   readonly queueLimit: { messages: number; bytes: number };
   readonly helloTimeoutMs: number;
   readonly incarnation: string;
+  /** The cluster secret, or undefined when peers are not asked to prove one (TLS, --insecure). */
+  readonly secret: Buffer | undefined;
   readonly log: Logger;
   readonly counters: TransportStats = {
     sentBatches: 0, sentMessages: 0, droppedMessages: 0, receivedBatches: 0, receivedMessages: 0,
@@ -416,6 +447,8 @@ export class GrpcTransport {
   /** peer/incarnation pairs already logged as refused: one error line each, not one per retry. */
   private readonly refusedLogged = new Set<string>();
   private tlsMaterial: { ca: Buffer; cert: Buffer; key: Buffer } | undefined;
+  /** Server nonces handed out by Hello, each good for one proof. */
+  private readonly nonces = new NonceBook();
 
   constructor(
     private readonly opts: TransportOptions,
@@ -428,7 +461,8 @@ export class GrpcTransport {
     this.random = opts.random ?? Math.random;
     this.queueLimit = opts.queueLimit ?? { messages: 10_000, bytes: 64 * 1024 * 1024 };
     this.helloTimeoutMs = opts.helloTimeoutMs ?? 5000;
-    this.incarnation = opts.incarnation ?? '';
+    this.incarnation = opts.incarnation ?? randomBytes(8).toString('hex');
+    this.secret = opts.clusterSecret === undefined || opts.clusterSecret.length === 0 ? undefined : Buffer.from(opts.clusterSecret);
     this.log = handlers.logger ?? pino({ enabled: false });
     // grpc-js writes its own errors straight to stderr (e.g. "No address added" next to our
     // ADDRESS_IN_USE); route them into our logger so the process prints one clear line.
@@ -456,6 +490,47 @@ export class GrpcTransport {
       else this.log.error({ peer, code: e.code }, e.message);
     }
     return true;
+  }
+
+  /** @internal used by Peer and sendSnapshot: who we are, whom we call, and (with a secret) our proof. */
+  callMetadata(to: number, serverNonce: Uint8Array): { metadata: grpc.Metadata; facts: HandshakeFacts } {
+    const facts: HandshakeFacts = { clusterId: this.clusterId, clientId: this.nodeId, serverId: to, clientIncarnation: this.incarnation, clientNonce: newNonce(), serverNonce };
+    const md = new grpc.Metadata();
+    md.set(MD_CLUSTER, this.clusterId);
+    md.set(MD_FROM, String(this.nodeId));
+    md.set(MD_TO, String(to));
+    md.set(MD_INCARNATION, this.incarnation);
+    if (this.secret) {
+      md.set(MD_CLIENT_NONCE, Buffer.from(facts.clientNonce).toString('hex'));
+      md.set(MD_SERVER_NONCE, Buffer.from(serverNonce).toString('hex'));
+      md.set(MD_PROOF, clientProof(this.secret, facts).toString('hex'));
+    }
+    return { metadata: md, facts };
+  }
+
+  /** @internal the server's answer to our proof; undefined = proven. */
+  checkServerProof(md: grpc.Metadata, facts: HandshakeFacts): string | undefined {
+    if (!this.secret) return undefined;
+    const inc = String(md.get(MD_INCARNATION)[0] ?? '');
+    const proof = hexBytes(md.get(MD_PROOF)[0], 32);
+    if (!proof || !proofMatches(serverProof(this.secret, facts, inc), proof)) {
+      return `failed to prove it is node ${facts.serverId} of cluster '${this.clusterId}' (another cluster secret, or another node at this address)`;
+    }
+    return undefined;
+  }
+
+  /** @internal a Hello on `client` for a fresh server nonce (snapshots; Peer does its own). */
+  private challenge(client: grpc.Client): Promise<Uint8Array> {
+    const hello: HelloRequest = create(HelloRequestSchema, { nodeId: BigInt(this.nodeId), clusterId: this.clusterId, version: PROTOCOL_VERSION, incarnation: this.incarnation });
+    return new Promise((resolve, reject) =>
+      client.makeUnaryRequest(helloMethod.path, helloMethod.requestSerialize, helloMethod.responseDeserialize, hello, new grpc.Metadata(), { deadline: Date.now() + this.helloTimeoutMs }, (err, res) =>
+        err || !res
+          ? reject(err ?? new Error('empty Hello response'))
+          : this.secret && (res.serverNonce.length !== NONCE_BYTES || res.clusterId !== '')
+            ? reject(new TransportError('UNAUTHENTICATED', 'the peer runs without a cluster secret (or is not raftd): it cannot prove who it is'))
+            : resolve(res.serverNonce),
+      ),
+    );
   }
 
   /** @internal used by Peer */
@@ -578,17 +653,21 @@ export class GrpcTransport {
       this.snapshotClients.set(to, sc);
     }
     const chunkBytes = this.opts.snapshotChunkBytes ?? 1024 * 1024;
+    const client = sc.client;
+    let serverNonce: Uint8Array;
+    try {
+      serverNonce = await this.challenge(client);
+    } catch (e) {
+      const why = e instanceof Error ? ((e as grpc.ServiceError).details ?? e.message) : String(e);
+      throw new TransportError('SNAPSHOT_FAILED', `snapshot of group ${header.group} to node ${to} failed: Hello: ${why}`, { cause: e });
+    }
+    const { metadata: md, facts } = this.callMetadata(to, serverNonce);
     let failure: Error | undefined;
     let result!: Promise<SendSnapshotResponse>;
     const call = (() => {
       let c!: grpc.ClientWritableStream<SendSnapshotRequest>;
       result = new Promise<SendSnapshotResponse>((resolve, reject) => {
-        const md = new grpc.Metadata();
-        md.set(MD_CLUSTER, this.clusterId);
-        md.set(MD_FROM, String(this.nodeId));
-        md.set(MD_TO, String(to));
-        if (this.incarnation) md.set(MD_INCARNATION, this.incarnation);
-        c = sc.client.makeClientStreamRequest(snapshotMethod.path, snapshotMethod.requestSerialize, snapshotMethod.responseDeserialize, md, {}, (err, res) => {
+        c = client.makeClientStreamRequest(snapshotMethod.path, snapshotMethod.requestSerialize, snapshotMethod.responseDeserialize, md, {}, (err, res) => {
           if (err || !res) {
             failure = err ?? new Error('empty response');
             reject(failure);
@@ -618,9 +697,22 @@ export class GrpcTransport {
       if (!call.write(req)) await writable();
       if (failure) throw failure;
     };
+    // The receiver proves the secret in its response headers: no snapshot byte goes out before.
+    const proven = this.secret
+      ? new Promise<void>((resolve, reject) => {
+          call.once('metadata', (rmd: grpc.Metadata) => {
+            if (rmd.get(MD_PROOF).length === 0) return; // a refusal's headers: `result` rejects with it
+            const why = this.checkServerProof(rmd, facts);
+            if (why) reject(new TransportError('UNAUTHENTICATED', `node ${to} at ${addr} ${why}`));
+            else resolve();
+          });
+          result.then(() => reject(new Error('call ended before the receiver proved the secret')), reject);
+        })
+      : Promise.resolve();
     const hash = createHash('sha256');
     let size = 0;
     try {
+      await proven;
       const pbHeader: PbSnapshotHeader = {
         $typeName: 'raftd.v1.SnapshotHeader',
         clusterId: this.clusterId,
@@ -658,6 +750,39 @@ export class GrpcTransport {
 
   // -------------------------------------------------------------- server side
 
+  /**
+   * Every Stream and SendSnapshot call, before anything is read from it: identity, then (with a
+   * secret) the proof over the one-time server nonce, then the incarnation. Returns the caller's
+   * authenticated node id and the response headers (our proof), or the status to refuse with.
+   */
+  private async authenticate(md: grpc.Metadata): Promise<{ from: number; headers: grpc.Metadata } | { refused: Partial<grpc.StatusObject> }> {
+    const refusal = this.checkIdentity(md);
+    if (refusal) return { refused: status(grpc.status.FAILED_PRECONDITION, refusal) };
+    const fromText = String(md.get(MD_FROM)[0] ?? '');
+    const from = /^[1-9][0-9]{0,15}$/.test(fromText) ? Number(fromText) : NaN;
+    if (!Number.isSafeInteger(from) || from === this.nodeId) return { refused: status(grpc.status.FAILED_PRECONDITION, 'missing or bad raftd-from') };
+    const incarnation = String(md.get(MD_INCARNATION)[0] ?? '');
+    if (incarnation === '' || incarnation.length > 64) return { refused: status(grpc.status.FAILED_PRECONDITION, 'raftd-incarnation is required (1 to 64 characters)') };
+    const headers = new grpc.Metadata();
+    if (this.secret) {
+      const clientNonce = hexBytes(md.get(MD_CLIENT_NONCE)[0], NONCE_BYTES);
+      const serverNonce = hexBytes(md.get(MD_SERVER_NONCE)[0], NONCE_BYTES);
+      const proof = hexBytes(md.get(MD_PROOF)[0], 32);
+      const facts: HandshakeFacts | undefined =
+        clientNonce && serverNonce ? { clusterId: this.clusterId, clientId: from, serverId: this.nodeId, clientIncarnation: incarnation, clientNonce, serverNonce } : undefined;
+      // Proof first, then the nonce is spent: a replayed call finds it gone, a wrong proof cannot
+      // burn a nonce it did not earn. Nothing distinguishes the reasons to the caller.
+      if (!facts || !proof || !proofMatches(clientProof(this.secret, facts), proof) || !this.nonces.take(serverNonce!)) {
+        this.log.warn({ claimedFrom: from, code: 'UNAUTHENTICATED' }, 'peer call refused: no valid proof of the cluster secret over a fresh challenge');
+        return { refused: status(grpc.status.UNAUTHENTICATED, 'peer authentication failed') };
+      }
+      headers.set(MD_INCARNATION, this.incarnation);
+      headers.set(MD_PROOF, serverProof(this.secret, facts, this.incarnation).toString('hex'));
+    }
+    const refused = await this.admitIncarnation(from, incarnation);
+    return refused ? { refused } : { from, headers };
+  }
+
   private checkIdentity(md: grpc.Metadata): string | undefined {
     const cluster = String(md.get(MD_CLUSTER)[0] ?? '');
     const to = Number(md.get(MD_TO)[0] ?? NaN);
@@ -672,10 +797,7 @@ export class GrpcTransport {
    */
   private async admitIncarnation(from: number, incarnation: string): Promise<Partial<grpc.StatusObject> | undefined> {
     const book = this.opts.peerIncarnations;
-    // A raftd from before incarnations sends none: admitted and nothing recorded, so a rolling
-    // upgrade works. The check starts once the peer runs a version that sends one.
-    if (!book || incarnation === '') return undefined;
-    if (incarnation.length > 64) return status(grpc.status.INVALID_ARGUMENT, 'incarnation longer than 64 characters');
+    if (!book) return undefined;
     let known: string | undefined;
     try {
       known = await book.admit(from, incarnation);
@@ -692,43 +814,36 @@ export class GrpcTransport {
     return refusalStatus('PEER_DISK_REPLACED', msg);
   }
 
+  /**
+   * Unauthenticated: hands out a one-time challenge and touches nothing (no incarnation is
+   * recorded here: only an authenticated call may do that). With a secret the answer holds the
+   * challenge alone; without one (TLS already authenticated the caller, or --insecure) it also
+   * names this node and cluster so the caller can report a misdirected address clearly.
+   */
   private serveHello(call: grpc.ServerUnaryCall<HelloRequest, HelloResponse>, cb: grpc.sendUnaryData<HelloResponse>): void {
-    const req = call.request;
-    const from = Number(req.nodeId);
-    const answer = (): void => cb(null, create(HelloResponseSchema, { nodeId: BigInt(this.nodeId), clusterId: this.clusterId, version: PROTOCOL_VERSION }));
-    if (req.clusterId !== this.clusterId || !Number.isSafeInteger(from) || from <= 0 || from === this.nodeId) {
-      // Answer even across clusters: the caller compares and reports the mismatch clearly. Such a
-      // caller's incarnation is not recorded: it is not one of our peers.
-      answer();
-      if (req.clusterId !== this.clusterId) this.log.warn({ from, cluster: req.clusterId }, 'hello from a node of another cluster');
-      return;
-    }
-    void this.admitIncarnation(from, req.incarnation).then((refused) => (refused ? cb(refused) : answer()));
+    const serverNonce = this.nonces.issue();
+    if (this.secret) return cb(null, create(HelloResponseSchema, { serverNonce }));
+    if (call.request.clusterId !== this.clusterId) this.log.warn({ from: Number(call.request.nodeId), cluster: call.request.clusterId }, 'hello from a node of another cluster');
+    cb(null, create(HelloResponseSchema, { nodeId: BigInt(this.nodeId), clusterId: this.clusterId, version: PROTOCOL_VERSION, serverNonce }));
   }
 
-  /** A peer opened its message stream: identity first, then its incarnation, then the stream is served. */
+  /** A peer opened its message stream: authenticated (identity, proof, incarnation), then served. */
   private serveStream(call: grpc.ServerDuplexStream<Buffer, Uint8Array>): void {
-    const refusal = this.checkIdentity(call.metadata);
-    const from = Number(call.metadata.get(MD_FROM)[0] ?? NaN);
-    if (refusal || !Number.isSafeInteger(from) || from <= 0) {
-      this.counters.rejectedBatches++;
-      call.emit('error', status(grpc.status.FAILED_PRECONDITION, refusal ?? 'missing or bad raftd-from'));
-      return;
-    }
     if (this.closed) {
       call.emit('error', status(grpc.status.UNAVAILABLE, 'node is shutting down'));
       return;
     }
     // No 'data' listener yet, so nothing from this peer reaches Raft before the check (the client
     // also sends nothing before our welcome).
-    void this.admitIncarnation(from, String(call.metadata.get(MD_INCARNATION)[0] ?? '')).then((refused) => {
-      if (refused) {
+    void this.authenticate(call.metadata).then((auth) => {
+      if ('refused' in auth) {
         this.counters.rejectedBatches++;
-        call.emit('error', refused);
+        call.emit('error', auth.refused);
       } else if (this.closed) {
         call.emit('error', status(grpc.status.UNAVAILABLE, 'node is shutting down'));
       } else if (!call.cancelled) {
-        this.serveAdmitted(call, from);
+        call.sendMetadata(auth.headers);
+        this.serveAdmitted(call, auth.from);
       }
     });
   }
@@ -751,10 +866,11 @@ export class GrpcTransport {
         call.emit('error', status(grpc.status.INVALID_ARGUMENT, (e as Error).message));
         return;
       }
-      if (batch.clusterId !== this.clusterId || batch.toNode !== this.nodeId || batch.fromNode !== from) {
+      // A node speaks only for itself: every message's sender is the authenticated peer.
+      if (batch.clusterId !== this.clusterId || batch.toNode !== this.nodeId || batch.fromNode !== from || batch.messages.some((gm) => gm.message.from !== from)) {
         failed = true;
         this.counters.rejectedBatches++;
-        const why = `batch for node ${batch.toNode} of cluster '${batch.clusterId}' from node ${batch.fromNode} on a stream from node ${from}: this is node ${this.nodeId} of '${this.clusterId}'`;
+        const why = `batch for node ${batch.toNode} of cluster '${batch.clusterId}' from node ${batch.fromNode} (messages from ${[...new Set(batch.messages.map((gm) => gm.message.from))].join(', ')}) on a stream from node ${from}: this is node ${this.nodeId} of '${this.clusterId}'`;
         this.log.warn({ from }, why);
         call.emit('error', status(grpc.status.FAILED_PRECONDITION, why));
         return;
@@ -792,21 +908,14 @@ export class GrpcTransport {
     call: grpc.ServerReadableStream<SendSnapshotRequest, SendSnapshotResponse>,
     cb: grpc.sendUnaryData<SendSnapshotResponse>,
   ): Promise<void> {
-    const refusal = this.checkIdentity(call.metadata);
-    if (refusal) {
+    const auth = await this.authenticate(call.metadata);
+    if ('refused' in auth) {
       this.counters.snapshotsRejected++;
-      cb(status(grpc.status.FAILED_PRECONDITION, refusal));
+      cb(auth.refused);
       return;
     }
-    const sender = Number(call.metadata.get(MD_FROM)[0] ?? NaN);
-    if (Number.isSafeInteger(sender) && sender > 0) {
-      const refused = await this.admitIncarnation(sender, String(call.metadata.get(MD_INCARNATION)[0] ?? ''));
-      if (refused) {
-        this.counters.snapshotsRejected++;
-        cb(refused);
-        return;
-      }
-    }
+    const sender = auth.from;
+    call.sendMetadata(auth.headers);
     const dir = this.opts.snapshotDir ?? tmpdir();
     const path = join(dir, `raftd-snap-${this.nodeId}-${randomBytes(6).toString('hex')}.part`);
     let file: Awaited<ReturnType<typeof open>> | undefined;
@@ -828,8 +937,8 @@ export class GrpcTransport {
         if (kind.case === 'header') {
           if (header) throw new TransportError('SNAPSHOT_CORRUPT', 'second header');
           const h = kind.value;
-          if (h.clusterId !== this.clusterId || Number(h.to) !== this.nodeId) {
-            throw new TransportError('IDENTITY_MISMATCH', `snapshot for node ${h.to} of cluster '${h.clusterId}': this is node ${this.nodeId} of '${this.clusterId}'`);
+          if (h.clusterId !== this.clusterId || Number(h.to) !== this.nodeId || Number(h.from) !== sender) {
+            throw new TransportError('IDENTITY_MISMATCH', `snapshot for node ${h.to} of cluster '${h.clusterId}' from node ${h.from} on a call from node ${sender}: this is node ${this.nodeId} of '${this.clusterId}'`);
           }
           header = { group: h.group, from: Number(h.from), to: Number(h.to), term: Number(h.term), metadata: metadataFromPb(h.metadata) };
           if (h.totalSize > 0n) header.totalSize = Number(h.totalSize);

@@ -18,6 +18,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AppClient } from '../../daemon/statemachine/app-client.js';
+import { APP_SECRET_ENV, generateSecret } from '../../protocol/secrets.js';
 import type { AppEntry } from '../../daemon/statemachine/types.js';
 import { ManagedProcess, freePort, waitForHttp } from '../../test/integration/cluster.js';
 import { cpuSeconds } from './stats.js';
@@ -100,7 +101,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-app-calls-'));
   const [h1Port, h2Port, appPort] = [await freePort(), await freePort(), await freePort()];
   const floor = new ManagedProcess('floor servers', 'scripts/bench/app-calls.ts', ['--floor', String(h1Port), '--floor', String(h2Port)], {}, join(dir, 'floor.log'));
-  const app = new ManagedProcess('kv app', 'adapters/kv/main.ts', ['--listen', `127.0.0.1:${appPort}`, '--data-dir', join(dir, 'kv'), '--fsync', 'never'], {}, join(dir, 'kv.log'));
+  // Signed calls, as raftd makes them: the figures include the HMAC and body digest on both sides.
+  const appSecret = generateSecret();
+  const app = new ManagedProcess('kv app', 'adapters/kv/main.ts', ['--listen', `127.0.0.1:${appPort}`, '--data-dir', join(dir, 'kv'), '--fsync', 'never'], { [APP_SECRET_ENV]: appSecret }, join(dir, 'kv.log'));
   const clients: AppClient[] = [];
   try {
     floor.start();
@@ -117,7 +120,7 @@ async function main(): Promise<void> {
       });
     const rows: string[][] = [];
     for (const protocol of PROTOCOLS) {
-      const client = new AppClient({ appUrl: `http://127.0.0.1:${appPort}`, http2: protocol === 'h2c' ? 'always' : 'never' });
+      const client = new AppClient({ appUrl: `http://127.0.0.1:${appPort}`, http2: protocol === 'h2c' ? 'always' : 'never', secret: appSecret });
       clients.push(client);
       index = await client.lastLogIndex(1); // also learns that the app takes binary UpdateEntries
       const bare = floorCaller(protocol, protocol === 'h2c' ? h2Port : h1Port);

@@ -19,6 +19,8 @@ import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
 import { ClickHouseStateMachine } from '../../clickhouse-adapter/statemachine/statemachine.js';
 import { encodeEntry } from '../../clickhouse-adapter/statemachine/entry.js';
 import { serveStateMachine } from '../../adapters/sdk/server.js';
+import { signAppRequest } from '../../protocol/app-auth.js';
+import { generateSecret } from '../../protocol/secrets.js';
 import { BENCH_TABLE_DDL, benchRows } from './clickhouse-direct.js';
 
 function median(xs: number[]): number {
@@ -43,7 +45,8 @@ async function main(argv: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-ch-'));
   const engine = await openEmbedded({ dataDir: dir });
   const sm = new ClickHouseStateMachine({ engine });
-  const served = await serveStateMachine(sm, { host: '127.0.0.1', port: 0, h2c: false });
+  const appSecret = generateSecret(); // signed calls, as raftd makes them: the cost measured includes the HMAC
+  const served = await serveStateMachine(sm, { host: '127.0.0.1', port: 0, h2c: false, appSecret });
   console.log(`bench:clickhouse — embedded engine (chdb), ClickHouse ${engine.capabilities.version}, ` +
     `${rowsPerSize.toLocaleString('en-US')} rows per batch size, direct and adapter measured alternately`);
   console.log('ratio: of the medians, then the median of the per-round ratios');
@@ -102,7 +105,9 @@ async function main(argv: string[]): Promise<void> {
       const g3 = group++;
       const bodies = entries.map((d, b) => JSON.stringify({ group: g3, entries: [{ index: b + 2, term: 1, data: d.toString('base64') }] }));
       const post = async (body: string): Promise<void> => {
-        const res = await fetch(`${served.url}/raft/v1/UpdateEntries`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const bytes = Buffer.from(body);
+        const auth = signAppRequest(appSecret, 'POST', '/raft/v1/UpdateEntries', bytes);
+        const res = await fetch(`${served.url}/raft/v1/UpdateEntries`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: bytes });
         const text = await res.text();
         if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${text.slice(0, 160)}`);
       };

@@ -41,7 +41,7 @@ async function startCluster(enc: Encoding): Promise<{ cluster: LocalCluster; lea
   for (const n of cluster.nodes) {
     const dir = join(cluster.dir, `app${n.spec.id}`);
     mkdirSync(dir, { recursive: true });
-    n.app = new ManagedProcess(`${enc} app ${n.spec.id}`, 'scripts/bench/entries.ts', ['--app', String(ports.get(n.spec.id)), dir, enc], {}, join(cluster.dir, `app${n.spec.id}.log`));
+    n.app = new ManagedProcess(`${enc} app ${n.spec.id}`, 'scripts/bench/entries.ts', ['--app', String(ports.get(n.spec.id)), dir, enc], cluster.secrets?.appEnv() ?? {}, join(cluster.dir, `app${n.spec.id}.log`));
   }
   await cluster.startAll();
   await cluster.waitForApi(30_000);

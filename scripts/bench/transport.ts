@@ -48,9 +48,9 @@ async function run(groups: number, entriesPerMsg: number): Promise<void> {
   const [pa, pb] = [await freePort(), await freePort()];
   let received = 0;
   let receivedEntries = 0;
-  const a = new GrpcTransport({ nodeId: 1, clusterId: 'bench', listenAddr: `127.0.0.1:${pa}`, peers: new Map([[2, `127.0.0.1:${pb}`]]) }, { onMessages: () => undefined, onSnapshot: async () => undefined });
+  const a = new GrpcTransport({ nodeId: 1, clusterId: 'bench', listenAddr: `127.0.0.1:${pa}`, peers: new Map([[2, `127.0.0.1:${pb}`]]), clusterSecret: 'bench' }, { onMessages: () => undefined, onSnapshot: async () => undefined });
   const b = new GrpcTransport(
-    { nodeId: 2, clusterId: 'bench', listenAddr: `127.0.0.1:${pb}`, peers: new Map([[1, `127.0.0.1:${pa}`]]) },
+    { nodeId: 2, clusterId: 'bench', listenAddr: `127.0.0.1:${pb}`, peers: new Map([[1, `127.0.0.1:${pa}`]]), clusterSecret: 'bench' },
     {
       onMessages: (_from, msgs) => {
         received += msgs.length;

@@ -1,4 +1,4 @@
-// npm run chaos -- --duration 600 --nemesis all [--workload kv|rafthouse] [--nodes 3|5] [--seed S]
+// npm run chaos -- --duration 600 --nemesis all [--workload kv|rafthouse|rafthouse-sharded] [--groups G] [--nodes 3|5] [--seed S]
 //   [--clients N] [--keys N] [--reads linearizable|lease] [--dir DIR] [--break stale-reads]
 // Prints faults injected, ops ok / failed / unknown, anomalies, and where the history is saved.
 // Exit code: 0 clean, 1 anomalies found, 2 bad arguments.
@@ -8,7 +8,7 @@ import { formatRafthouseReport, runRafthouseChaos } from './rafthouse.js';
 import { formatReport, runChaos } from './runner.js';
 
 function usage(msg: string): never {
-  process.stderr.write(`chaos: ${msg}\nusage: npm run chaos -- --duration SECONDS --nemesis all|kill,pause,partition,transfer,member [--workload kv|rafthouse] [--nodes 3|5] [--seed S] [--clients N] [--keys N] [--reads linearizable|lease] [--dir DIR] [--break stale-reads] [--no-leader not-applied|unknown]\n`);
+  process.stderr.write(`chaos: ${msg}\nusage: npm run chaos -- --duration SECONDS --nemesis all|kill,pause,partition,transfer,member [--workload kv|rafthouse|rafthouse-sharded] [--groups G] [--nodes 3|5] [--seed S] [--clients N] [--keys N] [--reads linearizable|lease] [--dir DIR] [--break stale-reads] [--no-leader not-applied|unknown]\n`);
   process.exit(2);
 }
 
@@ -22,7 +22,7 @@ for (let i = 0; i < argv.length; i++) {
   args.set(a.slice(2), v);
   i++;
 }
-const known = new Set(['duration', 'nemesis', 'workload', 'nodes', 'seed', 'clients', 'keys', 'reads', 'dir', 'break', 'no-leader']);
+const known = new Set(['duration', 'nemesis', 'workload', 'nodes', 'seed', 'clients', 'keys', 'reads', 'dir', 'break', 'no-leader', 'groups']);
 for (const k of args.keys()) if (!known.has(k)) usage(`unknown option --${k}`);
 const int = (k: string, d: number): number => {
   const v = args.get(k);
@@ -32,7 +32,7 @@ const int = (k: string, d: number): number => {
   return n;
 };
 const workload = args.get('workload') ?? 'kv';
-if (workload !== 'kv' && workload !== 'rafthouse') usage(`--workload must be kv or rafthouse, got "${workload}"`);
+if (workload !== 'kv' && workload !== 'rafthouse' && workload !== 'rafthouse-sharded') usage(`--workload must be kv, rafthouse or rafthouse-sharded, got "${workload}"`);
 const nodes = int('nodes', 3);
 if (nodes !== 3 && nodes !== 5) usage('--nodes must be 3 or 5');
 let nemesis;
@@ -51,8 +51,11 @@ const seed = int('seed', Date.now() % 1_000_000);
 const dir = args.get('dir');
 
 const log = (line: string) => process.stdout.write(line + '\n');
-if (workload === 'rafthouse') {
-  const report = await runRafthouseChaos({ nodes, durationMs: int('duration', 60) * 1000, nemesis, seed, clients: int('clients', nodes * 2), ...(dir ? { runDir: dir } : {}), log });
+if (workload === 'rafthouse' || workload === 'rafthouse-sharded') {
+  const report = await runRafthouseChaos({
+    nodes, durationMs: int('duration', 60) * 1000, nemesis, seed, clients: int('clients', nodes * 2), ...(dir ? { runDir: dir } : {}), log,
+    ...(workload === 'rafthouse-sharded' ? { shardedGroups: int('groups', 4) } : {}),
+  });
   process.stdout.write(formatRafthouseReport(report) + '\n');
   process.exit(report.anomalies.length === 0 ? 0 : 1);
 }

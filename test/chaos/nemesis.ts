@@ -88,13 +88,13 @@ export class ClusterView {
    * The group leader (0 if none known): the node that itself claims leadership with the highest
    * term. A node removed from the group keeps a stale view, so what others say is not trusted.
    */
-  async leader(): Promise<number> {
+  async leader(group = GROUP): Promise<number> {
     let best = { id: 0, term: -1 };
     await Promise.all(
       this.reachable().map(async (n) => {
         const r = await call(n.url, 'GET', '/status', undefined, 2000);
         if (r.kind !== 'answer' || r.status !== 200) return;
-        const g = (r.body as { groups?: Array<{ group: number; role: string; term: number }> }).groups?.find((x) => x.group === GROUP);
+        const g = (r.body as { groups?: Array<{ group: number; role: string; term: number }> }).groups?.find((x) => x.group === group);
         if (g && g.role === 'leader' && g.term > best.term) best = { id: n.spec.id, term: g.term };
       }),
     );

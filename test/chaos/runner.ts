@@ -219,14 +219,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 }
 
 /** Waits until every node's app has applied up to the leader's linearizable read index. */
-export async function convergeApplied(view: ClusterView, timeoutMs = 60_000): Promise<{ ok: boolean; target: number; detail: string }> {
+export async function convergeApplied(view: ClusterView, timeoutMs = 60_000, group = GROUP): Promise<{ ok: boolean; target: number; detail: string }> {
   const deadline = Date.now() + timeoutMs;
   let target = 0;
   let last = '';
   while (Date.now() < deadline) {
-    const leader = await view.leader();
+    const leader = await view.leader(group);
     if (leader) {
-      const r = await call(view.node(leader).url, 'POST', `/v1/groups/${GROUP}/barrier?consistency=linearizable`, undefined, 5000);
+      const r = await call(view.node(leader).url, 'POST', `/v1/groups/${group}/barrier?consistency=linearizable`, undefined, 5000);
       if (r.kind === 'answer' && r.status === 200) {
         target = (r.body as { appliedIndex: number }).appliedIndex;
         break;
@@ -238,7 +238,7 @@ export async function convergeApplied(view: ClusterView, timeoutMs = 60_000): Pr
   if (!target) return { ok: false, target, detail: `no linearizable barrier on the leader: ${last}` };
   for (const n of view.cluster.nodes) {
     for (;;) {
-      const b = await call(n.url, 'POST', `/v1/groups/${GROUP}/barrier?consistency=stale`, undefined, 5000);
+      const b = await call(n.url, 'POST', `/v1/groups/${group}/barrier?consistency=stale`, undefined, 5000);
       const applied = b.kind === 'answer' && b.status === 200 ? (b.body as { appliedIndex: number }).appliedIndex : -1;
       if (applied >= target) break;
       if (Date.now() > deadline) return { ok: false, target, detail: `node ${n.spec.id} applied ${applied} < ${target} after ${timeoutMs} ms` };

@@ -8,10 +8,11 @@ describe('client API: errors, auth, probes (integration)', function () {
   this.timeout(60_000);
   let cluster: LocalCluster;
   let node: RaftdNode;
-  const token = 's3cret-token';
+  let token = '';
 
   before(async () => {
-    cluster = await LocalCluster.create({ nodes: 1, groups: 2, extraArgs: ['--api-token', token] });
+    cluster = await LocalCluster.create({ nodes: 1, groups: 2 });
+    token = cluster.secrets!.value('apiToken');
     await cluster.startAll();
     await cluster.waitForApi(20_000).catch(() => undefined);
     node = cluster.nodes[0]!;
@@ -20,9 +21,9 @@ describe('client API: errors, auth, probes (integration)', function () {
     await cluster?.destroy();
   });
 
-  const auth = { authorization: `Bearer ${token}` };
+  const auth = (): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
-  async function call(method: string, path: string, body?: string, headers: Record<string, string> = auth) {
+  async function call(method: string, path: string, body?: string, headers: Record<string, string> = auth()) {
     const res = await fetch(node.url + path, { method, headers: { 'content-type': 'application/json', ...headers }, body, signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
     let json: any;
@@ -72,7 +73,7 @@ describe('client API: errors, auth, probes (integration)', function () {
   });
 
   it('bounds request bodies', async () => {
-    const proposalsBefore = Number(/raftd_proposals_total (\d+)/.exec(await (await fetch(node.url + '/metrics', { headers: auth })).text())![1]);
+    const proposalsBefore = Number(/raftd_proposals_total (\d+)/.exec(await (await fetch(node.url + '/metrics', { headers: auth() })).text())![1]);
     const big = 'x'.repeat(65 * 1024 * 1024);
     // The server answers 413 as soon as the body passes the limit and may close the connection
     // while the client is still uploading: either way nothing may be proposed.
@@ -87,7 +88,7 @@ describe('client API: errors, auth, probes (integration)', function () {
       refused = 'connection closed by the server';
     }
     expect(refused).to.be.oneOf(['PAYLOAD_TOO_LARGE', 'connection closed by the server']);
-    const after = Number(/raftd_proposals_total (\d+)/.exec(await (await fetch(node.url + '/metrics', { headers: auth })).text())![1]);
+    const after = Number(/raftd_proposals_total (\d+)/.exec(await (await fetch(node.url + '/metrics', { headers: auth() })).text())![1]);
     expect(after, 'nothing was proposed').to.equal(proposalsBefore);
   });
 
@@ -108,7 +109,7 @@ describe('client API: errors, auth, probes (integration)', function () {
     const set = Buffer.from('{"op":"set","key":"c","value":"3"}');
     const bin = await fetch(node.url + '/v1/propose-batch', {
       method: 'POST',
-      headers: { 'content-type': BINARY_BATCH_TYPE, ...auth },
+      headers: { 'content-type': BINARY_BATCH_TYPE, ...auth() },
       body: encodeBatchRequest([{ group: 1, data: set }, { group: 7, data: set }, { group: 2, data: Buffer.from('opaque') }]),
     });
     expect(bin.status).to.equal(200);
@@ -120,11 +121,11 @@ describe('client API: errors, auth, probes (integration)', function () {
     expect(out[1]).to.deep.include({ index: -1 });
     expect((out[1] as { error: { code: string } }).error.code).to.equal('GROUP_NOT_FOUND');
     expect(out[2]).to.deep.include({ result: null });
-    const truncated = await fetch(node.url + '/v1/propose-batch', { method: 'POST', headers: { 'content-type': BINARY_BATCH_TYPE, ...auth }, body: Buffer.from([0, 0, 0, 1, 0, 0, 0, 9, 1]) });
+    const truncated = await fetch(node.url + '/v1/propose-batch', { method: 'POST', headers: { 'content-type': BINARY_BATCH_TYPE, ...auth() }, body: Buffer.from([0, 0, 0, 1, 0, 0, 0, 9, 1]) });
     expect(truncated.status).to.equal(400);
     const st = await call('GET', '/status');
     expect(st.json.groups.map((g: { group: number }) => g.group)).to.include.members([0, 1, 2]);
-    const m = await fetch(node.url + '/metrics', { headers: auth });
+    const m = await fetch(node.url + '/metrics', { headers: auth() });
     const text = await m.text();
     expect(text).to.match(/raftd_proposals_total \d+/);
     expect(Number(/raftd_proposals_total (\d+)/.exec(text)![1])).to.be.at.least(4);

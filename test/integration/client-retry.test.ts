@@ -180,4 +180,31 @@ describe('SDK client retries proposals refused without effect (integration, KV a
     }
     await cluster.waitForLeaders([1, 2], 30_000);
   });
+
+  it('a NOT_LEADER hint whose leader then does not answer: TIMEOUT (outcome unknown), never re-sent as if refused', async () => {
+    // The follower refuses (noForward) and names the leader; the leader is stopped, so the
+    // client's send to it is delivered to its socket but never answered: it may apply once the
+    // leader runs again. Before the fix the client answered the follower's earlier NOT_LEADER,
+    // which says "nothing applied", and with retries on sent the proposal again.
+    const leader = await leaderNode();
+    const follower = cluster.nodes.find((n) => n !== leader)!;
+    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    await setup.proposeJson(1, { op: 'set', key: 'h1', value: 'a' });
+    const once = new RaftdClient({ url: follower.url, noForward: true, timeoutMs: 1000, retryMs: 0 });
+    const retrying = new RaftdClient({ url: follower.url, noForward: true, timeoutMs: 1000 });
+    leader.pause();
+    try {
+      // Both at once, while the follower still names the stopped leader (it does for two election
+      // timeouts of silence, unless a new leader is elected first).
+      const outcomes = await Promise.all([once, retrying].map((client) => client.proposeJson(1, { op: 'cas', key: 'h1', expect: 'a', value: 'b' }).catch((e: unknown) => e)));
+      for (const outcome of outcomes) {
+        expect(outcome, String(outcome)).to.be.instanceOf(RaftdError);
+        expect((outcome as RaftdError).code).to.equal('TIMEOUT');
+      }
+    } finally {
+      leader.resume();
+      for (const c of [setup, once, retrying]) c.close();
+    }
+    await cluster.waitForLeaders([1, 2], 30_000);
+  });
 });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../support/ports.js';
+import { ensureSecretsDir, readSecretFile, type SecretName } from '../../protocol/secrets.js';
 
 export { freePort };
 
@@ -61,6 +62,27 @@ export interface ClusterOptions {
   kvApp?: boolean;
   /** Extra arguments for node itself before the entry point, e.g. --cpu-prof. */
   nodeArgs?: string[];
+  /** Run raftd with --insecure and no secrets (default: a generated secrets dir, as in production). */
+  insecure?: boolean;
+}
+
+/** A cluster's secrets: the directory raftd reads with --secrets-dir, and each secret's value. */
+export class ClusterSecrets {
+  readonly paths: Record<SecretName, string>;
+  constructor(readonly dir: string) {
+    this.paths = ensureSecretsDir(dir);
+  }
+  value(name: SecretName): string {
+    return readSecretFile(this.paths[name], name);
+  }
+  /** Environment for an application beside raftd (the SDK reads RAFTD_APP_SECRET_FILE). */
+  appEnv(): Record<string, string> {
+    return { RAFTD_APP_SECRET_FILE: this.paths.appSecret };
+  }
+  /** Environment for a client of raftd's API (the SDK client reads RAFTD_API_TOKEN_FILE). */
+  clientEnv(): Record<string, string> {
+    return { RAFTD_API_TOKEN_FILE: this.paths.apiToken };
+  }
 }
 
 /** A child process of ours, with its output appended to a log file. */
@@ -126,6 +148,11 @@ export class ManagedProcess {
 export class RaftdNode extends ManagedProcess {
   /** The application process beside this node, when the cluster runs one. */
   app: ManagedProcess | undefined;
+  /**
+   * Bearer token get() and post() send: the admin token by default (it is valid on every route), so
+   * tests reach admin routes; set to the client token (or '') to test what a client may do.
+   */
+  token = '';
 
   constructor(
     readonly spec: NodeSpec,
@@ -147,7 +174,7 @@ export class RaftdNode extends ManagedProcess {
   }
 
   async get(path: string): Promise<{ status: number; body: unknown }> {
-    const res = await fetch(this.url + path, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(this.url + path, { headers: this.authHeaders(), signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
     let body: unknown = text;
     try {
@@ -168,11 +195,15 @@ export class RaftdNode extends ManagedProcess {
     return line === undefined ? 0 : Number(line.slice(series.length + 1));
   }
 
+  authHeaders(): Record<string, string> {
+    return this.token ? { authorization: `Bearer ${this.token}` } : {};
+  }
+
   async post(path: string, body: string | Uint8Array | object, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
     const payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
     const res = await fetch(this.url + path, {
       method: 'POST',
-      headers: { 'content-type': typeof body === 'object' && !(body instanceof Uint8Array) ? 'application/json' : 'application/octet-stream', ...headers },
+      headers: { 'content-type': typeof body === 'object' && !(body instanceof Uint8Array) ? 'application/json' : 'application/octet-stream', ...this.authHeaders(), ...headers },
       body: payload,
       signal: AbortSignal.timeout(15_000),
     });
@@ -189,14 +220,22 @@ export class RaftdNode extends ManagedProcess {
 export class LocalCluster {
   readonly nodes: RaftdNode[] = [];
   readonly dir: string;
+  /** Undefined for an --insecure cluster. */
+  readonly secrets: ClusterSecrets | undefined;
 
-  private constructor(dir: string) {
+  private constructor(dir: string, insecure: boolean) {
     this.dir = dir;
+    this.secrets = insecure ? undefined : new ClusterSecrets(join(dir, 'secrets'));
+  }
+
+  /** Headers of a raftd client (the client API token, not the admin one). */
+  clientHeaders(): Record<string, string> {
+    return this.secrets ? { authorization: `Bearer ${this.secrets.value('apiToken')}` } : {};
   }
 
   static async create(opts: ClusterOptions): Promise<LocalCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'raftd-cluster-'));
-    const c = new LocalCluster(dir);
+    const c = new LocalCluster(dir, opts.insecure === true);
     const specs: NodeSpec[] = [];
     for (let id = 1; id <= opts.nodes; id++) {
       specs.push({ id, raftAddr: `127.0.0.1:${await freePort()}`, httpAddr: `127.0.0.1:${await freePort()}`, dataDir: join(dir, `node${id}`) });
@@ -211,13 +250,14 @@ export class LocalCluster {
     let appUrl: string | undefined;
     if (opts.kvApp) {
       const listen = `127.0.0.1:${await freePort()}`;
-      app = new ManagedProcess(`kv app ${s.id}`, 'adapters/kv/main.ts', ['--listen', listen, '--data-dir', `${s.dataDir}-kv`], {}, join(opts.logDir ?? this.dir, `kv${s.id}.log`));
+      app = new ManagedProcess(`kv app ${s.id}`, 'adapters/kv/main.ts', ['--listen', listen, '--data-dir', `${s.dataDir}-kv`], this.secrets?.appEnv() ?? {}, join(opts.logDir ?? this.dir, `kv${s.id}.log`));
       appUrl = `http://${listen}`;
     } else if (opts.appUrls) appUrl = opts.appUrls(s.id);
     const args = [
       '--id', String(s.id), '--raft-addr', s.raftAddr, '--http-addr', s.httpAddr, '--data-dir', s.dataDir,
       '--tick-ms', String(opts.tickMs ?? 50), '--election-ticks', String(opts.electionTicks ?? 10),
       '--log-level', 'warn',
+      ...(this.secrets ? ['--secrets-dir', this.secrets.dir] : ['--insecure']),
       ...(appUrl ? ['--app-url', appUrl] : []),
       ...roleArgs,
       ...(opts.extraArgs ?? []),
@@ -225,6 +265,7 @@ export class LocalCluster {
     ];
     const node = new RaftdNode(s, args, opts.env ?? {}, join(opts.logDir ?? this.dir, `node${s.id}.log`), opts.nodeArgs ?? []);
     node.app = app;
+    if (this.secrets) node.token = this.secrets.value('adminToken');
     return node;
   }
 

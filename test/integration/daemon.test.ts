@@ -136,7 +136,7 @@ describe('raftd processes (integration)', function () {
     const dir = mkdtempSync(join(tmpdir(), 'raftd-old-layout-'));
     try {
       writeFileSync(join(dir, 'CURRENT'), 'MANIFEST-000005\n');
-      const r = spawnSync(process.execPath, [...entryCommand('daemon/main.ts'), '--id', '1', '--peers', '1=127.0.0.1:7001', '--data-dir', dir], { encoding: 'utf8', timeout: 20_000 });
+      const r = spawnSync(process.execPath, [...entryCommand('daemon/main.ts'), '--id', '1', '--peers', '1=127.0.0.1:7001', '--data-dir', dir, '--insecure'], { encoding: 'utf8', timeout: 20_000 });
       expect(r.status).to.equal(2);
       expect(r.stderr.trim().split('\n')).to.have.length(1);
       expect(r.stderr).to.match(/old layout/);

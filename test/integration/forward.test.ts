@@ -11,11 +11,12 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
   let cluster: LocalCluster;
   let leaderUrl = '';
   let followerUrl: string;
-  const token = 'fwd-token';
-  const auth = { authorization: `Bearer ${token}` };
+  let token = '';
+  const auth = (): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
   before(async () => {
-    cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, extraArgs: ['--api-token', token] });
+    cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true });
+    token = cluster.secrets!.value('apiToken');
     await cluster.startAll();
     // /leader-check needs no token (waitForLeaders reads /status, which does).
     const deadline = Date.now() + 30_000;
@@ -33,7 +34,7 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
     await cluster?.destroy();
   });
 
-  async function propose(url: string, cmd: unknown, headers: Record<string, string> = auth): Promise<{ status: number; json: any }> {
+  async function propose(url: string, cmd: unknown, headers: Record<string, string> = auth()): Promise<{ status: number; json: any }> {
     const res = await fetch(`${url}/v1/groups/1/propose`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(cmd), signal: AbortSignal.timeout(20_000) });
     return { status: res.status, json: (await res.json()) as unknown };
   }
@@ -62,7 +63,7 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
     expect(indexes.size, 'distinct indexes').to.equal(n);
     // The leader's state agrees with the answers.
     for (let i = 0; i < n; i++) {
-      const res = await fetch(`${leaderUrl}/v1/groups/1/read`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ op: 'get', key: `k${i}` }) });
+      const res = await fetch(`${leaderUrl}/v1/groups/1/read`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify({ op: 'get', key: `k${i}` }) });
       const body = (await res.json()) as { result: unknown };
       expect(JSON.stringify(body.result), `k${i}`).to.include(i % 3 === 2 ? `a${i}` : `b${i}`);
     }
@@ -73,7 +74,7 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
     const cmds = [{ op: 'cas', key: 'pb', expect: 'v0', value: 'v1' }, { op: 'nope', key: 'pb' }, { op: 'cas', key: 'pb', expect: 'v0', value: 'v2' }];
     const res = await fetch(`${followerUrl}/v1/propose-batch`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...auth },
+      headers: { 'content-type': 'application/json', ...auth() },
       body: JSON.stringify({ items: cmds.map((c) => ({ group: 1, data: Buffer.from(JSON.stringify(c)).toString('base64') })) }),
     });
     expect(res.status).to.equal(200);
@@ -88,7 +89,7 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
 
   it('a routeToLeader client skips the forwarding hop once told where the leader is, and follows it when it moves', async () => {
     const forwarded = async (url: string): Promise<number> =>
-      Number(/raftd_forwarded_requests_total (\d+)/.exec(await (await fetch(`${url}/metrics`, { headers: auth })).text())![1]);
+      Number(/raftd_forwarded_requests_total (\d+)/.exec(await (await fetch(`${url}/metrics`, { headers: auth() })).text())![1]);
     const client = new RaftdClient({ url: followerUrl, token, routeToLeader: true });
     const f0 = await forwarded(followerUrl);
     expect((await client.proposeJson(1, { op: 'set', key: 'route', value: '1' })).result).to.deep.equal({ ok: true });
@@ -98,10 +99,10 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
     // The leader moves to the follower the client is configured with: the cached leader answers
     // NOT_LEADER, the client goes back to its node, which now leads.
     const follower = cluster.nodes.find((n) => n.url === followerUrl)!;
-    const moved = await fetch(`${leaderUrl}/v1/groups/1/transfer-leadership`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ to: follower.spec.id }) });
+    const moved = await fetch(`${leaderUrl}/v1/groups/1/transfer-leadership`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify({ to: follower.spec.id }) });
     expect(moved.status).to.equal(200);
     expect((await client.proposeJson(1, { op: 'set', key: 'route', value: '5' })).result).to.deep.equal({ ok: true });
-    const read = await fetch(`${followerUrl}/v1/groups/1/read?consistency=linearizable`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ op: 'get', key: 'route' }) });
+    const read = await fetch(`${followerUrl}/v1/groups/1/read?consistency=linearizable`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify({ op: 'get', key: 'route' }) });
     expect(((await read.json()) as { result: { value: string } }).result.value).to.equal('5');
     // Every write landed once: five sets, the last one wins, and the old leader still serves the group.
     leaderUrl = followerUrl;

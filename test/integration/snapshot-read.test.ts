@@ -15,6 +15,7 @@ import { KvAdapter } from '../../adapters/kv/adapter.js';
 import { serveStateMachine, type ServedStateMachine } from '../../adapters/sdk/server.js';
 import type { Entry, EntryResult, StateMachine } from '../../adapters/sdk/types.js';
 import { LocalCluster, freePort, type RaftdNode } from './cluster.js';
+import { TEST_APP_SECRET } from '../support/app-secret.js';
 
 /** Holds the next call that passes through it, once closed, until it is opened. */
 class Gate {
@@ -87,7 +88,7 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
       const app = new HeldRestore(kv);
       apps.set(id, app);
       const port = await freePort();
-      served.push(await serveStateMachine(app, { port }));
+      served.push(await serveStateMachine(app, { port, appSecret: TEST_APP_SECRET }));
       urls.set(id, `http://127.0.0.1:${port}`);
     }
     return { apps, urls };
@@ -103,7 +104,7 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
   it('waits for the restore instead of reading the app\'s old state', async () => {
     dir = mkdtempSync(join(tmpdir(), 'raftd-snapshot-read-'));
     const { apps, urls } = await serveApps();
-    cluster = await LocalCluster.create({ nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50', '--snapshot-catchup-entries', '5'] });
+    cluster = await LocalCluster.create({ env: { RAFTD_APP_SECRET: TEST_APP_SECRET }, nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50', '--snapshot-catchup-entries', '5'] });
     await cluster.startAll();
     const leaders = await cluster.waitForLeaders([0, 1], 20_000);
     const leader = cluster.node(leaders.get(1)!);
@@ -140,7 +141,7 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
     const { apps, urls } = await serveApps();
     // Nodes 1 and 2 compact their logs right behind each snapshot; node 3 keeps its whole log, so as a
     // leader it sends a lagging follower entries, not a snapshot.
-    cluster = await LocalCluster.create({
+    cluster = await LocalCluster.create({ env: { RAFTD_APP_SECRET: TEST_APP_SECRET },
       nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50'],
       nodeExtraArgs: (id) => ['--snapshot-catchup-entries', id === 3 ? '1000000' : '5'],
     });
@@ -195,7 +196,7 @@ describe('a linearizable read on a follower restoring a snapshot (integration)',
   it('keeps the log after a snapshot it sent until the follower caught up from it (one snapshot, not a loop)', async () => {
     dir = mkdtempSync(join(tmpdir(), 'raftd-snapshot-floor-'));
     const { apps, urls } = await serveApps();
-    cluster = await LocalCluster.create({ nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50', '--snapshot-catchup-entries', '5'] });
+    cluster = await LocalCluster.create({ env: { RAFTD_APP_SECRET: TEST_APP_SECRET }, nodes: 3, groups: 1, appUrls: (id) => urls.get(id)!, extraArgs: ['--snapshot-interval', '50', '--snapshot-catchup-entries', '5'] });
     await cluster.startAll();
     const leader = cluster.node((await cluster.waitForLeaders([0, 1], 20_000)).get(1)!);
     const follower = cluster.nodes.find((n) => n !== leader)!;

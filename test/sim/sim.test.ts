@@ -42,6 +42,8 @@ describe('sim: deterministic cluster simulator', function () {
       expect(total('crash')).to.be.greaterThan(SEEDS_PER_SIZE);
       expect(total('snapshot')).to.be.greaterThan(SEEDS_PER_SIZE);
       expect(total('drop')).to.be.greaterThan(0);
+      // Nodes whose application is down (campaign-reluctant cores): half the seeds.
+      expect(total('app-down')).to.be.greaterThan(SEEDS_PER_SIZE / 4);
       const membership = Object.keys(results.reduce((a, r) => ({ ...a, ...r.faults }), {})).filter((k) => k.startsWith('membership-'));
       expect(membership.length).to.be.greaterThan(2);
       expect(results.reduce((a, r) => a + r.ops.ok, 0)).to.be.greaterThan(SEEDS_PER_SIZE * 10);

@@ -289,6 +289,15 @@ export class Simulation {
   private dupRate: number;
   private healed = false;
   private healTime = Infinity;
+  /**
+   * Nodes whose application is "unhealthy": the host marks their cores campaign-reluctant (they
+   * defer elections and decline TimeoutNow). Its own random stream, so seeds without it run as
+   * before; on in half the seeds. Left as it is at heal time in half of those (even all nodes
+   * reluctant: the group must still elect a leader within the liveness bound).
+   */
+  private readonly appRng: Rng;
+  private readonly appFaults: boolean;
+  private readonly reluctant = new Set<NodeId>();
   private stableLeaderAt = -1;
   private probesDone = false;
   private probesOk = 0;
@@ -319,6 +328,8 @@ export class Simulation {
     this.opts = opts;
     this.rng = new Rng(opts.seed * 2654435761 + opts.nodes * 97 + (opts.fault ? SIM_FAULTS.indexOf(opts.fault) + 1 : 0));
     this.t = tune(this.rng, opts.fault);
+    this.appRng = new Rng(opts.seed * 40503 + opts.nodes * 31 + 7);
+    this.appFaults = this.appRng.chance(0.5);
     this.dropRate = this.t.dropRate;
     this.dupRate = this.t.dupRate;
     // Node slots 1..5: for a 3-node cluster, 4 and 5 are spares the schedule may add.
@@ -333,6 +344,7 @@ export class Simulation {
       for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => this.clientNext(c));
       this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
       this.q.at(this.t.faultPhaseMs, () => this.heal());
+      if (this.appFaults) this.q.after(this.appRng.int(20, 300), () => this.appHealthEvent());
       const hardStop = this.t.faultPhaseMs + 3 * this.t.liveBoundMs;
       while (!this.finished) {
         const ev = this.q.pop();
@@ -421,7 +433,7 @@ export class Simulation {
   private newRaft(id: NodeId, storage: MemoryStorage, applied: number): RaftNode {
     const r = this.rng.fork();
     const faults = this.coreFaults();
-    return new RaftNode({
+    const node = new RaftNode({
       id,
       storage,
       electionTick: ELECTION_TICK,
@@ -434,6 +446,22 @@ export class Simulation {
       preVote: this.t.preVote,
       ...(faults ? { faults } : {}),
     });
+    // Application health is the host's, and outlives a raftd restart.
+    if (this.reluctant.has(id)) node.setCampaignReluctant(true);
+    return node;
+  }
+
+  /** Flips one node's application health (campaign reluctance), now and then, until healed. */
+  private appHealthEvent(): void {
+    if (this.healed) return;
+    this.q.after(this.appRng.int(50, 600), () => this.appHealthEvent());
+    const id = this.appRng.pick(this.ids);
+    const on = !this.reluctant.has(id);
+    if (on) this.reluctant.add(id);
+    else this.reluctant.delete(id);
+    const n = this.nodes.get(id);
+    if (n) n.raft.setCampaignReluctant(on);
+    this.count(on ? 'app-down' : 'app-up');
   }
 
   private boot(id: NodeId, start: boolean): void {
@@ -1001,6 +1029,10 @@ export class Simulation {
 
   private heal(): void {
     this.healed = true;
+    if (this.appFaults && this.appRng.chance(0.5)) {
+      for (const id of this.reluctant) this.nodes.get(id)?.raft.setCampaignReluctant(false);
+      this.reluctant.clear();
+    }
     this.healTime = this.q.now;
     this.blocked.clear();
     this.dropRate = 0;

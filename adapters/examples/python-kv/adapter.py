@@ -2,8 +2,13 @@
 """A key-value application for raftd, in Python with nothing but the standard library.
 
 It serves raftd's state-machine API v1 (docs/state-machine-api.md) over HTTP/1.1:
-  python3 adapter.py --listen 127.0.0.1:7000 --data-dir ./py-kv-data
-then start raftd with --app-url http://127.0.0.1:7000.
+  RAFTD_APP_SECRET_FILE=secrets/app-secret python3 adapter.py --listen 127.0.0.1:7000 --data-dir ./py-kv-data
+then start raftd with --app-url http://127.0.0.1:7000 and the same app secret.
+
+Authentication (docs/state-machine-api.md "Authentication"): raftd signs every call with HMAC-SHA256
+under the app secret; a call without a valid, fresh, never-seen signature is answered 401 before any
+state is read or changed. The secret comes from --app-secret-file, RAFTD_APP_SECRET or
+RAFTD_APP_SECRET_FILE; --insecure serves unsigned calls (tests only).
 
 Durability: each group's whole state (its map and its last index, together) lives in one file,
 DATA/g-<group>.json, replaced atomically (write a temp file, fsync, rename, fsync the directory)
@@ -18,11 +23,14 @@ sorted by key (Python's str order is code point order, the same as UTF-8 byte or
 import argparse
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -35,6 +43,89 @@ CALLS = {"LastLogIndex", "UpdateEntries", "Read", "PrepareSnapshot", "SaveSnapsh
 STATUS = {"BAD_REQUEST": 400, "BAD_QUERY": 400, "BAD_SNAPSHOT": 400, "NOT_FOUND": 404,
           "METHOD_NOT_ALLOWED": 405, "INDEX_GAP": 409, "SNAPSHOT_GONE": 410,
           "PAYLOAD_TOO_LARGE": 413, "INTERNAL": 500}
+
+
+AUTH_SCHEME = "RAFTD-HMAC-SHA256"
+AUTH_WINDOW_MS = 60_000
+MAX_NONCES = 1_000_000
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+SIG_RE = re.compile(r"^RAFTD-HMAC-SHA256 ([0-9a-f]{64})$")
+HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class AuthError(Exception):
+    def __init__(self, code, message, status=401):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+class Verifier:
+    """raftd's signature on every call: HMAC-SHA256(secret, canonical request), a fresh date, a new nonce."""
+
+    def __init__(self, secret):
+        self.key = secret.encode("utf-8")
+        self.seen = {}  # nonce -> expiry (ms); dict order is insertion order
+        self.mutex = threading.Lock()
+
+    def verify_headers(self, method, path, headers):
+        """Returns the body's expected SHA-256 hex (None for an unsigned snapshot stream)."""
+        m = SIG_RE.match(headers.get("Authorization") or "")
+        if not m:
+            raise AuthError("UNAUTHENTICATED", "missing or malformed Authorization: raftd signs every call (%s)" % AUTH_SCHEME)
+        date = headers.get("X-Raftd-Date") or ""
+        nonce = headers.get("X-Raftd-Nonce") or ""
+        content = headers.get("X-Raftd-Content-Sha256") or ""
+        if not re.match(r"^\d{1,15}$", date):
+            raise AuthError("UNAUTHENTICATED", "x-raftd-date must be Unix milliseconds")
+        if not NONCE_RE.match(nonce):
+            raise AuthError("UNAUTHENTICATED", "x-raftd-nonce must be 16 to 64 characters of [A-Za-z0-9_-]")
+        if not (HEX64_RE.match(content) or content == UNSIGNED_PAYLOAD):
+            raise AuthError("UNAUTHENTICATED", "x-raftd-content-sha256 must be lower-case hex SHA-256")
+        canonical = "\n".join([AUTH_SCHEME, method, path, date, nonce, content]).encode("utf-8")
+        want = hmac.new(self.key, canonical, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, m.group(1)):
+            raise AuthError("UNAUTHENTICATED", "bad signature: wrong app secret, or the request was altered")
+        now, at = int(time.time() * 1000), int(date)
+        if abs(now - at) > AUTH_WINDOW_MS:
+            raise AuthError("UNAUTHENTICATED", "x-raftd-date is %d s from this host's clock: replayed, or the clocks disagree" % ((now - at) // 1000))
+        if content == UNSIGNED_PAYLOAD and not urlparse(path).path.endswith("/RecoverFromSnapshot"):
+            raise AuthError("UNAUTHENTICATED", "UNSIGNED-PAYLOAD is accepted on RecoverFromSnapshot only")
+        with self.mutex:
+            for old, expires in list(self.seen.items()):
+                if expires >= now:
+                    break
+                del self.seen[old]
+            if nonce in self.seen:
+                raise AuthError("REPLAYED", "nonce %s was already used: a replayed call" % nonce)
+            if len(self.seen) >= MAX_NONCES:
+                raise AuthError("AUTH_BUSY", "too many calls within the window: retry later", 503)
+            self.seen[nonce] = at + AUTH_WINDOW_MS
+        return None if content == UNSIGNED_PAYLOAD else content
+
+    @staticmethod
+    def verify_body(expected, raw):
+        if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
+            raise AuthError("UNAUTHENTICATED", "the body does not match x-raftd-content-sha256: altered in transit")
+
+
+def read_secret(flag_file):
+    """--app-secret-file, else RAFTD_APP_SECRET, else RAFTD_APP_SECRET_FILE (protocol/secrets.ts's rule)."""
+    path = flag_file or None
+    value = None
+    if path is None:
+        value = os.environ.get("RAFTD_APP_SECRET") or None
+        if value is None:
+            path = os.environ.get("RAFTD_APP_SECRET_FILE") or None
+    if path is not None:
+        with open(path, encoding="utf-8") as f:
+            value = f.read()
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) < 16 or "\n" in value or "\r" in value:
+        raise SystemExit("python-kv: the app secret must be one line of at least 16 characters")
+    return value
 
 
 class ApiError(Exception):
@@ -213,6 +304,7 @@ def parse_entries(v):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: raftd reuses connections
     store = None  # set by main
+    verifier = None  # set by main; None only with --insecure
 
     def log_message(self, fmt, *args):  # quiet; errors are answered, not printed
         pass
@@ -236,9 +328,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("PAYLOAD_TOO_LARGE", "body over %d bytes" % MAX_BODY)
         return self.rfile.read(n)
 
-    def send(self, status, body, ctype="application/json"):
+    def send(self, status, body, ctype="application/json", extra_headers=None):
         data = body if isinstance(body, bytes) else dumps(body).encode("utf-8")
         self.send_response(status)
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -253,6 +347,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send(STATUS.get(e.code, 422), {"error": dict({"code": e.code, "message": e.message}, **e.extra)})
 
     def do_POST(self):
+        expected = None
+        if self.verifier is not None:
+            try:
+                # Before the body is read and before any state is touched.
+                expected = self.verifier.verify_headers("POST", self.path, self.headers)
+            except AuthError as e:
+                self.close_connection = True  # the unread body makes the connection unusable
+                return self.send(e.status, {"error": {"code": e.code, "message": e.message}},
+                                 extra_headers={"WWW-Authenticate": AUTH_SCHEME, "Connection": "close"})
         try:
             url = urlparse(self.path)
             call = url.path[len(PREFIX):] if url.path.startswith(PREFIX) else None
@@ -260,6 +363,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.read_body()
                 raise ApiError("NOT_FOUND", "no such call: %s" % url.path)
             raw = self.read_body()
+            try:
+                Verifier.verify_body(expected, raw)
+            except AuthError as e:
+                return self.send(e.status, {"error": {"code": e.code, "message": e.message}})
             if call == "RecoverFromSnapshot":
                 group = parse_group((parse_qs(url.query).get("group") or [None])[0])
                 return self.send(200, self.recover(group, raw))
@@ -364,8 +471,16 @@ def main():
     ap = argparse.ArgumentParser(description="stdlib-only key-value adapter for raftd")
     ap.add_argument("--listen", default=os.environ.get("PY_KV_LISTEN", "127.0.0.1:7000"), help="HOST:PORT")
     ap.add_argument("--data-dir", default=os.environ.get("PY_KV_DATA_DIR", "./py-kv-data"))
+    ap.add_argument("--app-secret-file", default=None,
+                    help="the app secret raftd signs its calls with (or RAFTD_APP_SECRET / RAFTD_APP_SECRET_FILE)")
+    ap.add_argument("--insecure", action="store_true", help="serve unsigned calls (tests only)")
     args = ap.parse_args()
     host, _, port = args.listen.rpartition(":")
+    secret = read_secret(args.app_secret_file)
+    if secret is None and not args.insecure:
+        raise SystemExit("python-kv: no --app-secret-file (or RAFTD_APP_SECRET / RAFTD_APP_SECRET_FILE): "
+                         "raftd signs every call; give the same secret, or --insecure for a throwaway test")
+    Handler.verifier = Verifier(secret) if secret is not None else None
     Handler.store = Store(args.data_dir)
     server = ThreadingHTTPServer((host, int(port)), Handler)
     server.daemon_threads = True

@@ -7,6 +7,8 @@ import * as path from 'node:path';
 import { runConformance, type CheckResult } from '../../../adapters/conformance/kit.js';
 import { AppProcess, freePort, nodeArgs, root, run, tmpDir } from './procs.js';
 import { startToy, ToyDisk, type ToyFaults } from './toy.js';
+import { ensureSecretsDir } from '../../../protocol/secrets.js';
+import { TEST_APP_SECRET } from '../../support/app-secret.js';
 
 function byName(results: CheckResult[]): Record<string, CheckResult> {
   return Object.fromEntries(results.map((r) => [r.name, r]));
@@ -21,25 +23,28 @@ describe('conformance kit (real processes)', function () {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  async function startApp(kind: 'ts' | 'py'): Promise<AppProcess> {
+  async function startApp(kind: 'ts' | 'py'): Promise<{ app: AppProcess; secretFile: string }> {
     const dir = tmpDir(`conf-${kind}-`);
     dirs.push(dir);
+    const secretFile = ensureSecretsDir(path.join(dir, 'secrets')).appSecret;
     const port = await freePort();
     const data = path.join(dir, 'data');
     const cmd =
       kind === 'ts'
         ? [process.execPath, ...nodeArgs('adapters/kv/main.ts'), '--listen', `127.0.0.1:${port}`, '--data-dir', data]
         : ['python3', path.join(root, 'adapters/examples/python-kv/adapter.py'), '--listen', `127.0.0.1:${port}`, '--data-dir', data];
-    const app = new AppProcess(dir, port, cmd);
+    const app = new AppProcess(dir, port, cmd, 'app', { RAFTD_APP_SECRET_FILE: secretFile });
     apps.push(app);
     await app.start();
-    return app;
+    return { app, secretFile };
   }
 
   for (const kind of ['ts', 'py'] as const) {
     it(`raftd-conformance passes on the ${kind === 'ts' ? 'TypeScript KV adapter' : 'Python stdlib adapter'}, restart included`, async () => {
-      const app = await startApp(kind);
-      const { code, out } = await run(process.execPath, [...nodeArgs('adapters/conformance/main.ts'), '--app-url', app.url, '--restart-cmd', `sh ${app.script}`]);
+      const { app, secretFile } = await startApp(kind);
+      const { code, out } = await run(process.execPath, [...nodeArgs('adapters/conformance/main.ts'), '--app-url', app.url, '--app-secret-file', secretFile, '--restart-cmd', `sh ${app.script}`]);
+      // Unsigned, wrongly signed, replayed and altered calls refused, and the state unchanged.
+      expect(out, out).to.match(/PASS auth-required/);
       expect(out, out).to.match(/PASS restart-durable/);
       expect(out, out).to.match(/PASS redelivery-skipped/);
       expect(out, out).to.match(/PASS snapshot-deterministic-under-updates/);
@@ -62,6 +67,27 @@ describe('conformance kit (real processes)', function () {
     } finally {
       await toy.close();
     }
+  });
+
+  it('without the app secret the kit\'s calls are refused by a secured app: it fails and says so', async () => {
+    const { app } = await startApp('ts');
+    const { code, out } = await run(process.execPath, [...nodeArgs('adapters/conformance/main.ts'), '--app-url', app.url]);
+    expect(code, out).to.equal(1);
+    expect(out).to.match(/^FAIL fresh-group-starts-at-0: .*HTTP 401/m);
+    expect(out).to.match(/^SKIP auth-required/m);
+  });
+
+  it('the KV and Python adapters refuse to start without the app secret (exit 2, naming where it goes)', async () => {
+    const dir = tmpDir('conf-nosecret-');
+    dirs.push(dir);
+    const port = await freePort();
+    const env = { ...process.env, RAFTD_APP_SECRET: '', RAFTD_APP_SECRET_FILE: '' };
+    const kv = await run(process.execPath, [...nodeArgs('adapters/kv/main.ts'), '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(dir, 'kv')], { env });
+    expect(kv.code, kv.out).to.equal(2);
+    expect(kv.out).to.match(/no --app-secret-file \(or RAFTD_APP_SECRET/);
+    const py = await run('python3', [path.join(root, 'adapters/examples/python-kv/adapter.py'), '--listen', `127.0.0.1:${port}`, '--data-dir', path.join(dir, 'py')], { env });
+    expect(py.code, py.out).to.not.equal(0);
+    expect(py.out).to.match(/no --app-secret-file \(or RAFTD_APP_SECRET/);
   });
 
   it('the CLI refuses bad usage with status 2', async () => {
@@ -131,6 +157,18 @@ describe('conformance kit catches broken adapters', function () {
     } finally {
       await good.close();
       await bad.close();
+    }
+  });
+
+  it('an app that serves unsigned calls fails auth-required (the toy checks no signature)', async () => {
+    const toy = await startToy(0, new ToyDisk(), {});
+    try {
+      const r = byName(await runConformance({ appUrl: toy.url, appSecret: TEST_APP_SECRET }));
+      expect(r['auth-required']!.status).to.equal('FAIL');
+      expect(r['auth-required']!.reason).to.match(/an unsigned UpdateEntries answered HTTP 200, expected 401/);
+      expect(r['redelivery-skipped']!.status).to.equal('PASS');
+    } finally {
+      await toy.close();
     }
   });
 

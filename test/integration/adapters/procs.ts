@@ -40,13 +40,15 @@ export class AppProcess {
     readonly port: number,
     command: string[],
     name = 'app',
+    /** Environment of the app (e.g. RAFTD_APP_SECRET_FILE: a path, never a secret, goes in the script). */
+    env: Record<string, string> = {},
   ) {
     this.pidFile = path.join(dir, `${name}.pid`);
     this.script = path.join(dir, `${name}-restart.sh`);
     const quoted = command.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     writeFileSync(
       this.script,
-      `#!/bin/sh\ncd '${root}'\n[ -f '${this.pidFile}' ] && kill -9 "$(cat '${this.pidFile}')" 2>/dev/null\n` +
+      `#!/bin/sh\ncd '${root}'\n${Object.entries(env).map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`).join('')}[ -f '${this.pidFile}' ] && kill -9 "$(cat '${this.pidFile}')" 2>/dev/null\n` +
         `${quoted} >>'${path.join(dir, `${name}.log`)}' 2>&1 &\necho $! > '${this.pidFile}'\n`,
     );
     chmodSync(this.script, 0o755);
@@ -71,9 +73,9 @@ export class AppProcess {
   }
 }
 
-export function run(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number; out: string }> {
+export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? root, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: opts.env } : {}) });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -9,6 +9,9 @@ import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { RafthouseCluster } from './harness.js';
 import { HashRing } from '../../../clickhouse-adapter/router/index.js';
 import { RaftdClient } from '../../../adapters/sdk/client.js';
+import { encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
+import { signAppRequest } from '../../../protocol/app-auth.js';
+import { generateSecret } from '../../../protocol/secrets.js';
 
 const GROUPS = 16;
 
@@ -64,7 +67,7 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
   };
 
   before(async () => {
-    cluster = await RafthouseCluster.start({ groups: GROUPS, args: ['--users', 'default:,alice:s3cret', '--local-host', 'rh-local.test', '--consistent-host', 'rh.test'] });
+    cluster = await RafthouseCluster.start({ groups: GROUPS, env: { RAFTHOUSE_USERS: 'default:,alice:s3cret' }, args: ['--local-host', 'rh-local.test', '--consistent-host', 'rh.test'] });
   });
 
   after(async () => {
@@ -180,6 +183,49 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
           expect(seen, `row (${w.id}, ${seq}) written via node ${w.id}, read via node ${r.id}`).to.equal('1\n');
         }
       }
+    }
+  });
+
+  it('a forged UpdateEntries at LastLogIndex + 1 straight to a state-machine port is refused (no, wrong, bearer, replayed secret); every replica holds [1, 2, 3]', async () => {
+    await ok(post(cluster.nodes[0]!.consistentUrl, 'CREATE TABLE forged (id UInt32) ENGINE = MergeTree ORDER BY id'));
+    await ok(post(cluster.nodes[0]!.consistentUrl, 'INSERT INTO forged VALUES (1), (2)'));
+    const group = (await HashRing.create({ groups: GROUPS })).homeGroup('default', 'forged');
+    const secret = cluster.raft.secrets!.value('appSecret');
+    const victim = cluster.nodes[2]!;
+    const call = async (name: string, body: Buffer, headers: Record<string, string>): Promise<{ status: number; json: Record<string, unknown> }> => {
+      const r = await fetch(`http://127.0.0.1:${victim.appPort}/raft/v1/${name}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal: AbortSignal.timeout(30_000) });
+      return { status: r.status, json: (await r.json()) as Record<string, unknown> };
+    };
+    const sign = (name: string, body: Buffer, key = secret): Record<string, string> => signAppRequest(key, 'POST', `/raft/v1/${name}`, body);
+    const lliBody = Buffer.from(JSON.stringify({ group }));
+    const lastIndex = async (): Promise<number> => (await call('LastLogIndex', lliBody, sign('LastLogIndex', lliBody))).json['lastLogIndex'] as number;
+    // Wait until the victim applied the two rows, so LastLogIndex + 1 is the next real entry.
+    for (let i = 0; ; i++) {
+      if ((await ok(post(victim.consistentUrl, 'SELECT count() FROM forged'))) === '2\n') break;
+      if (i > 100) throw new Error('replica 3 never saw the two rows');
+    }
+    const last = await lastIndex();
+    const data = encodeEntry({ v: 1, kind: 'insert', sql: 'INSERT INTO forged FORMAT JSONEachRow', database: 'default' }, Buffer.from('{"id":666}\n'));
+    const forged = Buffer.from(JSON.stringify({ group, entries: [{ index: last + 1, term: 1, data: data.toString('base64') }] }));
+    const redelivery = Buffer.from(JSON.stringify({ group, entries: [{ index: last, term: 1, data: '' }] }));
+    const captured = sign('UpdateEntries', redelivery);
+    expect((await call('UpdateEntries', redelivery, captured)).json['results']).to.deep.equal([{ index: last, skipped: true }]);
+    const attempts: Array<[string, Buffer, Record<string, string>, string]> = [
+      ['no credentials', forged, {}, 'UNAUTHENTICATED'],
+      ['a wrong secret', forged, sign('UpdateEntries', forged, generateSecret()), 'UNAUTHENTICATED'],
+      ['the secret as a bearer token', forged, { authorization: `Bearer ${secret}` }, 'UNAUTHENTICATED'],
+      ['a replayed signed call', redelivery, captured, 'REPLAYED'],
+      ['a signature for another body', forged, sign('UpdateEntries', redelivery), 'UNAUTHENTICATED'],
+    ];
+    for (const [what, body, headers, code] of attempts) {
+      const r = await call('UpdateEntries', body, headers);
+      expect([r.status, (r.json['error'] as { code: string }).code], what).to.deep.equal([401, code]);
+    }
+    expect(await lastIndex()).to.equal(last);
+    // The real entry at that index: applied on every replica, not answered "skipped" on the victim.
+    await ok(post(cluster.nodes[0]!.consistentUrl, 'INSERT INTO forged VALUES (3)'));
+    for (const n of cluster.nodes) {
+      expect(await ok(post(n.consistentUrl, 'SELECT groupArray(id) FROM (SELECT id FROM forged ORDER BY id)')), `replica ${n.id}`).to.equal('[1,2,3]\n');
     }
   });
 

@@ -27,6 +27,12 @@ export interface RafthouseClusterOptions {
   raftNodeArgs?: string[];
   /** Extra raftd flags (after the harness's own). */
   raftArgs?: string[];
+  /** Extra environment of each raftd (e.g. RAFTD_ENABLE_FAULTS=1). */
+  raftEnv?: Record<string, string>;
+  /** Extra environment of each rafthouse (e.g. RAFTHOUSE_USERS: secrets are not flags). */
+  env?: Record<string, string>;
+  /** Extra environment of one rafthouse (after env). */
+  nodeEnv?: (id: number) => Record<string, string>;
 }
 
 export class RafthouseCluster {
@@ -39,7 +45,11 @@ export class RafthouseCluster {
     const raft = await LocalCluster.create({
       nodes: n, groups: opts.groups, tickMs: opts.tickMs ?? 50, appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
       extraArgs: ['--snapshot-interval', '1000000', ...(opts.raftArgs ?? [])], nodeArgs: opts.raftNodeArgs ?? [],
+      ...(opts.raftEnv ? { env: opts.raftEnv } : {}),
     });
+    // raftd's API checks only the client token so far (daemon/api/server.ts has no admin token yet):
+    // the harness's default, the admin token, gets 401 on /status. Until admin routes exist, use it.
+    if (raft.secrets) for (const x of raft.nodes) x.token = raft.secrets.value('apiToken');
     const nodes: RafthouseNode[] = [];
     try {
       for (let id = 1; id <= n; id++) {
@@ -51,7 +61,12 @@ export class RafthouseCluster {
           '--raftd-url', raft.node(id).url, '--groups', String(opts.groups), '--data-dir', join(raft.dir, `ch${id}`),
           ...(opts.args ?? []),
         ];
-        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, RAFTHOUSE_ENV, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
+        const env: Record<string, string> = raft.secrets
+          ? { ...raft.secrets.appEnv(), RAFTHOUSE_RAFTD_TOKEN_FILE: raft.secrets.paths.apiToken }
+          : { RAFTHOUSE_INSECURE: '1' };
+        Object.assign(env, RAFTHOUSE_ENV);
+        Object.assign(env, opts.env ?? {}, opts.nodeEnv?.(id) ?? {});
+        const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, env, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
         nodes.push({ id, proc, appPort: appPorts.get(id)!, consistentUrl: `http://127.0.0.1:${cport}`, localUrl: `http://127.0.0.1:${lport}` });
       }
       const c = new RafthouseCluster(raft, nodes);

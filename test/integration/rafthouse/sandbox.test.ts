@@ -55,12 +55,12 @@ describe('RaftHouse read sandbox (1 node, real processes)', function () {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rh-sandbox-'));
-    const usersFile = join(dir, 'users.json');
-    writeFileSync(usersFile, JSON.stringify({
-      default: {},
-      alice: { password: 'pw', max_execution_time: 1, max_result_rows: 10 },
-    }));
-    cluster = await RafthouseCluster.start({ nodes: 1, groups: 1, args: ['--users-file', usersFile, '--max-memory-usage', String(MEMORY_LIMIT)] });
+    const limitsFile = join(dir, 'limits.json');
+    writeFileSync(limitsFile, JSON.stringify({ alice: { max_execution_time: 1, max_result_rows: 10 } }));
+    cluster = await RafthouseCluster.start({
+      nodes: 1, groups: 1, env: { RAFTHOUSE_USERS: 'default:,alice:pw' },
+      args: ['--user-limits-file', limitsFile, '--max-memory-usage', String(MEMORY_LIMIT)],
+    });
     consistent = cluster.nodes[0]!.consistentUrl;
     local = cluster.nodes[0]!.localUrl;
   });

@@ -144,6 +144,18 @@ describe('KV adapter storage', () => {
     expect(await get(2, 'a')).to.deep.equal({ value: 'x' });
   });
 
+  it('recovers a snapshot into a group this adapter has never seen (first call after start)', async () => {
+    await kv.applyBatch(1, [set(1, 'a', 'x'), set(2, 'b', 'y')]);
+    const p = await kv.prepareSnapshot(1);
+    const bytes = await collect(kv.saveSnapshot(1, p.prepared));
+    await reopen();
+    // Group 7 was never loaded nor written: its recovery is the first thing that touches it.
+    expect(await kv.recoverFromSnapshot(7, once(bytes))).to.equal(2);
+    expect(await get(7, 'b')).to.deep.equal({ value: 'y' });
+    await reopen();
+    expect(await kv.lastLogIndex(7)).to.equal(2);
+  });
+
   it('rejects bad snapshot bytes with BAD_SNAPSHOT and leaves the group as it was', async () => {
     await kv.applyBatch(1, [set(1, 'a', '1')]);
     const bad = [Buffer.from('nope\n'), encodeSnapshot(5, [['a', 'b']]).subarray(0, 40), Buffer.from(encodeSnapshot(5, [['a', 'b']]).toString().replace('"count":1', '"count":2'))];

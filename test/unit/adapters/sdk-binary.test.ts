@@ -47,7 +47,7 @@ describe('adapter SDK server: binary UpdateEntries', () => {
   let srv: ServedStateMachine;
   beforeEach(async () => {
     sm = new RecordingStateMachine();
-    srv = await serveStateMachine(sm, { port: 0 });
+    srv = await serveStateMachine(sm, { port: 0, insecure: true });
   });
   afterEach(async () => {
     await srv.close();
@@ -57,7 +57,7 @@ describe('adapter SDK server: binary UpdateEntries', () => {
     const r = await post(srv.url, 'LastLogIndex', '{"group":1}', 'application/json');
     expect(r.status).to.equal(200);
     expect(r.headers.get('raftd-entries')).to.equal('binary');
-    const off = await serveStateMachine(sm, { port: 0, binaryEntries: false });
+    const off = await serveStateMachine(sm, { port: 0, insecure: true, binaryEntries: false });
     try {
       const r2 = await post(off.url, 'LastLogIndex', '{"group":1}', 'application/json');
       expect(r2.json).to.deep.equal({ lastLogIndex: 0 });
@@ -151,7 +151,7 @@ describe('adapter SDK server: binary UpdateEntries', () => {
   });
 
   it('a binary body over maxBodyBytes is 413 PAYLOAD_TOO_LARGE', async () => {
-    const small = await serveStateMachine(sm, { port: 0, maxBodyBytes: 1000 });
+    const small = await serveStateMachine(sm, { port: 0, insecure: true, maxBodyBytes: 1000 });
     try {
       const r = await post(small.url, 'UpdateEntries', encode(1, [{ index: 1, term: 1, data: new Uint8Array(2000) }]), CT);
       expect(r.status).to.equal(413);

@@ -79,7 +79,7 @@ describe('adapter SDK server', () => {
   let srv: ServedStateMachine;
   beforeEach(async () => {
     sm = new Recorder();
-    srv = await serveStateMachine(sm, { port: 0 });
+    srv = await serveStateMachine(sm, { port: 0, insecure: true });
   });
   afterEach(() => srv.close());
 
@@ -92,8 +92,8 @@ describe('adapter SDK server', () => {
   });
 
   it('h2c: true serves only HTTP/2, h2c: false only HTTP/1.1', async () => {
-    const only2 = await serveStateMachine(sm, { port: 0, h2c: true });
-    const only1 = await serveStateMachine(sm, { port: 0, h2c: false });
+    const only2 = await serveStateMachine(sm, { port: 0, insecure: true, h2c: true });
+    const only1 = await serveStateMachine(sm, { port: 0, insecure: true, h2c: false });
     try {
       expect((await h2post(only2.url, '/raft/v1/LastLogIndex', '{"group":1}')).status).to.equal(200);
       let h1Failed = false;

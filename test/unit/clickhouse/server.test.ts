@@ -147,7 +147,9 @@ describe('clickhouse engine: server (HTTP)', function () {
       for (const attempt of [
         () => ro!.exec(`CREATE DATABASE ${db}_ro`),
         () => ro!.insert('INSERT INTO system.one FORMAT TabSeparated', Buffer.from('0\n')),
-        () => ro!.query('SELECT 1', { settings: { max_threads: 1 } }),
+        // A value no machine has as its default: readonly=1 lets a user "set" a setting to the value it
+        // already has (max_threads: 1 passed on a one-core machine, where that is the default).
+        () => ro!.query('SELECT 1', { settings: { max_result_rows: 987_654_321 } }),
       ]) {
         const err = await rejection(attempt());
         expect(err).to.be.instanceOf(ClickHouseError);

@@ -76,4 +76,44 @@ describe('raft: leadership transfer', () => {
     expect(net.node(3).raft.status().role).to.equal(Role.Follower);
     expect(net.node(3).raft.status().term).to.equal(1);
   });
+
+  describe('campaign-reluctant nodes (the host: this node\'s application is unhealthy)', () => {
+    it('a reluctant transferee declines TimeoutNow; the leader keeps leading and abandons the transfer', () => {
+      const net = new Network([1, 2, 3], { preVote: true, checkQuorum: true });
+      net.campaign(1);
+      net.node(2).raft.setCampaignReluctant(true);
+      net.node(1).raft.transferLeadership(2);
+      net.stabilize();
+      expect(net.node(1).sent.filter((m) => m.type === MessageType.TimeoutNow).map((m) => m.to)).to.deep.equal([2]);
+      expect(net.node(2).raft.status().role).to.equal(Role.Follower);
+      expect(net.node(1).raft.status().role).to.equal(Role.Leader);
+      net.tick(10);
+      expect(net.node(1).raft.status().leadTransferee).to.equal(0);
+      expect(net.node(1).raft.status().role).to.equal(Role.Leader);
+    });
+
+    it('when the leader dies, the healthy node wins; the reluctant one does not even pre-vote', () => {
+      for (const reluctant of [2, 3]) {
+        const net = new Network([1, 2, 3], { preVote: true, checkQuorum: true });
+        net.campaign(1);
+        net.node(reluctant).raft.setCampaignReluctant(true);
+        net.isolate(1);
+        net.tick(25, [2, 3]);
+        const winner = [2, 3].find((id) => net.node(id).raft.status().role === Role.Leader);
+        expect(winner, `with ${reluctant} reluctant`).to.equal(reluctant === 2 ? 3 : 2);
+        expect(net.countSent(MessageType.PreVote, reluctant)).to.equal(0);
+      }
+    });
+
+    it('liveness: with every node reluctant (every application down) a leader is still elected, later', () => {
+      const net = new Network([1, 2, 3], { preVote: true, checkQuorum: true });
+      net.campaign(1);
+      for (const id of [2, 3]) net.node(id).raft.setCampaignReluctant(true);
+      net.isolate(1);
+      net.tick(20, [2, 3]);
+      expect([2, 3].some((id) => net.node(id).raft.status().role === Role.Leader), 'elected within two election timeouts').to.equal(false);
+      net.tick(40, [2, 3]);
+      expect([2, 3].some((id) => net.node(id).raft.status().role === Role.Leader), 'no leader after six election timeouts').to.equal(true);
+    });
+  });
 });

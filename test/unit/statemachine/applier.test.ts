@@ -47,7 +47,7 @@ for (const proto of ['h1', 'h2'] as const) {
     });
 
     async function setup(
-      opts: { sync?: boolean; maxBatchEntries?: number; callTimeoutMs?: number; group?: number; refetch?: (lo: number, hi: number) => AppEntry[] | undefined; lingerMs?: number; lazy?: () => boolean } = {},
+      opts: { sync?: boolean; maxBatchEntries?: number; callTimeoutMs?: number; group?: number; refetch?: (lo: number, hi: number) => AppEntry[] | undefined; lingerMs?: number; lazy?: () => boolean; onGap?: (lo: number, hi: number) => void } = {},
     ): Promise<Harness> {
       const app = new TestApp(proto);
       const url = await app.listen();
@@ -69,6 +69,7 @@ for (const proto of ['h1', 'h2'] as const) {
         ...(opts.refetch ? { refetch: opts.refetch } : {}),
         ...(opts.lingerMs !== undefined ? { lingerMs: opts.lingerMs } : {}),
         ...(opts.lazy ? { lazy: opts.lazy } : {}),
+        ...(opts.onGap ? { onGap: opts.onGap } : {}),
       });
       cleanups.push(() => app.close(), () => client.close(), () => h.applier.stop());
       return h;
@@ -227,14 +228,88 @@ for (const proto of ['h1', 'h2'] as const) {
       expect(h.app.state(2).appliedOrder).to.deep.equal([4, 5, 6]);
     });
 
-    it('refuses gaps and duplicates from the caller', async () => {
+    it('an entry handed over twice (same term) is queued once; with another term it is refused', async () => {
       const h = await setup();
+      h.app.applyDelayMs = 50;
       await h.applier.start();
       h.applier.enqueue(entries(1, 3));
-      expect(() => h.applier.enqueue(entries(5, 6))).to.throw(ApplyOrderError).with.property('code', 'APPLY_GAP');
-      expect(() => h.applier.enqueue(entries(3, 4))).to.throw(ApplyOrderError).with.property('code', 'APPLY_DUPLICATE');
-      await h.applier.waitApplied(3, 5000);
-      expectAppliedInOrder(h, 1, 3);
+      h.applier.enqueue(entries(3, 4));
+      expect(() => h.applier.enqueue(entries(4, 4, 2))).to.throw(ApplyOrderError).with.property('code', 'APPLY_DUPLICATE');
+      await h.applier.waitApplied(4, 5000);
+      expectAppliedInOrder(h, 1, 4);
+    });
+
+    // Issue 18: raftd exited with code 70 on "group 13: entry 130 enqueued after 123; the app would
+    // miss 124..129 (APPLY_GAP)" and, restarted, logged "applier failed to start: the app is at 123
+    // but entries were enqueued from 130" while reads of the group hung. Both are the same state:
+    // the host hands over from 130 while the app is at 123. The applier now bridges the gap from
+    // raftd's log, or stops at it (reads past it fail at once, never stale) and asks for a repair.
+    describe('a gap between the app and the entries handed over (APPLY_GAP, issue 18)', () => {
+      function gapSetup(log: AppEntry[] | undefined) {
+        const gaps: Array<[number, number]> = [];
+        return {
+          gaps,
+          opts: {
+            group: 13,
+            refetch: (lo: number, hi: number) => log?.filter((e) => e.index >= lo && e.index <= hi),
+            onGap: (lo: number, hi: number) => gaps.push([lo, hi]),
+          },
+        };
+      }
+
+      it('after start: entries past a gap are bridged from the log when it still holds them', async () => {
+        const { gaps, opts } = gapSetup(entries(1, 200));
+        const h = await setup(opts);
+        Object.assign(h.app.state(13), { lastIndex: 123, durable: 123 });
+        await h.applier.start();
+        h.applier.enqueue(entries(130, 131));
+        await h.applier.waitApplied(131, 5000);
+        expect(h.app.state(13).appliedOrder).to.deep.equal(Array.from({ length: 8 }, (_, i) => 124 + i));
+        expect(gaps).to.deep.equal([]);
+      });
+
+      it('after start: a gap the log no longer holds stops the applier there, without throwing; reads past it fail at once', async () => {
+        const { gaps, opts } = gapSetup(undefined);
+        const h = await setup(opts);
+        Object.assign(h.app.state(13), { lastIndex: 123, durable: 123 });
+        await h.applier.start();
+        expect(() => h.applier.enqueue(entries(130, 131))).not.to.throw();
+        expect(gaps).to.deep.equal([[124, 129]]);
+        expect(h.applier.missing()).to.deep.equal({ lo: 124, hi: 129 });
+        const t0 = Date.now();
+        const err = await h.applier.waitApplied(130, 5000).then(() => undefined, (e: unknown) => e);
+        expect(err).to.be.instanceOf(AppError).with.property('code', 'APPLY_GAP');
+        expect(Date.now() - t0).to.be.below(1000);
+        expect((err as AppError).toRaftdError().code).to.equal('APP_UNAVAILABLE');
+        // Nothing past the gap reaches the app, and later entries are not taken either.
+        h.applier.enqueue(entries(132, 132));
+        await new Promise((r) => setTimeout(r, 100));
+        expect(h.app.state(13).appliedOrder).to.deep.equal([]);
+        expect(h.applier.appliedIndex()).to.equal(123);
+      });
+
+      it('at start (the restart case): entries enqueued from 130 while the app is at 123 are bridged from the log', async () => {
+        const { gaps, opts } = gapSetup(entries(100, 200));
+        const h = await setup(opts);
+        Object.assign(h.app.state(13), { lastIndex: 123, durable: 123 });
+        h.applier.enqueue(entries(130, 133));
+        await h.applier.start();
+        await h.applier.waitApplied(133, 5000);
+        expect(h.app.state(13).appliedOrder).to.deep.equal(Array.from({ length: 10 }, (_, i) => 124 + i));
+        expect(gaps).to.deep.equal([]);
+      });
+
+      it('at start, the log compacted past the gap: start() succeeds (it used to reject), the gap is reported, entries before it still apply', async () => {
+        const { gaps, opts } = gapSetup(undefined);
+        const h = await setup(opts);
+        Object.assign(h.app.state(13), { lastIndex: 123, durable: 123 });
+        h.applier.enqueue(entries(130, 133));
+        await h.applier.start();
+        expect(gaps).to.deep.equal([[124, 129]]);
+        const err = await h.applier.waitApplied(124, 5000).then(() => undefined, (e: unknown) => e);
+        expect(err).to.be.instanceOf(AppError).with.property('code', 'APPLY_GAP');
+        await h.applier.waitApplied(123, 100);
+      });
     });
 
     it('retries the same batch after 500s, without skipping, and reports unhealthy meanwhile', async () => {
@@ -249,7 +324,10 @@ for (const proto of ['h1', 'h2'] as const) {
       };
       h.applier.enqueue(entries(1, 10));
       await until(() => h.errors.length >= 2);
-      expect(h.client.healthy()).to.equal(false);
+      // One group's apply failing is that group's problem: reported by its applier, not app-wide.
+      expect(h.client.healthy()).to.equal(true);
+      expect(h.applier.applyFailure()?.attempts).to.be.at.least(2);
+      expect(h.applier.applyFailure()?.error.appCode).to.equal('DISK_FULL');
       h.applier.enqueue(entries(11, 20));
       await h.applier.waitApplied(20, 5000);
       expectAppliedInOrder(h, 1, 20);
@@ -260,6 +338,27 @@ for (const proto of ['h1', 'h2'] as const) {
       const sent = h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: Array<{ index: number }> }).entries.map((e) => e.index)[0]);
       expect(sent.slice(0, 4)).to.deep.equal([1, 1, 1, 1]);
       expect(h.client.healthy()).to.equal(true);
+      expect(h.applier.applyFailure()).to.equal(undefined);
+    });
+
+    it('sends growing batches after failed calls, so an entry that resolves the failing one is reached', async () => {
+      const h = await setup({ maxBatchEntries: 2 });
+      await h.applier.start();
+      let failures = 3;
+      h.app.hook = (name, _b, res) => {
+        if (name !== 'UpdateEntries' || failures === 0) return false;
+        failures--;
+        json(res, 503, { error: { code: 'UNAVAILABLE', message: 'entry 1 will not apply yet' } });
+        return true;
+      };
+      h.applier.enqueue(entries(1, 40));
+      await h.applier.waitApplied(40, 5000);
+      expectAppliedInOrder(h, 1, 40);
+      const sizes = h.app.callsNamed('UpdateEntries').map((c) => (c.body as { entries: unknown[] }).entries.length);
+      // 2, then doubled after each failure (4, 8), then 16 for the call that succeeds; back to 2 after it.
+      expect(sizes.slice(0, 4)).to.deep.equal([2, 4, 8, 16]);
+      expect(sizes.slice(4).every((n) => n <= 2)).to.equal(true);
+      expect(h.applier.applyFailure()).to.equal(undefined);
     });
 
     it('keeps everything queued while the app is down and delivers it once the app is back', async () => {

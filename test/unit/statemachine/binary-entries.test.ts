@@ -8,6 +8,7 @@ import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { expect } from 'chai';
 import { stateMachineHandler } from '../../../adapters/sdk/server.js';
+import { TEST_APP_SECRET } from '../../support/app-secret.js';
 import type { StateMachine } from '../../../adapters/sdk/types.js';
 import { RecordingStateMachine } from '../../support/recording-sm.js';
 import { AppClient, GroupApplier, type AppEntry, type EntryResult } from '../../../daemon/statemachine/index.js';
@@ -22,7 +23,7 @@ function newStore(): RecordingStateMachine {
 
 /** The SDK's handler on a plain HTTP/1.1 or h2c server that records UpdateEntries content types. */
 async function recordingSdkApp(proto: 'h1' | 'h2', sm: StateMachine, binaryEntries: boolean, port = 0): Promise<{ url: string; types: string[]; close(): Promise<void> }> {
-  const handler = stateMachineHandler(sm, { binaryEntries });
+  const handler = stateMachineHandler(sm, { binaryEntries, appSecret: TEST_APP_SECRET });
   const types: string[] = [];
   const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     if (req.url?.endsWith('/UpdateEntries')) types.push(String(req.headers['content-type']));
@@ -83,7 +84,7 @@ describe('statemachine: binary UpdateEntries negotiation', function () {
     it(`sends binary to the SDK (${proto === 'h1' ? 'HTTP/1.1' : 'h2c'}), which advertises it; entries arrive byte for byte`, async () => {
       const sm = newStore();
       const app = await recordingSdkApp(proto, sm, true);
-      const client = new AppClient({ appUrl: app.url, retry: { initialMs: 10, maxMs: 50 } });
+      const client = new AppClient({ appUrl: app.url, retry: { initialMs: 10, maxMs: 50 }, secret: TEST_APP_SECRET });
       cleanups.push(() => app.close(), () => client.close());
       expect(client.entriesEncoding()).to.equal('json'); // nothing learned yet
       const results = await applyAll(client, 4, 95);
@@ -102,8 +103,8 @@ describe('statemachine: binary UpdateEntries negotiation', function () {
   it('sends JSON to an SDK app that does not advertise binary, and when told entries: json', async () => {
     const quiet = await recordingSdkApp('h1', newStore(), false);
     const loud = await recordingSdkApp('h2', newStore(), true);
-    const c1 = new AppClient({ appUrl: quiet.url, retry: { initialMs: 10, maxMs: 50 } });
-    const c2 = new AppClient({ appUrl: loud.url, retry: { initialMs: 10, maxMs: 50 }, entries: 'json' });
+    const c1 = new AppClient({ appUrl: quiet.url, retry: { initialMs: 10, maxMs: 50 }, secret: TEST_APP_SECRET });
+    const c2 = new AppClient({ appUrl: loud.url, retry: { initialMs: 10, maxMs: 50 }, secret: TEST_APP_SECRET, entries: 'json' });
     cleanups.push(() => quiet.close(), () => loud.close(), () => c1.close(), () => c2.close());
     expect((await applyAll(c1, 1, 40)).size).to.equal(40);
     expect((await applyAll(c2, 1, 40)).size).to.equal(40);
@@ -122,7 +123,7 @@ describe('statemachine: binary UpdateEntries negotiation', function () {
   for (const proto of ['h1', 'h2'] as const) {
     it(`a JSON-only app (${proto}) gets JSON`, async () => {
       const app = new TestApp(proto);
-      const client = new AppClient({ appUrl: await app.listen(), retry: { initialMs: 10, maxMs: 50 } });
+      const client = new AppClient({ appUrl: await app.listen(), retry: { initialMs: 10, maxMs: 50 }, secret: TEST_APP_SECRET });
       cleanups.push(() => app.close(), () => client.close());
       const n = 60;
       const results = new Map<number, EntryResult>();
@@ -142,7 +143,7 @@ describe('statemachine: binary UpdateEntries negotiation', function () {
     const sm = newStore();
     const first = await recordingSdkApp('h1', sm, true);
     const port = Number(new URL(first.url).port);
-    const client = new AppClient({ appUrl: first.url, retry: { initialMs: 10, maxMs: 50 } });
+    const client = new AppClient({ appUrl: first.url, retry: { initialMs: 10, maxMs: 50 }, secret: TEST_APP_SECRET });
     cleanups.push(() => client.close());
     const results = new Map<number, EntryResult>();
     const applier = new GroupApplier(1, client, { onApplied: (_l, r) => r.forEach((v, k) => results.set(k, v)) });

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { KvAdapter } from '../../../adapters/kv/adapter.js';
 import { serveStateMachine } from '../../../adapters/sdk/index.js';
+import { TEST_APP_SECRET } from '../../support/app-secret.js';
+import { signAppRequest } from '../../../protocol/app-auth.js';
 import { AppClient, GroupApplier, type AppEntry, type EntryResult } from '../../../daemon/statemachine/index.js';
 import { freePort } from '../../support/ports.js';
 
@@ -64,12 +66,12 @@ describe('statemachine: interop with the real adapters', function () {
       const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-interop-'));
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
       let kv = new KvAdapter({ dataDir: dir });
-      let served = await serveStateMachine(kv, { port: 0, ...(h2c === false ? { h2c } : {}) });
+      let served = await serveStateMachine(kv, { port: 0, appSecret: TEST_APP_SECRET, ...(h2c === false ? { h2c } : {}) });
       cleanups.push(async () => {
         await served.close();
         await kv.close();
       });
-      const client = new AppClient({ appUrl: served.url, retry: { initialMs: 10, maxMs: 100 } });
+      const client = new AppClient({ appUrl: served.url, retry: { initialMs: 10, maxMs: 100 }, secret: TEST_APP_SECRET });
       cleanups.push(() => client.close());
       expect((await client.connect()).protocol).to.equal(h2c === false ? 'http/1.1' : 'h2c');
 
@@ -93,7 +95,7 @@ describe('statemachine: interop with the real adapters', function () {
       await served.close();
       await kv.close();
       kv = new KvAdapter({ dataDir: dir });
-      served = await serveStateMachine(kv, { port, ...(h2c === false ? { h2c } : {}) });
+      served = await serveStateMachine(kv, { port, appSecret: TEST_APP_SECRET, ...(h2c === false ? { h2c } : {}) });
       expect(await client.lastLogIndex(1)).to.equal(300);
       expect(await client.lastLogIndex(2)).to.equal(300);
       await client.deleteGroup(2);
@@ -106,7 +108,10 @@ describe('statemachine: interop with the real adapters', function () {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const port = await freePort();
     const script = path.resolve('adapters/examples/python-kv/adapter.py');
-    const proc: ChildProcess = spawn('python3', [script, '--listen', `127.0.0.1:${port}`, '--data-dir', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc: ChildProcess = spawn('python3', [script, '--listen', `127.0.0.1:${port}`, '--data-dir', dir], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, RAFTD_APP_SECRET: TEST_APP_SECRET },
+    });
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     cleanups.push(
@@ -117,7 +122,7 @@ describe('statemachine: interop with the real adapters', function () {
           proc.kill('SIGTERM');
         }),
     );
-    const client = new AppClient({ appUrl: `http://127.0.0.1:${port}`, retry: { initialMs: 20, maxMs: 100 } });
+    const client = new AppClient({ appUrl: `http://127.0.0.1:${port}`, retry: { initialMs: 20, maxMs: 100 }, secret: TEST_APP_SECRET });
     cleanups.push(() => client.close());
     // The process needs a moment to listen: connect() does not throw meanwhile, it reports.
     let conn = await client.connect();
@@ -131,5 +136,24 @@ describe('statemachine: interop with the real adapters', function () {
     const d = await digest(client.saveSnapshot(5, prepared));
     expect(await digest(client.saveSnapshot(5, prepared))).to.equal(d);
     expect(await client.recoverFromSnapshot(6, client.saveSnapshot(5, prepared))).to.equal(120);
+
+    // The Python adapter checks raftd's signature as the SDK does: unsigned, wrongly signed,
+    // replayed and altered calls are refused and change nothing.
+    const url = `http://127.0.0.1:${port}/raft/v1/UpdateEntries`;
+    const callPath = '/raft/v1/UpdateEntries';
+    const forged = Buffer.from(JSON.stringify({ group: 5, entries: [{ index: 121, term: 1, data: Buffer.from('{"op":"set","key":"k1","value":"forged"}').toString('base64') }] }));
+    const post = async (headers: Record<string, string>, body: Buffer = forged): Promise<{ status: number; code: unknown }> => {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      const answer = (await res.json()) as { error?: { code?: unknown } };
+      return { status: res.status, code: answer.error?.code };
+    };
+    expect(await post({})).to.deep.equal({ status: 401, code: 'UNAUTHENTICATED' });
+    expect(await post(signAppRequest('a-wrong-secret-of-some-length', 'POST', callPath, forged))).to.deep.equal({ status: 401, code: 'UNAUTHENTICATED' });
+    const signedNoop = Buffer.from(JSON.stringify({ group: 5, entries: [{ index: 1, term: 1, data: '' }] }));
+    const captured = signAppRequest(TEST_APP_SECRET, 'POST', callPath, signedNoop);
+    expect((await post(captured, signedNoop)).status).to.equal(200); // a redelivery: skipped
+    expect(await post(captured, signedNoop)).to.deep.equal({ status: 401, code: 'REPLAYED' });
+    expect(await post(signAppRequest(TEST_APP_SECRET, 'POST', callPath, signedNoop), forged)).to.deep.equal({ status: 401, code: 'UNAUTHENTICATED' });
+    expect(await client.lastLogIndex(5)).to.equal(120);
   });
 });

@@ -4,9 +4,10 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { TransportError } from '../../../daemon/transport/errors.js';
-import { MD_CLUSTER, MD_FROM, MD_INCARNATION, MD_REFUSAL, MD_TO, streamMethod } from '../../../daemon/transport/service.js';
+import { MD_REFUSAL, streamMethod } from '../../../daemon/transport/service.js';
+import { encodeBatch } from '../../../daemon/transport/codec.js';
 import { GrpcTransport, type IncarnationBook } from '../../../daemon/transport/transport.js';
-import { appMsg, freePort, makeNode, until, type TestNode } from './helpers.js';
+import { appMsg, freePort, makeNode, peerMetadata, until, type TestNode } from './helpers.js';
 
 /** In-memory book, same contract as daemon/storage PeerIncarnations. */
 class MemoryBook implements IncarnationBook {
@@ -72,11 +73,7 @@ describe('GrpcTransport: peer incarnations (disk replacement)', function () {
     await a.t.start();
     const client = new grpc.Client(`127.0.0.1:${pa}`, grpc.credentials.createInsecure());
     try {
-      const md = new grpc.Metadata();
-      md.set(MD_CLUSTER, 'test');
-      md.set(MD_FROM, '2');
-      md.set(MD_TO, '1');
-      md.set(MD_INCARNATION, 'b-new');
+      const { md } = await peerMetadata(client, { from: 2, to: 1, incarnation: 'b-new' });
       const err = await new Promise<grpc.ServiceError>((resolve) => {
         const call = client.makeBidiStreamRequest(streamMethod.path, streamMethod.requestSerialize, streamMethod.responseDeserialize, md, {});
         call.on('data', () => undefined);
@@ -91,15 +88,26 @@ describe('GrpcTransport: peer incarnations (disk replacement)', function () {
     }
   });
 
-  it('admits a peer that sends no incarnation (older raftd) and records nothing', async () => {
-    const [pa, pb] = [await freePort(), await freePort()];
+  it('refuses a peer that sends no incarnation, even with a valid proof, and records nothing', async () => {
+    const pa = await freePort();
     const book = new MemoryBook();
     const a = node(1, pa, [], 'aaaa', book);
-    const b = node(2, pb, [[1, pa]], undefined);
-    await Promise.all([a.t.start(), b.t.start()]);
-    b.t.send(1, [{ group: 1, message: appMsg(2, 1, 0) }]);
-    await until(() => a.received() === 1, 5000, 'delivery');
-    expect(book.records.size).to.equal(0);
-    expect(b.fatal).to.have.length(0);
+    await a.t.start();
+    const client = new grpc.Client(`127.0.0.1:${pa}`, grpc.credentials.createInsecure());
+    try {
+      const { md } = await peerMetadata(client, { from: 2, to: 1, incarnation: '' });
+      const err = await new Promise<grpc.ServiceError>((resolve) => {
+        const call = client.makeBidiStreamRequest(streamMethod.path, streamMethod.requestSerialize, streamMethod.responseDeserialize, md, {});
+        call.on('data', () => undefined);
+        call.on('error', resolve);
+        call.write(encodeBatch({ fromNode: 2, toNode: 1, clusterId: 'test', seq: 1, messages: [{ group: 1, message: appMsg(2, 1, 0) }] }));
+      });
+      expect(err.code).to.equal(grpc.status.FAILED_PRECONDITION);
+      expect(err.details).to.match(/raftd-incarnation is required/);
+      expect(a.received()).to.equal(0);
+      expect(book.records.size).to.equal(0);
+    } finally {
+      client.close();
+    }
   });
 });

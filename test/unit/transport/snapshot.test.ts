@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
-import { SendSnapshotRequestSchema, type SendSnapshotRequest } from '../../../gen/raftd/v1/raft_pb.js';
+import { HelloResponseSchema, SendSnapshotRequestSchema, type HelloResponse, type SendSnapshotRequest } from '../../../gen/raftd/v1/raft_pb.js';
+import { serverProof } from '../../../daemon/transport/auth.js';
 import { TransportError } from '../../../daemon/transport/errors.js';
-import { MD_CLUSTER, MD_FROM, MD_TO, snapshotMethod } from '../../../daemon/transport/service.js';
+import { MD_CLIENT_NONCE, MD_INCARNATION, MD_PROOF, helloMethod, snapshotMethod } from '../../../daemon/transport/service.js';
 import type { SnapshotHeader } from '../../../daemon/transport/transport.js';
-import { freePort, makeNode, type TestNode } from './helpers.js';
+import { TEST_CLUSTER_SECRET, freePort, makeNode, peerMetadata, type TestNode } from './helpers.js';
 
 const header: SnapshotHeader = { group: 7, from: 1, to: 2, term: 3, metadata: { index: 1000, term: 3, confState: { voters: [1, 2, 3], learners: [4] } } };
 
@@ -77,16 +78,12 @@ describe('GrpcTransport snapshots (real gRPC on loopback)', function () {
   describe('a bad transfer is refused before the handler sees it', () => {
     function raw(chunks: SendSnapshotRequest[], opts: { end?: boolean; cancelAfterMs?: number } = {}): Promise<grpc.ServiceError | null> {
       const client = new grpc.Client(b.addr, grpc.credentials.createInsecure());
-      return new Promise<grpc.ServiceError | null>((resolve) => {
-        const md = new grpc.Metadata();
-        md.set(MD_CLUSTER, 'test');
-        md.set(MD_FROM, '1');
-        md.set(MD_TO, '2');
+      return peerMetadata(client, { from: 1, to: 2 }).then(({ md }) => new Promise<grpc.ServiceError | null>((resolve) => {
         const call = client.makeClientStreamRequest(snapshotMethod.path, snapshotMethod.requestSerialize, snapshotMethod.responseDeserialize, md, {}, (err) => resolve(err));
         for (const c of chunks) call.write(c);
         if (opts.cancelAfterMs !== undefined) setTimeout(() => call.cancel(), opts.cancelAfterMs);
         else call.end();
-      }).finally(() => client.close());
+      })).finally(() => client.close());
     }
     const pbHeader = (over: Partial<{ clusterId: string; totalSize: bigint }> = {}): SendSnapshotRequest =>
       create(SendSnapshotRequestSchema, { chunk: { kind: { case: 'header', value: { clusterId: 'test', group: 7, from: 1n, to: 2n, term: 3n, metadata: { index: 10n, term: 3n }, ...over } } } });
@@ -143,9 +140,17 @@ describe('GrpcTransport snapshots (real gRPC on loopback)', function () {
     // A bare gRPC server that accepts SendSnapshot and never reads it.
     const server = new grpc.Server();
     let stalled: grpc.ServerReadableStream<unknown, unknown> | undefined;
-    server.addService({ SendSnapshot: snapshotMethod } as grpc.ServiceDefinition, {
+    // It plays a peer that holds the secret: a challenge on Hello, its proof in the headers.
+    const serverNonce = Buffer.alloc(32, 7);
+    server.addService({ SendSnapshot: snapshotMethod, Hello: helloMethod } as grpc.ServiceDefinition, {
+      Hello: (_call: unknown, cb: grpc.sendUnaryData<HelloResponse>) => cb(null, create(HelloResponseSchema, { serverNonce })),
       SendSnapshot: (call: grpc.ServerReadableStream<unknown, unknown>) => {
         stalled = call;
+        const facts = { clusterId: 'test', clientId: 1, serverId: 9, clientIncarnation: 'inc-1', clientNonce: Buffer.from(String(call.metadata.get(MD_CLIENT_NONCE)[0]), 'hex'), serverNonce };
+        const headers = new grpc.Metadata();
+        headers.set(MD_PROOF, serverProof(Buffer.from(TEST_CLUSTER_SECRET), facts, 'inc-9').toString('hex'));
+        headers.set(MD_INCARNATION, 'inc-9');
+        call.sendMetadata(headers);
         call.pause();
       },
     });

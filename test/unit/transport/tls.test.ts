@@ -94,6 +94,7 @@ describe('GrpcTransport mutual TLS', function () {
     expect(plain).to.have.property('code', grpc.status.UNAVAILABLE);
     // Control: the same call with a valid client certificate succeeds.
     const good = await hello(grpc.credentials.createSsl(ca, readFileSync(tls1.keyFile), readFileSync(tls1.certFile)));
+    // With certificates and no cluster secret, Hello names the node to an authenticated caller.
     expect(good).to.have.property('nodeId', 2n);
   });
 

@@ -3,9 +3,9 @@ import * as grpc from '@grpc/grpc-js';
 import { MessageType } from '../../../daemon/raft/types.js';
 import { encodeBatch } from '../../../daemon/transport/codec.js';
 import { TransportError } from '../../../daemon/transport/errors.js';
-import { MD_CLUSTER, MD_FROM, MD_TO, streamMethod } from '../../../daemon/transport/service.js';
+import { streamMethod } from '../../../daemon/transport/service.js';
 import { GrpcTransport } from '../../../daemon/transport/transport.js';
-import { appMsg, freePort, makeNode, until, type TestNode } from './helpers.js';
+import { appMsg, freePort, makeNode, peerMetadata, until, type TestNode } from './helpers.js';
 
 describe('GrpcTransport messaging (real gRPC on loopback)', function () {
   this.timeout(20000);
@@ -113,12 +113,9 @@ describe('GrpcTransport messaging (real gRPC on loopback)', function () {
     const [, b] = await pair();
     const client = new grpc.Client(b.addr, grpc.credentials.createInsecure());
     try {
-      const attempt = (cluster: string, to: string, batchCluster: string): Promise<grpc.ServiceError | null> =>
-        new Promise((resolve) => {
-          const md = new grpc.Metadata();
-          md.set(MD_CLUSTER, cluster);
-          md.set(MD_FROM, '9');
-          md.set(MD_TO, to);
+      const attempt = async (cluster: string, to: string, batchCluster: string): Promise<grpc.ServiceError | null> => {
+        const { md } = await peerMetadata(client, { from: 9, to: Number(to), cluster });
+        return new Promise((resolve) => {
           const call = client.makeBidiStreamRequest(streamMethod.path, streamMethod.requestSerialize, streamMethod.responseDeserialize, md, {});
           call.on('data', () => undefined);
           call.on('error', (e: grpc.ServiceError) => resolve(e));
@@ -126,6 +123,7 @@ describe('GrpcTransport messaging (real gRPC on loopback)', function () {
           call.write(encodeBatch({ fromNode: 9, toNode: 2, clusterId: batchCluster, seq: 1, messages: [{ group: 1, message: appMsg(9, 2, 0) }] }));
           setTimeout(() => call.end(), 200);
         });
+      };
       const wrongStreamCluster = await attempt('other', '2', 'test');
       expect(wrongStreamCluster?.code).to.equal(grpc.status.FAILED_PRECONDITION);
       expect(wrongStreamCluster?.details).to.match(/wrong cluster 'other'/);

@@ -54,7 +54,7 @@ describe('HTTP/2 receive windows', () => {
 
   it('the SDK\'s h2c server grants 16 MiB per stream and per connection', async () => {
     const sm = new RecordingStateMachine();
-    const srv = await serveStateMachine(sm, { port: 0 });
+    const srv = await serveStateMachine(sm, { port: 0, insecure: true });
     try {
       expect(await advertisedWindows(srv.url)).to.deep.equal({ stream: H2_RECEIVE_WINDOW, connection: H2_RECEIVE_WINDOW });
     } finally {

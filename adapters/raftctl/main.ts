@@ -1,0 +1,264 @@
+#!/usr/bin/env node
+// raftctl: the operator's command line for a raftd cluster (etcdctl's role). Give it every endpoint;
+// it finds whoever must answer (a group's leader, the meta group's leader) through the SDK client,
+// which follows NOT_LEADER hints and moves past endpoints that are down.
+//
+// Exit codes: 0 done; 1 raftd refused or failed the request (its code is printed); 2 bad usage;
+// 3 no endpoint answered.
+
+import { parseArgs } from 'node:util';
+import { RaftdClient, RaftdError } from '../sdk/client.js';
+import { ADMIN_TOKEN_ENV, API_TOKEN_ENV, resolveSecret, SecretError } from '../../protocol/secrets.js';
+
+const OPTIONS = {
+  endpoints: { type: 'string', env: 'RAFTCTL_ENDPOINTS', def: 'http://127.0.0.1:8001', help: 'raftd client API addresses, comma-separated (host:port or http://host:port)' },
+  'token-file': { type: 'string', env: API_TOKEN_ENV, def: '', help: `file with the client API token (or ${API_TOKEN_ENV} / ${API_TOKEN_ENV}_FILE)` },
+  'admin-token-file': { type: 'string', env: ADMIN_TOKEN_ENV, def: '', help: `file with the admin token, for membership, groups, nodes, transfers (or ${ADMIN_TOKEN_ENV} / ${ADMIN_TOKEN_ENV}_FILE)` },
+  group: { type: 'string', env: 'RAFTCTL_GROUP', def: '1', help: 'the group a command acts on (0 = the meta group)' },
+  'timeout-ms': { type: 'string', env: 'RAFTCTL_TIMEOUT_MS', def: '10000', help: 'deadline of one request' },
+  json: { type: 'boolean', env: '', def: '', help: 'print JSON instead of text' },
+  force: { type: 'boolean', env: '', def: '', help: 'remove-member: allow leaving fewer voters than survive one failure' },
+  learner: { type: 'boolean', env: '', def: '', help: 'add-member: as a learner (non-voting)' },
+  help: { type: 'boolean', env: '', def: '', help: 'this text' },
+} as const;
+
+const COMMANDS: Array<[string, string]> = [
+  ['status', 'every endpoint: reachable or not, its groups, their leaders and terms'],
+  ['leader', 'the leader of --group (0: the meta group)'],
+  ['groups', 'every group with its members'],
+  ['members', 'voters and learners of --group'],
+  ['nodes', 'the registered nodes'],
+  ['add-member NODE', 'add NODE to --group (admin; --learner)'],
+  ['remove-member NODE', 'remove NODE from --group (admin; --force)'],
+  ['transfer NODE', 'move --group\'s leadership to NODE (admin)'],
+  ['create-group [NODE...]', 'create --group on NODEs (default: every meta voter) (admin)'],
+  ['delete-group', 'delete --group (admin)'],
+  ['get KEY', 'KV adapter: linearizable get of KEY in --group'],
+  ['put KEY VALUE', 'KV adapter: set KEY to VALUE in --group'],
+  ['sql QUERY', 'RaftHouse: run QUERY on a consistent endpoint (--endpoints are then RaftHouse\'s)'],
+];
+
+export const HELP = `Usage: raftctl [options] <command> [args]
+
+Commands:
+${COMMANDS.map(([c, h]) => `  ${c.padEnd(24)} ${h}`).join('\n')}
+
+Options:
+${Object.entries(OPTIONS).map(([k, o]) => `  --${k.padEnd(22)} ${o.help}${o.env ? ` [${o.env}]` : ''}${o.def ? ` (default ${o.def})` : ''}`).join('\n')}
+
+Exit codes: 0 done, 1 refused or failed (raftd's code printed), 2 usage, 3 no endpoint answered.
+`;
+
+class UsageError extends Error {}
+
+interface Ctx {
+  endpoints: string[];
+  token: string;
+  adminToken: string;
+  group: number;
+  timeoutMs: number;
+  json: boolean;
+  force: boolean;
+  learner: boolean;
+}
+
+function int(name: string, raw: string, min = 0): number {
+  if (!/^\d+$/.test(raw)) throw new UsageError(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min) throw new UsageError(`${name} must be >= ${min}`);
+  return n;
+}
+
+function client(ctx: Ctx, admin = false, urls = ctx.endpoints): RaftdClient {
+  const token = admin && ctx.adminToken ? ctx.adminToken : ctx.token;
+  return new RaftdClient({ url: urls, ...(token ? { token } : {}), timeoutMs: ctx.timeoutMs, retryMs: ctx.timeoutMs });
+}
+
+type GroupStatus = { group: number; role: string; leader: number; term: number; commit: number; voters: number[]; learners: number[] };
+type NodeStatus = { node: number; httpAddr: string; groups: GroupStatus[] };
+
+async function endpointStatus(ctx: Ctx, url: string): Promise<NodeStatus | { error: string }> {
+  const c = client(ctx, false, [url]);
+  try {
+    return (await c.status()) as unknown as NodeStatus;
+  } catch (e) {
+    return { error: e instanceof RaftdError ? `${e.code}: ${e.message}` : (e as Error).message };
+  } finally {
+    c.close();
+  }
+}
+
+async function run(cmd: string, args: string[], ctx: Ctx): Promise<unknown> {
+  const need = (n: number, what: string) => {
+    if (args.length !== n) throw new UsageError(`${cmd} takes ${what}`);
+  };
+  const withClient = async <T>(admin: boolean, f: (c: RaftdClient) => Promise<T>): Promise<T> => {
+    const c = client(ctx, admin);
+    try {
+      return await f(c);
+    } finally {
+      c.close();
+    }
+  };
+  switch (cmd) {
+    case 'status': {
+      need(0, 'no arguments');
+      const all = await Promise.all(ctx.endpoints.map(async (url) => ({ endpoint: url, ...(await endpointStatus(ctx, url)) })));
+      if (all.every((s) => 'error' in s)) throw new RaftdError('UNREACHABLE', `no endpoint answered: ${all.map((s) => `${s.endpoint} (${(s as { error: string }).error})`).join(', ')}`, 0);
+      return all;
+    }
+    case 'leader': {
+      need(0, 'no arguments (the group is --group)');
+      // Each reachable endpoint's view; the answer is the leader of the highest term seen.
+      const views = (await Promise.all(ctx.endpoints.map((url) => endpointStatus(ctx, url)))).filter((s): s is NodeStatus => !('error' in s));
+      if (views.length === 0) throw new RaftdError('UNREACHABLE', `no endpoint answered (${ctx.endpoints.join(', ')})`, 0);
+      let best: GroupStatus | undefined;
+      for (const v of views) {
+        const g = v.groups.find((x) => x.group === ctx.group);
+        if (g && g.leader > 0 && (!best || g.term > best.term)) best = g;
+      }
+      if (!best) throw new RaftdError('NO_LEADER', `group ${ctx.group}: no reachable node knows a leader`, 503);
+      const leaderNode = views.find((v) => v.node === best!.leader);
+      return { group: ctx.group, leader: best.leader, term: best.term, ...(leaderNode ? { httpAddr: leaderNode.httpAddr } : {}) };
+    }
+    case 'groups':
+      need(0, 'no arguments');
+      return withClient(false, (c) => c.listGroups());
+    case 'members': {
+      need(0, 'no arguments (the group is --group)');
+      const views = (await Promise.all(ctx.endpoints.map((url) => endpointStatus(ctx, url)))).filter((s): s is NodeStatus => !('error' in s));
+      if (views.length === 0) throw new RaftdError('UNREACHABLE', `no endpoint answered (${ctx.endpoints.join(', ')})`, 0);
+      const g = views.map((v) => v.groups.find((x) => x.group === ctx.group)).filter((x): x is GroupStatus => !!x).sort((a, b) => b.term - a.term)[0];
+      if (!g) throw new RaftdError('GROUP_NOT_FOUND', `group ${ctx.group} is on no reachable node`, 404);
+      return { group: ctx.group, voters: g.voters, learners: g.learners, leader: g.leader };
+    }
+    case 'nodes':
+      need(0, 'no arguments');
+      return withClient(false, (c) => c.listNodes());
+    case 'add-member':
+      need(1, 'NODE');
+      await withClient(true, (c) => c.addMember(ctx.group, int('NODE', args[0]!, 1), ctx.learner ? 'learner' : 'voter'));
+      return { group: ctx.group, node: Number(args[0]), added: ctx.learner ? 'learner' : 'voter' };
+    case 'remove-member':
+      need(1, 'NODE');
+      await withClient(true, (c) => c.removeMember(ctx.group, int('NODE', args[0]!, 1), ctx.force));
+      return { group: ctx.group, node: Number(args[0]), removed: true };
+    case 'transfer':
+      need(1, 'NODE');
+      await withClient(true, (c) => c.transferLeadership(ctx.group, int('NODE', args[0]!, 1)));
+      return { group: ctx.group, leader: Number(args[0]) };
+    case 'create-group': {
+      const members = args.map((a) => int('NODE', a, 1));
+      await withClient(true, (c) => c.createGroup(ctx.group, members.length ? members : undefined));
+      return { group: ctx.group, created: true };
+    }
+    case 'delete-group':
+      need(0, 'no arguments (the group is --group)');
+      await withClient(true, (c) => c.deleteGroup(ctx.group));
+      return { group: ctx.group, deleted: true };
+    case 'get':
+      need(1, 'KEY');
+      return withClient(false, (c) => c.read(ctx.group, { op: 'get', key: args[0]! }));
+    case 'put':
+      need(2, 'KEY VALUE');
+      return (await withClient(false, (c) => c.proposeJson(ctx.group, { op: 'set', key: args[0]!, value: args[1]! }))).result;
+    case 'sql': {
+      need(1, 'QUERY');
+      return sql(ctx, args[0]!);
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  }
+}
+
+/** RaftHouse speaks ClickHouse's HTTP interface: the first endpoint that answers runs the query. */
+async function sql(ctx: Ctx, query: string): Promise<string> {
+  let last = '';
+  for (const url of ctx.endpoints) {
+    let res: Response;
+    try {
+      res = await fetch(url, { method: 'POST', body: query, signal: AbortSignal.timeout(ctx.timeoutMs) });
+    } catch (e) {
+      last = `${url}: ${(e as Error).message}`;
+      continue;
+    }
+    const text = await res.text();
+    if (!res.ok) throw new RaftdError(`CLICKHOUSE_${res.headers.get('x-clickhouse-exception-code') ?? res.status}`, text.trim(), res.status);
+    return text;
+  }
+  throw new RaftdError('UNREACHABLE', `no endpoint answered: ${last}`, 0);
+}
+
+function print(result: unknown, json: boolean): void {
+  if (typeof result === 'string' && !json) process.stdout.write(result.endsWith('\n') || result === '' ? result : result + '\n');
+  else if (json) process.stdout.write(JSON.stringify(result) + '\n');
+  else process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({
+      args: argv,
+      options: Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, { type: o.type }])),
+      allowPositionals: true,
+      strict: true,
+    });
+    values = parsed.values as typeof values;
+    positionals = parsed.positionals;
+  } catch (e) {
+    process.stderr.write(`raftctl: ${(e as Error).message} (see raftctl --help)\n`);
+    return 2;
+  }
+  if (values.help || positionals.length === 0) {
+    (values.help ? process.stdout : process.stderr).write(HELP);
+    return values.help ? 0 : 2;
+  }
+  const get = (k: keyof typeof OPTIONS): string => (values[k] as string | undefined) ?? (OPTIONS[k].env ? env[OPTIONS[k].env] : undefined) ?? OPTIONS[k].def;
+  let ctx: Ctx;
+  try {
+    ctx = {
+      endpoints: get('endpoints').split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => (/^https?:\/\//.test(s) ? s : `http://${s}`)),
+      token: resolveSecret(values['token-file'] as string | undefined, API_TOKEN_ENV, env, '--token-file'),
+      adminToken: resolveSecret(values['admin-token-file'] as string | undefined, ADMIN_TOKEN_ENV, env, '--admin-token-file'),
+      group: int('--group', get('group')),
+      timeoutMs: int('--timeout-ms', get('timeout-ms'), 1),
+      json: values.json === true,
+      force: values.force === true,
+      learner: values.learner === true,
+    };
+    if (ctx.endpoints.length === 0) throw new UsageError('--endpoints is empty');
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof SecretError) {
+      process.stderr.write(`raftctl: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const [cmd, ...args] = positionals;
+  try {
+    print(await run(cmd!, args, ctx), ctx.json);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`raftctl: ${e.message} (see raftctl --help)\n`);
+      return 2;
+    }
+    if (e instanceof RaftdError) {
+      if (ctx.json) process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message, ...(e.leader ? { leader: e.leader } : {}) } }) + '\n');
+      process.stderr.write(`raftctl: ${e.code}: ${e.message}\n`);
+      return e.code === 'UNREACHABLE' ? 3 : 1;
+    }
+    process.stderr.write(`raftctl: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+// Run when executed directly (not when a test imports main()).
+if (process.argv[1] && /raftctl[\\/]main\.(js|ts)$/.test(process.argv[1])) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
+    process.stderr.write(`raftctl: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+}

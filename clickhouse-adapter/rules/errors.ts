@@ -1,0 +1,50 @@
+// The refusals of the rules module, with the ClickHouse code a server would give a restricted user for
+// the same statement, so stock clients see a familiar error:
+//   497 ACCESS_DENIED            reaching outside the group's database: other databases, `_rh_*`
+//                                tables, table functions / engines / functions with external reach,
+//                                statement kinds a user without the grant may not run (KILL, SYSTEM,
+//                                BACKUP, ATTACH, access control, CREATE DATABASE ...). A server answers
+//                                a user lacking the grant (FILE, TABLE ENGINE ON URL, CREATE DATABASE,
+//                                SELECT ON db.t, KILL QUERY, SYSTEM ...) with exactly this code.
+//   358 INTO_OUTFILE_NOT_ALLOWED what a server's HTTP interface answers to INTO OUTFILE.
+//    48 NOT_IMPLEMENTED          allowed in ClickHouse, but RaftHouse cannot apply it identically on
+//                                every replica from the log alone (TEMPORARY tables, refreshable views).
+//    36 BAD_ARGUMENTS            the statement could be written another way that RaftHouse accepts
+//                                (a non-deterministic function, a qualified name, no ENGINE given).
+
+export const RULE_CODES = {
+  BAD_ARGUMENTS: 36,
+  NOT_IMPLEMENTED: 48,
+  INTO_OUTFILE_NOT_ALLOWED: 358,
+  ACCESS_DENIED: 497,
+} as const;
+
+const NAMES: Readonly<Record<number, string>> = {
+  36: 'BAD_ARGUMENTS', 48: 'NOT_IMPLEMENTED', 358: 'INTO_OUTFILE_NOT_ALLOWED', 497: 'ACCESS_DENIED',
+};
+
+export class RuleError extends Error {
+  readonly codeName: string;
+  constructor(readonly code: number, message: string) {
+    super(message);
+    this.codeName = NAMES[code] ?? 'UNKNOWN_EXCEPTION';
+    this.name = 'RuleError';
+  }
+
+  /** ClickHouse's exception text, as an entry result carries it (the gateway's toFault reads it back). */
+  exceptionText(): string {
+    return `Code: ${this.code}. DB::Exception: ${this.message}. (${this.codeName})`;
+  }
+}
+
+export function denied(message: string): never {
+  throw new RuleError(RULE_CODES.ACCESS_DENIED, `Not enough privileges: ${message}`);
+}
+
+export function notReplicable(message: string): never {
+  throw new RuleError(RULE_CODES.NOT_IMPLEMENTED, message);
+}
+
+export function badArguments(message: string): never {
+  throw new RuleError(RULE_CODES.BAD_ARGUMENTS, message);
+}
