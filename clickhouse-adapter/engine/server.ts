@@ -120,9 +120,9 @@ class ServerEngine implements ClickHouseEngine {
           query: sql,
           // wait_end_of_query: the server buffers the result, so an error found half-way comes back as an
           // HTTP error rather than as text appended to a 200 body (18.16 does the latter otherwise).
-          // cancel_http_readonly_queries_on_client_close: the abort below closes our request, and the
-          // server then cancels the query instead of finishing it for nobody.
-          clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow', wait_end_of_query: 1, cancel_http_readonly_queries_on_client_close: 1 } as ClickHouseSettings),
+          // A cancelled call is also KILLed by its query_id (cancellation()): the abort alone closes our
+          // request, which not every server version takes as a reason to stop the query.
+          clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow', wait_end_of_query: 1 } as ClickHouseSettings),
           ...(opts?.params ? { query_params: opts.params } : {}),
           ...(opts?.queryId ? { query_id: opts.queryId } : {}),
           ...(stop ? { abort_signal: stop.signal } : {}),
