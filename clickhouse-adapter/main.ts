@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { APP_SECRET_ENV, resolveSecret, SecretError } from '../protocol/secrets.js';
 import { startRafthouse } from './gateway/node.js';
 import type { RafthouseConfig } from './gateway/node.js';
+import type { ReadLimits } from './gateway/limits.js';
 
 interface Opt { flag: string; env: string; def: string; help: string }
 
@@ -32,6 +33,13 @@ const OPTIONS: Record<string, Opt> = {
   vnodes: { flag: 'vnodes', env: 'RAFTHOUSE_VNODES', def: '128', help: 'ring points per group (same on every node)' },
   database: { flag: 'database', env: 'RAFTHOUSE_DATABASE', def: 'default', help: 'the user database served' },
   'users-file': { flag: 'users-file', env: 'RAFTHOUSE_USERS', def: '', help: 'file with the gateway users "name:password,..." (or RAFTHOUSE_USERS / _FILE; default: user default, empty password)' },
+  'user-limits-file': { flag: 'user-limits-file', env: 'RAFTHOUSE_USER_LIMITS_FILE', def: '', help: 'JSON file {"user": {"max_execution_time": s, "max_memory_usage": B, "max_result_rows": n, "max_result_bytes": B}}: read limits per gateway user' },
+  'max-execution-time': { flag: 'max-execution-time', env: 'RAFTHOUSE_MAX_EXECUTION_TIME', def: '60', help: 'reads: seconds a query may run (0: no limit); a user cannot raise it' },
+  'max-memory-usage': { flag: 'max-memory-usage', env: 'RAFTHOUSE_MAX_MEMORY_USAGE', def: String(4 * 1024 ** 3), help: 'reads: bytes of memory one query may use (0: no limit)' },
+  'max-result-rows': { flag: 'max-result-rows', env: 'RAFTHOUSE_MAX_RESULT_ROWS', def: '0', help: 'reads: rows in one result (0: no limit)' },
+  'max-result-bytes': { flag: 'max-result-bytes', env: 'RAFTHOUSE_MAX_RESULT_BYTES', def: String(1024 ** 3), help: 'reads: bytes of one result and response body (0: no limit)' },
+  'max-concurrent-queries': { flag: 'max-concurrent-queries', env: 'RAFTHOUSE_MAX_CONCURRENT_QUERIES', def: '32', help: 'reads running at once on this node; more get TOO_MANY_SIMULTANEOUS_QUERIES' },
+  'max-body-bytes': { flag: 'max-body-bytes', env: 'RAFTHOUSE_MAX_BODY_BYTES', def: String(32 * 1024 * 1024), help: 'request body cap in bytes, on the wire and after gzip/deflate decoding' },
   'dedup-window': { flag: 'dedup-window', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
   'allow-table-functions': { flag: 'allow-table-functions', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
   'consistent-cut': { flag: 'consistent-cut', env: 'RAFTHOUSE_CONSISTENT_CUT', def: 'on', help: 'on: a consistent read of several groups sees them at one instant (docs/design-notes.md); off: each group fresh, not one cut (tests only)' },
@@ -73,6 +81,39 @@ function parseUsers(spec: string): Map<string, string> {
   return users;
 }
 
+const LIMIT_KEYS: ReadonlyArray<[string, keyof ReadLimits]> = [
+  ['max_execution_time', 'maxExecutionTime'], ['max_memory_usage', 'maxMemoryUsage'],
+  ['max_result_rows', 'maxResultRows'], ['max_result_bytes', 'maxResultBytes'],
+];
+
+/** The user limits file: gateway user -> any of the four read limits (no secrets in it). */
+function readUserLimitsFile(path: string, users: ReadonlyMap<string, string>): Map<string, Partial<ReadLimits>> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--user-limits-file ${path}: ${(e as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new UsageError(`--user-limits-file ${path}: expected a JSON object of users`);
+  const limits = new Map<string, Partial<ReadLimits>>();
+  for (const [name, v] of Object.entries(doc as Record<string, unknown>)) {
+    if (!users.has(name)) throw new UsageError(`--user-limits-file: ${name} is not a gateway user`);
+    if (typeof v !== 'object' || v === null) throw new UsageError(`--user-limits-file: user ${name} must be an object`);
+    const u = v as Record<string, unknown>;
+    for (const k of Object.keys(u)) {
+      if (!LIMIT_KEYS.some(([n]) => n === k)) throw new UsageError(`--user-limits-file: user ${name}: unknown key ${k}`);
+    }
+    const l: Partial<ReadLimits> = {};
+    for (const [n, key] of LIMIT_KEYS) {
+      if (u[n] === undefined) continue;
+      if (typeof u[n] !== 'number' || !(u[n] as number >= 0)) throw new UsageError(`--user-limits-file: user ${name}: ${n} must be a number >= 0`);
+      l[key] = u[n] as number;
+    }
+    limits.set(name, l);
+  }
+  return limits;
+}
+
 function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | 'help' {
   const { values } = parseArgs({
     args: argv,
@@ -104,7 +145,13 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
     consistentHosts: list('consistent-host'), localHosts: list('local-host'),
     raftdUrls: list('raftd-url'), engine, dataDir: get('data-dir'),
     groups: int('groups', get('groups'), 1), vnodes: int('vnodes', get('vnodes'), 1), database: get('database'),
-    users: parseUsers(secret('users-file', false) || 'default:'), dedupWindow: int('dedup-window', get('dedup-window'), 100), viewSyncMs: int('view-sync-ms', get('view-sync-ms'), 50),
+    users: parseUsers(secret('users-file', false) || 'default:'), userLimits: new Map(),
+    readLimits: {
+      maxExecutionTime: int('max-execution-time', get('max-execution-time'), 0), maxMemoryUsage: int('max-memory-usage', get('max-memory-usage'), 0),
+      maxResultRows: int('max-result-rows', get('max-result-rows'), 0), maxResultBytes: int('max-result-bytes', get('max-result-bytes'), 0),
+    },
+    maxConcurrentQueries: int('max-concurrent-queries', get('max-concurrent-queries'), 1), maxBodyBytes: int('max-body-bytes', get('max-body-bytes'), 1024),
+    dedupWindow: int('dedup-window', get('dedup-window'), 100), viewSyncMs: int('view-sync-ms', get('view-sync-ms'), 50),
     consistentCut: onOff('consistent-cut', get('consistent-cut')),
   };
   const raftdToken = secret('raftd-token-file');
@@ -116,6 +163,7 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
   const allow = list('allow-table-functions');
   for (const f of allow) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f)) throw new UsageError(`bad function name in --allow-table-functions: ${JSON.stringify(f)}`);
   if (allow.length) cfg.allowTableFunctions = allow.map((f) => f.toLowerCase());
+  if (get('user-limits-file')) cfg.userLimits = readUserLimitsFile(get('user-limits-file'), cfg.users);
   if (get('clickhouse-url')) cfg.clickhouseUrl = get('clickhouse-url');
   if (get('user')) cfg.clickhouseUser = get('user');
   const password = secret('password-file', false);
@@ -135,6 +183,15 @@ async function main(): Promise<void> {
     return;
   }
   const log = (m: string) => process.stderr.write(`rafthouse: ${m}\n`);
+  // Every running chdb call holds one libuv worker thread (zlib and fs share the pool), and the pool's
+  // size is fixed before any of our code runs: only the environment can set it. With too few threads,
+  // slow reads would hold them all and stall every other call, so reads are held to what fits.
+  const pool = Number(process.env['UV_THREADPOOL_SIZE']) || 4;
+  const fits = Math.max(2, pool - 8);
+  if (cfg.maxConcurrentQueries > fits) {
+    log(`UV_THREADPOOL_SIZE is ${pool}: at most ${fits} reads run at once (set UV_THREADPOOL_SIZE=64 in rafthouse's environment for --max-concurrent-queries ${cfg.maxConcurrentQueries})`);
+    cfg.maxConcurrentQueries = fits;
+  }
   const node = await startRafthouse(cfg, log);
   process.stdout.write(`rafthouse: ClickHouse ${node.version} (${cfg.engine}); state machine ${node.appUrl}; consistent http://${node.consistentAddr}; local http://${node.localAddr}; groups ${cfg.groups}\n`);
   let stopping = false;

@@ -166,7 +166,8 @@ class Child {
 
   start(onUnexpectedExit: (c: Child, code: number | null, signal: string | null) => void): void {
     // Own process group: Ctrl-C reaches only us, so we decide the shutdown order.
-    const proc = spawn(process.execPath, this.argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...this.env } });
+    // UV_THREADPOOL_SIZE: rafthouse holds one libuv thread per running ClickHouse call (docs/operations.md).
+    const proc = spawn(process.execPath, this.argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { UV_THREADPOOL_SIZE: '64', ...process.env, ...this.env } });
     this.proc = proc;
     writeFileSync(this.pidPath, `${proc.pid}\n`);
     const onLine = (line: string) => {

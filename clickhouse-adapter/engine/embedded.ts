@@ -1,19 +1,28 @@
 // The embedded engine: ClickHouse in-process through chdb, on one data directory per process.
 //
-// Per-call database and settings must not leak between calls, but chdb has no per-query settings:
-// `USE` and `SET` stick to a chdb Session. So a call that names a database or settings runs on another
-// Session on the same directory, set up with USE/SET for exactly that context and pooled by it (opening
-// one costs about 1.5 ms here; a pooled one costs nothing); calls without them go straight to the
-// long-lived Session. Streams always get their own
-// Session too, because chdb allows one open stream per Session and a snapshot stream must not block
-// inserts.
+// What chdb does (measured, chdb 3.4): every async call runs on a libuv worker thread, so the event
+// loop stays free; but one chdb connection (Session) runs its calls ONE AT A TIME, and a failed call
+// leaves its partial output in the connection, where it is returned in front of the next call's
+// result. So each call checks a Session out of a pool for its own use, and a Session on which any call
+// failed is closed, never reused: no call waits behind another's on a shared connection, and no byte
+// of one result can appear in another.
+//
+// Per-call database and settings must not leak between calls either, and chdb has no per-query
+// settings: `USE` and `SET` stick to a Session. So the pool is keyed by the (database, settings)
+// context a Session was set up for (opening one costs about 1.5 ms here; a pooled one costs nothing).
+// Streams always get their own Session, because chdb allows one open stream per Session.
+//
+// Cancellation: chdb's own abort only stops the wait, the computation runs on. A query given a
+// queryId is sent as `/*rh_query_id:<id>*/ <sql>`, so it can be found in system.processes by that
+// prefix and cancelled for real with KILL QUERY (run on a separate control Session); the engine
+// repeats the KILL until the call settles, since the query may not be registered yet at the first.
 
 import { mkdirSync } from 'node:fs';
 import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
-import { collectBytes, countPayloadRows, parseInsert, quoteIdent, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
+import { collectBytes, countPayloadRows, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -66,7 +75,7 @@ function hasContext(opts: { database?: string | undefined; settings?: Settings |
   return !!opts && (opts.database !== undefined || (opts.settings !== undefined && Object.keys(opts.settings).length > 0));
 }
 
-const POOL_PER_KEY = 2;
+const POOL_PER_KEY = 8;
 const POOL_KEYS = 16;
 // A `;` followed by more text: several statements in one call.
 const MULTI_STATEMENT_RE = /;\s*\S/;
@@ -78,6 +87,14 @@ function contextKey(opts: { database?: string | undefined; settings?: Settings |
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
+/** Query ids the engine tags a statement with: they go into a comment, so nothing that could end it. */
+const TAGGABLE_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+const KILL_RETRY_MS = 200;
+
+function tagOf(queryId: string): string {
+  return `/*rh_query_id:${queryId}*/`;
+}
+
 class EmbeddedEngine implements ClickHouseEngine {
   readonly kind = 'embedded' as const;
   readonly readonly: boolean;
@@ -86,6 +103,9 @@ class EmbeddedEngine implements ClickHouseEngine {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Idle Sessions set up for one (database, settings) context, by contextKey(). */
   private readonly idle = new Map<string, Session[]>();
+  /** Runs KILL QUERY; opened on first use, without readonly (a read-only Session may not kill). */
+  private control: Session | undefined;
+  private readonly controlArgs: string[];
 
   constructor(
     private readonly dir: string,
@@ -94,6 +114,7 @@ class EmbeddedEngine implements ClickHouseEngine {
     readonly_: boolean,
   ) {
     this.readonly = readonly_;
+    this.controlArgs = args.filter((a) => !a.startsWith('--readonly'));
   }
 
   get capabilities(): Capabilities {
@@ -142,24 +163,24 @@ class EmbeddedEngine implements ClickHouseEngine {
   }
 
   /**
-   * Runs `fn` on the main Session, or, when the call names a database or settings, on a Session set up
-   * for exactly that context. Such Sessions are kept in a small pool keyed by the context, so repeated
-   * calls with the same database and settings (the gateway's reads) skip the set-up. A Session whose
-   * statement held several statements is never pooled: one of them might have changed its state.
+   * Runs `fn` on a Session of its own, set up for the call's (database, settings) context. Idle
+   * Sessions are kept in a small pool keyed by that context, so repeated calls with the same database
+   * and settings (the gateway's reads) skip the set-up. A Session is pooled again only when the call
+   * succeeded (a failed call leaves output behind in it, see the top of this file) and held one
+   * statement (several might have changed its state).
    */
   private async withSession<T>(
     opts: { database?: string | undefined; settings?: Settings | undefined } | undefined,
     sql: string,
     fn: (s: Session) => Promise<T>,
   ): Promise<T> {
-    if (!hasContext(opts)) return fn(this.main);
-    const key = contextKey(opts);
-    const s = this.idle.get(key)?.pop() ?? await this.contextSession(opts);
+    const key = contextKey(hasContext(opts) ? opts : undefined);
+    const s = this.idle.get(key)?.pop() ?? (hasContext(opts) ? await this.contextSession(opts) : this.openSession());
     let reusable = !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
     try {
       return await fn(s);
     } catch (e) {
-      reusable = reusable && e instanceof Error && parseClickHouseError(e.message) !== undefined;
+      reusable = false;
       throw e;
     } finally {
       this.release(key, s, reusable);
@@ -195,15 +216,73 @@ class EmbeddedEngine implements ClickHouseEngine {
 
   query(sql: string, opts?: QueryOptions): Promise<Buffer> {
     const format = opts?.format ?? 'JSONEachRow';
-    return this.run(() => {
+    return this.run(async () => {
       refuseSessionStatements(sql);
-      return this.withSession(opts, sql, async (s) => {
+      const id = opts?.queryId !== undefined && TAGGABLE_ID_RE.test(opts.queryId) ? opts.queryId : undefined;
+      const text = id ? `${tagOf(id)} ${sql}` : sql;
+      const running = this.withSession(opts, sql, async (s) => {
         const r: ChdbResult = opts?.params
-          ? await s.queryBindAsync(sql, opts.params, { format })
-          : await s.queryAsync(sql, { format });
+          ? await s.queryBindAsync(text, opts.params, { format })
+          : await s.queryAsync(text, { format });
         return toBuffer(r.bytes());
       });
+      if (!id || (!opts?.signal && !opts?.timeoutMs)) return running;
+      return this.cancellable(running, id, opts);
     });
+  }
+
+  /**
+   * Kills the query tagged `id` when `opts.signal` aborts or `opts.timeoutMs` passes, again every
+   * KILL_RETRY_MS until it settles (it may not be in system.processes yet when the first KILL runs).
+   */
+  private async cancellable<T>(running: Promise<T>, id: string, opts: QueryOptions): Promise<T> {
+    let settled = false;
+    let timedOut = false;
+    let killer: NodeJS.Timeout | undefined;
+    const kill = (): void => {
+      if (settled || killer) return;
+      const once = (): void => {
+        if (settled) return;
+        void this.killTagged(id).catch(() => undefined);
+        killer = setTimeout(once, KILL_RETRY_MS);
+      };
+      once();
+    };
+    const deadline = opts.timeoutMs ? setTimeout(() => { timedOut = true; kill(); }, opts.timeoutMs) : undefined;
+    opts.signal?.addEventListener('abort', kill, { once: true });
+    if (opts.signal?.aborted) kill();
+    try {
+      return await running;
+    } catch (e) {
+      if (timedOut) {
+        throw new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts.timeoutMs} ms`,
+          `Code: 159. DB::Exception: Timeout exceeded: maximum: ${opts.timeoutMs} ms. (TIMEOUT_EXCEEDED)`, { cause: e });
+      }
+      throw e;
+    } finally {
+      settled = true;
+      if (deadline) clearTimeout(deadline);
+      if (killer) clearTimeout(killer);
+      opts.signal?.removeEventListener('abort', kill);
+    }
+  }
+
+  /** KILL QUERY for the statement tagged `id`, on the control Session (never a busy one). */
+  private async killTagged(id: string): Promise<void> {
+    if (this.closed) return;
+    this.control ??= new Session(this.dir, { connectionArgs: this.controlArgs });
+    await this.control.queryAsync(`KILL QUERY WHERE startsWith(query, '${tagOf(id)}') ASYNC`, { format: 'TabSeparated' });
+  }
+
+  processesSource(ids: ReadonlyMap<string, string>): string {
+    const tags = [...ids.keys()].filter((k) => TAGGABLE_ID_RE.test(k));
+    const from = tags.map((k) => `'${k}'`).join(', ');
+    const to = tags.map((k) => quoteString(ids.get(k)!)).join(', ');
+    // The inner SELECT names the id before REPLACE redefines query_id and query (an alias would shadow
+    // the column in WHERE).
+    return `(SELECT * EXCEPT (rh_id) REPLACE (transform(rh_id, [${from}]::Array(String), [${to}]::Array(String), '') AS query_id, `
+      + `substring(query, position(query, '*/') + 3) AS query) `
+      + `FROM (SELECT *, extract(query, '^/[*]rh_query_id:([A-Za-z0-9-]+)[*]/') AS rh_id FROM system.processes) WHERE rh_id IN (${from || "''"}))`;
   }
 
   queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array> {
@@ -241,13 +320,14 @@ class EmbeddedEngine implements ClickHouseEngine {
       const settingsOk = Object.values(settings).every((v) => typeof v === 'string' || Number.isSafeInteger(v) || !Number.isInteger(v));
       if (raw && parsed.table && parsed.settingsParsed && settingsOk && (!parsed.hasColumnList || parsed.columns)) {
         // Fast path: the payload goes to the engine zero-copy, parsed by ClickHouse's own parser.
-        const r = await this.main.insert({
-          table: parsed.table,
+        const table = parsed.table;
+        const r = await this.withSession(undefined, sql, (s) => s.insert({
+          table,
           values: buf,
           format: raw,
           ...(parsed.columns ? { columns: parsed.columns } : {}),
           ...(Object.keys(settings).length ? { settings } : {}),
-        });
+        }));
         return { writtenRows: r.rowsWritten };
       }
       // Anything else (quoted names, other text formats, unusual SETTINGS): the statement with its data
@@ -281,6 +361,7 @@ class EmbeddedEngine implements ClickHouseEngine {
     await Promise.allSettled([...this.inFlight]);
     for (const list of this.idle.values()) for (const s of list) s.close();
     this.idle.clear();
+    this.control?.close();
     this.main.close();
   }
 }

@@ -8,7 +8,7 @@ import { createClient, ClickHouseError as ClientClickHouseError, ClickHouseLogLe
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, clickHouseCodeName, parseClickHouseError } from './errors.js';
-import { checkSettingName, collectBytes, countPayloadRows, parseInsert, refuseSessionStatements } from './sql.js';
+import { checkSettingName, collectBytes, countPayloadRows, parseInsert, quoteString, refuseSessionStatements } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -114,16 +114,54 @@ class ServerEngine implements ClickHouseEngine {
   query(sql: string, opts?: QueryOptions): Promise<Buffer> {
     return this.run(async () => {
       refuseSessionStatements(sql);
-      const r = await this.client.exec({
-        query: sql,
-        // wait_end_of_query: the server buffers the result, so an error found half-way comes back as an
-        // HTTP error rather than as text appended to a 200 body (18.16 does the latter otherwise).
-        clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow', wait_end_of_query: 1 } as ClickHouseSettings),
-        ...(opts?.params ? { query_params: opts.params } : {}),
-        ...(opts?.queryId ? { query_id: opts.queryId } : {}),
-      });
-      return drain(r.stream);
+      const stop = this.cancellation(opts);
+      try {
+        const r = await this.client.exec({
+          query: sql,
+          // wait_end_of_query: the server buffers the result, so an error found half-way comes back as an
+          // HTTP error rather than as text appended to a 200 body (18.16 does the latter otherwise).
+          // A cancelled call is also KILLed by its query_id (cancellation()): the abort alone closes our
+          // request, which not every server version takes as a reason to stop the query.
+          clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow', wait_end_of_query: 1 } as ClickHouseSettings),
+          ...(opts?.params ? { query_params: opts.params } : {}),
+          ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+          ...(stop ? { abort_signal: stop.signal } : {}),
+        });
+        return await drain(r.stream);
+      } catch (e) {
+        if (stop?.timedOut) throw new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '');
+        throw e;
+      } finally {
+        stop?.done();
+      }
     });
+  }
+
+  /** Aborts the request on the caller's signal or the deadline, and KILLs the query by its id too. */
+  private cancellation(opts: QueryOptions | undefined): { signal: AbortSignal; timedOut: boolean; done: () => void } | undefined {
+    if (!opts?.signal && !opts?.timeoutMs) return undefined;
+    const ac = new AbortController();
+    const state = { signal: ac.signal, timedOut: false, done: () => undefined as void };
+    const fire = (): void => {
+      if (ac.signal.aborted) return;
+      ac.abort();
+      if (opts.queryId) void this.client.command({ query: `KILL QUERY WHERE query_id = ${quoteString(opts.queryId)} ASYNC` }).catch(() => undefined);
+    };
+    const timer = opts.timeoutMs ? setTimeout(() => { state.timedOut = true; fire(); }, opts.timeoutMs) : undefined;
+    opts.signal?.addEventListener('abort', fire, { once: true });
+    if (opts.signal?.aborted) fire();
+    state.done = () => {
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', fire);
+    };
+    return state;
+  }
+
+  processesSource(ids: ReadonlyMap<string, string>): string {
+    const from = [...ids.keys()].map(quoteString).join(', ');
+    const to = [...ids.values()].map(quoteString).join(', ');
+    return `(SELECT * EXCEPT (rh_id) REPLACE (transform(rh_id, [${from}]::Array(String), [${to}]::Array(String), '') AS query_id) `
+      + `FROM (SELECT *, query_id AS rh_id FROM system.processes) WHERE rh_id IN (${from || "''"}))`;
   }
 
   queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array> {

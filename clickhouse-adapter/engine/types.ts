@@ -44,7 +44,15 @@ export interface QueryOptions {
   format?: string;
   /** Values for `{name:Type}` placeholders, bound by ClickHouse (never spliced into the SQL). */
   params?: Record<string, string>;
+  /**
+   * Identifies the running query so it can be cancelled and listed (processesSource / kill). The
+   * embedded engine uses it only when it is 1-64 letters, digits or '-' (the gateway's own UUIDs).
+   */
   queryId?: string;
+  /** Aborting it cancels the query in the engine (not just the wait): KILL QUERY on its queryId. */
+  signal?: AbortSignal;
+  /** Cancel the query in the engine after this long, whatever its own settings say; TIMEOUT_EXCEEDED. */
+  timeoutMs?: number;
 }
 
 export interface InsertOptions {
@@ -83,5 +91,11 @@ export interface ClickHouseEngine {
    * (a split would form different blocks and break deduplication-token replay).
    */
   insert(sql: string, data: Uint8Array | AsyncIterable<Uint8Array>, opts?: InsertOptions): Promise<InsertResult>;
+  /**
+   * SQL of a subquery over system.processes that holds only the running queries whose queryId is a key
+   * of `ids`, with `query_id` showing the map's value (the id the client knows) and `query` the text
+   * the client sent. An empty map gives an empty subquery with the same columns.
+   */
+  processesSource(ids: ReadonlyMap<string, string>): string;
   close(): Promise<void>;
 }

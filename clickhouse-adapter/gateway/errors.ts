@@ -33,6 +33,11 @@ export const CODES = {
   /** ClickHouse's code for coordination (Keeper) failures: the closest match for "raftd could not commit". */
   KEEPER_EXCEPTION: 999,
   TIMEOUT_EXCEEDED: 159,
+  CANNOT_DECOMPRESS: 271,
+  TOO_MANY_BYTES: 307,
+  TOO_MANY_ROWS_OR_BYTES: 396,
+  SETTING_CONSTRAINT_VIOLATION: 452,
+  ACCESS_DENIED: 497,
 } as const;
 
 const NAMES: Record<number, string> = {
@@ -45,14 +50,15 @@ function nameOf(code: number): string {
 }
 
 // Modern ClickHouse's exceptionCodeToHTTPStatus (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp).
-const STATUS_400 = new Set([36, 6, 25, 26, 27, 38, 41, 72, 15, 44, 8, 62, 117, 53, 427]);
+const STATUS_400 = new Set([36, 6, 25, 26, 27, 38, 41, 72, 15, 44, 8, 62, 117, 53, 427, 452]);
 const STATUS_404 = new Set([60, 46, 47, 50, 56, 81, 115, 64, 63, 73, 336, 511]);
 export function httpStatusFor(code: number): number {
   if (code === 194) return 401;
   if (code === 192 || code === 193 || code === 516 || code === 512 || code === 497 || code === 291) return 403;
   if (STATUS_400.has(code)) return 400;
   if (STATUS_404.has(code)) return 404;
-  if (code === 202) return 413;
+  if (code === 307) return 413;
+  if (code === 202) return 429;
   if (code === 48) return 501;
   if (code === 209 || code === 76 || code === 439) return 503; // SOCKET_TIMEOUT, CANNOT_OPEN_FILE, CANNOT_SCHEDULE_TASK
   if (code === 159) return 408;

@@ -11,7 +11,7 @@
 // (unsharded), or as rh_g<g>.t in every group g (sharded); `<userDb>.t` is the local Merge read view.
 
 import { randomUUID } from 'node:crypto';
-import type { ClickHouseEngine, Settings } from '../engine/types.js';
+import type { ClickHouseEngine, QueryOptions, Settings } from '../engine/types.js';
 import { ClickHouseError } from '../engine/errors.js';
 import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import type { RaftdClient } from '../../adapters/sdk/client.js';
@@ -25,6 +25,9 @@ import { CODES, GatewayError } from './errors.js';
 import { extractSettings, insertDataOffset, replaceCalls, significant, tokenize } from './lexer.js';
 import type { ParsedStatement, SqlParser, TableRef } from './parse.js';
 import { ReadViews } from './views.js';
+import { DEFAULT_READ_LIMITS, checkStatementSettings, killAfterMs, readSettings } from './limits.js';
+import type { ReadLimits } from './limits.js';
+import { RunningQueries, isKillQuery } from './processes.js';
 import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
 import { INPUT_FORMATS, PINNABLE, checkRead, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
 import type { WriteContext } from '../rules/index.js';
@@ -48,6 +51,10 @@ export interface GatewayRequest {
   params?: Record<string, string>;
   /** HTTP GET: ClickHouse treats it as read-only. */
   readonlyMethod?: boolean;
+  /** The authenticated gateway user (limits, system.processes, KILL QUERY); default "default". */
+  user?: string;
+  /** Aborted when the client goes away: the read is cancelled in the engine. */
+  signal?: AbortSignal;
 }
 
 export interface GatewaySummary {
@@ -89,6 +96,10 @@ export interface GatewayOptions {
    * group's database in meanwhile, so the Merge views may have skipped it) is run again.
    */
   schemaGeneration?: () => number;
+  /** Reads running at once through this gateway; more are refused (202); default 32. */
+  maxConcurrentQueries?: number;
+  /** The read limits of a gateway user; default DEFAULT_READ_LIMITS for everyone. */
+  limits?: (user: string) => ReadLimits;
   /** Table functions (and functions with external reach) an operator opened for reads, lower case (rafthouse --allow-table-functions). */
   allowTableFunctions?: ReadonlySet<string>;
   /**
@@ -131,15 +142,40 @@ function truthy(v: string | number | undefined): boolean {
   return v !== undefined && String(v) !== '0' && String(v).toLowerCase() !== 'false';
 }
 
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Text the gateway has to read as SQL must be valid UTF-8: a replacement character put silently in
+ * place of a bad byte would store other data than was sent. (Data in a row format sent apart from the
+ * statement, e.g. JSONEachRow in the body, is passed on as bytes and keeps them.)
+ */
+export function utf8Text(b: Buffer, what: string): string {
+  try {
+    return utf8Strict.decode(b);
+  } catch {
+    throw new GatewayError(CODES.BAD_ARGUMENTS, `${what} is not valid UTF-8; send binary strings in a row format (JSONEachRow, TabSeparated, CSV) with the statement in the URL`, 'BAD_ARGUMENTS');
+  }
+}
+
+function tsvEscape(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');
+}
+
 function emptySummary(): GatewaySummary {
   return { read_rows: '0', read_bytes: '0', written_rows: '0', written_bytes: '0', total_rows_to_read: '0', result_rows: '0', result_bytes: '0', elapsed_ns: '0' };
 }
 
-interface ReadOpts { database: string; format: string; settings: Settings | undefined; params: Record<string, string> | undefined }
+interface ReadOpts {
+  database: string; format: string; settings: Settings | undefined; params: Record<string, string> | undefined;
+  queryId?: string; signal?: AbortSignal; timeoutMs?: number | undefined;
+}
 
-function readQuery(opts: ReadOpts): { database: string; format: string; settings?: Settings; params?: Record<string, string> } {
+function readQuery(opts: ReadOpts): QueryOptions {
   return {
     database: opts.database, format: opts.format,
+    ...(opts.queryId ? { queryId: opts.queryId } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.settings && Object.keys(opts.settings).length ? { settings: opts.settings } : {}),
     ...(opts.params && Object.keys(opts.params).length ? { params: opts.params } : {}),
   };
@@ -151,6 +187,8 @@ const VIEW_MISS_CODES = new Set([60, 47, 16, 10]);
 export class Gateway {
   readonly userDb: string;
   readonly views: ReadViews;
+  /** The reads running through this gateway, by user (KILL QUERY, system.processes). */
+  readonly running = new RunningQueries();
   private readonly o: GatewayOptions;
   private scratchReady: Promise<void> | undefined;
   /** table -> whether it is sharded, as read from its home group, stamped with shardStamp(). */
@@ -187,7 +225,14 @@ export class Gateway {
     const summary = emptySummary();
     let body: Buffer = Buffer.alloc(0);
     let format = stmt.format ?? req.format ?? 'TabSeparated';
-    if (stmt.write) {
+    if (isKillQuery(stmt)) {
+      const rows = await this.running.kill(stmt, this.o.readEngine, req.user ?? 'default');
+      format = stmt.format ?? req.format ?? 'TabSeparated';
+      body = Buffer.from(/^JSONEachRow$/i.test(format)
+        ? rows.map((r) => JSON.stringify(r) + '\n').join('')
+        : rows.map((r) => [r.kill_status, r.query_id, r.user, r.query].map(tsvEscape).join('\t') + '\n').join(''));
+      if (!/^JSONEachRow$/i.test(format)) format = 'TabSeparated';
+    } else if (stmt.write) {
       if (req.endpoint === 'local') {
         throw new GatewayError(CODES.READONLY, 'Cannot execute query in readonly mode: this is the local (read-only) endpoint; send writes to the consistent endpoint');
       }
@@ -202,12 +247,30 @@ export class Gateway {
       format = req.format ?? 'TabSeparated';
     } else {
       checkRead(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
-      const opts = { database, format, settings: this.readSettings(req.settings), params: req.params };
-      if (req.endpoint === 'consistent') {
-        const r = await this.consistentRead(stmt, sql, opts);
-        body = r.body;
-        if (r.cutAttempts !== undefined) summary.rafthouse_cut_attempts = String(r.cutAttempts);
-      } else body = await this.read(sql, opts);
+      const user = req.user ?? 'default';
+      const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
+      checkStatementSettings(sql, limits);
+      const settings = readSettings(req.settings, limits);
+      const text = this.running.sandboxProcesses(sql, stmt, database, this.o.readEngine, user);
+      if (this.running.size >= (this.o.maxConcurrentQueries ?? 32)) {
+        throw new GatewayError(202, `Too many simultaneous queries. Maximum: ${this.o.maxConcurrentQueries ?? 32}`, 'TOO_MANY_SIMULTANEOUS_QUERIES');
+      }
+      const ticket = this.running.start(user, queryId, req.signal);
+      try {
+        const opts: ReadOpts = {
+          database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits),
+        };
+        if (req.endpoint === 'consistent') {
+          const r = await this.consistentRead(stmt, text, opts);
+          body = r.body;
+          if (r.cutAttempts !== undefined) summary.rafthouse_cut_attempts = String(r.cutAttempts);
+        } else body = await this.read(text, opts);
+      } finally {
+        ticket.finish();
+      }
+      if (limits.maxResultBytes > 0 && body.length > limits.maxResultBytes) {
+        throw new GatewayError(CODES.TOO_MANY_ROWS_OR_BYTES, `Limit for result exceeded, max bytes: ${limits.maxResultBytes}, current bytes: ${body.length}`, 'TOO_MANY_ROWS_OR_BYTES');
+      }
       summary.result_bytes = String(body.length);
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
@@ -224,17 +287,6 @@ export class Gateway {
   }
 
   // ---- reads ---------------------------------------------------------------------------------------
-
-  /** `readonly` can only be made stricter by a client; the session is readonly=2 anyway, so 1/2 is dropped. */
-  private readSettings(s: Settings | undefined): Settings | undefined {
-    if (!s) return undefined;
-    const out: Settings = {};
-    for (const [k, v] of Object.entries(s)) {
-      if (k === 'readonly' && (String(v) === '1' || String(v) === '2')) continue;
-      out[k] = v;
-    }
-    return out;
-  }
 
   /**
    * A linearizable read. The plain way: barriers (ReadIndex) on the groups the statement touches, then
@@ -628,15 +680,16 @@ export class Gateway {
         if (!t) throw new GatewayError(16, `No such column ${c} in table ${this.userDb}.${table}`, 'NO_SUCH_COLUMN_IN_TABLE');
         return `${quoteIdent(c)} ${t}`;
       }).join(', ');
-      const text = data.toString('utf8');
+      const text = utf8Text(data, 'The VALUES data');
       checkValuesData(text);
       const toks = significant(tokenize(text));
       const semi = toks.findIndex((t) => t.text === ';');
       if (semi >= 0 && semi < toks.length - 1) {
         throw new GatewayError(CODES.SYNTAX_ERROR, 'Multi-statements are not allowed: text follows the VALUES rows after ";"', 'SYNTAX_ERROR');
       }
-      payload = await this.o.readEngine.query('SELECT * FROM format(Values, {s:String}, {d:String})',
-        { format: 'JSONEachRow', params: { s: structure, d: text }, settings: { output_format_json_quote_64bit_integers: 0 } });
+      // Quoted literals, not bound parameters: chdb runs parameterized calls one at a time per process.
+      payload = await this.o.readEngine.query(`SELECT * FROM format(Values, ${quoteString(structure)}, ${quoteString(text)})`,
+        { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0 } });
       format = 'JSONEachRow';
       columns = given;
     }

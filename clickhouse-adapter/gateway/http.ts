@@ -12,8 +12,11 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual, randomUUID } from 'node:crypto';
-import { gunzipSync, gzipSync, inflateSync } from 'node:zlib';
+import { gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { readBody } from './body.js';
 import type { Settings } from '../engine/types.js';
+import { utf8Text } from './gateway.js';
 import type { Endpoint, Gateway } from './gateway.js';
 import { CODES, GatewayError, exceptionText, httpStatusFor, toFault } from './errors.js';
 import { significant, tokenize } from './lexer.js';
@@ -28,6 +31,7 @@ export interface HttpOptions {
   consistentHosts?: string[];
   localHosts?: string[];
   timezone?: string;
+  /** Request body cap on the wire and after gzip/deflate decoding (default 32 MiB). */
   maxBodyBytes?: number;
   log?: (msg: string) => void;
 }
@@ -57,23 +61,13 @@ function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(new GatewayError(202, `request body larger than ${limit} bytes`, 'QUERY_IS_TOO_LARGE'));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
+const gzipAsync = promisify(gzip);
+
+/**
+ * Default request body cap, on the wire and decoded: half raftd's largest entry (64 MiB), and low
+ * enough that a refused gzip bomb has cost the node less than 64 MiB.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 export class GatewayHttp {
   private readonly servers: http.Server[] = [];
@@ -136,6 +130,9 @@ export class GatewayHttp {
     const url = new URL(req.url ?? '/', 'http://gateway');
     let queryId = url.searchParams.get('query_id') || randomUUID();
     const gzipOut = url.searchParams.get('enable_http_compression') === '1' && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    // The client going away before its answer is written cancels what runs for it.
+    const gone = new AbortController();
+    res.once('close', () => { if (!res.writableFinished) gone.abort(); });
     try {
       if (url.pathname === '/ping' || url.pathname === '/') {
         if (url.pathname === '/ping' || (req.method !== 'POST' && !url.searchParams.has('query'))) {
@@ -150,13 +147,10 @@ export class GatewayHttp {
         return;
       }
       if (req.method !== 'GET' && req.method !== 'POST') throw new GatewayError(1, `method ${req.method} is not allowed`, 'UNSUPPORTED_METHOD');
-      this.authenticate(req, url);
+      const user = this.authenticate(req, url);
       const endpoint = this.endpointFor(byPort, req.headers.host);
-      let body = await readBody(req, this.o.maxBodyBytes ?? 1 << 30);
-      const enc = String(req.headers['content-encoding'] ?? '').toLowerCase();
-      if (enc === 'gzip') body = gunzipSync(body);
-      else if (enc === 'deflate') body = inflateSync(body);
-      else if (enc && enc !== 'identity') throw new GatewayError(CODES.NOT_IMPLEMENTED, `Content-Encoding ${enc} is not supported (gzip, deflate)`);
+      const cap = this.o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+      const body = await readBody(req, { maxBodyBytes: cap, maxDecompressedBytes: cap });
 
       const settings: Settings = {};
       const params: Record<string, string> = {};
@@ -173,20 +167,20 @@ export class GatewayHttp {
           sql = urlQuery;
           data = body;
         } else {
-          sql = body.length ? `${urlQuery}\n${body.toString('utf8')}` : urlQuery;
+          sql = body.length ? `${urlQuery}\n${utf8Text(body, 'The query')}` : urlQuery;
         }
       } else {
-        sql = body.toString('utf8');
+        sql = utf8Text(body, 'The query');
       }
       if (sql.trim() === '') throw new GatewayError(CODES.SYNTAX_ERROR, 'Empty query', 'SYNTAX_ERROR');
       const database = url.searchParams.get('database') ?? undefined;
       const format = url.searchParams.get('default_format') ?? undefined;
       const result = await this.o.gateway.execute({
         endpoint, sql, ...(data ? { data } : {}), ...(database ? { database } : {}), ...(format ? { format } : {}),
-        queryId, settings, params, readonlyMethod: req.method === 'GET',
+        queryId, settings, params, readonlyMethod: req.method === 'GET', user, signal: gone.signal,
       });
       queryId = result.queryId;
-      const out = gzipOut ? gzipSync(result.body) : result.body;
+      const out = gzipOut ? await gzipAsync(result.body) : result.body;
       res.writeHead(200, {
         'content-type': contentType(result.format),
         'x-clickhouse-query-id': queryId,
@@ -212,10 +206,11 @@ export class GatewayHttp {
         'x-clickhouse-exception-code': String(f.code),
         'x-clickhouse-server-display-name': 'rafthouse',
         'content-length': text.length,
+        // An unread (or refused) request body must not be read on: the connection closes after this.
+        ...(req.complete ? {} : { connection: 'close' }),
       });
       res.end(text);
-      // An unread request body must not be left on a kept-alive connection.
-      if (!req.complete) req.resume();
+      if (!req.complete) res.once('finish', () => req.destroy());
     }
   }
 }

@@ -16,6 +16,7 @@ import { Gateway, loadNondeterministic } from './gateway.js';
 import { GatewayHttp } from './http.js';
 import { CutReader } from './cut.js';
 import { SqlParser } from './parse.js';
+import type { ReadLimits } from './limits.js';
 
 export interface RafthouseConfig {
   appListen: string;
@@ -39,6 +40,11 @@ export interface RafthouseConfig {
   vnodes: number;
   database: string;
   users: Map<string, string>;
+  /** Read limits for everyone (flags), and per user from --users-file (only the limits it names). */
+  readLimits: ReadLimits;
+  userLimits: Map<string, Partial<ReadLimits>>;
+  maxConcurrentQueries: number;
+  maxBodyBytes: number;
   dedupWindow: number;
   viewSyncMs: number;
   /** Table functions reads may call besides the pure ones (lower case); never writes (rules/reads.ts). */
@@ -157,7 +163,9 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
       ? new CutReader({ hold: (groups) => sm.holdApply(groups), readIndex: (g) => raftd.barrier(g, 'linearizable') })
       : undefined;
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
-      schemaGeneration: () => sm.schemaGeneration(), ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}) });
+      schemaGeneration: () => sm.schemaGeneration(), maxConcurrentQueries: cfg.maxConcurrentQueries,
+      limits: (user) => ({ ...cfg.readLimits, ...(cfg.userLimits.get(user) ?? {}) }),
+      ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}) });
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();
@@ -165,7 +173,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
 
     const timezone = (await readEngine.query('SELECT timezone()', { format: 'TSVRaw' })).toString('utf8').trim() || 'UTC';
     const httpServer = new GatewayHttp({
-      gateway, users: cfg.users, version: engine.capabilities.version, consistentHosts: cfg.consistentHosts, localHosts: cfg.localHosts, log, timezone,
+      gateway, users: cfg.users, version: engine.capabilities.version, maxBodyBytes: cfg.maxBodyBytes, consistentHosts: cfg.consistentHosts, localHosts: cfg.localHosts, log, timezone,
     });
     add('gateway http', () => httpServer.close());
     const c = hostPort(cfg.consistentListen, '--consistent-listen');

@@ -1,12 +1,17 @@
 // Classifying statements with ClickHouse's own parser. Two calls into the embedded engine:
-//   1. SELECT formatQuery({q:String})  — the statement travels as a bound VALUE, never as SQL, so a
-//      multi-statement text cannot run anything; ClickHouse refuses it ("Multi-statements are not
+//   1. SELECT formatQuery('<text>')    — the statement travels as a quoted string VALUE, never as SQL,
+//      so a multi-statement text cannot run anything; ClickHouse refuses it ("Multi-statements are not
 //      allowed", Code 62) and gives the canonical single-statement text otherwise.
-//   2. EXPLAIN AST <canonical text>     — the tree, parsed below from its indented text form.
+//   2. EXPLAIN AST <canonical text>     — the tree, parsed below from its indented text form; query
+//      parameters are substituted by the gateway as typed literals first (substituteParams).
+// Neither call is parameterized on purpose: chdb runs parameterized calls one at a time per process,
+// so a parse must never queue behind a user's slow `{x:T}` query (measured: it did, for 18 s).
 // The engine is a read-only session (readonly=2), so even a mistake here cannot write.
 // Results are cached by statement text: the same statement with new parameter values parses alike.
 
 import type { ClickHouseEngine } from '../engine/types.js';
+import { quoteIdent, quoteString } from '../engine/sql.js';
+import { tokenize } from './lexer.js';
 
 export interface AstNode {
   type: string;
@@ -151,12 +156,49 @@ export class SqlParser {
       this.cache.set(sql, hit);
       return hit;
     }
-    const canonical = (await this.engine.query('SELECT formatQuery({q:String})', { format: 'TSVRaw', params: { q: sql } })).toString('utf8').replace(/\n$/, '');
-    const p = params && Object.keys(params).length ? params : undefined;
-    const astText = (await this.engine.query(`EXPLAIN AST ${canonical}`, { format: 'TSVRaw', ...(p ? { params: p } : {}) })).toString('utf8');
+    const canonical = (await this.engine.query(`SELECT formatQuery(${quoteString(sql)})`, { format: 'TSVRaw' })).toString('utf8').replace(/\n$/, '');
+    const astText = (await this.engine.query(`EXPLAIN AST ${substituteParams(canonical, params ?? {})}`, { format: 'TSVRaw' })).toString('utf8');
     const parsed = describeStatement(canonical, parseAstText(astText));
     this.cache.set(sql, parsed);
     if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     return parsed;
   }
+}
+
+/**
+ * `{name:Type}` placeholders of a canonical statement replaced by the bound values, as ClickHouse's
+ * own substitution does: `_CAST('value', 'Type')`, or the quoted name for `Identifier`. Used only to
+ * classify the statement (the query itself is still bound by ClickHouse); a placeholder without a
+ * value is left as it is, and EXPLAIN AST then refuses it (UNKNOWN_QUERY_PARAMETER) as before.
+ */
+export function substituteParams(canonical: string, params: Readonly<Record<string, string>>): string {
+  const tokens = tokenize(canonical);
+  let out = '';
+  let at = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.kind !== 'punct' || t.text !== '{') continue;
+    const name = tokens[i + 1];
+    const colon = tokens[i + 2];
+    if (!name || (name.kind !== 'word' && name.kind !== 'quoted') || !colon || colon.text !== ':') continue;
+    let depth = 0;
+    let j = i + 3;
+    for (; j < tokens.length; j++) {
+      const x = tokens[j]!;
+      if (x.kind !== 'punct') continue;
+      if (x.text === '(') depth++;
+      else if (x.text === ')') depth--;
+      else if (x.text === '}' && depth === 0) break;
+    }
+    if (j >= tokens.length) break;
+    const key = name.kind === 'quoted' ? name.text.slice(1, -1) : name.text;
+    const type = canonical.slice(colon.end, tokens[j]!.start).trim();
+    const value = params[key];
+    if (value !== undefined) {
+      out += canonical.slice(at, t.start) + (type === 'Identifier' ? quoteIdent(value) : `_CAST(${quoteString(value)}, ${quoteString(type)})`);
+      at = tokens[j]!.end;
+    }
+    i = j;
+  }
+  return out + canonical.slice(at);
 }

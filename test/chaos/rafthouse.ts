@@ -7,6 +7,7 @@
 // of random nodes meanwhile, and the history is checked for real-time order across groups (issue 20:
 // every read one instant; test/integration/rafthouse/cut-check.ts); the replica checks run per group.
 
+import { RAFTHOUSE_ENV } from '../integration/rafthouse/harness.js';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,7 +87,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     n.app = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', [
       '--app-listen', `127.0.0.1:${appPorts.get(id)!}`, '--consistent-listen', `127.0.0.1:${cport}`, '--local-listen', `127.0.0.1:${lport}`,
       '--raftd-url', n.url, '--groups', String(groupCount), '--data-dir', join(cluster.dir, `ch${id}`),
-    ], { RAFTHOUSE_INSECURE: '1' }, join(runDir, `rafthouse${id}.log`));
+    ], { RAFTHOUSE_INSECURE: '1', ...RAFTHOUSE_ENV }, join(runDir, `rafthouse${id}.log`));
   }
   const view = new ClusterView(cluster);
   const t0 = performance.now();

@@ -4,6 +4,9 @@
 import { join } from 'node:path';
 import { LocalCluster, ManagedProcess, freePort, waitForHttp } from '../cluster.js';
 
+/** What docs/operations.md tells operators to run rafthouse with (one libuv thread per running ClickHouse call). */
+export const RAFTHOUSE_ENV: Record<string, string> = { UV_THREADPOOL_SIZE: '64' };
+
 export interface RafthouseNode {
   id: number;
   proc: ManagedProcess;
@@ -61,6 +64,7 @@ export class RafthouseCluster {
         const env: Record<string, string> = raft.secrets
           ? { ...raft.secrets.appEnv(), RAFTHOUSE_RAFTD_TOKEN_FILE: raft.secrets.paths.apiToken }
           : { RAFTHOUSE_INSECURE: '1' };
+        Object.assign(env, RAFTHOUSE_ENV);
         Object.assign(env, opts.env ?? {}, opts.nodeEnv?.(id) ?? {});
         const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, env, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
         nodes.push({ id, proc, appPort: appPorts.get(id)!, consistentUrl: `http://127.0.0.1:${cport}`, localUrl: `http://127.0.0.1:${lport}` });
