@@ -7,7 +7,7 @@
 
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +33,8 @@ describe('client API and admin routes: authentication, admin safety (integration
   let adminToken = '';
 
   before(async () => {
-    cluster = await LocalCluster.create({ nodes: 3, groups: 2, env: { RAFTD_ENABLE_FAULTS: '1' } });
+    // Debug logs, so the last test can check that not even those hold a secret.
+    cluster = await LocalCluster.create({ nodes: 3, groups: 2, env: { RAFTD_ENABLE_FAULTS: '1' }, extraArgs: ['--log-level', 'debug'] });
     apiToken = cluster.secrets!.value('apiToken');
     adminToken = cluster.secrets!.value('adminToken');
     await cluster.startAll();
@@ -249,6 +250,18 @@ describe('client API and admin routes: authentication, admin safety (integration
       expect((await view(n)).map((x) => x.id), `node ${n.spec.id}`).to.deep.equal([1, 2, 3]);
     }
     expect((await call(n1, 'DELETE', '/v1/nodes/9', undefined, bearer(adminToken))).status).to.equal(404);
+  });
+
+  it('no secret in any log line, at debug level, after all of the above', () => {
+    let lines = 0;
+    for (const n of cluster.nodes) {
+      const log = readFileSync(join(cluster.dir, `node${n.spec.id}.log`), 'utf8');
+      lines += log.split('\n').length;
+      for (const secret of ['apiToken', 'adminToken', 'appSecret', 'clusterSecret'] as const) {
+        expect(log, `node ${n.spec.id}'s log`).to.not.include(cluster.secrets!.value(secret));
+      }
+    }
+    expect(lines, 'the nodes logged something').to.be.greaterThan(3);
   });
 });
 
