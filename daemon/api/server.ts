@@ -430,7 +430,6 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.delete('/v1/nodes/:id', access('admin'), async (req, reply) => {
     const id = parseGroup((req.params as { id: string }).id);
     const force = parseForce((req.query as Record<string, unknown>).force);
-    if (id === host.nodeId) throw new RaftdError('BAD_REQUEST', `node ${id} is the node answering; ask another node to remove it`);
     if (!host.meta.nodes.has(id) && !host.peers().has(id)) throw new RaftdError('NOT_FOUND', `node ${id} is not registered`);
     return onLeader(req, reply, META_GROUP, async () => {
       // A node that still votes somewhere must leave its groups first: forgetting its address
@@ -439,6 +438,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       if (groups.length > 0 && !force) {
         throw new RaftdError('CONFLICT', `node ${id} is still a member of group(s) ${groups.slice(0, 20).join(', ')}${groups.length > 20 ? ', ...' : ''}: remove it from them first (DELETE /v1/groups/G/members/${id}), or repeat with force`);
       }
+      // Checked here, on the meta leader (a follower forwards): it cannot forget itself while it leads.
+      if (id === host.nodeId) throw new RaftdError('CONFLICT', `node ${id} leads the meta group: move its leadership first (POST /v1/groups/0/transfer-leadership)`);
       const o = await host.proposeMeta({ op: 'deregister', id });
       if (!o.ok) throw new RaftdError('CONFLICT', o.error?.message ?? 'refused');
       return { node: id, removed: true };
@@ -451,7 +452,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     return [...ids].sort((a, b) => a - b).map((id) => {
       const info = host.meta.nodes.get(id);
       const self = id === host.nodeId;
-      const silentTicks = host.liveness.silentFor(id);
+      const seenTicks = host.liveness.ticksSinceSeen(id);
       return {
         id,
         raftAddr: info?.raftAddr ?? host.peers().get(id) ?? '',
@@ -459,7 +460,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         registered: info !== undefined,
         connected: self || host.liveness.isAlive(id),
         // null: never heard from since this node started (e.g. a node registered that never came up).
-        lastSeenMsAgo: self ? 0 : Number.isFinite(silentTicks) ? silentTicks * opts.tickMs : null,
+        lastSeenMsAgo: self ? 0 : seenTicks === undefined ? null : seenTicks * opts.tickMs,
       };
     });
   }

@@ -252,6 +252,28 @@ describe('client API and admin routes: authentication, admin safety (integration
     expect((await call(n1, 'DELETE', '/v1/nodes/9', undefined, bearer(adminToken))).status).to.equal(404);
   });
 
+  it('a voter that is down: shown with when it was last seen; removing it is allowed, removing a live voter is not', async () => {
+    const n1 = cluster.nodes[0]!;
+    const dead = cluster.nodes[2]!;
+    await dead.kill();
+    const deadline = Date.now() + 15_000;
+    let seen: NodeView | undefined;
+    while (Date.now() < deadline) {
+      seen = ((await call(n1, 'GET', '/status', undefined, bearer(apiToken))).json as StatusBody).nodes.find((x) => x.id === dead.spec.id);
+      if (seen && !seen.connected) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(seen).to.deep.include({ connected: false, registered: true });
+    expect(seen!.lastSeenMsAgo, 'it was heard from before it died').to.be.a('number').and.at.least(0);
+    await cluster.waitForLeaders([1], 30_000);
+    // Group 1 has voters 1, 2, 3 with 3 down: it survives no more failures; taking out 2 would stop it.
+    const live = await call(n1, 'DELETE', '/v1/groups/1/members/2', undefined, bearer(adminToken));
+    expect(live.status, JSON.stringify(live.json)).to.equal(409);
+    expect(live.json.error.code).to.equal('UNSAFE_MEMBERSHIP_CHANGE');
+    const gone = await call(n1, 'DELETE', `/v1/groups/1/members/${dead.spec.id}`, undefined, bearer(adminToken));
+    expect(gone.status, JSON.stringify(gone.json)).to.equal(200);
+  });
+
   it('no secret in any log line, at debug level, after all of the above', () => {
     let lines = 0;
     for (const n of cluster.nodes) {
