@@ -377,6 +377,14 @@ export class RaftdClient {
     this.json(await this.call('DELETE', `/v1/groups/${group}/members/${node}${force ? '?force=1' : ''}`));
   }
 
+  /**
+   * Admin token needed. Forgets a registered node (peers stop dialling it), e.g. one that never came
+   * up (`/status` nodes: connected false). Refused (CONFLICT) while it is a member of a group, unless `force`.
+   */
+  async removeNode(id: number, force = false): Promise<void> {
+    this.json(await this.call('DELETE', `/v1/nodes/${id}${force ? '?force=1' : ''}`));
+  }
+
   async transferLeadership(group: number, to: number): Promise<void> {
     this.json(await this.call('POST', `/v1/groups/${group}/transfer-leadership`, { to }));
   }
