@@ -160,7 +160,7 @@ describe('client API and admin routes: authentication, admin safety (integration
     const n = cluster.nodes[0]!;
     const health = await call(n, 'GET', '/raft-health', undefined, {});
     expect(health.status).to.equal(200);
-    expect(Object.keys(health.json).sort()).to.deep.equal(['app', 'bootstrapped', 'groups', 'healthy', 'unhealthyGroups']);
+    expect(Object.keys(health.json).sort()).to.deep.equal(['app', 'applyFailingGroups', 'bootstrapped', 'groups', 'healthy', 'unhealthyGroups']);
     const check = await call(n, 'GET', '/leader-check?group=1', undefined, {});
     expect(Object.keys(check.json).sort()).to.deep.equal(['group', 'leader', 'node']);
     // /status and /metrics (token needed) carry no secret either.
