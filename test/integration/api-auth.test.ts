@@ -268,7 +268,19 @@ describe('client API and admin routes: authentication, admin safety (integration
     }
     expect(seen).to.deep.include({ connected: false, registered: true });
     expect(seen!.lastSeenMsAgo, 'it was heard from before it died').to.be.a('number').and.at.least(0);
-    await cluster.waitForLeaders([1], 30_000);
+    // The group's leader decides with its own view: wait until it too sees node 3 down.
+    let leaderId = (await cluster.waitForLeaders([1], 30_000)).get(1)!;
+    for (let i = 0; i < 300 && leaderId === dead.spec.id; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      leaderId = (await cluster.waitForLeaders([1], 30_000)).get(1)!;
+    }
+    const leader = cluster.node(leaderId);
+    const leaderSees = Date.now() + 15_000;
+    while (Date.now() < leaderSees) {
+      const v = ((await call(leader, 'GET', '/status', undefined, bearer(apiToken))).json as StatusBody).nodes.find((x) => x.id === dead.spec.id);
+      if (v && !v.connected) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     // Group 1 has voters 1, 2, 3 with 3 down: it survives no more failures; taking out 2 would stop it.
     const live = await call(n1, 'DELETE', '/v1/groups/1/members/2', undefined, bearer(adminToken));
     expect(live.status, JSON.stringify(live.json)).to.equal(409);
