@@ -188,10 +188,10 @@ describe('SDK client retries proposals refused without effect (integration, KV a
     // which says "nothing applied", and with retries on sent the proposal again.
     const leader = await leaderNode();
     const follower = cluster.nodes.find((n) => n !== leader)!;
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    const setup = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     await setup.proposeJson(1, { op: 'set', key: 'h1', value: 'a' });
-    const once = new RaftdClient({ url: follower.url, noForward: true, timeoutMs: 1000, retryMs: 0 });
-    const retrying = new RaftdClient({ url: follower.url, noForward: true, timeoutMs: 1000 });
+    const once = new RaftdClient({ token: cluster.clientToken(), url: follower.url, noForward: true, timeoutMs: 1000, retryMs: 0 });
+    const retrying = new RaftdClient({ token: cluster.clientToken(), url: follower.url, noForward: true, timeoutMs: 1000 });
     leader.pause();
     try {
       // Both at once, while the follower still names the stopped leader (it does for two election
