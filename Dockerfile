@@ -32,8 +32,9 @@ ENV NODE_ENV=production
 WORKDIR /app
 RUN groupadd --system --gid 10001 rafthouse \
  && useradd --system --uid 10001 --gid rafthouse --home-dir /data --shell /usr/sbin/nologin rafthouse \
- && mkdir -p /data \
- && chown rafthouse:rafthouse /data
+ && mkdir -p /data /secrets \
+ && chown rafthouse:rafthouse /data /secrets \
+ && chmod 700 /secrets
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -3,7 +3,10 @@
 
 export const ERROR_STATUS = {
   BAD_REQUEST: 400,
+  /** No bearer token, or not one of this cluster's. */
   UNAUTHORIZED: 401,
+  /** The client API token on an admin route (membership, groups, nodes, transfers, debug). */
+  FORBIDDEN: 403,
   GROUP_NOT_FOUND: 404,
   NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
@@ -11,6 +14,11 @@ export const ERROR_STATUS = {
   // connection, which turns "not applied here" into a second proposal of the same entry.
   NOT_LEADER: 503,
   CONFLICT: 409,
+  /**
+   * A membership change that would leave the group unable to survive one more failure (e.g. 3 voters
+   * down to 2): refused unless the request says force.
+   */
+  UNSAFE_MEMBERSHIP_CHANGE: 409,
   OVERLOADED: 429,
   APP_ERROR: 422,
   INTERNAL: 500,

@@ -4,6 +4,7 @@
 
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import pino from 'pino';
 import { ConfigError, helpText, loadConfig, parseHostPort, type RaftdConfig } from './config.js';
 import { LogStore, PeerIncarnations } from './storage/index.js';
@@ -34,6 +35,17 @@ async function joinCluster(cfg: RaftdConfig, fresh: boolean): Promise<Map<number
   return new Map(body.nodes.map((n) => [n.id, n.raftAddr]));
 }
 
+/** Binds HOST:PORT and lets go at once: the address is free now (EADDRINUSE, EADDRNOTAVAIL otherwise). */
+async function checkListenable(addr: string): Promise<void> {
+  const { host, port } = parseHostPort(addr, '--http-addr');
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(e.code === 'EADDRINUSE' ? 'address already in use (another process listens there)' : `cannot listen: ${e.code ?? e.message}`)));
+    server.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
 export async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText() + '\n');
@@ -53,6 +65,12 @@ export async function main(argv: string[]): Promise<void> {
     throw e;
   }
   const logger = pino({ level: cfg.logLevel, base: { node: cfg.id } });
+  if (cfg.insecure) {
+    logger.warn('--insecure: NO AUTHENTICATION on any surface (client API, admin routes, peers, application); anyone who reaches a port can propose, read, change membership or forge Raft messages. Throwaway test clusters only.');
+  }
+  // Before anything is opened: a taken --http-addr is a configuration error (one line, exit 2), not a
+  // half-started node whose log store is already closing under it.
+  await checkListenable(cfg.httpAddr).catch((e: Error) => fail(`--http-addr ${cfg.httpAddr}: ${e.message}`));
   mkdirSync(cfg.dataDir, { recursive: true });
   // Early builds kept the RocksDB files in --data-dir itself. Opening DIR/log beside them would start
   // an empty node (peers would then refuse it as a replaced disk): say what to do instead.
@@ -168,9 +186,11 @@ export async function main(argv: string[]): Promise<void> {
     host,
     httpAddr: cfg.httpAddr,
     apiToken: cfg.apiToken,
+    adminToken: cfg.adminToken,
     bodyLimit: API_DEFAULTS.bodyLimit,
     leaderWaitMs: Math.max(API_DEFAULTS.leaderWaitMs, cfg.tickMs * cfg.electionTicks * 3),
     requestTimeoutMs: cfg.requestTimeoutMs,
+    tickMs: cfg.tickMs,
     logger,
     ...(faults ? { faults } : {}),
   });
@@ -178,10 +198,16 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await api.listen({ host: httpHost, port });
   } catch (e) {
-    await host.stop();
-    await transport.close();
-    await store.close();
-    fail(`--http-addr ${cfg.httpAddr}: ${(e as Error).message}`);
+    // Taken since the check at start: say so and exit; closing what runs is best effort, bounded,
+    // so a stop that waits on the log store cannot hang the exit.
+    const message = (e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'address already in use (another process listens there)' : (e as Error).message;
+    const closing = (async () => {
+      await host.stop();
+      await transport.close();
+      await store.close();
+    })().catch(() => undefined);
+    await Promise.race([closing, new Promise((r) => setTimeout(r, 3000).unref())]);
+    fail(`--http-addr ${cfg.httpAddr}: ${message}`);
   }
   const reconcile = setInterval(() => void host!.reconcileMeta(), 2000);
   logger.info({ raftAddr: cfg.raftAddr, httpAddr: cfg.httpAddr, peers: Object.fromEntries(peers), groups: cfg.groups }, 'raftd started');

@@ -4,12 +4,15 @@
 //   GET    /key/k?level=linearizable|lease|stale     {"k": "v" | null}
 //   DELETE /key/k                                    {"deleted": bool}
 //   POST   /cas/k          {"expect": v|null, "value": v|null}   200 {"swapped":true} | 409 {"swapped":false,"value":current}
-// Run:  node dist/adapters/kv/front.js --listen 127.0.0.1:8000 --raftd http://127.0.0.1:9001[,http://...] [--group 1] [--token T]
+// Run:  node dist/adapters/kv/front.js --listen 127.0.0.1:8000 --raftd http://127.0.0.1:9001[,http://...] [--group 1]
+//         [--api-token-file PATH]   raftd's client API token: that file, else RAFTD_API_TOKEN, else the file in RAFTD_API_TOKEN_FILE
+//                                   (never on the command line, where every local user can read it)
 
 import * as http from 'node:http';
 import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { RaftdClient, RaftdError, type Consistency } from '../sdk/client.js';
+import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
 import type { KvCommand, KvCommandResult } from './commands.js';
 
 export interface KvFrontOptions {
@@ -17,6 +20,7 @@ export interface KvFrontOptions {
   port: number;
   raftd: string | string[];
   group?: number;
+  /** raftd's client API token; default: the SDK client's (RAFTD_API_TOKEN / RAFTD_API_TOKEN_FILE). */
   token?: string;
   timeoutMs?: number;
 }
@@ -54,7 +58,7 @@ function send(res: http.ServerResponse, status: number, value: unknown): void {
 
 export async function startKvFront(opts: KvFrontOptions): Promise<{ url: string; close(): Promise<void> }> {
   const group = opts.group ?? 1;
-  const client = new RaftdClient({ url: opts.raftd, ...(opts.token ? { token: opts.token } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  const client = new RaftdClient({ url: opts.raftd, ...(opts.token !== undefined ? { token: opts.token } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
   const propose = async (cmd: KvCommand): Promise<KvCommandResult> => (await client.proposeJson(group, cmd)).result as KvCommandResult;
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -131,8 +135,19 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     console.error(`kv front: --listen "${listen}" is not HOST:PORT`);
     process.exit(2);
   }
-  const token = get('token', 'RAFTD_API_TOKEN');
-  const front = await startKvFront({ host: m[1]!, port: Number(m[2]), raftd: raftd.split(','), group: Number(get('group', 'KV_FRONT_GROUP', '1')), ...(token ? { token } : {}) });
+  if (process.argv.includes('--token')) {
+    console.error('kv front: --token: secrets are not taken on the command line (every local user sees it in ps): use --api-token-file PATH or RAFTD_API_TOKEN');
+    process.exit(2);
+  }
+  const tokenFile = process.argv.indexOf('--api-token-file');
+  let token: string;
+  try {
+    token = resolveSecret(tokenFile >= 0 ? process.argv[tokenFile + 1] ?? '' : undefined, API_TOKEN_ENV, process.env, '--api-token-file');
+  } catch (e) {
+    console.error(`kv front: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const front = await startKvFront({ host: m[1]!, port: Number(m[2]), raftd: raftd.split(','), group: Number(get('group', 'KV_FRONT_GROUP', '1')), token });
   console.log(`kv front on ${front.url} -> raftd ${raftd}`);
   process.once('SIGTERM', () => void front.close().then(() => process.exit(0)));
   process.once('SIGINT', () => void front.close().then(() => process.exit(0)));

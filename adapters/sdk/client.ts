@@ -3,6 +3,7 @@
 // and leader-handling rules live in one place.
 
 import * as http from 'node:http';
+import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
@@ -34,7 +35,11 @@ export class RaftdError extends Error {
 export interface RaftdClientOptions {
   /** One or more raftd nodes (http://host:port). The client sticks to one and moves on when it is unreachable. */
   url: string | string[];
-  /** Sent as `authorization: Bearer TOKEN` when raftd runs with --api-token. */
+  /**
+   * raftd's client API token (or its admin token, for membership and group changes), sent as
+   * `authorization: Bearer TOKEN`; raftd refuses every request without one (unless it runs --insecure).
+   * Default: RAFTD_API_TOKEN, else the file named by RAFTD_API_TOKEN_FILE, else none. Pass '' for none.
+   */
   token?: string;
   /** Per-request deadline (default 10 s). */
   timeoutMs?: number;
@@ -109,6 +114,8 @@ export class RaftdClient {
   private readonly retryMs: number;
   /** Leader base URL per group (routeToLeader). */
   private readonly leaders = new Map<number, string>();
+  /** The Authorization header value, '' for none. */
+  private readonly authorization: string;
 
   constructor(private readonly opts: RaftdClientOptions) {
     this.urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ''));
@@ -116,6 +123,13 @@ export class RaftdClient {
     this.timeoutMs = opts.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
     this.retryMs = opts.retryMs ?? CLIENT_DEFAULTS.retryMs;
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? CLIENT_DEFAULTS.maxSockets });
+    let token = opts.token;
+    try {
+      token ??= resolveSecret(undefined, API_TOKEN_ENV, process.env, 'raftd API token');
+    } catch (e) {
+      throw new RaftdError('BAD_REQUEST', (e as Error).message, 0);
+    }
+    this.authorization = token === '' ? '' : `Bearer ${token}`;
   }
 
   /** The node the client currently talks to. */
@@ -127,7 +141,7 @@ export class RaftdClient {
     const url = new URL(base + pathAndQuery);
     const headers: http.OutgoingHttpHeaders = { 'content-type': contentType };
     if (body) headers['content-length'] = body.length;
-    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (this.authorization !== '') headers.authorization = this.authorization;
     if (noForward) headers['x-raftd-no-forward'] = '1';
     return new Promise((resolve, reject) => {
       const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: this.agent }, (res) => {
@@ -353,13 +367,22 @@ export class RaftdClient {
     this.json(await this.call('DELETE', `/v1/groups/${group}`));
   }
 
-  async addMember(group: number, node: number, role: 'voter' | 'learner' = 'voter'): Promise<void> {
-    this.json(await this.call('POST', `/v1/groups/${group}/members`, { node, role }));
+  /** Admin token needed. A demotion to learner the group cannot spare is refused (UNSAFE_MEMBERSHIP_CHANGE) unless `force`. */
+  async addMember(group: number, node: number, role: 'voter' | 'learner' = 'voter', force = false): Promise<void> {
+    this.json(await this.call('POST', `/v1/groups/${group}/members`, { node, role, ...(force ? { force: true } : {}) }));
   }
 
-  /** `force`: even when the group would be left with fewer voters than survive one failure. */
+  /** Admin token needed. `force`: even when the group would be left with fewer voters than survive one failure (else UNSAFE_MEMBERSHIP_CHANGE). */
   async removeMember(group: number, node: number, force = false): Promise<void> {
     this.json(await this.call('DELETE', `/v1/groups/${group}/members/${node}${force ? '?force=1' : ''}`));
+  }
+
+  /**
+   * Admin token needed. Forgets a registered node (peers stop dialling it), e.g. one that never came
+   * up (`/status` nodes: connected false). Refused (CONFLICT) while it is a member of a group, unless `force`.
+   */
+  async removeNode(id: number, force = false): Promise<void> {
+    this.json(await this.call('DELETE', `/v1/nodes/${id}${force ? '?force=1' : ''}`));
   }
 
   async transferLeadership(group: number, to: number): Promise<void> {

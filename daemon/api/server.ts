@@ -3,7 +3,6 @@
 // not to be forwarded). Linearizable reads are served locally through ReadIndex.
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ConfChangeType, Role } from '../raft/types.js';
 import { RaftdError } from '../errors.js';
@@ -14,16 +13,23 @@ import { renderMetrics } from './metrics.js';
 import { ForwardError, LeaderForwarder, type ForwardAnswer } from './forward.js';
 import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from './batch-codec.js';
 import type { FaultLayer, FaultRules } from '../host/faults.js';
+import { access, makeAuthorizer } from './auth.js';
+import { unsafeVoterRemoval } from './membership-safety.js';
 
 export interface ApiOptions {
   host: Host;
   httpAddr: string;
+  /** Client API token ('' only under --insecure: client routes open). */
   apiToken: string;
+  /** Admin token, valid on every route ('' only under --insecure: admin routes open). */
+  adminToken: string;
   /** Upper bound of a request body (an entry, a batch). */
   bodyLimit: number;
   /** How long a request waits for a leader to be elected before NO_LEADER. */
   leaderWaitMs: number;
   requestTimeoutMs: number;
+  /** The host's tick, to report how long ago a peer was heard from. */
+  tickMs: number;
   logger: Logger;
   /** Chaos tests only (RAFTD_ENABLE_FAULTS=1): exposes /debug/faults. */
   faults?: FaultLayer;
@@ -82,15 +88,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-  const tokenDigest = opts.apiToken ? createHash('sha256').update(opts.apiToken).digest() : undefined;
-  app.addHook('onRequest', async (req) => {
-    if (!tokenDigest) return;
-    const path = req.url.split('?', 1)[0]!;
-    if (path === '/raft-health' || path === '/leader-check' || path.startsWith('/leader-check/')) return; // load balancers
-    const auth = req.headers.authorization ?? '';
-    const given = createHash('sha256').update(auth.startsWith('Bearer ') ? auth.slice(7) : '').digest();
-    if (!timingSafeEqual(given, tokenDigest)) throw new RaftdError('UNAUTHORIZED', 'missing or wrong bearer token');
-  });
+  // Every route needs a token (auth.ts), loopback included; only the load-balancer probes are open.
+  const authorize = makeAuthorizer({ apiToken: opts.apiToken, adminToken: opts.adminToken });
+  app.addHook('onRequest', async (req) => authorize(req));
 
   app.setErrorHandler((err: unknown, _req, reply) => {
     let e: RaftdError;
@@ -299,12 +299,12 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     void reply.code(leader ? 200 : code);
     return { group, leader, node: host.nodeId };
   };
-  app.get('/leader-check', leaderCheck);
-  app.get('/leader-check/:code', leaderCheck);
+  app.get('/leader-check', access('open'), leaderCheck);
+  app.get('/leader-check/:code', access('open'), leaderCheck);
   // Without a group: this node (app reachable, every group it hosts in a quorum with a leader). A group
   // whose apply keeps failing (one entry that will not apply) is listed, but is that group's problem: it
   // turns only `?group=G` red, never every node's probe (docs/operations.md).
-  app.get('/raft-health', async (req, reply) => {
+  app.get('/raft-health', access('open'), async (req, reply) => {
     const q = (req.query as Record<string, string | undefined>).group;
     const groups = q === undefined ? [...host.groups.keys()] : [parseGroup(q)];
     const unhealthy = groups.filter((g) => (q === undefined ? !host.groupHealthy(g) : !host.groupServing(g)));
@@ -318,10 +318,21 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   // ---- groups and membership
+  function parseForce(raw: unknown): boolean {
+    if (raw === undefined || raw === false || raw === 'false' || raw === '0') return false;
+    if (raw === true || raw === 'true' || raw === '1' || raw === '') return true;
+    throw new RaftdError('BAD_REQUEST', 'force must be true or false');
+  }
+  /** On the leader, whose liveness view is the one that counts: refuses taking out a voter the group cannot spare. */
+  function refuseUnsafeRemoval(group: number, node: number): void {
+    const voters = host.groupStatus(group).confState.voters;
+    const why = unsafeVoterRemoval(group, voters, node, (id) => id === host.nodeId || host.liveness.isAlive(id));
+    if (why) throw new RaftdError('UNSAFE_MEMBERSHIP_CHANGE', why);
+  }
   app.get('/v1/groups', async () => ({
     groups: [...host.meta.groups.values()].map((g) => ({ group: g.group, members: g.members, local: host.groups.has(g.group) })),
   }));
-  app.post('/v1/groups', async (req, reply) => {
+  app.post('/v1/groups', access('admin'), async (req, reply) => {
     const body = parseJson(req.body);
     const group = intField(body, 'group')!;
     if (group === META_GROUP || group > 0xfffffffe) throw new RaftdError('BAD_REQUEST', 'group must be in 1..4294967294');
@@ -338,7 +349,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       return { group, members };
     });
   });
-  app.delete('/v1/groups/:group', async (req, reply) => {
+  app.delete('/v1/groups/:group', access('admin'), async (req, reply) => {
     const group = parseGroup((req.params as { group: string }).group);
     if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'the meta group cannot be deleted');
     return onLeader(req, reply, META_GROUP, async () => {
@@ -347,13 +358,16 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       return { group, deleted: true };
     });
   });
-  app.post('/v1/groups/:group/members', async (req, reply) => {
+  app.post('/v1/groups/:group/members', access('admin'), async (req, reply) => {
     const group = parseGroup((req.params as { group: string }).group);
-    const body = parseJson(req.body) as { role?: unknown } | undefined;
+    const body = parseJson(req.body) as { role?: unknown; force?: unknown } | undefined;
     const node = intField(body, 'node')!;
     const role = body?.role ?? 'voter';
     if (role !== 'voter' && role !== 'learner') throw new RaftdError('BAD_REQUEST', 'role must be "voter" or "learner"');
+    const force = parseForce(body?.force);
     return onLeader(req, reply, group, async () => {
+      // Demoting a voter to learner takes it out of the quorum like a removal does.
+      if (role === 'learner' && !force) refuseUnsafeRemoval(group, node);
       const raftAddr = host.peers().get(node) ?? host.meta.nodes.get(node)?.raftAddr;
       if (!raftAddr) throw new RaftdError('BAD_REQUEST', `node ${node} is not registered; start it with --join first`);
       const context = new TextEncoder().encode(JSON.stringify({ raftAddr, httpAddr: host.httpAddrOf(node) ?? '' }));
@@ -361,16 +375,18 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       return { group, node, role, index };
     });
   });
-  app.delete('/v1/groups/:group/members/:node', async (req, reply) => {
+  app.delete('/v1/groups/:group/members/:node', access('admin'), async (req, reply) => {
     const params = req.params as { group: string; node: string };
     const group = parseGroup(params.group);
     const node = parseGroup(params.node);
+    const force = parseForce((req.query as Record<string, unknown>).force);
     return onLeader(req, reply, group, async () => {
+      if (!force) refuseUnsafeRemoval(group, node);
       const index = await host.changeMembership(group, { type: ConfChangeType.RemoveNode, node, context: new Uint8Array(0) });
       return { group, node, removed: true, index };
     });
   });
-  app.post('/v1/groups/:group/transfer-leadership', async (req, reply) => {
+  app.post('/v1/groups/:group/transfer-leadership', access('admin'), async (req, reply) => {
     const group = parseGroup((req.params as { group: string }).group);
     const to = intField(parseJson(req.body), 'to')!;
     return onLeader(req, reply, group, async () => {
@@ -387,11 +403,14 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   // ---- nodes (join)
   app.get('/v1/nodes', async () => ({ nodes: [...host.meta.nodes.values()] }));
-  app.post('/v1/nodes', async (req, reply) => {
+  app.post('/v1/nodes', access('admin'), async (req, reply) => {
     const body = parseJson(req.body) as { raftAddr?: unknown; httpAddr?: unknown } | undefined;
     const id = intField(body, 'id')!;
     if (id < 1) throw new RaftdError('BAD_REQUEST', 'id must be >= 1');
     if (typeof body?.raftAddr !== 'string' || typeof body?.httpAddr !== 'string') throw new RaftdError('BAD_REQUEST', 'raftAddr and httpAddr are required');
+    for (const [k, v] of [['raftAddr', body.raftAddr], ['httpAddr', body.httpAddr]] as const) {
+      if (v.length > 261 || !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v)) throw new RaftdError('BAD_REQUEST', `${k} must be HOST:PORT`);
+    }
     const existing = host.meta.nodes.get(id);
     if (existing && existing.raftAddr !== body.raftAddr) {
       throw new RaftdError('CONFLICT', `node id ${id} is already registered at ${existing.raftAddr}`);
@@ -408,6 +427,44 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     });
   });
 
+  app.delete('/v1/nodes/:id', access('admin'), async (req, reply) => {
+    const id = parseGroup((req.params as { id: string }).id);
+    const force = parseForce((req.query as Record<string, unknown>).force);
+    if (!host.meta.nodes.has(id) && !host.peers().has(id)) throw new RaftdError('NOT_FOUND', `node ${id} is not registered`);
+    return onLeader(req, reply, META_GROUP, async () => {
+      // A node that still votes somewhere must leave its groups first: forgetting its address
+      // would make those groups count a voter nobody can reach.
+      const groups = [...host.groups.keys()].filter((g) => host.groupStatus(g).confState.voters.includes(id) || host.groupStatus(g).confState.learners.includes(id));
+      if (groups.length > 0 && !force) {
+        throw new RaftdError('CONFLICT', `node ${id} is still a member of group(s) ${groups.slice(0, 20).join(', ')}${groups.length > 20 ? ', ...' : ''}: remove it from them first (DELETE /v1/groups/G/members/${id}), or repeat with force`);
+      }
+      // Checked here, on the meta leader (a follower forwards): it cannot forget itself while it leads.
+      if (id === host.nodeId) throw new RaftdError('CONFLICT', `node ${id} leads the meta group: move its leadership first (POST /v1/groups/0/transfer-leadership)`);
+      const o = await host.proposeMeta({ op: 'deregister', id });
+      if (!o.ok) throw new RaftdError('CONFLICT', o.error?.message ?? 'refused');
+      return { node: id, removed: true };
+    });
+  });
+
+  /** Every node this one knows (registered or a peer), and whether it hears from it. */
+  function nodesView(): Array<Record<string, unknown>> {
+    const ids = new Set<number>([...host.meta.nodes.keys(), ...host.peers().keys(), host.nodeId]);
+    return [...ids].sort((a, b) => a - b).map((id) => {
+      const info = host.meta.nodes.get(id);
+      const self = id === host.nodeId;
+      const seenTicks = host.liveness.ticksSinceSeen(id);
+      return {
+        id,
+        raftAddr: info?.raftAddr ?? host.peers().get(id) ?? '',
+        httpAddr: info?.httpAddr ?? host.httpAddrOf(id) ?? '',
+        registered: info !== undefined,
+        connected: self || host.liveness.isAlive(id),
+        // null: never heard from since this node started (e.g. a node registered that never came up).
+        lastSeenMsAgo: self ? 0 : seenTicks === undefined ? null : seenTicks * opts.tickMs,
+      };
+    });
+  }
+
   app.get('/status', async () => {
     const groups = [...host.groups.keys()].sort((a, b) => a - b).map((g) => {
       const s = host.groupStatus(g);
@@ -416,13 +473,13 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       const applyFailing = f ? { sinceMs: Math.round(f.sinceMs), attempts: f.attempts, code: f.error.code ?? 'ERROR', message: f.error.message.slice(0, 500) } : undefined;
       return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, ...(lag !== undefined ? { maxFollowerLag: lag } : {}), ...(applyFailing ? { applyFailing } : {}) };
     });
-    return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), groups };
+    return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), nodes: nodesView(), groups };
   });
 
   if (opts.faults) {
     const faults = opts.faults;
-    app.get('/debug/faults', async () => ({ rules: faults.current(), dropped: faults.dropped }));
-    app.put('/debug/faults', async (req) => {
+    app.get('/debug/faults', access('admin'), async () => ({ rules: faults.current(), dropped: faults.dropped }));
+    app.put('/debug/faults', access('admin'), async (req) => {
       const body = (parseJson(req.body) ?? {}) as Partial<FaultRules>;
       const ids = (v: unknown, k: string) => {
         if (v === undefined) return [];

@@ -5,6 +5,8 @@
 
 export class Liveness {
   private readonly lastHeard = new Map<number, number>();
+  /** When each peer was last heard from, kept when the transport marks it dead (for /status). */
+  private readonly lastSeen = new Map<number, number>();
   private readonly httpAddrs = new Map<number, string>();
   /** Each peer's application health as it last advertised it. */
   private readonly appHealth = new Map<number, boolean>();
@@ -18,6 +20,7 @@ export class Liveness {
 
   heard(node: number, httpAddr?: string, appHealthy?: boolean): void {
     this.lastHeard.set(node, this.now);
+    this.lastSeen.set(node, this.now);
     if (httpAddr) this.httpAddrs.set(node, httpAddr);
     if (appHealthy !== undefined) this.appHealth.set(node, appHealthy);
   }
@@ -38,6 +41,12 @@ export class Liveness {
     return t === undefined ? Infinity : this.now - t;
   }
 
+  /** Ticks since the node was last heard from, a connection failure notwithstanding (undefined if never). */
+  ticksSinceSeen(node: number): number | undefined {
+    const t = this.lastSeen.get(node);
+    return t === undefined ? undefined : this.now - t;
+  }
+
   /** The HTTP address a peer advertised in its liveness messages. */
   httpAddr(node: number): string | undefined {
     return this.httpAddrs.get(node);
@@ -50,6 +59,7 @@ export class Liveness {
 
   forget(node: number): void {
     this.lastHeard.delete(node);
+    this.lastSeen.delete(node);
     this.httpAddrs.delete(node);
     this.appHealth.delete(node);
   }

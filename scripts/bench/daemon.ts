@@ -92,7 +92,7 @@ async function submit(cluster: LocalCluster, leaders: Map<number, number>, bodie
   const leader = cluster.node(leaders.get(group)!);
   const res = await fetch(`${leader.url}/v1/propose-batch`, {
     method: 'POST',
-    headers: { 'content-type': BINARY_BATCH_TYPE },
+    headers: { 'content-type': BINARY_BATCH_TYPE, ...cluster.clientHeaders() },
     body: bodies[group - 1]!,
   });
   if (!res.ok) throw new Error(`propose-batch answered ${res.status}: ${await res.text()}`);

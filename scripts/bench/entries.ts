@@ -49,9 +49,9 @@ async function startCluster(enc: Encoding): Promise<{ cluster: LocalCluster; lea
   return { cluster, leaderUrl: cluster.node(leaders.get(1)!).url };
 }
 
-async function propose(url: string, body: Buffer): Promise<number> {
+async function propose(cluster: LocalCluster, url: string, body: Buffer): Promise<number> {
   const t0 = performance.now();
-  const res = await fetch(`${url}/v1/groups/1/propose`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body, signal: AbortSignal.timeout(30_000) });
+  const res = await fetch(`${url}/v1/groups/1/propose`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', ...cluster.clientHeaders() }, body, signal: AbortSignal.timeout(30_000) });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`propose: HTTP ${res.status} ${text.slice(0, 200)}`);
   return performance.now() - t0;
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < warmup + n; i++) {
       const order = i % 2 === 0 ? ENCODINGS : [...ENCODINGS].reverse();
       for (const enc of order) {
-        const ms = await propose(clusters.get(enc)!.leaderUrl, entry(i));
+        const ms = await propose(clusters.get(enc)!.cluster, clusters.get(enc)!.leaderUrl, entry(i));
         if (i >= warmup) lat.get(enc)!.push(ms);
       }
     }

@@ -79,6 +79,8 @@ interface SystemUnderTest {
   kind: SystemKind;
   label: string;
   urls: string[];
+  /** Headers every request needs (raftd: its client API token). */
+  headers?: Record<string, string>;
   /** role -> pids (e.g. raftd: [..], kv app: [..]). */
   pids(): Map<string, number[]>;
   /** The leader's log-fsync and commit counters, from its Prometheus /metrics. */
@@ -103,9 +105,9 @@ function parseMetrics(text: string): Map<string, number> {
   return m;
 }
 
-async function scrape(url: string): Promise<Map<string, number> | undefined> {
+async function scrape(url: string, headers: Record<string, string> = {}): Promise<Map<string, number> | undefined> {
   try {
-    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`${url}/metrics`, { headers, signal: AbortSignal.timeout(3000) });
     return res.ok ? parseMetrics(await res.text()) : undefined;
   } catch {
     return undefined;
@@ -161,6 +163,7 @@ async function startRaftd(args: Args): Promise<SystemUnderTest & { cluster: Loca
       kind: 'raftd',
       label: 'raftd + KV adapter, 3 nodes',
       urls: cluster.nodes.map((n) => n.url),
+      headers: cluster.clientHeaders(),
       cluster,
       leader: leaders.get(1)!,
       pids: () =>
@@ -169,7 +172,7 @@ async function startRaftd(args: Args): Promise<SystemUnderTest & { cluster: Loca
           ['kv app', cluster.nodes.map((n) => n.app?.proc?.pid ?? 0)],
         ]),
       leaderCounters: async () => {
-        const m = await scrape(cluster.node(leaders.get(1)!).url);
+        const m = await scrape(cluster.node(leaders.get(1)!).url, cluster.clientHeaders());
         if (!m) return undefined;
         // raftd's storage write is one RocksDB batch with one fsync, for every group of the node.
         return {
@@ -450,7 +453,7 @@ interface Prepared {
 /** Idle CPU, then every key written once, so reads find values of the same size. */
 async function prepare(sut: SystemUnderTest, args: Args, extra: Partial<PointConfig>): Promise<Prepared> {
   const base: PointConfig = {
-    system: sut.kind, urls: sut.urls, op: 'fill', concurrency: 64, durationMs: args.seconds * 1000, warmupMs: args.warmup * 1000,
+    system: sut.kind, urls: sut.urls, ...(sut.headers ? { headers: sut.headers } : {}), op: 'fill', concurrency: 64, durationMs: args.seconds * 1000, warmupMs: args.warmup * 1000,
     keys: args.keys, keyPrefix: 'bench/', valueBytes: args.valueBytes, timeoutMs: args.timeoutMs, group: 1, etcdApiPrefix: '/v3', ...extra,
   };
   const idle = await idleCores(sut, 2000);

@@ -36,6 +36,8 @@ export interface PointConfig {
   group: number;
   /** etcd's JSON gateway prefix: '/v3' (3.4+) or '/v3beta' (3.3). */
   etcdApiPrefix: string;
+  /** Sent with every request, e.g. raftd's `authorization: Bearer <api token>` (passed over IPC, never on argv). */
+  headers?: Record<string, string>;
 }
 
 export interface PointResult {
@@ -147,7 +149,7 @@ interface HttpAnswer {
   body: string;
 }
 
-function send(agent: Agent, url: URL, spec: RequestSpec, timeoutMs: number): Promise<HttpAnswer> {
+function send(agent: Agent, url: URL, spec: RequestSpec, timeoutMs: number, extraHeaders: Record<string, string> = {}): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -156,7 +158,7 @@ function send(agent: Agent, url: URL, spec: RequestSpec, timeoutMs: number): Pro
         port: url.port,
         method: 'POST',
         path: spec.path,
-        headers: { 'content-type': 'application/json', 'content-length': spec.body.length },
+        headers: { ...extraHeaders, 'content-type': 'application/json', 'content-length': spec.body.length },
       },
       (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
@@ -214,7 +216,7 @@ async function runWorker(a: WorkerAssignment, waitForStart: () => Promise<void>)
       const start = performance.now();
       let failure: string | undefined;
       try {
-        const ans = await send(agents[i]!, urls[i]!, spec, cfg.timeoutMs);
+        const ans = await send(agents[i]!, urls[i]!, spec, cfg.timeoutMs, cfg.headers);
         failure = builder.check(ans.status, ans.body);
       } catch (e) {
         failure = `${(e as NodeJS.ErrnoException).code ?? 'ERROR'}: ${(e as Error).message}`;

@@ -7,12 +7,24 @@ export type CallResult =
   | { kind: 'refused'; message: string }
   | { kind: 'lost'; message: string };
 
+/**
+ * The bearer token every call sends. The chaos harness is the cluster's operator as well as its
+ * clients (the nemesis changes membership and faults), so it holds the admin token, which raftd
+ * accepts on every route. One cluster per process at a time: ClusterView sets it.
+ */
+let bearer = '';
+
+export function useToken(token: string): void {
+  bearer = token;
+}
+
 export async function call(baseUrl: string, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body: unknown, timeoutMs: number): Promise<CallResult> {
   let res: Response;
+  const auth: Record<string, string> = bearer === '' ? {} : { authorization: `Bearer ${bearer}` };
   try {
     res = await fetch(baseUrl + path, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: body === undefined ? auth : { 'content-type': 'application/json', ...auth },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });

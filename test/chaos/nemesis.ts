@@ -5,7 +5,7 @@
 
 import { waitForHttp, type LocalCluster, type RaftdNode } from '../integration/cluster.js';
 import type { Rng } from '../sim/rng.js';
-import { call, sleep } from './http.js';
+import { call, sleep, useToken } from './http.js';
 
 export const GROUP = 1;
 
@@ -64,7 +64,9 @@ export class ClusterView {
   /** Nodes currently removed from the group (or learners) by a membership nemesis. */
   readonly notVoter = new Set<number>();
 
-  constructor(readonly cluster: LocalCluster) {}
+  constructor(readonly cluster: LocalCluster) {
+    useToken(cluster.secrets?.value('adminToken') ?? '');
+  }
 
   get ids(): number[] {
     return this.cluster.nodes.map((n) => n.spec.id);
@@ -311,11 +313,12 @@ export class Nemesis {
       case 'member-learner': {
         const id = this.rng.pick(v.ids);
         v.notVoter.add(id);
-        const r = await call((await v.entryPoint())!.url, 'DELETE', `/v1/groups/${GROUP}/members/${id}`, undefined, 8000);
+        // force: taking a voter out of a 3-voter group is exactly the risk this nemesis runs on purpose.
+        const r = await call((await v.entryPoint())!.url, 'DELETE', `/v1/groups/${GROUP}/members/${id}?force=true`, undefined, 8000);
         rec.detail = `remove ${id}${id === leader ? ' (leader)' : ''}: ${r.kind === 'answer' ? r.status : r.kind}`;
         await this.hold();
         if (kind === 'member-learner') {
-          const l = await call((await v.entryPoint())!.url, 'POST', `/v1/groups/${GROUP}/members`, { node: id, role: 'learner' }, 8000);
+          const l = await call((await v.entryPoint())!.url, 'POST', `/v1/groups/${GROUP}/members`, { node: id, role: 'learner', force: true }, 8000);
           rec.detail += `; add learner: ${l.kind === 'answer' ? l.status : l.kind}`;
           await this.hold();
         }

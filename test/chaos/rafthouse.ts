@@ -72,7 +72,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     logDir: runDir,
     appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
     env: { RAFTD_ENABLE_FAULTS: '1' },
-    // The nemesis and the checks call raftd without a token (test/chaos/http.ts): a throwaway cluster.
+    // A throwaway cluster (test/chaos/http.ts would send the admin token of a secure one).
     insecure: true,
     // As in the KV runner: a node down for a few seconds catches up by snapshot.
     extraArgs: ['--request-timeout-ms', '5000', '--snapshot-interval', '200', '--snapshot-catchup-entries', '100'],

@@ -34,7 +34,7 @@ describe('APPLY_GAP: an app behind its raftd\'s compacted log is repaired from t
   });
 
   it('the follower does not exit, reads never see the old state, and the app catches up by snapshot', async () => {
-    const client = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    const client = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     try {
       for (let i = 0; i < 5; i++) await client.proposeJson(1, { op: 'set', key: `k${i}`, value: 'old' });
       const leaders = await cluster.waitForLeaders([1], 30_000);
@@ -63,7 +63,7 @@ describe('APPLY_GAP: an app behind its raftd\'s compacted log is repaired from t
       follower.start();
 
       // Reads through the follower: an error while it repairs, never the old value; then the latest.
-      const local = new RaftdClient({ url: follower.url, retryMs: 0, timeoutMs: 5000 });
+      const local = new RaftdClient({ token: cluster.clientToken(), url: follower.url, retryMs: 0, timeoutMs: 5000 });
       try {
         const until = Date.now() + 30_000;
         let value: unknown;

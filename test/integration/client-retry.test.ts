@@ -41,7 +41,7 @@ describe('SDK client retries proposals refused without effect (integration, KV a
     const leaders = await cluster.waitForLeaders([1, 2], 30_000);
     const leader = cluster.node(leaders.get(1)!);
     const target = cluster.nodes.find((n) => n.spec.id !== leaders.get(1) && n.spec.id !== leaders.get(2))!;
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    const setup = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     await setup.proposeJson(1, { op: 'set', key: `${prefix}1`, value: 'a' });
     await setup.proposeJson(2, { op: 'set', key: `${prefix}2`, value: 'a' });
     target.pause();
@@ -94,9 +94,9 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   }
 
   it('with retries off, the caller gets PROPOSAL_DROPPED and nothing was applied', async () => {
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    const setup = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     await setup.proposeJson(1, { op: 'set', key: 'k1', value: 'a' });
-    const { outcome, dropped } = await proposeIntoReplacedEntry((url) => new RaftdClient({ url, retryMs: 0 }), 'k1', 'a', 'b');
+    const { outcome, dropped } = await proposeIntoReplacedEntry((url) => new RaftdClient({ token: cluster.clientToken(), url, retryMs: 0 }), 'k1', 'a', 'b');
     expect(outcome, String(outcome)).to.be.instanceOf(RaftdError);
     expect((outcome as RaftdError).code).to.equal('PROPOSAL_DROPPED');
     expect(dropped).to.equal(1);
@@ -105,9 +105,9 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   });
 
   it('with retries on (the default), the dropped proposal is sent again and applies exactly once', async () => {
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    const setup = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     await setup.proposeJson(1, { op: 'set', key: 'k2', value: 'a' });
-    const { outcome, dropped } = await proposeIntoReplacedEntry((url) => new RaftdClient({ url }), 'k2', 'a', 'b');
+    const { outcome, dropped } = await proposeIntoReplacedEntry((url) => new RaftdClient({ token: cluster.clientToken(), url }), 'k2', 'a', 'b');
     expect(dropped, 'the old leader answered PROPOSAL_DROPPED, and the client sent the proposal again').to.equal(1);
     // A second application of the compare-and-set would have answered swapped: false.
     expect(outcome).to.deep.equal({ swapped: true, value: 'b' });
@@ -117,8 +117,8 @@ describe('SDK client retries proposals refused without effect (integration, KV a
 
   it('a proposal during a stalled leadership transfer: LEADERSHIP_TRANSFER with retries off, applied once with them on', async () => {
     const { leader, target, setup, transfer, cas } = await stallTransfer('t');
-    const once = new RaftdClient({ url: leader.url, retryMs: 0 });
-    const retrying = new RaftdClient({ url: leader.url });
+    const once = new RaftdClient({ token: cluster.clientToken(), url: leader.url, retryMs: 0 });
+    const retrying = new RaftdClient({ token: cluster.clientToken(), url: leader.url });
     try {
       const refused = await once.propose(1, cas(1, 'b').data).catch((e: unknown) => e);
       expect(refused, String(refused)).to.be.instanceOf(RaftdError);
@@ -139,8 +139,8 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   it('propose-batch: only the items refused without effect are sent again', async () => {
     // Group 1's leader hands over to a stopped node (stalled); group 2 is untouched.
     const { leader, target, setup, transfer, cas } = await stallTransfer('b');
-    const once = new RaftdClient({ url: leader.url, retryMs: 0 });
-    const retrying = new RaftdClient({ url: leader.url });
+    const once = new RaftdClient({ token: cluster.clientToken(), url: leader.url, retryMs: 0 });
+    const retrying = new RaftdClient({ token: cluster.clientToken(), url: leader.url });
     try {
       const first = await once.proposeBatch([cas(1, 'x'), cas(2, 'a2')]);
       expect(first[0], JSON.stringify(first[0])).to.have.nested.property('error.code', 'LEADERSHIP_TRANSFER');
@@ -163,7 +163,7 @@ describe('SDK client retries proposals refused without effect (integration, KV a
 
   it('propose-batch: a re-send that fails as a whole keeps the results of the items applied before', async () => {
     const { leader, target, setup, cas } = await stallTransfer('c');
-    const retrying = new RaftdClient({ url: leader.url });
+    const retrying = new RaftdClient({ token: cluster.clientToken(), url: leader.url });
     try {
       // Round 1: group 2's item applies, group 1's is refused (transfer). The only node this client
       // knows dies before a re-send gets through.
@@ -188,10 +188,10 @@ describe('SDK client retries proposals refused without effect (integration, KV a
     // which says "nothing applied", and with retries on sent the proposal again.
     const leader = await leaderNode();
     const follower = cluster.nodes.find((n) => n !== leader)!;
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    const setup = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     await setup.proposeJson(1, { op: 'set', key: 'h1', value: 'a' });
-    const once = new RaftdClient({ url: follower.url, noForward: true, timeoutMs: 1000, retryMs: 0 });
-    const retrying = new RaftdClient({ url: follower.url, noForward: true, timeoutMs: 1000 });
+    const once = new RaftdClient({ token: cluster.clientToken(), url: follower.url, noForward: true, timeoutMs: 1000, retryMs: 0 });
+    const retrying = new RaftdClient({ token: cluster.clientToken(), url: follower.url, noForward: true, timeoutMs: 1000 });
     leader.pause();
     try {
       // Both at once, while the follower still names the stopped leader (it does for two election

@@ -228,6 +228,11 @@ export class LocalCluster {
     this.secrets = insecure ? undefined : new ClusterSecrets(join(dir, 'secrets'));
   }
 
+  /** The client API token ('' for an --insecure cluster), e.g. for RaftdClient's `token`. */
+  clientToken(): string {
+    return this.secrets ? this.secrets.value('apiToken') : '';
+  }
+
   /** Headers of a raftd client (the client API token, not the admin one). */
   clientHeaders(): Record<string, string> {
     return this.secrets ? { authorization: `Bearer ${this.secrets.value('apiToken')}` } : {};

@@ -111,7 +111,7 @@ describe('raftd processes (integration)', function () {
     const st = (await n1.get('/status')).body as { groups: Array<{ group: number; voters: number[] }> };
     expect(st.groups.find((g) => g.group === 1)!.voters).to.include(4);
     // Remove node 3 from the group; writes still commit with voters 1, 2, 4.
-    const del = await fetch(`${n1.url}/v1/groups/1/members/3`, { method: 'DELETE' });
+    const del = await fetch(`${n1.url}/v1/groups/1/members/3`, { method: 'DELETE', headers: n1.authHeaders() });
     expect(del.status, await del.text()).to.equal(200);
     await cluster.nodes[2]!.kill();
     expect((await propose(n1, 1, 'two')).status).to.equal(200);

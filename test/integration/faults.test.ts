@@ -35,7 +35,7 @@ describe('faults cost one election (integration, KV adapter)', function () {
     const afterKill: number[] = [];
     let seq = 0;
     const worker = async (w: number) => {
-      const client = new RaftdClient({ url: cluster.nodes.map((n) => n.url), timeoutMs: 800, retryMs: 3000 });
+      const client = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url), timeoutMs: 800, retryMs: 3000 });
       try {
         while (Date.now() < stopAt.t) {
           const started = Date.now();
@@ -75,7 +75,7 @@ describe('faults cost one election (integration, KV adapter)', function () {
       if (!victim.app!.running()) victim.app!.start();
     }
     // The app back: the node catches up and serves reads again.
-    const local = new RaftdClient({ url: victim.url, timeoutMs: 5000, retryMs: 10_000 });
+    const local = new RaftdClient({ token: cluster.clientToken(), url: victim.url, timeoutMs: 5000, retryMs: 10_000 });
     try {
       await local.barrier(1);
     } finally {
@@ -87,12 +87,12 @@ describe('faults cost one election (integration, KV adapter)', function () {
     const leaders = await cluster.waitForLeaders([1, 2], 30_000);
     const follower: RaftdNode = cluster.nodes.find((n) => n.spec.id !== leaders.get(1))!;
     const others = cluster.nodes.filter((n) => n !== follower).map((n) => n.spec.id);
-    const setup = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    const setup = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     await setup.proposeJson(1, { op: 'set', key: 'p', value: '1' });
     // Reads through the follower work before the partition.
-    const local = new RaftdClient({ url: follower.url, retryMs: 0, timeoutMs: 15_000 });
+    const local = new RaftdClient({ token: cluster.clientToken(), url: follower.url, retryMs: 0, timeoutMs: 15_000 });
     expect(await local.read(1, { op: 'get', key: 'p' })).to.deep.equal({ value: '1' });
-    const put = (rules: object) => fetch(`${follower.url}/debug/faults`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rules) });
+    const put = (rules: object) => fetch(`${follower.url}/debug/faults`, { method: 'PUT', headers: { 'content-type': 'application/json', ...follower.authHeaders() }, body: JSON.stringify(rules) });
     try {
       expect((await put({ dropTo: others, dropFrom: others })).status).to.equal(200);
       const cutAt = Date.now();
@@ -116,7 +116,7 @@ describe('faults cost one election (integration, KV adapter)', function () {
       local.close();
     }
     // Healed: the refused write did not happen; reads through the follower work again.
-    const healed = new RaftdClient({ url: follower.url, timeoutMs: 5000, retryMs: 10_000 });
+    const healed = new RaftdClient({ token: cluster.clientToken(), url: follower.url, timeoutMs: 5000, retryMs: 10_000 });
     try {
       expect(await healed.read(1, { op: 'get', key: 'p' })).to.deep.equal({ value: '1' });
     } finally {

@@ -99,7 +99,7 @@ describe('proposal forwarding from a follower (integration, KV adapter)', functi
     // The leader moves to the follower the client is configured with: the cached leader answers
     // NOT_LEADER, the client goes back to its node, which now leads.
     const follower = cluster.nodes.find((n) => n.url === followerUrl)!;
-    const moved = await fetch(`${leaderUrl}/v1/groups/1/transfer-leadership`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify({ to: follower.spec.id }) });
+    const moved = await fetch(`${leaderUrl}/v1/groups/1/transfer-leadership`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${cluster.secrets!.value('adminToken')}` }, body: JSON.stringify({ to: follower.spec.id }) });
     expect(moved.status).to.equal(200);
     expect((await client.proposeJson(1, { op: 'set', key: 'route', value: '5' })).result).to.deep.equal({ ok: true });
     const read = await fetch(`${followerUrl}/v1/groups/1/read?consistency=linearizable`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth() }, body: JSON.stringify({ op: 'get', key: 'route' }) });

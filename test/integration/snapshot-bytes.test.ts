@@ -28,7 +28,7 @@ describe('snapshots by bytes (integration, KV adapter, large entries)', function
   const snapshotsTaken = (): Promise<number[]> => Promise.all(cluster.nodes.map((n) => n.metric('raftd_snapshots_taken_total')));
 
   it('takes snapshots every --snapshot-bytes and keeps at most --snapshot-catchup-bytes behind them', async () => {
-    const client = new RaftdClient({ url: cluster.nodes.map((n) => n.url) });
+    const client = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     const value = 'v'.repeat(64 * 1024);
     const writes = 40; // 2.5 MiB: about 5 snapshots' worth
     try {

@@ -3,7 +3,7 @@
 // the data.
 
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -53,15 +53,32 @@ async function waitUp(run: Run, timeoutMs: number): Promise<void> {
   }
 }
 
-/** Waits until the node whose raftd API is on `apiPort` sees a leader other than `dead` in every group. */
-async function waitNoLeader(apiPort: number, dead: number, timeoutMs: number): Promise<void> {
+/**
+ * Waits until the node whose raftd API is on `apiPort` sees a leader other than `dead` in every group.
+ * As the README does: `curl -s -H "authorization: Bearer $(cat DIR/secrets/api-token)" .../status`.
+ */
+async function waitNoLeader(apiPort: number, apiToken: string, dead: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const st = (await (await fetch(`http://127.0.0.1:${apiPort}/status`)).json()) as { groups: Array<{ leader: number }> };
+    const st = (await (await fetch(`http://127.0.0.1:${apiPort}/status`, { headers: { authorization: `Bearer ${apiToken}` } })).json()) as { groups: Array<{ leader: number }> };
     if (st.groups.every((g) => g.leader !== 0 && g.leader !== dead)) return;
     if (Date.now() > deadline) throw new Error(`node ${dead} still leads a group after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** `ps -o pid=,ppid=,args=` of `root` and every process below it. */
+function processTree(root: number): Array<{ pid: number; args: string }> {
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' }).split('\n').flatMap((line) => {
+    const m = /^\s*(\d+)\s+(\d+)\s(.*)$/.exec(line);
+    return m ? [{ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }] : [];
+  });
+  const tree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of rows) if (tree.has(r.ppid) && !tree.has(r.pid)) grew = tree.add(r.pid).size > 0;
+  }
+  return rows.filter((r) => tree.has(r.pid));
 }
 
 /** What `curl URL --data-binary BODY` does. */
@@ -118,6 +135,18 @@ describe('npm start (scripts/start.ts): the README tour on a real 3-node RaftHou
     expect(await twice.exited).to.equal(1);
     expect(twice.out()).to.match(/^error: port \d+ \(node 1 consistent endpoint\) is in use/);
 
+    // No secret on any command line: every process npm start runs (and theirs) shows paths, never values.
+    const secretsDir = join(dir, 'secrets');
+    const secrets = readdirSync(secretsDir).map((f) => readFileSync(join(secretsDir, f), 'utf8').trim());
+    expect(secrets.length, 'api, admin, app and cluster secrets').to.be.at.least(4);
+    const procs = processTree(run.proc.pid!);
+    expect(procs.filter((p) => /daemon\/main|clickhouse-adapter\/main/.test(p.args)).length, procs.map((p) => p.args).join('\n')).to.be.at.least(6);
+    for (const p of procs) for (const secret of secrets) expect(p.args, `ps -o args of pid ${p.pid}`).to.not.include(secret);
+    const apiToken = readFileSync(join(secretsDir, 'api-token'), 'utf8').trim();
+    // raftd's API needs the token, as the README's curl sends it; the load-balancer probe does not.
+    expect((await fetch(`http://127.0.0.1:${base + 2}/status`)).status).to.equal(401);
+    expect((await fetch(`http://127.0.0.1:${base + 2}/status`, { headers: { authorization: `Bearer ${apiToken}` } })).status).to.equal(200);
+
     await ok(consistent(1), "CREATE TABLE visits (user_id UInt64, amount UInt32, day Date) ENGINE = MergeTree ORDER BY (user_id, day) SETTINGS rafthouse_shard_key = 'user_id'");
     await ok(`${consistent(1)}?query=${encodeURIComponent('INSERT INTO visits FORMAT JSONEachRow')}`,
       '{"user_id":1,"amount":10,"day":"2026-11-01"}\n{"user_id":2,"amount":20,"day":"2026-11-01"}\n{"user_id":3,"amount":30,"day":"2026-11-02"}\n');
@@ -140,7 +169,7 @@ describe('npm start (scripts/start.ts): the README tour on a real 3-node RaftHou
     process.kill(pid('rafthouse-3'), 'SIGKILL');
     // Groups node 3 led elect new leaders first (about a second). A write sent in that window may fail
     // (Code 999) and, for a sharded insert, may have landed in some groups already: wait, do not retry.
-    await waitNoLeader(base + 2, 3, 30_000);
+    await waitNoLeader(base + 2, apiToken, 3, 30_000);
     await ok(`${consistent(1)}?query=${encodeURIComponent('INSERT INTO visits FORMAT JSONEachRow')}`,
       '{"user_id":7,"amount":70,"day":"2026-11-04"}\n{"user_id":8,"amount":80,"day":"2026-11-04"}\n');
     expect(await ok(consistent(2), 'SELECT count(), sum(amount) FROM visits')).to.equal('7\t300\n');

@@ -226,7 +226,7 @@ describe('state-machine API with the KV adapter (integration)', function () {
           const r = await fetch(`${via.url}/v1/groups/1/propose`, {
             method: 'POST',
             // Not forwarded by raftd: only HAProxy's routing can get it to the leader.
-            headers: { 'content-type': 'application/json', 'x-raftd-no-forward': '1' },
+            headers: { 'content-type': 'application/json', 'x-raftd-no-forward': '1', ...cluster.clientHeaders() },
             body: JSON.stringify({ op: 'set', key, value: key }),
             signal: AbortSignal.timeout(5000),
           });

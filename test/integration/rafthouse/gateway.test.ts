@@ -233,7 +233,7 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
     await ok(post(cluster.nodes[0]!.consistentUrl, 'CREATE TABLE behind (id UInt64) ENGINE = MergeTree ORDER BY id'));
     const home = (await HashRing.create({ groups: GROUPS })).homeGroup('default', 'behind');
     // A replica that does not lead the table's group: with its raftd paused the others still commit.
-    const leads = await Promise.all(cluster.nodes.map((n) => new RaftdClient({ url: cluster.raft.node(n.id).url }).isLeader(home)));
+    const leads = await Promise.all(cluster.nodes.map((n) => new RaftdClient({ token: cluster.raft.clientToken(), url: cluster.raft.node(n.id).url }).isLeader(home)));
     const lagging = cluster.nodes.find((_, i) => !leads[i])!;
     const writer = cluster.nodes.find((n) => n !== lagging)!;
     expect(await ok(post(lagging.consistentUrl, 'SELECT count() FROM behind'))).to.equal('0\n');
@@ -256,7 +256,7 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
   it('concurrent consistent reads share barriers yet each sees every write acknowledged before it started', async () => {
     await ok(post(cluster.nodes[0]!.consistentUrl, 'CREATE TABLE busy (id UInt32) ENGINE = MergeTree ORDER BY id'));
     const home = (await HashRing.create({ groups: GROUPS })).homeGroup('default', 'busy');
-    const leads = await Promise.all(cluster.nodes.map((n) => new RaftdClient({ url: cluster.raft.node(n.id).url }).isLeader(home)));
+    const leads = await Promise.all(cluster.nodes.map((n) => new RaftdClient({ token: cluster.raft.clientToken(), url: cluster.raft.node(n.id).url }).isLeader(home)));
     const reader = cluster.nodes.find((_, i) => !leads[i])!; // a follower: it applies after the writer's ack
     const writer = cluster.nodes.find((_, i) => leads[i]) ?? cluster.nodes.find((n) => n !== reader)!;
     // Background readers keep a barrier of the group in flight on the reader node nearly all the time.

@@ -155,7 +155,7 @@ describe('RaftHouse against a hostile client: closed write path, read sandbox, v
     await new Promise<void>((resolve) => target?.close(() => resolve()));
   });
 
-  const raftd = (id: number) => new RaftdClient({ url: cluster.raft.node(id).url });
+  const raftd = (id: number) => new RaftdClient({ token: cluster.raft.clientToken(), url: cluster.raft.node(id).url });
 
   async function checksums(): Promise<string[]> {
     const out: string[] = [];

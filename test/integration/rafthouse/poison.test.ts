@@ -117,8 +117,7 @@ describe('RaftHouse: no poison entries (3 nodes, real processes)', function () {
 
   before(async () => {
     cluster = await RafthouseCluster.start({ groups: GROUPS });
-    const token = cluster.raft.secrets?.value('apiToken');
-    raftd = new RaftdClient({ url: cluster.raft.nodes.map((n) => n.url), timeoutMs: 30_000, ...(token ? { token } : {}) });
+    raftd = new RaftdClient({ url: cluster.raft.nodes.map((n) => n.url), token: cluster.raft.clientToken(), timeoutMs: 30_000 });
     ring = await HashRing.create({ groups: GROUPS, vnodes: 128 });
   });
 
