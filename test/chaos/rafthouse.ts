@@ -72,8 +72,6 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     logDir: runDir,
     appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
     env: { RAFTD_ENABLE_FAULTS: '1' },
-    // A throwaway cluster (test/chaos/http.ts would send the admin token of a secure one).
-    insecure: true,
     // As in the KV runner: a node down for a few seconds catches up by snapshot.
     extraArgs: ['--request-timeout-ms', '5000', '--snapshot-interval', '200', '--snapshot-catchup-entries', '100'],
   });
@@ -87,7 +85,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     n.app = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', [
       '--app-listen', `127.0.0.1:${appPorts.get(id)!}`, '--consistent-listen', `127.0.0.1:${cport}`, '--local-listen', `127.0.0.1:${lport}`,
       '--raftd-url', n.url, '--groups', String(groupCount), '--data-dir', join(cluster.dir, `ch${id}`),
-    ], { RAFTHOUSE_INSECURE: '1', ...RAFTHOUSE_ENV }, join(runDir, `rafthouse${id}.log`));
+    ], { ...cluster.secrets!.appEnv(), RAFTHOUSE_RAFTD_TOKEN_FILE: cluster.secrets!.paths.apiToken, ...RAFTHOUSE_ENV }, join(runDir, `rafthouse${id}.log`));
   }
   const view = new ClusterView(cluster);
   const t0 = performance.now();

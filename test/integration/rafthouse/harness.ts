@@ -47,9 +47,6 @@ export class RafthouseCluster {
       extraArgs: ['--snapshot-interval', '1000000', ...(opts.raftArgs ?? [])], nodeArgs: opts.raftNodeArgs ?? [],
       ...(opts.raftEnv ? { env: opts.raftEnv } : {}),
     });
-    // raftd's API checks only the client token so far (daemon/api/server.ts has no admin token yet):
-    // the harness's default, the admin token, gets 401 on /status. Until admin routes exist, use it.
-    if (raft.secrets) for (const x of raft.nodes) x.token = raft.secrets.value('apiToken');
     const nodes: RafthouseNode[] = [];
     try {
       for (let id = 1; id <= n; id++) {
