@@ -215,7 +215,7 @@ describe('RaftHouse against a hostile client: closed write path, read sandbox, v
         const kinds = /^\s*(\/\*[^*]*\*\/\s*)?insert/i.test(h.sql) ? ['statement', 'insert', 'ddl'] as const : ['statement', 'ddl'] as const;
         for (const kind of kinds) {
           const res = await fetch(`${cluster.raft.node(1).url}/v1/groups/1/propose`, {
-            method: 'POST', headers: { 'content-type': 'application/octet-stream' },
+            method: 'POST', headers: { 'content-type': 'application/octet-stream', ...cluster.raft.clientHeaders() },
             body: encodeEntry({ v: 1, kind, sql: h.sql, database: 'default' }), signal: AbortSignal.timeout(30_000),
           });
           const body = await res.json() as { index?: number; error?: { code: string; message: string } };
