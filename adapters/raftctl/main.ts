@@ -17,7 +17,7 @@ const OPTIONS = {
   group: { type: 'string', env: 'RAFTCTL_GROUP', def: '1', help: 'the group a command acts on (0 = the meta group)' },
   'timeout-ms': { type: 'string', env: 'RAFTCTL_TIMEOUT_MS', def: '10000', help: 'deadline of one request' },
   json: { type: 'boolean', env: '', def: '', help: 'print JSON instead of text' },
-  force: { type: 'boolean', env: '', def: '', help: 'remove-member: allow leaving fewer voters than survive one failure' },
+  force: { type: 'boolean', env: '', def: '', help: 'remove-member: allow leaving fewer voters than survive one failure; remove-node: even while in a group' },
   learner: { type: 'boolean', env: '', def: '', help: 'add-member: as a learner (non-voting)' },
   help: { type: 'boolean', env: '', def: '', help: 'this text' },
 } as const;
@@ -28,6 +28,7 @@ const COMMANDS: Array<[string, string]> = [
   ['groups', 'every group with its members'],
   ['members', 'voters and learners of --group'],
   ['nodes', 'the registered nodes'],
+  ['remove-node NODE', 'unregister NODE from the cluster (admin; refused while it is in a group unless --force)'],
   ['add-member NODE', 'add NODE to --group (admin; --learner)'],
   ['remove-member NODE', 'remove NODE from --group (admin; --force)'],
   ['transfer NODE', 'move --group\'s leadership to NODE (admin)'],
@@ -135,6 +136,10 @@ async function run(cmd: string, args: string[], ctx: Ctx): Promise<unknown> {
     case 'nodes':
       need(0, 'no arguments');
       return withClient(false, (c) => c.listNodes());
+    case 'remove-node':
+      need(1, 'NODE');
+      await withClient(true, (c) => c.removeNode(int('NODE', args[0]!, 1), ctx.force));
+      return { node: Number(args[0]), removed: true };
     case 'add-member':
       need(1, 'NODE');
       await withClient(true, (c) => c.addMember(ctx.group, int('NODE', args[0]!, 1), ctx.learner ? 'learner' : 'voter'));
