@@ -16,6 +16,9 @@ class SimApp implements ApplyTarget {
   applied = 0;
   durable = 0;
   down = false;
+  /** Sync calls wait until released (app-hold-sync): the window in which an app crash loses applied entries. */
+  holdSync = false;
+  private releaseSync: (() => void) | undefined;
   readonly retryPolicy = { initialMs: 1, maxMs: 1 };
 
   constructor(private readonly log: (line: string) => void) {}
@@ -52,9 +55,20 @@ class SimApp implements ApplyTarget {
 
   async sync(): Promise<number> {
     this.check();
+    if (this.holdSync) {
+      this.log('app: Sync called (held)');
+      await new Promise<void>((r) => (this.releaseSync = r));
+    }
     this.durable = this.applied;
     this.log(`app: Sync -> ${this.durable}`);
     return this.durable;
+  }
+
+  release(): void {
+    this.holdSync = false;
+    const r = this.releaseSync;
+    this.releaseSync = undefined;
+    r?.();
   }
 
   healthy(): boolean {
@@ -109,6 +123,14 @@ export class ApplierEnv {
       case 'app-down':
         this.app.down = a.bool('on', true);
         this.out.push(`app ${this.app.down ? 'down' : 'up'}`);
+        break;
+      case 'app-hold-sync':
+        this.app.holdSync = true;
+        this.out.push('app holds Sync calls');
+        break;
+      case 'app-release-sync':
+        this.out.push('app releases Sync calls');
+        this.app.release();
         break;
       case 'app-restore': {
         const idx = a.int('index');
@@ -216,6 +238,7 @@ export class ApplierEnv {
 
   /** Stops whatever runs (the test's cleanup: no waiter timers left behind). */
   async close(): Promise<void> {
+    this.app.release();
     if (this.applier) await this.applier.stop();
     this.applier = undefined;
   }

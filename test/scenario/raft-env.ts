@@ -402,9 +402,12 @@ export class RaftEnv {
     const n = this.node(id);
     if (n.raft) throw new ArgError(`node ${id} is running`);
     n.applied = Math.max(n.applied, n.storage.snapshot().metadata.index);
+    // Whatever was sent to the dead process is gone with its connections.
+    const lost = this.queue.filter((m) => m.to === id).length;
+    this.queue = this.queue.filter((m) => m.to !== id);
     n.raft = new RaftNode(this.config(id, n.storage, n.opts, n.applied));
     const hs = n.storage.initialState().hardState;
-    this.out.push(`${id} restarted: term=${hs.term} vote=${hs.vote} commit=${hs.commit} first=${n.storage.firstIndex()} last=${n.storage.lastIndex()} applied=${n.applied}`);
+    this.out.push(`${id} restarted: term=${hs.term} vote=${hs.vote} commit=${hs.commit} first=${n.storage.firstIndex()} last=${n.storage.lastIndex()} applied=${n.applied}${lost ? `; ${lost} message(s) sent to it while down lost` : ''}`);
   }
 
   private isolate(id: NodeId): void {
