@@ -214,6 +214,7 @@ export class RaftEnv {
 
   /**
    * add-nodes N [voters=(..)] [learners=(..)] [index=K] [pre-vote] [check-quorum] [election=T] [heartbeat=T]
+   *   [max-size=B] [max-inflight=N] [max-entry-size=B] [max-uncommitted=B]
    * The first batch defaults to a configuration of its own ids; later ones join empty (they learn
    * their configuration from the leader). index=K starts the log from a snapshot at K, term 1.
    */
@@ -230,6 +231,8 @@ export class RaftEnv {
     };
     if (a.has('max-inflight')) opts.maxInflightMsgs = a.int('max-inflight');
     if (a.has('max-size')) opts.maxSizePerMsg = a.int('max-size');
+    if (a.has('max-entry-size')) opts.maxEntrySize = a.int('max-entry-size');
+    if (a.has('max-uncommitted')) opts.maxUncommittedEntriesSize = a.int('max-uncommitted');
     const index = a.int('index', 0);
     for (const id of ids) {
       const storage = new MemoryStorage({ confState: conf });
@@ -483,8 +486,9 @@ export class RaftEnv {
 
 function errLine(e: unknown): string {
   if (e instanceof Error) {
-    const code = (e as Error & { code?: unknown }).code;
-    return `error${typeof code === 'string' ? ` ${code}` : ''}: ${e.message}`;
+    const { code, leader } = e as Error & { code?: unknown; leader?: unknown };
+    const hint = typeof leader === 'number' && leader > 0 ? ` (leader hint: ${leader})` : '';
+    return `error${typeof code === 'string' ? ` ${code}` : ''}: ${e.message}${hint}`;
   }
   return `error: ${String(e)}`;
 }
