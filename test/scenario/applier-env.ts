@@ -3,7 +3,7 @@
 // log that can be compacted, so the sequences behind issue 18's APPLY_GAP can be replayed step by
 // step. Every effect (app calls, onApplied, onGap, onError) is printed in the order it happened.
 import { GroupApplier, type ApplyTarget } from '../../daemon/statemachine/applier.js';
-import { AppError } from '../../daemon/statemachine/errors.js';
+import type { AppError } from '../../daemon/statemachine/errors.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from '../../daemon/statemachine/types.js';
 import type { Args } from './args.js';
 import { ArgError } from './args.js';
@@ -11,11 +11,10 @@ import { ArgError } from './args.js';
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const GROUP = 13;
 
-/** An app with an applied index and a durable one: a crash goes back to the durable one. */
+/** An app with an applied index and a durable one: a crash goes back to the durable one. Its calls never fail. */
 class SimApp implements ApplyTarget {
   applied = 0;
   durable = 0;
-  down = false;
   /** Sync calls wait until released (app-hold-sync): the window in which an app crash loses applied entries. */
   holdSync = false;
   private releaseSync: (() => void) | undefined;
@@ -23,18 +22,12 @@ class SimApp implements ApplyTarget {
 
   constructor(private readonly log: (line: string) => void) {}
 
-  private check(): void {
-    if (this.down) throw new AppError('APP_UNAVAILABLE', 'the app is down');
-  }
-
   async lastLogIndex(): Promise<number> {
-    this.check();
     this.log(`app: LastLogIndex -> ${this.applied}`);
     return this.applied;
   }
 
   async updateEntries(_group: number, entries: AppEntry[]): Promise<UpdateEntriesResult> {
-    this.check();
     const results: EntryResult[] = [];
     let refused = '';
     for (const e of entries) {
@@ -54,7 +47,6 @@ class SimApp implements ApplyTarget {
   }
 
   async sync(): Promise<number> {
-    this.check();
     if (this.holdSync) {
       this.log('app: Sync called (held)');
       await new Promise<void>((r) => (this.releaseSync = r));
@@ -69,10 +61,6 @@ class SimApp implements ApplyTarget {
     const r = this.releaseSync;
     this.releaseSync = undefined;
     r?.();
-  }
-
-  healthy(): boolean {
-    return !this.down;
   }
 }
 
@@ -119,10 +107,6 @@ export class ApplierEnv {
       case 'app-crash':
         this.out.push(`app crashed: applied ${this.app.applied} -> ${this.app.durable} (unsynced entries lost)`);
         this.app.applied = this.app.durable;
-        break;
-      case 'app-down':
-        this.app.down = a.bool('on', true);
-        this.out.push(`app ${this.app.down ? 'down' : 'up'}`);
         break;
       case 'app-hold-sync':
         this.app.holdSync = true;
