@@ -38,7 +38,8 @@ export async function runScenarioFile(path: string, name = path): Promise<FileRe
         actual = errLine(e);
       }
       if (actual === undefined) throw new ScenarioError(`${name}:${c.line}: unknown command "${c.cmd}"`);
-      results.push({ c, actual });
+      // A blank line would end the case in the file format: mark it instead (an error text may hold one).
+      results.push({ c, actual: actual.replace(/^[ \t]*$/gm, '<blank>') });
     }
   } finally {
     await applier.close();

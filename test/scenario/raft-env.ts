@@ -129,8 +129,8 @@ export class RaftEnv {
       case 'add-nodes': this.addNodes(a); break;
       case 'campaign': this.live(this.one(a)).campaign(); break;
       case 'tick': this.ticks(a, a.int('n', 1)); break;
-      case 'tick-election': this.ticks(a, -1); break;
-      case 'tick-heartbeat': this.ticks(a, -2); break;
+      case 'tick-election': this.ticks(a, 'election'); break;
+      case 'tick-heartbeat': this.ticks(a, 'heartbeat'); break;
       case 'propose': this.propose(a); break;
       case 'propose-conf-change': this.proposeConfChange(a); break;
       case 'process-ready': for (const id of a.ids()) this.processReady(id, a.bool('early')); break;
@@ -247,12 +247,15 @@ export class RaftEnv {
     }
   }
 
-  /** n>0: that many ticks; -1: an election timeout's worth (2*electionTick-1, exactly one randomized timeout fires); -2: heartbeatTick. */
-  private ticks(a: Args, n: number): void {
+  /**
+   * A number of ticks, or 'election': 2*electionTick-1 ticks, after which exactly one randomized
+   * timeout (in [electionTick, 2*electionTick)) has fired; or 'heartbeat': heartbeatTick ticks.
+   */
+  private ticks(a: Args, n: number | 'election' | 'heartbeat'): void {
     for (const id of a.ids()) {
       const node = this.node(id);
       const et = node.opts.electionTick ?? 10;
-      const count = n === -1 ? 2 * et - 1 : n === -2 ? node.opts.heartbeatTick ?? 1 : n;
+      const count = n === 'election' ? 2 * et - 1 : n === 'heartbeat' ? node.opts.heartbeatTick ?? 1 : n;
       for (let k = 0; k < count; k++) this.live(id).tick();
     }
   }
