@@ -63,7 +63,10 @@ interface OptionSpec {
   key: keyof RaftdConfig;
   flag: string;
   env: string;
-  /** 'secret': the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts). */
+  /**
+   * 'secret': the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts).
+   * 'bool': a switch, on when the flag is given (it takes no value); the env var says 1/0, true/false.
+   */
   kind: 'int' | 'string' | 'bool' | 'peers' | 'secret';
   default: string;
   help: string;
