@@ -26,6 +26,8 @@ const COMMANDS: Command[] = [
   { usage: 'kv-front', entry: 'adapters/kv/front.ts', prefix: 'kv-front: ', flags: ['--listen', '--raftd', '--group', '--api-token-file'], valued: '--raftd' },
   { usage: 'raftd-conformance', entry: 'adapters/conformance/main.ts', prefix: 'raftd-conformance: ', flags: ['--app-url', '--app-secret-file', '--restart-cmd', '--group', '--no-kv', '--timeout-ms'], valued: '--app-url' },
   { usage: 'raftctl', entry: 'adapters/raftctl/main.ts', prefix: 'raftctl: ', flags: ['--endpoints', '--token-file', '--admin-token-file', '--group', '--json'], valued: '--group' },
+  { usage: 'rafthouse-adapter', entry: 'clickhouse-adapter/statemachine/main.ts', prefix: 'rafthouse-adapter: ', flags: ['--listen', '--engine', '--password-file', '--app-secret-file', '--insecure'], valued: '--listen' },
+  { usage: 'raftd-ch-checksum', entry: 'clickhouse-adapter/statemachine/checksum-main.ts', prefix: 'raftd-ch-checksum: ', flags: ['--engine', '--data-dir', '--password-file', '--json'], valued: '--data-dir' },
   // npm start runs this file after a build; the test runs it directly (npm would add its own lines).
   { usage: 'npm start --', entry: 'scripts/start.ts', prefix: 'error: ', flags: ['--nodes', '--groups', '--data-dir', '--base-port', '--clickhouse-url'], valued: '--nodes' },
 ];
@@ -98,7 +100,7 @@ describe('command lines: one --help layout, one-line usage errors (every command
     });
   }
 
-  it('a secret given as a flag value is refused, naming the file flag (raftd, rafthouse, raftctl)', async () => {
+  it('a secret given as a flag value is refused, naming the file flag (raftd, rafthouse, raftctl, the adapter process)', async () => {
     const raftd = await run('daemon/main.ts', ['--api-token', 'a-token-on-the-command-line']);
     expect(raftd.code).to.equal(2);
     expect(raftd.stderr).to.equal('raftd: --api-token: secrets are not taken on the command line (every local user sees it in ps): use --api-token-file PATH or RAFTD_API_TOKEN\n');
@@ -108,6 +110,9 @@ describe('command lines: one --help layout, one-line usage errors (every command
     const raftctl = await run('adapters/raftctl/main.ts', ['--admin-token', 'x', 'status']);
     expect(raftctl.code).to.equal(2);
     expect(raftctl.stderr).to.match(/^raftctl: --admin-token: secrets are not taken on the command line/);
+    const password = await run('clickhouse-adapter/statemachine/main.ts', ['--engine', 'server', '--password', 'p']);
+    expect(password.code).to.equal(2);
+    expect(password.stderr).to.match(/^rafthouse-adapter: --password: secrets are not taken on the command line .*--password-file PATH or CLICKHOUSE_PASSWORD\n$/);
   });
 
   it('a switch given a value is one line, exit 2', async () => {
