@@ -1,0 +1,61 @@
+// Block ids of client-retry deduplication (statemachine/dedup.ts): what makes two inserts the same block.
+
+import { expect } from 'chai';
+import { blockId, dedupMode } from '../../../clickhouse-adapter/statemachine/dedup.js';
+import type { BlockSource } from '../../../clickhouse-adapter/statemachine/dedup.js';
+
+const base: BlockSource = {
+  group: 3, table: 't', database: 'default', sql: 'INSERT INTO t (a) FORMAT JSONEachRow', settings: {}, payload: Buffer.from('{"a":1}\n'),
+};
+const id = (over: Partial<BlockSource>) => blockId({ ...base, ...over });
+
+describe('chsm: block ids of retried inserts (dedup.ts)', () => {
+  it('the same entry gives the same id; any byte of the data, the table, the INSERT text or a parsing setting changes it', () => {
+    const a = id({});
+    expect(a).to.match(/^d_[0-9a-f]{64}$/);
+    expect(id({ payload: Buffer.from('{"a":1}\n') })).to.equal(a);
+    expect(id({ settings: { async_insert: 1, wait_for_async_insert: 0 } }), 'async settings are no part of the block').to.equal(a);
+    expect(id({ settings: { insert_deduplicate: 1 } })).to.equal(a);
+    const others = [
+      id({ payload: Buffer.from('{"a":2}\n') }),
+      id({ table: 'u' }),
+      id({ sql: 'INSERT INTO t (a) FORMAT CSV' }),
+      id({ database: 'other' }),
+      id({ settings: { input_format_skip_unknown_fields: 1 } }),
+    ];
+    expect(new Set([a, ...others]).size).to.equal(others.length + 1);
+    // The same data in another group is the same block: groups have registries of their own anyway.
+    expect(id({ group: 4 })).to.equal(a);
+  });
+
+  it('settings are hashed in name order: the order a client sent them in does not matter', () => {
+    expect(id({ settings: { input_format_skip_unknown_fields: 1, date_time_input_format: 'best_effort' } }))
+      .to.equal(id({ settings: { date_time_input_format: 'best_effort', input_format_skip_unknown_fields: '1' } }));
+  });
+
+  it('fields are length-prefixed: moving bytes from one field to the next is another block', () => {
+    expect(id({ table: 'ta', sql: 'b' })).to.not.equal(id({ table: 't', sql: 'ab' }));
+  });
+
+  it('a token decides alone (data ignored), per table and per group (each part of a sharded insert on its own)', () => {
+    const t = id({ settings: { insert_deduplication_token: 'k1' } });
+    expect(t).to.match(/^t_[0-9a-f]{64}$/);
+    expect(id({ settings: { insert_deduplication_token: 'k1' }, payload: Buffer.from('{"a":9}\n') })).to.equal(t);
+    expect(id({ settings: { insert_deduplication_token: 'k1' }, sql: 'INSERT INTO t FORMAT CSV' })).to.equal(t);
+    expect(id({ settings: { insert_deduplication_token: 'k2' } })).to.not.equal(t);
+    expect(id({ settings: { insert_deduplication_token: 'k1' }, table: 'u' })).to.not.equal(t);
+    expect(id({ settings: { insert_deduplication_token: 'k1' }, group: 4 })).to.not.equal(t);
+    // An empty token is no token (ClickHouse: the data's hash).
+    expect(id({ settings: { insert_deduplication_token: '' } })).to.equal(id({}));
+  });
+
+  it('insert_deduplicate = 0 turns it off; INSERT ... SELECT (no data) deduplicates only with a token', () => {
+    for (const v of [0, '0', 'false', 'False']) expect(id({ settings: { insert_deduplicate: v } }), String(v)).to.equal(undefined);
+    expect(id({ settings: { insert_deduplicate: 0, insert_deduplication_token: 'k' } })).to.equal(undefined);
+    expect(id({ settings: { deduplicate_insert: 'disable' } })).to.equal(undefined);
+    expect(id({ payload: new Uint8Array(0), sql: 'INSERT INTO t SELECT 1' })).to.equal(undefined);
+    expect(id({ payload: new Uint8Array(0), sql: 'INSERT INTO t SELECT 1', settings: { insert_deduplication_token: 'k' } })).to.match(/^t_/);
+    expect(dedupMode({ insert_deduplicate: 1 })).to.deep.equal({ mode: 'data' });
+    expect(dedupMode({ insert_deduplication_token: 7 })).to.deep.equal({ mode: 'token', token: '7' });
+  });
+});
