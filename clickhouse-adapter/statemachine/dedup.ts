@@ -4,9 +4,12 @@
 // client that retries an INSERT after an unknown outcome sends a NEW entry, though: what keeps its rows
 // from landing twice is a block id derived from the entry alone, remembered per table in the group's
 // `_rh_dedup` registry, the way a ReplicatedMergeTree remembers its blocks in Keeper:
-// - with `insert_deduplication_token`: hash(table, token, group) — each group's part of a sharded
-//   insert deduplicates on its own;
-// - without: hash(table, the INSERT text, the entry's settings, the data bytes) — an identical block.
+// - with `insert_deduplication_token`: hash(token, group) — each group's part of a sharded insert
+//   deduplicates on its own;
+// - without: hash(the INSERT's column list and format, the entry's settings, the data bytes) — an
+//   identical block.
+// As in ClickHouse, the id does not name the table: the registry remembers blocks per table, so a
+// RENAME carries a table's blocks to its new name.
 // `insert_deduplicate = 0` turns it off for that insert. INSERT ... SELECT has no data in the entry to
 // hash: it deduplicates only with a token.
 //
@@ -48,12 +51,8 @@ export function dedupMode(settings: Settings): DedupMode {
 
 export interface BlockSource {
   group: number;
-  /** The target table's name in the group database. */
-  table: string;
-  /** The user database the entry names (part of what the INSERT means). */
-  database: string | undefined;
-  /** The INSERT text as carried in the entry (columns, FORMAT). */
-  sql: string;
+  /** The INSERT text after its table name: column list, FORMAT (qualifyInsert's tail). */
+  columnsAndFormat: string;
   /** The entry's own settings (the ones that change how data is parsed are part of the block). */
   settings: Settings;
   payload: Uint8Array;
@@ -84,9 +83,9 @@ function canonicalSettings(settings: Settings): string {
 export function blockId(src: BlockSource): string | undefined {
   const m = dedupMode(src.settings);
   if (m.mode === 'off') return undefined;
-  if (m.mode === 'token') return `t_${hashFields(['token', src.table, m.token, String(src.group)])}`;
+  if (m.mode === 'token') return `t_${hashFields(['token', m.token, String(src.group)])}`;
   if (src.payload.byteLength === 0) return undefined;
-  return `d_${hashFields(['data', src.table, src.database ?? '', src.sql, canonicalSettings(src.settings), src.payload])}`;
+  return `d_${hashFields(['data', src.columnsAndFormat.trim(), canonicalSettings(src.settings), src.payload])}`;
 }
 
 /** The registry's definition (no deduplication of its own: a replayed row is tolerated, see seenQuery). */

@@ -940,7 +940,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const target = qualifyInsert(sql, db, entry.header.database);
       settings = { ...settings, ...(await this.checkNondetDefaults(db, target.table, columns, settings)) };
       // A client's retry of a block this table already holds (dedup.ts): not inserted again.
-      const block = blockId({ group, table: target.table, database: entry.header.database, sql: entry.header.sql!, settings: entry.header.settings ?? {}, payload: entry.payload });
+      const block = blockId({ group, columnsAndFormat: target.tail, settings: entry.header.settings ?? {}, payload: entry.payload });
       if (block !== undefined && await this.seenBlock(db, target.table, block, index)) {
         return { ok: true, result: { writtenRows: 0, deduplicated: true } };
       }

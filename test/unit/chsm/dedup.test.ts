@@ -5,12 +5,12 @@ import { blockId, dedupMode } from '../../../clickhouse-adapter/statemachine/ded
 import type { BlockSource } from '../../../clickhouse-adapter/statemachine/dedup.js';
 
 const base: BlockSource = {
-  group: 3, table: 't', database: 'default', sql: 'INSERT INTO t (a) FORMAT JSONEachRow', settings: {}, payload: Buffer.from('{"a":1}\n'),
+  group: 3, columnsAndFormat: ' (a) FORMAT JSONEachRow', settings: {}, payload: Buffer.from('{"a":1}\n'),
 };
 const id = (over: Partial<BlockSource>) => blockId({ ...base, ...over });
 
 describe('chsm: block ids of retried inserts (dedup.ts)', () => {
-  it('the same entry gives the same id; any byte of the data, the table, the INSERT text or a parsing setting changes it', () => {
+  it('the same entry gives the same id; any byte of the data, the column list, the format or a parsing setting changes it', () => {
     const a = id({});
     expect(a).to.match(/^d_[0-9a-f]{64}$/);
     expect(id({ payload: Buffer.from('{"a":1}\n') })).to.equal(a);
@@ -18,13 +18,13 @@ describe('chsm: block ids of retried inserts (dedup.ts)', () => {
     expect(id({ settings: { insert_deduplicate: 1 } })).to.equal(a);
     const others = [
       id({ payload: Buffer.from('{"a":2}\n') }),
-      id({ table: 'u' }),
-      id({ sql: 'INSERT INTO t (a) FORMAT CSV' }),
-      id({ database: 'other' }),
+      id({ columnsAndFormat: ' (b) FORMAT JSONEachRow' }),
+      id({ columnsAndFormat: ' (a) FORMAT CSV' }),
       id({ settings: { input_format_skip_unknown_fields: 1 } }),
     ];
     expect(new Set([a, ...others]).size).to.equal(others.length + 1);
-    // The same data in another group is the same block: groups have registries of their own anyway.
+    // The id names no table (the registry is per table, so RENAME carries it) and the same data in
+    // another group is the same block (groups have registries of their own).
     expect(id({ group: 4 })).to.equal(a);
   });
 
@@ -34,16 +34,16 @@ describe('chsm: block ids of retried inserts (dedup.ts)', () => {
   });
 
   it('fields are length-prefixed: moving bytes from one field to the next is another block', () => {
-    expect(id({ table: 'ta', sql: 'b' })).to.not.equal(id({ table: 't', sql: 'ab' }));
+    expect(id({ columnsAndFormat: '(a)', settings: { format_csv_delimiter: ';' } })).to.not.equal(id({ columnsAndFormat: '(a)[', settings: { format_csv_delimiter: ';' } }));
+    expect(id({ columnsAndFormat: ' FORMAT JSONEachRow', payload: Buffer.from('x') })).to.not.equal(id({ columnsAndFormat: ' FORMAT JSONEachRo', payload: Buffer.from('wx') }));
   });
 
   it('a token decides alone (data ignored), per table and per group (each part of a sharded insert on its own)', () => {
     const t = id({ settings: { insert_deduplication_token: 'k1' } });
     expect(t).to.match(/^t_[0-9a-f]{64}$/);
     expect(id({ settings: { insert_deduplication_token: 'k1' }, payload: Buffer.from('{"a":9}\n') })).to.equal(t);
-    expect(id({ settings: { insert_deduplication_token: 'k1' }, sql: 'INSERT INTO t FORMAT CSV' })).to.equal(t);
+    expect(id({ settings: { insert_deduplication_token: 'k1' }, columnsAndFormat: ' FORMAT CSV' })).to.equal(t);
     expect(id({ settings: { insert_deduplication_token: 'k2' } })).to.not.equal(t);
-    expect(id({ settings: { insert_deduplication_token: 'k1' }, table: 'u' })).to.not.equal(t);
     expect(id({ settings: { insert_deduplication_token: 'k1' }, group: 4 })).to.not.equal(t);
     // An empty token is no token (ClickHouse: the data's hash).
     expect(id({ settings: { insert_deduplication_token: '' } })).to.equal(id({}));
@@ -53,8 +53,8 @@ describe('chsm: block ids of retried inserts (dedup.ts)', () => {
     for (const v of [0, '0', 'false', 'False']) expect(id({ settings: { insert_deduplicate: v } }), String(v)).to.equal(undefined);
     expect(id({ settings: { insert_deduplicate: 0, insert_deduplication_token: 'k' } })).to.equal(undefined);
     expect(id({ settings: { deduplicate_insert: 'disable' } })).to.equal(undefined);
-    expect(id({ payload: new Uint8Array(0), sql: 'INSERT INTO t SELECT 1' })).to.equal(undefined);
-    expect(id({ payload: new Uint8Array(0), sql: 'INSERT INTO t SELECT 1', settings: { insert_deduplication_token: 'k' } })).to.match(/^t_/);
+    expect(id({ payload: new Uint8Array(0), columnsAndFormat: ' SELECT 1' })).to.equal(undefined);
+    expect(id({ payload: new Uint8Array(0), columnsAndFormat: ' SELECT 1', settings: { insert_deduplication_token: 'k' } })).to.match(/^t_/);
     expect(dedupMode({ insert_deduplicate: 1 })).to.deep.equal({ mode: 'data' });
     expect(dedupMode({ insert_deduplication_token: 7 })).to.deep.equal({ mode: 'token', token: '7' });
   });
