@@ -1,6 +1,8 @@
 // Block ids of client-retry deduplication (statemachine/dedup.ts): what makes two inserts the same block.
 
 import { expect } from 'chai';
+import { Replica, e, jsonRows } from './harness.js';
+import type { LogEntry } from './harness.js';
 import { blockId, dedupMode } from '../../../clickhouse-adapter/statemachine/dedup.js';
 import type { BlockSource } from '../../../clickhouse-adapter/statemachine/dedup.js';
 
@@ -57,5 +59,40 @@ describe('chsm: block ids of retried inserts (dedup.ts)', () => {
     expect(id({ payload: new Uint8Array(0), columnsAndFormat: ' SELECT 1', settings: { insert_deduplication_token: 'k' } })).to.match(/^t_/);
     expect(dedupMode({ insert_deduplicate: 1 })).to.deep.equal({ mode: 'data' });
     expect(dedupMode({ insert_deduplication_token: 7 })).to.deep.equal({ mode: 'token', token: '7' });
+  });
+});
+
+describe('chsm: retried inserts on replicas, through a snapshot (real chdb processes)', function () {
+  this.timeout(90_000);
+  const a = Replica.fresh();
+  const b = Replica.fresh(true);
+
+  after(async () => {
+    for (const r of [a, b]) { await r.stop(); r.remove(); }
+  });
+
+  it('the registry travels in the snapshot: a replica restored from one drops the same retry as the others', async () => {
+    const datas = [
+      e({ kind: 'ddl', sql: 'CREATE TABLE t (id UInt64, v String) ENGINE = MergeTree ORDER BY id' }),
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(0, 100)),
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow', settings: { insert_deduplication_token: 'k' } }, jsonRows(500, 10)),
+      // The retries, after the snapshot: both are duplicates on every replica.
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(0, 100)),
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow', settings: { insert_deduplication_token: 'k' } }, jsonRows(900, 10)),
+      // Not a duplicate: insert_deduplicate = 0.
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow', settings: { insert_deduplicate: 0 } }, jsonRows(0, 100)),
+    ];
+    const log: LogEntry[] = datas.map((data, i) => ({ index: i + 1, term: 1, data }));
+    await Promise.all([a.start(), b.start()]);
+    await a.apply(log.slice(0, 3));
+    const prep = await a.call<{ prepared: string; lastLogIndex: number }>('prepare', { group: 1 });
+    const snap = await a.call<string>('save', { group: 1, prepared: prep.prepared });
+    expect(await b.call<number>('recover', { group: 1, data: snap })).to.equal(3);
+    const ra = await a.apply(log.slice(3));
+    const rb = await b.apply(log.slice(3));
+    expect(rb).to.deep.equal(ra);
+    expect(ra.map((r) => (r as { result?: { deduplicated?: boolean } }).result?.deduplicated ?? false)).to.deep.equal([true, true, false]);
+    for (const r of [a, b]) expect(await r.call<string>('query', { sql: 'SELECT count() FROM rh_g1.t' })).to.equal('210\n');
+    expect(await b.checksum()).to.equal(await a.checksum());
   });
 });
