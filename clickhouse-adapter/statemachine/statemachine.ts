@@ -68,7 +68,8 @@ export interface ChsmOptions {
   dedupWindow?: number;
   /**
    * Client-retry deduplication (dedup.ts): how many of a table's newest insert blocks its `_rh_dedup`
-   * registry remembers (ClickHouse's replicated_deduplication_window). Default 1000.
+   * registry remembers (ClickHouse's replicated_deduplication_window). Default 1000. It DECIDES whether an
+   * insert lands, so it must be the same on every replica: rafthouse exposes no flag for it (tests only).
    */
   insertDedupWindow?: number;
   /** The index is recorded at least every this many applied entries. */
