@@ -155,6 +155,13 @@ interface GroupState {
   fence: { index: number; until: number } | undefined;
   /** Blocks remembered in _rh_dedup since its last pruning (by this process: pruning never changes a decision). */
   dedupSincePrune: number;
+  /**
+   * Per table, the newest blocks remembered (dedup.ts), loaded from _rh_dedup on first use and kept in
+   * step with it: the same answers seenBlock's rows give, without a query per insert.
+   */
+  dedupLogs: Map<string, string[]>;
+  /** Registry rows of applied inserts not written yet: written by flush(), before any index covering them is recorded. */
+  dedupPending: Array<{ tbl: string; idx: number; kind: number; block_id: string }>;
 }
 
 /** An entry whose apply keeps failing for a reason outside the entry (memory, disk, ...). */
@@ -434,6 +441,7 @@ export class ClickHouseStateMachine implements StateMachine {
     const st: GroupState = {
       applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings, stuck: undefined,
       attempting: undefined, fence: this.fenceFiles?.load(group, lastIndex), dedupSincePrune: 0,
+      dedupLogs: new Map(), dedupPending: [],
     };
     this.groups.set(group, st);
     this.schemaGen++; // a repair or a restore may have swapped the database in
@@ -518,6 +526,16 @@ export class ClickHouseStateMachine implements StateMachine {
    */
   private async flush(group: number, st: GroupState, inTable = false): Promise<void> {
     if (st.timer) { clearTimeout(st.timer); st.timer = undefined; }
+    if (st.dedupPending.length > 0) {
+      try {
+        await this.registryInsert(dataDb(group), st.dedupPending);
+      } catch (e) {
+        // As below: forget the cached state (cached logs included); a reload reads what is there.
+        if (this.groups.get(group) === st) this.groups.delete(group);
+        throw e;
+      }
+      st.dedupPending = [];
+    }
     const toFile = this.appliedFiles !== undefined && !inTable;
     if (st.applied > (toFile ? st.recorded : st.tableRecorded)) {
       const index = st.applied;
@@ -843,7 +861,7 @@ export class ClickHouseStateMachine implements StateMachine {
     let r: EntryResult;
     try {
       r = await this.applyStatement(group, st, entry, e.index);
-      if (r.ok) await this.dedupAfterStatement(dataDb(group), validated, e.index);
+      if (r.ok) await this.dedupAfterStatement(dataDb(group), st, validated, e.index);
     } finally {
       this.schemaGen++; // after the statement: metadata read before this point is stamped with the old value
     }
@@ -942,7 +960,7 @@ export class ClickHouseStateMachine implements StateMachine {
       settings = { ...settings, ...(await this.checkNondetDefaults(db, target.table, columns, settings)) };
       // A client's retry of a block this table already holds (dedup.ts): not inserted again.
       const block = blockId({ group, columnsAndFormat: target.tail, settings: entry.header.settings ?? {}, payload: entry.payload });
-      if (block !== undefined && await this.seenBlock(db, target.table, block, index)) {
+      if (block !== undefined && (await this.dedupLog(db, st, target.table)).includes(block)) {
         return { ok: true, result: { writtenRows: 0, deduplicated: true } };
       }
       // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
@@ -967,17 +985,25 @@ export class ClickHouseStateMachine implements StateMachine {
   // ---- client-retry deduplication (dedup.ts) -------------------------------------------------------
 
   /**
-   * Whether `block` is among the `insertDedupWindow` newest blocks of `table` remembered before entry
-   * `index` (and after the table's last clear). Rows of `index` itself (written before a crash, the
-   * entry now redelivered) do not count; a row written twice by such a replay counts once (LIMIT 1 BY).
+   * The block ids among the `insertDedupWindow` newest blocks of `table` remembered before the next entry
+   * (st.applied + 1), after the table's last clear, oldest first. Loaded from _rh_dedup: rows above the
+   * applied index (left by a crash before the index was recorded; their entries come again) do not
+   * count, and a row written twice by such a replay counts once (LIMIT 1 BY idx).
    */
-  private async seenBlock(db: string, table: string, block: string, index: number): Promise<boolean> {
-    const rows = await queryRows<{ cleared: number | string; hit: number | string }>(this.engine,
-      `SELECT max(if(kind = ${DEDUP_CLEAR}, idx, 0)) AS cleared, max(if(kind = ${DEDUP_BLOCK} AND block_id = ${quoteString(block)}, idx, 0)) AS hit
-       FROM (SELECT idx, kind, block_id FROM ${db}.${DEDUP_TABLE} WHERE tbl = ${quoteString(table)} AND idx < ${index}
-             ORDER BY idx DESC LIMIT 1 BY idx LIMIT ${this.insertDedupWindow})`);
-    const hit = Number(rows[0]?.hit ?? 0);
-    return hit > 0 && hit > Number(rows[0]?.cleared ?? 0);
+  private async dedupLog(db: string, st: GroupState, table: string): Promise<string[]> {
+    const cached = st.dedupLogs.get(table);
+    if (cached) return cached;
+    const rows = await queryRows<{ idx: number | string; kind: number; block_id: string }>(this.engine,
+      `SELECT idx, kind, block_id FROM ${db}.${DEDUP_TABLE} WHERE tbl = ${quoteString(table)} AND idx <= ${st.applied}
+       ORDER BY idx DESC LIMIT 1 BY idx LIMIT ${this.insertDedupWindow}`);
+    const log: string[] = [];
+    for (const r of rows) {
+      if (Number(r.kind) === DEDUP_CLEAR) break; // newest first: everything older is forgotten
+      log.push(r.block_id);
+    }
+    log.reverse();
+    st.dedupLogs.set(table, log);
+    return log;
   }
 
   private async registryInsert(db: string, rows: Array<{ tbl: string; idx: number; kind: number; block_id: string }>): Promise<void> {
@@ -986,8 +1012,12 @@ export class ClickHouseStateMachine implements StateMachine {
       Buffer.from(rows.map((r) => JSON.stringify(r)).join('\n') + '\n'), { settings: await this.dedupOff() });
   }
 
+  /** Remembers an applied insert's block: in the cached log now, in _rh_dedup at the next flush (one insert per batch). */
   private async rememberBlock(db: string, st: GroupState, table: string, block: string, index: number): Promise<void> {
-    await this.registryInsert(db, [{ tbl: table, idx: index, kind: DEDUP_BLOCK, block_id: block }]);
+    const log = await this.dedupLog(db, st, table);
+    log.push(block);
+    if (log.length > this.insertDedupWindow) log.shift();
+    st.dedupPending.push({ tbl: table, idx: index, kind: DEDUP_BLOCK, block_id: block });
     st.dedupSincePrune++;
   }
 
@@ -997,8 +1027,10 @@ export class ClickHouseStateMachine implements StateMachine {
    * log lives with the table); a statement renaming several tables forgets all of them. Re-running it
    * after a crash (intent) writes the same rows again: harmless.
    */
-  private async dedupAfterStatement(db: string, v: Validated, index: number): Promise<void> {
-    const clear = (tbl: string) => ({ tbl, idx: index, kind: DEDUP_CLEAR, block_id: '' });
+  private async dedupAfterStatement(db: string, st: GroupState, v: Validated, index: number): Promise<void> {
+    // Every statement runs after a flush (applyOne): no registry row is pending here. The logs of the
+    // tables it touches are read again from the registry when next needed.
+    const clear = (tbl: string) => { st.dedupLogs.delete(tbl); return { tbl, idx: index, kind: DEDUP_CLEAR, block_id: '' }; };
     if (v.kind === 'drop' || v.kind === 'truncate' || (v.kind === 'create' && /^CREATE\s+OR\s+REPLACE\b/i.test(v.canonical))) {
       if (v.target !== undefined) await this.registryInsert(db, [clear(v.target)]);
       return;
@@ -1008,6 +1040,7 @@ export class ClickHouseStateMachine implements StateMachine {
     const tables = v.names.filter((n) => !/^rh_g\d+$/.test(n));
     if (tables.length === 2 && !/\bEXCHANGE\b/i.test(v.canonical)) {
       const [from, to] = tables as [string, string];
+      st.dedupLogs.delete(to);
       await this.engine.exec(`INSERT INTO ${db}.${DEDUP_TABLE} (tbl, idx, kind, block_id)
         SELECT ${quoteString(to)}, idx, kind, block_id FROM ${db}.${DEDUP_TABLE}
         WHERE tbl = ${quoteString(from)} AND idx < ${index} AND kind = ${DEDUP_BLOCK}
