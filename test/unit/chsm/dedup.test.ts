@@ -1,7 +1,7 @@
 // Block ids of client-retry deduplication (statemachine/dedup.ts): what makes two inserts the same block.
 
 import { expect } from 'chai';
-import { Replica, e, jsonRows } from './harness.js';
+import { CrashedError, Replica, e, jsonRows } from './harness.js';
 import type { LogEntry } from './harness.js';
 import { blockId, dedupMode } from '../../../clickhouse-adapter/statemachine/dedup.js';
 import type { BlockSource } from '../../../clickhouse-adapter/statemachine/dedup.js';
@@ -94,5 +94,47 @@ describe('chsm: retried inserts on replicas, through a snapshot (real chdb proce
     expect(ra.map((r) => (r as { result?: { deduplicated?: boolean } }).result?.deduplicated ?? false)).to.deep.equal([true, true, false]);
     for (const r of [a, b]) expect(await r.call<string>('query', { sql: 'SELECT count() FROM rh_g1.t' })).to.equal('210\n');
     expect(await b.checksum()).to.equal(await a.checksum());
+  });
+});
+
+describe('chsm: retried inserts across a crash and inside one batch (real chdb processes)', function () {
+  this.timeout(120_000);
+  const fresh = Replica.fresh(true);
+  const crashed = Replica.fresh(true);
+
+  after(async () => {
+    for (const r of [fresh, crashed]) { await r.stop(); r.remove(); }
+  });
+
+  it('a crash between an insert and its registry row, then redelivery: the same decisions as a replica that never crashed', async () => {
+    const datas = [
+      e({ kind: 'ddl', sql: 'CREATE TABLE t (id UInt64, v String) ENGINE = MergeTree ORDER BY id' }),
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(0, 50)),
+      // A retry in the same batch as the original: decided from the cached log, rows not yet written.
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(0, 50)),
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(100, 50)),
+      e({ kind: 'ddl', sql: 'TRUNCATE TABLE t' }),
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(0, 50)),
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(100, 50)),
+      e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, jsonRows(0, 50)),
+    ];
+    const log: LogEntry[] = datas.map((data, i) => ({ index: i + 1, term: 1, data }));
+    const dedup = (rs: Array<Record<string, unknown>>) => rs.map((r) => (r as { result?: { deduplicated?: boolean } }).result?.deduplicated ?? false);
+    await fresh.start();
+    const want = dedup(await fresh.apply(log));
+    expect(want).to.deep.equal([false, false, true, false, false, false, false, true]);
+
+    // Killed after entry 4's insert: entries 2-4 applied, their registry rows never written, nothing recorded.
+    await crashed.start('after-insert@4');
+    let died: unknown;
+    await crashed.apply(log.slice(0, 4)).catch((err: unknown) => { died = err; });
+    expect(died).to.be.instanceOf(CrashedError);
+    await crashed.start();
+    const from = await crashed.last();
+    expect(from).to.be.below(4);
+    const got = dedup(await crashed.apply(log.slice(from)));
+    expect(got).to.deep.equal(want.slice(from));
+    for (const r of [fresh, crashed]) expect(await r.call<string>('query', { sql: 'SELECT count() FROM rh_g1.t' })).to.equal('100\n');
+    expect(await crashed.checksum()).to.equal(await fresh.checksum());
   });
 });
