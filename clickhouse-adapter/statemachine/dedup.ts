@@ -13,9 +13,9 @@
 // `insert_deduplicate = 0` turns it off for that insert. INSERT ... SELECT has no data in the entry to
 // hash: it deduplicates only with a token.
 //
-// The registry is an ordinary table of the group's database: written in the apply step of the insert,
-// read at apply time, carried in snapshots, the same on every replica, so every replica makes the same
-// decision. ClickHouse's own non_replicated_deduplication_window was not used for this: its log lives in
+// The registry is an ordinary table of the group's database: its rows written before the index of the
+// inserts they remember is recorded, read at apply time (cached per table in the group state), carried
+// in snapshots, the same on every replica, so every replica makes the same decision. ClickHouse's own non_replicated_deduplication_window was not used for this: its log lives in
 // files beside the parts, is NOT in a snapshot (a replica restored from one would insert the retry the
 // others dropped), and already serves the per-entry tokens (docs/design-notes.md).
 

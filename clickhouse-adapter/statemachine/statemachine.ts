@@ -19,6 +19,9 @@
 //   `appliedDir`, each tokenised insert is marked "in flight" in the applied file first; after a crash
 //   the group's first load looks for that insert's phantoms, and its redelivery re-inserts the rows of
 //   each phantom block under a fresh token before replaying the entry.
+// - A client's RETRY of an insert is another entry: it is dropped when its block id (dedup.ts) is among
+//   the table's newest blocks in the group's `_rh_dedup` registry, whose rows are written by flush()
+//   before the index of the inserts they remember is recorded.
 
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
