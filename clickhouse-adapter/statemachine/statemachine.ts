@@ -996,9 +996,16 @@ export class ClickHouseStateMachine implements StateMachine {
   private async dedupLog(db: string, st: GroupState, table: string): Promise<string[]> {
     const cached = st.dedupLogs.get(table);
     if (cached) return cached;
-    const rows = await queryRows<{ idx: number | string; kind: number; block_id: string }>(this.engine,
-      `SELECT idx, kind, block_id FROM ${db}.${DEDUP_TABLE} WHERE tbl = ${quoteString(table)} AND idx <= ${st.applied}
-       ORDER BY idx DESC LIMIT 1 BY idx LIMIT ${this.insertDedupWindow}`);
+    let rows: Array<{ idx: number | string; kind: number; block_id: string }>;
+    try {
+      rows = await queryRows(this.engine,
+        `SELECT idx, kind, block_id FROM ${db}.${DEDUP_TABLE} WHERE tbl = ${quoteString(table)} AND idx <= ${st.applied}
+         ORDER BY idx DESC LIMIT 1 BY idx LIMIT ${this.insertDedupWindow}`);
+    } catch (e) {
+      // This replica's bookkeeping, never the entry's fault: the call fails and is retried (entryError
+      // would turn a ClickHouseError into a failed entry here only).
+      throw new Error(`reading ${db}.${DEDUP_TABLE} failed: ${(e as Error).message}`, { cause: e });
+    }
     const log: string[] = [];
     for (const r of rows) {
       if (Number(r.kind) === DEDUP_CLEAR) break; // newest first: everything older is forgotten
