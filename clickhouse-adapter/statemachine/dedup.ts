@@ -33,17 +33,17 @@ export const DEDUP_CLEAR = 1;
 export const DEFAULT_INSERT_DEDUP_WINDOW = 1000;
 
 /** Settings about deduplication and asynchronous inserts: they decide the block id's mode, never its hash. */
-const DEDUP_SETTINGS = new Set(['insert_deduplication_token', 'insert_deduplicate', 'deduplicate_insert', 'async_insert', 'wait_for_async_insert']);
+const DEDUP_SETTINGS = new Set(['insert_deduplication_token', 'insert_deduplicate', 'async_insert', 'wait_for_async_insert']);
 
 export type DedupMode = { mode: 'off' } | { mode: 'token'; token: string } | { mode: 'data' };
 
 function falsy(v: string | number | boolean | undefined): boolean {
-  return v !== undefined && /^(0|false|disable)$/i.test(String(v).trim().replace(/^'(.*)'$/, '$1'));
+  return v !== undefined && /^(0|false)$/i.test(String(v).trim().replace(/^'(.*)'$/, '$1'));
 }
 
 /** How an insert with these (entry) settings deduplicates. */
 export function dedupMode(settings: Settings): DedupMode {
-  if (falsy(settings.insert_deduplicate) || falsy(settings.deduplicate_insert)) return { mode: 'off' };
+  if (falsy(settings.insert_deduplicate)) return { mode: 'off' };
   const token = settings.insert_deduplication_token;
   if (token !== undefined && String(token) !== '') return { mode: 'token', token: String(token) };
   return { mode: 'data' };

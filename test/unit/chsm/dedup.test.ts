@@ -54,7 +54,6 @@ describe('chsm: block ids of retried inserts (dedup.ts)', () => {
   it('insert_deduplicate = 0 turns it off; INSERT ... SELECT (no data) deduplicates only with a token', () => {
     for (const v of [0, '0', 'false', 'False']) expect(id({ settings: { insert_deduplicate: v } }), String(v)).to.equal(undefined);
     expect(id({ settings: { insert_deduplicate: 0, insert_deduplication_token: 'k' } })).to.equal(undefined);
-    expect(id({ settings: { deduplicate_insert: 'disable' } })).to.equal(undefined);
     expect(id({ payload: new Uint8Array(0), columnsAndFormat: ' SELECT 1' })).to.equal(undefined);
     expect(id({ payload: new Uint8Array(0), columnsAndFormat: ' SELECT 1', settings: { insert_deduplication_token: 'k' } })).to.match(/^t_/);
     expect(dedupMode({ insert_deduplicate: 1 })).to.deep.equal({ mode: 'data' });
