@@ -117,9 +117,18 @@ const SWAP_RETRY_MS = 25;
 /** Settings the adapter owns (dropped from writes, like the state machine does) or that only mean something to HTTP. */
 const DROPPED_WRITE_SETTINGS = new Set([
   'max_insert_block_size', 'min_insert_block_size_rows', 'min_insert_block_size_bytes', 'max_insert_threads', 'max_threads',
-  'max_block_size', 'deduplicate_blocks_in_dependent_materialized_views', 'insert_deduplication_token', 'insert_deduplicate',
-  'deduplicate_insert', 'wait_for_async_insert', 'mutations_sync', 'alter_sync', 'readonly',
+  'max_block_size', 'deduplicate_blocks_in_dependent_materialized_views',
+  'deduplicate_insert', 'mutations_sync', 'alter_sync', 'readonly',
 ]);
+
+/**
+ * Settings an INSERT carries into its entry for the state machine alone: they choose the block id a
+ * client's retry is deduplicated by (statemachine/dedup.ts). Any other write ignores them, and a SET
+ * may not make them a default.
+ */
+const INSERT_DEDUP_SETTINGS = new Set(['insert_deduplication_token', 'insert_deduplicate']);
+/** Served synchronously: the answer comes after the entry applied, which is what an async insert that waits gives. */
+const ASYNC_INSERT_SETTINGS = new Set(['async_insert', 'wait_for_async_insert']);
 
 export const SHARD_SETTING = 'rafthouse_shard_key';
 
@@ -136,10 +145,6 @@ interface TableInfo {
   shardKey?: string;
   /** Stored columns (not ALIAS), in order, with their type, default kind and expression. */
   columns: Array<{ name: string; type: string; kind: string; expr: string }>;
-}
-
-function truthy(v: string | number | undefined): boolean {
-  return v !== undefined && String(v) !== '0' && String(v).toLowerCase() !== 'false';
 }
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
@@ -572,15 +577,8 @@ export class Gateway {
     const readOnly = (k: string) => settingRule(k, 'read') !== undefined && settingRule(k, 'entry') === undefined && !DROPPED_WRITE_SETTINGS.has(k);
     const fromUrl = Object.entries(req.settings ?? {}).filter(([k]) => !readOnly(k));
     for (const [k, v] of [...fromUrl, ...Object.entries(clause.settings)]) {
-      if (k === 'async_insert' && truthy(v)) {
-        throw new GatewayError(CODES.BAD_ARGUMENTS, 'async_insert=1 is refused: an asynchronous insert cannot be replicated exactly once; send the rows synchronously (batch them client-side)');
-      }
-      // Dropping it silently would promise what RaftHouse does not do: every INSERT gets its own
-      // token (exactly once through crashes and replays), so an INSERT sent twice lands twice.
-      if (k === 'insert_deduplication_token' && String(v) !== '') {
-        throw new GatewayError(CODES.BAD_ARGUMENTS, 'insert_deduplication_token is refused: RaftHouse applies each INSERT exactly once under its own token and does not deduplicate an INSERT sent twice; after an unknown outcome (a timeout, a lost connection), check for the rows before sending them again');
-      }
-      if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') continue;
+      if (DROPPED_WRITE_SETTINGS.has(k) || ASYNC_INSERT_SETTINGS.has(k)) continue;
+      if (INSERT_DEDUP_SETTINGS.has(k) && stmt.kind !== 'insert') continue;
       settings[k] = v;
     }
     checkSettings(settings, 'entry');
@@ -597,7 +595,7 @@ export class Gateway {
       case 'set': {
         const { settings } = extractSettings('SETTINGS ' + stmt.canonical.replace(/^SET\s+/i, ''));
         for (const k of Object.keys(settings)) {
-          if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') throw new GatewayError(CODES.BAD_ARGUMENTS, `setting ${k} is owned by RaftHouse and cannot be changed`);
+          if (DROPPED_WRITE_SETTINGS.has(k) || ASYNC_INSERT_SETTINGS.has(k) || INSERT_DEDUP_SETTINGS.has(k)) throw new GatewayError(CODES.BAD_ARGUMENTS, `setting ${k} is owned by RaftHouse and cannot be changed`);
         }
         // A SET becomes a default of every later entry of every group: the apply path's allow-list.
         checkSettings(settings, 'set');

@@ -348,18 +348,7 @@ describe('RaftHouse gateway (3 nodes, 16 groups, real processes)', function () {
       expect(r.headers.get('x-clickhouse-exception-code'), `${sql}: ${r.text}`).to.equal('36');
       expect(r.text).to.contain(name);
     }
-    const asyncInsert = await post(base, 'INSERT INTO nd (k, t) FORMAT JSONEachRow\n{"k":9,"t":"2026-01-01 00:00:00"}\n', { async_insert: '1' });
-    expect(asyncInsert.headers.get('x-clickhouse-exception-code')).to.equal('36');
-    expect(asyncInsert.text).to.contain('async_insert');
-    // A client's own deduplication token would be a promise RaftHouse does not keep: refused, not dropped
-    // (452: the settings allow-list, rules/settings.ts).
-    for (const where of ['url', 'clause'] as const) {
-      const r = where === 'url'
-        ? await post(base, 'INSERT INTO nd (k, t) FORMAT JSONEachRow\n{"k":10,"t":"2026-01-01 00:00:00"}\n', { insert_deduplication_token: 'mine' })
-        : await post(base, 'INSERT INTO nd (k, t) SETTINGS insert_deduplication_token = \'mine\' FORMAT JSONEachRow\n{"k":10,"t":"2026-01-01 00:00:00"}\n');
-      expect(['36', '452'], `${where}: ${r.text}`).to.include(r.headers.get('x-clickhouse-exception-code'));
-      expect(r.text).to.contain('insert_deduplication_token');
-    }
+    // async_insert and insert_deduplication_token are accepted now: test/integration/rafthouse/dedup.test.ts.
     // Every replica has exactly the same rows, materialized columns included.
     const snapshot = 'SELECT k, t, u, r, d FROM nd ORDER BY k FORMAT JSONEachRow';
     const want = await ok(post(base, snapshot));
