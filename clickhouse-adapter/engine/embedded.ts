@@ -22,7 +22,7 @@ import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
-import { collectBytes, countPayloadRows, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
+import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -173,10 +173,11 @@ class EmbeddedEngine implements ClickHouseEngine {
     opts: { database?: string | undefined; settings?: Settings | undefined } | undefined,
     sql: string,
     fn: (s: Session) => Promise<T>,
+    keep = true,
   ): Promise<T> {
     const key = contextKey(hasContext(opts) ? opts : undefined);
     const s = this.idle.get(key)?.pop() ?? (hasContext(opts) ? await this.contextSession(opts) : this.openSession());
-    let reusable = !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
+    let reusable = keep && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
     try {
       return await fn(s);
     } catch (e) {
@@ -220,12 +221,14 @@ class EmbeddedEngine implements ClickHouseEngine {
       refuseSessionStatements(sql);
       const id = opts?.queryId !== undefined && TAGGABLE_ID_RE.test(opts.queryId) ? opts.queryId : undefined;
       const text = id ? `${tagOf(id)} ${sql}` : sql;
+      // Parameters are set on the Session (see paramsStatement), which is then not pooled again: they
+      // would stay set for its next call. Not chdb's binding, which also runs one call at a time per process.
+      const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
       const running = this.withSession(opts, sql, async (s) => {
-        const r: ChdbResult = opts?.params
-          ? await s.queryBindAsync(text, opts.params, { format })
-          : await s.queryAsync(text, { format });
+        if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
+        const r: ChdbResult = await s.queryAsync(text, { format });
         return toBuffer(r.bytes());
-      });
+      }, setParams === undefined);
       if (!id || (!opts?.signal && !opts?.timeoutMs)) return running;
       return this.cancellable(running, id, opts);
     });
@@ -291,10 +294,18 @@ class EmbeddedEngine implements ClickHouseEngine {
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
+        const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
         const s = await self.run(() => self.contextSession(opts));
-        const stream = await self.run(async () => opts?.params
-          ? s.queryStreamBind(sql, opts.params, { format })
-          : s.queryStream(sql, { format }));
+        let stream: ReturnType<Session['queryStream']>;
+        try {
+          stream = await self.run(async () => {
+            if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
+            return s.queryStream(sql, { format });
+          });
+        } catch (e) {
+          s.close();
+          throw e;
+        }
         const it = stream[Symbol.asyncIterator]();
         try {
           for (;;) {
@@ -373,7 +384,9 @@ class EmbeddedEngine implements ClickHouseEngine {
  */
 export async function openEmbedded(opts: EmbeddedOptions): Promise<ClickHouseEngine> {
   mkdirSync(opts.dataDir, { recursive: true });
-  const args = [...(opts.connectionArgs ?? [])];
+  // A bare expression (`1+2`, `foobar`) is a syntax error (62) on a ClickHouse server; chdb, like
+  // clickhouse-local, reads it as a SELECT unless implicit_select is off.
+  const args = ['--implicit_select=0', ...(opts.connectionArgs ?? [])];
   if (opts.readonly) args.push(opts.allowSettings ? '--readonly=2' : '--readonly=1');
   let main: Session;
   try {
