@@ -197,6 +197,11 @@ export class GatewayHttp {
         queryId = url.searchParams.get('query_id') || queryId;
       }
 
+      for (const k of ['compress', 'decompress']) {
+        if (url.searchParams.get(k) === '1') {
+          throw new GatewayError(CODES.NOT_IMPLEMENTED, `${k}=1 (ClickHouse's native block compression) is not supported by RaftHouse; use enable_http_compression=1 with Accept-Encoding, or Content-Encoding for the request body`, 'NOT_IMPLEMENTED');
+        }
+      }
       const settings: Settings = {};
       const params: Record<string, string> = {};
       for (const [k, v] of url.searchParams) {

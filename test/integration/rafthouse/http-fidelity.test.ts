@@ -104,7 +104,7 @@ describe('RaftHouse HTTP interface fidelity (1 node, both endpoints)', function 
       expect(r.headers['x-clickhouse-exception-code'], name).to.equal('395');
       expect(r.text).to.match(/^Code: 395\. DB::Exception: failed \(BOOM\) here\b.*\. \(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO\) \(version [0-9.]+\)\n$/s);
       const c = client(base);
-      const err = await c.query({ query: "SELECT throwIf(1, 'failed (BOOM) here')", clickhouse_settings: {} }).then(() => undefined, (e: unknown) => e as { code?: string; type?: string; message: string });
+      const err = await c.query({ query: "SELECT throwIf(1, 'failed (BOOM) here')" }).then(() => undefined, (e: unknown) => e as { code?: string; type?: string; message: string });
       expect(err?.code, name).to.equal('395');
       // The client's own parser cuts the message at the first upper-case word in parentheses and takes it
       // for the type, against a ClickHouse server too: the text is the server's, so only its code is checked.
@@ -130,6 +130,9 @@ describe('RaftHouse HTTP interface fidelity (1 node, both endpoints)', function 
       const zstd = await request(base, 'SELECT 1', { query: { enable_http_compression: '1' }, headers: { 'accept-encoding': 'zstd' } });
       expect(zstd.headers['content-encoding']).to.equal(undefined);
       expect(zstd.text).to.equal('1\n');
+      // ClickHouse's native block compression: refused clearly rather than answered in another form.
+      const native = await request(base, 'SELECT 1', { query: { compress: '1' } });
+      expect(native.headers['x-clickhouse-exception-code'], native.text).to.equal('48');
       // The stock client with response compression reads compressed results and errors.
       const c = client(base, { compression: { response: true } });
       expect(await (await c.query({ query: 'SELECT 7 AS x', format: 'JSONEachRow' })).json()).to.deep.equal([{ x: 7 }]);
