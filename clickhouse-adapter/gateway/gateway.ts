@@ -29,6 +29,7 @@ import { DEFAULT_READ_LIMITS, checkStatementSettings, killAfterMs, readSettings 
 import type { ReadLimits } from './limits.js';
 import { RunningQueries, isKillQuery } from './processes.js';
 import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
+import { READ_DATABASES } from '../rules/names.js';
 import { INPUT_FORMATS, PINNABLE, checkRead, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
 import type { WriteContext } from '../rules/index.js';
 
@@ -246,6 +247,7 @@ export class Gateway {
       summary.written_rows = String(Math.max(0, written));
       format = req.format ?? 'TabSeparated';
     } else {
+      if (database !== this.userDb && !READ_DATABASES.has(database)) await this.refuseUnknownDatabase(database);
       checkRead(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
       const user = req.user ?? 'default';
       const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
@@ -275,6 +277,15 @@ export class Gateway {
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
     return { body, format, queryId, summary };
+  }
+
+  /**
+   * A `database` parameter naming no database at all is UNKNOWN_DATABASE (81), as a server answers
+   * before it reads the query; one that exists but is not for reads is left to the rules (497).
+   */
+  private async refuseUnknownDatabase(database: string): Promise<void> {
+    const found = await queryRows<{ n: number }>(this.o.engine, `SELECT count() AS n FROM system.databases WHERE name = ${quoteString(database)}`);
+    if (!found[0]?.n) throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${database} does not exist`, 'UNKNOWN_DATABASE');
   }
 
   private writeRules(): WriteContext {

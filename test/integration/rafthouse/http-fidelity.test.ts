@@ -217,6 +217,10 @@ describe('RaftHouse HTTP interface fidelity (1 node, both endpoints)', function 
       // The database parameter names the default database; max_result_rows is honoured as ClickHouse does (overflow: 396).
       const db = await request(base, 'SELECT dummy FROM one', { query: { database: 'system' } });
       expect(db.text, name).to.equal('0\n');
+      const unknown = await request(base, 'SELECT 1', { query: { database: 'nope' } });
+      expect(unknown.headers['x-clickhouse-exception-code'], unknown.text).to.equal('81');
+      expect(unknown.status).to.equal(404);
+      expect(unknown.text).to.match(/^Code: 81\. DB::Exception: Database nope does not exist\. \(UNKNOWN_DATABASE\)/);
       const rows = await request(base, 'SELECT number FROM numbers(10)', { query: { max_result_rows: '2' } });
       expect(rows.headers['x-clickhouse-exception-code'], rows.text).to.equal('396');
       const cut = await request(base, 'SELECT number FROM numbers(10)', { query: { max_result_rows: '2', result_overflow_mode: 'break' } });
