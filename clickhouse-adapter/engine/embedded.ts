@@ -227,6 +227,8 @@ class EmbeddedEngine implements ClickHouseEngine {
       const running = this.withSession(opts, sql, async (s) => {
         if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
         const r: ChdbResult = await s.queryAsync(text, { format });
+        // chdb's "rows read" are the rows of the result (measured: 1 for SELECT sum(number) FROM numbers(1000)).
+        opts?.onStats?.({ resultRows: r.rowsRead });
         return toBuffer(r.bytes());
       }, setParams === undefined);
       if (!id || (!opts?.signal && !opts?.timeoutMs)) return running;

@@ -132,7 +132,15 @@ class ServerEngine implements ClickHouseEngine {
                     ...(opts?.queryId ? { query_id: opts.queryId } : {}),
           ...(stop ? { abort_signal: stop.signal } : {}),
         });
-        return await drain(r.stream);
+        const body = await drain(r.stream);
+        if (opts?.onStats) {
+          const summary = r.response_headers['x-clickhouse-summary'];
+          try {
+            const j = JSON.parse(String(summary ?? '{}')) as { result_rows?: string };
+            opts.onStats({ resultRows: Number(j.result_rows ?? 0) });
+          } catch { /* a server without a summary (18.16): no counts */ }
+        }
+        return body;
       } catch (e) {
         if (stop?.timedOut) throw new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '');
         throw e;

@@ -58,6 +58,16 @@ export interface QueryOptions {
   signal?: AbortSignal;
   /** Cancel the query in the engine after this long, whatever its own settings say; TIMEOUT_EXCEEDED. */
   timeoutMs?: number;
+  /** Told the size of the result (query() only), for the X-ClickHouse-Summary the gateway sends. */
+  onStats?: (stats: QueryStats) => void;
+}
+
+/**
+ * A finished query's result size, as ClickHouse's X-ClickHouse-Summary result_rows counts it. (What it
+ * read is not known: chdb's counters are those of the result.)
+ */
+export interface QueryStats {
+  resultRows: number;
 }
 
 export interface InsertOptions {

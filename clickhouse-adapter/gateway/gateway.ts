@@ -11,7 +11,7 @@
 // (unsharded), or as rh_g<g>.t in every group g (sharded); `<userDb>.t` is the local Merge read view.
 
 import { randomUUID } from 'node:crypto';
-import type { ClickHouseEngine, QueryOptions, Settings } from '../engine/types.js';
+import type { ClickHouseEngine, QueryOptions, QueryStats, Settings } from '../engine/types.js';
 import { ClickHouseError } from '../engine/errors.js';
 import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import type { RaftdClient } from '../../adapters/sdk/client.js';
@@ -169,6 +169,8 @@ function emptySummary(): GatewaySummary {
 interface ReadOpts {
   database: string; format: string; settings: Settings | undefined; params: Record<string, string> | undefined;
   queryId?: string; signal?: AbortSignal; timeoutMs?: number | undefined;
+  /** Filled with the result size of the read (the last one to finish, which is the one kept). */
+  stats?: QueryStats;
 }
 
 function readQuery(opts: ReadOpts): QueryOptions {
@@ -179,6 +181,7 @@ function readQuery(opts: ReadOpts): QueryOptions {
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.settings && Object.keys(opts.settings).length ? { settings: opts.settings } : {}),
     ...(opts.params && Object.keys(opts.params).length ? { params: opts.params } : {}),
+    ...(opts.stats ? { onStats: (s: QueryStats) => Object.assign(opts.stats!, s) } : {}),
   };
 }
 
@@ -258,9 +261,10 @@ export class Gateway {
         throw new GatewayError(202, `Too many simultaneous queries. Maximum: ${this.o.maxConcurrentQueries ?? 32}`, 'TOO_MANY_SIMULTANEOUS_QUERIES');
       }
       const ticket = this.running.start(user, queryId, req.signal);
+      const stats: QueryStats = { resultRows: 0 };
       try {
         const opts: ReadOpts = {
-          database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits),
+          database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits), stats,
         };
         if (req.endpoint === 'consistent') {
           const r = await this.consistentRead(stmt, text, opts);
@@ -274,6 +278,7 @@ export class Gateway {
         throw new GatewayError(CODES.TOO_MANY_ROWS_OR_BYTES, `Limit for result exceeded, max bytes: ${limits.maxResultBytes}, current bytes: ${body.length}`, 'TOO_MANY_ROWS_OR_BYTES');
       }
       summary.result_bytes = String(body.length);
+      summary.result_rows = String(stats.resultRows);
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
     return { body, format, queryId, summary };

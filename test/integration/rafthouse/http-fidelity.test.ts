@@ -212,6 +212,11 @@ describe('RaftHouse HTTP interface fidelity (1 node, both endpoints)', function 
       expect(r.headers['x-clickhouse-timezone']).to.be.a('string').and.not.equal('');
       expect(JSON.parse(String(r.headers['x-clickhouse-summary']))).to.include.keys('read_rows', 'written_rows', 'elapsed_ns');
       expect(JSON.parse(String(r.headers['x-clickhouse-progress']))).to.include.keys('read_rows', 'total_rows_to_read');
+      const counted = await request(base, 'SELECT number FROM numbers(1000) WHERE number % 10 = 0', { query: { send_progress_in_http_headers: '1' } });
+      const summary = JSON.parse(String(counted.headers['x-clickhouse-summary'])) as Record<string, string>;
+      expect(summary['result_rows'], name).to.equal('100');
+      expect(summary['result_bytes']).to.equal(String(counted.body.length));
+      expect(JSON.parse(String(counted.headers['x-clickhouse-progress']))).to.deep.equal(summary);
       const noProgress = await request(base, 'SELECT 1');
       expect(noProgress.headers['x-clickhouse-progress']).to.equal(undefined);
       // The database parameter names the default database; max_result_rows is honoured as ClickHouse does (overflow: 396).
