@@ -15,9 +15,8 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual, randomUUID } from 'node:crypto';
-import { brotliCompress, constants as zlibConstants, deflate, gzip } from 'node:zlib';
-import { promisify } from 'node:util';
 import { readBody } from './body.js';
+import { compress, responseEncoding } from './compression.js';
 import { contentType } from './formats.js';
 import type { Settings } from '../engine/types.js';
 import { utf8Text } from './gateway.js';
@@ -52,33 +51,6 @@ function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
-}
-
-const gzipAsync = promisify(gzip);
-const deflateAsync = promisify(deflate);
-const brotliAsync = promisify(brotliCompress);
-
-export type ResponseEncoding = 'gzip' | 'deflate' | 'br';
-
-/**
- * The encoding of an answer: only with enable_http_compression=1, and then the first of ClickHouse's
- * own order (gzip, deflate, ..., br) that the client accepts and Node's zlib can produce.
- */
-export function responseEncoding(params: URLSearchParams, acceptEncoding: string | undefined): ResponseEncoding | undefined {
-  if (params.get('enable_http_compression') !== '1' || !acceptEncoding) return undefined;
-  const accepted = new Set(acceptEncoding.toLowerCase().split(',').map((p) => p.trim().split(';')[0]!.trim()));
-  for (const e of ['gzip', 'deflate', 'br'] as const) if (accepted.has(e)) return e;
-  return undefined;
-}
-
-/** The body compressed per `encoding`, at http_zlib_compression_level (ClickHouse's default 3, 1-9). */
-async function compress(body: Buffer, encoding: ResponseEncoding | undefined, levelParam: string | null): Promise<Buffer> {
-  if (!encoding) return body;
-  const n = Number(levelParam ?? 3);
-  const level = Number.isInteger(n) && n >= 1 && n <= 9 ? n : 3;
-  if (encoding === 'gzip') return gzipAsync(body, { level });
-  if (encoding === 'deflate') return deflateAsync(body, { level });
-  return brotliAsync(body, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: level } });
 }
 
 /**

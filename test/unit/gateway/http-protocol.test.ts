@@ -4,7 +4,9 @@
 
 import { expect } from 'chai';
 import { contentType } from '../../../clickhouse-adapter/gateway/formats.js';
-import { responseEncoding } from '../../../clickhouse-adapter/gateway/http.js';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { compress, compressionStream, responseEncoding } from '../../../clickhouse-adapter/gateway/compression.js';
 import { paramsStatement } from '../../../clickhouse-adapter/engine/sql.js';
 import { EngineError } from '../../../clickhouse-adapter/engine/errors.js';
 
@@ -31,6 +33,20 @@ describe('gateway HTTP protocol', function () {
     expect(responseEncoding(on, undefined)).to.equal(undefined);
     expect(responseEncoding(new URLSearchParams(), 'gzip')).to.equal(undefined);
     expect(responseEncoding(new URLSearchParams({ enable_http_compression: '0' }), 'gzip')).to.equal(undefined);
+  });
+
+  it('compresses whole bodies and streams alike, in each encoding', async function () {
+    const body = Buffer.from('x'.repeat(10_000) + '\n');
+    const decode = { gzip: gunzipSync, deflate: inflateSync, br: brotliDecompressSync } as const;
+    for (const e of ['gzip', 'deflate', 'br'] as const) {
+      const whole = await compress(body, e, '9');
+      expect(whole.length).to.be.below(body.length);
+      expect(decode[e](whole).equals(body), e).to.equal(true);
+      const chunks: Buffer[] = [];
+      for await (const c of Readable.from([body.subarray(0, 5000), body.subarray(5000)]).pipe(compressionStream(e, null))) chunks.push(c as Buffer);
+      expect(decode[e](Buffer.concat(chunks)).equals(body), e).to.equal(true);
+    }
+    expect(await compress(body, undefined, null)).to.equal(body);
   });
 
   it('hands parameter text to ClickHouse unchanged, as a quoted SET param_<name>', function () {
