@@ -166,8 +166,9 @@ class EmbeddedEngine implements ClickHouseEngine {
    * Runs `fn` on a Session of its own, set up for the call's (database, settings) context. Idle
    * Sessions are kept in a small pool keyed by that context, so repeated calls with the same database
    * and settings (the gateway's reads) skip the set-up. A Session is pooled again only when the call
-   * succeeded (a failed call leaves output behind in it, see the top of this file) and held one
-   * statement (several might have changed its state).
+   * succeeded (a failed call leaves output behind in it, see the top of this file), held one
+   * statement (several might have changed its state) and `keep` is true (false: `fn` changes the
+   * Session's state, e.g. sets query parameters).
    */
   private async withSession<T>(
     opts: { database?: string | undefined; settings?: Settings | undefined } | undefined,
@@ -176,7 +177,8 @@ class EmbeddedEngine implements ClickHouseEngine {
     keep = true,
   ): Promise<T> {
     const key = contextKey(hasContext(opts) ? opts : undefined);
-    const s = this.idle.get(key)?.pop() ?? (hasContext(opts) ? await this.contextSession(opts) : this.openSession());
+    // A Session that will not be pooled again (keep = false) is a fresh one: a pooled one would be lost.
+    const s = (keep ? this.idle.get(key)?.pop() : undefined) ?? (hasContext(opts) ? await this.contextSession(opts) : this.openSession());
     let reusable = keep && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
     try {
       return await fn(s);
