@@ -12,6 +12,10 @@
 // context a Session was set up for (opening one costs about 1.5 ms here; a pooled one costs nothing).
 // Streams always get their own Session, because chdb allows one open stream per Session.
 //
+// Query parameters are set on a fresh Session with `SET param_<name> = '<text>'` (sql.ts
+// paramsStatement): ClickHouse then parses each as a server parses an HTTP request's, and calls with
+// parameters run in parallel (chdb's own binding escapes strings again and runs one call at a time).
+//
 // Cancellation: chdb's own abort only stops the wait, the computation runs on. A query given a
 // queryId is sent as `/*rh_query_id:<id>*/ <sql>`, so it can be found in system.processes by that
 // prefix and cancelled for real with KILL QUERY (run on a separate control Session); the engine
