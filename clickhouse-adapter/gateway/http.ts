@@ -140,6 +140,8 @@ export class GatewayHttp {
     let queryId = url.searchParams.get('query_id') || randomUUID();
     const encoding = responseEncoding(url.searchParams, req.headers['accept-encoding'] as string | undefined);
     const level = url.searchParams.get('http_zlib_compression_level');
+    // ClickHouse's add_http_cors_header=1: browsers may read the answer (errors too).
+    if (url.searchParams.get('add_http_cors_header') === '1') res.setHeader('access-control-allow-origin', '*');
     // The client going away before its answer is written cancels what runs for it.
     const gone = new AbortController();
     res.once('close', () => { if (!res.writableFinished) gone.abort(); });

@@ -217,7 +217,10 @@ describe('RaftHouse HTTP interface fidelity (1 node, both endpoints)', function 
       expect(summary['result_rows'], name).to.equal('100');
       expect(summary['result_bytes']).to.equal(String(counted.body.length));
       expect(JSON.parse(String(counted.headers['x-clickhouse-progress']))).to.deep.equal(summary);
+      const cors = await request(base, 'SELECT 1', { query: { add_http_cors_header: '1' } });
+      expect(cors.headers['access-control-allow-origin']).to.equal('*');
       const noProgress = await request(base, 'SELECT 1');
+      expect(noProgress.headers['access-control-allow-origin']).to.equal(undefined);
       expect(noProgress.headers['x-clickhouse-progress']).to.equal(undefined);
       // The database parameter names the default database; max_result_rows is honoured as ClickHouse does (overflow: 396).
       const db = await request(base, 'SELECT dummy FROM one', { query: { database: 'system' } });
