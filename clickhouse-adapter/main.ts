@@ -40,7 +40,7 @@ const OPTIONS: Record<string, Opt> = {
   'max-result-rows': { flag: 'max-result-rows', value: 'int', env: 'RAFTHOUSE_MAX_RESULT_ROWS', def: '0', help: 'reads: rows in one result (0: no limit)' },
   'max-result-bytes': { flag: 'max-result-bytes', value: 'int', env: 'RAFTHOUSE_MAX_RESULT_BYTES', def: String(1024 ** 3), help: 'reads: bytes of one result and response body (0: no limit)' },
   'max-concurrent-queries': { flag: 'max-concurrent-queries', value: 'int', env: 'RAFTHOUSE_MAX_CONCURRENT_QUERIES', def: '32', help: 'reads running at once on this node; more get TOO_MANY_SIMULTANEOUS_QUERIES' },
-  'max-body-bytes': { flag: 'max-body-bytes', value: 'int', env: 'RAFTHOUSE_MAX_BODY_BYTES', def: String(32 * 1024 * 1024), help: 'request body cap in bytes, on the wire and after gzip/deflate decoding' },
+  'max-body-bytes': { flag: 'max-body-bytes', value: 'int', env: 'RAFTHOUSE_MAX_BODY_BYTES', def: String(32 * 1024 * 1024), help: 'request body cap in bytes, on the wire and after gzip/deflate/br decoding' },
   'dedup-window': { flag: 'dedup-window', value: 'int', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
   'allow-table-functions': { flag: 'allow-table-functions', value: 'NAMES', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
   'consistent-cut': { flag: 'consistent-cut', value: 'on|off', env: 'RAFTHOUSE_CONSISTENT_CUT', def: 'on', help: 'on: a consistent read of several groups sees them at one instant (docs/design-notes.md); off: each group fresh, not one cut (tests only)' },

@@ -12,6 +12,10 @@
 // context a Session was set up for (opening one costs about 1.5 ms here; a pooled one costs nothing).
 // Streams always get their own Session, because chdb allows one open stream per Session.
 //
+// Query parameters are set on a fresh Session with `SET param_<name> = '<text>'` (sql.ts
+// paramsStatement): ClickHouse then parses each as a server parses an HTTP request's, and calls with
+// parameters run in parallel (chdb's own binding escapes strings again and runs one call at a time).
+//
 // Cancellation: chdb's own abort only stops the wait, the computation runs on. A query given a
 // queryId is sent as `/*rh_query_id:<id>*/ <sql>`, so it can be found in system.processes by that
 // prefix and cancelled for real with KILL QUERY (run on a separate control Session); the engine
@@ -22,7 +26,7 @@ import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
-import { collectBytes, countPayloadRows, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
+import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -166,17 +170,20 @@ class EmbeddedEngine implements ClickHouseEngine {
    * Runs `fn` on a Session of its own, set up for the call's (database, settings) context. Idle
    * Sessions are kept in a small pool keyed by that context, so repeated calls with the same database
    * and settings (the gateway's reads) skip the set-up. A Session is pooled again only when the call
-   * succeeded (a failed call leaves output behind in it, see the top of this file) and held one
-   * statement (several might have changed its state).
+   * succeeded (a failed call leaves output behind in it, see the top of this file), held one
+   * statement (several might have changed its state) and `keep` is true (false: `fn` changes the
+   * Session's state, e.g. sets query parameters).
    */
   private async withSession<T>(
     opts: { database?: string | undefined; settings?: Settings | undefined } | undefined,
     sql: string,
     fn: (s: Session) => Promise<T>,
+    keep = true,
   ): Promise<T> {
     const key = contextKey(hasContext(opts) ? opts : undefined);
-    const s = this.idle.get(key)?.pop() ?? (hasContext(opts) ? await this.contextSession(opts) : this.openSession());
-    let reusable = !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
+    // A Session that will not be pooled again (keep = false) is a fresh one: a pooled one would be lost.
+    const s = (keep ? this.idle.get(key)?.pop() : undefined) ?? (hasContext(opts) ? await this.contextSession(opts) : this.openSession());
+    let reusable = keep && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
     try {
       return await fn(s);
     } catch (e) {
@@ -220,12 +227,16 @@ class EmbeddedEngine implements ClickHouseEngine {
       refuseSessionStatements(sql);
       const id = opts?.queryId !== undefined && TAGGABLE_ID_RE.test(opts.queryId) ? opts.queryId : undefined;
       const text = id ? `${tagOf(id)} ${sql}` : sql;
+      // Parameters are set on the Session (see paramsStatement), which is then not pooled again: they
+      // would stay set for its next call. Not chdb's binding, which also runs one call at a time per process.
+      const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
       const running = this.withSession(opts, sql, async (s) => {
-        const r: ChdbResult = opts?.params
-          ? await s.queryBindAsync(text, opts.params, { format })
-          : await s.queryAsync(text, { format });
+        if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
+        const r: ChdbResult = await s.queryAsync(text, { format });
+        // chdb's "rows read" are the rows of the result (measured: 1 for SELECT sum(number) FROM numbers(1000)).
+        opts?.onStats?.({ resultRows: r.rowsRead });
         return toBuffer(r.bytes());
-      });
+      }, setParams === undefined);
       if (!id || (!opts?.signal && !opts?.timeoutMs)) return running;
       return this.cancellable(running, id, opts);
     });
@@ -291,10 +302,18 @@ class EmbeddedEngine implements ClickHouseEngine {
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
+        const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
         const s = await self.run(() => self.contextSession(opts));
-        const stream = await self.run(async () => opts?.params
-          ? s.queryStreamBind(sql, opts.params, { format })
-          : s.queryStream(sql, { format }));
+        let stream: ReturnType<Session['queryStream']>;
+        try {
+          stream = await self.run(async () => {
+            if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
+            return s.queryStream(sql, { format });
+          });
+        } catch (e) {
+          s.close();
+          throw e;
+        }
         const it = stream[Symbol.asyncIterator]();
         try {
           for (;;) {
@@ -373,7 +392,9 @@ class EmbeddedEngine implements ClickHouseEngine {
  */
 export async function openEmbedded(opts: EmbeddedOptions): Promise<ClickHouseEngine> {
   mkdirSync(opts.dataDir, { recursive: true });
-  const args = [...(opts.connectionArgs ?? [])];
+  // A bare expression (`1+2`, `foobar`) is a syntax error (62) on a ClickHouse server; chdb, like
+  // clickhouse-local, reads it as a SELECT unless implicit_select is off.
+  const args = ['--implicit_select=0', ...(opts.connectionArgs ?? [])];
   if (opts.readonly) args.push(opts.allowSettings ? '--readonly=2' : '--readonly=1');
   let main: Session;
   try {

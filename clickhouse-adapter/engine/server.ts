@@ -45,11 +45,17 @@ export function mapClientError(e: unknown, url: string): Error {
   return new EngineError('ENGINE_PROTOCOL', `ClickHouse at ${url}: ${err.message}`, { cause: err });
 }
 
-function urlSettings(opts: { database?: string | undefined; settings?: Settings | undefined } | undefined, extra: ClickHouseSettings = {}): ClickHouseSettings {
+function urlSettings(opts: { database?: string | undefined; settings?: Settings | undefined; params?: Record<string, string> | undefined } | undefined, extra: ClickHouseSettings = {}): ClickHouseSettings {
   const out: ClickHouseSettings = { ...extra };
   for (const [k, v] of Object.entries(opts?.settings ?? {})) {
     checkSettingName(k);
     out[k] = v;
+  }
+  // Query parameters travel as the client sent them (ClickHouse's HTTP form, parsed by the server in
+  // the escaped format of each placeholder's type): the client's own query_params would escape them again.
+  for (const [k, v] of Object.entries(opts?.params ?? {})) {
+    checkSettingName(k);
+    (out as Record<string, unknown>)[`param_${k}`] = v;
   }
   // `database` is an HTTP parameter, not a setting, but the client sends settings as URL parameters.
   if (opts?.database !== undefined) out['database'] = opts.database;
@@ -123,11 +129,18 @@ class ServerEngine implements ClickHouseEngine {
           // A cancelled call is also KILLed by its query_id (cancellation()): the abort alone closes our
           // request, which not every server version takes as a reason to stop the query.
           clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow', wait_end_of_query: 1 } as ClickHouseSettings),
-          ...(opts?.params ? { query_params: opts.params } : {}),
-          ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+                    ...(opts?.queryId ? { query_id: opts.queryId } : {}),
           ...(stop ? { abort_signal: stop.signal } : {}),
         });
-        return await drain(r.stream);
+        const body = await drain(r.stream);
+        if (opts?.onStats) {
+          const summary = r.response_headers['x-clickhouse-summary'];
+          try {
+            const j = JSON.parse(String(summary ?? '{}')) as { result_rows?: string };
+            opts.onStats({ resultRows: Number(j.result_rows ?? 0) });
+          } catch { /* a server without a summary (18.16): no counts */ }
+        }
+        return body;
       } catch (e) {
         if (stop?.timedOut) throw new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '');
         throw e;
@@ -171,8 +184,7 @@ class ServerEngine implements ClickHouseEngine {
         const r = await self.run(() => self.client.exec({
           query: sql,
           clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow' } as ClickHouseSettings),
-          ...(opts?.params ? { query_params: opts.params } : {}),
-          ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+                    ...(opts?.queryId ? { query_id: opts.queryId } : {}),
         }));
         const it = (r.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
         // An error found after the server has started sending comes as text appended to a 200 body

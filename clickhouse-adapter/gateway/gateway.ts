@@ -11,7 +11,7 @@
 // (unsharded), or as rh_g<g>.t in every group g (sharded); `<userDb>.t` is the local Merge read view.
 
 import { randomUUID } from 'node:crypto';
-import type { ClickHouseEngine, QueryOptions, Settings } from '../engine/types.js';
+import type { ClickHouseEngine, QueryOptions, QueryStats, Settings } from '../engine/types.js';
 import { ClickHouseError } from '../engine/errors.js';
 import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import type { RaftdClient } from '../../adapters/sdk/client.js';
@@ -29,6 +29,7 @@ import { DEFAULT_READ_LIMITS, checkStatementSettings, killAfterMs, readSettings 
 import type { ReadLimits } from './limits.js';
 import { RunningQueries, isKillQuery } from './processes.js';
 import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
+import { READ_DATABASES } from '../rules/names.js';
 import { INPUT_FORMATS, PINNABLE, checkRead, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
 import type { WriteContext } from '../rules/index.js';
 
@@ -173,6 +174,8 @@ function emptySummary(): GatewaySummary {
 interface ReadOpts {
   database: string; format: string; settings: Settings | undefined; params: Record<string, string> | undefined;
   queryId?: string; signal?: AbortSignal; timeoutMs?: number | undefined;
+  /** Filled with the result size of the read (the last one to finish, which is the one kept). */
+  stats?: QueryStats;
 }
 
 function readQuery(opts: ReadOpts): QueryOptions {
@@ -183,6 +186,7 @@ function readQuery(opts: ReadOpts): QueryOptions {
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.settings && Object.keys(opts.settings).length ? { settings: opts.settings } : {}),
     ...(opts.params && Object.keys(opts.params).length ? { params: opts.params } : {}),
+    ...(opts.stats ? { onStats: (s: QueryStats) => Object.assign(opts.stats!, s) } : {}),
   };
 }
 
@@ -251,6 +255,7 @@ export class Gateway {
       summary.written_rows = String(Math.max(0, written));
       format = req.format ?? 'TabSeparated';
     } else {
+      if (database !== this.userDb && !READ_DATABASES.has(database)) await this.refuseUnknownDatabase(database);
       checkRead(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
       const user = req.user ?? 'default';
       const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
@@ -261,9 +266,10 @@ export class Gateway {
         throw new GatewayError(202, `Too many simultaneous queries. Maximum: ${this.o.maxConcurrentQueries ?? 32}`, 'TOO_MANY_SIMULTANEOUS_QUERIES');
       }
       const ticket = this.running.start(user, queryId, req.signal);
+      const stats: QueryStats = { resultRows: 0 };
       try {
         const opts: ReadOpts = {
-          database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits),
+          database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits), stats,
         };
         if (req.endpoint === 'consistent') {
           const r = await this.consistentRead(stmt, text, opts);
@@ -277,9 +283,19 @@ export class Gateway {
         throw new GatewayError(CODES.TOO_MANY_ROWS_OR_BYTES, `Limit for result exceeded, max bytes: ${limits.maxResultBytes}, current bytes: ${body.length}`, 'TOO_MANY_ROWS_OR_BYTES');
       }
       summary.result_bytes = String(body.length);
+      summary.result_rows = String(stats.resultRows);
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
     return { body, format, queryId, summary };
+  }
+
+  /**
+   * A `database` parameter naming no database at all is UNKNOWN_DATABASE (81), as a server answers
+   * before it reads the query; one that exists but is not for reads is left to the rules (497).
+   */
+  private async refuseUnknownDatabase(database: string): Promise<void> {
+    const found = await queryRows<{ n: number }>(this.o.engine, `SELECT count() AS n FROM system.databases WHERE name = ${quoteString(database)}`);
+    if (!found[0]?.n) throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${database} does not exist`, 'UNKNOWN_DATABASE');
   }
 
   private writeRules(): WriteContext {
