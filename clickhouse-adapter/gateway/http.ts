@@ -11,8 +11,9 @@
 
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual, randomUUID } from 'node:crypto';
-import { gzip } from 'node:zlib';
+import { timingSafeEqual, randomUUID, randomBytes } from 'node:crypto';
+import { gzip, createGzip } from 'node:zlib';
+import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { readBody } from './body.js';
 import type { Settings } from '../engine/types.js';
@@ -68,6 +69,19 @@ const gzipAsync = promisify(gzip);
  * enough that a refused gzip bomb has cost the node less than 64 MiB.
  */
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+/** Resolves when `w` may take more, or the client went away. */
+function writable(w: Writable, gone: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      w.off('drain', done);
+      gone.removeEventListener('abort', done);
+      resolve();
+    };
+    w.once('drain', done);
+    gone.addEventListener('abort', done, { once: true });
+  });
+}
 
 export class GatewayHttp {
   private readonly servers: http.Server[] = [];
@@ -126,6 +140,59 @@ export class GatewayHttp {
     return user;
   }
 
+  /**
+   * Sends a result as the gateway produces it (chunked), waiting for the client to take each chunk
+   * (backpressure: the gateway holds about one chunk per stream). An error after the headers went out
+   * is sent the way ClickHouse 25.11+ does (WriteBufferFromHTTP1ServerResponse::cancelWithException):
+   * the response carries X-ClickHouse-Exception-Tag (16 random characters), and the body ends with
+   *   \r\n__exception__\r\n<tag>\r\n<Code: N. DB::Exception: ...>\n<length of that text> <tag>\r\n__exception__\r\n
+   * then the connection closes without the final empty chunk, so no client can take the body for
+   * complete. A client that does not know the tag still finds the "Code: N. DB::Exception" text at
+   * the end of the body, as older servers sent it.
+   */
+  private async stream(res: http.ServerResponse, body: AsyncIterable<Uint8Array>, headers: http.OutgoingHttpHeaders, gzipOut: boolean, gone: AbortSignal): Promise<void> {
+    const tag = randomBytes(8).toString('hex');
+    const it = body[Symbol.asyncIterator]();
+    res.writeHead(200, { ...headers, 'x-clickhouse-exception-tag': tag, ...(gzipOut ? { 'content-encoding': 'gzip' } : {}) });
+    const gz = gzipOut ? createGzip() : undefined;
+    if (gz) gz.pipe(res, { end: false });
+    const out: Writable = gz ?? res;
+    const ended = (w: Writable) => new Promise<void>((resolve) => {
+      if (gz) gz.once('end', () => resolve());
+      else w.once('finish', () => resolve());
+    });
+    try {
+      for (;;) {
+        if (gone.aborted) return;
+        const next = await it.next();
+        if (next.done) break;
+        if (!out.write(next.value)) await writable(gz ? gz : res, gone);
+      }
+      if (gz) {
+        const done = ended(gz);
+        gz.end();
+        await done;
+      }
+      res.end();
+    } catch (e) {
+      const f = toFault(e);
+      const text = exceptionText(f, this.o.version).slice(0, 16 * 1024);
+      const trailer = `\r\n__exception__\r\n${tag}\r\n${text}${Buffer.byteLength(text)} ${tag}\r\n__exception__\r\n`;
+      if (gone.aborted || res.destroyed) return;
+      if (gz) {
+        const done = ended(gz);
+        gz.end(trailer);
+        await done;
+      } else {
+        await new Promise<void>((resolve) => res.write(trailer, () => resolve()));
+      }
+      // No final chunk: the body must not look complete.
+      res.socket?.end();
+    } finally {
+      await Promise.resolve(it.return?.(undefined)).catch(() => undefined);
+    }
+  }
+
   private async handle(byPort: Endpoint, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
     let queryId = url.searchParams.get('query_id') || randomUUID();
@@ -175,11 +242,27 @@ export class GatewayHttp {
       if (sql.trim() === '') throw new GatewayError(CODES.SYNTAX_ERROR, 'Empty query', 'SYNTAX_ERROR');
       const database = url.searchParams.get('database') ?? undefined;
       const format = url.searchParams.get('default_format') ?? undefined;
+      const sessionId = url.searchParams.get('session_id');
+      const session = sessionId ? {
+        id: sessionId, check: url.searchParams.get('session_check') === '1',
+        ...(url.searchParams.has('session_timeout') ? { timeout: url.searchParams.get('session_timeout')! } : {}),
+      } : undefined;
       const result = await this.o.gateway.execute({
         endpoint, sql, ...(data ? { data } : {}), ...(database ? { database } : {}), ...(format ? { format } : {}),
-        queryId, settings, params, readonlyMethod: req.method === 'GET', user, signal: gone.signal,
+        queryId, settings, params, readonlyMethod: req.method === 'GET', user, signal: gone.signal, ...(session ? { session } : {}),
       });
       queryId = result.queryId;
+      if (result.stream) {
+        await this.stream(res, result.stream, {
+          'content-type': contentType(result.format),
+          'x-clickhouse-query-id': queryId,
+          'x-clickhouse-format': result.format,
+          'x-clickhouse-timezone': this.o.timezone ?? 'UTC',
+          'x-clickhouse-summary': JSON.stringify(result.summary),
+          'x-clickhouse-server-display-name': 'rafthouse',
+        }, gzipOut, gone.signal);
+        return;
+      }
       const out = gzipOut ? await gzipAsync(result.body) : result.body;
       res.writeHead(200, {
         'content-type': contentType(result.format),

@@ -1,0 +1,257 @@
+// Streamed results and client sessions (issue 23, deliverables 2 and 3), through the stock
+// @clickhouse/client and raw HTTP, against one real node (raftd + rafthouse with embedded chdb).
+
+import { expect } from 'chai';
+import * as nodeHttp from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { RafthouseCluster } from './harness.js';
+
+interface Raw { status: number; text: string; headers: nodeHttp.IncomingHttpHeaders; aborted: boolean }
+
+function request(base: string, body: string, query: Record<string, string> = {}): Promise<Raw> {
+  const u = new URL(`${base}/?${new URLSearchParams(query)}`);
+  return new Promise((resolve, reject) => {
+    const req = nodeHttp.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      let aborted = false;
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('aborted', () => { aborted = true; });
+      res.on('error', () => { aborted = true; });
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers, aborted: aborted || !res.complete }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+async function errorOf(p: Promise<unknown>): Promise<Error & { code?: string; type?: string }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error & { code?: string; type?: string };
+  }
+  throw new Error('expected an error');
+}
+
+describe('RaftHouse streamed results and sessions (1 node, real processes)', function () {
+  this.timeout(180_000);
+  let cluster: RafthouseCluster;
+  let consistent: string;
+  let local: string;
+  const clients: ClickHouseClient[] = [];
+  const client = (extra: Record<string, unknown> = {}, base = consistent) => {
+    const c = createClient({ url: base, request_timeout: 60_000, ...extra });
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    cluster = await RafthouseCluster.start({ nodes: 1, groups: 4 });
+    consistent = cluster.nodes[0]!.consistentUrl;
+    local = cluster.nodes[0]!.localUrl;
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await cluster?.destroy();
+  });
+
+  describe('streaming', () => {
+    it('streams SELECT * FROM numbers(1e8): first rows long before the end, the process grows < 64 MiB', async () => {
+      const pid = cluster.nodes[0]!.proc.proc!.pid!;
+      // Warm up the path (sessions, parser cache) so the baseline is not taken before first use.
+      await request(consistent, 'SELECT * FROM numbers(1e6)');
+      const rss0 = rssOf(pid);
+      let peak = rss0;
+      const sampler = setInterval(() => { peak = Math.max(peak, rssOf(pid)); }, 50);
+      const u = new URL(consistent);
+      const t0 = Date.now();
+      const r = await new Promise<{ bytes: number; lines: number; first: number; end: number; headers: nodeHttp.IncomingHttpHeaders; tail: string }>((resolve, reject) => {
+        const req = nodeHttp.request({ host: u.hostname, port: u.port, path: '/', method: 'POST', agent: false }, (res) => {
+          let bytes = 0;
+          let lines = 0;
+          let first = 0;
+          let tail = '';
+          res.on('data', (c: Buffer) => {
+            if (!first) first = Date.now();
+            bytes += c.length;
+            for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) lines++;
+            tail = c.subarray(Math.max(0, c.length - 40)).toString('latin1');
+          });
+          res.on('end', () => resolve({ bytes, lines, first, end: Date.now(), headers: res.headers, tail }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end('SELECT * FROM numbers(1e8)');
+      });
+      clearInterval(sampler);
+      peak = Math.max(peak, rssOf(pid));
+      expect(r.bytes).to.equal(888_888_890);
+      expect(r.lines).to.equal(100_000_000);
+      expect(r.tail.endsWith('99999999\n')).to.equal(true);
+      expect(r.headers['content-length']).to.equal(undefined);
+      expect(r.headers['x-clickhouse-exception-tag']).to.match(/^[0-9a-f]{16}$/);
+      const total = r.end - t0;
+      expect(r.first - t0, `first byte after ${r.first - t0} ms of ${total} ms`).to.be.below(total / 4);
+      expect(peak - rss0, `RSS ${(rss0 / 2 ** 20).toFixed(0)} -> peak ${(peak / 2 ** 20).toFixed(0)} MiB`).to.be.below(64 * 1024 * 1024);
+    });
+
+    it('a small result still comes whole, with Content-Length', async () => {
+      const r = await request(consistent, 'SELECT number FROM numbers(3)');
+      expect(r.status).to.equal(200);
+      expect(r.text).to.equal('0\n1\n2\n');
+      expect(r.headers['content-length']).to.equal('6');
+    });
+
+    it('the stock client streams rows (ResultSet.stream) on both endpoints', async () => {
+      for (const base of [consistent, local]) {
+        const rs = await client({}, base).query({ query: 'SELECT number AS n FROM numbers(500000)', format: 'JSONEachRow' });
+        let n = 0;
+        let last = -1;
+        for await (const rows of rs.stream()) {
+          for (const row of rows as Array<{ json: () => { n: string } }>) {
+            last = Number(row.json().n);
+            n++;
+          }
+        }
+        expect(n).to.equal(500_000);
+        expect(last).to.equal(499_999);
+      }
+    });
+
+    it('an exception after the first rows ends the body as ClickHouse 25.11+ does (tag, marker, length), and the client throws it', async () => {
+      const sql = 'SELECT number, throwIf(number = 3000000) FROM numbers(5000000)';
+      const r = await request(consistent, sql);
+      expect(r.status).to.equal(200);
+      expect(r.aborted, 'the body must not end as if complete').to.equal(true);
+      const tag = String(r.headers['x-clickhouse-exception-tag']);
+      expect(tag).to.match(/^[0-9a-f]{16}$/);
+      const m = new RegExp(`\\r\\n__exception__\\r\\n${tag}\\r\\n(Code: 395\\. DB::Exception: [^]*\\n)(\\d+) ${tag}\\r\\n__exception__\\r\\n$`).exec(r.text);
+      expect(m, r.text.slice(-600)).to.not.equal(null);
+      expect(Number(m![2])).to.equal(Buffer.byteLength(m![1]!));
+      expect(m![1]).to.match(/\(FUNCTION_THROW_IF_VALUE_IS_NON_ZERO\) \(version /);
+      // Rows before the error were sent as they came.
+      expect(r.text.startsWith('0\t0\n1\t0\n')).to.equal(true);
+
+      const rs = await client().query({ query: sql, format: 'JSONEachRow' });
+      const err = await errorOf((async () => {
+        for await (const rows of rs.stream()) void rows;
+      })());
+      expect(err.code, String(err)).to.equal('395');
+      expect(err.type).to.equal('FUNCTION_THROW_IF_VALUE_IS_NON_ZERO');
+    });
+
+    it('max_result_bytes still holds while streaming (the error arrives mid-stream)', async () => {
+      const r = await request(local, 'SELECT * FROM numbers(1e7)', { max_result_bytes: '5000000' });
+      expect(r.status).to.equal(200);
+      expect(r.text).to.match(/Code: 396\. DB::Exception: .*\(TOO_MANY_ROWS_OR_BYTES\)/);
+      expect(r.text.length).to.be.below(5_000_000 + 2 * 1024 * 1024);
+    });
+
+    it('a client going away mid-stream cancels the query', async () => {
+      const u = new URL(local);
+      const sql = 'SELECT number FROM numbers(1e11) WHERE number % 3 != 7';
+      await new Promise<void>((resolve, reject) => {
+        const req = nodeHttp.request({ host: u.hostname, port: u.port, path: '/', method: 'POST', agent: false }, (res) => {
+          let got = 0;
+          res.on('data', (c: Buffer) => {
+            got += c.length;
+            if (got > 4 * 1024 * 1024) {
+              req.destroy();
+              resolve();
+            }
+          });
+        });
+        req.on('error', () => undefined);
+        req.end(sql);
+        setTimeout(() => reject(new Error('no data')), 30_000);
+      });
+      const running = async () => Number((await request(local, "SELECT count() FROM system.processes WHERE startsWith(query, 'SELECT number FROM numbers(1e11)')")).text.trim());
+      const gone = Date.now();
+      let left = await running();
+      while (left > 0 && Date.now() - gone < 5000) {
+        await new Promise((r) => setTimeout(r, 50));
+        left = await running();
+      }
+      expect(left).to.equal(0);
+    });
+  });
+
+  describe('sessions', () => {
+    it('a temporary table lives in its session across requests, and nowhere else', async () => {
+      const a = client({ session_id: 'sess-a' });
+      const b = client({ session_id: 'sess-b' });
+      await a.command({ query: 'CREATE TEMPORARY TABLE tmp (x UInt32, s String)' });
+      await a.insert({ table: 'tmp', values: [{ x: 1, s: 'a' }, { x: 2, s: 'b' }], format: 'JSONEachRow' });
+      await a.command({ query: "INSERT INTO tmp VALUES (3, 'c')" });
+      const rows = await (await a.query({ query: 'SELECT x, s FROM tmp ORDER BY x', format: 'JSONEachRow' })).json<{ x: number; s: string }>();
+      expect(rows).to.deep.equal([{ x: 1, s: 'a' }, { x: 2, s: 'b' }, { x: 3, s: 'c' }]);
+      const err = await errorOf(b.query({ query: 'SELECT count() FROM tmp', format: 'JSONEachRow' }));
+      expect(err.code, String(err)).to.equal('60');
+      const none = await errorOf(client().query({ query: 'SELECT count() FROM tmp', format: 'JSONEachRow' }));
+      expect(none.code, String(none)).to.equal('60');
+      // Raw HTTP, same session: still there; DROP ends it.
+      expect((await request(consistent, 'SELECT sum(x) FROM tmp', { session_id: 'sess-a' })).text).to.equal('6\n');
+      expect((await request(consistent, 'DROP TEMPORARY TABLE tmp', { session_id: 'sess-a' })).status).to.equal(200);
+      expect((await request(consistent, 'SELECT sum(x) FROM tmp', { session_id: 'sess-a' })).headers['x-clickhouse-exception-code']).to.equal('60');
+    });
+
+    it('SET applies to its session only; a session keeps working after a failed query', async () => {
+      const a = client({ session_id: 'sess-set' });
+      await a.command({ query: 'SET max_threads = 3' });
+      const get = async (c: ClickHouseClient) => (await (await c.query({ query: "SELECT getSetting('max_threads') AS v", format: 'JSONEachRow' })).json<{ v: string | number }>())[0]!.v;
+      expect(String(await get(a))).to.equal('3');
+      expect(String(await get(client({ session_id: 'sess-other' })))).to.not.equal('3');
+      expect(String(await get(client()))).to.not.equal('3');
+      // A setting no read may change is refused in a session too.
+      const refused = await errorOf(a.command({ query: 'SET max_memory_usage_for_user = 1' }));
+      expect(refused.code, String(refused)).to.be.oneOf(['164', '452']);
+      // A failure half-way through a result leaves the session clean (temporary tables kept).
+      await a.command({ query: 'CREATE TEMPORARY TABLE keep (x UInt8)' });
+      await a.command({ query: 'INSERT INTO keep VALUES (7)' });
+      const r = await request(consistent, 'SELECT number, throwIf(number = 3000000) FROM numbers(5000000)', { session_id: 'sess-set' });
+      expect(r.text).to.include('Code: 395.');
+      expect((await request(consistent, 'SELECT x FROM keep', { session_id: 'sess-set' })).text).to.equal('7\n');
+      expect((await request(consistent, "SELECT 'clean'", { session_id: 'sess-set' })).text).to.equal('clean\n');
+      expect(String(await get(a))).to.equal('3');
+    });
+
+    it('a write inside a session still goes through Raft', async () => {
+      const a = client({ session_id: 'sess-write' });
+      await a.command({ query: 'CREATE TABLE sw (id UInt32) ENGINE = MergeTree ORDER BY id' });
+      await a.insert({ table: 'sw', values: [{ id: 1 }, { id: 2 }], format: 'JSONEachRow' });
+      const n = await (await client().query({ query: 'SELECT count() AS n FROM sw', format: 'JSONEachRow' })).json<{ n: string }>();
+      expect(Number(n[0]!.n)).to.equal(2);
+      // The replicated group log holds them: another (non-session) client on the local endpoint sees them too.
+      const l = await (await client({}, local).query({ query: 'SELECT count() AS n FROM sw', format: 'JSONEachRow' })).json<{ n: string }>();
+      expect(Number(l[0]!.n)).to.equal(2);
+    });
+
+    it('session_check=1 refuses an unknown session (372); session_timeout expires it; a bad timeout is 374', async () => {
+      const unknown = await request(consistent, 'SELECT 1', { session_id: 'never-opened', session_check: '1' });
+      expect(unknown.headers['x-clickhouse-exception-code']).to.equal('372');
+      expect(unknown.text).to.match(/^Code: 372\. DB::Exception: Session never-opened not found\. \(SESSION_NOT_FOUND\)/);
+      expect((await request(consistent, 'CREATE TEMPORARY TABLE t1 (x UInt8)', { session_id: 'short', session_timeout: '1' })).status).to.equal(200);
+      expect((await request(consistent, 'SELECT count() FROM t1', { session_id: 'short', session_check: '1', session_timeout: '1' })).text).to.equal('0\n');
+      await new Promise((r) => setTimeout(r, 1600));
+      expect((await request(consistent, 'SELECT 1', { session_id: 'short', session_check: '1' })).headers['x-clickhouse-exception-code']).to.equal('372');
+      expect((await request(consistent, 'SELECT 1', { session_id: 'x', session_timeout: '999999' })).headers['x-clickhouse-exception-code']).to.equal('374');
+    });
+
+    it('one request at a time per session: a concurrent one gets 373 SESSION_IS_LOCKED', async () => {
+      const slow = request(consistent, 'SELECT sleepEachRow(0.5) FROM numbers(4)', { session_id: 'busy' });
+      await new Promise((r) => setTimeout(r, 400));
+      const second = await request(consistent, 'SELECT 1', { session_id: 'busy' });
+      expect(second.headers['x-clickhouse-exception-code']).to.equal('373');
+      expect(second.text).to.match(/^Code: 373\. DB::Exception: Session busy is locked by a concurrent client\. \(SESSION_IS_LOCKED\)/);
+      expect((await slow).status).to.equal(200);
+      expect((await request(consistent, 'SELECT 2', { session_id: 'busy' })).text).to.equal('2\n');
+    });
+  });
+});
