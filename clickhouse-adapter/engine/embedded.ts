@@ -326,18 +326,26 @@ class EmbeddedEngine implements ClickHouseEngine {
       ? s.queryStreamBind(text, opts.params, { format })
       : s.queryStream(text, { format }));
     const it = stream[Symbol.asyncIterator]();
+    let ended = false;
     try {
       for (;;) {
         let next: IteratorResult<{ raw(): Uint8Array }>;
         try {
           next = await this.run(() => it.next());
         } catch (e) {
+          ended = true;
           throw watch ? watch.mapError(e) : e;
         }
-        if (next.done) return true;
+        if (next.done) {
+          ended = true;
+          return true;
+        }
         yield next.value.raw();
       }
     } finally {
+      // Left early (the consumer stopped): chdb's cancel frees the stream but the pipeline may run on
+      // until it next produces a chunk, so the query is KILLed by its tag as well.
+      if (!ended && id) await this.killTagged(id).catch(() => undefined);
       watch?.done();
       stream.cancel();
       await it.return?.(undefined).catch(() => undefined);

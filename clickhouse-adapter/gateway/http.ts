@@ -73,6 +73,10 @@ export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** Resolves when `w` may take more, or the client went away. */
 function writable(w: Writable, gone: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    if (gone.aborted || w.destroyed) {
+      resolve();
+      return;
+    }
     const done = (): void => {
       w.off('drain', done);
       gone.removeEventListener('abort', done);

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import * as nodeHttp from 'node:http';
 import { readFileSync } from 'node:fs';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import { RafthouseCluster } from './harness.js';
 
 interface Raw { status: number; text: string; headers: nodeHttp.IncomingHttpHeaders; aborted: boolean }
@@ -46,7 +46,7 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
   let local: string;
   const clients: ClickHouseClient[] = [];
   const client = (extra: Record<string, unknown> = {}, base = consistent) => {
-    const c = createClient({ url: base, request_timeout: 60_000, ...extra });
+    const c = createClient({ url: base, request_timeout: 60_000, log: { level: ClickHouseLogLevel.OFF }, ...extra });
     clients.push(c);
     return c;
   };
