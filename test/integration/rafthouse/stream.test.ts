@@ -39,6 +39,8 @@ async function errorOf(p: Promise<unknown>): Promise<Error & { code?: string; ty
   throw new Error('expected an error');
 }
 
+const MAX_SESSIONS = 20;
+
 describe('RaftHouse streamed results and sessions (1 node, real processes)', function () {
   this.timeout(180_000);
   let cluster: RafthouseCluster;
@@ -52,7 +54,7 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
   };
 
   before(async () => {
-    cluster = await RafthouseCluster.start({ nodes: 1, groups: 4 });
+    cluster = await RafthouseCluster.start({ nodes: 1, groups: 4, args: ['--max-sessions', String(MAX_SESSIONS)] });
     consistent = cluster.nodes[0]!.consistentUrl;
     local = cluster.nodes[0]!.localUrl;
   });
@@ -242,6 +244,21 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       await new Promise((r) => setTimeout(r, 1600));
       expect((await request(consistent, 'SELECT 1', { session_id: 'short', session_check: '1' })).headers['x-clickhouse-exception-code']).to.equal('372');
       expect((await request(consistent, 'SELECT 1', { session_id: 'x', session_timeout: '999999' })).headers['x-clickhouse-exception-code']).to.equal('374');
+    });
+
+    it('sessions are bounded in number per node (--max-sessions): one more is refused, open ones keep working', async () => {
+      let opened = 0;
+      let refused: Raw | undefined;
+      for (let i = 0; i <= MAX_SESSIONS && !refused; i++) {
+        const r = await request(consistent, 'SELECT 1', { session_id: `cap-${i}`, session_timeout: '30' });
+        if (r.status === 200) opened++;
+        else refused = r;
+      }
+      expect(refused, 'the bound was never reached').to.not.equal(undefined);
+      expect(refused!.headers['x-clickhouse-exception-code']).to.equal('202');
+      expect(refused!.text).to.include(`Maximum: ${MAX_SESSIONS}`);
+      expect(opened).to.be.at.most(MAX_SESSIONS);
+      expect((await request(consistent, 'SELECT 3', { session_id: 'cap-0', session_check: '1' })).text).to.equal('3\n');
     });
 
     it('one request at a time per session: a concurrent one gets 373 SESSION_IS_LOCKED', async () => {
