@@ -131,6 +131,25 @@ export interface GatewayOptions {
  */
 export const STREAM_PREFETCH_BYTES = 1024 * 1024;
 
+/**
+ * Output formats whose blocks concatenate into the whole result: chdb's stream formats every block as a
+ * document of its own (measured: JSON, XML, Pretty, Parquet, CSVWithNames... repeat their header and
+ * footer per block; Values misses the ',' between blocks), so only formats without a header, footer or
+ * row separator are streamed; the others are read
+ * whole (bounded by max_result_bytes), as before.
+ */
+const STREAMABLE_FORMATS = new Set([
+  'tabseparated', 'tsv', 'tabseparatedraw', 'tsvraw', 'csv', 'jsoneachrow', 'jsonlines', 'ndjson', 'jsoncompacteachrow',
+  'jsonstringseachrow', 'jsoncompactstringseachrow', 'lineasstring', 'rowbinary',
+]);
+
+/** Whether a read's result may be streamed (see STREAMABLE_FORMATS); a setting that wraps rows in an array turns it off. */
+function streamable(format: string, sql: string, settings: Settings): boolean {
+  if (!STREAMABLE_FORMATS.has(format.toLowerCase())) return false;
+  if (/output_format_json_array_of_rows/i.test(sql)) return false;
+  return !Object.entries(settings).some(([k, v]) => k.toLowerCase() === 'output_format_json_array_of_rows' && truthy(v));
+}
+
 /** A read whose first bytes are in hand: the rest is still to come from `it` unless `done`. */
 interface StartedRead {
   chunks: Buffer[];
@@ -340,7 +359,9 @@ export class Gateway {
           database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits),
           session: lease?.session,
         };
-        const r = req.endpoint === 'consistent' ? await this.consistentStart(stmt, text, opts) : { started: await this.startRead(text, opts) };
+        const r = !streamable(format, text, settings)
+          ? (req.endpoint === 'consistent' ? await this.consistentRead(stmt, text, opts) : { body: await this.read(text, opts) })
+          : req.endpoint === 'consistent' ? await this.consistentStart(stmt, text, opts) : { started: await this.startRead(text, opts) };
         if ('body' in r) {
           body = r.body;
           if (r.cutAttempts !== undefined) summary.rafthouse_cut_attempts = String(r.cutAttempts);

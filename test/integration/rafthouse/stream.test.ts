@@ -111,6 +111,19 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       expect(r.headers['content-length']).to.equal('6');
     });
 
+    it('formats that are one document (JSON, CSVWithNames, Values) come whole and well-formed, however many blocks', async () => {
+      const json = await request(consistent, 'SELECT number FROM numbers(300000) FORMAT JSON');
+      const doc = JSON.parse(json.text) as { rows: number; data: Array<{ number: string | number }> };
+      expect(doc.rows).to.equal(300_000);
+      expect(Number(doc.data[299_999]!.number)).to.equal(299_999);
+      const csv = await request(consistent, 'SELECT number AS n FROM numbers(300000) FORMAT CSVWithNames');
+      expect(csv.text.split('\n').filter((l) => l === '"n"').length).to.equal(1);
+      const values = await request(local, 'SELECT number FROM numbers(300000) FORMAT Values');
+      expect(values.text.split('),(').length).to.equal(300_000);
+      const arr = await request(local, 'SELECT number AS n FROM numbers(300000) FORMAT JSONEachRow', { output_format_json_array_of_rows: '1' });
+      expect((JSON.parse(arr.text) as unknown[]).length).to.equal(300_000);
+    });
+
     it('the stock client streams rows (ResultSet.stream) on both endpoints', async () => {
       for (const base of [consistent, local]) {
         const rs = await client({}, base).query({ query: 'SELECT number AS n FROM numbers(500000)', format: 'JSONEachRow' });
@@ -246,6 +259,16 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       expect((await request(consistent, 'SELECT 1', { session_id: 'x', session_timeout: '999999' })).headers['x-clickhouse-exception-code']).to.equal('374');
     });
 
+    it('one request at a time per session: a concurrent one gets 373 SESSION_IS_LOCKED', async () => {
+      const slow = request(consistent, 'SELECT sleepEachRow(0.5) FROM numbers(4)', { session_id: 'busy' });
+      await new Promise((r) => setTimeout(r, 400));
+      const second = await request(consistent, 'SELECT 1', { session_id: 'busy' });
+      expect(second.headers['x-clickhouse-exception-code']).to.equal('373');
+      expect(second.text).to.match(/^Code: 373\. DB::Exception: Session busy is locked by a concurrent client\. \(SESSION_IS_LOCKED\)/);
+      expect((await slow).status).to.equal(200);
+      expect((await request(consistent, 'SELECT 2', { session_id: 'busy' })).text).to.equal('2\n');
+    });
+
     it('sessions are bounded in number per node (--max-sessions): one more is refused, open ones keep working', async () => {
       let opened = 0;
       let refused: Raw | undefined;
@@ -259,16 +282,6 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       expect(refused!.text).to.include(`Maximum: ${MAX_SESSIONS}`);
       expect(opened).to.be.at.most(MAX_SESSIONS);
       expect((await request(consistent, 'SELECT 3', { session_id: 'cap-0', session_check: '1' })).text).to.equal('3\n');
-    });
-
-    it('one request at a time per session: a concurrent one gets 373 SESSION_IS_LOCKED', async () => {
-      const slow = request(consistent, 'SELECT sleepEachRow(0.5) FROM numbers(4)', { session_id: 'busy' });
-      await new Promise((r) => setTimeout(r, 400));
-      const second = await request(consistent, 'SELECT 1', { session_id: 'busy' });
-      expect(second.headers['x-clickhouse-exception-code']).to.equal('373');
-      expect(second.text).to.match(/^Code: 373\. DB::Exception: Session busy is locked by a concurrent client\. \(SESSION_IS_LOCKED\)/);
-      expect((await slow).status).to.equal(200);
-      expect((await request(consistent, 'SELECT 2', { session_id: 'busy' })).text).to.equal('2\n');
     });
   });
 });
