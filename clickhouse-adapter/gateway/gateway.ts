@@ -29,7 +29,7 @@ import { DEFAULT_READ_LIMITS, checkStatementSettings, killAfterMs, readSettings 
 import type { ReadLimits } from './limits.js';
 import { RunningQueries, isKillQuery } from './processes.js';
 import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
-import { INPUT_FORMATS, PINNABLE, checkRead, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
+import { INPUT_FORMATS, PINNABLE, checkRead, checkSessionStatement, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
 import type { WriteContext } from '../rules/index.js';
 
 export { loadNondeterministic };
@@ -431,7 +431,10 @@ export class Gateway {
 
   private async runSessionLocal(what: 'set' | 'create' | 'insert' | 'drop', stmt: ParsedStatement, sql: string, data: Buffer | undefined,
     lease: SessionLease, req: GatewayRequest): Promise<void> {
-    const run = (text: string) => lease.session.query(text, { format: 'TabSeparated', ...(req.database ? { database: req.database } : { database: this.userDb }) });
+    const database = req.database || this.userDb;
+    const run = (text: string) => lease.session.query(text, { format: 'TabSeparated', database });
+    // Whatever runs in the session runs on this node as a read does: a read's reach for its expressions.
+    if (what !== 'set') checkSessionStatement(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
     switch (what) {
       case 'set': {
         const { settings } = extractSettings('SETTINGS ' + stmt.canonical.replace(/^SET\s+/i, ''));

@@ -215,6 +215,18 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       expect((await request(consistent, 'SELECT sum(x) FROM tmp', { session_id: 'sess-a' })).text).to.equal('6\n');
       expect((await request(consistent, 'DROP TEMPORARY TABLE tmp', { session_id: 'sess-a' })).status).to.equal(200);
       expect((await request(consistent, 'SELECT sum(x) FROM tmp', { session_id: 'sess-a' })).headers['x-clickhouse-exception-code']).to.equal('60');
+      // What runs in a session has a read's reach: no file access, no internal names, Memory only.
+      for (const sql of [
+        "CREATE TEMPORARY TABLE f (s String DEFAULT file('/etc/passwd', 'LineAsString', 's String'))",
+        "CREATE TEMPORARY TABLE f2 (s String DEFAULT toString(url('http://127.0.0.1:1/')))",
+        'CREATE TEMPORARY TABLE m (x UInt8) ENGINE = MergeTree ORDER BY x',
+        'CREATE TEMPORARY TABLE c AS SELECT 1 AS x',
+      ]) {
+        const r = await request(consistent, sql, { session_id: 'sess-a' });
+        expect(r.status, `${sql}: ${r.text}`).to.not.equal(200);
+      }
+      // Without a session a temporary table is still refused (48), as before.
+      expect((await request(consistent, 'CREATE TEMPORARY TABLE nos (x UInt8)')).headers['x-clickhouse-exception-code']).to.equal('48');
     });
 
     it('SET applies to its session only; a session keeps working after a failed query', async () => {
