@@ -151,7 +151,7 @@ export class GatewayHttp {
    * the response carries X-ClickHouse-Exception-Tag (16 random characters), and the body ends with
    *   \r\n__exception__\r\n<tag>\r\n<Code: N. DB::Exception: ...>\n<length of that text> <tag>\r\n__exception__\r\n
    * then the connection closes without the final empty chunk, so no client can take the body for
-   * complete. A client that does not know the tag still finds the "Code: N. DB::Exception" text at
+   * complete (compressed: the gzip stream and the response end normally, see below). A client that does not know the tag still finds the "Code: N. DB::Exception" text at
    * the end of the body, as older servers sent it.
    */
   private async stream(res: http.ServerResponse, body: AsyncIterable<Uint8Array>, headers: http.OutgoingHttpHeaders, gzipOut: boolean, gone: AbortSignal): Promise<void> {
@@ -184,12 +184,16 @@ export class GatewayHttp {
       const trailer = `\r\n__exception__\r\n${tag}\r\n${text}${Buffer.byteLength(text)} ${tag}\r\n__exception__\r\n`;
       if (gone.aborted || res.destroyed) return;
       if (gz) {
+        // Compressed: the gzip stream is finished and the response ended properly. A connection cut
+        // here makes clients (@clickhouse/client, measured) drop the decompressor's last output, the
+        // trailer with it, and report a bare ECONNRESET instead of the error.
         const done = ended(gz);
         gz.end(trailer);
         await done;
-      } else {
-        await new Promise<void>((resolve) => res.write(trailer, () => resolve()));
+        res.end();
+        return;
       }
+      await new Promise<void>((resolve) => res.write(trailer, () => resolve()));
       // No final chunk: the body must not look complete.
       res.socket?.end();
     } finally {

@@ -162,6 +162,19 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       expect(err.type).to.equal('FUNCTION_THROW_IF_VALUE_IS_NON_ZERO');
     });
 
+    it('compressed streams (enable_http_compression=1, gzip): rows and a mid-stream error both arrive', async () => {
+      const c = client({ compression: { response: true } });
+      const rs = await c.query({ query: 'SELECT number AS n FROM numbers(400000)', format: 'JSONEachRow' });
+      let n = 0;
+      for await (const rows of rs.stream()) n += (rows as unknown[]).length;
+      expect(n).to.equal(400_000);
+      const bad = await c.query({ query: 'SELECT number AS n, throwIf(number = 3000000) AS t FROM numbers(5000000)', format: 'JSONEachRow' });
+      const err = await errorOf((async () => {
+        for await (const rows of bad.stream()) void rows;
+      })());
+      expect(err.code, String(err)).to.equal('395');
+    });
+
     it('max_result_bytes still holds while streaming (the error arrives mid-stream)', async () => {
       const r = await request(local, 'SELECT * FROM numbers(1e7)', { max_result_bytes: '5000000' });
       expect(r.status).to.equal(200);
