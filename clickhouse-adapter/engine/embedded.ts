@@ -10,7 +10,7 @@
 // Per-call database and settings must not leak between calls either, and chdb has no per-query
 // settings: `USE` and `SET` stick to a Session. So the pool is keyed by the (database, settings)
 // context a Session was set up for (opening one costs about 1.5 ms here; a pooled one costs nothing).
-// Streams always get their own Session, because chdb allows one open stream per Session.
+// A stream holds its (pooled) Session until it ends: chdb allows one open stream per Session.
 //
 // Cancellation: chdb's own abort only stops the wait, the computation runs on. A query given a
 // queryId is sent as `/*rh_query_id:<id>*/ <sql>`, so it can be found in system.processes by that
@@ -302,11 +302,15 @@ class EmbeddedEngine implements ClickHouseEngine {
     return {
       async *[Symbol.asyncIterator]() {
         refuseSessionStatements(sql);
-        const s = await self.run(() => self.contextSession(opts));
+        // A pooled Session, as query() takes (no set-up cost for a small read); pooled again only when
+        // the stream ran to its end (a failed or abandoned one may have left output behind).
+        const key = contextKey(hasContext(opts) ? opts : undefined);
+        const s = self.idle.get(key)?.pop() ?? (hasContext(opts) ? await self.run(() => self.contextSession(opts)) : self.openChdb());
+        let reusable = false;
         try {
-          yield* self.streamOn(s, sql, opts);
+          reusable = (yield* self.streamOn(s, sql, opts)) && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
         } finally {
-          s.close();
+          self.release(key, s, reusable);
         }
       },
     };

@@ -135,8 +135,7 @@ export const STREAM_PREFETCH_BYTES = 1024 * 1024;
  * Output formats whose blocks concatenate into the whole result: chdb's stream formats every block as a
  * document of its own (measured: JSON, XML, Pretty, Parquet, CSVWithNames... repeat their header and
  * footer per block; Values misses the ',' between blocks), so only formats without a header, footer or
- * row separator are streamed; the others are read
- * whole (bounded by max_result_bytes), as before.
+ * row separator are streamed; the others are read whole (bounded by max_result_bytes), as before.
  */
 const STREAMABLE_FORMATS = new Set([
   'tabseparated', 'tsv', 'tabseparatedraw', 'tsvraw', 'csv', 'jsoneachrow', 'jsonlines', 'ndjson', 'jsoncompacteachrow',
@@ -317,7 +316,7 @@ export class Gateway {
     let body: Buffer = Buffer.alloc(0);
     let format = stmt.format ?? req.format ?? 'TabSeparated';
     let stream: AsyncIterable<Uint8Array> | undefined;
-    const local = lease ? this.sessionLocal(stmt, lease, database) : undefined;
+    const local = lease ? this.sessionLocal(stmt, lease) : undefined;
     if (local) {
       // Session state only (SET, temporary tables): run in the session, never replicated.
       await this.runSessionLocal(local, stmt, sql, data, lease!, req);
@@ -416,14 +415,13 @@ export class Gateway {
    * DROP of one of the session's temporary tables. undefined: the statement takes its usual path
    * (a write through Raft, a read in the session).
    */
-  private sessionLocal(stmt: ParsedStatement, lease: SessionLease, database: string): 'set' | 'create' | 'insert' | 'drop' | undefined {
+  private sessionLocal(stmt: ParsedStatement, lease: SessionLease): 'set' | 'create' | 'insert' | 'drop' | undefined {
     if (stmt.kind === 'set') return 'set';
     const head = significant(tokenize(stmt.canonical.slice(0, 200))).slice(0, 4).map((t) => t.text.toUpperCase());
     if (stmt.kind === 'create' && (head[1] === 'TEMPORARY' || (head[1] === 'OR' && head[3] === 'TEMPORARY'))) return 'create';
     const t = stmt.target;
     const temporary = t && t.database === undefined && lease.temporary.has(t.table.toLowerCase());
     if (!temporary) return undefined;
-    void database;
     if (stmt.kind === 'insert') return 'insert';
     if (stmt.kind === 'drop') return 'drop';
     return undefined;
