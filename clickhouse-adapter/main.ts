@@ -4,60 +4,71 @@
 // Every option: a flag, an environment variable, a default — in OPTIONS below, nowhere else.
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { APP_SECRET_ENV, resolveSecret, SecretError } from '../protocol/secrets.js';
+import { renderHelp, parseCommandLine, optionSwitch, UsageError, type CommandSpec } from '../protocol/cli.js';
 import { startRafthouse } from './gateway/node.js';
 import type { RafthouseConfig } from './gateway/node.js';
 import type { ReadLimits } from './gateway/limits.js';
 
-interface Opt { flag: string; env: string; def: string; help: string }
+/** value: what the flag takes, shown in --help (null: a switch); secret: the flag names a file (protocol/secrets.ts). */
+interface Opt { flag: string; value: string | null; env: string; def: string; help: string; secret?: boolean }
 
 const OPTIONS: Record<string, Opt> = {
-  'app-listen': { flag: 'app-listen', env: 'RAFTHOUSE_APP_LISTEN', def: '127.0.0.1:7100', help: 'state-machine API for raftd (raftd --app-url http://THIS)' },
-  'consistent-listen': { flag: 'consistent-listen', env: 'RAFTHOUSE_CONSISTENT_LISTEN', def: '127.0.0.1:8123', help: 'consistent endpoint (writes, linearizable reads)' },
-  'local-listen': { flag: 'local-listen', env: 'RAFTHOUSE_LOCAL_LISTEN', def: '127.0.0.1:8124', help: 'local endpoint (reads of this replica, read-only)' },
-  'consistent-host': { flag: 'consistent-host', env: 'RAFTHOUSE_CONSISTENT_HOST', def: '', help: 'Host header names (comma-separated) that select the consistent endpoint on either port' },
-  'local-host': { flag: 'local-host', env: 'RAFTHOUSE_LOCAL_HOST', def: '', help: 'Host header names (comma-separated) that select the local endpoint on either port' },
-  'raftd-url': { flag: 'raftd-url', env: 'RAFTHOUSE_RAFTD_URL', def: 'http://127.0.0.1:8001', help: 'raftd client API (comma-separated list: tried in turn)' },
-  'raftd-token-file': { flag: 'raftd-token-file', env: 'RAFTHOUSE_RAFTD_TOKEN', def: '', help: 'file with the bearer token of raftd\'s client API (or the value in RAFTHOUSE_RAFTD_TOKEN, a file in RAFTHOUSE_RAFTD_TOKEN_FILE)' },
-  'app-secret-file': { flag: 'app-secret-file', env: APP_SECRET_ENV, def: '', help: `file with the secret raftd proves on every state-machine API call (raftd --app-secret-file; or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE)` },
-  insecure: { flag: 'insecure', env: 'RAFTHOUSE_INSECURE', def: '', help: 'accept state-machine API calls without the app secret (throwaway test clusters only; "1" to set)' },
-  engine: { flag: 'engine', env: 'RAFTHOUSE_ENGINE', def: 'embedded', help: 'embedded (chdb in-process) or server' },
-  'data-dir': { flag: 'data-dir', env: 'RAFTHOUSE_DATA_DIR', def: './rafthouse-data', help: 'embedded: the chdb data directory' },
-  'clickhouse-url': { flag: 'clickhouse-url', env: 'CLICKHOUSE_URL', def: '', help: 'server: e.g. http://127.0.0.1:8123' },
-  user: { flag: 'user', env: 'CLICKHOUSE_USER', def: '', help: 'server: ClickHouse user the state machine writes as' },
-  'password-file': { flag: 'password-file', env: 'CLICKHOUSE_PASSWORD', def: '', help: 'server: file with its password (or CLICKHOUSE_PASSWORD / _FILE)' },
-  'readonly-user': { flag: 'readonly-user', env: 'CLICKHOUSE_READONLY_USER', def: '', help: 'server: a ClickHouse user with a readonly=2 profile (reads, local endpoint)' },
-  'readonly-password-file': { flag: 'readonly-password-file', env: 'CLICKHOUSE_READONLY_PASSWORD', def: '', help: 'server: file with its password (or CLICKHOUSE_READONLY_PASSWORD / _FILE)' },
-  groups: { flag: 'groups', env: 'RAFTHOUSE_GROUPS', def: '1', help: 'data groups 1..N (must equal raftd --groups)' },
-  vnodes: { flag: 'vnodes', env: 'RAFTHOUSE_VNODES', def: '128', help: 'ring points per group (same on every node)' },
-  database: { flag: 'database', env: 'RAFTHOUSE_DATABASE', def: 'default', help: 'the user database served' },
-  'users-file': { flag: 'users-file', env: 'RAFTHOUSE_USERS', def: '', help: 'file with the gateway users "name:password,..." (or RAFTHOUSE_USERS / _FILE; default: user default, empty password)' },
-  'user-limits-file': { flag: 'user-limits-file', env: 'RAFTHOUSE_USER_LIMITS_FILE', def: '', help: 'JSON file {"user": {"max_execution_time": s, "max_memory_usage": B, "max_result_rows": n, "max_result_bytes": B}}: read limits per gateway user' },
-  'max-execution-time': { flag: 'max-execution-time', env: 'RAFTHOUSE_MAX_EXECUTION_TIME', def: '60', help: 'reads: seconds a query may run (0: no limit); a user cannot raise it' },
-  'max-memory-usage': { flag: 'max-memory-usage', env: 'RAFTHOUSE_MAX_MEMORY_USAGE', def: String(4 * 1024 ** 3), help: 'reads: bytes of memory one query may use (0: no limit)' },
-  'max-result-rows': { flag: 'max-result-rows', env: 'RAFTHOUSE_MAX_RESULT_ROWS', def: '0', help: 'reads: rows in one result (0: no limit)' },
-  'max-result-bytes': { flag: 'max-result-bytes', env: 'RAFTHOUSE_MAX_RESULT_BYTES', def: String(1024 ** 3), help: 'reads: bytes of one result and response body (0: no limit)' },
-  'max-concurrent-queries': { flag: 'max-concurrent-queries', env: 'RAFTHOUSE_MAX_CONCURRENT_QUERIES', def: '32', help: 'reads running at once on this node; more get TOO_MANY_SIMULTANEOUS_QUERIES' },
-  'max-sessions': { flag: 'max-sessions', env: 'RAFTHOUSE_MAX_SESSIONS', def: '1000', help: 'client sessions (session_id) open at once on this node; one more gets TOO_MANY_SIMULTANEOUS_QUERIES' },
-  'max-session-timeout': { flag: 'max-session-timeout', env: 'RAFTHOUSE_MAX_SESSION_TIMEOUT', def: '3600', help: 'the largest session_timeout (seconds) a client may ask for; the default is 60' },
-  'max-body-bytes': { flag: 'max-body-bytes', env: 'RAFTHOUSE_MAX_BODY_BYTES', def: String(32 * 1024 * 1024), help: 'request body cap in bytes, on the wire and after gzip/deflate decoding' },
-  'dedup-window': { flag: 'dedup-window', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
-  'allow-table-functions': { flag: 'allow-table-functions', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
-  'consistent-cut': { flag: 'consistent-cut', env: 'RAFTHOUSE_CONSISTENT_CUT', def: 'on', help: 'on: a consistent read of several groups sees them at one instant (docs/design-notes.md); off: each group fresh, not one cut (tests only)' },
-  'view-sync-ms': { flag: 'view-sync-ms', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
+  'app-listen': { flag: 'app-listen', value: 'HOST:PORT', env: 'RAFTHOUSE_APP_LISTEN', def: '127.0.0.1:7100', help: 'state-machine API for raftd (raftd --app-url http://THIS)' },
+  'consistent-listen': { flag: 'consistent-listen', value: 'HOST:PORT', env: 'RAFTHOUSE_CONSISTENT_LISTEN', def: '127.0.0.1:8123', help: 'consistent endpoint (writes, linearizable reads)' },
+  'local-listen': { flag: 'local-listen', value: 'HOST:PORT', env: 'RAFTHOUSE_LOCAL_LISTEN', def: '127.0.0.1:8124', help: 'local endpoint (reads of this replica, read-only)' },
+  'consistent-host': { flag: 'consistent-host', value: 'NAMES', env: 'RAFTHOUSE_CONSISTENT_HOST', def: '', help: 'Host header names (comma-separated) that select the consistent endpoint on either port' },
+  'local-host': { flag: 'local-host', value: 'NAMES', env: 'RAFTHOUSE_LOCAL_HOST', def: '', help: 'Host header names (comma-separated) that select the local endpoint on either port' },
+  'raftd-url': { flag: 'raftd-url', value: 'URL[,URL]', env: 'RAFTHOUSE_RAFTD_URL', def: 'http://127.0.0.1:8001', help: 'raftd client API (comma-separated list: tried in turn)' },
+  'raftd-token-file': { flag: 'raftd-token-file', value: 'file', secret: true, env: 'RAFTHOUSE_RAFTD_TOKEN', def: '', help: 'file with the bearer token of raftd\'s client API (or the value in RAFTHOUSE_RAFTD_TOKEN, a file in RAFTHOUSE_RAFTD_TOKEN_FILE)' },
+  'app-secret-file': { flag: 'app-secret-file', value: 'file', secret: true, env: APP_SECRET_ENV, def: '', help: `file with the secret raftd proves on every state-machine API call (raftd --app-secret-file; or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE)` },
+  insecure: { flag: 'insecure', value: null, env: 'RAFTHOUSE_INSECURE', def: '', help: 'accept state-machine API calls without the app secret (throwaway test clusters only)' },
+  engine: { flag: 'engine', value: 'embedded|server', env: 'RAFTHOUSE_ENGINE', def: 'embedded', help: 'embedded (chdb in-process) or server' },
+  'data-dir': { flag: 'data-dir', value: 'DIR', env: 'RAFTHOUSE_DATA_DIR', def: './rafthouse-data', help: 'embedded: the chdb data directory' },
+  'clickhouse-url': { flag: 'clickhouse-url', value: 'URL', env: 'CLICKHOUSE_URL', def: '', help: 'server: e.g. http://127.0.0.1:8123' },
+  user: { flag: 'user', value: 'NAME', env: 'CLICKHOUSE_USER', def: '', help: 'server: ClickHouse user the state machine writes as' },
+  'password-file': { flag: 'password-file', value: 'file', secret: true, env: 'CLICKHOUSE_PASSWORD', def: '', help: 'server: file with its password (or CLICKHOUSE_PASSWORD / _FILE)' },
+  'readonly-user': { flag: 'readonly-user', value: 'NAME', env: 'CLICKHOUSE_READONLY_USER', def: '', help: 'server: a ClickHouse user with a readonly=2 profile (reads, local endpoint)' },
+  'readonly-password-file': { flag: 'readonly-password-file', value: 'file', secret: true, env: 'CLICKHOUSE_READONLY_PASSWORD', def: '', help: 'server: file with its password (or CLICKHOUSE_READONLY_PASSWORD / _FILE)' },
+  groups: { flag: 'groups', value: 'int', env: 'RAFTHOUSE_GROUPS', def: '1', help: 'data groups 1..N (must equal raftd --groups)' },
+  vnodes: { flag: 'vnodes', value: 'int', env: 'RAFTHOUSE_VNODES', def: '128', help: 'ring points per group (same on every node)' },
+  database: { flag: 'database', value: 'NAME', env: 'RAFTHOUSE_DATABASE', def: 'default', help: 'the user database served' },
+  'users-file': { flag: 'users-file', value: 'file', secret: true, env: 'RAFTHOUSE_USERS', def: '', help: 'file with the gateway users "name:password,..." (or RAFTHOUSE_USERS / _FILE; default: user default, empty password)' },
+  'user-limits-file': { flag: 'user-limits-file', value: 'file', env: 'RAFTHOUSE_USER_LIMITS_FILE', def: '', help: 'JSON file {"user": {"max_execution_time": s, "max_memory_usage": B, "max_result_rows": n, "max_result_bytes": B}}: read limits per gateway user' },
+  'max-execution-time': { flag: 'max-execution-time', value: 'int', env: 'RAFTHOUSE_MAX_EXECUTION_TIME', def: '60', help: 'reads: seconds a query may run (0: no limit); a user cannot raise it' },
+  'max-memory-usage': { flag: 'max-memory-usage', value: 'int', env: 'RAFTHOUSE_MAX_MEMORY_USAGE', def: String(4 * 1024 ** 3), help: 'reads: bytes of memory one query may use (0: no limit)' },
+  'max-result-rows': { flag: 'max-result-rows', value: 'int', env: 'RAFTHOUSE_MAX_RESULT_ROWS', def: '0', help: 'reads: rows in one result (0: no limit)' },
+  'max-result-bytes': { flag: 'max-result-bytes', value: 'int', env: 'RAFTHOUSE_MAX_RESULT_BYTES', def: String(1024 ** 3), help: 'reads: bytes of one result and response body (0: no limit)' },
+  'max-concurrent-queries': { flag: 'max-concurrent-queries', value: 'int', env: 'RAFTHOUSE_MAX_CONCURRENT_QUERIES', def: '32', help: 'reads running at once on this node; more get TOO_MANY_SIMULTANEOUS_QUERIES' },
+  'max-sessions': { flag: 'max-sessions', value: 'int', env: 'RAFTHOUSE_MAX_SESSIONS', def: '1000', help: 'client sessions (session_id) open at once on this node; one more gets TOO_MANY_SIMULTANEOUS_QUERIES' },
+  'max-session-timeout': { flag: 'max-session-timeout', value: 'int', env: 'RAFTHOUSE_MAX_SESSION_TIMEOUT', def: '3600', help: 'the largest session_timeout (seconds) a client may ask for; the default is 60' },
+  'max-body-bytes': { flag: 'max-body-bytes', value: 'int', env: 'RAFTHOUSE_MAX_BODY_BYTES', def: String(32 * 1024 * 1024), help: 'request body cap in bytes, on the wire and after gzip/deflate/br decoding' },
+  'dedup-window': { flag: 'dedup-window', value: 'int', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
+  'allow-table-functions': { flag: 'allow-table-functions', value: 'NAMES', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
+  'consistent-cut': { flag: 'consistent-cut', value: 'on|off', env: 'RAFTHOUSE_CONSISTENT_CUT', def: 'on', help: 'on: a consistent read of several groups sees them at one instant (docs/design-notes.md); off: each group fresh, not one cut (tests only)' },
+  'view-sync-ms': { flag: 'view-sync-ms', value: 'int', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
 };
 
-const HELP = `rafthouse: RaftHouse node (state machine + ClickHouse-compatible gateway) beside a raftd node
-Secrets are never flag values (every local user can read a command line): a *-file flag, or the
-environment variable holding the value, or that variable with _FILE holding a path.
-${Object.values(OPTIONS).map((o) => `  --${o.flag.padEnd(20)} ${o.help} [${o.env}] (default ${o.def === '' ? 'none' : JSON.stringify(o.def)})`).join('\n')}
-  --help
-`;
+/** The command-line side of OPTIONS (protocol/cli.ts: node:util parseArgs, the shared --help layout). */
+const COMMAND: CommandSpec = {
+  name: 'rafthouse',
+  usage: ['rafthouse [options]'],
+  about: [
+    'rafthouse: RaftHouse node (state machine + ClickHouse-compatible gateway) beside a raftd node.',
+    'Secrets are never flag values (every local user can read a command line): a *-file flag, or the',
+    'environment variable holding the value, or that variable with _FILE holding a path.',
+  ],
+  options: Object.values(OPTIONS).map((o) => ({
+    name: o.flag,
+    value: o.value,
+    env: o.env,
+    default: o.def,
+    help: o.help,
+    secret: o.secret === true,
+  })),
+};
 
-class UsageError extends Error {
-  readonly code = 'USAGE';
-}
+const HELP = renderHelp(COMMAND);
 
 function int(name: string, v: string, min: number): number {
   const n = Number(v);
@@ -117,13 +128,9 @@ function readUserLimitsFile(path: string, users: ReadonlyMap<string, string>): M
 }
 
 function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    options: { ...Object.fromEntries(Object.keys(OPTIONS).map((k) => [k, { type: 'string' as const }])), help: { type: 'boolean' as const } },
-    strict: true,
-  });
-  if (values.help) return 'help';
-  const vals = values as Record<string, string | boolean | undefined>;
+  const line = parseCommandLine(COMMAND, argv);
+  if (line.help) return 'help';
+  const vals = Object.fromEntries(line.flags) as Record<string, string | true | undefined>;
   const get = (k: string): string => (vals[k] as string | undefined) ?? env[OPTIONS[k]!.env] ?? OPTIONS[k]!.def;
   const list = (k: string) => get(k).split(',').map((s) => s.trim()).filter((s) => s);
   // Secrets: the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts).
@@ -160,9 +167,9 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
   const raftdToken = secret('raftd-token-file');
   if (raftdToken) cfg.raftdToken = raftdToken;
   const appSecret = secret('app-secret-file');
-  const insecure = get('insecure') === '1' || get('insecure') === 'true';
+  const insecure = optionSwitch(COMMAND, line, env, 'insecure');
   if (appSecret) cfg.appSecret = appSecret;
-  else if (!insecure) throw new UsageError(`no --app-secret-file (or ${APP_SECRET_ENV}): the state-machine API refuses calls without raftd's secret; give it, or --insecure 1 for a throwaway test cluster`);
+  else if (!insecure) throw new UsageError(`no --app-secret-file (or ${APP_SECRET_ENV}): the state-machine API refuses calls without raftd's secret; give it, or --insecure for a throwaway test cluster`);
   const allow = list('allow-table-functions');
   for (const f of allow) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f)) throw new UsageError(`bad function name in --allow-table-functions: ${JSON.stringify(f)}`);
   if (allow.length) cfg.allowTableFunctions = allow.map((f) => f.toLowerCase());
@@ -210,7 +217,7 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   const err = e as Error & { code?: string };
-  process.stderr.write(`rafthouse: ${err.code ?? 'ERROR'}: ${err.message}\n`);
-  if (err.code === 'USAGE' || e instanceof UsageError) process.stderr.write(HELP);
+  // A bad command line is one line (protocol/cli.ts); other failures name their code.
+  process.stderr.write(e instanceof UsageError ? `rafthouse: ${err.message}\n` : `rafthouse: ${err.code ?? 'ERROR'}: ${err.message}\n`);
   process.exit(err.code === 'USAGE' ? 2 : err.code === 'ENGINE_UNSUPPORTED' ? 3 : 1);
 });

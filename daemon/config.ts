@@ -1,10 +1,12 @@
 // Every raftd option, its default, its environment variable and its flag — in one place.
-// `raftd --help` prints this table; nothing else in the daemon invents a default.
+// `raftd --help` prints this table (protocol/cli.ts renders it, node:util parseArgs reads argv);
+// nothing else in the daemon invents a default.
 // Secrets follow protocol/secrets.ts: a `--X-file PATH` flag, or ENV / ENV_FILE; never a value on argv.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveSecret, SecretError, SECRET_FILES, type SecretName } from '../protocol/secrets.js';
+import { parseCommandLine, renderHelp, UsageError, type CommandLine, type CommandSpec } from '../protocol/cli.js';
 
 export interface RaftdConfig {
   id: number;
@@ -61,7 +63,10 @@ interface OptionSpec {
   key: keyof RaftdConfig;
   flag: string;
   env: string;
-  /** 'secret': the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts). */
+  /**
+   * 'secret': the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts).
+   * 'bool': a switch, on when the flag is given (it takes no value); the env var says 1/0, true/false.
+   */
   kind: 'int' | 'string' | 'bool' | 'peers' | 'secret';
   default: string;
   help: string;
@@ -151,55 +156,53 @@ function parseValue(spec: OptionSpec, raw: string): unknown {
   }
 }
 
-export function helpText(): string {
-  const lines = [
-    'Usage: raftd [options]',
-    '       raftd --generate-secrets DIR   (writes the missing secret files into DIR, mode 0600, and exits)',
-    '',
-    'Every option can also be set by its environment variable; flags win.',
+/** The OPTIONS table as the shared command-line helper sees it (parsing and --help). */
+export const RAFTD_COMMAND: CommandSpec = {
+  name: 'raftd',
+  usage: [
+    'raftd [options]',
+    'raftd --generate-secrets DIR   (writes the missing secret files into DIR, mode 0600, and exits)',
+  ],
+  about: [
+    'raftd: a multi-group Raft daemon that makes an HTTP application a replicated service.',
     'Secrets are never taken as flag values (every local user can read a command line): a <file> flag,',
     'its environment variable holding the value, or that variable with _FILE holding a path.',
-    '',
-  ];
-  for (const o of OPTIONS) {
-    const d = o.default === '' ? '(none)' : o.default;
-    const kind = o.kind === 'secret' ? 'file' : o.kind;
-    lines.push(`  ${(o.flag + ' <' + kind + '>').padEnd(34)} ${o.env.padEnd(30)} default ${d}`);
-    lines.push(`  ${''.padEnd(34)} ${o.help}`);
-  }
-  return lines.join('\n');
+  ],
+  options: OPTIONS.map((o) => ({
+    name: o.flag.slice(2),
+    value: o.kind === 'bool' ? null : o.kind === 'secret' ? 'file' : o.kind,
+    env: o.env,
+    default: o.kind === 'bool' ? (o.default === '1' ? 'on' : 'off') : o.default,
+    help: o.help,
+    secret: o.kind === 'secret',
+  })),
+};
+
+export function helpText(): string {
+  return renderHelp(RAFTD_COMMAND);
 }
 
 /** Defaults, then environment, then flags. Throws ConfigError with one clear line. */
 export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): RaftdConfig {
+  let line: CommandLine;
+  try {
+    line = parseCommandLine(RAFTD_COMMAND, argv);
+  } catch (e) {
+    if (e instanceof UsageError) throw new ConfigError(e.message);
+    throw e;
+  }
   const values: Record<string, unknown> = {};
   // Secrets: the flag's file path, resolved after every flag is read (protocol/secrets.ts).
   const secretFiles = new Map<keyof RaftdConfig, string>();
-  for (const o of OPTIONS) values[o.key] = parseValue(o, o.default);
   for (const o of OPTIONS) {
-    if (o.kind === 'secret') continue;
-    const v = env[o.env];
-    if (v !== undefined) values[o.key] = parseValue(o, v);
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const spec = OPTIONS.find((o) => o.flag === flag);
-    if (!spec) {
-      const secret = OPTIONS.find((o) => o.kind === 'secret' && o.flag === `${flag}-file`);
-      if (secret) throw new ConfigError(`${flag}: secrets are not taken on the command line (every local user sees it in ps): use ${secret.flag} PATH or ${secret.env}`);
-      throw new ConfigError(`unknown option ${flag} (see raftd --help)`);
+    const flag = line.flags.get(o.flag.slice(2));
+    if (o.kind === 'secret') {
+      if (typeof flag === 'string') secretFiles.set(o.key, flag);
+      continue;
     }
-    let raw: string;
-    if (eq > 0) raw = arg.slice(eq + 1);
-    else if (spec.kind === 'bool' && (i + 1 >= argv.length || argv[i + 1]!.startsWith('--'))) raw = '1';
-    else {
-      if (i + 1 >= argv.length) throw new ConfigError(`${flag} needs a value`);
-      raw = argv[++i]!;
-    }
-    if (spec.kind === 'secret') secretFiles.set(spec.key, raw);
-    else values[spec.key] = parseValue(spec, raw);
+    // A switch given on the command line is on; its variable may say 1/0, true/false.
+    const raw = flag === true ? '1' : flag ?? env[o.env] ?? o.default;
+    values[o.key] = parseValue(o, raw);
   }
   const cfg = values as unknown as RaftdConfig;
   try {

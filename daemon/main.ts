@@ -48,7 +48,7 @@ async function checkListenable(addr: string): Promise<void> {
 
 export async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(helpText() + '\n');
+    process.stdout.write(helpText());
     return;
   }
   if (argv[0] === '--generate-secrets') {

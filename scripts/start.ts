@@ -9,7 +9,7 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFi
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, renderHelp, type CommandLine, type CommandSpec } from '../protocol/cli.js';
 import { ensureSecretsDir } from '../protocol/secrets.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,23 +21,22 @@ function entry(tsPath: string): string[] {
   return compiled ? [join(OUT_DIR, tsPath.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', join(ROOT, tsPath)];
 }
 
-const HELP = `Usage: npm start -- [options]     (or: node dist/scripts/start.js [options])
-
-Starts a local RaftHouse cluster: per node one rafthouse (gateway + state machine) and one raftd.
-
-  --nodes N              number of nodes (default 3)
-  --groups G             Raft data groups (default 16)
-  --data-dir DIR         everything lives here (default ./rafthouse-data); a second start reuses it
-  --base-port P          node i uses ports P+10*(i-1) .. +4 (default 18123):
-                           +0 consistent endpoint, +1 local endpoint, +2 raftd client API,
-                           +3 raftd peer (gRPC), +4 state-machine API
-  --clickhouse-url U[,U] ClickHouse servers instead of the embedded engine, one URL per node
-                         (credentials from CLICKHOUSE_USER / CLICKHOUSE_PASSWORD /
-                         CLICKHOUSE_READONLY_USER / CLICKHOUSE_READONLY_PASSWORD)
-  --help
-
-Options given at the first start are saved in DIR/cluster.json; later starts use them.
-`;
+/** `npm start`'s options (protocol/cli.ts: node:util parseArgs, the shared --help layout). */
+const COMMAND: CommandSpec = {
+  name: 'npm start --',
+  usage: ['npm start -- [options]     (or: node dist/scripts/start.js [options])'],
+  about: [
+    'Starts a local RaftHouse cluster: per node one rafthouse (gateway + state machine) and one raftd.',
+    'Options given at the first start are saved in DIR/cluster.json; later starts use them.',
+  ],
+  options: [
+    { name: 'nodes', value: 'int', default: '3', help: 'number of nodes (1..9)' },
+    { name: 'groups', value: 'int', default: '16', help: 'Raft data groups (1..4096)' },
+    { name: 'data-dir', value: 'DIR', default: './rafthouse-data', help: 'everything lives here; a second start reuses it' },
+    { name: 'base-port', value: 'int', default: '18123', help: 'node i uses ports P+10*(i-1) .. +4: +0 consistent endpoint, +1 local endpoint, +2 raftd client API, +3 raftd peer (gRPC), +4 state-machine API' },
+    { name: 'clickhouse-url', value: 'URL[,URL]', help: 'ClickHouse servers instead of the embedded engine, one URL per node (credentials from CLICKHOUSE_USER / CLICKHOUSE_PASSWORD / CLICKHOUSE_READONLY_USER / CLICKHOUSE_READONLY_PASSWORD)' },
+  ],
+};
 
 export class StartError extends Error {
   constructor(readonly code: 'USAGE' | 'PORT_IN_USE' | 'CONFIG_MISMATCH' | 'START_FAILED', message: string) {
@@ -71,20 +70,19 @@ function int(name: string, v: string | undefined, min: number, max: number): num
 }
 
 function planCluster(argv: string[]): { dir: string; cfg: ClusterFile; reused: boolean } | 'help' {
-  let values;
+  let line: CommandLine;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        nodes: { type: 'string' }, groups: { type: 'string' }, 'data-dir': { type: 'string' }, 'base-port': { type: 'string' },
-        'clickhouse-url': { type: 'string' }, help: { type: 'boolean' },
-      },
-      strict: true,
-    }));
+    line = parseCommandLine(COMMAND, argv);
   } catch (e) {
     throw new StartError('USAGE', (e as Error).message);
   }
-  if (values.help) return 'help';
+  if (line.help) return 'help';
+  // The defaults apply to a new cluster only: an absent flag never contradicts a saved cluster.json.
+  const flag = (name: string): string | undefined => {
+    const v = line.flags.get(name);
+    return typeof v === 'string' ? v : undefined;
+  };
+  const values = { 'data-dir': flag('data-dir'), nodes: flag('nodes'), groups: flag('groups'), 'base-port': flag('base-port'), 'clickhouse-url': flag('clickhouse-url') };
   const dir = resolve(values['data-dir'] ?? 'rafthouse-data');
   const nodes = int('nodes', values.nodes, 1, 9);
   const groups = int('groups', values.groups, 1, 4096);
@@ -260,7 +258,7 @@ async function waitFor(url: string, timeoutMs: number, ok: (r: Response) => bool
 async function main(): Promise<void> {
   const plan = planCluster(process.argv.slice(2));
   if (plan === 'help') {
-    process.stdout.write(HELP);
+    process.stdout.write(renderHelp(COMMAND));
     return;
   }
   const { dir, cfg, reused } = plan;
@@ -369,6 +367,5 @@ async function main(): Promise<void> {
 main().catch((e: unknown) => {
   const err = e as Error & { code?: string };
   process.stderr.write(`error: ${err instanceof StartError ? '' : 'internal: '}${err.message}\n`);
-  if (err instanceof StartError && err.code === 'USAGE') process.stderr.write(HELP);
   process.exit(err instanceof StartError && err.code === 'USAGE' ? 2 : 1);
 });

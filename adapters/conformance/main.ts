@@ -1,61 +1,46 @@
 #!/usr/bin/env node
 // raftd-conformance --app-url URL [--app-secret-file PATH] [--restart-cmd "..."] [--group N] [--no-kv] [--timeout-ms MS]
+// (every flag also reads its CONFORMANCE_* environment variable; see --help)
 // Checks an application against the state-machine API v1 and prints each check; exits 1 on any FAIL.
 
 import { spawn } from 'node:child_process';
 import { runConformance } from './kit.js';
 import { APP_SECRET_ENV, resolveSecret } from '../../protocol/secrets.js';
+import { exitUsage, optionSwitch, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
 
-const HELP = `raftd-conformance: check an application against raftd's state-machine API v1
-
-  --app-url URL        the application's base URL (what raftd gets as --app-url)      [required]
-  --app-secret-file PATH  the app secret raftd would sign with (or env ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE):
-                       the kit signs its calls and checks unsigned, wrong, replayed ones are refused;
-                       without it, calls go unsigned and the auth-required check is skipped
-  --restart-cmd CMD    shell command that restarts the application (e.g. kill -9 + start);
-                       enables the restart-durable check
-  --group N            first of the two unused group numbers the kit may use (default: random)
-  --no-kv              the app does not accept the KV command convention
-                       ({"op":"set","key","value"} entries, {"op":"get","key"} reads):
-                       skip effect checks, check only indexes, results and snapshots
-  --timeout-ms MS      per-call deadline (default 10000)
-
-Exit status: 0 if no check FAILed, 1 otherwise, 2 on bad usage.`;
+const COMMAND: CommandSpec = {
+  name: 'raftd-conformance',
+  usage: ['raftd-conformance --app-url URL [options]'],
+  about: ['raftd-conformance: check an application against raftd\'s state-machine API v1 and print each check.'],
+  options: [
+    { name: 'app-url', value: 'URL', env: 'CONFORMANCE_APP_URL', help: 'the application\'s base URL (what raftd gets as --app-url); required' },
+    { name: 'app-secret-file', value: 'file', env: APP_SECRET_ENV, secret: true, help: `the app secret raftd would sign with (or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE): the kit signs its calls and checks unsigned, wrong, replayed ones are refused; without it, calls go unsigned and the auth-required check is skipped` },
+    { name: 'restart-cmd', value: 'CMD', env: 'CONFORMANCE_RESTART_CMD', help: 'shell command that restarts the application (e.g. kill -9 + start); enables the restart-durable check' },
+    { name: 'group', value: 'int', env: 'CONFORMANCE_GROUP', default: 'random', help: 'first of the two unused group numbers the kit may use' },
+    { name: 'no-kv', value: null, env: 'CONFORMANCE_NO_KV', help: 'the app does not accept the KV command convention ({"op":"set","key","value"} entries, {"op":"get","key"} reads): skip effect checks, check only indexes, results and snapshots' },
+    { name: 'timeout-ms', value: 'int', env: 'CONFORMANCE_TIMEOUT_MS', default: '10000', help: 'per-call deadline' },
+  ],
+  footer: ['Exit status: 0 if no check FAILed, 1 otherwise, 2 on bad usage.'],
+};
 
 function usage(msg: string): never {
-  console.error(`raftd-conformance: ${msg}\n\n${HELP}`);
-  process.exit(2);
+  return exitUsage(COMMAND.name, msg);
 }
 
-const argv = process.argv.slice(2);
-const flags = new Map<string, string>();
-let kv = true;
-for (let i = 0; i < argv.length; i++) {
-  const a = argv[i]!;
-  if (a === '--help' || a === '-h') {
-    console.log(HELP);
-    process.exit(0);
-  }
-  if (a === '--no-kv') {
-    kv = false;
-    continue;
-  }
-  const m = /^--(app-url|app-secret-file|restart-cmd|group|timeout-ms)(?:=(.*))?$/.exec(a);
-  if (!m) usage(`unknown argument "${a}"`);
-  const v = m[2] ?? argv[++i];
-  if (v === undefined) usage(`--${m[1]} needs a value`);
-  flags.set(m[1]!, v);
-}
-const appUrl = flags.get('app-url');
-if (!appUrl || !/^https?:\/\/[^/]+/.test(appUrl)) usage('--app-url http://HOST:PORT is required');
-const group = flags.has('group') ? Number(flags.get('group')) : undefined;
+const line = commandLineOrExit(COMMAND, process.argv.slice(2));
+const get = (name: string): string => optionValue(COMMAND, line, process.env, name);
+const kv = !optionSwitch(COMMAND, line, process.env, 'no-kv');
+const appUrl = get('app-url');
+if (!/^https?:\/\/[^/]+/.test(appUrl)) usage('--app-url http://HOST:PORT is required');
+const group = get('group') !== 'random' ? Number(get('group')) : undefined;
 if (group !== undefined && !(Number.isSafeInteger(group) && group >= 1 && group < 4294967294)) usage('--group must be an integer in 1..4294967293');
-const timeoutMs = flags.has('timeout-ms') ? Number(flags.get('timeout-ms')) : undefined;
-if (timeoutMs !== undefined && !(timeoutMs > 0)) usage('--timeout-ms must be a positive number');
-const restartCmd = flags.get('restart-cmd');
+const timeoutMs = Number(get('timeout-ms'));
+if (!(timeoutMs > 0)) usage('--timeout-ms must be a positive number');
+const restartCmd = get('restart-cmd');
 let appSecret = '';
 try {
-  appSecret = resolveSecret(flags.get('app-secret-file'), APP_SECRET_ENV, process.env, 'app secret');
+  const file = line.flags.get('app-secret-file');
+  appSecret = resolveSecret(typeof file === 'string' ? file : undefined, APP_SECRET_ENV, process.env, 'app secret');
 } catch (e) {
   usage((e as Error).message);
 }
@@ -75,7 +60,7 @@ const results = await runConformance({
   kv,
   ...(appSecret !== '' ? { appSecret } : {}),
   ...(group !== undefined ? { group } : {}),
-  ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+  timeoutMs,
   ...(restart ? { restart } : {}),
   onResult: (r) => console.log(`${r.status.padEnd(4)} ${r.name}: ${r.reason}`),
 });

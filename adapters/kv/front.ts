@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { RaftdClient, RaftdError, type Consistency } from '../sdk/client.js';
 import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
+import { exitUsage, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
 import type { KvCommand, KvCommandResult } from './commands.js';
 
 export interface KvFrontOptions {
@@ -122,32 +123,41 @@ export async function startKvFront(opts: KvFrontOptions): Promise<{ url: string;
   };
 }
 
+/** The `kv front` command's options (protocol/cli.ts: parsing, --help, one-line usage errors). */
+export const KV_FRONT_COMMAND: CommandSpec = {
+  name: 'kv-front',
+  usage: ['kv-front [options]     (node dist/adapters/kv/front.js, npm run kv:front --)'],
+  about: ['kv-front: an hraftd-style HTTP front for the KV service; it holds no state, every call goes through raftd.'],
+  options: [
+    { name: 'listen', value: 'HOST:PORT', env: 'KV_FRONT_LISTEN', default: '127.0.0.1:8000', help: 'where to serve the front' },
+    { name: 'raftd', value: 'URL[,URL]', env: 'KV_FRONT_RAFTD', default: 'http://127.0.0.1:9001', help: 'raftd client API addresses, tried in turn' },
+    { name: 'group', value: 'int', env: 'KV_FRONT_GROUP', default: '1', help: 'the raftd group holding the map' },
+    { name: 'api-token-file', value: 'file', env: API_TOKEN_ENV, secret: true, help: `raftd's client API token (or ${API_TOKEN_ENV} / ${API_TOKEN_ENV}_FILE)` },
+  ],
+};
+
+function fail(msg: string): never {
+  return exitUsage(KV_FRONT_COMMAND.name, msg);
+}
+
 // Run as a command when executed directly.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const get = (flag: string, env: string, dflt?: string): string | undefined => {
-    const i = process.argv.indexOf(`--${flag}`);
-    return i >= 0 ? process.argv[i + 1] : (process.env[env] ?? dflt);
-  };
-  const listen = get('listen', 'KV_FRONT_LISTEN', '127.0.0.1:8000')!;
-  const raftd = get('raftd', 'KV_FRONT_RAFTD', 'http://127.0.0.1:9001')!;
+  const line = commandLineOrExit(KV_FRONT_COMMAND, process.argv.slice(2));
+  const get = (name: string): string => optionValue(KV_FRONT_COMMAND, line, process.env, name);
+  const listen = get('listen');
+  const raftd = get('raftd');
   const m = /^(.*):(\d+)$/.exec(listen);
-  if (!m) {
-    console.error(`kv front: --listen "${listen}" is not HOST:PORT`);
-    process.exit(2);
-  }
-  if (process.argv.includes('--token')) {
-    console.error('kv front: --token: secrets are not taken on the command line (every local user sees it in ps): use --api-token-file PATH or RAFTD_API_TOKEN');
-    process.exit(2);
-  }
-  const tokenFile = process.argv.indexOf('--api-token-file');
-  let token: string;
+  if (!m) fail(`--listen "${listen}" is not HOST:PORT`);
+  const group = Number(get('group'));
+  if (!Number.isSafeInteger(group) || group < 1) fail(`--group must be an integer >= 1, not "${get('group')}"`);
+  let token = '';
   try {
-    token = resolveSecret(tokenFile >= 0 ? process.argv[tokenFile + 1] ?? '' : undefined, API_TOKEN_ENV, process.env, '--api-token-file');
+    const file = line.flags.get('api-token-file');
+    token = resolveSecret(typeof file === 'string' ? file : undefined, API_TOKEN_ENV, process.env, '--api-token-file');
   } catch (e) {
-    console.error(`kv front: ${(e as Error).message}`);
-    process.exit(2);
+    fail((e as Error).message);
   }
-  const front = await startKvFront({ host: m[1]!, port: Number(m[2]), raftd: raftd.split(','), group: Number(get('group', 'KV_FRONT_GROUP', '1')), token });
+  const front = await startKvFront({ host: m[1]!, port: Number(m[2]), raftd: raftd.split(','), group, token });
   console.log(`kv front on ${front.url} -> raftd ${raftd}`);
   process.once('SIGTERM', () => void front.close().then(() => process.exit(0)));
   process.once('SIGINT', () => void front.close().then(() => process.exit(0)));

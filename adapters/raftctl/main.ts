@@ -6,21 +6,20 @@
 // Exit codes: 0 done; 1 raftd refused or failed the request (its code is printed); 2 bad usage;
 // 3 no endpoint answered.
 
-import { parseArgs } from 'node:util';
 import { RaftdClient, RaftdError } from '../sdk/client.js';
 import { ADMIN_TOKEN_ENV, API_TOKEN_ENV, resolveSecret, SecretError } from '../../protocol/secrets.js';
+import { optionValue, parseCommandLine, renderHelp, UsageError as CliUsageError, type CliOption, type CommandLine, type CommandSpec } from '../../protocol/cli.js';
 
-const OPTIONS = {
-  endpoints: { type: 'string', env: 'RAFTCTL_ENDPOINTS', def: 'http://127.0.0.1:8001', help: 'raftd client API addresses, comma-separated (host:port or http://host:port)' },
-  'token-file': { type: 'string', env: API_TOKEN_ENV, def: '', help: `file with the client API token (or ${API_TOKEN_ENV} / ${API_TOKEN_ENV}_FILE)` },
-  'admin-token-file': { type: 'string', env: ADMIN_TOKEN_ENV, def: '', help: `file with the admin token, for membership, groups, nodes, transfers (or ${ADMIN_TOKEN_ENV} / ${ADMIN_TOKEN_ENV}_FILE)` },
-  group: { type: 'string', env: 'RAFTCTL_GROUP', def: '1', help: 'the group a command acts on (0 = the meta group)' },
-  'timeout-ms': { type: 'string', env: 'RAFTCTL_TIMEOUT_MS', def: '10000', help: 'deadline of one request' },
-  json: { type: 'boolean', env: '', def: '', help: 'print JSON instead of text' },
-  force: { type: 'boolean', env: '', def: '', help: 'remove-member: allow leaving fewer voters than survive one failure' },
-  learner: { type: 'boolean', env: '', def: '', help: 'add-member: as a learner (non-voting)' },
-  help: { type: 'boolean', env: '', def: '', help: 'this text' },
-} as const;
+const COMMAND_OPTIONS: CliOption[] = [
+  { name: 'endpoints', value: 'URL[,URL]', env: 'RAFTCTL_ENDPOINTS', default: 'http://127.0.0.1:8001', help: 'raftd client API addresses, comma-separated (host:port or http://host:port)' },
+  { name: 'token-file', value: 'file', env: API_TOKEN_ENV, secret: true, help: `file with the client API token (or ${API_TOKEN_ENV} / ${API_TOKEN_ENV}_FILE)` },
+  { name: 'admin-token-file', value: 'file', env: ADMIN_TOKEN_ENV, secret: true, help: `file with the admin token, for membership, groups, nodes, transfers (or ${ADMIN_TOKEN_ENV} / ${ADMIN_TOKEN_ENV}_FILE)` },
+  { name: 'group', value: 'int', env: 'RAFTCTL_GROUP', default: '1', help: 'the group a command acts on (0 = the meta group)' },
+  { name: 'timeout-ms', value: 'int', env: 'RAFTCTL_TIMEOUT_MS', default: '10000', help: 'deadline of one request' },
+  { name: 'json', value: null, help: 'print JSON instead of text' },
+  { name: 'force', value: null, help: 'remove-member: allow leaving fewer voters than survive one failure; remove-node: even while in a group' },
+  { name: 'learner', value: null, help: 'add-member: as a learner (non-voting)' },
+];
 
 const COMMANDS: Array<[string, string]> = [
   ['status', 'every endpoint: reachable or not, its groups, their leaders and terms'],
@@ -28,6 +27,7 @@ const COMMANDS: Array<[string, string]> = [
   ['groups', 'every group with its members'],
   ['members', 'voters and learners of --group'],
   ['nodes', 'the registered nodes'],
+  ['remove-node NODE', 'unregister NODE from the cluster (admin; refused while it is in a group unless --force)'],
   ['add-member NODE', 'add NODE to --group (admin; --learner)'],
   ['remove-member NODE', 'remove NODE from --group (admin; --force)'],
   ['transfer NODE', 'move --group\'s leadership to NODE (admin)'],
@@ -38,16 +38,15 @@ const COMMANDS: Array<[string, string]> = [
   ['sql QUERY', 'RaftHouse: run QUERY on a consistent endpoint (--endpoints are then RaftHouse\'s)'],
 ];
 
-export const HELP = `Usage: raftctl [options] <command> [args]
+export const RAFTCTL_COMMAND: CommandSpec = {
+  name: 'raftctl',
+  usage: ['raftctl [options] <command> [args]'],
+  about: ['raftctl: the operator\'s command line for a raftd cluster.', '', 'Commands:', ...COMMANDS.map(([c, h]) => `  ${c.padEnd(24)} ${h}`)],
+  options: COMMAND_OPTIONS,
+  footer: ['Exit codes: 0 done, 1 refused or failed (raftd\'s code printed), 2 usage, 3 no endpoint answered.'],
+};
 
-Commands:
-${COMMANDS.map(([c, h]) => `  ${c.padEnd(24)} ${h}`).join('\n')}
-
-Options:
-${Object.entries(OPTIONS).map(([k, o]) => `  --${k.padEnd(22)} ${o.help}${o.env ? ` [${o.env}]` : ''}${o.def ? ` (default ${o.def})` : ''}`).join('\n')}
-
-Exit codes: 0 done, 1 refused or failed (raftd's code printed), 2 usage, 3 no endpoint answered.
-`;
+export const HELP = renderHelp(RAFTCTL_COMMAND);
 
 class UsageError extends Error {}
 
@@ -135,6 +134,10 @@ async function run(cmd: string, args: string[], ctx: Ctx): Promise<unknown> {
     case 'nodes':
       need(0, 'no arguments');
       return withClient(false, (c) => c.listNodes());
+    case 'remove-node':
+      need(1, 'NODE');
+      await withClient(true, (c) => c.removeNode(int('NODE', args[0]!, 1), ctx.force));
+      return { node: Number(args[0]), removed: true };
     case 'add-member':
       need(1, 'NODE');
       await withClient(true, (c) => c.addMember(ctx.group, int('NODE', args[0]!, 1), ctx.learner ? 'learner' : 'voter'));
@@ -196,37 +199,38 @@ function print(result: unknown, json: boolean): void {
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
+  let line: CommandLine;
   try {
-    const parsed = parseArgs({
-      args: argv,
-      options: Object.fromEntries(Object.entries(OPTIONS).map(([k, o]) => [k, { type: o.type }])),
-      allowPositionals: true,
-      strict: true,
-    });
-    values = parsed.values as typeof values;
-    positionals = parsed.positionals;
+    line = parseCommandLine(RAFTCTL_COMMAND, argv, true);
   } catch (e) {
-    process.stderr.write(`raftctl: ${(e as Error).message} (see raftctl --help)\n`);
+    if (!(e instanceof CliUsageError)) throw e;
+    process.stderr.write(`raftctl: ${e.message}\n`);
     return 2;
   }
-  if (values.help || positionals.length === 0) {
-    (values.help ? process.stdout : process.stderr).write(HELP);
-    return values.help ? 0 : 2;
+  if (line.help) {
+    process.stdout.write(HELP);
+    return 0;
   }
-  const get = (k: keyof typeof OPTIONS): string => (values[k] as string | undefined) ?? (OPTIONS[k].env ? env[OPTIONS[k].env] : undefined) ?? OPTIONS[k].def;
+  if (line.positionals.length === 0) {
+    process.stderr.write('raftctl: no command given (see raftctl --help)\n');
+    return 2;
+  }
+  const get = (name: string): string => optionValue(RAFTCTL_COMMAND, line, env, name);
+  const file = (name: string): string | undefined => {
+    const v = line.flags.get(name);
+    return typeof v === 'string' ? v : undefined;
+  };
   let ctx: Ctx;
   try {
     ctx = {
       endpoints: get('endpoints').split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => (/^https?:\/\//.test(s) ? s : `http://${s}`)),
-      token: resolveSecret(values['token-file'] as string | undefined, API_TOKEN_ENV, env, '--token-file'),
-      adminToken: resolveSecret(values['admin-token-file'] as string | undefined, ADMIN_TOKEN_ENV, env, '--admin-token-file'),
+      token: resolveSecret(file('token-file'), API_TOKEN_ENV, env, '--token-file'),
+      adminToken: resolveSecret(file('admin-token-file'), ADMIN_TOKEN_ENV, env, '--admin-token-file'),
       group: int('--group', get('group')),
       timeoutMs: int('--timeout-ms', get('timeout-ms'), 1),
-      json: values.json === true,
-      force: values.force === true,
-      learner: values.learner === true,
+      json: line.flags.get('json') === true,
+      force: line.flags.get('force') === true,
+      learner: line.flags.get('learner') === true,
     };
     if (ctx.endpoints.length === 0) throw new UsageError('--endpoints is empty');
   } catch (e) {
@@ -236,7 +240,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     throw e;
   }
-  const [cmd, ...args] = positionals;
+  const [cmd, ...args] = line.positionals;
   try {
     print(await run(cmd!, args, ctx), ctx.json);
     return 0;

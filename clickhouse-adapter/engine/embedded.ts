@@ -12,6 +12,10 @@
 // context a Session was set up for (opening one costs about 1.5 ms here; a pooled one costs nothing).
 // A stream holds its (pooled) Session until it ends: chdb allows one open stream per Session.
 //
+// Query parameters are set on a fresh Session with `SET param_<name> = '<text>'` (sql.ts
+// paramsStatement): ClickHouse then parses each as a server parses an HTTP request's, and calls with
+// parameters run in parallel (chdb's own binding escapes strings again and runs one call at a time).
+//
 // Cancellation: chdb's own abort only stops the wait, the computation runs on. A query given a
 // queryId is sent as `/*rh_query_id:<id>*/ <sql>`, so it can be found in system.processes by that
 // prefix and cancelled for real with KILL QUERY (run on a separate control Session); the engine
@@ -23,7 +27,7 @@ import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
-import { collectBytes, countPayloadRows, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
+import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -167,17 +171,20 @@ class EmbeddedEngine implements ClickHouseEngine {
    * Runs `fn` on a Session of its own, set up for the call's (database, settings) context. Idle
    * Sessions are kept in a small pool keyed by that context, so repeated calls with the same database
    * and settings (the gateway's reads) skip the set-up. A Session is pooled again only when the call
-   * succeeded (a failed call leaves output behind in it, see the top of this file) and held one
-   * statement (several might have changed its state).
+   * succeeded (a failed call leaves output behind in it, see the top of this file), held one
+   * statement (several might have changed its state) and `keep` is true (false: `fn` changes the
+   * Session's state, e.g. sets query parameters).
    */
   private async withSession<T>(
     opts: { database?: string | undefined; settings?: Settings | undefined } | undefined,
     sql: string,
     fn: (s: Session) => Promise<T>,
+    keep = true,
   ): Promise<T> {
     const key = contextKey(hasContext(opts) ? opts : undefined);
-    const s = this.idle.get(key)?.pop() ?? (hasContext(opts) ? await this.contextSession(opts) : this.openChdb());
-    let reusable = !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
+    // A Session that will not be pooled again (keep = false) is a fresh one: a pooled one would be lost.
+    const s = (keep ? this.idle.get(key)?.pop() : undefined) ?? (hasContext(opts) ? await this.contextSession(opts) : this.openChdb());
+    let reusable = keep && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
     try {
       return await fn(s);
     } catch (e) {
@@ -221,12 +228,16 @@ class EmbeddedEngine implements ClickHouseEngine {
       refuseSessionStatements(sql);
       const id = opts?.queryId !== undefined && TAGGABLE_ID_RE.test(opts.queryId) ? opts.queryId : undefined;
       const text = id ? `${tagOf(id)} ${sql}` : sql;
+      // Parameters are set on the Session (see paramsStatement), which is then not pooled again: they
+      // would stay set for its next call. Not chdb's binding, which also runs one call at a time per process.
+      const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
       const running = this.withSession(opts, sql, async (s) => {
-        const r: ChdbResult = opts?.params
-          ? await s.queryBindAsync(text, opts.params, { format })
-          : await s.queryAsync(text, { format });
+        if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
+        const r: ChdbResult = await s.queryAsync(text, { format });
+        // chdb's "rows read" are the rows of the result (measured: 1 for SELECT sum(number) FROM numbers(1000)).
+        opts?.onStats?.({ resultRows: r.rowsRead });
         return toBuffer(r.bytes());
-      });
+      }, setParams === undefined);
       if (!id || (!opts?.signal && !opts?.timeoutMs)) return running;
       return this.cancellable(running, id, opts);
     });
@@ -303,12 +314,15 @@ class EmbeddedEngine implements ClickHouseEngine {
       async *[Symbol.asyncIterator]() {
         refuseSessionStatements(sql);
         // A pooled Session, as query() takes (no set-up cost for a small read); pooled again only when
-        // the stream ran to its end (a failed or abandoned one may have left output behind).
+        // the stream ran to its end (a failed or abandoned one may have left output behind) and set no
+        // query parameters (they would stay set for its next call: such a stream takes a fresh Session).
+        const withParams = !!opts?.params && Object.keys(opts.params).length > 0;
         const key = contextKey(hasContext(opts) ? opts : undefined);
-        const s = self.idle.get(key)?.pop() ?? (hasContext(opts) ? await self.run(() => self.contextSession(opts)) : self.openChdb());
+        const pooled = withParams ? undefined : self.idle.get(key)?.pop();
+        const s = pooled ?? (hasContext(opts) ? await self.run(() => self.contextSession(opts)) : self.openChdb());
         let reusable = false;
         try {
-          reusable = (yield* self.streamOn(s, sql, opts)) && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
+          reusable = (yield* self.streamOn(s, sql, opts)) && !withParams && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
         } finally {
           self.release(key, s, reusable);
         }
@@ -325,15 +339,20 @@ class EmbeddedEngine implements ClickHouseEngine {
     const format = opts?.format ?? 'JSONEachRow';
     const id = opts?.queryId !== undefined && TAGGABLE_ID_RE.test(opts.queryId) ? opts.queryId : undefined;
     const text = id ? `${tagOf(id)} ${sql}` : sql;
+    // Parameters as query() sets them (paramsStatement), on this Session; the callers decide whether it
+    // may be used again. A stream that fails to start leaves the Session to them too (they close or clean it).
+    const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
+    const stream = await this.run(async () => {
+      if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
+      return s.queryStream(text, { format });
+    });
     const watch = id && (opts?.signal || opts?.timeoutMs) ? this.killWatch(id, opts!) : undefined;
-    const stream = await this.run(async () => opts?.params
-      ? s.queryStreamBind(text, opts.params, { format })
-      : s.queryStream(text, { format }));
     const it = stream[Symbol.asyncIterator]();
     let ended = false;
+    let rows = 0;
     try {
       for (;;) {
-        let next: IteratorResult<{ raw(): Uint8Array }>;
+        let next: IteratorResult<{ numRows: number; raw(): Uint8Array }>;
         try {
           next = await this.run(() => it.next());
         } catch (e) {
@@ -342,8 +361,10 @@ class EmbeddedEngine implements ClickHouseEngine {
         }
         if (next.done) {
           ended = true;
+          opts?.onStats?.({ resultRows: rows });
           return true;
         }
+        rows += next.value.numRows;
         yield next.value.raw();
       }
     } finally {
@@ -488,13 +509,16 @@ class EmbeddedSession implements EngineSession {
     return this.engine.runOn(async () => {
       this.check();
       const { text, id } = this.engine.tagged(sql, opts);
+      const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
       const running = (async () => {
         await this.prepare(opts);
         const format = opts?.format ?? 'JSONEachRow';
-        const r: ChdbResult = opts?.params
-          ? await this.s.queryBindAsync(text, opts.params, { format })
-          : await this.s.queryAsync(text, { format });
+        // Parameters as the engine's query() sets them (paramsStatement). They stay set in this Session
+        // for its later calls, which only this client's own session sees.
+        if (setParams) await this.s.queryAsync(setParams, { format: 'TabSeparated' });
+        const r: ChdbResult = await this.s.queryAsync(text, { format });
         if (/^\s*SET\b/i.test(sql)) this.applied.clear();
+        opts?.onStats?.({ resultRows: r.rowsRead });
         return toBuffer(r.bytes());
       })();
       try {
@@ -536,7 +560,9 @@ class EmbeddedSession implements EngineSession {
  */
 export async function openEmbedded(opts: EmbeddedOptions): Promise<ClickHouseEngine> {
   mkdirSync(opts.dataDir, { recursive: true });
-  const args = [...(opts.connectionArgs ?? [])];
+  // A bare expression (`1+2`, `foobar`) is a syntax error (62) on a ClickHouse server; chdb, like
+  // clickhouse-local, reads it as a SELECT unless implicit_select is off.
+  const args = ['--implicit_select=0', ...(opts.connectionArgs ?? [])];
   if (opts.readonly) args.push(opts.allowSettings ? '--readonly=2' : '--readonly=1');
   let main: Session;
   try {

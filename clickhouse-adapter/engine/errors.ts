@@ -117,9 +117,13 @@ export class EngineUnsupportedError extends EngineError {
 const MODERN_RE = /Code:\s*(\d+)\.\s*DB::Exception:\s*/;
 // Legacy form (18.16): "Code: 60, e.displayText() = DB::Exception: Table x doesn't exist., e.what() = DB::Exception".
 const LEGACY_RE = /Code:\s*(\d+),\s*e\.displayText\(\)\s*=\s*(?:DB::Exception:\s*)?/;
-// An error name: upper case, digits and underscores, at least three letters in a row (so "(2)" or
-// "(official build)" never match).
-const NAME_RE = /\(((?=[A-Z0-9_]*[A-Z]{3})[A-Z][A-Z0-9_]*)\)/;
+// The error name ClickHouse appends: upper case, digits and underscores, at least three letters in a
+// row (so "(2)" or "(official build)" never match), at the END of the text, before the optional
+// "(version V)". An upper-case word in parentheses inside the message (a throwIf text, a quoted
+// value) is part of the message.
+const NAME_RE = /\s*\(((?=[A-Z0-9_]*[A-Z]{3})[A-Z][A-Z0-9_]*)\)(?:\s*\(version [^()]*(?:\([^()]*\)[^()]*)?\))?\s*$/;
+
+const ANY_NAME_RE = /\s*\(((?=[A-Z0-9_]*[A-Z]{3})[A-Z][A-Z0-9_]*)\)/g;
 
 /**
  * Parses a ClickHouse error text in either form. Returns undefined when the text carries no
@@ -145,11 +149,16 @@ export function parseClickHouseError(text: string, cause?: unknown): ClickHouseE
     for (let m = /^Code:\s*\d+\.\s*DB::Exception:\s*/.exec(message); m; m = /^Code:\s*\d+\.\s*DB::Exception:\s*/.exec(message)) {
       message = message.slice(m[0].length);
     }
-    const nameMatch = NAME_RE.exec(message);
+    // Not at the end (text after it, e.g. a stack trace): the last such name in the text.
+    const nameMatch = NAME_RE.exec(message) ?? [...message.matchAll(ANY_NAME_RE)].pop();
     let name = clickHouseCodeName(code);
     if (nameMatch) {
       name = nameMatch[1]!;
       message = message.slice(0, nameMatch.index);
+      // A re-thrown error repeats the inner one's tail: "... mode. (READONLY) (version V). (READONLY)".
+      for (let inner = NAME_RE.exec(message.replace(/\.$/, '')); inner; inner = NAME_RE.exec(message.replace(/\.$/, ''))) {
+        message = message.slice(0, inner.index);
+      }
     }
     message = message.trim().replace(/\.$/, '');
     return new ClickHouseError(code, name, message, raw, { cause });

@@ -46,11 +46,27 @@ export function mapClientError(e: unknown, url: string): Error {
   return new EngineError('ENGINE_PROTOCOL', `ClickHouse at ${url}: ${err.message}`, { cause: err });
 }
 
-function urlSettings(opts: { database?: string | undefined; settings?: Settings | undefined } | undefined, extra: ClickHouseSettings = {}): ClickHouseSettings {
+/** result_rows of an X-ClickHouse-Summary header; 0 without one (18.16 sends none). */
+function summaryRows(header: string | string[] | undefined): number {
+  try {
+    const n = Number((JSON.parse(String(header ?? '{}')) as { result_rows?: string }).result_rows ?? 0);
+    return Number.isFinite(n) ? n : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function urlSettings(opts: { database?: string | undefined; settings?: Settings | undefined; params?: Record<string, string> | undefined } | undefined, extra: ClickHouseSettings = {}): ClickHouseSettings {
   const out: ClickHouseSettings = { ...extra };
   for (const [k, v] of Object.entries(opts?.settings ?? {})) {
     checkSettingName(k);
     out[k] = v;
+  }
+  // Query parameters travel as the client sent them (ClickHouse's HTTP form, parsed by the server in
+  // the escaped format of each placeholder's type): the client's own query_params would escape them again.
+  for (const [k, v] of Object.entries(opts?.params ?? {})) {
+    checkSettingName(k);
+    (out as Record<string, unknown>)[`param_${k}`] = v;
   }
   // `database` is an HTTP parameter, not a setting, but the client sends settings as URL parameters.
   if (opts?.database !== undefined) out['database'] = opts.database;
@@ -124,11 +140,12 @@ class ServerEngine implements ClickHouseEngine {
           // A cancelled call is also KILLed by its query_id (cancellation()): the abort alone closes our
           // request, which not every server version takes as a reason to stop the query.
           clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow', wait_end_of_query: 1 } as ClickHouseSettings),
-          ...(opts?.params ? { query_params: opts.params } : {}),
           ...(opts?.queryId ? { query_id: opts.queryId } : {}),
           ...(stop ? { abort_signal: stop.signal } : {}),
         });
-        return await drain(r.stream);
+        const body = await drain(r.stream);
+        if (opts?.onStats) opts.onStats({ resultRows: summaryRows(r.response_headers['x-clickhouse-summary']) });
+        return body;
       } catch (e) {
         if (stop?.timedOut) throw new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '');
         throw e;
@@ -184,7 +201,6 @@ class ServerEngine implements ClickHouseEngine {
             ['default_format']: opts?.format ?? 'JSONEachRow',
             ...(session ? { session_timeout: session.timeoutSeconds } : {}),
           } as ClickHouseSettings),
-          ...(opts?.params ? { query_params: opts.params } : {}),
           ...(opts?.queryId ? { query_id: opts.queryId } : {}),
           ...(session ? { session_id: session.id } : {}),
           ...(stop ? { abort_signal: stop.signal } : {}),
@@ -214,6 +230,8 @@ class ServerEngine implements ClickHouseEngine {
           const trailer = findErrorTrailer(held);
           if (trailer) throw trailer;
           if (held.length) yield held;
+          // The summary the server sent with its headers (what it knew then, as its own client sees it).
+          if (opts?.onStats) opts.onStats({ resultRows: summaryRows(r.response_headers['x-clickhouse-summary']) });
         } finally {
           stop?.done();
           // Breaking out early must release the socket, not leave a half-read response in the pool.

@@ -41,6 +41,21 @@ export function settingLiteral(name: string, value: SettingValue): string {
   return quoteString(value);
 }
 
+/**
+ * `SET param_a = '<value>', ...` for query parameters given in ClickHouse's HTTP form: each value is
+ * the text a client sends as `param_<name>`, which ClickHouse itself parses in the escaped text format
+ * of the placeholder's type (`foo\'bar` is `foo'bar` for a String, `\N` is NULL for a Nullable).
+ * Setting them on the session hands that text to ClickHouse unchanged, so it is parsed exactly as a
+ * server parses an HTTP request's parameters (chdb's own binding escapes strings again first).
+ */
+export function paramsStatement(params: Readonly<Record<string, string>>): string | undefined {
+  const parts = Object.entries(params).map(([k, v]) => {
+    if (!SETTING_NAME_RE.test(k)) throw new EngineError('ENGINE_BAD_REQUEST', `invalid query parameter name ${JSON.stringify(k)}`);
+    return `param_${k} = ${quoteString(v)}`;
+  });
+  return parts.length ? `SET ${parts.join(', ')}` : undefined;
+}
+
 /** `SET a = 1, b = 'x'` for a non-empty settings object, else undefined. */
 export function setStatement(settings: Settings | undefined): string | undefined {
   if (!settings) return undefined;

@@ -42,7 +42,12 @@ export interface QueryOptions {
   settings?: Settings;
   /** Output format; default JSONEachRow. A FORMAT clause inside the SQL itself wins over this. */
   format?: string;
-  /** Values for `{name:Type}` placeholders, bound by ClickHouse (never spliced into the SQL). */
+  /**
+   * Values for `{name:Type}` placeholders, bound by ClickHouse (never spliced into the SQL), in
+   * ClickHouse's HTTP form: the text of a `param_<name>` URL parameter, which ClickHouse parses in the
+   * escaped text format of the placeholder's type (`a\'b` is `a'b`, `\N` is NULL for a Nullable).
+   * Both engines hand the text to ClickHouse unchanged.
+   */
   params?: Record<string, string>;
   /**
    * Identifies the running query so it can be cancelled and listed (processesSource / kill). The
@@ -53,6 +58,19 @@ export interface QueryOptions {
   signal?: AbortSignal;
   /** Cancel the query in the engine after this long, whatever its own settings say; TIMEOUT_EXCEEDED. */
   timeoutMs?: number;
+  /**
+   * Told the size of the result, for the X-ClickHouse-Summary the gateway sends: by query() when it
+   * returns, by queryStream() when the stream has run to its end.
+   */
+  onStats?: (stats: QueryStats) => void;
+}
+
+/**
+ * A finished query's result size, as ClickHouse's X-ClickHouse-Summary result_rows counts it. (What it
+ * read is not known: chdb's counters are those of the result.)
+ */
+export interface QueryStats {
+  resultRows: number;
 }
 
 export interface InsertOptions {

@@ -1,10 +1,10 @@
-// Reading a request body within bounds. The body is capped as it arrives, and a gzip/deflate body is
-// inflated by a zlib stream (its work runs on libuv's thread pool, never on the event loop) whose
+// Reading a request body within bounds. The body is capped as it arrives, and a gzip/deflate/br body
+// is inflated by a zlib stream (its work runs on libuv's thread pool, never on the event loop) whose
 // output is capped too: a small compressed bomb is refused once its output passes the cap, having
 // held at most the cap in memory.
 
 import type { IncomingMessage } from 'node:http';
-import { createGunzip, createInflate } from 'node:zlib';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { CODES, GatewayError } from './errors.js';
 
@@ -23,7 +23,8 @@ function decoder(encoding: string): Transform | undefined {
   if (encoding === '' || encoding === 'identity') return undefined;
   if (encoding === 'gzip' || encoding === 'x-gzip') return createGunzip();
   if (encoding === 'deflate') return createInflate();
-  throw new GatewayError(CODES.NOT_IMPLEMENTED, `Content-Encoding ${encoding} is not supported (gzip, deflate)`);
+  if (encoding === 'br') return createBrotliDecompress();
+  throw new GatewayError(CODES.NOT_IMPLEMENTED, `Content-Encoding ${encoding} is not supported (gzip, deflate, br)`);
 }
 
 /** The body, decoded per Content-Encoding; TOO_MANY_BYTES (307) past a cap, CANNOT_DECOMPRESS for bad data. */

@@ -11,7 +11,7 @@
 // (unsharded), or as rh_g<g>.t in every group g (sharded); `<userDb>.t` is the local Merge read view.
 
 import { randomUUID } from 'node:crypto';
-import type { ClickHouseEngine, EngineSession, QueryOptions, Settings } from '../engine/types.js';
+import type { ClickHouseEngine, EngineSession, QueryOptions, QueryStats, Settings } from '../engine/types.js';
 import { ClickHouseError } from '../engine/errors.js';
 import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import type { RaftdClient } from '../../adapters/sdk/client.js';
@@ -29,6 +29,7 @@ import { DEFAULT_READ_LIMITS, checkStatementSettings, killAfterMs, readSettings 
 import type { ReadLimits } from './limits.js';
 import { RunningQueries, isKillQuery } from './processes.js';
 import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
+import { READ_DATABASES } from '../rules/names.js';
 import { INPUT_FORMATS, PINNABLE, checkRead, checkSessionStatement, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
 import type { WriteContext } from '../rules/index.js';
 
@@ -142,6 +143,10 @@ const STREAMABLE_FORMATS = new Set([
   'jsonstringseachrow', 'jsoncompactstringseachrow', 'lineasstring', 'rowbinary',
 ]);
 
+function truthy(v: string | number | undefined): boolean {
+  return v !== undefined && String(v) !== '0' && String(v).toLowerCase() !== 'false';
+}
+
 /** Whether a read's result may be streamed (see STREAMABLE_FORMATS); a setting that wraps rows in an array turns it off. */
 function streamable(format: string, sql: string, settings: Settings): boolean {
   if (!STREAMABLE_FORMATS.has(format.toLowerCase())) return false;
@@ -168,9 +173,18 @@ const SWAP_RETRY_MS = 25;
 /** Settings the adapter owns (dropped from writes, like the state machine does) or that only mean something to HTTP. */
 const DROPPED_WRITE_SETTINGS = new Set([
   'max_insert_block_size', 'min_insert_block_size_rows', 'min_insert_block_size_bytes', 'max_insert_threads', 'max_threads',
-  'max_block_size', 'deduplicate_blocks_in_dependent_materialized_views', 'insert_deduplication_token', 'insert_deduplicate',
-  'deduplicate_insert', 'wait_for_async_insert', 'mutations_sync', 'alter_sync', 'readonly',
+  'max_block_size', 'deduplicate_blocks_in_dependent_materialized_views',
+  'deduplicate_insert', 'mutations_sync', 'alter_sync', 'readonly',
 ]);
+
+/**
+ * Settings an INSERT carries into its entry for the state machine alone: they choose the block id a
+ * client's retry is deduplicated by (statemachine/dedup.ts). Any other write ignores them, and a SET
+ * may not make them a default.
+ */
+const INSERT_DEDUP_SETTINGS = new Set(['insert_deduplication_token', 'insert_deduplicate']);
+/** Served synchronously: the answer comes after the entry applied, which is what an async insert that waits gives. */
+const ASYNC_INSERT_SETTINGS = new Set(['async_insert', 'wait_for_async_insert']);
 
 export const SHARD_SETTING = 'rafthouse_shard_key';
 
@@ -187,10 +201,6 @@ interface TableInfo {
   shardKey?: string;
   /** Stored columns (not ALIAS), in order, with their type, default kind and expression. */
   columns: Array<{ name: string; type: string; kind: string; expr: string }>;
-}
-
-function truthy(v: string | number | undefined): boolean {
-  return v !== undefined && String(v) !== '0' && String(v).toLowerCase() !== 'false';
 }
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
@@ -221,6 +231,8 @@ interface ReadOpts {
   queryId?: string; signal?: AbortSignal; timeoutMs?: number | undefined;
   /** The client session the read runs in (its temporary tables, its SET); else the shared read engine. */
   session?: EngineSession | undefined;
+  /** Filled with the result size of the read (the last one to finish, which is the one kept). */
+  stats?: QueryStats;
 }
 
 function readQuery(opts: ReadOpts): QueryOptions {
@@ -231,6 +243,7 @@ function readQuery(opts: ReadOpts): QueryOptions {
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.settings && Object.keys(opts.settings).length ? { settings: opts.settings } : {}),
     ...(opts.params && Object.keys(opts.params).length ? { params: opts.params } : {}),
+    ...(opts.stats ? { onStats: (s: QueryStats) => Object.assign(opts.stats!, s) } : {}),
   };
 }
 
@@ -342,6 +355,7 @@ export class Gateway {
       summary.written_rows = String(Math.max(0, written));
       format = req.format ?? 'TabSeparated';
     } else {
+      if (database !== this.userDb && !READ_DATABASES.has(database)) await this.refuseUnknownDatabase(database);
       checkRead(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
       const user = req.user ?? 'default';
       const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
@@ -353,9 +367,10 @@ export class Gateway {
       }
       const ticket = this.running.start(user, queryId, req.signal);
       let streaming = false;
+      const stats: QueryStats = { resultRows: 0 };
       try {
         const opts: ReadOpts = {
-          database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits),
+          database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits), stats,
           session: lease?.session,
         };
         const r = !streamable(format, text, settings)
@@ -376,6 +391,7 @@ export class Gateway {
       }
       checkResultBytes(body.length, limits);
       summary.result_bytes = String(body.length);
+      summary.result_rows = String(stats.resultRows);
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
     return { body, format, queryId, summary, ...(stream ? { stream } : {}) };
@@ -430,7 +446,9 @@ export class Gateway {
   private async runSessionLocal(what: 'set' | 'create' | 'insert' | 'drop', stmt: ParsedStatement, sql: string, data: Buffer | undefined,
     lease: SessionLease, req: GatewayRequest): Promise<void> {
     const database = req.database || this.userDb;
-    const run = (text: string) => lease.session.query(text, { format: 'TabSeparated', database });
+    // Query parameters reach the session as they reach a read (the engine's SET param_ form).
+    const params = req.params && Object.keys(req.params).length ? { params: req.params } : {};
+    const run = (text: string) => lease.session.query(text, { format: 'TabSeparated', database, ...params });
     // Whatever runs in the session runs on this node as a read does: a read's reach for its expressions.
     if (what !== 'set') checkSessionStatement(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
     switch (what) {
@@ -468,6 +486,15 @@ export class Gateway {
         lease.temporary.delete(stmt.target!.table.toLowerCase());
         return;
     }
+  }
+
+  /**
+   * A `database` parameter naming no database at all is UNKNOWN_DATABASE (81), as a server answers
+   * before it reads the query; one that exists but is not for reads is left to the rules (497).
+   */
+  private async refuseUnknownDatabase(database: string): Promise<void> {
+    const found = await queryRows<{ n: number }>(this.o.engine, `SELECT count() AS n FROM system.databases WHERE name = ${quoteString(database)}`);
+    if (!found[0]?.n) throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${database} does not exist`, 'UNKNOWN_DATABASE');
   }
 
   private writeRules(): WriteContext {
@@ -862,15 +889,8 @@ export class Gateway {
     const readOnly = (k: string) => settingRule(k, 'read') !== undefined && settingRule(k, 'entry') === undefined && !DROPPED_WRITE_SETTINGS.has(k);
     const fromUrl = Object.entries(req.settings ?? {}).filter(([k]) => !readOnly(k));
     for (const [k, v] of [...fromUrl, ...Object.entries(clause.settings)]) {
-      if (k === 'async_insert' && truthy(v)) {
-        throw new GatewayError(CODES.BAD_ARGUMENTS, 'async_insert=1 is refused: an asynchronous insert cannot be replicated exactly once; send the rows synchronously (batch them client-side)');
-      }
-      // Dropping it silently would promise what RaftHouse does not do: every INSERT gets its own
-      // token (exactly once through crashes and replays), so an INSERT sent twice lands twice.
-      if (k === 'insert_deduplication_token' && String(v) !== '') {
-        throw new GatewayError(CODES.BAD_ARGUMENTS, 'insert_deduplication_token is refused: RaftHouse applies each INSERT exactly once under its own token and does not deduplicate an INSERT sent twice; after an unknown outcome (a timeout, a lost connection), check for the rows before sending them again');
-      }
-      if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') continue;
+      if (DROPPED_WRITE_SETTINGS.has(k) || ASYNC_INSERT_SETTINGS.has(k)) continue;
+      if (INSERT_DEDUP_SETTINGS.has(k) && stmt.kind !== 'insert') continue;
       settings[k] = v;
     }
     checkSettings(settings, 'entry');
@@ -887,7 +907,7 @@ export class Gateway {
       case 'set': {
         const { settings } = extractSettings('SETTINGS ' + stmt.canonical.replace(/^SET\s+/i, ''));
         for (const k of Object.keys(settings)) {
-          if (DROPPED_WRITE_SETTINGS.has(k) || k === 'async_insert') throw new GatewayError(CODES.BAD_ARGUMENTS, `setting ${k} is owned by RaftHouse and cannot be changed`);
+          if (DROPPED_WRITE_SETTINGS.has(k) || ASYNC_INSERT_SETTINGS.has(k) || INSERT_DEDUP_SETTINGS.has(k)) throw new GatewayError(CODES.BAD_ARGUMENTS, `setting ${k} is owned by RaftHouse and cannot be changed`);
         }
         // A SET becomes a default of every later entry of every group: the apply path's allow-list.
         checkSettings(settings, 'set');

@@ -3,19 +3,23 @@
 //   GET|POST /?query=...   query in the URL (INSERT data then in the body), or the query in the body
 //   database, default_format, query_id, param_<name>, settings as URL parameters
 //   user/password: X-ClickHouse-User/Key headers, user/password parameters, or Basic auth
-//   gzip/deflate request bodies (Content-Encoding); gzip responses with enable_http_compression=1 +
-//   Accept-Encoding: gzip
-//   responses carry X-ClickHouse-Query-Id, -Format, -Summary, -Timezone; errors carry
+//   multipart/form-data bodies: the query, param_<name> and settings as form fields (external data
+//   tables, i.e. file parts, are refused with Code 48: the engine cannot attach them to a query)
+//   gzip/deflate/br request bodies (Content-Encoding); gzip/deflate/br responses, errors included, with
+//   enable_http_compression=1 + Accept-Encoding (Node's zlib has no zstd, lz4, xz or bz2)
+//   responses carry X-ClickHouse-Query-Id, -Format, -Summary, -Timezone (and -Progress with
+//   send_progress_in_http_headers=1), a Content-Type per format as ClickHouse's; errors carry
 //   X-ClickHouse-Exception-Code and "Code: N. DB::Exception: ... (NAME) (version V)" with ClickHouse's status.
 // The endpoint (consistent or local) is chosen by the Host header when it names one, else by the port.
 
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual, randomUUID, randomBytes } from 'node:crypto';
-import { gzip, createGzip } from 'node:zlib';
 import type { Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import { readBody } from './body.js';
+import { compress, compressionStream, responseEncoding } from './compression.js';
+import type { ResponseEncoding } from './compression.js';
+import { contentType } from './formats.js';
 import type { Settings } from '../engine/types.js';
 import { utf8Text } from './gateway.js';
 import type { Endpoint, Gateway } from './gateway.js';
@@ -45,24 +49,30 @@ const PROTOCOL_PARAMS = new Set([
   'http_headers_progress_interval_ms', 'add_http_cors_header', 'role', 'default_role', 'stacktrace', 'cancel_http_readonly_queries_on_client_close',
 ]);
 
-const CONTENT_TYPES: Array<[RegExp, string]> = [
-  [/^JSON/i, 'application/json; charset=UTF-8'],
-  [/^CSV/i, 'text/csv; charset=UTF-8; header=absent'],
-  [/^(TabSeparated|TSV)/i, 'text/tab-separated-values; charset=UTF-8'],
-];
-
-function contentType(format: string): string {
-  for (const [re, t] of CONTENT_TYPES) if (re.test(format)) return t;
-  return 'text/plain; charset=UTF-8';
-}
-
 function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-const gzipAsync = promisify(gzip);
+/**
+ * A multipart/form-data body: its fields join the URL parameters (the URL's win, as ClickHouse reads
+ * them first); a file part is an external data table, which RaftHouse cannot attach to a query.
+ */
+async function formFields(body: Buffer, type: string, params: URLSearchParams): Promise<void> {
+  let form: FormData;
+  try {
+    form = await new Response(body, { headers: { 'content-type': type } }).formData();
+  } catch (e) {
+    throw new GatewayError(CODES.BAD_ARGUMENTS, `Cannot parse the multipart/form-data body: ${(e as Error).message}`, 'BAD_ARGUMENTS');
+  }
+  for (const [name, value] of form) {
+    if (typeof value !== 'string') {
+      throw new GatewayError(CODES.NOT_IMPLEMENTED, `External data table '${name}' (a file part of the multipart body) is not supported by RaftHouse: the embedded engine cannot attach a temporary table to a query; insert the rows into a table, or pass them as a parameter or with the format() table function`, 'NOT_IMPLEMENTED');
+    }
+    if (!params.has(name)) params.set(name, value);
+  }
+}
 
 /**
  * Default request body cap, on the wire and decoded: half raftd's largest entry (64 MiB), and low
@@ -151,14 +161,18 @@ export class GatewayHttp {
    * the response carries X-ClickHouse-Exception-Tag (16 random characters), and the body ends with
    *   \r\n__exception__\r\n<tag>\r\n<Code: N. DB::Exception: ...>\n<length of that text> <tag>\r\n__exception__\r\n
    * then the connection closes without the final empty chunk, so no client can take the body for
-   * complete (compressed: the gzip stream and the response end normally, see below). A client that does not know the tag still finds the "Code: N. DB::Exception" text at
+   * complete (compressed: the compressed stream and the response end normally, see below). A client that does not know the tag still finds the "Code: N. DB::Exception" text at
    * the end of the body, as older servers sent it.
    */
-  private async stream(res: http.ServerResponse, body: AsyncIterable<Uint8Array>, headers: http.OutgoingHttpHeaders, gzipOut: boolean, gone: AbortSignal): Promise<void> {
+  private async stream(
+    res: http.ServerResponse, body: AsyncIterable<Uint8Array>, headers: http.OutgoingHttpHeaders,
+    encoding: ResponseEncoding | undefined, level: string | null, gone: AbortSignal,
+  ): Promise<void> {
     const tag = randomBytes(8).toString('hex');
     const it = body[Symbol.asyncIterator]();
-    res.writeHead(200, { ...headers, 'x-clickhouse-exception-tag': tag, ...(gzipOut ? { 'content-encoding': 'gzip' } : {}) });
-    const gz = gzipOut ? createGzip() : undefined;
+    res.writeHead(200, { ...headers, 'x-clickhouse-exception-tag': tag, ...(encoding ? { 'content-encoding': encoding, vary: 'Accept-Encoding' } : {}) });
+    // The negotiated compression (compression.ts), applied as the chunks go out.
+    const gz = encoding ? compressionStream(encoding, level) : undefined;
     if (gz) gz.pipe(res, { end: false });
     const out: Writable = gz ?? res;
     const ended = (w: Writable) => new Promise<void>((resolve) => {
@@ -184,7 +198,7 @@ export class GatewayHttp {
       const trailer = `\r\n__exception__\r\n${tag}\r\n${text}${Buffer.byteLength(text)} ${tag}\r\n__exception__\r\n`;
       if (gone.aborted || res.destroyed) return;
       if (gz) {
-        // Compressed: the gzip stream is finished and the response ended properly. A connection cut
+        // Compressed: the compressed stream is finished and the response ended properly. A connection cut
         // here makes clients (@clickhouse/client, measured) drop the decompressor's last output, the
         // trailer with it, and report a bare ECONNRESET instead of the error.
         const done = ended(gz);
@@ -204,7 +218,10 @@ export class GatewayHttp {
   private async handle(byPort: Endpoint, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway');
     let queryId = url.searchParams.get('query_id') || randomUUID();
-    const gzipOut = url.searchParams.get('enable_http_compression') === '1' && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    const encoding = responseEncoding(url.searchParams, req.headers['accept-encoding'] as string | undefined);
+    const level = url.searchParams.get('http_zlib_compression_level');
+    // ClickHouse's add_http_cors_header=1: browsers may read the answer (errors too).
+    if (url.searchParams.get('add_http_cors_header') === '1') res.setHeader('access-control-allow-origin', '*');
     // The client going away before its answer is written cancels what runs for it.
     const gone = new AbortController();
     res.once('close', () => { if (!res.writableFinished) gone.abort(); });
@@ -225,8 +242,20 @@ export class GatewayHttp {
       const user = this.authenticate(req, url);
       const endpoint = this.endpointFor(byPort, req.headers.host);
       const cap = this.o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-      const body = await readBody(req, { maxBodyBytes: cap, maxDecompressedBytes: cap });
+      let body = await readBody(req, { maxBodyBytes: cap, maxDecompressedBytes: cap });
+      const type = String(req.headers['content-type'] ?? '');
+      if (/^multipart\/form-data\b/i.test(type)) {
+        // Never SQL: the query and everything else come as fields.
+        await formFields(body, type, url.searchParams);
+        body = Buffer.alloc(0);
+        queryId = url.searchParams.get('query_id') || queryId;
+      }
 
+      for (const k of ['compress', 'decompress']) {
+        if (url.searchParams.get(k) === '1') {
+          throw new GatewayError(CODES.NOT_IMPLEMENTED, `${k}=1 (ClickHouse's native block compression) is not supported by RaftHouse; use enable_http_compression=1 with Accept-Encoding, or Content-Encoding for the request body`, 'NOT_IMPLEMENTED');
+        }
+      }
       const settings: Settings = {};
       const params: Record<string, string> = {};
       for (const [k, v] of url.searchParams) {
@@ -260,42 +289,52 @@ export class GatewayHttp {
         queryId, settings, params, readonlyMethod: req.method === 'GET', user, signal: gone.signal, ...(session ? { session } : {}),
       });
       queryId = result.queryId;
+      const summary = JSON.stringify(result.summary);
+      // The answer is whole before it is sent (a stream: as much of it as was prefetched), so the one
+      // progress header is the count known then.
+      const progress = url.searchParams.get('send_progress_in_http_headers') === '1' ? { 'x-clickhouse-progress': summary } : {};
       if (result.stream) {
         await this.stream(res, result.stream, {
-          'content-type': contentType(result.format),
+          'content-type': contentType(result.format, settings),
           'x-clickhouse-query-id': queryId,
           'x-clickhouse-format': result.format,
           'x-clickhouse-timezone': this.o.timezone ?? 'UTC',
-          'x-clickhouse-summary': JSON.stringify(result.summary),
+          ...progress,
+          'x-clickhouse-summary': summary,
           'x-clickhouse-server-display-name': 'rafthouse',
-        }, gzipOut, gone.signal);
+        }, encoding, level, gone.signal);
         return;
       }
-      const out = gzipOut ? await gzipAsync(result.body) : result.body;
+      const out = await compress(result.body, encoding, level);
       res.writeHead(200, {
-        'content-type': contentType(result.format),
+        'content-type': contentType(result.format, settings),
         'x-clickhouse-query-id': queryId,
         'x-clickhouse-format': result.format,
         'x-clickhouse-timezone': this.o.timezone ?? 'UTC',
-        'x-clickhouse-summary': JSON.stringify(result.summary),
+        ...progress,
+        'x-clickhouse-summary': summary,
         'x-clickhouse-server-display-name': 'rafthouse',
-        ...(gzipOut ? { 'content-encoding': 'gzip' } : {}),
+        ...(encoding ? { 'content-encoding': encoding, vary: 'Accept-Encoding' } : {}),
         'content-length': out.length,
       });
       res.end(out);
     } catch (e) {
       const f = toFault(e);
-      const text = Buffer.from(exceptionText(f, this.o.version));
+      const plain = Buffer.from(exceptionText(f, this.o.version));
       if (f.code === 1002) this.o.log?.(`gateway: unexpected error: ${(e as Error)?.stack ?? String(e)}`);
       if (res.headersSent) {
-        res.end(text);
+        res.end(plain);
         return;
       }
+      // Compressed like a result would have been: a client that asked for compression decodes errors too.
+      const text = await compress(plain, encoding, level).catch(() => plain);
+      const encoded = text !== plain;
       res.writeHead(httpStatusFor(f.code), {
         'content-type': 'text/plain; charset=UTF-8',
         'x-clickhouse-query-id': queryId,
         'x-clickhouse-exception-code': String(f.code),
         'x-clickhouse-server-display-name': 'rafthouse',
+        ...(encoded ? { 'content-encoding': encoding!, vary: 'Accept-Encoding' } : {}),
         'content-length': text.length,
         // An unread (or refused) request body must not be read on: the connection closes after this.
         ...(req.complete ? {} : { connection: 'close' }),

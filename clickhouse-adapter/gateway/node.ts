@@ -124,7 +124,7 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     delayAppliesForTests(sm, process.env.RAFTHOUSE_TEST_APPLY_DELAY, log);
     const app = hostPort(cfg.appListen, '--app-listen');
     // Refuses every call not signed with the app secret (adapters/sdk/server.ts); without one, main.ts
-    // only got here with --insecure 1.
+    // only got here with --insecure.
     const served = await serveStateMachine(sm, { host: app.host, port: app.port, ...(cfg.appSecret ? { appSecret: cfg.appSecret } : { insecure: true }) });
     add('state machine server', () => served.close());
 

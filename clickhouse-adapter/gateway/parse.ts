@@ -3,7 +3,8 @@
 //      so a multi-statement text cannot run anything; ClickHouse refuses it ("Multi-statements are not
 //      allowed", Code 62) and gives the canonical single-statement text otherwise.
 //   2. EXPLAIN AST <canonical text>     — the tree, parsed below from its indented text form; query
-//      parameters are substituted by the gateway as typed literals first (substituteParams).
+//      parameters are substituted by the gateway as typed literals first (substituteParams), for
+//      classification only: the query itself gets them from ClickHouse (engine QueryOptions.params).
 // Neither call is parameterized on purpose: chdb runs parameterized calls one at a time per process,
 // so a parse must never queue behind a user's slow `{x:T}` query (measured: it did, for 18 s).
 // The engine is a read-only session (readonly=2), so even a mistake here cannot write.

@@ -30,7 +30,8 @@ type ValueRule =
   | { type: 'uint'; max: number }
   | { type: 'float'; min: number; max: number }
   | { type: 'enum'; values: readonly string[] }
-  | { type: 'char' };
+  | { type: 'char' }
+  | { type: 'text' };
 
 const BOOL: ValueRule = { type: 'bool' };
 const uint = (max: number): ValueRule => ({ type: 'uint', max });
@@ -71,6 +72,12 @@ const APPLY_SETTINGS_ALLOWED: Readonly<Record<string, ValueRule>> = {
   // inserts
   insert_null_as_default: BOOL,
   insert_allow_materialized_columns: BOOL,
+  // deduplication of a client's retries: they choose the block id of an insert (statemachine/dedup.ts)
+  // and never reach ClickHouse; async_insert is served synchronously
+  insert_deduplication_token: { type: 'text' },
+  insert_deduplicate: BOOL,
+  async_insert: BOOL,
+  wait_for_async_insert: BOOL,
   // statement semantics (same statement, same data: same result)
   join_use_nulls: BOOL,
   join_default_strictness: oneOf('ALL', 'ANY', ''),
@@ -205,6 +212,8 @@ function checkValue(name: string, value: SettingInput, rule: ValueRule): void {
       if (s === '' || !Number.isFinite(n) || n < rule.min || n > rule.max) throw badValue(name, value, `a number in ${rule.min}..${rule.max} is expected`);
       return;
     }
+    case 'text':
+      return; // any string up to the length above
     case 'char':
       if ([...s].length !== 1 || s === '\n' || s === '\r') throw badValue(name, value, 'one character is expected');
       return;

@@ -4,20 +4,22 @@
 // process (stop the adapter first, or ask a running adapter with a Read {"op":"checksum"}).
 
 import { groupChecksums, formatChecksums } from './checksum.js';
-import { ENGINE_FLAG_HELP, ENGINE_FLAG_OPTIONS, UsageError, engineFlags, openEngine, parseArgs } from './open.js';
+import { ENGINE_OPTIONS, UsageError, engineFlags, openEngine } from './open.js';
+import { commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
 
-const HELP = `raftd-ch-checksum: per-group, per-table checksums of a RaftHouse replica
-${ENGINE_FLAG_HELP}
-  --json                     JSON instead of lines
-`;
+const COMMAND: CommandSpec = {
+  name: 'raftd-ch-checksum',
+  usage: ['raftd-ch-checksum [options]'],
+  about: ['raftd-ch-checksum: per-group, per-table checksums of a RaftHouse replica (diff two replicas\' output).'],
+  options: [...ENGINE_OPTIONS, { name: 'json', value: null, help: 'JSON instead of lines' }],
+};
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { ...ENGINE_FLAG_OPTIONS, json: { type: 'boolean' } }, strict: true });
-  if (values.help) { process.stdout.write(HELP); return; }
-  const engine = await openEngine(engineFlags(values));
+  const line = commandLineOrExit(COMMAND, process.argv.slice(2));
+  const engine = await openEngine(engineFlags(COMMAND, line, process.env));
   try {
     const sums = await groupChecksums(engine);
-    process.stdout.write(values.json ? JSON.stringify(sums, null, 2) + '\n' : formatChecksums(sums));
+    process.stdout.write(line.flags.get('json') === true ? JSON.stringify(sums, null, 2) + '\n' : formatChecksums(sums));
   } finally {
     await engine.close();
   }
@@ -25,7 +27,6 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   const err = e as Error & { code?: string };
-  process.stderr.write(`raftd-ch-checksum: ${err.code ?? 'ERROR'}: ${err.message}\n`);
-  if (e instanceof UsageError) process.stderr.write(HELP);
+  process.stderr.write(e instanceof UsageError ? `raftd-ch-checksum: ${err.message}\n` : `raftd-ch-checksum: ${err.code ?? 'ERROR'}: ${err.message}\n`);
   process.exit(e instanceof UsageError ? 2 : 1);
 });

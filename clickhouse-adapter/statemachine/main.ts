@@ -14,32 +14,35 @@ import type { ClickHouseEngine } from '../engine/index.js';
 import { ClickHouseStateMachine } from './statemachine.js';
 import { APPLIED_DIR } from './applied-file.js';
 import { APP_SECRET_ENV, resolveSecret } from '../../protocol/secrets.js';
-import { ENGINE_FLAG_HELP, ENGINE_FLAG_OPTIONS, UsageError, engineFlags, openEngine, parseArgs } from './open.js';
+import { ENGINE_OPTIONS, UsageError, engineFlags, openEngine } from './open.js';
+import { commandLineOrExit, optionSwitch, optionValue, type CommandSpec } from '../../protocol/cli.js';
 
-const HELP = `rafthouse-adapter: the RaftHouse ClickHouse state machine, served to raftd
-  --listen HOST:PORT         where raftd reaches it (default 127.0.0.1:7100)
-${ENGINE_FLAG_HELP}
-  --dedup-window N           non_replicated_deduplication_window on every group table (default 10000)
-  --app-secret-file PATH     the app secret raftd signs every call with (or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE);
-                             calls not signed with it are refused (401)
-  --insecure                 serve unsigned calls: anyone who reaches the port rewrites the data (tests only)
-`;
+const COMMAND: CommandSpec = {
+  name: 'rafthouse-adapter',
+  usage: ['rafthouse-adapter [options]'],
+  about: ['rafthouse-adapter: the RaftHouse ClickHouse state machine alone, served to raftd (rafthouse runs it with its gateway).'],
+  options: [
+    { name: 'listen', value: 'HOST:PORT', env: 'RAFTHOUSE_APP_LISTEN', default: '127.0.0.1:7100', help: 'where raftd reaches it' },
+    ...ENGINE_OPTIONS,
+    { name: 'dedup-window', value: 'int', env: 'RAFTHOUSE_DEDUP_WINDOW', default: '10000', help: 'non_replicated_deduplication_window on every group table' },
+    { name: 'app-secret-file', value: 'file', env: APP_SECRET_ENV, secret: true, help: `the app secret raftd signs every call with (or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE); calls not signed with it are refused (401)` },
+    { name: 'insecure', value: null, env: 'RAFTHOUSE_INSECURE', help: 'serve unsigned calls: anyone who reaches the port rewrites the data (tests only)' },
+  ],
+};
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { ...ENGINE_FLAG_OPTIONS, listen: { type: 'string' }, 'dedup-window': { type: 'string' }, 'app-secret-file': { type: 'string' }, insecure: { type: 'boolean' } },
-    strict: true,
-  });
-  if (values.help) { process.stdout.write(HELP); return; }
-  const flags = engineFlags(values);
-  const listen = values.listen ?? '127.0.0.1:7100';
+  const line = commandLineOrExit(COMMAND, process.argv.slice(2));
+  const get = (name: string): string => optionValue(COMMAND, line, process.env, name);
+  const flags = engineFlags(COMMAND, line, process.env);
+  const listen = get('listen');
   const m = /^(.*):(\d+)$/.exec(listen);
   if (!m) throw new UsageError(`--listen must be HOST:PORT, got ${listen}`);
-  const dedupWindow = values['dedup-window'] !== undefined ? Number(values['dedup-window']) : 10_000;
+  const dedupWindow = Number(get('dedup-window'));
   if (!Number.isSafeInteger(dedupWindow) || dedupWindow < 100) throw new UsageError('--dedup-window must be an integer >= 100');
 
-  const appSecret = resolveSecret(values['app-secret-file'], APP_SECRET_ENV, process.env, 'app secret');
-  if (appSecret === '' && values.insecure !== true) {
+  const secretFile = line.flags.get('app-secret-file');
+  const appSecret = resolveSecret(typeof secretFile === 'string' ? secretFile : undefined, APP_SECRET_ENV, process.env, 'app secret');
+  if (appSecret === '' && !optionSwitch(COMMAND, line, process.env, 'insecure')) {
     throw new UsageError(`no --app-secret-file (or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE): the state-machine API refuses calls without raftd's secret; give it, or --insecure for a throwaway test`);
   }
   const engine = await openEngine(flags);
@@ -81,7 +84,6 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   const err = e as Error & { code?: string };
-  process.stderr.write(`rafthouse-adapter: ${err.code ?? 'ERROR'}: ${err.message}\n`);
-  if (e instanceof UsageError) process.stderr.write(HELP);
+  process.stderr.write(e instanceof UsageError ? `rafthouse-adapter: ${err.message}\n` : `rafthouse-adapter: ${err.code ?? 'ERROR'}: ${err.message}\n`);
   process.exit(e instanceof UsageError ? 2 : e instanceof EngineUnsupportedError ? 3 : 1);
 });

@@ -19,6 +19,9 @@
 //   `appliedDir`, each tokenised insert is marked "in flight" in the applied file first; after a crash
 //   the group's first load looks for that insert's phantoms, and its redelivery re-inserts the rows of
 //   each phantom block under a fresh token before replaying the entry.
+// - A client's RETRY of an insert is another entry: it is dropped when its block id (dedup.ts) is among
+//   the table's newest blocks in the group's `_rh_dedup` registry, whose rows are written by flush()
+//   before the index of the inserts they remember is recorded.
 
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
@@ -38,6 +41,7 @@ import { AppliedFiles } from './applied-file.js';
 import { PROBE_TABLE, REPAIR_TABLE, findPhantoms } from './phantom.js';
 import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
+import { DEDUP_BLOCK, DEDUP_CLEAR, DEDUP_TABLE, DEFAULT_INSERT_DEDUP_WINDOW, blockId, createDedupTableSql } from './dedup.js';
 import { APPLY_BOUNDS, APPLY_SETTINGS, checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
 import { tokenize } from '../gateway/lexer.js';
 import { SqlParser } from '../gateway/parse.js';
@@ -65,6 +69,12 @@ export interface ChsmOptions {
    * cover (blocks per entry) x (entries between two index records), see maxEntriesPerRecord.
    */
   dedupWindow?: number;
+  /**
+   * Client-retry deduplication (dedup.ts): how many of a table's newest insert blocks its `_rh_dedup`
+   * registry remembers (ClickHouse's replicated_deduplication_window). Default 1000. It DECIDES whether an
+   * insert lands, so it must be the same on every replica: rafthouse exposes no flag for it (tests only).
+   */
+  insertDedupWindow?: number;
   /** The index is recorded at least every this many applied entries. */
   maxEntriesPerRecord?: number;
   /**
@@ -146,6 +156,15 @@ interface GroupState {
   attempting: number | undefined;
   /** Reported "failing" to an abandon check: the entry is not retried until the log decides or `until`. */
   fence: { index: number; until: number } | undefined;
+  /** Blocks remembered in _rh_dedup since its last pruning (by this process: pruning never changes a decision). */
+  dedupSincePrune: number;
+  /**
+   * Per table, the newest blocks remembered (dedup.ts), loaded from _rh_dedup on first use and kept in
+   * step with it: the same answers seenBlock's rows give, without a query per insert.
+   */
+  dedupLogs: Map<string, string[]>;
+  /** Registry rows of applied inserts not written yet: written by flush(), before any index covering them is recorded. */
+  dedupPending: Array<{ tbl: string; idx: number; kind: number; block_id: string }>;
 }
 
 /** An entry whose apply keeps failing for a reason outside the entry (memory, disk, ...). */
@@ -213,6 +232,17 @@ const ALREADY_DONE_CODES = new Set([
   609, // FUNCTION_ALREADY_EXISTS
 ]);
 
+/** What validate() learnt of an entry's statement. */
+interface Validated {
+  kind: WriteKind;
+  canonical: string;
+  columns: string[] | undefined;
+  /** The statement's own table (INSERT / DDL target), unqualified. */
+  target: string | undefined;
+  /** Plain identifiers directly under the statement (RENAME: the tables, database qualifiers included). */
+  names: string[];
+}
+
 interface SnapshotTableMeta {
   ord: number;
   name: string;
@@ -238,6 +268,7 @@ export interface ApplyHold {
 export class ClickHouseStateMachine implements StateMachine {
   readonly engine: ClickHouseEngine;
   private readonly dedupWindow: number;
+  private readonly insertDedupWindow: number;
   private readonly maxEntriesPerRecord: number;
   private readonly recordDelayMs: number;
   private readonly hook: ((point: CrashPoint, index: number) => void | Promise<void>) | undefined;
@@ -263,6 +294,7 @@ export class ClickHouseStateMachine implements StateMachine {
   constructor(opts: ChsmOptions) {
     this.engine = opts.engine;
     this.dedupWindow = opts.dedupWindow ?? 10_000;
+    this.insertDedupWindow = opts.insertDedupWindow ?? DEFAULT_INSERT_DEDUP_WINDOW;
     this.maxEntriesPerRecord = opts.maxEntriesPerRecord ?? 100;
     this.recordDelayMs = opts.recordDelayMs ?? 0;
     this.hook = opts.hook;
@@ -357,6 +389,7 @@ export class ClickHouseStateMachine implements StateMachine {
       ENGINE = ReplacingMergeTree(idx) ORDER BY state`);
     await this.engine.exec(`CREATE TABLE IF NOT EXISTS ${db}.${SETTINGS_TABLE} (idx UInt64, settings String)
       ENGINE = MergeTree ORDER BY idx SETTINGS non_replicated_deduplication_window = ${this.dedupWindow}`);
+    await this.engine.exec(createDedupTableSql(db));
   }
 
   /** Loads (and caches) a group's state; with `create`, makes its database on first use. */
@@ -410,7 +443,8 @@ export class ClickHouseStateMachine implements StateMachine {
     for (const r of srows) Object.assign(settings, allowedDefaults(JSON.parse(r.settings) as Settings));
     const st: GroupState = {
       applied: lastIndex, recorded: lastIndex, tableRecorded: tableIndex, instance, timer: undefined, intent, inflight, phantoms, settings, stuck: undefined,
-      attempting: undefined, fence: this.fenceFiles?.load(group, lastIndex),
+      attempting: undefined, fence: this.fenceFiles?.load(group, lastIndex), dedupSincePrune: 0,
+      dedupLogs: new Map(), dedupPending: [],
     };
     this.groups.set(group, st);
     this.schemaGen++; // a repair or a restore may have swapped the database in
@@ -495,6 +529,16 @@ export class ClickHouseStateMachine implements StateMachine {
    */
   private async flush(group: number, st: GroupState, inTable = false): Promise<void> {
     if (st.timer) { clearTimeout(st.timer); st.timer = undefined; }
+    if (st.dedupPending.length > 0) {
+      try {
+        await this.registryInsert(dataDb(group), st.dedupPending);
+      } catch (e) {
+        // As below: forget the cached state (cached logs included); a reload reads what is there.
+        if (this.groups.get(group) === st) this.groups.delete(group);
+        throw e;
+      }
+      st.dedupPending = [];
+    }
     const toFile = this.appliedFiles !== undefined && !inTable;
     if (st.applied > (toFile ? st.recorded : st.tableRecorded)) {
       const index = st.applied;
@@ -649,6 +693,8 @@ export class ClickHouseStateMachine implements StateMachine {
       }
       if (this.recordDelayMs <= 0) await flush();
       else this.scheduleRecord(group, st);
+      // Storage only, never a decision: a failure here is retried after the next window of blocks.
+      await this.pruneDedup(group, st).catch((e: unknown) => this.log(`group ${group}: pruning ${DEDUP_TABLE} failed: ${(e as Error).message}`));
       return results;
     });
   }
@@ -761,14 +807,20 @@ export class ClickHouseStateMachine implements StateMachine {
    * Throws (an entry error, the same on every replica) for a setting the entry may not choose.
    */
   private statementSettings(st: GroupState, header: EntryHeader): Settings {
+    // async_insert is served synchronously (the entry is the insert): it and the deduplication settings
+    // reach ClickHouse never, they only choose the block id (dedup.ts); OWNED_SETTINGS drops them below.
     const own = header.settings ?? {};
-    const asyncInsert = own.async_insert;
-    if (asyncInsert !== undefined && asyncInsert !== 0 && asyncInsert !== '0') {
-      throw new ChsmError('RH_UNSUPPORTED', 'async_insert is refused: an asynchronous insert cannot be applied exactly once');
-    }
     checkSettings(own, 'entry');
     const sql = header.sql ?? '';
-    checkSettings(settingsInSql(sql, /^\s*CREATE\b/i.test(stripLeadingComments(sql))), 'entry');
+    const inSql = settingsInSql(sql, /^\s*CREATE\b/i.test(stripLeadingComments(sql)));
+    checkSettings(inSql, 'entry');
+    // A SETTINGS clause in the text would override what apply passes (the per-entry token above all).
+    for (const k of Object.keys(inSql)) {
+      if (OWNED_SETTINGS.has(k)) {
+        const message = `Setting ${k} should not be changed in the statement's SETTINGS clause: give it as a setting of the request`;
+        throw new ClickHouseError(452, 'SETTING_CONSTRAINT_VIOLATION', message, `Code: 452. DB::Exception: ${message}. (SETTING_CONSTRAINT_VIOLATION)`);
+      }
+    }
     refuseInternalNames(sql);
     const out: Settings = {};
     for (const [k, v] of Object.entries({ ...st.settings, ...own })) if (!OWNED_SETTINGS.has(k)) out[k] = v;
@@ -794,7 +846,7 @@ export class ClickHouseStateMachine implements StateMachine {
       // Its target was settled before this entry (applied, failed or abandoned): nothing left to do here.
       return { ok: true, result: { abandoned: entry.header.index } };
     }
-    let validated: { kind: WriteKind; canonical: string; columns: string[] | undefined } | undefined;
+    let validated: Validated | undefined;
     try {
       validated = await this.validate(group, entry);
     } catch (err) {
@@ -812,6 +864,7 @@ export class ClickHouseStateMachine implements StateMachine {
     let r: EntryResult;
     try {
       r = await this.applyStatement(group, st, entry, e.index);
+      if (r.ok) await this.dedupAfterStatement(dataDb(group), st, validated, e.index);
     } finally {
       this.schemaGen++; // after the statement: metadata read before this point is stamped with the old value
     }
@@ -826,7 +879,7 @@ export class ClickHouseStateMachine implements StateMachine {
    * local state. Throws RuleError (refused: a deterministic failed result, the index advances) or
    * ClickHouseError (62: not one valid statement). undefined for a settings entry.
    */
-  private async validate(group: number, entry: Entry): Promise<{ kind: WriteKind; canonical: string; columns: string[] | undefined } | undefined> {
+  private async validate(group: number, entry: Entry): Promise<Validated | undefined> {
     const h = entry.header;
     if (h.settings) checkSettings(h.settings, h.kind === 'settings' ? 'set' : 'entry');
     if (h.kind === 'settings') return undefined;
@@ -843,7 +896,7 @@ export class ClickHouseStateMachine implements StateMachine {
       allowPinnable: false,
     });
     if (kind === 'set') throw new RuleError(48, 'SET travels as a settings entry (the gateway proposes one for SET), never as a statement');
-    return { kind, canonical: stmt.canonical, columns: stmt.columns };
+    return { kind, canonical: stmt.canonical, columns: stmt.columns, target: stmt.target?.table, names: identifierNames(stmt.ast) };
   }
 
   /**
@@ -908,6 +961,11 @@ export class ClickHouseStateMachine implements StateMachine {
       }
       const target = qualifyInsert(sql, db, entry.header.database);
       settings = { ...settings, ...(await this.checkNondetDefaults(db, target.table, columns, settings)) };
+      // A client's retry of a block this table already holds (dedup.ts): not inserted again.
+      const block = blockId({ group, columnsAndFormat: target.tail, settings: entry.header.settings ?? {}, payload: entry.payload });
+      if (block !== undefined && (await this.dedupLog(db, st, target.table)).includes(block)) {
+        return { ok: true, result: { writtenRows: 0, deduplicated: true } };
+      }
       // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
       const run = async (statement: string, s: Settings): Promise<number> => {
         if (withPayload) return (await this.engine.insert(statement, entry.payload, { settings: s })).writtenRows;
@@ -920,10 +978,107 @@ export class ClickHouseStateMachine implements StateMachine {
       await this.at('before-insert', index);
       const writtenRows = await run(target.sql, settings);
       await this.at('after-insert', index);
+      if (block !== undefined) await this.rememberBlock(db, st, target.table, block, index);
       return { ok: true, result: { writtenRows } };
     } catch (err) {
       return this.entryError(err, index);
     }
+  }
+
+  // ---- client-retry deduplication (dedup.ts) -------------------------------------------------------
+
+  /**
+   * The block ids among the `insertDedupWindow` newest blocks of `table` remembered before the next entry
+   * (st.applied + 1), after the table's last clear, oldest first. Loaded from _rh_dedup: rows above the
+   * applied index (left by a crash before the index was recorded; their entries come again) do not
+   * count, and a row written twice by such a replay counts once (LIMIT 1 BY idx).
+   */
+  private async dedupLog(db: string, st: GroupState, table: string): Promise<string[]> {
+    const cached = st.dedupLogs.get(table);
+    if (cached) return cached;
+    let rows: Array<{ idx: number | string; kind: number; block_id: string }>;
+    try {
+      rows = await queryRows(this.engine,
+        `SELECT idx, kind, block_id FROM ${db}.${DEDUP_TABLE} WHERE tbl = ${quoteString(table)} AND idx <= ${st.applied}
+         ORDER BY idx DESC LIMIT 1 BY idx LIMIT ${this.insertDedupWindow}`);
+    } catch (e) {
+      // This replica's bookkeeping, never the entry's fault: the call fails and is retried (entryError
+      // would turn a ClickHouseError into a failed entry here only).
+      throw new Error(`reading ${db}.${DEDUP_TABLE} failed: ${(e as Error).message}`, { cause: e });
+    }
+    const log: string[] = [];
+    for (const r of rows) {
+      if (Number(r.kind) === DEDUP_CLEAR) break; // newest first: everything older is forgotten
+      log.push(r.block_id);
+    }
+    log.reverse();
+    st.dedupLogs.set(table, log);
+    return log;
+  }
+
+  private async registryInsert(db: string, rows: Array<{ tbl: string; idx: number; kind: number; block_id: string }>): Promise<void> {
+    if (rows.length === 0) return;
+    await this.engine.insert(`INSERT INTO ${db}.${DEDUP_TABLE} FORMAT JSONEachRow`,
+      Buffer.from(rows.map((r) => JSON.stringify(r)).join('\n') + '\n'), { settings: await this.dedupOff() });
+  }
+
+  /** Remembers an applied insert's block: in the cached log now, in _rh_dedup at the next flush (one insert per batch). */
+  private async rememberBlock(db: string, st: GroupState, table: string, block: string, index: number): Promise<void> {
+    const log = await this.dedupLog(db, st, table);
+    log.push(block);
+    if (log.length > this.insertDedupWindow) log.shift();
+    st.dedupPending.push({ tbl: table, idx: index, kind: DEDUP_BLOCK, block_id: block });
+    st.dedupSincePrune++;
+  }
+
+  /**
+   * What a statement does to the blocks remembered, as ClickHouse's own deduplication log would: DROP,
+   * TRUNCATE (and CREATE OR REPLACE) forget the table's blocks; RENAME a TO b carries a's blocks to b (the
+   * log lives with the table); a statement renaming several tables forgets all of them. Re-running it
+   * after a crash (intent) writes the same rows again: harmless.
+   */
+  private async dedupAfterStatement(db: string, st: GroupState, v: Validated, index: number): Promise<void> {
+    // Every statement runs after a flush (applyOne): no registry row is pending here. The logs of the
+    // tables it touches are read again from the registry when next needed.
+    const clear = (tbl: string) => { st.dedupLogs.delete(tbl); return { tbl, idx: index, kind: DEDUP_CLEAR, block_id: '' }; };
+    if (v.kind === 'drop' || v.kind === 'truncate' || (v.kind === 'create' && /^CREATE\s+OR\s+REPLACE\b/i.test(v.canonical))) {
+      if (v.target !== undefined) await this.registryInsert(db, [clear(v.target)]);
+      return;
+    }
+    if (v.kind !== 'rename') return;
+    // Database qualifiers (the group's or the user's) are not table names.
+    const tables = v.names.filter((n) => !/^rh_g\d+$/.test(n));
+    if (tables.length === 2 && !/\bEXCHANGE\b/i.test(v.canonical)) {
+      const [from, to] = tables as [string, string];
+      st.dedupLogs.delete(to);
+      await this.engine.exec(`INSERT INTO ${db}.${DEDUP_TABLE} (tbl, idx, kind, block_id)
+        SELECT ${quoteString(to)}, idx, kind, block_id FROM ${db}.${DEDUP_TABLE}
+        WHERE tbl = ${quoteString(from)} AND idx < ${index} AND kind = ${DEDUP_BLOCK}
+          AND idx > (SELECT max(idx) FROM ${db}.${DEDUP_TABLE} WHERE tbl = ${quoteString(from)} AND idx < ${index} AND kind = ${DEDUP_CLEAR})
+        ORDER BY idx`, { settings: { ...(await this.dedupOff()), max_threads: 1 } });
+      await this.registryInsert(db, [clear(from)]);
+      return;
+    }
+    await this.registryInsert(db, tables.map(clear));
+  }
+
+  /**
+   * Deletes registry rows no window can reach any more: per table, those below its
+   * `insertDedupWindow`-th newest block among the RECORDED entries (entries above the record may be
+   * replayed after a crash, and their windows reach that far back). Decision-neutral: seenBlock never
+   * looks below that row, so when this runs (and whether a mutation finished) may differ per replica.
+   */
+  private async pruneDedup(group: number, st: GroupState): Promise<void> {
+    if (st.dedupSincePrune < this.insertDedupWindow) return;
+    st.dedupSincePrune = 0;
+    const db = dataDb(group);
+    const cutoffs = await queryRows<{ tbl: string; cutoff: number | string; n: number | string }>(this.engine,
+      `SELECT tbl, min(idx) AS cutoff, count() AS n FROM (SELECT DISTINCT tbl, idx FROM ${db}.${DEDUP_TABLE} WHERE idx <= ${st.recorded}
+         ORDER BY tbl, idx DESC LIMIT ${this.insertDedupWindow} BY tbl) GROUP BY tbl ORDER BY tbl`);
+    const full = cutoffs.filter((c) => Number(c.n) >= this.insertDedupWindow);
+    if (full.length === 0) return;
+    const where = full.map((c) => `(tbl = ${quoteString(c.tbl)} AND idx < ${Number(c.cutoff)})`).join(' OR ');
+    await this.engine.exec(`ALTER TABLE ${db}.${DEDUP_TABLE} DELETE WHERE ${where}`, { settings: { mutations_sync: 0 } });
   }
 
   private async applySettings(group: number, st: GroupState, entry: Entry, index: number): Promise<EntryResult> {
@@ -1004,7 +1159,7 @@ export class ClickHouseStateMachine implements StateMachine {
   private async ensureDedupWindow(db: string): Promise<void> {
     const rows = await queryRows<{ name: string; engine_full: string }>(this.engine,
       `SELECT name, engine_full FROM system.tables WHERE database = ${quoteString(db)} AND engine LIKE '%MergeTree'
-       AND name != ${quoteString(APPLIED_TABLE)} ORDER BY name`);
+       AND name NOT IN (${quoteString(APPLIED_TABLE)}, ${quoteString(DEDUP_TABLE)}) ORDER BY name`);
     for (const r of rows) {
       const m = /non_replicated_deduplication_window = (\d+)/.exec(r.engine_full);
       if (m && Number(m[1]) >= this.dedupWindow) continue;
@@ -1271,6 +1426,12 @@ function allowedDefaults(stored: Settings): Settings {
   const out: Settings = {};
   for (const [k, v] of Object.entries(stored)) if (settingRule(k, 'set')) out[k] = v;
   return out;
+}
+
+/** The `Identifier` children of a statement's root node, backquotes removed. */
+function identifierNames(ast: { type: string; arg: string; children: Array<{ type: string; arg: string }> }): string[] {
+  const root = ast.type === '#root' && ast.children.length === 1 ? ast.children[0] as typeof ast : ast;
+  return root.children.filter((c) => c.type === 'Identifier').map((c) => c.arg.replace(/^`(.*)`$/, '$1'));
 }
 
 function stripLeadingComments(sql: string): string {

@@ -9,7 +9,7 @@ import { RaftdError } from '../errors.js';
 import { META_GROUP } from '../host/meta.js';
 import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
-import { renderMetrics } from './metrics.js';
+import { RaftdMetrics } from './metrics.js';
 import { ForwardError, LeaderForwarder, type ForwardAnswer } from './forward.js';
 import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from './batch-codec.js';
 import type { FaultLayer, FaultRules } from '../host/faults.js';
@@ -494,9 +494,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     });
   }
 
+  const metrics = new RaftdMetrics(host);
   app.get('/metrics', async (_req, reply) => {
-    void reply.header('content-type', 'text/plain; version=0.0.4');
-    return renderMetrics(host);
+    void reply.header('content-type', metrics.contentType);
+    return metrics.render();
   });
 
   return app;

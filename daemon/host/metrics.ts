@@ -1,18 +1,22 @@
-// Counters and latency summaries the host keeps; daemon/api renders them for Prometheus.
+// Counters and latency histograms the host keeps; daemon/api/metrics.ts exposes them through
+// prom-client. Counters stay plain numbers (a property increment on the hot path; the registry reads
+// them at scrape time); histograms are prom-client's own, in seconds, registered by the API.
 
-/** A fixed-bucket latency histogram (milliseconds), cheap enough for the hot path. */
+import { Histogram as PromHistogram } from 'prom-client';
+
+/** Latency histogram fed in milliseconds (what the host measures), exposed in seconds. */
 export class Histogram {
+  /** Bucket bounds in milliseconds. */
   static readonly BOUNDS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000];
-  readonly counts = new Array<number>(Histogram.BOUNDS.length + 1).fill(0);
-  sum = 0;
-  count = 0;
+  readonly metric: PromHistogram;
+
+  constructor(name: string, help: string) {
+    // registers: [] — each host's API registers it in its own registry (tests run several hosts in one process).
+    this.metric = new PromHistogram({ name, help, buckets: Histogram.BOUNDS.map((b) => b / 1000), registers: [] });
+  }
 
   observe(ms: number): void {
-    let i = 0;
-    while (i < Histogram.BOUNDS.length && ms > Histogram.BOUNDS[i]!) i++;
-    this.counts[i]!++;
-    this.sum += ms;
-    this.count++;
+    this.metric.observe(ms / 1000);
   }
 }
 
@@ -37,9 +41,9 @@ export class HostMetrics {
   /** Snapshots restored into the app to repair entries it missed (APPLY_GAP). */
   appRepairs = 0;
   errors = new Map<string, number>();
-  readonly fsyncMs = new Histogram();
-  readonly proposeMs = new Histogram();
-  readonly readMs = new Histogram();
+  readonly fsyncMs = new Histogram('raftd_storage_write_seconds', 'Latency of one group-commit write with fsync.');
+  readonly proposeMs = new Histogram('raftd_propose_seconds', 'Client proposal latency until applied.');
+  readonly readMs = new Histogram('raftd_read_seconds', 'Client read latency.');
 
   observeFsync(ms: number, groups: number): void {
     this.fsyncMs.observe(ms);

@@ -603,8 +603,9 @@ export class AppClient {
     if (e.code === 'APP_ERROR' && !e.retryable) return this.noteSuccess(call);
     // A group's apply failing (an entry that will not apply, a slow one past the deadline) is that
     // group's problem: its applier reports it per group (GroupApplier.applyFailure). Only a connection
-    // that cannot be made says the app as a whole is down.
-    if (call !== undefined && GROUP_CALLS.has(call) && e.code !== 'APP_UNAVAILABLE') return;
+    // that cannot be made says the app as a whole is down — and so does an app refusing raftd's
+    // signature (401: a wrong or rotated app secret fails every group alike).
+    if (call !== undefined && GROUP_CALLS.has(call) && e.code !== 'APP_UNAVAILABLE' && e.status !== 401) return;
     const was = this.healthy();
     if (e.code === 'APP_UNAVAILABLE' || e.code === 'APP_TIMEOUT' || !call) this.unreachable = e;
     else this.failingCalls.set(call, e);

@@ -1,6 +1,7 @@
 // The client API's contract on bad input, auth and probes, against one real raftd process.
 
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { LocalCluster, type RaftdNode } from './cluster.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
 
@@ -129,5 +130,26 @@ describe('client API: errors, auth, probes (integration)', function () {
     const text = await m.text();
     expect(text).to.match(/raftd_proposals_total \d+/);
     expect(Number(/raftd_proposals_total (\d+)/.exec(text)![1])).to.be.at.least(4);
+  });
+
+  it('exposes /metrics that Prometheus\'s own linter accepts, with every documented series', async function () {
+    const text = await (await fetch(node.url + '/metrics', { headers: auth() })).text();
+    for (const series of [
+      'raftd_proposals_total', 'raftd_entries_committed_total', 'raftd_entries_applied_total', 'raftd_messages_sent_total',
+      'raftd_leader_elections_won_total', 'raftd_snapshots_taken_total', 'raftd_storage_writes_total',
+      'raftd_storage_write_seconds_bucket', 'raftd_propose_seconds_count', 'raftd_read_seconds_sum',
+      'raftd_groups', 'raftd_groups_leading', 'raftd_groups_quiesced', 'raftd_app_healthy', 'raftd_groups_apply_failing',
+      'raftd_memory_resident_bytes', 'raftd_memory_heap_used_bytes', 'raftd_memory_array_buffers_bytes',
+      // prom-client's default process metrics; event-loop lag matters for the single-threaded tick loop
+      'process_cpu_seconds_total', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes',
+    ]) expect(text, series).to.match(new RegExp(`^${series}(\\{[^}]*\\})? [0-9.e+-]+$`, 'm'));
+    expect(text).to.match(/^raftd_groups 3$/m); // the meta group and two data groups
+    const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
+    if (promtool.error && (promtool.error as NodeJS.ErrnoException).code === 'ENOENT') {
+      console.log('      (promtool not installed: scripts/install-test-deps.sh installs it; the linter step is skipped)');
+      return;
+    }
+    expect(promtool.status, `${promtool.stdout}${promtool.stderr}`).to.equal(0);
+    expect(`${promtool.stdout}${promtool.stderr}`.trim()).to.equal('');
   });
 });

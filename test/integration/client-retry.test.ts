@@ -107,7 +107,9 @@ describe('SDK client retries proposals refused without effect (integration, KV a
   it('with retries on (the default), the dropped proposal is sent again and applies exactly once', async () => {
     const setup = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
     await setup.proposeJson(1, { op: 'set', key: 'k2', value: 'a' });
-    const { outcome, dropped } = await proposeIntoReplacedEntry((url) => new RaftdClient({ token: cluster.clientToken(), url }), 'k2', 'a', 'b');
+    // Retries on, with a budget that outlasts the followers' restart and election on a loaded machine
+    // (the default 5 s counts from the first send, which waits through the whole partition).
+    const { outcome, dropped } = await proposeIntoReplacedEntry((url) => new RaftdClient({ token: cluster.clientToken(), url, retryMs: 30_000 }), 'k2', 'a', 'b');
     expect(dropped, 'the old leader answered PROPOSAL_DROPPED, and the client sent the proposal again').to.equal(1);
     // A second application of the compare-and-set would have answered swapped: false.
     expect(outcome).to.deep.equal({ swapped: true, value: 'b' });

@@ -82,6 +82,10 @@ describe('raftctl (integration, 3 nodes, KV adapter)', function () {
     expect(put.code, put.stderr).to.equal(0);
     const got = await raftctl(['--endpoints', endpoints(), '--json', 'get', 'shape']);
     expect(JSON.parse(got.stdout)).to.deep.equal({ value: 'round' });
+    // Still a member of its groups: unregistering it is refused, with raftd's code.
+    const removal = await raftctl(['--endpoints', endpoints(), 'remove-node', '3']);
+    expect(removal.code, removal.stdout).to.equal(1);
+    expect(removal.stderr).to.match(/^raftctl: [A-Z_]+: /);
   });
 
   it('exits 1 with raftd\'s code when credentials are missing or wrong, 2 on bad usage, 3 when nothing answers', async () => {

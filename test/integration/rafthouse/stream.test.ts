@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import * as nodeHttp from 'node:http';
 import { readFileSync } from 'node:fs';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import { RafthouseCluster } from './harness.js';
 
@@ -24,6 +25,23 @@ function request(base: string, body: string, query: Record<string, string> = {})
     req.end(body);
   });
 }
+
+/** The body as bytes, with request headers (Accept-Encoding); not decoded. */
+function requestBytes(base: string, body: string, query: Record<string, string>, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer; headers: nodeHttp.IncomingHttpHeaders }> {
+  const u = new URL(`${base}/?${new URLSearchParams(query)}`);
+  return new Promise((resolve, reject) => {
+    const req = nodeHttp.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'POST', agent: false, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', () => undefined);
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const DECODE: Record<string, (b: Buffer) => Buffer> = { gzip: gunzipSync, deflate: inflateSync, br: brotliDecompressSync };
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -175,6 +193,43 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       expect(err.code, String(err)).to.equal('395');
     });
 
+    it('streamed answers take the negotiated compression (gzip, deflate, br) and the format\'s Content-Type, errors included', async () => {
+      for (const enc of ['gzip', 'deflate', 'br']) {
+        const r = await requestBytes(local, 'SELECT number AS n FROM numbers(500000) FORMAT JSONEachRow', { enable_http_compression: '1' }, { 'accept-encoding': enc });
+        expect(r.status, enc).to.equal(200);
+        // Streamed (past the prefetch): chunked, tagged, in the negotiated encoding.
+        expect(r.headers['content-length'], enc).to.equal(undefined);
+        expect(r.headers['x-clickhouse-exception-tag'], enc).to.match(/^[0-9a-f]{16}$/);
+        expect(r.headers['content-encoding'], enc).to.equal(enc);
+        expect(r.headers['content-type'], enc).to.equal('application/x-ndjson; charset=UTF-8');
+        const lines = DECODE[enc]!(r.body).toString('utf8').trim().split('\n');
+        expect(lines.length, enc).to.equal(500_000);
+        expect(JSON.parse(lines[499_999]!), enc).to.deep.equal({ n: 499_999 });
+        const bad = await requestBytes(local, 'SELECT number, throwIf(number = 3000000) FROM numbers(5000000)', { enable_http_compression: '1' }, { 'accept-encoding': enc });
+        expect(bad.headers['content-encoding'], enc).to.equal(enc);
+        expect(bad.headers['content-type'], enc).to.equal('text/tab-separated-values; charset=UTF-8');
+        const text = DECODE[enc]!(bad.body).toString('utf8');
+        expect(text, enc).to.match(new RegExp(`__exception__\\r\\n${bad.headers['x-clickhouse-exception-tag']}\\r\\nCode: 395\\.`));
+      }
+      // Without compression asked for: plain, the same Content-Type.
+      const plain = await requestBytes(local, 'SELECT number AS n FROM numbers(500000) FORMAT CSV', {}, { 'accept-encoding': 'gzip' });
+      expect(plain.headers['content-encoding']).to.equal(undefined);
+      expect(plain.headers['content-type']).to.equal('text/csv; charset=UTF-8; header=absent');
+      expect(plain.body.toString('utf8').trim().split('\n').length).to.equal(500_000);
+    });
+
+    it('query parameters of a streamed read are parsed as ClickHouse parses them (escaped format), on both endpoints', async () => {
+      for (const base of [consistent, local]) {
+        const r = await requestBytes(base, 'SELECT {s:String} AS s, number FROM numbers(400000) FORMAT JSONEachRow', { param_s: "a\\'b\\tc" });
+        expect(r.status, r.body.toString('utf8').slice(0, 300)).to.equal(200);
+        expect(r.headers['content-length']).to.equal(undefined);
+        const lines = r.body.toString('utf8').trim().split('\n');
+        expect(lines.length).to.equal(400_000);
+        expect(JSON.parse(lines[0]!)).to.deep.equal({ s: "a'b\tc", number: 0 });
+        expect(JSON.parse(lines[399_999]!)).to.deep.equal({ s: "a'b\tc", number: 399_999 });
+      }
+    });
+
     it('max_result_bytes still holds while streaming (the error arrives mid-stream)', async () => {
       const r = await request(local, 'SELECT * FROM numbers(1e7)', { max_result_bytes: '5000000' });
       expect(r.status).to.equal(200);
@@ -292,6 +347,20 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       expect(second.text).to.match(/^Code: 373\. DB::Exception: Session busy is locked by a concurrent client\. \(SESSION_IS_LOCKED\)/);
       expect((await slow).status).to.equal(200);
       expect((await request(consistent, 'SELECT 2', { session_id: 'busy' })).text).to.equal('2\n');
+    });
+
+    it('query parameters in a session: escaped format in reads and streamed reads, temporary tables kept', async () => {
+      const q = { session_id: 'sess-param' };
+      expect((await request(consistent, 'CREATE TEMPORARY TABLE tp (x UInt32)', q)).status).to.equal(200);
+      expect((await request(consistent, 'INSERT INTO tp VALUES (5)', q)).status).to.equal(200);
+      const one = await request(consistent, 'SELECT {s:String} AS s, x FROM tp FORMAT JSONEachRow', { ...q, param_s: "x\\'y" });
+      expect(JSON.parse(one.text), one.text).to.deep.equal({ s: "x'y", x: 5 });
+      const streamed = await requestBytes(consistent, 'SELECT {s:String} AS s, number FROM numbers(300000) FORMAT JSONEachRow', { ...q, param_s: 'p\\nq' });
+      expect(streamed.headers['content-length']).to.equal(undefined);
+      const lines = streamed.body.toString('utf8').trim().split('\n');
+      expect(lines.length).to.equal(300_000);
+      expect(JSON.parse(lines[299_999]!)).to.deep.equal({ s: 'p\nq', number: 299_999 });
+      expect((await request(consistent, 'SELECT sum(x) FROM tp', q)).text).to.equal('5\n');
     });
 
     it('sessions are bounded in number per node (--max-sessions): one more is refused, open ones keep working', async () => {

@@ -296,6 +296,35 @@ describe('clickhouse engine: embedded (chdb)', function () {
       }
     });
 
+    it('query parameters in the escaped format, in streams and sessions alike; a stream never leaves them in a pooled Session', async function () {
+      // ClickHouse's escaped text of a String: `\'` is a quote, `\t` a tab.
+      const params = { s: "a\\'b\\tc" };
+      const streamed = async (e: ClickHouseEngine | ReturnType<ClickHouseEngine['openSession']>, sql: string, p?: Record<string, string>) => {
+        const parts: Buffer[] = [];
+        for await (const c of e.queryStream(sql, { format: 'JSONEachRow', ...(p ? { params: p } : {}) })) parts.push(Buffer.from(c));
+        return Buffer.concat(parts).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { s: string });
+      };
+      const rows = await streamed(ro, 'SELECT {s:String} AS s, number FROM numbers(300000)', params);
+      expect(rows.length).to.equal(300_000);
+      expect(rows[0]!.s).to.equal("a'b\tc");
+      expect(rows[299_999]!.s).to.equal("a'b\tc");
+      // The Session that carried them is not pooled: the next stream and query without them fail (456).
+      for (let i = 0; i < 3; i++) {
+        const err = await rejection(streamed(ro, 'SELECT {s:String} AS s'));
+        expect((err as ClickHouseError).code, String(err)).to.equal(456);
+        expect((await rejection(ro.query('SELECT {s:String} AS s', { format: 'JSONEachRow' })) as ClickHouseError).code).to.equal(456);
+      }
+      const s = ro.openSession(60);
+      try {
+        expect(JSON.parse((await s.query('SELECT {s:String} AS s', { format: 'JSONEachRow', params })).toString('utf8'))).to.deep.equal({ s: "a'b\tc" });
+        const inSession = await streamed(s, 'SELECT {s:String} AS s FROM numbers(200000)', { s: 'x\\ny' });
+        expect(inSession.length).to.equal(200_000);
+        expect(inSession[199_999]!.s).to.equal('x\ny');
+      } finally {
+        await s.close();
+      }
+    });
+
     it('streams in order, block by block, concatenating to the whole result', async function () {
       const s = ro.openSession(60);
       try {

@@ -20,6 +20,13 @@ describe('clickhouse engine: error parsing', function () {
     expect(e?.message).to.equal("Cannot modify 'max_threads' setting in readonly mode");
   });
 
+  it('keeps an upper-case word in parentheses inside the message (the name is the last one)', function () {
+    const e = parseClickHouseError("Code: 395. DB::Exception: failed (BOOM) here: while executing 'FUNCTION throwIf(1_UInt8 :: 1, 'failed (BOOM) here'_String :: 2) -> throwIf(1_UInt8, 'failed (BOOM) here'_String) UInt8 : 3'. (FUNCTION_THROW_IF_VALUE_IS_NON_ZERO) (version 25.8.2.1)");
+    expect(e?.code).to.equal(395);
+    expect(e?.name).to.equal('FUNCTION_THROW_IF_VALUE_IS_NON_ZERO');
+    expect(e?.message).to.match(/^failed \(BOOM\) here: while executing 'FUNCTION throwIf\(.*UInt8 : 3'$/);
+  });
+
   it('does not take "(at row 1)" or "(official build)" for a name', function () {
     const e = parseClickHouseError('Code: 27. DB::Exception: Cannot parse input: expected \'"\' (at row 1)\n: While executing X. (CANNOT_PARSE_INPUT_ASSERTION_FAILED) (version 26.7.2.1 (official build))');
     expect(e?.name).to.equal('CANNOT_PARSE_INPUT_ASSERTION_FAILED');
