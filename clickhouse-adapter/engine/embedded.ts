@@ -10,7 +10,7 @@
 // Per-call database and settings must not leak between calls either, and chdb has no per-query
 // settings: `USE` and `SET` stick to a Session. So the pool is keyed by the (database, settings)
 // context a Session was set up for (opening one costs about 1.5 ms here; a pooled one costs nothing).
-// Streams always get their own Session, because chdb allows one open stream per Session.
+// A stream holds its (pooled) Session until it ends: chdb allows one open stream per Session.
 //
 // Query parameters are set on a fresh Session with `SET param_<name> = '<text>'` (sql.ts
 // paramsStatement): ClickHouse then parses each as a server parses an HTTP request's, and calls with
@@ -22,13 +22,14 @@
 // repeats the KILL until the call settles, since the query may not be registered yet at the first.
 
 import { mkdirSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
 import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
-  Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
+  Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
 
 export interface EmbeddedOptions {
@@ -148,14 +149,14 @@ class EmbeddedEngine implements ClickHouseEngine {
     }
   }
 
-  private openSession(): Session {
+  private openChdb(): Session {
     return this.args.length ? new Session(this.dir, { connectionArgs: this.args }) : new Session(this.dir);
   }
 
   /** Opens a Session with USE/SET applied; the caller closes it. */
   private async contextSession(opts: { database?: string | undefined; settings?: Settings | undefined } | undefined): Promise<Session> {
     const set = setStatement(opts?.settings); // validates names before opening anything
-    const s = this.openSession();
+    const s = this.openChdb();
     try {
       if (opts?.database !== undefined) await s.queryAsync(`USE ${quoteIdent(opts.database)}`, { format: 'TabSeparated' });
       if (set) await s.queryAsync(set, { format: 'TabSeparated' });
@@ -182,7 +183,7 @@ class EmbeddedEngine implements ClickHouseEngine {
   ): Promise<T> {
     const key = contextKey(hasContext(opts) ? opts : undefined);
     // A Session that will not be pooled again (keep = false) is a fresh one: a pooled one would be lost.
-    const s = (keep ? this.idle.get(key)?.pop() : undefined) ?? (hasContext(opts) ? await this.contextSession(opts) : this.openSession());
+    const s = (keep ? this.idle.get(key)?.pop() : undefined) ?? (hasContext(opts) ? await this.contextSession(opts) : this.openChdb());
     let reusable = keep && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
     try {
       return await fn(s);
@@ -247,6 +248,18 @@ class EmbeddedEngine implements ClickHouseEngine {
    * KILL_RETRY_MS until it settles (it may not be in system.processes yet when the first KILL runs).
    */
   private async cancellable<T>(running: Promise<T>, id: string, opts: QueryOptions): Promise<T> {
+    const watch = this.killWatch(id, opts);
+    try {
+      return await running;
+    } catch (e) {
+      throw watch.mapError(e);
+    } finally {
+      watch.done();
+    }
+  }
+
+  /** The KILL side of cancellable(), for calls (streams) that settle in several steps. */
+  killWatch(id: string, opts: QueryOptions): { done: () => void; mapError: (e: unknown) => unknown } {
     let settled = false;
     let timedOut = false;
     let killer: NodeJS.Timeout | undefined;
@@ -262,20 +275,18 @@ class EmbeddedEngine implements ClickHouseEngine {
     const deadline = opts.timeoutMs ? setTimeout(() => { timedOut = true; kill(); }, opts.timeoutMs) : undefined;
     opts.signal?.addEventListener('abort', kill, { once: true });
     if (opts.signal?.aborted) kill();
-    try {
-      return await running;
-    } catch (e) {
-      if (timedOut) {
-        throw new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts.timeoutMs} ms`,
-          `Code: 159. DB::Exception: Timeout exceeded: maximum: ${opts.timeoutMs} ms. (TIMEOUT_EXCEEDED)`, { cause: e });
-      }
-      throw e;
-    } finally {
-      settled = true;
-      if (deadline) clearTimeout(deadline);
-      if (killer) clearTimeout(killer);
-      opts.signal?.removeEventListener('abort', kill);
-    }
+    return {
+      mapError: (e) => timedOut
+        ? new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts.timeoutMs} ms`,
+          `Code: 159. DB::Exception: Timeout exceeded: maximum: ${opts.timeoutMs} ms. (TIMEOUT_EXCEEDED)`, { cause: e })
+        : e,
+      done: () => {
+        settled = true;
+        if (deadline) clearTimeout(deadline);
+        if (killer) clearTimeout(killer);
+        opts.signal?.removeEventListener('abort', kill);
+      },
+    };
   }
 
   /** KILL QUERY for the statement tagged `id`, on the control Session (never a busy one). */
@@ -297,37 +308,94 @@ class EmbeddedEngine implements ClickHouseEngine {
   }
 
   queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array> {
-    const format = opts?.format ?? 'JSONEachRow';
     // Sequential steps of the generator each go through run(), so close() waits for a fetch in flight.
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
-        const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
-        const s = await self.run(() => self.contextSession(opts));
-        let stream: ReturnType<Session['queryStream']>;
+        refuseSessionStatements(sql);
+        // A pooled Session, as query() takes (no set-up cost for a small read); pooled again only when
+        // the stream ran to its end (a failed or abandoned one may have left output behind) and set no
+        // query parameters (they would stay set for its next call: such a stream takes a fresh Session).
+        const withParams = !!opts?.params && Object.keys(opts.params).length > 0;
+        const key = contextKey(hasContext(opts) ? opts : undefined);
+        const pooled = withParams ? undefined : self.idle.get(key)?.pop();
+        const s = pooled ?? (hasContext(opts) ? await self.run(() => self.contextSession(opts)) : self.openChdb());
+        let reusable = false;
         try {
-          stream = await self.run(async () => {
-            if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
-            return s.queryStream(sql, { format });
-          });
-        } catch (e) {
-          s.close();
-          throw e;
-        }
-        const it = stream[Symbol.asyncIterator]();
-        try {
-          for (;;) {
-            const next = await self.run(() => it.next());
-            if (next.done) break;
-            yield next.value.raw();
-          }
+          reusable = (yield* self.streamOn(s, sql, opts)) && !withParams && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
         } finally {
-          stream.cancel();
-          await it.return?.(undefined).catch(() => undefined);
-          s.close();
+          self.release(key, s, reusable);
         }
       },
     };
+  }
+
+  /**
+   * Streams `sql` on `s` chunk by chunk as chdb produces them (about 0.5 MiB each, measured): nothing
+   * is held beyond the chunk in hand. A tagged query (queryId) is KILLed on abort or deadline, as
+   * query() does. Resolves `true` when the stream ran to its end.
+   */
+  async *streamOn(s: Session, sql: string, opts: QueryOptions | undefined): AsyncGenerator<Uint8Array, boolean> {
+    const format = opts?.format ?? 'JSONEachRow';
+    const id = opts?.queryId !== undefined && TAGGABLE_ID_RE.test(opts.queryId) ? opts.queryId : undefined;
+    const text = id ? `${tagOf(id)} ${sql}` : sql;
+    // Parameters as query() sets them (paramsStatement), on this Session; the callers decide whether it
+    // may be used again. A stream that fails to start leaves the Session to them too (they close or clean it).
+    const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
+    const stream = await this.run(async () => {
+      if (setParams) await s.queryAsync(setParams, { format: 'TabSeparated' });
+      return s.queryStream(text, { format });
+    });
+    const watch = id && (opts?.signal || opts?.timeoutMs) ? this.killWatch(id, opts!) : undefined;
+    const it = stream[Symbol.asyncIterator]();
+    let ended = false;
+    let rows = 0;
+    try {
+      for (;;) {
+        let next: IteratorResult<{ numRows: number; raw(): Uint8Array }>;
+        try {
+          next = await this.run(() => it.next());
+        } catch (e) {
+          ended = true;
+          throw watch ? watch.mapError(e) : e;
+        }
+        if (next.done) {
+          ended = true;
+          opts?.onStats?.({ resultRows: rows });
+          return true;
+        }
+        rows += next.value.numRows;
+        yield next.value.raw();
+      }
+    } finally {
+      // Left early (the consumer stopped): chdb's cancel frees the stream but the pipeline may run on
+      // until it next produces a chunk, so the query is KILLed by its tag as well.
+      if (!ended && id) await this.killTagged(id).catch(() => undefined);
+      watch?.done();
+      stream.cancel();
+      await it.return?.(undefined).catch(() => undefined);
+    }
+  }
+
+  openSession(timeoutSeconds: number): EngineSession {
+    void timeoutSeconds; // the gateway expires embedded sessions itself
+    if (this.closed) throw new EngineError('ENGINE_CLOSED', 'the embedded engine is closed');
+    return new EmbeddedSession(this, this.openChdb());
+  }
+
+  /** Runs `fn` on `s` with the engine's error mapping and close() bookkeeping. */
+  runOn<T>(fn: () => Promise<T>): Promise<T> {
+    return this.run(fn);
+  }
+
+  tagged(sql: string, opts: QueryOptions | undefined): { text: string; id: string | undefined } {
+    const id = opts?.queryId !== undefined && TAGGABLE_ID_RE.test(opts.queryId) ? opts.queryId : undefined;
+    return { text: id ? `${tagOf(id)} ${sql}` : sql, id };
+  }
+
+  cancellableCall<T>(running: Promise<T>, id: string | undefined, opts: QueryOptions | undefined): Promise<T> {
+    if (!id || (!opts?.signal && !opts?.timeoutMs)) return running;
+    return this.cancellable(running, id, opts);
   }
 
   insert(sql: string, data: Uint8Array | AsyncIterable<Uint8Array>, opts?: InsertOptions): Promise<InsertResult> {
@@ -382,6 +450,106 @@ class EmbeddedEngine implements ClickHouseEngine {
     this.idle.clear();
     this.control?.close();
     this.main.close();
+  }
+}
+
+/**
+ * One client session's chdb Session (EngineSession). Unlike pooled Sessions it is kept after a failed
+ * call, since its temporary tables must survive a typo; but a call that failed after producing output
+ * leaves that output in the Session, in front of the next result (see the top of this file). So after
+ * a failure the session is read clean: a marker query is run until it answers exactly its marker (the
+ * leftovers come out in front of the first one); a Session that will not come clean is closed and
+ * the client session ends (372 SESSION_NOT_FOUND on its next call).
+ */
+class EmbeddedSession implements EngineSession {
+  private database: string | undefined;
+  /** The per-call settings last SET here (a SET by the client forgets them: it may have changed them). */
+  private readonly applied = new Map<string, string>();
+  private broken = false;
+
+  constructor(private readonly engine: EmbeddedEngine, private readonly s: Session) {}
+
+  private check(): void {
+    if (this.broken) {
+      throw new ClickHouseError(372, 'SESSION_NOT_FOUND', 'Session is closed: a failed query left it unusable',
+        'Code: 372. DB::Exception: Session is closed: a failed query left it unusable. (SESSION_NOT_FOUND)');
+    }
+  }
+
+  private async prepare(opts: QueryOptions | undefined): Promise<void> {
+    if (opts?.database !== undefined && opts.database !== this.database) {
+      await this.s.queryAsync(`USE ${quoteIdent(opts.database)}`, { format: 'TabSeparated' });
+      this.database = opts.database;
+    }
+    const changed: Settings = {};
+    for (const [k, v] of Object.entries(opts?.settings ?? {})) if (this.applied.get(k) !== String(v)) changed[k] = v;
+    const set = setStatement(changed);
+    if (set) {
+      await this.s.queryAsync(set, { format: 'TabSeparated' });
+      for (const [k, v] of Object.entries(changed)) this.applied.set(k, String(v));
+    }
+  }
+
+  /** Reads the Session clean after a failure (see the class comment); closes it if it will not. */
+  private async clean(): Promise<void> {
+    for (let i = 0; i < 3; i++) {
+      const mark = `rh_clean_${randomUUID().replace(/-/g, '')}`;
+      try {
+        const out = toBuffer((await this.s.queryAsync(`SELECT '${mark}'`, { format: 'TabSeparated' })).bytes()).toString('latin1');
+        if (out === `${mark}\n`) return;
+      } catch {
+        // try again
+      }
+    }
+    this.broken = true;
+    this.s.close();
+  }
+
+  query(sql: string, opts?: QueryOptions): Promise<Buffer> {
+    return this.engine.runOn(async () => {
+      this.check();
+      const { text, id } = this.engine.tagged(sql, opts);
+      const setParams = opts?.params ? paramsStatement(opts.params) : undefined;
+      const running = (async () => {
+        await this.prepare(opts);
+        const format = opts?.format ?? 'JSONEachRow';
+        // Parameters as the engine's query() sets them (paramsStatement). They stay set in this Session
+        // for its later calls, which only this client's own session sees.
+        if (setParams) await this.s.queryAsync(setParams, { format: 'TabSeparated' });
+        const r: ChdbResult = await this.s.queryAsync(text, { format });
+        if (/^\s*SET\b/i.test(sql)) this.applied.clear();
+        opts?.onStats?.({ resultRows: r.rowsRead });
+        return toBuffer(r.bytes());
+      })();
+      try {
+        return await this.engine.cancellableCall(running, id, opts);
+      } catch (e) {
+        await this.clean();
+        throw e;
+      }
+    });
+  }
+
+  queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array> {
+    const self = this;
+    return {
+      async *[Symbol.asyncIterator]() {
+        self.check();
+        await self.engine.runOn(() => self.prepare(opts));
+        let ended = false;
+        try {
+          ended = yield* self.engine.streamOn(self.s, sql, opts);
+        } finally {
+          if (!ended) await self.clean();
+        }
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.broken) return;
+    this.broken = true;
+    this.s.close();
   }
 }
 

@@ -4,13 +4,14 @@
 // engine), and errors of both the modern and the legacy (18.16) form keep ClickHouse's code.
 
 import { Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
 import { createClient, ClickHouseError as ClientClickHouseError, ClickHouseLogLevel } from '@clickhouse/client';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, clickHouseCodeName, parseClickHouseError } from './errors.js';
 import { checkSettingName, collectBytes, countPayloadRows, parseInsert, quoteString, refuseSessionStatements } from './sql.js';
 import type {
-  Capabilities, ClickHouseEngine, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
+  Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
 
 export interface ServerOptions {
@@ -43,6 +44,16 @@ export function mapClientError(e: unknown, url: string): Error {
     return new EngineError('ENGINE_UNREACHABLE', `ClickHouse at ${url} did not answer: ${err.message}`, { cause: err });
   }
   return new EngineError('ENGINE_PROTOCOL', `ClickHouse at ${url}: ${err.message}`, { cause: err });
+}
+
+/** result_rows of an X-ClickHouse-Summary header; 0 without one (18.16 sends none). */
+function summaryRows(header: string | string[] | undefined): number {
+  try {
+    const n = Number((JSON.parse(String(header ?? '{}')) as { result_rows?: string }).result_rows ?? 0);
+    return Number.isFinite(n) ? n : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function urlSettings(opts: { database?: string | undefined; settings?: Settings | undefined; params?: Record<string, string> | undefined } | undefined, extra: ClickHouseSettings = {}): ClickHouseSettings {
@@ -129,17 +140,11 @@ class ServerEngine implements ClickHouseEngine {
           // A cancelled call is also KILLed by its query_id (cancellation()): the abort alone closes our
           // request, which not every server version takes as a reason to stop the query.
           clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow', wait_end_of_query: 1 } as ClickHouseSettings),
-                    ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+          ...(opts?.queryId ? { query_id: opts.queryId } : {}),
           ...(stop ? { abort_signal: stop.signal } : {}),
         });
         const body = await drain(r.stream);
-        if (opts?.onStats) {
-          const summary = r.response_headers['x-clickhouse-summary'];
-          try {
-            const j = JSON.parse(String(summary ?? '{}')) as { result_rows?: string };
-            opts.onStats({ resultRows: Number(j.result_rows ?? 0) });
-          } catch { /* a server without a summary (18.16): no counts */ }
-        }
+        if (opts?.onStats) opts.onStats({ resultRows: summaryRows(r.response_headers['x-clickhouse-summary']) });
         return body;
       } catch (e) {
         if (stop?.timedOut) throw new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '');
@@ -178,14 +183,31 @@ class ServerEngine implements ClickHouseEngine {
   }
 
   queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array> {
+    return this.streamIn(undefined, sql, opts);
+  }
+
+  /**
+   * The server streams the body as it computes it; so does this. In a session (`session`), the call
+   * carries session_id + session_timeout and the server keeps the session's state.
+   */
+  streamIn(session: { id: string; timeoutSeconds: number } | undefined, sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array> {
     const self = this;
     return {
       async *[Symbol.asyncIterator]() {
+        const stop = self.cancellation(opts);
         const r = await self.run(() => self.client.exec({
           query: sql,
-          clickhouse_settings: urlSettings(opts, { ['default_format']: opts?.format ?? 'JSONEachRow' } as ClickHouseSettings),
-                    ...(opts?.queryId ? { query_id: opts.queryId } : {}),
-        }));
+          clickhouse_settings: urlSettings(opts, {
+            ['default_format']: opts?.format ?? 'JSONEachRow',
+            ...(session ? { session_timeout: session.timeoutSeconds } : {}),
+          } as ClickHouseSettings),
+          ...(opts?.queryId ? { query_id: opts.queryId } : {}),
+          ...(session ? { session_id: session.id } : {}),
+          ...(stop ? { abort_signal: stop.signal } : {}),
+        })).catch((e: unknown) => {
+          stop?.done();
+          throw stop?.timedOut ? new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '') : e;
+        });
         const it = (r.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
         // An error found after the server has started sending comes as text appended to a 200 body
         // (18.16 and many later releases). Hold back the last TAIL bytes until the end so such a trailer
@@ -193,7 +215,9 @@ class ServerEngine implements ClickHouseEngine {
         let held: Buffer = Buffer.alloc(0);
         try {
           for (;;) {
-            const next = await self.run(() => it.next());
+            const next = await self.run(() => it.next()).catch((e: unknown) => {
+              throw stop?.timedOut ? new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '') : e;
+            });
             if (next.done) break;
             const all = held.length ? Buffer.concat([held, next.value]) : next.value;
             if (all.length > STREAM_TAIL) {
@@ -206,11 +230,26 @@ class ServerEngine implements ClickHouseEngine {
           const trailer = findErrorTrailer(held);
           if (trailer) throw trailer;
           if (held.length) yield held;
+          // The summary the server sent with its headers (what it knew then, as its own client sees it).
+          if (opts?.onStats) opts.onStats({ resultRows: summaryRows(r.response_headers['x-clickhouse-summary']) });
         } finally {
+          stop?.done();
           // Breaking out early must release the socket, not leave a half-read response in the pool.
           if (!r.stream.readableEnded) r.stream.destroy();
         }
       },
+    };
+  }
+
+  openSession(timeoutSeconds: number): EngineSession {
+    // The server keeps the session (its temporary tables, SET) under this id; it expires there after
+    // timeoutSeconds without a call, as the gateway's own session does.
+    const session = { id: `rafthouse-${randomUUID()}`, timeoutSeconds };
+    const self = this;
+    return {
+      query: async (sql, opts) => drain(self.streamIn(session, sql, opts)),
+      queryStream: (sql, opts) => self.streamIn(session, sql, opts),
+      close: async () => undefined,
     };
   }
 

@@ -58,7 +58,10 @@ export interface QueryOptions {
   signal?: AbortSignal;
   /** Cancel the query in the engine after this long, whatever its own settings say; TIMEOUT_EXCEEDED. */
   timeoutMs?: number;
-  /** Told the size of the result (query() only), for the X-ClickHouse-Summary the gateway sends. */
+  /**
+   * Told the size of the result, for the X-ClickHouse-Summary the gateway sends: by query() when it
+   * returns, by queryStream() when the stream has run to its end.
+   */
   onStats?: (stats: QueryStats) => void;
 }
 
@@ -89,6 +92,20 @@ export interface InsertResult {
 
 export type EngineKind = 'embedded' | 'server';
 
+/**
+ * A ClickHouse session kept for one client session (HTTP `session_id`): its temporary tables and the
+ * settings a `SET` gives live in it and nowhere else. Its calls must not overlap (the caller serialises
+ * them). `opts.database` and `opts.settings` are applied with USE / SET before a statement and stay
+ * in the session (a session's context is the last one it was given, as in a ClickHouse session).
+ */
+export interface EngineSession {
+  /** Any statement the session may run (reads, SET, temporary-table DDL and inserts); the result bytes. */
+  query(sql: string, opts?: QueryOptions): Promise<Buffer>;
+  /** The result as it is produced; breaking out of the loop cancels it. */
+  queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
 export interface ClickHouseEngine {
   readonly kind: EngineKind;
   readonly capabilities: Capabilities;
@@ -112,5 +129,7 @@ export interface ClickHouseEngine {
    * the client sent. An empty map gives an empty subquery with the same columns.
    */
   processesSource(ids: ReadonlyMap<string, string>): string;
+  /** A session of this engine's kind and rights (a read-only engine gives a read-only session). */
+  openSession(timeoutSeconds: number): EngineSession;
   close(): Promise<void>;
 }

@@ -11,7 +11,7 @@
 // (unsharded), or as rh_g<g>.t in every group g (sharded); `<userDb>.t` is the local Merge read view.
 
 import { randomUUID } from 'node:crypto';
-import type { ClickHouseEngine, QueryOptions, QueryStats, Settings } from '../engine/types.js';
+import type { ClickHouseEngine, EngineSession, QueryOptions, QueryStats, Settings } from '../engine/types.js';
 import { ClickHouseError } from '../engine/errors.js';
 import { queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import type { RaftdClient } from '../../adapters/sdk/client.js';
@@ -30,11 +30,13 @@ import type { ReadLimits } from './limits.js';
 import { RunningQueries, isKillQuery } from './processes.js';
 import { checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
 import { READ_DATABASES } from '../rules/names.js';
-import { INPUT_FORMATS, PINNABLE, checkRead, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
+import { INPUT_FORMATS, PINNABLE, checkRead, checkSessionStatement, checkValuesData, checkWrite, loadNondeterministic } from '../rules/index.js';
 import type { WriteContext } from '../rules/index.js';
 
 export { loadNondeterministic };
 import type { CutReader } from './cut.js';
+import { SessionRegistry } from './sessions.js';
+import type { SessionLease, SessionOptions } from './sessions.js';
 
 export type Endpoint = 'consistent' | 'local';
 
@@ -56,6 +58,8 @@ export interface GatewayRequest {
   user?: string;
   /** Aborted when the client goes away: the read is cancelled in the engine. */
   signal?: AbortSignal;
+  /** HTTP session_id & co.: the request runs in that client session (gateway/sessions.ts). */
+  session?: { id: string; timeout?: string; check: boolean };
 }
 
 export interface GatewaySummary {
@@ -66,7 +70,14 @@ export interface GatewaySummary {
 }
 
 export interface GatewayResponse {
+  /** The whole result; empty when `stream` is given. */
   body: Buffer;
+  /**
+   * A read's result as ClickHouse produces it (a result bigger than the prefetch, see STREAM_PREFETCH_BYTES).
+   * It must be iterated to its end or returned: that ends the query and frees its slot (and session).
+   * It throws mid-way for an error found after the first bytes were handed out.
+   */
+  stream?: AsyncIterable<Uint8Array>;
   format: string;
   queryId: string;
   summary: GatewaySummary;
@@ -109,6 +120,50 @@ export interface GatewayOptions {
    * only) each group is read fresh but not as one cut.
    */
   cut?: CutReader;
+  /** Client sessions (session_id) on this node: their bounds. */
+  sessions?: Partial<SessionOptions>;
+}
+
+/**
+ * A streamed read is first read up to this many bytes before anything is answered: a result that fits
+ * is answered whole (with Content-Length, and an error in it is an HTTP error, as before), and the
+ * consistent endpoint's early read (consistentReadOneCut) is confirmed by its barrier before the first
+ * byte leaves. Past it, chunks go out as chdb produces them.
+ */
+export const STREAM_PREFETCH_BYTES = 1024 * 1024;
+
+/**
+ * Output formats whose blocks concatenate into the whole result: chdb's stream formats every block as a
+ * document of its own (measured: JSON, XML, Pretty, Parquet, CSVWithNames... repeat their header and
+ * footer per block; Values misses the ',' between blocks), so only formats without a header, footer or
+ * row separator are streamed; the others are read whole (bounded by max_result_bytes), as before.
+ */
+const STREAMABLE_FORMATS = new Set([
+  'tabseparated', 'tsv', 'tabseparatedraw', 'tsvraw', 'csv', 'jsoneachrow', 'jsonlines', 'ndjson', 'jsoncompacteachrow',
+  'jsonstringseachrow', 'jsoncompactstringseachrow', 'lineasstring', 'rowbinary',
+]);
+
+function truthy(v: string | number | undefined): boolean {
+  return v !== undefined && String(v) !== '0' && String(v).toLowerCase() !== 'false';
+}
+
+/** Whether a read's result may be streamed (see STREAMABLE_FORMATS); a setting that wraps rows in an array turns it off. */
+function streamable(format: string, sql: string, settings: Settings): boolean {
+  if (!STREAMABLE_FORMATS.has(format.toLowerCase())) return false;
+  if (/output_format_json_array_of_rows/i.test(sql)) return false;
+  return !Object.entries(settings).some(([k, v]) => k.toLowerCase() === 'output_format_json_array_of_rows' && truthy(v));
+}
+
+/** A read whose first bytes are in hand: the rest is still to come from `it` unless `done`. */
+interface StartedRead {
+  chunks: Buffer[];
+  bytes: number;
+  done: boolean;
+  it: AsyncIterator<Uint8Array>;
+}
+
+function closeStarted(r: StartedRead | undefined): void {
+  if (r && !r.done) void Promise.resolve(r.it.return?.(undefined)).catch(() => undefined);
 }
 
 /** How often a read overlapping restore swaps is retried before it fails with UNKNOWN_DATABASE. */
@@ -174,6 +229,8 @@ function emptySummary(): GatewaySummary {
 interface ReadOpts {
   database: string; format: string; settings: Settings | undefined; params: Record<string, string> | undefined;
   queryId?: string; signal?: AbortSignal; timeoutMs?: number | undefined;
+  /** The client session the read runs in (its temporary tables, its SET); else the shared read engine. */
+  session?: EngineSession | undefined;
   /** Filled with the result size of the read (the last one to finish, which is the one kept). */
   stats?: QueryStats;
 }
@@ -188,6 +245,21 @@ function readQuery(opts: ReadOpts): QueryOptions {
     ...(opts.params && Object.keys(opts.params).length ? { params: opts.params } : {}),
     ...(opts.stats ? { onStats: (s: QueryStats) => Object.assign(opts.stats!, s) } : {}),
   };
+}
+
+function checkResultBytes(bytes: number, limits: ReadLimits): void {
+  if (limits.maxResultBytes > 0 && bytes > limits.maxResultBytes) {
+    throw new GatewayError(CODES.TOO_MANY_ROWS_OR_BYTES, `Limit for result exceeded, max bytes: ${limits.maxResultBytes}, current bytes: ${bytes}`, 'TOO_MANY_ROWS_OR_BYTES');
+  }
+}
+
+/** `source`, then `after()` however its iteration ends (completed, thrown, returned early). */
+async function* withFinally<T>(source: AsyncIterable<T>, after: () => void): AsyncGenerator<T> {
+  try {
+    yield* source;
+  } finally {
+    after();
+  }
 }
 
 /** Codes after which a read is retried once with freshly synced views (a view missing or stale). */
@@ -207,14 +279,36 @@ export class Gateway {
   /** table -> its definition on this replica, read while the schema generation was `gen`. */
   private readonly infoCache = new Map<string, { gen: number; info: TableInfo }>();
   private writeContext: WriteContext | undefined;
+  /** Client sessions (session_id), each a session of the read engine. */
+  readonly sessions: SessionRegistry;
 
   constructor(opts: GatewayOptions) {
     this.o = opts;
     this.userDb = opts.userDb ?? 'default';
     this.views = new ReadViews(opts.engine, this.userDb);
+    this.sessions = new SessionRegistry(opts.readEngine, opts.sessions);
   }
 
+  /**
+   * Runs one request. In a client session (req.session) the session is held until the answer is done
+   * (a streamed one included): a second request of the same session meanwhile gets 373.
+   */
   async execute(req: GatewayRequest): Promise<GatewayResponse> {
+    const lease = req.session ? this.sessions.acquire({ ...req.session, user: req.user ?? 'default' }) : undefined;
+    let handedOff = false;
+    try {
+      const r = await this.executeIn(req, lease);
+      if (r.stream && lease) {
+        handedOff = true;
+        r.stream = withFinally(r.stream, () => lease.release());
+      }
+      return r;
+    } finally {
+      if (!handedOff) lease?.release();
+    }
+  }
+
+  private async executeIn(req: GatewayRequest, lease: SessionLease | undefined): Promise<GatewayResponse> {
     const t0 = process.hrtime.bigint();
     const queryId = req.queryId || randomUUID();
     let sql = req.sql;
@@ -234,7 +328,13 @@ export class Gateway {
     const summary = emptySummary();
     let body: Buffer = Buffer.alloc(0);
     let format = stmt.format ?? req.format ?? 'TabSeparated';
-    if (isKillQuery(stmt)) {
+    let stream: AsyncIterable<Uint8Array> | undefined;
+    const local = lease ? this.sessionLocal(stmt, lease) : undefined;
+    if (local) {
+      // Session state only (SET, temporary tables): run in the session, never replicated.
+      await this.runSessionLocal(local, stmt, sql, data, lease!, req);
+      format = req.format ?? 'TabSeparated';
+    } else if (isKillQuery(stmt)) {
       const rows = await this.running.kill(stmt, this.o.readEngine, req.user ?? 'default');
       format = stmt.format ?? req.format ?? 'TabSeparated';
       body = Buffer.from(/^JSONEachRow$/i.test(format)
@@ -266,27 +366,126 @@ export class Gateway {
         throw new GatewayError(202, `Too many simultaneous queries. Maximum: ${this.o.maxConcurrentQueries ?? 32}`, 'TOO_MANY_SIMULTANEOUS_QUERIES');
       }
       const ticket = this.running.start(user, queryId, req.signal);
+      let streaming = false;
       const stats: QueryStats = { resultRows: 0 };
       try {
         const opts: ReadOpts = {
           database, format, settings, params: req.params, queryId: ticket.id, signal: ticket.signal, timeoutMs: killAfterMs(settings, limits), stats,
+          session: lease?.session,
         };
-        if (req.endpoint === 'consistent') {
-          const r = await this.consistentRead(stmt, text, opts);
+        const r = !streamable(format, text, settings)
+          ? (req.endpoint === 'consistent' ? await this.consistentRead(stmt, text, opts) : { body: await this.read(text, opts) })
+          : req.endpoint === 'consistent' ? await this.consistentStart(stmt, text, opts) : { started: await this.startRead(text, opts) };
+        if ('body' in r) {
           body = r.body;
           if (r.cutAttempts !== undefined) summary.rafthouse_cut_attempts = String(r.cutAttempts);
-        } else body = await this.read(text, opts);
+        } else if (r.started.done) {
+          body = Buffer.concat(r.started.chunks);
+        } else {
+          checkResultBytes(r.started.bytes, limits);
+          streaming = true;
+          stream = this.streamRest(r.started, limits, () => ticket.finish());
+        }
       } finally {
-        ticket.finish();
+        if (!streaming) ticket.finish();
       }
-      if (limits.maxResultBytes > 0 && body.length > limits.maxResultBytes) {
-        throw new GatewayError(CODES.TOO_MANY_ROWS_OR_BYTES, `Limit for result exceeded, max bytes: ${limits.maxResultBytes}, current bytes: ${body.length}`, 'TOO_MANY_ROWS_OR_BYTES');
-      }
+      checkResultBytes(body.length, limits);
       summary.result_bytes = String(body.length);
       summary.result_rows = String(stats.resultRows);
     }
     summary.elapsed_ns = String(process.hrtime.bigint() - t0);
-    return { body, format, queryId, summary };
+    return { body, format, queryId, summary, ...(stream ? { stream } : {}) };
+  }
+
+  /** The rest of a started read, counted against max_result_bytes; `finish` runs however it ends. */
+  private async *streamRest(started: StartedRead, limits: ReadLimits, finish: () => void): AsyncGenerator<Uint8Array> {
+    let bytes = 0;
+    try {
+      const prefix = started.chunks;
+      started.chunks = [];
+      for (const c of prefix) {
+        bytes += c.length;
+        yield c;
+      }
+      for (;;) {
+        const next = await started.it.next();
+        if (next.done) {
+          started.done = true;
+          return;
+        }
+        bytes += next.value.length;
+        checkResultBytes(bytes, limits);
+        yield next.value;
+      }
+    } finally {
+      closeStarted(started);
+      finish();
+    }
+  }
+
+  // ---- client sessions -----------------------------------------------------------------------------
+
+  /**
+   * What of a statement stays in its client session: a SET (session settings, never replicated as
+   * the consistent endpoint's SET without a session is), CREATE TEMPORARY TABLE, and INSERT into or
+   * DROP of one of the session's temporary tables. undefined: the statement takes its usual path
+   * (a write through Raft, a read in the session).
+   */
+  private sessionLocal(stmt: ParsedStatement, lease: SessionLease): 'set' | 'create' | 'insert' | 'drop' | undefined {
+    if (stmt.kind === 'set') return 'set';
+    const head = significant(tokenize(stmt.canonical.slice(0, 200))).slice(0, 4).map((t) => t.text.toUpperCase());
+    if (stmt.kind === 'create' && (head[1] === 'TEMPORARY' || (head[1] === 'OR' && head[3] === 'TEMPORARY'))) return 'create';
+    const t = stmt.target;
+    const temporary = t && t.database === undefined && lease.temporary.has(t.table.toLowerCase());
+    if (!temporary) return undefined;
+    if (stmt.kind === 'insert') return 'insert';
+    if (stmt.kind === 'drop') return 'drop';
+    return undefined;
+  }
+
+  private async runSessionLocal(what: 'set' | 'create' | 'insert' | 'drop', stmt: ParsedStatement, sql: string, data: Buffer | undefined,
+    lease: SessionLease, req: GatewayRequest): Promise<void> {
+    const database = req.database || this.userDb;
+    // Query parameters reach the session as they reach a read (the engine's SET param_ form).
+    const params = req.params && Object.keys(req.params).length ? { params: req.params } : {};
+    const run = (text: string) => lease.session.query(text, { format: 'TabSeparated', database, ...params });
+    // Whatever runs in the session runs on this node as a read does: a read's reach for its expressions.
+    if (what !== 'set') checkSessionStatement(stmt, { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) });
+    switch (what) {
+      case 'set': {
+        const { settings } = extractSettings('SETTINGS ' + stmt.canonical.replace(/^SET\s+/i, ''));
+        // What a read may set (rules/settings.ts), within the user's read limits.
+        checkSettings(settings, 'read');
+        readSettings(settings, this.o.limits?.(req.user ?? 'default') ?? DEFAULT_READ_LIMITS);
+        await run(stmt.canonical);
+        return;
+      }
+      case 'create': {
+        if (stmt.hasSelect) {
+          throw new GatewayError(CODES.NOT_IMPLEMENTED, 'CREATE TEMPORARY TABLE ... AS SELECT is not supported in a RaftHouse session: create the table, then INSERT rows as data');
+        }
+        const engine = /\bENGINE\s*=\s*([A-Za-z]+)/i.exec(stmt.canonical)?.[1];
+        if (engine !== undefined && engine.toLowerCase() !== 'memory') {
+          throw new GatewayError(CODES.NOT_IMPLEMENTED, `a temporary table in a RaftHouse session is a Memory table (ENGINE = ${engine} refused)`);
+        }
+        if (!stmt.target) throw new GatewayError(CODES.BAD_ARGUMENTS, 'cannot find the name this CREATE gives');
+        await run(stmt.canonical);
+        lease.temporary.add(stmt.target.table.toLowerCase());
+        return;
+      }
+      case 'insert': {
+        if (stmt.hasSelect) {
+          throw new GatewayError(CODES.NOT_IMPLEMENTED, 'INSERT ... SELECT into a temporary table is not supported in a RaftHouse session: insert rows as data');
+        }
+        if (!data || data.length === 0) return;
+        await run(`${sql.trimEnd()}\n${utf8Text(data, 'The INSERT data of a temporary table')}`);
+        return;
+      }
+      case 'drop':
+        await run(stmt.canonical);
+        lease.temporary.delete(stmt.target!.table.toLowerCase());
+        return;
+    }
   }
 
   /**
@@ -352,6 +551,103 @@ export class Gateway {
     return { body: await this.consistentReadOneCut(stmt, sql, opts, plan) };
   }
 
+  /**
+   * consistentRead's streaming form: a read of one group (or none) starts a stream, kept once its
+   * barrier confirms it; a read of several groups under the consistent cut is read whole, as
+   * consistentRead does (the cut holds apply in those groups while it runs, so it must not wait on a
+   * client reading slowly), bounded by max_result_bytes.
+   */
+  private async consistentStart(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts?: number } | { started: StartedRead }> {
+    const plan = this.speculativePlan(stmt, opts.database);
+    if (this.o.cut && (!plan || plan.groups.length > 1)) {
+      if (plan) return this.consistentRead(stmt, sql, opts);
+      const groups = await this.barrierFor(stmt, opts.database);
+      if (groups.length > 1) {
+        const r = await this.o.cut.read(groups, () => this.read(sql, opts));
+        return { body: r.body, cutAttempts: r.attempts };
+      }
+      return { started: await this.startRead(sql, opts) };
+    }
+    if (!plan) {
+      await this.barrierFor(stmt, opts.database);
+      return { started: await this.startRead(sql, opts) };
+    }
+    if (plan.groups.length === 0) return { started: await this.startRead(sql, opts) };
+    // As consistentReadOneCut: the read runs while its barrier is in flight, and is kept when the
+    // replica had reached the read index when it started. Nothing leaves before that is known.
+    const planStamp = this.o.schemaGeneration?.();
+    const barrier = this.barrierGroups(plan.groups);
+    barrier.catch(() => undefined);
+    let early: StartedRead | undefined;
+    try {
+      early = await this.startOnce(sql, opts);
+    } catch {
+      early = undefined;
+    }
+    let reached: number[];
+    try {
+      reached = await barrier;
+    } catch (e) {
+      closeStarted(early);
+      throw e;
+    }
+    if (early !== undefined && reached.every((r, i) => plan.applied[i]! >= r)) return { started: early };
+    closeStarted(early);
+    if (planStamp === undefined || planStamp % 2 === 1 || this.o.schemaGeneration!() !== planStamp) await this.barrierFor(stmt, opts.database);
+    return { started: await this.startRead(sql, opts) };
+  }
+
+  /**
+   * Starts a streamed read and reads up to STREAM_PREFETCH_BYTES of it; undefined when the schema
+   * moved under a read that ended within them (as whole()), or a restore swap is running. A read that
+   * goes on past them was started on an even schema generation; a restore swap later in a long
+   * stream is not detected (a single group's read sees its own tables or fails).
+   */
+  private async startOnce(sql: string, opts: ReadOpts): Promise<StartedRead | undefined> {
+    const generation = this.o.schemaGeneration;
+    const before = generation?.();
+    if (before !== undefined && before % 2 === 1) return undefined;
+    const engine = opts.session ?? this.o.readEngine;
+    const it = engine.queryStream(sql, readQuery(opts))[Symbol.asyncIterator]();
+    const started: StartedRead = { chunks: [], bytes: 0, done: false, it };
+    try {
+      while (started.bytes < STREAM_PREFETCH_BYTES) {
+        const next = await it.next();
+        if (next.done) {
+          started.done = true;
+          break;
+        }
+        const b = Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+        started.chunks.push(b);
+        started.bytes += b.length;
+      }
+    } catch (e) {
+      closeStarted(started);
+      throw e;
+    }
+    if (started.done && generation && generation() !== before) return undefined;
+    return started;
+  }
+
+  /** read()'s streaming form: startOnce with read()'s retries (a view missing, a restore swap). */
+  private async startRead(sql: string, opts: ReadOpts): Promise<StartedRead> {
+    for (let attempt = 0; ; attempt++) {
+      let r: StartedRead | undefined;
+      try {
+        r = await this.startOnce(sql, opts);
+      } catch (e) {
+        if (!(e instanceof ClickHouseError) || !VIEW_MISS_CODES.has(e.code)) throw e;
+        await this.views.sync();
+        r = await this.startOnce(sql, opts);
+      }
+      if (r !== undefined) return r;
+      if (attempt >= SWAP_RETRIES) {
+        throw new GatewayError(CODES.UNKNOWN_DATABASE, 'a group database of this replica is being replaced by a snapshot restore; retry');
+      }
+      await new Promise((res) => setTimeout(res, SWAP_RETRY_MS));
+    }
+  }
+
   /** The consistent read without a cut: one group (or --consistent-cut off). */
   private async consistentReadOneCut(stmt: ParsedStatement, sql: string, opts: ReadOpts, plan: { groups: number[]; applied: number[] } | undefined): Promise<Buffer> {
     if (!plan) {
@@ -365,7 +661,7 @@ export class Gateway {
     barrier.catch(() => undefined);
     let early: Buffer | undefined;
     try {
-      early = await this.whole(() => this.o.readEngine.query(sql, readQuery(opts)));
+      early = await this.whole(() => (opts.session ?? this.o.readEngine).query(sql, readQuery(opts)));
     } catch {
       early = undefined; // the ordinary path below reports (or recovers from) the error
     }
@@ -418,11 +714,11 @@ export class Gateway {
     for (let attempt = 0; ; attempt++) {
       const body = await this.whole(async () => {
         try {
-          return await this.o.readEngine.query(sql, q);
+          return await (opts.session ?? this.o.readEngine).query(sql, q);
         } catch (e) {
           if (!(e instanceof ClickHouseError) || !VIEW_MISS_CODES.has(e.code)) throw e;
           await this.views.sync();
-          return this.o.readEngine.query(sql, q);
+          return (opts.session ?? this.o.readEngine).query(sql, q);
         }
       });
       if (body !== undefined) return body;

@@ -14,9 +14,11 @@
 
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual, randomUUID } from 'node:crypto';
+import { timingSafeEqual, randomUUID, randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
 import { readBody } from './body.js';
-import { compress, responseEncoding } from './compression.js';
+import { compress, compressionStream, responseEncoding } from './compression.js';
+import type { ResponseEncoding } from './compression.js';
 import { contentType } from './formats.js';
 import type { Settings } from '../engine/types.js';
 import { utf8Text } from './gateway.js';
@@ -78,6 +80,23 @@ async function formFields(body: Buffer, type: string, params: URLSearchParams): 
  */
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 
+/** Resolves when `w` may take more, or the client went away. */
+function writable(w: Writable, gone: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (gone.aborted || w.destroyed) {
+      resolve();
+      return;
+    }
+    const done = (): void => {
+      w.off('drain', done);
+      gone.removeEventListener('abort', done);
+      resolve();
+    };
+    w.once('drain', done);
+    gone.addEventListener('abort', done, { once: true });
+  });
+}
+
 export class GatewayHttp {
   private readonly servers: http.Server[] = [];
 
@@ -133,6 +152,67 @@ export class GatewayHttp {
       throw new GatewayError(CODES.AUTHENTICATION_FAILED, `${user}: Authentication failed: password is incorrect, or there is no user with such name`);
     }
     return user;
+  }
+
+  /**
+   * Sends a result as the gateway produces it (chunked), waiting for the client to take each chunk
+   * (backpressure: the gateway holds about one chunk per stream). An error after the headers went out
+   * is sent the way ClickHouse 25.11+ does (WriteBufferFromHTTP1ServerResponse::cancelWithException):
+   * the response carries X-ClickHouse-Exception-Tag (16 random characters), and the body ends with
+   *   \r\n__exception__\r\n<tag>\r\n<Code: N. DB::Exception: ...>\n<length of that text> <tag>\r\n__exception__\r\n
+   * then the connection closes without the final empty chunk, so no client can take the body for
+   * complete (compressed: the compressed stream and the response end normally, see below). A client that does not know the tag still finds the "Code: N. DB::Exception" text at
+   * the end of the body, as older servers sent it.
+   */
+  private async stream(
+    res: http.ServerResponse, body: AsyncIterable<Uint8Array>, headers: http.OutgoingHttpHeaders,
+    encoding: ResponseEncoding | undefined, level: string | null, gone: AbortSignal,
+  ): Promise<void> {
+    const tag = randomBytes(8).toString('hex');
+    const it = body[Symbol.asyncIterator]();
+    res.writeHead(200, { ...headers, 'x-clickhouse-exception-tag': tag, ...(encoding ? { 'content-encoding': encoding, vary: 'Accept-Encoding' } : {}) });
+    // The negotiated compression (compression.ts), applied as the chunks go out.
+    const gz = encoding ? compressionStream(encoding, level) : undefined;
+    if (gz) gz.pipe(res, { end: false });
+    const out: Writable = gz ?? res;
+    const ended = (w: Writable) => new Promise<void>((resolve) => {
+      if (gz) gz.once('end', () => resolve());
+      else w.once('finish', () => resolve());
+    });
+    try {
+      for (;;) {
+        if (gone.aborted) return;
+        const next = await it.next();
+        if (next.done) break;
+        if (!out.write(next.value)) await writable(gz ? gz : res, gone);
+      }
+      if (gz) {
+        const done = ended(gz);
+        gz.end();
+        await done;
+      }
+      res.end();
+    } catch (e) {
+      const f = toFault(e);
+      const text = exceptionText(f, this.o.version).slice(0, 16 * 1024);
+      const trailer = `\r\n__exception__\r\n${tag}\r\n${text}${Buffer.byteLength(text)} ${tag}\r\n__exception__\r\n`;
+      if (gone.aborted || res.destroyed) return;
+      if (gz) {
+        // Compressed: the compressed stream is finished and the response ended properly. A connection cut
+        // here makes clients (@clickhouse/client, measured) drop the decompressor's last output, the
+        // trailer with it, and report a bare ECONNRESET instead of the error.
+        const done = ended(gz);
+        gz.end(trailer);
+        await done;
+        res.end();
+        return;
+      }
+      await new Promise<void>((resolve) => res.write(trailer, () => resolve()));
+      // No final chunk: the body must not look complete.
+      res.socket?.end();
+    } finally {
+      await Promise.resolve(it.return?.(undefined)).catch(() => undefined);
+    }
   }
 
   private async handle(byPort: Endpoint, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -199,20 +279,39 @@ export class GatewayHttp {
       if (sql.trim() === '') throw new GatewayError(CODES.SYNTAX_ERROR, 'Empty query', 'SYNTAX_ERROR');
       const database = url.searchParams.get('database') ?? undefined;
       const format = url.searchParams.get('default_format') ?? undefined;
+      const sessionId = url.searchParams.get('session_id');
+      const session = sessionId ? {
+        id: sessionId, check: url.searchParams.get('session_check') === '1',
+        ...(url.searchParams.has('session_timeout') ? { timeout: url.searchParams.get('session_timeout')! } : {}),
+      } : undefined;
       const result = await this.o.gateway.execute({
         endpoint, sql, ...(data ? { data } : {}), ...(database ? { database } : {}), ...(format ? { format } : {}),
-        queryId, settings, params, readonlyMethod: req.method === 'GET', user, signal: gone.signal,
+        queryId, settings, params, readonlyMethod: req.method === 'GET', user, signal: gone.signal, ...(session ? { session } : {}),
       });
       queryId = result.queryId;
-      const out = await compress(result.body, encoding, level);
       const summary = JSON.stringify(result.summary);
+      // The answer is whole before it is sent (a stream: as much of it as was prefetched), so the one
+      // progress header is the count known then.
+      const progress = url.searchParams.get('send_progress_in_http_headers') === '1' ? { 'x-clickhouse-progress': summary } : {};
+      if (result.stream) {
+        await this.stream(res, result.stream, {
+          'content-type': contentType(result.format, settings),
+          'x-clickhouse-query-id': queryId,
+          'x-clickhouse-format': result.format,
+          'x-clickhouse-timezone': this.o.timezone ?? 'UTC',
+          ...progress,
+          'x-clickhouse-summary': summary,
+          'x-clickhouse-server-display-name': 'rafthouse',
+        }, encoding, level, gone.signal);
+        return;
+      }
+      const out = await compress(result.body, encoding, level);
       res.writeHead(200, {
         'content-type': contentType(result.format, settings),
         'x-clickhouse-query-id': queryId,
         'x-clickhouse-format': result.format,
         'x-clickhouse-timezone': this.o.timezone ?? 'UTC',
-        // The answer is whole before it is sent, so the one progress header is the final count.
-        ...(url.searchParams.get('send_progress_in_http_headers') === '1' ? { 'x-clickhouse-progress': summary } : {}),
+        ...progress,
         'x-clickhouse-summary': summary,
         'x-clickhouse-server-display-name': 'rafthouse',
         ...(encoding ? { 'content-encoding': encoding, vary: 'Accept-Encoding' } : {}),

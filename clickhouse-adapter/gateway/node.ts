@@ -44,6 +44,10 @@ export interface RafthouseConfig {
   readLimits: ReadLimits;
   userLimits: Map<string, Partial<ReadLimits>>;
   maxConcurrentQueries: number;
+  /** Client sessions (session_id) open at once on this node. */
+  maxSessions: number;
+  /** The largest session_timeout a client may ask for, seconds. */
+  maxSessionTimeout: number;
   maxBodyBytes: number;
   dedupWindow: number;
   viewSyncMs: number;
@@ -164,8 +168,10 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
       : undefined;
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
       schemaGeneration: () => sm.schemaGeneration(), maxConcurrentQueries: cfg.maxConcurrentQueries,
+      sessions: { maxSessions: cfg.maxSessions, maxTimeoutSeconds: cfg.maxSessionTimeout, defaultTimeoutSeconds: Math.min(60, cfg.maxSessionTimeout) },
       limits: (user) => ({ ...cfg.readLimits, ...(cfg.userLimits.get(user) ?? {}) }),
       ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}) });
+    add('gateway sessions', () => gateway.sessions.close());
     await gateway.views.sync();
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();

@@ -138,7 +138,8 @@ export function describeStatement(canonical: string, ast: AstNode): ParsedStatem
   } else if (kind === 'rename') {
     if (idents.length) out.target = tableRef(idents[0]!);
   }
-  const fmt = /\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*$/.exec(canonical);
+  // formatQuery backquotes a format named like a keyword (FORMAT `Values`).
+  const fmt = /\bFORMAT\s+`?([A-Za-z][A-Za-z0-9_]*)`?\s*$/.exec(canonical);
   if (fmt) out.format = fmt[1]!;
   return out;
 }

@@ -12,7 +12,7 @@
 export { RuleError, RULE_CODES } from './errors.js';
 export { checkWrite, checkInputFormat, INPUT_FORMATS, PINNABLE } from './statements.js';
 export type { WriteContext, WriteKind } from './statements.js';
-export { checkRead } from './reads.js';
+export { checkRead, checkSessionStatement } from './reads.js';
 export type { ReadContext } from './reads.js';
 export type { WriteScope } from './names.js';
 export { checkValuesData, loadNondeterministic, isNondeterministic, READ_TABLE_FUNCTIONS, WRITE_TABLE_FUNCTIONS } from './functions.js';

@@ -38,6 +38,23 @@ export function checkRead(stmt: ParsedStatement, ctx: ReadContext): void {
   });
 }
 
+/**
+ * A statement that changes only a client session's own state (CREATE TEMPORARY TABLE, INSERT into or
+ * DROP of one, gateway/sessions.ts): its expressions get a read's reach (no file clauses, pure table
+ * and scalar functions only unless opened, no internal names), since they run on the node like a read.
+ */
+export function checkSessionStatement(stmt: ParsedStatement, ctx: ReadContext): void {
+  checkFileClauses(canonicalTokens(stmt));
+  checkReadDatabase(ctx.database, ctx.userDb);
+  const allowed = ctx.allowFunctions?.size ? new Set([...READ_TABLE_FUNCTIONS, ...ctx.allowFunctions]) : READ_TABLE_FUNCTIONS;
+  checkTree(stmt.ast, {
+    tableFunctions: allowed,
+    where: 'in a session',
+    ...(ctx.allowFunctions ? { scalarAllowed: ctx.allowFunctions } : {}),
+    table: (ref) => checkReadName(ref, ctx.database, ctx.userDb),
+  });
+}
+
 const WRITE_NODES: ReadonlySet<string> = new Set([
   'InsertQuery', 'CreateQuery', 'AlterQuery', 'DropQuery', 'TruncateQuery', 'Rename', 'OptimizeQuery', 'DeleteQuery',
   'AttachQuery', 'DetachQuery', 'UndropQuery', 'BackupQuery', 'KillQueryQuery',

@@ -246,6 +246,102 @@ describe('clickhouse engine: embedded (chdb)', function () {
     });
   });
 
+  describe('sessions (EngineSession, for HTTP session_id)', function () {
+    let ro: ClickHouseEngine;
+    before(async function () {
+      ro = await openEmbedded({ dataDir: dir, readonly: true, allowSettings: true });
+    });
+    after(async function () {
+      await ro?.close();
+    });
+
+    it('keeps temporary tables and SET in its own session, and still refuses real writes', async function () {
+      const a = ro.openSession(60);
+      const b = ro.openSession(60);
+      try {
+        await a.query('CREATE TEMPORARY TABLE tmp (x UInt32)', { format: 'TabSeparated' });
+        await a.query('INSERT INTO tmp VALUES (1), (2)', { format: 'TabSeparated' });
+        await a.query('SET max_threads = 3', { format: 'TabSeparated' });
+        expect(lines(await a.query("SELECT count(), getSetting('max_threads') FROM tmp", { format: 'TabSeparated' }))).to.deep.equal(['2\t3']);
+        expect((await rejection(b.query('SELECT count() FROM tmp', { format: 'TabSeparated' })) as ClickHouseError).code).to.equal(60);
+        expect(lines(await b.query("SELECT getSetting('max_threads') = 3", { format: 'TabSeparated' }))).to.deep.equal(['0']);
+        expect((await rejection(a.query('CREATE TABLE default.x (a UInt8) ENGINE = Memory', { format: 'TabSeparated' })) as ClickHouseError).code).to.equal(164);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+
+    it('comes clean after a query that failed half-way through its output (no byte of it in the next result)', async function () {
+      const s = ro.openSession(60);
+      try {
+        await s.query('CREATE TEMPORARY TABLE keep (x UInt8)', { format: 'TabSeparated' });
+        await s.query('INSERT INTO keep VALUES (7)', { format: 'TabSeparated' });
+        const err = await rejection(s.query('SELECT throwIf(number = 500000) FROM numbers(1000000)', { format: 'TabSeparated' }));
+        expect((err as ClickHouseError).code).to.equal(395);
+        expect(lines(await s.query('SELECT 43', { format: 'TabSeparated' }))).to.deep.equal(['43']);
+        // The same after a stream that failed half-way, and one abandoned early.
+        const failed = await rejection((async () => {
+          for await (const c of s.queryStream('SELECT number, throwIf(number = 3000000) FROM numbers(5000000)', { format: 'TabSeparated' })) void c;
+        })());
+        expect((failed as ClickHouseError).code).to.equal(395);
+        expect(lines(await s.query('SELECT 44', { format: 'TabSeparated' }))).to.deep.equal(['44']);
+        for await (const c of s.queryStream('SELECT number FROM numbers(10000000)', { format: 'TabSeparated' })) {
+          void c;
+          break;
+        }
+        expect(lines(await s.query('SELECT x FROM keep', { format: 'TabSeparated' }))).to.deep.equal(['7']);
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('query parameters in the escaped format, in streams and sessions alike; a stream never leaves them in a pooled Session', async function () {
+      // ClickHouse's escaped text of a String: `\'` is a quote, `\t` a tab.
+      const params = { s: "a\\'b\\tc" };
+      const streamed = async (e: ClickHouseEngine | ReturnType<ClickHouseEngine['openSession']>, sql: string, p?: Record<string, string>) => {
+        const parts: Buffer[] = [];
+        for await (const c of e.queryStream(sql, { format: 'JSONEachRow', ...(p ? { params: p } : {}) })) parts.push(Buffer.from(c));
+        return Buffer.concat(parts).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { s: string });
+      };
+      const rows = await streamed(ro, 'SELECT {s:String} AS s, number FROM numbers(300000)', params);
+      expect(rows.length).to.equal(300_000);
+      expect(rows[0]!.s).to.equal("a'b\tc");
+      expect(rows[299_999]!.s).to.equal("a'b\tc");
+      // The Session that carried them is not pooled: the next stream and query without them fail (456).
+      for (let i = 0; i < 3; i++) {
+        const err = await rejection(streamed(ro, 'SELECT {s:String} AS s'));
+        expect((err as ClickHouseError).code, String(err)).to.equal(456);
+        expect((await rejection(ro.query('SELECT {s:String} AS s', { format: 'JSONEachRow' })) as ClickHouseError).code).to.equal(456);
+      }
+      const s = ro.openSession(60);
+      try {
+        expect(JSON.parse((await s.query('SELECT {s:String} AS s', { format: 'JSONEachRow', params })).toString('utf8'))).to.deep.equal({ s: "a'b\tc" });
+        const inSession = await streamed(s, 'SELECT {s:String} AS s FROM numbers(200000)', { s: 'x\\ny' });
+        expect(inSession.length).to.equal(200_000);
+        expect(inSession[199_999]!.s).to.equal('x\ny');
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('streams in order, block by block, concatenating to the whole result', async function () {
+      const s = ro.openSession(60);
+      try {
+        let n = 0;
+        let chunks = 0;
+        for await (const c of s.queryStream('SELECT number FROM numbers(1000000)', { format: 'TabSeparated' })) {
+          chunks++;
+          n += c.length;
+        }
+        expect(n).to.equal(6_888_890);
+        expect(chunks).to.be.above(1);
+      } finally {
+        await s.close();
+      }
+    });
+  });
+
   describe('lifecycle', function () {
     it('refuses a second data directory while this one is open', async function () {
       const other = mkdtempSync(join(tmpdir(), 'rafthouse-engine-other-'));
