@@ -6,6 +6,7 @@
 // importing daemon/.
 
 import { parseArgs } from 'node:util';
+import { resolveSecret, SecretError } from './secrets.js';
 
 export interface CliOption {
   /** The flag without its dashes: `data-dir` is given as `--data-dir`. */
@@ -140,6 +141,23 @@ export function optionValue(spec: CommandSpec, line: CommandLine, env: Readonly<
   const fromEnv = o.env ? env[o.env] : undefined;
   if (fromEnv !== undefined) return fromEnv;
   return o.default ?? '';
+}
+
+/**
+ * A secret option (`--X-file`): the flag's file, else its environment variable's value, else the file
+ * that variable + `_FILE` names (protocol/secrets.ts); '' when none is set. A bad one (unreadable,
+ * empty, too short) is a UsageError.
+ */
+export function optionSecret(spec: CommandSpec, line: CommandLine, env: Readonly<Record<string, string | undefined>>, name: string): string {
+  const o = spec.options.find((x) => x.name === name);
+  if (!o) throw new Error(`${spec.name}: no option --${name} in its table`);
+  const flag = line.flags.get(name);
+  try {
+    return resolveSecret(typeof flag === 'string' ? flag : undefined, o.env ?? '', env, `--${name}`);
+  } catch (e) {
+    if (e instanceof SecretError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 /** A switch: given as a flag, or its environment variable is 1/true/yes/on. */

@@ -5,8 +5,8 @@
 
 import { spawn } from 'node:child_process';
 import { runConformance } from './kit.js';
-import { APP_SECRET_ENV, resolveSecret } from '../../protocol/secrets.js';
-import { exitUsage, optionSwitch, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
+import { APP_SECRET_ENV } from '../../protocol/secrets.js';
+import { exitUsage, optionSecret, optionSwitch, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
 
 const COMMAND: CommandSpec = {
   name: 'raftd-conformance',
@@ -39,8 +39,7 @@ if (!(timeoutMs > 0)) usage('--timeout-ms must be a positive number');
 const restartCmd = get('restart-cmd');
 let appSecret = '';
 try {
-  const file = line.flags.get('app-secret-file');
-  appSecret = resolveSecret(typeof file === 'string' ? file : undefined, APP_SECRET_ENV, process.env, 'app secret');
+  appSecret = optionSecret(COMMAND, line, process.env, 'app-secret-file');
 } catch (e) {
   usage((e as Error).message);
 }

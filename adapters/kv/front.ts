@@ -12,8 +12,8 @@ import * as http from 'node:http';
 import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { RaftdClient, RaftdError, type Consistency } from '../sdk/client.js';
-import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
-import { exitUsage, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
+import { API_TOKEN_ENV } from '../../protocol/secrets.js';
+import { exitUsage, optionSecret, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
 import type { KvCommand, KvCommandResult } from './commands.js';
 
 export interface KvFrontOptions {
@@ -152,8 +152,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   if (!Number.isSafeInteger(group) || group < 1) fail(`--group must be an integer >= 1, not "${get('group')}"`);
   let token = '';
   try {
-    const file = line.flags.get('api-token-file');
-    token = resolveSecret(typeof file === 'string' ? file : undefined, API_TOKEN_ENV, process.env, '--api-token-file');
+    token = optionSecret(KV_FRONT_COMMAND, line, process.env, 'api-token-file');
   } catch (e) {
     fail((e as Error).message);
   }

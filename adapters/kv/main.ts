@@ -6,8 +6,8 @@
 
 import { serveStateMachine } from '../sdk/server.js';
 import { KvAdapter } from './adapter.js';
-import { APP_SECRET_ENV, resolveSecret } from '../../protocol/secrets.js';
-import { exitUsage, optionSwitch, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
+import { APP_SECRET_ENV } from '../../protocol/secrets.js';
+import { exitUsage, optionSecret, optionSwitch, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
 
 const COMMAND: CommandSpec = {
   name: 'raftd-kv-adapter',
@@ -39,8 +39,7 @@ const h2cMode = get('h2c');
 const insecure = optionSwitch(COMMAND, line, process.env, 'insecure');
 let appSecret = '';
 try {
-  const file = line.flags.get('app-secret-file');
-  appSecret = resolveSecret(typeof file === 'string' ? file : undefined, APP_SECRET_ENV, process.env, 'app secret');
+  appSecret = optionSecret(COMMAND, line, process.env, 'app-secret-file');
 } catch (e) {
   fail((e as Error).message);
 }

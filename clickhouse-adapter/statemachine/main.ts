@@ -13,9 +13,9 @@ import { MODE_REQUIREMENTS, requireCapabilities, EngineUnsupportedError, openEmb
 import type { ClickHouseEngine } from '../engine/index.js';
 import { ClickHouseStateMachine } from './statemachine.js';
 import { APPLIED_DIR } from './applied-file.js';
-import { APP_SECRET_ENV, resolveSecret } from '../../protocol/secrets.js';
+import { APP_SECRET_ENV } from '../../protocol/secrets.js';
 import { ENGINE_OPTIONS, UsageError, engineFlags, openEngine } from './open.js';
-import { commandLineOrExit, optionSwitch, optionValue, type CommandSpec } from '../../protocol/cli.js';
+import { commandLineOrExit, optionSecret, optionSwitch, optionValue, type CommandSpec } from '../../protocol/cli.js';
 
 const COMMAND: CommandSpec = {
   name: 'rafthouse-adapter',
@@ -40,8 +40,7 @@ async function main(): Promise<void> {
   const dedupWindow = Number(get('dedup-window'));
   if (!Number.isSafeInteger(dedupWindow) || dedupWindow < 100) throw new UsageError('--dedup-window must be an integer >= 100');
 
-  const secretFile = line.flags.get('app-secret-file');
-  const appSecret = resolveSecret(typeof secretFile === 'string' ? secretFile : undefined, APP_SECRET_ENV, process.env, 'app secret');
+  const appSecret = optionSecret(COMMAND, line, process.env, 'app-secret-file');
   if (appSecret === '' && !optionSwitch(COMMAND, line, process.env, 'insecure')) {
     throw new UsageError(`no --app-secret-file (or ${APP_SECRET_ENV} / ${APP_SECRET_ENV}_FILE): the state-machine API refuses calls without raftd's secret; give it, or --insecure for a throwaway test`);
   }
