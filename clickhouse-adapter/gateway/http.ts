@@ -293,20 +293,7 @@ export class GatewayHttp {
       // The answer is whole before it is sent (a stream: as much of it as was prefetched), so the one
       // progress header is the count known then.
       const progress = url.searchParams.get('send_progress_in_http_headers') === '1' ? { 'x-clickhouse-progress': summary } : {};
-      if (result.stream) {
-        await this.stream(res, result.stream, {
-          'content-type': contentType(result.format, settings),
-          'x-clickhouse-query-id': queryId,
-          'x-clickhouse-format': result.format,
-          'x-clickhouse-timezone': this.o.timezone ?? 'UTC',
-          ...progress,
-          'x-clickhouse-summary': summary,
-          'x-clickhouse-server-display-name': 'rafthouse',
-        }, encoding, level, gone.signal);
-        return;
-      }
-      const out = await compress(result.body, encoding, level);
-      res.writeHead(200, {
+      const headers = {
         'content-type': contentType(result.format, settings),
         'x-clickhouse-query-id': queryId,
         'x-clickhouse-format': result.format,
@@ -314,6 +301,14 @@ export class GatewayHttp {
         ...progress,
         'x-clickhouse-summary': summary,
         'x-clickhouse-server-display-name': 'rafthouse',
+      };
+      if (result.stream) {
+        await this.stream(res, result.stream, headers, encoding, level, gone.signal);
+        return;
+      }
+      const out = await compress(result.body, encoding, level);
+      res.writeHead(200, {
+        ...headers,
         ...(encoding ? { 'content-encoding': encoding, vary: 'Accept-Encoding' } : {}),
         'content-length': out.length,
       });

@@ -102,14 +102,18 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     log(`rafthouse cluster of ${o.nodes} up; logs in ${runDir}`);
     const stopAt = performance.now() + o.durationMs;
     let nextId = 1;
+    /** A node whose raftd is reachable and whose rafthouse is up, or undefined while there is none. */
+    const liveNode = (crng: Rng): number | undefined => {
+      const pool = view.reachable().filter((n) => !view.appDown.has(n.spec.id));
+      return pool.length === 0 ? undefined : crng.pick(pool).spec.id;
+    };
     const client = async (c: number, crng: Rng) => {
       while (performance.now() < stopAt) {
-        const pool = view.reachable().filter((n) => !view.appDown.has(n.spec.id));
-        if (pool.length === 0) {
+        const node = liveNode(crng);
+        if (node === undefined) {
           await sleep(50);
           continue;
         }
-        const node = crng.pick(pool).spec.id;
         const ids = Array.from({ length: crng.int(1, 3) }, () => nextId++);
         const sql = `INSERT INTO ${TABLE} (id, client) VALUES ${ids.map((i) => `(${i}, ${c})`).join(', ')}`;
         const start = performance.now() - t0;
@@ -120,12 +124,11 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     };
     const reader = async (crng: Rng) => {
       while (performance.now() < stopAt) {
-        const pool = view.reachable().filter((n) => !view.appDown.has(n.spec.id));
-        if (pool.length === 0) {
+        const node = liveNode(crng);
+        if (node === undefined) {
           await sleep(50);
           continue;
         }
-        const node = crng.pick(pool).spec.id;
         const start = performance.now() - t0;
         const res = await readIds(gateways.get(node)!, 8000);
         if (res.ok) readOps.push({ node, start, end: performance.now() - t0, seen: res.ids });
