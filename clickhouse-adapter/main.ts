@@ -4,8 +4,8 @@
 // Every option: a flag, an environment variable, a default — in OPTIONS below, nowhere else.
 
 import { readFileSync } from 'node:fs';
-import { APP_SECRET_ENV, resolveSecret, SecretError } from '../protocol/secrets.js';
-import { renderHelp, parseCommandLine, optionSwitch, UsageError, type CommandSpec } from '../protocol/cli.js';
+import { APP_SECRET_ENV } from '../protocol/secrets.js';
+import { renderHelp, parseCommandLine, optionSecret, optionSwitch, UsageError, type CommandSpec } from '../protocol/cli.js';
 import { startRafthouse } from './gateway/node.js';
 import type { RafthouseConfig } from './gateway/node.js';
 import type { ReadLimits } from './gateway/limits.js';
@@ -134,19 +134,8 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
   const get = (k: string): string => (vals[k] as string | undefined) ?? env[OPTIONS[k]!.env] ?? OPTIONS[k]!.def;
   const list = (k: string) => get(k).split(',').map((s) => s.trim()).filter((s) => s);
   // Secrets: the flag names a file; the env var holds the value, ENV_FILE a file (protocol/secrets.ts).
-  const secret = (k: string, minLength = true): string => {
-    const o = OPTIONS[k]!;
-    try {
-      return resolveSecret(vals[k] as string | undefined, o.env, env, `--${o.flag}`);
-    } catch (e) {
-      if (e instanceof SecretError && !minLength && /shorter than/.test(e.message)) {
-        const path = (vals[k] as string | undefined) || env[`${o.env}_FILE`];
-        return path ? readFileSync(path, 'utf8').trim() : (env[o.env] ?? '').trim();
-      }
-      if (e instanceof SecretError) throw new UsageError(e.message);
-      throw e;
-    }
-  };
+  // Secrets (protocol/secrets.ts): the project's own need MIN_SECRET_LENGTH; passwords are the operator's.
+  const secret = (k: string, generated = true): string => optionSecret(COMMAND, line, env, k, generated ? undefined : 1);
   const engine = get('engine');
   if (engine !== 'embedded' && engine !== 'server') throw new UsageError(`--engine must be embedded or server, got ${engine}`);
   const cfg: RafthouseConfig = {

@@ -146,14 +146,14 @@ export function optionValue(spec: CommandSpec, line: CommandLine, env: Readonly<
 /**
  * A secret option (`--X-file`): the flag's file, else its environment variable's value, else the file
  * that variable + `_FILE` names (protocol/secrets.ts); '' when none is set. A bad one (unreadable,
- * empty, too short) is a UsageError.
+ * empty, shorter than `minLength`, MIN_SECRET_LENGTH by default) is a UsageError.
  */
-export function optionSecret(spec: CommandSpec, line: CommandLine, env: Readonly<Record<string, string | undefined>>, name: string): string {
+export function optionSecret(spec: CommandSpec, line: CommandLine, env: Readonly<Record<string, string | undefined>>, name: string, minLength?: number): string {
   const o = spec.options.find((x) => x.name === name);
   if (!o) throw new Error(`${spec.name}: no option --${name} in its table`);
   const flag = line.flags.get(name);
   try {
-    return resolveSecret(typeof flag === 'string' ? flag : undefined, o.env ?? '', env, `--${name}`);
+    return resolveSecret(typeof flag === 'string' ? flag : undefined, o.env ?? '', env, `--${name}`, minLength);
   } catch (e) {
     if (e instanceof SecretError) throw new UsageError(e.message);
     throw e;

@@ -37,19 +37,20 @@ export class SecretError extends Error {
 /** Secrets shorter than this are refused: a guessable token is no authentication. */
 export const MIN_SECRET_LENGTH = 16;
 
-export function readSecretFile(path: string, what: string): string {
+export function readSecretFile(path: string, what: string, minLength = MIN_SECRET_LENGTH): string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new SecretError(`${what}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  return checkSecret(text.trim(), `${what} (${path})`);
+  return checkSecret(text.trim(), `${what} (${path})`, minLength);
 }
 
-export function checkSecret(value: string, what: string): string {
+/** `minLength`: MIN_SECRET_LENGTH for what this project generates; 1 for an operator's own (a ClickHouse password). */
+export function checkSecret(value: string, what: string, minLength = MIN_SECRET_LENGTH): string {
   if (value === '') throw new SecretError(`${what} is empty`);
-  if (value.length < MIN_SECRET_LENGTH) throw new SecretError(`${what} is shorter than ${MIN_SECRET_LENGTH} characters`);
+  if (value.length < minLength) throw new SecretError(`${what} is shorter than ${minLength} characters`);
   if (/[\r\n]/.test(value)) throw new SecretError(`${what} spans several lines`);
   return value;
 }
@@ -63,12 +64,13 @@ export function resolveSecret(
   envName: string,
   env: Readonly<Record<string, string | undefined>>,
   what: string,
+  minLength = MIN_SECRET_LENGTH,
 ): string {
-  if (flagFile !== undefined && flagFile !== '') return readSecretFile(flagFile, what);
+  if (flagFile !== undefined && flagFile !== '') return readSecretFile(flagFile, what, minLength);
   const value = env[envName];
-  if (value !== undefined && value !== '') return checkSecret(value.trim(), `${what} (${envName})`);
+  if (value !== undefined && value !== '') return checkSecret(value.trim(), `${what} (${envName})`, minLength);
   const file = env[`${envName}_FILE`];
-  if (file !== undefined && file !== '') return readSecretFile(file, `${what} (${envName}_FILE)`);
+  if (file !== undefined && file !== '') return readSecretFile(file, `${what} (${envName}_FILE)`, minLength);
   return '';
 }
 

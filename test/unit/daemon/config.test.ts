@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, helpText, loadConfig, OPTIONS, parsePeers } from '../../../daemon/config.js';
-import { ensureSecretsDir } from '../../../protocol/secrets.js';
+import { ensureSecretsDir, resolveSecret, SecretError } from '../../../protocol/secrets.js';
 
 describe('raftd config', () => {
   it('has defaults for every option, printed by --help', () => {
@@ -66,6 +66,10 @@ describe('raftd config', () => {
     writeFileSync(join(dir, 'empty'), '\n');
     expect(() => loadConfig(['--insecure', '--api-token-file', join(dir, 'empty')], {})).to.throw(ConfigError, /empty/);
     expect(() => loadConfig(['--insecure', '--api-token-file', join(dir, 'missing')], {})).to.throw(ConfigError, /cannot read/);
+    // An operator's own secret (a ClickHouse password) may be short, never empty.
+    expect(resolveSecret(join(dir, 'short'), 'X', {}, 'a password', 1)).to.equal('abc');
+    expect(() => resolveSecret(join(dir, 'empty'), 'X', {}, 'a password', 1)).to.throw(SecretError, /empty/);
+    expect(() => resolveSecret(join(dir, 'short'), 'X', {}, 'a token')).to.throw(SecretError, /shorter than 16/);
     writeFileSync(join(dir, 'same'), 'the-same-token-for-both\n');
     expect(() => loadConfig(['--secrets-dir', join(dir, 's'), '--api-token-file', join(dir, 'same'), '--admin-token-file', join(dir, 'same')], {})).to.throw(ConfigError, /must differ/);
   });
