@@ -3,6 +3,8 @@
 // and leader-handling rules live in one place.
 
 import * as http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff, type BackoffPolicy } from '../../protocol/backoff.js';
 import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
@@ -97,7 +99,7 @@ function worthResending(error: { code: string; leader?: LeaderHint }, followsHin
 }
 
 /** Back-off between retries of a refusal: doubling from the first, capped. */
-const RETRY_BACKOFF = { firstMs: 25, maxMs: 500 } as const;
+const RETRY_BACKOFF: BackoffPolicy = { initialMs: 25, maxMs: 500 };
 
 const CLIENT_DEFAULTS = { timeoutMs: 10_000, maxSockets: 64, retryMs: 5_000 } as const;
 
@@ -184,12 +186,12 @@ export class RaftdClient {
   /** Runs `attempt` until `again` says no or the retry budget would be spent; returns the last result. */
   private async retrying<T>(attempt: () => Promise<T>, again: (result: T) => boolean): Promise<T> {
     const deadline = Date.now() + this.retryMs;
-    let waitMs: number = RETRY_BACKOFF.firstMs;
+    const backoff = new Backoff(RETRY_BACKOFF);
     for (;;) {
       const result = await attempt();
+      const waitMs = backoff.next();
       if (!again(result) || Date.now() + waitMs > deadline) return result;
-      await new Promise((r) => setTimeout(r, waitMs));
-      waitMs = Math.min(waitMs * 2, RETRY_BACKOFF.maxMs);
+      await sleep(waitMs);
     }
   }
 

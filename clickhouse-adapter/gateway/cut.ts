@@ -17,6 +17,8 @@
 // Reads waiting at the same time share one round (one hold, one ReadIndex per group), the way the
 // gateway shares barriers.
 
+import { setTimeout as sleep } from 'node:timers/promises';
+import { JITTER, backoffDelay } from '../../protocol/backoff.js';
 import type { ApplyHold } from '../statemachine/statemachine.js';
 import { CODES, GatewayError } from './errors.js';
 
@@ -105,7 +107,7 @@ export class CutReader {
         // Those that must retry go before the reads that arrived meanwhile (same next round anyway).
         this.pending = [...again, ...this.pending];
         const n = Math.max(...again.map((p) => p.attempts));
-        await new Promise((r) => setTimeout(r, Math.random() * this.backoffMs * n));
+        await sleep(backoffDelay({ initialMs: this.backoffMs, maxMs: this.backoffMs * this.maxAttempts, growth: 'linear', jitter: JITTER.full }, n));
       }
     } finally {
       this.running = false;

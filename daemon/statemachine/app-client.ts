@@ -22,6 +22,7 @@ import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
 import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from './entries-codec.js';
 import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../transport/window.js';
 import { signAppRequest } from '../../protocol/app-auth.js';
+import { Backoff, JITTER } from '../../protocol/backoff.js';
 
 export interface RetryPolicy {
   initialMs: number;
@@ -105,7 +106,8 @@ export class AppClient {
   /** Calls whose last attempt failed on the app's side (5xx, malformed answer). */
   private readonly failingCalls = new Map<CallName, AppError>();
   private probeTimer: NodeJS.Timeout | undefined;
-  private probeDelay: number;
+  /** Between health probes while the app is unhealthy; reset once it is healthy again. */
+  private readonly probeBackoff: Backoff;
   private closed = false;
   private readonly inflight = new Set<AbortController>();
   /**
@@ -128,7 +130,7 @@ export class AppClient {
     this.detectTimeoutMs = opts.detectTimeoutMs ?? 2_000;
     this.maxResponseBytes = opts.maxResponseBytes ?? 64 << 20;
     this.retryPolicy = opts.retry ?? DEFAULT_RETRY;
-    this.probeDelay = this.retryPolicy.initialMs;
+    this.probeBackoff = new Backoff({ ...this.retryPolicy, jitter: JITTER.spread });
     this.mode = opts.http2 ?? 'auto';
     this.logger = opts.logger;
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 64, scheduling: 'lifo' });
@@ -590,7 +592,7 @@ export class AppClient {
     if (call) this.failingCalls.delete(call);
     if (this.healthy()) {
       if (!was) this.logger?.info({ app: this.origin.host }, 'application is healthy again');
-      this.probeDelay = this.retryPolicy.initialMs;
+      this.probeBackoff.reset();
       if (this.probeTimer) {
         clearTimeout(this.probeTimer);
         this.probeTimer = undefined;
@@ -616,8 +618,7 @@ export class AppClient {
   /** While unhealthy, probe with a harmless LastLogIndex so health recovers even with no traffic. */
   private scheduleProbe(): void {
     if (this.probeTimer || this.closed) return;
-    const delay = Math.round(this.probeDelay * (0.8 + 0.4 * Math.random()));
-    this.probeDelay = Math.min(this.retryPolicy.maxMs, this.probeDelay * 2);
+    const delay = this.probeBackoff.next();
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
       if (this.healthy() || this.closed) return;
