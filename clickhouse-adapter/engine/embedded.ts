@@ -26,7 +26,8 @@ import { randomUUID } from 'node:crypto';
 import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
-import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
+import { ClickHouseError, EngineError, clickHouseError, parseClickHouseError } from './errors.js';
+import { codeName } from './codes.js';
 import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
@@ -63,7 +64,7 @@ function mapChdbError(e: unknown): Error {
   const parsed = parseClickHouseError(err.message, err);
   if (parsed) return parsed;
   if (typeof chCode === 'number') {
-    return new ClickHouseError(chCode, `CODE_${chCode}`, err.message, err.message, { cause: err });
+    return new ClickHouseError(chCode, codeName(chCode), err.message, err.message, { cause: err });
   }
   const kind = (err as { code?: unknown }).code;
   if (kind === 'CHDB_CLOSED') return new EngineError('ENGINE_CLOSED', err.message, { cause: err });
@@ -277,8 +278,7 @@ class EmbeddedEngine implements ClickHouseEngine {
     if (opts.signal?.aborted) kill();
     return {
       mapError: (e) => timedOut
-        ? new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts.timeoutMs} ms`,
-          `Code: 159. DB::Exception: Timeout exceeded: maximum: ${opts.timeoutMs} ms. (TIMEOUT_EXCEEDED)`, { cause: e })
+        ? clickHouseError('TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts.timeoutMs} ms`, { cause: e })
         : e,
       done: () => {
         settled = true;
@@ -471,8 +471,7 @@ class EmbeddedSession implements EngineSession {
 
   private check(): void {
     if (this.broken) {
-      throw new ClickHouseError(372, 'SESSION_NOT_FOUND', 'Session is closed: a failed query left it unusable',
-        'Code: 372. DB::Exception: Session is closed: a failed query left it unusable. (SESSION_NOT_FOUND)');
+      throw clickHouseError('SESSION_NOT_FOUND', 'Session is closed: a failed query left it unusable');
     }
   }
 

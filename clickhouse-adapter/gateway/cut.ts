@@ -20,7 +20,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JITTER, backoffDelay } from '../../protocol/backoff.js';
 import type { ApplyHold } from '../statemachine/statemachine.js';
-import { CODES, GatewayError } from './errors.js';
+import { CODES } from '../engine/codes.js';
+import { GatewayError } from './errors.js';
 
 export interface CutOptions {
   /** Holds apply in these groups of the local state machine and reports their applied indexes. */
@@ -53,7 +54,7 @@ export interface CutStats {
 /** The retryable error of a read that found no cut in time (ClickHouse's TIMEOUT_EXCEEDED). */
 export class CutUnavailableError extends GatewayError {
   constructor(message: string) {
-    super(CODES.TIMEOUT_EXCEEDED, `RH_CUT_UNAVAILABLE: ${message}; the read is safe to retry`, 'TIMEOUT_EXCEEDED');
+    super(CODES.TIMEOUT_EXCEEDED, `RH_CUT_UNAVAILABLE: ${message}; the read is safe to retry`);
   }
 }
 

@@ -9,7 +9,8 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine } from '../engine/types.js';
-import { CODES, GatewayError } from './errors.js';
+import { CODES } from '../engine/codes.js';
+import { GatewayError } from './errors.js';
 import { tokenize } from './lexer.js';
 import type { ParsedStatement } from './parse.js';
 
@@ -103,7 +104,7 @@ export class RunningQueries {
     }
     const system = tokens.some((_, i) => name(i) === 'system');
     if ((touches && replaced === 0) || mentions > replaced || (system && mentions > 0 && replaced === 0)) {
-      throw new GatewayError(CODES.ACCESS_DENIED, 'system.processes can be read only as system.processes (it shows the caller\'s own queries)', 'ACCESS_DENIED');
+      throw new GatewayError(CODES.ACCESS_DENIED, 'system.processes can be read only as system.processes (it shows the caller\'s own queries)');
     }
     return replaced ? out + sql.slice(at) : sql;
   }
