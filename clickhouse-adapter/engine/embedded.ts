@@ -28,7 +28,8 @@ import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, clickHouseError, parseClickHouseError } from './errors.js';
 import { codeName } from './codes.js';
-import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
+import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement } from './sql.js';
+import { firstSemicolon } from '../sql/scanner.js';
 import type {
   Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -432,7 +433,7 @@ class EmbeddedEngine implements ClickHouseEngine {
       // The data is appended to the statement. Only Values data is parsed as SQL, where a `;` ends the
       // statement and chdb runs what follows (measured); after FORMAT CSV/TSV/JSON... everything is
       // format data, and a `;` there is just a character of a value (`"a;b"`, `O'Brien;`).
-      const semicolon = parsed.format.toLowerCase() === 'values' ? topLevelSemicolon(text) : -1;
+      const semicolon = parsed.format.toLowerCase() === 'values' ? firstSemicolon(text) : -1;
       if (semicolon >= 0 && text.slice(semicolon + 1).trim() !== '') {
         throw new EngineError('ENGINE_BAD_REQUEST', `INSERT data contains a ';' that would end the statement (at byte ${semicolon}); one statement per insert`);
       }

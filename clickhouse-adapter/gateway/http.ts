@@ -25,7 +25,7 @@ import { utf8Text } from './gateway.js';
 import type { Endpoint, Gateway } from './gateway.js';
 import { CODES } from '../engine/codes.js';
 import { GatewayError, exceptionText, httpStatusFor, toFault } from './errors.js';
-import { significant, tokenize } from './lexer.js';
+import { significant, tokenize } from '../sql/scanner.js';
 
 export interface HttpOptions {
   gateway: Gateway;

@@ -6,7 +6,7 @@
 import type { Settings } from '../engine/types.js';
 import { CODES } from '../engine/codes.js';
 import { GatewayError } from './errors.js';
-import { tokenize } from './lexer.js';
+import { identifierName, tokenize } from '../sql/scanner.js';
 
 export interface ReadLimits {
   /** Seconds; ClickHouse's max_execution_time. 0: none. */
@@ -79,7 +79,7 @@ export function checkStatementSettings(sql: string, limits: ReadLimits): void {
   for (let i = 0; i + 2 < tokens.length; i++) {
     const t = tokens[i]!;
     if (t.kind !== 'word' && t.kind !== 'quoted') continue;
-    const name = (t.kind === 'quoted' ? t.text.slice(1, -1) : t.text).toLowerCase();
+    const name = identifierName(t.text).toLowerCase();
     if (tokens[i + 1]!.text !== '=') continue;
     if (FORBIDDEN.has(name) && name !== 'readonly') throw new GatewayError(CODES.READONLY, `Cannot modify '${name}' setting in readonly mode`);
     const limit = LIMITED.get(name);

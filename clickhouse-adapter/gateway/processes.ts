@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine } from '../engine/types.js';
 import { CODES } from '../engine/codes.js';
 import { GatewayError } from './errors.js';
-import { tokenize } from './lexer.js';
+import { identifierName, stringValue, tokenize } from '../sql/scanner.js';
 import type { ParsedStatement } from './parse.js';
 
 interface Running {
@@ -85,8 +85,8 @@ export class RunningQueries {
     const name = (i: number): string => {
       const t = tokens[i];
       if (!t) return '';
-      if (t.kind === 'quoted') return t.text.slice(1, -1).toLowerCase();
-      return t.kind === 'word' || t.kind === 'string' ? t.text.replace(/^'|'$/g, '').toLowerCase() : '';
+      if (t.kind === 'quoted' || t.kind === 'word') return identifierName(t.text).toLowerCase();
+      return t.kind === 'string' ? stringValue(t.text).toLowerCase() : '';
     };
     let out = '';
     let at = 0;

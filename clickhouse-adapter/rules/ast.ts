@@ -5,8 +5,7 @@
 // are gone, keywords are upper case and in one order, so a token scan of it cannot be fooled by spelling.
 
 import type { AstNode, ParsedStatement, TableRef } from '../gateway/parse.js';
-import { significant, tokenize } from '../gateway/lexer.js';
-import type { Token } from '../gateway/lexer.js';
+import { significant, tokenize, type Token } from '../sql/scanner.js';
 
 export type { AstNode, ParsedStatement, TableRef, Token };
 export type SettingValue = string | number;

@@ -17,7 +17,7 @@
 // state machine (refused at apply, identically on every replica: it depends on the entry alone).
 
 import { clickHouseError, type ClickHouseError } from '../engine/errors.js';
-import { significant, tokenize } from '../gateway/lexer.js';
+import { significant, tokenize } from '../sql/scanner.js';
 
 export type SettingsPlace = 'entry' | 'set' | 'read';
 export type SettingInput = string | number | boolean;

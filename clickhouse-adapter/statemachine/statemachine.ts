@@ -44,7 +44,7 @@ import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
 import { DEDUP_BLOCK, DEDUP_CLEAR, DEDUP_TABLE, DEFAULT_INSERT_DEDUP_WINDOW, blockId, createDedupTableSql } from './dedup.js';
 import { APPLY_BOUNDS, APPLY_SETTINGS, checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
-import { tokenize } from '../gateway/lexer.js';
+import { tokenize } from '../sql/scanner.js';
 import { SqlParser } from '../gateway/parse.js';
 import { RuleError, checkInputFormat, checkRead, checkWrite, isNondeterministic, loadNondeterministic } from '../rules/index.js';
 import type { WriteKind } from '../rules/index.js';

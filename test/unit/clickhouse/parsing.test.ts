@@ -134,7 +134,7 @@ describe('clickhouse engine: server error mapping', function () {
 
 describe('clickhouse engine: statement-ending semicolons in inline data', () => {
   it('finds a top-level ; and ignores those in quotes and comments', async () => {
-    const { topLevelSemicolon } = await import('../../../clickhouse-adapter/engine/sql.js');
+    const { firstSemicolon: topLevelSemicolon } = await import('../../../clickhouse-adapter/sql/scanner.js');
     expect(topLevelSemicolon("(1, 'a')")).to.equal(-1);
     expect(topLevelSemicolon("(1, 'a;b'), (2, \"c;d\"), (3, `e;f`)")).to.equal(-1);
     expect(topLevelSemicolon("(1, 'it\\'s;')")).to.equal(-1);
