@@ -99,7 +99,8 @@ export function scanToken(sql: string, start: number): Scanned {
       if (close >= 0) return { kind: 'string', end: close + tag[0].length };
     }
   }
-  if (isWordStart(c)) {
+  // A '$' that opens no heredoc is a word's first letter only before a word character ($x).
+  if (isWordStart(c) && (c !== '$' || (isWordChar(next) && next !== '$'))) {
     let i = start + 1;
     while (isWordChar(sql[i])) i++;
     return { kind: 'word', end: i };
@@ -145,7 +146,10 @@ export function firstSemicolon(text: string): number {
   return -1;
 }
 
-const ESCAPES: Readonly<Record<string, string>> = { n: '\n', t: '\t', r: '\r', '0': '\0', b: '\b', f: '\f', a: '\x07', v: '\v' };
+// ClickHouse's escapes (readEscapedString): these letters stand for a control character (\N for nothing,
+// the NULL marker), these five for themselves; a backslash before anything else stays in the value.
+const ESCAPES: Readonly<Record<string, string>> = { n: '\n', t: '\t', r: '\r', '0': '\0', b: '\b', f: '\f', a: '\x07', v: '\v', e: '\x1b', N: '' };
+const SELF_ESCAPES = new Set(['\\', "'", '"', '`', '/']);
 
 function unescape(body: string, quote: string): string {
   let out = '';
@@ -155,7 +159,7 @@ function unescape(body: string, quote: string): string {
       const e = body[++i]!;
       const hex = e === 'x' ? /^[0-9A-Fa-f]{2}/.exec(body.slice(i + 1, i + 3)) : null;
       if (hex) { out += String.fromCharCode(parseInt(hex[0], 16)); i += 2; }
-      else out += ESCAPES[e] ?? e;
+      else out += ESCAPES[e] ?? (SELF_ESCAPES.has(e) ? e : `\\${e}`);
     } else if (c === quote && body[i + 1] === quote) {
       out += quote;
       i++;
