@@ -3,30 +3,18 @@
 // exception text and HTTP statuses built from it.
 
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openEmbedded, type ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
+import { embeddedEngineForSuite } from '../../support/embedded-engine.js';
 import { CODES, codeName, codeSet, exceptionText } from '../../../clickhouse-adapter/engine/codes.js';
 import { clickHouseError, parseClickHouseError } from '../../../clickhouse-adapter/engine/errors.js';
 import { queryRows } from '../../../clickhouse-adapter/engine/sql.js';
 import { httpStatusFor } from '../../../clickhouse-adapter/gateway/errors.js';
 
 describe('ClickHouse error codes (engine/codes.ts)', () => {
-  let dir: string;
-  let engine: ClickHouseEngine;
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ch-codes-'));
-    engine = await openEmbedded({ dataDir: dir, readonly: true });
-  });
-  after(async () => {
-    await engine?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const engine = embeddedEngineForSuite('ch-codes-');
 
   it('holds ClickHouse\'s own name for every number', async () => {
     const numbers = Object.values(CODES);
-    const rows = await queryRows<{ code: number; name: string }>(engine,
+    const rows = await queryRows<{ code: number; name: string }>(engine(),
       `SELECT toUInt32(arrayJoin([${numbers.join(',')}])) AS code, errorCodeToName(code) AS name`);
     expect(rows).to.have.length(numbers.length);
     const wrong = rows.filter((r) => codeName(r.code) !== r.name).map((r) => `${r.code}: ours ${codeName(r.code)}, ClickHouse's ${r.name}`);

@@ -3,30 +3,18 @@
 // text is a comment), so a rule that drifts from ClickHouse's lexer fails here.
 
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openEmbedded, type ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
+import { embeddedEngineForSuite } from '../../support/embedded-engine.js';
 import { queryRows } from '../../../clickhouse-adapter/engine/sql.js';
 import { firstSemicolon, firstSignificant, identifierName, scanToken, significant, stringValue, tokenize } from '../../../clickhouse-adapter/sql/scanner.js';
 
 const kinds = (sql: string) => tokenize(sql).map((t) => `${t.kind}:${t.text}`);
 
 describe('SQL scanner (sql/scanner.ts)', () => {
-  let dir: string;
-  let engine: ClickHouseEngine;
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ch-scanner-'));
-    engine = await openEmbedded({ dataDir: dir, readonly: true });
-  });
-  after(async () => {
-    await engine?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const engine = embeddedEngineForSuite('ch-scanner-');
 
   /** What ClickHouse answers for `SELECT <expr> AS v`, or the error's text. */
   async function chValue(expr: string): Promise<unknown> {
-    const rows = await queryRows<{ v: unknown }>(engine, `SELECT ${expr} AS v`);
+    const rows = await queryRows<{ v: unknown }>(engine(), `SELECT ${expr} AS v`);
     return rows[0]!.v;
   }
 
@@ -43,7 +31,7 @@ describe('SQL scanner (sql/scanner.ts)', () => {
     for (const ident of ['`a``b`', '`a\\`b`', '"a""b"', '"a\\"b"', '`sp ace`', 'x$y', '$x']) {
       const toks = significant(tokenize(ident));
       expect(toks, ident).to.have.length(1);
-      const rows = await queryRows<Record<string, unknown>>(engine, `SELECT 1 AS ${ident}`);
+      const rows = await queryRows<Record<string, unknown>>(engine(), `SELECT 1 AS ${ident}`);
       expect(Object.keys(rows[0]!), ident).to.deep.equal([identifierName(toks[0]!.text)]);
     }
   });
