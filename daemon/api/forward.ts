@@ -2,7 +2,9 @@
 //
 // Why not fetch: undici's per-request cost (streams, Headers objects, AbortSignal plumbing) was a
 // large share of a follower's CPU per forwarded write, and 2 of 3 client writes arrive at a
-// follower. node:http over one keep-alive agent per process is several times cheaper.
+// follower. node:http over one keep-alive agent per process is several times cheaper. undici's Pool
+// lost too (docs/benchmarks.md, "HTTP clients"): 196-203 µs of caller CPU per sequential POST vs 52-90
+// for node:http, and half the rate at 16 in flight.
 //
 // Why coalesce: under concurrency, many single-entry proposals reach a follower in the same
 // event-loop turn. They go to the leader as ONE /v1/propose-batch request (one HTTP exchange, one
