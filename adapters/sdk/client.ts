@@ -58,6 +58,8 @@ export interface RaftdClientOptions {
   noForward?: boolean;
   /** Connections kept per node (default 64). */
   maxSockets?: number;
+  /** Largest answer accepted; a larger one fails the call with UNEXPECTED_RESPONSE (default 64 MiB). */
+  maxResponseBytes?: number;
   /**
    * Send each group's proposals straight to its leader once known (from the `x-raftd-leader` header
    * raftd puts on answers it forwarded), saving the forwarding hop; any doubt (no answer, NOT_LEADER)
@@ -103,7 +105,7 @@ function worthResending(error: { code: string; leader?: LeaderHint }, followsHin
 /** Back-off between retries of a refusal: doubling from the first, capped. */
 const RETRY_BACKOFF: BackoffPolicy = { initialMs: 25, maxMs: 500 };
 
-const CLIENT_DEFAULTS = { timeoutMs: 10_000, maxSockets: 64, retryMs: 5_000 } as const;
+const CLIENT_DEFAULTS = { timeoutMs: 10_000, maxSockets: 64, retryMs: 5_000, maxResponseBytes: 64 << 20 } as const;
 
 /** True when a connection-level error guarantees the request never reached raftd. */
 function notDelivered(e: NodeJS.ErrnoException): boolean {
@@ -116,6 +118,7 @@ export class RaftdClient {
   private readonly agent: http.Agent;
   private readonly timeoutMs: number;
   private readonly retryMs: number;
+  private readonly maxResponseBytes: number;
   /** Leader base URL per group (routeToLeader). */
   private readonly leaders = new Map<number, string>();
   /** The Authorization header value, '' for none. */
@@ -126,6 +129,7 @@ export class RaftdClient {
     if (this.urls.length === 0) throw new RaftdError('BAD_REQUEST', 'RaftdClient needs at least one url', 0);
     this.timeoutMs = opts.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
     this.retryMs = opts.retryMs ?? CLIENT_DEFAULTS.retryMs;
+    this.maxResponseBytes = opts.maxResponseBytes ?? CLIENT_DEFAULTS.maxResponseBytes;
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? CLIENT_DEFAULTS.maxSockets });
     let token = opts.token;
     try {
@@ -150,7 +154,12 @@ export class RaftdClient {
     return new Promise((resolve, reject) => {
       const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes <= this.maxResponseBytes) chunks.push(c);
+          else req.destroy(new RaftdError('UNEXPECTED_RESPONSE', `the answer from ${base} is larger than ${this.maxResponseBytes} bytes (maxResponseBytes)`, res.statusCode ?? 0));
+        });
         const leader = res.headers['x-raftd-leader'];
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) }));
         res.on('error', reject);
@@ -163,6 +172,7 @@ export class RaftdClient {
 
   /** A failed send as the caller's error, or undefined when the next node may be tried. */
   private sendFailure(err: NodeJS.ErrnoException, base: string, idempotent: boolean | undefined): RaftdError | undefined {
+    if (err instanceof RaftdError) return err; // raftd answered, with something this client refuses
     if (err.code === 'ETIMEDOUT') return new RaftdError('TIMEOUT', err.message, 0);
     if (!(idempotent || notDelivered(err))) return new RaftdError('UNREACHABLE', `${base}: ${err.message} (the request may or may not have been applied)`, 0);
     return undefined;
