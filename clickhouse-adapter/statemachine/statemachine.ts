@@ -44,7 +44,7 @@ import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
 import { DEDUP_BLOCK, DEDUP_CLEAR, DEDUP_TABLE, DEFAULT_INSERT_DEDUP_WINDOW, blockId, createDedupTableSql } from './dedup.js';
 import { APPLY_BOUNDS, APPLY_SETTINGS, checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
-import { tokenize } from '../sql/scanner.js';
+import { firstSignificant, identifierName, tokenize } from '../sql/scanner.js';
 import { SqlParser } from '../gateway/parse.js';
 import { RuleError, checkInputFormat, checkRead, checkWrite, isNondeterministic, loadNondeterministic } from '../rules/index.js';
 import type { WriteKind } from '../rules/index.js';
@@ -816,7 +816,7 @@ export class ClickHouseStateMachine implements StateMachine {
     const own = header.settings ?? {};
     checkSettings(own, 'entry');
     const sql = header.sql ?? '';
-    const inSql = settingsInSql(sql, /^\s*CREATE\b/i.test(stripLeadingComments(sql)));
+    const inSql = settingsInSql(sql, firstSignificant(sql)?.text.toUpperCase() === 'CREATE');
     checkSettings(inSql, 'entry');
     // A SETTINGS clause in the text would override what apply passes (the per-entry token above all).
     for (const k of Object.keys(inSql)) {
@@ -1438,14 +1438,11 @@ function identifierNames(ast: { type: string; arg: string; children: Array<{ typ
   return root.children.filter((c) => c.type === 'Identifier').map((c) => c.arg.replace(/^`(.*)`$/, '$1'));
 }
 
-function stripLeadingComments(sql: string): string {
-  return sql.replace(/^(\s+|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)+/, '');
-}
-
 /** An identifier `_rh_*` anywhere (plain or quoted; strings and comments do not count). */
 function refuseInternalNames(sql: string): void {
   for (const t of tokenize(sql)) {
-    const name = t.kind === 'quoted' ? t.text.slice(1, -1) : t.kind === 'word' ? t.text : undefined;
+    // As ClickHouse reads the name: `\x5frh_t` is _rh_t.
+    const name = t.kind === 'quoted' || t.kind === 'word' ? identifierName(t.text) : undefined;
     if (name !== undefined && name.startsWith(INTERNAL_PREFIX)) {
       const message = `tables named ${INTERNAL_PREFIX}* are RaftHouse's own: an entry may not name ${name}`;
       throw clickHouseError('BAD_ARGUMENTS', message);
