@@ -23,6 +23,23 @@ export class ClickHouseError extends Error {
   }
 }
 
+/**
+ * A refusal RaftHouse itself raises with a ClickHouse code (the gateway's GatewayError, the rules'
+ * RuleError), so clients see a familiar error: the name comes from the one table (codes.ts).
+ */
+export class CodedError extends Error {
+  readonly codeName: string;
+  constructor(readonly code: number, message: string) {
+    super(message);
+    this.codeName = codeName(code);
+  }
+
+  /** ClickHouse's exception text, as an entry result carries it (the gateway's toFault reads it back). */
+  exceptionText(): string {
+    return exceptionText(this.code, this.message);
+  }
+}
+
 /** A ClickHouseError RaftHouse raises itself, with ClickHouse's number, name and exception text for `name`. */
 export function clickHouseError(name: CodeName, message: string, options?: { cause?: unknown }): ClickHouseError {
   const code = CODES[name];

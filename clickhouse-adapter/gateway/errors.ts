@@ -2,20 +2,14 @@
 //   body   "Code: N. DB::Exception: <message>. (NAME) (version V)\n"
 //   header X-ClickHouse-Exception-Code: N, status from ClickHouse's own code -> status table.
 
-import { ClickHouseError, EngineError } from '../engine/errors.js';
+import { ClickHouseError, CodedError, EngineError } from '../engine/errors.js';
 import { CODES, codeName, codeSet, exceptionText as chExceptionText } from '../engine/codes.js';
 import { RaftdError } from '../../adapters/sdk/client.js';
 import { RouterError } from '../router/ring.js';
-import { RuleError } from '../rules/errors.js';
 
 /** An error the gateway itself raises, carrying a ClickHouse code (engine/codes.ts) so clients see a familiar one. */
-export class GatewayError extends Error {
-  readonly codeName: string;
-  constructor(readonly code: number, message: string) {
-    super(message);
-    this.codeName = codeName(code);
-    this.name = 'GatewayError';
-  }
+export class GatewayError extends CodedError {
+  override readonly name = 'GatewayError';
 }
 
 // Modern ClickHouse's exceptionCodeToHTTPStatus (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp).
@@ -51,7 +45,7 @@ export interface ClickHouseFault {
 
 /** Maps anything thrown below the HTTP layer to ClickHouse's code, name and message. */
 export function toFault(e: unknown): ClickHouseFault {
-  if (e instanceof GatewayError || e instanceof RuleError) return { code: e.code, name: e.codeName, message: e.message };
+  if (e instanceof CodedError) return { code: e.code, name: e.codeName, message: e.message };
   if (e instanceof ClickHouseError) return { code: e.code, name: e.name === 'Error' || !/^[A-Z]/.test(e.name) ? codeName(e.code) : e.name, message: e.message };
   if (e instanceof RaftdError) {
     // The state machine's refusal of an entry: "CLICKHOUSE_<n>" carries ClickHouse's own code.

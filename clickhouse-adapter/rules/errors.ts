@@ -13,20 +13,11 @@
 //                                (a non-deterministic function, a qualified name, no ENGINE given).
 // (Numbers and names: engine/codes.ts.)
 
-import { CODES, codeName, exceptionText } from '../engine/codes.js';
+import { CODES } from '../engine/codes.js';
+import { CodedError } from '../engine/errors.js';
 
-export class RuleError extends Error {
-  readonly codeName: string;
-  constructor(readonly code: number, message: string) {
-    super(message);
-    this.codeName = codeName(code);
-    this.name = 'RuleError';
-  }
-
-  /** ClickHouse's exception text, as an entry result carries it (the gateway's toFault reads it back). */
-  exceptionText(): string {
-    return exceptionText(this.code, this.message);
-  }
+export class RuleError extends CodedError {
+  override readonly name = 'RuleError';
 }
 
 export function denied(message: string): never {
