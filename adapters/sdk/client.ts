@@ -161,11 +161,19 @@ export class RaftdClient {
           else req.destroy(new RaftdError('UNEXPECTED_RESPONSE', `the answer from ${base} is larger than ${this.maxResponseBytes} bytes (maxResponseBytes)`, res.statusCode ?? 0));
         });
         const leader = res.headers['x-raftd-leader'];
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) }));
-        res.on('error', reject);
+        res.on('end', () => {
+          clearTimeout(deadline);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) });
+        });
+        res.on('error', fail);
       });
-      req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
+      // The whole exchange, not the socket's idle time: an answer trickled in slowly ends here too.
+      const deadline = setTimeout(() => req.destroy(Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })), this.timeoutMs);
+      function fail(e: Error): void {
+        clearTimeout(deadline);
+        reject(e);
+      }
+      req.on('error', fail);
       req.end(body);
     });
   }

@@ -1,7 +1,8 @@
-// Every answer an HTTP client of this repository reads is bounded: the SDK's RaftdClient
-// (maxResponseBytes) and raftd's LeaderForwarder (a follower reading its leader's answer) refuse an
-// answer past their limit instead of buffering it whole. A real server on a loopback socket answers
-// 1 MiB; both clients, limited to 64 KiB, must fail, and pass under a limit that fits.
+// Every answer an HTTP client of this repository reads is bounded, in size and in time: the SDK's
+// RaftdClient (maxResponseBytes, timeoutMs) and raftd's LeaderForwarder (a follower reading its
+// leader's answer) refuse an answer past their limit instead of buffering it whole, and give up on one
+// trickled in past the deadline. A real server on a loopback socket answers 1 MiB; both clients,
+// limited to 64 KiB, must fail, and pass under a limit that fits.
 
 import { expect } from 'chai';
 import http from 'node:http';
@@ -23,6 +24,28 @@ describe('HTTP clients bound the answers they read', () => {
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   });
   after(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('RaftdClient gives up on an answer trickled in past timeoutMs (the whole call, not idle time)', async () => {
+    const tricklePort = await freePort();
+    const trickle = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"pad":"');
+      const t = setInterval(() => res.write('x'), 50);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => trickle.listen(tricklePort, '127.0.0.1', r));
+    const client = new RaftdClient({ url: `http://127.0.0.1:${tricklePort}`, token: '', timeoutMs: 400 });
+    const t0 = Date.now();
+    const err = await client.status().then(() => undefined, (e: unknown) => e);
+    const took = Date.now() - t0;
+    client.close();
+    trickle.closeAllConnections();
+    await new Promise<void>((r) => trickle.close(() => r()));
+    expect(err).to.be.instanceOf(RaftdError);
+    expect((err as RaftdError).code).to.equal('TIMEOUT');
+    expect(took).to.be.below(3000);
+  });
 
   it('RaftdClient fails an answer past maxResponseBytes with UNEXPECTED_RESPONSE, reads one within it', async () => {
     const small = new RaftdClient({ url: `http://127.0.0.1:${port}`, token: '', maxResponseBytes: 64 << 10 });
