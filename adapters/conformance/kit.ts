@@ -10,7 +10,7 @@
 import * as http2 from 'node:http2';
 import { randomBytes } from 'node:crypto';
 import { signAppRequest } from '../../protocol/app-auth.js';
-import { BODY_HEAD_BYTES, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, ENTRY_HEAD_BYTES, advertisesBinary, encodeEntries } from '../../daemon/statemachine/entries-codec.js';
+import { BODY_HEAD_BYTES, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, ENTRY_HEAD_BYTES, advertisesBinary, encodeEntries } from '../../protocol/entries-codec.js';
 
 export type CheckStatus = 'PASS' | 'FAIL' | 'SKIP' | 'INFO';
 

@@ -4,13 +4,11 @@
 
 import * as http from 'node:http';
 import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
+import type { ErrorCode, LeaderHint } from '../../protocol/errors.js';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
-export interface LeaderHint {
-  id: number;
-  httpAddr: string;
-}
+export type { LeaderHint };
 
 /**
  * Every failure the client reports. `code` is raftd's stable error code (NOT_LEADER, NO_LEADER,
@@ -85,7 +83,7 @@ interface RawResponse {
  * leader change. NOT_LEADER is followed at once when it names the leader; without a hint it waits
  * like the others. TIMEOUT, OUTCOME_UNKNOWN and SHUTTING_DOWN are never retried: the entry may apply.
  */
-const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_LEADER', 'LEADERSHIP_TRANSFER', 'PROPOSAL_DROPPED']);
+const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set<ErrorCode>(['NO_LEADER', 'NOT_LEADER', 'LEADERSHIP_TRANSFER', 'PROPOSAL_DROPPED']);
 
 /**
  * Whether to send a refused request again after a back-off. A NOT_LEADER that names the leader is

@@ -11,8 +11,8 @@ import * as net from 'node:net';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { MAX_GROUP, MIN_GROUP, StateMachineError, type Entry, type Logger, type StateMachine, type WireEntryResult } from './types.js';
-import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../daemon/transport/window.js';
-import { ENTRIES_BINARY, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, EntriesFormatError, decodeEntries } from '../../daemon/statemachine/entries-codec.js';
+import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../protocol/h2-window.js';
+import { ENTRIES_BINARY, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, EntriesFormatError, decodeEntries } from '../../protocol/entries-codec.js';
 import { AUTH_SCHEME, AppAuthError, AppRequestVerifier, type VerifiedCall } from '../../protocol/app-auth.js';
 import { APP_SECRET_ENV, SecretError, checkSecret, resolveSecret } from '../../protocol/secrets.js';
 

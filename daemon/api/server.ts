@@ -11,7 +11,7 @@ import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
 import { RaftdMetrics } from './metrics.js';
 import { ForwardError, LeaderForwarder, type ForwardAnswer } from './forward.js';
-import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from './batch-codec.js';
+import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from '../../protocol/batch-codec.js';
 import type { FaultLayer, FaultRules } from '../host/faults.js';
 import { access, makeAuthorizer } from './auth.js';
 import { unsafeVoterRemoval } from './membership-safety.js';
@@ -194,7 +194,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.post('/v1/propose-batch', async (req, reply) => {
-    // Binary framing (batch-codec.ts) for bulk clients; the answer then comes in the same framing.
+    // Binary framing (protocol/batch-codec.ts) for bulk clients; the answer then comes in the same framing.
     const binary = (req.headers['content-type'] ?? '').startsWith(BINARY_BATCH_TYPE);
     const items = binary ? parseBinaryBatch(req.body) : parseJsonBatch(req.body);
     const results: Array<Record<string, unknown>> = new Array(items.length);

@@ -19,8 +19,8 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
-import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from './entries-codec.js';
-import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../transport/window.js';
+import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from '../../protocol/entries-codec.js';
+import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../protocol/h2-window.js';
 import { signAppRequest } from '../../protocol/app-auth.js';
 
 export interface RetryPolicy {
