@@ -14,7 +14,7 @@ import { Host } from './host/host.js';
 import { MemoryApp } from './host/memory-app.js';
 import type { ApplierFactory, AppPort, GroupMessage } from './host/ports.js';
 import { buildApi, API_DEFAULTS } from './api/server.js';
-import { FaultLayer } from './host/faults.js';
+import { FaultLayer } from './test-hooks.js';
 import { ensureSecretsDir } from '../protocol/secrets.js';
 
 function fail(message: string): never {

@@ -12,7 +12,7 @@ import type { EntryOutcome } from '../host/group.js';
 import { RaftdMetrics } from './metrics.js';
 import { ForwardError, LeaderForwarder, type ForwardAnswer } from './forward.js';
 import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from '../../protocol/batch-codec.js';
-import type { FaultLayer, FaultRules } from '../host/faults.js';
+import type { FaultLayer, FaultRules } from '../test-hooks.js';
 import { access, makeAuthorizer } from './auth.js';
 import { unsafeVoterRemoval } from './membership-safety.js';
 

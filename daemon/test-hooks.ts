@@ -3,7 +3,7 @@
 // drop a fraction of them. Off unless raftd runs with RAFTD_ENABLE_FAULTS=1; then the client
 // API exposes it at /debug/faults. Never enable it in production.
 
-import type { GroupMessage, SnapshotHeader, TransportPort } from './ports.js';
+import type { GroupMessage, SnapshotHeader, TransportPort } from './host/ports.js';
 
 export interface FaultRules {
   /** Peers this node sends nothing to. */
