@@ -5,6 +5,7 @@
 import * as http from 'node:http';
 import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
 import type { ErrorCode, LeaderHint } from '../../protocol/errors.js';
+import { LEADER_HEADER, NO_FORWARD_HEADER } from '../../protocol/client-api.js';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
@@ -140,12 +141,12 @@ export class RaftdClient {
     const headers: http.OutgoingHttpHeaders = { 'content-type': contentType };
     if (body) headers['content-length'] = body.length;
     if (this.authorization !== '') headers.authorization = this.authorization;
-    if (noForward) headers['x-raftd-no-forward'] = '1';
+    if (noForward) headers[NO_FORWARD_HEADER] = '1';
     return new Promise((resolve, reject) => {
       const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        const leader = res.headers['x-raftd-leader'];
+        const leader = res.headers[LEADER_HEADER];
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) }));
         res.on('error', reject);
       });

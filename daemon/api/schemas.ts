@@ -4,6 +4,7 @@
 // say exactly which strings (nothing is coerced: "5.0" is not a group id).
 
 import type { FastifySchemaValidationError } from 'fastify';
+import { MAX_GROUP } from '../../protocol/client-api.js';
 
 /**
  * 0..4294967294 in decimal, at most 10 characters (leading zeros allowed): a group id in a path, and
@@ -46,7 +47,7 @@ export const createGroupBody = {
   type: 'object',
   required: ['group'],
   properties: {
-    group: { type: 'integer', minimum: 1, maximum: 4294967294 },
+    group: { type: 'integer', minimum: 1, maximum: MAX_GROUP },
     members: { type: 'array', minItems: 1, maxItems: MAX_MEMBERS, items: { ...nodeId, minimum: 1 } },
   },
 } as const;

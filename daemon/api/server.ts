@@ -11,6 +11,7 @@ import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
 import { RaftdMetrics } from './metrics.js';
 import { ForwardError, LeaderForwarder, type ForwardAnswer } from './forward.js';
+import { FORWARDED_HEADER, LEADER_HEADER, NO_FORWARD_HEADER } from '../../protocol/client-api.js';
 import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from '../../protocol/batch-codec.js';
 import { registerFaultRoutes, type FaultLayer } from '../test-hooks.js';
 import { access, makeAuthorizer } from './auth.js';
@@ -40,11 +41,6 @@ export interface ApiOptions {
 }
 
 export const API_DEFAULTS = { bodyLimit: 64 * 1024 * 1024, leaderWaitMs: 3000 } as const;
-
-const NO_FORWARD = 'x-raftd-no-forward';
-const FORWARDED = 'x-raftd-forwarded';
-/** On an answer this node forwarded: the leader's HTTP address, so clients may go there directly next time. */
-export const LEADER_HEADER = 'x-raftd-leader';
 
 function parseJson(body: unknown): unknown {
   const buf = body as Buffer | undefined;
@@ -150,10 +146,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     for (;;) {
       const leader = await leaderOf(group);
       if (leader.id === host.nodeId) return local();
-      if (req.headers[NO_FORWARD] || req.headers[FORWARDED]) {
+      if (req.headers[NO_FORWARD_HEADER] || req.headers[FORWARDED_HEADER]) {
         throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}; node ${leader.id} is`, leader);
       }
-      const headers: Record<string, string> = { [FORWARDED]: '1' };
+      const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
       const timeoutMs = opts.requestTimeoutMs + 1000;
       let answer: ForwardAnswer;
@@ -207,7 +203,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       list.push(i);
       byGroup.set(it.group, list);
     });
-    const forwarded = Boolean(req.headers[FORWARDED]);
+    const forwarded = Boolean(req.headers[FORWARDED_HEADER]);
     await Promise.all(
       [...byGroup].map(async ([group, idxs]) => {
         try {
@@ -219,10 +215,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
             outs.forEach((o, k) => (results[idxs[k]!] = o instanceof RaftdError ? errorBody(o) : outcomeBody(o)));
             return;
           }
-          if (forwarded || req.headers[NO_FORWARD]) throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}`, leader);
+          if (forwarded || req.headers[NO_FORWARD_HEADER]) throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}`, leader);
           // The same forwarder as single proposals: its lanes send the slice to the leader as binary
           // propose-batch requests, and each entry gets the answer its own /propose would have had.
-          const headers: Record<string, string> = { [FORWARDED]: '1' };
+          const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
           if (req.headers.authorization) headers.authorization = req.headers.authorization;
           host.metrics.forwarded += idxs.length;
           await Promise.all(idxs.map(async (i) => {
