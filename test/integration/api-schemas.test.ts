@@ -26,28 +26,15 @@ describe('client API: request schemas on malformed input (integration)', functio
   });
 
   /** With the admin token (valid on every route): only the input is wrong. */
-  async function call(method: string, path: string, body?: string | object): Promise<{ status: number; json: any }> {
-    const res = await fetch(node.url + path, {
-      method,
-      headers: { 'content-type': 'application/json', ...node.authHeaders() },
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await res.text();
-    try {
-      return { status: res.status, json: JSON.parse(text) };
-    } catch {
-      return { status: res.status, json: text };
-    }
-  }
+  const call = (method: string, path: string, body?: string | object) => node.request(method, path, body);
 
   async function expectBadRequest(method: string, path: string, body: string | object | undefined, mentions: RegExp): Promise<void> {
     const r = await call(method, path, body);
     const what = `${method} ${path} ${typeof body === 'string' ? body.slice(0, 80) : JSON.stringify(body)?.slice(0, 80)}`;
     expect(r.status, what).to.equal(400);
-    expect(Object.keys(r.json), what).to.deep.equal(['error']);
-    expect(r.json.error.code, what).to.equal('BAD_REQUEST');
-    expect(r.json.error.message, what).to.be.a('string').and.match(mentions);
+    expect(Object.keys(r.body), what).to.deep.equal(['error']);
+    expect(r.body.error.code, what).to.equal('BAD_REQUEST');
+    expect(r.body.error.message, what).to.be.a('string').and.match(mentions);
   }
 
   it('group ids in paths: not a number, out of range, too long, not an integer', async () => {
@@ -57,7 +44,7 @@ describe('client API: request schemas on malformed input (integration)', functio
     }
     // The last id in range passes the schema and is simply unknown.
     const unknown = await call('POST', '/v1/groups/4294967294/propose', 'x');
-    expect(unknown.json.error.code).to.equal('GROUP_NOT_FOUND');
+    expect(unknown.body.error.code).to.equal('GROUP_NOT_FOUND');
     await expectBadRequest('DELETE', '/v1/groups/1/members/x', undefined, /params\.node/);
     await expectBadRequest('DELETE', '/v1/nodes/12345678901', undefined, /params\.id/);
   });
@@ -71,7 +58,7 @@ describe('client API: request schemas on malformed input (integration)', functio
   });
 
   it('JSON bodies: wrong types, huge values, missing fields, not JSON at all', async () => {
-    const groupsBefore = (await call('GET', '/v1/groups')).json;
+    const groupsBefore = (await call('GET', '/v1/groups')).body;
     await expectBadRequest('POST', '/v1/groups', { group: '5' }, /body\.group must be integer/);
     await expectBadRequest('POST', '/v1/groups', { group: 1e300 }, /body\.group must be <= 4294967294/);
     await expectBadRequest('POST', '/v1/groups', { group: 0 }, /body\.group must be >= 1/);
@@ -100,8 +87,8 @@ describe('client API: request schemas on malformed input (integration)', functio
     await expectBadRequest('POST', '/v1/nodes', { id: 9, raftAddr: addr, httpAddr: addr, fresh: 'yes' }, /body\.fresh must be boolean/);
 
     // None of it changed anything.
-    expect((await call('GET', '/v1/groups')).json).to.deep.equal(groupsBefore);
-    expect((await call('GET', '/v1/nodes')).json.nodes.map((n: { id: number }) => n.id)).to.not.include(9);
+    expect((await call('GET', '/v1/groups')).body).to.deep.equal(groupsBefore);
+    expect((await call('GET', '/v1/nodes')).body.nodes.map((n: { id: number }) => n.id)).to.not.include(9);
   });
 
   it('the fault hook validates its rules like any admin route, and an empty body clears them', async () => {
@@ -109,10 +96,10 @@ describe('client API: request schemas on malformed input (integration)', functio
     await expectBadRequest('PUT', '/debug/faults', { dropTo: '2' }, /dropTo/);
     await expectBadRequest('PUT', '/debug/faults', { delayMs: 600_000 }, /delayMs/);
     const set = await call('PUT', '/debug/faults', { dropTo: [2], lossRate: 0.25 });
-    expect(set.json.rules).to.deep.equal({ dropTo: [2], dropFrom: [], lossRate: 0.25, delayMs: 0 });
+    expect(set.body.rules).to.deep.equal({ dropTo: [2], dropFrom: [], lossRate: 0.25, delayMs: 0 });
     const cleared = await call('PUT', '/debug/faults');
     expect(cleared.status).to.equal(200);
-    expect(cleared.json.rules).to.deep.equal({ dropTo: [], dropFrom: [], lossRate: 0, delayMs: 0 });
+    expect(cleared.body.rules).to.deep.equal({ dropTo: [], dropFrom: [], lossRate: 0, delayMs: 0 });
   });
 
   it('raftd refuses to start with a test hook it does not know (one line, exit 2)', async () => {
