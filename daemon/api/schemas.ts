@@ -2,6 +2,8 @@
 // against them before a handler runs, and a mismatch answers 400 BAD_REQUEST like every other bad
 // input (server.ts's error handler). Path and query values are strings on the wire; their patterns
 // say exactly which strings (nothing is coerced: "5.0" is not a group id).
+// Not here: a proposal's body (opaque bytes), and propose-batch's, which comes in two encodings
+// told apart by content type (JSON, or protocol/batch-codec.ts's framing): server.ts checks both.
 
 import type { FastifySchemaValidationError } from 'fastify';
 import { MAX_GROUP } from '../../protocol/client-api.js';
