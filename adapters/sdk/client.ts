@@ -8,13 +8,12 @@ import * as http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff, type BackoffPolicy } from '../../protocol/backoff.js';
 import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
+import type { ErrorCode, LeaderHint } from '../../protocol/errors.js';
+import { LEADER_HEADER, NO_FORWARD_HEADER } from '../../protocol/client-api.js';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
-export interface LeaderHint {
-  id: number;
-  httpAddr: string;
-}
+export type { LeaderHint };
 
 /**
  * Every failure the client reports. `code` is raftd's stable error code (NOT_LEADER, NO_LEADER,
@@ -91,7 +90,7 @@ interface RawResponse {
  * leader change. NOT_LEADER is followed at once when it names the leader; without a hint it waits
  * like the others. TIMEOUT, OUTCOME_UNKNOWN and SHUTTING_DOWN are never retried: the entry may apply.
  */
-const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_LEADER', 'LEADERSHIP_TRANSFER', 'PROPOSAL_DROPPED']);
+const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set<ErrorCode>(['NO_LEADER', 'NOT_LEADER', 'LEADERSHIP_TRANSFER', 'PROPOSAL_DROPPED']);
 
 /**
  * Whether to send a refused request again after a back-off. A NOT_LEADER that names the leader is
@@ -150,7 +149,7 @@ export class RaftdClient {
     const headers: http.OutgoingHttpHeaders = { 'content-type': contentType };
     if (body) headers['content-length'] = body.length;
     if (this.authorization !== '') headers.authorization = this.authorization;
-    if (noForward) headers['x-raftd-no-forward'] = '1';
+    if (noForward) headers[NO_FORWARD_HEADER] = '1';
     return new Promise((resolve, reject) => {
       const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
@@ -160,7 +159,7 @@ export class RaftdClient {
           if (bytes <= this.maxResponseBytes) chunks.push(c);
           else req.destroy(new RaftdError('UNEXPECTED_RESPONSE', `the answer from ${base} is larger than ${this.maxResponseBytes} bytes (maxResponseBytes)`, res.statusCode ?? 0));
         });
-        const leader = res.headers['x-raftd-leader'];
+        const leader = res.headers[LEADER_HEADER];
         res.on('end', () => {
           clearTimeout(deadline);
           resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) });

@@ -14,7 +14,7 @@
 
 import http from 'node:http';
 import { ERROR_STATUS } from '../errors.js';
-import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest, type BatchResult } from './batch-codec.js';
+import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest, type BatchResult } from '../../protocol/batch-codec.js';
 
 export interface ForwardOptions {
   /** Sockets per leader (keep-alive). */
@@ -171,7 +171,7 @@ export class LeaderForwarder {
       ).finally(done);
       return;
     }
-    // Binary framing (batch-codec.ts): no base64 or JSON for the entries on either side.
+    // Binary framing (protocol/batch-codec.ts): no base64 or JSON for the entries on either side.
     const payload = encodeBatchRequest(b.items.map((it) => ({ group: b.group, data: it.data })));
     const headers = { ...b.headers, 'content-type': BINARY_BATCH_TYPE };
     this.exchange(b.addr, 'POST', '/v1/propose-batch', headers, payload, b.timeoutMs).then(

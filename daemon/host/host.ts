@@ -60,7 +60,7 @@ export interface HostOptions {
   snapshotBytes: number;
   /** Bytes of entries kept behind a snapshot, at most. */
   snapshotCatchupBytes: number;
-  /** Test-only deliberately wrong behaviour (RAFTD_TEST_BREAK=stale-reads with faults enabled). */
+  /** Test hook 'break-stale-reads' only (daemon/test-hooks.ts): reads answered as stale ones. */
   breakStaleReads?: boolean;
   /** Randomness for election timeouts (the core never draws its own). */
   random: () => number;

@@ -23,10 +23,11 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
-import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from './entries-codec.js';
-import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../transport/window.js';
+import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from '../../protocol/entries-codec.js';
+import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../protocol/h2-window.js';
 import { signAppRequest } from '../../protocol/app-auth.js';
 import { Backoff, JITTER } from '../../protocol/backoff.js';
+import { STATE_MACHINE_API_PATH, type StateMachineCall } from '../../protocol/state-machine-api.js';
 
 export interface RetryPolicy {
   initialMs: number;
@@ -60,7 +61,7 @@ export interface AppClientOptions {
 
 export type AppProtocol = 'h2c' | 'http/1.1';
 
-type CallName = 'LastLogIndex' | 'UpdateEntries' | 'Read' | 'PrepareSnapshot' | 'SaveSnapshot' | 'RecoverFromSnapshot' | 'Sync' | 'DeleteGroup';
+type CallName = StateMachineCall;
 
 interface Exchange {
   status: number;
@@ -128,7 +129,7 @@ export class AppClient {
     if (url.protocol !== 'http:') throw new TypeError(`app URL ${opts.appUrl}: only http:// is supported (HTTP/1.1 or h2c)`);
     this.origin = new URL(url.origin);
     const path = url.pathname.replace(/\/+$/, '');
-    this.basePath = path.endsWith('/raft/v1') ? path : `${path}/raft/v1`;
+    this.basePath = path.endsWith(STATE_MACHINE_API_PATH) ? path : `${path}${STATE_MACHINE_API_PATH}`;
     this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
     this.snapshotTimeoutMs = opts.snapshotTimeoutMs ?? 600_000;
     this.detectTimeoutMs = opts.detectTimeoutMs ?? 2_000;
