@@ -15,6 +15,8 @@ import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from './ba
 import type { FaultLayer, FaultRules } from '../host/faults.js';
 import { access, makeAuthorizer } from './auth.js';
 import { unsafeVoterRemoval } from './membership-safety.js';
+import { MemberRelay } from './member-relay.js';
+import { registerPlacementRoutes, type PlacementApiOptions } from './placement-routes.js';
 
 export interface ApiOptions {
   host: Host;
@@ -33,6 +35,8 @@ export interface ApiOptions {
   logger: Logger;
   /** Chaos tests only (RAFTD_ENABLE_FAULTS=1): exposes /debug/faults. */
   faults?: FaultLayer;
+  /** placement (issue 21): rebalancing settings; absent: manual, defaults. */
+  placement?: PlacementApiOptions;
 }
 
 export const API_DEFAULTS = { bodyLimit: 64 * 1024 * 1024, leaderWaitMs: 3000 } as const;
@@ -84,6 +88,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit, forceCloseConnections: true });
   // Follower -> leader forwarding: keep-alive node:http; proposals grouped into binary batches (forward.ts).
   const forwarder = new LeaderForwarder();
+  // placement (issue 21): requests for groups placed on other nodes go to one of their members.
+  const relay = new MemberRelay(host);
   app.addHook('onClose', async () => forwarder.close());
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -143,6 +149,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
    * (once: a forwarded request is never forwarded again) or answers NOT_LEADER.
    */
   async function onLeader(req: FastifyRequest, reply: FastifyReply, group: number, local: () => Promise<unknown>, proposal?: Buffer): Promise<unknown> {
+    if (relay.isRemote(group)) return toMember(req, reply, group, proposal);
     const deadline = Date.now() + opts.leaderWaitMs;
     for (;;) {
       const leader = await leaderOf(group);
@@ -173,6 +180,26 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       void reply.code(answer.status).header('content-type', answer.contentType).header(LEADER_HEADER, leader.httpAddr);
       return answer.body;
     }
+  }
+
+  /**
+   * placement (issue 21): the group has no replica here; a member serves the request (its leader
+   * for writes). The answer is relayed as is, with the member's address in LEADER_HEADER.
+   */
+  async function toMember(req: FastifyRequest, reply: FastifyReply, group: number, proposal?: Buffer): Promise<unknown> {
+    if (req.headers[FORWARDED]) throw new RaftdError('GROUP_NOT_FOUND', `group ${group} has no replica on node ${host.nodeId}`);
+    if (req.headers[NO_FORWARD]) throw new RaftdError('NOT_LEADER', `group ${group} has no replica on node ${host.nodeId}`);
+    const headers: Record<string, string> = { [FORWARDED]: '1' };
+    if (req.headers.authorization) headers.authorization = req.headers.authorization;
+    if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
+    const timeoutMs = opts.requestTimeoutMs + 1000;
+    host.metrics.forwarded++;
+    const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : (req.body as Buffer | undefined) ?? Buffer.alloc(0);
+    const answer = await relay.relay(group, Date.now() + opts.leaderWaitMs, (addr) =>
+      proposal ? forwarder.propose(addr, group, proposal, headers, timeoutMs) : forwarder.request(addr, req.method, req.url, headers, body, timeoutMs),
+    );
+    void reply.code(answer.status).header('content-type', answer.contentType).header(LEADER_HEADER, answer.via);
+    return answer.body;
   }
 
   app.post('/v1/groups/:group/propose', async (req, reply) => {
@@ -209,6 +236,22 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       [...byGroup].map(async ([group, idxs]) => {
         try {
           if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'group 0 is raftd\'s meta group');
+          if (relay.isRemote(group)) {
+            // placement (issue 21): each entry through a member of the group, as its own /propose would go.
+            if (forwarded || req.headers[NO_FORWARD]) throw new RaftdError('GROUP_NOT_FOUND', `group ${group} has no replica on node ${host.nodeId}`);
+            const headers: Record<string, string> = { [FORWARDED]: '1' };
+            if (req.headers.authorization) headers.authorization = req.headers.authorization;
+            host.metrics.forwarded += idxs.length;
+            await Promise.all(idxs.map(async (i) => {
+              try {
+                const answer = await relay.relay(group, Date.now() + opts.leaderWaitMs, (addr) => forwarder.propose(addr, group, items[i]!.data, headers, opts.requestTimeoutMs + 1000));
+                results[i] = typeof answer.body === 'string' ? (JSON.parse(answer.body) as Record<string, unknown>) : answer.body;
+              } catch (e) {
+                results[i] = errorBody(e instanceof SyntaxError ? new RaftdError('TIMEOUT', `a member of group ${group} answered with malformed JSON; the outcome is unknown`) : e);
+              }
+            }));
+            return;
+          }
           const leader = await leaderOf(group);
           if (leader.id === host.nodeId) {
             // One promise for the group's whole slice (not one per entry); the data are not copied.
@@ -273,7 +316,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       host.metrics.readMs.observe(performance.now() - t0);
       return { result };
     };
-    // A lease is only the leader's to use; ReadIndex and stale reads are served right here.
+    // A lease is only the leader's to use; ReadIndex and stale reads are served right here
+    // (placement, issue 21: or by a member, when the group has no replica here).
+    if (relay.isRemote(group)) return toMember(req, reply, group);
     return consistency === 'lease' ? onLeader(req, reply, group, run) : run();
   });
 
@@ -281,6 +326,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const group = parseGroup((req.params as { group: string }).group);
     const consistency = parseConsistency((req.query as Record<string, unknown>).consistency);
     const run = async () => ({ appliedIndex: await host.readBarrier(group, consistency) });
+    if (relay.isRemote(group)) return toMember(req, reply, group);
     return consistency === 'lease' ? onLeader(req, reply, group, run) : run();
   });
 
@@ -330,7 +376,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     if (why) throw new RaftdError('UNSAFE_MEMBERSHIP_CHANGE', why);
   }
   app.get('/v1/groups', async () => ({
-    groups: [...host.meta.groups.values()].map((g) => ({ group: g.group, members: g.members, local: host.groups.has(g.group) })),
+    groups: [...host.meta.groups.values()].map((g) => ({ group: g.group, members: g.members, local: host.groups.has(g.group), ...(host.meta.placement.moves.has(g.group) ? { move: host.meta.placement.moves.get(g.group) } : {}) })),
   }));
   app.post('/v1/groups', access('admin'), async (req, reply) => {
     const body = parseJson(req.body);
@@ -338,7 +384,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     if (group === META_GROUP || group > 0xfffffffe) throw new RaftdError('BAD_REQUEST', 'group must be in 1..4294967294');
     const raw = (body as { members?: unknown }).members;
     let members: number[];
-    if (raw === undefined) members = host.groups.get(META_GROUP)?.status().confState.voters.slice() ?? [];
+    // placement (issue 21): by default the group's ring position (every meta voter with factor 0).
+    if (raw === undefined) members = host.placeNewGroup(group);
     else if (Array.isArray(raw) && raw.every((m) => Number.isSafeInteger(m) && m > 0)) members = raw as number[];
     else throw new RaftdError('BAD_REQUEST', 'members must be an array of node ids');
     if (members.length === 0) throw new RaftdError('BAD_REQUEST', 'a group needs at least one member');
@@ -421,7 +468,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       throw new RaftdError('CONFLICT', `node id ${id} is already a member and this node's data dir is empty: use a new id (a member restarting with an empty disk could vote twice)`);
     }
     return onLeader(req, reply, META_GROUP, async () => {
-      const o = await host.proposeMeta({ op: 'register', node: { id, raftAddr: body.raftAddr as string, httpAddr: body.httpAddr as string } });
+      // placement (issue 21): the joining node's zone, if it has one.
+      const zone = (body as { zone?: unknown }).zone;
+      if (zone !== undefined && (typeof zone !== 'string' || zone.length > 64 || /\s/.test(zone))) throw new RaftdError('BAD_REQUEST', 'zone must be a string of at most 64 characters without spaces');
+      const o = await host.proposeMeta({ op: 'register', node: { id, raftAddr: body.raftAddr as string, httpAddr: body.httpAddr as string, ...(zone ? { zone } : {}) } });
       if (!o.ok) throw new RaftdError('CONFLICT', o.error?.message ?? 'refused');
       return { nodes: [...host.meta.nodes.values()] };
     });
@@ -473,7 +523,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       const applyFailing = f ? { sinceMs: Math.round(f.sinceMs), attempts: f.attempts, code: f.error.code ?? 'ERROR', message: f.error.message.slice(0, 500) } : undefined;
       return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, ...(lag !== undefined ? { maxFollowerLag: lag } : {}), ...(applyFailing ? { applyFailing } : {}) };
     });
-    return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), nodes: nodesView(), groups };
+    // placement (issue 21): the rebalancer's progress (moves running and their step).
+    return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), nodes: nodesView(), groups, rebalance: rebalancer.status() };
   });
 
   if (opts.faults) {
@@ -494,7 +545,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     });
   }
 
-  const metrics = new RaftdMetrics(host);
+  // placement (issue 21): /v1/placement, /v1/rebalance, decommissioning, and the rebalancer itself.
+  const rebalancer = registerPlacementRoutes(app, { host, onLeader, adminToken: opts.adminToken, logger: opts.logger, ...(opts.placement ?? {}) });
+
+  const metrics = new RaftdMetrics(host, rebalancer);
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', metrics.contentType);
     return metrics.render();
