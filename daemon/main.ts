@@ -164,6 +164,7 @@ export async function main(argv: string[]): Promise<void> {
       httpAddr: cfg.httpAddr,
       staticPeers: peers,
       bootstrapGroups: cfg.join === '' ? cfg.groups : 0,
+      joined: cfg.join !== '',
       replicationFactor: cfg.replicationFactor,
       zone: cfg.zone,
       tickMs: cfg.tickMs,

@@ -63,6 +63,8 @@ export interface HostOptions {
   snapshotCatchupBytes: number;
   /** Test-only deliberately wrong behaviour (RAFTD_TEST_BREAK=stale-reads with faults enabled). */
   breakStaleReads?: boolean;
+  /** Started with --join: the peers are known, but this node did not found the meta group. */
+  joined?: boolean;
   /** placement (issue 21): replicas per data group, 0 = every node. */
   replicationFactor: number;
   /** placement (issue 21): this node's failure domain ('' = none), advertised to peers. */
@@ -128,7 +130,10 @@ export class Host {
     for (const [id, addr] of this.knownPeers) if (id !== this.opts.nodeId) this.deps.transport.setPeer(id, addr);
     const stored = await this.deps.store.loadAll();
     for (const [g, loaded] of stored) this.restoreGroup(g, loaded);
-    if (!this.groups.has(META_GROUP) && this.opts.staticPeers.size > 0) {
+    // A node that joined (--join) is not one of the meta group's founders: bootstrapping it here with
+    // every known node as a voter would give it a log that conflicts with the real one (placement,
+    // issue 21, adds it as a learner; the leader then fills it).
+    if (!this.groups.has(META_GROUP) && this.opts.staticPeers.size > 0 && !this.opts.joined) {
       await this.bootstrapGroup(META_GROUP, [...this.opts.staticPeers.keys()].sort((a, b) => a - b));
     }
     this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs);

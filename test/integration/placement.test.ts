@@ -74,11 +74,18 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
   }
 
   async function get(via: RaftdNode, group: number, key: string): Promise<unknown> {
-    return until(`get ${key} in group ${group} via node ${via.spec.id}`, 20_000, async () => {
-      const r = await via.post(`/v1/groups/${group}/read`, { op: 'get', key });
-      if (r.status === 200) return (r.body as { result: unknown }).result ?? null;
-      return undefined;
-    });
+    let last = '';
+    try {
+      return await until(`get ${key} in group ${group} via node ${via.spec.id}`, 20_000, async () => {
+        const r = await via.post(`/v1/groups/${group}/read`, { op: 'get', key });
+        if (r.status === 200) return (r.body as { result: unknown }).result ?? null;
+        last = `${r.status} ${JSON.stringify(r.body)}`;
+        return undefined;
+      });
+    } catch (e) {
+      const st = JSON.stringify(((await via.get('/status')).body as { groups: unknown[] }).groups);
+      throw new Error(`${(e as Error).message}; last answer ${last}; its groups: ${st.slice(0, 3000)}`);
+    }
   }
 
   async function expectEveryAckedWrite(): Promise<void> {
@@ -133,6 +140,7 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
     await expectEveryAckedWrite();
     await cluster.node(victim).start();
     await cluster.waitForApi(30_000);
+    await cluster.waitForLeaders([0], 30_000);
   });
 
   it('a 6th node joins; a rebalancing pass moves replicas to it while writes go on; nothing acknowledged is lost', async () => {
