@@ -5,7 +5,8 @@
 // replicas to it while writes continue: no acknowledged write is lost.
 
 import { expect } from 'chai';
-import { LocalCluster, type RaftdNode } from './cluster.js';
+import { spawn } from 'node:child_process';
+import { entryCommand, freePort, LocalCluster, type RaftdNode } from './cluster.js';
 
 const GROUPS = 10;
 const groupIds = Array.from({ length: GROUPS }, (_, i) => i + 1);
@@ -34,6 +35,23 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
   });
 
   const running = (): RaftdNode[] => cluster.nodes.filter((n) => n.running());
+
+  /** raftctl as a real process, with a dead endpoint first in --endpoints. */
+  async function raftctl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const secrets = cluster.secrets!;
+    const endpoints = [`127.0.0.1:${await freePort()}`, ...running().map((n) => n.spec.httpAddr)].join(',');
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [...entryCommand('adapters/raftctl/main.ts'), '--endpoints', endpoints, ...args], {
+        env: { PATH: process.env.PATH ?? '', RAFTD_API_TOKEN_FILE: secrets.paths.apiToken, RAFTD_ADMIN_TOKEN_FILE: secrets.paths.adminToken },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+  }
 
   async function placement(via: RaftdNode): Promise<PlacementView> {
     const r = await via.get('/v1/placement');
@@ -159,13 +177,12 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
         written++;
       }
     })();
-    const r = await cluster.node(2).post('/v1/rebalance', {});
-    expect(r.status, JSON.stringify(r.body)).to.equal(200);
-    const done = await until('rebalanced', 150_000, async () => {
-      const v = await placement(cluster.node(1));
-      const six = v.nodes.find((n) => n.id === 6)?.groups ?? 0;
-      return six >= 5 && v.groups.every((g) => !g.move) ? v : undefined;
-    });
+    // raftctl rebalance --wait: returns once nothing is planned or running.
+    const r = await raftctl(['--json', '--timeout-ms', '20000', 'rebalance', '--wait']);
+    expect(r.code, r.stderr).to.equal(0);
+    const done = JSON.parse(r.stdout) as PlacementView;
+    expect(done.nodes.find((n) => n.id === 6)?.groups).to.equal(5);
+    expect(done.groups.every((g) => !g.move)).to.equal(true);
     writing = false;
     await writer;
     expect(written).to.be.greaterThan(0);
@@ -180,5 +197,25 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
     const metrics = String((await cluster.node(1).get('/metrics')).body);
     expect(metrics).to.match(/raftd_placement_moves_running 0/);
     await expectEveryAckedWrite();
+  });
+
+  it('raftctl placement (text and --json) and decommission --wait: every replica moves off node 6', async () => {
+    const text = await raftctl(['placement']);
+    expect(text.code, text.stderr).to.equal(0);
+    expect(text.stdout).to.match(/^replication factor 3/);
+    expect(text.stdout).to.match(/node 6 active: 5 groups/);
+    const r = await raftctl(['--json', '--timeout-ms', '20000', 'decommission', '6', '--wait']);
+    expect(r.code, r.stderr).to.equal(0);
+    const view = JSON.parse(r.stdout) as PlacementView;
+    expect(view.nodes.find((n) => n.id === 6)).to.include({ state: 'decommissioning', groups: 0 });
+    const counts = view.nodes.filter((n) => n.id !== 6).map((n) => n.groups);
+    expect(Math.max(...counts) - Math.min(...counts)).to.be.at.most(1);
+    await until('node 6 hosts no data group', 30_000, async () => ((await localGroups(cluster.node(6))).length === 0 ? true : undefined));
+    await expectEveryAckedWrite();
+    // Usage errors exit 2; an unknown node is refused (exit 1).
+    expect((await raftctl(['decommission'])).code).to.equal(2);
+    const unknown = await raftctl(['decommission', '99']);
+    expect(unknown.code, unknown.stderr).to.equal(1);
+    expect(unknown.stderr).to.match(/NOT_FOUND/);
   });
 });
