@@ -51,6 +51,7 @@ export function registerPlacementRoutes(
     deadNodeTimeoutMs: o.deadNodeTimeoutMs ?? REBALANCER_DEFAULTS.deadNodeTimeoutMs,
   };
   const tickMs = o.tickMs ?? 50;
+  const startedAt = Date.now();
   const admin: Record<string, string> = o.adminToken ? { authorization: `Bearer ${o.adminToken}` } : {};
 
   /** One of this node's own routes, as an admin; throws the route's error. */
@@ -69,30 +70,37 @@ export function registerPlacementRoutes(
     return body;
   }
 
-  /** A node's view of its replica of `group` (its /status), or undefined. */
-  async function statusOf(node: number, group: number): Promise<StatusGroup | undefined> {
+  /** A node's replicas as its /status reports them (empty when it does not answer). */
+  async function groupsOf(node: number): Promise<StatusGroup[]> {
     if (node === host.nodeId) {
-      if (!host.groups.has(group)) return undefined;
-      const s = host.groupStatus(group);
-      return { group, leader: s.leader, commit: s.commit, applied: s.appliedByApp, voters: s.confState.voters, learners: s.confState.learners };
+      return [...host.groups.keys()].map((group) => {
+        const s = host.groupStatus(group);
+        return { group, leader: s.leader, commit: s.commit, applied: s.appliedByApp, voters: s.confState.voters, learners: s.confState.learners };
+      });
     }
     const addr = host.httpAddrOf(node);
-    if (!addr) return undefined;
+    if (!addr) return [];
     try {
       const res = await fetch(`http://${addr}/status`, { headers: admin, signal: AbortSignal.timeout(3000) });
-      if (!res.ok) return undefined;
-      const body = (await res.json()) as { groups?: StatusGroup[] };
-      return body.groups?.find((g) => g.group === group);
+      if (!res.ok) return [];
+      return ((await res.json()) as { groups?: StatusGroup[] }).groups ?? [];
     } catch {
-      return undefined;
+      return [];
     }
+  }
+
+  /** A node's view of its replica of `group`, or undefined. */
+  async function statusOf(node: number, group: number): Promise<StatusGroup | undefined> {
+    return (await groupsOf(node)).find((g) => g.group === group);
   }
 
   const port: RebalancerPort = {
     isMetaLeader: () => host.isMetaLeader(),
     nodes: (deadAfterMs) => {
       const dead = new Set<number>();
-      if (deadAfterMs > 0) {
+      // Not before this process has been up that long itself: a node never heard from since a
+      // restart is not known to be dead.
+      if (deadAfterMs > 0 && Date.now() - startedAt >= deadAfterMs) {
         for (const id of host.meta.nodes.keys()) {
           if (id !== host.nodeId && host.liveness.silentFor(id) * tickMs >= deadAfterMs) dead.add(id);
         }
@@ -128,6 +136,15 @@ export function registerPlacementRoutes(
     transferLeadership: async (group, to) => {
       await call('POST', `/v1/groups/${group}/transfer-leadership`, { to });
     },
+    leaders: async () => {
+      const out = new Map<number, number>();
+      const ids = [...new Set([host.nodeId, ...host.meta.nodes.keys()])].filter((id) => id === host.nodeId || host.liveness.isAlive(id));
+      await Promise.all(ids.map(async (id) => {
+        for (const g of await groupsOf(id)) if (g.group !== META_GROUP && g.leader === id) out.set(g.group, id);
+      }));
+      return out;
+    },
+    canLead: (node) => node === host.nodeId ? host.appHealthy() : host.liveness.isAlive(node) && host.liveness.appHealthy(node),
   };
   const rebalancer = new Rebalancer(port, opts, o.logger);
   const timer = setInterval(() => void rebalancer.round(), o.roundMs ?? 500);

@@ -7,7 +7,7 @@
 // membership (its leader's /status) each round, so a new meta leader resumes where the old left.
 
 import type { Move, PlacementNode } from './placement.js';
-import { planMoves } from './placement.js';
+import { planMoves, preferredLeaders } from './placement.js';
 
 /** What the rebalancer needs of the node it runs on. */
 export interface RebalancerPort {
@@ -25,6 +25,10 @@ export interface RebalancerPort {
   addMember(group: number, node: number, role: 'learner' | 'voter'): Promise<void>;
   removeMember(group: number, node: number): Promise<void>;
   transferLeadership(group: number, to: number): Promise<void>;
+  /** Who leads each data group, as the nodes this one reaches report it. */
+  leaders(): Promise<Map<number, number>>;
+  /** Alive, and its application healthy: worth handing leadership to. */
+  canLead(node: number): boolean;
 }
 
 export interface GroupView {
@@ -61,6 +65,8 @@ export interface RebalancerStatus {
   movesStarted: number;
   movesDone: number;
   movesAborted: number;
+  /** Leadership transfers toward the preferred leaders. */
+  leaderTransfers: number;
   lastError?: string;
 }
 
@@ -71,6 +77,9 @@ export class Rebalancer {
   private movesStarted = 0;
   private movesDone = 0;
   private movesAborted = 0;
+  private leaderTransfers = 0;
+  /** Leader-balancing rounds of the current pass (bounded: leadership is only advisory). */
+  private leaderRounds = 0;
   private lastError: string | undefined;
 
   constructor(
@@ -97,6 +106,7 @@ export class Rebalancer {
       movesStarted: this.movesStarted,
       movesDone: this.movesDone,
       movesAborted: this.movesAborted,
+      leaderTransfers: this.leaderTransfers,
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };
   }
@@ -134,12 +144,41 @@ export class Rebalancer {
           this.lastError = `move-start group ${move.group}: ${(e as Error).message}`;
         }
       }
-      if (plan.length === 0 && inFlight.length === 0) this.passRequested = false;
+      if (plan.length > 0 || inFlight.length > 0) {
+        this.leaderRounds = 0;
+        return;
+      }
+      // Replicas in place: spread leadership (each group to its preferred leader), a few at a time.
+      const moved = await this.spreadLeaders();
+      if (moved === 0 || ++this.leaderRounds >= 10) {
+        this.passRequested = false;
+        this.leaderRounds = 0;
+      }
     } catch (e) {
       this.lastError = (e as Error).message;
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Transfers up to maxConcurrentMoves groups to their preferred leader; returns how many. */
+  private async spreadLeaders(): Promise<number> {
+    const preferred = preferredLeaders(this.port.placement());
+    const leaders = await this.port.leaders();
+    let started = 0;
+    for (const [group, want] of preferred) {
+      if (started >= this.opts.maxConcurrentMoves) break;
+      const now = leaders.get(group);
+      if (now === undefined || now === want || !this.port.canLead(want)) continue;
+      started++;
+      try {
+        await this.port.transferLeadership(group, want);
+        this.leaderTransfers++;
+      } catch (e) {
+        this.lastError = `leadership of group ${group} to node ${want}: ${(e as Error).message}`;
+      }
+    }
+    return started;
   }
 
   /** The next step of one recorded move, read from the group's membership. */
@@ -188,7 +227,11 @@ export class Rebalancer {
       p.failures++;
       p.lastError = (e as Error).message.slice(0, 300);
       this.lastError = `group ${m.group}: ${p.lastError}`;
-      if (p.failures >= this.opts.maxFailures) {
+      // Past the promotion the group has the new voter: finishing is the only way back to a placement
+      // the meta group describes, so those steps are retried for as long as it takes.
+      const promoted = p.step === 'transfer-leadership' || p.step === 'remove-old' || p.step === 'record-done';
+      if (p.failures >= this.opts.maxFailures && !promoted) {
+        if (m.to !== null) await this.port.removeMember(m.group, m.to).catch(() => undefined); // the learner, if added
         this.log.warn({ move: m, err: p.lastError }, 'rebalancing: giving the move up');
         await this.port.proposeMeta({ op: 'move-abort', group: m.group, why: p.lastError }).catch(() => undefined);
         this.progress.delete(m.group);

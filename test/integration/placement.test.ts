@@ -128,8 +128,8 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
     expect(Math.max(...counts) - Math.min(...counts)).to.be.at.most(1);
     // Every node agrees (the placement is meta-group state), and hosts exactly its groups.
     for (const n of cluster.nodes) {
-      const v = await placement(n);
-      expect(v.groups.map((g) => g.members)).to.deep.equal(view.groups.map((g) => g.members));
+      const want = JSON.stringify(view.groups.map((g) => g.members));
+      await until(`node ${n.spec.id} agrees on the placement`, 30_000, async () => (JSON.stringify((await placement(n)).groups.map((g) => g.members)) === want ? true : undefined));
       const mine = view.groups.filter((g) => g.members.includes(n.spec.id)).map((g) => g.group);
       await until(`node ${n.spec.id} hosts its groups`, 30_000, async () => ((await localGroups(n)).join() === mine.join() ? true : undefined));
     }
@@ -194,6 +194,14 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
       const mine = done.groups.filter((g) => g.members.includes(n.spec.id)).map((g) => g.group);
       await until(`node ${n.spec.id} hosts exactly its groups after the moves`, 30_000, async () => ((await localGroups(n)).join() === mine.join() ? true : undefined));
     }
+    // Leadership spread too (the pass ends by moving groups to their preferred leaders).
+    const leads = new Map<number, number>();
+    for (const n of running()) {
+      const st = (await n.get('/status')).body as { groups: Array<{ group: number; role: string }> };
+      leads.set(n.spec.id, st.groups.filter((g) => g.group !== 0 && g.role === 'leader').length);
+    }
+    expect([...leads.values()].reduce((a, b) => a + b, 0)).to.equal(GROUPS);
+    expect(Math.max(...leads.values()), JSON.stringify([...leads])).to.be.at.most(3);
     const metrics = String((await cluster.node(1).get('/metrics')).body);
     expect(metrics).to.match(/raftd_placement_moves_running 0/);
     await expectEveryAckedWrite();
