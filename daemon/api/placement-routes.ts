@@ -96,6 +96,7 @@ export function registerPlacementRoutes(
 
   const port: RebalancerPort = {
     isMetaLeader: () => host.isMetaLeader(),
+    metaCommit: () => host.groupStatus(META_GROUP).commit,
     nodes: (deadAfterMs) => {
       const dead = new Set<number>();
       // Not before this process has been up that long itself: a node never heard from since a

@@ -111,6 +111,8 @@ export class Host {
   private metaApplying = 0;
   /** Groups created (placed here) by replayed meta entries: bootstrapped once the replay is done. */
   private readonly deferredCreates = new Map<number, number[]>();
+  /** Groups whose local replica is being dropped (log and app data being deleted). */
+  private readonly dropping = new Set<number>();
 
   constructor(
     private readonly opts: HostOptions,
@@ -645,7 +647,8 @@ export class Host {
     },
     // placement (issue 21): a rebalancing move took this node's replica away.
     onMoveDone: (group: number, from: number | null): void => {
-      if (from === this.opts.nodeId && !this.meta.groups.get(group)?.members.includes(this.opts.nodeId)) {
+      const placedHere = this.meta.groups.get(group)?.members.includes(this.opts.nodeId) || this.meta.placement.moves.get(group)?.to === this.opts.nodeId;
+      if (from === this.opts.nodeId && !placedHere) {
         this.opts.logger.info({ group }, 'replica moved to another node; dropping it here');
         void this.dropGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'dropping a moved replica failed'));
       }
@@ -718,9 +721,16 @@ export class Host {
     this.groups.delete(group);
     const applier = this.appliers.get(group);
     this.appliers.delete(group);
-    await applier?.stop();
-    await this.deps.store.deleteGroup(group);
-    await this.deps.app.deleteGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'app DeleteGroup failed'));
+    // placement (issue 21): a replica moved back here while the drop runs must not be created
+    // before the drop has deleted the old one's log and app data (it would delete the new one's).
+    this.dropping.add(group);
+    try {
+      await applier?.stop();
+      await this.deps.store.deleteGroup(group);
+      await this.deps.app.deleteGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'app DeleteGroup failed'));
+    } finally {
+      this.dropping.delete(group);
+    }
   }
 
   // ---------------------------------------------------------------- snapshots
@@ -945,8 +955,9 @@ export class Host {
   /** A group this node was added to: created empty; the leader fills it by log or snapshot. */
   private lazyReplica(group: number): GroupReplica | undefined {
     if (this.meta.deletedGroups.has(group) || this.stopping) return undefined;
-    // placement (issue 21): a replica moved off this node is not brought back by a stray message.
-    if (this.meta.placement.wasMovedOff(group, this.opts.nodeId)) return undefined;
+    // placement (issue 21): a replica moved off this node is not brought back by a stray message,
+    // nor created while the old one is being dropped (the leader sends again).
+    if (this.meta.placement.wasMovedOff(group, this.opts.nodeId) || this.dropping.has(group)) return undefined;
     const g = this.newReplica(group, new MemoryStorage(), 0);
     this.startApplier(group, false);
     return g;

@@ -12,6 +12,8 @@ import { planMoves, preferredLeaders } from './placement.js';
 /** What the rebalancer needs of the node it runs on. */
 export interface RebalancerPort {
   isMetaLeader(): boolean;
+  /** The meta group's commit index here (on the leader: the newest). */
+  metaCommit(): number;
   nodes(deadAfterMs: number): PlacementNode[];
   placement(): Map<number, number[]>;
   moves(): Move[];
@@ -193,6 +195,12 @@ export class Rebalancer {
       if (to !== null && !view.voters.includes(to)) {
         if (!view.learners.includes(to)) {
           p.step = 'add-learner';
+          // The new node must have applied the meta log through this move's start first: an earlier
+          // move may have taken a replica of this group off it, and it must have dropped that one
+          // (it does so when it applies that move's end) before it is given the group again, or the
+          // late drop could wipe the new replica after its promotion.
+          const meta = await this.port.replicaView(to, 0);
+          if (!meta || meta.applied < this.port.metaCommit()) return; // not yet: next round
           await this.port.addMember(m.group, to, 'learner');
           p.failures = 0;
           return;
