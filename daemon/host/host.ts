@@ -959,7 +959,8 @@ export class Host {
     // nor created while the old one is being dropped (the leader sends again).
     if (this.meta.placement.wasMovedOff(group, this.opts.nodeId) || this.dropping.has(group)) return undefined;
     const g = this.newReplica(group, new MemoryStorage(), 0);
-    this.startApplier(group, false);
+    // The meta group is applied by the host itself (a node added to it later has no applier for it).
+    if (group !== META_GROUP) this.startApplier(group, false);
     return g;
   }
 
