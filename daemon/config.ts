@@ -22,6 +22,16 @@ export interface RaftdConfig {
   appUrl: string;
   /** Data groups created at bootstrap by the meta group (1..groups). */
   groups: number;
+  /** Replicas per data group (0: every node); issue 21, daemon/placement. */
+  replicationFactor: number;
+  /** This node's failure domain for placement ('' = none). */
+  zone: string;
+  /** 'auto': the meta leader rebalances by itself; 'manual': only when asked (POST /v1/rebalance). */
+  rebalance: string;
+  /** Replica moves running at once, at most. */
+  maxConcurrentMoves: number;
+  /** A node silent this long has its replicas re-created elsewhere (auto rebalancing only; 0: never). */
+  deadNodeTimeoutMs: number;
   /** Ask the app to PrepareSnapshot every N applied entries (then the log is compacted). */
   snapshotInterval: number;
   /** Entries kept in the log behind the snapshot, so slightly lagging followers need no snapshot. */
@@ -82,6 +92,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'dataDir', flag: '--data-dir', env: 'RAFTD_DATA_DIR', kind: 'string', default: './raftd-data', help: 'directory of the RocksDB log store' },
   { key: 'appUrl', flag: '--app-url', env: 'RAFTD_APP_URL', kind: 'string', default: 'memory:', help: 'state-machine API base URL of the application ("memory:" = built-in test app)' },
   { key: 'groups', flag: '--groups', env: 'RAFTD_GROUPS', kind: 'int', default: '1', help: 'data groups 1..N created at bootstrap' },
+  { key: 'replicationFactor', flag: '--replication-factor', env: 'RAFTD_REPLICATION_FACTOR', kind: 'int', default: '0', help: 'replicas per data group, placed on a ring over the nodes (0: every node; at most the node count)' },
+  { key: 'zone', flag: '--zone', env: 'RAFTD_ZONE', kind: 'string', default: '', help: 'this node\'s failure domain: placement spreads a group\'s replicas over zones' },
+  { key: 'rebalance', flag: '--rebalance', env: 'RAFTD_REBALANCE', kind: 'string', default: 'manual', help: 'auto: the meta leader moves replicas when nodes join, leave or die; manual: only on POST /v1/rebalance' },
+  { key: 'maxConcurrentMoves', flag: '--max-concurrent-moves', env: 'RAFTD_MAX_CONCURRENT_MOVES', kind: 'int', default: '2', help: 'replica moves (learner, catch up, promote, remove) running at once' },
+  { key: 'deadNodeTimeoutMs', flag: '--dead-node-timeout-ms', env: 'RAFTD_DEAD_NODE_TIMEOUT_MS', kind: 'int', default: '600000', help: 'auto rebalancing: re-create a node\'s replicas elsewhere once it was silent this long (0: never)' },
   { key: 'snapshotInterval', flag: '--snapshot-interval', env: 'RAFTD_SNAPSHOT_INTERVAL', kind: 'int', default: '10000', help: 'PrepareSnapshot every N applied entries, then compact the log' },
   { key: 'snapshotCatchupEntries', flag: '--snapshot-catchup-entries', env: 'RAFTD_SNAPSHOT_CATCHUP_ENTRIES', kind: 'int', default: '1000', help: 'entries kept behind a snapshot for slow followers' },
   { key: 'snapshotBytes', flag: '--snapshot-bytes', env: 'RAFTD_SNAPSHOT_BYTES', kind: 'int', default: '67108864', help: 'also PrepareSnapshot once N bytes of entries were applied since the last one (bounds the log held in memory)' },
@@ -248,6 +263,9 @@ function validate(cfg: RaftdConfig): void {
   if (cfg.heartbeatTicks < 1 || cfg.electionTicks <= cfg.heartbeatTicks) {
     throw new ConfigError('--election-ticks must be greater than --heartbeat-ticks (>= 1)');
   }
+  if (cfg.zone.length > 64 || /\s/.test(cfg.zone)) throw new ConfigError('--zone: at most 64 characters, no spaces');
+  if (cfg.rebalance !== 'auto' && cfg.rebalance !== 'manual') throw new ConfigError(`--rebalance: "${cfg.rebalance}" is not auto or manual`);
+  if (cfg.maxConcurrentMoves < 1) throw new ConfigError('--max-concurrent-moves must be >= 1');
   if (cfg.snapshotInterval < 1) throw new ConfigError('--snapshot-interval must be >= 1');
   if (cfg.snapshotBytes < 1) throw new ConfigError('--snapshot-bytes must be >= 1');
   if (cfg.applyLingerMs < 0 || cfg.applyLingerMs > 60_000) throw new ConfigError('--apply-linger-ms must be between 0 and 60000');

@@ -27,7 +27,7 @@ async function joinCluster(cfg: RaftdConfig, fresh: boolean): Promise<Map<number
     method: 'POST',
     // Registering a node is an admin action.
     headers: { 'content-type': 'application/json', ...(cfg.adminToken ? { authorization: `Bearer ${cfg.adminToken}` } : {}) },
-    body: JSON.stringify({ id: cfg.id, raftAddr: cfg.raftAddr, httpAddr: cfg.httpAddr, fresh }),
+    body: JSON.stringify({ id: cfg.id, raftAddr: cfg.raftAddr, httpAddr: cfg.httpAddr, fresh, ...(cfg.zone ? { zone: cfg.zone } : {}) }),
     signal: AbortSignal.timeout(15_000),
   }).catch((e: Error) => fail(`--join ${cfg.join}: ${e.message}`));
   const body = (await res.json().catch(() => ({}))) as { nodes?: Array<{ id: number; raftAddr: string }>; error?: { message: string } };
@@ -169,6 +169,9 @@ export async function main(argv: string[]): Promise<void> {
       httpAddr: cfg.httpAddr,
       staticPeers: peers,
       bootstrapGroups: cfg.join === '' ? cfg.groups : 0,
+      joined: cfg.join !== '',
+      replicationFactor: cfg.replicationFactor,
+      zone: cfg.zone,
       tickMs: cfg.tickMs,
       electionTicks: cfg.electionTicks,
       heartbeatTicks: cfg.heartbeatTicks,
@@ -198,6 +201,13 @@ export async function main(argv: string[]): Promise<void> {
     tickMs: cfg.tickMs,
     logger,
     ...(faults ? { faults } : {}),
+    placement: {
+      mode: cfg.rebalance === 'auto' ? 'auto' : 'manual',
+      replicationFactor: cfg.replicationFactor,
+      maxConcurrentMoves: cfg.maxConcurrentMoves,
+      deadNodeTimeoutMs: cfg.deadNodeTimeoutMs,
+      tickMs: cfg.tickMs,
+    },
   });
   const { host: httpHost, port } = parseHostPort(cfg.httpAddr, '--http-addr');
   try {

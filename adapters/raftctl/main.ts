@@ -6,7 +6,7 @@
 // Exit codes: 0 done; 1 raftd refused or failed the request (its code is printed); 2 bad usage;
 // 3 no endpoint answered.
 
-import { RaftdClient, RaftdError } from '../sdk/client.js';
+import { RaftdClient, RaftdError, type PlacementView } from '../sdk/client.js';
 import { ADMIN_TOKEN_ENV, API_TOKEN_ENV, resolveSecret, SecretError } from '../../protocol/secrets.js';
 import { optionValue, parseCommandLine, renderHelp, UsageError as CliUsageError, type CliOption, type CommandLine, type CommandSpec } from '../../protocol/cli.js';
 
@@ -19,6 +19,7 @@ const COMMAND_OPTIONS: CliOption[] = [
   { name: 'json', value: null, help: 'print JSON instead of text' },
   { name: 'force', value: null, help: 'remove-member: allow leaving fewer voters than survive one failure; remove-node: even while in a group' },
   { name: 'learner', value: null, help: 'add-member: as a learner (non-voting)' },
+  { name: 'wait', value: null, help: 'rebalance, decommission: wait until no move is running and nothing is left to plan' },
 ];
 
 const COMMANDS: Array<[string, string]> = [
@@ -31,6 +32,10 @@ const COMMANDS: Array<[string, string]> = [
   ['add-member NODE', 'add NODE to --group (admin; --learner)'],
   ['remove-member NODE', 'remove NODE from --group (admin; --force)'],
   ['transfer NODE', 'move --group\'s leadership to NODE (admin)'],
+  ['placement', 'where every group is placed, groups per node, moves running'],
+  ['rebalance', 'move replicas until groups per node are even (admin; --wait)'],
+  ['decommission NODE', 'move every replica off NODE (admin; --wait)'],
+  ['recommission NODE', 'take a decommissioning NODE back into placement (admin)'],
   ['create-group [NODE...]', 'create --group on NODEs (default: every meta voter) (admin)'],
   ['delete-group', 'delete --group (admin)'],
   ['get KEY', 'KV adapter: linearizable get of KEY in --group'],
@@ -59,6 +64,7 @@ interface Ctx {
   json: boolean;
   force: boolean;
   learner: boolean;
+  wait: boolean;
 }
 
 function int(name: string, raw: string, min = 0): number {
@@ -150,6 +156,19 @@ async function run(cmd: string, args: string[], ctx: Ctx): Promise<unknown> {
       need(1, 'NODE');
       await withClient(true, (c) => c.transferLeadership(ctx.group, int('NODE', args[0]!, 1)));
       return { group: ctx.group, leader: Number(args[0]) };
+    case 'placement': {
+      need(0, 'no arguments');
+      const view = await withClient(false, (c) => c.placement());
+      return ctx.json ? view : placementText(view);
+    }
+    case 'rebalance':
+    case 'decommission':
+    case 'recommission': {
+      need(cmd === 'rebalance' ? 0 : 1, cmd === 'rebalance' ? 'no arguments' : 'NODE');
+      const started = await withClient(true, (c) => (cmd === 'rebalance' ? c.rebalance() : c.decommission(int('NODE', args[0]!, 1), cmd === 'recommission')));
+      if (!ctx.wait || cmd === 'recommission') return started;
+      return waitBalanced(ctx, withClient);
+    }
     case 'create-group': {
       const members = args.map((a) => int('NODE', a, 1));
       await withClient(true, (c) => c.createGroup(ctx.group, members.length ? members : undefined));
@@ -192,6 +211,32 @@ async function sql(ctx: Ctx, query: string): Promise<string> {
   throw new RaftdError('UNREACHABLE', `no endpoint answered: ${last}`, 0);
 }
 
+/** Polls the placement until nothing is planned or running (a pass ends when the plan is empty). */
+async function waitBalanced(ctx: Ctx, withClient: <T>(admin: boolean, f: (c: RaftdClient) => Promise<T>) => Promise<T>): Promise<unknown> {
+  // Quiet for three polls in a row: between one move's end and the next one's start the meta group
+  // may briefly record none.
+  for (let quiet = 0; ; ) {
+    const view = await withClient(false, (c) => c.placement());
+    const busy = view.groups.some((g) => g.move) || view.rebalance.running.length > 0;
+    // `planning` is the answering node's own rebalancer; only the meta leader's counts.
+    quiet = busy || (view.rebalance.leading && view.rebalance.planning) ? 0 : quiet + 1;
+    if (quiet >= 3) return ctx.json ? view : placementText(view);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+function placementText(view: PlacementView): string {
+  const lines = [`replication factor ${view.replicationFactor === 0 ? 'every node' : view.replicationFactor} (in use: ${view.effectiveReplicationFactor})`];
+  for (const n of view.nodes) lines.push(`node ${n.id}${n.zone ? ` zone ${n.zone}` : ''} ${n.state}${n.alive ? '' : ' (not heard from)'}: ${n.groups} groups`);
+  for (const g of view.groups) {
+    const move = g.move ? `  moving ${g.move.from ?? '-'} -> ${g.move.to ?? '-'} (${g.move.reason})` : '';
+    lines.push(`group ${g.group}: ${g.members.join(',')}  preferred leader ${g.preferredLeader ?? '-'}${move}`);
+  }
+  const r = view.rebalance;
+  lines.push(`rebalancing: ${r.running.length} moves running, ${r.movesDone} done, ${r.movesAborted} given up (as seen by this node)${r.lastError ? `; last error: ${r.lastError}` : ''}`);
+  return lines.join('\n');
+}
+
 function print(result: unknown, json: boolean): void {
   if (typeof result === 'string' && !json) process.stdout.write(result.endsWith('\n') || result === '' ? result : result + '\n');
   else if (json) process.stdout.write(JSON.stringify(result) + '\n');
@@ -231,6 +276,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       json: line.flags.get('json') === true,
       force: line.flags.get('force') === true,
       learner: line.flags.get('learner') === true,
+      wait: line.flags.get('wait') === true,
     };
     if (ctx.endpoints.length === 0) throw new UsageError('--endpoints is empty');
   } catch (e) {

@@ -410,6 +410,21 @@ export class RaftdClient {
     this.json(await this.call('POST', `/v1/groups/${group}/transfer-leadership`, { to }));
   }
 
+  /** Where every group is placed, per-node counts, the moves running and the rebalancer's state (issue 21). */
+  async placement(): Promise<PlacementView> {
+    return this.json<PlacementView>(await this.call('GET', '/v1/placement', undefined, { idempotent: true }));
+  }
+
+  /** Admin token needed. The meta leader plans and runs replica moves until the placement is balanced. */
+  async rebalance(): Promise<Record<string, unknown>> {
+    return this.json(await this.call('POST', '/v1/rebalance', {}));
+  }
+
+  /** Admin token needed. Moves every replica off `node` (`cancel`: takes it back into placement). */
+  async decommission(node: number, cancel = false): Promise<Record<string, unknown>> {
+    return this.json(await this.call('POST', `/v1/nodes/${node}/decommission`, cancel ? { cancel: true } : {}));
+  }
+
   /** 200 on the leader of `group` (default: raftd's choice), false elsewhere. */
   async isLeader(group?: number): Promise<boolean> {
     const res = await this.call('GET', `/leader-check${group === undefined ? '' : `?group=${group}`}`, undefined, { idempotent: true });
@@ -419,4 +434,13 @@ export class RaftdClient {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/** GET /v1/placement (issue 21). */
+export interface PlacementView {
+  replicationFactor: number;
+  effectiveReplicationFactor: number;
+  nodes: Array<{ id: number; zone: string; state: string; groups: number; alive: boolean }>;
+  groups: Array<{ group: number; members: number[]; preferredLeader: number | null; local: boolean; move?: { from: number | null; to: number | null; reason: string } }>;
+  rebalance: { mode: string; leading: boolean; planning: boolean; running: Array<{ group: number; from: number | null; to: number | null; step: string }>; movesStarted: number; movesDone: number; movesAborted: number; lastError?: string };
 }

@@ -6,6 +6,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Host } from '../host/host.js';
 import type { HostMetrics } from '../host/metrics.js';
+import type { Rebalancer } from '../placement/rebalancer.js';
 import { Role } from '../raft/types.js';
 
 type NumericField = { [K in keyof HostMetrics]: HostMetrics[K] extends number ? K : never }[keyof HostMetrics];
@@ -34,7 +35,7 @@ const MAX_GROUP_SERIES = 100;
 export class RaftdMetrics {
   readonly registry = new Registry();
 
-  constructor(host: Host) {
+  constructor(host: Host, rebalancer?: Rebalancer) {
     const registers = [this.registry];
     const m = host.metrics;
     collectDefaultMetrics({ register: this.registry });
@@ -76,6 +77,13 @@ export class RaftdMetrics {
     gauge('raftd_memory_resident_bytes', 'Resident set size of the process.', () => process.memoryUsage.rss());
     gauge('raftd_memory_heap_used_bytes', 'V8 heap in use (JavaScript objects).', () => process.memoryUsage().heapUsed);
     gauge('raftd_memory_array_buffers_bytes', 'Buffers outside the V8 heap (entry data among them).', () => process.memoryUsage().arrayBuffers);
+    if (rebalancer) {
+      // placement (issue 21): the rebalancer's progress (moves run only on the meta leader).
+      gauge('raftd_placement_moves_running', 'Replica moves recorded in the meta group and not finished.', () => host.meta.placement.moves.size);
+      new Counter({ name: 'raftd_placement_moves_started_total', help: 'Replica moves this node started as meta leader.', registers, collect() { this.reset(); this.inc(rebalancer.status().movesStarted); } });
+      new Counter({ name: 'raftd_placement_moves_done_total', help: 'Replica moves this node finished as meta leader.', registers, collect() { this.reset(); this.inc(rebalancer.status().movesDone); } });
+      new Counter({ name: 'raftd_placement_moves_aborted_total', help: 'Replica moves this node gave up as meta leader.', registers, collect() { this.reset(); this.inc(rebalancer.status().movesAborted); } });
+    }
     new Counter({
       name: 'raftd_errors_total', help: 'Client errors by code.', labelNames: ['code'], registers,
       collect() {

@@ -62,7 +62,11 @@ export const transferBody = { type: 'object', required: ['to'], properties: { to
 export const registerNodeBody = {
   type: 'object',
   required: ['id', 'raftAddr', 'httpAddr'],
-  properties: { id: { ...nodeId, minimum: 1 }, raftAddr: hostPort, httpAddr: hostPort, fresh: { type: 'boolean' } },
+  properties: {
+    id: { ...nodeId, minimum: 1 }, raftAddr: hostPort, httpAddr: hostPort, fresh: { type: 'boolean' },
+    // placement (issue 21): the joining node's zone.
+    zone: { type: 'string', maxLength: 64, pattern: '^\\S+$' },
+  },
 } as const;
 
 /** The validator's options: no coercion (a JSON "5" is not 5), no defaults or removals behind the caller's back. */

@@ -20,6 +20,8 @@ import {
   registerNodeBody, schemaErrorMessage, statusCodeParams, transferBody, type ForceValue,
 } from './schemas.js';
 import { unsafeVoterRemoval } from './membership-safety.js';
+import { MemberRelay } from './member-relay.js';
+import { registerPlacementRoutes, type PlacementApiOptions } from './placement-routes.js';
 
 export interface ApiOptions {
   host: Host;
@@ -38,6 +40,8 @@ export interface ApiOptions {
   logger: Logger;
   /** Test hook 'faults' only (RAFTD_TEST_HOOKS, test-hooks.ts): exposes /debug/faults. */
   faults?: FaultLayer;
+  /** placement (issue 21): rebalancing settings; absent: manual, defaults. */
+  placement?: PlacementApiOptions;
 }
 
 export const API_DEFAULTS = { bodyLimit: 64 * 1024 * 1024, leaderWaitMs: 3000 } as const;
@@ -73,6 +77,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit, forceCloseConnections: true, ajv: { customOptions: AJV_OPTIONS }, schemaErrorFormatter: schemaErrorMessage });
   // Follower -> leader forwarding: keep-alive node:http; proposals grouped into binary batches (forward.ts).
   const forwarder = new LeaderForwarder();
+  // placement (issue 21): requests for groups placed on other nodes go to one of their members.
+  const relay = new MemberRelay(host);
   app.addHook('onClose', async () => forwarder.close());
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -86,6 +92,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       req.body = parseJson(raw);
     },
   };
+  /** What a leader or member gets: the bytes the client sent (a JSON route has parsed its body by now). */
+  function bytesToForward(req: FastifyRequest): Buffer | undefined {
+    if (req.method === 'GET' || req.method === 'DELETE') return undefined;
+    return rawBodies.get(req) ?? (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
+  }
 
   // Every route needs a token (auth.ts), loopback included; only the load-balancer probes are open.
   const authorize = makeAuthorizer({ apiToken: opts.apiToken, adminToken: opts.adminToken });
@@ -142,6 +153,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
    * (once: a forwarded request is never forwarded again) or answers NOT_LEADER.
    */
   async function onLeader(req: FastifyRequest, reply: FastifyReply, group: number, local: () => Promise<unknown>, proposal?: Buffer): Promise<unknown> {
+    if (relay.isRemote(group)) return toMember(req, reply, group, proposal);
     const deadline = Date.now() + opts.leaderWaitMs;
     for (;;) {
       const leader = await leaderOf(group);
@@ -158,7 +170,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         if (proposal) answer = await forwarder.propose(leader.httpAddr, group, proposal, headers, timeoutMs);
         else {
           if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
-          const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : rawBodies.get(req) ?? (req.body as Buffer | undefined) ?? Buffer.alloc(0);
+          const body = bytesToForward(req);
           answer = await forwarder.request(leader.httpAddr, req.method, req.url, headers, body, timeoutMs);
         }
       } catch (e) {
@@ -172,6 +184,26 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       void reply.code(answer.status).header('content-type', answer.contentType).header(LEADER_HEADER, leader.httpAddr);
       return answer.body;
     }
+  }
+
+  /**
+   * placement (issue 21): the group has no replica here; a member serves the request (its leader
+   * for writes). The answer is relayed as is, with the member's address in LEADER_HEADER.
+   */
+  async function toMember(req: FastifyRequest, reply: FastifyReply, group: number, proposal?: Buffer): Promise<unknown> {
+    if (req.headers[FORWARDED_HEADER]) throw new RaftdError('GROUP_NOT_FOUND', `group ${group} has no replica on node ${host.nodeId}`);
+    if (req.headers[NO_FORWARD_HEADER]) throw new RaftdError('NOT_LEADER', `group ${group} has no replica on node ${host.nodeId}`);
+    const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
+    if (req.headers.authorization) headers.authorization = req.headers.authorization;
+    if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
+    const timeoutMs = opts.requestTimeoutMs + 1000;
+    host.metrics.forwarded++;
+    const body = bytesToForward(req);
+    const answer = await relay.relay(group, Date.now() + opts.leaderWaitMs, (addr) =>
+      proposal ? forwarder.propose(addr, group, proposal, headers, timeoutMs) : forwarder.request(addr, req.method, req.url, headers, body, timeoutMs),
+    );
+    void reply.code(answer.status).header('content-type', answer.contentType).header(LEADER_HEADER, answer.via);
+    return answer.body;
   }
 
   app.post<GroupRoute>('/v1/groups/:group/propose', { schema: { params: groupParams } }, async (req, reply) => {
@@ -208,6 +240,22 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       [...byGroup].map(async ([group, idxs]) => {
         try {
           if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'group 0 is raftd\'s meta group');
+          if (relay.isRemote(group)) {
+            // placement (issue 21): each entry through a member of the group, as its own /propose would go.
+            if (forwarded || req.headers[NO_FORWARD_HEADER]) throw new RaftdError('GROUP_NOT_FOUND', `group ${group} has no replica on node ${host.nodeId}`);
+            const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
+            if (req.headers.authorization) headers.authorization = req.headers.authorization;
+            host.metrics.forwarded += idxs.length;
+            await Promise.all(idxs.map(async (i) => {
+              try {
+                const answer = await relay.relay(group, Date.now() + opts.leaderWaitMs, (addr) => forwarder.propose(addr, group, items[i]!.data, headers, opts.requestTimeoutMs + 1000));
+                results[i] = typeof answer.body === 'string' ? (JSON.parse(answer.body) as Record<string, unknown>) : answer.body;
+              } catch (e) {
+                results[i] = errorBody(e instanceof SyntaxError ? new RaftdError('TIMEOUT', `a member of group ${group} answered with malformed JSON; the outcome is unknown`) : e);
+              }
+            }));
+            return;
+          }
           const leader = await leaderOf(group);
           if (leader.id === host.nodeId) {
             // One promise for the group's whole slice (not one per entry); the data are not copied.
@@ -273,7 +321,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       host.metrics.readMs.observe(performance.now() - t0);
       return { result };
     };
-    // A lease is only the leader's to use; ReadIndex and stale reads are served right here.
+    // A lease is only the leader's to use; ReadIndex and stale reads are served right here
+    // (placement, issue 21: or by a member, when the group has no replica here).
+    if (relay.isRemote(group)) return toMember(req, reply, group);
     return consistency === 'lease' ? onLeader(req, reply, group, run) : run();
   });
 
@@ -281,6 +331,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const group = Number(req.params.group);
     const consistency = req.query.consistency ?? 'linearizable';
     const run = async () => ({ appliedIndex: await host.readBarrier(group, consistency) });
+    if (relay.isRemote(group)) return toMember(req, reply, group);
     return consistency === 'lease' ? onLeader(req, reply, group, run) : run();
   });
 
@@ -322,11 +373,12 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     if (why) throw new RaftdError('UNSAFE_MEMBERSHIP_CHANGE', why);
   }
   app.get('/v1/groups', async () => ({
-    groups: [...host.meta.groups.values()].map((g) => ({ group: g.group, members: g.members, local: host.groups.has(g.group) })),
+    groups: [...host.meta.groups.values()].map((g) => ({ group: g.group, members: g.members, local: host.groups.has(g.group), ...(host.meta.placement.moves.has(g.group) ? { move: host.meta.placement.moves.get(g.group) } : {}) })),
   }));
   app.post<{ Body: { group: number; members?: number[] } }>('/v1/groups', { ...access('admin'), ...jsonBody, schema: { body: createGroupBody } }, async (req, reply) => {
     const { group } = req.body;
-    const members = req.body.members ?? host.groups.get(META_GROUP)?.status().confState.voters.slice() ?? [];
+    // placement (issue 21): by default the group's ring position (every meta voter with factor 0).
+    const members = req.body.members ?? host.placeNewGroup(group);
     if (members.length === 0) throw new RaftdError('BAD_REQUEST', 'a group needs at least one member');
     return onLeader(req, reply, META_GROUP, async () => {
       const o = await host.proposeMeta({ op: 'create-group', group, members: [...new Set(members)].sort((a, b) => a - b) });
@@ -388,7 +440,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   // ---- nodes (join)
   app.get('/v1/nodes', async () => ({ nodes: [...host.meta.nodes.values()] }));
-  type RegisterNodeRoute = { Body: { id: number; raftAddr: string; httpAddr: string; fresh?: boolean } };
+  type RegisterNodeRoute = { Body: { id: number; raftAddr: string; httpAddr: string; fresh?: boolean; zone?: string } };
   app.post<RegisterNodeRoute>('/v1/nodes', { ...access('admin'), ...jsonBody, schema: { body: registerNodeBody } }, async (req, reply) => {
     const body = req.body;
     const id = body.id;
@@ -402,7 +454,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       throw new RaftdError('CONFLICT', `node id ${id} is already a member and this node's data dir is empty: use a new id (a member restarting with an empty disk could vote twice)`);
     }
     return onLeader(req, reply, META_GROUP, async () => {
-      const o = await host.proposeMeta({ op: 'register', node: { id, raftAddr: body.raftAddr, httpAddr: body.httpAddr } });
+      // placement (issue 21): the joining node's zone, if it has one (the schema bounds it).
+      const zone = body.zone;
+      const o = await host.proposeMeta({ op: 'register', node: { id, raftAddr: body.raftAddr, httpAddr: body.httpAddr, ...(zone ? { zone } : {}) } });
       if (!o.ok) throw new RaftdError('CONFLICT', o.error?.message ?? 'refused');
       return { nodes: [...host.meta.nodes.values()] };
     });
@@ -454,12 +508,16 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       const applyFailing = f ? { sinceMs: Math.round(f.sinceMs), attempts: f.attempts, code: f.error.code ?? 'ERROR', message: f.error.message.slice(0, 500) } : undefined;
       return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, ...(lag !== undefined ? { maxFollowerLag: lag } : {}), ...(applyFailing ? { applyFailing } : {}) };
     });
-    return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), nodes: nodesView(), groups };
+    // placement (issue 21): the rebalancer's progress (moves running and their step).
+    return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), nodes: nodesView(), groups, rebalance: rebalancer.status() };
   });
 
   if (opts.faults) registerFaultRoutes(app, opts.faults, { ...access('admin'), ...jsonBody });
 
-  const metrics = new RaftdMetrics(host);
+  // placement (issue 21): /v1/placement, /v1/rebalance, decommissioning, and the rebalancer itself.
+  const rebalancer = registerPlacementRoutes(app, { host, onLeader, adminToken: opts.adminToken, logger: opts.logger, ...(opts.placement ?? {}) });
+
+  const metrics = new RaftdMetrics(host, rebalancer);
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', metrics.contentType);
     return metrics.render();

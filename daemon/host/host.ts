@@ -27,6 +27,7 @@ import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaC
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
 import { AppError } from '../statemachine/errors.js';
+import { placeGroup, placementNodes } from '../placement/view.js';
 
 /** Reserved group id of node-to-node liveness messages (never a real group). */
 export const LIVENESS_GROUP = 0xffffffff;
@@ -62,6 +63,12 @@ export interface HostOptions {
   snapshotCatchupBytes: number;
   /** Test hook 'break-stale-reads' only (daemon/test-hooks.ts): reads answered as stale ones. */
   breakStaleReads?: boolean;
+  /** Started with --join: the peers are known, but this node did not found the meta group. */
+  joined?: boolean;
+  /** placement (issue 21): replicas per data group, 0 = every node. */
+  replicationFactor: number;
+  /** placement (issue 21): this node's failure domain ('' = none), advertised to peers. */
+  zone: string;
   /** Randomness for election timeouts (the core never draws its own). */
   random: () => number;
   logger: Logger;
@@ -95,6 +102,17 @@ export class Host {
   private metaDutiesRunning = false;
   /** Consecutive ticks the application has been unhealthy (0: healthy). */
   private appUnhealthyTicks = 0;
+  // ---- placement (issue 21)
+  /** Zones peers advertise in their liveness messages. */
+  private readonly peerZones = new Map<number, string>();
+  /** Meta entries through this index were committed before this start: replayed, not new. */
+  private metaReplayThrough = 0;
+  /** Index of the meta entry being applied (for the effects). */
+  private metaApplying = 0;
+  /** Groups created (placed here) by replayed meta entries: bootstrapped once the replay is done. */
+  private readonly deferredCreates = new Map<number, number[]>();
+  /** Groups whose local replica is being dropped (log and app data being deleted). */
+  private readonly dropping = new Set<number>();
 
   constructor(
     private readonly opts: HostOptions,
@@ -114,7 +132,10 @@ export class Host {
     for (const [id, addr] of this.knownPeers) if (id !== this.opts.nodeId) this.deps.transport.setPeer(id, addr);
     const stored = await this.deps.store.loadAll();
     for (const [g, loaded] of stored) this.restoreGroup(g, loaded);
-    if (!this.groups.has(META_GROUP) && this.opts.staticPeers.size > 0) {
+    // A node that joined (--join) is not one of the meta group's founders: bootstrapping it here with
+    // every known node as a voter would give it a log that conflicts with the real one (placement,
+    // issue 21, adds it as a learner; the leader then fills it).
+    if (!this.groups.has(META_GROUP) && this.opts.staticPeers.size > 0 && !this.opts.joined) {
       await this.bootstrapGroup(META_GROUP, [...this.opts.staticPeers.keys()].sort((a, b) => a - b));
     }
     this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs);
@@ -158,6 +179,7 @@ export class Host {
     // LastLogIndex and skips what the app already has. Not awaited: an app that is down must not
     // keep raftd from starting (it reports unhealthy and keeps the log meanwhile).
     const applied = snapshot ? snapshot.index : 0;
+    if (group === META_GROUP) this.metaReplayThrough = hardState.commit; // placement (issue 21)
     if (group !== META_GROUP) this.startApplier(group, false);
     const g = this.newReplica(group, storage, applied);
     g.handedToApp = applied;
@@ -377,7 +399,8 @@ export class Host {
   }
 
   private sendLiveness(appHealthy: boolean): void {
-    const context = encoder.encode(this.opts.httpAddr);
+    // placement (issue 21): "HTTPADDR ZONE" when this node has a zone.
+    const context = encoder.encode(this.opts.zone ? `${this.opts.httpAddr} ${this.opts.zone}` : this.opts.httpAddr);
     for (const id of this.knownPeers.keys()) {
       if (id === this.opts.nodeId) continue;
       // `reject` carries "my application is unhealthy" (older nodes ignore it on liveness messages):
@@ -555,10 +578,12 @@ export class Host {
     if (g.group === META_GROUP) {
       for (const e of entries) {
         const cmd = e.type === EntryType.Normal ? decodeMetaCommand(e.data) : undefined;
+        this.metaApplying = e.index;
         const outcome = cmd ? this.meta.apply(cmd, this.metaEffects) : { ok: true as const };
         g.settle(e, outcome.ok ? { index: e.index, ok: true, result: {} } : { index: e.index, ok: false, error: { code: outcome.code, message: outcome.message } });
       }
       g.handedToApp = entries[entries.length - 1]!.index;
+      if (g.handedToApp >= this.metaReplayThrough) this.createDeferredGroups();
       return;
     }
     // While a snapshot is restored (the new applier starting included) nothing is handed over:
@@ -607,6 +632,12 @@ export class Host {
       if (id !== this.opts.nodeId) this.deps.transport.removePeer(id);
     },
     onCreateGroup: (info: { group: number; members: number[] }): void => {
+      // placement (issue 21): during the replay of the meta log at start-up, a later entry may have
+      // moved this replica away: decide once the replay is done (createDeferredGroups).
+      if (this.metaApplying <= this.metaReplayThrough && !this.groups.has(info.group)) {
+        this.deferredCreates.set(info.group, info.members);
+        return;
+      }
       if (info.members.includes(this.opts.nodeId)) {
         void this.bootstrapGroup(info.group, info.members).then(() => this.scheduleFlush(), (err) => this.opts.logger.error({ err, group: info.group }, 'creating group failed'));
       }
@@ -614,7 +645,46 @@ export class Host {
     onDeleteGroup: (group: number): void => {
       void this.dropGroup(group);
     },
+    // placement (issue 21): a rebalancing move took this node's replica away.
+    onMoveDone: (group: number, from: number | null): void => {
+      const placedHere = this.meta.groups.get(group)?.members.includes(this.opts.nodeId) || this.meta.placement.moves.get(group)?.to === this.opts.nodeId;
+      if (from === this.opts.nodeId && !placedHere) {
+        this.opts.logger.info({ group }, 'replica moved to another node; dropping it here');
+        void this.dropGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'dropping a moved replica failed'));
+      }
+    },
   };
+
+  // ---------------------------------------------------------------- placement (issue 21)
+
+  /** After the start-up replay of the meta log: bootstrap the groups still placed on this node. */
+  private createDeferredGroups(): void {
+    if (this.deferredCreates.size === 0) return;
+    for (const [group, members] of this.deferredCreates) {
+      const info = this.meta.groups.get(group);
+      if (!info || this.meta.placement.wasMovedOff(group, this.opts.nodeId) || !info.members.includes(this.opts.nodeId)) continue;
+      void this.bootstrapGroup(group, members).then(() => this.scheduleFlush(), (err) => this.opts.logger.error({ err, group }, 'creating group failed'));
+    }
+    this.deferredCreates.clear();
+  }
+
+  /** The replicas a new data group gets: all meta voters (replication factor 0) or a ring position. */
+  placeNewGroup(group: number): number[] {
+    const voters = (this.groups.get(META_GROUP)?.status().confState.voters ?? []).slice().sort((a, b) => a - b);
+    if (this.opts.replicationFactor <= 0) return voters;
+    return placeGroup(group, placementNodes(this.meta, voters, new Set(), (id) => this.zoneOf(id)), this.opts.replicationFactor);
+  }
+
+  /** A node's zone: as registered, else as it advertises it. */
+  zoneOf(node: number): string {
+    if (node === this.opts.nodeId) return this.opts.zone;
+    return this.meta.nodes.get(node)?.zone ?? this.peerZones.get(node) ?? '';
+  }
+
+  /** Whether this node leads the meta group (the one that plans and runs rebalancing). */
+  isMetaLeader(): boolean {
+    return this.groups.get(META_GROUP)?.isLeader() === true;
+  }
 
   private onConfChangeApplied(g: GroupReplica, e: Entry): void {
     let cc: ConfChange;
@@ -651,9 +721,16 @@ export class Host {
     this.groups.delete(group);
     const applier = this.appliers.get(group);
     this.appliers.delete(group);
-    await applier?.stop();
-    await this.deps.store.deleteGroup(group);
-    await this.deps.app.deleteGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'app DeleteGroup failed'));
+    // placement (issue 21): a replica moved back here while the drop runs must not be created
+    // before the drop has deleted the old one's log and app data (it would delete the new one's).
+    this.dropping.add(group);
+    try {
+      await applier?.stop();
+      await this.deps.store.deleteGroup(group);
+      await this.deps.app.deleteGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'app DeleteGroup failed'));
+    } finally {
+      this.dropping.delete(group);
+    }
   }
 
   // ---------------------------------------------------------------- snapshots
@@ -837,7 +914,9 @@ export class Host {
     this.liveness.heard(from);
     for (const { group, message } of msgs) {
       if (group === LIVENESS_GROUP) {
-        this.liveness.heard(from, decoder.decode(message.context), !message.reject);
+        const [httpAddr, zone] = decoder.decode(message.context).split(' ', 2);
+        this.liveness.heard(from, httpAddr, !message.reject);
+        if (zone) this.peerZones.set(from, zone.slice(0, 64));
         continue;
       }
       if (group === SNAPSHOT_REQUEST_GROUP) {
@@ -876,8 +955,12 @@ export class Host {
   /** A group this node was added to: created empty; the leader fills it by log or snapshot. */
   private lazyReplica(group: number): GroupReplica | undefined {
     if (this.meta.deletedGroups.has(group) || this.stopping) return undefined;
+    // placement (issue 21): a replica moved off this node is not brought back by a stray message,
+    // nor created while the old one is being dropped (the leader sends again).
+    if (this.meta.placement.wasMovedOff(group, this.opts.nodeId) || this.dropping.has(group)) return undefined;
     const g = this.newReplica(group, new MemoryStorage(), 0);
-    this.startApplier(group, false);
+    // The meta group is applied by the host itself (a node added to it later has no applier for it).
+    if (group !== META_GROUP) this.startApplier(group, false);
     return g;
   }
 
@@ -1037,15 +1120,15 @@ export class Host {
       for (const [id, raftAddr] of this.knownPeers) {
         const httpAddr = this.httpAddrOf(id);
         const known = this.meta.nodes.get(id);
-        if (httpAddr && (!known || known.raftAddr !== raftAddr || known.httpAddr !== httpAddr)) {
-          await this.proposeMeta({ op: 'register', node: { id, raftAddr, httpAddr } });
+        const zone = this.zoneOf(id); // placement (issue 21)
+        if (httpAddr && (!known || known.raftAddr !== raftAddr || known.httpAddr !== httpAddr || (known.zone ?? '') !== zone)) {
+          await this.proposeMeta({ op: 'register', node: { id, raftAddr, httpAddr, ...(zone ? { zone } : {}) } });
         }
       }
-      const voters = meta.status().confState.voters.slice().sort((a, b) => a - b);
       const missing: Uint8Array[] = [];
       for (let group = 1; group <= this.opts.bootstrapGroups; group++) {
         if (this.meta.groups.has(group) || this.meta.deletedGroups.has(group)) continue;
-        missing.push(encodeMetaCommand({ op: 'create-group', group, members: voters }));
+        missing.push(encodeMetaCommand({ op: 'create-group', group, members: this.placeNewGroup(group) }));
       }
       // In slices, so a large bootstrap neither overflows the pending-proposal bound nor one message.
       for (let i = 0; i < missing.length; i += 1000) {

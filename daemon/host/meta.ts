@@ -1,17 +1,24 @@
 // Group 0, raftd's meta group: the node registry and the group catalog. Its commands are
 // applied by raftd itself (never sent to the application), in log order, on every member.
 
+import { PLACEMENT_OPS, PlacementState, type PlacementCommand, type PlacementEffects } from '../placement/records.js';
+
 export const META_GROUP = 0;
 
 export interface NodeInfo {
   id: number;
   raftAddr: string;
   httpAddr: string;
+  /** Failure domain for placement (--zone); absent or '' when not given. */
+  zone?: string;
 }
 
 export interface GroupInfo {
   group: number;
-  /** The voters the group was created with (its later membership lives in its own log). */
+  /**
+   * The nodes placement puts the group on: the voters it was created with, updated when a
+   * rebalancing move finishes (placement/records.ts). Its exact membership lives in its own log.
+   */
   members: number[];
 }
 
@@ -19,7 +26,9 @@ export type MetaCommand =
   | { op: 'register'; node: NodeInfo }
   | { op: 'deregister'; id: number }
   | { op: 'create-group'; group: number; members: number[] }
-  | { op: 'delete-group'; group: number };
+  | { op: 'delete-group'; group: number }
+  // placement (issue 21): see daemon/placement/records.ts
+  | PlacementCommand;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -39,7 +48,7 @@ export function decodeMetaCommand(data: Uint8Array): MetaCommand | undefined {
   }
 }
 
-export interface MetaEffects {
+export interface MetaEffects extends PlacementEffects {
   onRegister(node: NodeInfo): void;
   onDeregister(id: number): void;
   onCreateGroup(info: GroupInfo): void;
@@ -51,10 +60,15 @@ export class MetaState {
   readonly nodes = new Map<number, NodeInfo>();
   readonly groups = new Map<number, GroupInfo>();
   readonly deletedGroups = new Set<number>();
+  /** Placement records (issue 21): node states, moves running. */
+  readonly placement = new PlacementState();
 
   apply(cmd: MetaCommand, effects?: MetaEffects): { ok: true } | { ok: false; code: string; message: string } {
     switch (cmd.op) {
       case 'register':
+        if (cmd.node.zone !== undefined && (typeof cmd.node.zone !== 'string' || cmd.node.zone.length > 64)) {
+          return { ok: false, code: 'BAD_REQUEST', message: 'zone must be a string of at most 64 characters' };
+        }
         this.nodes.set(cmd.node.id, { ...cmd.node });
         effects?.onRegister(cmd.node);
         return { ok: true };
@@ -73,8 +87,12 @@ export class MetaState {
         if (!this.groups.has(cmd.group)) return { ok: false, code: 'GROUP_NOT_FOUND', message: `group ${cmd.group} does not exist` };
         this.groups.delete(cmd.group);
         this.deletedGroups.add(cmd.group);
+        this.placement.forgetGroup(cmd.group);
         effects?.onDeleteGroup(cmd.group);
         return { ok: true };
+      default:
+        if (PLACEMENT_OPS.has((cmd as { op: string }).op)) return this.placement.apply(cmd, this, effects);
+        return { ok: false, code: 'BAD_REQUEST', message: `unknown meta command "${String((cmd as { op: unknown }).op).slice(0, 40)}"` };
     }
   }
 }

@@ -1,0 +1,250 @@
+// The rebalancing executor (issue 21). Runs on every node, acts only on the meta group's leader:
+// plans moves (placement.ts), records each as a meta entry before touching the group, and drives
+// each recorded move one membership change at a time through the ordinary admin routes:
+//   add the new node as a learner -> wait until it has caught up (log or snapshot) -> promote it ->
+//   move leadership off the old node if it leads -> remove the old node -> record the move done.
+// It keeps no state of its own that matters: the next step of a move is read from the group's
+// membership (its leader's /status) each round, so a new meta leader resumes where the old left.
+
+import type { Move, PlacementNode } from './placement.js';
+import { planMoves, preferredLeaders } from './placement.js';
+
+/** What the rebalancer needs of the node it runs on. */
+export interface RebalancerPort {
+  isMetaLeader(): boolean;
+  /** The meta group's commit index here (on the leader: the newest). */
+  metaCommit(): number;
+  nodes(deadAfterMs: number): PlacementNode[];
+  placement(): Map<number, number[]>;
+  moves(): Move[];
+  /** Registered nodes that are not in the meta group yet (they need it to know the placement). */
+  nodesOutsideMeta(): number[];
+  proposeMeta(cmd: { op: 'move-start'; move: Move } | { op: 'move-done'; group: number } | { op: 'move-abort'; group: number; why: string }): Promise<void>;
+  /** The group as its leader sees it, asked through any member (undefined: nobody answered). */
+  groupView(group: number, members: number[]): Promise<GroupView | undefined>;
+  /** The node's own view of its replica of the group (undefined: it has none, or it is down). */
+  replicaView(node: number, group: number): Promise<{ applied: number; commit: number } | undefined>;
+  addMember(group: number, node: number, role: 'learner' | 'voter'): Promise<void>;
+  removeMember(group: number, node: number): Promise<void>;
+  transferLeadership(group: number, to: number): Promise<void>;
+  /** Who leads each data group, as the nodes this one reaches report it. */
+  leaders(): Promise<Map<number, number>>;
+  /** Alive, and its application healthy: worth handing leadership to. */
+  canLead(node: number): boolean;
+}
+
+export interface GroupView {
+  leader: number;
+  commit: number;
+  voters: number[];
+  learners: number[];
+}
+
+export interface RebalancerOptions {
+  /** 'auto': plan whenever the placement is off; 'manual': only after requestPass(). */
+  mode: 'auto' | 'manual';
+  replicationFactor: number;
+  maxConcurrentMoves: number;
+  /** Auto mode: a node silent this long counts as dead (0: never). */
+  deadNodeTimeoutMs: number;
+  /** A learner within this many entries of the commit index counts as caught up. */
+  catchUpSlack: number;
+  /** Rounds a move may fail in a row before it is given up (recorded as aborted). */
+  maxFailures: number;
+}
+
+export const REBALANCER_DEFAULTS: RebalancerOptions = { mode: 'manual', replicationFactor: 0, maxConcurrentMoves: 2, deadNodeTimeoutMs: 600_000, catchUpSlack: 64, maxFailures: 30 };
+
+export type MoveStep = 'add-learner' | 'catch-up' | 'promote' | 'transfer-leadership' | 'remove-old' | 'record-done';
+
+export interface RebalancerStatus {
+  mode: 'auto' | 'manual';
+  /** This node leads the meta group and so runs the moves. */
+  leading: boolean;
+  /** A pass was asked for (manual) or auto mode: planning is on. */
+  planning: boolean;
+  running: Array<Move & { step: MoveStep | 'starting'; failures: number; lastError?: string }>;
+  movesStarted: number;
+  movesDone: number;
+  movesAborted: number;
+  /** Leadership transfers toward the preferred leaders. */
+  leaderTransfers: number;
+  lastError?: string;
+}
+
+export class Rebalancer {
+  private passRequested = false;
+  private busy = false;
+  private readonly progress = new Map<number, { step: MoveStep | 'starting'; failures: number; lastError?: string }>();
+  private movesStarted = 0;
+  private movesDone = 0;
+  private movesAborted = 0;
+  private leaderTransfers = 0;
+  /** Leader-balancing rounds of the current pass (bounded: leadership is only advisory). */
+  private leaderRounds = 0;
+  private lastError: string | undefined;
+
+  constructor(
+    private readonly port: RebalancerPort,
+    private readonly opts: RebalancerOptions,
+    private readonly log: { warn(o: object, m: string): void; info(o: object, m: string): void },
+  ) {}
+
+  /** Manual mode: plan and run moves until the placement is balanced. */
+  requestPass(): void {
+    this.passRequested = true;
+  }
+
+  status(): RebalancerStatus {
+    const running = this.port.moves().map((m) => {
+      const p = this.progress.get(m.group);
+      return { ...m, step: p?.step ?? 'starting', failures: p?.failures ?? 0, ...(p?.lastError ? { lastError: p.lastError } : {}) };
+    });
+    return {
+      mode: this.opts.mode,
+      leading: this.port.isMetaLeader(),
+      planning: this.opts.mode === 'auto' || this.passRequested,
+      running,
+      movesStarted: this.movesStarted,
+      movesDone: this.movesDone,
+      movesAborted: this.movesAborted,
+      leaderTransfers: this.leaderTransfers,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** One round (called periodically); rounds never overlap. */
+  async round(): Promise<void> {
+    if (this.busy) return;
+    if (!this.port.isMetaLeader()) {
+      this.progress.clear();
+      return;
+    }
+    this.busy = true;
+    try {
+      const planning = this.opts.mode === 'auto' || this.passRequested;
+      if (planning) {
+        // A node outside the meta group would not learn the placement: bring it in as a learner.
+        for (const id of this.port.nodesOutsideMeta()) await this.port.addMember(0, id, 'learner').catch((e: Error) => (this.lastError = `meta learner ${id}: ${e.message}`));
+      }
+      await Promise.all(this.port.moves().map((m) => this.advance(m)));
+      if (!planning) return;
+      const inFlight = this.port.moves();
+      const plan = planMoves({
+        placement: this.port.placement(),
+        nodes: this.port.nodes(this.opts.mode === 'auto' ? this.opts.deadNodeTimeoutMs : 0),
+        replicationFactor: this.opts.replicationFactor,
+        maxConcurrentMoves: this.opts.maxConcurrentMoves,
+        inFlight,
+      });
+      for (const move of plan) {
+        try {
+          await this.port.proposeMeta({ op: 'move-start', move });
+          this.movesStarted++;
+          this.log.info({ move }, 'rebalancing: move started');
+        } catch (e) {
+          this.lastError = `move-start group ${move.group}: ${(e as Error).message}`;
+        }
+      }
+      if (plan.length > 0 || inFlight.length > 0) {
+        this.leaderRounds = 0;
+        return;
+      }
+      // Replicas in place: spread leadership (each group to its preferred leader), a few at a time.
+      const moved = await this.spreadLeaders();
+      if (moved === 0 || ++this.leaderRounds >= 10) {
+        this.passRequested = false;
+        this.leaderRounds = 0;
+      }
+    } catch (e) {
+      this.lastError = (e as Error).message;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Transfers up to maxConcurrentMoves groups to their preferred leader; returns how many. */
+  private async spreadLeaders(): Promise<number> {
+    const preferred = preferredLeaders(this.port.placement());
+    const leaders = await this.port.leaders();
+    let started = 0;
+    for (const [group, want] of preferred) {
+      if (started >= this.opts.maxConcurrentMoves) break;
+      const now = leaders.get(group);
+      if (now === undefined || now === want || !this.port.canLead(want)) continue;
+      started++;
+      try {
+        await this.port.transferLeadership(group, want);
+        this.leaderTransfers++;
+      } catch (e) {
+        this.lastError = `leadership of group ${group} to node ${want}: ${(e as Error).message}`;
+      }
+    }
+    return started;
+  }
+
+  /** The next step of one recorded move, read from the group's membership. */
+  private async advance(m: Move): Promise<void> {
+    const p = this.progress.get(m.group) ?? { step: 'starting' as const, failures: 0 };
+    this.progress.set(m.group, p);
+    try {
+      const members = [...(this.port.placement().get(m.group) ?? []), ...(m.to !== null ? [m.to] : [])];
+      const view = await this.port.groupView(m.group, members);
+      if (!view) throw new Error(`group ${m.group}: no member answered`);
+      const { to, from } = m;
+      if (to !== null && !view.voters.includes(to)) {
+        if (!view.learners.includes(to)) {
+          p.step = 'add-learner';
+          // The new node must have applied the meta log through this move's start first: an earlier
+          // move may have taken a replica of this group off it, and it must have dropped that one
+          // (it does so when it applies that move's end) before it is given the group again, or the
+          // late drop could wipe the new replica after its promotion.
+          const meta = await this.port.replicaView(to, 0);
+          if (!meta || meta.applied < this.port.metaCommit()) return; // not yet: next round
+          await this.port.addMember(m.group, to, 'learner');
+          p.failures = 0;
+          return;
+        }
+        p.step = 'catch-up';
+        const r = await this.port.replicaView(to, m.group);
+        if (!r || r.applied + this.opts.catchUpSlack < view.commit) return; // not yet: next round
+        p.step = 'promote';
+        await this.port.addMember(m.group, to, 'voter');
+        p.failures = 0;
+        return;
+      }
+      if (from !== null && (view.voters.includes(from) || view.learners.includes(from))) {
+        if (view.leader === from) {
+          p.step = 'transfer-leadership';
+          const target = to ?? view.voters.find((v) => v !== from);
+          if (target === undefined) throw new Error(`group ${m.group}: no voter to hand leadership to`);
+          await this.port.transferLeadership(m.group, target);
+          return;
+        }
+        p.step = 'remove-old';
+        await this.port.removeMember(m.group, from);
+        p.failures = 0;
+        return;
+      }
+      p.step = 'record-done';
+      await this.port.proposeMeta({ op: 'move-done', group: m.group });
+      this.progress.delete(m.group);
+      this.movesDone++;
+      this.log.info({ move: m }, 'rebalancing: move done');
+    } catch (e) {
+      p.failures++;
+      p.lastError = (e as Error).message.slice(0, 300);
+      this.lastError = `group ${m.group}: ${p.lastError}`;
+      // Past the promotion the group has the new voter: finishing is the only way back to a placement
+      // the meta group describes, so those steps are retried for as long as it takes.
+      const promoted = p.step === 'transfer-leadership' || p.step === 'remove-old' || p.step === 'record-done';
+      if (p.failures >= this.opts.maxFailures && !promoted) {
+        if (m.to !== null) await this.port.removeMember(m.group, m.to).catch(() => undefined); // the learner, if added
+        this.log.warn({ move: m, err: p.lastError }, 'rebalancing: giving the move up');
+        await this.port.proposeMeta({ op: 'move-abort', group: m.group, why: p.lastError }).catch(() => undefined);
+        this.progress.delete(m.group);
+        this.movesAborted++;
+      }
+    }
+  }
+}
