@@ -27,9 +27,10 @@ import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
-import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
+import { insertRaw, RAW_INSERT_ANY_FORMAT } from './chdb-raw.js';
+import { collectBytes, countPayloadRows, dataInsertStatement, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
-  Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
+  Capabilities, ClickHouseEngine, DataInsert, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
 
 export interface EmbeddedOptions {
@@ -439,6 +440,22 @@ class EmbeddedEngine implements ClickHouseEngine {
       const stmt = sql.trimEnd().replace(/;$/, '') + '\n' + text;
       await this.withSession({ settings: opts?.settings }, stmt, (s) => s.queryAsync(stmt, { format: 'TabSeparated' }));
       return { writtenRows: countPayloadRows(parsed.format, buf) };
+    });
+  }
+
+  /**
+   * A structured insert (types.ts DataInsert): the statement is built from its parts, the payload goes
+   * to the engine zero-copy in any format (chdb-raw.ts), or, on a chdb without that entry, through
+   * Session.insert for the text formats chdb allows.
+   */
+  insertData(target: DataInsert, data: Uint8Array): Promise<InsertResult> {
+    return this.run(async () => {
+      const statement = dataInsertStatement(target);
+      if (RAW_INSERT_ANY_FORMAT) {
+        const rows = await this.withSession(undefined, statement, (s) => insertRaw(s, statement, data));
+        return { writtenRows: rows };
+      }
+      return this.insert(statement, data, {});
     });
   }
 

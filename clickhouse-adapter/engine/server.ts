@@ -9,9 +9,9 @@ import { createClient, ClickHouseError as ClientClickHouseError, ClickHouseLogLe
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, clickHouseCodeName, parseClickHouseError } from './errors.js';
-import { checkSettingName, collectBytes, countPayloadRows, parseInsert, quoteString, refuseSessionStatements } from './sql.js';
+import { checkSettingName, collectBytes, countPayloadRows, dataInsertStatement, parseInsert, quoteString, refuseSessionStatements } from './sql.js';
 import type {
-  Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
+  Capabilities, ClickHouseEngine, DataInsert, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
 
 export interface ServerOptions {
@@ -268,6 +268,12 @@ class ServerEngine implements ClickHouseEngine {
       const written = r.summary?.written_rows;
       return { writtenRows: written !== undefined ? Number(written) : countPayloadRows(parsed.format, buf) };
     });
+  }
+
+  /** A structured insert: the statement built from its parts (sql.ts), the body sent unchanged. */
+  insertData(target: DataInsert, data: Uint8Array): Promise<InsertResult> {
+    const { settings, ...rest } = target;
+    return this.insert(dataInsertStatement(rest), data, { ...(settings ? { settings } : {}), ...(target.queryId ? { queryId: target.queryId } : {}) });
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
 // `INSERT INTO ... FORMAT X` statement the engine interface accepts.
 
 import { EngineError } from './errors.js';
-import type { ClickHouseEngine, Settings, SettingValue } from './types.js';
+import type { ClickHouseEngine, DataInsert, Settings, SettingValue } from './types.js';
 
 const SETTING_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -54,6 +54,20 @@ export function paramsStatement(params: Readonly<Record<string, string>>): strin
     return `param_${k} = ${quoteString(v)}`;
   });
   return parts.length ? `SET ${parts.join(', ')}` : undefined;
+}
+
+const FORMAT_NAME_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
+
+/**
+ * `INSERT INTO db.t [(a, b)] [SETTINGS k = v, ...] FORMAT X` built from a DataInsert's parts: every
+ * name quoted, setting names checked, values as literals, the format a plain name.
+ */
+export function dataInsertStatement(target: DataInsert): string {
+  if (!FORMAT_NAME_RE.test(target.format)) throw new EngineError('ENGINE_BAD_REQUEST', `invalid format name ${JSON.stringify(target.format)}`);
+  if (target.table === '' || target.database === '') throw new EngineError('ENGINE_BAD_REQUEST', 'an insert needs a database and a table');
+  const cols = target.columns && target.columns.length ? ` (${target.columns.map(quoteIdent).join(', ')})` : '';
+  const settings = Object.entries(target.settings ?? {}).map(([k, v]) => `${k} = ${settingLiteral(k, v)}`);
+  return `INSERT INTO ${quoteIdent(target.database)}.${quoteIdent(target.table)}${cols}${settings.length ? ` SETTINGS ${settings.join(', ')}` : ''} FORMAT ${target.format}`;
 }
 
 /** `SET a = 1, b = 'x'` for a non-empty settings object, else undefined. */

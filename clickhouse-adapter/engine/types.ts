@@ -80,6 +80,22 @@ export interface InsertOptions {
   queryId?: string;
 }
 
+/**
+ * An INSERT as structured data: the engines build its statement themselves (names quoted, the format
+ * name checked, settings as a SETTINGS clause), so nothing is written as SQL text and parsed again.
+ */
+export interface DataInsert {
+  database: string;
+  table: string;
+  /** The columns the data gives, in its order; all stored columns when absent. */
+  columns?: readonly string[];
+  /** An input format name (letters, digits, '_'); the data is in it, text or binary. */
+  format: string;
+  /** Settings of this INSERT only. */
+  settings?: Settings;
+  queryId?: string;
+}
+
 export interface InsertResult {
   /**
    * Rows ClickHouse reports written (chdb's result counters; the server's X-ClickHouse-Summary).
@@ -123,6 +139,11 @@ export interface ClickHouseEngine {
    * (a split would form different blocks and break deduplication-token replay).
    */
   insert(sql: string, data: Uint8Array | AsyncIterable<Uint8Array>, opts?: InsertOptions): Promise<InsertResult>;
+  /**
+   * One INSERT given as structured data (DataInsert), `data` passed to ClickHouse unchanged in any input
+   * format the engine reads, binary ones included. One call is one INSERT statement, as for insert().
+   */
+  insertData(target: DataInsert, data: Uint8Array): Promise<InsertResult>;
   /**
    * SQL of a subquery over system.processes that holds only the running queries whose queryId is a key
    * of `ids`, with `query_id` showing the map's value (the id the client knows) and `query` the text

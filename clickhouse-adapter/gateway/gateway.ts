@@ -187,14 +187,12 @@ const INSERT_DEDUP_SETTINGS = new Set(['insert_deduplication_token', 'insert_ded
 const ASYNC_INSERT_SETTINGS = new Set(['async_insert', 'wait_for_async_insert']);
 
 export const SHARD_SETTING = 'rafthouse_shard_key';
+/** Where the gateway evaluates rows before proposing them (materialize). */
+const SCRATCH_DB = 'rafthouse_scratch';
 
 /** Input formats accepted for writes: the rules' (rules/statements.ts). */
 const WRITE_FORMATS = INPUT_FORMATS;
 
-const PLAIN_IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-function plainIdent(name: string): string {
-  return PLAIN_IDENT_RE.test(name) ? name : quoteIdent(name);
-}
 const SHARD_COMMENT_RE = /^rafthouse_shard_key=([A-Za-z_][A-Za-z0-9_]*)$/;
 
 interface TableInfo {
@@ -1004,7 +1002,8 @@ export class Gateway {
       columns = given;
     }
     // DEFAULT / MATERIALIZED columns with non-deterministic expressions are computed here, once; a
-    // sharded table's rows must be JSONEachRow for the splitter.
+    // sharded table's rows must be JSONEachRow for the splitter: chdb reads the body (any format) once
+    // here and the groups get JSONEachRow. Every other insert passes its body through unchanged.
     const nondetDefaults = await this.nondetDefaultColumns(info, columns);
     if (nondetDefaults.length > 0 || (info.shardKey && format !== 'JSONEachRow')) {
       payload = await this.materialize(home, table, info, columns, format, payload);
@@ -1012,9 +1011,11 @@ export class Gateway {
       columns = info.columns.map((c) => c.name);
       settings.insert_allow_materialized_columns = 1;
     }
-    // Plain names keep the apply path on chdb's zero-copy insert (quoted names take the slower inline path).
-    const insertSql = `INSERT INTO ${plainIdent(table)}${columns && columns.length ? ' (' + columns.map(plainIdent).join(', ') + ')' : ''} FORMAT ${format}`;
-    const header: EntryHeader = { v: 1, kind: 'insert', sql: insertSql, database: this.userDb, settings };
+    // A structured insert (statemachine/entry.ts): table, columns, format and settings as data, the
+    // payload as the client sent it (or as the gateway converted it above), whatever its format.
+    const header: EntryHeader = {
+      v: 1, kind: 'insert', table, format, database: this.userDb, settings, ...(columns && columns.length ? { columns } : {}),
+    };
     if (!info.shardKey) {
       const r = await this.proposeOne(home, header, payload);
       return (r as { writtenRows?: number } | null)?.writtenRows ?? 0;
@@ -1050,17 +1051,23 @@ export class Gateway {
    * insert literal values (insert_allow_materialized_columns=1), never re-evaluating an expression.
    */
   private async materialize(home: number, table: string, info: TableInfo, columns: string[] | undefined, format: string, data: Buffer): Promise<Buffer> {
-    this.scratchReady ??= this.o.engine.exec('CREATE DATABASE IF NOT EXISTS rafthouse_scratch ENGINE = Memory');
+    this.scratchReady ??= this.o.engine.exec(`CREATE DATABASE IF NOT EXISTS ${SCRATCH_DB} ENGINE = Memory`);
     await this.scratchReady;
-    const scratch = `rafthouse_scratch.s_${randomUUID().replace(/-/g, '')}`;
+    const scratchTable = `s_${randomUUID().replace(/-/g, '')}`;
+    const scratch = `${SCRATCH_DB}.${scratchTable}`;
     await this.o.engine.exec(`CREATE TABLE ${scratch} AS ${dataDb(home)}.${quoteIdent(table)} ENGINE = Memory`);
     try {
       // Never FORMAT Values here: its data could end in "; <statement>" (payloads reach this point as
       // JSONEachRow or another allow-listed text format, whose data runs to the end of the input).
       if (format === 'Values') throw new GatewayError(CODES.BAD_ARGUMENTS, 'internal: Values rows must be evaluated before materialization');
-      await this.o.engine.insert(`INSERT INTO ${scratch}${columns && columns.length ? ' (' + columns.map(plainIdent).join(', ') + ')' : ''} FORMAT ${format}`, data);
+      // One parsing thread, in order, and one reading thread: the same body gives the same bytes (a
+      // client's retry of it is then deduplicated by its block id, statemachine/dedup.ts).
+      await this.o.engine.insertData({
+        database: SCRATCH_DB, table: scratchTable, format, ...(columns && columns.length ? { columns } : {}),
+        settings: { max_parsing_threads: 1, input_format_parquet_preserve_order: 1, max_insert_threads: 1 },
+      }, data);
       return await this.o.engine.query(`SELECT ${info.columns.map((c) => quoteIdent(c.name)).join(', ')} FROM ${scratch}`,
-        { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0, output_format_json_quote_denormals: 1 } });
+        { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0, output_format_json_quote_denormals: 1, max_threads: 1 } });
     } finally {
       await this.o.engine.exec(`DROP TABLE IF EXISTS ${scratch}`);
     }
