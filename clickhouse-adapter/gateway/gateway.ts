@@ -36,6 +36,10 @@ import type { WriteContext } from '../rules/index.js';
 export { loadNondeterministic };
 import type { CutReader } from './cut.js';
 import { SessionRegistry } from './sessions.js';
+import { SCRATCH_DB, catalogsIn, rewriteCatalogs } from './catalog.js';
+import { QueryLog, toQueryLogQuery } from './query-log.js';
+import type { QueryLogOptions, QueryLogType } from './query-log.js';
+import { toFault } from './errors.js';
 import type { SessionLease, SessionOptions } from './sessions.js';
 
 export type Endpoint = 'consistent' | 'local';
@@ -122,6 +126,8 @@ export interface GatewayOptions {
   cut?: CutReader;
   /** Client sessions (session_id) on this node: their bounds. */
   sessions?: Partial<SessionOptions>;
+  /** The bounds of system.query_log (query-log.ts); false: no query log. */
+  queryLog?: Partial<QueryLogOptions> | false;
 }
 
 /**
@@ -187,8 +193,6 @@ const INSERT_DEDUP_SETTINGS = new Set(['insert_deduplication_token', 'insert_ded
 const ASYNC_INSERT_SETTINGS = new Set(['async_insert', 'wait_for_async_insert']);
 
 export const SHARD_SETTING = 'rafthouse_shard_key';
-/** Where the gateway evaluates rows before proposing them (materialize). */
-const SCRATCH_DB = 'rafthouse_scratch';
 
 /** Input formats accepted for writes: the rules' (rules/statements.ts). */
 const WRITE_FORMATS = INPUT_FORMATS;
@@ -285,13 +289,72 @@ export class Gateway {
     this.userDb = opts.userDb ?? 'default';
     this.views = new ReadViews(opts.engine, this.userDb);
     this.sessions = new SessionRegistry(opts.readEngine, opts.sessions);
+    this.queryLog = opts.queryLog === false ? undefined : new QueryLog(opts.engine, opts.queryLog ?? {});
+  }
+
+  /** What this node served (system.query_log); undefined when turned off. */
+  readonly queryLog: QueryLog | undefined;
+
+  /**
+   * Runs one request and records it in the query log (when it ends: a streamed answer when its stream
+   * has been read to its end or failed).
+   */
+  async execute(req: GatewayRequest): Promise<GatewayResponse> {
+    const log = this.queryLog;
+    if (!log) return this.executeLeased(req);
+    const startMs = performance.timeOrigin + performance.now();
+    const queryId = req.queryId || randomUUID();
+    const base = {
+      startMs, user: req.user ?? 'default', queryId, query: toQueryLogQuery(req.sql), database: req.database || this.userDb,
+      endpoint: req.endpoint, httpMethod: req.readonlyMethod ? 'GET' as const : 'POST' as const,
+    };
+    const write = (type: QueryLogType, summary: GatewaySummary | undefined, resultBytes: number | undefined, error: unknown): void => {
+      const f = error === undefined ? undefined : toFault(error);
+      log.record({
+        ...base, type, endMs: performance.timeOrigin + performance.now(),
+        readRows: Number(summary?.read_rows ?? 0), readBytes: Number(summary?.read_bytes ?? 0),
+        writtenRows: Number(summary?.written_rows ?? 0), writtenBytes: Number(summary?.written_bytes ?? 0),
+        resultRows: Number(summary?.result_rows ?? 0), resultBytes: resultBytes ?? Number(summary?.result_bytes ?? 0),
+        exceptionCode: f?.code ?? 0, exception: f ? `Code: ${f.code}. DB::Exception: ${f.message}. (${f.name})` : '',
+      });
+    };
+    let r: GatewayResponse;
+    try {
+      r = await this.executeLeased({ ...req, queryId });
+    } catch (e) {
+      write('ExceptionBeforeStart', undefined, undefined, e);
+      throw e;
+    }
+    if (!r.stream) {
+      write('QueryFinish', r.summary, undefined, undefined);
+      return r;
+    }
+    const source = r.stream;
+    const summary = r.summary;
+    r.stream = (async function* logged(): AsyncGenerator<Uint8Array> {
+      let bytes = 0;
+      let failure: unknown;
+      try {
+        for await (const c of source) {
+          bytes += c.length;
+          yield c;
+        }
+      } catch (e) {
+        failure = e;
+        throw e;
+      } finally {
+        // A client that went away mid-stream ends it early: logged as finished with what it was sent.
+        write(failure === undefined ? 'QueryFinish' : 'ExceptionWhileProcessing', summary, bytes, failure);
+      }
+    })();
+    return r;
   }
 
   /**
    * Runs one request. In a client session (req.session) the session is held until the answer is done
    * (a streamed one included): a second request of the same session meanwhile gets 373.
    */
-  async execute(req: GatewayRequest): Promise<GatewayResponse> {
+  private async executeLeased(req: GatewayRequest): Promise<GatewayResponse> {
     const lease = req.session ? this.sessions.acquire({ ...req.session, user: req.user ?? 'default' }) : undefined;
     let handedOff = false;
     try {
@@ -359,7 +422,15 @@ export class Gateway {
       const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
       checkStatementSettings(sql, limits);
       const settings = readSettings(req.settings, limits);
-      const text = this.running.sandboxProcesses(sql, stmt, database, this.o.readEngine, user);
+      let text = this.running.sandboxProcesses(sql, stmt, database, this.o.readEngine, user);
+      // system.tables / columns / databases as the user's database, system.query_log from this node's log.
+      const catalogs = catalogsIn(text);
+      if (catalogs.has('query_log')) await this.queryLog?.flush();
+      const queryLog = this.queryLog;
+      text = rewriteCatalogs(text, stmt, database, {
+        userDb: this.userDb,
+        queryLog: (u) => queryLog ? queryLog.source(u) : `(SELECT * FROM system.one WHERE 0)`,
+      }, user);
       if (this.running.size >= (this.o.maxConcurrentQueries ?? 32)) {
         throw new GatewayError(202, `Too many simultaneous queries. Maximum: ${this.o.maxConcurrentQueries ?? 32}`, 'TOO_MANY_SIMULTANEOUS_QUERIES');
       }
