@@ -451,7 +451,9 @@ class EmbeddedEngine implements ClickHouseEngine {
   insertData(target: DataInsert, data: Uint8Array): Promise<InsertResult> {
     return this.run(async () => {
       const statement = dataInsertStatement(target);
-      if (RAW_INSERT_ANY_FORMAT) {
+      // Values data is parsed as SQL: after a top-level ';' chdb runs what follows (measured, raw path
+      // included). insert()'s inline path refuses such data; every other format's data is data.
+      if (RAW_INSERT_ANY_FORMAT && target.format.toLowerCase() !== 'values') {
         const rows = await this.withSession(undefined, statement, (s) => insertRaw(s, statement, data));
         return { writtenRows: rows };
       }
