@@ -220,6 +220,13 @@ export function utf8Text(b: Buffer, what: string): string {
   }
 }
 
+/** The entry settings that reach ClickHouse (the deduplication ones only choose a block id: dedup.ts). */
+function parseSettings(settings: Settings): Settings {
+  const out: Settings = {};
+  for (const [k, v] of Object.entries(settings)) if (!INSERT_DEDUP_SETTINGS.has(k)) out[k] = v;
+  return out;
+}
+
 function tsvEscape(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n');
 }
@@ -1077,7 +1084,7 @@ export class Gateway {
     // here and the groups get JSONEachRow. Every other insert passes its body through unchanged.
     const nondetDefaults = await this.nondetDefaultColumns(info, columns);
     if (nondetDefaults.length > 0 || (info.shardKey && format !== 'JSONEachRow')) {
-      payload = await this.materialize(home, table, info, columns, format, payload);
+      payload = await this.materialize(home, table, info, columns, format, payload, settings);
       format = 'JSONEachRow';
       columns = info.columns.map((c) => c.name);
       settings.insert_allow_materialized_columns = 1;
@@ -1121,7 +1128,7 @@ export class Gateway {
    * included) receives the data, and every stored column is read back as JSONEachRow. Replicas then
    * insert literal values (insert_allow_materialized_columns=1), never re-evaluating an expression.
    */
-  private async materialize(home: number, table: string, info: TableInfo, columns: string[] | undefined, format: string, data: Buffer): Promise<Buffer> {
+  private async materialize(home: number, table: string, info: TableInfo, columns: string[] | undefined, format: string, data: Buffer, entrySettings: Settings): Promise<Buffer> {
     this.scratchReady ??= this.o.engine.exec(`CREATE DATABASE IF NOT EXISTS ${SCRATCH_DB} ENGINE = Memory`);
     await this.scratchReady;
     const scratchTable = `s_${randomUUID().replace(/-/g, '')}`;
@@ -1135,7 +1142,8 @@ export class Gateway {
       // client's retry of it is then deduplicated by its block id, statemachine/dedup.ts).
       await this.o.engine.insertData({
         database: SCRATCH_DB, table: scratchTable, format, ...(columns && columns.length ? { columns } : {}),
-        settings: { max_parsing_threads: 1, input_format_parquet_preserve_order: 1, max_insert_threads: 1 },
+        // The entry's own settings (allow-listed: how the data is parsed) read it as apply would have.
+        settings: { ...parseSettings(entrySettings), max_parsing_threads: 1, input_format_parquet_preserve_order: 1, max_insert_threads: 1 },
       }, data);
       return await this.o.engine.query(`SELECT ${info.columns.map((c) => quoteIdent(c.name)).join(', ')} FROM ${scratch}`,
         { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0, output_format_json_quote_denormals: 1, max_threads: 1 } });

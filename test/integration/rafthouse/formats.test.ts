@@ -125,6 +125,22 @@ describe('RaftHouse insert formats (3 nodes, 2 groups, real processes)', functio
     }
   });
 
+  it('format settings travel with the data (CustomSeparated with its delimiters, CSV with another delimiter)', async () => {
+    for (const table of TABLES) {
+      const { rows } = take('CustomSeparated |');
+      const custom = 'BEGIN\n' + rows.map((r) => `<${r.id}|${JSON.stringify(r.s)}|${r.n}>`).join(',\n') + '\nEND';
+      const r1 = await post(cluster.nodes[0]!.consistentUrl, {
+        query: `INSERT INTO ${table} FORMAT CustomSeparated`, format_custom_escaping_rule: 'JSON', format_custom_field_delimiter: '|',
+        format_custom_row_before_delimiter: '<', format_custom_row_after_delimiter: '>', format_custom_row_between_delimiter: ',\n',
+        format_custom_result_before_delimiter: 'BEGIN\n', format_custom_result_after_delimiter: '\nEND',
+      }, custom);
+      expect(r1.status, `CustomSeparated into ${table}: ${r1.text}`).to.equal(200);
+      const { rows: rows2 } = take('CSV ;');
+      const r2 = await post(cluster.nodes[0]!.consistentUrl, { query: `INSERT INTO ${table} FORMAT CSV`, format_csv_delimiter: ';' }, text(rows2, ';'));
+      expect(r2.status, `CSV ; into ${table}: ${r2.text}`).to.equal(200);
+    }
+  });
+
   it('raw bodies: the statement and binary data together in the body (INSERT ... FORMAT Native\\n<bytes>)', async () => {
     for (const table of TABLES) {
       for (const format of ['Native', 'RowBinaryWithNamesAndTypes', 'Parquet']) {
