@@ -69,6 +69,26 @@ export function catalogSource(name: Catalog, src: CatalogSources, user: string):
   }
 }
 
+const PLAIN_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * `SHOW CREATE TABLE t` of a user table as the table was created (its definition from the user's
+ * system.tables, see catalogSource), not the Merge read view's; undefined for anything else (another
+ * database, a session's temporary table, a name that needs quoting): ClickHouse answers those itself.
+ * A table that does not exist is 60 UNKNOWN_TABLE.
+ */
+export function showCreateAsCreated(stmt: ParsedStatement, database: string, userDb: string, temporary: ReadonlySet<string>): string | undefined {
+  if (stmt.ast.type !== 'ShowCreateTableQuery' || !/^SHOW CREATE (TABLE )?/i.test(stmt.canonical)) return undefined;
+  const parts = stmt.ast.arg.trim().split(/\s+/);
+  const table = parts.pop();
+  const db = parts.pop() ?? database;
+  if (!table || parts.length > 0 || db !== userDb || !PLAIN_NAME_RE.test(table) || temporary.has(table.toLowerCase())) return undefined;
+  const format = /\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*$/i.exec(stmt.canonical)?.[1];
+  const missing = `Table ${userDb}.${table} does not exist`;
+  return `SELECT any(create_table_query) AS statement FROM system.tables WHERE database = ${quoteString(userDb)} AND name = ${quoteString(table)}
+    HAVING throwIf(count() = 0, ${quoteString(missing)}, toInt32(60)) = 0 SETTINGS allow_custom_error_code_in_throwif = 1${format ? ` FORMAT ${format}` : ''}`;
+}
+
 /** Words after a table expression that are not its alias. */
 const NOT_ALIAS = new Set([
   'WHERE', 'PREWHERE', 'GROUP', 'ORDER', 'LIMIT', 'OFFSET', 'FORMAT', 'SETTINGS', 'JOIN', 'INNER', 'LEFT', 'RIGHT', 'FULL', 'CROSS',

@@ -36,7 +36,7 @@ import type { WriteContext } from '../rules/index.js';
 export { loadNondeterministic };
 import type { CutReader } from './cut.js';
 import { SessionRegistry } from './sessions.js';
-import { SCRATCH_DB, catalogsIn, rewriteCatalogs } from './catalog.js';
+import { SCRATCH_DB, catalogsIn, rewriteCatalogs, showCreateAsCreated } from './catalog.js';
 import { QueryLog, toQueryLogQuery } from './query-log.js';
 import type { QueryLogOptions, QueryLogType } from './query-log.js';
 import { toFault } from './errors.js';
@@ -429,7 +429,8 @@ export class Gateway {
       const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
       checkStatementSettings(sql, limits);
       const settings = readSettings(req.settings, limits);
-      let text = this.running.sandboxProcesses(sql, stmt, database, this.o.readEngine, user);
+      let text = showCreateAsCreated(stmt, database, this.userDb, lease?.temporary ?? new Set()) ?? sql;
+      text = this.running.sandboxProcesses(text, stmt, database, this.o.readEngine, user);
       // system.tables / columns / databases as the user's database, system.query_log from this node's log.
       const catalogs = catalogsIn(text);
       if (catalogs.has('query_log')) await this.queryLog?.flush();

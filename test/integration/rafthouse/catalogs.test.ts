@@ -62,6 +62,18 @@ describe('RaftHouse system catalogs and system.query_log (1 node, 2 groups)', fu
     }
   });
 
+  it('SHOW CREATE TABLE shows the table as created (not the Merge read view); an unknown one is 60', async () => {
+    for (const [name, base] of endpoints) {
+      const r = await post(base, 'SHOW CREATE TABLE spread');
+      expect(r.status, `${name}: ${r.text}`).to.equal(200);
+      expect(r.text, name).to.match(/^CREATE TABLE default\.spread \(/).and.match(/ENGINE = MergeTree/).and.not.match(/Merge\(|rh_g\d/);
+      const j = await post(base, 'SHOW CREATE TABLE default.plain FORMAT JSONEachRow');
+      expect((JSON.parse(j.text) as { statement: string }).statement, name).to.match(/^CREATE TABLE default\.plain \(`id` UInt32, `s` String\) ENGINE = MergeTree/);
+      const missing = await post(base, 'SHOW CREATE TABLE nope');
+      expect(missing.code, `${name}: ${missing.text}`).to.equal('60');
+    }
+  });
+
   it('system.columns lists each column once, in order; system.databases hides RaftHouse\'s databases', async () => {
     for (const [name, base] of endpoints) {
       const c = await rows<{ database: string; table: string; name: string; type: string; position: number }>(base,
