@@ -28,9 +28,9 @@ import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
 import { insertRaw, RAW_INSERT_ANY_FORMAT } from './chdb-raw.js';
-import { collectBytes, countPayloadRows, dataInsertStatement, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
+import { collectBytes, countPayloadRows, dataInsertStatement, paramsStatement, sessionInsertStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
 import type {
-  Capabilities, ClickHouseEngine, DataInsert, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
+  Capabilities, ClickHouseEngine, DataInsert, EngineSession, ExecOptions, InsertOptions, SessionInsert, InsertResult, QueryOptions, Settings,
 } from './types.js';
 
 export interface EmbeddedOptions {
@@ -563,6 +563,20 @@ class EmbeddedSession implements EngineSession {
         }
       },
     };
+  }
+
+  insertData(target: SessionInsert, data: Uint8Array): Promise<InsertResult> {
+    return this.engine.runOn(async () => {
+      this.check();
+      const statement = sessionInsertStatement(target);
+      if (!RAW_INSERT_ANY_FORMAT) throw new EngineError('ENGINE_FORMAT_UNSUPPORTED', 'this chdb cannot insert data into a session\'s table apart from a statement');
+      try {
+        return { writtenRows: await insertRaw(this.s, statement, data) };
+      } catch (e) {
+        await this.clean();
+        throw e;
+      }
+    });
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { createClient, ClickHouseError as ClientClickHouseError, ClickHouseLogLe
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, clickHouseCodeName, parseClickHouseError } from './errors.js';
-import { checkSettingName, collectBytes, countPayloadRows, dataInsertStatement, parseInsert, quoteString, refuseSessionStatements } from './sql.js';
+import { checkSettingName, collectBytes, countPayloadRows, dataInsertStatement, parseInsert, sessionInsertStatement, quoteString, refuseSessionStatements } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, DataInsert, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -249,6 +249,15 @@ class ServerEngine implements ClickHouseEngine {
     return {
       query: async (sql, opts) => drain(self.streamIn(session, sql, opts)),
       queryStream: (sql, opts) => self.streamIn(session, sql, opts),
+      insertData: (target, data) => self.run(async () => {
+        const { settings, ...rest } = target;
+        const r = await self.client.exec({
+          query: sessionInsertStatement(rest), values: Readable.from([Buffer.from(data)]), session_id: session.id,
+          clickhouse_settings: urlSettings({ settings }, { session_timeout: String(session.timeoutSeconds) }),
+        });
+        await drain(r.stream);
+        return { writtenRows: Number(r.summary?.written_rows ?? -1) };
+      }),
       close: async () => undefined,
     };
   }

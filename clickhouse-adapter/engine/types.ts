@@ -96,6 +96,9 @@ export interface DataInsert {
   queryId?: string;
 }
 
+/** A structured insert into a session's temporary table. */
+export type SessionInsert = Omit<DataInsert, 'database' | 'queryId'>;
+
 export interface InsertResult {
   /**
    * Rows ClickHouse reports written (chdb's result counters; the server's X-ClickHouse-Summary).
@@ -119,6 +122,12 @@ export interface EngineSession {
   query(sql: string, opts?: QueryOptions): Promise<Buffer>;
   /** The result as it is produced; breaking out of the loop cancels it. */
   queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array>;
+  /**
+   * Rows into one of the session's temporary tables, as structured data (no database: a temporary
+   * table has none); `data` in `format`, text or binary, passed on unchanged. Values is refused (its
+   * rows are SQL: send them as a statement).
+   */
+  insertData(target: SessionInsert, data: Uint8Array): Promise<InsertResult>;
   close(): Promise<void>;
 }
 

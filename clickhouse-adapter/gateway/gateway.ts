@@ -555,6 +555,13 @@ export class Gateway {
           throw new GatewayError(CODES.NOT_IMPLEMENTED, 'INSERT ... SELECT into a temporary table is not supported in a RaftHouse session: insert rows as data');
         }
         if (!data || data.length === 0) return;
+        // Rows as data go to the session's structured insert in their format, binary ones included;
+        // VALUES rows are SQL and run as the statement they are part of.
+        const format = WRITE_FORMATS.get((stmt.format ?? 'Values').toLowerCase());
+        if (format && format !== 'Values') {
+          await lease.session.insertData({ table: stmt.target!.table, format, ...(stmt.columns?.length ? { columns: stmt.columns } : {}) }, data);
+          return;
+        }
         await run(`${sql.trimEnd()}\n${utf8Text(data, 'The INSERT data of a temporary table')}`);
         return;
       }

@@ -6,6 +6,7 @@
 
 import { expect } from 'chai';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
+import { Readable } from 'node:stream';
 import { RafthouseCluster } from './harness.js';
 
 type Endpoint = 'consistent' | 'local';
@@ -14,6 +15,12 @@ async function text(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(Buffer.from(c as Buffer));
   return Buffer.concat(chunks).toString('utf8');
+}
+
+async function bytes(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(Buffer.from(c as Buffer));
+  return Buffer.concat(chunks);
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -144,12 +151,15 @@ describe('@clickhouse/client matrix: every call on both endpoints (1 node, 2 gro
         expect(rows).to.deep.equal([{ name: 'exec', tags: [] }]);
       });
 
-      it('sessions: a temporary table and SET live in their session', async () => {
+      it('sessions: a temporary table (text and binary rows) and SET live in their session', async () => {
         const a = client(endpoint, { session_id: `matrix-${endpoint}-a` });
         const b = client(endpoint, { session_id: `matrix-${endpoint}-b` });
         await a.command({ query: 'CREATE TEMPORARY TABLE tmp (x UInt32)' });
         await a.insert({ table: 'tmp', values: [{ x: 4 }, { x: 5 }], format: 'JSONEachRow' });
-        expect(await (await a.query({ query: 'SELECT sum(x) AS s FROM tmp', format: 'JSONEachRow' })).json()).to.deep.equal([{ s: 9 }]);
+        // Binary rows into the temporary table too (Parquet made by the node itself).
+        const pq = await bytes((await a.exec({ query: 'SELECT toUInt32(100) AS x FORMAT Parquet' })).stream);
+        await a.insert({ table: 'tmp', values: Readable.from([pq], { objectMode: false }), format: 'Parquet' });
+        expect(await (await a.query({ query: 'SELECT sum(x) AS s FROM tmp', format: 'JSONEachRow' })).json()).to.deep.equal([{ s: 109 }]);
         expect(await codeOf(b.query({ query: 'SELECT sum(x) FROM tmp', format: 'JSONEachRow' }))).to.equal('60');
         await a.command({ query: 'SET output_format_json_quote_64bit_integers = 1' });
         expect(await (await a.query({ query: 'SELECT toUInt64(7) AS v', format: 'JSONEachRow' })).json()).to.deep.equal([{ v: '7' }]);
