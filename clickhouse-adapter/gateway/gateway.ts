@@ -429,12 +429,18 @@ export class Gateway {
       const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
       checkStatementSettings(sql, limits);
       const settings = readSettings(req.settings, limits);
-      let text = showCreateAsCreated(stmt, database, this.userDb, lease?.temporary ?? new Set()) ?? sql;
+      const showCreate = showCreateAsCreated(stmt, database, this.userDb, lease?.temporary ?? new Set());
+      let text = showCreate ?? sql;
       text = this.running.sandboxProcesses(text, stmt, database, this.o.readEngine, user);
       // system.tables / columns / databases as the user's database, system.query_log from this node's log.
       const catalogs = catalogsIn(text);
       if (catalogs.has('query_log')) await this.queryLog?.flush();
       const queryLog = this.queryLog;
+      // The user's catalogs (and SHOW CREATE) describe every group: on the consistent endpoint they are
+      // read as SHOW TABLES is, after a barrier on every group (a table created through another node
+      // is there).
+      const barrierStmt: ParsedStatement = catalogs.has('tables') || catalogs.has('columns') || catalogs.has('databases') || showCreate !== undefined
+        ? { ...stmt, kind: 'show' } : stmt;
       text = rewriteCatalogs(text, stmt, database, {
         userDb: this.userDb,
         queryLog: (u) => queryLog ? queryLog.source(u) : `(SELECT * FROM system.one WHERE 0)`,
@@ -451,8 +457,8 @@ export class Gateway {
           session: lease?.session,
         };
         const r = !streamable(format, text, settings)
-          ? (req.endpoint === 'consistent' ? await this.consistentRead(stmt, text, opts) : { body: await this.read(text, opts) })
-          : req.endpoint === 'consistent' ? await this.consistentStart(stmt, text, opts) : { started: await this.startRead(text, opts) };
+          ? (req.endpoint === 'consistent' ? await this.consistentRead(barrierStmt, text, opts) : { body: await this.read(text, opts) })
+          : req.endpoint === 'consistent' ? await this.consistentStart(barrierStmt, text, opts) : { started: await this.startRead(text, opts) };
         if ('body' in r) {
           body = r.body;
           if (r.cutAttempts !== undefined) summary.rafthouse_cut_attempts = String(r.cutAttempts);

@@ -201,6 +201,16 @@ describe('RaftHouse insert formats (3 nodes, 2 groups, real processes)', functio
     }
   });
 
+  it('system.tables on the consistent endpoint of any node shows a table created through another one at once', async () => {
+    for (let i = 0; i < 5; i++) {
+      expect((await post(cluster.nodes[2]!.consistentUrl, {}, `CREATE TABLE late_${i} (a UInt8) ENGINE = MergeTree ORDER BY a`)).status).to.equal(200);
+      for (const n of cluster.nodes.slice(0, 2)) {
+        const r = await post(n.consistentUrl, {}, `SELECT database, engine FROM system.tables WHERE name = 'late_${i}' FORMAT JSONEachRow`);
+        expect(r.text, `node ${n.id}, table ${i}`).to.equal('{"database":"default","engine":"MergeTree"}\n');
+      }
+    }
+  });
+
   it('a retried binary insert lands once (block dedup hashes the bytes, whatever the format)', async () => {
     for (const table of TABLES) {
       const { base } = take('Native retried');
