@@ -37,7 +37,7 @@ export { loadNondeterministic };
 import type { CutReader } from './cut.js';
 import { SessionRegistry } from './sessions.js';
 import { SCRATCH_DB, catalogsIn, rewriteCatalogs, showCreateAsCreated } from './catalog.js';
-import { QueryLog, toQueryLogQuery } from './query-log.js';
+import { QueryLog, failedBeforeStart, toQueryLogQuery } from './query-log.js';
 import type { QueryLogOptions, QueryLogType } from './query-log.js';
 import { toFault } from './errors.js';
 import type { SessionLease, SessionOptions } from './sessions.js';
@@ -329,7 +329,7 @@ export class Gateway {
     try {
       r = await this.executeLeased({ ...req, queryId });
     } catch (e) {
-      write('ExceptionBeforeStart', undefined, undefined, e);
+      write(failedBeforeStart(e) ? 'ExceptionBeforeStart' : 'ExceptionWhileProcessing', undefined, undefined, e);
       throw e;
     }
     if (!r.stream) {

@@ -94,6 +94,22 @@ export function toQueryLogQuery(sql: string): string {
   return sql.length > QUERY_LOG_DEFAULTS.maxQueryChars ? sql.slice(0, QUERY_LOG_DEFAULTS.maxQueryChars) : sql;
 }
 
+/**
+ * Codes ClickHouse raises before a query's pipeline runs (parsing, analysis, access and setting checks):
+ * logged as ExceptionBeforeStart there; anything raised while it runs is ExceptionWhileProcessing.
+ */
+const BEFORE_START_CODES: ReadonlySet<number> = new Set([
+  10, 16, 35, 36, 42, 43, 44, 46, 47, 48, 53, 60, 62, 81, 113, 115, 164, 184, 215, 386, 452, 456, 457, 497,
+]);
+
+/** Whether `e` (anything a request threw) ended it before it ran, as ClickHouse's query_log tells. */
+export function failedBeforeStart(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === 'number') return BEFORE_START_CODES.has(code);
+  // raftd's and the router's own refusals (strings), and anything else, never ran in ClickHouse here.
+  return typeof code !== 'string' || !/^CLICKHOUSE_\d+$/.test(code) || BEFORE_START_CODES.has(Number(code.slice(11)));
+}
+
 /** ClickHouse's query_kind: the statement's first word (Select, Insert, Create, ...). */
 export function queryKind(sql: string): string {
   const m = /^\s*(?:(?:--[^\n]*\n|\/\*[\s\S]*?\*\/)\s*)*\(*\s*([A-Za-z]+)/.exec(sql);

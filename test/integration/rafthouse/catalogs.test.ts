@@ -97,6 +97,7 @@ describe('RaftHouse system catalogs and system.query_log (1 node, 2 groups)', fu
     const [, l] = endpoints[1]!;
     expect((await post(c, 'SELECT 42', { query_id: 'ql-select' })).text).to.equal('42\n');
     expect((await post(c, "SELECT throwIf(1, 'boom')", { query_id: 'ql-error' })).status).to.equal(500);
+    expect((await post(c, 'SELEKT 1', { query_id: 'ql-syntax' })).status).to.equal(400);
     expect((await post(c, 'INSERT INTO plain FORMAT JSONEachRow', { query_id: 'ql-insert' })).status).to.equal(200);
     expect((await post(c, `INSERT INTO plain FORMAT JSONEachRow\n{"id":7,"s":"x"}\n{"id":8,"s":"y"}`, { query_id: 'ql-insert2' })).status).to.equal(200);
     const big = await post(l, 'SELECT number FROM numbers(400000)', { query_id: 'ql-stream' });
@@ -106,9 +107,10 @@ describe('RaftHouse system catalogs and system.query_log (1 node, 2 groups)', fu
       written_rows: number; user: string; current_database: string; rafthouse_endpoint: string; query_duration_ms: number; event_date: string; interface: number;
     }>(c, "SELECT query_id, type, query_kind, query, exception_code, result_rows, result_bytes, written_rows, user, current_database, rafthouse_endpoint, query_duration_ms, toString(event_date) AS event_date, interface FROM system.query_log WHERE query_id LIKE 'ql-%' ORDER BY event_time_microseconds");
     const by = new Map(log.map((r) => [r.query_id, r]));
-    expect([...by.keys()]).to.deep.equal(['ql-select', 'ql-error', 'ql-insert', 'ql-insert2', 'ql-stream']);
+    expect([...by.keys()]).to.deep.equal(['ql-select', 'ql-error', 'ql-syntax', 'ql-insert', 'ql-insert2', 'ql-stream']);
     expect(by.get('ql-select')).to.include({ type: 'QueryFinish', query_kind: 'Select', query: 'SELECT 42', exception_code: 0, result_rows: 1, user: 'default', current_database: 'default', rafthouse_endpoint: 'consistent', interface: 2 });
-    expect(by.get('ql-error')).to.include({ type: 'ExceptionBeforeStart', exception_code: 395 });
+    expect(by.get('ql-error')).to.include({ type: 'ExceptionWhileProcessing', exception_code: 395 });
+    expect(by.get('ql-syntax')).to.include({ type: 'ExceptionBeforeStart', exception_code: 62 });
     expect(by.get('ql-insert2')).to.include({ type: 'QueryFinish', query_kind: 'Insert', query: 'INSERT INTO plain FORMAT JSONEachRow', written_rows: 2 });
     // The streamed answer is logged when its stream ended, with the bytes it sent.
     expect(by.get('ql-stream')).to.include({ type: 'QueryFinish', rafthouse_endpoint: 'local', result_bytes: Buffer.byteLength(big.text) });
