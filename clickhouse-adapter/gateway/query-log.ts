@@ -126,6 +126,7 @@ function micros(ms: number): string {
 export class QueryLog {
   private readonly o: QueryLogOptions;
   private pending: string[] = [];
+  private pendingBytes = 0;
   private ready: Promise<void> | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -149,8 +150,9 @@ export class QueryLog {
       http_method: r.httpMethod === 'GET' ? 1 : r.httpMethod === 'POST' ? 2 : 0,
       rafthouse_endpoint: r.endpoint,
     }));
-    // Bounded before it is written too: a burst past the ring's size keeps its newest rows.
-    if (this.pending.length > this.o.maxRows) this.pending.splice(0, this.pending.length - this.o.maxRows);
+    this.pendingBytes += this.pending[this.pending.length - 1]!.length;
+    // Bounded before it is written too (a burst, or writes failing): the newest rows are kept.
+    while (this.pending.length > this.o.maxRows || this.pendingBytes > this.o.maxBytes) this.pendingBytes -= this.pending.shift()!.length;
     this.timer ??= setTimeout(() => { this.timer = undefined; void this.flush().catch(() => undefined); }, this.o.flushMs).unref();
   }
 
@@ -158,6 +160,7 @@ export class QueryLog {
   flush(): Promise<void> {
     const rows = this.pending;
     this.pending = [];
+    this.pendingBytes = 0;
     const run = this.flushing.then(async () => {
       this.ready ??= (async () => { for (const s of createSql(this.o)) await this.engine.exec(s); })().catch((e: unknown) => { this.ready = undefined; throw e; });
       await this.ready;

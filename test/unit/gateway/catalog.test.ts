@@ -6,7 +6,13 @@
 import { expect } from 'chai';
 import { catalogsIn, rewriteCatalogs } from '../../../clickhouse-adapter/gateway/catalog.js';
 import { inlineInsertData } from '../../../clickhouse-adapter/gateway/http.js';
-import { queryKind, toQueryLogQuery } from '../../../clickhouse-adapter/gateway/query-log.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { QueryLog, queryKind, toQueryLogQuery } from '../../../clickhouse-adapter/gateway/query-log.js';
+import type { QueryLogRecord } from '../../../clickhouse-adapter/gateway/query-log.js';
+import { openEmbedded } from '../../../clickhouse-adapter/engine/index.js';
+import { queryRows } from '../../../clickhouse-adapter/engine/sql.js';
 import type { ParsedStatement } from '../../../clickhouse-adapter/gateway/parse.js';
 import { GatewayError } from '../../../clickhouse-adapter/gateway/errors.js';
 
@@ -50,5 +56,33 @@ describe('gateway: catalogs as the user sees them, inline INSERT data, query log
     expect(toQueryLogQuery('x'.repeat(20_000))).to.have.length(16_384);
     expect(['SELECT 1', ' /* c */ insert into t values (1)', 'WITH 1 AS x SELECT x', 'create table t (a UInt8) engine = Memory', '(SELECT 1)'].map(queryKind))
       .to.deep.equal(['Select', 'Insert', 'Select', 'Create', 'Select']);
+  });
+
+  it('the query log is a bounded ring in a Memory table, with ClickHouse\'s columns, per user', async function () {
+    this.timeout(30_000);
+    const dir = mkdtempSync(join(tmpdir(), 'rh-qlog-'));
+    const engine = await openEmbedded({ dataDir: dir });
+    try {
+      const log = new QueryLog(engine, { maxRows: 50, flushMs: 60_000 });
+      const rec = (i: number, user: string): QueryLogRecord => ({
+        type: 'QueryFinish', startMs: 1_700_000_000_000 + i, endMs: 1_700_000_000_010 + i, user, queryId: `q${i}`, query: `SELECT ${i}`,
+        database: 'default', endpoint: 'local', httpMethod: 'POST', readRows: 0, readBytes: 0, writtenRows: 0, writtenBytes: 0,
+        resultRows: 1, resultBytes: 2, exceptionCode: 0, exception: '',
+      });
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < 30; i++) log.record(rec(round * 30 + i, i % 3 === 0 ? 'bob' : 'alice'));
+        await log.flush();
+      }
+      const all = await queryRows<{ n: number; last: string }>(engine, "SELECT count() AS n, max(query_id) AS last FROM rafthouse_local.query_log");
+      expect(all[0]!.n, 'the oldest blocks went').to.be.at.most(60);
+      const mine = await queryRows<{ query_id: string; query_kind: string; query_duration_ms: number; event_time: string; user: string }>(engine,
+        `SELECT query_id, query_kind, query_duration_ms, toString(event_time) AS event_time, user FROM ${log.source('bob')} ORDER BY event_time_microseconds DESC LIMIT 1`);
+      expect(mine).to.have.length(1);
+      expect(mine[0]).to.include({ query_id: 'q117', query_kind: 'Select', query_duration_ms: 10, user: 'bob' });
+      await log.close();
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
