@@ -28,10 +28,11 @@ import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, clickHouseError, parseClickHouseError } from './errors.js';
 import { codeName } from './codes.js';
-import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement } from './sql.js';
+import { insertRaw, RAW_INSERT_ANY_FORMAT } from './chdb-raw.js';
+import { collectBytes, countPayloadRows, dataInsertStatement, paramsStatement, sessionInsertStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement } from './sql.js';
 import { firstSemicolon } from '../sql/scanner.js';
 import type {
-  Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
+  Capabilities, ClickHouseEngine, DataInsert, EngineSession, ExecOptions, InsertOptions, SessionInsert, InsertResult, QueryOptions, Settings,
 } from './types.js';
 
 export interface EmbeddedOptions {
@@ -443,6 +444,24 @@ class EmbeddedEngine implements ClickHouseEngine {
     });
   }
 
+  /**
+   * A structured insert (types.ts DataInsert): the statement is built from its parts, the payload goes
+   * to the engine zero-copy in any format (chdb-raw.ts), or, on a chdb without that entry, through
+   * Session.insert for the text formats chdb allows.
+   */
+  insertData(target: DataInsert, data: Uint8Array): Promise<InsertResult> {
+    return this.run(async () => {
+      const statement = dataInsertStatement(target);
+      // Values data is parsed as SQL: after a top-level ';' chdb runs what follows (measured, raw path
+      // included). insert()'s inline path refuses such data; every other format's data is data.
+      if (RAW_INSERT_ANY_FORMAT && target.format.toLowerCase() !== 'values') {
+        const rows = await this.withSession(undefined, statement, (s) => insertRaw(s, statement, data));
+        return { writtenRows: rows };
+      }
+      return this.insert(statement, data, {});
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -544,6 +563,20 @@ class EmbeddedSession implements EngineSession {
         }
       },
     };
+  }
+
+  insertData(target: SessionInsert, data: Uint8Array): Promise<InsertResult> {
+    return this.engine.runOn(async () => {
+      this.check();
+      const statement = sessionInsertStatement(target);
+      if (!RAW_INSERT_ANY_FORMAT) throw new EngineError('ENGINE_FORMAT_UNSUPPORTED', 'this chdb cannot insert data into a session\'s table apart from a statement');
+      try {
+        return { writtenRows: await insertRaw(this.s, statement, data) };
+      } catch (e) {
+        await this.clean();
+        throw e;
+      }
+    });
   }
 
   async close(): Promise<void> {

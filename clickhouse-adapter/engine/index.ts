@@ -1,6 +1,6 @@
 // RaftHouse's ClickHouse engine layer: one interface, two engines (embedded chdb, HTTP server).
 export type {
-  Capabilities, CapabilityName, ClickHouseEngine, EngineKind, ExecOptions, InsertOptions, InsertResult, QueryOptions,
+  Capabilities, CapabilityName, ClickHouseEngine, DataInsert, EngineKind, ExecOptions, InsertOptions, InsertResult, QueryOptions,
   Settings, SettingValue,
 } from './types.js';
 export { ClickHouseError, EngineError, EngineUnsupportedError, clickHouseError, parseClickHouseError } from './errors.js';

@@ -10,9 +10,9 @@ import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { probeCapabilities } from './capabilities.js';
 import { ClickHouseError, EngineError, clickHouseError, parseClickHouseError } from './errors.js';
 import { codeName } from './codes.js';
-import { checkSettingName, collectBytes, countPayloadRows, parseInsert, quoteString, refuseSessionStatements } from './sql.js';
+import { checkSettingName, collectBytes, countPayloadRows, dataInsertStatement, parseInsert, sessionInsertStatement, quoteString, refuseSessionStatements } from './sql.js';
 import type {
-  Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
+  Capabilities, ClickHouseEngine, DataInsert, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
 
 export interface ServerOptions {
@@ -250,6 +250,15 @@ class ServerEngine implements ClickHouseEngine {
     return {
       query: async (sql, opts) => drain(self.streamIn(session, sql, opts)),
       queryStream: (sql, opts) => self.streamIn(session, sql, opts),
+      insertData: (target, data) => self.run(async () => {
+        const { settings, ...rest } = target;
+        const r = await self.client.exec({
+          query: sessionInsertStatement(rest), values: Readable.from([Buffer.from(data)]), session_id: session.id,
+          clickhouse_settings: urlSettings({ settings }, { session_timeout: String(session.timeoutSeconds) }),
+        });
+        await drain(r.stream);
+        return { writtenRows: Number(r.summary?.written_rows ?? -1) };
+      }),
       close: async () => undefined,
     };
   }
@@ -269,6 +278,12 @@ class ServerEngine implements ClickHouseEngine {
       const written = r.summary?.written_rows;
       return { writtenRows: written !== undefined ? Number(written) : countPayloadRows(parsed.format, buf) };
     });
+  }
+
+  /** A structured insert: the statement built from its parts (sql.ts), the body sent unchanged. */
+  insertData(target: DataInsert, data: Uint8Array): Promise<InsertResult> {
+    const { settings, ...rest } = target;
+    return this.insert(dataInsertStatement(rest), data, { ...(settings ? { settings } : {}), ...(target.queryId ? { queryId: target.queryId } : {}) });
   }
 
   async close(): Promise<void> {

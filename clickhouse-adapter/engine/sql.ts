@@ -3,7 +3,7 @@
 
 import { EngineError } from './errors.js';
 import { firstSignificant, significant, stringValue, tokenize } from '../sql/scanner.js';
-import type { ClickHouseEngine, Settings, SettingValue } from './types.js';
+import type { ClickHouseEngine, DataInsert, SessionInsert, Settings, SettingValue } from './types.js';
 
 const SETTING_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -55,6 +55,31 @@ export function paramsStatement(params: Readonly<Record<string, string>>): strin
     return `param_${k} = ${quoteString(v)}`;
   });
   return parts.length ? `SET ${parts.join(', ')}` : undefined;
+}
+
+const FORMAT_NAME_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
+
+/**
+ * `INSERT INTO db.t [(a, b)] [SETTINGS k = v, ...] FORMAT X` built from a DataInsert's parts: every
+ * name quoted, setting names checked, values as literals, the format a plain name.
+ */
+export function dataInsertStatement(target: DataInsert): string {
+  if (target.database === '') throw new EngineError('ENGINE_BAD_REQUEST', 'an insert needs a database');
+  return insertStatement(`${quoteIdent(target.database)}.`, target);
+}
+
+/** dataInsertStatement for a session's temporary table (no database). Values is refused: its rows are SQL. */
+export function sessionInsertStatement(target: SessionInsert): string {
+  if (target.format.toLowerCase() === 'values') throw new EngineError('ENGINE_BAD_REQUEST', 'Values rows are SQL: send them as a statement');
+  return insertStatement('', target);
+}
+
+function insertStatement(qualifier: string, target: SessionInsert): string {
+  if (!FORMAT_NAME_RE.test(target.format)) throw new EngineError('ENGINE_BAD_REQUEST', `invalid format name ${JSON.stringify(target.format)}`);
+  if (target.table === '') throw new EngineError('ENGINE_BAD_REQUEST', 'an insert needs a table');
+  const cols = target.columns && target.columns.length ? ` (${target.columns.map(quoteIdent).join(', ')})` : '';
+  const settings = Object.entries(target.settings ?? {}).map(([k, v]) => `${k} = ${settingLiteral(k, v)}`);
+  return `INSERT INTO ${qualifier}${quoteIdent(target.table)}${cols}${settings.length ? ` SETTINGS ${settings.join(', ')}` : ''} FORMAT ${target.format}`;
 }
 
 /** `SET a = 1, b = 'x'` for a non-empty settings object, else undefined. */

@@ -80,6 +80,25 @@ export interface InsertOptions {
   queryId?: string;
 }
 
+/**
+ * An INSERT as structured data: the engines build its statement themselves (names quoted, the format
+ * name checked, settings as a SETTINGS clause), so nothing is written as SQL text and parsed again.
+ */
+export interface DataInsert {
+  database: string;
+  table: string;
+  /** The columns the data gives, in its order; all stored columns when absent. */
+  columns?: readonly string[];
+  /** An input format name (letters, digits, '_'); the data is in it, text or binary. */
+  format: string;
+  /** Settings of this INSERT only. */
+  settings?: Settings;
+  queryId?: string;
+}
+
+/** A structured insert into a session's temporary table. */
+export type SessionInsert = Omit<DataInsert, 'database' | 'queryId'>;
+
 export interface InsertResult {
   /**
    * Rows ClickHouse reports written (chdb's result counters; the server's X-ClickHouse-Summary).
@@ -103,6 +122,12 @@ export interface EngineSession {
   query(sql: string, opts?: QueryOptions): Promise<Buffer>;
   /** The result as it is produced; breaking out of the loop cancels it. */
   queryStream(sql: string, opts?: QueryOptions): AsyncIterable<Uint8Array>;
+  /**
+   * Rows into one of the session's temporary tables, as structured data (no database: a temporary
+   * table has none); `data` in `format`, text or binary, passed on unchanged. Values is refused (its
+   * rows are SQL: send them as a statement).
+   */
+  insertData(target: SessionInsert, data: Uint8Array): Promise<InsertResult>;
   close(): Promise<void>;
 }
 
@@ -123,6 +148,11 @@ export interface ClickHouseEngine {
    * (a split would form different blocks and break deduplication-token replay).
    */
   insert(sql: string, data: Uint8Array | AsyncIterable<Uint8Array>, opts?: InsertOptions): Promise<InsertResult>;
+  /**
+   * One INSERT given as structured data (DataInsert), `data` passed to ClickHouse unchanged in any input
+   * format the engine reads, binary ones included. One call is one INSERT statement, as for insert().
+   */
+  insertData(target: DataInsert, data: Uint8Array): Promise<InsertResult>;
   /**
    * SQL of a subquery over system.processes that holds only the running queries whose queryId is a key
    * of `ids`, with `query_id` showing the map's value (the id the client knows) and `query` the text

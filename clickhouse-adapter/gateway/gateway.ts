@@ -38,6 +38,10 @@ import type { WriteContext } from '../rules/index.js';
 export { loadNondeterministic };
 import type { CutReader } from './cut.js';
 import { SessionRegistry } from './sessions.js';
+import { SCRATCH_DB, catalogsIn, rewriteCatalogs, showCreateAsCreated } from './catalog.js';
+import { QueryLog, failedBeforeStart, toQueryLogQuery } from './query-log.js';
+import type { QueryLogOptions, QueryLogType } from './query-log.js';
+import { toFault } from './errors.js';
 import type { SessionLease, SessionOptions } from './sessions.js';
 
 export type Endpoint = 'consistent' | 'local';
@@ -124,6 +128,8 @@ export interface GatewayOptions {
   cut?: CutReader;
   /** Client sessions (session_id) on this node: their bounds. */
   sessions?: Partial<SessionOptions>;
+  /** The bounds of system.query_log (query-log.ts); false: no query log. */
+  queryLog?: Partial<QueryLogOptions> | false;
 }
 
 /**
@@ -193,10 +199,6 @@ export const SHARD_SETTING = 'rafthouse_shard_key';
 /** Input formats accepted for writes: the rules' (rules/statements.ts). */
 const WRITE_FORMATS = INPUT_FORMATS;
 
-const PLAIN_IDENT_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-function plainIdent(name: string): string {
-  return PLAIN_IDENT_RE.test(name) ? name : quoteIdent(name);
-}
 const SHARD_COMMENT_RE = /^rafthouse_shard_key=([A-Za-z_][A-Za-z0-9_]*)$/;
 
 interface TableInfo {
@@ -218,6 +220,13 @@ export function utf8Text(b: Buffer, what: string): string {
   } catch {
     throw new GatewayError(CODES.BAD_ARGUMENTS, `${what} is not valid UTF-8; send binary strings in a row format (JSONEachRow, TabSeparated, CSV) with the statement in the URL`);
   }
+}
+
+/** The entry settings that reach ClickHouse (the deduplication ones only choose a block id: dedup.ts). */
+function parseSettings(settings: Settings): Settings {
+  const out: Settings = {};
+  for (const [k, v] of Object.entries(settings)) if (!INSERT_DEDUP_SETTINGS.has(k)) out[k] = v;
+  return out;
 }
 
 function tsvEscape(v: string): string {
@@ -289,13 +298,72 @@ export class Gateway {
     this.userDb = opts.userDb ?? 'default';
     this.views = new ReadViews(opts.engine, this.userDb);
     this.sessions = new SessionRegistry(opts.readEngine, opts.sessions);
+    this.queryLog = opts.queryLog === false ? undefined : new QueryLog(opts.engine, opts.queryLog ?? {});
+  }
+
+  /** What this node served (system.query_log); undefined when turned off. */
+  readonly queryLog: QueryLog | undefined;
+
+  /**
+   * Runs one request and records it in the query log (when it ends: a streamed answer when its stream
+   * has been read to its end or failed).
+   */
+  async execute(req: GatewayRequest): Promise<GatewayResponse> {
+    const log = this.queryLog;
+    if (!log) return this.executeLeased(req);
+    const startMs = performance.timeOrigin + performance.now();
+    const queryId = req.queryId || randomUUID();
+    const base = {
+      startMs, user: req.user ?? 'default', queryId, query: toQueryLogQuery(req.sql), database: req.database || this.userDb,
+      endpoint: req.endpoint, httpMethod: req.readonlyMethod ? 'GET' as const : 'POST' as const,
+    };
+    const write = (type: QueryLogType, summary: GatewaySummary | undefined, resultBytes: number | undefined, error: unknown): void => {
+      const f = error === undefined ? undefined : toFault(error);
+      log.record({
+        ...base, type, endMs: performance.timeOrigin + performance.now(),
+        readRows: Number(summary?.read_rows ?? 0), readBytes: Number(summary?.read_bytes ?? 0),
+        writtenRows: Number(summary?.written_rows ?? 0), writtenBytes: Number(summary?.written_bytes ?? 0),
+        resultRows: Number(summary?.result_rows ?? 0), resultBytes: resultBytes ?? Number(summary?.result_bytes ?? 0),
+        exceptionCode: f?.code ?? 0, exception: f ? `Code: ${f.code}. DB::Exception: ${f.message}. (${f.name})` : '',
+      });
+    };
+    let r: GatewayResponse;
+    try {
+      r = await this.executeLeased({ ...req, queryId });
+    } catch (e) {
+      write(failedBeforeStart(e) ? 'ExceptionBeforeStart' : 'ExceptionWhileProcessing', undefined, undefined, e);
+      throw e;
+    }
+    if (!r.stream) {
+      write('QueryFinish', r.summary, undefined, undefined);
+      return r;
+    }
+    const source = r.stream;
+    const summary = r.summary;
+    r.stream = (async function* logged(): AsyncGenerator<Uint8Array> {
+      let bytes = 0;
+      let failure: unknown;
+      try {
+        for await (const c of source) {
+          bytes += c.length;
+          yield c;
+        }
+      } catch (e) {
+        failure = e;
+        throw e;
+      } finally {
+        // A client that went away mid-stream ends it early: logged as finished with what it was sent.
+        write(failure === undefined ? 'QueryFinish' : 'ExceptionWhileProcessing', summary, bytes, failure);
+      }
+    })();
+    return r;
   }
 
   /**
    * Runs one request. In a client session (req.session) the session is held until the answer is done
    * (a streamed one included): a second request of the same session meanwhile gets 373.
    */
-  async execute(req: GatewayRequest): Promise<GatewayResponse> {
+  private async executeLeased(req: GatewayRequest): Promise<GatewayResponse> {
     const lease = req.session ? this.sessions.acquire({ ...req.session, user: req.user ?? 'default' }) : undefined;
     let handedOff = false;
     try {
@@ -363,7 +431,22 @@ export class Gateway {
       const limits = this.o.limits?.(user) ?? DEFAULT_READ_LIMITS;
       checkStatementSettings(sql, limits);
       const settings = readSettings(req.settings, limits);
-      const text = this.running.sandboxProcesses(sql, stmt, database, this.o.readEngine, user);
+      const showCreate = showCreateAsCreated(stmt, database, this.userDb, lease?.temporary ?? new Set());
+      let text = showCreate ?? sql;
+      text = this.running.sandboxProcesses(text, stmt, database, this.o.readEngine, user);
+      // system.tables / columns / databases as the user's database, system.query_log from this node's log.
+      const catalogs = catalogsIn(text);
+      if (catalogs.has('query_log')) await this.queryLog?.flush();
+      const queryLog = this.queryLog;
+      // The user's catalogs (and SHOW CREATE) describe every group: on the consistent endpoint they are
+      // read as SHOW TABLES is, after a barrier on every group (a table created through another node
+      // is there).
+      const barrierStmt: ParsedStatement = catalogs.has('tables') || catalogs.has('columns') || catalogs.has('databases') || showCreate !== undefined
+        ? { ...stmt, kind: 'show' } : stmt;
+      text = rewriteCatalogs(text, stmt, database, {
+        userDb: this.userDb,
+        queryLog: (u) => queryLog ? queryLog.source(u) : `(SELECT * FROM system.one WHERE 0)`,
+      }, user);
       if (this.running.size >= (this.o.maxConcurrentQueries ?? 32)) {
         throw new GatewayError(CODES.TOO_MANY_SIMULTANEOUS_QUERIES, `Too many simultaneous queries. Maximum: ${this.o.maxConcurrentQueries ?? 32}`);
       }
@@ -376,8 +459,8 @@ export class Gateway {
           session: lease?.session,
         };
         const r = !streamable(format, text, settings)
-          ? (req.endpoint === 'consistent' ? await this.consistentRead(stmt, text, opts) : { body: await this.read(text, opts) })
-          : req.endpoint === 'consistent' ? await this.consistentStart(stmt, text, opts) : { started: await this.startRead(text, opts) };
+          ? (req.endpoint === 'consistent' ? await this.consistentRead(barrierStmt, text, opts) : { body: await this.read(text, opts) })
+          : req.endpoint === 'consistent' ? await this.consistentStart(barrierStmt, text, opts) : { started: await this.startRead(text, opts) };
         if ('body' in r) {
           body = r.body;
           if (r.cutAttempts !== undefined) summary.rafthouse_cut_attempts = String(r.cutAttempts);
@@ -480,6 +563,13 @@ export class Gateway {
           throw new GatewayError(CODES.NOT_IMPLEMENTED, 'INSERT ... SELECT into a temporary table is not supported in a RaftHouse session: insert rows as data');
         }
         if (!data || data.length === 0) return;
+        // Rows as data go to the session's structured insert in their format, binary ones included;
+        // VALUES rows are SQL and run as the statement they are part of.
+        const format = WRITE_FORMATS.get((stmt.format ?? 'Values').toLowerCase());
+        if (format && format !== 'Values') {
+          await lease.session.insertData({ table: stmt.target!.table, format, ...(stmt.columns?.length ? { columns: stmt.columns } : {}) }, data);
+          return;
+        }
         await run(`${sql.trimEnd()}\n${utf8Text(data, 'The INSERT data of a temporary table')}`);
         return;
       }
@@ -1006,17 +1096,20 @@ export class Gateway {
       columns = given;
     }
     // DEFAULT / MATERIALIZED columns with non-deterministic expressions are computed here, once; a
-    // sharded table's rows must be JSONEachRow for the splitter.
+    // sharded table's rows must be JSONEachRow for the splitter: chdb reads the body (any format) once
+    // here and the groups get JSONEachRow. Every other insert passes its body through unchanged.
     const nondetDefaults = await this.nondetDefaultColumns(info, columns);
     if (nondetDefaults.length > 0 || (info.shardKey && format !== 'JSONEachRow')) {
-      payload = await this.materialize(home, table, info, columns, format, payload);
+      payload = await this.materialize(home, table, info, columns, format, payload, settings);
       format = 'JSONEachRow';
       columns = info.columns.map((c) => c.name);
       settings.insert_allow_materialized_columns = 1;
     }
-    // Plain names keep the apply path on chdb's zero-copy insert (quoted names take the slower inline path).
-    const insertSql = `INSERT INTO ${plainIdent(table)}${columns && columns.length ? ' (' + columns.map(plainIdent).join(', ') + ')' : ''} FORMAT ${format}`;
-    const header: EntryHeader = { v: 1, kind: 'insert', sql: insertSql, database: this.userDb, settings };
+    // A structured insert (statemachine/entry.ts): table, columns, format and settings as data, the
+    // payload as the client sent it (or as the gateway converted it above), whatever its format.
+    const header: EntryHeader = {
+      v: 1, kind: 'insert', table, format, database: this.userDb, settings, ...(columns && columns.length ? { columns } : {}),
+    };
     if (!info.shardKey) {
       const r = await this.proposeOne(home, header, payload);
       return (r as { writtenRows?: number } | null)?.writtenRows ?? 0;
@@ -1051,18 +1144,25 @@ export class Gateway {
    * included) receives the data, and every stored column is read back as JSONEachRow. Replicas then
    * insert literal values (insert_allow_materialized_columns=1), never re-evaluating an expression.
    */
-  private async materialize(home: number, table: string, info: TableInfo, columns: string[] | undefined, format: string, data: Buffer): Promise<Buffer> {
-    this.scratchReady ??= this.o.engine.exec('CREATE DATABASE IF NOT EXISTS rafthouse_scratch ENGINE = Memory');
+  private async materialize(home: number, table: string, info: TableInfo, columns: string[] | undefined, format: string, data: Buffer, entrySettings: Settings): Promise<Buffer> {
+    this.scratchReady ??= this.o.engine.exec(`CREATE DATABASE IF NOT EXISTS ${SCRATCH_DB} ENGINE = Memory`);
     await this.scratchReady;
-    const scratch = `rafthouse_scratch.s_${randomUUID().replace(/-/g, '')}`;
+    const scratchTable = `s_${randomUUID().replace(/-/g, '')}`;
+    const scratch = `${SCRATCH_DB}.${scratchTable}`;
     await this.o.engine.exec(`CREATE TABLE ${scratch} AS ${dataDb(home)}.${quoteIdent(table)} ENGINE = Memory`);
     try {
       // Never FORMAT Values here: its data could end in "; <statement>" (payloads reach this point as
       // JSONEachRow or another allow-listed text format, whose data runs to the end of the input).
       if (format === 'Values') throw new GatewayError(CODES.BAD_ARGUMENTS, 'internal: Values rows must be evaluated before materialization');
-      await this.o.engine.insert(`INSERT INTO ${scratch}${columns && columns.length ? ' (' + columns.map(plainIdent).join(', ') + ')' : ''} FORMAT ${format}`, data);
+      // One parsing thread, in order, and one reading thread: the same body gives the same bytes (a
+      // client's retry of it is then deduplicated by its block id, statemachine/dedup.ts).
+      await this.o.engine.insertData({
+        database: SCRATCH_DB, table: scratchTable, format, ...(columns && columns.length ? { columns } : {}),
+        // The entry's own settings (allow-listed: how the data is parsed) read it as apply would have.
+        settings: { ...parseSettings(entrySettings), max_parsing_threads: 1, input_format_parquet_preserve_order: 1, max_insert_threads: 1 },
+      }, data);
       return await this.o.engine.query(`SELECT ${info.columns.map((c) => quoteIdent(c.name)).join(', ')} FROM ${scratch}`,
-        { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0, output_format_json_quote_denormals: 1 } });
+        { format: 'JSONEachRow', settings: { output_format_json_quote_64bit_integers: 0, output_format_json_quote_denormals: 1, max_threads: 1 } });
     } finally {
       await this.o.engine.exec(`DROP TABLE IF EXISTS ${scratch}`);
     }

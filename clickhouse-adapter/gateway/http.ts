@@ -26,6 +26,7 @@ import type { Endpoint, Gateway } from './gateway.js';
 import { CODES } from '../engine/codes.js';
 import { GatewayError, exceptionText, httpStatusFor, toFault } from './errors.js';
 import { significant, tokenize } from '../sql/scanner.js';
+import { insertDataOffset } from './lexer.js';
 
 export interface HttpOptions {
   gateway: Gateway;
@@ -74,6 +75,23 @@ async function formFields(body: Buffer, type: string, params: URLSearchParams): 
     if (!params.has(name)) params.set(name, value);
   }
 }
+
+/**
+ * Where the data of `INSERT ... FORMAT X <data>` sent whole in the body begins (ClickHouse reads the
+ * statement up to FORMAT X and the rest as data, binary included), or undefined for any other body.
+ * The head is read byte for byte (latin1), so the offset is a byte offset whatever the data holds.
+ * VALUES data stays part of the text (it is SQL).
+ */
+export function inlineInsertData(body: Buffer): number | undefined {
+  const head = body.subarray(0, INLINE_HEAD_BYTES).toString('latin1');
+  const first = significant(tokenize(head.slice(0, 200)))[0];
+  if (!first || first.text.toUpperCase() !== 'INSERT') return undefined;
+  const at = insertDataOffset(head);
+  if (!at || at.values || at.offset >= body.length) return undefined;
+  return at.offset;
+}
+/** How far into a body the statement of an inline INSERT is looked for. */
+const INLINE_HEAD_BYTES = 64 * 1024;
 
 /**
  * Default request body cap, on the wire and decoded: half raftd's largest entry (64 MiB), and low
@@ -275,7 +293,9 @@ export class GatewayHttp {
           sql = body.length ? `${urlQuery}\n${utf8Text(body, 'The query')}` : urlQuery;
         }
       } else {
-        sql = utf8Text(body, 'The query');
+        const inline = inlineInsertData(body);
+        sql = utf8Text(inline ? body.subarray(0, inline) : body, 'The query');
+        if (inline) data = body.subarray(inline);
       }
       if (sql.trim() === '') throw new GatewayError(CODES.SYNTAX_ERROR, 'Empty query');
       const database = url.searchParams.get('database') ?? undefined;

@@ -172,7 +172,9 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
       limits: (user) => ({ ...cfg.readLimits, ...(cfg.userLimits.get(user) ?? {}) }),
       ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}) });
     add('gateway sessions', () => gateway.sessions.close());
+    add('query log', async () => { await gateway.queryLog?.close(); });
     await gateway.views.sync();
+    await gateway.queryLog?.flush(); // creates its table now, not under the first queries
     const timer = setInterval(() => void gateway.views.sync().catch((e: Error) => log(`view sync: ${e.message}`)), cfg.viewSyncMs);
     timer.unref();
     add('view timer', () => clearInterval(timer));

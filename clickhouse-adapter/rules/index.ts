@@ -10,7 +10,7 @@
 //   errors.ts      RuleError with the ClickHouse code a server would answer
 
 export { RuleError } from './errors.js';
-export { checkWrite, checkInputFormat, INPUT_FORMATS, PINNABLE } from './statements.js';
+export { checkWrite, checkInputFormat, BINARY_INPUT_FORMATS, INPUT_FORMATS, PINNABLE } from './statements.js';
 export type { WriteContext, WriteKind } from './statements.js';
 export { checkRead, checkSessionStatement } from './reads.js';
 export type { ReadContext } from './reads.js';

@@ -34,6 +34,8 @@ const BOOL: ValueRule = { type: 'bool' };
 const uint = (max: number): ValueRule => ({ type: 'uint', max });
 const oneOf = (...values: string[]): ValueRule => ({ type: 'enum', values });
 const CHAR: ValueRule = { type: 'char' };
+const TEXT: ValueRule = { type: 'text' };
+const ESCAPING: ValueRule = oneOf('Escaped', 'Quoted', 'CSV', 'JSON', 'XML', 'Raw');
 
 /** Settings that change only how data is parsed or how a statement is interpreted: same input, same result. */
 const APPLY_SETTINGS_ALLOWED: Readonly<Record<string, ValueRule>> = {
@@ -66,6 +68,33 @@ const APPLY_SETTINGS_ALLOWED: Readonly<Record<string, ValueRule>> = {
   format_csv_null_representation: { type: 'enum', values: [] }, // any short string: checked below
   format_tsv_null_representation: { type: 'enum', values: [] },
   date_time_input_format: oneOf('basic', 'best_effort', 'best_effort_us'),
+  // CustomSeparated and Regexp input (the delimiters and the expression are data about the data)
+  format_custom_escaping_rule: ESCAPING,
+  format_custom_field_delimiter: TEXT,
+  format_custom_row_before_delimiter: TEXT,
+  format_custom_row_after_delimiter: TEXT,
+  format_custom_row_between_delimiter: TEXT,
+  format_custom_result_before_delimiter: TEXT,
+  format_custom_result_after_delimiter: TEXT,
+  format_regexp: TEXT,
+  format_regexp_escaping_rule: ESCAPING,
+  format_regexp_skip_unmatched: BOOL,
+  input_format_csv_detect_header: BOOL,
+  input_format_tsv_detect_header: BOOL,
+  input_format_custom_detect_header: BOOL,
+  input_format_json_ignore_unknown_keys_in_named_tuple: BOOL,
+  // binary input formats
+  input_format_parquet_allow_missing_columns: BOOL,
+  input_format_parquet_case_insensitive_column_matching: BOOL,
+  input_format_arrow_allow_missing_columns: BOOL,
+  input_format_arrow_case_insensitive_column_matching: BOOL,
+  input_format_orc_allow_missing_columns: BOOL,
+  input_format_orc_case_insensitive_column_matching: BOOL,
+  input_format_avro_allow_missing_fields: BOOL,
+  input_format_avro_null_as_default: BOOL,
+  input_format_msgpack_number_of_columns: uint(100_000),
+  input_format_native_allow_types_conversion: BOOL,
+  input_format_binary_decode_types_in_binary_format: BOOL,
   // inserts
   insert_null_as_default: BOOL,
   insert_allow_materialized_columns: BOOL,

@@ -31,13 +31,40 @@ export interface WriteContext {
 export const PINNABLE: ReadonlySet<string> = new Set(['now', 'now64', 'today', 'yesterday', 'current_timestamp', 'current_date']);
 
 /**
- * Input formats a replicated INSERT may carry (lower-case alias -> name): text formats whose data runs
- * to the end of the input and needs no server-side file (no Template, CapnProto, Protobuf schemas).
+ * Input formats a replicated INSERT may carry, text and binary (lower-case name or alias -> name). Each
+ * one's data runs to the end of the input and is read the same way on every replica from the bytes and
+ * the entry's settings alone. Left out: formats that read a file on the server (Template*, Protobuf*,
+ * CapnProto: format_schema / format_template_* files; DWARF), a network service (AvroConfluent: a
+ * schema registry), SQL text (MySQLDump), HTTP forms (Form), and metadata formats (One, ParquetMetadata).
+ * Values is accepted from clients but never travels as data: the gateway evaluates its rows first.
  */
+const INPUT_FORMAT_NAMES = [
+  'Values', 'JSON', 'JSONCompact', 'JSONColumns', 'JSONColumnsWithMetadata', 'JSONCompactColumns', 'JSONEachRow',
+  'JSONStringsEachRow', 'JSONCompactEachRow', 'JSONCompactEachRowWithNames', 'JSONCompactEachRowWithNamesAndTypes',
+  'JSONCompactStringsEachRow', 'JSONCompactStringsEachRowWithNames', 'JSONCompactStringsEachRowWithNamesAndTypes',
+  'JSONObjectEachRow', 'JSONAsString', 'JSONAsObject', 'BSONEachRow',
+  'CSV', 'CSVWithNames', 'CSVWithNamesAndTypes',
+  'TabSeparated', 'TabSeparatedRaw', 'TabSeparatedWithNames', 'TabSeparatedWithNamesAndTypes', 'TabSeparatedRawWithNames',
+  'TabSeparatedRawWithNamesAndTypes', 'TSKV', 'CustomSeparated', 'CustomSeparatedWithNames', 'CustomSeparatedWithNamesAndTypes',
+  'CustomSeparatedIgnoreSpaces', 'CustomSeparatedIgnoreSpacesWithNames', 'CustomSeparatedIgnoreSpacesWithNamesAndTypes',
+  'Regexp', 'LineAsString', 'RawBLOB',
+  'RowBinary', 'RowBinaryWithNames', 'RowBinaryWithNamesAndTypes', 'RowBinaryWithDefaults', 'Native',
+  'Parquet', 'Arrow', 'ArrowStream', 'ORC', 'Avro', 'MsgPack', 'Npy',
+];
+const INPUT_FORMAT_ALIASES: ReadonlyArray<[string, string]> = [
+  ['tsv', 'TabSeparated'], ['tsvraw', 'TabSeparatedRaw'], ['raw', 'TabSeparatedRaw'], ['tsvwithnames', 'TabSeparatedWithNames'],
+  ['tsvwithnamesandtypes', 'TabSeparatedWithNamesAndTypes'], ['tsvrawwithnames', 'TabSeparatedRawWithNames'],
+  ['tsvrawwithnamesandtypes', 'TabSeparatedRawWithNamesAndTypes'], ['rawwithnames', 'TabSeparatedRawWithNames'],
+  ['rawwithnamesandtypes', 'TabSeparatedRawWithNamesAndTypes'], ['jsonlines', 'JSONEachRow'], ['ndjson', 'JSONEachRow'], ['jsonl', 'JSONEachRow'],
+];
 export const INPUT_FORMATS: ReadonlyMap<string, string> = new Map([
-  ['values', 'Values'], ['jsoneachrow', 'JSONEachRow'], ['jsoncompacteachrow', 'JSONCompactEachRow'],
-  ['csv', 'CSV'], ['csvwithnames', 'CSVWithNames'], ['tabseparated', 'TabSeparated'], ['tsv', 'TabSeparated'],
-  ['tabseparatedwithnames', 'TabSeparatedWithNames'], ['tsvwithnames', 'TabSeparatedWithNames'],
+  ...INPUT_FORMAT_NAMES.map((n): [string, string] => [n.toLowerCase(), n]), ...INPUT_FORMAT_ALIASES,
+]);
+
+/** Formats whose data is not text: sent with the query in the URL (or after FORMAT X in the body), never inline in SQL. */
+export const BINARY_INPUT_FORMATS: ReadonlySet<string> = new Set([
+  'BSONEachRow', 'RowBinary', 'RowBinaryWithNames', 'RowBinaryWithNamesAndTypes', 'RowBinaryWithDefaults', 'Native',
+  'Parquet', 'Arrow', 'ArrowStream', 'ORC', 'Avro', 'MsgPack', 'Npy',
 ]);
 
 export function checkInputFormat(format: string): string {

@@ -4,9 +4,12 @@
 //
 // header = {"v":1, "kind":"insert"|"ddl"|"statement"|"settings", "sql":"...", "database":"<user db>",
 //           "settings":{...}, "format":"JSONEachRow"}
-// - insert: `sql` is `INSERT INTO t [(cols)] [FORMAT X]`; the payload is the data in format X (FORMAT may
-//   be given in `format` instead of the SQL). Without a payload the SQL runs as is (INSERT ... SELECT,
-//   INSERT ... VALUES with literals).
+// - insert, structured (what the gateway proposes for rows sent as data): {"table":"t", "columns":[...],
+//   "format":"X"} and no `sql`; the payload is the data in input format X, text or binary, passed to
+//   the engine's structured insert unchanged (engine/types.ts DataInsert). Nothing of it is SQL text.
+// - insert, as SQL (INSERT ... SELECT, and entries of earlier versions): `sql` is `INSERT INTO t [(cols)]
+//   [FORMAT X]`; the payload is the data in format X (FORMAT may be given in `format` instead of the
+//   SQL). Without a payload the SQL runs as is.
 // - ddl / statement: `sql` is one statement (CREATE / ALTER / DROP / TRUNCATE / RENAME, or anything else).
 // - settings: `settings` are stored in the group and become defaults of the group's later statements.
 // - abandon: {"v":1,"kind":"abandon","index":i,"mac":"<hex>"}: entry i (< this entry's index) kept failing
@@ -29,6 +32,10 @@ export interface EntryHeader {
   database?: string;
   settings?: Record<string, SettingValue>;
   format?: string;
+  /** A structured insert's target table (unqualified: the group's database). */
+  table?: string;
+  /** A structured insert's columns, in the data's order; all stored columns when absent. */
+  columns?: string[];
   /** abandon: the index of the entry given up. */
   index?: number;
   /** abandon: hex HMAC-SHA256 of (group, index) keyed by the app secret (abandon-auth.ts). */
@@ -41,6 +48,17 @@ export interface Entry {
 }
 
 const KINDS: ReadonlySet<string> = new Set(['insert', 'ddl', 'statement', 'settings', 'abandon']);
+
+/** Bounds of a structured insert's names (ClickHouse's own limit on a name is the file system's). */
+const MAX_NAME_BYTES = 255;
+const MAX_COLUMNS = 10_000;
+
+function checkName(v: unknown, what: string): string {
+  if (typeof v !== 'string' || v === '' || Buffer.byteLength(v, 'utf8') > MAX_NAME_BYTES || v.includes('\0')) {
+    throw new ChsmError('RH_BAD_ENTRY', `${what} must be a name of 1-${MAX_NAME_BYTES} bytes without NUL`);
+  }
+  return v;
+}
 
 export function encodeEntry(header: EntryHeader, payload?: Uint8Array): Buffer {
   const head = Buffer.from(JSON.stringify(header) + '\n', 'utf8');
@@ -62,7 +80,18 @@ export function decodeEntry(data: Uint8Array): Entry {
   if (typeof h.kind !== 'string' || !KINDS.has(h.kind)) throw new ChsmError('RH_BAD_ENTRY', `unknown entry kind ${JSON.stringify(h.kind)}`);
   if (h.sql !== undefined && typeof h.sql !== 'string') throw new ChsmError('RH_BAD_ENTRY', 'sql must be a string');
   if (h.kind === 'abandon' && !(Number.isSafeInteger(h.index) && (h.index as number) > 0)) throw new ChsmError('RH_BAD_ENTRY', 'an abandon entry needs a positive integer index');
-  if (h.kind !== 'settings' && h.kind !== 'abandon' && (typeof h.sql !== 'string' || h.sql.trim() === '')) throw new ChsmError('RH_BAD_ENTRY', `a ${h.kind} entry needs sql`);
+  const structured = h.table !== undefined;
+  if (structured) {
+    if (h.kind !== 'insert' || h.sql !== undefined || typeof h.format !== 'string') throw new ChsmError('RH_BAD_ENTRY', 'table/columns make a structured insert: kind insert, a format, no sql');
+    checkName(h.table, 'table');
+    if (h.columns !== undefined) {
+      if (!Array.isArray(h.columns) || h.columns.length === 0 || h.columns.length > MAX_COLUMNS) throw new ChsmError('RH_BAD_ENTRY', `columns must be a list of 1-${MAX_COLUMNS} names`);
+      h.columns.forEach((c) => checkName(c, 'a column'));
+    }
+  } else if (h.columns !== undefined) {
+    throw new ChsmError('RH_BAD_ENTRY', 'columns belong to a structured insert (with table)');
+  }
+  if (!structured && h.kind !== 'settings' && h.kind !== 'abandon' && (typeof h.sql !== 'string' || h.sql.trim() === '')) throw new ChsmError('RH_BAD_ENTRY', `a ${h.kind} entry needs sql`);
   if (h.mac !== undefined && (h.kind !== 'abandon' || typeof h.mac !== 'string' || h.mac.length > 128)) throw new ChsmError('RH_BAD_ENTRY', 'mac belongs to an abandon entry and is a short string');
   if (h.database !== undefined && typeof h.database !== 'string') throw new ChsmError('RH_BAD_ENTRY', 'database must be a string');
   if (h.format !== undefined && (typeof h.format !== 'string' || !/^[A-Za-z][A-Za-z0-9_]*$/.test(h.format))) throw new ChsmError('RH_BAD_ENTRY', 'format must be a format name');
@@ -79,6 +108,8 @@ export function decodeEntry(data: Uint8Array): Entry {
   if (typeof h.database === 'string') header.database = h.database;
   if (h.settings !== undefined) header.settings = h.settings as Record<string, SettingValue>;
   if (typeof h.format === 'string') header.format = h.format;
+  if (structured) header.table = h.table as string;
+  if (h.columns !== undefined) header.columns = [...(h.columns as string[])];
   if (h.kind === 'abandon') header.index = h.index as number;
   if (typeof h.mac === 'string') header.mac = h.mac;
   return { header, payload: nl < 0 ? new Uint8Array(0) : data.subarray(nl + 1) };

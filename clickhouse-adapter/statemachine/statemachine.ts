@@ -888,6 +888,7 @@ export class ClickHouseStateMachine implements StateMachine {
     if (h.settings) checkSettings(h.settings, h.kind === 'settings' ? 'set' : 'entry');
     if (h.kind === 'settings') return undefined;
     if (h.format !== undefined) checkInputFormat(h.format);
+    if (h.table !== undefined) return validateDataInsert(entry);
     const db = dataDb(group);
     this.nondeterministic ??= loadNondeterministic(this.parserEngine);
     const nondeterministic = await this.nondeterministic.catch((e: unknown) => { this.nondeterministic = undefined; throw e; });
@@ -957,30 +958,46 @@ export class ClickHouseStateMachine implements StateMachine {
         insert_deduplicate: 1,
         insert_deduplication_token: `${group}:${index}`,
       };
-      let sql = entry.header.sql!;
+      const h = entry.header;
       const withPayload = entry.payload.length > 0;
-      if (withPayload && !hasFormatClause(sql)) {
-        if (!entry.header.format) throw new ChsmError('RH_BAD_ENTRY', 'an insert with data needs FORMAT in its SQL or a format field');
-        sql = `${sql.trimEnd()} FORMAT ${entry.header.format}`;
+      let target: { table: string; tail: string };
+      // Runs the insert into `into` (the target, or the repair scratch table of the same structure).
+      let run: (into: { database: string; table: string; sql: string }, s: Settings) => Promise<number>;
+      if (h.table !== undefined) {
+        // A structured insert (entry.ts): the engine builds the statement; the payload goes unchanged.
+        const format = h.format!;
+        target = { table: h.table, tail: dataInsertTail(h.columns, format) };
+        settings = { ...settings, ...(COLUMNAR_INPUT.has(format) ? PINNED_COLUMNAR_SETTINGS : {}) };
+        run = async (into, s) => (await this.engine.insertData({
+          database: into.database, table: into.table, format, settings: s, ...(h.columns ? { columns: h.columns } : {}),
+        }, entry.payload)).writtenRows;
+      } else {
+        let sql = h.sql!;
+        if (withPayload && !hasFormatClause(sql)) {
+          if (!h.format) throw new ChsmError('RH_BAD_ENTRY', 'an insert with data needs FORMAT in its SQL or a format field');
+          sql = `${sql.trimEnd()} FORMAT ${h.format}`;
+        }
+        const q = qualifyInsert(sql, db, h.database);
+        target = q;
+        // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
+        run = async (into, s) => {
+          const statement = into.table === q.table && into.database === db ? q.sql : `INSERT INTO ${into.sql}${q.tail}`;
+          if (withPayload) return (await this.engine.insert(statement, entry.payload, { settings: s })).writtenRows;
+          await this.engine.exec(statement, { database: db, settings: { ...s, max_threads: 1 } });
+          return -1;
+        };
       }
-      const target = qualifyInsert(sql, db, entry.header.database);
       settings = { ...settings, ...(await this.checkNondetDefaults(db, target.table, columns, settings)) };
       // A client's retry of a block this table already holds (dedup.ts): not inserted again.
-      const block = blockId({ group, columnsAndFormat: target.tail, settings: entry.header.settings ?? {}, payload: entry.payload });
+      const block = blockId({ group, columnsAndFormat: target.tail, settings: h.settings ?? {}, payload: entry.payload });
       if (block !== undefined && (await this.dedupLog(db, st, target.table)).includes(block)) {
         return { ok: true, result: { writtenRows: 0, deduplicated: true } };
       }
-      // INSERT ... SELECT: one reading thread, so the rows reach the (single) block in one order.
-      const run = async (statement: string, s: Settings): Promise<number> => {
-        if (withPayload) return (await this.engine.insert(statement, entry.payload, { settings: s })).writtenRows;
-        await this.engine.exec(statement, { database: db, settings: { ...s, max_threads: 1 } });
-        return -1;
-      };
       await this.beforeTokenisedInsert(group, st, index, target.table, async (scratch) => {
-        await run(`INSERT INTO ${scratch}${target.tail}`, { ...settings, ...(await this.dedupOff()), insert_deduplication_token: '' });
+        await run({ database: db, table: REPAIR_TABLE, sql: scratch }, { ...settings, ...(await this.dedupOff()), insert_deduplication_token: '' });
       });
       await this.at('before-insert', index);
-      const writtenRows = await run(target.sql, settings);
+      const writtenRows = await run({ database: db, table: target.table, sql: `${db}.${quoteIdent(target.table)}` }, settings);
       await this.at('after-insert', index);
       if (block !== undefined) await this.rememberBlock(db, st, target.table, block, index);
       return { ok: true, result: { writtenRows } };
@@ -1458,3 +1475,38 @@ export function stripDbQualifier(create: string, db: string): string {
 }
 
 export { isInternalTable };
+
+/** Columnar formats whose readers may hand row groups over out of order: one parsing thread, in order. */
+const COLUMNAR_INPUT: ReadonlySet<string> = new Set(['Parquet', 'ORC', 'Arrow', 'ArrowStream']);
+const PINNED_COLUMNAR_SETTINGS: Settings = { input_format_parquet_preserve_order: 1, max_parsing_threads: 1 };
+
+/**
+ * A structured insert's payload bound, checked at apply: raftd's largest entry (64 MiB) is the real
+ * cap; this one keeps the rule in the state machine, whatever raftd is configured with.
+ */
+export const MAX_INSERT_PAYLOAD_BYTES = 64 * 1024 * 1024;
+
+/** The text after the table name that the same insert as SQL would have (the block id hashes it: dedup.ts). */
+function dataInsertTail(columns: readonly string[] | undefined, format: string): string {
+  const plain = (c: string) => (/^[A-Za-z_][A-Za-z0-9_]*$/.test(c) ? c : quoteIdent(c));
+  return `${columns && columns.length ? ' (' + columns.map(plain).join(', ') + ')' : ''} FORMAT ${format}`;
+}
+
+/**
+ * A structured insert (entry.ts) checked the way the SQL path's rules check an INSERT: an allow-listed
+ * data format (Values never: its rows are SQL, evaluated by the gateway), a table of the group that is
+ * not RaftHouse's own, a bounded payload. The same on every replica: the entry alone decides.
+ */
+function validateDataInsert(entry: Entry): Validated {
+  const h = entry.header;
+  const format = checkInputFormat(h.format!);
+  if (format === 'Values') throw new RuleError(36, 'Values rows travel evaluated (the gateway sends them as JSONEachRow), never as a structured insert');
+  if (format !== h.format) throw new ChsmError('RH_BAD_ENTRY', `a structured insert names its format by its canonical name (${format}, not ${h.format})`);
+  if (h.table!.startsWith(INTERNAL_PREFIX)) throw new RuleError(497, `Not enough privileges: tables named ${INTERNAL_PREFIX}* are RaftHouse's own: an entry may not name ${h.table}`);
+  if (entry.payload.length === 0) throw new ChsmError('RH_BAD_ENTRY', 'a structured insert carries its rows');
+  if (entry.payload.length > MAX_INSERT_PAYLOAD_BYTES) {
+    throw new ClickHouseError(307, 'TOO_MANY_BYTES', `an insert's data is ${entry.payload.length} bytes, over the ${MAX_INSERT_PAYLOAD_BYTES} an entry may carry`,
+      `Code: 307. DB::Exception: an insert's data is ${entry.payload.length} bytes, over the ${MAX_INSERT_PAYLOAD_BYTES} an entry may carry. (TOO_MANY_BYTES)`);
+  }
+  return { kind: 'insert', canonical: '', columns: h.columns, target: h.table, names: [h.table!] };
+}

@@ -27,7 +27,8 @@ const LOG: LogEntry[] = [
   /* 1 */ e({ kind: 'ddl', sql: 'CREATE TABLE t (id UInt64, p UInt8, v String) ENGINE = MergeTree PARTITION BY p ORDER BY id SETTINGS max_bytes_to_merge_at_max_space_in_pool = 1' }),
   /* 2 */ e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, rows(0, 100, () => 0)),
   /* 3 */ e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, rows(100, 100, () => 0)),
-  /* 4 */ e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, rows(200, 100, (id) => id % 2)), // two blocks
+  // A structured insert (table, format: what the gateway sends), so its repair path is exercised too.
+  /* 4 */ e({ kind: 'insert', table: 't', format: 'JSONEachRow' }, rows(200, 100, (id) => id % 2)), // two blocks
   /* 5 */ e({ kind: 'settings', settings: { insert_null_as_default: 1 } }),
   /* 6 */ e({ kind: 'insert', sql: 'INSERT INTO t FORMAT JSONEachRow' }, rows(300, 100, () => 0)),
 ].map((data, i) => ({ index: i + 1, term: 1, data }));

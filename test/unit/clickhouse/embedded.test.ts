@@ -9,6 +9,7 @@ import {
 } from '../../../clickhouse-adapter/engine/index.js';
 import type { ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
 import { engineContract, lines, rejection } from './contract.js';
+import { queryRows, quoteString } from '../../../clickhouse-adapter/engine/sql.js';
 
 describe('clickhouse engine: embedded (chdb)', function () {
   this.timeout(60_000);
@@ -57,6 +58,36 @@ describe('clickhouse engine: embedded (chdb)', function () {
     before(async function () {
       await engine.exec('CREATE DATABASE ins');
       await engine.exec('CREATE TABLE ins.t (a UInt32, s String) ENGINE = MergeTree ORDER BY a');
+    });
+
+    it('insertData: binary formats (Native, RowBinary, Parquet) with quoted names, a column list and settings, zero-copy', async function () {
+      await engine.exec('CREATE TABLE ins.`we ird` (`a b` UInt32, s String, d UInt8 DEFAULT 9) ENGINE = MergeTree ORDER BY `a b`');
+      for (const [i, format] of ['Native', 'RowBinary', 'Parquet'].entries()) {
+        const data = await engine.query(`SELECT toUInt32(number + ${i * 10}) AS \`a b\`, concat('x', char(0), toString(number)) AS s FROM numbers(3)`, { format });
+        const r = await engine.insertData({ database: 'ins', table: 'we ird', columns: ['a b', 's'], format, settings: { input_format_null_as_default: 1 } }, data);
+        expect(r.writtenRows, format).to.equal(3);
+      }
+      const rows = await queryRows<{ n: number; h: string; d: number }>(engine, 'SELECT `a b` AS n, hex(s) AS h, d FROM ins.`we ird` ORDER BY n');
+      expect(rows.map((r) => r.n)).to.deep.equal([0, 1, 2, 10, 11, 12, 20, 21, 22]);
+      expect(rows[1]).to.deep.equal({ n: 1, h: '780031', d: 9 });
+    });
+
+    it('insertData: data is data whatever it holds (a `;` and a statement after it run nothing)', async function () {
+      await engine.exec('CREATE TABLE ins.victim_raw (a UInt32) ENGINE = MergeTree ORDER BY a');
+      await engine.exec('CREATE TABLE ins.lines (l String) ENGINE = MergeTree ORDER BY l');
+      const text = "x'); DROP TABLE ins.victim_raw; --\n; DROP TABLE ins.victim_raw\n";
+      await engine.insertData({ database: 'ins', table: 'lines', format: 'LineAsString' }, Buffer.from(text));
+      await engine.insertData({ database: 'ins', table: 'lines', format: 'RawBLOB' }, Buffer.from(text));
+      await rejection(engine.insertData({ database: 'ins', table: 'victim_raw', format: 'CSV' }, Buffer.from('1\n; DROP TABLE ins.victim_raw\n')));
+      expect(await count("SELECT count() FROM system.tables WHERE database = 'ins' AND name = 'victim_raw'")).to.equal(1);
+      expect(await count('SELECT count() FROM ins.lines')).to.equal(3);
+      expect(await count(`SELECT count() FROM ins.lines WHERE l = ${quoteString(text)}`)).to.equal(1);
+      // Values data is SQL: a statement after its rows is refused, not run.
+      await rejection(engine.insertData({ database: 'ins', table: 'victim_raw', format: 'Values' }, Buffer.from('(1); DROP TABLE ins.victim_raw')));
+      expect(await count("SELECT count() FROM system.tables WHERE database = 'ins' AND name = 'victim_raw'")).to.equal(1);
+      // A format name is a name, never text to splice.
+      const bad = await rejection(engine.insertData({ database: 'ins', table: 'lines', format: 'CSV; DROP TABLE ins.victim_raw' }, Buffer.from('a\n')));
+      expect((bad as EngineError).code).to.equal('ENGINE_BAD_REQUEST');
     });
 
     it('takes other text formats and quoted names through the inline path', async function () {
