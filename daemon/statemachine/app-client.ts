@@ -12,18 +12,18 @@
 // turned out to be dead (a race with the server's idle timeout, not an app failure). Retrying with
 // back-off is the caller's decision (GroupApplier does it for UpdateEntries).
 //
-// HTTP/1.1 goes through undici's Pool: undici 7's Pool.request took 33 µs of caller CPU per
-// sequential POST against 59 for the node:http keep-alive client it replaced, 23 vs 43 at 16 in
-// flight. h2c stays hand-written over node:http2: undici 7's H2CClient took 135 µs per sequential
-// POST against 75 for one node:http2 session, 127 vs 47 at 16 in flight (docs/benchmarks.md,
-// "HTTP clients").
+// Hand-written over node:http2 / node:http rather than undici 7, measured both ways (docs/benchmarks.md,
+// "HTTP clients"). h2c: undici's H2CClient took 135 µs of caller CPU per sequential POST against 75
+// for one node:http2 session, 127 vs 47 at 16 in flight. HTTP/1.1: undici's Pool is cheaper than
+// node:http for a bare POST (33 vs 59 µs), but this client moved onto it lost in bench:app-calls,
+// paired runs at load 19-24: caller CPU per UpdateEntries 268/235 vs 218/248 µs at 1 entry, 458/431
+// vs 406/343 at 64 (after / before, two pairs of 2000 calls), so it stays on node:http.
 
-import type http from 'node:http';
+import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { Readable, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { Pool } from 'undici';
 import { AppError } from './errors.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
 import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from './entries-codec.js';
@@ -102,7 +102,7 @@ export class AppClient {
   private readonly maxResponseBytes: number;
   private readonly mode: 'auto' | 'always' | 'never';
   private readonly logger: Logger | undefined;
-  private pool: Pool;
+  private readonly agent: http.Agent;
 
   private protocol: AppProtocol | undefined;
   private detecting: Promise<AppProtocol> | undefined;
@@ -140,7 +140,7 @@ export class AppClient {
     this.probeBackoff = new Backoff({ ...this.retryPolicy, jitter: JITTER.spread });
     this.mode = opts.http2 ?? 'auto';
     this.logger = opts.logger;
-    this.pool = this.newPool();
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 64, scheduling: 'lifo' });
     if (this.mode === 'never') this.protocol = 'http/1.1';
     this.allowBinary = (opts.entries ?? 'auto') === 'auto';
     this.secret = opts.secret === '' ? undefined : opts.secret;
@@ -297,7 +297,7 @@ export class AppClient {
         });
       });
     }
-    await this.pool.destroy().catch(() => undefined);
+    this.agent.destroy();
   }
 
   // ---- calls ----
@@ -387,17 +387,32 @@ export class AppClient {
     return protocol === 'h2c' ? this.h2Exchange(path, body, contentType, auth, ctl) : this.h1Exchange(path, body, contentType, auth, ctl);
   }
 
-  private async h1Exchange(path: string, body: Uint8Array | AsyncIterable<Uint8Array>, contentType: string, auth: Record<string, string>, ctl: AbortController): Promise<Exchange> {
-    const headers = { 'content-type': contentType, accept: 'application/json, application/octet-stream', ...auth };
-    // A connection open before this request may be a keep-alive one the app has since closed.
-    const reused = this.pool.stats.free > 0;
-    try {
-      const res = await this.pool.request({ path, method: 'POST', headers, body: body instanceof Uint8Array ? body : Readable.from(sourceGuard(body), { objectMode: false }), signal: ctl.signal });
-      return { status: res.statusCode, headers: res.headers as http.IncomingHttpHeaders, body: res.body };
-    } catch (err) {
-      if (err instanceof SourceFailure) throw err;
-      throw new ExchangeFailure(err, reused);
-    }
+  private h1Exchange(path: string, body: Uint8Array | AsyncIterable<Uint8Array>, contentType: string, auth: Record<string, string>, ctl: AbortController): Promise<Exchange> {
+    return new Promise<Exchange>((resolve, reject) => {
+      const headers: http.OutgoingHttpHeaders = { 'content-type': contentType, accept: 'application/json, application/octet-stream', ...auth };
+      if (body instanceof Uint8Array) headers['content-length'] = body.byteLength;
+      const req = http.request({
+        host: this.origin.hostname.replace(/^\[|\]$/g, ''),
+        port: this.origin.port || 80,
+        path,
+        method: 'POST',
+        agent: this.agent,
+        headers,
+        signal: ctl.signal,
+      });
+      let settled = false;
+      req.once('response', (res) => {
+        settled = true;
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
+      });
+      req.on('error', (err) => {
+        if (settled) return;
+        settled = true;
+        reject(err instanceof SourceFailure ? err : new ExchangeFailure(err, req.reusedSocket));
+      });
+      if (body instanceof Uint8Array) req.end(body);
+      else void writeBody(req, body);
+    });
   }
 
   private async h2Exchange(path: string, body: Uint8Array | AsyncIterable<Uint8Array>, contentType: string, auth: Record<string, string>, ctl: AbortController): Promise<Exchange> {
@@ -523,20 +538,8 @@ export class AppClient {
     });
   }
 
-  /**
-   * undici's Pool for HTTP/1.1. No header or body timeout of its own (each call's deadline aborts
-   * it, and a snapshot stream may take minutes) and no response size limit (a snapshot has none:
-   * readAll bounds the JSON answers).
-   */
-  private newPool(): Pool {
-    return new Pool(this.origin, { connections: 64, headersTimeout: 0, bodyTimeout: 0 });
-  }
-
-  /** Replaces the pool: its idle connections date from an app process that is likely gone. */
   private dropIdleSockets(): void {
-    const old = this.pool;
-    this.pool = this.newPool();
-    void old.close().catch(() => undefined);
+    for (const list of Object.values(this.agent.freeSockets)) for (const sock of list ?? []) sock.destroy();
   }
 
   private tcpCheck(): Promise<void> {
@@ -645,15 +648,6 @@ class NotH2Error extends Error {}
 const GROUP_CALLS: ReadonlySet<CallName> = new Set<CallName>(['UpdateEntries', 'Sync']);
 
 // ---- helpers ----
-
-/** The caller's body source, its failure marked as such (not the app's, not the connection's). */
-async function* sourceGuard(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  try {
-    yield* src;
-  } catch (e) {
-    throw new SourceFailure(e);
-  }
-}
 
 async function writeBody(dst: Writable, src: AsyncIterable<Uint8Array>): Promise<void> {
   try {
