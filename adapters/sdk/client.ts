@@ -7,6 +7,7 @@
 import { Agent } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff, type BackoffPolicy } from '../../protocol/backoff.js';
+import { Deadline } from '../../protocol/deadline.js';
 import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
@@ -158,10 +159,9 @@ export class RaftdClient {
     if (this.authorization !== '') headers.authorization = this.authorization;
     if (noForward) headers['x-raftd-no-forward'] = '1';
     // The whole exchange, not the socket's idle time: an answer trickled in slowly ends here too.
-    const ctl = new AbortController();
-    const deadline = setTimeout(() => ctl.abort(Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })), this.timeoutMs);
+    const deadline = new Deadline(this.timeoutMs, () => Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
     try {
-      const res = await this.agent.request({ origin: base, path: pathAndQuery, method: method as 'GET', headers, body, signal: ctl.signal });
+      const res = await this.agent.request({ origin: base, path: pathAndQuery, method: method as 'GET', headers, body, signal: deadline });
       const raw = Buffer.from(await res.body.arrayBuffer());
       const leader = res.headers['x-raftd-leader'];
       return { status: res.statusCode, body: raw, ...(typeof leader === 'string' ? { leader } : {}) };
@@ -171,7 +171,7 @@ export class RaftdClient {
       if (err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT') throw Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' });
       throw err;
     } finally {
-      clearTimeout(deadline);
+      deadline.clear();
     }
   }
 

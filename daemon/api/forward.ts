@@ -13,6 +13,7 @@
 // pays no batching cost.
 
 import { Agent } from 'undici';
+import { Deadline } from '../../protocol/deadline.js';
 import { ERROR_STATUS } from '../errors.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest, type BatchResult } from './batch-codec.js';
 
@@ -207,10 +208,9 @@ export class LeaderForwarder {
   }
 
   private async exchange(addr: string, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<{ status: number; contentType: string; raw: Buffer }> {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(new ForwardError('FAILED', `no answer within ${timeoutMs} ms`)), timeoutMs);
+    const deadline = new Deadline(timeoutMs, () => new ForwardError('FAILED', `no answer within ${timeoutMs} ms`));
     try {
-      const res = await this.agent.request({ origin: `http://${addr}`, method: method as 'POST', path, headers, body, signal: ctl.signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      const res = await this.agent.request({ origin: `http://${addr}`, method: method as 'POST', path, headers, body, signal: deadline, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
       const raw = Buffer.from(await res.body.arrayBuffer());
       const contentType = res.headers['content-type'];
       return { status: res.statusCode, contentType: typeof contentType === 'string' ? contentType : 'application/json', raw };
@@ -222,7 +222,7 @@ export class LeaderForwarder {
       if (err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT') throw new ForwardError('FAILED', `no answer within ${timeoutMs} ms`, { cause: err });
       throw new ForwardError('FAILED', err.message, { cause: err });
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
     }
   }
 }

@@ -17,13 +17,14 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, waitForHttp } from '../../test/integration/cluster.js';
+import { Deadline } from '../../protocol/deadline.js';
 
 const ANSWER = '{"lastLogIndex":0,"results":[]}';
 const BODY = Buffer.alloc(200, 0x61);
 
 /** The part of undici's Pool / H2CClient this bench uses. */
 interface UndiciDispatcher {
-  request(o: { path: string; method: string; headers: Record<string, string>; body: Buffer }): Promise<{ statusCode: number; body: { text(): Promise<string> } }>;
+  request(o: { path: string; method: string; headers: Record<string, string>; body: Buffer; signal?: AbortSignal | Deadline }): Promise<{ statusCode: number; body: { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer> } }>;
   close(): Promise<void>;
 }
 interface UndiciModule {
@@ -36,13 +37,19 @@ type Caller = { name: string; call(): Promise<void>; close(): Promise<void> | vo
 function nodeHttpCaller(port: number): Caller {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   return {
-    name: 'node:http, keep-alive Agent (today)',
+    name: 'node:http, keep-alive Agent, deadline timer (before)',
     call: () =>
       new Promise((resolve, reject) => {
+        // The deadline timer the hand-written clients armed per call.
+        const timer = setTimeout(() => req.destroy(new Error('deadline')), 10_000);
         const req = http.request({ host: '127.0.0.1', port, path: '/x', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': BODY.length } }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => (Buffer.concat(chunks).toString() === ANSWER ? resolve() : reject(new Error('bad answer'))));
+          res.on('end', () => {
+            clearTimeout(timer);
+            if (Buffer.concat(chunks).toString() === ANSWER) resolve();
+            else reject(new Error('bad answer'));
+          });
           res.on('error', reject);
         });
         req.on('error', reject);
@@ -58,6 +65,34 @@ function undiciCaller(name: string, d: UndiciDispatcher): Caller {
     call: async () => {
       const res = await d.request({ path: '/x', method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY });
       if ((await res.body.text()) !== ANSWER || res.statusCode !== 200) throw new Error('bad answer');
+    },
+    close: () => d.close(),
+  };
+}
+
+/** With a whole-call deadline per call: an AbortController's signal, or protocol/deadline.ts (as forward.ts and the SDK client). */
+function undiciDeadlineCaller(name: string, d: UndiciDispatcher, kind: 'AbortController' | 'Deadline'): Caller {
+  return {
+    name,
+    call: async () => {
+      let signal: AbortSignal | Deadline;
+      let clear: () => void;
+      if (kind === 'AbortController') {
+        const ctl = new AbortController();
+        const timer = setTimeout(() => ctl.abort(new Error('deadline')), 10_000);
+        signal = ctl.signal;
+        clear = () => clearTimeout(timer);
+      } else {
+        const deadline = new Deadline(10_000, () => new Error('deadline'));
+        signal = deadline;
+        clear = () => deadline.clear();
+      }
+      try {
+        const res = await d.request({ path: '/x', method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY, signal });
+        if (Buffer.from(await res.body.arrayBuffer()).toString() !== ANSWER || res.statusCode !== 200) throw new Error('bad answer');
+      } finally {
+        clear();
+      }
     },
     close: () => d.close(),
   };
@@ -125,7 +160,12 @@ async function main(): Promise<void> {
     await waitForHttp(`http://127.0.0.1:${port}/x`, 10_000);
     const limits = { headersTimeout: 10_000, bodyTimeout: 10_000, maxResponseSize: 64 << 20 };
     const pairs: Caller[][] = [
-      [nodeHttpCaller(port), undiciCaller('undici Pool.request', new undici.Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1, ...limits }))],
+      [
+        nodeHttpCaller(port),
+        undiciCaller('undici Pool.request', new undici.Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1, ...limits })),
+        undiciDeadlineCaller('undici Pool.request + AbortController deadline', new undici.Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1, ...limits }), 'AbortController'),
+        undiciDeadlineCaller('undici Pool.request + Deadline (as forward.ts, SDK)', new undici.Pool(`http://127.0.0.1:${port}`, { connections: 64, pipelining: 1, ...limits }), 'Deadline'),
+      ],
       [nodeHttp2Caller(h2Port), undiciCaller('undici H2CClient.request (h2c)', new undici.H2CClient(`http://127.0.0.1:${h2Port}`, { pipelining: 100, maxConcurrentStreams: 100, ...limits }))],
     ];
     console.log(`http-clients — ${calls} POSTs per figure over loopback; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
