@@ -2,9 +2,10 @@
 //
 // Why undici's Agent (one Pool per leader), not fetch or node:http: 2 of 3 client writes arrive at a
 // follower, so the client's CPU per forwarded write counts. fetch's per-request cost (WHATWG streams,
-// Headers objects) was a large share of it; undici 7's Pool.request took 33 µs of caller CPU per
-// sequential POST against 59 for the node:http keep-alive client this replaced, and 23 vs 43 at 16
-// in flight (docs/benchmarks.md, "HTTP clients").
+// Headers objects) was a large share of it; undici 7's Pool.request with its deadline
+// (protocol/deadline.ts) took 44 µs of caller CPU per sequential POST against 65 for the node:http
+// keep-alive client this replaced, and 37 vs 47 at 16 in flight (docs/benchmarks.md, "HTTP
+// clients"); bench:kv, paired before/after, showed no loss.
 //
 // Why coalesce: under concurrency, many single-entry proposals reach a follower in the same
 // event-loop turn. They go to the leader as ONE /v1/propose-batch request (one HTTP exchange, one

@@ -15,7 +15,7 @@
 // Hand-written over node:http2 / node:http rather than undici 7, measured both ways (docs/benchmarks.md,
 // "HTTP clients"). h2c: undici's H2CClient took 135 µs of caller CPU per sequential POST against 75
 // for one node:http2 session, 127 vs 47 at 16 in flight. HTTP/1.1: undici's Pool is cheaper than
-// node:http for a bare POST (33 vs 59 µs), but this client moved onto it lost in bench:app-calls,
+// node:http for a bare POST (44 vs 65 µs, with a deadline), but this client moved onto it lost in bench:app-calls,
 // paired runs at load 19-24: caller CPU per UpdateEntries 268/235 vs 218/248 µs at 1 entry, 458/431
 // vs 406/343 at 64 (after / before, two pairs of 2000 calls), so it stays on node:http.
 
