@@ -1,12 +1,14 @@
 // A small typed client for raftd's client API (propose, read, barrier, groups, membership,
 // status). Every application front (the KV front, the RaftHouse gateway) uses this one, so retry
-// and leader-handling rules live in one place. node:http over a keep-alive Agent, not undici: undici's
-// Pool took 196-203 µs of caller CPU per sequential POST against 52-90 here (docs/benchmarks.md,
-// "HTTP clients"), and it would be the SDK's first runtime dependency.
+// and leader-handling rules live in one place. HTTP/1.1 over undici's Agent (one Pool per node):
+// undici 7's Pool with the call's deadline (protocol/deadline.ts) took 44 µs of caller CPU per
+// sequential POST against 65 for the node:http client this replaced, and 37 vs 47 at 16 in flight
+// (docs/benchmarks.md, "HTTP clients"). The SDK package needs `undici` as a dependency.
 
-import * as http from 'node:http';
+import { Agent } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff, type BackoffPolicy } from '../../protocol/backoff.js';
+import { Deadline } from '../../protocol/deadline.js';
 import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
 import type { ErrorCode, LeaderHint } from '../../protocol/errors.js';
 import { LEADER_HEADER, NO_FORWARD_HEADER } from '../../protocol/client-api.js';
@@ -114,7 +116,7 @@ function notDelivered(e: NodeJS.ErrnoException): boolean {
 export class RaftdClient {
   private readonly urls: string[];
   private current = 0;
-  private readonly agent: http.Agent;
+  private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly retryMs: number;
   private readonly maxResponseBytes: number;
@@ -129,7 +131,15 @@ export class RaftdClient {
     this.timeoutMs = opts.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
     this.retryMs = opts.retryMs ?? CLIENT_DEFAULTS.retryMs;
     this.maxResponseBytes = opts.maxResponseBytes ?? CLIENT_DEFAULTS.maxResponseBytes;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? CLIENT_DEFAULTS.maxSockets });
+    // maxResponseSize: undici refuses an answer past it (its content-length, or the bytes as they
+    // come) without buffering it. headersTimeout / bodyTimeout: a backstop only; the whole call's
+    // deadline is send()'s own timer.
+    this.agent = new Agent({
+      connections: opts.maxSockets ?? CLIENT_DEFAULTS.maxSockets,
+      maxResponseSize: this.maxResponseBytes,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+    });
     let token = opts.token;
     try {
       token ??= resolveSecret(undefined, API_TOKEN_ENV, process.env, 'raftd API token');
@@ -144,37 +154,25 @@ export class RaftdClient {
     return this.urls[this.current]!;
   }
 
-  private send(base: string, method: string, pathAndQuery: string, body: Buffer | undefined, contentType: string, noForward = this.opts.noForward): Promise<RawResponse> {
-    const url = new URL(base + pathAndQuery);
-    const headers: http.OutgoingHttpHeaders = { 'content-type': contentType };
-    if (body) headers['content-length'] = body.length;
+  private async send(base: string, method: string, pathAndQuery: string, body: Buffer | undefined, contentType: string, noForward = this.opts.noForward): Promise<RawResponse> {
+    const headers: Record<string, string> = { 'content-type': contentType };
     if (this.authorization !== '') headers.authorization = this.authorization;
     if (noForward) headers[NO_FORWARD_HEADER] = '1';
-    return new Promise((resolve, reject) => {
-      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        let bytes = 0;
-        res.on('data', (c: Buffer) => {
-          bytes += c.length;
-          if (bytes <= this.maxResponseBytes) chunks.push(c);
-          else req.destroy(new RaftdError('UNEXPECTED_RESPONSE', `the answer from ${base} is larger than ${this.maxResponseBytes} bytes (maxResponseBytes)`, res.statusCode ?? 0));
-        });
-        const leader = res.headers[LEADER_HEADER];
-        res.on('end', () => {
-          clearTimeout(deadline);
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) });
-        });
-        res.on('error', fail);
-      });
-      // The whole exchange, not the socket's idle time: an answer trickled in slowly ends here too.
-      const deadline = setTimeout(() => req.destroy(Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })), this.timeoutMs);
-      function fail(e: Error): void {
-        clearTimeout(deadline);
-        reject(e);
-      }
-      req.on('error', fail);
-      req.end(body);
-    });
+    // The whole exchange, not the socket's idle time: an answer trickled in slowly ends here too.
+    const deadline = new Deadline(this.timeoutMs, () => Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    try {
+      const res = await this.agent.request({ origin: base, path: pathAndQuery, method: method as 'GET', headers, body, signal: deadline });
+      const raw = Buffer.from(await res.body.arrayBuffer());
+      const leader = res.headers[LEADER_HEADER];
+      return { status: res.statusCode, body: raw, ...(typeof leader === 'string' ? { leader } : {}) };
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') throw new RaftdError('UNEXPECTED_RESPONSE', `the answer from ${base} is larger than ${this.maxResponseBytes} bytes (maxResponseBytes)`, 0);
+      if (err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT') throw Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' });
+      throw err;
+    } finally {
+      deadline.clear();
+    }
   }
 
   /** A failed send as the caller's error, or undefined when the next node may be tried. */
@@ -431,8 +429,9 @@ export class RaftdClient {
     return res.status === 200;
   }
 
+  /** Drops every connection (calls in flight fail). */
   close(): void {
-    this.agent.destroy();
+    void this.agent.destroy().catch(() => undefined);
   }
 }
 

@@ -1,10 +1,11 @@
 // Forwarding from a follower to its group's leader.
 //
-// Why not fetch: undici's per-request cost (streams, Headers objects, AbortSignal plumbing) was a
-// large share of a follower's CPU per forwarded write, and 2 of 3 client writes arrive at a
-// follower. node:http over one keep-alive agent per process is several times cheaper. undici's Pool
-// lost too (docs/benchmarks.md, "HTTP clients"): 196-203 µs of caller CPU per sequential POST vs 52-90
-// for node:http, and half the rate at 16 in flight.
+// Why undici's Agent (one Pool per leader), not fetch or node:http: 2 of 3 client writes arrive at a
+// follower, so the client's CPU per forwarded write counts. fetch's per-request cost (WHATWG streams,
+// Headers objects) was a large share of it; undici 7's Pool.request with its deadline
+// (protocol/deadline.ts) took 44 µs of caller CPU per sequential POST against 65 for the node:http
+// keep-alive client this replaced, and 37 vs 47 at 16 in flight (docs/benchmarks.md, "HTTP
+// clients"); bench:kv, paired before/after, showed no loss.
 //
 // Why coalesce: under concurrency, many single-entry proposals reach a follower in the same
 // event-loop turn. They go to the leader as ONE /v1/propose-batch request (one HTTP exchange, one
@@ -12,7 +13,8 @@
 // turn with a single proposal sends it as is (/v1/groups/G/propose, raw body), so one client
 // pays no batching cost.
 
-import http from 'node:http';
+import { Agent } from 'undici';
+import { Deadline } from '../../protocol/deadline.js';
 import { ERROR_STATUS } from '../errors.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest, type BatchResult } from '../../protocol/batch-codec.js';
 
@@ -87,7 +89,7 @@ interface Lane {
 }
 
 export class LeaderForwarder {
-  private readonly agent: http.Agent;
+  private readonly agent: Agent;
   private readonly maxBatchItems: number;
   private readonly maxBatchBytes: number;
   private readonly maxInFlight: number;
@@ -97,11 +99,14 @@ export class LeaderForwarder {
   readonly stats = { batches: 0, proposals: 0 };
 
   constructor(opts: ForwardOptions = {}) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? FORWARD_DEFAULTS.maxSockets, scheduling: 'lifo' });
     this.maxBatchItems = opts.maxBatchItems ?? FORWARD_DEFAULTS.maxBatchItems;
     this.maxBatchBytes = opts.maxBatchBytes ?? FORWARD_DEFAULTS.maxBatchBytes;
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? FORWARD_DEFAULTS.maxInFlight);
     this.maxResponseBytes = opts.maxResponseBytes ?? FORWARD_DEFAULTS.maxResponseBytes;
+    // undici refuses an answer past maxResponseSize (by its content-length, or as the bytes come)
+    // without buffering it. Each exchange's deadline is exchange()'s own timer (the whole answer,
+    // not idle time), given per request as undici's header and body timeouts too.
+    this.agent = new Agent({ connections: opts.maxSockets ?? FORWARD_DEFAULTS.maxSockets, maxResponseSize: this.maxResponseBytes });
   }
 
   /** One request relayed as is. */
@@ -129,8 +134,9 @@ export class LeaderForwarder {
     });
   }
 
+  /** Drops every connection to the leaders (exchanges in flight fail with FAILED). */
   close(): void {
-    this.agent.destroy();
+    void this.agent.destroy().catch(() => undefined);
   }
 
   /** Sends what waits in `lane` if it may; setImmediate so a turn's arrivals leave together. */
@@ -202,42 +208,23 @@ export class LeaderForwarder {
     ).finally(done);
   }
 
-  private exchange(addr: string, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<{ status: number; contentType: string; raw: Buffer }> {
-    return new Promise((resolve, reject) => {
-      const colon = addr.lastIndexOf(':');
-      const h: http.OutgoingHttpHeaders = { ...headers };
-      if (body) h['content-length'] = body.length;
-      const req = http.request({ host: addr.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(addr.slice(colon + 1)), method, path, headers: h, agent: this.agent });
-      let done = false;
-      const fail = (e: Error & { code?: string }): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        req.destroy();
-        reject(e instanceof ForwardError ? e : new ForwardError(e.code === 'ECONNREFUSED' ? 'REFUSED' : 'FAILED', e.message, { cause: e }));
-      };
-      const timer = setTimeout(() => fail(new ForwardError('FAILED', `no answer within ${timeoutMs} ms`)), timeoutMs);
-      req.setNoDelay(true);
-      req.on('error', fail);
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        let bytes = 0;
-        res.on('data', (c: Buffer) => {
-          bytes += c.length;
-          if (bytes <= this.maxResponseBytes) chunks.push(c);
-          else fail(new ForwardError('FAILED', `the leader's answer is larger than ${this.maxResponseBytes} bytes`));
-        });
-        res.on('error', fail);
-        res.on('aborted', () => fail(new ForwardError('FAILED', 'the leader closed the connection mid-answer')));
-        res.on('end', () => {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? 'application/json'), raw: Buffer.concat(chunks) });
-        });
-      });
-      req.end(body);
-    });
+  private async exchange(addr: string, method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, timeoutMs: number): Promise<{ status: number; contentType: string; raw: Buffer }> {
+    const deadline = new Deadline(timeoutMs, () => new ForwardError('FAILED', `no answer within ${timeoutMs} ms`));
+    try {
+      const res = await this.agent.request({ origin: `http://${addr}`, method: method as 'POST', path, headers, body, signal: deadline, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      const raw = Buffer.from(await res.body.arrayBuffer());
+      const contentType = res.headers['content-type'];
+      return { status: res.statusCode, contentType: typeof contentType === 'string' ? contentType : 'application/json', raw };
+    } catch (e) {
+      if (e instanceof ForwardError) throw e;
+      const err = e as Error & { code?: string };
+      if (err.code === 'ECONNREFUSED') throw new ForwardError('REFUSED', err.message, { cause: err });
+      if (err.code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') throw new ForwardError('FAILED', `the leader's answer is larger than ${this.maxResponseBytes} bytes`, { cause: err });
+      if (err.code === 'UND_ERR_HEADERS_TIMEOUT' || err.code === 'UND_ERR_BODY_TIMEOUT') throw new ForwardError('FAILED', `no answer within ${timeoutMs} ms`, { cause: err });
+      throw new ForwardError('FAILED', err.message, { cause: err });
+    } finally {
+      deadline.clear();
+    }
   }
 }
 

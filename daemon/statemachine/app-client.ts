@@ -12,9 +12,12 @@
 // turned out to be dead (a race with the server's idle timeout, not an app failure). Retrying with
 // back-off is the caller's decision (GroupApplier does it for UpdateEntries).
 //
-// Hand-written over node:http2 / node:http rather than undici: undici (6.x) has no h2c with prior
-// knowledge, and its HTTP/1.1 Pool took 196-203 µs of caller CPU per sequential POST against 52-90
-// for node:http (docs/benchmarks.md, "HTTP clients").
+// Hand-written over node:http2 / node:http rather than undici 7, measured both ways (docs/benchmarks.md,
+// "HTTP clients"). h2c: undici's H2CClient took 135 µs of caller CPU per sequential POST against 75
+// for one node:http2 session, 127 vs 47 at 16 in flight. HTTP/1.1: undici's Pool is cheaper than
+// node:http for a bare POST (44 vs 65 µs, with a deadline), but this client moved onto it lost in bench:app-calls,
+// paired runs at load 19-24: caller CPU per UpdateEntries 268/235 vs 218/248 µs at 1 entry, 458/431
+// vs 406/343 at 64 (after / before, two pairs of 2000 calls), so it stays on node:http.
 
 import http from 'node:http';
 import http2 from 'node:http2';

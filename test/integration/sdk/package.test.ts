@@ -116,7 +116,7 @@ describe('the SDK packed alone (npm pack of adapters/sdk, installed outside the 
     packed = packSdk(join(dir, 'dist'));
     mkdirSync(user);
     writeFileSync(join(user, 'package.json'), JSON.stringify({ name: 'sdk-user', private: true, type: 'module' }));
-    await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', packed.tarball], { cwd: user });
+    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', packed.tarball], { cwd: user });
   });
 
   after(async () => {

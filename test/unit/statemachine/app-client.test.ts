@@ -247,6 +247,30 @@ describe('statemachine: AppClient', function () {
         expect(client.healthy()).to.equal(false);
       });
 
+      it('an answer past maxResponseBytes is APP_PROTOCOL, with or without content-length; one within it is read', async () => {
+        const { client, app, url } = await setup(proto, { maxResponseBytes: 32 << 10 });
+        const pad = 'x'.repeat(64 << 10);
+        let chunked = false;
+        app.hook = (name, _b, res) => {
+          if (name !== 'Read') return false;
+          const text = JSON.stringify({ result: pad });
+          if (chunked) {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            for (let off = 0; off < text.length; off += 4096) (res as { write(s: string): boolean }).write(text.slice(off, off + 4096));
+            res.end();
+          } else raw(res, 200, text);
+          return true;
+        };
+        const sized = await expectAppError(client.read(1, {}), 'APP_PROTOCOL');
+        expect(sized.message).to.match(/exceeds 32768 bytes/);
+        chunked = true;
+        const streamed = await expectAppError(client.read(1, {}), 'APP_PROTOCOL');
+        expect(streamed.message).to.match(/exceeds 32768 bytes/);
+        const roomy = new AppClient({ appUrl: url, maxResponseBytes: 1 << 20 });
+        cleanups.push(() => roomy.close());
+        expect(await roomy.read(1, {})).to.equal(pad);
+      });
+
       it('gives each call a deadline (APP_TIMEOUT) and stays usable afterwards', async () => {
         const { client, app } = await setup(proto, { callTimeoutMs: 150 });
         let stall = true;
