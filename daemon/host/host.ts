@@ -373,6 +373,11 @@ export class Host {
     this.opts.logger.warn({ group: g.group, to, appUnhealthyTicks: this.appUnhealthyTicks, repairThrough: g.repairThrough }, 'the app cannot apply; handing leadership over');
     g.node.transferLeadership(to);
     this.metrics.appHandOffs++;
+    // Its proposals wait for an app that is not there (their entries may well apply, through the
+    // other replicas' apps and later its own): answer them now, outcome unknown, so their clients
+    // move on to the next leader instead of waiting for their deadline (issue 18: 3 s of no
+    // successful write after a leader's app was killed, every client held here).
+    g.failProposals(new RaftdError('OUTCOME_UNKNOWN', `group ${g.group}: node ${this.opts.nodeId}'s application cannot apply; leadership is being handed over and the proposal may or may not take effect`));
     this.markDirty(g);
   }
 
@@ -533,8 +538,16 @@ export class Host {
 
   private onSoftState(g: GroupReplica, role: Role, leader: number): void {
     const roleChanged = g.role !== role;
+    const leaderChanged = g.leaderId !== leader;
     g.role = role;
     g.leaderId = leader;
+    // Read indexes asked of the old leader (or, as a deposed leader, of the old quorum) are never
+    // answered now: fail them at once (a read has no effect, so the refusal is definite) rather
+    // than holding them until their deadline while the new leader serves others.
+    if (leaderChanged && g.hasWaiters()) {
+      const other = leader === NONE || leader === this.opts.nodeId ? undefined : this.leaderHint(g.group);
+      g.failReads(new RaftdError(other ? 'NOT_LEADER' : 'NO_LEADER', `group ${g.group}: the leader changed while the read waited for a read index; retry`, other));
+    }
     if (roleChanged) this.appliers.get(g.group)?.nudge();
     if (role === Role.Leader) {
       this.metrics.leaderChanges++;
