@@ -943,6 +943,9 @@ export class Host {
     // Cut off from the leader for an election timeout: say so now (the read would only wait for
     // its deadline and end in TIMEOUT). Definite: a read has no effect.
     if (this.leaderSilent(group)) throw new RaftdError('NO_LEADER', `group ${group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`);
+    // The local app is down or failing: it would apply nothing while the read waits for it, so the
+    // read would only hold its client until the deadline. Definite: a read has no effect.
+    if (group !== META_GROUP && !this.deps.app.healthy()) throw new RaftdError('APP_UNAVAILABLE', `group ${group}: node ${this.opts.nodeId}'s application is unavailable; retry on another node`);
     // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
     // is not evidence of anything); otherwise they take the ReadIndex path.
     const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;

@@ -141,7 +141,7 @@ export class GroupApplier {
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 8 << 20);
     this.sync = opts.sync ?? false;
     this.lingerMs = Math.max(0, opts.lingerMs ?? 0);
-    this.retry = client.retryPolicy ?? { initialMs: 50, maxMs: 2000 };
+    this.retry = client.retryPolicy ?? { initialMs: 50, maxMs: 250 };
     this.backoffMs = this.retry.initialMs;
   }
 

@@ -6,10 +6,12 @@
 //   answers reads and writes with NO_LEADER within 1.5 election timeouts, not TIMEOUT after 10 s;
 // - with clients that wait (long timeouts, no retries): a write held by a leader whose app was
 //   killed, and a write forwarded and a read waiting at a follower when the leader is SIGSTOPped,
-//   are answered within 2 s, not at their deadline or when the leader wakes.
+//   are answered within 2 s, not at their deadline or when the leader wakes;
+// - a follower whose app was killed answers reads APP_UNAVAILABLE at once, and serves them again
+//   within 800 ms of the app's restart.
 
 import { expect } from 'chai';
-import { LocalCluster, type RaftdNode } from './cluster.js';
+import { LocalCluster, waitForHttp, type RaftdNode } from './cluster.js';
 import { RaftdClient, RaftdError } from '../../adapters/sdk/client.js';
 
 const TICK_MS = 50;
@@ -28,6 +30,22 @@ describe('faults cost one election (integration, KV adapter)', function () {
   after(async () => {
     await cluster?.destroy();
   });
+
+  /** Waits until `node` serves linearizable reads of group 1 (its app back, caught up). */
+  async function serves(node: RaftdNode, withinMs = 10_000): Promise<void> {
+    const c = new RaftdClient({ token: cluster.clientToken(), url: node.url, timeoutMs: 5000, retryMs: 0 });
+    const deadline = Date.now() + withinMs;
+    try {
+      for (;;) {
+        const err = await c.barrier(1).then(() => undefined, (e: unknown) => e);
+        if (err === undefined) return;
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      c.close();
+    }
+  }
 
   it('kill -9 of the leader\'s application: writes succeed through another leader within 2 s', async () => {
     const leaders = await cluster.waitForLeaders([1], 30_000);
@@ -78,12 +96,7 @@ describe('faults cost one election (integration, KV adapter)', function () {
       if (!victim.app!.running()) victim.app!.start();
     }
     // The app back: the node catches up and serves reads again.
-    const local = new RaftdClient({ token: cluster.clientToken(), url: victim.url, timeoutMs: 5000, retryMs: 10_000 });
-    try {
-      await local.barrier(1);
-    } finally {
-      local.close();
-    }
+    await serves(victim);
   });
 
   it('kill -9 of the leader\'s application: a write held by that leader is answered within 2 s, not at its 10 s deadline', async () => {
@@ -108,18 +121,14 @@ describe('faults cost one election (integration, KV adapter)', function () {
       direct.close();
       if (!victim.app!.running()) victim.app!.start();
     }
-    const local = new RaftdClient({ token: cluster.clientToken(), url: victim.url, timeoutMs: 5000, retryMs: 10_000 });
-    try {
-      await local.barrier(1);
-    } finally {
-      local.close();
-    }
+    await serves(victim);
   });
 
   it('SIGSTOP of the leader: a write forwarded and a read waiting at a follower are answered within 2 s, not when the leader wakes', async () => {
     const leaders = await cluster.waitForLeaders([1], 30_000);
     const victim = cluster.node(leaders.get(1)!);
     const follower = cluster.nodes.find((n) => n !== victim)!;
+    for (const n of cluster.nodes) await serves(n);
     const local = new RaftdClient({ token: cluster.clientToken(), url: follower.url, timeoutMs: 15_000, retryMs: 0 });
     const ended = (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (e instanceof RaftdError ? e.code : String(e)));
     try {
@@ -144,6 +153,49 @@ describe('faults cost one election (integration, KV adapter)', function () {
       local.close();
     }
     await cluster.waitForLeaders([1], 30_000);
+  });
+
+  it('kill -9 of a follower\'s application: reads there answer APP_UNAVAILABLE at once, and work again soon after its restart', async () => {
+    const leaders = await cluster.waitForLeaders([1], 30_000);
+    const follower = cluster.nodes.find((n) => n.spec.id !== leaders.get(1))!;
+    const local = new RaftdClient({ token: cluster.clientToken(), url: follower.url, timeoutMs: 15_000, retryMs: 0 });
+    const any = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.filter((n) => n !== follower).map((n) => n.url) });
+    try {
+      await any.proposeJson(1, { op: 'set', key: 'fa', value: '1' });
+      await follower.app!.kill();
+      // A write makes the follower's applier call the dead app: unhealthy from then on.
+      await any.proposeJson(1, { op: 'set', key: 'fa', value: '2' });
+      for (let i = 0; ((await follower.get('/status')).body as { appHealthy: boolean }).appHealthy; i++) {
+        expect(i, 'the follower never noticed its app was gone').to.be.below(100);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const t0 = Date.now();
+      const err = await local.read(1, { op: 'get', key: 'fa' }).then(() => undefined, (e: unknown) => e);
+      expect(err, String(err)).to.be.instanceOf(RaftdError);
+      expect((err as RaftdError).code).to.equal('APP_UNAVAILABLE');
+      expect(Date.now() - t0, 'the read waited for an app that is not there').to.be.below(500);
+      // Down for 4 s: long enough for a back-off capped at 2 s to be at its cap.
+      await new Promise((r) => setTimeout(r, 4000));
+      follower.app!.start();
+      await waitForHttp(follower.appUrl()!, 20_000);
+      const back = Date.now();
+      for (;;) {
+        const r = await local.read(1, { op: 'get', key: 'fa' }).then((v) => v, () => undefined);
+        if (r !== undefined) {
+          expect(r).to.deep.equal({ value: '2' });
+          break;
+        }
+        expect(Date.now() - back, 'reads on the follower still fail after its app came back').to.be.below(5000);
+        await new Promise((res) => setTimeout(res, 25));
+      }
+      const ms = Date.now() - back;
+      console.log(`      reads on the follower worked again ${ms} ms after its app answered`);
+      expect(ms).to.be.at.most(800);
+    } finally {
+      if (!follower.app!.running()) follower.app!.start();
+      local.close();
+      any.close();
+    }
   });
 
   it('a partitioned follower answers NO_LEADER within 1.5 election timeouts', async () => {
