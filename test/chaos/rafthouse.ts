@@ -192,7 +192,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     if (!checksumsEqual) anomalies.push(`replica checksums differ: ${[...sums].map(([id, s]) => `node ${id}: ${s.slice(0, 200)}`).join('; ')}`);
   });
   const historyFile = join(runDir, 'history.json');
-  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops }, null, 0));
+  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, startedAtEpochMs: Math.round(Date.now() - (performance.now() - t0)), faults: nemesis.faults, ops }, null, 0));
   const faults = countFaults(nemesis.faults);
   const ackedOps = ops.filter((x) => x.acked);
   const report: RafthouseReport = {

@@ -193,7 +193,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
   const history = workload.history;
   const historyFile = join(runDir, 'history.json');
-  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops: history }, null, 0));
+  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, startedAtEpochMs: Math.round(Date.now() - (performance.now() - t0)), faults: nemesis.faults, ops: history }, null, 0));
 
   const tc = performance.now();
   const checked = checkKvHistory(toCheckerHistory(history), { maxStepsPerPartition: o.maxStepsPerKey ?? 5_000_000 });
