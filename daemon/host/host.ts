@@ -331,7 +331,8 @@ export class Host {
 
   /**
    * True when this replica is not the group's leader, has heard no leader of it for more than an
-   * election timeout, and does not hear a quorum of the group's voters either: it is cut off, no
+   * election timeout, and does not hear a quorum of the group's voters either (or is not a member
+   * of the group at all, or no election ended within two election timeouts): it is cut off, no
    * election it can see will end its wait, so waiting only holds the client. (With a quorum in
    * touch, an election is under way or about to be, and a request waits for it as before: the
    * leader died, the others elect one.) An awake replica counts its own ticks since the leader's last append, heartbeat or
@@ -346,7 +347,17 @@ export class Host {
     const leader = g.leader();
     const nodeSilent = leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
     if (!nodeSilent || !(g.quiesced || g.leaderSilentTicks > this.opts.electionTicks)) return false;
-    const voters = g.status().confState.voters;
+    const conf = g.status().confState;
+    // Not a member (removed, or not added yet): no leader sends it anything, so no election it can
+    // see ends the wait. Requests through it waited the full leader wait (3 s) in chaos runs.
+    if (!conf.voters.includes(this.opts.nodeId) && !conf.learners.includes(this.opts.nodeId)) return true;
+    // Leaderless for two election timeouts although a quorum is heard: the election that should
+    // have ended the wait did not. A node removed from the group that missed its own removal sits
+    // here for good (it pre-campaigns, the others refuse); requests through it waited the full
+    // leader wait (3 s) in chaos runs. Refusing is definite; an election that ends later just
+    // serves the retry.
+    if (!g.quiesced && g.leaderSilentTicks > 2 * this.opts.electionTicks) return true;
+    const voters = conf.voters;
     let heard = 0;
     for (const id of voters) if (id === this.opts.nodeId || this.liveness.silentFor(id) <= this.opts.electionTicks) heard++;
     return heard * 2 <= voters.length;

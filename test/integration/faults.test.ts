@@ -198,6 +198,41 @@ describe('faults cost one election (integration, KV adapter)', function () {
     }
   });
 
+  it('a node removed from a group answers requests for it at once instead of waiting for a leader it will never hear', async () => {
+    const leaders = await cluster.waitForLeaders([1], 30_000);
+    const leader = cluster.node(leaders.get(1)!);
+    const removed = cluster.nodes.find((n) => n !== leader)!;
+    for (const n of cluster.nodes) await serves(n);
+    const del = await fetch(`${leader.url}/v1/groups/1/members/${removed.spec.id}?force=true`, { method: 'DELETE', headers: leader.authHeaders() });
+    expect(del.status, await del.text()).to.equal(200);
+    const local = new RaftdClient({ token: cluster.clientToken(), url: removed.url, timeoutMs: 15_000, retryMs: 0 });
+    try {
+      // Once it no longer takes anyone for the leader (nobody sends it anything now), a write
+      // through it is refused at once: it can see no election that would end a wait. (It may not
+      // even know it was removed: the leader stops sending to it as soon as the removal is in its
+      // log; it then pre-campaigns and the others refuse, for good.)
+      for (let i = 0; ; i++) {
+        const g = ((await removed.get('/status')).body as { groups: Array<{ group: number; leader: number }> }).groups.find((x) => x.group === 1);
+        if (!g || g.leader === 0) break;
+        expect(i, 'the removed node kept a leader for 10 s').to.be.below(200);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 2 * ELECTION_TIMEOUT_MS));
+      const t0 = Date.now();
+      const err = await local.proposeJson(1, { op: 'set', key: 'rm', value: '1' }).then(() => undefined, (e: unknown) => e);
+      const ms = Date.now() - t0;
+      console.log(`      a write through the removed node ended ${err instanceof RaftdError ? err.code : 'applied'} after ${ms} ms`);
+      expect(err, String(err)).to.be.instanceOf(RaftdError);
+      expect((err as RaftdError).code).to.equal('NO_LEADER');
+      expect(ms).to.be.below(ELECTION_TIMEOUT_MS);
+    } finally {
+      local.close();
+      const add = await fetch(`${leader.url}/v1/groups/1/members`, { method: 'POST', headers: { 'content-type': 'application/json', ...leader.authHeaders() }, body: JSON.stringify({ node: removed.spec.id, role: 'voter' }) });
+      expect(add.status, await add.text()).to.equal(200);
+    }
+    await serves(removed, 20_000);
+  });
+
   it('a partitioned follower answers NO_LEADER within 1.5 election timeouts', async () => {
     const leaders = await cluster.waitForLeaders([1, 2], 30_000);
     const follower: RaftdNode = cluster.nodes.find((n) => n.spec.id !== leaders.get(1))!;
