@@ -207,9 +207,12 @@ export class RaftdClient {
     if (leader) {
       try {
         const res = await this.send(leader, method, pathAndQuery, buf, contentType, true);
-        // Only NOT_LEADER (nothing applied) goes on to the configured nodes, which forward and say
-        // where the leader went; any other answer, errors included, is the request's own.
-        if (!(res.status === 503 && this.parseError(res).code === 'NOT_LEADER')) return res;
+        // Only NOT_LEADER and NO_LEADER (nothing applied) go on to the configured nodes, which
+        // forward and say where the leader went; any other answer, errors included, is the
+        // request's own. (NO_LEADER: the node learnt was deposed, cut off or removed; re-sending
+        // there, as `retrying` would, kept a RaftHouse gateway on it for the whole partition.)
+        const code = res.status === 503 ? this.parseError(res).code : undefined;
+        if (code !== 'NOT_LEADER' && code !== 'NO_LEADER') return res;
       } catch (e) {
         const failure = this.sendFailure(e as NodeJS.ErrnoException, leader, opts.idempotent);
         if (failure) {

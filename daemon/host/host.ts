@@ -550,6 +550,7 @@ export class Host {
   private onSoftState(g: GroupReplica, role: Role, leader: number): void {
     const roleChanged = g.role !== role;
     const leaderChanged = g.leaderId !== leader;
+    const deposedAlone = g.role === Role.Leader && role !== Role.Leader && leader === NONE;
     g.role = role;
     g.leaderId = leader;
     // Read indexes asked of the old leader (or, as a deposed leader, of the old quorum) are never
@@ -559,6 +560,12 @@ export class Host {
       const other = leader === NONE || leader === this.opts.nodeId ? undefined : this.leaderHint(g.group);
       g.failReads(new RaftdError(other ? 'NOT_LEADER' : 'NO_LEADER', `group ${g.group}: the leader changed while the read waited for a read index; retry`, other));
     }
+    // A leader that stepped down with no successor in sight (it lost its quorum: check-quorum)
+    // learns the fate of its uncommitted proposals only when it hears a leader again, which may be
+    // after the partition heals; they were held that long (RaftHouse chaos: 3-4 s per partition).
+    // Their entries may still commit under a new leader: answer them now, outcome unknown. The
+    // committed ones stay: its app applies them and answers as usual.
+    if (deposedAlone) g.failAbove(g.status().commit, new RaftdError('OUTCOME_UNKNOWN', `group ${g.group}: node ${this.opts.nodeId} lost its quorum and stepped down before the proposal committed; it may or may not take effect`));
     if (roleChanged) this.appliers.get(g.group)?.nudge();
     if (role === Role.Leader) {
       this.metrics.leaderChanges++;

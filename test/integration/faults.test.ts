@@ -8,7 +8,10 @@
 //   killed, and a write forwarded and a read waiting at a follower when the leader is SIGSTOPped,
 //   are answered within 2 s, not at their deadline or when the leader wakes;
 // - a follower whose app was killed answers reads APP_UNAVAILABLE at once, and serves them again
-//   within 800 ms of the app's restart.
+//   within 800 ms of the app's restart;
+// - a node removed from a group (that may not even know it) answers NO_LEADER at once;
+// - a leader cut off from everyone answers the writes it holds (OUTCOME_UNKNOWN) once it steps
+//   down, not when the partition heals.
 
 import { expect } from 'chai';
 import { LocalCluster, waitForHttp, type RaftdNode } from './cluster.js';
@@ -231,6 +234,47 @@ describe('faults cost one election (integration, KV adapter)', function () {
       expect(add.status, await add.text()).to.equal(200);
     }
     await serves(removed, 20_000);
+  });
+
+  it('a leader cut off from everyone answers the writes it holds within 2 s of losing its quorum, not when the partition heals', async () => {
+    const leaders = await cluster.waitForLeaders([1], 30_000);
+    const leader = cluster.node(leaders.get(1)!);
+    const others = cluster.nodes.filter((n) => n !== leader);
+    for (const n of cluster.nodes) await serves(n);
+    const direct = new RaftdClient({ token: cluster.clientToken(), url: leader.url, timeoutMs: 15_000, retryMs: 0, noForward: true });
+    // As the RaftHouse gateway talks to raftd: through a node of its own, straight to a leader once known.
+    const routed = new RaftdClient({ token: cluster.clientToken(), url: others[0]!.url, timeoutMs: 15_000, retryMs: 3000, routeToLeader: true });
+    const put = (n: RaftdNode, rules: object) => fetch(`${n.url}/debug/faults`, { method: 'PUT', headers: { 'content-type': 'application/json', ...n.authHeaders() }, body: JSON.stringify(rules) });
+    try {
+      await direct.proposeJson(1, { op: 'set', key: 'iso', value: '0' });
+      await routed.proposeJson(1, { op: 'set', key: 'iso-routed', value: '0' }); // forwarded: learns the leader
+      await routed.proposeJson(1, { op: 'set', key: 'iso-routed', value: '1' }); // straight to it
+      const ids = others.map((n) => n.spec.id);
+      expect((await put(leader, { dropTo: ids, dropFrom: ids })).status).to.equal(200);
+      for (const n of others) expect((await put(n, { dropFrom: [leader.spec.id] })).status).to.equal(200);
+      const t0 = Date.now();
+      // Appended by the leader, never committed: it steps down once it misses its quorum for an
+      // election timeout, and then cannot know the entry's fate until it hears a leader again.
+      const err = await direct.proposeJson(1, { op: 'set', key: 'iso', value: '1' }).then(() => undefined, (e: unknown) => e);
+      const ms = Date.now() - t0;
+      console.log(`      the write held by the cut-off leader ended ${err instanceof RaftdError ? err.code : 'applied'} after ${ms} ms`);
+      expect(err, String(err)).to.be.instanceOf(RaftdError);
+      expect((err as RaftdError).code).to.be.oneOf(['OUTCOME_UNKNOWN', 'NO_LEADER']);
+      expect(ms).to.be.at.most(2000);
+      // The routing client's leader now answers NO_LEADER (cut off): it goes back to its own node,
+      // which forwards to the new leader, instead of re-sending to the old one for its retry budget.
+      const r0 = Date.now();
+      expect((await routed.proposeJson(1, { op: 'set', key: 'iso-routed', value: '2' })).result).to.deep.equal({ ok: true });
+      console.log(`      a routed write after the cut took ${Date.now() - r0} ms`);
+      expect(Date.now() - r0).to.be.at.most(2000);
+      await new Promise((r) => setTimeout(r, Math.max(0, 4000 - (Date.now() - t0))));
+    } finally {
+      for (const n of cluster.nodes) await put(n, {});
+      direct.close();
+      routed.close();
+    }
+    await cluster.waitForLeaders([1], 30_000);
+    for (const n of cluster.nodes) await serves(n);
   });
 
   it('a partitioned follower answers NO_LEADER within 1.5 election timeouts', async () => {
