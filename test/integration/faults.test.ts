@@ -133,20 +133,26 @@ describe('faults cost one election (integration, KV adapter)', function () {
     const follower = cluster.nodes.find((n) => n !== victim)!;
     for (const n of cluster.nodes) await serves(n);
     const local = new RaftdClient({ token: cluster.clientToken(), url: follower.url, timeoutMs: 15_000, retryMs: 0 });
+    // As the RaftHouse gateway: straight to the leader once it knows it.
+    const routed = new RaftdClient({ token: cluster.clientToken(), url: follower.url, timeoutMs: 15_000, retryMs: 0, routeToLeader: true });
     const ended = (p: Promise<unknown>) => p.then(() => 'ok', (e: unknown) => (e instanceof RaftdError ? e.code : String(e)));
     try {
       await local.proposeJson(1, { op: 'set', key: 'sp', value: '0' });
+      await routed.proposeJson(1, { op: 'set', key: 'sp-routed', value: '0' }); // forwarded: learns the leader
       victim.pause();
       const t0 = Date.now();
-      // Both reach the leader (forward, read index) before anyone knows it is gone.
-      const [write, read] = await Promise.all([
+      // All reach the leader (forward, read index, straight) before anyone knows it is gone.
+      const [write, read, direct] = await Promise.all([
         ended(local.proposeJson(1, { op: 'set', key: 'sp', value: '1' })).then((o) => [o, Date.now() - t0] as const),
         ended(local.read(1, { op: 'get', key: 'sp' })).then((o) => [o, Date.now() - t0] as const),
+        ended(routed.proposeJson(1, { op: 'set', key: 'sp-routed', value: '1' })).then((o) => [o, Date.now() - t0] as const),
       ]);
-      console.log(`      with the leader stopped, the forwarded write ended ${write[0]} after ${write[1]} ms, the read ${read[0]} after ${read[1]} ms`);
-      // Held 5 s below: without the fix both end when the leader wakes (or at 11 s, the forward's deadline).
+      console.log(`      with the leader stopped, the forwarded write ended ${write[0]} after ${write[1]} ms, the read ${read[0]} after ${read[1]} ms, the routed write ${direct[0]} after ${direct[1]} ms`);
+      // Held 5 s below: without the fix these end when the leader wakes (or at 11 s, the forward's deadline).
       expect(write[1], `write: ${write[0]}`).to.be.at.most(2000);
       expect(read[1], `read: ${read[0]}`).to.be.at.most(2000);
+      expect(direct[1], `routed write: ${direct[0]}`).to.be.at.most(2000);
+      expect(direct[0]).to.be.oneOf(['ok', 'TIMEOUT']);
       // The write's outcome is unknown when abandoned (it reached the old leader); a read has no effect.
       expect(write[0]).to.be.oneOf(['ok', 'TIMEOUT', 'NO_LEADER', 'NOT_LEADER', 'PROPOSAL_DROPPED']);
       expect(read[0]).to.be.oneOf(['ok', 'NO_LEADER', 'NOT_LEADER']);
@@ -154,6 +160,7 @@ describe('faults cost one election (integration, KV adapter)', function () {
     } finally {
       victim.resume();
       local.close();
+      routed.close();
     }
     await cluster.waitForLeaders([1], 30_000);
   });
