@@ -13,11 +13,16 @@ export class Deadline extends EventEmitter {
   /** Aborts with `reason()` after `ms` unless cleared first. */
   constructor(ms: number, reason: () => Error) {
     super();
-    this.timer = setTimeout(() => {
-      this.aborted = true;
-      this.reason = reason();
-      this.emit('abort');
-    }, ms);
+    this.timer = setTimeout(() => this.abort(reason()), ms);
+  }
+
+  /** Ends the call now (the caller gave up on it, e.g. its own AbortSignal fired). */
+  abort(reason: Error): void {
+    if (this.aborted) return;
+    clearTimeout(this.timer);
+    this.aborted = true;
+    this.reason = reason;
+    this.emit('abort');
   }
 
   /** The call ended: the deadline can no longer fire. */

@@ -103,6 +103,19 @@ function worthResending(error: { code: string; leader?: LeaderHint }, followsHin
   return RETRYABLE_REFUSALS.has(error.code) && (followsHints || !(error.code === 'NOT_LEADER' && error.leader));
 }
 
+/** The parts of raftd's /status a routeToLeader client reads to tell whether its leader is gone. */
+interface StatusView {
+  groups?: Array<{ group: number; leader: number }>;
+  nodes?: Array<{ id: number; httpAddr: string; connected: boolean }>;
+}
+
+/**
+ * A request straight to a learnt leader that has gone unanswered this long (longer than a leader that
+ * stepped down takes to answer NO_LEADER: an election timeout or two) makes the client ask its
+ * own node whether that leader is still there; again every `everyMs` (one /status for all waiting).
+ */
+const LEADER_WATCH = { afterMs: 1000, everyMs: 250, statusTimeoutMs: 1000 } as const;
+
 /** Back-off between retries of a refusal: doubling from the first, capped. */
 const RETRY_BACKOFF: BackoffPolicy = { initialMs: 25, maxMs: 500 };
 
@@ -154,12 +167,16 @@ export class RaftdClient {
     return this.urls[this.current]!;
   }
 
-  private async send(base: string, method: string, pathAndQuery: string, body: Buffer | undefined, contentType: string, noForward = this.opts.noForward): Promise<RawResponse> {
+  private async send(base: string, method: string, pathAndQuery: string, body: Buffer | undefined, contentType: string, noForward = this.opts.noForward, signal?: AbortSignal): Promise<RawResponse> {
     const headers: Record<string, string> = { 'content-type': contentType };
     if (this.authorization !== '') headers.authorization = this.authorization;
     if (noForward) headers[NO_FORWARD_HEADER] = '1';
     // The whole exchange, not the socket's idle time: an answer trickled in slowly ends here too.
     const deadline = new Deadline(this.timeoutMs, () => Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    // The caller may give up first (sendToLeader's leader watch): one signal for undici either way.
+    const onAbort = (): void => deadline.abort(Object.assign(new Error(`the call to ${base} was abandoned`), { code: 'ABORT_ERR' }));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const res = await this.agent.request({ origin: base, path: pathAndQuery, method: method as 'GET', headers, body, signal: deadline });
       const raw = Buffer.from(await res.body.arrayBuffer());
@@ -172,6 +189,7 @@ export class RaftdClient {
       throw err;
     } finally {
       deadline.clear();
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -225,12 +243,15 @@ export class RaftdClient {
     const leader = this.leaders.get(group);
     if (leader) {
       try {
-        const res = await this.send(leader, method, pathAndQuery, buf, contentType, true);
-        // Only NOT_LEADER (nothing applied) goes on to the configured nodes, which forward and say
-        // where the leader went; any other answer, errors included, is the request's own.
-        if (!(res.status === 503 && this.parseError(res).code === 'NOT_LEADER')) return res;
+        const res = await this.sendToLeader(leader, group, method, pathAndQuery, buf, contentType, opts.idempotent);
+        // Only NOT_LEADER and NO_LEADER (nothing applied) go on to the configured nodes, which
+        // forward and say where the leader went; any other answer, errors included, is the
+        // request's own. (NO_LEADER: the node learnt was deposed, cut off or removed; re-sending
+        // there, as `retrying` would, kept a RaftHouse gateway on it for the whole partition.)
+        const code = res.status === 503 ? this.parseError(res).code : undefined;
+        if (code !== 'NOT_LEADER' && code !== 'NO_LEADER') return res;
       } catch (e) {
-        const failure = this.sendFailure(e as NodeJS.ErrnoException, leader, opts.idempotent);
+        const failure = e instanceof RaftdError ? e : this.sendFailure(e as NodeJS.ErrnoException, leader, opts.idempotent);
         if (failure) {
           this.leaders.delete(group);
           throw failure;
@@ -241,6 +262,64 @@ export class RaftdClient {
     const res = await this.callNodes(method, pathAndQuery, buf, contentType, opts.idempotent);
     if (res.leader) this.leaders.set(group, `http://${res.leader}`);
     return res;
+  }
+
+  /**
+   * A request straight to the leader learnt for `group`. A leader that stops answering (SIGSTOP, a
+   * frozen host) would hold it until the deadline, and every request after it: so while it goes
+   * unanswered the client asks its own node, now and then, whether that leader is still there (its
+   * raftd hears the others; it knows within an election timeout or two), and gives up on it once
+   * not (RaftHouse chaos runs: every insert of every gateway was held for a whole leader pause).
+   * Given up, a write's outcome is unknown (TIMEOUT); a read goes on to the configured nodes.
+   */
+  private async sendToLeader(leader: string, group: number, method: string, pathAndQuery: string, buf: Buffer | undefined, contentType: string, idempotent: boolean | undefined): Promise<RawResponse> {
+    const ctl = new AbortController();
+    let done = false;
+    let gone = false;
+    let timer: NodeJS.Timeout | undefined;
+    const watch = async (): Promise<void> => {
+      const verdict = await this.leaderGone(group, leader);
+      if (done) return;
+      if (verdict) {
+        gone = true;
+        ctl.abort();
+        return;
+      }
+      timer = setTimeout(() => void watch(), LEADER_WATCH.everyMs);
+    };
+    timer = setTimeout(() => void watch(), LEADER_WATCH.afterMs);
+    try {
+      return await this.send(leader, method, pathAndQuery, buf, contentType, true, ctl.signal);
+    } catch (e) {
+      if (!gone) throw e;
+      this.leaders.delete(group);
+      if (idempotent) return this.callNodes(method, pathAndQuery, buf, contentType, idempotent);
+      throw new RaftdError('TIMEOUT', `${leader} stopped answering and ${this.url} no longer takes it for group ${group}'s leader; the outcome is unknown`, 0);
+    } finally {
+      done = true;
+      clearTimeout(timer);
+    }
+  }
+
+  /** Shared by concurrent watches: one /status of the client's own node per LEADER_WATCH.everyMs. */
+  private statusView: { at: number; view: Promise<StatusView | undefined> } | undefined;
+
+  /** Whether the client's own node says `leader` (a base URL) no longer leads `group`: another does, or it is not connected. */
+  private async leaderGone(group: number, leader: string): Promise<boolean> {
+    const now = Date.now();
+    if (!this.statusView || now - this.statusView.at >= LEADER_WATCH.everyMs) {
+      const view = this.send(this.url, 'GET', '/status', undefined, 'application/json', undefined, AbortSignal.timeout(LEADER_WATCH.statusTimeoutMs)).then(
+        (res) => (res.status === 200 ? (JSON.parse(res.body.toString('utf8')) as StatusView) : undefined),
+        () => undefined,
+      );
+      this.statusView = { at: now, view };
+    }
+    const view = await this.statusView.view.catch(() => undefined);
+    if (!view) return false; // no word from our own node: nothing to go by
+    const node = view.nodes?.find((n) => `http://${n.httpAddr}` === leader);
+    const leads = view.groups?.find((g) => g.group === group)?.leader ?? 0;
+    if (node && node.connected === false) return true;
+    return leads !== 0 && node !== undefined && leads !== node.id;
   }
 
   /** route() over the configured nodes. */

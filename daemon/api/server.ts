@@ -149,6 +149,26 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   }
 
   /**
+   * Rejects (FAILED: the outcome is unknown) once this node no longer takes `leaderId` for the
+   * group's leader: another node won an election, or that leader fell silent (paused, cut off,
+   * dead). A request forwarded to it would otherwise be held until the forward's deadline while
+   * the new leader serves everyone else (issue 18: a follower held forwarded writes for the whole
+   * of a leader's SIGSTOP). Checked every tick; stop() when the forward settled.
+   */
+  function leaderGone(group: number, leaderId: number): { abandoned: Promise<never>; stop(): void } {
+    let timer: NodeJS.Timeout | undefined;
+    const abandoned = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        if (host.leaderHint(group)?.id === leaderId) return;
+        clearInterval(timer);
+        reject(new ForwardError('FAILED', `node ${leaderId} is no longer the leader node ${host.nodeId} knows (a new leader, or silent)`));
+      }, opts.tickMs);
+    });
+    abandoned.catch(() => undefined);
+    return { abandoned, stop: () => clearInterval(timer) };
+  }
+
+  /**
    * Runs `local` if this node leads the group; otherwise forwards the request to the leader
    * (once: a forwarded request is never forwarded again) or answers NOT_LEADER.
    */
@@ -166,13 +186,17 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       const timeoutMs = opts.requestTimeoutMs + 1000;
       let answer: ForwardAnswer;
       host.metrics.forwarded++;
+      const gone = leaderGone(group, leader.id);
       try {
-        if (proposal) answer = await forwarder.propose(leader.httpAddr, group, proposal, headers, timeoutMs);
+        let sent: Promise<ForwardAnswer>;
+        if (proposal) sent = forwarder.propose(leader.httpAddr, group, proposal, headers, timeoutMs);
         else {
           if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
           const body = bytesToForward(req);
-          answer = await forwarder.request(leader.httpAddr, req.method, req.url, headers, body, timeoutMs);
+          sent = forwarder.request(leader.httpAddr, req.method, req.url, headers, body, timeoutMs);
         }
+        sent.catch(() => undefined); // its failure after an abandon is nobody's to handle
+        answer = await Promise.race([sent, gone.abandoned]);
       } catch (e) {
         // Refused: the request never reached the old leader, so it is safe to try the next one.
         if (e instanceof ForwardError && e.code === 'REFUSED' && Date.now() < deadline) {
@@ -180,6 +204,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           continue;
         }
         throw forwardFailure(e, leader);
+      } finally {
+        gone.stop();
       }
       void reply.code(answer.status).header('content-type', answer.contentType).header(LEADER_HEADER, leader.httpAddr);
       return answer.body;
@@ -269,14 +295,17 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
           if (req.headers.authorization) headers.authorization = req.headers.authorization;
           host.metrics.forwarded += idxs.length;
+          const gone = leaderGone(group, leader.id);
           await Promise.all(idxs.map(async (i) => {
             try {
-              const answer = await forwarder.propose(leader.httpAddr, group, items[i]!.data, headers, opts.requestTimeoutMs + 1000);
+              const sent = forwarder.propose(leader.httpAddr, group, items[i]!.data, headers, opts.requestTimeoutMs + 1000);
+              sent.catch(() => undefined);
+              const answer = await Promise.race([sent, gone.abandoned]);
               results[i] = typeof answer.body === 'string' ? (JSON.parse(answer.body) as Record<string, unknown>) : answer.body;
             } catch (e) {
               results[i] = errorBody(e instanceof SyntaxError ? new RaftdError('TIMEOUT', `leader ${leader.id} answered with malformed JSON; the outcome is unknown`) : forwardFailure(e, leader));
             }
-          }));
+          })).finally(() => gone.stop());
         } catch (e) {
           for (const i of idxs) results[i] = errorBody(e);
         }

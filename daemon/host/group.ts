@@ -219,6 +219,11 @@ export class GroupReplica {
     this.failReads(err);
   }
 
+  /** Fails every proposal waiting for its outcome (reads keep waiting). */
+  failProposals(err: RaftdError): void {
+    for (const [i, b] of this.pending) this.finish(i, b, err);
+  }
+
   /** Fails the reads waiting for a read index (they have no effect: always safe to fail). */
   failReads(err: RaftdError): void {
     for (const [, r] of this.reads) {

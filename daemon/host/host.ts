@@ -353,7 +353,8 @@ export class Host {
 
   /**
    * True when this replica is not the group's leader, has heard no leader of it for more than an
-   * election timeout, and does not hear a quorum of the group's voters either: it is cut off, no
+   * election timeout, and does not hear a quorum of the group's voters either (or is not a member
+   * of the group at all, or no election ended within two election timeouts): it is cut off, no
    * election it can see will end its wait, so waiting only holds the client. (With a quorum in
    * touch, an election is under way or about to be, and a request waits for it as before: the
    * leader died, the others elect one.) An awake replica counts its own ticks since the leader's last append, heartbeat or
@@ -368,7 +369,17 @@ export class Host {
     const leader = g.leader();
     const nodeSilent = leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
     if (!nodeSilent || !(g.quiesced || g.leaderSilentTicks > this.opts.electionTicks)) return false;
-    const voters = g.status().confState.voters;
+    const conf = g.status().confState;
+    // Not a member (removed, or not added yet): no leader sends it anything, so no election it can
+    // see ends the wait. Requests through it waited the full leader wait (3 s) in chaos runs.
+    if (!conf.voters.includes(this.opts.nodeId) && !conf.learners.includes(this.opts.nodeId)) return true;
+    // Leaderless for two election timeouts although a quorum is heard: the election that should
+    // have ended the wait did not. A node removed from the group that missed its own removal sits
+    // here for good (it pre-campaigns, the others refuse); requests through it waited the full
+    // leader wait (3 s) in chaos runs. Refusing is definite; an election that ends later just
+    // serves the retry.
+    if (!g.quiesced && g.leaderSilentTicks > 2 * this.opts.electionTicks) return true;
+    const voters = conf.voters;
     let heard = 0;
     for (const id of voters) if (id === this.opts.nodeId || this.liveness.silentFor(id) <= this.opts.electionTicks) heard++;
     return heard * 2 <= voters.length;
@@ -395,6 +406,11 @@ export class Host {
     this.opts.logger.warn({ group: g.group, to, appUnhealthyTicks: this.appUnhealthyTicks, repairThrough: g.repairThrough }, 'the app cannot apply; handing leadership over');
     g.node.transferLeadership(to);
     this.metrics.appHandOffs++;
+    // Its proposals wait for an app that is not there (their entries may well apply, through the
+    // other replicas' apps and later its own): answer them now, outcome unknown, so their clients
+    // move on to the next leader instead of waiting for their deadline (issue 18: 3 s of no
+    // successful write after a leader's app was killed, every client held here).
+    g.failProposals(new RaftdError('OUTCOME_UNKNOWN', `group ${g.group}: node ${this.opts.nodeId}'s application cannot apply; leadership is being handed over and the proposal may or may not take effect`));
     this.markDirty(g);
   }
 
@@ -556,8 +572,23 @@ export class Host {
 
   private onSoftState(g: GroupReplica, role: Role, leader: number): void {
     const roleChanged = g.role !== role;
+    const leaderChanged = g.leaderId !== leader;
+    const deposedAlone = g.role === Role.Leader && role !== Role.Leader && leader === NONE;
     g.role = role;
     g.leaderId = leader;
+    // Read indexes asked of the old leader (or, as a deposed leader, of the old quorum) are never
+    // answered now: fail them at once (a read has no effect, so the refusal is definite) rather
+    // than holding them until their deadline while the new leader serves others.
+    if (leaderChanged && g.hasWaiters()) {
+      const other = leader === NONE || leader === this.opts.nodeId ? undefined : this.leaderHint(g.group);
+      g.failReads(new RaftdError(other ? 'NOT_LEADER' : 'NO_LEADER', `group ${g.group}: the leader changed while the read waited for a read index; retry`, other));
+    }
+    // A leader that stepped down with no successor in sight (it lost its quorum: check-quorum)
+    // learns the fate of its uncommitted proposals only when it hears a leader again, which may be
+    // after the partition heals; they were held that long (RaftHouse chaos: 3-4 s per partition).
+    // Their entries may still commit under a new leader: answer them now, outcome unknown. The
+    // committed ones stay: its app applies them and answers as usual.
+    if (deposedAlone) g.failAbove(g.status().commit, new RaftdError('OUTCOME_UNKNOWN', `group ${g.group}: node ${this.opts.nodeId} lost its quorum and stepped down before the proposal committed; it may or may not take effect`));
     if (roleChanged) this.appliers.get(g.group)?.nudge();
     if (role === Role.Leader) {
       this.metrics.leaderChanges++;
@@ -1013,6 +1044,9 @@ export class Host {
     // Cut off from the leader for an election timeout: say so now (the read would only wait for
     // its deadline and end in TIMEOUT). Definite: a read has no effect.
     if (this.leaderSilent(group)) throw new RaftdError('NO_LEADER', `group ${group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`);
+    // The local app is down or failing: it would apply nothing while the read waits for it, so the
+    // read would only hold its client until the deadline. Definite: a read has no effect.
+    if (group !== META_GROUP && !this.deps.app.healthy()) throw new RaftdError('APP_UNAVAILABLE', `group ${group}: node ${this.opts.nodeId}'s application is unavailable; retry on another node`);
     // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
     // is not evidence of anything); otherwise they take the ReadIndex path.
     const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;

@@ -142,7 +142,7 @@ export class GroupApplier {
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 8 << 20);
     this.sync = opts.sync ?? false;
     this.lingerMs = Math.max(0, opts.lingerMs ?? 0);
-    this.backoff = new Backoff({ ...(client.retryPolicy ?? { initialMs: 50, maxMs: 2000 }), jitter: JITTER.spread });
+    this.backoff = new Backoff({ ...(client.retryPolicy ?? { initialMs: 50, maxMs: 250 }), jitter: JITTER.spread });
   }
 
   /**

@@ -60,6 +60,10 @@ describe('chaos: real processes under faults', function () {
     // (modest floors: the machine may be loaded; the point is that the checks saw real traffic)
     expect(report.ops.ok, text).to.be.at.least(100);
     expect(report.ops.writes + report.ops.cas, text).to.be.at.least(30);
+    // Every injected fault has its outage window measured (outage.ts), summed up per kind.
+    expect(report.outages.faults.length, text).to.equal(report.faultLog.filter((f) => !f.skipped).length);
+    expect(Object.keys(report.outages.perKind).sort(), text).to.deep.equal(Object.keys(report.faults).sort());
+    expect(text).to.match(/longest window without an acknowledged operation/);
     expect(existsSync(report.historyFile)).to.equal(true);
     const saved = JSON.parse(readFileSync(report.historyFile, 'utf8')) as { ops: unknown[] };
     expect(saved.ops.length).to.equal(report.ops.ok + report.ops.fail + report.ops.info);

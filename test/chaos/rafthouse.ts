@@ -17,6 +17,7 @@ import { call, sleep } from './http.js';
 import { ClusterView, GROUP, Nemesis, type FaultKind } from './nemesis.js';
 import { realTimeViolations, type ReadOp, type WriteOp } from '../integration/rafthouse/cut-check.js';
 import { convergeApplied, countFaults, formatRunFooter, formatRunHeader, runUnderFaults, type RunReport } from './runner.js';
+import { measureOutages } from './outage.js';
 
 export const TABLE = 'chaos_rows';
 
@@ -94,7 +95,8 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
   const replicas: RafthouseReport['replicas'] = [];
   let readViolations = 0;
   let checksumsEqual = false;
-  const snapshotsReceived = await runUnderFaults(cluster, runDir, anomalies, async () => {
+  let workloadEnd = 0;
+  const snapshotsReceived = await runUnderFaults(cluster, runDir, anomalies, t0, async () => {
     await cluster.startAll();
     await cluster.waitForApi(60_000);
     await cluster.waitForLeaders([0, ...groupList], 60_000);
@@ -140,6 +142,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     };
     const readers = o.shardedGroups !== undefined ? Array.from({ length: o.readers ?? o.nodes }, () => reader(rng.fork())) : [];
     await Promise.all([...Array.from({ length: o.clients ?? o.nodes * 2 }, (_, c) => client(c + 1, rng.fork())), ...readers, nemesis.run(stopAt)]);
+    workloadEnd = performance.now() - t0;
     log('workload done; healing');
     await view.healAll();
     await cluster.waitForLeaders([0, ...groupList], 30_000);
@@ -189,11 +192,12 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     if (!checksumsEqual) anomalies.push(`replica checksums differ: ${[...sums].map(([id, s]) => `node ${id}: ${s.slice(0, 200)}`).join('; ')}`);
   });
   const historyFile = join(runDir, 'history.json');
-  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops }, null, 0));
+  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, startedAtEpochMs: Math.round(Date.now() - (performance.now() - t0)), faults: nemesis.faults, ops }, null, 0));
   const faults = countFaults(nemesis.faults);
   const ackedOps = ops.filter((x) => x.acked);
   const report: RafthouseReport = {
     runDir, historyFile, seed: o.seed, nodes: o.nodes, durationMs: o.durationMs, faults, faultLog: nemesis.faults, snapshotsReceived,
+    outages: measureOutages(nemesis.faults, ackedOps.map((x) => x.ret), workloadEnd),
     inserts: {
       acked: ackedOps.length,
       notAcked: ops.length - ackedOps.length,
@@ -252,6 +256,6 @@ export function formatRafthouseReport(r: RafthouseReport): string {
     ...r.replicas.map((x) => `replica ${x.node}: ${x.rows} rows, ${x.duplicates} duplicated ids, ${x.missingAcked} acknowledged missing, ${x.unackedPresent} unacknowledged present`),
     `checksums: ${r.checksumsEqual ? 'identical' : 'DIFFERENT'}`,
     ...(r.reads ? [`sharded reads: ${r.reads.ok} answered, ${r.reads.failed} failed, ${r.reads.violations} real-time violations across groups`] : []),
-    ...formatRunFooter(r),
+    ...formatRunFooter(r, 'an acknowledged insert'),
   ].join('\n');
 }

@@ -11,6 +11,8 @@ import { Rng } from '../sim/rng.js';
 import { call, sleep } from './http.js';
 import { KvWorkload, toCheckerHistory, type RecordedOp } from './kv-workload.js';
 import { ClusterView, GROUP, Nemesis, type FaultKind, type FaultRecord } from './nemesis.js';
+import { ExitWatch } from './exits.js';
+import { formatOutages, measureOutages, type OutageReport } from './outage.js';
 
 export interface ChaosOptions {
   nodes: 3 | 5;
@@ -46,6 +48,8 @@ export interface RunReport {
   faultLog: FaultRecord[];
   /** Snapshots installed from a leader, a lower bound (see runUnderFaults). */
   snapshotsReceived: number;
+  /** Per fault, the longest stretch without a successful operation (outage.ts). */
+  outages: OutageReport;
   /** Everything that is wrong; empty on a good run. */
   anomalies: string[];
 }
@@ -66,9 +70,10 @@ export function formatRunHeader(title: string, r: RunReport): string[] {
   ];
 }
 
-/** The last lines of a report for humans: anomalies, and where the history is. */
-export function formatRunFooter(r: RunReport): string[] {
+/** The last lines of a report for humans: outages per fault kind, anomalies, and where the history is. */
+export function formatRunFooter(r: RunReport, success = 'a successful operation'): string[] {
   return [
+    ...formatOutages(r.outages, success),
     `anomalies: ${r.anomalies.length}${r.anomalies.map((a) => '\n  - ' + a.replace(/\n/g, '\n    ')).join('')}`,
     `history: ${r.historyFile}`,
   ];
@@ -102,13 +107,16 @@ export function appRegressions(runDir: string, nodeIds: readonly number[]): stri
  * (raftd_snapshot_transfers_received_total, counted since each node's last start, so a lower bound):
  * how much of the run exercised the install path.
  */
-export async function runUnderFaults(cluster: LocalCluster, runDir: string, anomalies: string[], phase: () => Promise<void>): Promise<number> {
+export async function runUnderFaults(cluster: LocalCluster, runDir: string, anomalies: string[], t0: number, phase: () => Promise<void>): Promise<number> {
   let snapshotsReceived = 0;
+  // A raftd or app that ends by itself (not the nemesis's SIGKILL) is an anomaly.
+  const exits = new ExitWatch(cluster, t0);
   try {
     await phase();
   } catch (e) {
     anomalies.push(`run aborted: ${(e as Error).message}`);
   } finally {
+    anomalies.push(...exits.stop());
     for (const n of cluster.nodes) {
       n.resume();
       n.app?.resume();
@@ -151,13 +159,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   });
   const nemesis = new Nemesis(view, o.nemesis, rng.fork(), t0, { quietMs: o.quietMs ?? [500, 2000], holdMs: o.holdMs ?? [1000, 4000] }, log);
   let convergence: ChaosReport['convergence'] = { converged: false, detail: 'not reached' };
-  const snapshotsReceived = await runUnderFaults(cluster, runDir, anomalies, async () => {
+  let workloadEnd = 0;
+  const snapshotsReceived = await runUnderFaults(cluster, runDir, anomalies, t0, async () => {
     await cluster.startAll();
     await cluster.waitForApi(60_000);
     await cluster.waitForLeaders([GROUP], 60_000);
     log(`cluster of ${o.nodes} up; logs in ${runDir}`);
     const stopAt = performance.now() + o.durationMs;
     await Promise.all([workload.run(stopAt), nemesis.run(stopAt)]);
+    workloadEnd = performance.now() - t0;
     log('workload done; healing');
     await view.healAll();
     await cluster.waitForLeaders([GROUP], 60_000);
@@ -183,7 +193,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
   const history = workload.history;
   const historyFile = join(runDir, 'history.json');
-  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, faults: nemesis.faults, ops: history }, null, 0));
+  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, startedAtEpochMs: Math.round(Date.now() - (performance.now() - t0)), faults: nemesis.faults, ops: history }, null, 0));
 
   const tc = performance.now();
   const checked = checkKvHistory(toCheckerHistory(history), { maxStepsPerPartition: o.maxStepsPerKey ?? 5_000_000 });
@@ -201,6 +211,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     faults,
     faultLog: nemesis.faults,
     snapshotsReceived,
+    // The final reads (client 0) come after healing: not the workload's.
+    outages: measureOutages(nemesis.faults, history.filter((x) => x.result === 'ok' && x.client !== 0).map((x) => x.ret!), workloadEnd),
     ops: {
       ok: count((x) => x.result === 'ok'),
       fail: count((x) => x.result === 'fail'),
@@ -273,6 +285,6 @@ export function formatReport(r: ChaosReport): string {
     `ops: ${r.ops.ok} ok, ${r.ops.fail} failed, ${r.ops.info} unknown (reads ${r.ops.reads}, writes ${r.ops.writes}, cas ${r.ops.cas} of which ${r.ops.casSwapped} swapped)`,
     `linearizability: ${r.linearizability.verdict} (checked in ${r.linearizability.checkMs} ms)`,
     `convergence: ${r.convergence.converged ? 'ok' : 'FAILED'} — ${r.convergence.detail}`,
-    ...formatRunFooter(r),
+    ...formatRunFooter(r, 'an acknowledged operation'),
   ].join('\n');
 }

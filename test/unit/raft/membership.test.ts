@@ -187,6 +187,24 @@ describe('raft: membership', () => {
     expect(net.countSent(MessageType.Vote, 1) + net.countSent(MessageType.PreVote, 1)).to.equal(0);
   });
 
+  it('a leader that removes itself tells the most caught-up remaining voter to campaign at once (TimeoutNow)', () => {
+    const net = cluster([1, 2, 3]);
+    net.clearSent();
+    net.node(1).raft.proposeConfChange(cc(ConfChangeType.RemoveNode, 1));
+    // No ticks: only messages. Without the TimeoutNow nobody campaigns before an election timeout.
+    net.stabilize();
+    expect(net.node(1).raft.status().role).to.equal(Role.Follower);
+    expect(net.countSent(MessageType.TimeoutNow, 1)).to.equal(1);
+    const leader = net.leader();
+    expect(leader, 'no leader without an election timeout').to.not.equal(undefined);
+    expect([2, 3]).to.include(leader!.id);
+    // The new leader's group works: a proposal commits under {2,3}.
+    leader!.raft.propose(enc('after-removal'));
+    net.stabilize();
+    expect(net.appliedData(2)).to.include('after-removal');
+    expect(net.appliedData(3)).to.include('after-removal');
+  });
+
   it('reverts to the previous configuration when the conf entry is truncated', () => {
     const net = cluster([1, 2, 3, 4, 5]);
     // Only node 3 receives the change.
