@@ -477,17 +477,17 @@ export class Host {
       writes.push(w);
       mustSync ||= rd.mustSync;
     }
-    // Leaders' appends and heartbeats go out BEFORE their own write (Raft thesis 10.2.1), so the
-    // followers' fsyncs overlap the leader's: the core counts the leader's own copy toward a
-    // quorum only at advance(), i.e. once persisted. Everything else (votes, append acks) waits.
+    // What may go out BEFORE the write is the core's call (Ready.earlyMessages: leaders' appends
+    // and heartbeats, Raft thesis 10.2.1), so the followers' fsyncs overlap the leader's.
+    // Everything else (votes, append acks) waits for it.
     const early = new Outbox();
     const late = new Outbox();
     const snaps: Array<[GroupReplica, Message]> = [];
     for (const [g, rd] of batch) {
-      const mayGoEarly = !bootstrapping && !rd.snapshot && !rd.termOrVoteChanged;
+      for (const m of rd.earlyMessages) (bootstrapping ? late : early).add(g.group, m);
       for (const m of rd.messages) {
         if (m.type === MessageType.Snap) snaps.push([g, m]);
-        else (mayGoEarly && (m.type === MessageType.App || m.type === MessageType.Heartbeat) ? early : late).add(g.group, m);
+        else late.add(g.group, m);
       }
     }
     this.sendOutbox(early);
