@@ -15,6 +15,7 @@ import { MemoryApp } from './host/memory-app.js';
 import type { ApplierFactory, AppPort, GroupMessage } from './host/ports.js';
 import { buildApi, API_DEFAULTS } from './api/server.js';
 import { FaultLayer } from './host/faults.js';
+import { realClock } from './clock.js';
 import { ensureSecretsDir } from '../protocol/secrets.js';
 
 function fail(message: string): never {
@@ -177,7 +178,18 @@ export async function main(argv: string[]): Promise<void> {
       logger,
       breakStaleReads: faults !== undefined && process.env.RAFTD_TEST_BREAK === 'stale-reads',
     },
-    { store, transport: faults ?? transport, app, makeApplier },
+    {
+      store,
+      transport: faults ?? transport,
+      app,
+      makeApplier,
+      clock: realClock,
+      // The log store failed: nothing may be acknowledged any more. Stop rather than lie (exit 70).
+      fatal: () => {
+        process.exitCode = 70;
+        process.kill(process.pid, 'SIGTERM');
+      },
+    },
   );
   await host.start();
   for (const [from, msgs] of pendingMessages.splice(0)) host.onMessages(from, msgs);

@@ -27,6 +27,7 @@ import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaC
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
 import { AppError } from '../statemachine/errors.js';
+import { sleep, type Cancel, type Clock } from '../clock.js';
 
 /** Reserved group id of node-to-node liveness messages (never a real group). */
 export const LIVENESS_GROUP = 0xffffffff;
@@ -72,6 +73,13 @@ export interface HostDeps {
   transport: TransportPort;
   app: AppPort;
   makeApplier: ApplierFactory;
+  /** Every timer, deadline and deferred flush of the host (virtual time in the simulator). */
+  clock: Clock;
+  /**
+   * The host cannot go on (its log store failed: it must not acknowledge anything any more). It has
+   * stopped acting; the shell ends the process (raftd: exit code 70).
+   */
+  fatal(err: unknown): void;
 }
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
@@ -87,7 +95,7 @@ export class Host {
   private readonly dirty = new Set<GroupReplica>();
   private flushing = false;
   private flushScheduled = false;
-  private tickTimer: NodeJS.Timeout | undefined;
+  private stopTicking: Cancel | undefined;
   private stopping = false;
   private flushDone: Promise<void> = Promise.resolve();
   private readonly knownPeers = new Map<number, string>();
@@ -117,13 +125,13 @@ export class Host {
     if (!this.groups.has(META_GROUP) && this.opts.staticPeers.size > 0) {
       await this.bootstrapGroup(META_GROUP, [...this.opts.staticPeers.keys()].sort((a, b) => a - b));
     }
-    this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.stopTicking = this.deps.clock.every(this.opts.tickMs, () => this.tick());
     this.scheduleFlush();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.stopTicking?.();
     const err = new RaftdError('SHUTTING_DOWN', 'raftd is shutting down');
     for (const g of this.groups.values()) g.failAll(err);
     await this.flushDone;
@@ -143,7 +151,7 @@ export class Host {
       maxSizePerMsg: 1 << 20,
       maxInflightMsgs: 256,
     });
-    const g = new GroupReplica(this.opts.nodeId, group, node, storage);
+    const g = new GroupReplica(this.opts.nodeId, group, node, storage, this.deps.clock);
     this.groups.set(group, g);
     return g;
   }
@@ -431,7 +439,7 @@ export class Host {
   scheduleFlush(): void {
     if (this.flushScheduled || this.flushing) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    this.deps.clock.defer(() => {
       this.flushScheduled = false;
       this.flushDone = this.flush();
     });
@@ -452,8 +460,7 @@ export class Host {
       // Storage failure: we cannot acknowledge anything any more. Stop rather than lie.
       this.opts.logger.fatal({ err: e }, 'persisting Raft state failed; stopping the node');
       this.stopping = true;
-      process.exitCode = 70;
-      process.kill(process.pid, 'SIGTERM');
+      this.deps.fatal(e);
     } finally {
       this.flushing = false;
     }
@@ -504,9 +511,9 @@ export class Host {
       appliedEarly.add(g);
     }
     if (writes.length > 0) {
-      const t0 = performance.now();
+      const t0 = this.deps.clock.now();
       await this.deps.store.write(writes, { sync: mustSync });
-      if (mustSync) this.metrics.observeFsync(performance.now() - t0, writes.length);
+      if (mustSync) this.metrics.observeFsync(this.deps.clock.now() - t0, writes.length);
     }
     // Now durable: update the in-memory log caches, then let the other messages go.
     for (const [g, rd] of batch) {
@@ -937,7 +944,7 @@ export class Host {
     this.markDirty(g);
     this.scheduleFlush();
     const index = await p;
-    await this.waitApplied(group, index, Date.now() + this.opts.requestTimeoutMs);
+    await this.waitApplied(group, index, this.deps.clock.now() + this.opts.requestTimeoutMs);
     return index;
   }
 
@@ -958,12 +965,12 @@ export class Host {
         // A restore failed (the leader sends the snapshot again): the app's state is not to be read.
         throw new RaftdError('APP_UNAVAILABLE', `group ${group}: the app's restore from a snapshot failed; retry`);
       }
-      const left = deadline - Date.now();
+      const left = deadline - this.deps.clock.now();
       if (left <= 0) throw new RaftdError('TIMEOUT', `group ${group}: index ${index} not applied in time (the app is being restored from a snapshot)`);
       if (!applier) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([restoring, new Promise((r) => (timer = setTimeout(r, left)))]);
-        clearTimeout(timer);
+        let cancel: Cancel | undefined;
+        await Promise.race([restoring, new Promise<void>((r) => (cancel = this.deps.clock.after(left, r)))]);
+        cancel?.();
         continue;
       }
       try {
@@ -1030,7 +1037,7 @@ export class Host {
 
   private async metaDuties(): Promise<void> {
     // Give the new leader's empty entry a moment to commit before proposing.
-    await new Promise((r) => setTimeout(r, this.opts.tickMs * 2));
+    await sleep(this.deps.clock, this.opts.tickMs * 2);
     const meta = this.groups.get(META_GROUP);
     if (!meta?.isLeader()) return;
     try {
