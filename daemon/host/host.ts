@@ -18,6 +18,7 @@ import {
   type Message,
   type SnapshotMetadata,
   type Ready,
+  type RaftFaults,
   type RaftStatus,
 } from '../raft/types.js';
 import { RaftdError, type LeaderHint } from '../errors.js';
@@ -63,9 +64,23 @@ export interface HostOptions {
   snapshotCatchupBytes: number;
   /** Test-only deliberately wrong behaviour (RAFTD_TEST_BREAK=stale-reads with faults enabled). */
   breakStaleReads?: boolean;
+  /** Deliberately wrong behaviours the simulator must catch (test/sim mutations); never set in raftd. */
+  faults?: HostFaults;
   /** Randomness for election timeouts (the core never draws its own). */
   random: () => number;
   logger: Logger;
+}
+
+/** Host-level mutations: each a switch used only by the simulator (test/sim/host-sim.ts). */
+export interface HostFaults {
+  /** Send every message of a flush before its write (votes and acks before they are durable). */
+  sendBeforePersist?: boolean;
+  /** A linearizable read does not wait for a snapshot restore in progress (chaos seed 803). */
+  readDuringRestore?: boolean;
+  /** Compact the log past a snapshot still being sent to a follower (it then needs another, forever). */
+  compactPastSnapshotSend?: boolean;
+  /** The Raft core's own mutations (RaftFaults). */
+  raft?: RaftFaults;
 }
 
 export interface HostDeps {
@@ -150,6 +165,7 @@ export class Host {
       preVote: true,
       maxSizePerMsg: 1 << 20,
       maxInflightMsgs: 256,
+      ...(this.opts.faults?.raft ? { faults: this.opts.faults.raft } : {}),
     });
     const g = new GroupReplica(this.opts.nodeId, group, node, storage, this.deps.clock);
     this.groups.set(group, g);
@@ -490,11 +506,12 @@ export class Host {
     const early = new Outbox();
     const late = new Outbox();
     const snaps: Array<[GroupReplica, Message]> = [];
+    const allEarly = this.opts.faults?.sendBeforePersist === true;
     for (const [g, rd] of batch) {
       for (const m of rd.earlyMessages) (bootstrapping ? late : early).add(g.group, m);
       for (const m of rd.messages) {
         if (m.type === MessageType.Snap) snaps.push([g, m]);
-        else late.add(g.group, m);
+        else (allEarly ? early : late).add(g.group, m);
       }
     }
     this.sendOutbox(early);
@@ -740,6 +757,7 @@ export class Host {
     }
     const progress = g.role === Role.Leader ? g.status().progress : undefined;
     for (const [peer, sent] of g.snapshotSentAt) {
+      if (this.opts.faults?.compactPastSnapshotSend) break;
       const pr = progress?.[peer];
       if (g.snapshotsSending.has(peer) || (pr && pr.match < sent && pr.recentActive)) to = Math.min(to, sent);
       else g.snapshotSentAt.delete(peer);
@@ -968,6 +986,7 @@ export class Host {
       const left = deadline - this.deps.clock.now();
       if (left <= 0) throw new RaftdError('TIMEOUT', `group ${group}: index ${index} not applied in time (the app is being restored from a snapshot)`);
       if (!applier) {
+        if (this.opts.faults?.readDuringRestore) return;
         let cancel: Cancel | undefined;
         await Promise.race([restoring, new Promise<void>((r) => (cancel = this.deps.clock.after(left, r)))]);
         cancel?.();
