@@ -23,8 +23,11 @@ import { EventQueue } from './eventqueue.js';
 import { checkLinearizability, describeFailure, kvModel, type KvInput, type KvOp, type KvOutput } from './linearizability.js';
 import { Rng } from './rng.js';
 
-/** Deliberate bugs the host simulator must catch: three in the host, one in the core (seen through the host). */
-export const HOST_FAULTS = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend', 'ackBeforePersist'] as const;
+/** Deliberate bugs the host simulator must catch: in the host (HostFaults) ... */
+export const HOST_LEVEL_FAULTS = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend'] as const;
+/** ... and in the core (RaftFaults), seen through the host. */
+export const CORE_FAULTS = ['ackBeforePersist', 'voteWithoutLogCheck', 'readIndexWithoutQuorum', 'commitOldTermByCount'] as const;
+export const HOST_FAULTS = [...HOST_LEVEL_FAULTS, ...CORE_FAULTS] as const;
 export type HostSimFault = (typeof HOST_FAULTS)[number];
 
 export interface HostSimOptions {
@@ -72,7 +75,7 @@ export interface HostSimResult {
 }
 
 export function hostReplayCommand(o: HostSimOptions): string {
-  return `npm run sim -- --host --seed ${o.seed}${o.nodes === 5 ? ' --nodes 5' : ''} --groups ${o.groups}${o.fault ? ` --fault ${o.fault}` : ''}`;
+  return `npm run sim -- --seed ${o.seed}${o.nodes === 5 ? ' --nodes 5' : ''} --groups ${o.groups}${o.fault ? ` --fault ${o.fault}` : ''}`;
 }
 
 class Violation extends Error {
@@ -465,8 +468,8 @@ export class HostSim {
   private readonly ops = { ok: 0, failed: 0, indeterminate: 0, reads: 0 };
   private valueSeq = 0;
   private readonly hint = new Map<number, number>();
-  /** group -> index -> the entry's bytes as first applied anywhere. */
-  private readonly appliedAt = new Map<number, Map<number, string>>();
+  /** group -> index -> the entry (term:bytes) as first applied anywhere, and where. */
+  private readonly appliedAt = new Map<number, Map<number, { data: string; node: number }>>();
   /** Members removed by the schedule, per group, to be added back. */
   private readonly removed = new Map<number, number>();
   /** (group, follower) -> snapshots sent (compactPastSnapshotSend's symptom). */
@@ -516,8 +519,8 @@ export class HostSim {
     if (!m) this.appliedAt.set(group, (m = new Map()));
     const data = `${e.term}:${dec.decode(e.data)}`;
     const seen = m.get(e.index);
-    if (seen === undefined) m.set(e.index, data);
-    else if (seen !== data) this.violation('state-machine-safety', `group ${group} index ${e.index}: node ${node} applied ${data}, another node ${seen}`);
+    if (seen === undefined) m.set(e.index, { data, node });
+    else if (seen.data !== data) this.violation('state-machine-safety', `group ${group} index ${e.index}: node ${node} applied ${data}, node ${seen.node} applied ${seen.data}`);
   }
 
   // ---------------------------------------------------------------- nodes
@@ -605,7 +608,7 @@ export class HostSim {
   private hostFaults(): HostFaults | undefined {
     const f = this.opts.fault;
     if (!f) return undefined;
-    if (f === 'ackBeforePersist') return { raft: { ackBeforePersist: true } as RaftFaults };
+    if ((CORE_FAULTS as readonly string[]).includes(f)) return { raft: { [f]: true } as RaftFaults };
     return { [f]: true };
   }
 

@@ -75,7 +75,7 @@ export interface SimResult {
 }
 
 export function replayCommand(o: SimOptions): string {
-  return `npm run sim -- --seed ${o.seed}${o.nodes === 5 ? ' --nodes 5' : ''}${o.fault ? ` --fault ${o.fault}` : ''}`;
+  return `npm run sim -- --core --seed ${o.seed}${o.nodes === 5 ? ' --nodes 5' : ''}${o.fault ? ` --fault ${o.fault}` : ''}`;
 }
 
 class ViolationError extends Error {
