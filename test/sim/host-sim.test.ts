@@ -5,9 +5,10 @@ import { runHostSeed, type HostSimResult } from './host-sim.js';
 // property. Sized to stay inside `npm test`'s budget (about a minute on an idle 2-core machine);
 // `npm run sim -- --seeds N [--nodes 5] [--groups G]` soaks further.
 const SWEEPS: Array<{ nodes: 3 | 5; groups: number; seeds: number }> = [
-  { nodes: 3, groups: 8, seeds: 120 },
-  { nodes: 5, groups: 16, seeds: 30 },
-  { nodes: 3, groups: 64, seeds: 6 },
+  { nodes: 3, groups: 8, seeds: 200 },
+  { nodes: 5, groups: 16, seeds: 50 },
+  { nodes: 3, groups: 64, seeds: 10 },
+  { nodes: 5, groups: 64, seeds: 4 },
 ];
 
 function summarize(results: HostSimResult[]): string {
