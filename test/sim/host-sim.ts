@@ -11,15 +11,15 @@
 import pino from 'pino';
 import { Host, type HostFaults } from '../../daemon/host/host.js';
 import { META_GROUP } from '../../daemon/host/meta.js';
-import type { AppPort, ApplierFactory, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from '../../daemon/host/ports.js';
+import type { ApplierFactory, GroupMessage, SnapshotHeader, TransportPort } from '../../daemon/host/ports.js';
 import type { EntryOutcome } from '../../daemon/host/group.js';
-import { GroupApplier, type ApplyTarget } from '../../daemon/statemachine/applier.js';
+import { GroupApplier } from '../../daemon/statemachine/applier.js';
 import { AppError } from '../../daemon/statemachine/errors.js';
-import type { AppEntry, EntryResult, UpdateEntriesResult } from '../../daemon/statemachine/types.js';
+import type { AppEntry } from '../../daemon/statemachine/types.js';
 import { RaftdError } from '../../daemon/errors.js';
-import type { Cancel, Clock } from '../../daemon/clock.js';
-import { ConfChangeType, Role, type Entry, type HardState, type RaftFaults, type SnapshotMetadata } from '../../daemon/raft/types.js';
+import { ConfChangeType, Role, type RaftFaults } from '../../daemon/raft/types.js';
 import { EventQueue } from './eventqueue.js';
+import { SimApp, SimClock, SimLogStore, type KvCommand, type SimWorld } from './host-ports.js';
 import { checkLinearizability, describeFailure, kvModel, type KvInput, type KvOp, type KvOutput } from './linearizability.js';
 import { Rng } from './rng.js';
 
@@ -115,6 +115,7 @@ interface Tuning {
   /** Two machines at once (a rack's power): what neither had synced is gone from both. */
   doubleCrashWeight: number;
   partitionWeight: number;
+  pauseWeight: number;
   appCrashWeight: number;
   membershipWeight: number;
   transferWeight: number;
@@ -147,6 +148,7 @@ function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
     crashWeight: rng.int(1, 3),
     doubleCrashWeight: rng.int(0, 2),
     partitionWeight: rng.int(1, 3),
+    pauseWeight: rng.int(0, 2),
     appCrashWeight: rng.int(0, 3),
     membershipWeight: rng.int(0, 2),
     transferWeight: rng.int(0, 2),
@@ -191,252 +193,6 @@ function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
   return t;
 }
 
-/** A clock of one node's life: its timers die with it (a crash), and it never moves on its own. */
-class SimClock implements Clock {
-  dead = false;
-  constructor(private readonly q: EventQueue) {}
-  now(): number {
-    return this.q.now;
-  }
-  after(ms: number, fn: () => void): Cancel {
-    let live = true;
-    this.q.after(Math.max(0, ms), () => {
-      if (live && !this.dead) fn();
-    });
-    return () => (live = false);
-  }
-  every(ms: number, fn: () => void): Cancel {
-    let live = true;
-    const again = (): void => {
-      this.q.after(ms, () => {
-        if (!live || this.dead) return;
-        fn();
-        again();
-      });
-    };
-    again();
-    return () => (live = false);
-  }
-  defer(fn: () => void): void {
-    this.q.after(0, () => {
-      if (!this.dead) fn();
-    });
-  }
-}
-
-interface StoredGroup {
-  hardState: HardState;
-  snapshot: SnapshotMetadata | null;
-  entries: Entry[];
-}
-
-/** The log store of one machine: writes are visible at once and durable only once synced. */
-class SimLogStore implements LogStorePort {
-  readonly durable = new Map<number, StoredGroup>();
-  /** Written, not yet synced, in write order. A crash drops them. */
-  private unsynced: GroupWrite[][] = [];
-
-  constructor(private readonly sim: HostSim) {}
-
-  write(batch: GroupWrite[], opts: { sync?: boolean } = {}): Promise<void> {
-    this.unsynced.push(batch);
-    const sync = opts.sync !== false;
-    return this.sim.storeIo(this, sync ? this.sim.t.fsyncMs : [0, 1], () => {
-      if (!sync) return;
-      // An fsync makes every earlier write durable too (one write-ahead log).
-      const upTo = this.unsynced.indexOf(batch);
-      for (const b of this.unsynced.splice(0, upTo + 1)) for (const w of b) this.apply(w);
-    });
-  }
-
-  crash(): number {
-    const lost = this.unsynced.length;
-    this.unsynced = [];
-    return lost;
-  }
-
-  private apply(w: GroupWrite): void {
-    let g = this.durable.get(w.group);
-    if (!g) this.durable.set(w.group, (g = { hardState: { term: 0, vote: 0, commit: 0 }, snapshot: null, entries: [] }));
-    if (w.snapshot && (!g.snapshot || w.snapshot.index > g.snapshot.index)) {
-      const s = w.snapshot;
-      const at = g.entries.find((e) => e.index === s.index);
-      g.entries = at && at.term === s.term ? g.entries.filter((e) => e.index > s.index) : [];
-      g.snapshot = s;
-    }
-    if (w.entries && w.entries.length > 0) {
-      const snapIndex = g.snapshot?.index ?? 0;
-      const fresh = w.entries.filter((e) => e.index > snapIndex);
-      if (fresh.length > 0) g.entries = [...g.entries.filter((e) => e.index < fresh[0]!.index), ...fresh];
-    }
-    if (w.hardState) g.hardState = { ...w.hardState };
-  }
-
-  async loadGroup(group: number): Promise<StoredGroup> {
-    const g = this.durable.get(group);
-    return g ? { hardState: { ...g.hardState }, snapshot: g.snapshot, entries: g.entries.slice() } : { hardState: { term: 0, vote: 0, commit: 0 }, snapshot: null, entries: [] };
-  }
-
-  async listGroups(): Promise<number[]> {
-    return [...this.durable.keys()];
-  }
-
-  async loadAll(): Promise<Map<number, StoredGroup>> {
-    const out = new Map<number, StoredGroup>();
-    for (const g of this.durable.keys()) out.set(g, await this.loadGroup(g));
-    return out;
-  }
-
-  async deleteGroup(group: number): Promise<void> {
-    this.durable.delete(group);
-  }
-}
-
-interface AppGroup {
-  applied: number;
-  kv: Map<string, string>;
-  durableApplied: number;
-  durableKv: Map<string, string>;
-}
-
-interface KvCommand {
-  t: 'w' | 'c';
-  k: string;
-  v: string;
-  e?: string | null;
-}
-
-/**
- * One node's application (a separate process: it outlives raftd's crashes, and has its own). Calls
- * take a while, fail now and then, and all fail while it is down. It checks what it is handed: in
- * order, no gaps, and the same entry at an index on every node.
- */
-class SimApp implements ApplyTarget, AppPort {
-  readonly groups = new Map<number, AppGroup>();
-  down = false;
-  incarnation = 0;
-  private readonly prepared = new Map<string, { group: number; applied: number; kv: [string, string][] }>();
-  private seq = 0;
-  readonly retryPolicy = { initialMs: 5, maxMs: 100 };
-
-  constructor(
-    private readonly sim: HostSim,
-    readonly node: number,
-  ) {}
-
-  private group(g: number): AppGroup {
-    let s = this.groups.get(g);
-    if (!s) this.groups.set(g, (s = { applied: 0, kv: new Map(), durableApplied: 0, durableKv: new Map() }));
-    return s;
-  }
-
-  /** Waits the app's latency; fails if the app is down (or goes down meanwhile) or, sometimes, at random. */
-  private async call(mayFail: boolean): Promise<void> {
-    const inc = this.incarnation;
-    if (this.down) throw new AppError('APP_UNAVAILABLE', `app of node ${this.node} is down`);
-    await this.sim.appLatency();
-    if (this.down || inc !== this.incarnation) throw new AppError('APP_UNAVAILABLE', `app of node ${this.node} went down`);
-    if (mayFail && this.sim.appFails()) throw new AppError('APP_ERROR', `app of node ${this.node}: injected 503`, { status: 503 });
-  }
-
-  healthy(): boolean {
-    return !this.down;
-  }
-
-  async lastLogIndex(group: number): Promise<number> {
-    await this.call(true);
-    return this.group(group).applied;
-  }
-
-  async updateEntries(group: number, entries: AppEntry[]): Promise<UpdateEntriesResult> {
-    await this.call(true);
-    const s = this.group(group);
-    const results: EntryResult[] = [];
-    for (const e of entries) {
-      if (e.index <= s.applied) {
-        results.push({ index: e.index, ok: true, skipped: true });
-        continue;
-      }
-      if (e.index !== s.applied + 1) this.sim.violation('apply-order', `node ${this.node} group ${group}: the app was handed entry ${e.index} after ${s.applied}`);
-      this.sim.noteApplied(this.node, group, e);
-      s.applied = e.index;
-      results.push({ index: e.index, ok: true, result: e.data.length > 0 ? applyKv(s.kv, e.data) : null });
-    }
-    return { results, lastLogIndex: s.applied };
-  }
-
-  async sync(group: number): Promise<number> {
-    await this.call(false);
-    const s = this.group(group);
-    s.durableApplied = s.applied;
-    s.durableKv = new Map(s.kv);
-    return s.durableApplied;
-  }
-
-  /** Served from the state at the moment the read arrives; the answer then takes the app's latency back. */
-  async read(group: number, query: unknown): Promise<unknown> {
-    if (this.down) throw new AppError('APP_UNAVAILABLE', `app of node ${this.node} is down`);
-    const key = (query as { key: string }).key;
-    const value = this.group(group).kv.get(key) ?? null;
-    await this.call(false);
-    return { value };
-  }
-
-  async prepareSnapshot(group: number): Promise<{ prepared: string; lastLogIndex: number }> {
-    await this.call(false);
-    const s = this.group(group);
-    const id = `${this.node}:${++this.seq}`;
-    this.prepared.set(id, { group, applied: s.applied, kv: [...s.kv] });
-    return { prepared: id, lastLogIndex: s.applied };
-  }
-
-  async *saveSnapshot(_group: number, prepared: string): AsyncIterable<Uint8Array> {
-    const p = this.prepared.get(prepared);
-    if (!p) throw new AppError('APP_ERROR', `no prepared snapshot ${prepared}`);
-    yield enc.encode(JSON.stringify({ applied: p.applied, kv: p.kv }));
-  }
-
-  async recoverFromSnapshot(group: number, data: AsyncIterable<Uint8Array>): Promise<number> {
-    const parts: Uint8Array[] = [];
-    for await (const c of data) parts.push(c);
-    await this.call(false);
-    const snap = JSON.parse(dec.decode(Buffer.concat(parts))) as { applied: number; kv: [string, string][] };
-    const s = this.group(group);
-    s.applied = s.durableApplied = snap.applied;
-    s.kv = new Map(snap.kv);
-    s.durableKv = new Map(snap.kv);
-    this.sim.count('app-restore');
-    return snap.applied;
-  }
-
-  async deleteGroup(group: number): Promise<void> {
-    this.groups.delete(group);
-  }
-
-  /** A crash of the app's process: what it had not synced is gone (with sync off, it promised more). */
-  crash(): void {
-    this.down = true;
-    this.incarnation++;
-    if (!this.sim.t.appSync) return; // an app without RAFT_SYNC promises durability on every apply
-    for (const s of this.groups.values()) {
-      s.applied = s.durableApplied;
-      s.kv = new Map(s.durableKv);
-    }
-  }
-}
-
-function applyKv(kv: Map<string, string>, data: Uint8Array): unknown {
-  const c = JSON.parse(dec.decode(data)) as KvCommand;
-  if (c.t === 'w') {
-    kv.set(c.k, c.v);
-    return { ok: true };
-  }
-  const cur = kv.get(c.k) ?? null;
-  if (cur !== (c.e ?? null)) return { ok: false };
-  kv.set(c.k, c.v);
-  return { ok: true };
-}
-
 interface SimNode {
   id: number;
   up: boolean;
@@ -453,7 +209,7 @@ interface SimNode {
 /** Codes after which an operation surely did not take effect (a refused proposal; any failed read). */
 const DEFINITE = new Set(['NOT_LEADER', 'NO_LEADER', 'OVERLOADED', 'PROPOSAL_DROPPED', 'LEADERSHIP_TRANSFER', 'GROUP_NOT_FOUND', 'CONFLICT', 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE']);
 
-export class HostSim {
+export class HostSim implements SimWorld {
   readonly t: Tuning;
   private readonly rng: Rng;
   private readonly q = new EventQueue();
@@ -495,11 +251,10 @@ export class HostSim {
   }
 
   storeIo(store: SimLogStore, delay: [number, number], done: () => void): Promise<void> {
-    const n = [...this.nodes.values()].find((x) => x.store === store)!;
-    const clock = n.clock;
+    const clock = store.clock();
     return new Promise((resolve) => {
-      this.q.after(this.rng.int(...delay), () => {
-        if (clock.dead) return; // the machine crashed first: this write never completes
+      // Through the process's clock: never if the machine crashes first, later if it is paused.
+      clock.after(this.rng.int(...delay), () => {
         done();
         resolve();
       });
@@ -535,7 +290,7 @@ export class HostSim {
         this.q.after(this.rng.int(...this.t.delayMs), () => {
           const n = this.nodes.get(to);
           if (!n?.up || this.blocked.has(`${from}-${to}`)) return;
-          n.host.onMessages(from, msgs);
+          n.clock.run(() => n.host.onMessages(from, msgs));
         });
       },
       sendSnapshot: async (to: number, header: SnapshotHeader, data: AsyncIterable<Uint8Array>) => {
@@ -554,7 +309,7 @@ export class HostSim {
         }
         await new Promise<void>((resolve, reject) => {
           n.receiving.add(reject);
-          n.host.onSnapshot(header, stream()).then(resolve, reject).finally(() => n.receiving.delete(reject));
+          n.clock.run(() => void n.host.onSnapshot(header, stream()).then(resolve, reject).finally(() => n.receiving.delete(reject)));
         });
       },
       setPeer: () => undefined,
@@ -642,6 +397,7 @@ export class HostSim {
       [t.crashWeight, () => this.crashSome()],
       [t.doubleCrashWeight, () => this.crashTwo()],
       [t.partitionWeight, () => this.partition()],
+      [t.pauseWeight, () => this.pause()],
       [t.appCrashWeight, () => this.appCrash()],
       [t.membershipWeight, () => this.membership()],
       [t.transferWeight, () => this.transfer()],
@@ -686,6 +442,16 @@ export class HostSim {
       if (!oneWay) this.blocked.add(`${b}-${a}`);
     }
     this.count(oneWay ? 'partition-one-way' : 'partition');
+  }
+
+  /** SIGSTOP for a while: the process keeps its state, its peers give up on it, then it goes on. */
+  private pause(): void {
+    const n = this.rng.pick(this.up());
+    if (!n || n.clock.isPaused) return;
+    n.clock.pause();
+    this.count('pause');
+    const clock = n.clock;
+    this.q.after(this.rng.int(...this.t.downMs), () => clock.resume());
   }
 
   private heal1(): void {
@@ -764,6 +530,7 @@ export class HostSim {
     this.healed = true;
     this.blocked.clear();
     for (const n of this.nodes.values()) {
+      n.clock.resume();
       if (!n.up) this.start(n.id, n.store, n.app), this.count('restart');
       n.app.down = false;
     }
@@ -861,7 +628,7 @@ export class HostSim {
     const onUnhandled = (e: unknown): void => this.violation('host-exception', `unhandled rejection: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
     process.on('unhandledRejection', onUnhandled);
     try {
-      for (const id of this.ids) this.start(id, new SimLogStore(this), new SimApp(this, id));
+      for (const id of this.ids) this.start(id, new SimLogStore(this, () => this.nodes.get(id)!.clock), new SimApp(this, id));
       // Clients and faults start once every node has every group (the meta group created them).
       const begin = (): void => {
         if (!this.up().every((n) => n.host.bootstrapComplete())) {
