@@ -3,10 +3,10 @@ import { runHostSeed, type HostSimFault, type HostViolation } from './host-sim.j
 
 // The host simulator must be able to fail: with each deliberately wrong behaviour of the host (or
 // of the core, seen through the host) switched on, some seed within the bound reports a violation,
-// with a one-line replay command. commitOldTermByCount and readIndexWithoutQuorum need schedules
-// the core simulator has (mutations.test.ts, `npm run sim -- --core`).
+// with a one-line replay command. commitOldTermByCount (Figure 8) needs the core simulator's
+// schedule of short-lived leaders (mutations.test.ts, `npm run sim -- --core`).
 const MAX_SEEDS = 40;
-const CAUGHT: HostSimFault[] = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend', 'ackBeforePersist', 'voteWithoutLogCheck'];
+const CAUGHT: HostSimFault[] = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend', 'ackBeforePersist', 'voteWithoutLogCheck', 'readIndexWithoutQuorum'];
 
 async function hunt(fault: HostSimFault): Promise<{ violation?: HostViolation; seeds: number; ms: number }> {
   const t0 = Date.now();

@@ -129,6 +129,8 @@ interface Tuning {
   followerReads: number;
   /** How long clients go on after the faults are healed. */
   healedLoadMs: number;
+  /** Partitions cut off the hot group's leader (not a random node). */
+  isolateLeader: boolean;
 }
 
 function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
@@ -158,6 +160,7 @@ function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
     hotGroup: rng.chance(0.3) ? rng.float() * 0.7 : 0,
     followerReads: rng.float(),
     healedLoadMs: 500,
+    isolateLeader: false,
   };
   switch (fault) {
     case 'sendBeforePersist':
@@ -178,6 +181,15 @@ function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
       t.hotGroup = 0.8;
       t.followerReads = 1;
       t.clients = 6;
+      break;
+    case 'readIndexWithoutQuorum':
+      // A deposed leader must keep answering reads while a new one takes writes: cut off the hot
+      // group's leader, keep reading through it, write through the others.
+      t.partitionWeight = 8;
+      t.hotGroup = 0.9;
+      t.clients = 6;
+      t.followerReads = 0;
+      t.isolateLeader = true;
       break;
     case 'compactPastSnapshotSend':
       // Steady writes and small snapshot intervals: a follower behind keeps being sent snapshots.
@@ -434,7 +446,7 @@ export class HostSim implements SimWorld {
 
   private partition(): void {
     this.blocked.clear();
-    const a = this.rng.pick(this.ids);
+    const a = (this.t.isolateLeader ? this.leaderOf(1)?.id : undefined) ?? this.rng.pick(this.ids);
     const oneWay = this.rng.chance(0.3);
     for (const b of this.ids) {
       if (b === a) continue;
