@@ -810,13 +810,16 @@ export class Host {
     // While the app is being restored no applier is in charge: reads wait for this (waitApplied).
     let restored!: () => void;
     this.restoring.set(g.group, new Promise<void>((resolve) => (restored = resolve)));
+    let recovered = false;
     try {
       await old?.stop();
       await this.deps.app.recoverFromSnapshot(g.group, data);
+      recovered = true;
       await this.startApplier(g.group, true);
     } finally {
       this.restoring.delete(g.group);
       restored();
+      if (!recovered) this.afterFailedRestore(g);
     }
     g.handedToApp = header.metadata.index;
     g.bytesSinceSnapshot = 0;
@@ -854,6 +857,30 @@ export class Host {
     });
     this.markDirty(g);
     this.scheduleFlush();
+  }
+
+  /**
+   * The app's restore failed (it went down during it, say). Raft may not need that snapshot any
+   * more (it caught up by appends meanwhile) and then nobody sends another: the group would be left
+   * with no applier and its app behind for good (the host simulator's seed 1931). So an applier is
+   * put back in charge of whatever the app holds and handed everything committed the log still has;
+   * it skips what the app has, and what the app misses beyond the log it reports as a gap, repaired
+   * by a snapshot from the leader (onApplyGap). With nothing committed left in the log, the repair
+   * is asked for at once.
+   */
+  private afterFailedRestore(g: GroupReplica): void {
+    if (this.stopping || g.deleted || this.appliers.has(g.group) || this.groups.get(g.group) !== g) return;
+    const applier = this.startApplier(g.group, false);
+    const from = g.storage.firstIndex();
+    const upTo = Math.min(g.status().commit, g.storage.lastIndex());
+    const entries = upTo >= from ? this.refetch(g.group, from, upTo) : undefined;
+    if (entries && entries.length > 0) {
+      this.handOver(g, applier, entries);
+      return;
+    }
+    g.repairThrough = Math.max(g.repairThrough, g.status().commit);
+    g.repairTicks = 0;
+    g.wake();
   }
 
   // ---------------------------------------------------------------- inbound messages
@@ -1098,6 +1125,15 @@ export class Host {
 
   appHealthy(): boolean {
     return this.deps.app.healthy();
+  }
+
+  /** The group's apply pipeline as this host sees it (for /status-like views and the simulator's reports). */
+  applierState(group: number): { applied: number; queued: number; missing?: { lo: number; hi: number }; failing?: string; restoring: boolean } | undefined {
+    const a = this.appliers.get(group);
+    if (!a) return this.restoring.has(group) ? { applied: 0, queued: 0, restoring: true } : undefined;
+    const f = a.applyFailure?.();
+    const missing = a.missing();
+    return { applied: a.appliedIndex(), queued: a.queuedEntries(), restoring: this.restoring.has(group), ...(missing ? { missing } : {}), ...(f ? { failing: `${f.attempts}x ${f.error.code ?? ''}` } : {}) };
   }
 
   /**
