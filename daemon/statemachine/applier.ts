@@ -57,6 +57,11 @@ export interface GroupApplierOptions {
   clock?: Clock;
   /** Back-off jitter in [0, 1) (default Math.random; the simulator's seeded stream). */
   random?: () => number;
+  /**
+   * A deliberate bug only the simulator sets (test/sim, mutation `applyPastGap`): a restarted
+   * applier whose app misses entries the log no longer holds hands it the later ones anyway.
+   */
+  unsafeApplyPastGap?: boolean;
 }
 
 /** The most a batch grows to in bytes after failed calls (see nextBatch). */
@@ -194,6 +199,7 @@ export class GroupApplier {
       // taken of a state the app has since lost). Bridge from raftd's log if it still has them.
       const missing = this.bridge(this.applied + 1, first.index - 1);
       if (missing) this.queue = [...missing, ...this.queue];
+      else if (this.opts.unsafeApplyPastGap) this.applied = this.acked = first.index - 1;
       else {
         this.queue = [];
         this.enterGap(this.applied + 1, first.index - 1);

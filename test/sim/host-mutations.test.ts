@@ -6,7 +6,15 @@ import { runHostSeed, type HostSimFault, type HostViolation } from './host-sim.j
 // with a one-line replay command. commitOldTermByCount (Figure 8) needs the core simulator's
 // schedule of short-lived leaders (mutations.test.ts, `npm run sim -- --core`).
 const MAX_SEEDS = 40;
-const CAUGHT: HostSimFault[] = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend', 'ackBeforePersist', 'voteWithoutLogCheck', 'readIndexWithoutQuorum'];
+const CAUGHT: HostSimFault[] = [
+  'sendBeforePersist',
+  'readDuringRestore',
+  'compactPastSnapshotSend',
+  'applyPastGap',
+  'ackBeforePersist',
+  'voteWithoutLogCheck',
+  'readIndexWithoutQuorum',
+];
 
 async function hunt(fault: HostSimFault): Promise<{ violation?: HostViolation; seeds: number; ms: number }> {
   const t0 = Date.now();

@@ -274,10 +274,14 @@ export class SimApp implements ApplyTarget, AppPort {
   }
 
   /** A crash of the app's process: what it had not synced is gone (with sync off, it promised more). */
-  crash(): void {
+  /**
+   * A crash of the app's process: what it had not synced is gone. An app without RAFT_SYNC promises
+   * durability on every apply and keeps it, unless `breakPromise` (it loses confirmed entries).
+   */
+  crash(breakPromise = false): void {
     this.down = true;
     this.incarnation++;
-    if (!this.sim.t.appSync) return; // an app without RAFT_SYNC promises durability on every apply
+    if (!this.sim.t.appSync && !breakPromise) return;
     for (const s of this.groups.values()) {
       s.applied = s.durableApplied;
       s.kv = new Map(s.durableKv);

@@ -24,7 +24,7 @@ import { checkLinearizability, describeFailure, kvModel, type KvInput, type KvOp
 import { Rng } from './rng.js';
 
 /** Deliberate bugs the host simulator must catch: in the host (HostFaults) ... */
-export const HOST_LEVEL_FAULTS = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend'] as const;
+export const HOST_LEVEL_FAULTS = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend', 'applyPastGap'] as const;
 /** ... and in the core (RaftFaults), seen through the host. */
 export const CORE_FAULTS = ['ackBeforePersist', 'voteWithoutLogCheck', 'readIndexWithoutQuorum', 'commitOldTermByCount'] as const;
 export const HOST_FAULTS = [...HOST_LEVEL_FAULTS, ...CORE_FAULTS] as const;
@@ -131,6 +131,13 @@ interface Tuning {
   healedLoadMs: number;
   /** Partitions cut off the hot group's leader (not a random node). */
   isolateLeader: boolean;
+  /**
+   * App crashes lose confirmed entries too (an app that breaks its durability promise, issue 18's
+   * APPLY_GAP), and take the machine down with them (raftd restarts over an app behind its log).
+   * Reads of such an app may be stale through no fault of raftd's: linearizability is not checked
+   * then; apply order, convergence and the repair are.
+   */
+  appBreaksPromise: boolean;
 }
 
 function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
@@ -161,6 +168,7 @@ function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
     followerReads: rng.float(),
     healedLoadMs: 500,
     isolateLeader: false,
+    appBreaksPromise: false,
   };
   switch (fault) {
     case 'sendBeforePersist':
@@ -190,6 +198,14 @@ function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
       t.clients = 6;
       t.followerReads = 0;
       t.isolateLeader = true;
+      break;
+    case 'applyPastGap':
+      t.appBreaksPromise = true;
+      t.appSync = false;
+      t.appCrashWeight = 6;
+      t.snapshotInterval = 5;
+      t.catchupEntries = 0;
+      t.hotGroup = 0.8;
       break;
     case 'compactPastSnapshotSend':
       // Steady writes and small snapshot intervals: a follower behind keeps being sent snapshots.
@@ -334,7 +350,17 @@ export class HostSim implements SimWorld {
     const peers = new Map(this.ids.map((p) => [p, `sim:${p}`] as const));
     const sync = this.t.appSync;
     const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy, onGap) =>
-      new GroupApplier(group, app, { onApplied, sync, refetch, lazy, onGap, lingerMs: 5, clock, random: () => this.rng.float() });
+      new GroupApplier(group, app, {
+        onApplied,
+        sync,
+        refetch,
+        lazy,
+        onGap,
+        lingerMs: 5,
+        clock,
+        random: () => this.rng.float(),
+        ...(this.opts.fault === 'applyPastGap' ? { unsafeApplyPastGap: true } : {}),
+      });
     const faults: HostFaults | undefined = this.hostFaults();
     const r = this.rng.fork();
     const host = new Host(
@@ -376,6 +402,7 @@ export class HostSim implements SimWorld {
     const f = this.opts.fault;
     if (!f) return undefined;
     if ((CORE_FAULTS as readonly string[]).includes(f)) return { raft: { [f]: true } as RaftFaults };
+    if (f === 'applyPastGap') return undefined; // a switch of the applier (makeApplier)
     return { [f]: true };
   }
 
@@ -474,8 +501,11 @@ export class HostSim implements SimWorld {
   private appCrash(): void {
     const n = this.nodes.get(this.rng.pick(this.ids))!;
     if (n.app.down) return;
-    n.app.crash();
-    this.count('app-crash');
+    // Only one node's app breaks its promise (a minority: the others' apps can repair it).
+    const breaks = this.t.appBreaksPromise && n.id === this.ids[0];
+    n.app.crash(breaks);
+    this.count(breaks ? 'app-crash-losing-confirmed' : 'app-crash');
+    if (breaks && n.up) this.crash(n);
     this.q.after(this.rng.int(10, 400), () => {
       n.app.down = false;
       this.count('app-restart');
@@ -672,7 +702,7 @@ export class HostSim implements SimWorld {
         // Let every promise job the event started run to its end before the next event.
         await new Promise<void>((r) => setImmediate(r));
       }
-      if (!this.failure) this.checkHistory();
+      if (!this.failure && !this.t.appBreaksPromise) this.checkHistory();
       if (!this.failure) this.checkSnapshotResends();
       this.faults['max-snapshots-to-one'] = Math.max(0, ...this.snapshotsTo.values());
     } catch (e) {
