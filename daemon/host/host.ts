@@ -17,7 +17,6 @@ import {
   type HardState,
   type Message,
   type SnapshotMetadata,
-  type Ready,
   type RaftFaults,
   type RaftStatus,
 } from '../raft/types.js';
@@ -25,8 +24,9 @@ import { RaftdError, type LeaderHint } from '../errors.js';
 import { GroupReplica, perEntry, toAppEntry, toRaftdError, type EntryOutcome } from './group.js';
 import { Liveness } from './liveness.js';
 import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
-import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
+import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
+import { ReadyLoop } from './ready-loop.js';
 import { AppError } from '../statemachine/errors.js';
 import { sleep, type Cancel, type Clock } from '../clock.js';
 
@@ -107,14 +107,11 @@ export class Host {
   readonly meta = new MetaState();
   readonly liveness: Liveness;
   readonly metrics = new HostMetrics();
-  private readonly dirty = new Set<GroupReplica>();
-  private flushing = false;
-  private flushScheduled = false;
   private stopTicking: Cancel | undefined;
   private stopping = false;
-  private flushDone: Promise<void> = Promise.resolve();
   private readonly knownPeers = new Map<number, string>();
-  private readonly bootstrapWrites: GroupWrite[] = [];
+  /** Gathers the Readies of the groups with work into one write, and sends around it. */
+  private readonly readyLoop: ReadyLoop;
   private metaDutiesRunning = false;
   /** Consecutive ticks the application has been unhealthy (0: healthy). */
   private appUnhealthyTicks = 0;
@@ -124,6 +121,15 @@ export class Host {
     private readonly deps: HostDeps,
   ) {
     this.liveness = new Liveness(opts.electionTicks * 2);
+    this.readyLoop = new ReadyLoop(deps, this.metrics, opts.logger, opts.faults?.sendBeforePersist === true, {
+      onSoftState: (g, role, leader) => this.onSoftState(g, role, leader),
+      applyCommitted: (g, entries) => this.applyCommitted(g, entries),
+      sendSnapshot: (g, m) => this.sendSnapshot(g, m),
+      stopping: () => this.stopping,
+      stopForGood: () => {
+        this.stopping = true;
+      },
+    });
     for (const [id, addr] of opts.staticPeers) this.knownPeers.set(id, addr);
   }
 
@@ -149,7 +155,7 @@ export class Host {
     this.stopTicking?.();
     const err = new RaftdError('SHUTTING_DOWN', 'raftd is shutting down');
     for (const g of this.groups.values()) g.failAll(err);
-    await this.flushDone;
+    await this.readyLoop.done;
     await Promise.all([...this.appliers.values()].map((a) => a.stop().catch(() => undefined)));
   }
 
@@ -200,7 +206,7 @@ export class Host {
     }));
     const hardState = { term: 1, vote: NONE, commit: entries.length };
     // Persisted by the next flush, in the same write as (and before) anything the group sends.
-    this.bootstrapWrites.push({ group, entries, hardState });
+    this.readyLoop.bootstrapWrites.push({ group, entries, hardState });
     const storage = new MemoryStorage();
     storage.append(entries);
     storage.setHardState(hardState);
@@ -446,113 +452,14 @@ export class Host {
     if (leader === NONE || !this.liveness.isAlive(leader)) g.wake();
   }
 
-  // ---------------------------------------------------------------- flushing
+  // ---------------------------------------------------------------- flushing (ready-loop.ts)
 
   private markDirty(g: GroupReplica): void {
-    this.dirty.add(g);
+    this.readyLoop.markDirty(g);
   }
 
   scheduleFlush(): void {
-    if (this.flushScheduled || this.flushing) return;
-    this.flushScheduled = true;
-    this.deps.clock.defer(() => {
-      this.flushScheduled = false;
-      this.flushDone = this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      while (this.dirty.size > 0) {
-        const batch: Array<[GroupReplica, Ready]> = [];
-        for (const g of this.dirty) if (!g.deleted && g.node.hasReady()) batch.push([g, g.node.ready()]);
-        this.dirty.clear();
-        if (batch.length === 0) break;
-        await this.handleReadies(batch);
-      }
-    } catch (e) {
-      // Storage failure: we cannot acknowledge anything any more. Stop rather than lie.
-      this.opts.logger.fatal({ err: e }, 'persisting Raft state failed; stopping the node');
-      this.stopping = true;
-      this.deps.fatal(e);
-    } finally {
-      this.flushing = false;
-    }
-    if (this.dirty.size > 0 && !this.stopping) this.scheduleFlush();
-  }
-
-  private async handleReadies(batch: Array<[GroupReplica, Ready]>): Promise<void> {
-    // A group bootstrapped since the last flush has its first state in this write: nothing of
-    // this flush goes out before it is durable.
-    const bootstrapping = this.bootstrapWrites.length > 0;
-    const writes: GroupWrite[] = this.bootstrapWrites.splice(0);
-    // Entries, votes and terms must be on disk before any message goes out; a commit index alone
-    // need not be (it is re-learnt from the leader), so a flush that only moves commits skips fsync.
-    let mustSync = writes.length > 0;
-    for (const [g, rd] of batch) {
-      if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) continue;
-      const w: GroupWrite = { group: g.group };
-      if (rd.snapshot) w.snapshot = rd.snapshot.metadata;
-      if (rd.entries.length > 0) w.entries = rd.entries;
-      if (rd.hardState) w.hardState = rd.hardState;
-      writes.push(w);
-      mustSync ||= rd.mustSync;
-    }
-    // What may go out BEFORE the write is the core's call (Ready.earlyMessages: leaders' appends
-    // and heartbeats, Raft thesis 10.2.1), so the followers' fsyncs overlap the leader's.
-    // Everything else (votes, append acks) waits for it.
-    const early = new Outbox();
-    const late = new Outbox();
-    const snaps: Array<[GroupReplica, Message]> = [];
-    const allEarly = this.opts.faults?.sendBeforePersist === true;
-    for (const [g, rd] of batch) {
-      for (const m of rd.earlyMessages) (bootstrapping ? late : early).add(g.group, m);
-      for (const m of rd.messages) {
-        if (m.type === MessageType.Snap) snaps.push([g, m]);
-        else (allEarly ? early : late).add(g.group, m);
-      }
-    }
-    this.sendOutbox(early);
-    // Committed entries below this Ready's new entries are already durable here (an earlier
-    // flush wrote them): the app gets them while this write runs instead of after it.
-    const appliedEarly = new Set<GroupReplica>();
-    for (const [g, rd] of batch) {
-      if (rd.softState) this.onSoftState(g, rd.softState.role, rd.softState.leader);
-      if (rd.committedEntries.length === 0 || rd.snapshot) continue;
-      const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
-      if (rd.entries.length > 0 && lastCommitted >= rd.entries[0]!.index) continue;
-      if (lastCommitted > g.storage.lastIndex()) continue;
-      this.applyCommitted(g, rd.committedEntries);
-      appliedEarly.add(g);
-    }
-    if (writes.length > 0) {
-      const t0 = this.deps.clock.now();
-      await this.deps.store.write(writes, { sync: mustSync });
-      if (mustSync) this.metrics.observeFsync(this.deps.clock.now() - t0, writes.length);
-    }
-    // Now durable: update the in-memory log caches, then let the other messages go.
-    for (const [g, rd] of batch) {
-      if (rd.snapshot) g.storage.applySnapshot(rd.snapshot);
-      if (rd.entries.length > 0) g.storage.append(rd.entries);
-      if (rd.hardState) g.storage.setHardState(rd.hardState);
-    }
-    this.sendOutbox(late);
-    for (const [g, m] of snaps) void this.sendSnapshot(g, m);
-    for (const [g, rd] of batch) {
-      if (rd.committedEntries.length > 0 && !appliedEarly.has(g)) this.applyCommitted(g, rd.committedEntries);
-      if (rd.readStates.length > 0) g.onReadStates(rd.readStates);
-      g.node.advance(rd);
-      if (g.node.hasReady()) this.markDirty(g);
-    }
-  }
-
-  private sendOutbox(outbox: Outbox): void {
-    for (const [to, msgs] of outbox.byPeer) {
-      this.metrics.messagesSent += msgs.length;
-      this.deps.transport.send(to, msgs);
-    }
+    this.readyLoop.schedule();
   }
 
   private onSoftState(g: GroupReplica, role: Role, leader: number): void {
@@ -1171,16 +1078,5 @@ export class Host {
 
   peers(): Map<number, string> {
     return new Map(this.knownPeers);
-  }
-}
-
-/** Messages of one flush, per destination node (the transport sends each list as one batch). */
-class Outbox {
-  readonly byPeer = new Map<number, GroupMessage[]>();
-
-  add(group: number, message: Message): void {
-    let q = this.byPeer.get(message.to);
-    if (!q) this.byPeer.set(message.to, (q = []));
-    q.push({ group, message });
   }
 }
