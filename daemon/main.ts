@@ -155,7 +155,7 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   if (process.env.RAFTD_ENABLE_FAULTS === '1') {
-    faults = new FaultLayer(transport, realClock, Math.random);
+    faults = new FaultLayer(transport);
     logger.warn('fault injection is ENABLED (RAFTD_ENABLE_FAULTS=1): for tests only');
   }
   host = new Host(

@@ -4,7 +4,6 @@
 // API exposes it at /debug/faults. Never enable it in production.
 
 import type { GroupMessage, SnapshotHeader, TransportPort } from './ports.js';
-import type { Clock } from '../clock.js';
 
 export interface FaultRules {
   /** Peers this node sends nothing to. */
@@ -23,12 +22,7 @@ export class FaultLayer implements TransportPort {
   private rules: FaultRules = NO_FAULTS;
   dropped = 0;
 
-  constructor(
-    private readonly inner: TransportPort,
-    /** Delays go through the shell's clock and losses draw from its randomness (no timer of its own). */
-    private readonly clock: Clock,
-    private readonly random: () => number,
-  ) {}
+  constructor(private readonly inner: TransportPort) {}
 
   set(rules: Partial<FaultRules>): FaultRules {
     this.rules = { ...NO_FAULTS, ...rules };
@@ -54,10 +48,10 @@ export class FaultLayer implements TransportPort {
       this.dropped += msgs.length;
       return;
     }
-    const kept = r.lossRate > 0 ? msgs.filter(() => this.random() >= r.lossRate) : msgs;
+    const kept = r.lossRate > 0 ? msgs.filter(() => Math.random() >= r.lossRate) : msgs;
     this.dropped += msgs.length - kept.length;
     if (kept.length === 0) return;
-    if (r.delayMs > 0) this.clock.after(r.delayMs, () => this.inner.send(to, kept));
+    if (r.delayMs > 0) setTimeout(() => this.inner.send(to, kept), r.delayMs);
     else this.inner.send(to, kept);
   }
 
