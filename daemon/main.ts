@@ -10,12 +10,12 @@ import { ConfigError, helpText, loadConfig, parseHostPort, type RaftdConfig } fr
 import { LogStore, PeerIncarnations } from './storage/index.js';
 import { GrpcTransport } from './transport/index.js';
 import { AppClient, GroupApplier, type ApplyTarget } from './statemachine/index.js';
+import { realClock } from './clock.js';
 import { Host } from './host/host.js';
 import { MemoryApp } from './host/memory-app.js';
 import type { ApplierFactory, AppPort, GroupMessage } from './host/ports.js';
 import { buildApi, API_DEFAULTS } from './api/server.js';
 import { FaultLayer } from './host/faults.js';
-import { realClock } from './clock.js';
 import { ensureSecretsDir } from '../protocol/secrets.js';
 
 function fail(message: string): never {

@@ -5,6 +5,7 @@
 // each group's applier (during the write when they are already durable), then the cores advance.
 
 import type { Logger } from 'pino';
+import { sleep, type Cancel, type Clock } from '../clock.js';
 import { RaftNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
 import {
   ConfChangeType,
@@ -29,7 +30,6 @@ import { HostMetrics } from './metrics.js';
 import { ReadyLoop } from './ready-loop.js';
 import { Snapshots, type SnapshotsHost } from './snapshots.js';
 import { AppError } from '../statemachine/errors.js';
-import { sleep, type Cancel, type Clock } from '../clock.js';
 
 /** Reserved group id of node-to-node liveness messages (never a real group). */
 export const LIVENESS_GROUP = 0xffffffff;
@@ -65,11 +65,11 @@ export interface HostOptions {
   snapshotCatchupBytes: number;
   /** Test-only deliberately wrong behaviour (RAFTD_TEST_BREAK=stale-reads with faults enabled). */
   breakStaleReads?: boolean;
-  /** Deliberately wrong behaviours the simulator must catch (test/sim mutations); never set in raftd. */
-  faults?: HostFaults;
   /** Randomness for election timeouts (the core never draws its own). */
   random: () => number;
   logger: Logger;
+  /** Deliberately wrong behaviours the simulator must catch (test/sim mutations); never set in raftd. */
+  faults?: HostFaults;
 }
 
 /** Host-level mutations: each a switch used only by the simulator (test/sim/host-sim.ts). */
