@@ -147,14 +147,14 @@ export class GroupApplier {
     private readonly client: ApplyTarget,
     private readonly opts: GroupApplierOptions,
   ) {
+    this.clock = opts.clock ?? realClock;
+    this.random = opts.random ?? Math.random;
     this.maxBatchEntries = Math.max(1, opts.maxBatchEntries ?? 10_000);
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 8 << 20);
     this.sync = opts.sync ?? false;
     this.lingerMs = Math.max(0, opts.lingerMs ?? 0);
     this.retry = client.retryPolicy ?? { initialMs: 50, maxMs: 2000 };
     this.backoffMs = this.retry.initialMs;
-    this.clock = opts.clock ?? realClock;
-    this.random = opts.random ?? Math.random;
   }
 
   private readonly clock: Clock;
