@@ -2,12 +2,12 @@ import { expect } from 'chai';
 import { runHostSeed, type HostSimResult } from './host-sim.js';
 
 // The real multi-group host (daemon/host) under the simulator: every seed must pass every
-// property. Sized to stay inside `npm test`'s budget (about a minute on an idle 2-core machine);
+// property. Sized to stay inside `npm test`'s budget (about 40 s on an idle 2-core machine);
 // `npm run sim -- --seeds N [--nodes 5] [--groups G]` soaks further.
 const SWEEPS: Array<{ nodes: 3 | 5; groups: number; seeds: number }> = [
-  { nodes: 3, groups: 8, seeds: 200 },
-  { nodes: 5, groups: 16, seeds: 50 },
-  { nodes: 3, groups: 64, seeds: 10 },
+  { nodes: 3, groups: 8, seeds: 160 },
+  { nodes: 5, groups: 16, seeds: 40 },
+  { nodes: 3, groups: 64, seeds: 8 },
   { nodes: 5, groups: 64, seeds: 4 },
 ];
 
