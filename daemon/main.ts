@@ -15,7 +15,7 @@ import { Host } from './host/host.js';
 import { MemoryApp } from './host/memory-app.js';
 import type { ApplierFactory, AppPort, GroupMessage } from './host/ports.js';
 import { buildApi, API_DEFAULTS } from './api/server.js';
-import { FaultLayer } from './host/faults.js';
+import { FaultLayer, enabledTestHooks, TEST_HOOKS_ENV } from './test-hooks.js';
 import { ensureSecretsDir } from '../protocol/secrets.js';
 
 function fail(message: string): never {
@@ -66,6 +66,14 @@ export async function main(argv: string[]): Promise<void> {
     throw e;
   }
   const logger = pino({ level: cfg.logLevel, base: { node: cfg.id } });
+  const testHooks = (() => {
+    try {
+      return enabledTestHooks(process.env);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+  })();
+  if (testHooks.size > 0) logger.warn({ hooks: [...testHooks] }, `TEST HOOKS ENABLED (${TEST_HOOKS_ENV}): this node drops messages or answers wrongly on purpose; tests only`);
   if (cfg.insecure) {
     logger.warn('--insecure: NO AUTHENTICATION on any surface (client API, admin routes, peers, application); anyone who reaches a port can propose, read, change membership or forge Raft messages. Throwaway test clusters only.');
   }
@@ -108,7 +116,7 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   let host: Host | undefined;
-  // Chaos tests only: a fault layer the tests drive through /debug/faults.
+  // Test hook 'faults' (test-hooks.ts): a fault layer the tests drive through /debug/faults.
   let faults: FaultLayer | undefined;
   const pendingMessages: Array<[number, GroupMessage[]]> = [];
   const transport = new GrpcTransport(
@@ -154,10 +162,7 @@ export async function main(argv: string[]): Promise<void> {
     fail(`--raft-addr ${cfg.raftAddr}: ${(e as Error).message}`);
   }
 
-  if (process.env.RAFTD_ENABLE_FAULTS === '1') {
-    faults = new FaultLayer(transport);
-    logger.warn('fault injection is ENABLED (RAFTD_ENABLE_FAULTS=1): for tests only');
-  }
+  if (testHooks.has('faults')) faults = new FaultLayer(transport);
   host = new Host(
     {
       nodeId: cfg.id,
@@ -176,7 +181,7 @@ export async function main(argv: string[]): Promise<void> {
       snapshotCatchupBytes: cfg.snapshotCatchupBytes,
       random: Math.random,
       logger,
-      breakStaleReads: faults !== undefined && process.env.RAFTD_TEST_BREAK === 'stale-reads',
+      breakStaleReads: testHooks.has('break-stale-reads'),
     },
     {
       store,

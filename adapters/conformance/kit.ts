@@ -10,7 +10,8 @@
 import * as http2 from 'node:http2';
 import { randomBytes } from 'node:crypto';
 import { signAppRequest } from '../../protocol/app-auth.js';
-import { BODY_HEAD_BYTES, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, ENTRY_HEAD_BYTES, advertisesBinary, encodeEntries } from '../../daemon/statemachine/entries-codec.js';
+import { STATE_MACHINE_API_PATH } from '../../protocol/state-machine-api.js';
+import { BODY_HEAD_BYTES, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, ENTRY_HEAD_BYTES, advertisesBinary, encodeEntries } from '../../protocol/entries-codec.js';
 
 export type CheckStatus = 'PASS' | 'FAIL' | 'SKIP' | 'INFO';
 
@@ -104,7 +105,7 @@ const show = (v: unknown): string => {
 };
 
 export async function runConformance(opts: ConformanceOptions): Promise<CheckResult[]> {
-  const base = opts.appUrl.replace(/\/+$/, '') + '/raft/v1/';
+  const base = `${opts.appUrl.replace(/\/+$/, '')}${STATE_MACHINE_API_PATH}/`;
   const kv = opts.kv ?? true;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const G = opts.group ?? 1_000_000 + Math.floor(Math.random() * 1_000_000_000);

@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { RaftdClient, RaftdError, type Consistency } from '../sdk/client.js';
 import { API_TOKEN_ENV } from '../../protocol/secrets.js';
 import { exitUsage, optionSecret, optionValue, commandLineOrExit, type CommandSpec } from '../../protocol/cli.js';
-import type { KvCommand, KvCommandResult } from './commands.js';
+import type { KvCommand, KvCommandResult, KvQuery } from './commands.js';
 
 export interface KvFrontOptions {
   host?: string;
@@ -83,7 +83,7 @@ export async function startKvFront(opts: KvFrontOptions): Promise<{ url: string;
     if (req.method === 'GET' && keyMatch?.[1] === 'key') {
       const level = (url.searchParams.get('level') ?? 'linearizable') as Consistency;
       if (!['linearizable', 'lease', 'stale'].includes(level)) throw new FrontError(400, 'BAD_REQUEST', 'level must be linearizable, lease or stale');
-      const r = await client.read<{ value: string | null }>(group, { op: 'get', key }, level);
+      const r = await client.read<{ value: string | null }>(group, { op: 'get', key: key! } satisfies KvQuery, level);
       return send(res, 200, { [key!]: r.value });
     }
     if (req.method === 'DELETE' && keyMatch?.[1] === 'key') {

@@ -1,16 +1,19 @@
 // A small typed client for raftd's client API (propose, read, barrier, groups, membership,
 // status). Every application front (the KV front, the RaftHouse gateway) uses this one, so retry
-// and leader-handling rules live in one place.
+// and leader-handling rules live in one place. node:http over a keep-alive Agent, not undici: undici's
+// Pool took 196-203 µs of caller CPU per sequential POST against 52-90 here (docs/benchmarks.md,
+// "HTTP clients"), and it would be the SDK's first runtime dependency.
 
 import * as http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Backoff, type BackoffPolicy } from '../../protocol/backoff.js';
 import { API_TOKEN_ENV, resolveSecret } from '../../protocol/secrets.js';
+import type { ErrorCode, LeaderHint } from '../../protocol/errors.js';
+import { LEADER_HEADER, NO_FORWARD_HEADER } from '../../protocol/client-api.js';
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
 
-export interface LeaderHint {
-  id: number;
-  httpAddr: string;
-}
+export type { LeaderHint };
 
 /**
  * Every failure the client reports. `code` is raftd's stable error code (NOT_LEADER, NO_LEADER,
@@ -54,6 +57,8 @@ export interface RaftdClientOptions {
   noForward?: boolean;
   /** Connections kept per node (default 64). */
   maxSockets?: number;
+  /** Largest answer accepted; a larger one fails the call with UNEXPECTED_RESPONSE (default 64 MiB). */
+  maxResponseBytes?: number;
   /**
    * Send each group's proposals straight to its leader once known (from the `x-raftd-leader` header
    * raftd puts on answers it forwarded), saving the forwarding hop; any doubt (no answer, NOT_LEADER)
@@ -85,7 +90,7 @@ interface RawResponse {
  * leader change. NOT_LEADER is followed at once when it names the leader; without a hint it waits
  * like the others. TIMEOUT, OUTCOME_UNKNOWN and SHUTTING_DOWN are never retried: the entry may apply.
  */
-const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set(['NO_LEADER', 'NOT_LEADER', 'LEADERSHIP_TRANSFER', 'PROPOSAL_DROPPED']);
+const RETRYABLE_REFUSALS: ReadonlySet<string> = new Set<ErrorCode>(['NO_LEADER', 'NOT_LEADER', 'LEADERSHIP_TRANSFER', 'PROPOSAL_DROPPED']);
 
 /**
  * Whether to send a refused request again after a back-off. A NOT_LEADER that names the leader is
@@ -97,9 +102,9 @@ function worthResending(error: { code: string; leader?: LeaderHint }, followsHin
 }
 
 /** Back-off between retries of a refusal: doubling from the first, capped. */
-const RETRY_BACKOFF = { firstMs: 25, maxMs: 500 } as const;
+const RETRY_BACKOFF: BackoffPolicy = { initialMs: 25, maxMs: 500 };
 
-const CLIENT_DEFAULTS = { timeoutMs: 10_000, maxSockets: 64, retryMs: 5_000 } as const;
+const CLIENT_DEFAULTS = { timeoutMs: 10_000, maxSockets: 64, retryMs: 5_000, maxResponseBytes: 64 << 20 } as const;
 
 /** True when a connection-level error guarantees the request never reached raftd. */
 function notDelivered(e: NodeJS.ErrnoException): boolean {
@@ -112,6 +117,7 @@ export class RaftdClient {
   private readonly agent: http.Agent;
   private readonly timeoutMs: number;
   private readonly retryMs: number;
+  private readonly maxResponseBytes: number;
   /** Leader base URL per group (routeToLeader). */
   private readonly leaders = new Map<number, string>();
   /** The Authorization header value, '' for none. */
@@ -122,6 +128,7 @@ export class RaftdClient {
     if (this.urls.length === 0) throw new RaftdError('BAD_REQUEST', 'RaftdClient needs at least one url', 0);
     this.timeoutMs = opts.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
     this.retryMs = opts.retryMs ?? CLIENT_DEFAULTS.retryMs;
+    this.maxResponseBytes = opts.maxResponseBytes ?? CLIENT_DEFAULTS.maxResponseBytes;
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? CLIENT_DEFAULTS.maxSockets });
     let token = opts.token;
     try {
@@ -142,23 +149,37 @@ export class RaftdClient {
     const headers: http.OutgoingHttpHeaders = { 'content-type': contentType };
     if (body) headers['content-length'] = body.length;
     if (this.authorization !== '') headers.authorization = this.authorization;
-    if (noForward) headers['x-raftd-no-forward'] = '1';
+    if (noForward) headers[NO_FORWARD_HEADER] = '1';
     return new Promise((resolve, reject) => {
       const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: this.agent }, (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        const leader = res.headers['x-raftd-leader'];
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) }));
-        res.on('error', reject);
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes <= this.maxResponseBytes) chunks.push(c);
+          else req.destroy(new RaftdError('UNEXPECTED_RESPONSE', `the answer from ${base} is larger than ${this.maxResponseBytes} bytes (maxResponseBytes)`, res.statusCode ?? 0));
+        });
+        const leader = res.headers[LEADER_HEADER];
+        res.on('end', () => {
+          clearTimeout(deadline);
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(typeof leader === 'string' ? { leader } : {}) });
+        });
+        res.on('error', fail);
       });
-      req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
+      // The whole exchange, not the socket's idle time: an answer trickled in slowly ends here too.
+      const deadline = setTimeout(() => req.destroy(Object.assign(new Error(`no answer from ${base} within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' })), this.timeoutMs);
+      function fail(e: Error): void {
+        clearTimeout(deadline);
+        reject(e);
+      }
+      req.on('error', fail);
       req.end(body);
     });
   }
 
   /** A failed send as the caller's error, or undefined when the next node may be tried. */
   private sendFailure(err: NodeJS.ErrnoException, base: string, idempotent: boolean | undefined): RaftdError | undefined {
+    if (err instanceof RaftdError) return err; // raftd answered, with something this client refuses
     if (err.code === 'ETIMEDOUT') return new RaftdError('TIMEOUT', err.message, 0);
     if (!(idempotent || notDelivered(err))) return new RaftdError('UNREACHABLE', `${base}: ${err.message} (the request may or may not have been applied)`, 0);
     return undefined;
@@ -184,12 +205,12 @@ export class RaftdClient {
   /** Runs `attempt` until `again` says no or the retry budget would be spent; returns the last result. */
   private async retrying<T>(attempt: () => Promise<T>, again: (result: T) => boolean): Promise<T> {
     const deadline = Date.now() + this.retryMs;
-    let waitMs: number = RETRY_BACKOFF.firstMs;
+    const backoff = new Backoff(RETRY_BACKOFF);
     for (;;) {
       const result = await attempt();
+      const waitMs = backoff.next();
       if (!again(result) || Date.now() + waitMs > deadline) return result;
-      await new Promise((r) => setTimeout(r, waitMs));
-      waitMs = Math.min(waitMs * 2, RETRY_BACKOFF.maxMs);
+      await sleep(waitMs);
     }
   }
 

@@ -11,9 +11,10 @@ import * as net from 'node:net';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { MAX_GROUP, MIN_GROUP, StateMachineError, type Entry, type Logger, type StateMachine, type WireEntryResult } from './types.js';
-import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../daemon/transport/window.js';
-import { ENTRIES_BINARY, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, EntriesFormatError, decodeEntries } from '../../daemon/statemachine/entries-codec.js';
+import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../protocol/h2-window.js';
+import { ENTRIES_BINARY, ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, EntriesFormatError, decodeEntries } from '../../protocol/entries-codec.js';
 import { AUTH_SCHEME, AppAuthError, AppRequestVerifier, type VerifiedCall } from '../../protocol/app-auth.js';
+import { STATE_MACHINE_API_PATH, isStateMachineCall } from '../../protocol/state-machine-api.js';
 import { APP_SECRET_ENV, SecretError, checkSecret, resolveSecret } from '../../protocol/secrets.js';
 
 /** Who may call: raftd proving the app secret (the default), or anyone (tests only). */
@@ -71,7 +72,7 @@ export interface ServedStateMachine {
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 type Res = http.ServerResponse | http2.Http2ServerResponse;
 
-const PREFIX = '/raft/v1/';
+const PREFIX = `${STATE_MACHINE_API_PATH}/`;
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 /**
  * Standard base64 with padding, checked in one linear pass (a regular expression with a
@@ -305,8 +306,7 @@ export function stateMachineHandler(sm: StateMachine, opts: HandlerOptions = {})
     const url = new URL(req.url ?? '/', 'http://app');
     if (!url.pathname.startsWith(PREFIX)) throw new StateMachineError('NOT_FOUND', `no such call: ${url.pathname} (the contract lives under ${PREFIX})`);
     const call = url.pathname.slice(PREFIX.length);
-    const known = ['LastLogIndex', 'UpdateEntries', 'Read', 'PrepareSnapshot', 'SaveSnapshot', 'RecoverFromSnapshot', 'Sync', 'DeleteGroup'];
-    if (!known.includes(call)) throw new StateMachineError('NOT_FOUND', `no such call: ${call}`);
+    if (!isStateMachineCall(call)) throw new StateMachineError('NOT_FOUND', `no such call: ${call}`);
     if (req.method !== 'POST') throw new StateMachineError('METHOD_NOT_ALLOWED', `${call} takes POST, not ${req.method}`);
     switch (call) {
       case 'LastLogIndex': {

@@ -83,5 +83,4 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-export const MIN_GROUP = 1;
-export const MAX_GROUP = 4294967294;
+export { MIN_GROUP, MAX_GROUP } from '../../protocol/client-api.js';

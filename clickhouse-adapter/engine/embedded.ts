@@ -26,8 +26,10 @@ import { randomUUID } from 'node:crypto';
 import { Session } from 'chdb';
 import type { ChdbResult } from 'chdb';
 import { probeCapabilities } from './capabilities.js';
-import { ClickHouseError, EngineError, parseClickHouseError } from './errors.js';
-import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement, topLevelSemicolon } from './sql.js';
+import { ClickHouseError, EngineError, clickHouseError, parseClickHouseError } from './errors.js';
+import { codeName } from './codes.js';
+import { collectBytes, countPayloadRows, paramsStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement } from './sql.js';
+import { firstSemicolon } from '../sql/scanner.js';
 import type {
   Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -63,7 +65,7 @@ function mapChdbError(e: unknown): Error {
   const parsed = parseClickHouseError(err.message, err);
   if (parsed) return parsed;
   if (typeof chCode === 'number') {
-    return new ClickHouseError(chCode, `CODE_${chCode}`, err.message, err.message, { cause: err });
+    return new ClickHouseError(chCode, codeName(chCode), err.message, err.message, { cause: err });
   }
   const kind = (err as { code?: unknown }).code;
   if (kind === 'CHDB_CLOSED') return new EngineError('ENGINE_CLOSED', err.message, { cause: err });
@@ -277,8 +279,7 @@ class EmbeddedEngine implements ClickHouseEngine {
     if (opts.signal?.aborted) kill();
     return {
       mapError: (e) => timedOut
-        ? new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts.timeoutMs} ms`,
-          `Code: 159. DB::Exception: Timeout exceeded: maximum: ${opts.timeoutMs} ms. (TIMEOUT_EXCEEDED)`, { cause: e })
+        ? clickHouseError('TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts.timeoutMs} ms`, { cause: e })
         : e,
       done: () => {
         settled = true;
@@ -432,7 +433,7 @@ class EmbeddedEngine implements ClickHouseEngine {
       // The data is appended to the statement. Only Values data is parsed as SQL, where a `;` ends the
       // statement and chdb runs what follows (measured); after FORMAT CSV/TSV/JSON... everything is
       // format data, and a `;` there is just a character of a value (`"a;b"`, `O'Brien;`).
-      const semicolon = parsed.format.toLowerCase() === 'values' ? topLevelSemicolon(text) : -1;
+      const semicolon = parsed.format.toLowerCase() === 'values' ? firstSemicolon(text) : -1;
       if (semicolon >= 0 && text.slice(semicolon + 1).trim() !== '') {
         throw new EngineError('ENGINE_BAD_REQUEST', `INSERT data contains a ';' that would end the statement (at byte ${semicolon}); one statement per insert`);
       }
@@ -471,8 +472,7 @@ class EmbeddedSession implements EngineSession {
 
   private check(): void {
     if (this.broken) {
-      throw new ClickHouseError(372, 'SESSION_NOT_FOUND', 'Session is closed: a failed query left it unusable',
-        'Code: 372. DB::Exception: Session is closed: a failed query left it unusable. (SESSION_NOT_FOUND)');
+      throw clickHouseError('SESSION_NOT_FOUND', 'Session is closed: a failed query left it unusable');
     }
   }
 

@@ -4,63 +4,7 @@
 // EngineError with a stable string code.
 
 import type { CapabilityName } from './types.js';
-
-/** Names of the codes RaftHouse meets most. 18.16 does not put the name in its messages, so we map. */
-const CODE_NAMES: Readonly<Record<number, string>> = {
-  1: 'UNSUPPORTED_METHOD',
-  6: 'CANNOT_PARSE_TEXT',
-  8: 'THERE_IS_NO_COLUMN',
-  10: 'NOT_FOUND_COLUMN_IN_BLOCK',
-  16: 'NO_SUCH_COLUMN_IN_TABLE',
-  20: 'NUMBER_OF_COLUMNS_DOESNT_MATCH',
-  26: 'CANNOT_PARSE_QUOTED_STRING',
-  27: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
-  36: 'BAD_ARGUMENTS',
-  38: 'CANNOT_PARSE_DATE',
-  41: 'CANNOT_PARSE_DATETIME',
-  42: 'NUMBER_OF_ARGUMENTS_DOESNT_MATCH',
-  43: 'ILLEGAL_TYPE_OF_ARGUMENT',
-  44: 'ILLEGAL_COLUMN',
-  46: 'UNKNOWN_FUNCTION',
-  47: 'UNKNOWN_IDENTIFIER',
-  48: 'NOT_IMPLEMENTED',
-  53: 'TYPE_MISMATCH',
-  57: 'TABLE_ALREADY_EXISTS',
-  60: 'UNKNOWN_TABLE',
-  62: 'SYNTAX_ERROR',
-  69: 'ARGUMENT_OUT_OF_BOUND',
-  70: 'CANNOT_CONVERT_TYPE',
-  72: 'CANNOT_PARSE_NUMBER',
-  73: 'UNKNOWN_FORMAT',
-  81: 'UNKNOWN_DATABASE',
-  82: 'DATABASE_ALREADY_EXISTS',
-  115: 'UNKNOWN_SETTING',
-  117: 'INCORRECT_DATA',
-  159: 'TIMEOUT_EXCEEDED',
-  164: 'READONLY',
-  192: 'UNKNOWN_USER',
-  193: 'WRONG_PASSWORD',
-  202: 'TOO_MANY_SIMULTANEOUS_QUERIES',
-  241: 'MEMORY_LIMIT_EXCEEDED',
-  252: 'TOO_MANY_PARTS',
-  271: 'CANNOT_DECOMPRESS',
-  307: 'TOO_MANY_BYTES',
-  344: 'SUPPORT_IS_DISABLED',
-  386: 'NO_COMMON_TYPE',
-  394: 'QUERY_WAS_CANCELLED',
-  396: 'TOO_MANY_ROWS_OR_BYTES',
-  452: 'SETTING_CONSTRAINT_VIOLATION',
-  395: 'FUNCTION_THROW_IF_VALUE_IS_NON_ZERO',
-  456: 'UNKNOWN_QUERY_PARAMETER',
-  497: 'ACCESS_DENIED',
-  516: 'AUTHENTICATION_FAILED',
-  636: 'CANNOT_EXTRACT_TABLE_STRUCTURE',
-};
-
-/** ClickHouse's name for a numeric code, or `CODE_<n>` when we do not know it. */
-export function clickHouseCodeName(code: number): string {
-  return CODE_NAMES[code] ?? `CODE_${code}`;
-}
+import { CODES, codeName, exceptionText, type CodeName } from './codes.js';
 
 /** An error ClickHouse itself reported. */
 export class ClickHouseError extends Error {
@@ -77,6 +21,29 @@ export class ClickHouseError extends Error {
     this.name = name;
     this.raw = raw;
   }
+}
+
+/**
+ * A refusal RaftHouse itself raises with a ClickHouse code (the gateway's GatewayError, the rules'
+ * RuleError), so clients see a familiar error: the name comes from the one table (codes.ts).
+ */
+export class CodedError extends Error {
+  readonly codeName: string;
+  constructor(readonly code: number, message: string) {
+    super(message);
+    this.codeName = codeName(code);
+  }
+
+  /** ClickHouse's exception text, as an entry result carries it (the gateway's toFault reads it back). */
+  exceptionText(): string {
+    return exceptionText(this.code, this.message);
+  }
+}
+
+/** A ClickHouseError RaftHouse raises itself, with ClickHouse's number, name and exception text for `name`. */
+export function clickHouseError(name: CodeName, message: string, options?: { cause?: unknown }): ClickHouseError {
+  const code = CODES[name];
+  return new ClickHouseError(code, name, message, exceptionText(code, message), options);
 }
 
 export type EngineErrorCode =
@@ -140,7 +107,7 @@ export function parseClickHouseError(text: string, cause?: unknown): ClickHouseE
     const what = message.search(/,\s*e\.what\(\)\s*=/);
     if (what >= 0) message = message.slice(0, what);
     message = message.trim().replace(/\.$/, '');
-    return new ClickHouseError(code, clickHouseCodeName(code), message, raw, { cause });
+    return new ClickHouseError(code, codeName(code), message, raw, { cause });
   }
   if (modern) {
     const code = Number(modern[1]);
@@ -151,7 +118,7 @@ export function parseClickHouseError(text: string, cause?: unknown): ClickHouseE
     }
     // Not at the end (text after it, e.g. a stack trace): the last such name in the text.
     const nameMatch = NAME_RE.exec(message) ?? [...message.matchAll(ANY_NAME_RE)].pop();
-    let name = clickHouseCodeName(code);
+    let name = codeName(code);
     if (nameMatch) {
       name = nameMatch[1]!;
       message = message.slice(0, nameMatch.index);

@@ -3,7 +3,8 @@ export type {
   Capabilities, CapabilityName, ClickHouseEngine, EngineKind, ExecOptions, InsertOptions, InsertResult, QueryOptions,
   Settings, SettingValue,
 } from './types.js';
-export { ClickHouseError, EngineError, EngineUnsupportedError, clickHouseCodeName, parseClickHouseError } from './errors.js';
+export { ClickHouseError, EngineError, EngineUnsupportedError, clickHouseError, parseClickHouseError } from './errors.js';
+export { CODES, codeName, exceptionText, type CodeName } from './codes.js';
 export type { EngineErrorCode } from './errors.js';
 export { CAPABILITY_INFO, MODE_REQUIREMENTS, probeCapabilities, requireCapabilities, parseVersion } from './capabilities.js';
 export { openEmbedded } from './embedded.js';

@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { createClient, ClickHouseError as ClientClickHouseError, ClickHouseLogLevel } from '@clickhouse/client';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { probeCapabilities } from './capabilities.js';
-import { ClickHouseError, EngineError, clickHouseCodeName, parseClickHouseError } from './errors.js';
+import { ClickHouseError, EngineError, clickHouseError, parseClickHouseError } from './errors.js';
+import { codeName } from './codes.js';
 import { checkSettingName, collectBytes, countPayloadRows, parseInsert, quoteString, refuseSessionStatements } from './sql.js';
 import type {
   Capabilities, ClickHouseEngine, EngineSession, ExecOptions, InsertOptions, InsertResult, QueryOptions, Settings,
@@ -33,7 +34,7 @@ export function mapClientError(e: unknown, url: string): Error {
     // The client understood a modern error: it gives the code, the name and the bare message.
     const code = Number(err.code);
     if (Number.isFinite(code)) {
-      return new ClickHouseError(code, err.type ?? clickHouseCodeName(code), err.message.trim().replace(/\.$/, ''), err.message, { cause: err });
+      return new ClickHouseError(code, err.type ?? codeName(code), err.message.trim().replace(/\.$/, ''), err.message, { cause: err });
     }
   }
   // The legacy 18.16 body reaches us as a plain Error whose message is the whole body.
@@ -147,7 +148,7 @@ class ServerEngine implements ClickHouseEngine {
         if (opts?.onStats) opts.onStats({ resultRows: summaryRows(r.response_headers['x-clickhouse-summary']) });
         return body;
       } catch (e) {
-        if (stop?.timedOut) throw new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '');
+        if (stop?.timedOut) throw clickHouseError('TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`);
         throw e;
       } finally {
         stop?.done();
@@ -206,7 +207,7 @@ class ServerEngine implements ClickHouseEngine {
           ...(stop ? { abort_signal: stop.signal } : {}),
         })).catch((e: unknown) => {
           stop?.done();
-          throw stop?.timedOut ? new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '') : e;
+          throw stop?.timedOut ? clickHouseError('TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`) : e;
         });
         const it = (r.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
         // An error found after the server has started sending comes as text appended to a 200 body
@@ -216,7 +217,7 @@ class ServerEngine implements ClickHouseEngine {
         try {
           for (;;) {
             const next = await self.run(() => it.next()).catch((e: unknown) => {
-              throw stop?.timedOut ? new ClickHouseError(159, 'TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`, '') : e;
+              throw stop?.timedOut ? clickHouseError('TIMEOUT_EXCEEDED', `Timeout exceeded: maximum: ${opts?.timeoutMs} ms`) : e;
             });
             if (next.done) break;
             const all = held.length ? Buffer.concat([held, next.value]) : next.value;

@@ -2,6 +2,7 @@
 // `INSERT INTO ... FORMAT X` statement the engine interface accepts.
 
 import { EngineError } from './errors.js';
+import { firstSignificant, significant, stringValue, tokenize } from '../sql/scanner.js';
 import type { ClickHouseEngine, Settings, SettingValue } from './types.js';
 
 const SETTING_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -126,25 +127,13 @@ export function parseInsert(sql: string): ParsedInsert {
   return { head, table, columns, hasColumnList, settings, settingsParsed, format };
 }
 
-/** Position of a keyword outside quotes and parentheses, or -1. */
+/** Position of a keyword outside strings, comments and parentheses, or -1. */
 function findTopLevelKeyword(s: string, kw: string): number {
   let depth = 0;
-  let quote: string | undefined;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (quote) {
-      if (c === '\\') { i++; continue; }
-      if (c === quote) quote = undefined;
-      continue;
-    }
-    if (c === "'" || c === '"' || c === '`') { quote = c; continue; }
-    if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (depth === 0 && (c === kw[0] || c === kw[0]!.toLowerCase())) {
-      const before = i === 0 ? ' ' : s[i - 1]!;
-      const after = s[i + kw.length] ?? ' ';
-      if (/\s/.test(before) && /\s/.test(after) && s.slice(i, i + kw.length).toUpperCase() === kw) return i;
-    }
+  for (const t of significant(tokenize(s))) {
+    if (t.text === '(') depth++;
+    else if (t.text === ')') depth--;
+    else if (depth === 0 && t.kind === 'word' && t.text.toUpperCase() === kw) return t.start;
   }
   return -1;
 }
@@ -152,23 +141,21 @@ function findTopLevelKeyword(s: string, kw: string): number {
 /** `a = 1, b = 'x'` -> {a: 1, b: 'x'}; undefined if anything else is there. */
 function parseSettingsList(s: string): Settings | undefined {
   const out: Settings = {};
-  const re = /\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(-?\d+(?:\.\d+)?))\s*(,|$)/y;
-  let pos = 0;
-  const text = s.trim();
-  while (pos < text.length) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (!m) return undefined;
-    const [, name, str, num] = m;
-    if (str !== undefined) {
-      out[name!] = str.replace(/\\(.)/g, (_, ch: string) => ({ n: '\n', t: '\t', r: '\r', '0': '\0' } as Record<string, string>)[ch] ?? ch);
-    } else {
-      const n = Number(num);
+  const toks = significant(tokenize(s));
+  for (let k = 0; k < toks.length;) {
+    const [name, eq] = [toks[k], toks[k + 1]];
+    if (name?.kind !== 'word' || eq?.text !== '=') return undefined;
+    k += 2;
+    const minus = toks[k]?.text === '-' && toks[k]!.end === toks[k + 1]?.start ? '-' : '';
+    if (minus) k++;
+    const value = toks[k++];
+    if (value?.kind === 'string' && !minus) out[name.text] = stringValue(value.text);
+    else if (value?.kind === 'number' && /^\d+(?:\.\d+)?$/.test(value.text)) {
+      const n = Number(minus + value.text);
       // Large integers would lose digits as a JS number: keep them as text.
-      out[name!] = Number.isSafeInteger(n) || !Number.isInteger(n) ? n : num!;
-    }
-    pos = re.lastIndex;
-    if (m[4] === '') break;
+      out[name.text] = Number.isSafeInteger(n) || !Number.isInteger(n) ? n : minus + value.text;
+    } else return undefined;
+    if (k < toks.length && toks[k++]!.text !== ',') return undefined;
   }
   return out;
 }
@@ -207,33 +194,9 @@ export async function collectBytes(data: Uint8Array | AsyncIterable<Uint8Array>)
  * `settings` per call instead.
  */
 export function refuseSessionStatements(sql: string): void {
-  if (/^\s*(?:--[^\n]*\n\s*|\/\*[\s\S]*?\*\/\s*)*(USE|SET)\s/i.test(sql)) {
+  const first = firstSignificant(sql);
+  if (first?.kind === 'word' && /^(USE|SET)$/i.test(first.text)) {
     throw new EngineError('ENGINE_BAD_REQUEST',
       'USE and SET statements are refused: they would outlive the call; pass the database / settings options instead');
   }
-}
-
-/**
- * Offset of the first `;` outside quotes and comments, or -1. Inline INSERT data is appended to
- * the statement text, and chdb runs `;`-separated statements: data must not end the statement.
- */
-export function topLevelSemicolon(text: string): number {
-  let i = 0;
-  const n = text.length;
-  while (i < n) {
-    const c = text[i]!;
-    if (c === "'" || c === '"' || c === '`') {
-      i++;
-      while (i < n && text[i] !== c) i += text[i] === '\\' ? 2 : 1;
-      i++;
-    } else if (c === '-' && text[i + 1] === '-') {
-      while (i < n && text[i] !== '\n') i++;
-    } else if (c === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2);
-      i = end < 0 ? n : end + 2;
-    } else if (c === ';') {
-      return i;
-    } else i++;
-  }
-  return -1;
 }

@@ -6,7 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Transform } from 'node:stream';
-import { CODES, GatewayError } from './errors.js';
+import { CODES } from '../engine/codes.js';
+import { GatewayError } from './errors.js';
 
 export interface BodyLimits {
   /** Bytes on the wire. */
@@ -16,7 +17,7 @@ export interface BodyLimits {
 }
 
 function tooLarge(what: string, limit: number): GatewayError {
-  return new GatewayError(CODES.TOO_MANY_BYTES, `${what} is larger than ${limit} bytes (rafthouse --max-body-bytes)`, 'TOO_MANY_BYTES');
+  return new GatewayError(CODES.TOO_MANY_BYTES, `${what} is larger than ${limit} bytes (rafthouse --max-body-bytes)`);
 }
 
 function decoder(encoding: string): Transform | undefined {
@@ -90,7 +91,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
         done = true;
         resolve(Buffer.concat(out));
       });
-      inflate.on('error', (e: Error) => fail(new GatewayError(CODES.CANNOT_DECOMPRESS, `Cannot decompress the request body (${encoding}): ${e.message}`, 'CANNOT_DECOMPRESS')));
+      inflate.on('error', (e: Error) => fail(new GatewayError(CODES.CANNOT_DECOMPRESS, `Cannot decompress the request body (${encoding}): ${e.message}`)));
     }
   });
 }

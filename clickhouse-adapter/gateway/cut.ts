@@ -17,8 +17,11 @@
 // Reads waiting at the same time share one round (one hold, one ReadIndex per group), the way the
 // gateway shares barriers.
 
+import { setTimeout as sleep } from 'node:timers/promises';
+import { JITTER, backoffDelay } from '../../protocol/backoff.js';
 import type { ApplyHold } from '../statemachine/statemachine.js';
-import { CODES, GatewayError } from './errors.js';
+import { CODES } from '../engine/codes.js';
+import { GatewayError } from './errors.js';
 
 export interface CutOptions {
   /** Holds apply in these groups of the local state machine and reports their applied indexes. */
@@ -51,7 +54,7 @@ export interface CutStats {
 /** The retryable error of a read that found no cut in time (ClickHouse's TIMEOUT_EXCEEDED). */
 export class CutUnavailableError extends GatewayError {
   constructor(message: string) {
-    super(CODES.TIMEOUT_EXCEEDED, `RH_CUT_UNAVAILABLE: ${message}; the read is safe to retry`, 'TIMEOUT_EXCEEDED');
+    super(CODES.TIMEOUT_EXCEEDED, `RH_CUT_UNAVAILABLE: ${message}; the read is safe to retry`);
   }
 }
 
@@ -105,7 +108,7 @@ export class CutReader {
         // Those that must retry go before the reads that arrived meanwhile (same next round anyway).
         this.pending = [...again, ...this.pending];
         const n = Math.max(...again.map((p) => p.attempts));
-        await new Promise((r) => setTimeout(r, Math.random() * this.backoffMs * n));
+        await sleep(backoffDelay({ initialMs: this.backoffMs, maxMs: this.backoffMs * this.maxAttempts, growth: 'linear', jitter: JITTER.full }, n));
       }
     } finally {
       this.running = false;

@@ -2,66 +2,38 @@
 //   body   "Code: N. DB::Exception: <message>. (NAME) (version V)\n"
 //   header X-ClickHouse-Exception-Code: N, status from ClickHouse's own code -> status table.
 
-import { ClickHouseError, EngineError, clickHouseCodeName } from '../engine/errors.js';
+import { ClickHouseError, CodedError, EngineError } from '../engine/errors.js';
+import { CODES, codeName, codeSet, exceptionText as chExceptionText } from '../engine/codes.js';
 import { RaftdError } from '../../adapters/sdk/client.js';
 import { RouterError } from '../router/ring.js';
-import { RuleError } from '../rules/errors.js';
 
-/** An error the gateway itself raises, carrying a ClickHouse code so clients see a familiar one. */
-export class GatewayError extends Error {
-  readonly codeName: string;
-  constructor(readonly code: number, message: string, name?: string) {
-    super(message);
-    this.codeName = name ?? clickHouseCodeName(code);
-    this.name = 'GatewayError';
-  }
-}
-
-export const CODES = {
-  BAD_ARGUMENTS: 36,
-  NOT_IMPLEMENTED: 48,
-  UNKNOWN_TABLE: 60,
-  SYNTAX_ERROR: 62,
-  UNKNOWN_DATABASE: 81,
-  UNKNOWN_SETTING: 115,
-  READONLY: 164,
-  UNKNOWN_USER: 192,
-  REQUIRED_PASSWORD: 194,
-  NETWORK_ERROR: 210,
-  UNKNOWN_QUERY_PARAMETER: 456,
-  AUTHENTICATION_FAILED: 516,
-  /** ClickHouse's code for coordination (Keeper) failures: the closest match for "raftd could not commit". */
-  KEEPER_EXCEPTION: 999,
-  TIMEOUT_EXCEEDED: 159,
-  CANNOT_DECOMPRESS: 271,
-  TOO_MANY_BYTES: 307,
-  TOO_MANY_ROWS_OR_BYTES: 396,
-  SETTING_CONSTRAINT_VIOLATION: 452,
-  ACCESS_DENIED: 497,
-} as const;
-
-const NAMES: Record<number, string> = {
-  36: 'BAD_ARGUMENTS', 48: 'NOT_IMPLEMENTED', 81: 'UNKNOWN_DATABASE', 164: 'READONLY', 194: 'REQUIRED_PASSWORD',
-  210: 'NETWORK_ERROR', 516: 'AUTHENTICATION_FAILED', 999: 'KEEPER_EXCEPTION', 159: 'TIMEOUT_EXCEEDED',
-};
-
-function nameOf(code: number): string {
-  return NAMES[code] ?? clickHouseCodeName(code);
+/** An error the gateway itself raises, carrying a ClickHouse code (engine/codes.ts) so clients see a familiar one. */
+export class GatewayError extends CodedError {
+  override readonly name = 'GatewayError';
 }
 
 // Modern ClickHouse's exceptionCodeToHTTPStatus (src/Server/HTTP/exceptionCodeToHTTPStatus.cpp).
-const STATUS_400 = new Set([36, 6, 25, 26, 27, 38, 41, 72, 15, 44, 8, 62, 117, 53, 427, 452]);
-const STATUS_404 = new Set([60, 46, 47, 50, 56, 81, 115, 64, 63, 73, 336, 511]);
+const STATUS_400 = codeSet(
+  'BAD_ARGUMENTS', 'CANNOT_PARSE_TEXT', 'CANNOT_PARSE_ESCAPE_SEQUENCE', 'CANNOT_PARSE_QUOTED_STRING', 'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
+  'CANNOT_PARSE_DATE', 'CANNOT_PARSE_DATETIME', 'CANNOT_PARSE_NUMBER', 'DUPLICATE_COLUMN', 'ILLEGAL_COLUMN', 'THERE_IS_NO_COLUMN',
+  'SYNTAX_ERROR', 'INCORRECT_DATA', 'TYPE_MISMATCH', 'CANNOT_COMPILE_REGEXP', 'SETTING_CONSTRAINT_VIOLATION',
+);
+const STATUS_403 = codeSet('UNKNOWN_USER', 'WRONG_PASSWORD', 'AUTHENTICATION_FAILED', 'SET_NON_GRANTED_ROLE', 'ACCESS_DENIED', 'DATABASE_ACCESS_DENIED');
+const STATUS_404 = codeSet(
+  'UNKNOWN_TABLE', 'UNKNOWN_FUNCTION', 'UNKNOWN_IDENTIFIER', 'UNKNOWN_TYPE', 'UNKNOWN_STORAGE', 'UNKNOWN_DATABASE', 'UNKNOWN_SETTING',
+  'UNKNOWN_DIRECTION_OF_SORTING', 'UNKNOWN_AGGREGATE_FUNCTION', 'UNKNOWN_FORMAT', 'UNKNOWN_DATABASE_ENGINE', 'UNKNOWN_TYPE_OF_QUERY', 'UNKNOWN_ROLE',
+);
+const STATUS_503 = codeSet('SOCKET_TIMEOUT', 'CANNOT_OPEN_FILE', 'CANNOT_SCHEDULE_TASK');
 export function httpStatusFor(code: number): number {
-  if (code === 194) return 401;
-  if (code === 192 || code === 193 || code === 516 || code === 512 || code === 497 || code === 291) return 403;
+  if (code === CODES.REQUIRED_PASSWORD) return 401;
+  if (STATUS_403.has(code)) return 403;
   if (STATUS_400.has(code)) return 400;
   if (STATUS_404.has(code)) return 404;
-  if (code === 307) return 413;
-  if (code === 202) return 429;
-  if (code === 48) return 501;
-  if (code === 209 || code === 76 || code === 439) return 503; // SOCKET_TIMEOUT, CANNOT_OPEN_FILE, CANNOT_SCHEDULE_TASK
-  if (code === 159) return 408;
+  if (code === CODES.TOO_MANY_BYTES) return 413;
+  if (code === CODES.TOO_MANY_SIMULTANEOUS_QUERIES) return 429;
+  if (code === CODES.NOT_IMPLEMENTED) return 501;
+  if (STATUS_503.has(code)) return 503;
+  if (code === CODES.TIMEOUT_EXCEEDED) return 408;
   return 500;
 }
 
@@ -73,26 +45,34 @@ export interface ClickHouseFault {
 
 /** Maps anything thrown below the HTTP layer to ClickHouse's code, name and message. */
 export function toFault(e: unknown): ClickHouseFault {
-  if (e instanceof GatewayError || e instanceof RuleError) return { code: e.code, name: e.codeName, message: e.message };
-  if (e instanceof ClickHouseError) return { code: e.code, name: e.name === 'Error' || !/^[A-Z]/.test(e.name) ? nameOf(e.code) : e.name, message: e.message };
+  if (e instanceof CodedError) return { code: e.code, name: e.codeName, message: e.message };
+  if (e instanceof ClickHouseError) return { code: e.code, name: e.name === 'Error' || !/^[A-Z]/.test(e.name) ? codeName(e.code) : e.name, message: e.message };
   if (e instanceof RaftdError) {
     // The state machine's refusal of an entry: "CLICKHOUSE_<n>" carries ClickHouse's own code.
     const m = /^CLICKHOUSE_(\d+)$/.exec(e.code);
     if (m) {
       const code = Number(m[1]);
       const inner = /DB::Exception:\s*([\s\S]*?)(?:\s*\([A-Z][A-Z0-9_]+\))?(?:\s*\(version [^)]*\))?\s*$/.exec(e.message);
-      return { code, name: nameOf(code), message: (inner ? inner[1]! : e.message).replace(/\.$/, '') };
+      return { code, name: codeName(code), message: (inner ? inner[1]! : e.message).replace(/\.$/, '') };
     }
-    if (e.code === 'RH_UNSUPPORTED' || e.code === 'RH_CROSS_DATABASE' || e.code === 'RH_BAD_ENTRY') return { code: 36, name: 'BAD_ARGUMENTS', message: `${e.code}: ${e.message}` };
-    if (e.code === 'TIMEOUT') return { code: 159, name: 'TIMEOUT_EXCEEDED', message: `raftd: ${e.message}` };
-    if (e.code === 'UNREACHABLE') return { code: 210, name: 'NETWORK_ERROR', message: `raftd: ${e.message}` };
-    return { code: 999, name: 'KEEPER_EXCEPTION', message: `raftd ${e.code}: ${e.message}` };
+    if (e.code === 'RH_UNSUPPORTED' || e.code === 'RH_CROSS_DATABASE' || e.code === 'RH_BAD_ENTRY') return fault('BAD_ARGUMENTS', `${e.code}: ${e.message}`);
+    if (e.code === 'TIMEOUT') return fault('TIMEOUT_EXCEEDED', `raftd: ${e.message}`);
+    if (e.code === 'UNREACHABLE') return fault('NETWORK_ERROR', `raftd: ${e.message}`);
+    return fault('KEEPER_EXCEPTION', `raftd ${e.code}: ${e.message}`);
   }
-  if (e instanceof RouterError) return { code: 36, name: 'BAD_ARGUMENTS', message: `${e.code}: ${e.message}` };
-  if (e instanceof EngineError) return { code: e.code === 'ENGINE_FORMAT_UNSUPPORTED' ? 48 : e.code === 'ENGINE_BAD_REQUEST' ? 36 : 1002, name: e.code === 'ENGINE_FORMAT_UNSUPPORTED' ? 'NOT_IMPLEMENTED' : e.code === 'ENGINE_BAD_REQUEST' ? 'BAD_ARGUMENTS' : 'UNKNOWN_EXCEPTION', message: `${e.code}: ${e.message}` };
-  return { code: 1002, name: 'UNKNOWN_EXCEPTION', message: (e as Error)?.message ?? String(e) };
+  if (e instanceof RouterError) return fault('BAD_ARGUMENTS', `${e.code}: ${e.message}`);
+  if (e instanceof EngineError) {
+    const name = e.code === 'ENGINE_FORMAT_UNSUPPORTED' ? 'NOT_IMPLEMENTED' : e.code === 'ENGINE_BAD_REQUEST' ? 'BAD_ARGUMENTS' : 'UNKNOWN_EXCEPTION';
+    return fault(name, `${e.code}: ${e.message}`);
+  }
+  return fault('UNKNOWN_EXCEPTION', (e as Error)?.message ?? String(e));
 }
 
+function fault(name: keyof typeof CODES, message: string): ClickHouseFault {
+  return { code: CODES[name], name, message };
+}
+
+/** The body of an HTTP error answer, as a ClickHouse server of `version` writes it. */
 export function exceptionText(f: ClickHouseFault, version: string): string {
-  return `Code: ${f.code}. DB::Exception: ${f.message}. (${f.name}) (version ${version})\n`;
+  return chExceptionText(f.code, f.message, { name: f.name, version });
 }

@@ -21,8 +21,10 @@ import type { EntryHeader } from '../statemachine/entry.js';
 import { dataDb, INTERNAL_TABLE_PREFIX } from '../statemachine/naming.js';
 import type { HashRing } from '../router/ring.js';
 import { splitJsonEachRow } from '../router/split.js';
-import { CODES, GatewayError } from './errors.js';
-import { extractSettings, insertDataOffset, replaceCalls, significant, tokenize } from './lexer.js';
+import { CODES, codeSet } from '../engine/codes.js';
+import { GatewayError } from './errors.js';
+import { extractSettings, insertDataOffset, replaceCalls } from './lexer.js';
+import { significant, tokenize } from '../sql/scanner.js';
 import type { ParsedStatement, SqlParser, TableRef } from './parse.js';
 import { ReadViews } from './views.js';
 import { DEFAULT_READ_LIMITS, checkStatementSettings, killAfterMs, readSettings } from './limits.js';
@@ -214,7 +216,7 @@ export function utf8Text(b: Buffer, what: string): string {
   try {
     return utf8Strict.decode(b);
   } catch {
-    throw new GatewayError(CODES.BAD_ARGUMENTS, `${what} is not valid UTF-8; send binary strings in a row format (JSONEachRow, TabSeparated, CSV) with the statement in the URL`, 'BAD_ARGUMENTS');
+    throw new GatewayError(CODES.BAD_ARGUMENTS, `${what} is not valid UTF-8; send binary strings in a row format (JSONEachRow, TabSeparated, CSV) with the statement in the URL`);
   }
 }
 
@@ -249,7 +251,7 @@ function readQuery(opts: ReadOpts): QueryOptions {
 
 function checkResultBytes(bytes: number, limits: ReadLimits): void {
   if (limits.maxResultBytes > 0 && bytes > limits.maxResultBytes) {
-    throw new GatewayError(CODES.TOO_MANY_ROWS_OR_BYTES, `Limit for result exceeded, max bytes: ${limits.maxResultBytes}, current bytes: ${bytes}`, 'TOO_MANY_ROWS_OR_BYTES');
+    throw new GatewayError(CODES.TOO_MANY_ROWS_OR_BYTES, `Limit for result exceeded, max bytes: ${limits.maxResultBytes}, current bytes: ${bytes}`);
   }
 }
 
@@ -263,7 +265,7 @@ async function* withFinally<T>(source: AsyncIterable<T>, after: () => void): Asy
 }
 
 /** Codes after which a read is retried once with freshly synced views (a view missing or stale). */
-const VIEW_MISS_CODES = new Set([60, 47, 16, 10]);
+const VIEW_MISS_CODES = codeSet('UNKNOWN_TABLE', 'UNKNOWN_IDENTIFIER', 'NO_SUCH_COLUMN_IN_TABLE', 'NOT_FOUND_COLUMN_IN_BLOCK');
 
 export class Gateway {
   readonly userDb: string;
@@ -363,7 +365,7 @@ export class Gateway {
       const settings = readSettings(req.settings, limits);
       const text = this.running.sandboxProcesses(sql, stmt, database, this.o.readEngine, user);
       if (this.running.size >= (this.o.maxConcurrentQueries ?? 32)) {
-        throw new GatewayError(202, `Too many simultaneous queries. Maximum: ${this.o.maxConcurrentQueries ?? 32}`, 'TOO_MANY_SIMULTANEOUS_QUERIES');
+        throw new GatewayError(CODES.TOO_MANY_SIMULTANEOUS_QUERIES, `Too many simultaneous queries. Maximum: ${this.o.maxConcurrentQueries ?? 32}`);
       }
       const ticket = this.running.start(user, queryId, req.signal);
       let streaming = false;
@@ -494,7 +496,7 @@ export class Gateway {
    */
   private async refuseUnknownDatabase(database: string): Promise<void> {
     const found = await queryRows<{ n: number }>(this.o.engine, `SELECT count() AS n FROM system.databases WHERE name = ${quoteString(database)}`);
-    if (!found[0]?.n) throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${database} does not exist`, 'UNKNOWN_DATABASE');
+    if (!found[0]?.n) throw new GatewayError(CODES.UNKNOWN_DATABASE, `Database ${database} does not exist`);
   }
 
   private writeRules(): WriteContext {
@@ -987,7 +989,7 @@ export class Gateway {
       const types = new Map(info.columns.map((c) => [c.name, c.type]));
       const structure = given.map((c) => {
         const t = types.get(c);
-        if (!t) throw new GatewayError(16, `No such column ${c} in table ${this.userDb}.${table}`, 'NO_SUCH_COLUMN_IN_TABLE');
+        if (!t) throw new GatewayError(CODES.NO_SUCH_COLUMN_IN_TABLE, `No such column ${c} in table ${this.userDb}.${table}`);
         return `${quoteIdent(c)} ${t}`;
       }).join(', ');
       const text = utf8Text(data, 'The VALUES data');
@@ -995,7 +997,7 @@ export class Gateway {
       const toks = significant(tokenize(text));
       const semi = toks.findIndex((t) => t.text === ';');
       if (semi >= 0 && semi < toks.length - 1) {
-        throw new GatewayError(CODES.SYNTAX_ERROR, 'Multi-statements are not allowed: text follows the VALUES rows after ";"', 'SYNTAX_ERROR');
+        throw new GatewayError(CODES.SYNTAX_ERROR, 'Multi-statements are not allowed: text follows the VALUES rows after ";"');
       }
       // Quoted literals, not bound parameters: chdb runs parameterized calls one at a time per process.
       payload = await this.o.readEngine.query(`SELECT * FROM format(Values, ${quoteString(structure)}, ${quoteString(text)})`,

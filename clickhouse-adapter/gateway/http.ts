@@ -23,8 +23,9 @@ import { contentType } from './formats.js';
 import type { Settings } from '../engine/types.js';
 import { utf8Text } from './gateway.js';
 import type { Endpoint, Gateway } from './gateway.js';
-import { CODES, GatewayError, exceptionText, httpStatusFor, toFault } from './errors.js';
-import { significant, tokenize } from './lexer.js';
+import { CODES } from '../engine/codes.js';
+import { GatewayError, exceptionText, httpStatusFor, toFault } from './errors.js';
+import { significant, tokenize } from '../sql/scanner.js';
 
 export interface HttpOptions {
   gateway: Gateway;
@@ -64,11 +65,11 @@ async function formFields(body: Buffer, type: string, params: URLSearchParams): 
   try {
     form = await new Response(body, { headers: { 'content-type': type } }).formData();
   } catch (e) {
-    throw new GatewayError(CODES.BAD_ARGUMENTS, `Cannot parse the multipart/form-data body: ${(e as Error).message}`, 'BAD_ARGUMENTS');
+    throw new GatewayError(CODES.BAD_ARGUMENTS, `Cannot parse the multipart/form-data body: ${(e as Error).message}`);
   }
   for (const [name, value] of form) {
     if (typeof value !== 'string') {
-      throw new GatewayError(CODES.NOT_IMPLEMENTED, `External data table '${name}' (a file part of the multipart body) is not supported by RaftHouse: the embedded engine cannot attach a temporary table to a query; insert the rows into a table, or pass them as a parameter or with the format() table function`, 'NOT_IMPLEMENTED');
+      throw new GatewayError(CODES.NOT_IMPLEMENTED, `External data table '${name}' (a file part of the multipart body) is not supported by RaftHouse: the embedded engine cannot attach a temporary table to a query; insert the rows into a table, or pass them as a parameter or with the format() table function`);
     }
     if (!params.has(name)) params.set(name, value);
   }
@@ -228,7 +229,7 @@ export class GatewayHttp {
     try {
       if (url.pathname === '/ping' || url.pathname === '/') {
         if (url.pathname === '/ping' || (req.method !== 'POST' && !url.searchParams.has('query'))) {
-          if (req.method !== 'GET' && req.method !== 'HEAD') throw new GatewayError(1, `method ${req.method} is not allowed on ${url.pathname}`, 'UNSUPPORTED_METHOD');
+          if (req.method !== 'GET' && req.method !== 'HEAD') throw new GatewayError(CODES.UNSUPPORTED_METHOD, `method ${req.method} is not allowed on ${url.pathname}`);
           res.writeHead(200, { 'content-type': 'text/html; charset=UTF-8', 'content-length': 4 });
           res.end(req.method === 'HEAD' ? undefined : 'Ok.\n');
           return;
@@ -238,7 +239,7 @@ export class GatewayHttp {
         res.end(`There is no handle ${url.pathname}\n`);
         return;
       }
-      if (req.method !== 'GET' && req.method !== 'POST') throw new GatewayError(1, `method ${req.method} is not allowed`, 'UNSUPPORTED_METHOD');
+      if (req.method !== 'GET' && req.method !== 'POST') throw new GatewayError(CODES.UNSUPPORTED_METHOD, `method ${req.method} is not allowed`);
       const user = this.authenticate(req, url);
       const endpoint = this.endpointFor(byPort, req.headers.host);
       const cap = this.o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -253,7 +254,7 @@ export class GatewayHttp {
 
       for (const k of ['compress', 'decompress']) {
         if (url.searchParams.get(k) === '1') {
-          throw new GatewayError(CODES.NOT_IMPLEMENTED, `${k}=1 (ClickHouse's native block compression) is not supported by RaftHouse; use enable_http_compression=1 with Accept-Encoding, or Content-Encoding for the request body`, 'NOT_IMPLEMENTED');
+          throw new GatewayError(CODES.NOT_IMPLEMENTED, `${k}=1 (ClickHouse's native block compression) is not supported by RaftHouse; use enable_http_compression=1 with Accept-Encoding, or Content-Encoding for the request body`);
         }
       }
       const settings: Settings = {};
@@ -276,7 +277,7 @@ export class GatewayHttp {
       } else {
         sql = utf8Text(body, 'The query');
       }
-      if (sql.trim() === '') throw new GatewayError(CODES.SYNTAX_ERROR, 'Empty query', 'SYNTAX_ERROR');
+      if (sql.trim() === '') throw new GatewayError(CODES.SYNTAX_ERROR, 'Empty query');
       const database = url.searchParams.get('database') ?? undefined;
       const format = url.searchParams.get('default_format') ?? undefined;
       const sessionId = url.searchParams.get('session_id');
@@ -316,7 +317,7 @@ export class GatewayHttp {
     } catch (e) {
       const f = toFault(e);
       const plain = Buffer.from(exceptionText(f, this.o.version));
-      if (f.code === 1002) this.o.log?.(`gateway: unexpected error: ${(e as Error)?.stack ?? String(e)}`);
+      if (f.code === CODES.UNKNOWN_EXCEPTION) this.o.log?.(`gateway: unexpected error: ${(e as Error)?.stack ?? String(e)}`);
       if (res.headersSent) {
         res.end(plain);
         return;

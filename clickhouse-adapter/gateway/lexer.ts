@@ -1,67 +1,10 @@
-// A ClickHouse SQL tokenizer: just enough lexing to find the boundaries the parser's output does not
-// give (where an INSERT's inline data starts, the SETTINGS clause of a canonical statement) and to
-// replace a function call token by a literal. Classification never relies on it: that is the real
+// What the gateway reads from SQL tokens (the scanner: sql/scanner.ts): the boundaries the parser's
+// output does not give (where an INSERT's inline data starts, the SETTINGS clause of a canonical
+// statement) and replacing a function call token by a literal. Classification never relies on it: that is the real
 // parser's job (parse.ts). Everything here runs on ClickHouse's own canonical text (formatQuery) except
 // dataOffset(), which needs the user's text.
 
-export type TokenKind = 'word' | 'quoted' | 'string' | 'number' | 'punct' | 'space' | 'comment';
-
-export interface Token {
-  kind: TokenKind;
-  text: string;
-  start: number;
-  end: number;
-}
-
-export function tokenize(sql: string): Token[] {
-  const out: Token[] = [];
-  let i = 0;
-  const n = sql.length;
-  const push = (kind: TokenKind, start: number, end: number) => out.push({ kind, text: sql.slice(start, end), start, end });
-  while (i < n) {
-    const c = sql[i]!;
-    const start = i;
-    if (/\s/.test(c)) {
-      while (i < n && /\s/.test(sql[i]!)) i++;
-      push('space', start, i);
-    } else if (c === '-' && sql[i + 1] === '-' || c === '#' && sql[i + 1] === ' ') {
-      while (i < n && sql[i] !== '\n') i++;
-      push('comment', start, i);
-    } else if (c === '/' && sql[i + 1] === '*') {
-      const e = sql.indexOf('*/', i + 2);
-      i = e < 0 ? n : e + 2;
-      push('comment', start, i);
-    } else if (c === "'" || c === '`' || c === '"') {
-      i++;
-      while (i < n) {
-        const d = sql[i]!;
-        if (d === '\\') { i += 2; continue; }
-        if (d === c) {
-          if (sql[i + 1] === c) { i += 2; continue; }
-          i++;
-          break;
-        }
-        i++;
-      }
-      push(c === "'" ? 'string' : 'quoted', start, i);
-    } else if (/[A-Za-z_]/.test(c)) {
-      while (i < n && /[A-Za-z0-9_$]/.test(sql[i]!)) i++;
-      push('word', start, i);
-    } else if (/[0-9]/.test(c)) {
-      while (i < n && /[0-9A-Za-z_.]/.test(sql[i]!)) i++;
-      push('number', start, i);
-    } else {
-      i++;
-      push('punct', start, i);
-    }
-  }
-  return out;
-}
-
-/** The tokens that carry meaning (no spaces, no comments). */
-export function significant(tokens: Token[]): Token[] {
-  return tokens.filter((t) => t.kind !== 'space' && t.kind !== 'comment');
-}
+import { significant, stringValue, tokenize, type Token } from '../sql/scanner.js';
 
 /**
  * Where an INSERT's inline data begins in the user's text: after `FORMAT <name>` (and one line break
@@ -99,7 +42,7 @@ export interface SettingsClause {
 }
 
 function literalValue(t: Token): string | number {
-  if (t.kind === 'string') return t.text.slice(1, -1).replace(/\\(.)/g, '$1').replace(/''/g, "'");
+  if (t.kind === 'string') return stringValue(t.text);
   if (t.kind === 'number' && /^-?[0-9]+(\.[0-9]+)?$/.test(t.text)) return Number(t.text);
   return t.text;
 }

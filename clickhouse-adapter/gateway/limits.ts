@@ -4,8 +4,9 @@
 // its own, so a limit holds whatever the statement says.
 
 import type { Settings } from '../engine/types.js';
-import { CODES, GatewayError } from './errors.js';
-import { tokenize } from './lexer.js';
+import { CODES } from '../engine/codes.js';
+import { GatewayError } from './errors.js';
+import { identifierName, tokenize } from '../sql/scanner.js';
 
 export interface ReadLimits {
   /** Seconds; ClickHouse's max_execution_time. 0: none. */
@@ -38,7 +39,7 @@ const FORBIDDEN = new Set(['max_memory_usage_for_user', 'max_server_memory_usage
 
 function violation(name: string, limit: number): GatewayError {
   return new GatewayError(CODES.SETTING_CONSTRAINT_VIOLATION,
-    `Setting ${name} shouldn't be greater than ${limit} (the gateway's limit for this user)`, 'SETTING_CONSTRAINT_VIOLATION');
+    `Setting ${name} shouldn't be greater than ${limit} (the gateway's limit for this user)`);
 }
 
 function checkValue(name: string, raw: string, limit: number): number {
@@ -57,7 +58,7 @@ export function readSettings(client: Settings | undefined, limits: ReadLimits): 
   for (const [k, v] of Object.entries(client ?? {})) {
     const name = k.toLowerCase();
     if (name === 'readonly' && (String(v) === '1' || String(v) === '2')) continue; // the session is readonly=2 anyway
-    if (FORBIDDEN.has(name)) throw new GatewayError(CODES.READONLY, `Cannot modify '${k}' setting in readonly mode`, 'READONLY');
+    if (FORBIDDEN.has(name)) throw new GatewayError(CODES.READONLY, `Cannot modify '${k}' setting in readonly mode`);
     const limit = LIMITED.get(name);
     out[k] = limit ? checkValue(k, String(v), limits[limit]) : v;
   }
@@ -78,9 +79,9 @@ export function checkStatementSettings(sql: string, limits: ReadLimits): void {
   for (let i = 0; i + 2 < tokens.length; i++) {
     const t = tokens[i]!;
     if (t.kind !== 'word' && t.kind !== 'quoted') continue;
-    const name = (t.kind === 'quoted' ? t.text.slice(1, -1) : t.text).toLowerCase();
+    const name = identifierName(t.text).toLowerCase();
     if (tokens[i + 1]!.text !== '=') continue;
-    if (FORBIDDEN.has(name) && name !== 'readonly') throw new GatewayError(CODES.READONLY, `Cannot modify '${name}' setting in readonly mode`, 'READONLY');
+    if (FORBIDDEN.has(name) && name !== 'readonly') throw new GatewayError(CODES.READONLY, `Cannot modify '${name}' setting in readonly mode`);
     const limit = LIMITED.get(name);
     if (!limit) continue;
     const value = tokens[i + 2]!;

@@ -12,7 +12,7 @@
 
 import type { ClickHouseEngine } from '../engine/types.js';
 import { quoteIdent, quoteString } from '../engine/sql.js';
-import { tokenize } from './lexer.js';
+import { identifierName, tokenize } from '../sql/scanner.js';
 
 export interface AstNode {
   type: string;
@@ -193,7 +193,7 @@ export function substituteParams(canonical: string, params: Readonly<Record<stri
       else if (x.text === '}' && depth === 0) break;
     }
     if (j >= tokens.length) break;
-    const key = name.kind === 'quoted' ? name.text.slice(1, -1) : name.text;
+    const key = identifierName(name.text);
     const type = canonical.slice(colon.end, tokens[j]!.start).trim();
     const value = params[key];
     if (value !== undefined) {

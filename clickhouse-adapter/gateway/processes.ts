@@ -9,8 +9,9 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine } from '../engine/types.js';
-import { CODES, GatewayError } from './errors.js';
-import { tokenize } from './lexer.js';
+import { CODES } from '../engine/codes.js';
+import { GatewayError } from './errors.js';
+import { identifierName, stringValue, tokenize } from '../sql/scanner.js';
 import type { ParsedStatement } from './parse.js';
 
 interface Running {
@@ -84,8 +85,8 @@ export class RunningQueries {
     const name = (i: number): string => {
       const t = tokens[i];
       if (!t) return '';
-      if (t.kind === 'quoted') return t.text.slice(1, -1).toLowerCase();
-      return t.kind === 'word' || t.kind === 'string' ? t.text.replace(/^'|'$/g, '').toLowerCase() : '';
+      if (t.kind === 'quoted' || t.kind === 'word') return identifierName(t.text).toLowerCase();
+      return t.kind === 'string' ? stringValue(t.text).toLowerCase() : '';
     };
     let out = '';
     let at = 0;
@@ -103,7 +104,7 @@ export class RunningQueries {
     }
     const system = tokens.some((_, i) => name(i) === 'system');
     if ((touches && replaced === 0) || mentions > replaced || (system && mentions > 0 && replaced === 0)) {
-      throw new GatewayError(CODES.ACCESS_DENIED, 'system.processes can be read only as system.processes (it shows the caller\'s own queries)', 'ACCESS_DENIED');
+      throw new GatewayError(CODES.ACCESS_DENIED, 'system.processes can be read only as system.processes (it shows the caller\'s own queries)');
     }
     return replaced ? out + sql.slice(at) : sql;
   }

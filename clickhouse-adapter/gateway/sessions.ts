@@ -6,6 +6,7 @@
 // after its last request ended, and `session_check=1` refuses to open one (372 SESSION_NOT_FOUND).
 
 import type { ClickHouseEngine, EngineSession } from '../engine/types.js';
+import { CODES } from '../engine/codes.js';
 import { GatewayError } from './errors.js';
 
 export interface SessionOptions {
@@ -62,16 +63,16 @@ export class SessionRegistry {
   /** Takes the session for one request, opening it unless session_check; throws 372/373/374/202. */
   acquire(req: SessionRequest): SessionLease {
     if (!SESSION_ID_RE.test(req.id)) {
-      throw new GatewayError(36, 'session_id must be 1 to 128 letters, digits or _.:@+-', 'BAD_ARGUMENTS');
+      throw new GatewayError(CODES.BAD_ARGUMENTS, 'session_id must be 1 to 128 letters, digits or _.:@+-');
     }
     const timeoutMs = this.timeoutMs(req.timeout);
     const key = `${req.user}\u0000${req.id}`;
     let e = this.entries.get(key);
-    if (e?.busy) throw new GatewayError(373, `Session ${req.id} is locked by a concurrent client`, 'SESSION_IS_LOCKED');
+    if (e?.busy) throw new GatewayError(CODES.SESSION_IS_LOCKED, `Session ${req.id} is locked by a concurrent client`);
     if (!e) {
-      if (req.check) throw new GatewayError(372, `Session ${req.id} not found`, 'SESSION_NOT_FOUND');
+      if (req.check) throw new GatewayError(CODES.SESSION_NOT_FOUND, `Session ${req.id} not found`);
       if (this.entries.size >= this.o.maxSessions) {
-        throw new GatewayError(202, `Too many simultaneous sessions on this node. Maximum: ${this.o.maxSessions}`, 'TOO_MANY_SIMULTANEOUS_QUERIES');
+        throw new GatewayError(CODES.TOO_MANY_SIMULTANEOUS_QUERIES, `Too many simultaneous sessions on this node. Maximum: ${this.o.maxSessions}`);
       }
       e = { session: this.engine.openSession(Math.ceil(timeoutMs / 1000)), busy: false, timeoutMs, timer: undefined, temporary: new Set() };
       this.entries.set(key, e);
@@ -100,10 +101,10 @@ export class SessionRegistry {
     if (raw === undefined || raw === '') return this.o.defaultTimeoutSeconds * 1000;
     const s = Number(raw);
     if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(s) || s <= 0) {
-      throw new GatewayError(374, `Invalid session timeout: '${raw.slice(0, 32)}'`, 'INVALID_SESSION_TIMEOUT');
+      throw new GatewayError(CODES.INVALID_SESSION_TIMEOUT, `Invalid session timeout: '${raw.slice(0, 32)}'`);
     }
     if (s > this.o.maxTimeoutSeconds) {
-      throw new GatewayError(374, `Session timeout ${s} is larger than max_session_timeout: ${this.o.maxTimeoutSeconds}. Maximum session timeout could be modified in configuration file.`, 'INVALID_SESSION_TIMEOUT');
+      throw new GatewayError(CODES.INVALID_SESSION_TIMEOUT, `Session timeout ${s} is larger than max_session_timeout: ${this.o.maxTimeoutSeconds}. Maximum session timeout could be modified in configuration file.`);
     }
     return Math.round(s * 1000);
   }

@@ -5,8 +5,7 @@
 // are gone, keywords are upper case and in one order, so a token scan of it cannot be fooled by spelling.
 
 import type { AstNode, ParsedStatement, TableRef } from '../gateway/parse.js';
-import { significant, tokenize } from '../gateway/lexer.js';
-import type { Token } from '../gateway/lexer.js';
+import { identifierName, significant, tokenize, type Token } from '../sql/scanner.js';
 
 export type { AstNode, ParsedStatement, TableRef, Token };
 export type SettingValue = string | number;
@@ -19,10 +18,7 @@ export function walk(n: AstNode, f: (n: AstNode, path: readonly AstNode[]) => vo
 }
 
 export function unquote(s: string): string {
-  if (s.length >= 2 && (s[0] === '`' || s[0] === '"') && s[s.length - 1] === s[0]) {
-    return s.slice(1, -1).replace(/\\(.)/g, '$1').replace(new RegExp(`${s[0]}${s[0]}`, 'g'), s[0]);
-  }
-  return s;
+  return s.length >= 2 && (s[0] === '`' || s[0] === '"') && s[s.length - 1] === s[0] ? identifierName(s) : s;
 }
 
 /** `db.t`, `t`, and the backquoted forms EXPLAIN AST prints for odd names. */

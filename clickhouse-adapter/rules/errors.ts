@@ -11,40 +11,23 @@
 //                                every replica from the log alone (TEMPORARY tables, refreshable views).
 //    36 BAD_ARGUMENTS            the statement could be written another way that RaftHouse accepts
 //                                (a non-deterministic function, a qualified name, no ENGINE given).
+// (Numbers and names: engine/codes.ts.)
 
-export const RULE_CODES = {
-  BAD_ARGUMENTS: 36,
-  NOT_IMPLEMENTED: 48,
-  INTO_OUTFILE_NOT_ALLOWED: 358,
-  ACCESS_DENIED: 497,
-} as const;
+import { CODES } from '../engine/codes.js';
+import { CodedError } from '../engine/errors.js';
 
-const NAMES: Readonly<Record<number, string>> = {
-  36: 'BAD_ARGUMENTS', 48: 'NOT_IMPLEMENTED', 358: 'INTO_OUTFILE_NOT_ALLOWED', 497: 'ACCESS_DENIED',
-};
-
-export class RuleError extends Error {
-  readonly codeName: string;
-  constructor(readonly code: number, message: string) {
-    super(message);
-    this.codeName = NAMES[code] ?? 'UNKNOWN_EXCEPTION';
-    this.name = 'RuleError';
-  }
-
-  /** ClickHouse's exception text, as an entry result carries it (the gateway's toFault reads it back). */
-  exceptionText(): string {
-    return `Code: ${this.code}. DB::Exception: ${this.message}. (${this.codeName})`;
-  }
+export class RuleError extends CodedError {
+  override readonly name = 'RuleError';
 }
 
 export function denied(message: string): never {
-  throw new RuleError(RULE_CODES.ACCESS_DENIED, `Not enough privileges: ${message}`);
+  throw new RuleError(CODES.ACCESS_DENIED, `Not enough privileges: ${message}`);
 }
 
 export function notReplicable(message: string): never {
-  throw new RuleError(RULE_CODES.NOT_IMPLEMENTED, message);
+  throw new RuleError(CODES.NOT_IMPLEMENTED, message);
 }
 
 export function badArguments(message: string): never {
-  throw new RuleError(RULE_CODES.BAD_ARGUMENTS, message);
+  throw new RuleError(CODES.BAD_ARGUMENTS, message);
 }

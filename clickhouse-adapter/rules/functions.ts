@@ -10,7 +10,7 @@
 
 import type { ClickHouseEngine } from '../engine/types.js';
 import { queryRows } from '../engine/sql.js';
-import { significant, tokenize } from '../gateway/lexer.js';
+import { significant, tokenize } from '../sql/scanner.js';
 import { denied } from './errors.js';
 
 /**

@@ -9,7 +9,7 @@
 //   settings.ts    user settings in statements and SET
 //   errors.ts      RuleError with the ClickHouse code a server would answer
 
-export { RuleError, RULE_CODES } from './errors.js';
+export { RuleError } from './errors.js';
 export { checkWrite, checkInputFormat, INPUT_FORMATS, PINNABLE } from './statements.js';
 export type { WriteContext, WriteKind } from './statements.js';
 export { checkRead, checkSessionStatement } from './reads.js';

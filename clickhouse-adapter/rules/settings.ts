@@ -16,14 +16,11 @@
 // that is no setting name at all. The same function runs in the gateway (refused up front) and in the
 // state machine (refused at apply, identically on every replica: it depends on the entry alone).
 
-import { ClickHouseError } from '../engine/errors.js';
-import { significant, tokenize } from '../gateway/lexer.js';
+import { clickHouseError, type ClickHouseError } from '../engine/errors.js';
+import { significant, tokenize } from '../sql/scanner.js';
 
 export type SettingsPlace = 'entry' | 'set' | 'read';
 export type SettingInput = string | number | boolean;
-
-export const SETTING_CONSTRAINT_VIOLATION = 452;
-export const UNKNOWN_SETTING = 115;
 
 type ValueRule =
   | { type: 'bool' }
@@ -185,14 +182,12 @@ export const APPLY_BOUNDS: Readonly<Record<string, string | number>> = {
 
 function refused(name: string, why: string): ClickHouseError {
   const message = `Setting ${name} should not be changed: ${why}`;
-  return new ClickHouseError(SETTING_CONSTRAINT_VIOLATION, 'SETTING_CONSTRAINT_VIOLATION', message,
-    `Code: ${SETTING_CONSTRAINT_VIOLATION}. DB::Exception: ${message}. (SETTING_CONSTRAINT_VIOLATION)`);
+  return clickHouseError('SETTING_CONSTRAINT_VIOLATION', message);
 }
 
 function badValue(name: string, value: SettingInput, want: string): ClickHouseError {
   const message = `Setting ${name} shouldn't be ${JSON.stringify(value)}: ${want}`;
-  return new ClickHouseError(SETTING_CONSTRAINT_VIOLATION, 'SETTING_CONSTRAINT_VIOLATION', message,
-    `Code: ${SETTING_CONSTRAINT_VIOLATION}. DB::Exception: ${message}. (SETTING_CONSTRAINT_VIOLATION)`);
+  return clickHouseError('SETTING_CONSTRAINT_VIOLATION', message);
 }
 
 function checkValue(name: string, value: SettingInput, rule: ValueRule): void {
@@ -250,7 +245,7 @@ export function checkSettings(settings: Record<string, SettingInput>, where: Set
   for (const [name, value] of Object.entries(settings)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(name)) {
       const message = `Unknown setting ${JSON.stringify(name.slice(0, 64))}`;
-      throw new ClickHouseError(UNKNOWN_SETTING, 'UNKNOWN_SETTING', message, `Code: ${UNKNOWN_SETTING}. DB::Exception: ${message}. (UNKNOWN_SETTING)`);
+      throw clickHouseError('UNKNOWN_SETTING', message);
     }
     const rule = settingRule(name, where);
     if (!rule) {

@@ -4,7 +4,8 @@
 
 import type { AstNode, TableRef, Token } from './ast.js';
 import { isWord, tableRef, walk } from './ast.js';
-import { RULE_CODES, RuleError, denied } from './errors.js';
+import { RuleError, denied } from './errors.js';
+import { CODES } from '../engine/codes.js';
 import { checkScalarFunction, checkTableFunction } from './functions.js';
 
 export interface TreeRules {
@@ -40,7 +41,7 @@ export function checkTree(root: AstNode, r: TreeRules): void {
 export function checkFileClauses(toks: Token[]): void {
   for (let i = 0; i + 2 < toks.length; i++) {
     if (isWord(toks[i], 'INTO') && isWord(toks[i + 1], 'OUTFILE') && toks[i + 2]!.kind === 'string') {
-      throw new RuleError(RULE_CODES.INTO_OUTFILE_NOT_ALLOWED, 'INTO OUTFILE is not allowed: RaftHouse returns results to the client only');
+      throw new RuleError(CODES.INTO_OUTFILE_NOT_ALLOWED, 'INTO OUTFILE is not allowed: RaftHouse returns results to the client only');
     }
     if (isWord(toks[i], 'FROM') && isWord(toks[i + 1], 'INFILE') && toks[i + 2]!.kind === 'string') {
       denied('FROM INFILE reads a server file; send the data with the request instead');

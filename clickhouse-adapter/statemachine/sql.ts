@@ -3,6 +3,7 @@
 // target must be qualified. Everything else runs with `database = rh_g<g>` and needs no rewrite.
 
 import { ChsmError } from './errors.js';
+import { identifierName, scanToken } from '../sql/scanner.js';
 
 const HEAD_RE = /^\s*INSERT\s+INTO\s+(?:TABLE\s+)?/i;
 const FUNCTION_RE = /^FUNCTION\b/i;
@@ -10,21 +11,11 @@ const FORMAT_TAIL_RE = /\bFORMAT\s+[A-Za-z][A-Za-z0-9_]*\s*;?\s*$/i;
 
 /** Reads one identifier (plain, `backquoted` or "double-quoted") at the start of s. */
 function readIdent(s: string): { text: string; name: string } | undefined {
-  const plain = /^[A-Za-z_][A-Za-z0-9_]*/.exec(s);
-  if (plain) return { text: plain[0], name: plain[0] };
-  const q = s[0];
-  if (q !== '`' && q !== '"') return undefined;
-  let name = '';
-  for (let i = 1; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\' && i + 1 < s.length) { name += s[++i]!; continue; }
-    if (c === q) {
-      if (s[i + 1] === q) { name += q; i++; continue; } // doubled quote
-      return { text: s.slice(0, i + 1), name };
-    }
-    name += c;
-  }
-  return undefined;
+  if (s.length === 0) return undefined;
+  const t = scanToken(s, 0);
+  if ((t.kind !== 'word' && t.kind !== 'quoted') || t.unclosed) return undefined;
+  const text = s.slice(0, t.end);
+  return { text, name: identifierName(text) };
 }
 
 export interface InsertTarget {

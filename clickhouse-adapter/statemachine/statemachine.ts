@@ -25,7 +25,8 @@
 
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseEngine, Settings } from '../engine/types.js';
-import { ClickHouseError, EngineError } from '../engine/errors.js';
+import { ClickHouseError, EngineError, clickHouseError } from '../engine/errors.js';
+import { CODES, codeSet } from '../engine/codes.js';
 import { jsonEachRow, queryRows, quoteIdent, quoteString } from '../engine/sql.js';
 import { ChsmError, clickhouseCode } from './errors.js';
 import { decodeEntry } from './entry.js';
@@ -43,7 +44,7 @@ import type { Phantom } from './phantom.js';
 import { groupChecksum } from './checksum.js';
 import { DEDUP_BLOCK, DEDUP_CLEAR, DEDUP_TABLE, DEFAULT_INSERT_DEDUP_WINDOW, blockId, createDedupTableSql } from './dedup.js';
 import { APPLY_BOUNDS, APPLY_SETTINGS, checkSettings, settingRule, settingsInSql } from '../rules/settings.js';
-import { tokenize } from '../gateway/lexer.js';
+import { firstSignificant, identifierName, tokenize } from '../sql/scanner.js';
 import { SqlParser } from '../gateway/parse.js';
 import { RuleError, checkInputFormat, checkRead, checkWrite, isNondeterministic, loadNondeterministic } from '../rules/index.js';
 import type { WriteKind } from '../rules/index.js';
@@ -204,33 +205,36 @@ const OWNED_SETTINGS = new Set([
  * TIMEOUT_EXCEEDED can only be a lock wait, 241 the server's own memory. An entry that keeps failing so
  * on the group's leader is given up through the log (an "abandon" entry: docs/design-notes.md).
  */
-const TRANSIENT_CODES = new Set([159, 164, 202, 209, 210, 236, 241, 242, 243, 252, 394, 425, 999, 1000, 1001]);
+const TRANSIENT_CODES = codeSet(
+  'TIMEOUT_EXCEEDED', 'READONLY', 'TOO_MANY_SIMULTANEOUS_QUERIES', 'SOCKET_TIMEOUT', 'NETWORK_ERROR', 'ABORTED', 'MEMORY_LIMIT_EXCEEDED',
+  'TABLE_IS_READ_ONLY', 'NOT_ENOUGH_SPACE', 'TOO_MANY_PARTS', 'QUERY_WAS_CANCELLED', 'SYSTEM_ERROR', 'KEEPER_EXCEPTION', 'POCO_EXCEPTION', 'STD_EXCEPTION',
+);
 
 /** A transient code whose message names a deterministic cause after all. */
 function deterministicAfterAll(e: ClickHouseError): boolean {
-  // 252 is both "too many parts" (merges behind: transient) and this (the entry's own data).
-  return e.code === 252 && /partitions for (a )?single INSERT block/i.test(e.message);
+  // TOO_MANY_PARTS is both "too many parts" (merges behind: transient) and this (the entry's own data).
+  return e.code === CODES.TOO_MANY_PARTS && /partitions for (a )?single INSERT block/i.test(e.message);
 }
 
 /** The bookkeeping tables' prefix: no entry may name them (the group would stop recording its index). */
 const INTERNAL_PREFIX = '_rh_';
 
 /** On a possible replay of a statement, these errors mean "it already happened". */
-const ALREADY_DONE_CODES = new Set([
-  57,  // TABLE_ALREADY_EXISTS (CREATE ran)
-  60,  // UNKNOWN_TABLE (DROP / RENAME ran)
-  81,  // UNKNOWN_DATABASE
-  82,  // DATABASE_ALREADY_EXISTS
-  15,  // DUPLICATE_COLUMN (ADD COLUMN ran)
-  10,  // NOT_FOUND_COLUMN_IN_BLOCK (DROP COLUMN ran)
-  16,  // NO_SUCH_COLUMN_IN_TABLE
-  47,  // UNKNOWN_IDENTIFIER (RENAME COLUMN ran)
-  390, // CANNOT_GET_CREATE_TABLE_QUERY
-  487, // CANNOT_GET_CREATE_DICTIONARY_QUERY
-  492, // ACCESS_ENTITY_NOT_FOUND (DROP USER / ROLE ran)
-  493, // ACCESS_ENTITY_ALREADY_EXISTS (CREATE USER / ROLE ran)
-  609, // FUNCTION_ALREADY_EXISTS
-]);
+const ALREADY_DONE_CODES = codeSet(
+  'TABLE_ALREADY_EXISTS', // CREATE ran
+  'UNKNOWN_TABLE', // DROP / RENAME ran
+  'UNKNOWN_DATABASE',
+  'DATABASE_ALREADY_EXISTS',
+  'DUPLICATE_COLUMN', // ADD COLUMN ran
+  'NOT_FOUND_COLUMN_IN_BLOCK', // DROP COLUMN ran
+  'NO_SUCH_COLUMN_IN_TABLE',
+  'UNKNOWN_IDENTIFIER', // RENAME COLUMN ran
+  'CANNOT_GET_CREATE_TABLE_QUERY',
+  'CANNOT_GET_CREATE_DICTIONARY_QUERY',
+  'ACCESS_ENTITY_NOT_FOUND', // DROP USER / ROLE ran
+  'ACCESS_ENTITY_ALREADY_EXISTS', // CREATE USER / ROLE ran
+  'FUNCTION_ALREADY_EXISTS',
+);
 
 /** What validate() learnt of an entry's statement. */
 interface Validated {
@@ -369,7 +373,7 @@ export class ClickHouseStateMachine implements StateMachine {
       try {
         await this.engine.exec(r.create, { database: db });
       } catch (e) {
-        if (!(e instanceof ClickHouseError && e.code === 57)) throw e; // 57: created before a crash
+        if (!(e instanceof ClickHouseError && e.code === CODES.TABLE_ALREADY_EXISTS)) throw e; // created before a crash
       }
     }
     await this.engine.exec(`DROP TABLE ${db}.${PENDING_DDL_TABLE} SYNC`);
@@ -812,13 +816,13 @@ export class ClickHouseStateMachine implements StateMachine {
     const own = header.settings ?? {};
     checkSettings(own, 'entry');
     const sql = header.sql ?? '';
-    const inSql = settingsInSql(sql, /^\s*CREATE\b/i.test(stripLeadingComments(sql)));
+    const inSql = settingsInSql(sql, firstSignificant(sql)?.text.toUpperCase() === 'CREATE');
     checkSettings(inSql, 'entry');
     // A SETTINGS clause in the text would override what apply passes (the per-entry token above all).
     for (const k of Object.keys(inSql)) {
       if (OWNED_SETTINGS.has(k)) {
         const message = `Setting ${k} should not be changed in the statement's SETTINGS clause: give it as a setting of the request`;
-        throw new ClickHouseError(452, 'SETTING_CONSTRAINT_VIOLATION', message, `Code: 452. DB::Exception: ${message}. (SETTING_CONSTRAINT_VIOLATION)`);
+        throw clickHouseError('SETTING_CONSTRAINT_VIOLATION', message);
       }
     }
     refuseInternalNames(sql);
@@ -895,7 +899,7 @@ export class ClickHouseStateMachine implements StateMachine {
       nondeterministic,
       allowPinnable: false,
     });
-    if (kind === 'set') throw new RuleError(48, 'SET travels as a settings entry (the gateway proposes one for SET), never as a statement');
+    if (kind === 'set') throw new RuleError(CODES.NOT_IMPLEMENTED, 'SET travels as a settings entry (the gateway proposes one for SET), never as a statement');
     return { kind, canonical: stmt.canonical, columns: stmt.columns, target: stmt.target?.table, names: identifierNames(stmt.ast) };
   }
 
@@ -936,7 +940,7 @@ export class ClickHouseStateMachine implements StateMachine {
       const given = columns?.includes(c.name) === true;
       const materializedAllowed = String(settings.insert_allow_materialized_columns ?? '0') !== '0';
       if (!given || (c.kind === 'MATERIALIZED' && !materializedAllowed)) {
-        throw new RuleError(36, `column ${c.name} of ${table} has a non-deterministic ${c.kind} expression: an insert must give its values (the gateway computes them), or every replica would store its own`);
+        throw new RuleError(CODES.BAD_ARGUMENTS, `column ${c.name} of ${table} has a non-deterministic ${c.kind} expression: an insert must give its values (the gateway computes them), or every replica would store its own`);
       }
     }
     return { input_format_defaults_for_omitted_fields: 0, input_format_csv_empty_as_default: 0, input_format_tsv_empty_as_default: 0 };
@@ -1434,17 +1438,14 @@ function identifierNames(ast: { type: string; arg: string; children: Array<{ typ
   return root.children.filter((c) => c.type === 'Identifier').map((c) => c.arg.replace(/^`(.*)`$/, '$1'));
 }
 
-function stripLeadingComments(sql: string): string {
-  return sql.replace(/^(\s+|--[^\n]*(\n|$)|\/\*[\s\S]*?\*\/)+/, '');
-}
-
 /** An identifier `_rh_*` anywhere (plain or quoted; strings and comments do not count). */
 function refuseInternalNames(sql: string): void {
   for (const t of tokenize(sql)) {
-    const name = t.kind === 'quoted' ? t.text.slice(1, -1) : t.kind === 'word' ? t.text : undefined;
+    // As ClickHouse reads the name: `\x5frh_t` is _rh_t.
+    const name = t.kind === 'quoted' || t.kind === 'word' ? identifierName(t.text) : undefined;
     if (name !== undefined && name.startsWith(INTERNAL_PREFIX)) {
       const message = `tables named ${INTERNAL_PREFIX}* are RaftHouse's own: an entry may not name ${name}`;
-      throw new ClickHouseError(36, 'BAD_ARGUMENTS', message, `Code: 36. DB::Exception: ${message}. (BAD_ARGUMENTS)`);
+      throw clickHouseError('BAD_ARGUMENTS', message);
     }
   }
 }

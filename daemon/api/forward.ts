@@ -2,7 +2,9 @@
 //
 // Why not fetch: undici's per-request cost (streams, Headers objects, AbortSignal plumbing) was a
 // large share of a follower's CPU per forwarded write, and 2 of 3 client writes arrive at a
-// follower. node:http over one keep-alive agent per process is several times cheaper.
+// follower. node:http over one keep-alive agent per process is several times cheaper. undici's Pool
+// lost too (docs/benchmarks.md, "HTTP clients"): 196-203 µs of caller CPU per sequential POST vs 52-90
+// for node:http, and half the rate at 16 in flight.
 //
 // Why coalesce: under concurrency, many single-entry proposals reach a follower in the same
 // event-loop turn. They go to the leader as ONE /v1/propose-batch request (one HTTP exchange, one
@@ -12,7 +14,7 @@
 
 import http from 'node:http';
 import { ERROR_STATUS } from '../errors.js';
-import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest, type BatchResult } from './batch-codec.js';
+import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest, type BatchResult } from '../../protocol/batch-codec.js';
 
 export interface ForwardOptions {
   /** Sockets per leader (keep-alive). */
@@ -27,9 +29,11 @@ export interface ForwardOptions {
    * 239-252 ms with 2 vs 72-141 ms with 8 on a loaded machine), and 8 still batches under load.
    */
   maxInFlight?: number;
+  /** Largest answer taken from a leader; a larger one fails the exchange (FAILED). */
+  maxResponseBytes?: number;
 }
 
-export const FORWARD_DEFAULTS = { maxSockets: 256, maxBatchItems: 1024, maxBatchBytes: 4 << 20, maxInFlight: 8 } as const;
+export const FORWARD_DEFAULTS = { maxSockets: 256, maxBatchItems: 1024, maxBatchBytes: 4 << 20, maxInFlight: 8, maxResponseBytes: 64 << 20 } as const;
 
 /** The leader's answer, to relay to the client as is. */
 export interface ForwardAnswer {
@@ -87,6 +91,7 @@ export class LeaderForwarder {
   private readonly maxBatchItems: number;
   private readonly maxBatchBytes: number;
   private readonly maxInFlight: number;
+  private readonly maxResponseBytes: number;
   private readonly lanes = new Map<string, Lane>();
   /** Batches sent and proposals in them (a mean batch size for the metrics). */
   readonly stats = { batches: 0, proposals: 0 };
@@ -96,6 +101,7 @@ export class LeaderForwarder {
     this.maxBatchItems = opts.maxBatchItems ?? FORWARD_DEFAULTS.maxBatchItems;
     this.maxBatchBytes = opts.maxBatchBytes ?? FORWARD_DEFAULTS.maxBatchBytes;
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? FORWARD_DEFAULTS.maxInFlight);
+    this.maxResponseBytes = opts.maxResponseBytes ?? FORWARD_DEFAULTS.maxResponseBytes;
   }
 
   /** One request relayed as is. */
@@ -165,7 +171,7 @@ export class LeaderForwarder {
       ).finally(done);
       return;
     }
-    // Binary framing (batch-codec.ts): no base64 or JSON for the entries on either side.
+    // Binary framing (protocol/batch-codec.ts): no base64 or JSON for the entries on either side.
     const payload = encodeBatchRequest(b.items.map((it) => ({ group: b.group, data: it.data })));
     const headers = { ...b.headers, 'content-type': BINARY_BATCH_TYPE };
     this.exchange(b.addr, 'POST', '/v1/propose-batch', headers, payload, b.timeoutMs).then(
@@ -215,7 +221,12 @@ export class LeaderForwarder {
       req.on('error', fail);
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes <= this.maxResponseBytes) chunks.push(c);
+          else fail(new ForwardError('FAILED', `the leader's answer is larger than ${this.maxResponseBytes} bytes`));
+        });
         res.on('error', fail);
         res.on('aborted', () => fail(new ForwardError('FAILED', 'the leader closed the connection mid-answer')));
         res.on('end', () => {

@@ -11,9 +11,14 @@ import type { Consistency, Host } from '../host/host.js';
 import type { EntryOutcome } from '../host/group.js';
 import { RaftdMetrics } from './metrics.js';
 import { ForwardError, LeaderForwarder, type ForwardAnswer } from './forward.js';
-import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from './batch-codec.js';
-import type { FaultLayer, FaultRules } from '../host/faults.js';
+import { FORWARDED_HEADER, LEADER_HEADER, NO_FORWARD_HEADER } from '../../protocol/client-api.js';
+import { BINARY_BATCH_TYPE, decodeBatchRequest, encodeBatchResponse } from '../../protocol/batch-codec.js';
+import { registerFaultRoutes, type FaultLayer } from '../test-hooks.js';
 import { access, makeAuthorizer } from './auth.js';
+import {
+  AJV_OPTIONS, addMemberBody, consistencyQuery, createGroupBody, forceQuery, groupParams, groupQuery, memberParams, nodeParams,
+  registerNodeBody, schemaErrorMessage, statusCodeParams, transferBody, type ForceValue,
+} from './schemas.js';
 import { unsafeVoterRemoval } from './membership-safety.js';
 
 export interface ApiOptions {
@@ -31,23 +36,11 @@ export interface ApiOptions {
   /** The host's tick, to report how long ago a peer was heard from. */
   tickMs: number;
   logger: Logger;
-  /** Chaos tests only (RAFTD_ENABLE_FAULTS=1): exposes /debug/faults. */
+  /** Test hook 'faults' only (RAFTD_TEST_HOOKS, test-hooks.ts): exposes /debug/faults. */
   faults?: FaultLayer;
 }
 
 export const API_DEFAULTS = { bodyLimit: 64 * 1024 * 1024, leaderWaitMs: 3000 } as const;
-
-const NO_FORWARD = 'x-raftd-no-forward';
-const FORWARDED = 'x-raftd-forwarded';
-/** On an answer this node forwarded: the leader's HTTP address, so clients may go there directly next time. */
-export const LEADER_HEADER = 'x-raftd-leader';
-
-function parseGroup(raw: string | undefined): number {
-  if (raw === undefined || !/^\d{1,10}$/.test(raw) || Number(raw) > 0xfffffffe) {
-    throw new RaftdError('BAD_REQUEST', `group "${raw}" is not an integer in 0..4294967294`);
-  }
-  return Number(raw);
-}
 
 function parseJson(body: unknown): unknown {
   const buf = body as Buffer | undefined;
@@ -59,20 +52,16 @@ function parseJson(body: unknown): unknown {
   }
 }
 
-function parseConsistency(raw: unknown): Consistency {
-  const v = raw === undefined ? 'linearizable' : String(raw);
-  if (v !== 'linearizable' && v !== 'lease' && v !== 'stale') {
-    throw new RaftdError('BAD_REQUEST', `consistency "${v}" is not one of linearizable, lease, stale`);
-  }
-  return v;
+/** `force` as the schemas admit it (schemas.ts): absent or false-like is false. */
+function isForce(v: ForceValue | undefined): boolean {
+  return v === true || v === 'true' || v === '1' || v === '';
 }
 
-function intField(obj: unknown, key: string, required = true): number | undefined {
-  const v = (obj as Record<string, unknown> | undefined)?.[key];
-  if (v === undefined && !required) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RaftdError('BAD_REQUEST', `field "${key}" must be a non-negative integer`);
-  return v;
-}
+// Request shapes the routes declare (schemas.ts validates them before the handler runs).
+type GroupRoute = { Params: { group: string } };
+type ConsistencyRoute = GroupRoute & { Querystring: { consistency?: Consistency } };
+type ForceQuery = { Querystring: { force?: ForceValue } };
+type GroupQuery = { Querystring: { group?: string } };
 
 function outcomeBody(o: EntryOutcome): Record<string, unknown> {
   if (o.ok) return o.skipped ? { index: o.index, result: null, skipped: true } : { index: o.index, result: o.result ?? null };
@@ -81,12 +70,22 @@ function outcomeBody(o: EntryOutcome): Record<string, unknown> {
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const { host } = opts;
-  const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit, forceCloseConnections: true });
+  const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit, forceCloseConnections: true, ajv: { customOptions: AJV_OPTIONS }, schemaErrorFormatter: schemaErrorMessage });
   // Follower -> leader forwarding: keep-alive node:http; proposals grouped into binary batches (forward.ts).
   const forwarder = new LeaderForwarder();
   app.addHook('onClose', async () => forwarder.close());
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // Every body arrives as bytes (a proposal is opaque). A route whose body is JSON parses it before
+  // its schema checks it, and keeps the bytes for forwarding to the leader.
+  const rawBodies = new WeakMap<FastifyRequest, Buffer>();
+  const jsonBody = {
+    preValidation: async (req: FastifyRequest): Promise<void> => {
+      const raw = req.body as Buffer | undefined;
+      if (raw) rawBodies.set(req, raw);
+      req.body = parseJson(raw);
+    },
+  };
 
   // Every route needs a token (auth.ts), loopback included; only the load-balancer probes are open.
   const authorize = makeAuthorizer({ apiToken: opts.apiToken, adminToken: opts.adminToken });
@@ -147,10 +146,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     for (;;) {
       const leader = await leaderOf(group);
       if (leader.id === host.nodeId) return local();
-      if (req.headers[NO_FORWARD] || req.headers[FORWARDED]) {
+      if (req.headers[NO_FORWARD_HEADER] || req.headers[FORWARDED_HEADER]) {
         throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}; node ${leader.id} is`, leader);
       }
-      const headers: Record<string, string> = { [FORWARDED]: '1' };
+      const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
       const timeoutMs = opts.requestTimeoutMs + 1000;
       let answer: ForwardAnswer;
@@ -159,7 +158,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         if (proposal) answer = await forwarder.propose(leader.httpAddr, group, proposal, headers, timeoutMs);
         else {
           if (req.headers['content-type']) headers['content-type'] = String(req.headers['content-type']);
-          const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : (req.body as Buffer | undefined) ?? Buffer.alloc(0);
+          const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : rawBodies.get(req) ?? (req.body as Buffer | undefined) ?? Buffer.alloc(0);
           answer = await forwarder.request(leader.httpAddr, req.method, req.url, headers, body, timeoutMs);
         }
       } catch (e) {
@@ -175,8 +174,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     }
   }
 
-  app.post('/v1/groups/:group/propose', async (req, reply) => {
-    const group = parseGroup((req.params as { group: string }).group);
+  app.post<GroupRoute>('/v1/groups/:group/propose', { schema: { params: groupParams } }, async (req, reply) => {
+    const group = Number(req.params.group);
     if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'group 0 is raftd\'s meta group; use the /v1/groups and /v1/nodes endpoints');
     const data = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
     if (data.length === 0) throw new RaftdError('BAD_REQUEST', 'an entry needs a non-empty body');
@@ -194,7 +193,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   app.post('/v1/propose-batch', async (req, reply) => {
-    // Binary framing (batch-codec.ts) for bulk clients; the answer then comes in the same framing.
+    // Binary framing (protocol/batch-codec.ts) for bulk clients; the answer then comes in the same framing.
     const binary = (req.headers['content-type'] ?? '').startsWith(BINARY_BATCH_TYPE);
     const items = binary ? parseBinaryBatch(req.body) : parseJsonBatch(req.body);
     const results: Array<Record<string, unknown>> = new Array(items.length);
@@ -204,7 +203,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       list.push(i);
       byGroup.set(it.group, list);
     });
-    const forwarded = Boolean(req.headers[FORWARDED]);
+    const forwarded = Boolean(req.headers[FORWARDED_HEADER]);
     await Promise.all(
       [...byGroup].map(async ([group, idxs]) => {
         try {
@@ -216,10 +215,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
             outs.forEach((o, k) => (results[idxs[k]!] = o instanceof RaftdError ? errorBody(o) : outcomeBody(o)));
             return;
           }
-          if (forwarded || req.headers[NO_FORWARD]) throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}`, leader);
+          if (forwarded || req.headers[NO_FORWARD_HEADER]) throw new RaftdError('NOT_LEADER', `node ${host.nodeId} is not the leader of group ${group}`, leader);
           // The same forwarder as single proposals: its lanes send the slice to the leader as binary
           // propose-batch requests, and each entry gets the answer its own /propose would have had.
-          const headers: Record<string, string> = { [FORWARDED]: '1' };
+          const headers: Record<string, string> = { [FORWARDED_HEADER]: '1' };
           if (req.headers.authorization) headers.authorization = req.headers.authorization;
           host.metrics.forwarded += idxs.length;
           await Promise.all(idxs.map(async (i) => {
@@ -243,7 +242,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const body = parseJson(raw) as { items?: unknown } | undefined;
     if (!body || !Array.isArray(body.items)) throw new RaftdError('BAD_REQUEST', 'body must be {"items": [{"group": N, "data": "<base64>"}]}');
     return body.items.map((it, i) => {
-      const group = intField(it, 'group')!;
+      const group = (it as { group?: unknown } | null)?.group;
+      if (typeof group !== 'number' || !Number.isSafeInteger(group) || group < 0) throw new RaftdError('BAD_REQUEST', `items[${i}].group must be a non-negative integer`);
       const data = (it as { data?: unknown }).data;
       if (typeof data !== 'string' || data.length === 0) throw new RaftdError('BAD_REQUEST', `items[${i}].data must be non-empty base64`);
       return { group, data: Buffer.from(data, 'base64') };
@@ -263,10 +263,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     return err.toJSON();
   }
 
-  app.post('/v1/groups/:group/read', async (req, reply) => {
-    const group = parseGroup((req.params as { group: string }).group);
-    const consistency = parseConsistency((req.query as Record<string, unknown>).consistency);
-    const query = parseJson(req.body);
+  app.post<ConsistencyRoute>('/v1/groups/:group/read', { ...jsonBody, schema: { params: groupParams, querystring: consistencyQuery } }, async (req, reply) => {
+    const group = Number(req.params.group);
+    const consistency = req.query.consistency ?? 'linearizable';
+    const query: unknown = req.body;
     const run = async () => {
       const t0 = performance.now();
       const result = await host.read(group, query, consistency);
@@ -277,36 +277,33 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     return consistency === 'lease' ? onLeader(req, reply, group, run) : run();
   });
 
-  app.post('/v1/groups/:group/barrier', async (req, reply) => {
-    const group = parseGroup((req.params as { group: string }).group);
-    const consistency = parseConsistency((req.query as Record<string, unknown>).consistency);
+  app.post<ConsistencyRoute>('/v1/groups/:group/barrier', { schema: { params: groupParams, querystring: consistencyQuery } }, async (req, reply) => {
+    const group = Number(req.params.group);
+    const consistency = req.query.consistency ?? 'linearizable';
     const run = async () => ({ appliedIndex: await host.readBarrier(group, consistency) });
     return consistency === 'lease' ? onLeader(req, reply, group, run) : run();
   });
 
   // ---- load-balancer probes
-  function probeGroup(req: FastifyRequest): number {
-    const q = (req.query as Record<string, string | undefined>).group;
-    return q === undefined ? (host.groups.has(1) ? 1 : META_GROUP) : parseGroup(q);
-  }
-  const leaderCheck = async (req: FastifyRequest, reply: FastifyReply) => {
-    const raw = (req.params as { code?: string }).code;
-    const code = raw === undefined ? 404 : Number(raw);
-    if (!Number.isInteger(code) || code < 200 || code > 599) throw new RaftdError('BAD_REQUEST', `status code "${raw}" is not in 200..599`);
-    const group = probeGroup(req);
+  type LeaderCheckRoute = GroupQuery & { Params: { code?: string } };
+  const leaderCheck = async (req: FastifyRequest<LeaderCheckRoute>, reply: FastifyReply) => {
+    const code = req.params.code === undefined ? 404 : Number(req.params.code);
+    const q = req.query.group;
+    const group = q === undefined ? (host.groups.has(1) ? 1 : META_GROUP) : Number(q);
     const g = host.groups.get(group);
     const leader = g?.status().role === Role.Leader;
     void reply.code(leader ? 200 : code);
     return { group, leader, node: host.nodeId };
   };
-  app.get('/leader-check', access('open'), leaderCheck);
-  app.get('/leader-check/:code', access('open'), leaderCheck);
+  const probe = { ...access('open'), schema: { params: statusCodeParams, querystring: groupQuery } };
+  app.get<LeaderCheckRoute>('/leader-check', probe, leaderCheck);
+  app.get<LeaderCheckRoute>('/leader-check/:code', probe, leaderCheck);
   // Without a group: this node (app reachable, every group it hosts in a quorum with a leader). A group
   // whose apply keeps failing (one entry that will not apply) is listed, but is that group's problem: it
   // turns only `?group=G` red, never every node's probe (docs/operations.md).
-  app.get('/raft-health', access('open'), async (req, reply) => {
-    const q = (req.query as Record<string, string | undefined>).group;
-    const groups = q === undefined ? [...host.groups.keys()] : [parseGroup(q)];
+  app.get<GroupQuery>('/raft-health', probe, async (req, reply) => {
+    const q = req.query.group;
+    const groups = q === undefined ? [...host.groups.keys()] : [Number(q)];
     const unhealthy = groups.filter((g) => (q === undefined ? !host.groupHealthy(g) : !host.groupServing(g)));
     const applyFailing = groups.filter((g) => (host.groupApplyFailure(g)?.attempts ?? 0) >= 2);
     const appOk = host.appHealthy();
@@ -318,11 +315,6 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   // ---- groups and membership
-  function parseForce(raw: unknown): boolean {
-    if (raw === undefined || raw === false || raw === 'false' || raw === '0') return false;
-    if (raw === true || raw === 'true' || raw === '1' || raw === '') return true;
-    throw new RaftdError('BAD_REQUEST', 'force must be true or false');
-  }
   /** On the leader, whose liveness view is the one that counts: refuses taking out a voter the group cannot spare. */
   function refuseUnsafeRemoval(group: number, node: number): void {
     const voters = host.groupStatus(group).confState.voters;
@@ -332,15 +324,9 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   app.get('/v1/groups', async () => ({
     groups: [...host.meta.groups.values()].map((g) => ({ group: g.group, members: g.members, local: host.groups.has(g.group) })),
   }));
-  app.post('/v1/groups', access('admin'), async (req, reply) => {
-    const body = parseJson(req.body);
-    const group = intField(body, 'group')!;
-    if (group === META_GROUP || group > 0xfffffffe) throw new RaftdError('BAD_REQUEST', 'group must be in 1..4294967294');
-    const raw = (body as { members?: unknown }).members;
-    let members: number[];
-    if (raw === undefined) members = host.groups.get(META_GROUP)?.status().confState.voters.slice() ?? [];
-    else if (Array.isArray(raw) && raw.every((m) => Number.isSafeInteger(m) && m > 0)) members = raw as number[];
-    else throw new RaftdError('BAD_REQUEST', 'members must be an array of node ids');
+  app.post<{ Body: { group: number; members?: number[] } }>('/v1/groups', { ...access('admin'), ...jsonBody, schema: { body: createGroupBody } }, async (req, reply) => {
+    const { group } = req.body;
+    const members = req.body.members ?? host.groups.get(META_GROUP)?.status().confState.voters.slice() ?? [];
     if (members.length === 0) throw new RaftdError('BAD_REQUEST', 'a group needs at least one member');
     return onLeader(req, reply, META_GROUP, async () => {
       const o = await host.proposeMeta({ op: 'create-group', group, members: [...new Set(members)].sort((a, b) => a - b) });
@@ -349,8 +335,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       return { group, members };
     });
   });
-  app.delete('/v1/groups/:group', access('admin'), async (req, reply) => {
-    const group = parseGroup((req.params as { group: string }).group);
+  app.delete<GroupRoute>('/v1/groups/:group', { ...access('admin'), schema: { params: groupParams } }, async (req, reply) => {
+    const group = Number(req.params.group);
     if (group === META_GROUP) throw new RaftdError('BAD_REQUEST', 'the meta group cannot be deleted');
     return onLeader(req, reply, META_GROUP, async () => {
       const o = await host.proposeMeta({ op: 'delete-group', group });
@@ -358,13 +344,12 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       return { group, deleted: true };
     });
   });
-  app.post('/v1/groups/:group/members', access('admin'), async (req, reply) => {
-    const group = parseGroup((req.params as { group: string }).group);
-    const body = parseJson(req.body) as { role?: unknown; force?: unknown } | undefined;
-    const node = intField(body, 'node')!;
-    const role = body?.role ?? 'voter';
-    if (role !== 'voter' && role !== 'learner') throw new RaftdError('BAD_REQUEST', 'role must be "voter" or "learner"');
-    const force = parseForce(body?.force);
+  type AddMemberRoute = GroupRoute & { Body: { node: number; role?: 'voter' | 'learner'; force?: ForceValue } };
+  app.post<AddMemberRoute>('/v1/groups/:group/members', { ...access('admin'), ...jsonBody, schema: { params: groupParams, body: addMemberBody } }, async (req, reply) => {
+    const group = Number(req.params.group);
+    const { node } = req.body;
+    const role = req.body.role ?? 'voter';
+    const force = isForce(req.body.force);
     return onLeader(req, reply, group, async () => {
       // Demoting a voter to learner takes it out of the quorum like a removal does.
       if (role === 'learner' && !force) refuseUnsafeRemoval(group, node);
@@ -375,20 +360,20 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       return { group, node, role, index };
     });
   });
-  app.delete('/v1/groups/:group/members/:node', access('admin'), async (req, reply) => {
-    const params = req.params as { group: string; node: string };
-    const group = parseGroup(params.group);
-    const node = parseGroup(params.node);
-    const force = parseForce((req.query as Record<string, unknown>).force);
+  type RemoveMemberRoute = { Params: { group: string; node: string } } & ForceQuery;
+  app.delete<RemoveMemberRoute>('/v1/groups/:group/members/:node', { ...access('admin'), schema: { params: memberParams, querystring: forceQuery } }, async (req, reply) => {
+    const group = Number(req.params.group);
+    const node = Number(req.params.node);
+    const force = isForce(req.query.force);
     return onLeader(req, reply, group, async () => {
       if (!force) refuseUnsafeRemoval(group, node);
       const index = await host.changeMembership(group, { type: ConfChangeType.RemoveNode, node, context: new Uint8Array(0) });
       return { group, node, removed: true, index };
     });
   });
-  app.post('/v1/groups/:group/transfer-leadership', access('admin'), async (req, reply) => {
-    const group = parseGroup((req.params as { group: string }).group);
-    const to = intField(parseJson(req.body), 'to')!;
+  app.post<GroupRoute & { Body: { to: number } }>('/v1/groups/:group/transfer-leadership', { ...access('admin'), ...jsonBody, schema: { params: groupParams, body: transferBody } }, async (req, reply) => {
+    const group = Number(req.params.group);
+    const { to } = req.body;
     return onLeader(req, reply, group, async () => {
       host.transferLeadership(group, to);
       const deadline = Date.now() + opts.requestTimeoutMs;
@@ -403,33 +388,29 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
 
   // ---- nodes (join)
   app.get('/v1/nodes', async () => ({ nodes: [...host.meta.nodes.values()] }));
-  app.post('/v1/nodes', access('admin'), async (req, reply) => {
-    const body = parseJson(req.body) as { raftAddr?: unknown; httpAddr?: unknown } | undefined;
-    const id = intField(body, 'id')!;
-    if (id < 1) throw new RaftdError('BAD_REQUEST', 'id must be >= 1');
-    if (typeof body?.raftAddr !== 'string' || typeof body?.httpAddr !== 'string') throw new RaftdError('BAD_REQUEST', 'raftAddr and httpAddr are required');
-    for (const [k, v] of [['raftAddr', body.raftAddr], ['httpAddr', body.httpAddr]] as const) {
-      if (v.length > 261 || !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v)) throw new RaftdError('BAD_REQUEST', `${k} must be HOST:PORT`);
-    }
+  type RegisterNodeRoute = { Body: { id: number; raftAddr: string; httpAddr: string; fresh?: boolean } };
+  app.post<RegisterNodeRoute>('/v1/nodes', { ...access('admin'), ...jsonBody, schema: { body: registerNodeBody } }, async (req, reply) => {
+    const body = req.body;
+    const id = body.id;
     const existing = host.meta.nodes.get(id);
     if (existing && existing.raftAddr !== body.raftAddr) {
       throw new RaftdError('CONFLICT', `node id ${id} is already registered at ${existing.raftAddr}`);
     }
     // A node id that may have voted must never come back with an empty disk: it would have
     // forgotten its votes and log. A fresh node needs a fresh id.
-    if (existing && (body as { fresh?: unknown }).fresh === true) {
+    if (existing && body.fresh === true) {
       throw new RaftdError('CONFLICT', `node id ${id} is already a member and this node's data dir is empty: use a new id (a member restarting with an empty disk could vote twice)`);
     }
     return onLeader(req, reply, META_GROUP, async () => {
-      const o = await host.proposeMeta({ op: 'register', node: { id, raftAddr: body.raftAddr as string, httpAddr: body.httpAddr as string } });
+      const o = await host.proposeMeta({ op: 'register', node: { id, raftAddr: body.raftAddr, httpAddr: body.httpAddr } });
       if (!o.ok) throw new RaftdError('CONFLICT', o.error?.message ?? 'refused');
       return { nodes: [...host.meta.nodes.values()] };
     });
   });
 
-  app.delete('/v1/nodes/:id', access('admin'), async (req, reply) => {
-    const id = parseGroup((req.params as { id: string }).id);
-    const force = parseForce((req.query as Record<string, unknown>).force);
+  app.delete<{ Params: { id: string } } & ForceQuery>('/v1/nodes/:id', { ...access('admin'), schema: { params: nodeParams, querystring: forceQuery } }, async (req, reply) => {
+    const id = Number(req.params.id);
+    const force = isForce(req.query.force);
     if (!host.meta.nodes.has(id) && !host.peers().has(id)) throw new RaftdError('NOT_FOUND', `node ${id} is not registered`);
     return onLeader(req, reply, META_GROUP, async () => {
       // A node that still votes somewhere must leave its groups first: forgetting its address
@@ -476,23 +457,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), nodes: nodesView(), groups };
   });
 
-  if (opts.faults) {
-    const faults = opts.faults;
-    app.get('/debug/faults', access('admin'), async () => ({ rules: faults.current(), dropped: faults.dropped }));
-    app.put('/debug/faults', access('admin'), async (req) => {
-      const body = (parseJson(req.body) ?? {}) as Partial<FaultRules>;
-      const ids = (v: unknown, k: string) => {
-        if (v === undefined) return [];
-        if (!Array.isArray(v) || !v.every((x) => Number.isSafeInteger(x))) throw new RaftdError('BAD_REQUEST', `${k} must be an array of node ids`);
-        return v as number[];
-      };
-      const lossRate = body.lossRate ?? 0;
-      const delayMs = body.delayMs ?? 0;
-      if (typeof lossRate !== 'number' || lossRate < 0 || lossRate >= 1) throw new RaftdError('BAD_REQUEST', 'lossRate must be in [0, 1)');
-      if (typeof delayMs !== 'number' || delayMs < 0 || delayMs > 60_000) throw new RaftdError('BAD_REQUEST', 'delayMs must be in [0, 60000]');
-      return { rules: faults.set({ dropTo: ids(body.dropTo, 'dropTo'), dropFrom: ids(body.dropFrom, 'dropFrom'), lossRate, delayMs }) };
-    });
-  }
+  if (opts.faults) registerFaultRoutes(app, opts.faults, { ...access('admin'), ...jsonBody });
 
   const metrics = new RaftdMetrics(host);
   app.get('/metrics', async (_req, reply) => {

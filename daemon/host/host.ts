@@ -63,7 +63,7 @@ export interface HostOptions {
   snapshotBytes: number;
   /** Bytes of entries kept behind a snapshot, at most. */
   snapshotCatchupBytes: number;
-  /** Test-only deliberately wrong behaviour (RAFTD_TEST_BREAK=stale-reads with faults enabled). */
+  /** Test hook 'break-stale-reads' only (daemon/test-hooks.ts): reads answered as stale ones. */
   breakStaleReads?: boolean;
   /** Randomness for election timeouts (the core never draws its own). */
   random: () => number;
@@ -859,12 +859,12 @@ export class Host {
   }
 
   /** The group's apply pipeline as this host sees it (for /status-like views and the simulator's reports). */
-  applierState(group: number): { applied: number; queued: number; missing?: { lo: number; hi: number }; failing?: string; restoring: boolean } | undefined {
+  applierState(group: number): { applied: number; missing?: { lo: number; hi: number }; failing?: string; restoring: boolean } | undefined {
     const a = this.appliers.get(group);
-    if (!a) return this.restoring.has(group) ? { applied: 0, queued: 0, restoring: true } : undefined;
+    if (!a) return this.restoring.has(group) ? { applied: 0, restoring: true } : undefined;
     const f = a.applyFailure?.();
     const missing = a.missing();
-    return { applied: a.appliedIndex(), queued: a.queuedEntries(), restoring: this.restoring.has(group), ...(missing ? { missing } : {}), ...(f ? { failing: `${f.attempts}x ${f.error.code ?? ''}` } : {}) };
+    return { applied: a.appliedIndex(), restoring: this.restoring.has(group), ...(missing ? { missing } : {}), ...(f ? { failing: `${f.attempts}x ${f.error.code ?? ''}` } : {}) };
   }
 
   /**

@@ -50,7 +50,6 @@ export interface ApplierPort {
   enqueue(entries: AppEntry[]): void;
   appliedIndex(): number;
   waitApplied(index: number, timeoutMs: number): Promise<void>;
-  queuedEntries(): number;
   /** Undefined while apply calls succeed; else for how long and how many calls in a row have failed. */
   applyFailure?(): { sinceMs: number; attempts: number; error: Error & { code?: string } } | undefined;
   /** The answer of the factory's `lazy` may have changed: decide again now. */

@@ -11,6 +11,10 @@
 // retries a failed call on its own except once, immediately, when a reused keep-alive connection
 // turned out to be dead (a race with the server's idle timeout, not an app failure). Retrying with
 // back-off is the caller's decision (GroupApplier does it for UpdateEntries).
+//
+// Hand-written over node:http2 / node:http rather than undici: undici (6.x) has no h2c with prior
+// knowledge, and its HTTP/1.1 Pool took 196-203 µs of caller CPU per sequential POST against 52-90
+// for node:http (docs/benchmarks.md, "HTTP clients").
 
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -19,9 +23,11 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { AppError } from './errors.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
-import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from './entries-codec.js';
-import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../transport/window.js';
+import { ENTRIES_CONTENT_TYPE, ENTRIES_HEADER, advertisesBinary, encodeEntries } from '../../protocol/entries-codec.js';
+import { H2_RECEIVE_SETTINGS, widenConnectionWindow } from '../../protocol/h2-window.js';
 import { signAppRequest } from '../../protocol/app-auth.js';
+import { Backoff, JITTER } from '../../protocol/backoff.js';
+import { STATE_MACHINE_API_PATH, type StateMachineCall } from '../../protocol/state-machine-api.js';
 
 export interface RetryPolicy {
   initialMs: number;
@@ -55,7 +61,7 @@ export interface AppClientOptions {
 
 export type AppProtocol = 'h2c' | 'http/1.1';
 
-type CallName = 'LastLogIndex' | 'UpdateEntries' | 'Read' | 'PrepareSnapshot' | 'SaveSnapshot' | 'RecoverFromSnapshot' | 'Sync' | 'DeleteGroup';
+type CallName = StateMachineCall;
 
 interface Exchange {
   status: number;
@@ -105,7 +111,8 @@ export class AppClient {
   /** Calls whose last attempt failed on the app's side (5xx, malformed answer). */
   private readonly failingCalls = new Map<CallName, AppError>();
   private probeTimer: NodeJS.Timeout | undefined;
-  private probeDelay: number;
+  /** Between health probes while the app is unhealthy; reset once it is healthy again. */
+  private readonly probeBackoff: Backoff;
   private closed = false;
   private readonly inflight = new Set<AbortController>();
   /**
@@ -122,13 +129,13 @@ export class AppClient {
     if (url.protocol !== 'http:') throw new TypeError(`app URL ${opts.appUrl}: only http:// is supported (HTTP/1.1 or h2c)`);
     this.origin = new URL(url.origin);
     const path = url.pathname.replace(/\/+$/, '');
-    this.basePath = path.endsWith('/raft/v1') ? path : `${path}/raft/v1`;
+    this.basePath = path.endsWith(STATE_MACHINE_API_PATH) ? path : `${path}${STATE_MACHINE_API_PATH}`;
     this.callTimeoutMs = opts.callTimeoutMs ?? 10_000;
     this.snapshotTimeoutMs = opts.snapshotTimeoutMs ?? 600_000;
     this.detectTimeoutMs = opts.detectTimeoutMs ?? 2_000;
     this.maxResponseBytes = opts.maxResponseBytes ?? 64 << 20;
     this.retryPolicy = opts.retry ?? DEFAULT_RETRY;
-    this.probeDelay = this.retryPolicy.initialMs;
+    this.probeBackoff = new Backoff({ ...this.retryPolicy, jitter: JITTER.spread });
     this.mode = opts.http2 ?? 'auto';
     this.logger = opts.logger;
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 64, scheduling: 'lifo' });
@@ -590,7 +597,7 @@ export class AppClient {
     if (call) this.failingCalls.delete(call);
     if (this.healthy()) {
       if (!was) this.logger?.info({ app: this.origin.host }, 'application is healthy again');
-      this.probeDelay = this.retryPolicy.initialMs;
+      this.probeBackoff.reset();
       if (this.probeTimer) {
         clearTimeout(this.probeTimer);
         this.probeTimer = undefined;
@@ -616,8 +623,7 @@ export class AppClient {
   /** While unhealthy, probe with a harmless LastLogIndex so health recovers even with no traffic. */
   private scheduleProbe(): void {
     if (this.probeTimer || this.closed) return;
-    const delay = Math.round(this.probeDelay * (0.8 + 0.4 * Math.random()));
-    this.probeDelay = Math.min(this.retryPolicy.maxMs, this.probeDelay * 2);
+    const delay = this.probeBackoff.next();
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
       if (this.healthy() || this.closed) return;

@@ -7,6 +7,7 @@
 // retried with the SAME entries after a capped exponential back-off; the app skips what it
 // already has (idempotent by index), which is what makes apply exactly-once across retries.
 
+import { Backoff, JITTER } from '../../protocol/backoff.js';
 import type { RetryPolicy } from './app-client.js';
 import { AppError } from './errors.js';
 import { realClock, type Cancel, type Clock } from '../clock.js';
@@ -96,7 +97,6 @@ export class GroupApplier {
   private readonly maxBatchBytes: number;
   private readonly sync: boolean;
   private readonly lingerMs: number;
-  private readonly retry: RetryPolicy;
 
   /** Confirmed by the app (durable when sync is on); reported to onApplied. */
   private applied = 0;
@@ -124,7 +124,8 @@ export class GroupApplier {
   private wake: (() => void) | undefined;
   /** Cuts a back-off sleep short: only stop() does, so new entries never defeat the back-off. */
   private wakeSleep: (() => void) | undefined;
-  private backoffMs: number;
+  /** Between failed calls: doubling from the client's retry policy's first delay, +-20% jitter so many groups retrying one app do not fire in lockstep. */
+  private readonly backoff: Backoff;
   /**
    * Failed calls in a row, and since when (clock.now()). After failures, batches grow (doubling,
    * up to 64x the entries and 32 MiB): an app that resolves a failing entry with the help of a later one (RaftHouse's abandon
@@ -153,8 +154,7 @@ export class GroupApplier {
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 8 << 20);
     this.sync = opts.sync ?? false;
     this.lingerMs = Math.max(0, opts.lingerMs ?? 0);
-    this.retry = client.retryPolicy ?? { initialMs: 50, maxMs: 2000 };
-    this.backoffMs = this.retry.initialMs;
+    this.backoff = new Backoff({ ...(client.retryPolicy ?? { initialMs: 50, maxMs: 2000 }), jitter: JITTER.spread }, this.random);
   }
 
   private readonly clock: Clock;
@@ -461,7 +461,7 @@ export class GroupApplier {
       // 2xx but nothing applied: resend the same batch, after a pause rather than in a hot loop.
       throw new AppError('APP_ERROR', `group ${this.group}: app applied none of ${first}..${last} (last index ${lastLogIndex})`, { appCode: 'NO_PROGRESS', status: 503 });
     }
-    this.backoffMs = this.retry.initialMs;
+    this.backoff.reset();
     this.clearFailure();
     this.acked = confirmed;
     if (this.sync) {
@@ -476,7 +476,7 @@ export class GroupApplier {
     if (durable < this.applied) {
       throw new AppError('APP_REGRESSED', `group ${this.group}: Sync answered ${durable}, below ${this.applied} which it had made durable`);
     }
-    this.backoffMs = this.retry.initialMs;
+    this.backoff.reset();
     const upTo = Math.min(durable, this.acked);
     if (durable < this.acked) {
       // Applied but not durable (the app restarted in between): resend those entries.
@@ -557,13 +557,13 @@ export class GroupApplier {
     this.lastFailure = err;
     this.opts.onError?.(err);
     if (err.code === 'APP_REGRESSED') await this.waitForRecovery();
-    else await this.sleep(this.nextBackoff());
+    else await this.sleep(this.backoff.next());
   }
 
   /** An app that lost confirmed state is not fed more entries until its index is back. */
   private async waitForRecovery(): Promise<void> {
     while (!this.stopped) {
-      await this.sleep(this.nextBackoff());
+      await this.sleep(this.backoff.next());
       if (this.stopped) return;
       try {
         if ((await this.client.lastLogIndex(this.group)) >= this.applied) return;
@@ -572,13 +572,6 @@ export class GroupApplier {
         if (e instanceof AppError) this.opts.onError?.(e);
       }
     }
-  }
-
-  /** Doubling, capped; +-20% jitter so many groups retrying one app do not fire in lockstep. */
-  private nextBackoff(): number {
-    const d = this.backoffMs;
-    this.backoffMs = Math.min(this.retry.maxMs, this.backoffMs * 2);
-    return Math.round(d * (0.8 + 0.4 * this.random()));
   }
 
   private sleep(ms: number): Promise<void> {

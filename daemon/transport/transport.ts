@@ -35,6 +35,7 @@ import {
 import { decodeAck, decodeBatch, encodeAck, encodeBatch, encodedMessageSize, type GroupMessage } from './codec.js';
 import { TransportError, type TransportErrorCode } from './errors.js';
 import { widenReceiveWindows } from './window.js';
+import { JITTER, backoffDelay } from '../../protocol/backoff.js';
 import { MD_CLIENT_NONCE, MD_CLUSTER, MD_FROM, MD_INCARNATION, MD_PROOF, MD_REFUSAL, MD_SERVER_NONCE, MD_TO, helloMethod, raftTransportService, snapshotMethod, streamMethod } from './service.js';
 import { NONCE_BYTES, NonceBook, clientProof, newNonce, proofMatches, serverProof, type HandshakeFacts } from './auth.js';
 
@@ -247,10 +248,8 @@ class Peer {
     this.down = true;
     this.failures++;
     this.dropQueue();
-    const { initialMs, maxMs } = this.t.backoff;
-    const base = Math.min(maxMs, initialMs * 2 ** Math.min(this.failures - 1, 30));
     // "Equal jitter": never less than half the base, so a crowd of peers does not hammer in step.
-    const delay = Math.round(base / 2 + (base / 2) * this.t.random());
+    const delay = backoffDelay({ ...this.t.backoff, jitter: JITTER.equal }, this.failures, this.t.random);
     if (reason !== this.lastError) {
       const log = { peer: this.id, addr: this.addr, reason, retryInMs: delay };
       if (loud) this.t.log.error(log, 'peer refused us');

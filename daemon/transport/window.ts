@@ -1,21 +1,14 @@
-// HTTP/2 receive windows, wider than the protocol's 64 KiB default.
+// The 16 MiB HTTP/2 receive windows (protocol/h2-window.ts) on the gRPC peer server.
 //
 // Raft traffic flows from each peer's gRPC client to our server, so what limits a large App
-// message (a 600 KB RaftHouse insert) is OUR receive window. HTTP/2 starts every stream and
-// connection at 64 KiB, and grpc-js offers no server option to change it: a 620 KB message then
-// needs about ten WINDOW_UPDATE round trips, each waiting for this process's event loop, and took
-// 4-12 ms on an idle loopback (measured with per-hop timestamps). Raising both windows lets the
-// sender write the whole batch at once. Memory stays bounded by the window and by the sender's
-// queue limits.
+// message is OUR receive window, and grpc-js offers no server option to change it: this hooks the
+// sessions of its http2 servers.
 
 import type * as http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
+import { H2_RECEIVE_WINDOW, widenConnectionWindow } from '../../protocol/h2-window.js';
 
-/**
- * Receive window (per connection and per stream) for every HTTP/2 peer of raftd: the gRPC peer
- * server, raftd's client to the app (answers), and the SDK's h2c server (UpdateEntries bodies).
- */
-export const H2_RECEIVE_WINDOW = 16 << 20;
+export { H2_RECEIVE_WINDOW };
 
 /**
  * Widens the receive windows of every session the gRPC server accepts from now on. grpc-js keeps
@@ -35,23 +28,8 @@ export function widenReceiveWindows(server: grpc.Server, bytes = H2_RECEIVE_WIND
   return hooked;
 }
 
-/** The per-stream window, for the SETTINGS a node:http2 server or client opens with. */
-export const H2_RECEIVE_SETTINGS: http2.Settings = { initialWindowSize: H2_RECEIVE_WINDOW };
-
-/**
- * The connection window, by WINDOW_UPDATE: SETTINGS cannot change it. Sessions opened with
- * H2_RECEIVE_SETTINGS need only this; the grpc-js server's sessions need both (widenSession).
- */
-export function widenConnectionWindow(session: http2.Http2Session, bytes = H2_RECEIVE_WINDOW): void {
-  try {
-    session.setLocalWindowSize(bytes);
-  } catch {
-    // A session already closing: nothing to widen.
-  }
-}
-
 /** Per-stream window by a new SETTINGS frame, and the connection window. */
-export function widenSession(session: http2.Http2Session, bytes: number): void {
+function widenSession(session: http2.Http2Session, bytes: number): void {
   try {
     session.settings({ initialWindowSize: bytes });
   } catch {

@@ -54,7 +54,7 @@ function steps(tmp: string): Step[] {
     { key: 'core', title: 'Raft core alone', script: 'core', args: [], env: { BENCH_SECONDS: '2' }, limitSec: 120,
       about: 'committed entries/s of the pure Raft core (3 in-memory replicas, no I/O): one group batched, and 1,000 groups.' },
     { key: 'storage', title: 'RocksDB log store', script: 'storage', args: [], env: { BENCH_SECONDS: '1' }, limitSec: 90,
-      about: 'fsync cost, LogStore write batches of 1/100/1,000 groups, and group commit through the write coalescer.' },
+      about: 'fsync cost, LogStore write batches of 1/100/1,000 groups.' },
     { key: 'transport', title: 'gRPC transport', script: 'transport', args: [], limitSec: 90,
       about: 'batched App messages of 64-byte entries between two transports on loopback, and the codec alone.' },
     { key: 'app-calls', title: 'state-machine API calls vs a bare HTTP exchange', script: 'app-calls', args: [], limitSec: 90,

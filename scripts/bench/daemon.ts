@@ -1,5 +1,5 @@
 // npm run bench:daemon — 3 real raftd processes on loopback, 64-byte entries, batched clients
-// using propose-batch's binary framing (daemon/api/batch-codec.ts).
+// using propose-batch's binary framing (protocol/batch-codec.ts).
 // Prints committed entries/s and p50/p99 commit latency for 1, 64 and 1,000 groups, then the
 // latency at half the peak load.
 //
@@ -24,7 +24,7 @@
 // right after it, with or without snapshots) is not charged to the half load.
 
 import { LocalCluster } from '../../test/integration/cluster.js';
-import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
+import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../protocol/batch-codec.js';
 import { cpuSeconds, percentile } from './stats.js';
 import { Rng } from '../../test/sim/rng.js';
 

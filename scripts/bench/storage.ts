@@ -2,16 +2,15 @@
 //  1. the plain cost of one fsync here (64 bytes appended to a file, then fdatasync), for scale;
 //  2. LogStore.write with batches of G groups x 10 entries of 64 bytes, G = 1, 100, 1000:
 //     batches/s (= fsyncs/s) and entries/s;
-//     plus the 1000-group case with sync off, to separate CPU cost from fsync cost;
-//  3. group commit through WriteCoalescer: 1,000 groups each submitting its own 10 entries
-//     continuously; how many submissions share one fsync.
+//     plus the 1000-group case with sync off, to separate CPU cost from fsync cost.
+// (The host batches every group's appends of a tick into one write itself: no group-commit layer.)
 // Each case runs for a fixed wall time (BENCH_SECONDS, default 1.5 s) in a fresh temp directory.
 
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EntryType, type Entry } from '../../daemon/raft/types.js';
-import { LogStore, WriteCoalescer, type GroupWrite } from '../../daemon/storage/index.js';
+import { LogStore, type GroupWrite } from '../../daemon/storage/index.js';
 import { percentile } from './stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? '1.5');
@@ -78,44 +77,12 @@ async function batches(root: string, groups: number, sync = true): Promise<void>
   );
 }
 
-async function coalesced(root: string, groups: number): Promise<void> {
-  const store = await LogStore.open({ dir: join(root, `c${groups}`), nodeId: 1, clusterId: 'bench' });
-  const c = new WriteCoalescer(store);
-  const next = new Array<number>(groups).fill(1);
-  let entries = 0;
-  const t0 = performance.now();
-  const end = t0 + SECONDS * 1000;
-  // Every group loops on its own: submit, wait until durable, submit again.
-  const loop = async (g: number): Promise<void> => {
-    while (performance.now() < end) {
-      const from = next[g]!;
-      const es: Entry[] = [];
-      for (let i = 0; i < PER_GROUP; i++) es.push({ index: from + i, term: 1, type: EntryType.Normal, data: DATA });
-      next[g] = from + PER_GROUP;
-      await c.submit([{ group: g, entries: es }]);
-      entries += PER_GROUP;
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: groups }, (_, g) => loop(g)));
-  } finally {
-    await c.idle();
-    await store.close();
-  }
-  const secs = (performance.now() - t0) / 1000;
-  console.log(
-    `WriteCoalescer, ${groups} groups submitting independently: ${(c.stats.batches / secs).toFixed(0)} fsyncs/s  ${(entries / secs).toFixed(0)} entries/s  ` +
-      `${(c.stats.submissions / c.stats.batches).toFixed(1)} submissions per fsync`,
-  );
-}
-
 const root = await mkdtemp(join(tmpdir(), 'raftd-bench-storage-'));
 try {
   console.log(`log store benchmark, fsync on, ${ENTRY_BYTES}-byte entries, ${SECONDS}s per case, dir ${root}`);
   await fsyncCost(root);
   for (const g of [1, 100, 1000]) await batches(root, g);
   await batches(root, 1000, false);
-  await coalesced(root, 1000);
 } finally {
   await rm(root, { recursive: true, force: true });
 }

@@ -70,7 +70,7 @@ describe('chaos: real processes under faults', function () {
     // The broken behaviour, made deterministic: a follower is partitioned away, a write is
     // acknowledged by the majority, then the follower answers a read from its own state. A
     // correct linearizable read there would block or fail; the broken one returns the old value.
-    const cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, env: { RAFTD_ENABLE_FAULTS: '1' }, extraArgs: ['--request-timeout-ms', '3000'] });
+    const cluster = await LocalCluster.create({ nodes: 3, groups: 1, kvApp: true, env: { RAFTD_TEST_HOOKS: 'faults' }, extraArgs: ['--request-timeout-ms', '3000'] });
     const view = new ClusterView(cluster);
     try {
       await cluster.startAll();

@@ -69,8 +69,8 @@ const report = await runChaos({
   readConsistency: reads,
   trustNoLeader: noLeader === 'not-applied',
   ...(dir ? { runDir: dir } : {}),
-  // Forward a test-only break switch to raftd, for showing that the checks catch a broken build.
-  ...(brk ? { raftdEnv: { RAFTD_TEST_BREAK: brk } } : {}),
+  // A test hook that breaks raftd on purpose (daemon/test-hooks.ts), for showing that the checks catch a broken build.
+  ...(brk ? { raftdEnv: { RAFTD_TEST_HOOKS: `faults,break-${brk}` } } : {}),
   log,
 });
 process.stdout.write(formatReport(report) + '\n');

@@ -71,7 +71,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     groups: groupCount,
     logDir: runDir,
     appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
-    env: { RAFTD_ENABLE_FAULTS: '1' },
+    env: { RAFTD_TEST_HOOKS: 'faults' },
     // As in the KV runner: a node down for a few seconds catches up by snapshot.
     extraArgs: ['--request-timeout-ms', '5000', '--snapshot-interval', '200', '--snapshot-catchup-entries', '100'],
   });

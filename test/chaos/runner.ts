@@ -133,7 +133,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     groups: 1,
     kvApp: true,
     logDir: runDir,
-    env: { RAFTD_ENABLE_FAULTS: '1', ...(o.raftdEnv ?? {}) },
+    env: { RAFTD_TEST_HOOKS: 'faults', ...(o.raftdEnv ?? {}) },
     // Short request timeout: unknown outcomes resolve fast. Frequent snapshots and a short log
     // behind them: a node down for a second or more catches up by snapshot, so the install path
     // (where seed 803 found a stale read) runs in most runs, not only after long outages.

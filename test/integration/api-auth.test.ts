@@ -35,7 +35,7 @@ describe('client API and admin routes: authentication, admin safety (integration
 
   before(async () => {
     // Debug logs, so the last test can check that not even those hold a secret.
-    cluster = await LocalCluster.create({ nodes: 3, groups: 2, env: { RAFTD_ENABLE_FAULTS: '1' }, extraArgs: ['--log-level', 'debug'] });
+    cluster = await LocalCluster.create({ nodes: 3, groups: 2, env: { RAFTD_TEST_HOOKS: 'faults' }, extraArgs: ['--log-level', 'debug'] });
     apiToken = cluster.secrets!.value('apiToken');
     adminToken = cluster.secrets!.value('adminToken');
     await cluster.startAll();

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { LocalCluster, type RaftdNode } from './cluster.js';
-import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
+import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../protocol/batch-codec.js';
 
 describe('client API: errors, auth, probes (integration)', function () {
   this.timeout(60_000);
@@ -69,6 +69,10 @@ describe('client API: errors, auth, probes (integration)', function () {
     expect(unknownGroup.json.error.code).to.equal('GROUP_NOT_FOUND');
     const route = await call('GET', '/nope');
     expect(route.status).to.equal(404);
+    // The fault hook's routes exist only on a node started with RAFTD_TEST_HOOKS=faults.
+    const debug = await call('PUT', '/debug/faults', '{"lossRate":0.5}');
+    expect(debug.status).to.equal(404);
+    expect(debug.json.error.code).to.equal('NOT_FOUND');
     const leaderCode = await call('GET', '/leader-check/999', undefined, {});
     expect(leaderCode.status).to.equal(400);
   });

@@ -200,11 +200,16 @@ export class RaftdNode extends ManagedProcess {
   }
 
   async post(path: string, body: string | Uint8Array | object, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-    const payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+    return this.request('POST', path, body, headers);
+  }
+
+  /** Any method: an object body goes as JSON, bytes or a string as they are; the answer parsed when it is JSON. */
+  async request(method: string, path: string, body?: string | Uint8Array | object, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+    const json = typeof body === 'object' && !(body instanceof Uint8Array);
     const res = await fetch(this.url + path, {
-      method: 'POST',
-      headers: { 'content-type': typeof body === 'object' && !(body instanceof Uint8Array) ? 'application/json' : 'application/octet-stream', ...this.authHeaders(), ...headers },
-      body: payload,
+      method,
+      headers: { ...(body === undefined ? {} : { 'content-type': json ? 'application/json' : 'application/octet-stream' }), ...this.authHeaders(), ...headers },
+      ...(body === undefined ? {} : { body: json ? JSON.stringify(body) : body }),
       signal: AbortSignal.timeout(15_000),
     });
     const text = await res.text();

@@ -18,7 +18,7 @@ describe('faults cost one election (integration, KV adapter)', function () {
   let cluster: LocalCluster;
 
   before(async () => {
-    cluster = await LocalCluster.create({ nodes: 3, groups: 2, kvApp: true, tickMs: TICK_MS, electionTicks: ELECTION_TICKS, env: { RAFTD_ENABLE_FAULTS: '1' } });
+    cluster = await LocalCluster.create({ nodes: 3, groups: 2, kvApp: true, tickMs: TICK_MS, electionTicks: ELECTION_TICKS, env: { RAFTD_TEST_HOOKS: 'faults' } });
     await cluster.startAll();
     await cluster.waitForLeaders([1, 2], 30_000);
   });

@@ -786,7 +786,7 @@ export class HostSim implements SimWorld {
       for (const [id, g] of n.host.groups) {
         const st = g.status();
         const ap = n.host.applierState(id);
-        const applier = ap ? `/h${g.handedToApp}q${ap.queued}ap${ap.applied}${ap.missing ? `gap${ap.missing.lo}-${ap.missing.hi}` : ''}${ap.failing ? `fail${ap.failing}` : ''}` : '/noapplier';
+        const applier = ap ? `/h${g.handedToApp}ap${ap.applied}${ap.missing ? `gap${ap.missing.lo}-${ap.missing.hi}` : ''}${ap.failing ? `fail${ap.failing}` : ''}` : '/noapplier';
         gs.push(`${id}:${['F', 'C', 'P', 'L'][st.role]}t${st.term}c${st.commit}a${n.app.groups.get(id)?.applied ?? '-'}${g.repairThrough ? `r${g.repairThrough}` : ''}${id === META_GROUP ? '' : applier} `);
       }
       lines.push(`  node ${n.id}: app ${n.app.down ? 'down' : 'up'} ${gs.join(' ')}`);

@@ -27,7 +27,7 @@ export interface RafthouseClusterOptions {
   raftNodeArgs?: string[];
   /** Extra raftd flags (after the harness's own). */
   raftArgs?: string[];
-  /** Extra environment of each raftd (e.g. RAFTD_ENABLE_FAULTS=1). */
+  /** Extra environment of each raftd (e.g. RAFTD_TEST_HOOKS=faults). */
   raftEnv?: Record<string, string>;
   /** Extra environment of each rafthouse (e.g. RAFTHOUSE_USERS: secrets are not flags). */
   env?: Record<string, string>;

@@ -134,12 +134,12 @@ describe('clickhouse engine: server error mapping', function () {
 
 describe('clickhouse engine: statement-ending semicolons in inline data', () => {
   it('finds a top-level ; and ignores those in quotes and comments', async () => {
-    const { topLevelSemicolon } = await import('../../../clickhouse-adapter/engine/sql.js');
-    expect(topLevelSemicolon("(1, 'a')")).to.equal(-1);
-    expect(topLevelSemicolon("(1, 'a;b'), (2, \"c;d\"), (3, `e;f`)")).to.equal(-1);
-    expect(topLevelSemicolon("(1, 'it\\'s;')")).to.equal(-1);
-    expect(topLevelSemicolon('(1) -- a; comment\n')).to.equal(-1);
-    expect(topLevelSemicolon('(1) /* a; */')).to.equal(-1);
-    expect(topLevelSemicolon('(1); DROP TABLE x')).to.equal(3);
+    const { firstSemicolon } = await import('../../../clickhouse-adapter/sql/scanner.js');
+    expect(firstSemicolon("(1, 'a')")).to.equal(-1);
+    expect(firstSemicolon("(1, 'a;b'), (2, \"c;d\"), (3, `e;f`)")).to.equal(-1);
+    expect(firstSemicolon("(1, 'it\\'s;')")).to.equal(-1);
+    expect(firstSemicolon('(1) -- a; comment\n')).to.equal(-1);
+    expect(firstSemicolon('(1) /* a; */')).to.equal(-1);
+    expect(firstSemicolon('(1); DROP TABLE x')).to.equal(3);
   });
 });
