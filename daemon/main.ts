@@ -10,6 +10,7 @@ import { ConfigError, helpText, loadConfig, parseHostPort, type RaftdConfig } fr
 import { LogStore, PeerIncarnations } from './storage/index.js';
 import { GrpcTransport } from './transport/index.js';
 import { AppClient, GroupApplier, type ApplyTarget } from './statemachine/index.js';
+import { realClock } from './clock.js';
 import { Host } from './host/host.js';
 import { MemoryApp } from './host/memory-app.js';
 import type { ApplierFactory, AppPort, GroupMessage } from './host/ports.js';
@@ -185,7 +186,18 @@ export async function main(argv: string[]): Promise<void> {
       logger,
       breakStaleReads: testHooks.has('break-stale-reads'),
     },
-    { store, transport: faults ?? transport, app, makeApplier },
+    {
+      store,
+      transport: faults ?? transport,
+      app,
+      makeApplier,
+      clock: realClock,
+      // The log store failed: nothing may be acknowledged any more. Stop rather than lie (exit 70).
+      fatal: () => {
+        process.exitCode = 70;
+        process.kill(process.pid, 'SIGTERM');
+      },
+    },
   );
   await host.start();
   for (const [from, msgs] of pendingMessages.splice(0)) host.onMessages(from, msgs);

@@ -5,6 +5,7 @@ import { RaftNode, MemoryStorage } from '../raft/index.js';
 import { EntryType, NONE, ProposeError, Role, type Entry, type ReadState, type RaftStatus } from '../raft/types.js';
 import { RaftdError } from '../errors.js';
 import type { AppEntry } from './ports.js';
+import type { Cancel, Clock } from '../clock.js';
 
 export interface EntryOutcome {
   index: number;
@@ -23,7 +24,7 @@ interface ProposalBatch {
   first: number;
   term: number;
   remaining: number;
-  timer: NodeJS.Timeout | undefined;
+  cancelTimer: Cancel | undefined;
   /** Per entry, in order: the outcome, or why it failed. */
   results: Array<EntryOutcome | RaftdError>;
   done(results: Array<EntryOutcome | RaftdError>): void;
@@ -32,7 +33,7 @@ interface ProposalBatch {
 interface PendingRead {
   resolve(index: number): void;
   reject(err: RaftdError): void;
-  timer: NodeJS.Timeout;
+  cancelTimer: Cancel;
 }
 
 export class GroupReplica {
@@ -81,6 +82,8 @@ export class GroupReplica {
     readonly group: number,
     readonly node: RaftNode,
     readonly storage: MemoryStorage,
+    /** Deadlines of proposals and reads (the host's clock: virtual time in the simulator). */
+    private readonly clock: Clock,
   ) {}
 
   status(): RaftStatus {
@@ -130,15 +133,14 @@ export class GroupReplica {
 
   private trackAll(first: number, count: number, term: number, timeoutMs: number): Promise<Array<EntryOutcome | RaftdError>> {
     return new Promise((done) => {
-      const batch: ProposalBatch = { first, term, remaining: count, timer: undefined, results: new Array(count), done };
+      const batch: ProposalBatch = { first, term, remaining: count, cancelTimer: undefined, results: new Array(count), done };
       for (let k = 0; k < count; k++) this.pending.set(first + k, batch);
-      batch.timer = setTimeout(() => {
+      batch.cancelTimer = this.clock.after(timeoutMs, () => {
         for (let k = 0; k < count; k++) {
           if (this.pending.get(first + k) !== batch) continue;
           this.finish(first + k, batch, new RaftdError('TIMEOUT', `group ${this.group}: entry ${first + k} not applied within ${timeoutMs} ms; its outcome is unknown`));
         }
-      }, timeoutMs);
-      batch.timer.unref();
+      });
     });
   }
 
@@ -147,7 +149,7 @@ export class GroupReplica {
     this.pending.delete(index);
     batch.results[index - batch.first] = result;
     if (--batch.remaining === 0) {
-      clearTimeout(batch.timer);
+      batch.cancelTimer?.();
       batch.done(batch.results);
     }
   }
@@ -179,16 +181,15 @@ export class GroupReplica {
     const ctxKey = `${this.nodeId}:${this.group}:${++this.readCounter}`;
     const ctx = new TextEncoder().encode(ctxKey);
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancelTimer = this.clock.after(timeoutMs, () => {
         this.reads.delete(ctxKey);
         reject(new RaftdError('TIMEOUT', `group ${this.group}: read index not confirmed within ${timeoutMs} ms`));
-      }, timeoutMs);
-      timer.unref();
-      this.reads.set(ctxKey, { resolve, reject, timer });
+      });
+      this.reads.set(ctxKey, { resolve, reject, cancelTimer });
       try {
         this.node.readIndex(ctx, { lease });
       } catch (e) {
-        clearTimeout(timer);
+        cancelTimer();
         this.reads.delete(ctxKey);
         reject(toRaftdError(e, this.group));
       }
@@ -202,7 +203,7 @@ export class GroupReplica {
       const r = this.reads.get(key);
       if (!r) continue;
       this.reads.delete(key);
-      clearTimeout(r.timer);
+      r.cancelTimer();
       r.resolve(rs.index);
     }
   }
@@ -227,7 +228,7 @@ export class GroupReplica {
   /** Fails the reads waiting for a read index (they have no effect: always safe to fail). */
   failReads(err: RaftdError): void {
     for (const [, r] of this.reads) {
-      clearTimeout(r.timer);
+      r.cancelTimer();
       r.reject(err);
     }
     this.reads.clear();

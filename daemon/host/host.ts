@@ -5,6 +5,7 @@
 // each group's applier (during the write when they are already durable), then the cores advance.
 
 import type { Logger } from 'pino';
+import { sleep, type Cancel, type Clock } from '../clock.js';
 import { RaftNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
 import {
   ConfChangeType,
@@ -17,15 +18,17 @@ import {
   type HardState,
   type Message,
   type SnapshotMetadata,
-  type Ready,
+  type RaftFaults,
   type RaftStatus,
 } from '../raft/types.js';
 import { RaftdError, type LeaderHint } from '../errors.js';
 import { GroupReplica, perEntry, toAppEntry, toRaftdError, type EntryOutcome } from './group.js';
 import { Liveness } from './liveness.js';
 import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
-import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, GroupWrite, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
+import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
+import { ReadyLoop } from './ready-loop.js';
+import { Snapshots, type SnapshotsHost } from './snapshots.js';
 import { AppError } from '../statemachine/errors.js';
 import { placeGroup, placementNodes } from '../placement/view.js';
 
@@ -72,6 +75,20 @@ export interface HostOptions {
   /** Randomness for election timeouts (the core never draws its own). */
   random: () => number;
   logger: Logger;
+  /** Deliberately wrong behaviours the simulator must catch (test/sim mutations); never set in raftd. */
+  faults?: HostFaults;
+}
+
+/** Host-level mutations: each a switch used only by the simulator (test/sim/host-sim.ts). */
+export interface HostFaults {
+  /** Send every message of a flush before its write (votes and acks before they are durable). */
+  sendBeforePersist?: boolean;
+  /** A linearizable read does not wait for a snapshot restore in progress (chaos seed 803). */
+  readDuringRestore?: boolean;
+  /** Compact the log past a snapshot still being sent to a follower (it then needs another, forever). */
+  compactPastSnapshotSend?: boolean;
+  /** The Raft core's own mutations (RaftFaults). */
+  raft?: RaftFaults;
 }
 
 export interface HostDeps {
@@ -79,6 +96,13 @@ export interface HostDeps {
   transport: TransportPort;
   app: AppPort;
   makeApplier: ApplierFactory;
+  /** Every timer, deadline and deferred flush of the host (virtual time in the simulator). */
+  clock: Clock;
+  /**
+   * The host cannot go on (its log store failed: it must not acknowledge anything any more). It has
+   * stopped acting; the shell ends the process (raftd: exit code 70).
+   */
+  fatal(err: unknown): void;
 }
 
 export type Consistency = 'linearizable' | 'lease' | 'stale';
@@ -91,14 +115,13 @@ export class Host {
   readonly meta = new MetaState();
   readonly liveness: Liveness;
   readonly metrics = new HostMetrics();
-  private readonly dirty = new Set<GroupReplica>();
-  private flushing = false;
-  private flushScheduled = false;
-  private tickTimer: NodeJS.Timeout | undefined;
+  private stopTicking: Cancel | undefined;
   private stopping = false;
-  private flushDone: Promise<void> = Promise.resolve();
   private readonly knownPeers = new Map<number, string>();
-  private readonly bootstrapWrites: GroupWrite[] = [];
+  /** Gathers the Readies of the groups with work into one write, and sends around it. */
+  private readonly readyLoop: ReadyLoop;
+  /** Taking, sending and restoring snapshots, and compacting behind them. */
+  private readonly snapshots: Snapshots;
   private metaDutiesRunning = false;
   /** Consecutive ticks the application has been unhealthy (0: healthy). */
   private appUnhealthyTicks = 0;
@@ -119,6 +142,24 @@ export class Host {
     private readonly deps: HostDeps,
   ) {
     this.liveness = new Liveness(opts.electionTicks * 2);
+    this.readyLoop = new ReadyLoop(deps, this.metrics, opts.logger, opts.faults?.sendBeforePersist === true, {
+      onSoftState: (g, role, leader) => this.onSoftState(g, role, leader),
+      applyCommitted: (g, entries) => this.applyCommitted(g, entries),
+      sendSnapshot: (g, m) => this.sendSnapshot(g, m),
+      stopping: () => this.stopping,
+      stopForGood: () => {
+        this.stopping = true;
+      },
+    });
+    this.snapshots = new Snapshots(opts, deps, this.metrics, this.groups, this.appliers, this.restoring, {
+      startApplier: ((group: number, wait: boolean) => (wait ? this.startApplier(group, true) : this.startApplier(group, false))) as SnapshotsHost['startApplier'],
+      refetch: (group, lo, hi) => this.refetch(group, lo, hi),
+      handOver: (g, applier, entries) => this.handOver(g, applier, entries),
+      markDirty: (g) => this.markDirty(g),
+      scheduleFlush: () => this.scheduleFlush(),
+      lazyReplica: (group) => this.lazyReplica(group),
+      stopping: () => this.stopping,
+    });
     for (const [id, addr] of opts.staticPeers) this.knownPeers.set(id, addr);
   }
 
@@ -138,16 +179,16 @@ export class Host {
     if (!this.groups.has(META_GROUP) && this.opts.staticPeers.size > 0 && !this.opts.joined) {
       await this.bootstrapGroup(META_GROUP, [...this.opts.staticPeers.keys()].sort((a, b) => a - b));
     }
-    this.tickTimer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.stopTicking = this.deps.clock.every(this.opts.tickMs, () => this.tick());
     this.scheduleFlush();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.stopTicking?.();
     const err = new RaftdError('SHUTTING_DOWN', 'raftd is shutting down');
     for (const g of this.groups.values()) g.failAll(err);
-    await this.flushDone;
+    await this.readyLoop.done;
     await Promise.all([...this.appliers.values()].map((a) => a.stop().catch(() => undefined)));
   }
 
@@ -163,8 +204,9 @@ export class Host {
       preVote: true,
       maxSizePerMsg: 1 << 20,
       maxInflightMsgs: 256,
+      ...(this.opts.faults?.raft ? { faults: this.opts.faults.raft } : {}),
     });
-    const g = new GroupReplica(this.opts.nodeId, group, node, storage);
+    const g = new GroupReplica(this.opts.nodeId, group, node, storage, this.deps.clock);
     this.groups.set(group, g);
     return g;
   }
@@ -198,7 +240,7 @@ export class Host {
     }));
     const hardState = { term: 1, vote: NONE, commit: entries.length };
     // Persisted by the next flush, in the same write as (and before) anything the group sends.
-    this.bootstrapWrites.push({ group, entries, hardState });
+    this.readyLoop.bootstrapWrites.push({ group, entries, hardState });
     const storage = new MemoryStorage();
     storage.append(entries);
     storage.setHardState(hardState);
@@ -461,113 +503,14 @@ export class Host {
     if (leader === NONE || !this.liveness.isAlive(leader)) g.wake();
   }
 
-  // ---------------------------------------------------------------- flushing
+  // ---------------------------------------------------------------- flushing (ready-loop.ts)
 
   private markDirty(g: GroupReplica): void {
-    this.dirty.add(g);
+    this.readyLoop.markDirty(g);
   }
 
   scheduleFlush(): void {
-    if (this.flushScheduled || this.flushing) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flushDone = this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      while (this.dirty.size > 0) {
-        const batch: Array<[GroupReplica, Ready]> = [];
-        for (const g of this.dirty) if (!g.deleted && g.node.hasReady()) batch.push([g, g.node.ready()]);
-        this.dirty.clear();
-        if (batch.length === 0) break;
-        await this.handleReadies(batch);
-      }
-    } catch (e) {
-      // Storage failure: we cannot acknowledge anything any more. Stop rather than lie.
-      this.opts.logger.fatal({ err: e }, 'persisting Raft state failed; stopping the node');
-      this.stopping = true;
-      process.exitCode = 70;
-      process.kill(process.pid, 'SIGTERM');
-    } finally {
-      this.flushing = false;
-    }
-    if (this.dirty.size > 0 && !this.stopping) this.scheduleFlush();
-  }
-
-  private async handleReadies(batch: Array<[GroupReplica, Ready]>): Promise<void> {
-    // A group bootstrapped since the last flush has its first state in this write: nothing of
-    // this flush goes out before it is durable.
-    const bootstrapping = this.bootstrapWrites.length > 0;
-    const writes: GroupWrite[] = this.bootstrapWrites.splice(0);
-    // Entries, votes and terms must be on disk before any message goes out; a commit index alone
-    // need not be (it is re-learnt from the leader), so a flush that only moves commits skips fsync.
-    let mustSync = writes.length > 0;
-    for (const [g, rd] of batch) {
-      if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) continue;
-      const w: GroupWrite = { group: g.group };
-      if (rd.snapshot) w.snapshot = rd.snapshot.metadata;
-      if (rd.entries.length > 0) w.entries = rd.entries;
-      if (rd.hardState) w.hardState = rd.hardState;
-      writes.push(w);
-      mustSync ||= rd.mustSync;
-    }
-    // Leaders' appends and heartbeats go out BEFORE their own write (Raft thesis 10.2.1), so the
-    // followers' fsyncs overlap the leader's: the core counts the leader's own copy toward a
-    // quorum only at advance(), i.e. once persisted. Everything else (votes, append acks) waits.
-    const early = new Outbox();
-    const late = new Outbox();
-    const snaps: Array<[GroupReplica, Message]> = [];
-    for (const [g, rd] of batch) {
-      const mayGoEarly = !bootstrapping && !rd.snapshot && !rd.termOrVoteChanged;
-      for (const m of rd.messages) {
-        if (m.type === MessageType.Snap) snaps.push([g, m]);
-        else (mayGoEarly && (m.type === MessageType.App || m.type === MessageType.Heartbeat) ? early : late).add(g.group, m);
-      }
-    }
-    this.sendOutbox(early);
-    // Committed entries below this Ready's new entries are already durable here (an earlier
-    // flush wrote them): the app gets them while this write runs instead of after it.
-    const appliedEarly = new Set<GroupReplica>();
-    for (const [g, rd] of batch) {
-      if (rd.softState) this.onSoftState(g, rd.softState.role, rd.softState.leader);
-      if (rd.committedEntries.length === 0 || rd.snapshot) continue;
-      const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1]!.index;
-      if (rd.entries.length > 0 && lastCommitted >= rd.entries[0]!.index) continue;
-      if (lastCommitted > g.storage.lastIndex()) continue;
-      this.applyCommitted(g, rd.committedEntries);
-      appliedEarly.add(g);
-    }
-    if (writes.length > 0) {
-      const t0 = performance.now();
-      await this.deps.store.write(writes, { sync: mustSync });
-      if (mustSync) this.metrics.observeFsync(performance.now() - t0, writes.length);
-    }
-    // Now durable: update the in-memory log caches, then let the other messages go.
-    for (const [g, rd] of batch) {
-      if (rd.snapshot) g.storage.applySnapshot(rd.snapshot);
-      if (rd.entries.length > 0) g.storage.append(rd.entries);
-      if (rd.hardState) g.storage.setHardState(rd.hardState);
-    }
-    this.sendOutbox(late);
-    for (const [g, m] of snaps) void this.sendSnapshot(g, m);
-    for (const [g, rd] of batch) {
-      if (rd.committedEntries.length > 0 && !appliedEarly.has(g)) this.applyCommitted(g, rd.committedEntries);
-      if (rd.readStates.length > 0) g.onReadStates(rd.readStates);
-      g.node.advance(rd);
-      if (g.node.hasReady()) this.markDirty(g);
-    }
-  }
-
-  private sendOutbox(outbox: Outbox): void {
-    for (const [to, msgs] of outbox.byPeer) {
-      this.metrics.messagesSent += msgs.length;
-      this.deps.transport.send(to, msgs);
-    }
+    this.readyLoop.schedule();
   }
 
   private onSoftState(g: GroupReplica, role: Role, leader: number): void {
@@ -764,179 +707,19 @@ export class Host {
     }
   }
 
-  // ---------------------------------------------------------------- snapshots
+  // ---------------------------------------------------------------- snapshots (snapshots.ts)
 
-  /**
-   * Every snapshotInterval applied entries, or snapshotBytes of them (the log is held in memory,
-   * so large entries must not wait for the count), the app freezes a snapshot and raftd compacts.
-   */
   private maybeSnapshot(g: GroupReplica): void {
-    if (g.group === META_GROUP || g.snapshotInFlight) return;
-    const applier = this.appliers.get(g.group);
-    if (!applier) return;
-    const sinceLast = applier.appliedIndex() - g.lastSnapshotIndex;
-    if (sinceLast < this.opts.snapshotInterval && !(sinceLast > 0 && g.bytesSinceSnapshot >= this.opts.snapshotBytes)) return;
-    g.snapshotInFlight = true;
-    void this.takeSnapshot(g)
-      .catch((err) => this.opts.logger.warn({ err, group: g.group }, 'snapshot failed; will retry'))
-      .finally(() => {
-        g.snapshotInFlight = false;
-      });
+    this.snapshots.maybeSnapshot(g);
   }
 
-  private async takeSnapshot(g: GroupReplica): Promise<{ prepared: string; index: number }> {
-    const applier = this.appliers.get(g.group);
-    const { prepared, lastLogIndex } = await this.deps.app.prepareSnapshot(g.group);
-    if (g.deleted) throw new RaftdError('GROUP_NOT_FOUND', `group ${g.group} was deleted`);
-    // A snapshot from the leader restored meanwhile (a new applier, or one being started) may have
-    // put the app on another state, even an older one than the view just prepared: compacting the
-    // log up to the prepared index would then drop entries the app now misses (the APPLY_GAP of
-    // issue 18: "entry 130 enqueued after 123"). Skip this round; the next tick decides again.
-    if (!applier || this.appliers.get(g.group) !== applier || this.restoring.has(g.group)) return { prepared, index: 0 };
-    const st = g.status();
-    // Never past what the app confirmed (with RAFT_SYNC: made durable): the prepared view may hold
-    // applied but unsynced entries, which the app loses in a crash while raftd's log, compacted
-    // to the snapshot, no longer holds them.
-    const index = Math.min(lastLogIndex, st.commit, applier.appliedIndex());
-    if (index <= g.storage.snapshot().metadata.index) {
-      // Nothing past the log's snapshot (one restored from a leader, say): count from there, or the
-      // byte trigger would ask the app again on every tick until it moves.
-      g.lastSnapshotIndex = Math.max(g.lastSnapshotIndex, g.storage.snapshot().metadata.index);
-      return { prepared, index };
-    }
-    const term = g.storage.term(index);
-    const confState = g.node.confStateAt(index);
-    g.storage.createSnapshot(index, confState, encoder.encode(prepared));
-    const metadata = { index, term, confState };
-    await this.deps.store.write([{ group: g.group, snapshot: metadata }]);
-    const compactTo = this.compactionPoint(g, index);
-    if (compactTo > g.storage.firstIndex()) g.storage.compact(compactTo);
-    g.lastSnapshotIndex = index;
-    // Counted afresh from what is handed over next. Not from the snapshot's index: entries handed
-    // over but not applied yet would count at once, and an app working off a large backlog would
-    // then be asked for a snapshot after every batch.
-    g.bytesSinceSnapshot = 0;
-    this.metrics.snapshotsTaken++;
-    return { prepared, index };
-  }
-
-  /**
-   * Where to compact after a snapshot at `index`: keep at most snapshotCatchupEntries entries
-   * behind it, and at most snapshotCatchupBytes of them; but never past a snapshot sent to a
-   * follower that has not caught up from it yet (its next appends start right after it; without
-   * them it would be sent another snapshot, and under steady large writes, another, and so on).
-   * A follower that went quiet (not recently active) no longer holds it back: it gets a new
-   * snapshot when back, and a dead follower must not keep the log growing.
-   */
-  private compactionPoint(g: GroupReplica, index: number): number {
-    let to = index - this.opts.snapshotCatchupEntries;
-    const lo = Math.max(to + 1, g.storage.firstIndex());
-    const behind = lo <= index ? g.storage.entries(lo, index + 1, Number.MAX_SAFE_INTEGER) : [];
-    for (let k = behind.length - 1, kept = 0; k >= 0; k--) {
-      kept += behind[k]!.data.length;
-      if (kept > this.opts.snapshotCatchupBytes) {
-        to = behind[k]!.index;
-        break;
-      }
-    }
-    const progress = g.role === Role.Leader ? g.status().progress : undefined;
-    for (const [peer, sent] of g.snapshotSentAt) {
-      const pr = progress?.[peer];
-      if (g.snapshotsSending.has(peer) || (pr && pr.match < sent && pr.recentActive)) to = Math.min(to, sent);
-      else g.snapshotSentAt.delete(peer);
-    }
-    return to;
-  }
-
-  /** The core wants a follower brought up by snapshot: stream a fresh one from the app. */
-  private async sendSnapshot(g: GroupReplica, m: Message): Promise<void> {
-    if (g.snapshotsSending.has(m.to)) return;
-    g.snapshotsSending.add(m.to);
-    try {
-      const { prepared, lastLogIndex } = await this.deps.app.prepareSnapshot(g.group);
-      const index = Math.min(lastLogIndex, g.status().commit);
-      const metadata = { index, term: g.storage.term(index), confState: g.node.confStateAt(index) };
-      g.snapshotSentAt.set(m.to, index);
-      const header: SnapshotHeader = { group: g.group, from: this.opts.nodeId, to: m.to, term: m.term, metadata };
-      await this.deps.transport.sendSnapshot(m.to, header, this.deps.app.saveSnapshot(g.group, prepared));
-      this.metrics.snapshotsSent++;
-      g.node.reportSnapshot(m.to, true);
-    } catch (err) {
-      this.metrics.snapshotFailures++;
-      g.snapshotSentAt.delete(m.to);
-      this.opts.logger.warn({ err, group: g.group, to: m.to }, 'snapshot transfer failed');
-      g.node.reportSnapshot(m.to, false);
-    } finally {
-      g.snapshotsSending.delete(m.to);
-      this.markDirty(g);
-      this.scheduleFlush();
-    }
+  private sendSnapshot(g: GroupReplica, m: Message): Promise<void> {
+    return this.snapshots.sendSnapshot(g, m);
   }
 
   /** Follower side: the transport verified the whole snapshot; recover the app, then Raft. */
-  async onSnapshot(header: SnapshotHeader, data: AsyncIterable<Uint8Array>): Promise<void> {
-    let g = this.groups.get(header.group);
-    if (!g) g = this.lazyReplica(header.group);
-    if (!g) throw new RaftdError('GROUP_NOT_FOUND', `group ${header.group} is not known here`);
-    g.wake();
-    // A snapshot at or below the commit index brings nothing, unless it repairs an app that misses
-    // entries the log no longer holds (repairThrough): then one reaching past them is restored into
-    // the app only (Raft's log and commit are fine and stay as they are).
-    const repair = g.repairThrough > 0 && header.metadata.index >= g.repairThrough;
-    if (header.metadata.index <= g.status().commit && !repair) return;
-    // One restore at a time: two overlapping ones (an old leader's and a new one's) could finish in
-    // either order and leave the app on the older snapshot while the host counts from the newer.
-    // The sender sees its transfer end, and the core sends another snapshot if still needed.
-    if (this.restoring.has(g.group)) return;
-    const old = this.appliers.get(g.group);
-    this.appliers.delete(g.group);
-    // While the app is being restored no applier is in charge: reads wait for this (waitApplied).
-    let restored!: () => void;
-    this.restoring.set(g.group, new Promise<void>((resolve) => (restored = resolve)));
-    try {
-      await old?.stop();
-      await this.deps.app.recoverFromSnapshot(g.group, data);
-      await this.startApplier(g.group, true);
-    } finally {
-      this.restoring.delete(g.group);
-      restored();
-    }
-    g.handedToApp = header.metadata.index;
-    g.bytesSinceSnapshot = 0;
-    // The app is now at or past the snapshot's index: what it missed is in it. Cleared before the
-    // hand-over below, which reports a new gap should the log lack entries after the snapshot too.
-    if (g.repairThrough > 0 && header.metadata.index >= g.repairThrough) {
-      g.repairThrough = 0;
-      this.metrics.appRepairs++;
-      this.opts.logger.warn({ group: g.group, index: header.metadata.index }, 'the app was repaired from a snapshot');
-    }
-    // During the restore (and the new applier's start) the core kept stepping messages: a new leader
-    // that still had the entries may have appended and committed past the snapshot here, and
-    // applyCommitted handed them to nobody. The core will not go back for them (its commit is past
-    // the snapshot, which it then ignores): hand them to the app from the log now. Only what is in
-    // the log: committed entries not stored yet have not been handed out either, and their Ready
-    // hands them over as usual.
-    const upTo = Math.min(g.status().commit, g.storage.lastIndex());
-    const applier = this.appliers.get(g.group);
-    if (applier && upTo > g.handedToApp) {
-      const missed = this.refetch(g.group, g.handedToApp + 1, upTo);
-      if (missed) this.handOver(g, applier, missed);
-    }
-    this.metrics.snapshotsReceived++;
-    // A repair's snapshot is usually not past the commit index, and Raft needs none then: it is
-    // for the app only. (Any other is stepped as before; the core ignores one it no longer needs.)
-    if (repair && header.metadata.index <= g.status().commit) {
-      this.markDirty(g);
-      this.scheduleFlush();
-      return;
-    }
-    g.node.step({
-      type: MessageType.Snap, to: this.opts.nodeId, from: header.from, term: header.term, logTerm: 0, index: 0,
-      entries: [], commit: 0, reject: false, rejectHint: 0, context: new Uint8Array(0),
-      snapshot: { metadata: header.metadata, data: new Uint8Array(0) },
-    });
-    this.markDirty(g);
-    this.scheduleFlush();
+  onSnapshot(header: SnapshotHeader, data: AsyncIterable<Uint8Array>): Promise<void> {
+    return this.snapshots.onSnapshot(header, data);
   }
 
   // ---------------------------------------------------------------- inbound messages
@@ -1054,7 +837,7 @@ export class Host {
     this.markDirty(g);
     this.scheduleFlush();
     const index = await p;
-    await this.waitApplied(group, index, Date.now() + this.opts.requestTimeoutMs);
+    await this.waitApplied(group, index, this.deps.clock.now() + this.opts.requestTimeoutMs);
     return index;
   }
 
@@ -1075,12 +858,13 @@ export class Host {
         // A restore failed (the leader sends the snapshot again): the app's state is not to be read.
         throw new RaftdError('APP_UNAVAILABLE', `group ${group}: the app's restore from a snapshot failed; retry`);
       }
-      const left = deadline - Date.now();
+      const left = deadline - this.deps.clock.now();
       if (left <= 0) throw new RaftdError('TIMEOUT', `group ${group}: index ${index} not applied in time (the app is being restored from a snapshot)`);
       if (!applier) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([restoring, new Promise((r) => (timer = setTimeout(r, left)))]);
-        clearTimeout(timer);
+        if (this.opts.faults?.readDuringRestore) return;
+        let cancel: Cancel | undefined;
+        await Promise.race([restoring, new Promise<void>((r) => (cancel = this.deps.clock.after(left, r)))]);
+        cancel?.();
         continue;
       }
       try {
@@ -1147,7 +931,7 @@ export class Host {
 
   private async metaDuties(): Promise<void> {
     // Give the new leader's empty entry a moment to commit before proposing.
-    await new Promise((r) => setTimeout(r, this.opts.tickMs * 2));
+    await sleep(this.deps.clock, this.opts.tickMs * 2);
     const meta = this.groups.get(META_GROUP);
     if (!meta?.isLeader()) return;
     try {
@@ -1191,6 +975,15 @@ export class Host {
     return this.deps.app.healthy();
   }
 
+  /** The group's apply pipeline as this host sees it (for /status-like views and the simulator's reports). */
+  applierState(group: number): { applied: number; missing?: { lo: number; hi: number }; failing?: string; restoring: boolean } | undefined {
+    const a = this.appliers.get(group);
+    if (!a) return this.restoring.has(group) ? { applied: 0, restoring: true } : undefined;
+    const f = a.applyFailure?.();
+    const missing = a.missing();
+    return { applied: a.appliedIndex(), restoring: this.restoring.has(group), ...(missing ? { missing } : {}), ...(f ? { failing: `${f.attempts}x ${f.error.code ?? ''}` } : {}) };
+  }
+
   /**
    * The group's apply is failing (calls in a row failed, the last `error`): that group's problem only,
    * reported per group (`/raft-health?group=G`, `/status`, metrics), never for the node as a whole.
@@ -1226,16 +1019,5 @@ export class Host {
 
   peers(): Map<number, string> {
     return new Map(this.knownPeers);
-  }
-}
-
-/** Messages of one flush, per destination node (the transport sends each list as one batch). */
-class Outbox {
-  readonly byPeer = new Map<number, GroupMessage[]>();
-
-  add(group: number, message: Message): void {
-    let q = this.byPeer.get(message.to);
-    if (!q) this.byPeer.set(message.to, (q = []));
-    q.push({ group, message });
   }
 }

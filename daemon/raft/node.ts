@@ -3,6 +3,7 @@
 import { Raft } from './raft.js';
 import { PROGRESS_STATE_NAMES } from './progress.js';
 import {
+  MessageType,
   NONE,
   Role,
   type ConfChange,
@@ -101,8 +102,9 @@ export class RaftNode {
     const u = log.unstable;
     const entries = u.entries.length > 0 ? u.entries.slice() : [];
     const committedEntries = log.hasNextCommitted() ? log.nextCommitted(r.maxMsgSize) : [];
-    const rd: Ready = { entries, committedEntries, messages: r.msgs, readStates: r.readStates, mustSync: entries.length > 0, termOrVoteChanged: false };
+    const rd: Ready = { entries, committedEntries, earlyMessages: [], messages: r.msgs, readStates: r.readStates, mustSync: entries.length > 0 };
     r.msgs = [];
+    let termOrVoteChanged = false;
     r.readStates = [];
     if (r.lead !== this.prevSoft.leader || r.role !== this.prevSoft.role) {
       this.prevSoft = { leader: r.lead, role: r.role };
@@ -110,7 +112,7 @@ export class RaftNode {
     }
     if (this.hardStateChanged()) {
       const hs: HardState = { term: r.term, vote: r.vote, commit: log.committed };
-      if (hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote) rd.mustSync = rd.termOrVoteChanged = true;
+      if (hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote) rd.mustSync = termOrVoteChanged = true;
       this.prevHard = hs;
       rd.hardState = { ...hs };
     }
@@ -118,11 +120,43 @@ export class RaftNode {
       rd.snapshot = u.snapshot;
       rd.mustSync = true;
     }
+    this.splitEarly(rd, termOrVoteChanged);
     if (committedEntries.length > 0) {
       log.applying = committedEntries[committedEntries.length - 1]!.index;
       r.reduceUncommitted(committedEntries);
     }
     return rd;
+  }
+
+  /**
+   * Which messages may leave before this Ready is persisted (Raft thesis 10.2.1; etcd-io/raft's
+   * AsyncStorageWrites makes the same cut): a leader's appends and heartbeats, so the followers'
+   * fsyncs overlap the leader's own. The leader counts its own entries toward a quorum only at
+   * advance(), i.e. once they are persisted, so sending them first loses nothing. Not when the
+   * Ready moves the term or the vote (a message of the new term would promise what a crash could
+   * forget) nor when it installs a snapshot; and never a vote, an append ack or anything else
+   * that answers for this node's durable state. The one place this rule lives: the host, the
+   * simulator and the scenario tests all take the core's split.
+   */
+  private splitEarly(rd: Ready, termOrVoteChanged: boolean): void {
+    if (this.r.faults.ackBeforePersist) {
+      // Simulator-only mutation: everything leaves at once, acks and votes included.
+      rd.earlyMessages = rd.messages;
+      rd.messages = [];
+      return;
+    }
+    if (termOrVoteChanged || rd.snapshot) return;
+    let early = 0;
+    for (const m of rd.messages) if (m.type === MessageType.App || m.type === MessageType.Heartbeat) early++;
+    if (early === 0) return;
+    if (early === rd.messages.length) {
+      rd.earlyMessages = rd.messages;
+      rd.messages = [];
+      return;
+    }
+    const late: Message[] = [];
+    for (const m of rd.messages) (m.type === MessageType.App || m.type === MessageType.Heartbeat ? rd.earlyMessages : late).push(m);
+    rd.messages = late;
   }
 
   advance(rd: Ready): void {

@@ -73,7 +73,7 @@ export class Raft {
   private readonly maxEntrySize: number;
   private readonly checkQuorum: boolean;
   private readonly preVote: boolean;
-  private readonly faults: RaftFaults;
+  readonly faults: RaftFaults;
   private readonly random: () => number;
 
   private votes = new Map<NodeId, boolean>();

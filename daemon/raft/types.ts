@@ -120,6 +120,7 @@ export interface ReadState {
 
 /**
  * One batch of work for the host. Order of duties:
+ * 0. `earlyMessages` may be sent at once, before or while step 1 runs (or with `messages`);
  * 1. persist `snapshot` (if any), `entries`, and `hardState` (if any) — durably when `mustSync`;
  * 2. only then send `messages`;
  * 3. apply `committedEntries` (they are already durable: commit implies persisted on a quorum and,
@@ -132,15 +133,16 @@ export interface Ready {
   entries: Entry[];
   snapshot?: Snapshot;
   committedEntries: Entry[];
+  /**
+   * Messages that may leave before this Ready is persisted: a leader's appends and heartbeats, unless
+   * the Ready moves the term or vote or installs a snapshot (RaftNode.splitEarly decides; nobody
+   * else). The leader's own entries count toward a quorum only once advanced.
+   */
+  earlyMessages: Message[];
+  /** Messages that may leave only once this Ready is persisted (votes, acks, everything else). */
   messages: Message[];
   readStates: ReadState[];
   mustSync: boolean;
-  /**
-   * The hard state's term or vote moved: none of the messages may leave before it is durable. When
-   * false, a host may send a leader's App and Heartbeat messages before persisting this Ready (Raft
-   * thesis 10.2.1); the leader's own entries count toward a quorum only once advanced.
-   */
-  termOrVoteChanged: boolean;
 }
 
 export interface Storage {
@@ -181,6 +183,8 @@ export interface RaftFaults {
   voteWithoutLogCheck?: boolean;
   /** Answer read index requests without confirming leadership with a quorum. */
   readIndexWithoutQuorum?: boolean;
+  /** Put every message of a Ready among its earlyMessages: votes and acks leave before the write. */
+  ackBeforePersist?: boolean;
 }
 
 export interface RaftConfig {

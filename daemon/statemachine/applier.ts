@@ -10,6 +10,7 @@
 import { Backoff, JITTER } from '../../protocol/backoff.js';
 import type { RetryPolicy } from './app-client.js';
 import { AppError } from './errors.js';
+import { realClock, type Cancel, type Clock } from '../clock.js';
 import type { AppEntry, EntryResult, UpdateEntriesResult } from './types.js';
 
 /** What the applier needs from the app: AppClient, or an in-process app with the same calls. */
@@ -53,6 +54,15 @@ export interface GroupApplierOptions {
    * (a new applier). Without it a gap is still never applied across; it just stays.
    */
   onGap?(lo: number, hi: number): void;
+  /** Timers and the time of failures (default: the real clock; virtual time in the simulator). */
+  clock?: Clock;
+  /** Back-off jitter in [0, 1) (default Math.random; the simulator's seeded stream). */
+  random?: () => number;
+  /**
+   * A deliberate bug only the simulator sets (test/sim, mutation `applyPastGap`): a restarted
+   * applier whose app misses entries the log no longer holds hands it the later ones anyway.
+   */
+  unsafeApplyPastGap?: boolean;
 }
 
 /** The most a batch grows to in bytes after failed calls (see nextBatch). */
@@ -79,7 +89,7 @@ interface Waiter {
   index: number;
   resolve(): void;
   reject(err: AppError): void;
-  timer: NodeJS.Timeout;
+  cancelTimer: Cancel;
 }
 
 export class GroupApplier {
@@ -117,7 +127,7 @@ export class GroupApplier {
   /** Between failed calls: doubling from the client's retry policy's first delay, +-20% jitter so many groups retrying one app do not fire in lockstep. */
   private readonly backoff: Backoff;
   /**
-   * Failed calls in a row, and since when (performance.now()). After failures, batches grow (doubling,
+   * Failed calls in a row, and since when (clock.now()). After failures, batches grow (doubling,
    * up to 64x the entries and 32 MiB): an app that resolves a failing entry with the help of a later one (RaftHouse's abandon
    * entries) sees that one however much was committed behind the failing entry.
    */
@@ -138,12 +148,17 @@ export class GroupApplier {
     private readonly client: ApplyTarget,
     private readonly opts: GroupApplierOptions,
   ) {
+    this.clock = opts.clock ?? realClock;
+    this.random = opts.random ?? Math.random;
     this.maxBatchEntries = Math.max(1, opts.maxBatchEntries ?? 10_000);
     this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 8 << 20);
     this.sync = opts.sync ?? false;
     this.lingerMs = Math.max(0, opts.lingerMs ?? 0);
-    this.backoff = new Backoff({ ...(client.retryPolicy ?? { initialMs: 50, maxMs: 250 }), jitter: JITTER.spread });
+    this.backoff = new Backoff({ ...(client.retryPolicy ?? { initialMs: 50, maxMs: 250 }), jitter: JITTER.spread }, this.random);
   }
+
+  private readonly clock: Clock;
+  private readonly random: () => number;
 
   /**
    * Learns the app's last index (retrying with back-off while the app is down) and starts the
@@ -184,6 +199,7 @@ export class GroupApplier {
       // taken of a state the app has since lost). Bridge from raftd's log if it still has them.
       const missing = this.bridge(this.applied + 1, first.index - 1);
       if (missing) this.queue = [...missing, ...this.queue];
+      else if (this.opts.unsafeApplyPastGap) this.applied = this.acked = first.index - 1;
       else {
         this.queue = [];
         this.enterGap(this.applied + 1, first.index - 1);
@@ -214,7 +230,7 @@ export class GroupApplier {
       const w = this.waiters[i]!;
       if (w.index < lo) continue;
       this.waiters.splice(i, 1);
-      clearTimeout(w.timer);
+      w.cancelTimer();
       w.reject(err);
     }
     this.opts.onGap?.(lo, hi);
@@ -282,7 +298,7 @@ export class GroupApplier {
   /** Undefined while calls succeed; else how long (ms) and how many calls in a row have failed, and the last error. */
   applyFailure(): { sinceMs: number; attempts: number; error: AppError } | undefined {
     if (this.failingSince === undefined || !this.lastFailure) return undefined;
-    return { sinceMs: performance.now() - this.failingSince, attempts: this.failStreak, error: this.lastFailure };
+    return { sinceMs: this.clock.now() - this.failingSince, attempts: this.failStreak, error: this.lastFailure };
   }
 
   queuedEntries(): number {
@@ -298,7 +314,7 @@ export class GroupApplier {
         index,
         resolve,
         reject,
-        timer: setTimeout(() => {
+        cancelTimer: this.clock.after(timeoutMs, () => {
           this.removeWaiter(w);
           const down = this.client.healthy ? !this.client.healthy() : false;
           reject(
@@ -306,7 +322,7 @@ export class GroupApplier {
               ? new AppError('APP_UNAVAILABLE', `group ${this.group}: the app is unavailable; applied ${this.applied} of ${index}`)
               : new AppError('APP_TIMEOUT', `group ${this.group}: index ${index} not applied within ${timeoutMs} ms (applied ${this.applied})`),
           );
-        }, timeoutMs),
+        }),
       };
       this.waiters.push(w);
       this.interrupt(); // a lingering batch leaves now: somebody waits for it
@@ -327,7 +343,7 @@ export class GroupApplier {
     this.wakeSleep = undefined;
     s?.();
     for (const w of this.waiters.splice(0)) {
-      clearTimeout(w.timer);
+      w.cancelTimer();
       w.reject(new AppError('APPLIER_STOPPED', `group ${this.group}: applier stopped`));
     }
     await this.loopDone;
@@ -400,7 +416,7 @@ export class GroupApplier {
       this.lingerSince = undefined;
       return false;
     }
-    const now = performance.now();
+    const now = this.clock.now();
     this.lingerSince ??= now;
     const left = this.lingerSince + this.lingerMs - now;
     if (left <= 0) {
@@ -408,12 +424,12 @@ export class GroupApplier {
       return false;
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
+      const cancel = this.clock.after(left, () => {
         this.endLinger = undefined;
         resolve();
-      }, left);
+      });
       this.endLinger = () => {
-        clearTimeout(timer);
+        cancel();
         resolve();
       };
     });
@@ -515,7 +531,7 @@ export class GroupApplier {
       const w = this.waiters[i]!;
       if (w.index <= upTo) {
         this.waiters.splice(i, 1);
-        clearTimeout(w.timer);
+        w.cancelTimer();
         w.resolve();
       }
     }
@@ -537,7 +553,7 @@ export class GroupApplier {
     if (this.started) this.recheck = true;
     const err = e instanceof AppError ? e : new AppError('APP_PROTOCOL', `group ${this.group}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     this.failStreak++;
-    this.failingSince ??= performance.now();
+    this.failingSince ??= this.clock.now();
     this.lastFailure = err;
     this.opts.onError?.(err);
     if (err.code === 'APP_REGRESSED') await this.waitForRecovery();
@@ -560,9 +576,9 @@ export class GroupApplier {
 
   private sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
+      const cancel = this.clock.after(ms, done);
       function done(): void {
-        clearTimeout(timer);
+        cancel();
         resolve();
       }
       this.wakeSleep = done;

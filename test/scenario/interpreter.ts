@@ -1,11 +1,12 @@
-// Runs a scenario file: each case's command goes to the core's environment (RaftEnv) or the
-// applier's (ApplierEnv); what it prints is the case's actual output. Both environments are fresh
-// per file and fully deterministic, so the output is a golden text.
+// Runs a scenario file: each case's command goes to the core's environment (RaftEnv), the
+// applier's (ApplierEnv) or the multi-group host's (HostEnv); what it prints is the case's actual
+// output. Every environment is fresh per file and fully deterministic, so the output is a golden text.
 import { readFileSync } from 'node:fs';
 import { ApplierEnv } from './applier-env.js';
 import { ArgError, Args } from './args.js';
 import { parseFile, type Chunk, type TestCase } from './datadriven.js';
 import { RaftEnv, errLine } from './raft-env.js';
+import { HostEnv } from './host-env.js';
 
 export interface CaseResult {
   c: TestCase;
@@ -23,6 +24,7 @@ export async function runScenarioFile(path: string, name = path): Promise<FileRe
   const chunks = parseFile(name, readFileSync(path, 'utf8'));
   const raft = new RaftEnv();
   const applier = new ApplierEnv();
+  const host = new HostEnv();
   const results: CaseResult[] = [];
   try {
     for (const ch of chunks) {
@@ -31,7 +33,7 @@ export async function runScenarioFile(path: string, name = path): Promise<FileRe
       const args = new Args(c.cmd, c.args);
       let actual: string | undefined;
       try {
-        actual = raft.run(c.cmd, args) ?? (await applier.run(c.cmd, args));
+        actual = raft.run(c.cmd, args) ?? (await applier.run(c.cmd, args)) ?? (await host.run(c.cmd, args));
       } catch (e) {
         // A mistake in the script is the script's error; anything else the code under test threw is output.
         if (e instanceof ArgError) throw new ScenarioError(`${name}:${c.line}: ${e.message}`);
@@ -43,6 +45,7 @@ export async function runScenarioFile(path: string, name = path): Promise<FileRe
     }
   } finally {
     await applier.close();
+    await host.close();
   }
   return { chunks, results };
 }

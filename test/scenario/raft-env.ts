@@ -79,12 +79,13 @@ export function describeMessage(m: Message): string {
 }
 
 export function describeReady(rd: Ready): string[] {
-  const out = [`Ready MustSync=${rd.mustSync}${rd.termOrVoteChanged ? ' TermOrVoteChanged' : ''}:`];
+  const out = [`Ready MustSync=${rd.mustSync}:`];
   if (rd.softState) out.push(`Lead:${rd.softState.leader} State:${ROLE_NAMES[rd.softState.role]}`);
   if (rd.hardState) out.push(`HardState Term:${rd.hardState.term} Vote:${rd.hardState.vote} Commit:${rd.hardState.commit}`);
   if (rd.snapshot) out.push(`Snapshot ${describeSnapshot(rd.snapshot)}`);
   if (rd.entries.length) out.push('Entries:', ...rd.entries.map((e) => '  ' + describeEntry(e)));
   if (rd.committedEntries.length) out.push('CommittedEntries:', ...rd.committedEntries.map((e) => '  ' + describeEntry(e)));
+  if (rd.earlyMessages.length) out.push('Messages (may leave before the write):', ...rd.earlyMessages.map((m) => '  ' + describeMessage(m)));
   if (rd.messages.length) out.push('Messages:', ...rd.messages.map((m) => '  ' + describeMessage(m)));
   if (rd.readStates.length) out.push('ReadStates:', ...rd.readStates.map((r) => `  Index:${r.index} Context:${JSON.stringify(dec(r.context))}`));
   return out;
@@ -300,16 +301,14 @@ export class RaftEnv {
     this.out.push(`> ${id} handling Ready`, ...describeReady(rd).map((l) => '  ' + l));
     if (!early) {
       this.write(n, rd);
-      this.queue.push(...rd.messages);
+      this.queue.push(...rd.earlyMessages, ...rd.messages);
       this.applyAndAdvance(n, rd);
       return true;
     }
-    // The host's rule (design-notes "A leader's appends leave before its own write"): App and
-    // Heartbeat may leave before the write unless the Ready moves term or vote or holds a snapshot.
-    const mayGoEarly = !rd.snapshot && !rd.termOrVoteChanged;
-    const sent: Message[] = [];
-    const late: Message[] = [];
-    for (const m of rd.messages) (mayGoEarly && (m.type === MessageType.App || m.type === MessageType.Heartbeat) ? sent : late).push(m);
+    // The core's split (Ready.earlyMessages, design-notes "A leader's appends leave before its own
+    // write"): those leave now, the rest once the write is done.
+    const sent = rd.earlyMessages;
+    const late = rd.messages;
     this.queue.push(...sent);
     n.writing = { rd, late };
     this.out.push(`  sent before the write: ${sent.length}, held until persisted: ${late.length}`);

@@ -1,26 +1,35 @@
-// `npm run sim -- --seeds N [--start S] [--nodes 3|5|both] [--seed S] [--fault NAME]`
+// `npm run sim -- --seeds N [--start S] [--nodes 3|5|both] [--groups G] [--seed S] [--fault NAME] [--core]`
 // Runs simulated seeds, prints progress and a summary; exits 1 if any run violated a property.
+// By default each seed runs the real multi-group host (host-sim.ts) with G data groups per node;
+// --core runs the Raft core alone (simulator.ts), with its own mutations.
 
 import { SIM_FAULTS, runSeed, type SimFault, type SimResult, type Violation } from './simulator.js';
+import { HOST_FAULTS, runHostSeed, type HostSimFault } from './host-sim.js';
 
 interface Args {
   seeds: number;
   start: number;
   nodes: (3 | 5)[];
-  fault?: SimFault;
+  groups: number;
+  core: boolean;
+  fault?: string;
   quiet: boolean;
 }
 
 function usage(msg?: string): never {
   if (msg) console.error(`sim: ${msg}`);
   console.error(
-    'usage: npm run sim -- [--seeds N] [--start S] [--seed S] [--nodes 3|5|both] [--fault ' + SIM_FAULTS.join('|') + '] [--quiet]',
+    'usage: npm run sim -- [--seeds N] [--start S] [--seed S] [--nodes 3|5|both] [--groups G] [--fault ' +
+      HOST_FAULTS.join('|') +
+      '] [--quiet]\n       npm run sim -- --core [--seeds N] [--start S] [--seed S] [--nodes 3|5|both] [--fault ' +
+      SIM_FAULTS.join('|') +
+      '] [--quiet]',
   );
   process.exit(2);
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seeds: 100, start: 1, nodes: [3], quiet: false };
+  const a: Args = { seeds: 100, start: 1, nodes: [3], groups: 8, core: false, quiet: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = () => {
@@ -52,12 +61,16 @@ function parse(argv: string[]): Args {
         else usage(`--nodes must be 3, 5 or both`);
         break;
       }
-      case '--fault': {
-        const f = v();
-        if (!(SIM_FAULTS as readonly string[]).includes(f)) usage(`unknown fault ${f}`);
-        a.fault = f as SimFault;
+      case '--fault':
+        a.fault = v();
         break;
-      }
+      case '--groups':
+        a.groups = int(v());
+        if (a.groups < 1 || a.groups > 256) usage('--groups must be 1..256');
+        break;
+      case '--core':
+        a.core = true;
+        break;
       case '--quiet':
         a.quiet = true;
         break;
@@ -68,10 +81,19 @@ function parse(argv: string[]): Args {
         usage(`unknown argument ${k}`);
     }
   }
+  if (a.fault !== undefined && !((a.core ? SIM_FAULTS : HOST_FAULTS) as readonly string[]).includes(a.fault)) {
+    usage(`unknown fault ${a.fault}${a.core ? '' : ' (core-only faults need --core)'}`);
+  }
   return a;
 }
 
-function main(): void {
+async function one(a: Args, seed: number, nodes: 3 | 5): Promise<SimResult> {
+  if (a.core) return runSeed(a.fault ? { seed, nodes, fault: a.fault as SimFault } : { seed, nodes });
+  const r = await runHostSeed(a.fault ? { seed, nodes, groups: a.groups, fault: a.fault as HostSimFault } : { seed, nodes, groups: a.groups });
+  return r as unknown as SimResult;
+}
+
+async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
   const t0 = Date.now();
   let lastPrint = t0;
@@ -84,11 +106,11 @@ function main(): void {
   const total = args.seeds * args.nodes.length;
   const single = total === 1;
   console.log(
-    `sim: ${args.seeds} seed(s) from ${args.start}, nodes ${args.nodes.join('+')}${args.fault ? `, deliberate fault ${args.fault}` : ''}`,
+    `sim (${args.core ? 'Raft core alone' : `real host, ${args.groups} data group(s) per node`}): ${args.seeds} seed(s) from ${args.start}, nodes ${args.nodes.join('+')}${args.fault ? `, deliberate fault ${args.fault}` : ''}`,
   );
   for (let s = args.start; s < args.start + args.seeds; s++) {
     for (const nodes of args.nodes) {
-      const r: SimResult = runSeed(args.fault ? { seed: s, nodes, fault: args.fault } : { seed: s, nodes });
+      const r: SimResult = await one(args, s, nodes);
       runs++;
       steps += r.steps;
       virtualMs += r.virtualMs;
@@ -123,4 +145,4 @@ function main(): void {
   process.exitCode = violations.length > 0 ? 1 : 0;
 }
 
-main();
+void main();

@@ -26,7 +26,7 @@ describe('sim: mutation tests (the simulator catches deliberate bugs)', function
       console.log(`        replay: ${v.replay}`);
       // An internal error of the core is not the simulator catching the bug: it must be a property.
       expect(v.property).to.not.equal('core-exception', v.detail);
-      expect(v.replay).to.equal(`npm run sim -- --seed ${v.seed}${v.nodes === 5 ? ' --nodes 5' : ''} --fault ${fault}`);
+      expect(v.replay).to.equal(`npm run sim -- --core --seed ${v.seed}${v.nodes === 5 ? ' --nodes 5' : ''} --fault ${fault}`);
       // Replaying gives the same violation.
       const again = runSeed({ seed: v.seed, nodes: v.nodes as 3 | 5, fault });
       expect(again.violation?.property).to.equal(v.property);

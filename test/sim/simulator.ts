@@ -75,7 +75,7 @@ export interface SimResult {
 }
 
 export function replayCommand(o: SimOptions): string {
-  return `npm run sim -- --seed ${o.seed}${o.nodes === 5 ? ' --nodes 5' : ''}${o.fault ? ` --fault ${o.fault}` : ''}`;
+  return `npm run sim -- --core --seed ${o.seed}${o.nodes === 5 ? ' --nodes 5' : ''}${o.fault ? ` --fault ${o.fault}` : ''}`;
 }
 
 class ViolationError extends Error {
@@ -427,6 +427,7 @@ export class Simulation {
     if (f === 'commitOldTermByCount') return { commitOldTermByCount: true };
     if (f === 'voteWithoutLogCheck') return { voteWithoutLogCheck: true };
     if (f === 'readIndexWithoutQuorum') return { readIndexWithoutQuorum: true };
+    if (f === 'ackBeforePersist') return { ackBeforePersist: true };
     return undefined;
   }
 
@@ -597,21 +598,10 @@ export class Simulation {
       const rd = n.raft.ready();
       this.observeReady(n, rd);
       const persist = rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined;
-      // The host's policy (daemon/host/host.ts handleReadies): a leader's appends and heartbeats leave
-      // before its own write, unless the Ready moves the term or vote or installs a snapshot; the
-      // rest leaves after it. The fault sends everything early (acks before persistence).
-      let early: Message[];
-      let late: Message[];
-      if (this.opts.fault === 'ackBeforePersist') {
-        early = rd.messages;
-        late = [];
-      } else if (rd.snapshot || rd.termOrVoteChanged) {
-        early = [];
-        late = rd.messages;
-      } else {
-        early = rd.messages.filter((m) => m.type === MessageType.App || m.type === MessageType.Heartbeat);
-        late = rd.messages.filter((m) => m.type !== MessageType.App && m.type !== MessageType.Heartbeat);
-      }
+      // What may leave before the write is the core's call (Ready.earlyMessages); the
+      // ackBeforePersist fault is a switch in the core that puts every message there.
+      const early = rd.earlyMessages;
+      const late = rd.messages;
       this.sendAll(n, early);
       if (!persist) {
         this.finishReady(n, rd, late);

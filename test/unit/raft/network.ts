@@ -120,8 +120,9 @@ export class Network {
     for (const e of rd.committedEntries) n.applied.push(e);
     for (const rs of rd.readStates) n.readStates.push(rs);
     n.raft.advance(rd);
-    n.sent.push(...rd.messages);
-    return rd.messages;
+    const msgs = [...rd.earlyMessages, ...rd.messages];
+    n.sent.push(...msgs);
+    return msgs;
   }
 
   /** Drains readies and delivers messages until the cluster is quiet. */

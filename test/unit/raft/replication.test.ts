@@ -75,9 +75,9 @@ describe('raft: log replication', () => {
     const rd = net.node(1).raft.ready();
     expect(rd.entries.map((e) => e.index)).to.deep.equal([2]);
     expect(rd.mustSync).to.equal(true);
-    // Same term and vote: a host may send these appends before its own write.
-    expect(rd.termOrVoteChanged).to.equal(false);
-    const apps = rd.messages.filter((m) => m.type === MessageType.App);
+    // Same term and vote: the core lets these appends leave before the leader's own write.
+    expect(rd.messages.filter((m) => m.type === MessageType.App)).to.have.length(0);
+    const apps = rd.earlyMessages.filter((m) => m.type === MessageType.App);
     expect(apps.map((m) => m.to).sort()).to.deep.equal([2, 3]);
     expect(apps[0]!.entries.map((e) => e.index)).to.deep.equal([2]);
   });
@@ -235,12 +235,12 @@ describe('raft: log replication', () => {
       const r = net.node(1).raft;
       for (let i = 0; i < 10; i++) r.propose(new Uint8Array(30));
       const rd = r.ready();
-      const apps = rd.messages.filter((m) => m.type === MessageType.App && m.to === 2);
+      const apps = rd.earlyMessages.filter((m) => m.type === MessageType.App && m.to === 2);
       expect(apps.map((m) => m.entries.length)).to.deep.equal([3, 3, 3, 1]);
       // An entry larger than the budget still goes, alone.
       const net2 = leaderWith({ maxSizePerMsg: 10 });
       net2.node(1).raft.propose(new Uint8Array(50));
-      const apps2 = net2.node(1).raft.ready().messages.filter((m) => m.type === MessageType.App && m.to === 2);
+      const apps2 = net2.node(1).raft.ready().earlyMessages.filter((m) => m.type === MessageType.App && m.to === 2);
       expect(apps2.map((m) => m.entries.length)).to.deep.equal([1]);
     });
 
@@ -269,7 +269,7 @@ describe('raft: log replication', () => {
       net.stabilize();
       net.clearSent();
       net.node(1).raft.tick();
-      const hbs = net.node(1).raft.ready().messages.filter((m) => m.type === MessageType.Heartbeat);
+      const hbs = net.node(1).raft.ready().earlyMessages.filter((m) => m.type === MessageType.Heartbeat);
       const byTo = Object.fromEntries(hbs.map((m) => [m.to, m.commit]));
       expect(byTo).to.deep.equal({ 2: 2, 3: 1 });
     });
