@@ -31,6 +31,7 @@ import { codeName } from './codes.js';
 import { insertRaw, RAW_INSERT_ANY_FORMAT } from './chdb-raw.js';
 import { collectBytes, countPayloadRows, dataInsertStatement, paramsStatement, sessionInsertStatement, parseInsert, quoteIdent, quoteString, refuseSessionStatements, setStatement } from './sql.js';
 import { firstSemicolon } from '../sql/scanner.js';
+import { YoungGcPacer } from './young-gc.js';
 import type {
   Capabilities, ClickHouseEngine, DataInsert, EngineSession, ExecOptions, InsertOptions, SessionInsert, InsertResult, QueryOptions, Settings,
 } from './types.js';
@@ -352,6 +353,7 @@ class EmbeddedEngine implements ClickHouseEngine {
     const it = stream[Symbol.asyncIterator]();
     let ended = false;
     let rows = 0;
+    const pacer = new YoungGcPacer();
     try {
       for (;;) {
         let next: IteratorResult<{ numRows: number; raw(): Uint8Array }>;
@@ -367,7 +369,9 @@ class EmbeddedEngine implements ClickHouseEngine {
           return true;
         }
         rows += next.value.numRows;
-        yield next.value.raw();
+        const chunk = next.value.raw();
+        pacer.add(chunk.byteLength);
+        yield chunk;
       }
     } finally {
       // Left early (the consumer stopped): chdb's cancel frees the stream but the pipeline may run on

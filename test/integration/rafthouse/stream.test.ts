@@ -119,6 +119,7 @@ describe('RaftHouse streamed results and sessions (1 node, real processes)', fun
       expect(r.headers['x-clickhouse-exception-tag']).to.match(/^[0-9a-f]{16}$/);
       const total = r.end - t0;
       expect(r.first - t0, `first byte after ${r.first - t0} ms of ${total} ms`).to.be.below(total / 4);
+      console.log(`      RSS ${(rss0 / 2 ** 20).toFixed(0)} -> peak ${(peak / 2 ** 20).toFixed(0)} MiB; first byte after ${r.first - t0} ms of ${total} ms`);
       expect(peak - rss0, `RSS ${(rss0 / 2 ** 20).toFixed(0)} -> peak ${(peak / 2 ** 20).toFixed(0)} MiB`).to.be.below(64 * 1024 * 1024);
     });
 
