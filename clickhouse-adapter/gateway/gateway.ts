@@ -38,6 +38,8 @@ import type { WriteContext } from '../rules/index.js';
 export { loadNondeterministic };
 import type { CutReader } from './cut.js';
 import { SessionRegistry } from './sessions.js';
+import { planExternalTables } from './external.js';
+import type { ExternalTable } from './external.js';
 import { SCRATCH_DB, catalogsIn, rewriteCatalogs, showCreateAsCreated } from './catalog.js';
 import { QueryLog, failedBeforeStart, toQueryLogQuery } from './query-log.js';
 import type { QueryLogOptions, QueryLogType } from './query-log.js';
@@ -66,6 +68,8 @@ export interface GatewayRequest {
   signal?: AbortSignal;
   /** HTTP session_id & co.: the request runs in that client session (gateway/sessions.ts). */
   session?: { id: string; timeout?: string; check: boolean };
+  /** External data tables (multipart file parts): the read runs in a session of its own holding them (gateway/external.ts). */
+  external?: readonly ExternalTable[];
 }
 
 export interface GatewaySummary {
@@ -364,6 +368,7 @@ export class Gateway {
    * (a streamed one included): a second request of the same session meanwhile gets 373.
    */
   private async executeLeased(req: GatewayRequest): Promise<GatewayResponse> {
+    if (req.external?.length) return this.executeWithExternal(req);
     const lease = req.session ? this.sessions.acquire({ ...req.session, user: req.user ?? 'default' }) : undefined;
     let handedOff = false;
     try {
@@ -375,6 +380,45 @@ export class Gateway {
       return r;
     } finally {
       if (!handedOff) lease?.release();
+    }
+  }
+
+  /**
+   * A read with external data tables: a session of the read engine for this one request, each table
+   * created in it as a TEMPORARY TABLE (its CREATE parsed by ClickHouse and checked as a session's
+   * CREATE is), its rows inserted as structured data, the read run there (after the usual barrier on
+   * the consistent endpoint) and the session closed when the answer is done, a streamed one included.
+   */
+  private async executeWithExternal(req: GatewayRequest): Promise<GatewayResponse> {
+    if (req.session) {
+      throw new GatewayError(CODES.NOT_IMPLEMENTED, 'External data tables in a client session (session_id) are not supported by RaftHouse: send the query without session_id');
+    }
+    const plans = planExternalTables(req.external ?? []);
+    const database = req.database || this.userDb;
+    const ctx = { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) };
+    const session = this.o.readEngine.openSession(60);
+    let handedOff = false;
+    try {
+      const temporary = new Set<string>();
+      for (const [i, plan] of plans.entries()) {
+        const stmt = await this.o.parser.parse(plan.create);
+        if (stmt.kind !== 'create' || stmt.hasSelect || stmt.target?.table !== plan.name || stmt.target.database !== undefined) {
+          throw new GatewayError(CODES.BAD_ARGUMENTS, `Cannot use the structure of external data table '${plan.name}'`);
+        }
+        checkSessionStatement(stmt, ctx);
+        await session.query(plan.create, { format: 'TabSeparated', database });
+        temporary.add(plan.name.toLowerCase());
+        const data = req.external![i]!.data;
+        if (data.length > 0) await session.insertData({ table: plan.name, format: plan.format }, data);
+      }
+      const r = await this.executeIn(req, { session, temporary, release: () => undefined });
+      if (r.stream) {
+        handedOff = true;
+        r.stream = withFinally(r.stream, () => void session.close().catch(() => undefined));
+      }
+      return r;
+    } finally {
+      if (!handedOff) await session.close().catch(() => undefined);
     }
   }
 
@@ -400,6 +444,11 @@ export class Gateway {
     let format = stmt.format ?? req.format ?? 'TabSeparated';
     let stream: AsyncIterable<Uint8Array> | undefined;
     const local = lease ? this.sessionLocal(stmt, lease) : undefined;
+    if (req.external?.length && (stmt.write || local || isKillQuery(stmt))) {
+      // The external tables live on this node for this query only; a write through Raft would have
+      // to carry their rows into the log, which RaftHouse does not do (yet).
+      throw new GatewayError(CODES.NOT_IMPLEMENTED, 'A query with external data tables must be a read (SELECT) in RaftHouse: a write from external data is not replicated; INSERT the rows as data instead');
+    }
     if (local) {
       // Session state only (SET, temporary tables): run in the session, never replicated.
       await this.runSessionLocal(local, stmt, sql, data, lease!, req);

@@ -3,8 +3,8 @@
 //   GET|POST /?query=...   query in the URL (INSERT data then in the body), or the query in the body
 //   database, default_format, query_id, param_<name>, settings as URL parameters
 //   user/password: X-ClickHouse-User/Key headers, user/password parameters, or Basic auth
-//   multipart/form-data bodies: the query, param_<name> and settings as form fields (external data
-//   tables, i.e. file parts, are refused with Code 48: the engine cannot attach them to a query)
+//   multipart/form-data bodies: the query, param_<name> and settings as form fields; a file part N is
+//   an external data table (N_structure or N_types, N_format) the query reads (gateway/external.ts)
 //   gzip/deflate/br request bodies (Content-Encoding); gzip/deflate/br responses, errors included, with
 //   enable_http_compression=1 + Accept-Encoding (Node's zlib has no zstd, lz4, xz or bz2)
 //   responses carry X-ClickHouse-Query-Id, -Format, -Summary, -Timezone (and -Progress with
@@ -27,6 +27,8 @@ import { CODES } from '../engine/codes.js';
 import { GatewayError, exceptionText, httpStatusFor, toFault } from './errors.js';
 import { significant, tokenize } from '../sql/scanner.js';
 import { insertDataOffset } from './lexer.js';
+import { externalFieldNames } from './external.js';
+import type { ExternalTable } from './external.js';
 
 export interface HttpOptions {
   gateway: Gateway;
@@ -59,21 +61,34 @@ function safeEqual(a: string, b: string): boolean {
 
 /**
  * A multipart/form-data body: its fields join the URL parameters (the URL's win, as ClickHouse reads
- * them first); a file part is an external data table, which RaftHouse cannot attach to a query.
+ * them first); a file part is an external data table, returned with its description (N_structure or
+ * N_types, N_format, from the fields or the URL), which is taken out of the parameters.
  */
-async function formFields(body: Buffer, type: string, params: URLSearchParams): Promise<void> {
+async function formFields(body: Buffer, type: string, params: URLSearchParams): Promise<ExternalTable[]> {
   let form: FormData;
   try {
     form = await new Response(body, { headers: { 'content-type': type } }).formData();
   } catch (e) {
     throw new GatewayError(CODES.BAD_ARGUMENTS, `Cannot parse the multipart/form-data body: ${(e as Error).message}`);
   }
+  const files: Array<[string, Blob]> = [];
   for (const [name, value] of form) {
-    if (typeof value !== 'string') {
-      throw new GatewayError(CODES.NOT_IMPLEMENTED, `External data table '${name}' (a file part of the multipart body) is not supported by RaftHouse: the embedded engine cannot attach a temporary table to a query; insert the rows into a table, or pass them as a parameter or with the format() table function`);
-    }
-    if (!params.has(name)) params.set(name, value);
+    if (typeof value !== 'string') files.push([name, value]);
+    else if (!params.has(name)) params.set(name, value);
   }
+  const external: ExternalTable[] = [];
+  for (const [name, file] of files) {
+    const [structure, types, format] = externalFieldNames(name).map((k) => {
+      const v = params.get(k);
+      params.delete(k);
+      return v ?? undefined;
+    });
+    external.push({
+      name, data: Buffer.from(await file.arrayBuffer()),
+      ...(structure !== undefined ? { structure } : {}), ...(types !== undefined ? { types } : {}), ...(format !== undefined ? { format } : {}),
+    });
+  }
+  return external;
 }
 
 /**
@@ -263,9 +278,10 @@ export class GatewayHttp {
       const cap = this.o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
       let body = await readBody(req, { maxBodyBytes: cap, maxDecompressedBytes: cap });
       const type = String(req.headers['content-type'] ?? '');
+      let external: ExternalTable[] = [];
       if (/^multipart\/form-data\b/i.test(type)) {
         // Never SQL: the query and everything else come as fields.
-        await formFields(body, type, url.searchParams);
+        external = await formFields(body, type, url.searchParams);
         body = Buffer.alloc(0);
         queryId = url.searchParams.get('query_id') || queryId;
       }
@@ -308,6 +324,7 @@ export class GatewayHttp {
       const result = await this.o.gateway.execute({
         endpoint, sql, ...(data ? { data } : {}), ...(database ? { database } : {}), ...(format ? { format } : {}),
         queryId, settings, params, readonlyMethod: req.method === 'GET', user, signal: gone.signal, ...(session ? { session } : {}),
+        ...(external.length ? { external } : {}),
       });
       queryId = result.queryId;
       const summary = JSON.stringify(result.summary);
