@@ -222,6 +222,18 @@ describe('RaftHouse HTTP interface fidelity (1 node, both endpoints)', function 
       }, `?js_structure=${encodeURIComponent('id UInt32, tag LowCardinality(String)')}`);
       expect(two.status, `${name}: ${two.text}`).to.equal(200);
       expect(two.text.trim().split('\n').map((l) => JSON.parse(l)), name).to.deep.equal([{ name: 'one', w: 0.5, tag: 'x' }, { name: 'three', w: 2.25, tag: 'y' }]);
+      // What curl -F 'query=...' -F 'q_structure=...' -F 'q=@rows.tsv' sends, byte for byte; a result
+      // bigger than the prefetch streams from the query's session (closed when the stream ends).
+      const boundary = '------------------------d74496d66958873e';
+      const part = (head: string, value: string): string => `--${boundary}\r\nContent-Disposition: form-data; ${head}\r\n${head.includes('filename') ? 'Content-Type: application/octet-stream\r\n' : ''}\r\n${value}\r\n`;
+      const curlBody = part('name="query"', 'SELECT q.k, n.number FROM q CROSS JOIN numbers(300000) AS n ORDER BY n.number, q.k FORMAT TabSeparated')
+        + part('name="q_structure"', 'k UInt8') + part('name="q"; filename="rows.tsv"', '7\n8\n') + `--${boundary}--\r\n`;
+      const curl = await request(base, curlBody, { headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+      expect(curl.status, `${name}: ${curl.text.slice(0, 300)}`).to.equal(200);
+      const lines = curl.text.split('\n');
+      expect(lines.length, name).to.equal(600_001);
+      expect(lines.slice(0, 3), name).to.deep.equal(['7\t0', '8\t0', '7\t1']);
+      expect(lines[599_999], name).to.equal('8\t299999');
       // The tables were the query's own: a later query does not see them.
       const gone = await request(base, 'SELECT count() FROM tmp');
       expect(gone.headers['x-clickhouse-exception-code'], `${name}: ${gone.text}`).to.equal('60');
