@@ -296,6 +296,8 @@ export class Gateway {
   private writeContext: WriteContext | undefined;
   /** Client sessions (session_id), each a session of the read engine. */
   readonly sessions: SessionRegistry;
+  /** Sessions open for queries with external data tables (executeWithExternal). */
+  private externalSessions = 0;
 
   constructor(opts: GatewayOptions) {
     this.o = opts;
@@ -394,9 +396,20 @@ export class Gateway {
       throw new GatewayError(CODES.NOT_IMPLEMENTED, 'External data tables in a client session (session_id) are not supported by RaftHouse: send the query without session_id');
     }
     const plans = planExternalTables(req.external ?? []);
+    // Each holds a session of the read engine (and its tables' rows) while it runs: bounded as reads are.
+    const max = this.o.maxConcurrentQueries ?? 32;
+    if (this.externalSessions >= max) throw new GatewayError(CODES.TOO_MANY_SIMULTANEOUS_QUERIES, `Too many simultaneous queries. Maximum: ${max}`);
     const database = req.database || this.userDb;
     const ctx = { database, userDb: this.userDb, ...(this.o.allowTableFunctions ? { allowFunctions: this.o.allowTableFunctions } : {}) };
     const session = this.o.readEngine.openSession(60);
+    this.externalSessions++;
+    let closed = false;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      this.externalSessions--;
+      void session.close().catch(() => undefined);
+    };
     let handedOff = false;
     try {
       const temporary = new Set<string>();
@@ -414,11 +427,11 @@ export class Gateway {
       const r = await this.executeIn(req, { session, temporary, release: () => undefined });
       if (r.stream) {
         handedOff = true;
-        r.stream = withFinally(r.stream, () => void session.close().catch(() => undefined));
+        r.stream = withFinally(r.stream, close);
       }
       return r;
     } finally {
-      if (!handedOff) await session.close().catch(() => undefined);
+      if (!handedOff) close();
     }
   }
 

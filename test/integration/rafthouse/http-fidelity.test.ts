@@ -287,6 +287,13 @@ describe('RaftHouse HTTP interface fidelity (1 node, both endpoints)', function 
       });
       expect(write.code, `${name}: ${write.text}`).to.equal('48');
       expect(write.text).to.match(/external data tables must be a read/);
+      // Not inside a client session (its temporary tables would mix with the query's).
+      const inSession = await post(base, (f) => {
+        f.set('query', 'SELECT * FROM t1');
+        f.set('t1_types', 'UInt32');
+        f.set('t1', new Blob(['7\n']), 'x');
+      }, `?session_id=ext-${name}`);
+      expect(inSession.code, `${name}: ${inSession.text}`).to.equal('48');
     }
     const rows = await request(consistent, 'SELECT count() FROM ext_names');
     expect(rows.text.trim()).to.equal('3');
