@@ -25,7 +25,8 @@
 
 import { LocalCluster } from '../../test/integration/cluster.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../daemon/api/batch-codec.js';
-import { cpuSeconds, percentile } from './stats.js';
+import { cpuSeconds, emitResult, percentile, threadCpuDelta, threadCpuSeconds } from './stats.js';
+import { loadavg } from 'node:os';
 import { Rng } from '../../test/sim/rng.js';
 
 interface Args {
@@ -67,6 +68,13 @@ function raftdCpuSeconds(cluster: LocalCluster): number {
   return cluster.nodes.reduce((s, n) => s + cpuSeconds(n.proc?.pid), 0);
 }
 
+/** CPU seconds of the raftd processes so far, main thread and other threads apart, summed over the nodes. */
+function raftdThreadSeconds(cluster: LocalCluster): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of cluster.nodes) for (const [k, v] of threadCpuSeconds(n.proc?.pid)) out.set(k, (out.get(k) ?? 0) + v);
+  return out;
+}
+
 interface Point {
   entriesPerSec: number;
   p50: number;
@@ -76,6 +84,8 @@ interface Point {
   cpuUsPerEntry: number;
   /** This load generator's own CPU per entry (it shares the machine with raftd). */
   clientUsPerEntry: number;
+  /** cpuUsPerEntry split by kind of raftd thread (main = the event loop, where all JavaScript runs). */
+  threadUsPerEntry: Map<string, number>;
 }
 
 /** Why entries failed, by error code (first message kept): printed under the table. */
@@ -143,14 +153,16 @@ async function closedLoop(cluster: LocalCluster, leaders: Map<number, number>, g
   };
   const t0 = Date.now();
   const cpu0 = raftdCpuSeconds(cluster);
+  const threads0 = raftdThreadSeconds(cluster);
   const own0 = process.cpuUsage();
   await Promise.all(Array.from({ length: args.clients }, (_, c) => client(c)));
   const elapsed = (Date.now() - t0) / 1000;
   const cpuUsPerEntry = ((raftdCpuSeconds(cluster) - cpu0) * 1e6) / entries;
   const own = process.cpuUsage(own0);
   const clientUsPerEntry = (own.user + own.system) / entries;
+  const threadUsPerEntry = new Map([...threadCpuDelta(raftdThreadSeconds(cluster), threads0)].map(([k, v]) => [k, (v * 1e6) / entries]));
   latencies.sort((a, b) => a - b);
-  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry };
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry, threadUsPerEntry };
 }
 
 /**
@@ -166,6 +178,7 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
   let errors = 0;
   const inflight = new Set<Promise<void>>();
   const cpu0 = raftdCpuSeconds(cluster);
+  const threads0 = raftdThreadSeconds(cluster);
   const own0 = process.cpuUsage();
   const start = performance.now();
   const total = Math.floor((seconds * 1000) / interval);
@@ -206,8 +219,9 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
     process.stdout.write(`\n    t=${(w * 0.25).toFixed(2)} s: ${ls.length} batches, p50 ${percentile(ls, 50).toFixed(1)} ms, max ${ls[ls.length - 1]!.toFixed(1)} ms`);
   }
   if (windows.size) process.stdout.write('\n  ');
+  const threadUsPerEntry = new Map([...threadCpuDelta(raftdThreadSeconds(cluster), threads0)].map(([k, v]) => [k, (v * 1e6) / entries]));
   latencies.sort((a, b) => a - b);
-  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry };
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry, threadUsPerEntry };
 }
 
 async function main(): Promise<void> {
@@ -215,6 +229,7 @@ async function main(): Promise<void> {
   console.log(`bench:daemon — 3 raftd processes, 64-byte entries, ${args.clients} clients x batches of ${args.batch}, app ${args.appUrl}`);
   console.log('latency = one batch request, from submission (half load: its scheduled time) to every entry applied (commit + apply)');
   const rows: string[] = [];
+  const threadRows: string[] = [];
   for (const groups of args.groups) {
     process.stdout.write(`  ${groups} group(s): starting cluster… `);
     const nodeArgs = [...args.nodeArgs, ...(args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [])];
@@ -234,6 +249,10 @@ async function main(): Promise<void> {
       process.stdout.write('half load… ');
       const half = await openLoop(cluster, leaders, groups, args, args.seconds, halfRate, args.timeline);
       console.log('done');
+      const la = loadavg()[0]!;
+      const t = (m: Map<string, number>, k: string) => (m.get(k) ?? 0).toFixed(1).padStart(5);
+      threadRows.push(`| ${String(groups).padStart(6)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${t(peak.threadUsPerEntry, 'main')} | ${t(peak.threadUsPerEntry, 'other')} | ${half.cpuUsPerEntry.toFixed(1).padStart(5)} | ${la.toFixed(1)} |`);
+      emitResult('daemon', { groups, entriesPerSec: peak.entriesPerSec, cpuUsPerEntry: peak.cpuUsPerEntry, halfLoadCpuUsPerEntry: half.cpuUsPerEntry, mainThreadUsPerEntry: peak.threadUsPerEntry.get('main') ?? null, p50Ms: peak.p50, p99Ms: peak.p99, errors: peak.errors + half.errors, loadavg: la });
       rows.push(
         `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${peak.clientUsPerEntry.toFixed(1).padStart(5)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
       );
@@ -246,6 +265,9 @@ async function main(): Promise<void> {
   console.log('\n| groups | peak entries/s | p50 ms | p99 ms | raftd CPU µs/entry | client CPU µs/entry | half-load entries/s | p50 ms | p99 ms | errors |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(r);
+  console.log('\n| groups | raftd CPU µs/entry (peak) | main thread (all JS) | other threads (RocksDB writes + fsync, GC helpers, compaction) | at half load | load average |');
+  console.log('|---:|---:|---:|---:|---:|---:|');
+  for (const r of threadRows) console.log(r);
   for (const [code, f] of failures) console.log(`\nerrors: ${f.count} entries ${code}, e.g. ${f.message.slice(0, 200)}`);
 }
 
