@@ -68,6 +68,19 @@ function raftdCpuSeconds(cluster: LocalCluster): number {
   return cluster.nodes.reduce((s, n) => s + cpuSeconds(n.proc?.pid), 0);
 }
 
+/** Sums of some counters over every node's /metrics: storage writes (one fsync each), messages sent, entries committed. */
+async function counters(cluster: LocalCluster): Promise<{ writes: number; messages: number }> {
+  let writes = 0;
+  let messages = 0;
+  for (const n of cluster.nodes) {
+    const text = await (await fetch(`${n.url}/metrics`, { headers: cluster.clientHeaders() })).text();
+    const get = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    writes += get('raftd_storage_writes_total');
+    messages += get('raftd_messages_sent_total');
+  }
+  return { writes, messages };
+}
+
 /** CPU seconds of the raftd processes so far, main thread and other threads apart, summed over the nodes. */
 function raftdThreadSeconds(cluster: LocalCluster): Map<string, number> {
   const out = new Map<string, number>();
@@ -84,6 +97,9 @@ interface Point {
   cpuUsPerEntry: number;
   /** This load generator's own CPU per entry (it shares the machine with raftd). */
   clientUsPerEntry: number;
+  /** Storage writes (fsyncs) and Raft messages sent, all nodes, per 1,000 committed entries (peak only). */
+  writesPerKEntry?: number;
+  messagesPerKEntry?: number;
   /** cpuUsPerEntry split by kind of raftd thread (main = the event loop, where all JavaScript runs). */
   threadUsPerEntry: Map<string, number>;
 }
@@ -241,7 +257,12 @@ async function main(): Promise<void> {
       process.stdout.write('warming up… ');
       await closedLoop(cluster, leaders, groups, args, 2);
       process.stdout.write('measuring… ');
+      const c0 = await counters(cluster);
       const peak = await closedLoop(cluster, leaders, groups, args, args.seconds);
+      const c1 = await counters(cluster);
+      const committed = peak.entriesPerSec * args.seconds;
+      peak.writesPerKEntry = ((c1.writes - c0.writes) * 1000) / committed;
+      peak.messagesPerKEntry = ((c1.messages - c0.messages) * 1000) / committed;
       process.stdout.write('settling… ');
       const halfRate = args.halfRate ?? peak.entriesPerSec / 2;
       await new Promise((r) => setTimeout(r, 2000));
@@ -251,7 +272,7 @@ async function main(): Promise<void> {
       console.log('done');
       const la = loadavg()[0]!;
       const t = (m: Map<string, number>, k: string) => (m.get(k) ?? 0).toFixed(1).padStart(5);
-      threadRows.push(`| ${String(groups).padStart(6)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${t(peak.threadUsPerEntry, 'main')} | ${t(peak.threadUsPerEntry, 'other')} | ${half.cpuUsPerEntry.toFixed(1).padStart(5)} | ${la.toFixed(1)} |`);
+      threadRows.push(`| ${String(groups).padStart(6)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${t(peak.threadUsPerEntry, 'main')} | ${t(peak.threadUsPerEntry, 'other')} | ${half.cpuUsPerEntry.toFixed(1).padStart(5)} | ${peak.writesPerKEntry.toFixed(1)} | ${peak.messagesPerKEntry.toFixed(1)} | ${la.toFixed(1)} |`);
       emitResult('daemon', { groups, entriesPerSec: peak.entriesPerSec, cpuUsPerEntry: peak.cpuUsPerEntry, halfLoadCpuUsPerEntry: half.cpuUsPerEntry, mainThreadUsPerEntry: peak.threadUsPerEntry.get('main') ?? null, p50Ms: peak.p50, p99Ms: peak.p99, errors: peak.errors + half.errors, loadavg: la });
       rows.push(
         `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${peak.clientUsPerEntry.toFixed(1).padStart(5)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
@@ -265,8 +286,8 @@ async function main(): Promise<void> {
   console.log('\n| groups | peak entries/s | p50 ms | p99 ms | raftd CPU µs/entry | client CPU µs/entry | half-load entries/s | p50 ms | p99 ms | errors |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(r);
-  console.log('\n| groups | raftd CPU µs/entry (peak) | main thread (all JS) | other threads (RocksDB writes + fsync, GC helpers, compaction) | at half load | load average |');
-  console.log('|---:|---:|---:|---:|---:|---:|');
+  console.log('\n| groups | raftd CPU µs/entry (peak) | main thread (all JS) | other threads (RocksDB writes + fsync, GC helpers, compaction) | at half load | storage writes (fsync) per 1k entries | messages sent per 1k entries | load average |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of threadRows) console.log(r);
   for (const [code, f] of failures) console.log(`\nerrors: ${f.count} entries ${code}, e.g. ${f.message.slice(0, 200)}`);
 }
