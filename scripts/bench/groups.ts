@@ -33,6 +33,7 @@ interface Point {
 async function measure(groups: number, inserts: number, reads: number, idleSeconds: number): Promise<Point> {
   const t0 = performance.now();
   const cluster = await RafthouseCluster.start({ groups });
+  process.stdout.write(`  ${groups} groups: every group has a leader after ${((performance.now() - t0) / 1000).toFixed(1)} s (load ${loadavg()[0]!.toFixed(1)})\n`);
   try {
     const n1 = cluster.nodes[0]!;
     const n2 = cluster.nodes[1]!;
