@@ -16,7 +16,8 @@
 // --half-rate N (entries/s of the open-loop point instead of half the measured peak, e.g. 100000
 // for the issue's target), --snapshot-interval N (default: raftd's own default, as deployed),
 // --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it),
-// --node-args "ARGS" (extra node flags for raftd, e.g. "--trace-gc"), --timeline (p50/max of the
+// --warmup S (closed-loop load before the peak is measured, default 2: V8 is still compiling the
+// hot path then, on its worker threads, which a longer warm-up leaves out), --node-args "ARGS" (extra node flags for raftd, e.g. "--trace-gc"), --timeline (p50/max of the
 // half-load batches per 250 ms window: shows whether the p99 comes from a few stalls).
 //
 // The half-load point is measured in steady state: after the peak, 2 s idle and 2 s of the same
@@ -40,10 +41,11 @@ interface Args {
   halfRate: number | undefined;
   nodeArgs: string[];
   timeline: boolean;
+  warmup: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false };
+  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false, warmup: 2 };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -57,6 +59,7 @@ function parseArgs(argv: string[]): Args {
       case '--half-rate': a.halfRate = Number(v); i++; break;
       case '--node-args': a.nodeArgs = v!.split(' ').filter(Boolean); i++; break;
       case '--timeline': a.timeline = true; break;
+      case '--warmup': a.warmup = Number(v); i++; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -255,7 +258,7 @@ async function main(): Promise<void> {
       const all = Array.from({ length: groups }, (_, i) => i + 1);
       const leaders = await cluster.waitForLeaders(all, 60_000);
       process.stdout.write('warming up… ');
-      await closedLoop(cluster, leaders, groups, args, 2);
+      await closedLoop(cluster, leaders, groups, args, args.warmup);
       process.stdout.write('measuring… ');
       const c0 = await counters(cluster);
       const peak = await closedLoop(cluster, leaders, groups, args, args.seconds);
