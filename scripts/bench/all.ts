@@ -27,6 +27,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const compiled = fileURLToPath(import.meta.url).endsWith('.js');
 const ROOT = compiled ? resolve(here, '../../..') : resolve(here, '../..');
 
+/** In docs/benchmarks.md, everything from this line on is kept when `npm run bench` rewrites the file. */
+const KEPT_MARKER = '<!-- Notes below this line are kept by npm run bench, which rewrites everything above it. -->';
+
 interface Step {
   key: string;
   title: string;
@@ -299,7 +302,11 @@ async function main(): Promise<void> {
     `Run times in this pass: ${results.map((r) => `${r.step.key} ${r.seconds.toFixed(0)} s`).join(', ')}.`,
     '',
   ].join('\n');
-  writeFileSync(out, doc);
+  // Hand-written notes (profiles, dated before/after sections) live after this marker and survive a
+  // regeneration of the tables above it.
+  const previous = existsSync(out) ? readFileSync(out, 'utf8') : '';
+  const kept = previous.indexOf(KEPT_MARKER);
+  writeFileSync(out, kept >= 0 ? `${doc}\n${previous.slice(kept)}` : doc);
   writeFileSync(jsonOut, JSON.stringify({ started: started.toISOString(), quick, loadavgStart: laStart, loadavgEnd: laEnd, goals: summary.goals, cpu: summary.cpu, results: benchResults, kv: kvJson ?? null, steps: results.map((r) => ({ key: r.step.key, command: command(r.step), ok: r.ok, seconds: r.seconds, failure: r.failure ?? null })) }, null, 2) + '\n');
   process.stdout.write(`\n## Goals (issue 24)\n\n${goalsMd}\n\nCPU per operation by process group:\n\n${cpuMd}\n\nload average start ${laStart.map((x) => x.toFixed(2)).join(' ')}, end ${laEnd.map((x) => x.toFixed(2)).join(' ')}\n`);
   rmSync(tmp, { recursive: true, force: true });
