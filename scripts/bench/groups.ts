@@ -45,6 +45,8 @@ async function measure(groups: number, inserts: number, reads: number, idleSecon
       await new Promise((res) => setTimeout(res, 200));
     }
     const createSec = (performance.now() - t0) / 1000;
+    process.stdout.write(`  ${groups} groups: sharded CREATE accepted ${createSec.toFixed(1)} s after start (load ${loadavg()[0]!.toFixed(1)})\n`);
+    emitResult('groups-create', { groups, createSec, loadavg: loadavg()[0]! });
     // One warm-up insert and read, off the clock.
     await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows(1_000_000_000, BATCH)));
     const readSql = 'SELECT count(), sum(v) FROM bench';
@@ -56,6 +58,7 @@ async function measure(groups: number, inserts: number, reads: number, idleSecon
       await must(post(n1.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, payload));
       insertMs.push(performance.now() - s);
     }
+    process.stdout.write(`  ${groups} groups: ${inserts} sharded inserts done, median ${percentileOf(insertMs, 50).toFixed(0)} ms\n`);
     const readMs: number[] = [];
     for (let i = 0; i < reads; i++) {
       const s = performance.now();
