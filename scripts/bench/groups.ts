@@ -30,9 +30,26 @@ interface Point {
   loadavg: number;
 }
 
+/** The cluster being measured, torn down on SIGINT/SIGTERM (npm run bench stops an overrunning bench so). */
+let current: RafthouseCluster | undefined;
+/** A signal came while a cluster was starting: it is torn down as soon as start() returns it. */
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`bench:groups: ${signal}, stopping the cluster\n`);
+    stopping = true;
+    if (current) void current.destroy().finally(() => process.exit(130));
+  });
+}
+
 async function measure(groups: number, inserts: number, reads: number, idleSeconds: number): Promise<Point> {
   const t0 = performance.now();
   const cluster = await RafthouseCluster.start({ groups });
+  current = cluster;
+  if (stopping) {
+    await cluster.destroy();
+    process.exit(130);
+  }
   process.stdout.write(`  ${groups} groups: every group has a leader after ${((performance.now() - t0) / 1000).toFixed(1)} s (load ${loadavg()[0]!.toFixed(1)})\n`);
   try {
     const n1 = cluster.nodes[0]!;
@@ -75,6 +92,7 @@ async function measure(groups: number, inserts: number, reads: number, idleSecon
     return { groups, createSec, insertMs: percentileOf(insertMs, 50), readMs: percentileOf(readMs, 50), idleCores, loadavg: loadavg()[0]! };
   } finally {
     closeConnections();
+    current = undefined;
     await cluster.destroy();
   }
 }
