@@ -13,9 +13,10 @@
 //   BENCH_SIZES=10000 ... to run one size
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
+import { emitResult } from './stats.js';
 import { ClickHouseStateMachine } from '../../clickhouse-adapter/statemachine/statemachine.js';
 import { encodeEntry } from '../../clickhouse-adapter/statemachine/entry.js';
 import { serveStateMachine } from '../../adapters/sdk/server.js';
@@ -128,6 +129,7 @@ async function main(argv: string[]): Promise<void> {
       // The median of the per-round ratios (adapter / direct of the same round, measured back to back)
       // is the figure least moved by the machine's other load.
       const roundRatio = (a: number[], d: number[]) => pct(median(a.map((x, k) => x / d[k]!)), 1);
+      emitResult('clickhouse', { batchRows: size, applyVsDirect: median(adapter) / median(direct), applyVsDirectRound: median(adapter.map((x, k) => x / direct[k]!)), apply10VsDirect: median(adapter10) / median(direct10), loadavg: loadavg()[0]! });
       console.log(`${String(size).padStart(10)} | ${fmt(median(direct))}      ${fmt(median(adapter))}   ${pct(median(adapter), median(direct))} ${roundRatio(adapter, direct)} | ` +
         `${fmt(median(direct10))}   ${fmt(median(adapter10))}   ${pct(median(adapter10), median(direct10))} ${roundRatio(adapter10, direct10)} | ${httpCol}`);
       for (const g of [g1, g2, g3]) await sm.deleteGroup(g);

@@ -16,7 +16,8 @@
 // --half-rate N (entries/s of the open-loop point instead of half the measured peak, e.g. 100000
 // for the issue's target), --snapshot-interval N (default: raftd's own default, as deployed),
 // --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it),
-// --node-args "ARGS" (extra node flags for raftd, e.g. "--trace-gc"), --timeline (p50/max of the
+// --warmup S (closed-loop load before the peak is measured, default 2: V8 is still compiling the
+// hot path then, on its worker threads, which a longer warm-up leaves out), --node-args "ARGS" (extra node flags for raftd, e.g. "--trace-gc"), --timeline (p50/max of the
 // half-load batches per 250 ms window: shows whether the p99 comes from a few stalls).
 //
 // The half-load point is measured in steady state: after the peak, 2 s idle and 2 s of the same
@@ -25,7 +26,8 @@
 
 import { LocalCluster } from '../../test/integration/cluster.js';
 import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../../protocol/batch-codec.js';
-import { cpuSeconds, percentile } from './stats.js';
+import { cpuSeconds, emitResult, percentile, threadCpuDelta, threadCpuSeconds } from './stats.js';
+import { loadavg } from 'node:os';
 import { Rng } from '../../test/sim/rng.js';
 
 interface Args {
@@ -39,10 +41,11 @@ interface Args {
   halfRate: number | undefined;
   nodeArgs: string[];
   timeline: boolean;
+  warmup: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false };
+  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false, warmup: 2 };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -56,6 +59,7 @@ function parseArgs(argv: string[]): Args {
       case '--half-rate': a.halfRate = Number(v); i++; break;
       case '--node-args': a.nodeArgs = v!.split(' ').filter(Boolean); i++; break;
       case '--timeline': a.timeline = true; break;
+      case '--warmup': a.warmup = Number(v); i++; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -67,6 +71,26 @@ function raftdCpuSeconds(cluster: LocalCluster): number {
   return cluster.nodes.reduce((s, n) => s + cpuSeconds(n.proc?.pid), 0);
 }
 
+/** Sums of some counters over every node's /metrics: storage writes (one fsync each), messages sent, entries committed. */
+async function counters(cluster: LocalCluster): Promise<{ writes: number; messages: number }> {
+  let writes = 0;
+  let messages = 0;
+  for (const n of cluster.nodes) {
+    const text = await (await fetch(`${n.url}/metrics`, { headers: cluster.clientHeaders() })).text();
+    const get = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    writes += get('raftd_storage_writes_total');
+    messages += get('raftd_messages_sent_total');
+  }
+  return { writes, messages };
+}
+
+/** CPU seconds of the raftd processes so far, main thread and other threads apart, summed over the nodes. */
+function raftdThreadSeconds(cluster: LocalCluster): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of cluster.nodes) for (const [k, v] of threadCpuSeconds(n.proc?.pid)) out.set(k, (out.get(k) ?? 0) + v);
+  return out;
+}
+
 interface Point {
   entriesPerSec: number;
   p50: number;
@@ -76,6 +100,11 @@ interface Point {
   cpuUsPerEntry: number;
   /** This load generator's own CPU per entry (it shares the machine with raftd). */
   clientUsPerEntry: number;
+  /** Storage writes (fsyncs) and Raft messages sent, all nodes, per 1,000 committed entries (peak only). */
+  writesPerKEntry?: number;
+  messagesPerKEntry?: number;
+  /** cpuUsPerEntry split by kind of raftd thread (main = the event loop, where all JavaScript runs). */
+  threadUsPerEntry: Map<string, number>;
 }
 
 /** Why entries failed, by error code (first message kept): printed under the table. */
@@ -143,14 +172,16 @@ async function closedLoop(cluster: LocalCluster, leaders: Map<number, number>, g
   };
   const t0 = Date.now();
   const cpu0 = raftdCpuSeconds(cluster);
+  const threads0 = raftdThreadSeconds(cluster);
   const own0 = process.cpuUsage();
   await Promise.all(Array.from({ length: args.clients }, (_, c) => client(c)));
   const elapsed = (Date.now() - t0) / 1000;
   const cpuUsPerEntry = ((raftdCpuSeconds(cluster) - cpu0) * 1e6) / entries;
   const own = process.cpuUsage(own0);
   const clientUsPerEntry = (own.user + own.system) / entries;
+  const threadUsPerEntry = new Map([...threadCpuDelta(raftdThreadSeconds(cluster), threads0)].map(([k, v]) => [k, (v * 1e6) / entries]));
   latencies.sort((a, b) => a - b);
-  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry };
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry, threadUsPerEntry };
 }
 
 /**
@@ -166,6 +197,7 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
   let errors = 0;
   const inflight = new Set<Promise<void>>();
   const cpu0 = raftdCpuSeconds(cluster);
+  const threads0 = raftdThreadSeconds(cluster);
   const own0 = process.cpuUsage();
   const start = performance.now();
   const total = Math.floor((seconds * 1000) / interval);
@@ -206,8 +238,9 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
     process.stdout.write(`\n    t=${(w * 0.25).toFixed(2)} s: ${ls.length} batches, p50 ${percentile(ls, 50).toFixed(1)} ms, max ${ls[ls.length - 1]!.toFixed(1)} ms`);
   }
   if (windows.size) process.stdout.write('\n  ');
+  const threadUsPerEntry = new Map([...threadCpuDelta(raftdThreadSeconds(cluster), threads0)].map(([k, v]) => [k, (v * 1e6) / entries]));
   latencies.sort((a, b) => a - b);
-  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry };
+  return { entriesPerSec: entries / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, cpuUsPerEntry, clientUsPerEntry, threadUsPerEntry };
 }
 
 async function main(): Promise<void> {
@@ -215,6 +248,7 @@ async function main(): Promise<void> {
   console.log(`bench:daemon — 3 raftd processes, 64-byte entries, ${args.clients} clients x batches of ${args.batch}, app ${args.appUrl}`);
   console.log('latency = one batch request, from submission (half load: its scheduled time) to every entry applied (commit + apply)');
   const rows: string[] = [];
+  const threadRows: string[] = [];
   for (const groups of args.groups) {
     process.stdout.write(`  ${groups} group(s): starting cluster… `);
     const nodeArgs = [...args.nodeArgs, ...(args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [])];
@@ -224,9 +258,14 @@ async function main(): Promise<void> {
       const all = Array.from({ length: groups }, (_, i) => i + 1);
       const leaders = await cluster.waitForLeaders(all, 60_000);
       process.stdout.write('warming up… ');
-      await closedLoop(cluster, leaders, groups, args, 2);
+      await closedLoop(cluster, leaders, groups, args, args.warmup);
       process.stdout.write('measuring… ');
+      const c0 = await counters(cluster);
       const peak = await closedLoop(cluster, leaders, groups, args, args.seconds);
+      const c1 = await counters(cluster);
+      const committed = peak.entriesPerSec * args.seconds;
+      peak.writesPerKEntry = ((c1.writes - c0.writes) * 1000) / committed;
+      peak.messagesPerKEntry = ((c1.messages - c0.messages) * 1000) / committed;
       process.stdout.write('settling… ');
       const halfRate = args.halfRate ?? peak.entriesPerSec / 2;
       await new Promise((r) => setTimeout(r, 2000));
@@ -234,6 +273,10 @@ async function main(): Promise<void> {
       process.stdout.write('half load… ');
       const half = await openLoop(cluster, leaders, groups, args, args.seconds, halfRate, args.timeline);
       console.log('done');
+      const la = loadavg()[0]!;
+      const t = (m: Map<string, number>, k: string) => (m.get(k) ?? 0).toFixed(1).padStart(5);
+      threadRows.push(`| ${String(groups).padStart(6)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${t(peak.threadUsPerEntry, 'main')} | ${t(peak.threadUsPerEntry, 'other')} | ${half.cpuUsPerEntry.toFixed(1).padStart(5)} | ${peak.writesPerKEntry.toFixed(1)} | ${peak.messagesPerKEntry.toFixed(1)} | ${la.toFixed(1)} |`);
+      emitResult('daemon', { groups, entriesPerSec: peak.entriesPerSec, cpuUsPerEntry: peak.cpuUsPerEntry, halfLoadCpuUsPerEntry: half.cpuUsPerEntry, mainThreadUsPerEntry: peak.threadUsPerEntry.get('main') ?? null, p50Ms: peak.p50, p99Ms: peak.p99, errors: peak.errors + half.errors, loadavg: la });
       rows.push(
         `| ${String(groups).padStart(6)} | ${Math.round(peak.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${peak.p50.toFixed(2).padStart(7)} | ${peak.p99.toFixed(2).padStart(7)} | ${peak.cpuUsPerEntry.toFixed(1).padStart(5)} | ${peak.clientUsPerEntry.toFixed(1).padStart(5)} | ${Math.round(half.entriesPerSec).toLocaleString('en-US').padStart(12)} | ${half.p50.toFixed(2).padStart(7)} | ${half.p99.toFixed(2).padStart(7)} | ${peak.errors + half.errors} |`,
       );
@@ -246,6 +289,9 @@ async function main(): Promise<void> {
   console.log('\n| groups | peak entries/s | p50 ms | p99 ms | raftd CPU µs/entry | client CPU µs/entry | half-load entries/s | p50 ms | p99 ms | errors |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(r);
+  console.log('\n| groups | raftd CPU µs/entry (peak) | main thread (all JS) | other threads (RocksDB writes + fsync, GC helpers, compaction) | at half load | storage writes (fsync) per 1k entries | messages sent per 1k entries | load average |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of threadRows) console.log(r);
   for (const [code, f] of failures) console.log(`\nerrors: ${f.count} entries ${code}, e.g. ${f.message.slice(0, 200)}`);
 }
 

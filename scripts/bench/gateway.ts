@@ -19,7 +19,8 @@ import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
 import { BENCH_TABLE_DDL, benchRows } from './clickhouse-direct.js';
 import { RafthouseCluster } from '../../test/integration/rafthouse/harness.js';
 import { closeConnections, must, post } from './gateway-http.js';
-import { cpuSeconds, percentileOf } from './stats.js';
+import { cpuSeconds, emitResult, percentileOf } from './stats.js';
+import { loadavg } from 'node:os';
 
 const BATCH = 10_000;
 
@@ -157,6 +158,14 @@ async function main(): Promise<void> {
     const c50 = percentileOf(lat.consistent, 50), c99 = percentileOf(lat.consistent, 99), l50 = percentileOf(lat.local, 50), l99 = percentileOf(lat.local, 99);
     // Median of the per-pair differences (the two queries of a pair ran back to back).
     const d50 = percentileOf(lat.consistent.map((c, i) => c - lat.local[i]!), 50);
+    // The Raft path: what the cluster spends beyond the three replicas' own ClickHouse inserts, each
+    // taken as one direct insert (the replicas run the same INSERT into the same kind of engine).
+    const raftPathCpuMs = clusterCpuMs - 3 * cpuMs(cpu.direct);
+    emitResult('gateway', {
+      groups, directCpuMs: cpuMs(cpu.direct), raftdCpuMs: cpuMs(cpu.raftd), rafthouseCpuMs: cpuMs(cpu.rafthouse), clusterCpuMs, raftPathCpuMs,
+      directRowsPerSec: directOverall, gatewayRowsPerSec: gwOverall, gatewayVsDirect: gwOverall / directOverall, gatewayVsDirectRound: roundRatio,
+      consistentP50Ms: c50, localP50Ms: l50, consistentMinusLocalP50Ms: d50, loadavg: loadavg()[0]!,
+    });
     const f = (x: number) => Math.round(x).toLocaleString('en-US');
     const r = (a: number, b: number) => `${(a / b * 100).toFixed(0)}%`;
     process.stdout.write(`
@@ -172,6 +181,7 @@ ${gwParallel === undefined ? '' : `| consistent endpoints, 4 inserts in flight o
 | 3-node cluster: the 3 raftd processes | ${cpuMs(cpu.raftd).toFixed(1)} |
 | 3-node cluster: the 3 rafthouse processes (gateway + replica each) | ${cpuMs(cpu.rafthouse).toFixed(1)} |
 | 3-node cluster, total | ${clusterCpuMs.toFixed(1)} (${(clusterCpuMs / cpuMs(cpu.direct)).toFixed(1)}x direct) |
+| the Raft path: cluster total - 3 x direct (the replicas' own ClickHouse inserts) | ${raftPathCpuMs.toFixed(1)} (${(raftPathCpuMs / cpuMs(cpu.direct)).toFixed(2)}x direct; goal <= 0.5x) |
 | ceiling on ${cores} cores: direct median insert time / (cluster CPU per insert / cores) | ${ceiling.toFixed(0)}% of direct |
 
 | point query (same node, ${queries} alternating pairs) | p50 ms | p99 ms |

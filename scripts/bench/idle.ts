@@ -3,7 +3,8 @@
 // process's CPU time from /proc for --seconds and prints % of one core per process.
 
 import { LocalCluster } from '../../test/integration/cluster.js';
-import { cpuSeconds } from './stats.js';
+import { loadavg } from 'node:os';
+import { cpuSeconds, emitResult } from './stats.js';
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -21,7 +22,8 @@ async function main(): Promise<void> {
     await cluster.startAll();
     const all = Array.from({ length: groups }, (_, i) => i + 1);
     await cluster.waitForLeaders([0, ...all], 300_000);
-    console.log(`  all ${groups} groups have leaders after ${((Date.now() - t0) / 1000).toFixed(1)} s; letting them go idle…`);
+    const electedSec = (Date.now() - t0) / 1000;
+    console.log(`  all ${groups} groups have leaders after ${electedSec.toFixed(1)} s; letting them go idle…`);
     const settle = Date.now() + 60_000;
     for (;;) {
       const st = (await cluster.nodes[0]!.get('/status')).body as { groups: Array<{ quiesced: boolean }> };
@@ -36,10 +38,12 @@ async function main(): Promise<void> {
     const before = pids.map(cpuSeconds);
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const after = pids.map(cpuSeconds);
-    pids.forEach((pid, i) => {
+    const pcts = pids.map((pid, i) => {
       const pct = ((after[i]! - before[i]!) / seconds) * 100;
       console.log(`  node ${i + 1} (pid ${pid}): ${pct.toFixed(1)}% of one core`);
+      return pct;
     });
+    emitResult('idle', { groups, electedSec, idlePctPerProcessMax: Math.max(...pcts), idlePctPerProcessMean: pcts.reduce((a, b) => a + b, 0) / pcts.length, loadavg: loadavg()[0]! });
   } finally {
     await cluster.destroy();
   }
