@@ -22,27 +22,13 @@ import { APP_SECRET_ENV, generateSecret } from '../../protocol/secrets.js';
 import type { AppEntry } from '../../daemon/statemachine/types.js';
 import { ManagedProcess, freePort, waitForHttp } from '../../test/integration/cluster.js';
 import { cpuSeconds } from './stats.js';
+import { serveFloor } from './floor-servers.js';
 
 type Protocol = 'h2c' | 'http/1.1';
 const PROTOCOLS: Protocol[] = ['h2c', 'http/1.1'];
-const ANSWER = '{"lastLogIndex":0,"results":[]}';
 
-function serveFloor(h1Port: number, h2Port: number): void {
-  http
-    .createServer((req, res) => {
-      req.on('data', () => undefined);
-      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER));
-    })
-    .listen(h1Port, '127.0.0.1');
-  const h2 = http2.createServer();
-  h2.on('stream', (stream) => {
-    stream.on('data', () => undefined);
-    stream.on('end', () => {
-      stream.respond({ ':status': 200, 'content-type': 'application/json' });
-      stream.end(ANSWER);
-    });
-  });
-  h2.listen(h2Port, '127.0.0.1');
+function serveFloorUntilTerm(h1Port: number, h2Port: number): void {
+  serveFloor(h1Port, h2Port);
   process.once('SIGTERM', () => process.exit(0));
 }
 
@@ -150,7 +136,7 @@ async function main(): Promise<void> {
 }
 
 const floorPorts = process.argv.includes('--floor') ? process.argv.filter((_, i, a) => a[i - 1] === '--floor').map(Number) : [];
-if (floorPorts.length === 2) serveFloor(floorPorts[0]!, floorPorts[1]!);
+if (floorPorts.length === 2) serveFloorUntilTerm(floorPorts[0]!, floorPorts[1]!);
 else
   main().catch((e: unknown) => {
     console.error(e instanceof Error ? e.message : e);

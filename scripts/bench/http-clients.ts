@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, waitForHttp } from '../../test/integration/cluster.js';
 import { Deadline } from '../../protocol/deadline.js';
+import { FLOOR_ANSWER as ANSWER, serveFloor } from './floor-servers.js';
 
-const ANSWER = '{"lastLogIndex":0,"results":[]}';
 const BODY = Buffer.alloc(200, 0x61);
 
 /** The part of undici's Pool / H2CClient this bench uses. */
@@ -135,19 +135,7 @@ async function measure(c: Caller, calls: number, inFlight: number): Promise<{ cp
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { calls: { type: 'string', default: '3000' }, undici: { type: 'string' }, serve: { type: 'string' } } });
   if (values.serve) {
-    http.createServer((req, res) => {
-      req.on('data', () => undefined);
-      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(ANSWER));
-    }).listen(Number(values.serve), '127.0.0.1');
-    const h2 = http2.createServer();
-    h2.on('stream', (stream) => {
-      stream.on('data', () => undefined);
-      stream.on('end', () => {
-        stream.respond({ ':status': 200, 'content-type': 'application/json' });
-        stream.end(ANSWER);
-      });
-    });
-    h2.listen(Number(positionals[0]), '127.0.0.1');
+    serveFloor(Number(values.serve), Number(positionals[0]));
     return;
   }
   const calls = Number(values.calls);

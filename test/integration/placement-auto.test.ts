@@ -5,6 +5,8 @@
 
 import { expect } from 'chai';
 import { LocalCluster, type RaftdNode } from './cluster.js';
+import { putKv } from './kv-put.js';
+import { until } from '../support/until.js';
 
 const GROUPS = 4;
 const groupIds = Array.from({ length: GROUPS }, (_, i) => i + 1);
@@ -34,29 +36,9 @@ describe('placement (integration, 4 nodes, auto rebalancing of a dead node)', fu
 
   const running = (): RaftdNode[] => cluster.nodes.filter((n) => n.running());
 
-  async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await probe();
-        if (v !== undefined) return v;
-      } catch (e) {
-        last = e;
-      }
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (${String(last)})`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
+  /** One write through `via`, retried while the answer says it was not taken; records it when acknowledged. */
   async function put(via: RaftdNode, group: number, key: string, value: string): Promise<void> {
-    await until(`put ${key} in group ${group}`, 20_000, async () => {
-      const r = await via.post(`/v1/groups/${group}/propose`, JSON.stringify({ op: 'set', key, value }), { 'content-type': 'application/octet-stream' });
-      if (r.status === 200) return true;
-      const code = (r.body as { error?: { code?: string } }).error?.code;
-      if (code === 'NO_LEADER' || code === 'NOT_LEADER' || code === 'LEADERSHIP_TRANSFER' || code === 'GROUP_NOT_FOUND') return undefined;
-      throw new Error(`put answered ${r.status} ${JSON.stringify(r.body)}`);
-    });
+    await putKv(via, group, key, value);
     acked.get(group)!.set(key, value);
   }
 

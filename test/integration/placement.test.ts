@@ -5,8 +5,10 @@
 // replicas to it while writes continue: no acknowledged write is lost.
 
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { entryCommand, freePort, LocalCluster, type RaftdNode } from './cluster.js';
+import { freePort, LocalCluster, type RaftdNode } from './cluster.js';
+import { runRaftctl, type RaftctlRun } from './raftctl-run.js';
+import { putKv } from './kv-put.js';
+import { until } from '../support/until.js';
 
 const GROUPS = 10;
 const groupIds = Array.from({ length: GROUPS }, (_, i) => i + 1);
@@ -37,20 +39,9 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
   const running = (): RaftdNode[] => cluster.nodes.filter((n) => n.running());
 
   /** raftctl as a real process, with a dead endpoint first in --endpoints. */
-  async function raftctl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const secrets = cluster.secrets!;
+  async function raftctl(args: string[]): Promise<RaftctlRun> {
     const endpoints = [`127.0.0.1:${await freePort()}`, ...running().map((n) => n.spec.httpAddr)].join(',');
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [...entryCommand('adapters/raftctl/main.ts'), '--endpoints', endpoints, ...args], {
-        env: { PATH: process.env.PATH ?? '', RAFTD_API_TOKEN_FILE: secrets.paths.apiToken, RAFTD_ADMIN_TOKEN_FILE: secrets.paths.adminToken },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+    return runRaftctl(cluster, ['--endpoints', endpoints, ...args]);
   }
 
   async function placement(via: RaftdNode): Promise<PlacementView> {
@@ -64,30 +55,9 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
     return st.groups.map((g) => g.group).filter((g) => g !== 0).sort((a, b) => a - b);
   }
 
-  async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await probe();
-        if (v !== undefined) return v;
-      } catch (e) {
-        last = e;
-      }
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (${String(last)})`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
   /** One write through `via`, retried while the answer says it was not taken; records it when acknowledged. */
   async function put(via: RaftdNode, group: number, key: string, value: string): Promise<void> {
-    await until(`put ${key} in group ${group} via node ${via.spec.id}`, 20_000, async () => {
-      const r = await via.post(`/v1/groups/${group}/propose`, JSON.stringify({ op: 'set', key, value }), { 'content-type': 'application/octet-stream' });
-      if (r.status === 200) return true;
-      const code = (r.body as { error?: { code?: string } }).error?.code;
-      if (code === 'NO_LEADER' || code === 'NOT_LEADER' || code === 'LEADERSHIP_TRANSFER' || code === 'GROUP_NOT_FOUND') return undefined;
-      throw new Error(`put answered ${r.status} ${JSON.stringify(r.body)}`);
-    });
+    await putKv(via, group, key, value);
     acked.get(group)!.set(key, value);
   }
 

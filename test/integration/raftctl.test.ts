@@ -2,14 +2,9 @@
 // is down, with the leader moving, and with bad credentials and usage.
 
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { entryCommand, freePort, LocalCluster } from './cluster.js';
+import { freePort, LocalCluster } from './cluster.js';
+import { runRaftctl, type RaftctlRun } from './raftctl-run.js';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 describe('raftctl (integration, 3 nodes, KV adapter)', function () {
   this.timeout(120_000);
@@ -27,20 +22,7 @@ describe('raftctl (integration, 3 nodes, KV adapter)', function () {
     await cluster?.destroy();
   });
 
-  function raftctl(args: string[], env: Record<string, string> = {}): Promise<Run> {
-    const secrets = cluster.secrets!;
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [...entryCommand('adapters/raftctl/main.ts'), ...args], {
-        env: { PATH: process.env.PATH ?? '', RAFTD_API_TOKEN_FILE: secrets.paths.apiToken, RAFTD_ADMIN_TOKEN_FILE: secrets.paths.adminToken, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('exit', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const raftctl = (args: string[], env: Record<string, string> = {}): Promise<RaftctlRun> => runRaftctl(cluster, args, env);
 
   const endpoints = () => [deadEndpoint, ...cluster.nodes.filter((n) => n.running()).map((n) => n.spec.httpAddr)].join(',');
 

@@ -14,19 +14,13 @@ import { Role } from '../../daemon/raft/types.js';
 import { EventQueue } from '../sim/eventqueue.js';
 import { SimApp, SimClock, SimLogStore, type SimWorld } from '../sim/host-ports.js';
 import { Rng } from '../sim/rng.js';
+import { simHostOptions, type SimHostNode } from '../sim/sim-host.js';
 import { ArgError, type Args } from './args.js';
 
 const enc = new TextEncoder();
 const silent = pino({ level: 'silent' });
 
-interface EnvNode {
-  id: number;
-  up: boolean;
-  clock: SimClock;
-  host: Host;
-  store: SimLogStore;
-  app: SimApp;
-}
+type EnvNode = SimHostNode;
 
 export class HostEnv implements SimWorld {
   readonly t = { fsyncMs: [1, 1] as [number, number], appMs: [1, 1] as [number, number], appSync: true };
@@ -182,27 +176,17 @@ export class HostEnv implements SimWorld {
     n.clock = clock;
     n.up = true;
     n.host = new Host(
-      {
-        nodeId: n.id,
-        raftAddr: `sim:${n.id}`,
-        httpAddr: `http://sim:${n.id}`,
-        // Every group on every node (placement's replication factor 0), no zones: placement is not simulated yet.
-        replicationFactor: 0,
-        zone: '',
-        staticPeers: new Map(this.ids.map((p) => [p, `sim:${p}`] as const)),
-        bootstrapGroups: this.groups,
+      simHostOptions(n.id, {
+        ids: this.ids,
+        groups: this.groups,
         tickMs: 10,
         electionTicks: 10,
-        heartbeatTicks: 2,
-        maxPendingProposals: 1000,
         requestTimeoutMs: 1000,
         snapshotInterval: this.snapshotInterval,
-        snapshotCatchupEntries: this.catchup,
-        snapshotBytes: 1 << 30,
-        snapshotCatchupBytes: 1 << 30,
+        catchupEntries: this.catchup,
         random: () => r.float(),
         logger: silent,
-      },
+      }),
       {
         store: n.store,
         transport: this.transport(n.id),

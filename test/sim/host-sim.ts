@@ -22,6 +22,7 @@ import { EventQueue } from './eventqueue.js';
 import { SimApp, SimClock, SimLogStore, type KvCommand, type SimWorld } from './host-ports.js';
 import { checkLinearizability, describeFailure, kvModel, type KvInput, type KvOp, type KvOutput } from './linearizability.js';
 import { Rng } from './rng.js';
+import { simHostOptions, type SimHostNode } from './sim-host.js';
 
 /** Deliberate bugs the host simulator must catch: in the host (HostFaults) ... */
 export const HOST_LEVEL_FAULTS = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend', 'applyPastGap'] as const;
@@ -221,13 +222,7 @@ function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
   return t;
 }
 
-interface SimNode {
-  id: number;
-  up: boolean;
-  clock: SimClock;
-  host: Host;
-  store: SimLogStore;
-  app: SimApp;
+interface SimNode extends SimHostNode {
   /** Client ops waiting on this node's host: a crash leaves their outcome unknown. */
   waiting: Set<() => void>;
   /** Snapshot streams this node is receiving: a crash breaks them. */
@@ -347,7 +342,6 @@ export class HostSim implements SimWorld {
 
   private start(id: number, store: SimLogStore, app: SimApp): SimNode {
     const clock = new SimClock(this.q);
-    const peers = new Map(this.ids.map((p) => [p, `sim:${p}`] as const));
     const sync = this.t.appSync;
     const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy, onGap) =>
       new GroupApplier(group, app, {
@@ -364,28 +358,18 @@ export class HostSim implements SimWorld {
     const faults: HostFaults | undefined = this.hostFaults();
     const r = this.rng.fork();
     const host = new Host(
-      {
-        nodeId: id,
-        raftAddr: `sim:${id}`,
-        httpAddr: `http://sim:${id}`,
-        // Every group on every node (placement's replication factor 0), no zones: placement is not simulated yet.
-        replicationFactor: 0,
-        zone: '',
-        staticPeers: peers,
-        bootstrapGroups: this.opts.groups,
+      simHostOptions(id, {
+        ids: this.ids,
+        groups: this.opts.groups,
         tickMs: TICK_MS,
         electionTicks: ELECTION_TICKS,
-        heartbeatTicks: 2,
-        maxPendingProposals: 1000,
         requestTimeoutMs: this.t.requestTimeoutMs,
         snapshotInterval: this.t.snapshotInterval,
-        snapshotCatchupEntries: this.t.catchupEntries,
-        snapshotBytes: 1 << 30,
-        snapshotCatchupBytes: 1 << 30,
+        catchupEntries: this.t.catchupEntries,
         random: () => r.float(),
         logger: silent,
         ...(faults ? { faults } : {}),
-      },
+      }),
       {
         store,
         transport: this.transport(id),

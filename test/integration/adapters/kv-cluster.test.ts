@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { RaftdClient, RaftdError } from '../../../adapters/sdk/client.js';
 import { startKvFront } from '../../../adapters/kv/front.js';
 import { AppProcess, freePort, nodeArgs, root, tmpDir } from './procs.js';
+import { until } from '../../support/until.js';
 import { ensureSecretsDir, generateSecret, readSecretFile } from '../../../protocol/secrets.js';
 import { signAppRequest } from '../../../protocol/app-auth.js';
 
@@ -19,21 +20,6 @@ interface Node {
   app: AppProcess;
   proc?: ChildProcess;
   client: RaftdClient;
-}
-
-async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`${what} not reached in ${ms} ms (${String(last)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('KV adapter + SDK client + front with real raftd (3 nodes)', function () {
@@ -67,7 +53,7 @@ describe('KV adapter + SDK client + front with real raftd (3 nodes)', function (
       const all = await Promise.all(nodes.map((n) => n.client.status()));
       const leaders = all.map((s) => (s.groups as Array<{ group: number; leader: number }>).find((g) => g.group === 1)?.leader ?? 0);
       return leaders.every((l) => l > 0 && l === leaders[0]) ? leaders[0] : undefined;
-    });
+    }, 100);
   });
 
   after(() => {
@@ -137,7 +123,7 @@ describe('KV adapter + SDK client + front with real raftd (3 nodes)', function (
     const writer = nodes[0]!.client;
     const settle = async (): Promise<void> => {
       const target = await writer.barrier(1);
-      for (const n of nodes) await until(`node ${n.id} applied ${target}`, 30_000, async () => ((await n.client.barrier(1)) >= target ? true : undefined));
+      for (const n of nodes) await until(`node ${n.id} applied ${target}`, 30_000, async () => ((await n.client.barrier(1)) >= target ? true : undefined), 100);
     };
     await writer.proposeJson(1, { op: 'set', key: 'forged', value: 'real-1' });
     await settle();
@@ -203,7 +189,7 @@ describe('KV adapter + SDK client + front with real raftd (3 nodes)', function (
     const scans = await Promise.all(
       nodes.map(async (n) => {
         const target = await writer.barrier(1);
-        await until(`node ${n.id} applied ${target}`, 30_000, async () => ((await n.client.barrier(1)) >= target ? true : undefined));
+        await until(`node ${n.id} applied ${target}`, 30_000, async () => ((await n.client.barrier(1)) >= target ? true : undefined), 100);
         return n.client.read<{ items: Array<{ key: string; value: string }> }>(1, { op: 'scan', prefix: 'w' }, 'stale');
       }),
     );

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { RafthouseCluster } from './harness.js';
 import { HashRing } from '../../../clickhouse-adapter/router/index.js';
-import { RaftdClient } from '../../../adapters/sdk/client.js';
+import { checksumsConverge } from './checksums.js';
 
 const GROUPS = 4;
 /** The table whose home group applies slowly on every replica: its INSERT answers come late. */
@@ -44,27 +44,6 @@ describe('RaftHouse retry-safe inserts (3 nodes, real processes)', function () {
     await cluster?.destroy();
   });
 
-  /** Every replica's checksums of every group, once they all applied the same index. */
-  async function checksumsConverge(): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const per: string[] = [];
-      for (const n of cluster.nodes) {
-        const c = new RaftdClient({ token: cluster.raft.clientToken(), url: cluster.raft.node(n.id).url });
-        try {
-          const groups: unknown[] = [];
-          for (let g = 1; g <= GROUPS; g++) groups.push(await c.read(g, { op: 'checksum' }, 'stale'));
-          per.push(JSON.stringify(groups));
-        } finally {
-          await c.close();
-        }
-      }
-      if (per.every((p) => p === per[0])) return;
-      if (Date.now() > deadline) expect(per[1], 'replica 2 vs 1').to.equal(per[0]);
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  }
-
   /** count() and a hash of the rows on each node's local endpoint (its own replica), once equal. */
   async function everyReplica(table: string): Promise<string> {
     const sql = `SELECT count(), sum(cityHash64(k, v)) FROM ${table}`;
@@ -97,7 +76,7 @@ describe('RaftHouse retry-safe inserts (3 nodes, real processes)', function () {
     // And once more through another node, with the stock client's habit of a query_id: still once.
     await ok(cluster.nodes[2]!.consistentUrl, sql, { query_id: 'retry-3' });
     expect(await everyReplica(SLOW_TABLE)).to.match(/^50\t/);
-    await checksumsConverge();
+    await checksumsConverge(cluster, GROUPS);
   });
 
   it('insert_deduplication_token: the token decides (the same token with other rows is a duplicate, another token with the same rows is not)', async () => {
@@ -130,7 +109,7 @@ describe('RaftHouse retry-safe inserts (3 nodes, real processes)', function () {
       await ok(c0, `INSERT INTO sh FORMAT JSONEachRow\n${all.join('\n')}\n`, query);
       expect(await everyReplica('sh'), name).to.match(/^200\t/);
     }
-    await checksumsConverge();
+    await checksumsConverge(cluster, GROUPS);
   });
 
   it('TRUNCATE and DROP forget the blocks (the same insert lands again); RENAME carries them; insert_deduplicate=0 inserts twice', async () => {
@@ -162,7 +141,7 @@ describe('RaftHouse retry-safe inserts (3 nodes, real processes)', function () {
     await ok(c0, 'CREATE TABLE rn (k UInt32, v String) ENGINE = MergeTree ORDER BY k');
     await ok(c0, `INSERT INTO rn FORMAT JSONEachRow\n${rows(1, 5)}`);
     expect(await everyReplica('rn'), 'a new table under the old name').to.match(/^5\t/);
-    await checksumsConverge();
+    await checksumsConverge(cluster, GROUPS);
   });
 
   it('async_insert=1 is accepted and served synchronously: the rows are readable when the answer comes', async () => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { RafthouseCluster } from './harness.js';
-import { RaftdClient } from '../../../adapters/sdk/client.js';
+import { checksumsConverge } from './checksums.js';
 import { openEmbedded } from '../../../clickhouse-adapter/engine/index.js';
 import type { ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
 
@@ -182,23 +182,7 @@ describe('RaftHouse insert formats (3 nodes, 2 groups, real processes)', functio
     const spread = await (await client.query({ query: 'SELECT uniqExact(_database) AS g FROM sharded', format: 'JSONEachRow' })).json<{ g: string }>();
     expect(Number(spread[0]!.g)).to.equal(GROUPS);
     // Same data on every replica, group by group.
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const per: string[] = [];
-      for (const n of cluster.nodes) {
-        const c = new RaftdClient({ token: cluster.raft.clientToken(), url: cluster.raft.node(n.id).url });
-        try {
-          const groups: unknown[] = [];
-          for (let g = 1; g <= GROUPS; g++) groups.push(await c.read(g, { op: 'checksum' }, 'stale'));
-          per.push(JSON.stringify(groups));
-        } finally {
-          await c.close();
-        }
-      }
-      if (per.every((p) => p === per[0])) break;
-      if (Date.now() > deadline) expect(per[1], 'replica 2 vs 1').to.equal(per[0]);
-      await new Promise((r) => setTimeout(r, 300));
-    }
+    await checksumsConverge(cluster, GROUPS);
   });
 
   it('system.tables on the consistent endpoint of any node shows a table created through another one at once', async () => {

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RafthouseCluster } from './harness.js';
 import { RaftdClient } from '../../../adapters/sdk/client.js';
+import { replicaChecksums } from './checksums.js';
 import { encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
 import { freePort } from '../../support/ports.js';
 
@@ -158,20 +159,7 @@ describe('RaftHouse against a hostile client: closed write path, read sandbox, v
 
   const raftd = (id: number) => new RaftdClient({ token: cluster.raft.clientToken(), url: cluster.raft.node(id).url });
 
-  async function checksums(): Promise<string[]> {
-    const out: string[] = [];
-    for (const n of cluster.nodes) {
-      const c = raftd(n.id);
-      try {
-        const per: unknown[] = [];
-        for (let g = 1; g <= GROUPS; g++) per.push(await c.read(g, { op: 'checksum' }, 'linearizable'));
-        out.push(JSON.stringify(per));
-      } finally {
-        await c.close();
-      }
-    }
-    return out;
-  }
+  const checksums = (): Promise<string[]> => replicaChecksums(cluster, GROUPS, 'linearizable');
 
   async function catalog(): Promise<string[]> {
     // The replicated catalog: tables of RaftHouse's databases (the read views in `default` are local
