@@ -114,6 +114,7 @@ describe('client API and admin routes: authentication, admin safety (integration
       ['GET', '/v1/groups', undefined],
       ['GET', '/v1/nodes', undefined],
       ['GET', '/nope', undefined],
+      ['GET', '/v1/placement', undefined],
       ['POST', '/v1/groups', { group: 9 }],
       ['DELETE', '/v1/groups/2', undefined],
       ['POST', '/v1/groups/1/members', { node: 9 }],
@@ -122,6 +123,8 @@ describe('client API and admin routes: authentication, admin safety (integration
       ['POST', '/v1/nodes', { id: 9, raftAddr: '127.0.0.1:1', httpAddr: '127.0.0.1:2' }],
       ['DELETE', '/v1/nodes/3?force=true', undefined],
       ['PUT', '/debug/faults', { lossRate: 0.5 }],
+      ['POST', '/v1/rebalance', undefined],
+      ['POST', '/v1/nodes/3/decommission', undefined],
     ];
     const badCredentials: Array<[string, Record<string, string>]> = [
       ['none', {}],
@@ -147,7 +150,7 @@ describe('client API and admin routes: authentication, admin safety (integration
     }
     // The client token on admin routes: 403, and the route named.
     for (const node of [leader, follower]) {
-      for (const [method, path, body] of routes.slice(9)) {
+      for (const [method, path, body] of routes.slice(10)) {
         const r = await call(node, method, path, body, bearer(apiToken));
         expect(r.status, `client token: ${method} ${path} on node ${node.spec.id}: ${JSON.stringify(r.json)}`).to.equal(403);
         expect(r.json.error.code).to.equal('FORBIDDEN');
