@@ -46,6 +46,9 @@ const OPTIONS: Record<string, Opt> = {
   'dedup-window': { flag: 'dedup-window', value: 'int', env: 'RAFTHOUSE_DEDUP_WINDOW', def: '10000', help: 'non_replicated_deduplication_window on group tables' },
   'allow-table-functions': { flag: 'allow-table-functions', value: 'NAMES', env: 'RAFTHOUSE_ALLOW_TABLE_FUNCTIONS', def: '', help: 'table functions reads may call besides the pure ones (comma-separated, e.g. url,s3); never writes' },
   'consistent-cut': { flag: 'consistent-cut', value: 'on|off', env: 'RAFTHOUSE_CONSISTENT_CUT', def: 'on', help: 'on: a consistent read of several groups sees them at one instant (docs/design-notes.md); off: each group fresh, not one cut (tests only)' },
+  'internal-listen': { flag: 'internal-listen', value: 'HOST:PORT', env: 'RAFTHOUSE_INTERNAL_LISTEN', def: '', help: 'placed groups (raftd --replication-factor): internal endpoint other rafthouse nodes hold apply and read groups on (off when empty)' },
+  'internal-peers': { flag: 'internal-peers', value: 'ID=URL[,...]', env: 'RAFTHOUSE_INTERNAL_PEERS', def: '', help: 'placed groups: every node\'s internal endpoint by raftd node id (1=http://10.0.0.1:8125,...); consistent reads then pull groups this node does not hold' },
+  'internal-secret-file': { flag: 'internal-secret-file', value: 'file', secret: true, env: 'RAFTHOUSE_INTERNAL_SECRET', def: '', help: 'file with the secret the internal endpoints prove to each other, the same on every node (default: the app secret)' },
   'view-sync-ms': { flag: 'view-sync-ms', value: 'int', env: 'RAFTHOUSE_VIEW_SYNC_MS', def: '1000', help: 'period of the read-view refresh' },
 };
 
@@ -159,6 +162,18 @@ function configFrom(argv: string[], env: NodeJS.ProcessEnv): RafthouseConfig | '
   const insecure = optionSwitch(COMMAND, line, env, 'insecure');
   if (appSecret) cfg.appSecret = appSecret;
   else if (!insecure) throw new UsageError(`no --app-secret-file (or ${APP_SECRET_ENV}): the state-machine API refuses calls without raftd's secret; give it, or --insecure for a throwaway test cluster`);
+  if (get('internal-listen')) cfg.internalListen = get('internal-listen');
+  const peers = list('internal-peers');
+  if (peers.length) {
+    cfg.internalPeers = new Map();
+    for (const p of peers) {
+      const m = /^(\d+)=(https?:\/\/[^/\s]+)\/?$/.exec(p);
+      if (!m) throw new UsageError(`--internal-peers: ${JSON.stringify(p)} is not ID=http://HOST:PORT`);
+      cfg.internalPeers.set(Number(m[1]), m[2]!);
+    }
+  }
+  const internalSecret = secret('internal-secret-file');
+  if (internalSecret) cfg.internalSecret = internalSecret;
   const allow = list('allow-table-functions');
   for (const f of allow) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(f)) throw new UsageError(`bad function name in --allow-table-functions: ${JSON.stringify(f)}`);
   if (allow.length) cfg.allowTableFunctions = allow.map((f) => f.toLowerCase());

@@ -91,7 +91,7 @@ export function showCreateAsCreated(stmt: ParsedStatement, database: string, use
 }
 
 /** Words after a table expression that are not its alias. */
-const NOT_ALIAS = new Set([
+export const NOT_ALIAS = new Set([
   'WHERE', 'PREWHERE', 'GROUP', 'ORDER', 'LIMIT', 'OFFSET', 'FORMAT', 'SETTINGS', 'JOIN', 'INNER', 'LEFT', 'RIGHT', 'FULL', 'CROSS',
   'ARRAY', 'UNION', 'EXCEPT', 'INTERSECT', 'ON', 'USING', 'HAVING', 'WINDOW', 'FINAL', 'SAMPLE', 'INTO', 'GLOBAL', 'ANY', 'ALL',
   'ASOF', 'SEMI', 'ANTI', 'PASTE', 'QUALIFY', 'LOCAL',

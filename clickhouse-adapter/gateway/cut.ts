@@ -51,6 +51,14 @@ export interface CutStats {
   failures: number;
 }
 
+/**
+ * A round that cannot go on but may succeed on the next (placed groups: no member of a remote group
+ * granted a hold, a member died or its lease ran out under a leg). The read joins the next round.
+ */
+export class CutRetryError extends Error {
+  override readonly name = 'CutRetryError';
+}
+
 /** The retryable error of a read that found no cut in time (ClickHouse's TIMEOUT_EXCEEDED). */
 export class CutUnavailableError extends GatewayError {
   constructor(message: string) {
@@ -60,13 +68,13 @@ export class CutUnavailableError extends GatewayError {
 
 interface Pending {
   groups: readonly number[];
-  run: () => Promise<Buffer>;
+  run: (hold: ApplyHold) => Promise<Buffer>;
   attempts: number;
   resolve(b: { body: Buffer; attempts: number }): void;
   reject(e: unknown): void;
 }
 
-type Outcome = { ok: true; body: Buffer } | { ok: false; error: unknown } | { ok: false; late: true };
+type Outcome = { ok: true; body: Buffer } | { ok: false; error: unknown } | { ok: false; late: true } | { ok: false; retry: CutRetryError };
 
 export class CutReader {
   private readonly maxAttempts: number;
@@ -90,7 +98,7 @@ export class CutReader {
    * Runs `run` (a read of the local replica) so that it sees every group in `groups` at one instant
    * between this call and its return; resolves with its result and the number of rounds it took.
    */
-  read(groups: readonly number[], run: () => Promise<Buffer>): Promise<{ body: Buffer; attempts: number }> {
+  read(groups: readonly number[], run: (hold: ApplyHold) => Promise<Buffer>): Promise<{ body: Buffer; attempts: number }> {
     return new Promise((resolve, reject) => {
       this.pending.push({ groups: [...new Set(groups)], run, attempts: 0, resolve, reject });
       if (!this.running) void this.loop();
@@ -123,8 +131,19 @@ export class CutReader {
     try {
       hold = await this.o.hold(union);
     } catch (e) {
-      for (const p of batch) p.reject(e);
-      return [];
+      if (!(e instanceof CutRetryError)) {
+        for (const p of batch) p.reject(e);
+        return [];
+      }
+      // Placed groups: some member would not hold (down, busy). Every read tries again, up to its limit.
+      this.counters.retries++;
+      return batch.filter((p) => {
+        p.attempts++;
+        if (p.attempts < this.maxAttempts) return true;
+        this.counters.failures++;
+        p.reject(new CutUnavailableError(`no consistent cut of groups ${p.groups.join(',')} in ${p.attempts} attempts (${e.message})`));
+        return false;
+      });
     }
     // Started only now (after t_h): each answers the commit index at an instant after t_h.
     const indexes = union.map((g) => this.o.readIndex(g));
@@ -135,10 +154,10 @@ export class CutReader {
     const outcomes: Outcome[] = new Array<Outcome>(batch.length);
     const reads = batch.map(async (p, i) => {
       try {
-        const body = await p.run();
+        const body = await p.run(hold);
         outcomes[i] = late ? { ok: false, late: true } : { ok: true, body };
       } catch (error) {
-        outcomes[i] = late ? { ok: false, late: true } : { ok: false, error };
+        outcomes[i] = late ? { ok: false, late: true } : error instanceof CutRetryError ? { ok: false, retry: error } : { ok: false, error };
       }
     });
     await Promise.race([Promise.all(reads), capped]);
@@ -156,6 +175,14 @@ export class CutReader {
     batch.forEach((p, i) => {
       const out = outcomes[i]!;
       p.attempts++;
+      if (!out.ok && 'retry' in out) {
+        this.counters.retries++;
+        if (p.attempts >= this.maxAttempts) {
+          this.counters.failures++;
+          p.reject(new CutUnavailableError(`no consistent cut of groups ${p.groups.join(',')} in ${p.attempts} attempts (${out.retry.message})`));
+        } else again.push(p);
+        return;
+      }
       if (!out.ok && 'error' in out) {
         p.reject(out.error); // the statement's own error (syntax, unknown column): no retry changes it
         return;

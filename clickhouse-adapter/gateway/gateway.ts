@@ -36,7 +36,12 @@ import { INPUT_FORMATS, PINNABLE, checkRead, checkSessionStatement, checkValuesD
 import type { WriteContext } from '../rules/index.js';
 
 export { loadNondeterministic };
+import { CutRetryError } from './cut.js';
 import type { CutReader } from './cut.js';
+import type { ApplyHold } from '../statemachine/statemachine.js';
+import type { PlacedGroups, PlacedHold } from '../placed/groups.js';
+import { rewritePlacedRead, type PlacedTable } from '../placed/rewrite.js';
+import { DATA_DB_REGEXP } from '../statemachine/naming.js';
 import { SessionRegistry } from './sessions.js';
 import { planExternalTables } from './external.js';
 import type { ExternalTable } from './external.js';
@@ -132,6 +137,12 @@ export interface GatewayOptions {
   cut?: CutReader;
   /** Client sessions (session_id) on this node: their bounds. */
   sessions?: Partial<SessionOptions>;
+  /**
+   * Placed groups (issue 21): where the groups are. When some group has no replica here, a consistent
+   * read of a table with rows in such a group runs through the cut with remote holds, its remote
+   * groups pulled by url() legs (placedRead); table definitions of remote groups are read from a member.
+   */
+  placed?: PlacedGroups;
   /** The bounds of system.query_log (query-log.ts); false: no query log. */
   queryLog?: Partial<QueryLogOptions> | false;
 }
@@ -279,6 +290,23 @@ async function* withFinally<T>(source: AsyncIterable<T>, after: () => void): Asy
 
 /** Codes after which a read is retried once with freshly synced views (a view missing or stale). */
 const VIEW_MISS_CODES = codeSet('UNKNOWN_TABLE', 'UNKNOWN_IDENTIFIER', 'NO_SUCH_COLUMN_IN_TABLE', 'NOT_FOUND_COLUMN_IN_BLOCK');
+
+/** A table's comment (its shard key) in one group database. */
+function tableCommentSql(db: string, table: string): string {
+  return `SELECT comment FROM system.tables WHERE database = ${quoteString(db)} AND name = ${quoteString(table)}`;
+}
+
+/** A table's stored columns in one group database. */
+function tableColumnsSql(db: string, table: string): string {
+  return `SELECT name, type, default_kind AS kind, default_expression AS expr FROM system.columns
+         WHERE database = ${quoteString(db)} AND table = ${quoteString(table)} AND default_kind != 'ALIAS' ORDER BY position`;
+}
+
+/**
+ * How the embedded engine fetches a remote leg (url()): one try (a failed leg fails the round, which
+ * the cut retries on another member), short connect and receive timeouts.
+ */
+const LEG_FETCH_SETTINGS: Settings = { http_max_tries: 1, http_connection_timeout: 2, http_receive_timeout: 10, http_send_timeout: 10 };
 
 export class Gateway {
   readonly userDb: string;
@@ -677,6 +705,10 @@ export class Gateway {
    * it (it reads while apply runs, so its groups may be seen at different instants).
    */
   private async consistentRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts?: number }> {
+    if (this.o.placed?.partial() && this.o.cut && stmt.kind === 'select') {
+      const placed = await this.placedRead(stmt, sql, opts);
+      if (placed) return placed;
+    }
     const plan = this.speculativePlan(stmt, opts.database);
     if (this.o.cut && plan && plan.groups.length > 1) {
       // The groups are known without asking (the sharding cached at this schema generation): straight
@@ -712,6 +744,8 @@ export class Gateway {
    * client reading slowly), bounded by max_result_bytes.
    */
   private async consistentStart(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts?: number } | { started: StartedRead }> {
+    // Placed groups: read whole, as the cut does (a leg's hold must not wait on a slow client).
+    if (this.o.placed?.partial() && this.o.cut && stmt.kind === 'select') return this.consistentRead(stmt, sql, opts);
     const plan = this.speculativePlan(stmt, opts.database);
     if (this.o.cut && (!plan || plan.groups.length > 1)) {
       if (plan) return this.consistentRead(stmt, sql, opts);
@@ -827,6 +861,50 @@ export class Gateway {
     // names now.
     if (planStamp === undefined || planStamp % 2 === 1 || this.o.schemaGeneration!() !== planStamp) await this.barrierFor(stmt, opts.database);
     return this.read(sql, opts);
+  }
+
+  /**
+   * A consistent read whose tables have rows in groups without a replica here (placed groups, issue
+   * 21): one cut over every touched group — local ones held in this process, each remote one held on a
+   * member (PlacedGroups.hold) — and, if every r_g == a_g, the read rewritten so that each table is the
+   * union of its local databases (merge()) and one url() leg per remote group, served by the member
+   * under its hold (placed/rewrite.ts). undefined: every touched group is here (the usual path).
+   */
+  private async placedRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts: number } | undefined> {
+    const placed = this.o.placed!;
+    const tables = new Map<string, PlacedTable>();
+    for (const t of stmt.tables) {
+      const db = t.database ?? opts.database;
+      if (db !== this.userDb || t.table.startsWith(INTERNAL_TABLE_PREFIX) || tables.has(t.table)) continue;
+      const info = await this.tableInfo(t.table);
+      if (!info) continue; // ClickHouse answers for a table that does not exist
+      tables.set(t.table, { columns: info.columns, groups: info.shardKey ? this.allGroups() : [this.o.ring.homeGroup(this.userDb, t.table)] });
+    }
+    const groups = [...new Set([...tables.values()].flatMap((t) => t.groups))].sort((a, b) => a - b);
+    if (groups.length === 0 || groups.every((g) => placed.isLocal(g))) return undefined;
+    // ClickHouse's canonical text (aliases always with AS, which the WHERE push-down looks for) when the
+    // read was not rewritten for the catalogs; else the text as it is, without a WHERE push-down.
+    const own = stmt.tables.every((t) => (t.database ?? opts.database) === this.userDb);
+    const base = own ? stmt.canonical : sql;
+    const run = async (hold: ApplyHold): Promise<Buffer> => {
+      const legs = (hold as Partial<PlacedHold>).legs ?? new Map();
+      const rw = rewritePlacedRead({
+        sql: base, database: opts.database, userDb: this.userDb, tables, allowWhere: own,
+        isLocal: (g) => !legs.has(g), remote: (g, legSql, structure) => placed.legSource(legs.get(g)!, legSql, structure),
+      });
+      try {
+        return await this.read(rw.sql, { ...opts, settings: { ...(opts.settings ?? {}), ...LEG_FETCH_SETTINGS } });
+      } catch (e) {
+        // A leg that failed (member gone, lease over, refused): the round fails, the next holds elsewhere.
+        const m = e instanceof ClickHouseError ? /(https?:\/\/[^/'\s]+)\/internal\/select/.exec(e.message) : null;
+        if (!m) throw e;
+        const node = placed.nodeOfBase(m[1]!);
+        if (node !== undefined) placed.markSuspect(node);
+        throw new CutRetryError(`a remote leg failed: ${e instanceof Error ? e.message.slice(0, 300) : String(e)}`);
+      }
+    };
+    const r = await this.o.cut!.read(groups, run);
+    return { body: r.body, cutAttempts: r.attempts };
   }
 
   /**
@@ -1003,20 +1081,21 @@ export class Gateway {
       // Read before the lookup: a statement applied during it changes the generation, so the entry
       // cached below is never taken for newer than it is.
       const gen = generation?.();
-      const info = await lookNow();
+      const db = await this.localDbOf(table, home);
+      // Placed groups: a table whose home group is elsewhere (and not sharded into a group here) is
+      // described by a member of its home group (a linearizable read through raftd); not cached.
+      if (db === undefined) return this.remoteTableInfo(home, table);
+      const info = await lookNow(db);
       if (info && gen !== undefined) {
         if (this.infoCache.size > 10_000) this.infoCache.clear();
         this.infoCache.set(table, { gen, info });
       }
       return info;
     };
-    const lookNow = async (): Promise<TableInfo | undefined> => {
-      const t = await queryRows<{ comment: string }>(this.o.engine,
-        `SELECT comment FROM system.tables WHERE database = ${quoteString(dataDb(home))} AND name = ${quoteString(table)}`);
+    const lookNow = async (db: string): Promise<TableInfo | undefined> => {
+      const t = await queryRows<{ comment: string }>(this.o.engine, tableCommentSql(db, table));
       if (t.length === 0) return undefined;
-      const cols = await queryRows<{ name: string; type: string; kind: string; expr: string }>(this.o.engine,
-        `SELECT name, type, default_kind AS kind, default_expression AS expr FROM system.columns
-         WHERE database = ${quoteString(dataDb(home))} AND table = ${quoteString(table)} AND default_kind != 'ALIAS' ORDER BY position`);
+      const cols = await queryRows<{ name: string; type: string; kind: string; expr: string }>(this.o.engine, tableColumnsSql(db, table));
       const m = SHARD_COMMENT_RE.exec(t[0]!.comment);
       return { ...(m ? { shardKey: m[1]! } : {}), columns: cols };
     };
@@ -1026,6 +1105,30 @@ export class Gateway {
       info = await look();
     }
     return info;
+  }
+
+  /**
+   * The local database to read a table's definition from: its home group's, when that group is here
+   * (or placement is not partial); else a group here holding it as a sharded table (a sharded table
+   * is in every group); undefined: only a member of the home group can say.
+   */
+  private async localDbOf(table: string, home: number): Promise<string | undefined> {
+    const placed = this.o.placed;
+    if (!placed || placed.isLocal(home)) return dataDb(home);
+    const rows = await queryRows<{ database: string }>(this.o.engine,
+      `SELECT database FROM system.tables WHERE match(database, ${quoteString(DATA_DB_REGEXP)}) AND name = ${quoteString(table)}
+       AND startsWith(comment, ${quoteString(SHARD_SETTING + '=')}) ORDER BY database LIMIT 1`);
+    return rows[0]?.database;
+  }
+
+  private async remoteTableInfo(home: number, table: string): Promise<TableInfo | undefined> {
+    const db = dataDb(home);
+    const ask = async <T>(sql: string): Promise<T[]> => (await this.o.raftd.read<{ rows: T[] }>(home, { sql, format: 'JSONEachRow' })).rows;
+    const t = await ask<{ comment: string }>(tableCommentSql(db, table));
+    if (t.length === 0) return undefined;
+    const cols = await ask<{ name: string; type: string; kind: string; expr: string }>(tableColumnsSql(db, table));
+    const m = SHARD_COMMENT_RE.exec(t[0]!.comment);
+    return { ...(m ? { shardKey: m[1]! } : {}), columns: cols };
   }
 
   // ---- writes --------------------------------------------------------------------------------------
@@ -1211,7 +1314,11 @@ export class Gateway {
     await this.scratchReady;
     const scratchTable = `s_${randomUUID().replace(/-/g, '')}`;
     const scratch = `${SCRATCH_DB}.${scratchTable}`;
-    await this.o.engine.exec(`CREATE TABLE ${scratch} AS ${dataDb(home)}.${quoteIdent(table)} ENGINE = Memory`);
+    const src = await this.localDbOf(table, home);
+    // Placed groups: without the table here, its structure from the definition read from a member.
+    await this.o.engine.exec(src !== undefined
+      ? `CREATE TABLE ${scratch} AS ${src}.${quoteIdent(table)} ENGINE = Memory`
+      : `CREATE TABLE ${scratch} (${info.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.kind ? ` ${c.kind} ${c.expr}` : ''}`).join(', ')}) ENGINE = Memory`);
     try {
       // Never FORMAT Values here: its data could end in "; <statement>" (payloads reach this point as
       // JSONEachRow or another allow-listed text format, whose data runs to the end of the input).

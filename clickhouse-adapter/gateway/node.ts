@@ -17,6 +17,9 @@ import { GatewayHttp } from './http.js';
 import { CutReader } from './cut.js';
 import { SqlParser } from './parse.js';
 import type { ReadLimits } from './limits.js';
+import { HoldTable } from '../placed/holds.js';
+import { InternalServer } from '../placed/server.js';
+import { PlacedGroups } from '../placed/groups.js';
 
 export interface RafthouseConfig {
   appListen: string;
@@ -55,6 +58,12 @@ export interface RafthouseConfig {
   allowTableFunctions?: string[];
   /** Multi-group consistent reads as one cut (gateway/cut.ts); false only to show what it prevents. */
   consistentCut: boolean;
+  /** Placed groups (issue 21): where this node serves other nodes' holds and leg reads (HOST:PORT). */
+  internalListen?: string;
+  /** Placed groups: node id -> base URL of that node's internal endpoint (every node, this one included). */
+  internalPeers?: Map<number, string>;
+  /** The secret the internal endpoints prove to each other (default: the app secret). */
+  internalSecret?: string;
 }
 
 export interface RunningNode {
@@ -62,6 +71,8 @@ export interface RunningNode {
   consistentAddr: string;
   localAddr: string;
   version: string;
+  /** The internal endpoint (placed groups), when served. */
+  internalAddr?: string;
   close(): Promise<void>;
 }
 
@@ -163,14 +174,27 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     // The cut holds apply in this process's state machine and confirms with a ReadIndex of its own per
     // group and round (not the gateway's shared barrier, which may queue behind one in flight: every ms
     // the ReadIndex takes to reach the leader widens the window in which a commit fails the round).
-    const cut = cfg.consistentCut
-      ? new CutReader({ hold: (groups) => sm.holdApply(groups), readIndex: (g) => raftd.barrier(g, 'linearizable') })
+    // Placed groups (issue 21): the groups this node holds come from its own raftd's placement; a
+    // cut's hold of a group held elsewhere is taken on a member's internal endpoint.
+    const internalSecret = cfg.internalSecret ?? cfg.appSecret;
+    let placed: PlacedGroups | undefined;
+    if (cfg.internalPeers && cfg.internalPeers.size > 0) {
+      if (!internalSecret) throw Object.assign(new Error('--internal-peers needs the cluster\'s internal secret (--internal-secret-file, or the app secret)'), { code: 'USAGE' });
+      const ownRaftd = new RaftdClient({ url: cfg.raftdUrls.slice(0, 1), ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 5_000 });
+      add('raftd client (placement)', () => ownRaftd.close());
+      placed = new PlacedGroups({ raftd: ownRaftd, peers: cfg.internalPeers, secret: internalSecret, groups: cfg.groups, local: sm, log });
+      await placed.start();
+      add('placement watch', () => placed!.stop());
+    }
+    const cut = cfg.consistentCut || placed
+      ? new CutReader({ hold: (groups) => (placed ? placed.hold(groups) : sm.holdApply(groups)), readIndex: (g) => raftd.barrier(g, 'linearizable'), skipCheck: !cfg.consistentCut })
       : undefined;
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
       schemaGeneration: () => sm.schemaGeneration(), maxConcurrentQueries: cfg.maxConcurrentQueries,
       sessions: { maxSessions: cfg.maxSessions, maxTimeoutSeconds: cfg.maxSessionTimeout, defaultTimeoutSeconds: Math.min(60, cfg.maxSessionTimeout) },
       limits: (user) => ({ ...cfg.readLimits, ...(cfg.userLimits.get(user) ?? {}) }),
-      ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}) });
+      ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}),
+      ...(placed ? { placed } : {}) });
     add('gateway sessions', () => gateway.sessions.close());
     add('query log', async () => { await gateway.queryLog?.close(); });
     await gateway.views.sync();
@@ -188,7 +212,15 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     const l = hostPort(cfg.localListen, '--local-listen');
     const consistentAddr = await httpServer.listen('consistent', c.host, c.port);
     const localAddr = await httpServer.listen('local', l.host, l.port);
-    return { appUrl: served.url, consistentAddr, localAddr, version: engine.capabilities.version, close: closeAll };
+    let internalAddr: string | undefined;
+    if (cfg.internalListen) {
+      if (!internalSecret) throw Object.assign(new Error('--internal-listen needs the cluster\'s internal secret (--internal-secret-file, or the app secret): the endpoint refuses every call without it'), { code: 'USAGE' });
+      const internal = new InternalServer({ secret: internalSecret, holds: new HoldTable(sm), readEngine, parser, groups: cfg.groups, log });
+      add('internal endpoint', () => internal.close());
+      const i = hostPort(cfg.internalListen, '--internal-listen');
+      internalAddr = await internal.listen(i.host, i.port);
+    }
+    return { appUrl: served.url, consistentAddr, localAddr, ...(internalAddr ? { internalAddr } : {}), version: engine.capabilities.version, close: closeAll };
   } catch (e) {
     await closeAll();
     throw e;

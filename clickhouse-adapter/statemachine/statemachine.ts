@@ -1416,6 +1416,15 @@ export class ClickHouseStateMachine implements StateMachine {
     });
   }
 
+  /**
+   * Creates the group's database now, unless it exists (placed groups, issue 21: this node is the
+   * target of a move, so its replica exists before the learner's snapshot or first entries arrive).
+   * An empty database at index 0 is the state every replica starts from; a snapshot swaps it out.
+   */
+  async prepareGroup(group: number): Promise<void> {
+    await this.withLock(group, async () => { await this.group(group, true); });
+  }
+
   async deleteGroup(group: number): Promise<void> {
     return this.withLock(group, async () => {
       for (const n of await this.databaseNames()) {
