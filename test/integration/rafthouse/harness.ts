@@ -13,6 +13,8 @@ export interface RafthouseNode {
   appPort: number;
   consistentUrl: string;
   localUrl: string;
+  /** The internal endpoint (placed groups), when the cluster was started with `placed`. */
+  internalUrl?: string;
 }
 
 export interface RafthouseClusterOptions {
@@ -33,6 +35,24 @@ export interface RafthouseClusterOptions {
   env?: Record<string, string>;
   /** Extra environment of one rafthouse (after env). */
   nodeEnv?: (id: number) => Record<string, string>;
+  /** Placed groups (issue 21): every rafthouse serves --internal-listen and knows every node's (--internal-peers). */
+  placed?: boolean;
+}
+
+/** Placed groups: every group (and the meta group) has a leader its own members see; other nodes hold no replica. */
+async function waitForPlacedLeaders(raft: LocalCluster, groups: number, timeoutMs: number): Promise<void> {
+  await raft.waitForLeaders([0], timeoutMs);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const led = new Set<number>();
+    for (const n of raft.nodes.filter((x) => x.running())) {
+      const st = (await n.get('/status').catch(() => undefined))?.body as { groups?: Array<{ group: number; leader: number }> } | undefined;
+      for (const g of st?.groups ?? []) if (g.leader) led.add(g.group);
+    }
+    if (Array.from({ length: groups }, (_, i) => i + 1).every((g) => led.has(g))) return;
+    if (Date.now() > deadline) throw new Error(`groups without a leader after ${timeoutMs} ms: ${Array.from({ length: groups }, (_, i) => i + 1).filter((g) => !led.has(g)).join(',')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export class RafthouseCluster {
@@ -48,6 +68,9 @@ export class RafthouseCluster {
       ...(opts.raftEnv ? { env: opts.raftEnv } : {}),
     });
     const nodes: RafthouseNode[] = [];
+    const internal = new Map<number, string>();
+    if (opts.placed) for (let id = 1; id <= n; id++) internal.set(id, `http://127.0.0.1:${await freePort()}`);
+    const peers = [...internal].map(([id, u]) => `${id}=${u}`).join(',');
     try {
       for (let id = 1; id <= n; id++) {
         const cport = await freePort();
@@ -56,6 +79,7 @@ export class RafthouseCluster {
           '--app-listen', `127.0.0.1:${appPorts.get(id)!}`,
           '--consistent-listen', `127.0.0.1:${cport}`, '--local-listen', `127.0.0.1:${lport}`,
           '--raftd-url', raft.node(id).url, '--groups', String(opts.groups), '--data-dir', join(raft.dir, `ch${id}`),
+          ...(opts.placed ? ['--internal-listen', internal.get(id)!.replace('http://', ''), '--internal-peers', peers] : []),
           ...(opts.args ?? []),
         ];
         const env: Record<string, string> = raft.secrets
@@ -64,14 +88,15 @@ export class RafthouseCluster {
         Object.assign(env, RAFTHOUSE_ENV);
         Object.assign(env, opts.env ?? {}, opts.nodeEnv?.(id) ?? {});
         const proc = new ManagedProcess(`rafthouse ${id}`, 'clickhouse-adapter/main.ts', args, env, join(raft.dir, `rafthouse${id}.log`), opts.nodeArgs ?? []);
-        nodes.push({ id, proc, appPort: appPorts.get(id)!, consistentUrl: `http://127.0.0.1:${cport}`, localUrl: `http://127.0.0.1:${lport}` });
+        nodes.push({ id, proc, appPort: appPorts.get(id)!, consistentUrl: `http://127.0.0.1:${cport}`, localUrl: `http://127.0.0.1:${lport}`, ...(opts.placed ? { internalUrl: internal.get(id)! } : {}) });
       }
       const c = new RafthouseCluster(raft, nodes);
       for (const x of nodes) x.proc.start();
       await Promise.all(nodes.map((x) => waitForHttp(`${x.consistentUrl}/ping`, 60_000)));
       await raft.startAll();
       await raft.waitForApi(60_000);
-      await raft.waitForLeaders(Array.from({ length: opts.groups + 1 }, (_, i) => i), 60_000);
+      if (opts.placed) await waitForPlacedLeaders(raft, opts.groups, 60_000);
+      else await raft.waitForLeaders(Array.from({ length: opts.groups + 1 }, (_, i) => i), 60_000);
       return c;
     } catch (e) {
       await Promise.all(nodes.map((x) => x.proc.kill()));
