@@ -16,7 +16,16 @@ export interface HoldSource {
   appliedIndexNow(group: number): number | undefined;
 }
 
-export const HOLD_DEFAULTS = { maxHolds: 64, maxLeaseMs: 10_000, grantWaitMs: 1_000 } as const;
+export interface HoldLimits {
+  /** Holds alive (or waiting for their lock) at once. */
+  maxHolds: number;
+  /** The longest lease granted. */
+  maxLeaseMs: number;
+  /** How long a hold waits for its group's lock before it is refused (HOLD_BUSY). */
+  grantWaitMs: number;
+}
+
+export const HOLD_DEFAULTS: HoldLimits = { maxHolds: 64, maxLeaseMs: 10_000, grantWaitMs: 1_000 };
 
 export type HoldRefusal = 'TOO_MANY_HOLDS' | 'HOLD_BUSY' | 'NOT_PLACED_HERE';
 
@@ -44,7 +53,7 @@ export class HoldTable {
   /** Expired before release (tests and /status). */
   expired = 0;
 
-  constructor(private readonly source: HoldSource, o: Partial<typeof HOLD_DEFAULTS> = {}) {
+  constructor(private readonly source: HoldSource, o: Partial<HoldLimits> = {}) {
     this.maxHolds = o.maxHolds ?? HOLD_DEFAULTS.maxHolds;
     this.maxLeaseMs = o.maxLeaseMs ?? HOLD_DEFAULTS.maxLeaseMs;
     this.grantWaitMs = o.grantWaitMs ?? HOLD_DEFAULTS.grantWaitMs;

@@ -1,0 +1,94 @@
+// The coordinator's rewrite of a read over placed groups (clickhouse-adapter/placed/rewrite.ts): each
+// user table becomes the union of its local group databases (merge()) and one leg per remote group;
+// columns and (for a simple one-table read) the WHERE are pushed into the legs. Checked on the text,
+// and run on the embedded engine with each "remote" leg read from a group database of the same
+// engine, so the rewritten statements are real ClickHouse SQL that answers like the unsplit table.
+import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openEmbedded } from '../../../clickhouse-adapter/engine/index.js';
+import type { ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
+import { SqlParser } from '../../../clickhouse-adapter/gateway/parse.js';
+import { rewritePlacedRead, type PlacedTable } from '../../../clickhouse-adapter/placed/rewrite.js';
+
+const COLUMNS = [{ name: 'k', type: 'String', kind: '' }, { name: 'x', type: 'UInt64', kind: '' }, { name: 'c', type: 'String', kind: '' }];
+
+describe('placed groups: the read rewrite (merge() + remote legs)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let engine: ClickHouseEngine;
+  let parser: SqlParser;
+  const legs: Array<{ group: number; sql: string }> = [];
+  const tables = new Map<string, PlacedTable>([['st', { columns: COLUMNS, groups: [1, 2, 3, 4] }], ['u', { columns: [{ name: 'c', type: 'String', kind: '' }, { name: 'label', type: 'String', kind: '' }], groups: [3] }]]);
+  const local = new Set([1, 2]);
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rh-rewrite-'));
+    engine = await openEmbedded({ dataDir: dir });
+    parser = new SqlParser(engine);
+    for (const g of [1, 2, 3, 4]) {
+      await engine.exec(`CREATE DATABASE rh_g${g}`);
+      await engine.exec(`CREATE TABLE rh_g${g}.st (k String, x UInt64, c String) ENGINE = MergeTree ORDER BY k`);
+      await engine.exec(`INSERT INTO rh_g${g}.st SELECT concat('g${g}-', toString(number)), number + ${g * 100}, concat('c', toString(number % 3)) FROM numbers(10)`);
+    }
+    await engine.exec('CREATE TABLE rh_g3.u (c String, label String) ENGINE = MergeTree ORDER BY c');
+    await engine.exec("INSERT INTO rh_g3.u VALUES ('c0', 'zero'), ('c1', 'one')");
+    await engine.exec(`CREATE TABLE everything ENGINE = MergeTree ORDER BY k AS SELECT * FROM merge(REGEXP('^rh_g[0-9]+$'), '^st$')`);
+  });
+  after(async () => {
+    await engine?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The rewritten statement: each remote leg read from that group's database of this same engine. */
+  async function rewrite(sql: string) {
+    legs.length = 0;
+    const canonical = (await parser.parse(sql)).canonical;
+    return rewritePlacedRead({
+      sql: canonical, database: 'default', userDb: 'default', tables, allowWhere: true, isLocal: (g) => local.has(g),
+      remote: (group, legSql) => {
+        legs.push({ group, sql: legSql });
+        return `(${legSql.replace(/FROM `(\w+)`/, `FROM rh_g${group}.\`$1\``)})`;
+      },
+    });
+  }
+  const run = async (sql: string) => (await engine.query(sql, { format: 'TSV' })).toString();
+
+  it('answers like the whole table: count and sum, GROUP BY, WHERE, a join of two placed tables', async () => {
+    for (const [q, whole] of [
+      ['SELECT count(), sum(x) FROM st', 'SELECT count(), sum(x) FROM everything'],
+      ['SELECT c, count(), sum(x) FROM st GROUP BY c ORDER BY c', 'SELECT c, count(), sum(x) FROM everything GROUP BY c ORDER BY c'],
+      ["SELECT k FROM default.st AS s WHERE x > 305 AND c != 'c2' ORDER BY k", "SELECT k FROM everything AS s WHERE x > 305 AND c != 'c2' ORDER BY k"],
+      ['SELECT label, count() FROM st INNER JOIN u USING (c) GROUP BY label ORDER BY label', 'SELECT label, count() FROM everything INNER JOIN rh_g3.u USING (c) GROUP BY label ORDER BY label'],
+      ['SELECT * FROM st ORDER BY k LIMIT 3', 'SELECT * FROM everything ORDER BY k LIMIT 3'],
+    ] as const) {
+      const r = await rewrite(q);
+      expect(await run(r.sql), q).to.equal(await run(whole));
+    }
+  });
+
+  it('reads local groups through merge() and each remote group through one leg', async () => {
+    const r = await rewrite('SELECT count() FROM st');
+    expect(r.sql).to.include("merge(REGEXP('^rh_g(1|2)$'), '^st$')");
+    expect(legs.map((l) => l.group)).to.deep.equal([3, 4]);
+  });
+
+  it('pushes down the columns named and a WHERE on the table\'s own columns', async () => {
+    const r = await rewrite("SELECT sum(x) FROM st WHERE c = 'c1' AND x > 3");
+    expect(r.pushed.get('st')).to.deep.equal({ columns: ['x', 'c'], where: "(c = 'c1') AND (x > 3)" });
+    expect(legs[0]!.sql).to.equal("SELECT `x`, `c` FROM `st` WHERE (c = 'c1') AND (x > 3)");
+  });
+
+  it('keeps the WHERE on the coordinator when pushing it could change its meaning', async () => {
+    for (const q of [
+      'SELECT x + 1 AS x FROM st WHERE x > 3', // WHERE means the alias
+      'SELECT count() FROM st WHERE x IN (SELECT x FROM st WHERE c = \'c1\')', // a subquery
+      'SELECT count() FROM st INNER JOIN u USING (c) WHERE label = \'one\'', // a join
+      'SELECT count() FROM st WHERE y > 1', // not a column of the table
+    ]) {
+      const r = await rewrite(q).catch(() => undefined);
+      if (r) expect(r.pushed.get('st')?.where, q).to.equal(undefined);
+    }
+  });
+});
