@@ -12,6 +12,7 @@ import { shardText } from '../../../clickhouse-adapter/router/split.js';
 import { signAppRequest } from '../../../protocol/app-auth.js';
 import { legSignature, LEG_SIGNATURE_HEADER } from '../../../clickhouse-adapter/placed/auth.js';
 import { until } from '../../support/until.js';
+import { runRaftctl } from '../raftctl-run.js';
 
 const NODES = 6;
 const GROUPS = 12;
@@ -34,7 +35,7 @@ describe(`RaftHouse over placed groups (${NODES} nodes, ${GROUPS} groups, replic
 
   before(async () => {
     ring = await HashRing.create({ groups: GROUPS, vnodes: 128 });
-    cluster = await RafthouseCluster.start({ nodes: NODES, groups: GROUPS, placed: true, raftArgs: ['--replication-factor', '3'] });
+    cluster = await RafthouseCluster.start({ nodes: NODES, groups: GROUPS, placed: true, spare: 1, raftArgs: ['--replication-factor', '3'] });
     const view = (await cluster.raft.node(1).get('/v1/placement')).body as { groups: Array<{ group: number; members: number[] }> };
     placement = new Map(view.groups.filter((g) => g.group !== 0).map((g) => [g.group, g.members]));
   });
@@ -124,6 +125,38 @@ describe(`RaftHouse over placed groups (${NODES} nodes, ${GROUPS} groups, replic
     expect(badSig.status).to.equal(401);
     const noSig = await fetch(base + path);
     expect(noSig.status).to.equal(401);
+  });
+
+  it('a 7th node joins: replicas move to it while inserts go on; reads through every node, and the rows each node stores, follow', async () => {
+    const joiner = await cluster.addNode(NODES + 1);
+    await until('node 7 registered', 30_000, async () => {
+      const v = (await cluster.raft.node(1).get('/v1/placement')).body as { nodes: Array<{ id: number }> };
+      return v.nodes.some((n) => n.id === NODES + 1) ? true : undefined;
+    });
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; writing; i++) await insert(cluster.nodes[i % NODES]!, 10);
+    })();
+    const endpoints = cluster.raft.nodes.filter((n) => n.running()).map((n) => n.spec.httpAddr).join(',');
+    const r = await runRaftctl(cluster.raft, ['--endpoints', endpoints, '--json', '--timeout-ms', '40000', 'rebalance', '--wait']);
+    writing = false;
+    await writer;
+    expect(r.code, r.stderr).to.equal(0);
+    const done = JSON.parse(r.stdout) as { groups: Array<{ group: number; members: number[]; move?: unknown }> };
+    expect(done.groups.every((g) => !g.move)).to.equal(true);
+    placement = new Map(done.groups.filter((g) => g.group !== 0).map((g) => [g.group, g.members]));
+    const onJoiner = [...placement].filter(([, m]) => m.includes(joiner.id)).map(([g]) => g);
+    expect(onJoiner.length).to.be.at.least(3);
+    for (const n of cluster.nodes) {
+      const mine = new Set([...placement].filter(([, m]) => m.includes(n.id)).map(([g]) => g));
+      const want = rows.filter((x) => mine.has(ring.groupOf(shardText(x.k)))).length;
+      // A replica moved away is dropped (raftd's DeleteGroup); one moved here caught up.
+      await until(`node ${n.id} stores exactly its groups' rows after the moves`, 30_000, async () => {
+        const got = await post(n.localUrl, 'SELECT count() FROM st').catch(() => undefined);
+        return got?.text === `${want}\n` ? true : undefined;
+      });
+    }
+    for (const n of cluster.nodes) await checkReads(n);
   });
 
   it('with one node killed (kill -9): inserts through the others continue and reads through every survivor equal the rows kept', async () => {
