@@ -16,6 +16,11 @@
 //      joins the next round, after a short back-off; after maxAttempts it fails with a retryable error.
 // Reads waiting at the same time share one round (one hold, one ReadIndex per group), the way the
 // gateway shares barriers.
+//
+// Placed groups (issue 21, placed/groups.ts): `hold` also holds the groups this node has no replica of,
+// each on one member through its internal endpoint, and returns only once every hold is in place; `run`
+// gets the hold (its remote legs name the members' hold ids). A hold no member grants, or a leg that
+// fails (member gone, lease over), is a CutRetryError: the round is retried, like a group that moved.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JITTER, backoffDelay } from '../../protocol/backoff.js';
