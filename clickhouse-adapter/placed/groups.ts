@@ -157,13 +157,9 @@ export class PlacedGroups {
     const releaseRemote = (): void => {
       for (const leg of legs.values()) void this.call(leg.base, INTERNAL_PATHS.release, { hold: leg.hold }, 2_000).catch(() => undefined);
     };
-    // A local group this replica no longer has (moved away since the last refresh) cannot be held here.
-    const gone = local.filter((g) => this.o.local.appliedIndexNow(g) === undefined);
-    if (gone.length) {
-      localHold.release();
-      void this.refresh().catch(() => undefined);
-      throw new CutRetryError(`group ${gone[0]} is no longer on this node`);
-    }
+    // A group placed here without state here yet (no entry applied) or any more (moved away since the
+    // last refresh): its a_g is 0, the check fails and the round retries; the placement is read again.
+    if (local.some((g) => this.o.local.appliedIndexNow(g) === undefined)) void this.refresh().catch(() => undefined);
     const results = await Promise.allSettled(remote.map(async (g) => {
       const leg = await this.holdRemote(g);
       legs.set(g, leg.leg);

@@ -98,6 +98,21 @@ describe(`RaftHouse over placed groups (${NODES} nodes, ${GROUPS} groups, replic
     for (const n of cluster.nodes) await checkReads(n);
   });
 
+  it('an unsharded table lives in its home group only: written and read through every node', async () => {
+    const create = await post(cluster.nodes[1]!.consistentUrl, 'CREATE TABLE one (id UInt32, v String) ENGINE = MergeTree ORDER BY id');
+    expect(create.status, create.text).to.equal(200);
+    const home = ring.homeGroup('default', 'one');
+    for (const n of cluster.nodes) {
+      const r = await post(n.consistentUrl, `INSERT INTO one VALUES (${n.id}, 'n${n.id}')`);
+      expect(r.status, `node ${n.id}: ${r.text}`).to.equal(200);
+    }
+    const want = cluster.nodes.map((n) => `${n.id}\tn${n.id}\n`).join('');
+    for (const n of cluster.nodes) {
+      const r = await post(n.consistentUrl, 'SELECT id, v FROM one ORDER BY id');
+      expect(r.text, `node ${n.id} (home group ${home} on ${placement.get(home)!.join(',')})`).to.equal(want);
+    }
+  });
+
   it('each node stores only the rows of its own groups', async () => {
     for (const n of cluster.nodes) {
       const mine = new Set([...placement].filter(([, m]) => m.includes(n.id)).map(([g]) => g));
