@@ -64,6 +64,7 @@ export class PlacedGroups {
   /** node -> until when it is passed over (it failed a hold or a leg). */
   private readonly suspect = new Map<number, number>();
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private refreshing: Promise<void> | undefined;
   private readonly prepared = new Set<number>();
 
@@ -72,6 +73,7 @@ export class PlacedGroups {
   async start(): Promise<void> {
     await this.refresh().catch((e: Error) => this.o.log?.(`placement: ${e.message}`));
     const tick = (): void => {
+      if (this.stopped) return;
       this.timer = setTimeout(() => void this.refresh().catch((e: Error) => this.o.log?.(`placement: ${e.message}`)).finally(tick), this.o.pollMs ?? PLACED_DEFAULTS.pollMs);
       this.timer.unref();
     };
@@ -79,6 +81,7 @@ export class PlacedGroups {
   }
 
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
   }
 

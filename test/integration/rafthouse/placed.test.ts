@@ -123,7 +123,8 @@ describe(`RaftHouse over placed groups (${NODES} nodes, ${GROUPS} groups, replic
         return r.text === `${want}\n` ? r.text : undefined;
       });
       expect(got).to.equal(`${want}\n`);
-      expect(want).to.be.below(rows.length);
+      // 6 of 12 groups a node: half the rows, within the issue's 10 %.
+      expect(want / rows.length, `node ${n.id}`).to.be.within(0.4, 0.6);
     }
   });
 
