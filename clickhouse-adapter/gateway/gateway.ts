@@ -308,6 +308,26 @@ function tableColumnsSql(db: string, table: string): string {
  */
 const LEG_FETCH_SETTINGS: Settings = { http_max_tries: 1, http_connection_timeout: 2, http_receive_timeout: 10, http_send_timeout: 10 };
 
+/** Network failures of a url() leg (a refused connection names no URL: ClickHouse reports it as 1001). */
+const LEG_NETWORK_CODES = codeSet('SOCKET_TIMEOUT', 'NETWORK_ERROR', 'POCO_EXCEPTION', 'STD_EXCEPTION');
+
+/**
+ * Whether a placed read failed in a remote leg in a way another round may not (the member died or is
+ * unreachable, its lease ran out: 410, or it is overloaded: 5xx), with the member's base URL when the
+ * error names it; undefined for anything else (the member's 4xx refusal of the statement, the
+ * statement's own error), which is reported as it is.
+ */
+export function legFailure(e: unknown): { base: string | undefined } | undefined {
+  if (!(e instanceof ClickHouseError)) return undefined;
+  const url = /(https?:\/\/[^/'\s]+)\/internal\/select/.exec(e.message);
+  const status = /HTTP status code: (\d+)/.exec(e.message);
+  if (status) {
+    const s = Number(status[1]);
+    return s === 410 || s === 408 || s === 429 || s >= 500 ? { base: url?.[1] } : undefined;
+  }
+  return url || LEG_NETWORK_CODES.has(e.code) ? { base: url?.[1] } : undefined;
+}
+
 export class Gateway {
   readonly userDb: string;
   readonly views: ReadViews;
@@ -895,12 +915,14 @@ export class Gateway {
       try {
         return await this.read(rw.sql, { ...opts, settings: { ...(opts.settings ?? {}), ...LEG_FETCH_SETTINGS } });
       } catch (e) {
-        // A leg that failed (member gone, lease over, refused): the round fails, the next holds elsewhere.
-        const m = e instanceof ClickHouseError ? /(https?:\/\/[^/'\s]+)\/internal\/select/.exec(e.message) : null;
-        if (!m) throw e;
-        const node = placed.nodeOfBase(m[1]!);
-        if (node !== undefined) placed.markSuspect(node);
-        throw new CutRetryError(`a remote leg failed: ${e instanceof Error ? e.message.slice(0, 300) : String(e)}`);
+        const retry = legFailure(e);
+        if (!retry) throw e;
+        // A leg that failed (member gone, lease over): the round fails, the next holds elsewhere.
+        if (retry.base) {
+          const node = placed.nodeOfBase(retry.base);
+          if (node !== undefined) placed.markSuspect(node);
+        }
+        throw new CutRetryError(`a remote leg failed: ${(e as Error).message.slice(0, 300)}`);
       }
     };
     const r = await this.o.cut!.read(groups, run);

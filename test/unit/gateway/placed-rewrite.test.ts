@@ -11,6 +11,9 @@ import { openEmbedded } from '../../../clickhouse-adapter/engine/index.js';
 import type { ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
 import { SqlParser } from '../../../clickhouse-adapter/gateway/parse.js';
 import { rewritePlacedRead, type PlacedTable } from '../../../clickhouse-adapter/placed/rewrite.js';
+import { legFailure } from '../../../clickhouse-adapter/gateway/gateway.js';
+import { createServer } from 'node:http';
+import { freePort } from '../../support/ports.js';
 
 const COLUMNS = [{ name: 'k', type: 'String', kind: '' }, { name: 'x', type: 'UInt64', kind: '' }, { name: 'c', type: 'String', kind: '' }];
 
@@ -89,6 +92,33 @@ describe('placed groups: the read rewrite (merge() + remote legs)', function () 
     ]) {
       const r = await rewrite(q).catch(() => undefined);
       if (r) expect(r.pushed.get('st')?.where, q).to.equal(undefined);
+    }
+  });
+
+  it('tells a failed leg another round may fix (member gone, lease over, overloaded) from a refusal', async () => {
+    const server = createServer((req, res) => {
+      const status = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('status'));
+      res.writeHead(status, { 'content-type': 'text/plain' });
+      res.end('Code: 497. DB::Exception: refused. (ACCESS_DENIED)\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    const failure = async (url: string) => {
+      try {
+        await engine.query(`SELECT * FROM url('${url}', 'Native', 'x UInt64')`, { format: 'TSV', settings: { http_max_tries: 1 } });
+      } catch (e) {
+        return legFailure(e);
+      }
+      throw new Error('the leg did not fail');
+    };
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      expect(await failure(`${base}/internal/select?status=410`)).to.deep.equal({ base });
+      expect(await failure(`${base}/internal/select?status=503`)).to.deep.equal({ base });
+      expect(await failure(`${base}/internal/select?status=403`), 'the member refused the statement: no retry').to.equal(undefined);
+      expect(await failure(`http://127.0.0.1:${await freePort()}/internal/select?status=200`), 'nobody listening').to.not.equal(undefined);
+    } finally {
+      server.close();
     }
   });
 });
