@@ -40,7 +40,7 @@ import { CutRetryError } from './cut.js';
 import type { CutReader } from './cut.js';
 import type { ApplyHold } from '../statemachine/statemachine.js';
 import type { PlacedGroups, PlacedHold } from '../placed/groups.js';
-import { rewritePlacedRead, type PlacedTable } from '../placed/rewrite.js';
+import { planAggregateSplit, rewriteAggregateSplit, rewritePlacedRead, type PlacedTable, type SplitPlan } from '../placed/rewrite.js';
 import { DATA_DB_REGEXP } from '../statemachine/naming.js';
 import { SessionRegistry } from './sessions.js';
 import { planExternalTables } from './external.js';
@@ -906,14 +906,22 @@ export class Gateway {
     // read was not rewritten for the catalogs; else the text as it is, without a WHERE push-down.
     const own = stmt.tables.every((t) => (t.database ?? opts.database) === this.userDb);
     const base = own ? stmt.canonical : sql;
+    // Partial aggregation where the query allows it: -State in the legs, -Merge here (placed/rewrite.ts).
+    let split: { plan: SplitPlan; described: Array<{ name: string; type: string }> } | undefined;
+    const plan = planAggregateSplit({ sql: base, database: opts.database, userDb: this.userDb, tables, allowWhere: own });
+    if (plan) {
+      const described = await queryRows<{ name: string; type: string }>(this.o.readEngine, plan.describeSql).catch(() => undefined);
+      if (described && described.length === plan.aggregates.length + plan.named.length) split = { plan, described };
+    }
     const run = async (hold: ApplyHold): Promise<Buffer> => {
       const legs = (hold as Partial<PlacedHold>).legs ?? new Map();
-      const rw = rewritePlacedRead({
+      const input = {
         sql: base, database: opts.database, userDb: this.userDb, tables, allowWhere: own,
-        isLocal: (g) => !legs.has(g), remote: (g, legSql, structure) => placed.legSource(legs.get(g)!, legSql, structure),
-      });
+        isLocal: (g: number) => !legs.has(g), remote: (g: number, legSql: string, structure: string) => placed.legSource(legs.get(g)!, legSql, structure),
+      };
+      const text = split ? rewriteAggregateSplit(input, split.plan, split.described) : rewritePlacedRead(input).sql;
       try {
-        return await this.read(rw.sql, { ...opts, settings: { ...(opts.settings ?? {}), ...LEG_FETCH_SETTINGS } });
+        return await this.read(text, { ...opts, settings: { ...(opts.settings ?? {}), ...LEG_FETCH_SETTINGS } });
       } catch (e) {
         const retry = legFailure(e);
         if (!retry) throw e;

@@ -146,3 +146,176 @@ export function rewritePlacedRead(input: RewriteInput): Rewritten {
   }
   return { sql: out + input.sql.slice(at), pushed };
 }
+
+// ---- partial aggregation: -State on the members, -Merge here --------------------------------------
+//
+// A read of one placed table that only groups by plain columns and aggregates with functions that have
+// a -State form is split the way ClickHouse's Distributed tables split it: every leg (local merge()
+// and each remote group) computes `GROUP BY keys` with `fooState(args) AS _rh_aN`, and the coordinator
+// runs the query over their union with each `foo(args)` replaced by `fooMerge(_rh_aN)` (named as the
+// original call, so the result's column names do not change) and without its WHERE (done in the legs).
+// Rows do not travel; one partial state per key per group does.
+
+/** Aggregates split into -State / -Merge (each has both forms with the same result). */
+const SPLIT_AGGREGATES: ReadonlySet<string> = new Set(['count', 'sum', 'min', 'max', 'avg', 'any', 'anylast', 'uniq', 'uniqexact', 'grouparray', 'argmin', 'argmax']);
+/** Words a split query's SELECT list, HAVING and ORDER BY may hold outside aggregates, keys and aliases. */
+const SPLIT_WORDS = new Set(['BY', 'AS', 'ASC', 'DESC', 'NULLS', 'FIRST', 'LAST', 'AND', 'OR', 'NOT', 'IN', 'BETWEEN', 'IS', 'NULL', 'TRUE', 'FALSE', 'LIKE', 'CASE', 'WHEN', 'THEN', 'ELSE', 'END']);
+/** Anything that makes a query other than "aggregate rows of one table grouped by columns". */
+const NO_SPLIT = new Set(['JOIN', 'ARRAY', 'UNION', 'PREWHERE', 'WINDOW', 'OVER', 'DISTINCT', 'QUALIFY', 'FINAL', 'SAMPLE', 'TOTALS', 'ROLLUP', 'CUBE', 'GROUPING', 'BY_LIMIT', 'INTERSECT', 'EXCEPT', 'WITH']);
+
+export interface SplitPlan {
+  table: string;
+  keys: string[];
+  /** Aggregate calls as written, in order, with their text range in the statement. */
+  aggregates: Array<{ start: number; end: number; fn: string; args: string; text: string; aliased: boolean; inSelect: boolean }>;
+  /** The WHERE clause's range (keyword included), removed from the coordinator's query. */
+  where: { start: number; end: number; text: string } | undefined;
+  /**
+   * DESCRIBE of this (over an empty table of the same structure) gives ClickHouse's types of the
+   * -State columns, then the column names of the unaliased aggregates of the SELECT list, in `named`'s order.
+   */
+  describeSql: string;
+  /** Texts of the unaliased SELECT-list aggregates whose column names DESCRIBE gives after the states. */
+  named: string[];
+}
+
+/** The split of `input.sql`, when the query allows one; undefined: legs pull the (filtered) rows. */
+export function planAggregateSplit(input: Omit<RewriteInput, 'remote' | 'isLocal'>): SplitPlan | undefined {
+  if (!input.allowWhere) return undefined;
+  const sig = significant(tokenize(input.sql));
+  const refs = tableRefs(sig, { ...input, isLocal: () => true, remote: () => '' });
+  if (refs.length !== 1) return undefined;
+  const ref = refs[0]!;
+  const t = input.tables.get(ref.table)!;
+  const columns = new Set(t.columns.map((c) => c.name));
+  const upper = sig.map((x) => (x.kind === 'word' ? x.text.toUpperCase() : ''));
+  if (upper.filter((w) => w === 'SELECT').length !== 1 || upper.some((w) => NO_SPLIT.has(w))) return undefined;
+  // Top-level clauses.
+  const clause = new Map<string, number>();
+  let depth = 0;
+  for (let k = 0; k < sig.length; k++) {
+    const x = sig[k]!;
+    if (x.text === '(') depth++;
+    else if (x.text === ')') depth--;
+    else if (depth === 0 && ['SELECT', 'FROM', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'SETTINGS', 'FORMAT', 'OFFSET'].includes(upper[k]!) && !clause.has(upper[k]!)) clause.set(upper[k]!, k);
+  }
+  if (clause.get('SELECT') !== 0 || !clause.has('FROM')) return undefined;
+  const nextClause = (k: number): number => Math.min(...[...clause.values()].filter((v) => v > k), sig.length);
+  // GROUP BY: plain columns only.
+  const keys: string[] = [];
+  const g = clause.get('GROUP');
+  if (g !== undefined) {
+    if (upper[g + 1] !== 'BY') return undefined;
+    const end = nextClause(g);
+    for (let k = g + 2; k < end; k++) {
+      const x = sig[k]!;
+      if (x.text === ',') continue;
+      const n = nameOf(x);
+      if (n === undefined || !columns.has(n) || (sig[k + 1] && k + 1 < end && sig[k + 1]!.text !== ',')) return undefined;
+      keys.push(n);
+    }
+    if (keys.length === 0) return undefined;
+  }
+  // WHERE: the whole of it goes to the legs, so it must be pushable.
+  let where: SplitPlan['where'];
+  const w = clause.get('WHERE');
+  if (w !== undefined) {
+    const text = pushableWhere(input.sql, sig, columns);
+    if (text === undefined) return undefined;
+    const end = nextClause(w);
+    where = { start: sig[w]!.start, end: sig[end - 1]!.end, text };
+  }
+  // SELECT list, HAVING, ORDER BY: aggregates over columns, keys, aliases, functions of those.
+  const aliases = new Set<string>();
+  for (let k = 0; k + 1 < sig.length; k++) if (upper[k] === 'AS') aliases.add(nameOf(sig[k + 1]) ?? '');
+  for (const a of aliases) if (columns.has(a) && !keys.includes(a)) return undefined;
+  const aggregates: SplitPlan['aggregates'] = [];
+  const from = clause.get('FROM')!;
+  const ranges: Array<[number, number, boolean]> = [[1, from, true]];
+  for (const c of ['HAVING', 'ORDER']) {
+    const at = clause.get(c);
+    if (at !== undefined) ranges.push([at + 1, nextClause(at), false]);
+  }
+  for (const [a, b, inSelect] of ranges) {
+    let level = 0;
+    for (let k = a; k < b; k++) {
+      const x = sig[k]!;
+      if (x.text === '(') level++;
+      else if (x.text === ')') level--;
+      if (x.kind === 'punct' && (x.text === '{' || x.text === '?' || x.text === '.' || x.text === '*')) return undefined;
+      if (x.kind !== 'word' && x.kind !== 'quoted') continue;
+      const n = nameOf(x)!;
+      if (sig[k + 1]?.text === '(' && SPLIT_AGGREGATES.has(n.toLowerCase())) {
+        // Its arguments, up to the matching parenthesis: columns, literals and plain functions of them.
+        let d = 0;
+        let j = k + 1;
+        for (; j < b; j++) {
+          if (sig[j]!.text === '(') d++;
+          else if (sig[j]!.text === ')' && --d === 0) break;
+        }
+        if (j >= b || sig[j + 1]?.text === '(') return undefined; // parametric aggregates: not split
+        for (let i = k + 2; i < j; i++) {
+          const y = sig[i]!;
+          if (y.kind === 'punct' && (y.text === '{' || y.text === '?' || y.text === '.' || y.text === '*')) return undefined;
+          if (y.kind !== 'word' && y.kind !== 'quoted') continue;
+          const m = nameOf(y)!;
+          if (sig[i + 1]?.text === '(') { if (SPLIT_AGGREGATES.has(m.toLowerCase()) || !/^[a-z]/i.test(m)) return undefined; continue; }
+          if (!columns.has(m)) return undefined;
+        }
+        // In the SELECT list only as a whole item (`sum(x)` or `sum(x) AS s`): its column keeps its name.
+        const prev = sig[k - 1]!.text.toUpperCase();
+        const next = sig[j + 1]?.text.toUpperCase();
+        if (inSelect && !(level === 0 && (prev === 'SELECT' || prev === ',') && (next === ',' || next === 'FROM' || next === 'AS'))) return undefined;
+        const args = j > k + 2 ? input.sql.slice(sig[k + 2]!.start, sig[j - 1]!.end) : '';
+        aggregates.push({ start: x.start, end: sig[j]!.end, fn: n, args, text: input.sql.slice(x.start, sig[j]!.end), aliased: upper[j + 1] === 'AS', inSelect });
+        k = j;
+        continue;
+      }
+      if (sig[k + 1]?.text === '(') continue; // a plain function of what it is given
+      if (x.kind === 'word' && SPLIT_WORDS.has(upper[k]!)) continue;
+      if (keys.includes(n) || aliases.has(n)) continue;
+      return undefined;
+    }
+  }
+  if (aggregates.length === 0) return undefined;
+  const structure = t.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', ');
+  const named = [...new Set(aggregates.filter((a) => a.inSelect && !a.aliased).map((a) => a.text))];
+  const states = aggregates.map((a, i) => `${a.fn}State(${a.args}) AS _rh_a${i + 1}`);
+  return {
+    table: ref.table, keys, aggregates, where, named,
+    describeSql: `DESCRIBE TABLE (SELECT ${[...states, ...named].join(', ')} FROM null(${quoteString(structure)}))`,
+  };
+}
+
+/** `input.sql` split into -State legs and a -Merge over their union; `described`: the rows of the plan's describeSql. */
+export function rewriteAggregateSplit(input: RewriteInput, plan: SplitPlan, described: ReadonlyArray<{ name: string; type: string }>): string {
+  const stateTypes = described.slice(0, plan.aggregates.length).map((d) => d.type);
+  const columnName = new Map(plan.named.map((text, i) => [text, described[plan.aggregates.length + i]?.name ?? text]));
+  const t = input.tables.get(plan.table)!;
+  const types = new Map(t.columns.map((c) => [c.name, c.type]));
+  const keyList = plan.keys.map(quoteIdent);
+  const states = plan.aggregates.map((a, i) => `${a.fn}State(${a.args}) AS _rh_a${i + 1}`);
+  const inner = (from: string) => `SELECT ${[...keyList, ...states].join(', ')} FROM ${from}${plan.where ? ` WHERE ${plan.where.text}` : ''}${keyList.length ? ` GROUP BY ${keyList.join(', ')}` : ''}`;
+  const structure = [...plan.keys.map((k) => `${quoteIdent(k)} ${types.get(k)!}`), ...stateTypes.map((ty, i) => `_rh_a${i + 1} ${ty}`)].join(', ');
+  const cols = [...keyList, ...plan.aggregates.map((_, i) => `_rh_a${i + 1}`)].join(', ');
+  const local = t.groups.filter((g) => input.isLocal(g));
+  const parts: string[] = [];
+  if (local.length) parts.push(inner(`merge(REGEXP(${quoteString(`^rh_g(${local.join('|')})$`)}), ${quoteString('^' + regexEscape(plan.table) + '$')})`));
+  for (const g of t.groups.filter((x) => !input.isLocal(x))) parts.push(`SELECT ${cols} FROM ${input.remote(g, inner(quoteIdent(plan.table)), structure)}`);
+  const source = `(${parts.join(' UNION ALL ')})`;
+  // Replacements, in text order: the table, the WHERE (gone), each aggregate.
+  const sig = significant(tokenize(input.sql));
+  const ref = tableRefs(sig, input)[0]!;
+  const edits: Array<{ start: number; end: number; text: string }> = [
+    { start: ref.start, end: ref.end, text: source + (ref.aliased ? '' : ` AS ${quoteIdent(plan.table)}`) },
+    ...(plan.where ? [{ start: plan.where.start, end: plan.where.end, text: '' }] : []),
+    ...plan.aggregates.map((a, i) => ({ start: a.start, end: a.end, text: `${a.fn}Merge(_rh_a${i + 1})${a.inSelect && !a.aliased ? ` AS ${quoteIdent(columnName.get(a.text)!)}` : ''}` })),
+  ].sort((x, y) => x.start - y.start);
+  let out = '';
+  let at = 0;
+  for (const e of edits) {
+    out += input.sql.slice(at, e.start) + e.text;
+    at = e.end;
+  }
+  return out + input.sql.slice(at);
+}

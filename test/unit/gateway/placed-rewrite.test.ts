@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { openEmbedded } from '../../../clickhouse-adapter/engine/index.js';
 import type { ClickHouseEngine } from '../../../clickhouse-adapter/engine/index.js';
 import { SqlParser } from '../../../clickhouse-adapter/gateway/parse.js';
-import { rewritePlacedRead, type PlacedTable } from '../../../clickhouse-adapter/placed/rewrite.js';
+import { planAggregateSplit, rewriteAggregateSplit, rewritePlacedRead, type PlacedTable } from '../../../clickhouse-adapter/placed/rewrite.js';
 import { legFailure } from '../../../clickhouse-adapter/gateway/gateway.js';
 import { createServer } from 'node:http';
 import { freePort } from '../../support/ports.js';
@@ -92,6 +92,51 @@ describe('placed groups: the read rewrite (merge() + remote legs)', function () 
     ]) {
       const r = await rewrite(q).catch(() => undefined);
       if (r) expect(r.pushed.get('st')?.where, q).to.equal(undefined);
+    }
+  });
+
+  /** The -State / -Merge split of `sql`, or undefined when the query does not allow one. */
+  async function split(sql: string) {
+    legs.length = 0;
+    const canonical = (await parser.parse(sql)).canonical;
+    const base = { sql: canonical, database: 'default', userDb: 'default', tables, allowWhere: true };
+    const plan = planAggregateSplit(base);
+    if (!plan) return undefined;
+    const described = (await engine.query(plan.describeSql, { format: 'JSONEachRow' })).toString().trim().split('\n').map((l) => JSON.parse(l) as { name: string; type: string });
+    return rewriteAggregateSplit({
+      ...base, isLocal: (g) => local.has(g),
+      remote: (group, legSql) => {
+        legs.push({ group, sql: legSql });
+        return `(${legSql.replace(/FROM `(\w+)`/, `FROM rh_g${group}.\`$1\``)})`;
+      },
+    }, plan, described);
+  }
+
+  it('splits aggregates into -State legs and a -Merge here: same answers, same column names', async () => {
+    for (const [q, whole] of [
+      ['SELECT count(), sum(x) FROM st', 'SELECT count(), sum(x) FROM everything'],
+      ["SELECT c, count(), sum(x) AS s, avg(x), uniqExact(k), max(k) FROM st WHERE x > 205 GROUP BY c HAVING count() > 1 ORDER BY s DESC, c LIMIT 2",
+        "SELECT c, count(), sum(x) AS s, avg(x), uniqExact(k), max(k) FROM everything WHERE x > 205 GROUP BY c HAVING count() > 1 ORDER BY s DESC, c LIMIT 2"],
+      ['SELECT c, upper(c) AS u, min(x + 1), count() FROM st GROUP BY c ORDER BY c FORMAT TSVWithNames', 'SELECT c, upper(c) AS u, min(x + 1), count() FROM everything GROUP BY c ORDER BY c FORMAT TSVWithNames'],
+    ] as const) {
+      const sql = await split(q);
+      expect(sql, q).to.be.a('string');
+      expect(legs[0]!.sql, q).to.match(/State\(/);
+      expect(await run(sql!), q).to.equal(await run(whole));
+    }
+  });
+
+  it('does not split what it cannot: rows travel instead', async () => {
+    for (const q of [
+      'SELECT k, x FROM st WHERE x > 3', // no aggregate
+      'SELECT sum(x) + 1 FROM st', // an aggregate inside an expression (its column name would change)
+      'SELECT c, sum(x) FROM st INNER JOIN u USING (c) GROUP BY c', // a join
+      'SELECT x % 2, count() FROM st GROUP BY x % 2', // a key that is not a column
+      'SELECT quantile(0.5)(x) FROM st', // parametric
+      'SELECT count(DISTINCT c) FROM st', // DISTINCT
+      'SELECT sum(x) OVER () FROM st', // a window
+    ]) {
+      expect(await split(q), q).to.equal(undefined);
     }
   });
 
