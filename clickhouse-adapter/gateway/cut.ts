@@ -189,7 +189,16 @@ export class CutReader {
         return;
       }
       if (!out.ok && 'error' in out) {
-        p.reject(out.error); // the statement's own error (syntax, unknown column): no retry changes it
+        // The statement's own error (syntax, unknown column): no retry changes it — unless the round saw
+        // a group behind its commit index, where the error may be the stale state's (placed groups: a
+        // member that has not applied the CREATE yet answers UNKNOWN_TABLE for its leg).
+        const stale = !this.o.skipCheck && p.groups.some((g) => committed.has(g) && committed.get(g) !== hold.applied.get(g));
+        if (!stale || p.attempts >= this.maxAttempts) {
+          p.reject(out.error);
+          return;
+        }
+        this.counters.retries++;
+        again.push(p);
         return;
       }
       if (!out.ok) {

@@ -157,21 +157,24 @@ export class InternalServer {
   }
 
   private fail(res: ServerResponse, e: unknown): void {
-    let status = 500;
-    let code: number = CODES.UNKNOWN_EXCEPTION;
-    let message = (e as Error).message;
-    if (e instanceof Refusal) ({ status, code } = e);
-    else if (e instanceof AppAuthError) ({ status } = e), code = CODES.AUTHENTICATION_FAILED;
-    else if (e instanceof HoldRefused) status = e.reason === 'NOT_PLACED_HERE' ? 404 : 503, code = CODES.TOO_MANY_SIMULTANEOUS_QUERIES;
-    else if (e instanceof CodedError) status = 400, code = e.code;
-    else if (e instanceof ClickHouseError) status = 400, code = e.code, message = e.message;
-    else this.o.log?.(`internal endpoint: ${message}`);
+    const { status, code, message } = this.faultOf(e);
     if (res.headersSent) {
       res.destroy();
       return;
     }
     res.writeHead(status, { 'content-type': 'text/plain; charset=UTF-8', 'x-clickhouse-exception-code': String(code) });
     res.end(exceptionText(code, message) + '\n');
+  }
+
+  /** The HTTP status and ClickHouse code of a failed call (410: the hold is gone; 5xx: worth a retry elsewhere). */
+  private faultOf(e: unknown): { status: number; code: number; message: string } {
+    const message = (e as Error).message;
+    if (e instanceof Refusal) return { status: e.status, code: e.code, message };
+    if (e instanceof AppAuthError) return { status: e.status, code: CODES.AUTHENTICATION_FAILED, message };
+    if (e instanceof HoldRefused) return { status: e.reason === 'NOT_PLACED_HERE' ? 404 : 503, code: CODES.TOO_MANY_SIMULTANEOUS_QUERIES, message };
+    if (e instanceof CodedError || e instanceof ClickHouseError) return { status: 400, code: e.code, message };
+    this.o.log?.(`internal endpoint: ${message}`);
+    return { status: 500, code: CODES.UNKNOWN_EXCEPTION, message };
   }
 }
 
