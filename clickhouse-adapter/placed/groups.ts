@@ -152,38 +152,42 @@ export class PlacedGroups {
    * makes the round retry (CutRetryError), after the holds already taken are released.
    */
   async hold(groups: readonly number[]): Promise<PlacedHold> {
-    const local = groups.filter((g) => this.isLocal(g));
-    const remote = groups.filter((g) => !this.isLocal(g));
-    const localHold = await this.o.local.holdApply(local);
-    const applied = new Map(localHold.applied);
+    // One group at a time, in increasing group order, local and remote alike: every coordinator (and
+    // every local cut, ClickHouseStateMachine.holdApply) takes group locks in the same global order, so
+    // coordinators that want the same groups wait for each other in turn instead of each holding a
+    // group the other wants (measured: six nodes reading all twelve groups at once, each taking its
+    // local groups first, starved reads and applies alike).
+    const order = [...new Set(groups)].sort((a, b) => a - b);
+    const applied = new Map<number, number>();
     const legs = new Map<number, RemoteLeg>();
-    const releaseRemote = (): void => {
+    const locals: ApplyHold[] = [];
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      for (const h of locals) h.release();
       for (const leg of legs.values()) void this.call(leg.base, INTERNAL_PATHS.release, { hold: leg.hold }, 2_000).catch(() => undefined);
     };
-    // A group placed here without state here yet (no entry applied) or any more (moved away since the
-    // last refresh): its a_g is 0, the check fails and the round retries; the placement is read again.
-    if (local.some((g) => this.o.local.appliedIndexNow(g) === undefined)) void this.refresh().catch(() => undefined);
-    const results = await Promise.allSettled(remote.map(async (g) => {
-      const leg = await this.holdRemote(g);
-      legs.set(g, leg.leg);
-      applied.set(g, leg.applied);
-    }));
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) {
-      localHold.release();
-      releaseRemote();
-      throw failed.reason instanceof CutRetryError ? failed.reason : new CutRetryError((failed.reason as Error).message);
+    try {
+      for (const g of order) {
+        if (this.isLocal(g)) {
+          const h = await this.o.local.holdApply([g]);
+          locals.push(h);
+          applied.set(g, h.applied.get(g) ?? 0);
+          // Placed here without state here yet (nothing applied) or any more (moved away since the last
+          // refresh): a_g is 0, the check fails and the round retries; the placement is read again.
+          if (this.o.local.appliedIndexNow(g) === undefined) void this.refresh().catch(() => undefined);
+        } else {
+          const r = await this.holdRemote(g);
+          legs.set(g, r.leg);
+          applied.set(g, r.applied);
+        }
+      }
+    } catch (e) {
+      release();
+      throw e instanceof CutRetryError ? e : new CutRetryError((e as Error).message);
     }
-    let released = false;
-    return {
-      applied, legs,
-      release: () => {
-        if (released) return;
-        released = true;
-        localHold.release();
-        releaseRemote();
-      },
-    };
+    return { applied, legs, release };
   }
 
   private async holdRemote(group: number): Promise<{ leg: RemoteLeg; applied: number }> {
