@@ -18,6 +18,7 @@ import { ClusterView, GROUP, Nemesis, type FaultKind } from './nemesis.js';
 import { realTimeViolations, type ReadOp, type WriteOp } from '../integration/rafthouse/cut-check.js';
 import { convergeApplied, countFaults, formatRunFooter, formatRunHeader, runUnderFaults, type RunReport } from './runner.js';
 import { measureOutages } from './outage.js';
+import { writeHistoryFile } from './history-file.js';
 
 export const TABLE = 'chaos_rows';
 
@@ -192,7 +193,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     if (!checksumsEqual) anomalies.push(`replica checksums differ: ${[...sums].map(([id, s]) => `node ${id}: ${s.slice(0, 200)}`).join('; ')}`);
   });
   const historyFile = join(runDir, 'history.json');
-  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, startedAtEpochMs: Math.round(Date.now() - (performance.now() - t0)), faults: nemesis.faults, ops }, null, 0));
+  writeHistoryFile(historyFile, { seed: o.seed, nodes: o.nodes, startedAtEpochMs: Math.round(Date.now() - (performance.now() - t0)), faults: nemesis.faults }, ops);
   const faults = countFaults(nemesis.faults);
   const ackedOps = ops.filter((x) => x.acked);
   const report: RafthouseReport = {
