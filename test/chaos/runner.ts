@@ -12,7 +12,7 @@ import { call, sleep } from './http.js';
 import { KvWorkload, toCheckerHistory, type RecordedOp } from './kv-workload.js';
 import { ClusterView, GROUP, Nemesis, type FaultKind, type FaultRecord } from './nemesis.js';
 import { ExitWatch } from './exits.js';
-import { formatOutages, measureOutages, type OutageReport } from './outage.js';
+import { formatOutages, measureOutages, OUTAGE_SETTLE_MS, type OutageReport } from './outage.js';
 import { writeHistoryFile } from './history-file.js';
 
 export interface ChaosOptions {
@@ -168,7 +168,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await cluster.waitForLeaders([GROUP], 60_000);
     log(`cluster of ${o.nodes} up; logs in ${runDir}`);
     const stopAt = performance.now() + o.durationMs;
-    await Promise.all([workload.run(stopAt), nemesis.run(stopAt)]);
+    // The clients run on until the last fault has been healed and settled: a fault injected just
+    // before the end would otherwise be charged the time its held requests took to drain, with no
+    // client left to succeed (seed 1821: a "4 s" window that was the end of the run).
+    const clientsStop = { at: stopAt };
+    await Promise.all([workload.run(clientsStop), nemesis.run(stopAt).then(() => void (clientsStop.at = Math.max(stopAt, performance.now() + OUTAGE_SETTLE_MS)))]);
     workloadEnd = performance.now() - t0;
     log('workload done; healing');
     await view.healAll();
