@@ -284,6 +284,35 @@ describe('faults cost one election (integration, KV adapter)', function () {
     for (const n of cluster.nodes) await serves(n);
   });
 
+  it('a routing client (as the RaftHouse gateway) whose own node is cut off moves on to the other nodes, learnt from /status', async () => {
+    const leaders = await cluster.waitForLeaders([1], 30_000);
+    const follower: RaftdNode = cluster.nodes.find((n) => n.spec.id !== leaders.get(1))!;
+    const others = cluster.nodes.filter((n) => n !== follower).map((n) => n.spec.id);
+    for (const n of cluster.nodes) await serves(n);
+    // Configured with its own node only, as the gateway is; nothing learnt yet.
+    const routed = new RaftdClient({ token: cluster.clientToken(), url: follower.url, timeoutMs: 15_000, retryMs: 3000, routeToLeader: true });
+    const put = (rules: object) => fetch(`${follower.url}/debug/faults`, { method: 'PUT', headers: { 'content-type': 'application/json', ...follower.authHeaders() }, body: JSON.stringify(rules) });
+    try {
+      expect((await put({ dropTo: others, dropFrom: others })).status).to.equal(200);
+      // Until it notices, the node still forwards to the leader over HTTP (not cut): wait that out.
+      await new Promise((r) => setTimeout(r, 2 * ELECTION_TIMEOUT_MS));
+      const t0 = Date.now();
+      // The cut-off node answers NO_LEADER at once now; the retry goes to another
+      // node (from the cut-off node's /status), which forwards to the leader. Before: re-sent to the
+      // same node until the retry budget ran out, then NO_LEADER.
+      expect((await routed.proposeJson(1, { op: 'set', key: 'moved-on', value: '1' })).result).to.deep.equal({ ok: true });
+      const ms = Date.now() - t0;
+      console.log(`      a write through a client whose node was cut off applied after ${ms} ms`);
+      expect(ms).to.be.at.most(ELECTION_TIMEOUT_MS);
+      expect(routed.url).to.not.equal(follower.url);
+      expect(await routed.read(1, { op: 'get', key: 'moved-on' })).to.deep.equal({ value: '1' });
+    } finally {
+      await put({});
+      routed.close();
+    }
+    for (const n of cluster.nodes) await serves(n);
+  });
+
   it('a partitioned follower answers NO_LEADER within 1.5 election timeouts', async () => {
     const leaders = await cluster.waitForLeaders([1, 2], 30_000);
     const follower: RaftdNode = cluster.nodes.find((n) => n.spec.id !== leaders.get(1))!;
