@@ -104,7 +104,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     await createTable(gateways.get(1)!, o.shardedGroups !== undefined);
     log(`rafthouse cluster of ${o.nodes} up; logs in ${runDir}`);
     const stopAt = performance.now() + o.durationMs;
-    const clientsStop = { at: stopAt };
+    const clientsStop = { at: Infinity }; // set once the nemesis is done
     let nextId = 1;
     /** A node whose raftd is reachable and whose rafthouse is up, or undefined while there is none. */
     const liveNode = (crng: Rng): number | undefined => {

@@ -171,7 +171,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // The clients run on until the last fault has been healed and settled: a fault injected just
     // before the end would otherwise be charged the time its held requests took to drain, with no
     // client left to succeed (seed 1821: a "4 s" window that was the end of the run).
-    const clientsStop = { at: stopAt };
+    const clientsStop = { at: Infinity }; // set once the nemesis is done
     await Promise.all([workload.run(clientsStop), nemesis.run(stopAt).then(() => void (clientsStop.at = Math.max(stopAt, performance.now() + OUTAGE_SETTLE_MS)))]);
     workloadEnd = performance.now() - t0;
     log('workload done; healing');
