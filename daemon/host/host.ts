@@ -833,7 +833,7 @@ export class Host {
     // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
     // is not evidence of anything); otherwise they take the ReadIndex path.
     const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;
-    const p = g.readIndex(lease, this.opts.requestTimeoutMs);
+    const p = g.readIndex(lease, this.opts.requestTimeoutMs, 2 * this.opts.electionTicks * this.opts.tickMs);
     this.markDirty(g);
     this.scheduleFlush();
     const index = await p;

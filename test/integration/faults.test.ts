@@ -313,6 +313,49 @@ describe('faults cost one election (integration, KV adapter)', function () {
     for (const n of cluster.nodes) await serves(n);
   });
 
+  it('a follower whose messages to the leader vanish (one-way) answers reads NO_LEADER within 2 election timeouts, not at the request timeout', async () => {
+    const leaders = await cluster.waitForLeaders([1], 30_000);
+    const leader = leaders.get(1)!;
+    const follower: RaftdNode = cluster.nodes.find((n) => n.spec.id !== leader)!;
+    const setup = new RaftdClient({ token: cluster.clientToken(), url: cluster.nodes.map((n) => n.url) });
+    await setup.proposeJson(1, { op: 'set', key: 'ow', value: '1' });
+    const local = new RaftdClient({ token: cluster.clientToken(), url: follower.url, retryMs: 0, timeoutMs: 15_000 });
+    const put = (rules: object) => fetch(`${follower.url}/debug/faults`, { method: 'PUT', headers: { 'content-type': 'application/json', ...follower.authHeaders() }, body: JSON.stringify(rules) });
+    let stopWriter = async (): Promise<void> => undefined;
+    try {
+      expect(await local.read(1, { op: 'get', key: 'ow' })).to.deep.equal({ value: '1' });
+      // It still hears the leader (so it is not "silent"), but its read index requests never arrive.
+      // A steady write load through the leader keeps the group awake, as in the chaos run.
+      expect((await put({ dropTo: [leader] })).status).to.equal(200);
+      let writing = true;
+      const writer = (async () => {
+        const w = new RaftdClient({ token: cluster.clientToken(), url: cluster.node(leader).url, retryMs: 0, timeoutMs: 5000 });
+        for (let n = 0; writing; n++) await w.proposeJson(1, { op: 'set', key: 'ow-load', value: String(n) }).catch(() => undefined);
+        w.close();
+      })();
+      stopWriter = async () => {
+        writing = false;
+        await writer;
+      };
+      for (let i = 0; i < 2; i++) {
+        const t0 = Date.now();
+        const err = await local.read(1, { op: 'get', key: 'ow' }).then(() => undefined, (e: unknown) => e);
+        const ms = Date.now() - t0;
+        console.log(`      a read at the follower that cannot reach the leader answered ${err instanceof RaftdError ? err.message : "ok"} after ${ms} ms`);
+        expect(err, String(err)).to.be.instanceOf(RaftdError);
+        expect((err as RaftdError).code).to.equal('NO_LEADER');
+        expect(ms).to.be.at.most(2 * ELECTION_TIMEOUT_MS + 500);
+      }
+    } finally {
+      await stopWriter();
+      await put({});
+      local.close();
+      setup.close();
+    }
+    await cluster.waitForLeaders([1], 30_000);
+    for (const n of cluster.nodes) await serves(n);
+  });
+
   it('a partitioned follower answers NO_LEADER within 1.5 election timeouts', async () => {
     const leaders = await cluster.waitForLeaders([1, 2], 30_000);
     const follower: RaftdNode = cluster.nodes.find((n) => n.spec.id !== leaders.get(1))!;
