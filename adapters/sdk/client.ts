@@ -70,6 +70,15 @@ export interface RaftdClientOptions {
   routeToLeader?: boolean;
 }
 
+/**
+ * routeToLeader clients also learn the cluster's other nodes (their `--http-addr`, from /status and
+ * from NOT_LEADER hints) and, when the node they talk to answers NO_LEADER (cut off, removed from the
+ * group, deposed), send the retry to the next node instead of the same one: a RaftHouse gateway whose
+ * own raftd was out of the group re-sent NO_LEADER there for its whole retry budget (member-readd
+ * chaos windows of 1.7-4 s). Bounded: at most this many endpoints, /status at most this often.
+ */
+const DISCOVERY = { maxEndpoints: 64, refreshMs: 10_000, statusTimeoutMs: 1000 } as const;
+
 export interface ProposeResult {
   index: number;
   result: unknown;
@@ -127,8 +136,11 @@ function notDelivered(e: NodeJS.ErrnoException): boolean {
 }
 
 export class RaftdClient {
+  /** The configured nodes, then (routeToLeader) the ones learnt from the cluster. */
   private readonly urls: string[];
   private current = 0;
+  /** When the node list was last asked for (routeToLeader), 0 never. */
+  private discoveredAt = 0;
   private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly retryMs: number;
@@ -322,7 +334,33 @@ export class RaftdClient {
     return leads !== 0 && node !== undefined && leads !== node.id;
   }
 
-  /** route() over the configured nodes. */
+  /** Adds a node's base URL to the endpoints (routeToLeader only; bounded). */
+  private learn(httpAddr: string | undefined): void {
+    if (!this.opts.routeToLeader || !httpAddr || this.urls.length >= DISCOVERY.maxEndpoints) return;
+    const base = `http://${httpAddr}`.replace(/\/+$/, '');
+    if (!this.urls.includes(base)) this.urls.push(base);
+  }
+
+  /**
+   * After NO_LEADER from `base`: the next attempt goes to the next endpoint (a definite refusal,
+   * nothing was applied, so any node may take the retry). The endpoints are learnt from `base`'s
+   * /status first if not done lately (the node that refuses still knows the cluster's nodes).
+   */
+  private async moveOnFrom(base: string): Promise<void> {
+    if (!this.opts.routeToLeader) return;
+    if (Date.now() - this.discoveredAt >= DISCOVERY.refreshMs) {
+      this.discoveredAt = Date.now();
+      try {
+        const res = await this.send(base, 'GET', '/status', undefined, 'application/json', undefined, AbortSignal.timeout(DISCOVERY.statusTimeoutMs));
+        if (res.status === 200) for (const n of (JSON.parse(res.body.toString('utf8')) as StatusView).nodes ?? []) this.learn(n.httpAddr);
+      } catch {
+        // nothing learnt this time; the configured nodes remain
+      }
+    }
+    if (this.urls[this.current] === base) this.current = (this.current + 1) % this.urls.length;
+  }
+
+  /** route() over the endpoints. */
   private async callNodes(method: string, pathAndQuery: string, buf: Buffer | undefined, contentType: string, idempotent: boolean | undefined): Promise<RawResponse> {
     let lastErr: Error | undefined;
     let followedLeader = false;
@@ -342,6 +380,8 @@ export class RaftdClient {
       if (res.status === 503 && !followedLeader) {
         const refusal = this.parseError(res);
         const leader = refusal.code === 'NOT_LEADER' ? refusal.leader : undefined;
+        this.learn(leader?.httpAddr);
+        if (refusal.code === 'NO_LEADER') await this.moveOnFrom(base);
         if (leader?.httpAddr) {
           followedLeader = true;
           try {

@@ -173,17 +173,30 @@ export class GroupReplica {
     );
   }
 
-  /** Starts a ReadIndex; resolves with the index the local app must reach before reading. */
-  readIndex(lease: boolean, timeoutMs: number): Promise<number> {
+  /**
+   * Starts a ReadIndex; resolves with the index the local app must reach before reading. Not
+   * confirmed within `unconfirmedMs` (when shorter than `timeoutMs`), the read fails with NO_LEADER:
+   * the leader is heard but does not hear this node (a one-way partition), or lost its quorum
+   * without this node noticing; the core re-sent the request after an election timeout, so by two
+   * the leader had two chances. Definite: a read has no effect, and another node may serve the
+   * retry (chaos seed 1823: every client held 3 s, one after the other, by a follower whose messages
+   * to the leader vanished).
+   */
+  readIndex(lease: boolean, timeoutMs: number, unconfirmedMs = timeoutMs): Promise<number> {
     this.wake();
     // Unique across nodes: the leader tracks pending reads by context, so two nodes' reads with
     // the same context would collide and one would wait for a retry.
     const ctxKey = `${this.nodeId}:${this.group}:${++this.readCounter}`;
     const ctx = new TextEncoder().encode(ctxKey);
     return new Promise<number>((resolve, reject) => {
-      const cancelTimer = this.clock.after(timeoutMs, () => {
+      const early = unconfirmedMs < timeoutMs;
+      const cancelTimer = this.clock.after(early ? unconfirmedMs : timeoutMs, () => {
         this.reads.delete(ctxKey);
-        reject(new RaftdError('TIMEOUT', `group ${this.group}: read index not confirmed within ${timeoutMs} ms`));
+        reject(
+          early
+            ? new RaftdError('NO_LEADER', `group ${this.group}: the leader did not confirm a read index within ${unconfirmedMs} ms; retry (on another node)`)
+            : new RaftdError('TIMEOUT', `group ${this.group}: read index not confirmed within ${timeoutMs} ms`),
+        );
       });
       this.reads.set(ctxKey, { resolve, reject, cancelTimer });
       try {

@@ -410,11 +410,14 @@ export class Host {
     if (!g || g.role === Role.Leader) return false;
     const leader = g.leader();
     const nodeSilent = leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
-    if (!nodeSilent || !(g.quiesced || g.leaderSilentTicks > this.opts.electionTicks)) return false;
+    if (!(g.quiesced || g.leaderSilentTicks > this.opts.electionTicks)) return false;
     const conf = g.status().confState;
     // Not a member (removed, or not added yet): no leader sends it anything, so no election it can
-    // see ends the wait. Requests through it waited the full leader wait (3 s) in chaos runs.
+    // see ends the wait. Requests through it waited the full leader wait (3 s) in chaos runs. Even
+    // while the leader it knew is heard at node level (it leads other groups here): a removed node
+    // now learns its removal and keeps that leader as its hint, but hears nothing more of the group.
     if (!conf.voters.includes(this.opts.nodeId) && !conf.learners.includes(this.opts.nodeId)) return true;
+    if (!nodeSilent) return false;
     // Leaderless for two election timeouts although a quorum is heard: the election that should
     // have ended the wait did not. A node removed from the group that missed its own removal sits
     // here for good (it pre-campaigns, the others refuse); requests through it waited the full
@@ -833,7 +836,7 @@ export class Host {
     // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
     // is not evidence of anything); otherwise they take the ReadIndex path.
     const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;
-    const p = g.readIndex(lease, this.opts.requestTimeoutMs);
+    const p = g.readIndex(lease, this.opts.requestTimeoutMs, 2 * this.opts.electionTicks * this.opts.tickMs);
     this.markDirty(g);
     this.scheduleFlush();
     const index = await p;

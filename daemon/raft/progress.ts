@@ -23,6 +23,11 @@ export class Progress {
   probeSent = false;
   /** The leader's tick at which the latest acknowledged heartbeat was sent (for leases). */
   ackedHeartbeatTick = -Infinity;
+  /**
+   * > 0: the peer was just removed from the configuration; the leader keeps replicating to it (it
+   * counts for no quorum) until it holds the entry that removed it, for at most this many more ticks.
+   */
+  departingTicks = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number, public isLearner: boolean) {

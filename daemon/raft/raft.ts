@@ -250,8 +250,10 @@ export class Raft {
     const next = this.log.lastIndex() + 1;
     const want = (id: NodeId, learner: boolean): void => {
       const pr = this.prs.get(id);
-      if (pr) pr.isLearner = learner;
-      else {
+      if (pr) {
+        pr.isLearner = learner;
+        pr.departingTicks = 0;
+      } else {
         const p = new Progress(next, this.maxInflight, learner);
         if (id === this.id) p.ackedHeartbeatTick = Infinity;
         this.prs.set(id, p);
@@ -259,8 +261,27 @@ export class Raft {
     };
     for (const v of cs.voters) want(v, false);
     for (const l of cs.learners) want(l, true);
-    for (const id of [...this.prs.keys()]) {
-      if (!cs.voters.includes(id) && !cs.learners.includes(id)) this.prs.delete(id);
+    for (const [id, pr] of [...this.prs]) {
+      if (cs.voters.includes(id) || cs.learners.includes(id)) continue;
+      // A peer this leader just removed would otherwise never receive the entry that removes it
+      // (nobody sends a non-member anything): it would wait out election timeouts, campaign in
+      // vain, and hold its clients until it noticed. So it keeps getting appends (it counts for no
+      // quorum: those go by the configuration) until it has that entry, or for two election timeouts.
+      if (id !== this.id && pr.departingTicks === 0 && pr.match < this.conf.currentIndex() && !this.faults.forgetRemovedPeer) {
+        pr.departingTicks = 2 * this.electionTimeout;
+      } else if (pr.departingTicks === 0 || pr.match >= this.conf.currentIndex()) {
+        this.prs.delete(id);
+      }
+    }
+  }
+
+  /** A departing peer (see syncProgress) leaves once it holds its removal, or its time is up. */
+  private maybeDropDeparting(id: NodeId, pr: Progress, tick: boolean): void {
+    if (pr.departingTicks === 0) return;
+    if (tick) pr.departingTicks--;
+    if (pr.departingTicks === 0 || pr.match >= this.conf.currentIndex()) {
+      pr.departingTicks = 0;
+      this.prs.delete(id);
     }
   }
 
@@ -310,6 +331,7 @@ export class Raft {
       // A transfer that did not finish within an election timeout is abandoned.
       this.leadTransferee = NONE;
     }
+    for (const [id, pr] of this.prs) if (pr.departingTicks > 0) this.maybeDropDeparting(id, pr, true);
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat(this.readOnly.lastContext() ?? EMPTY_BYTES);
@@ -630,6 +652,7 @@ export class Raft {
       if (this.maybeCommit()) this.bcast = Bcast.Commit;
       else if (this.bcast === Bcast.None) this.bcast = Bcast.Entries;
       if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+      this.maybeDropDeparting(m.from, pr, false);
     } else if (pr.state === ProgressState.Probe && m.index === pr.match && m.index === pr.next - 1) {
       // The answer to an empty probe at our match: the logs agree there, so pipeline from it.
       pr.becomeReplicate();

@@ -185,6 +185,8 @@ export interface RaftFaults {
   readIndexWithoutQuorum?: boolean;
   /** Put every message of a Ready among its earlyMessages: votes and acks leave before the write. */
   ackBeforePersist?: boolean;
+  /** Stop sending to a peer as soon as its removal is appended (it never learns it was removed). */
+  forgetRemovedPeer?: boolean;
 }
 
 export interface RaftConfig {

@@ -23,6 +23,8 @@ export interface RecordedOp {
   output?: KvOutput;
   /** The error code or network failure, for fail / info. */
   error?: string;
+  /** For info (ret null: the checker treats it as never returning): when the answer came, for diagnosis. */
+  answeredAt?: number;
 }
 
 export interface KvWorkloadOptions {
@@ -64,14 +66,17 @@ export class KvWorkload {
     return performance.now() - this.t0;
   }
 
-  /** Runs all clients until `stopAt` (performance.now() time); in-flight ops finish first. */
-  async run(stopAt: number): Promise<void> {
+  /**
+   * Runs all clients until `stopAt` (performance.now() time; or read anew from `stopAt.at`, which the
+   * runner moves past the last fault's healing); in-flight ops finish first.
+   */
+  async run(stopAt: number | { at: number }): Promise<void> {
     await Promise.all(Array.from({ length: this.opts.clients }, (_, c) => this.client(c + 1, this.rng.fork(), stopAt)));
   }
 
-  private async client(id: number, rng: Rng, stopAt: number): Promise<void> {
+  private async client(id: number, rng: Rng, stopAt: number | { at: number }): Promise<void> {
     const lastSeen = new Map<string, string | null>();
-    while (performance.now() < stopAt) {
+    while (performance.now() < (typeof stopAt === 'number' ? stopAt : stopAt.at)) {
       const key = this.keyName(rng.int(0, this.opts.keys - 1));
       const roll = rng.float();
       let input: KvInput;
@@ -135,7 +140,10 @@ export class KvWorkload {
     }
     // A read that failed in any way had no effect: nothing to check.
     if (input.type === 'read' && op.result === 'info') op.result = 'fail';
-    if (op.result === 'info') op.ret = null;
+    if (op.result === 'info') {
+      op.ret = null;
+      op.answeredAt = end;
+    }
     this.history.push(op);
     return op;
   }

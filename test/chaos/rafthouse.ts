@@ -17,7 +17,8 @@ import { call, sleep } from './http.js';
 import { ClusterView, GROUP, Nemesis, type FaultKind } from './nemesis.js';
 import { realTimeViolations, type ReadOp, type WriteOp } from '../integration/rafthouse/cut-check.js';
 import { convergeApplied, countFaults, formatRunFooter, formatRunHeader, runUnderFaults, type RunReport } from './runner.js';
-import { measureOutages } from './outage.js';
+import { measureOutages, OUTAGE_SETTLE_MS } from './outage.js';
+import { writeHistoryFile } from './history-file.js';
 
 export const TABLE = 'chaos_rows';
 
@@ -103,6 +104,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     await createTable(gateways.get(1)!, o.shardedGroups !== undefined);
     log(`rafthouse cluster of ${o.nodes} up; logs in ${runDir}`);
     const stopAt = performance.now() + o.durationMs;
+    const clientsStop = { at: Infinity }; // set once the nemesis is done
     let nextId = 1;
     /** A node whose raftd is reachable and whose rafthouse is up, or undefined while there is none. */
     const liveNode = (crng: Rng): number | undefined => {
@@ -110,7 +112,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
       return pool.length === 0 ? undefined : crng.pick(pool).spec.id;
     };
     const client = async (c: number, crng: Rng) => {
-      while (performance.now() < stopAt) {
+      while (performance.now() < clientsStop.at) {
         const node = liveNode(crng);
         if (node === undefined) {
           await sleep(50);
@@ -125,7 +127,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
       }
     };
     const reader = async (crng: Rng) => {
-      while (performance.now() < stopAt) {
+      while (performance.now() < clientsStop.at) {
         const node = liveNode(crng);
         if (node === undefined) {
           await sleep(50);
@@ -141,7 +143,12 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
       }
     };
     const readers = o.shardedGroups !== undefined ? Array.from({ length: o.readers ?? o.nodes }, () => reader(rng.fork())) : [];
-    await Promise.all([...Array.from({ length: o.clients ?? o.nodes * 2 }, (_, c) => client(c + 1, rng.fork())), ...readers, nemesis.run(stopAt)]);
+    await Promise.all([
+      ...Array.from({ length: o.clients ?? o.nodes * 2 }, (_, c) => client(c + 1, rng.fork())),
+      ...readers,
+      // Clients run on until the last fault is healed and settled (see runner.ts).
+      nemesis.run(stopAt).then(() => void (clientsStop.at = Math.max(stopAt, performance.now() + OUTAGE_SETTLE_MS))),
+    ]);
     workloadEnd = performance.now() - t0;
     log('workload done; healing');
     await view.healAll();
@@ -192,7 +199,7 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     if (!checksumsEqual) anomalies.push(`replica checksums differ: ${[...sums].map(([id, s]) => `node ${id}: ${s.slice(0, 200)}`).join('; ')}`);
   });
   const historyFile = join(runDir, 'history.json');
-  writeFileSync(historyFile, JSON.stringify({ seed: o.seed, nodes: o.nodes, startedAtEpochMs: Math.round(Date.now() - (performance.now() - t0)), faults: nemesis.faults, ops }, null, 0));
+  writeHistoryFile(historyFile, { seed: o.seed, nodes: o.nodes, startedAtEpochMs: Math.round(Date.now() - (performance.now() - t0)), faults: nemesis.faults }, ops);
   const faults = countFaults(nemesis.faults);
   const ackedOps = ops.filter((x) => x.acked);
   const report: RafthouseReport = {

@@ -161,10 +161,40 @@ describe('raft: membership', () => {
     net.stabilize();
     // Committed by 1 and 2 alone (the new configuration {1,2}).
     expect(net.node(1).raft.status().commit).to.equal(2);
-    expect(net.node(1).raft.status().progress![3]).to.equal(undefined);
     net.node(1).raft.propose(enc('after'));
     net.stabilize();
     expect(net.appliedData(2)).to.deep.equal(['after']);
+    // 3 never answered: the leader stops trying to tell it after two election timeouts.
+    expect(net.node(1).raft.status().progress![3]).to.not.equal(undefined);
+    net.tick(20);
+    expect(net.node(1).raft.status().progress![3]).to.equal(undefined);
+  });
+
+  it('a removed voter learns its removal: the leader replicates to it until it holds the entry (mutation: forgetRemovedPeer)', () => {
+    const run = (faults: { forgetRemovedPeer?: boolean }) => {
+      const net = new Network([1, 2, 3], { faults });
+      net.campaign(1);
+      net.stabilize();
+      net.node(1).raft.proposeConfChange(cc(ConfChangeType.RemoveNode, 3));
+      net.stabilize();
+      return net;
+    };
+    const net = run({});
+    const removed = net.node(3).raft.status();
+    // It has the entry, so it knows it is out (no campaigns), and still knows the leader (a hint
+    // for its clients); the leader dropped it once it acknowledged.
+    expect(removed.confState.voters).to.deep.equal([1, 2]);
+    expect(removed.leader).to.equal(1);
+    expect(net.node(1).raft.status().progress![3]).to.equal(undefined);
+    net.clearSent();
+    net.tick(40);
+    expect(net.countSent(MessageType.Vote, 3) + net.countSent(MessageType.PreVote, 3)).to.equal(0);
+    // Without it, the removed node still believes it is a voter, and campaigns in vain.
+    const bad = run({ forgetRemovedPeer: true });
+    expect(bad.node(3).raft.status().confState.voters).to.deep.equal([1, 2, 3]);
+    bad.clearSent();
+    bad.tick(40);
+    expect(bad.countSent(MessageType.PreVote, 3) + bad.countSent(MessageType.Vote, 3)).to.be.greaterThan(0);
   });
 
   it('a leader that removes itself keeps replicating without counting itself, then steps down', () => {

@@ -67,6 +67,27 @@ describe('GrpcTransport messaging (real gRPC on loopback)', function () {
     expect(a.t.stats().reconnects).to.be.greaterThan(0);
   });
 
+  it('a peer that comes back and opens a stream to us ends our back-off at once (not seconds later)', async () => {
+    // Back-off as raftd's default (100 ms doubling to 5 s); random 0.999: each delay its full base.
+    const slow = { backoff: { initialMs: 100, maxMs: 5000 }, random: () => 0.999 };
+    const [a, b] = await pair(slow, slow);
+    a.t.send(2, [{ group: 1, message: appMsg(1, 2, 0) }]);
+    await until(() => b.received() === 1);
+    await b.t.close();
+    // Down for 3.2 s: a's re-dials at +0.1, +0.3, +0.7, +1.5, +3.1 s; the next one waits 3.2 s more.
+    await new Promise((r) => setTimeout(r, 3200));
+    const b2 = track(makeNode(2, b.port, [[1, a.port]], slow));
+    await b2.t.start();
+    const t0 = Date.now();
+    b2.t.send(1, [{ group: 1, message: appMsg(2, 1, 0) }]); // b2 dials a: a hears from it
+    await until(() => a.received() === 1, 5000, 'a hears from the restarted b');
+    // a's own stream to b2 is back well before its back-off timer (~3 s away) would have fired.
+    await until(() => !a.t.unreachablePeers().includes(2), 2000, "a's stream to b back up");
+    a.t.send(2, [{ group: 1, message: appMsg(1, 2, 1) }]);
+    await until(() => b2.received() === 1, 2000, 'delivery to the restarted b');
+    expect(Date.now() - t0).to.be.lessThan(1000);
+  });
+
   it('backs off exponentially (capped) against a dead address', async () => {
     const dead = await freePort();
     const pa = await freePort();
