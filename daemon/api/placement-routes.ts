@@ -15,7 +15,8 @@ import type { Host } from '../host/host.js';
 import { Role } from '../raft/types.js';
 import { effectiveReplicationFactor, groupsPerNode, preferredLeaders } from '../placement/placement.js';
 import { currentPlacement, placementNodes } from '../placement/view.js';
-import { Rebalancer, REBALANCER_DEFAULTS, type GroupView, type RebalancerOptions, type RebalancerPort } from '../placement/rebalancer.js';
+import { Rebalancer, REBALANCER_DEFAULTS, type GroupView, type RebalancerOptions } from '../placement/rebalancer.js';
+import { hostRebalancerPort, viewThroughMembers, type RemoteOps } from '../placement/host-port.js';
 
 export interface PlacementApiOptions {
   mode?: 'auto' | 'manual';
@@ -94,39 +95,8 @@ export function registerPlacementRoutes(
     return (await groupsOf(node)).find((g) => g.group === group);
   }
 
-  const port: RebalancerPort = {
-    isMetaLeader: () => host.isMetaLeader(),
-    metaCommit: () => host.groupStatus(META_GROUP).commit,
-    nodes: (deadAfterMs) => {
-      const dead = new Set<number>();
-      // Not before this process has been up that long itself: a node never heard from since a
-      // restart is not known to be dead.
-      if (deadAfterMs > 0 && Date.now() - startedAt >= deadAfterMs) {
-        for (const id of host.meta.nodes.keys()) {
-          if (id !== host.nodeId && host.liveness.silentFor(id) * tickMs >= deadAfterMs) dead.add(id);
-        }
-      }
-      return placementNodes(host.meta, host.groupStatus(META_GROUP).confState.voters, dead, (id) => host.zoneOf(id));
-    },
-    placement: () => currentPlacement(host.meta),
-    moves: () => [...host.meta.placement.moves.values()],
-    nodesOutsideMeta: () => {
-      const c = host.groupStatus(META_GROUP).confState;
-      return [...host.meta.nodes.keys()].filter((id) => !c.voters.includes(id) && !c.learners.includes(id)).sort((a, b) => a - b);
-    },
-    proposeMeta: async (cmd) => {
-      const outcome = await host.proposeMeta(cmd);
-      if (!outcome.ok) throw new RaftdError('CONFLICT', outcome.error?.message ?? `${cmd.op} refused`);
-    },
-    groupView: async (group, members): Promise<GroupView | undefined> => {
-      for (const id of [...new Set(members)]) {
-        const s = await statusOf(id, group);
-        if (!s || !s.leader) continue;
-        const l = s.leader === id ? s : await statusOf(s.leader, group);
-        if (l && l.leader === s.leader) return { leader: l.leader, commit: l.commit, voters: l.voters, learners: l.learners };
-      }
-      return undefined;
-    },
+  const remote: RemoteOps = {
+    groupView: (group, members): Promise<GroupView | undefined> => viewThroughMembers(members, (id) => statusOf(id, group)),
     replicaView: (node, group) => statusOf(node, group),
     addMember: async (group, node, role) => {
       await call('POST', `/v1/groups/${group}/members`, { node, role });
@@ -145,8 +115,8 @@ export function registerPlacementRoutes(
       }));
       return out;
     },
-    canLead: (node) => node === host.nodeId ? host.appHealthy() : host.liveness.isAlive(node) && host.liveness.appHealthy(node),
   };
+  const port = hostRebalancerPort(host, remote, { tickMs, now: () => Date.now(), startedAt });
   const rebalancer = new Rebalancer(port, opts, o.logger);
   const timer = setInterval(() => void rebalancer.round(), o.roundMs ?? 500);
   timer.unref();
