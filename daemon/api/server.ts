@@ -4,6 +4,7 @@
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { Role } from '../raft/types.js';
 import { RaftdError } from '../errors.js';
 import { META_GROUP } from '../host/meta.js';
 import type { Consistency, Host } from '../host/host.js';
