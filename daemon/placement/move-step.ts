@@ -86,7 +86,11 @@ export function nextMoveStep(i: MoveStepInput): MoveAction {
   return { step: 'record-done', do: 'record-done' };
 }
 
-/** Past the promotion the group has the new voter: finishing is the only way back to a placement the meta group describes. */
-export function pastPromotion(step: MoveStep | 'starting'): boolean {
-  return step === 'transfer-leadership' || step === 'remove-old' || step === 'record-done';
+/**
+ * Past the promotion the group has the new voter: finishing is the only way back to a placement the
+ * meta group describes. A move that only drops a replica (`to` null) promoted nobody: it may be given
+ * up (the node it would drop may be back and needed: the removal is then refused as unsafe forever).
+ */
+export function pastPromotion(move: Move, step: MoveStep | 'starting'): boolean {
+  return move.to !== null && (step === 'transfer-leadership' || step === 'remove-old' || step === 'record-done');
 }

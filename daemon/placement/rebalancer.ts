@@ -232,7 +232,7 @@ export class Rebalancer {
       this.lastError = `group ${m.group}: ${p.lastError}`;
       // Past the promotion the group has the new voter: finishing is the only way back to a placement
       // the meta group describes, so those steps are retried for as long as it takes.
-      if (p.failures >= this.opts.maxFailures && !pastPromotion(p.step)) {
+      if (p.failures >= this.opts.maxFailures && !pastPromotion(m, p.step)) {
         if (m.to !== null) await this.port.removeMember(m.group, m.to).catch(() => undefined); // the learner, if added
         this.log.warn({ move: m, err: p.lastError }, 'rebalancing: giving the move up');
         await this.port.proposeMeta({ op: 'move-abort', group: m.group, why: p.lastError }).catch(() => undefined);

@@ -98,6 +98,8 @@ const REPLICATION = 3;
 const FOUNDERS = 4;
 const DEAD_AFTER_MS = 700;
 const ROUND_MS = 40;
+/** raftd's calls between nodes give up after this long (placement-routes.ts: 3 s). */
+const RPC_TIMEOUT_MS = 3000;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const silent = pino({ level: 'silent' });
@@ -130,6 +132,8 @@ interface Tuning {
   eventAtMs: number;
   /** dead-back: how long the dead node stays away (past DEAD_AFTER_MS: its replicas have moved). */
   awayMs: number;
+  /** dead-back: for this long after its return, the meta group's messages to the node are lost (its meta log lags). */
+  metaBlackoutMs: number;
 }
 
 function tune(rng: Rng, fault: PlacementSimFault | undefined): Tuning {
@@ -149,13 +153,14 @@ function tune(rng: Rng, fault: PlacementSimFault | undefined): Tuning {
     downMs: [20, rng.int(50, 400)],
     eventAtMs: rng.int(100, 900),
     awayMs: DEAD_AFTER_MS + rng.int(300, 1500),
+    metaBlackoutMs: rng.chance(0.4) ? rng.int(100, 1000) : 0,
   };
   if (fault === 'addBeforeMetaApplied') {
     // A node that comes back holding stale replicas the moves took off it, and is given some back
     // while its meta log is still behind: a short time away, a slow meta catch-up.
     t.awayMs = DEAD_AFTER_MS + rng.int(200, 600);
-    t.delayMs = [1, 15];
     t.snapshotInterval = 1000;
+    t.metaBlackoutMs = rng.int(500, 1500);
   }
   return t;
 }
@@ -196,6 +201,8 @@ export class PlacementSim implements SimWorld {
   private readonly placementAt = new Map<number, { fp: string; node: number }>();
   /** A node kept down on purpose (dead / dead-back); not restarted by the fault schedule or heal. */
   private keptDown: number | undefined;
+  /** The meta group's messages to this node are lost until then (dead-back's lagging meta log). */
+  private metaCut: { node: number; until: number } | undefined;
   private t0 = -1;
   private done = false;
 
@@ -254,6 +261,12 @@ export class PlacementSim implements SimWorld {
   private transport(from: number): TransportPort {
     return {
       send: (to: number, msgs: GroupMessage[]) => {
+        if (to === this.metaCut?.node && this.q.now < this.metaCut.until) {
+          const kept = msgs.filter((m) => m.group !== META_GROUP);
+          if (kept.length < msgs.length) this.count('meta-message-lost');
+          msgs = kept;
+          if (msgs.length === 0) return;
+        }
         if (this.blocked.has(`${from}-${to}`) || (!this.healed && this.rng.chance(this.t.dropRate))) {
           this.count('drop');
           return;
@@ -359,7 +372,19 @@ export class PlacementSim implements SimWorld {
     await new Promise<void>((r) => this.q.after(this.rng.int(...this.t.delayMs), r));
     const n = this.nodes.get(to);
     if (!n || !this.reachable(from.id, to)) throw new RaftdError('TIMEOUT', `node ${to} unreachable from ${from.id}`);
-    const out = await fn(n);
+    // Like raftd's HTTP calls: an error when the other end dies, and a deadline (a paused or cut-off
+    // node never answers).
+    let settle!: (e: Error) => void;
+    const broken = new Promise<never>((_, reject) => (settle = reject));
+    const onCrash = (): void => settle(new RaftdError('TIMEOUT', `node ${to} went away during the call`));
+    n.waiting.add(onCrash);
+    this.q.after(RPC_TIMEOUT_MS, () => settle(new RaftdError('TIMEOUT', `node ${to}: no answer in ${RPC_TIMEOUT_MS} ms`)));
+    let out: T;
+    try {
+      out = await Promise.race([Promise.resolve().then(() => fn(n)), broken]);
+    } finally {
+      n.waiting.delete(onCrash);
+    }
     await new Promise<void>((r) => this.q.after(this.rng.int(...this.t.delayMs), r));
     if (!from.up || from.clock.dead) throw new RaftdError('TIMEOUT', 'caller died');
     return out;
@@ -556,6 +581,7 @@ export class PlacementSim implements SimWorld {
         if (this.scenario === 'dead-back') {
           this.q.after(this.t.awayMs, () => {
             this.keptDown = undefined;
+            if (this.t.metaBlackoutMs > 0) this.metaCut = { node: n.id, until: this.q.now + this.t.metaBlackoutMs };
             this.restart(n);
             this.count('node-back');
           });
