@@ -16,8 +16,9 @@ export interface GroupView {
 
 /** Where the move stands, and what to do now. `wait`: nothing this round (ask again next round). */
 export type MoveAction =
-  | { step: 'add-learner'; do: 'add-learner' | 'wait'; why?: string }
-  | { step: 'catch-up'; do: 'wait'; why: string }
+  | { step: 'add-learner'; do: 'add-learner' }
+  /** `stalled`: the new node did not answer (it may be gone for good: the caller counts it as a failure). */
+  | { step: 'add-learner' | 'catch-up'; do: 'wait'; why: string; stalled: boolean }
   | { step: 'promote'; do: 'promote' }
   | { step: 'transfer-leadership'; do: 'transfer'; to: number }
   | { step: 'remove-old'; do: 'remove-old' }
@@ -65,13 +66,13 @@ export function nextMoveStep(i: MoveStepInput): MoveAction {
       // does so when it applies that move's end) before it is given the group again, or the late
       // drop could wipe the new replica after its promotion.
       if (!i.faults?.addBeforeMetaApplied && (!i.targetMeta || i.targetMeta.applied < i.metaCommit)) {
-        return { step: 'add-learner', do: 'wait', why: `node ${to} has not applied the meta log through ${i.metaCommit}` };
+        return { step: 'add-learner', do: 'wait', why: i.targetMeta ? `node ${to} has applied the meta log through ${i.targetMeta.applied}, not ${i.metaCommit}` : `node ${to} did not answer`, stalled: !i.targetMeta };
       }
       return { step: 'add-learner', do: 'add-learner' };
     }
     const r = i.targetReplica;
     if (!r || r.applied + i.catchUpSlack < view.commit) {
-      return { step: 'catch-up', do: 'wait', why: `node ${to} applied ${r?.applied ?? 'nothing'} of ${view.commit}` };
+      return { step: 'catch-up', do: 'wait', why: r ? `node ${to} applied ${r.applied} of ${view.commit}` : `node ${to} reports no replica`, stalled: !r };
     }
     return { step: 'promote', do: 'promote' };
   }

@@ -203,6 +203,8 @@ export class Rebalancer {
       p.step = action.step;
       switch (action.do) {
         case 'wait':
+          // A new node that does not answer may never come back: counted, so the move is given up in the end.
+          if (action.stalled) throw new Error(action.why);
           return;
         case 'add-learner':
           await this.port.addMember(m.group, m.to!, 'learner');

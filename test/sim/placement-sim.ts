@@ -374,17 +374,7 @@ export class PlacementSim implements SimWorld {
     if (!n || !this.reachable(from.id, to)) throw new RaftdError('TIMEOUT', `node ${to} unreachable from ${from.id}`);
     // Like raftd's HTTP calls: an error when the other end dies, and a deadline (a paused or cut-off
     // node never answers).
-    let settle!: (e: Error) => void;
-    const broken = new Promise<never>((_, reject) => (settle = reject));
-    const onCrash = (): void => settle(new RaftdError('TIMEOUT', `node ${to} went away during the call`));
-    n.waiting.add(onCrash);
-    this.q.after(RPC_TIMEOUT_MS, () => settle(new RaftdError('TIMEOUT', `node ${to}: no answer in ${RPC_TIMEOUT_MS} ms`)));
-    let out: T;
-    try {
-      out = await Promise.race([Promise.resolve().then(() => fn(n)), broken]);
-    } finally {
-      n.waiting.delete(onCrash);
-    }
+    const out = await this.onNode(n, async () => fn(n));
     await new Promise<void>((r) => this.q.after(this.rng.int(...this.t.delayMs), r));
     if (!from.up || from.clock.dead) throw new RaftdError('TIMEOUT', 'caller died');
     return out;
@@ -535,6 +525,16 @@ export class PlacementSim implements SimWorld {
     this.q.after(this.rng.int(...this.t.downMs), () => clock.resume());
   }
 
+  /** A call made on node n's host (as its own API would): fails if n dies or stays silent meanwhile. */
+  private onNode<T>(n: SimNode, fn: () => Promise<T>): Promise<T> {
+    let settle!: (e: Error) => void;
+    const broken = new Promise<never>((_, reject) => (settle = reject));
+    const onCrash = (): void => settle(new RaftdError('TIMEOUT', `node ${n.id} went away during the call`));
+    n.waiting.add(onCrash);
+    this.q.after(RPC_TIMEOUT_MS, () => settle(new RaftdError('TIMEOUT', `node ${n.id}: no answer in ${RPC_TIMEOUT_MS} ms`)));
+    return Promise.race([Promise.resolve().then(fn), broken]).finally(() => n.waiting.delete(onCrash));
+  }
+
   /** The scenario's placement event. */
   private placementEvent(): void {
     const metaLeader = (): SimNode | undefined => this.up().find((n) => n.host.isMetaLeader());
@@ -545,7 +545,7 @@ export class PlacementSim implements SimWorld {
         const register = (): void => {
           const l = metaLeader();
           if (!l) return void this.q.after(50, register);
-          l.host.proposeMeta({ op: 'register', node: { id, raftAddr: `sim:${id}`, httpAddr: `http://sim:${id}` } }).then(
+          this.onNode(l, () => l.host.proposeMeta({ op: 'register', node: { id, raftAddr: `sim:${id}`, httpAddr: `http://sim:${id}` } })).then(
             (o) => {
               if (!o.ok) return void this.q.after(50, register);
               if (this.ids.includes(id)) return;
@@ -564,7 +564,7 @@ export class PlacementSim implements SimWorld {
         const ask = (): void => {
           const l = metaLeader();
           if (!l) return void this.q.after(50, ask);
-          l.host.proposeMeta({ op: 'node-state', id, state: 'decommissioning' }).then(
+          this.onNode(l, () => l.host.proposeMeta({ op: 'node-state', id, state: 'decommissioning' })).then(
             (o) => (o.ok ? this.count('node-decommissioned') : this.q.after(50, ask)),
             () => this.q.after(50, ask),
           );
