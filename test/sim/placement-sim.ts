@@ -205,6 +205,8 @@ export class PlacementSim implements SimWorld {
   private metaCut: { node: number; until: number } | undefined;
   private t0 = -1;
   private done = false;
+  /** The scenario's event (and, for dead-back, the return) has happened. */
+  private scenarioDone = false;
 
   constructor(readonly opts: PlacementSimOptions) {
     this.rng = new Rng(opts.seed * 2654435761 + opts.groups * 7919 + 4099 + (opts.fault ? PLACEMENT_FAULTS.indexOf(opts.fault) + 1 : 0) + (opts.bytes ? 31 : 0));
@@ -552,6 +554,7 @@ export class PlacementSim implements SimWorld {
               this.ids = [...this.ids, id];
               this.start(id, this.newStore(id), new SimApp(this, id), true);
               this.count('node-joined');
+              this.scenarioDone = true;
             },
             () => this.q.after(50, register),
           );
@@ -565,7 +568,7 @@ export class PlacementSim implements SimWorld {
           const l = metaLeader();
           if (!l) return void this.q.after(50, ask);
           this.onNode(l, () => l.host.proposeMeta({ op: 'node-state', id, state: 'decommissioning' })).then(
-            (o) => (o.ok ? this.count('node-decommissioned') : this.q.after(50, ask)),
+            (o) => (o.ok ? (this.count('node-decommissioned'), (this.scenarioDone = true)) : this.q.after(50, ask)),
             () => this.q.after(50, ask),
           );
         };
@@ -578,12 +581,14 @@ export class PlacementSim implements SimWorld {
         this.keptDown = n.id;
         this.crash(n);
         this.count('node-died');
+        if (this.scenario === 'dead') this.scenarioDone = true;
         if (this.scenario === 'dead-back') {
           this.q.after(this.t.awayMs, () => {
             this.keptDown = undefined;
             if (this.t.metaBlackoutMs > 0) this.metaCut = { node: n.id, until: this.q.now + this.t.metaBlackoutMs };
             this.restart(n);
             this.count('node-back');
+            this.scenarioDone = true;
           });
         }
         break;
@@ -808,7 +813,7 @@ export class PlacementSim implements SimWorld {
 
   /** After healing: the placement settles, then a write and a read succeed in every group. */
   private async finish(): Promise<void> {
-    while (!this.failure && this.unsettled() !== undefined) await new Promise<void>((r) => this.q.after(50, r));
+    while (!this.failure && (!this.scenarioDone || this.unsettled() !== undefined)) await new Promise<void>((r) => this.q.after(50, r));
     for (let group = 1; group <= this.opts.groups && !this.failure; group++) {
       for (const input of [{ type: 'write', key: `g${group}:x`, value: `probe${group}` }, { type: 'read', key: `g${group}:x` }] as KvInput[]) {
         while (!this.failure && !(await this.op(0, { group, input }))) await new Promise<void>((r) => this.q.after(20, r));
