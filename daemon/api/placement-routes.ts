@@ -37,6 +37,8 @@ interface StatusGroup {
   applied: number;
   voters: number[];
   learners: number[];
+  /** Payload bytes the replica handed to its app since it started (absent from older nodes). */
+  bytesApplied?: number;
 }
 
 export function registerPlacementRoutes(
@@ -76,7 +78,7 @@ export function registerPlacementRoutes(
     if (node === host.nodeId) {
       return [...host.groups.keys()].map((group) => {
         const s = host.groupStatus(group);
-        return { group, leader: s.leader, commit: s.commit, applied: s.appliedByApp, voters: s.confState.voters, learners: s.confState.learners };
+        return { group, leader: s.leader, commit: s.commit, applied: s.appliedByApp, voters: s.confState.voters, learners: s.confState.learners, bytesApplied: s.bytesApplied };
       });
     }
     const addr = host.httpAddrOf(node);
@@ -106,6 +108,16 @@ export function registerPlacementRoutes(
     },
     transferLeadership: async (group, to) => {
       await call('POST', `/v1/groups/${group}/transfer-leadership`, { to });
+    },
+    // Bytes per group (issue 21: bytes per node even too): the largest count any reachable replica
+    // reports (a replica restarted or restored from a snapshot counts only what it applied since).
+    groupBytes: async () => {
+      const out = new Map<number, number>();
+      const ids = [...new Set([host.nodeId, ...host.meta.nodes.keys()])].filter((id) => id === host.nodeId || host.liveness.isAlive(id));
+      for (const groups of await Promise.all(ids.map((id) => groupsOf(id)))) {
+        for (const g of groups) if (g.group !== META_GROUP && typeof g.bytesApplied === 'number') out.set(g.group, Math.max(out.get(g.group) ?? 0, g.bytesApplied));
+      }
+      return out;
     },
     leaders: async () => {
       const out = new Map<number, number>();

@@ -524,7 +524,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       const lag = s.progress ? Math.max(0, ...Object.values(s.progress).map((p) => s.lastIndex - p.match)) : undefined;
       const f = host.groupApplyFailure(g);
       const applyFailing = f ? { sinceMs: Math.round(f.sinceMs), attempts: f.attempts, code: f.error.code ?? 'ERROR', message: f.error.message.slice(0, 500) } : undefined;
-      return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, ...(lag !== undefined ? { maxFollowerLag: lag } : {}), ...(applyFailing ? { applyFailing } : {}) };
+      return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, bytesApplied: s.bytesApplied, ...(lag !== undefined ? { maxFollowerLag: lag } : {}), ...(applyFailing ? { applyFailing } : {}) };
     });
     // placement (issue 21): the rebalancer's progress (moves running and their step).
     return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), nodes: nodesView(), groups, rebalance: rebalancer.status() };

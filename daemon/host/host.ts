@@ -573,6 +573,7 @@ export class Host {
   /** Gives the applier the next committed entries (contiguous, past handedToApp); they count toward the byte snapshot trigger. */
   private handOver(g: GroupReplica, applier: ApplierPort, entries: AppEntry[]): void {
     for (const e of entries) g.bytesSinceSnapshot += e.data.length;
+    for (const e of entries) g.bytesApplied += e.data.length; // placement (issue 21)
     applier.enqueue(entries);
     g.handedToApp = entries[entries.length - 1]!.index;
   }
@@ -975,10 +976,10 @@ export class Host {
 
   // ---------------------------------------------------------------- introspection
 
-  groupStatus(group: number): RaftStatus & { appliedByApp: number; quiesced: boolean; pending: number } {
+  groupStatus(group: number): RaftStatus & { appliedByApp: number; quiesced: boolean; pending: number; bytesApplied: number } {
     const g = this.getGroup(group);
     const applier = this.appliers.get(group);
-    return { ...g.status(), appliedByApp: applier ? applier.appliedIndex() : g.status().applied, quiesced: g.quiesced, pending: g.pending.size };
+    return { ...g.status(), appliedByApp: applier ? applier.appliedIndex() : g.status().applied, quiesced: g.quiesced, pending: g.pending.size, bytesApplied: g.bytesApplied };
   }
 
   appHealthy(): boolean {

@@ -6,7 +6,7 @@ import { runPlacementSeed, type PlacementSimResult } from './placement-sim.js';
 // crashes, partitions, pauses and message loss. Every seed must pass every property; the mutation
 // (the new node given a group before it applied the meta log) must be caught within a bound.
 // `npm run sim -- --placement --seeds N` soaks further.
-const SEEDS = 240;
+const SEEDS = 200;
 const GROUPS = 6;
 const MUTATION_SEEDS = 20;
 
@@ -46,6 +46,18 @@ describe('sim: placement (groups on 3 of N nodes, rebalanced by the meta leader)
     for (const r of results) {
       const g = r.perNode!.map((n) => n.groups);
       expect(Math.max(...g) - Math.min(...g), `seed ${r.seed}`).to.be.at.most(1);
+    }
+  });
+
+  it('evens bytes per node as well as groups when a node joins (groups of very different sizes, bytes fed to the planner)', async () => {
+    for (let s = 1; s <= 5; s++) {
+      const r = await runPlacementSeed({ seed: s, groups: 12, scenario: 'join', bytes: true });
+      expect(r.violation, r.violation?.detail).to.equal(undefined);
+      const bytes = r.perNode!.map((n) => n.bytes);
+      const spread = (Math.max(...bytes) - Math.min(...bytes)) / Math.max(...bytes);
+      console.log(`      seed ${s}: bytes per node ${bytes.join(' ')} (spread ${(spread * 100).toFixed(1)}%), groups ${r.perNode!.map((n) => n.groups).join(' ')}`);
+      expect(r.perNode!.length).to.equal(5);
+      expect(spread, `seed ${s}`).to.be.at.most(0.15);
     }
   });
 

@@ -436,16 +436,12 @@ export class PlacementSim implements SimWorld {
       },
       ...(this.opts.bytes
         ? {
+            // As raftd's port: the largest bytes count any reachable replica reports.
             groupBytes: async () => {
               const out = new Map<number, number>();
-              for (const g of self.host.meta.groups.keys()) {
-                for (const id of self.host.meta.groups.get(g)!.members) {
-                  const b = await this.rpc(self, id, (n) => (n.host.groups.has(g) ? appBytes(n.app, g) : undefined)).catch(() => undefined);
-                  if (b !== undefined) {
-                    out.set(g, b);
-                    break;
-                  }
-                }
+              for (const id of this.ids) {
+                const counts = await this.rpc(self, id, (n) => [...n.host.groups.keys()].filter((g) => g !== META_GROUP).map((g) => [g, n.host.groupStatus(g).bytesApplied] as const)).catch(() => []);
+                for (const [g, b] of counts) out.set(g, Math.max(out.get(g) ?? 0, b));
               }
               return out;
             },
@@ -674,15 +670,23 @@ export class PlacementSim implements SimWorld {
       const c = leader.host.groupStatus(g).confState;
       if (c.voters.join() !== members.join() || c.learners.length > 0) return `group ${g}: voters [${c.voters.join(', ')}] learners [${c.learners.join(', ')}], placed on [${members.join(', ')}]`;
     }
-    const plan = planMoves({ placement, nodes, replicationFactor: REPLICATION, maxConcurrentMoves: 4 });
-    // Without bytes the plan must be empty; with bytes (they keep changing under writes) the group counts must be even.
-    if (plan.length > 0 && !this.opts.bytes) return `the planner still moves: ${plan.map((m) => `${m.group}:${m.from}->${m.to}`).join(' ')}`;
+    const groupBytes = new Map<number, number>();
+    if (this.opts.bytes) {
+      for (const [g, b] of this.bytesApplied()) groupBytes.set(g, b);
+    }
+    const plan = planMoves({ placement, nodes, replicationFactor: REPLICATION, maxConcurrentMoves: 4, groupBytes });
+    if (plan.length > 0) return `the planner still moves: ${plan.map((m) => `${m.group}:${m.from}->${m.to}`).join(' ')}`;
     const counts = active.map((id) => [...placement.values()].filter((m) => m.includes(id)).length);
     if (Math.max(...counts) - Math.min(...counts) > 1) return `groups per node uneven: ${counts.join(' ')}`;
     return undefined;
   }
 
   // ---------------------------------------------------------------- clients
+
+  /** With bytes on, groups of very different sizes (the planner must even bytes, not just counts). */
+  private padding(group: number): string {
+    return this.opts.bytes ? 'x'.repeat(((group * 7) % 11) * 40) : '';
+  }
 
   private async client(c: number): Promise<void> {
     while (this.q.now < this.t0 + this.t.faultPhaseMs + 300 && !this.failure && !this.done) {
@@ -698,7 +702,7 @@ export class PlacementSim implements SimWorld {
     if (forced) input = forced.input;
     else {
       const r = this.rng.float();
-      const value = `v${++this.valueSeq}`;
+      const value = `v${++this.valueSeq}${this.padding(group)}`;
       input = r < 0.4 ? { type: 'read', key } : r < 0.8 ? { type: 'write', key, value } : { type: 'cas', key, expected: this.rng.chance(0.5) ? null : `v${this.rng.int(1, this.valueSeq)}`, value };
     }
     // A client asks a node holding the group (raftd's relay would forward to one); the leader when it knows.
@@ -815,11 +819,18 @@ export class PlacementSim implements SimWorld {
   private async finish(): Promise<void> {
     while (!this.failure && (!this.scenarioDone || this.unsettled() !== undefined)) await new Promise<void>((r) => this.q.after(50, r));
     for (let group = 1; group <= this.opts.groups && !this.failure; group++) {
-      for (const input of [{ type: 'write', key: `g${group}:x`, value: `probe${group}` }, { type: 'read', key: `g${group}:x` }] as KvInput[]) {
+      for (const input of [{ type: 'write', key: `g${group}:x`, value: `probe${group}${this.padding(group)}` }, { type: 'read', key: `g${group}:x` }] as KvInput[]) {
         while (!this.failure && !(await this.op(0, { group, input }))) await new Promise<void>((r) => this.q.after(20, r));
       }
     }
     this.done = true;
+  }
+
+  /** Per group: the largest bytes count of any live replica (what the rebalancer sees). */
+  private bytesApplied(): Map<number, number> {
+    const out = new Map<number, number>();
+    for (const n of this.up()) for (const [g, r] of n.host.groups) if (g !== META_GROUP) out.set(g, Math.max(out.get(g) ?? 0, r.bytesApplied));
+    return out;
   }
 
   private perNode(): Array<{ node: number; groups: number; bytes: number }> {
@@ -828,9 +839,10 @@ export class PlacementSim implements SimWorld {
     const placement = currentPlacement(l.host.meta);
     const gone = new Set(this.keptDown !== undefined ? [this.keptDown] : []);
     const active = placementNodes(l.host.meta, l.host.groupStatus(META_GROUP).confState.voters, gone).filter((x) => x.state === 'active');
+    const bytes = this.bytesApplied();
     return active.map((x) => {
       const mine = [...placement].filter(([, m]) => m.includes(x.id)).map(([g]) => g);
-      return { node: x.id, groups: mine.length, bytes: mine.reduce((a, g) => a + appBytes(this.nodes.get(x.id)!.app, g), 0) };
+      return { node: x.id, groups: mine.length, bytes: mine.reduce((a, g) => a + (bytes.get(g) ?? 0), 0) };
     });
   }
 
@@ -851,13 +863,6 @@ export class PlacementSim implements SimWorld {
     }
     return lines.join('\n');
   }
-}
-
-/** What a group's state takes in a node's app (keys and values). */
-function appBytes(app: SimApp, group: number): number {
-  let b = 0;
-  for (const [k, v] of app.groups.get(group)?.kv ?? []) b += k.length + v.length;
-  return b;
 }
 
 /** The placement a node's meta state holds: members per group, moves, node states. */
