@@ -23,6 +23,8 @@ export interface PlacementApiOptions {
   replicationFactor?: number;
   maxConcurrentMoves?: number;
   deadNodeTimeoutMs?: number;
+  /** Bytes per node are evened once the groups hold this many bytes in all. */
+  bytesFloor?: number;
   /** Milliseconds between rebalancer rounds. */
   roundMs?: number;
   tickMs?: number;
@@ -52,6 +54,7 @@ export function registerPlacementRoutes(
     replicationFactor: o.replicationFactor ?? REBALANCER_DEFAULTS.replicationFactor,
     maxConcurrentMoves: o.maxConcurrentMoves ?? REBALANCER_DEFAULTS.maxConcurrentMoves,
     deadNodeTimeoutMs: o.deadNodeTimeoutMs ?? REBALANCER_DEFAULTS.deadNodeTimeoutMs,
+    bytesFloor: o.bytesFloor ?? REBALANCER_DEFAULTS.bytesFloor,
   };
   const tickMs = o.tickMs ?? 50;
   const startedAt = Date.now();

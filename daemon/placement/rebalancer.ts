@@ -49,11 +49,16 @@ export interface RebalancerOptions {
   catchUpSlack: number;
   /** Rounds a move may fail in a row before it is given up (recorded as aborted). */
   maxFailures: number;
+  /**
+   * Bytes per node are evened only once the groups hold this many bytes in all (one replica each):
+   * below it a move costs more than the unevenness it removes, and moves would follow every write.
+   */
+  bytesFloor: number;
   /** Deliberately wrong step decisions (the placement simulator's mutations); never set in raftd. */
   faults?: MoveStepFaults;
 }
 
-export const REBALANCER_DEFAULTS: RebalancerOptions = { mode: 'manual', replicationFactor: 0, maxConcurrentMoves: 2, deadNodeTimeoutMs: 600_000, catchUpSlack: 64, maxFailures: 30 };
+export const REBALANCER_DEFAULTS: RebalancerOptions = { mode: 'manual', replicationFactor: 0, maxConcurrentMoves: 2, deadNodeTimeoutMs: 600_000, catchUpSlack: 64, maxFailures: 30, bytesFloor: 64 << 20 };
 
 export interface RebalancerStatus {
   mode: 'auto' | 'manual';
@@ -134,7 +139,7 @@ export class Rebalancer {
         replicationFactor: this.opts.replicationFactor,
         maxConcurrentMoves: this.opts.maxConcurrentMoves,
         inFlight,
-        ...(this.port.groupBytes ? { groupBytes: await this.port.groupBytes() } : {}),
+        ...(await this.groupBytes()),
       });
       for (const move of plan) {
         try {
@@ -160,6 +165,15 @@ export class Rebalancer {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** The groups' sizes for the planner, when known and large enough to be worth moving for. */
+  private async groupBytes(): Promise<{ groupBytes?: ReadonlyMap<number, number> }> {
+    if (!this.port.groupBytes) return {};
+    const bytes = await this.port.groupBytes();
+    let total = 0;
+    for (const b of bytes.values()) total += b;
+    return total >= this.opts.bytesFloor && total > 0 ? { groupBytes: bytes } : {};
   }
 
   /** Transfers up to maxConcurrentMoves groups to their preferred leader; returns how many. */

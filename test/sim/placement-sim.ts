@@ -361,6 +361,7 @@ export class PlacementSim implements SimWorld {
       deadNodeTimeoutMs: DEAD_AFTER_MS,
       catchUpSlack: 4,
       maxFailures: 40,
+      bytesFloor: 0,
       ...(this.opts.fault ? { faults: { [this.opts.fault]: true } } : {}),
     };
     const port = hostRebalancerPort(n.host, this.remote(n), { tickMs: TICK_MS, now: () => this.q.now, startedAt: this.q.now });
