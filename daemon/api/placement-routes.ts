@@ -30,6 +30,9 @@ export interface PlacementApiOptions {
   tickMs?: number;
 }
 
+/** How often the rebalancer asks every node for its groups' sizes. */
+const BYTES_REFRESH_MS = 10_000;
+
 type OnLeader = (req: FastifyRequest, reply: FastifyReply, group: number, local: () => Promise<unknown>) => Promise<unknown>;
 
 interface StatusGroup {
@@ -100,6 +103,7 @@ export function registerPlacementRoutes(
     return (await groupsOf(node)).find((g) => g.group === group);
   }
 
+  let bytesCache: { at: number; bytes: Map<number, number> } | undefined;
   const remote: RemoteOps = {
     groupView: (group, members): Promise<GroupView | undefined> => viewThroughMembers(members, (id) => statusOf(id, group)),
     replicaView: (node, group) => statusOf(node, group),
@@ -114,12 +118,15 @@ export function registerPlacementRoutes(
     },
     // Bytes per group (issue 21: bytes per node even too): the largest count any reachable replica
     // reports (a replica restarted or restored from a snapshot counts only what it applied since).
+    // Refreshed at most every BYTES_REFRESH_MS: every node's /status is a large answer with many groups.
     groupBytes: async () => {
+      if (bytesCache && Date.now() - bytesCache.at < BYTES_REFRESH_MS) return bytesCache.bytes;
       const out = new Map<number, number>();
       const ids = [...new Set([host.nodeId, ...host.meta.nodes.keys()])].filter((id) => id === host.nodeId || host.liveness.isAlive(id));
       for (const groups of await Promise.all(ids.map((id) => groupsOf(id)))) {
         for (const g of groups) if (g.group !== META_GROUP && typeof g.bytesApplied === 'number') out.set(g.group, Math.max(out.get(g.group) ?? 0, g.bytesApplied));
       }
+      bytesCache = { at: Date.now(), bytes: out };
       return out;
     },
     leaders: async () => {
