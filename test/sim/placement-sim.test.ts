@@ -77,4 +77,13 @@ describe('sim: placement (groups on 3 of N nodes, rebalanced by the meta leader)
     const again = await runPlacementSeed({ seed: v.seed, groups: GROUPS, fault: 'addBeforeMetaApplied' });
     expect(again.violation?.detail).to.equal(v.detail);
   });
+
+  it(`passes the mutation's schedule (${MUTATION_SEEDS} seeds, dead node back with a lagging meta log) without the mutation`, async () => {
+    const bad: string[] = [];
+    for (let s = 1; s <= MUTATION_SEEDS; s++) {
+      const r = await runPlacementSeed({ seed: s, groups: GROUPS, schedule: 'addBeforeMetaApplied' });
+      if (r.violation) bad.push(`${r.violation.property}: ${r.violation.detail.split('\n')[0]} -- ${r.violation.replay}`);
+    }
+    expect(bad).to.deep.equal([]);
+  });
 });

@@ -48,6 +48,8 @@ export interface PlacementSimOptions {
   /** Data groups. */
   groups: number;
   fault?: PlacementSimFault;
+  /** The schedule tuned for this fault, without the fault (does the correct rebalancer pass it?). */
+  schedule?: PlacementSimFault;
   /** Force one scenario (default: the seed picks). */
   scenario?: PlacementScenario;
   /** Feed the planner each group's bytes (the apps' sizes), so that it evens bytes per node too. */
@@ -209,9 +211,10 @@ export class PlacementSim implements SimWorld {
   private scenarioDone = false;
 
   constructor(readonly opts: PlacementSimOptions) {
-    this.rng = new Rng(opts.seed * 2654435761 + opts.groups * 7919 + 4099 + (opts.fault ? PLACEMENT_FAULTS.indexOf(opts.fault) + 1 : 0) + (opts.bytes ? 31 : 0));
-    this.scenario = opts.scenario ?? (opts.fault === 'addBeforeMetaApplied' ? 'dead-back' : this.rng.pick(PLACEMENT_SCENARIOS));
-    this.t = { ...tune(this.rng, opts.fault), appSync: true };
+    const tuned = opts.fault ?? opts.schedule;
+    this.rng = new Rng(opts.seed * 2654435761 + opts.groups * 7919 + 4099 + (tuned ? PLACEMENT_FAULTS.indexOf(tuned) + 1 : 0) + (opts.bytes ? 31 : 0));
+    this.scenario = opts.scenario ?? (tuned === 'addBeforeMetaApplied' ? 'dead-back' : this.rng.pick(PLACEMENT_SCENARIOS));
+    this.t = { ...tune(this.rng, tuned), appSync: true };
   }
 
   // ---------------------------------------------------------------- the ports' world
