@@ -1,11 +1,12 @@
-// `npm run sim -- --placement [--seeds N] [--start S] [--seed S] [--groups G] [--scenario NAME] [--bytes] [--fault NAME]`
+// `npm run sim -- --placement [--seeds N] [--start S] [--seed S] [--groups G] [--scenario NAME] [--bytes] [--fault NAME | --schedule NAME]`
+// (--schedule: the schedule tuned for that mutation, without it)
 // Runs the placement simulator (placement-sim.ts); exits 1 if any run violated a property.
 
 import { PLACEMENT_FAULTS, PLACEMENT_SCENARIOS, runPlacementSeed, type PlacementSimOptions, type PlacementScenario, type PlacementSimFault } from './placement-sim.js';
 
 function usage(msg?: string): never {
   if (msg) console.error(`sim: ${msg}`);
-  console.error(`usage: npm run sim -- --placement [--seeds N] [--start S] [--seed S] [--groups G] [--scenario ${PLACEMENT_SCENARIOS.join('|')}] [--bytes] [--fault ${PLACEMENT_FAULTS.join('|')}]`);
+  console.error(`usage: npm run sim -- --placement [--seeds N] [--start S] [--seed S] [--groups G] [--scenario ${PLACEMENT_SCENARIOS.join('|')}] [--bytes] [--fault|--schedule ${PLACEMENT_FAULTS.join('|')}]`);
   process.exit(2);
 }
 
@@ -15,6 +16,7 @@ export async function placementCli(argv: string[]): Promise<void> {
   let groups = 6;
   let scenario: PlacementScenario | undefined;
   let fault: PlacementSimFault | undefined;
+  let schedule: PlacementSimFault | undefined;
   let bytes = false;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -34,10 +36,11 @@ export async function placementCli(argv: string[]): Promise<void> {
       const x = v();
       if (!(PLACEMENT_SCENARIOS as readonly string[]).includes(x)) usage(`unknown scenario ${x}`);
       scenario = x as PlacementScenario;
-    } else if (k === '--fault') {
+    } else if (k === '--fault' || k === '--schedule') {
       const x = v();
       if (!(PLACEMENT_FAULTS as readonly string[]).includes(x)) usage(`unknown placement fault ${x}`);
-      fault = x as PlacementSimFault;
+      if (k === '--fault') fault = x as PlacementSimFault;
+      else schedule = x as PlacementSimFault;
     } else usage(`unknown argument ${k}`);
   }
   console.log(`sim (placement: real hosts, R 3 of 4-5 nodes, ${groups} groups, the real rebalancer): ${seeds} seed(s) from ${start}${scenario ? `, scenario ${scenario}` : ''}${fault ? `, deliberate fault ${fault}` : ''}`);
@@ -45,7 +48,7 @@ export async function placementCli(argv: string[]): Promise<void> {
   let bad = 0;
   const counts: Record<string, number> = {};
   for (let s = start; s < start + seeds; s++) {
-    const o: PlacementSimOptions = { seed: s, groups, ...(scenario ? { scenario } : {}), ...(fault ? { fault } : {}), ...(bytes ? { bytes } : {}) };
+    const o: PlacementSimOptions = { seed: s, groups, ...(scenario ? { scenario } : {}), ...(fault ? { fault } : {}), ...(schedule ? { schedule } : {}), ...(bytes ? { bytes } : {}) };
     const r = await runPlacementSeed(o);
     counts[r.scenario] = (counts[r.scenario] ?? 0) + 1;
     for (const [k, n] of Object.entries(r.counts)) if (!k.startsWith('op-')) counts[k] = (counts[k] ?? 0) + n;

@@ -90,7 +90,7 @@ export interface PlacementSimResult {
 }
 
 export function placementReplayCommand(o: PlacementSimOptions): string {
-  return `npm run sim -- --placement --seed ${o.seed} --groups ${o.groups}${o.scenario ? ` --scenario ${o.scenario}` : ''}${o.bytes ? ' --bytes' : ''}${o.fault ? ` --fault ${o.fault}` : ''}`;
+  return `npm run sim -- --placement --seed ${o.seed} --groups ${o.groups}${o.scenario ? ` --scenario ${o.scenario}` : ''}${o.bytes ? ' --bytes' : ''}${o.fault ? ` --fault ${o.fault}` : ''}${o.schedule && !o.fault ? ` --schedule ${o.schedule}` : ''}`;
 }
 
 const TICK_MS = 10;
