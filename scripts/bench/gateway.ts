@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     const perNode = (m: Measured) => (m.raftdCpuMs + m.rafthouseCpuMs) / m.config.nodes;
     const col = (m: Measured) => `${m.config.nodes} nodes, R ${m.config.replication}`;
     emitResult('gateway-compare', {
-      aNodes: a.config.nodes, bNodes: b.config.nodes, replication: a.config.replication,
+      aNodes: a.config.nodes, bNodes: b.config.nodes, aReplication: a.config.replication, bReplication: b.config.replication,
       aCpuMsPerInsertPerNode: perNode(a), bCpuMsPerInsertPerNode: perNode(b), ratio: perNode(b) / perNode(a),
     });
     process.stdout.write(`
