@@ -32,6 +32,8 @@ export interface RaftdConfig {
   maxConcurrentMoves: number;
   /** A node silent this long has its replicas re-created elsewhere (auto rebalancing only; 0: never). */
   deadNodeTimeoutMs: number;
+  /** Bytes per node are evened once the groups hold this many bytes in all (one replica each). */
+  rebalanceBytesFloor: number;
   /** Ask the app to PrepareSnapshot every N applied entries (then the log is compacted). */
   snapshotInterval: number;
   /** Entries kept in the log behind the snapshot, so slightly lagging followers need no snapshot. */
@@ -97,6 +99,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'rebalance', flag: '--rebalance', env: 'RAFTD_REBALANCE', kind: 'string', default: 'manual', help: 'auto: the meta leader moves replicas when nodes join, leave or die; manual: only on POST /v1/rebalance' },
   { key: 'maxConcurrentMoves', flag: '--max-concurrent-moves', env: 'RAFTD_MAX_CONCURRENT_MOVES', kind: 'int', default: '2', help: 'replica moves (learner, catch up, promote, remove) running at once' },
   { key: 'deadNodeTimeoutMs', flag: '--dead-node-timeout-ms', env: 'RAFTD_DEAD_NODE_TIMEOUT_MS', kind: 'int', default: '600000', help: 'auto rebalancing: re-create a node\'s replicas elsewhere once it was silent this long (0: never)' },
+  { key: 'rebalanceBytesFloor', flag: '--rebalance-bytes-floor', env: 'RAFTD_REBALANCE_BYTES_FLOOR', kind: 'int', default: '67108864', help: 'rebalancing evens bytes per node (not only groups) once the groups hold this many bytes in all (payload bytes applied, one replica each)' },
   { key: 'snapshotInterval', flag: '--snapshot-interval', env: 'RAFTD_SNAPSHOT_INTERVAL', kind: 'int', default: '10000', help: 'PrepareSnapshot every N applied entries, then compact the log' },
   { key: 'snapshotCatchupEntries', flag: '--snapshot-catchup-entries', env: 'RAFTD_SNAPSHOT_CATCHUP_ENTRIES', kind: 'int', default: '1000', help: 'entries kept behind a snapshot for slow followers' },
   { key: 'snapshotBytes', flag: '--snapshot-bytes', env: 'RAFTD_SNAPSHOT_BYTES', kind: 'int', default: '67108864', help: 'also PrepareSnapshot once N bytes of entries were applied since the last one (bounds the log held in memory)' },
@@ -265,6 +268,7 @@ function validate(cfg: RaftdConfig): void {
   }
   if (cfg.zone.length > 64 || /\s/.test(cfg.zone)) throw new ConfigError('--zone: at most 64 characters, no spaces');
   if (cfg.rebalance !== 'auto' && cfg.rebalance !== 'manual') throw new ConfigError(`--rebalance: "${cfg.rebalance}" is not auto or manual`);
+  if (cfg.rebalanceBytesFloor < 0) throw new ConfigError('--rebalance-bytes-floor must be >= 0');
   if (cfg.maxConcurrentMoves < 1) throw new ConfigError('--max-concurrent-moves must be >= 1');
   if (cfg.snapshotInterval < 1) throw new ConfigError('--snapshot-interval must be >= 1');
   if (cfg.snapshotBytes < 1) throw new ConfigError('--snapshot-bytes must be >= 1');

@@ -218,6 +218,7 @@ export async function main(argv: string[]): Promise<void> {
       replicationFactor: cfg.replicationFactor,
       maxConcurrentMoves: cfg.maxConcurrentMoves,
       deadNodeTimeoutMs: cfg.deadNodeTimeoutMs,
+      bytesFloor: cfg.rebalanceBytesFloor,
       tickMs: cfg.tickMs,
     },
   });

@@ -15,17 +15,23 @@ import type { Host } from '../host/host.js';
 import { Role } from '../raft/types.js';
 import { effectiveReplicationFactor, groupsPerNode, preferredLeaders } from '../placement/placement.js';
 import { currentPlacement, placementNodes } from '../placement/view.js';
-import { Rebalancer, REBALANCER_DEFAULTS, type GroupView, type RebalancerOptions, type RebalancerPort } from '../placement/rebalancer.js';
+import { Rebalancer, REBALANCER_DEFAULTS, type GroupView, type RebalancerOptions } from '../placement/rebalancer.js';
+import { hostRebalancerPort, viewThroughMembers, type RemoteOps } from '../placement/host-port.js';
 
 export interface PlacementApiOptions {
   mode?: 'auto' | 'manual';
   replicationFactor?: number;
   maxConcurrentMoves?: number;
   deadNodeTimeoutMs?: number;
+  /** Bytes per node are evened once the groups hold this many bytes in all. */
+  bytesFloor?: number;
   /** Milliseconds between rebalancer rounds. */
   roundMs?: number;
   tickMs?: number;
 }
+
+/** How often the rebalancer asks every node for its groups' sizes. */
+const BYTES_REFRESH_MS = 10_000;
 
 type OnLeader = (req: FastifyRequest, reply: FastifyReply, group: number, local: () => Promise<unknown>) => Promise<unknown>;
 
@@ -36,6 +42,8 @@ interface StatusGroup {
   applied: number;
   voters: number[];
   learners: number[];
+  /** Payload bytes the replica handed to its app since it started (absent from older nodes). */
+  bytesApplied?: number;
 }
 
 export function registerPlacementRoutes(
@@ -49,6 +57,7 @@ export function registerPlacementRoutes(
     replicationFactor: o.replicationFactor ?? REBALANCER_DEFAULTS.replicationFactor,
     maxConcurrentMoves: o.maxConcurrentMoves ?? REBALANCER_DEFAULTS.maxConcurrentMoves,
     deadNodeTimeoutMs: o.deadNodeTimeoutMs ?? REBALANCER_DEFAULTS.deadNodeTimeoutMs,
+    bytesFloor: o.bytesFloor ?? REBALANCER_DEFAULTS.bytesFloor,
   };
   const tickMs = o.tickMs ?? 50;
   const startedAt = Date.now();
@@ -75,7 +84,7 @@ export function registerPlacementRoutes(
     if (node === host.nodeId) {
       return [...host.groups.keys()].map((group) => {
         const s = host.groupStatus(group);
-        return { group, leader: s.leader, commit: s.commit, applied: s.appliedByApp, voters: s.confState.voters, learners: s.confState.learners };
+        return { group, leader: s.leader, commit: s.commit, applied: s.appliedByApp, voters: s.confState.voters, learners: s.confState.learners, bytesApplied: s.bytesApplied };
       });
     }
     const addr = host.httpAddrOf(node);
@@ -94,39 +103,9 @@ export function registerPlacementRoutes(
     return (await groupsOf(node)).find((g) => g.group === group);
   }
 
-  const port: RebalancerPort = {
-    isMetaLeader: () => host.isMetaLeader(),
-    metaCommit: () => host.groupStatus(META_GROUP).commit,
-    nodes: (deadAfterMs) => {
-      const dead = new Set<number>();
-      // Not before this process has been up that long itself: a node never heard from since a
-      // restart is not known to be dead.
-      if (deadAfterMs > 0 && Date.now() - startedAt >= deadAfterMs) {
-        for (const id of host.meta.nodes.keys()) {
-          if (id !== host.nodeId && host.liveness.silentFor(id) * tickMs >= deadAfterMs) dead.add(id);
-        }
-      }
-      return placementNodes(host.meta, host.groupStatus(META_GROUP).confState.voters, dead, (id) => host.zoneOf(id));
-    },
-    placement: () => currentPlacement(host.meta),
-    moves: () => [...host.meta.placement.moves.values()],
-    nodesOutsideMeta: () => {
-      const c = host.groupStatus(META_GROUP).confState;
-      return [...host.meta.nodes.keys()].filter((id) => !c.voters.includes(id) && !c.learners.includes(id)).sort((a, b) => a - b);
-    },
-    proposeMeta: async (cmd) => {
-      const outcome = await host.proposeMeta(cmd);
-      if (!outcome.ok) throw new RaftdError('CONFLICT', outcome.error?.message ?? `${cmd.op} refused`);
-    },
-    groupView: async (group, members): Promise<GroupView | undefined> => {
-      for (const id of [...new Set(members)]) {
-        const s = await statusOf(id, group);
-        if (!s || !s.leader) continue;
-        const l = s.leader === id ? s : await statusOf(s.leader, group);
-        if (l && l.leader === s.leader) return { leader: l.leader, commit: l.commit, voters: l.voters, learners: l.learners };
-      }
-      return undefined;
-    },
+  let bytesCache: { at: number; bytes: Map<number, number> } | undefined;
+  const remote: RemoteOps = {
+    groupView: (group, members): Promise<GroupView | undefined> => viewThroughMembers(members, (id) => statusOf(id, group)),
     replicaView: (node, group) => statusOf(node, group),
     addMember: async (group, node, role) => {
       await call('POST', `/v1/groups/${group}/members`, { node, role });
@@ -137,6 +116,19 @@ export function registerPlacementRoutes(
     transferLeadership: async (group, to) => {
       await call('POST', `/v1/groups/${group}/transfer-leadership`, { to });
     },
+    // Bytes per group (issue 21: bytes per node even too): the largest count any reachable replica
+    // reports (a replica restarted or restored from a snapshot counts only what it applied since).
+    // Refreshed at most every BYTES_REFRESH_MS: every node's /status is a large answer with many groups.
+    groupBytes: async () => {
+      if (bytesCache && Date.now() - bytesCache.at < BYTES_REFRESH_MS) return bytesCache.bytes;
+      const out = new Map<number, number>();
+      const ids = [...new Set([host.nodeId, ...host.meta.nodes.keys()])].filter((id) => id === host.nodeId || host.liveness.isAlive(id));
+      for (const groups of await Promise.all(ids.map((id) => groupsOf(id)))) {
+        for (const g of groups) if (g.group !== META_GROUP && typeof g.bytesApplied === 'number') out.set(g.group, Math.max(out.get(g.group) ?? 0, g.bytesApplied));
+      }
+      bytesCache = { at: Date.now(), bytes: out };
+      return out;
+    },
     leaders: async () => {
       const out = new Map<number, number>();
       const ids = [...new Set([host.nodeId, ...host.meta.nodes.keys()])].filter((id) => id === host.nodeId || host.liveness.isAlive(id));
@@ -145,8 +137,8 @@ export function registerPlacementRoutes(
       }));
       return out;
     },
-    canLead: (node) => node === host.nodeId ? host.appHealthy() : host.liveness.isAlive(node) && host.liveness.appHealthy(node),
   };
+  const port = hostRebalancerPort(host, remote, { tickMs, now: () => Date.now(), startedAt });
   const rebalancer = new Rebalancer(port, opts, o.logger);
   const timer = setInterval(() => void rebalancer.round(), o.roundMs ?? 500);
   timer.unref();

@@ -4,7 +4,7 @@
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { ConfChangeType, Role } from '../raft/types.js';
+import { Role } from '../raft/types.js';
 import { RaftdError } from '../errors.js';
 import { META_GROUP } from '../host/meta.js';
 import type { Consistency, Host } from '../host/host.js';
@@ -19,7 +19,7 @@ import {
   AJV_OPTIONS, addMemberBody, consistencyQuery, createGroupBody, forceQuery, groupParams, groupQuery, memberParams, nodeParams,
   registerNodeBody, schemaErrorMessage, statusCodeParams, transferBody, type ForceValue,
 } from './schemas.js';
-import { unsafeVoterRemoval } from './membership-safety.js';
+import { changeMemberOnLeader } from '../placement/host-port.js';
 import { MemberRelay } from './member-relay.js';
 import { registerPlacementRoutes, type PlacementApiOptions } from './placement-routes.js';
 
@@ -395,12 +395,6 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   // ---- groups and membership
-  /** On the leader, whose liveness view is the one that counts: refuses taking out a voter the group cannot spare. */
-  function refuseUnsafeRemoval(group: number, node: number): void {
-    const voters = host.groupStatus(group).confState.voters;
-    const why = unsafeVoterRemoval(group, voters, node, (id) => id === host.nodeId || host.liveness.isAlive(id));
-    if (why) throw new RaftdError('UNSAFE_MEMBERSHIP_CHANGE', why);
-  }
   app.get('/v1/groups', async () => ({
     groups: [...host.meta.groups.values()].map((g) => ({ group: g.group, members: g.members, local: host.groups.has(g.group), ...(host.meta.placement.moves.has(g.group) ? { move: host.meta.placement.moves.get(g.group) } : {}) })),
   }));
@@ -432,12 +426,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const role = req.body.role ?? 'voter';
     const force = isForce(req.body.force);
     return onLeader(req, reply, group, async () => {
-      // Demoting a voter to learner takes it out of the quorum like a removal does.
-      if (role === 'learner' && !force) refuseUnsafeRemoval(group, node);
-      const raftAddr = host.peers().get(node) ?? host.meta.nodes.get(node)?.raftAddr;
-      if (!raftAddr) throw new RaftdError('BAD_REQUEST', `node ${node} is not registered; start it with --join first`);
-      const context = new TextEncoder().encode(JSON.stringify({ raftAddr, httpAddr: host.httpAddrOf(node) ?? '' }));
-      const index = await host.changeMembership(group, { type: role === 'voter' ? ConfChangeType.AddVoter : ConfChangeType.AddLearner, node, context });
+      // Demoting a voter to learner takes it out of the quorum like a removal does (refused unless forced).
+      const index = await changeMemberOnLeader(host, group, node, role, force);
       return { group, node, role, index };
     });
   });
@@ -447,8 +437,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const node = Number(req.params.node);
     const force = isForce(req.query.force);
     return onLeader(req, reply, group, async () => {
-      if (!force) refuseUnsafeRemoval(group, node);
-      const index = await host.changeMembership(group, { type: ConfChangeType.RemoveNode, node, context: new Uint8Array(0) });
+      const index = await changeMemberOnLeader(host, group, node, 'remove', force);
       return { group, node, removed: true, index };
     });
   });
@@ -535,7 +524,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
       const lag = s.progress ? Math.max(0, ...Object.values(s.progress).map((p) => s.lastIndex - p.match)) : undefined;
       const f = host.groupApplyFailure(g);
       const applyFailing = f ? { sinceMs: Math.round(f.sinceMs), attempts: f.attempts, code: f.error.code ?? 'ERROR', message: f.error.message.slice(0, 500) } : undefined;
-      return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, ...(lag !== undefined ? { maxFollowerLag: lag } : {}), ...(applyFailing ? { applyFailing } : {}) };
+      return { group: g, role: Role[s.role].toLowerCase(), leader: s.leader, term: s.term, commit: s.commit, applied: s.appliedByApp, lastIndex: s.lastIndex, firstIndex: s.firstIndex, voters: s.confState.voters, learners: s.confState.learners, quiesced: s.quiesced, pending: s.pending, bytesApplied: s.bytesApplied, ...(lag !== undefined ? { maxFollowerLag: lag } : {}), ...(applyFailing ? { applyFailing } : {}) };
     });
     // placement (issue 21): the rebalancer's progress (moves running and their step).
     return { node: host.nodeId, httpAddr: opts.httpAddr, appHealthy: host.appHealthy(), peers: Object.fromEntries(host.peers()), nodes: nodesView(), groups, rebalance: rebalancer.status() };

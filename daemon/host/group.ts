@@ -54,6 +54,8 @@ export class GroupReplica {
   handedToApp = 0;
   /** Bytes of the entries handed to the applier past lastSnapshotIndex: a snapshot trigger. */
   bytesSinceSnapshot = 0;
+  /** placement (issue 21): payload bytes handed to the app since this replica started (a size estimate for rebalancing). */
+  bytesApplied = 0;
   /** Snapshot transfers in progress to peers (leader side). */
   readonly snapshotsSending = new Set<number>();
   /** Index of the snapshot sent to each peer, until the peer's log has caught up past it (leader side). */

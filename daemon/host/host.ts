@@ -134,6 +134,8 @@ export class Host {
   private metaApplying = 0;
   /** Groups created (placed here) by replayed meta entries: bootstrapped once the replay is done. */
   private readonly deferredCreates = new Map<number, number[]>();
+  /** Groups a replayed move-done took off this node: dropped once the replay is done, unless placed here again. */
+  private readonly deferredDrops = new Set<number>();
   /** Groups whose local replica is being dropped (log and app data being deleted). */
   private readonly dropping = new Set<number>();
 
@@ -574,6 +576,7 @@ export class Host {
   /** Gives the applier the next committed entries (contiguous, past handedToApp); they count toward the byte snapshot trigger. */
   private handOver(g: GroupReplica, applier: ApplierPort, entries: AppEntry[]): void {
     for (const e of entries) g.bytesSinceSnapshot += e.data.length;
+    for (const e of entries) g.bytesApplied += e.data.length; // placement (issue 21)
     applier.enqueue(entries);
     g.handedToApp = entries[entries.length - 1]!.index;
   }
@@ -624,6 +627,12 @@ export class Host {
     },
     // placement (issue 21): a rebalancing move took this node's replica away.
     onMoveDone: (group: number, from: number | null): void => {
+      // During the start-up replay a later entry may have given the group back (and this replica may
+      // be that new one, a voter): decide once the replay is done (createDeferredGroups).
+      if (from === this.opts.nodeId && this.metaApplying <= this.metaReplayThrough) {
+        this.deferredDrops.add(group);
+        return;
+      }
       const placedHere = this.meta.groups.get(group)?.members.includes(this.opts.nodeId) || this.meta.placement.moves.get(group)?.to === this.opts.nodeId;
       if (from === this.opts.nodeId && !placedHere) {
         this.opts.logger.info({ group }, 'replica moved to another node; dropping it here');
@@ -636,6 +645,8 @@ export class Host {
 
   /** After the start-up replay of the meta log: bootstrap the groups still placed on this node. */
   private createDeferredGroups(): void {
+    for (const group of this.deferredDrops) this.metaEffects.onMoveDone(group, this.opts.nodeId);
+    this.deferredDrops.clear();
     if (this.deferredCreates.size === 0) return;
     for (const [group, members] of this.deferredCreates) {
       const info = this.meta.groups.get(group);
@@ -968,10 +979,10 @@ export class Host {
 
   // ---------------------------------------------------------------- introspection
 
-  groupStatus(group: number): RaftStatus & { appliedByApp: number; quiesced: boolean; pending: number } {
+  groupStatus(group: number): RaftStatus & { appliedByApp: number; quiesced: boolean; pending: number; bytesApplied: number } {
     const g = this.getGroup(group);
     const applier = this.appliers.get(group);
-    return { ...g.status(), appliedByApp: applier ? applier.appliedIndex() : g.status().applied, quiesced: g.quiesced, pending: g.pending.size };
+    return { ...g.status(), appliedByApp: applier ? applier.appliedIndex() : g.status().applied, quiesced: g.quiesced, pending: g.pending.size, bytesApplied: g.bytesApplied };
   }
 
   appHealthy(): boolean {

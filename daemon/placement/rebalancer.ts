@@ -8,6 +8,9 @@
 
 import type { Move, PlacementNode } from './placement.js';
 import { planMoves, preferredLeaders } from './placement.js';
+import { neededReport, nextMoveStep, pastPromotion, type GroupView, type MoveStep, type MoveStepFaults } from './move-step.js';
+
+export type { GroupView, MoveStep };
 
 /** What the rebalancer needs of the node it runs on. */
 export interface RebalancerPort {
@@ -31,13 +34,8 @@ export interface RebalancerPort {
   leaders(): Promise<Map<number, number>>;
   /** Alive, and its application healthy: worth handing leadership to. */
   canLead(node: number): boolean;
-}
-
-export interface GroupView {
-  leader: number;
-  commit: number;
-  voters: number[];
-  learners: number[];
+  /** Bytes one replica of each group stores, where known: balancing then evens bytes per node too. */
+  groupBytes?(): Promise<ReadonlyMap<number, number>>;
 }
 
 export interface RebalancerOptions {
@@ -51,11 +49,16 @@ export interface RebalancerOptions {
   catchUpSlack: number;
   /** Rounds a move may fail in a row before it is given up (recorded as aborted). */
   maxFailures: number;
+  /**
+   * Bytes per node are evened only once the groups hold this many bytes in all (one replica each):
+   * below it a move costs more than the unevenness it removes, and moves would follow every write.
+   */
+  bytesFloor: number;
+  /** Deliberately wrong step decisions (the placement simulator's mutations); never set in raftd. */
+  faults?: MoveStepFaults;
 }
 
-export const REBALANCER_DEFAULTS: RebalancerOptions = { mode: 'manual', replicationFactor: 0, maxConcurrentMoves: 2, deadNodeTimeoutMs: 600_000, catchUpSlack: 64, maxFailures: 30 };
-
-export type MoveStep = 'add-learner' | 'catch-up' | 'promote' | 'transfer-leadership' | 'remove-old' | 'record-done';
+export const REBALANCER_DEFAULTS: RebalancerOptions = { mode: 'manual', replicationFactor: 0, maxConcurrentMoves: 2, deadNodeTimeoutMs: 600_000, catchUpSlack: 64, maxFailures: 30, bytesFloor: 64 << 20 };
 
 export interface RebalancerStatus {
   mode: 'auto' | 'manual';
@@ -136,6 +139,7 @@ export class Rebalancer {
         replicationFactor: this.opts.replicationFactor,
         maxConcurrentMoves: this.opts.maxConcurrentMoves,
         inFlight,
+        ...(await this.groupBytes()),
       });
       for (const move of plan) {
         try {
@@ -163,6 +167,15 @@ export class Rebalancer {
     }
   }
 
+  /** The groups' sizes for the planner, when known and large enough to be worth moving for. */
+  private async groupBytes(): Promise<{ groupBytes?: ReadonlyMap<number, number> }> {
+    if (!this.port.groupBytes) return {};
+    const bytes = await this.port.groupBytes();
+    let total = 0;
+    for (const b of bytes.values()) total += b;
+    return total >= this.opts.bytesFloor && total > 0 ? { groupBytes: bytes } : {};
+  }
+
   /** Transfers up to maxConcurrentMoves groups to their preferred leader; returns how many. */
   private async spreadLeaders(): Promise<number> {
     const preferred = preferredLeaders(this.port.placement());
@@ -183,7 +196,7 @@ export class Rebalancer {
     return started;
   }
 
-  /** The next step of one recorded move, read from the group's membership. */
+  /** The next step of one recorded move, read from the group's membership (move-step.ts decides). */
   private async advance(m: Move): Promise<void> {
     const p = this.progress.get(m.group) ?? { step: 'starting' as const, failures: 0 };
     this.progress.set(m.group, p);
@@ -191,54 +204,51 @@ export class Rebalancer {
       const members = [...(this.port.placement().get(m.group) ?? []), ...(m.to !== null ? [m.to] : [])];
       const view = await this.port.groupView(m.group, members);
       if (!view) throw new Error(`group ${m.group}: no member answered`);
-      const { to, from } = m;
-      if (to !== null && !view.voters.includes(to)) {
-        if (!view.learners.includes(to)) {
-          p.step = 'add-learner';
-          // The new node must have applied the meta log through this move's start first: an earlier
-          // move may have taken a replica of this group off it, and it must have dropped that one
-          // (it does so when it applies that move's end) before it is given the group again, or the
-          // late drop could wipe the new replica after its promotion.
-          const meta = await this.port.replicaView(to, 0);
-          if (!meta || meta.applied < this.port.metaCommit()) return; // not yet: next round
-          await this.port.addMember(m.group, to, 'learner');
+      const need = neededReport(m, view);
+      const action = nextMoveStep({
+        move: m,
+        view,
+        metaCommit: this.port.metaCommit(),
+        ...(need === 'target-meta' ? { targetMeta: await this.port.replicaView(m.to!, 0) } : {}),
+        ...(need === 'target-replica' ? { targetReplica: await this.port.replicaView(m.to!, m.group) } : {}),
+        catchUpSlack: this.opts.catchUpSlack,
+        ...(this.opts.faults ? { faults: this.opts.faults } : {}),
+      });
+      p.step = action.step;
+      switch (action.do) {
+        case 'wait':
+          // A new node that does not answer may never come back: counted, so the move is given up in the end.
+          if (action.stalled) throw new Error(action.why);
+          return;
+        case 'add-learner':
+          await this.port.addMember(m.group, m.to!, 'learner');
           p.failures = 0;
           return;
-        }
-        p.step = 'catch-up';
-        const r = await this.port.replicaView(to, m.group);
-        if (!r || r.applied + this.opts.catchUpSlack < view.commit) return; // not yet: next round
-        p.step = 'promote';
-        await this.port.addMember(m.group, to, 'voter');
-        p.failures = 0;
-        return;
-      }
-      if (from !== null && (view.voters.includes(from) || view.learners.includes(from))) {
-        if (view.leader === from) {
-          p.step = 'transfer-leadership';
-          const target = to ?? view.voters.find((v) => v !== from);
-          if (target === undefined) throw new Error(`group ${m.group}: no voter to hand leadership to`);
-          await this.port.transferLeadership(m.group, target);
+        case 'promote':
+          await this.port.addMember(m.group, m.to!, 'voter');
+          p.failures = 0;
           return;
-        }
-        p.step = 'remove-old';
-        await this.port.removeMember(m.group, from);
-        p.failures = 0;
-        return;
+        case 'transfer':
+          await this.port.transferLeadership(m.group, action.to);
+          return;
+        case 'remove-old':
+          await this.port.removeMember(m.group, m.from!);
+          p.failures = 0;
+          return;
+        case 'record-done':
+          await this.port.proposeMeta({ op: 'move-done', group: m.group });
+          this.progress.delete(m.group);
+          this.movesDone++;
+          this.log.info({ move: m }, 'rebalancing: move done');
+          return;
       }
-      p.step = 'record-done';
-      await this.port.proposeMeta({ op: 'move-done', group: m.group });
-      this.progress.delete(m.group);
-      this.movesDone++;
-      this.log.info({ move: m }, 'rebalancing: move done');
     } catch (e) {
       p.failures++;
       p.lastError = (e as Error).message.slice(0, 300);
       this.lastError = `group ${m.group}: ${p.lastError}`;
       // Past the promotion the group has the new voter: finishing is the only way back to a placement
       // the meta group describes, so those steps are retried for as long as it takes.
-      const promoted = p.step === 'transfer-leadership' || p.step === 'remove-old' || p.step === 'record-done';
-      if (p.failures >= this.opts.maxFailures && !promoted) {
+      if (p.failures >= this.opts.maxFailures && !pastPromotion(m, p.step)) {
         if (m.to !== null) await this.port.removeMember(m.group, m.to).catch(() => undefined); // the learner, if added
         this.log.warn({ move: m, err: p.lastError }, 'rebalancing: giving the move up');
         await this.port.proposeMeta({ op: 'move-abort', group: m.group, why: p.lastError }).catch(() => undefined);

@@ -9,40 +9,125 @@
 // Options: --batches N (inserts per side, default 20, rounded up to a multiple of 4), --queries N
 //   (default 300), --groups G (default 4),
 //   --no-parallel (skip the 4-in-flight run), --cpu-prof DIR (every raftd and rafthouse writes a
-//   V8 CPU profile there at shutdown).
+//   V8 CPU profile there at shutdown),
+//   --nodes N (default 3), --replication R (raftd --replication-factor; default: every node),
+//   --compare-nodes A,B (two clusters, A then B nodes, same R: CPU per insert per node side by side;
+//   issue 21 expects about half at 6 nodes R 3 against 3 nodes), --quick (4 inserts, 20 queries, no
+//   parallel run: a smoke run on a shared machine).
+// R below N needs RaftHouse over placed groups (clickhouse-adapter/placed/); without it the script
+// refuses such a configuration before starting anything.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEmbedded } from '../../clickhouse-adapter/engine/index.js';
 import { BENCH_TABLE_DDL, benchRows } from './clickhouse-direct.js';
-import { RafthouseCluster } from '../../test/integration/rafthouse/harness.js';
+import { RafthouseCluster, type RafthouseClusterOptions } from '../../test/integration/rafthouse/harness.js';
 import { closeConnections, must, post } from './gateway-http.js';
 import { cpuSeconds, emitResult, percentileOf } from './stats.js';
 import { loadavg } from 'node:os';
 
 const BATCH = 10_000;
 
+/** RaftHouse over placed groups (issue 21, deliverable 3) is built in: R below N can be measured. */
+function placedSupported(): boolean {
+  return existsSync(fileURLToPath(new URL('../../clickhouse-adapter/placed/server.js', import.meta.url)));
+}
+
+interface Config {
+  nodes: number;
+  /** Replicas per group (every node when it equals nodes). */
+  replication: number;
+}
+
+interface Measured {
+  config: Config;
+  inserts: number;
+  /** Process CPU ms per insert: all raftd, all rafthouse. */
+  raftdCpuMs: number;
+  rafthouseCpuMs: number;
+}
+
+function intOption(name: string, v: string | undefined, def: number, lo: number, hi: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < lo || n > hi) {
+    process.stderr.write(`bench:gateway: --${name} must be an integer in ${lo}..${hi}, not ${v}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     batches: { type: 'string' }, queries: { type: 'string' }, groups: { type: 'string' }, 'cpu-prof': { type: 'string' },
-    'no-parallel': { type: 'boolean' },
+    'no-parallel': { type: 'boolean' }, nodes: { type: 'string' }, replication: { type: 'string' }, 'compare-nodes': { type: 'string' },
+    quick: { type: 'boolean' },
   } });
-  const batches = Number(values.batches ?? 20);
-  const queries = Number(values.queries ?? 300);
-  const groups = Number(values.groups ?? 4);
-  const profDir = values['cpu-prof'];
-  const prof = (name: string) => (profDir ? ['--cpu-prof', '--cpu-prof-dir', join(profDir, name)] : []);
+  const quick = values.quick === true;
+  const batches = intOption('batches', values.batches, quick ? 4 : 20, 1, 100_000);
+  const queries = intOption('queries', values.queries, quick ? 20 : 300, 1, 1_000_000);
+  const groups = intOption('groups', values.groups, 4, 1, 4096);
+  const nodeCounts = values['compare-nodes'] !== undefined
+    ? values['compare-nodes'].split(',').map((x) => intOption('compare-nodes', x, 3, 1, 32))
+    : [intOption('nodes', values.nodes, 3, 1, 32)];
+  if (nodeCounts.length < 1 || nodeCounts.length > 2) {
+    process.stderr.write('bench:gateway: --compare-nodes takes two node counts, e.g. 3,6\n');
+    process.exit(2);
+  }
+  const replication = values.replication === undefined ? undefined : intOption('replication', values.replication, 3, 1, 32);
+  const configs: Config[] = nodeCounts.map((nodes) => ({ nodes, replication: Math.min(replication ?? nodes, nodes) }));
+  for (const c of configs) {
+    if (c.replication < c.nodes && !placedSupported()) {
+      process.stderr.write(
+        `bench:gateway: ${c.nodes} nodes with replication ${c.replication} needs RaftHouse over placed groups (clickhouse-adapter/placed/, ` +
+          `issue 21 deliverable 3), which this build does not have; run with --replication equal to --nodes, or on a build that has it\n`,
+      );
+      process.exit(2);
+    }
+  }
+  const results: Measured[] = [];
+  for (const c of configs) results.push(await measure(c, { batches, queries, groups, noParallel: values['no-parallel'] === true || quick, profDir: values['cpu-prof'] }));
+  if (results.length === 2) {
+    const [a, b] = results as [Measured, Measured];
+    const perNode = (m: Measured) => (m.raftdCpuMs + m.rafthouseCpuMs) / m.config.nodes;
+    const col = (m: Measured) => `${m.config.nodes} nodes, R ${m.config.replication}`;
+    emitResult('gateway-compare', {
+      aNodes: a.config.nodes, bNodes: b.config.nodes, aReplication: a.config.replication, bReplication: b.config.replication,
+      aCpuMsPerInsertPerNode: perNode(a), bCpuMsPerInsertPerNode: perNode(b), ratio: perNode(b) / perNode(a),
+    });
+    process.stdout.write(`
+| CPU per ${BATCH}-row insert, per node (process CPU ms, raftd + rafthouse, averaged over the nodes) | ${col(a)} | ${col(b)} |
+|---|---|---|
+| raftd, per node | ${(a.raftdCpuMs / a.config.nodes).toFixed(1)} | ${(b.raftdCpuMs / b.config.nodes).toFixed(1)} |
+| rafthouse (gateway + replica), per node | ${(a.rafthouseCpuMs / a.config.nodes).toFixed(1)} | ${(b.rafthouseCpuMs / b.config.nodes).toFixed(1)} |
+| total, per node | ${perNode(a).toFixed(1)} | ${perNode(b).toFixed(1)} (${((perNode(b) / perNode(a)) * 100).toFixed(0)}% of ${a.config.nodes} nodes'; replicas per node alone would give ${Math.round(((b.config.replication / b.config.nodes) / (a.config.replication / a.config.nodes)) * 100)}%) |
+| inserts measured | ${a.inserts} | ${b.inserts} |
+`);
+  }
+}
 
+async function measure(config: Config, o: { batches: number; queries: number; groups: number; noParallel: boolean; profDir: string | undefined }): Promise<Measured> {
+  const { batches, queries, groups, profDir } = o;
+  const prof = (name: string) => (profDir ? ['--cpu-prof', '--cpu-prof-dir', join(profDir, name)] : []);
+  const placed = config.replication < config.nodes;
   // The direct side: one embedded engine in this process, the same table and rows.
   const dir = mkdtempSync(join(tmpdir(), 'bench-gw-direct-'));
   const engine = await openEmbedded({ dataDir: dir });
   await engine.exec('CREATE DATABASE IF NOT EXISTS bench_direct');
   await engine.exec(`CREATE TABLE bench_direct.bench ${BENCH_TABLE_DDL}`);
 
-  process.stdout.write(`starting a 3-node RaftHouse (${groups} groups)...\n`);
-  const cluster = await RafthouseCluster.start({ groups, nodeArgs: prof('rafthouse'), raftNodeArgs: prof('raftd') });
+  process.stdout.write(`starting a ${config.nodes}-node RaftHouse (${groups} groups, replication ${config.replication})...\n`);
+  const clusterOpts: RafthouseClusterOptions = {
+    nodes: config.nodes, groups, nodeArgs: prof('rafthouse'), raftNodeArgs: prof('raftd'),
+    ...(placed ? { raftArgs: ['--replication-factor', String(config.replication)] } : {}),
+  };
+  // The placed harness's switch (clickhouse-adapter/placed/ present: checked in main).
+  if (placed) Object.assign(clusterOpts, { placed: true });
+  const cluster = await RafthouseCluster.start(clusterOpts);
+  const nodeCount = config.nodes;
   try {
     const n1 = cluster.nodes[0]!;
     await must(post(n1.consistentUrl, {}, `CREATE TABLE bench ${BENCH_TABLE_DDL}`));
@@ -71,6 +156,16 @@ async function main(): Promise<void> {
     let gatewayRows = BATCH; // the warm-up insert
     const settled = async (): Promise<void> => {
       const deadline = Date.now() + 120_000;
+      if (placed) {
+        // Each node's local endpoint counts its own groups' rows: every row is on R nodes.
+        for (;;) {
+          let total = 0;
+          for (const n of cluster.nodes) total += Number(await must(post(n.localUrl, {}, 'SELECT count() FROM bench')));
+          if (total === gatewayRows * config.replication) return;
+          if (Date.now() > deadline) throw new Error(`the replicas hold ${total} rows, not ${gatewayRows} x ${config.replication}, after 120 s`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
       for (const n of cluster.nodes) {
         while (Number(await must(post(n.localUrl, {}, 'SELECT count() FROM bench'))) !== gatewayRows) {
           if (Date.now() > deadline) throw new Error(`replica ${n.localUrl} did not reach ${gatewayRows} rows in 120 s`);
@@ -122,14 +217,14 @@ async function main(): Promise<void> {
     const ceiling = (percentileOf(per.direct, 50) / (clusterCpuMs / cores)) * 100;
 
     let gwParallel: number | undefined;
-    if (!values['no-parallel']) {
-      // The same inserts 4 at a time, spread over the 3 nodes' consistent endpoints (raftd batches entries).
-      process.stdout.write(`gateway: ${inserted} x ${BATCH}-row inserts, 4 in flight over the 3 nodes...\n`);
+    if (!o.noParallel) {
+      // The same inserts 4 at a time, spread over the nodes' consistent endpoints (raftd batches entries).
+      process.stdout.write(`gateway: ${inserted} x ${BATCH}-row inserts, 4 in flight over the ${nodeCount} nodes...\n`);
       const t1 = performance.now();
       let next = 0;
       await Promise.all([0, 1, 2, 3].map(async (w) => {
         for (let b = next++; b < inserted; b = next++) {
-          await must(post(cluster.nodes[(w + b) % 3]!.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows((inserted + b) * BATCH, BATCH)));
+          await must(post(cluster.nodes[(w + b) % nodeCount]!.consistentUrl, { query: 'INSERT INTO bench FORMAT JSONEachRow' }, benchRows((inserted + b) * BATCH, BATCH)));
         }
       }));
       gwParallel = (inserted * BATCH) / ((performance.now() - t1) / 1000);
@@ -160,9 +255,9 @@ async function main(): Promise<void> {
     const d50 = percentileOf(lat.consistent.map((c, i) => c - lat.local[i]!), 50);
     // The Raft path: what the cluster spends beyond the three replicas' own ClickHouse inserts, each
     // taken as one direct insert (the replicas run the same INSERT into the same kind of engine).
-    const raftPathCpuMs = clusterCpuMs - 3 * cpuMs(cpu.direct);
+    const raftPathCpuMs = clusterCpuMs - config.replication * cpuMs(cpu.direct);
     emitResult('gateway', {
-      groups, directCpuMs: cpuMs(cpu.direct), raftdCpuMs: cpuMs(cpu.raftd), rafthouseCpuMs: cpuMs(cpu.rafthouse), clusterCpuMs, raftPathCpuMs,
+      groups, nodes: config.nodes, replication: config.replication, directCpuMs: cpuMs(cpu.direct), raftdCpuMs: cpuMs(cpu.raftd), rafthouseCpuMs: cpuMs(cpu.rafthouse), clusterCpuMs, raftPathCpuMs,
       directRowsPerSec: directOverall, gatewayRowsPerSec: gwOverall, gatewayVsDirect: gwOverall / directOverall, gatewayVsDirectRound: roundRatio,
       consistentP50Ms: c50, localP50Ms: l50, consistentMinusLocalP50Ms: d50, loadavg: loadavg()[0]!,
     });
@@ -172,16 +267,16 @@ async function main(): Promise<void> {
 | ${BATCH}-row JSONEachRow inserts (${rounds} alternating rounds of ${ROUND} back-to-back, replicas settled after each gateway round) | rows/s (overall) | rows/s (median insert) |
 |---|---|---|
 | straight into one embedded engine | ${f(directOverall)} | ${f(directMedian)} |
-| consistent endpoint, 3-node cluster | ${f(gwOverall)} | ${f(gwMedian)} |
+| consistent endpoint, ${nodeCount}-node cluster (R ${config.replication}) | ${f(gwOverall)} | ${f(gwMedian)} |
 | ratio (gateway / direct) | ${r(gwOverall, directOverall)} | ${r(gwMedian, directMedian)} (median per-round ratio ${(roundRatio * 100).toFixed(0)}%) |
-${gwParallel === undefined ? '' : `| consistent endpoints, 4 inserts in flight over 3 nodes | ${f(gwParallel)} (${r(gwParallel, directOverall)} of direct) | |\n`}
+${gwParallel === undefined ? '' : `| consistent endpoints, 4 inserts in flight over ${nodeCount} nodes | ${f(gwParallel)} (${r(gwParallel, directOverall)} of direct) | |\n`}
 | CPU per ${BATCH}-row insert (process CPU time, same rounds) | ms |
 |---|---|
 | straight into one embedded engine (chdb's threads included) | ${cpuMs(cpu.direct).toFixed(1)} |
-| 3-node cluster: the 3 raftd processes | ${cpuMs(cpu.raftd).toFixed(1)} |
-| 3-node cluster: the 3 rafthouse processes (gateway + replica each) | ${cpuMs(cpu.rafthouse).toFixed(1)} |
-| 3-node cluster, total | ${clusterCpuMs.toFixed(1)} (${(clusterCpuMs / cpuMs(cpu.direct)).toFixed(1)}x direct) |
-| the Raft path: cluster total - 3 x direct (the replicas' own ClickHouse inserts) | ${raftPathCpuMs.toFixed(1)} (${(raftPathCpuMs / cpuMs(cpu.direct)).toFixed(2)}x direct; goal <= 0.5x) |
+| ${nodeCount}-node cluster: the ${nodeCount} raftd processes | ${cpuMs(cpu.raftd).toFixed(1)} |
+| ${nodeCount}-node cluster: the ${nodeCount} rafthouse processes (gateway + replica each) | ${cpuMs(cpu.rafthouse).toFixed(1)} |
+| ${nodeCount}-node cluster, total | ${clusterCpuMs.toFixed(1)} (${(clusterCpuMs / cpuMs(cpu.direct)).toFixed(1)}x direct) |
+| the Raft path: cluster total - ${config.replication} x direct (the replicas' own ClickHouse inserts) | ${raftPathCpuMs.toFixed(1)} (${(raftPathCpuMs / cpuMs(cpu.direct)).toFixed(2)}x direct; goal <= 0.5x) |
 | ceiling on ${cores} cores: direct median insert time / (cluster CPU per insert / cores) | ${ceiling.toFixed(0)}% of direct |
 
 | point query (same node, ${queries} alternating pairs) | p50 ms | p99 ms |
@@ -190,6 +285,7 @@ ${gwParallel === undefined ? '' : `| consistent endpoints, 4 inserts in flight o
 | consistent endpoint (barrier + read) | ${c50.toFixed(2)} | ${c99.toFixed(2)} |
 | consistent - local | ${(c50 - l50).toFixed(2)} (median pair difference ${d50.toFixed(2)}) | ${(c99 - l99).toFixed(2)} |
 `);
+    return { config, inserts: inserted, raftdCpuMs: cpuMs(cpu.raftd), rafthouseCpuMs: cpuMs(cpu.rafthouse) };
   } finally {
     closeConnections();
     await cluster.destroy(profDir !== undefined);

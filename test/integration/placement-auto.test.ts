@@ -93,7 +93,12 @@ describe('placement (integration, 4 nodes, auto rebalancing of a dead node)', fu
     // Every acknowledged write, read through the node that came back (its groups and the others').
     for (const [group, kv] of acked) {
       for (const [key, value] of kv) {
-        const r = await cluster.node(victim).post(`/v1/groups/${group}/read`, { op: 'get', key });
+        // Leadership may still be moving to the preferred leaders: NO_LEADER is definite, a client retries it.
+        let r = await cluster.node(victim).post(`/v1/groups/${group}/read`, { op: 'get', key });
+        for (let i = 0; i < 20 && r.status === 503 && (r.body as { error?: { code?: string } }).error?.code === 'NO_LEADER'; i++) {
+          await new Promise((res) => setTimeout(res, 200));
+          r = await cluster.node(victim).post(`/v1/groups/${group}/read`, { op: 'get', key });
+        }
         expect(r.status, `group ${group} key ${key} via node ${victim}: ${JSON.stringify(r.body)}`).to.equal(200);
         expect(r.body.result, `group ${group} key ${key}`).to.deep.equal({ value });
       }

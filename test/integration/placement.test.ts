@@ -115,6 +115,14 @@ describe('placement (integration, 5 nodes, KV adapter, replication factor 3)', f
     const foreign = view.groups.find((g) => !g.members.includes(1))!;
     const r = await cluster.node(1).post(`/v1/groups/${foreign.group}/read`, { op: 'get', key: 'k1' });
     expect(r.status).to.equal(200);
+    // Group sizes for rebalancing (bytes per node): every replica reports the payload bytes it applied.
+    for (const n of cluster.nodes) {
+      await until(`node ${n.spec.id} reports bytes applied for its groups`, 30_000, async () => {
+        const st = (await n.get('/status')).body as { groups: Array<{ group: number; bytesApplied?: number }> };
+        const data = st.groups.filter((g) => g.group !== 0);
+        return data.length > 0 && data.every((g) => typeof g.bytesApplied === 'number' && g.bytesApplied > 0) ? true : undefined;
+      });
+    }
   });
 
   it('kill -9 of a node: writes to every group continue, through every surviving node', async () => {

@@ -1,10 +1,12 @@
 // `npm run sim -- --seeds N [--start S] [--nodes 3|5|both] [--groups G] [--seed S] [--fault NAME] [--core]`
+// `npm run sim -- --placement ...`: the placement simulator (placement-cli.ts).
 // Runs simulated seeds, prints progress and a summary; exits 1 if any run violated a property.
 // By default each seed runs the real multi-group host (host-sim.ts) with G data groups per node;
 // --core runs the Raft core alone (simulator.ts), with its own mutations.
 
 import { SIM_FAULTS, runSeed, type SimFault, type SimResult, type Violation } from './simulator.js';
 import { HOST_FAULTS, runHostSeed, type HostSimFault } from './host-sim.js';
+import { placementCli } from './placement-cli.js';
 
 interface Args {
   seeds: number;
@@ -145,4 +147,6 @@ async function main(): Promise<void> {
   process.exitCode = violations.length > 0 ? 1 : 0;
 }
 
-void main();
+// --placement: the placement simulator (placement-cli.ts) takes over the arguments.
+if (process.argv.includes('--placement')) void placementCli(process.argv.slice(2));
+else void main();

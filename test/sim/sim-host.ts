@@ -35,7 +35,7 @@ export function simHostOptions(id: number, s: SimHostSettings): HostOptions {
     nodeId: id,
     raftAddr: `sim:${id}`,
     httpAddr: `http://sim:${id}`,
-    // Every group on every node (placement's replication factor 0), no zones: placement is not simulated yet.
+    // Every group on every node (placement's replication factor 0), no zones; placement-sim.ts overrides it.
     replicationFactor: 0,
     zone: '',
     staticPeers: new Map(s.ids.map((p) => [p, `sim:${p}`] as const)),
