@@ -18,7 +18,9 @@
 // --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it),
 // --warmup S (closed-loop load before the peak is measured, default 2: V8 is still compiling the
 // hot path then, on its worker threads, which a longer warm-up leaves out), --node-args "ARGS" (extra node flags for raftd, e.g. "--trace-gc"), --timeline (p50/max of the
-// half-load batches per 250 ms window: shows whether the p99 comes from a few stalls).
+// half-load batches per 250 ms window: shows whether the p99 comes from a few stalls),
+// --tick-ms N (raftd's Raft tick; default the test cluster's 50 ms, a heartbeat per group and
+// follower every tick: a longer tick shows what the heartbeats of busy groups cost).
 //
 // The half-load point is measured in steady state: after the peak, 2 s idle and 2 s of the same
 // open-loop load unmeasured, so the compaction and GC debt of the saturated peak (a ~1 s stall
@@ -42,10 +44,11 @@ interface Args {
   nodeArgs: string[];
   timeline: boolean;
   warmup: number;
+  tickMs: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false, warmup: 2 };
+  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false, warmup: 2, tickMs: undefined };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -60,6 +63,7 @@ function parseArgs(argv: string[]): Args {
       case '--node-args': a.nodeArgs = v!.split(' ').filter(Boolean); i++; break;
       case '--timeline': a.timeline = true; break;
       case '--warmup': a.warmup = Number(v); i++; break;
+      case '--tick-ms': a.tickMs = Number(v); i++; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -252,7 +256,7 @@ async function main(): Promise<void> {
   for (const groups of args.groups) {
     process.stdout.write(`  ${groups} group(s): starting cluster… `);
     const nodeArgs = [...args.nodeArgs, ...(args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [])];
-    const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: args.snapshotInterval ? ['--snapshot-interval', String(args.snapshotInterval)] : [], nodeArgs });
+    const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: args.snapshotInterval ? ['--snapshot-interval', String(args.snapshotInterval)] : [], nodeArgs, tickMs: args.tickMs });
     try {
       await cluster.startAll();
       const all = Array.from({ length: groups }, (_, i) => i + 1);
