@@ -18,7 +18,9 @@
 // --profile DIR (raftd runs with --cpu-prof into DIR and is stopped gracefully to write it),
 // --warmup S (closed-loop load before the peak is measured, default 2: V8 is still compiling the
 // hot path then, on its worker threads, which a longer warm-up leaves out), --node-args "ARGS" (extra node flags for raftd, e.g. "--trace-gc"), --timeline (p50/max of the
-// half-load batches per 250 ms window: shows whether the p99 comes from a few stalls).
+// half-load batches per 250 ms window: shows whether the p99 comes from a few stalls),
+// --tick-ms N (raftd's Raft tick; default raftd's own default, as deployed — the test cluster's
+// 50 ms sends twice the heartbeats: a heartbeat per group and follower every tick).
 //
 // The half-load point is measured in steady state: after the peak, 2 s idle and 2 s of the same
 // open-loop load unmeasured, so the compaction and GC debt of the saturated peak (a ~1 s stall
@@ -29,6 +31,10 @@ import { BINARY_BATCH_TYPE, decodeBatchResponse, encodeBatchRequest } from '../.
 import { cpuSeconds, emitResult, percentile, threadCpuDelta, threadCpuSeconds } from './stats.js';
 import { loadavg } from 'node:os';
 import { Rng } from '../../test/sim/rng.js';
+import { OPTIONS } from '../../daemon/config.js';
+
+/** raftd's default Raft tick (daemon/config.ts): the bench measures the deployed heartbeat rate. */
+const RAFTD_DEFAULT_TICK_MS = Number(OPTIONS.find((o) => o.key === 'tickMs')!.default);
 
 interface Args {
   seconds: number;
@@ -42,10 +48,11 @@ interface Args {
   nodeArgs: string[];
   timeline: boolean;
   warmup: number;
+  tickMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false, warmup: 2 };
+  const a: Args = { seconds: 8, groups: [1, 64, 1000], clients: 16, batch: 256, appUrl: 'memory:', profileDir: undefined, snapshotInterval: undefined, halfRate: undefined, nodeArgs: [], timeline: false, warmup: 2, tickMs: RAFTD_DEFAULT_TICK_MS };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     switch (argv[i]) {
@@ -60,6 +67,7 @@ function parseArgs(argv: string[]): Args {
       case '--node-args': a.nodeArgs = v!.split(' ').filter(Boolean); i++; break;
       case '--timeline': a.timeline = true; break;
       case '--warmup': a.warmup = Number(v); i++; break;
+      case '--tick-ms': a.tickMs = Number(v); i++; break;
       default: throw new Error(`unknown option ${argv[i]}`);
     }
   }
@@ -245,14 +253,14 @@ async function openLoop(cluster: LocalCluster, leaders: Map<number, number>, gro
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  console.log(`bench:daemon — 3 raftd processes, 64-byte entries, ${args.clients} clients x batches of ${args.batch}, app ${args.appUrl}`);
+  console.log(`bench:daemon — 3 raftd processes, 64-byte entries, ${args.clients} clients x batches of ${args.batch}, app ${args.appUrl}, Raft tick ${args.tickMs} ms`);
   console.log('latency = one batch request, from submission (half load: its scheduled time) to every entry applied (commit + apply)');
   const rows: string[] = [];
   const threadRows: string[] = [];
   for (const groups of args.groups) {
     process.stdout.write(`  ${groups} group(s): starting cluster… `);
     const nodeArgs = [...args.nodeArgs, ...(args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [])];
-    const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: args.snapshotInterval ? ['--snapshot-interval', String(args.snapshotInterval)] : [], nodeArgs });
+    const cluster = await LocalCluster.create({ nodes: 3, groups, appUrls: () => args.appUrl, extraArgs: args.snapshotInterval ? ['--snapshot-interval', String(args.snapshotInterval)] : [], nodeArgs, tickMs: args.tickMs });
     try {
       await cluster.startAll();
       const all = Array.from({ length: groups }, (_, i) => i + 1);
