@@ -29,7 +29,7 @@ import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, LogS
 import { HostMetrics } from './metrics.js';
 import { ReadyLoop } from './ready-loop.js';
 import { Snapshots, type SnapshotsHost } from './snapshots.js';
-import { AppError } from '../statemachine/errors.js';
+import { Reads } from './reads.js';
 import { placeGroup, placementNodes } from '../placement/view.js';
 
 /** Reserved group id of node-to-node liveness messages (never a real group). */
@@ -122,6 +122,8 @@ export class Host {
   private readonly readyLoop: ReadyLoop;
   /** Taking, sending and restoring snapshots, and compacting behind them. */
   private readonly snapshots: Snapshots;
+  /** Read barriers (lease or ReadIndex) and the wait for the local app to apply a read index. */
+  private readonly reads: Reads;
   private metaDutiesRunning = false;
   /** Consecutive ticks the application has been unhealthy (0: healthy). */
   private appUnhealthyTicks = 0;
@@ -158,6 +160,13 @@ export class Host {
       markDirty: (g) => this.markDirty(g),
       scheduleFlush: () => this.scheduleFlush(),
       lazyReplica: (group) => this.lazyReplica(group),
+      stopping: () => this.stopping,
+    });
+    this.reads = new Reads(opts, deps, this.groups, this.appliers, this.restoring, {
+      getGroup: (group) => this.getGroup(group),
+      leaderSilent: (group) => this.leaderSilent(group),
+      markDirty: (g) => this.markDirty(g),
+      scheduleFlush: () => this.scheduleFlush(),
       stopping: () => this.stopping,
     });
     for (const [id, addr] of opts.staticPeers) this.knownPeers.set(id, addr);
@@ -818,72 +827,15 @@ export class Host {
     return out;
   }
 
+  // ---------------------------------------------------------------- reads (reads.ts)
+
   /** Waits until the local app has applied everything a read at this consistency must see. */
-  async readBarrier(group: number, consistency: Consistency): Promise<number> {
-    // Chaos tests only: a deliberately broken build that serves every read stale.
-    if (this.opts.breakStaleReads) consistency = 'stale';
-    const g = this.getGroup(group);
-    if (consistency === 'stale') return this.appliers.get(group)?.appliedIndex() ?? g.status().applied;
-    // Cut off from the leader for an election timeout: say so now (the read would only wait for
-    // its deadline and end in TIMEOUT). Definite: a read has no effect.
-    if (this.leaderSilent(group)) throw new RaftdError('NO_LEADER', `group ${group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`);
-    // The local app is down or failing: it would apply nothing while the read waits for it, so the
-    // read would only hold its client until the deadline. Definite: a read has no effect.
-    if (group !== META_GROUP && !this.deps.app.healthy()) throw new RaftdError('APP_UNAVAILABLE', `group ${group}: node ${this.opts.nodeId}'s application is unavailable; retry on another node`);
-    // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
-    // is not evidence of anything); otherwise they take the ReadIndex path.
-    const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;
-    const p = g.readIndex(lease, this.opts.requestTimeoutMs);
-    this.markDirty(g);
-    this.scheduleFlush();
-    const index = await p;
-    await this.waitApplied(group, index, this.deps.clock.now() + this.opts.requestTimeoutMs);
-    return index;
+  readBarrier(group: number, consistency: Consistency): Promise<number> {
+    return this.reads.readBarrier(group, consistency);
   }
 
-  /**
-   * Resolves once the group's app has applied `index`. The applier in charge can change while we
-   * wait: a snapshot from the leader stops it, restores the app and starts a new one. The wait then
-   * moves to the new one, and while there is none (the app is being restored) it waits for the
-   * restore: returning then would let a linearizable read reach an app that still holds its old
-   * state (chaos run seed 803 caught exactly that).
-   */
-  private async waitApplied(group: number, index: number, deadline: number): Promise<void> {
-    for (;;) {
-      if (!this.groups.has(group)) throw new RaftdError('GROUP_NOT_FOUND', `group ${group} was deleted`);
-      const applier = this.appliers.get(group);
-      const restoring = this.restoring.get(group);
-      if (!applier && !restoring) {
-        if (group === META_GROUP) return; // the host applies it itself, at commit
-        // A restore failed (the leader sends the snapshot again): the app's state is not to be read.
-        throw new RaftdError('APP_UNAVAILABLE', `group ${group}: the app's restore from a snapshot failed; retry`);
-      }
-      const left = deadline - this.deps.clock.now();
-      if (left <= 0) throw new RaftdError('TIMEOUT', `group ${group}: index ${index} not applied in time (the app is being restored from a snapshot)`);
-      if (!applier) {
-        if (this.opts.faults?.readDuringRestore) return;
-        let cancel: Cancel | undefined;
-        await Promise.race([restoring, new Promise<void>((r) => (cancel = this.deps.clock.after(left, r)))]);
-        cancel?.();
-        continue;
-      }
-      try {
-        await applier.waitApplied(index, left);
-        return;
-      } catch (e) {
-        // Stopped because a snapshot replaced it (not because raftd stops): wait on its successor.
-        const stopped = (e as { code?: unknown } | undefined)?.code === 'APPLIER_STOPPED';
-        if (stopped && this.appliers.get(group) !== applier && !this.stopping) continue;
-        // The app's failures as the client's codes (APPLY_GAP: APP_UNAVAILABLE while repairing).
-        if (e instanceof AppError) throw e.toRaftdError();
-        throw e;
-      }
-    }
-  }
-
-  async read(group: number, query: unknown, consistency: Consistency): Promise<unknown> {
-    await this.readBarrier(group, consistency);
-    return this.deps.app.read(group, query);
+  read(group: number, query: unknown, consistency: Consistency): Promise<unknown> {
+    return this.reads.read(group, query, consistency);
   }
 
   async proposeMeta(cmd: MetaCommand): Promise<EntryOutcome> {
