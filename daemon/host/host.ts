@@ -30,10 +30,10 @@ import { HostMetrics } from './metrics.js';
 import { ReadyLoop } from './ready-loop.js';
 import { Snapshots, type SnapshotsHost } from './snapshots.js';
 import { Reads } from './reads.js';
+import { LIVENESS_GROUP, QUIESCE, Quiescence } from './quiescence.js';
 import { placeGroup, placementNodes } from '../placement/view.js';
 
-/** Reserved group id of node-to-node liveness messages (never a real group). */
-export const LIVENESS_GROUP = 0xffffffff;
+export { LIVENESS_GROUP } from './quiescence.js';
 /**
  * Reserved group id of a follower's request for a snapshot of one group (its number in the
  * context, the index the snapshot must reach in `index`): the repair of an app that misses
@@ -41,8 +41,6 @@ export const LIVENESS_GROUP = 0xffffffff;
  * by streaming a snapshot, as it would for a follower behind its log.
  */
 export const SNAPSHOT_REQUEST_GROUP = 0xfffffffe;
-/** Context marking a leader's heartbeat that tells followers to stop ticking an idle group. */
-const QUIESCE = new TextEncoder().encode('q');
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -124,6 +122,8 @@ export class Host {
   private readonly snapshots: Snapshots;
   /** Read barriers (lease or ReadIndex) and the wait for the local app to apply a read index. */
   private readonly reads: Reads;
+  /** Liveness messages, quiescing idle groups, silent leaders, handing leadership off a failing app. */
+  private readonly quiescence: Quiescence;
   private metaDutiesRunning = false;
   /** Consecutive ticks the application has been unhealthy (0: healthy). */
   private appUnhealthyTicks = 0;
@@ -168,6 +168,10 @@ export class Host {
       markDirty: (g) => this.markDirty(g),
       scheduleFlush: () => this.scheduleFlush(),
       stopping: () => this.stopping,
+    });
+    this.quiescence = new Quiescence(opts, deps, this.metrics, this.groups, this.liveness, this.knownPeers, {
+      appUnhealthyTicks: () => this.appUnhealthyTicks,
+      markDirty: (g) => this.markDirty(g),
     });
     for (const [id, addr] of opts.staticPeers) this.knownPeers.set(id, addr);
   }
@@ -328,22 +332,6 @@ export class Host {
     this.deps.transport.send(leader, [{ group: SNAPSHOT_REQUEST_GROUP, message }]);
   }
 
-  /** The voter (not this node) that is alive, says its app is healthy, and has the most of the log; or NONE. */
-  private healthiestVoter(g: GroupReplica): number {
-    const st = g.status();
-    let best = NONE;
-    let bestMatch = -1;
-    for (const id of st.confState.voters) {
-      if (id === this.opts.nodeId || !this.liveness.isAlive(id) || !this.liveness.appHealthy(id)) continue;
-      const match = st.progress?.[id]?.match ?? 0;
-      if (match > bestMatch) {
-        best = id;
-        bestMatch = match;
-      }
-    }
-    return best;
-  }
-
   /** Leader side of a repair: a member asks for a snapshot of a group this node leads. */
   private onSnapshotRequest(from: number, m: Message): void {
     const group = Number(decoder.decode(m.context));
@@ -387,129 +375,31 @@ export class Host {
     this.scheduleFlush();
   }
 
-  /**
-   * A follower that has not heard its leader for an election timeout fails the reads waiting for
-   * a read index now (NO_LEADER: a read has no effect, so failing it is always definite) instead
-   * of holding them until their deadline, and answers new ones at once (leaderSilent).
-   */
+  // ---------------------------------------------------------------- quiescence and liveness (quiescence.ts)
+
   private countLeaderSilence(g: GroupReplica): void {
-    if (g.role === Role.Leader) {
-      g.leaderSilentTicks = 0;
-      return;
-    }
-    if (++g.leaderSilentTicks > this.opts.electionTicks && g.hasWaiters() && this.leaderSilent(g.group)) {
-      g.failReads(new RaftdError('NO_LEADER', `group ${g.group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`));
-    }
+    this.quiescence.countLeaderSilence(g);
   }
 
-  /**
-   * True when this replica is not the group's leader, has heard no leader of it for more than an
-   * election timeout, and does not hear a quorum of the group's voters either (or is not a member
-   * of the group at all, or no election ended within two election timeouts): it is cut off, no
-   * election it can see will end its wait, so waiting only holds the client. (With a quorum in
-   * touch, an election is under way or about to be, and a request waits for it as before: the
-   * leader died, the others elect one.) An awake replica counts its own ticks since the leader's last append, heartbeat or
-   * snapshot; a quiesced one (not ticked, no heartbeats) goes by the node-level liveness of the
-   * leader it knows. While the leader it knows is still heard at node level, an awake replica is
-   * not called silent either: a leader that quiesced a group this replica did not (it had a read
-   * waiting, say) sends no heartbeats, yet is there, and a request wakes it.
-   */
+  /** Not the leader, no leader heard for an election timeout, and cut off (see quiescence.ts). */
   leaderSilent(group: number): boolean {
-    const g = this.groups.get(group);
-    if (!g || g.role === Role.Leader) return false;
-    const leader = g.leader();
-    const nodeSilent = leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
-    if (!nodeSilent || !(g.quiesced || g.leaderSilentTicks > this.opts.electionTicks)) return false;
-    const conf = g.status().confState;
-    // Not a member (removed, or not added yet): no leader sends it anything, so no election it can
-    // see ends the wait. Requests through it waited the full leader wait (3 s) in chaos runs.
-    if (!conf.voters.includes(this.opts.nodeId) && !conf.learners.includes(this.opts.nodeId)) return true;
-    // Leaderless for two election timeouts although a quorum is heard: the election that should
-    // have ended the wait did not. A node removed from the group that missed its own removal sits
-    // here for good (it pre-campaigns, the others refuse); requests through it waited the full
-    // leader wait (3 s) in chaos runs. Refusing is definite; an election that ends later just
-    // serves the retry.
-    if (!g.quiesced && g.leaderSilentTicks > 2 * this.opts.electionTicks) return true;
-    const voters = conf.voters;
-    let heard = 0;
-    for (const id of voters) if (id === this.opts.nodeId || this.liveness.silentFor(id) <= this.opts.electionTicks) heard++;
-    return heard * 2 <= voters.length;
+    return this.quiescence.leaderSilent(group);
   }
 
-  /**
-   * A leader whose application has been unhealthy for more than an election timeout (or that
-   * misses entries being repaired) hands leadership to a live voter whose application is healthy,
-   * the one with most of the log (a transfer waits for the target to catch up, then TimeoutNow).
-   * Its proposals would otherwise hang for the whole outage: they commit, but no app answers them.
-   * With no healthy voter (every app down) it keeps leading: there is nobody better. At most one
-   * attempt per election timeout (the core abandons a transfer that did not finish in that time).
-   */
   private maybeHandOff(g: GroupReplica): void {
-    if (g.group === META_GROUP) return;
-    if (g.handOffTicks > 0) {
-      g.handOffTicks--;
-      return;
-    }
-    if (this.appUnhealthyTicks <= this.opts.electionTicks && g.repairThrough === 0) return;
-    const to = this.healthiestVoter(g);
-    if (to === NONE) return;
-    g.handOffTicks = this.opts.electionTicks;
-    this.opts.logger.warn({ group: g.group, to, appUnhealthyTicks: this.appUnhealthyTicks, repairThrough: g.repairThrough }, 'the app cannot apply; handing leadership over');
-    g.node.transferLeadership(to);
-    this.metrics.appHandOffs++;
-    // Its proposals wait for an app that is not there (their entries may well apply, through the
-    // other replicas' apps and later its own): answer them now, outcome unknown, so their clients
-    // move on to the next leader instead of waiting for their deadline (issue 18: 3 s of no
-    // successful write after a leader's app was killed, every client held here).
-    g.failProposals(new RaftdError('OUTCOME_UNKNOWN', `group ${g.group}: node ${this.opts.nodeId}'s application cannot apply; leadership is being handed over and the proposal may or may not take effect`));
-    this.markDirty(g);
+    this.quiescence.maybeHandOff(g);
   }
 
   private sendLiveness(appHealthy: boolean): void {
-    // placement (issue 21): "HTTPADDR ZONE" when this node has a zone.
-    const context = encoder.encode(this.opts.zone ? `${this.opts.httpAddr} ${this.opts.zone}` : this.opts.httpAddr);
-    for (const id of this.knownPeers.keys()) {
-      if (id === this.opts.nodeId) continue;
-      // `reject` carries "my application is unhealthy" (older nodes ignore it on liveness messages):
-      // a leader handing over picks a target whose application answers.
-      const message: Message = {
-        type: MessageType.Heartbeat, to: id, from: this.opts.nodeId, term: 0, logTerm: 0, index: 0,
-        entries: [], commit: 0, reject: !appHealthy, rejectHint: 0, context,
-      };
-      this.deps.transport.send(id, [{ group: LIVENESS_GROUP, message }]);
-    }
+    this.quiescence.sendLiveness(appHealthy);
   }
 
-  /** An idle group costs nothing: its leader tells followers to stop ticking it. */
   private maybeQuiesce(g: GroupReplica): boolean {
-    if (g.role !== Role.Leader || !g.quiescable()) {
-      g.idleTicks = 0;
-      return false;
-    }
-    const st = g.status();
-    for (const id of st.confState.voters) if (id !== st.id && !this.liveness.isAlive(id)) return false;
-    if (++g.idleTicks < this.opts.heartbeatTicks + 2) return false;
-    for (const id of [...st.confState.voters, ...st.confState.learners]) {
-      if (id === st.id) continue;
-      this.deps.transport.send(id, [
-        {
-          group: g.group,
-          message: {
-            type: MessageType.Heartbeat, to: id, from: st.id, term: st.term, logTerm: 0, index: 0,
-            entries: [], commit: st.commit, reject: false, rejectHint: 0, context: QUIESCE,
-          },
-        },
-      ]);
-    }
-    g.quiesced = true;
-    this.metrics.quiesced++;
-    return true;
+    return this.quiescence.maybeQuiesce(g);
   }
 
   private maybeWakeForDeadLeader(g: GroupReplica): void {
-    const leader = g.leader();
-    if (leader === this.opts.nodeId) return;
-    if (leader === NONE || !this.liveness.isAlive(leader)) g.wake();
+    this.quiescence.maybeWakeForDeadLeader(g);
   }
 
   // ---------------------------------------------------------------- flushing (ready-loop.ts)
