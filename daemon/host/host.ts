@@ -22,7 +22,7 @@ import {
   type RaftStatus,
 } from '../raft/types.js';
 import { RaftdError, type LeaderHint } from '../errors.js';
-import { GroupReplica, perEntry, toAppEntry, toRaftdError, type EntryOutcome } from './group.js';
+import { GroupReplica, perEntry, toRaftdError, type EntryOutcome } from './group.js';
 import { Liveness } from './liveness.js';
 import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
@@ -31,17 +31,11 @@ import { ReadyLoop } from './ready-loop.js';
 import { Snapshots, type SnapshotsHost } from './snapshots.js';
 import { Reads } from './reads.js';
 import { LIVENESS_GROUP, QUIESCE, Quiescence } from './quiescence.js';
+import { ApplyHandOff, SNAPSHOT_REQUEST_GROUP } from './apply.js';
 import { placeGroup, placementNodes } from '../placement/view.js';
 
 export { LIVENESS_GROUP } from './quiescence.js';
-/**
- * Reserved group id of a follower's request for a snapshot of one group (its number in the
- * context, the index the snapshot must reach in `index`): the repair of an app that misses
- * entries the follower's log no longer holds. Not a Raft message: the leader's host answers it
- * by streaming a snapshot, as it would for a follower behind its log.
- */
-export const SNAPSHOT_REQUEST_GROUP = 0xfffffffe;
-const encoder = new TextEncoder();
+export { SNAPSHOT_REQUEST_GROUP } from './apply.js';
 const decoder = new TextDecoder();
 
 export interface HostOptions {
@@ -124,6 +118,8 @@ export class Host {
   private readonly reads: Reads;
   /** Liveness messages, quiescing idle groups, silent leaders, handing leadership off a failing app. */
   private readonly quiescence: Quiescence;
+  /** Appliers, and what reaches the application: committed entries, refetches, gap repair. */
+  private readonly applyHandOff: ApplyHandOff;
   private metaDutiesRunning = false;
   /** Consecutive ticks the application has been unhealthy (0: healthy). */
   private appUnhealthyTicks = 0;
@@ -172,6 +168,12 @@ export class Host {
     this.quiescence = new Quiescence(opts, deps, this.metrics, this.groups, this.liveness, this.knownPeers, {
       appUnhealthyTicks: () => this.appUnhealthyTicks,
       markDirty: (g) => this.markDirty(g),
+    });
+    this.applyHandOff = new ApplyHandOff(opts, deps, this.metrics, this.groups, this.appliers, this.restoring, {
+      onConfChangeApplied: (g, e) => this.onConfChangeApplied(g, e),
+      applyMeta: (g, entries) => this.applyMeta(g, entries),
+      sendSnapshot: (g, m) => this.sendSnapshot(g, m),
+      stopping: () => this.stopping,
     });
     for (const [id, addr] of opts.staticPeers) this.knownPeers.set(id, addr);
   }
@@ -266,83 +268,32 @@ export class Host {
     this.opts.logger.debug({ group, members }, 'group bootstrapped');
   }
 
+  // ---------------------------------------------------------------- apply hand-off and repair (apply.ts)
+
   private startApplier(group: number, wait: true): Promise<ApplierPort>;
   private startApplier(group: number, wait: false): ApplierPort;
   private startApplier(group: number, wait: boolean): ApplierPort | Promise<ApplierPort> {
-    const applier = this.deps.makeApplier(
-      group,
-      (last, results) => this.onApplied(group, last, results),
-      (lo, hi) => this.refetch(group, lo, hi),
-      () => this.applyMayLinger(group),
-      (lo, hi) => this.onApplyGap(group, applier, lo, hi),
-    );
-    this.appliers.set(group, applier);
-    const started = applier.start();
-    if (wait) return started.then(() => applier);
-    started.catch((err) => {
-      if (this.appliers.get(group) === applier && !this.stopping) this.opts.logger.error({ err, group }, 'applier failed to start');
-    });
-    return applier;
+    return wait ? this.applyHandOff.startApplier(group, true) : this.applyHandOff.startApplier(group, false);
   }
 
-  /**
-   * A follower's applies answer no client (its proposals went to the leader), so they may wait to
-   * leave in fewer, larger UpdateEntries calls; a leader's, or any replica's with a proposal of its
-   * own still waiting (a leader that just stepped down), may not. Reads wait through waitApplied,
-   * which cuts any wait short.
-   */
-  private applyMayLinger(group: number): boolean {
-    const g = this.groups.get(group);
-    return g !== undefined && g.role !== Role.Leader && g.pending.size === 0;
-  }
-
-  // ---------------------------------------------------------------- repair
-
-  /**
-   * The group's app misses committed entries lo..hi and the log here no longer holds them (the
-   * applier already tried). This used to stop raftd (exit 70, APPLY_GAP) and, after a restart,
-   * leave the group's reads hanging. Now the node repairs it: the applier stops at the gap (reads
-   * past it fail with APP_UNAVAILABLE at once, never stale), and the group asks its leader for a
-   * snapshot through `hi` (repairTick); restoring it replaces the applier (onSnapshot).
-   */
-  private onApplyGap(group: number, applier: ApplierPort, lo: number, hi: number): void {
-    const g = this.groups.get(group);
-    if (!g || this.appliers.get(group) !== applier || this.stopping) return;
-    this.opts.logger.error({ group, missingFrom: lo, missingTo: hi }, 'the app misses entries the log no longer holds; repairing from a snapshot of the leader');
-    g.repairThrough = Math.max(g.repairThrough, hi);
-    g.repairTicks = 0;
-    g.wake();
-  }
-
-  /**
-   * Once per election timeout while a repair is pending: ask the leader for a snapshot. On the
-   * leader itself (whose app cannot serve its group now) maybeHandOff first hands leadership to a
-   * live voter: an ordinary Raft transfer, which changes who leads, never what is committed.
-   */
   private repairTick(g: GroupReplica): void {
-    if (g.repairTicks-- > 0) return;
-    g.repairTicks = this.opts.electionTicks;
-    const leader = g.leader();
-    // On the leader itself, maybeHandOff hands leadership over first; then it asks the new one.
-    if (leader === NONE || leader === this.opts.nodeId) return;
-    const message: Message = {
-      type: MessageType.Heartbeat, to: leader, from: this.opts.nodeId, term: 0, logTerm: 0, index: g.repairThrough,
-      entries: [], commit: 0, reject: false, rejectHint: 0, context: encoder.encode(String(g.group)),
-    };
-    this.deps.transport.send(leader, [{ group: SNAPSHOT_REQUEST_GROUP, message }]);
+    this.applyHandOff.repairTick(g);
   }
 
-  /** Leader side of a repair: a member asks for a snapshot of a group this node leads. */
   private onSnapshotRequest(from: number, m: Message): void {
-    const group = Number(decoder.decode(m.context));
-    if (!Number.isInteger(group) || group <= 0 || group >= SNAPSHOT_REQUEST_GROUP) return;
-    const g = this.groups.get(group);
-    if (!g || g.deleted || !g.isLeader() || group === META_GROUP) return;
-    const st = g.status();
-    if (!st.confState.voters.includes(from) && !st.confState.learners.includes(from)) return;
-    this.opts.logger.info({ group, to: from, through: m.index }, 'sending a snapshot a follower asked for to repair its app');
-    g.wake();
-    void this.sendSnapshot(g, { ...m, to: from, from: this.opts.nodeId, term: st.term, context: new Uint8Array(0) });
+    this.applyHandOff.onSnapshotRequest(from, m);
+  }
+
+  private applyCommitted(g: GroupReplica, entries: Entry[]): void {
+    this.applyHandOff.applyCommitted(g, entries);
+  }
+
+  private handOver(g: GroupReplica, applier: ApplierPort, entries: AppEntry[]): void {
+    this.applyHandOff.handOver(g, applier, entries);
+  }
+
+  private refetch(group: number, lo: number, hi: number): AppEntry[] | undefined {
+    return this.applyHandOff.refetch(group, lo, hi);
   }
 
   // ---------------------------------------------------------------- ticking
@@ -438,60 +389,18 @@ export class Host {
     }
   }
 
-  // ---------------------------------------------------------------- applying
+  // ---------------------------------------------------------------- applying the meta group
 
-  private applyCommitted(g: GroupReplica, entries: Entry[]): void {
-    this.metrics.entriesCommitted += entries.length;
+  /** The meta group's committed entries, applied by the host itself in log order. */
+  private applyMeta(g: GroupReplica, entries: Entry[]): void {
     for (const e of entries) {
-      if (e.type === EntryType.ConfChange) this.onConfChangeApplied(g, e);
-      // A pending proposal whose index now holds another term's entry is definitely lost.
-      const p = g.pending.get(e.index);
-      if (p && p.term !== e.term) g.settle(e, { index: e.index, ok: false });
+      const cmd = e.type === EntryType.Normal ? decodeMetaCommand(e.data) : undefined;
+      this.metaApplying = e.index;
+      const outcome = cmd ? this.meta.apply(cmd, this.metaEffects) : { ok: true as const };
+      g.settle(e, outcome.ok ? { index: e.index, ok: true, result: {} } : { index: e.index, ok: false, error: { code: outcome.code, message: outcome.message } });
     }
-    if (g.group === META_GROUP) {
-      for (const e of entries) {
-        const cmd = e.type === EntryType.Normal ? decodeMetaCommand(e.data) : undefined;
-        this.metaApplying = e.index;
-        const outcome = cmd ? this.meta.apply(cmd, this.metaEffects) : { ok: true as const };
-        g.settle(e, outcome.ok ? { index: e.index, ok: true, result: {} } : { index: e.index, ok: false, error: { code: outcome.code, message: outcome.message } });
-      }
-      g.handedToApp = entries[entries.length - 1]!.index;
-      if (g.handedToApp >= this.metaReplayThrough) this.createDeferredGroups();
-      return;
-    }
-    // While a snapshot is restored (the new applier starting included) nothing is handed over:
-    // onSnapshot hands over what was committed past the snapshot once the app is on it.
-    const applier = this.appliers.get(g.group);
-    if (!applier || this.restoring.has(g.group)) return;
-    const fresh = entries.filter((e) => e.index > g.handedToApp);
-    if (fresh.length > 0) this.handOver(g, applier, fresh.map(toAppEntry));
-  }
-
-  /** Gives the applier the next committed entries (contiguous, past handedToApp); they count toward the byte snapshot trigger. */
-  private handOver(g: GroupReplica, applier: ApplierPort, entries: AppEntry[]): void {
-    for (const e of entries) g.bytesSinceSnapshot += e.data.length;
-    applier.enqueue(entries);
     g.handedToApp = entries[entries.length - 1]!.index;
-  }
-
-  /** Committed entries lo..hi again, for an app that lost what it had confirmed. */
-  private refetch(group: number, lo: number, hi: number): AppEntry[] | undefined {
-    const g = this.groups.get(group);
-    if (!g || lo < g.storage.firstIndex() || hi > g.storage.lastIndex()) return undefined;
-    try {
-      return g.storage.entries(lo, hi + 1, Number.MAX_SAFE_INTEGER).map(toAppEntry);
-    } catch {
-      return undefined;
-    }
-  }
-
-  private onApplied(group: number, lastIndex: number, results: Map<number, EntryOutcome>): void {
-    const g = this.groups.get(group);
-    if (!g) return;
-    this.metrics.entriesApplied += results.size;
-    // Entries of another term were settled as dropped when they were handed over (applyCommitted).
-    for (const [index, outcome] of results) g.settleApplied(index, outcome);
-    void lastIndex;
+    if (g.handedToApp >= this.metaReplayThrough) this.createDeferredGroups();
   }
 
   private readonly metaEffects = {
