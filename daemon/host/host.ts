@@ -5,8 +5,8 @@
 // each group's applier (during the write when they are already durable), then the cores advance.
 
 import type { Logger } from 'pino';
-import { sleep, type Cancel, type Clock } from '../clock.js';
-import { RaftNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
+import type { Cancel, Clock } from '../clock.js';
+import { RaftNode, MemoryStorage, encodeConfChange } from '../raft/index.js';
 import {
   ConfChangeType,
   EntryType,
@@ -22,9 +22,9 @@ import {
   type RaftStatus,
 } from '../raft/types.js';
 import { RaftdError, type LeaderHint } from '../errors.js';
-import { GroupReplica, perEntry, toRaftdError, type EntryOutcome } from './group.js';
+import { GroupReplica, perEntry, type EntryOutcome } from './group.js';
 import { Liveness } from './liveness.js';
-import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
+import { META_GROUP, MetaState, type MetaCommand } from './meta.js';
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
 import { ReadyLoop } from './ready-loop.js';
@@ -32,7 +32,7 @@ import { Snapshots, type SnapshotsHost } from './snapshots.js';
 import { Reads } from './reads.js';
 import { LIVENESS_GROUP, QUIESCE, Quiescence } from './quiescence.js';
 import { ApplyHandOff, SNAPSHOT_REQUEST_GROUP } from './apply.js';
-import { placeGroup, placementNodes } from '../placement/view.js';
+import { MetaGroup } from './meta-group.js';
 
 export { LIVENESS_GROUP } from './quiescence.js';
 export { SNAPSHOT_REQUEST_GROUP } from './apply.js';
@@ -120,18 +120,13 @@ export class Host {
   private readonly quiescence: Quiescence;
   /** Appliers, and what reaches the application: committed entries, refetches, gap repair. */
   private readonly applyHandOff: ApplyHandOff;
-  private metaDutiesRunning = false;
+  /** The meta group's commands and their effects here, the meta leader's duties, membership changes. */
+  private readonly metaGroup: MetaGroup;
   /** Consecutive ticks the application has been unhealthy (0: healthy). */
   private appUnhealthyTicks = 0;
   // ---- placement (issue 21)
   /** Zones peers advertise in their liveness messages. */
   private readonly peerZones = new Map<number, string>();
-  /** Meta entries through this index were committed before this start: replayed, not new. */
-  private metaReplayThrough = 0;
-  /** Index of the meta entry being applied (for the effects). */
-  private metaApplying = 0;
-  /** Groups created (placed here) by replayed meta entries: bootstrapped once the replay is done. */
-  private readonly deferredCreates = new Map<number, number[]>();
   /** Groups whose local replica is being dropped (log and app data being deleted). */
   private readonly dropping = new Set<number>();
 
@@ -174,6 +169,14 @@ export class Host {
       applyMeta: (g, entries) => this.applyMeta(g, entries),
       sendSnapshot: (g, m) => this.sendSnapshot(g, m),
       stopping: () => this.stopping,
+    });
+    this.metaGroup = new MetaGroup(opts, deps, this.groups, this.appliers, this.meta, this.liveness, this.knownPeers, this.peerZones, this.dropping, {
+      bootstrapGroup: (group, members) => this.bootstrapGroup(group, members),
+      propose: (group, datas) => this.propose(group, datas),
+      getGroup: (group) => this.getGroup(group),
+      httpAddrOf: (node) => this.httpAddrOf(node),
+      markDirty: (g) => this.markDirty(g),
+      scheduleFlush: () => this.scheduleFlush(),
     });
     for (const [id, addr] of opts.staticPeers) this.knownPeers.set(id, addr);
   }
@@ -389,131 +392,58 @@ export class Host {
     }
   }
 
-  // ---------------------------------------------------------------- applying the meta group
+  // ---------------------------------------------------------------- meta group and membership (meta-group.ts)
 
-  /** The meta group's committed entries, applied by the host itself in log order. */
-  private applyMeta(g: GroupReplica, entries: Entry[]): void {
-    for (const e of entries) {
-      const cmd = e.type === EntryType.Normal ? decodeMetaCommand(e.data) : undefined;
-      this.metaApplying = e.index;
-      const outcome = cmd ? this.meta.apply(cmd, this.metaEffects) : { ok: true as const };
-      g.settle(e, outcome.ok ? { index: e.index, ok: true, result: {} } : { index: e.index, ok: false, error: { code: outcome.code, message: outcome.message } });
-    }
-    g.handedToApp = entries[entries.length - 1]!.index;
-    if (g.handedToApp >= this.metaReplayThrough) this.createDeferredGroups();
+  /** Set by the start-up replay of the meta log (restoreGroup). */
+  private set metaReplayThrough(index: number) {
+    this.metaGroup.metaReplayThrough = index;
   }
 
-  private readonly metaEffects = {
-    onRegister: (node: NodeInfo): void => {
-      this.knownPeers.set(node.id, node.raftAddr);
-      if (node.id !== this.opts.nodeId) this.deps.transport.setPeer(node.id, node.raftAddr);
-    },
-    onDeregister: (id: number): void => {
-      this.knownPeers.delete(id);
-      this.liveness.forget(id);
-      if (id !== this.opts.nodeId) this.deps.transport.removePeer(id);
-    },
-    onCreateGroup: (info: { group: number; members: number[] }): void => {
-      // placement (issue 21): during the replay of the meta log at start-up, a later entry may have
-      // moved this replica away: decide once the replay is done (createDeferredGroups).
-      if (this.metaApplying <= this.metaReplayThrough && !this.groups.has(info.group)) {
-        this.deferredCreates.set(info.group, info.members);
-        return;
-      }
-      if (info.members.includes(this.opts.nodeId)) {
-        void this.bootstrapGroup(info.group, info.members).then(() => this.scheduleFlush(), (err) => this.opts.logger.error({ err, group: info.group }, 'creating group failed'));
-      }
-    },
-    onDeleteGroup: (group: number): void => {
-      void this.dropGroup(group);
-    },
-    // placement (issue 21): a rebalancing move took this node's replica away.
-    onMoveDone: (group: number, from: number | null): void => {
-      const placedHere = this.meta.groups.get(group)?.members.includes(this.opts.nodeId) || this.meta.placement.moves.get(group)?.to === this.opts.nodeId;
-      if (from === this.opts.nodeId && !placedHere) {
-        this.opts.logger.info({ group }, 'replica moved to another node; dropping it here');
-        void this.dropGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'dropping a moved replica failed'));
-      }
-    },
-  };
+  private applyMeta(g: GroupReplica, entries: Entry[]): void {
+    this.metaGroup.applyMeta(g, entries);
+  }
 
-  // ---------------------------------------------------------------- placement (issue 21)
+  private onConfChangeApplied(g: GroupReplica, e: Entry): void {
+    this.metaGroup.onConfChangeApplied(g, e);
+  }
 
-  /** After the start-up replay of the meta log: bootstrap the groups still placed on this node. */
-  private createDeferredGroups(): void {
-    if (this.deferredCreates.size === 0) return;
-    for (const [group, members] of this.deferredCreates) {
-      const info = this.meta.groups.get(group);
-      if (!info || this.meta.placement.wasMovedOff(group, this.opts.nodeId) || !info.members.includes(this.opts.nodeId)) continue;
-      void this.bootstrapGroup(group, members).then(() => this.scheduleFlush(), (err) => this.opts.logger.error({ err, group }, 'creating group failed'));
-    }
-    this.deferredCreates.clear();
+  private onMetaLeader(): Promise<void> {
+    return this.metaGroup.onMetaLeader();
   }
 
   /** The replicas a new data group gets: all meta voters (replication factor 0) or a ring position. */
   placeNewGroup(group: number): number[] {
-    const voters = (this.groups.get(META_GROUP)?.status().confState.voters ?? []).slice().sort((a, b) => a - b);
-    if (this.opts.replicationFactor <= 0) return voters;
-    return placeGroup(group, placementNodes(this.meta, voters, new Set(), (id) => this.zoneOf(id)), this.opts.replicationFactor);
+    return this.metaGroup.placeNewGroup(group);
   }
 
   /** A node's zone: as registered, else as it advertises it. */
   zoneOf(node: number): string {
-    if (node === this.opts.nodeId) return this.opts.zone;
-    return this.meta.nodes.get(node)?.zone ?? this.peerZones.get(node) ?? '';
+    return this.metaGroup.zoneOf(node);
   }
 
   /** Whether this node leads the meta group (the one that plans and runs rebalancing). */
   isMetaLeader(): boolean {
-    return this.groups.get(META_GROUP)?.isLeader() === true;
+    return this.metaGroup.isMetaLeader();
   }
 
-  private onConfChangeApplied(g: GroupReplica, e: Entry): void {
-    let cc: ConfChange;
-    try {
-      cc = decodeConfChange(e.data);
-    } catch {
-      return;
-    }
-    if (cc.type === ConfChangeType.RemoveNode && cc.node === this.opts.nodeId) {
-      // This node left the group. Entries up to the removal are committed and are applied as
-      // usual (the removal itself included). Later proposals may still commit under the new
-      // membership, but nobody will tell this node: their outcome is unknown.
-      g.failAbove(e.index, new RaftdError('OUTCOME_UNKNOWN', `node ${this.opts.nodeId} was removed from group ${g.group}; proposals made through it may or may not take effect`));
-      return;
-    }
-    if (cc.context.length > 0 && cc.type !== ConfChangeType.RemoveNode) {
-      try {
-        const info = JSON.parse(decoder.decode(cc.context)) as { raftAddr?: string };
-        if (info.raftAddr && cc.node !== this.opts.nodeId && !this.knownPeers.has(cc.node)) {
-          this.knownPeers.set(cc.node, info.raftAddr);
-          this.deps.transport.setPeer(cc.node, info.raftAddr);
-        }
-      } catch {
-        /* context is optional */
-      }
-    }
+  proposeMeta(cmd: MetaCommand): Promise<EntryOutcome> {
+    return this.metaGroup.proposeMeta(cmd);
   }
 
-  private async dropGroup(group: number): Promise<void> {
-    const g = this.groups.get(group);
-    if (!g) return;
-    g.deleted = true;
-    g.failAll(new RaftdError('GROUP_NOT_FOUND', `group ${group} was deleted`));
-    this.groups.delete(group);
-    const applier = this.appliers.get(group);
-    this.appliers.delete(group);
-    // placement (issue 21): a replica moved back here while the drop runs must not be created
-    // before the drop has deleted the old one's log and app data (it would delete the new one's).
-    this.dropping.add(group);
-    try {
-      await applier?.stop();
-      await this.deps.store.deleteGroup(group);
-      await this.deps.app.deleteGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'app DeleteGroup failed'));
-    } finally {
-      this.dropping.delete(group);
-    }
+  changeMembership(group: number, cc: ConfChange): Promise<number> {
+    return this.metaGroup.changeMembership(group, cc);
   }
+
+  transferLeadership(group: number, to: number): void {
+    this.metaGroup.transferLeadership(group, to);
+  }
+
+  /** Periodic re-check, for registrations learnt after leadership began. */
+  reconcileMeta(): Promise<void> {
+    return this.metaGroup.reconcileMeta();
+  }
+
+  // ---------------------------------------------------------------- placement (issue 21)
 
   // ---------------------------------------------------------------- snapshots (snapshots.ts)
 
@@ -635,83 +565,6 @@ export class Host {
 
   read(group: number, query: unknown, consistency: Consistency): Promise<unknown> {
     return this.reads.read(group, query, consistency);
-  }
-
-  async proposeMeta(cmd: MetaCommand): Promise<EntryOutcome> {
-    const [p] = this.propose(META_GROUP, [encodeMetaCommand(cmd)]);
-    return p!;
-  }
-
-  async changeMembership(group: number, cc: ConfChange): Promise<number> {
-    const g = this.getGroup(group);
-    g.wake();
-    let ticket;
-    try {
-      ticket = g.node.proposeConfChange(cc);
-    } catch (e) {
-      throw toRaftdError(e, group);
-    }
-    this.markDirty(g);
-    this.scheduleFlush();
-    const [waiting] = g.track(ticket.index, 1, ticket.term, this.opts.requestTimeoutMs);
-    const outcome = await waiting;
-    if (!outcome.ok) throw new RaftdError('PROPOSAL_DROPPED', `group ${group}: membership change was replaced after a leader change`);
-    return ticket.index;
-  }
-
-  transferLeadership(group: number, to: number): void {
-    const g = this.getGroup(group);
-    g.wake();
-    g.node.transferLeadership(to);
-    this.markDirty(g);
-    this.scheduleFlush();
-  }
-
-  /** Meta leader duties: register nodes and create the bootstrap groups. */
-  private async onMetaLeader(): Promise<void> {
-    // One round at a time: a round still in flight has not applied its creations yet, and a
-    // second one would propose them all again.
-    if (this.metaDutiesRunning) return;
-    this.metaDutiesRunning = true;
-    try {
-      await this.metaDuties();
-    } finally {
-      this.metaDutiesRunning = false;
-    }
-  }
-
-  private async metaDuties(): Promise<void> {
-    // Give the new leader's empty entry a moment to commit before proposing.
-    await sleep(this.deps.clock, this.opts.tickMs * 2);
-    const meta = this.groups.get(META_GROUP);
-    if (!meta?.isLeader()) return;
-    try {
-      for (const [id, raftAddr] of this.knownPeers) {
-        const httpAddr = this.httpAddrOf(id);
-        const known = this.meta.nodes.get(id);
-        const zone = this.zoneOf(id); // placement (issue 21)
-        if (httpAddr && (!known || known.raftAddr !== raftAddr || known.httpAddr !== httpAddr || (known.zone ?? '') !== zone)) {
-          await this.proposeMeta({ op: 'register', node: { id, raftAddr, httpAddr, ...(zone ? { zone } : {}) } });
-        }
-      }
-      const missing: Uint8Array[] = [];
-      for (let group = 1; group <= this.opts.bootstrapGroups; group++) {
-        if (this.meta.groups.has(group) || this.meta.deletedGroups.has(group)) continue;
-        missing.push(encodeMetaCommand({ op: 'create-group', group, members: this.placeNewGroup(group) }));
-      }
-      // In slices, so a large bootstrap neither overflows the pending-proposal bound nor one message.
-      for (let i = 0; i < missing.length; i += 1000) {
-        await Promise.all(this.propose(META_GROUP, missing.slice(i, i + 1000)));
-      }
-    } catch (err) {
-      this.opts.logger.warn({ err }, 'meta leader duties interrupted; will retry on next leadership');
-    }
-  }
-
-  /** Periodic re-check, for registrations learnt after leadership began. */
-  async reconcileMeta(): Promise<void> {
-    const meta = this.groups.get(META_GROUP);
-    if (meta?.isLeader()) await this.onMetaLeader();
   }
 
   // ---------------------------------------------------------------- introspection
