@@ -5,8 +5,8 @@
 // each group's applier (during the write when they are already durable), then the cores advance.
 
 import type { Logger } from 'pino';
-import { sleep, type Cancel, type Clock } from '../clock.js';
-import { RaftNode, MemoryStorage, encodeConfChange, decodeConfChange } from '../raft/index.js';
+import type { Cancel, Clock } from '../clock.js';
+import { RaftNode, MemoryStorage, encodeConfChange } from '../raft/index.js';
 import {
   ConfChangeType,
   EntryType,
@@ -22,28 +22,20 @@ import {
   type RaftStatus,
 } from '../raft/types.js';
 import { RaftdError, type LeaderHint } from '../errors.js';
-import { GroupReplica, perEntry, toAppEntry, toRaftdError, type EntryOutcome } from './group.js';
+import { GroupReplica, perEntry, type EntryOutcome } from './group.js';
 import { Liveness } from './liveness.js';
-import { META_GROUP, MetaState, decodeMetaCommand, encodeMetaCommand, type MetaCommand, type NodeInfo } from './meta.js';
+import { META_GROUP, MetaState, type MetaCommand } from './meta.js';
 import type { AppEntry, AppPort, ApplierFactory, ApplierPort, GroupMessage, LogStorePort, SnapshotHeader, TransportPort } from './ports.js';
 import { HostMetrics } from './metrics.js';
 import { ReadyLoop } from './ready-loop.js';
 import { Snapshots, type SnapshotsHost } from './snapshots.js';
-import { AppError } from '../statemachine/errors.js';
-import { placeGroup, placementNodes } from '../placement/view.js';
+import { Reads } from './reads.js';
+import { LIVENESS_GROUP, QUIESCE, Quiescence } from './quiescence.js';
+import { ApplyHandOff, SNAPSHOT_REQUEST_GROUP } from './apply.js';
+import { MetaGroup } from './meta-group.js';
 
-/** Reserved group id of node-to-node liveness messages (never a real group). */
-export const LIVENESS_GROUP = 0xffffffff;
-/**
- * Reserved group id of a follower's request for a snapshot of one group (its number in the
- * context, the index the snapshot must reach in `index`): the repair of an app that misses
- * entries the follower's log no longer holds. Not a Raft message: the leader's host answers it
- * by streaming a snapshot, as it would for a follower behind its log.
- */
-export const SNAPSHOT_REQUEST_GROUP = 0xfffffffe;
-/** Context marking a leader's heartbeat that tells followers to stop ticking an idle group. */
-const QUIESCE = new TextEncoder().encode('q');
-const encoder = new TextEncoder();
+export { LIVENESS_GROUP } from './quiescence.js';
+export { SNAPSHOT_REQUEST_GROUP } from './apply.js';
 const decoder = new TextDecoder();
 
 export interface HostOptions {
@@ -122,20 +114,19 @@ export class Host {
   private readonly readyLoop: ReadyLoop;
   /** Taking, sending and restoring snapshots, and compacting behind them. */
   private readonly snapshots: Snapshots;
-  private metaDutiesRunning = false;
+  /** Read barriers (lease or ReadIndex) and the wait for the local app to apply a read index. */
+  private readonly reads: Reads;
+  /** Liveness messages, quiescing idle groups, silent leaders, handing leadership off a failing app. */
+  private readonly quiescence: Quiescence;
+  /** Appliers, and what reaches the application: committed entries, refetches, gap repair. */
+  private readonly applyHandOff: ApplyHandOff;
+  /** The meta group's commands and their effects here, the meta leader's duties, membership changes. */
+  private readonly metaGroup: MetaGroup;
   /** Consecutive ticks the application has been unhealthy (0: healthy). */
   private appUnhealthyTicks = 0;
   // ---- placement (issue 21)
   /** Zones peers advertise in their liveness messages. */
   private readonly peerZones = new Map<number, string>();
-  /** Meta entries through this index were committed before this start: replayed, not new. */
-  private metaReplayThrough = 0;
-  /** Index of the meta entry being applied (for the effects). */
-  private metaApplying = 0;
-  /** Groups created (placed here) by replayed meta entries: bootstrapped once the replay is done. */
-  private readonly deferredCreates = new Map<number, number[]>();
-  /** Groups a replayed move-done took off this node: dropped once the replay is done, unless placed here again. */
-  private readonly deferredDrops = new Set<number>();
   /** Groups whose local replica is being dropped (log and app data being deleted). */
   private readonly dropping = new Set<number>();
 
@@ -161,6 +152,31 @@ export class Host {
       scheduleFlush: () => this.scheduleFlush(),
       lazyReplica: (group) => this.lazyReplica(group),
       stopping: () => this.stopping,
+    });
+    this.reads = new Reads(opts, deps, this.groups, this.appliers, this.restoring, {
+      getGroup: (group) => this.getGroup(group),
+      leaderSilent: (group) => this.leaderSilent(group),
+      markDirty: (g) => this.markDirty(g),
+      scheduleFlush: () => this.scheduleFlush(),
+      stopping: () => this.stopping,
+    });
+    this.quiescence = new Quiescence(opts, deps, this.metrics, this.groups, this.liveness, this.knownPeers, {
+      appUnhealthyTicks: () => this.appUnhealthyTicks,
+      markDirty: (g) => this.markDirty(g),
+    });
+    this.applyHandOff = new ApplyHandOff(opts, deps, this.metrics, this.groups, this.appliers, this.restoring, {
+      onConfChangeApplied: (g, e) => this.onConfChangeApplied(g, e),
+      applyMeta: (g, entries) => this.applyMeta(g, entries),
+      sendSnapshot: (g, m) => this.sendSnapshot(g, m),
+      stopping: () => this.stopping,
+    });
+    this.metaGroup = new MetaGroup(opts, deps, this.groups, this.appliers, this.meta, this.liveness, this.knownPeers, this.peerZones, this.dropping, {
+      bootstrapGroup: (group, members) => this.bootstrapGroup(group, members),
+      propose: (group, datas) => this.propose(group, datas),
+      getGroup: (group) => this.getGroup(group),
+      httpAddrOf: (node) => this.httpAddrOf(node),
+      markDirty: (g) => this.markDirty(g),
+      scheduleFlush: () => this.scheduleFlush(),
     });
     for (const [id, addr] of opts.staticPeers) this.knownPeers.set(id, addr);
   }
@@ -255,99 +271,32 @@ export class Host {
     this.opts.logger.debug({ group, members }, 'group bootstrapped');
   }
 
+  // ---------------------------------------------------------------- apply hand-off and repair (apply.ts)
+
   private startApplier(group: number, wait: true): Promise<ApplierPort>;
   private startApplier(group: number, wait: false): ApplierPort;
   private startApplier(group: number, wait: boolean): ApplierPort | Promise<ApplierPort> {
-    const applier = this.deps.makeApplier(
-      group,
-      (last, results) => this.onApplied(group, last, results),
-      (lo, hi) => this.refetch(group, lo, hi),
-      () => this.applyMayLinger(group),
-      (lo, hi) => this.onApplyGap(group, applier, lo, hi),
-    );
-    this.appliers.set(group, applier);
-    const started = applier.start();
-    if (wait) return started.then(() => applier);
-    started.catch((err) => {
-      if (this.appliers.get(group) === applier && !this.stopping) this.opts.logger.error({ err, group }, 'applier failed to start');
-    });
-    return applier;
+    return wait ? this.applyHandOff.startApplier(group, true) : this.applyHandOff.startApplier(group, false);
   }
 
-  /**
-   * A follower's applies answer no client (its proposals went to the leader), so they may wait to
-   * leave in fewer, larger UpdateEntries calls; a leader's, or any replica's with a proposal of its
-   * own still waiting (a leader that just stepped down), may not. Reads wait through waitApplied,
-   * which cuts any wait short.
-   */
-  private applyMayLinger(group: number): boolean {
-    const g = this.groups.get(group);
-    return g !== undefined && g.role !== Role.Leader && g.pending.size === 0;
-  }
-
-  // ---------------------------------------------------------------- repair
-
-  /**
-   * The group's app misses committed entries lo..hi and the log here no longer holds them (the
-   * applier already tried). This used to stop raftd (exit 70, APPLY_GAP) and, after a restart,
-   * leave the group's reads hanging. Now the node repairs it: the applier stops at the gap (reads
-   * past it fail with APP_UNAVAILABLE at once, never stale), and the group asks its leader for a
-   * snapshot through `hi` (repairTick); restoring it replaces the applier (onSnapshot).
-   */
-  private onApplyGap(group: number, applier: ApplierPort, lo: number, hi: number): void {
-    const g = this.groups.get(group);
-    if (!g || this.appliers.get(group) !== applier || this.stopping) return;
-    this.opts.logger.error({ group, missingFrom: lo, missingTo: hi }, 'the app misses entries the log no longer holds; repairing from a snapshot of the leader');
-    g.repairThrough = Math.max(g.repairThrough, hi);
-    g.repairTicks = 0;
-    g.wake();
-  }
-
-  /**
-   * Once per election timeout while a repair is pending: ask the leader for a snapshot. On the
-   * leader itself (whose app cannot serve its group now) maybeHandOff first hands leadership to a
-   * live voter: an ordinary Raft transfer, which changes who leads, never what is committed.
-   */
   private repairTick(g: GroupReplica): void {
-    if (g.repairTicks-- > 0) return;
-    g.repairTicks = this.opts.electionTicks;
-    const leader = g.leader();
-    // On the leader itself, maybeHandOff hands leadership over first; then it asks the new one.
-    if (leader === NONE || leader === this.opts.nodeId) return;
-    const message: Message = {
-      type: MessageType.Heartbeat, to: leader, from: this.opts.nodeId, term: 0, logTerm: 0, index: g.repairThrough,
-      entries: [], commit: 0, reject: false, rejectHint: 0, context: encoder.encode(String(g.group)),
-    };
-    this.deps.transport.send(leader, [{ group: SNAPSHOT_REQUEST_GROUP, message }]);
+    this.applyHandOff.repairTick(g);
   }
 
-  /** The voter (not this node) that is alive, says its app is healthy, and has the most of the log; or NONE. */
-  private healthiestVoter(g: GroupReplica): number {
-    const st = g.status();
-    let best = NONE;
-    let bestMatch = -1;
-    for (const id of st.confState.voters) {
-      if (id === this.opts.nodeId || !this.liveness.isAlive(id) || !this.liveness.appHealthy(id)) continue;
-      const match = st.progress?.[id]?.match ?? 0;
-      if (match > bestMatch) {
-        best = id;
-        bestMatch = match;
-      }
-    }
-    return best;
-  }
-
-  /** Leader side of a repair: a member asks for a snapshot of a group this node leads. */
   private onSnapshotRequest(from: number, m: Message): void {
-    const group = Number(decoder.decode(m.context));
-    if (!Number.isInteger(group) || group <= 0 || group >= SNAPSHOT_REQUEST_GROUP) return;
-    const g = this.groups.get(group);
-    if (!g || g.deleted || !g.isLeader() || group === META_GROUP) return;
-    const st = g.status();
-    if (!st.confState.voters.includes(from) && !st.confState.learners.includes(from)) return;
-    this.opts.logger.info({ group, to: from, through: m.index }, 'sending a snapshot a follower asked for to repair its app');
-    g.wake();
-    void this.sendSnapshot(g, { ...m, to: from, from: this.opts.nodeId, term: st.term, context: new Uint8Array(0) });
+    this.applyHandOff.onSnapshotRequest(from, m);
+  }
+
+  private applyCommitted(g: GroupReplica, entries: Entry[]): void {
+    this.applyHandOff.applyCommitted(g, entries);
+  }
+
+  private handOver(g: GroupReplica, applier: ApplierPort, entries: AppEntry[]): void {
+    this.applyHandOff.handOver(g, applier, entries);
+  }
+
+  private refetch(group: number, lo: number, hi: number): AppEntry[] | undefined {
+    return this.applyHandOff.refetch(group, lo, hi);
   }
 
   // ---------------------------------------------------------------- ticking
@@ -380,132 +329,31 @@ export class Host {
     this.scheduleFlush();
   }
 
-  /**
-   * A follower that has not heard its leader for an election timeout fails the reads waiting for
-   * a read index now (NO_LEADER: a read has no effect, so failing it is always definite) instead
-   * of holding them until their deadline, and answers new ones at once (leaderSilent).
-   */
+  // ---------------------------------------------------------------- quiescence and liveness (quiescence.ts)
+
   private countLeaderSilence(g: GroupReplica): void {
-    if (g.role === Role.Leader) {
-      g.leaderSilentTicks = 0;
-      return;
-    }
-    if (++g.leaderSilentTicks > this.opts.electionTicks && g.hasWaiters() && this.leaderSilent(g.group)) {
-      g.failReads(new RaftdError('NO_LEADER', `group ${g.group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`));
-    }
+    this.quiescence.countLeaderSilence(g);
   }
 
-  /**
-   * True when this replica is not the group's leader, has heard no leader of it for more than an
-   * election timeout, and does not hear a quorum of the group's voters either (or is not a member
-   * of the group at all, or no election ended within two election timeouts): it is cut off, no
-   * election it can see will end its wait, so waiting only holds the client. (With a quorum in
-   * touch, an election is under way or about to be, and a request waits for it as before: the
-   * leader died, the others elect one.) An awake replica counts its own ticks since the leader's last append, heartbeat or
-   * snapshot; a quiesced one (not ticked, no heartbeats) goes by the node-level liveness of the
-   * leader it knows. While the leader it knows is still heard at node level, an awake replica is
-   * not called silent either: a leader that quiesced a group this replica did not (it had a read
-   * waiting, say) sends no heartbeats, yet is there, and a request wakes it.
-   */
+  /** Not the leader, no leader heard for an election timeout, and cut off (see quiescence.ts). */
   leaderSilent(group: number): boolean {
-    const g = this.groups.get(group);
-    if (!g || g.role === Role.Leader) return false;
-    const leader = g.leader();
-    const nodeSilent = leader === NONE || this.liveness.silentFor(leader) > this.opts.electionTicks;
-    if (!(g.quiesced || g.leaderSilentTicks > this.opts.electionTicks)) return false;
-    const conf = g.status().confState;
-    // Not a member (removed, or not added yet): no leader sends it anything, so no election it can
-    // see ends the wait. Requests through it waited the full leader wait (3 s) in chaos runs. Even
-    // while the leader it knew is heard at node level (it leads other groups here): a removed node
-    // now learns its removal and keeps that leader as its hint, but hears nothing more of the group.
-    if (!conf.voters.includes(this.opts.nodeId) && !conf.learners.includes(this.opts.nodeId)) return true;
-    if (!nodeSilent) return false;
-    // Leaderless for two election timeouts although a quorum is heard: the election that should
-    // have ended the wait did not. A node removed from the group that missed its own removal sits
-    // here for good (it pre-campaigns, the others refuse); requests through it waited the full
-    // leader wait (3 s) in chaos runs. Refusing is definite; an election that ends later just
-    // serves the retry.
-    if (!g.quiesced && g.leaderSilentTicks > 2 * this.opts.electionTicks) return true;
-    const voters = conf.voters;
-    let heard = 0;
-    for (const id of voters) if (id === this.opts.nodeId || this.liveness.silentFor(id) <= this.opts.electionTicks) heard++;
-    return heard * 2 <= voters.length;
+    return this.quiescence.leaderSilent(group);
   }
 
-  /**
-   * A leader whose application has been unhealthy for more than an election timeout (or that
-   * misses entries being repaired) hands leadership to a live voter whose application is healthy,
-   * the one with most of the log (a transfer waits for the target to catch up, then TimeoutNow).
-   * Its proposals would otherwise hang for the whole outage: they commit, but no app answers them.
-   * With no healthy voter (every app down) it keeps leading: there is nobody better. At most one
-   * attempt per election timeout (the core abandons a transfer that did not finish in that time).
-   */
   private maybeHandOff(g: GroupReplica): void {
-    if (g.group === META_GROUP) return;
-    if (g.handOffTicks > 0) {
-      g.handOffTicks--;
-      return;
-    }
-    if (this.appUnhealthyTicks <= this.opts.electionTicks && g.repairThrough === 0) return;
-    const to = this.healthiestVoter(g);
-    if (to === NONE) return;
-    g.handOffTicks = this.opts.electionTicks;
-    this.opts.logger.warn({ group: g.group, to, appUnhealthyTicks: this.appUnhealthyTicks, repairThrough: g.repairThrough }, 'the app cannot apply; handing leadership over');
-    g.node.transferLeadership(to);
-    this.metrics.appHandOffs++;
-    // Its proposals wait for an app that is not there (their entries may well apply, through the
-    // other replicas' apps and later its own): answer them now, outcome unknown, so their clients
-    // move on to the next leader instead of waiting for their deadline (issue 18: 3 s of no
-    // successful write after a leader's app was killed, every client held here).
-    g.failProposals(new RaftdError('OUTCOME_UNKNOWN', `group ${g.group}: node ${this.opts.nodeId}'s application cannot apply; leadership is being handed over and the proposal may or may not take effect`));
-    this.markDirty(g);
+    this.quiescence.maybeHandOff(g);
   }
 
   private sendLiveness(appHealthy: boolean): void {
-    // placement (issue 21): "HTTPADDR ZONE" when this node has a zone.
-    const context = encoder.encode(this.opts.zone ? `${this.opts.httpAddr} ${this.opts.zone}` : this.opts.httpAddr);
-    for (const id of this.knownPeers.keys()) {
-      if (id === this.opts.nodeId) continue;
-      // `reject` carries "my application is unhealthy" (older nodes ignore it on liveness messages):
-      // a leader handing over picks a target whose application answers.
-      const message: Message = {
-        type: MessageType.Heartbeat, to: id, from: this.opts.nodeId, term: 0, logTerm: 0, index: 0,
-        entries: [], commit: 0, reject: !appHealthy, rejectHint: 0, context,
-      };
-      this.deps.transport.send(id, [{ group: LIVENESS_GROUP, message }]);
-    }
+    this.quiescence.sendLiveness(appHealthy);
   }
 
-  /** An idle group costs nothing: its leader tells followers to stop ticking it. */
   private maybeQuiesce(g: GroupReplica): boolean {
-    if (g.role !== Role.Leader || !g.quiescable()) {
-      g.idleTicks = 0;
-      return false;
-    }
-    const st = g.status();
-    for (const id of st.confState.voters) if (id !== st.id && !this.liveness.isAlive(id)) return false;
-    if (++g.idleTicks < this.opts.heartbeatTicks + 2) return false;
-    for (const id of [...st.confState.voters, ...st.confState.learners]) {
-      if (id === st.id) continue;
-      this.deps.transport.send(id, [
-        {
-          group: g.group,
-          message: {
-            type: MessageType.Heartbeat, to: id, from: st.id, term: st.term, logTerm: 0, index: 0,
-            entries: [], commit: st.commit, reject: false, rejectHint: 0, context: QUIESCE,
-          },
-        },
-      ]);
-    }
-    g.quiesced = true;
-    this.metrics.quiesced++;
-    return true;
+    return this.quiescence.maybeQuiesce(g);
   }
 
   private maybeWakeForDeadLeader(g: GroupReplica): void {
-    const leader = g.leader();
-    if (leader === this.opts.nodeId) return;
-    if (leader === NONE || !this.liveness.isAlive(leader)) g.wake();
+    this.quiescence.maybeWakeForDeadLeader(g);
   }
 
   // ---------------------------------------------------------------- flushing (ready-loop.ts)
@@ -544,182 +392,58 @@ export class Host {
     }
   }
 
-  // ---------------------------------------------------------------- applying
+  // ---------------------------------------------------------------- meta group and membership (meta-group.ts)
 
-  private applyCommitted(g: GroupReplica, entries: Entry[]): void {
-    this.metrics.entriesCommitted += entries.length;
-    for (const e of entries) {
-      if (e.type === EntryType.ConfChange) this.onConfChangeApplied(g, e);
-      // A pending proposal whose index now holds another term's entry is definitely lost.
-      const p = g.pending.get(e.index);
-      if (p && p.term !== e.term) g.settle(e, { index: e.index, ok: false });
-    }
-    if (g.group === META_GROUP) {
-      for (const e of entries) {
-        const cmd = e.type === EntryType.Normal ? decodeMetaCommand(e.data) : undefined;
-        this.metaApplying = e.index;
-        const outcome = cmd ? this.meta.apply(cmd, this.metaEffects) : { ok: true as const };
-        g.settle(e, outcome.ok ? { index: e.index, ok: true, result: {} } : { index: e.index, ok: false, error: { code: outcome.code, message: outcome.message } });
-      }
-      g.handedToApp = entries[entries.length - 1]!.index;
-      if (g.handedToApp >= this.metaReplayThrough) this.createDeferredGroups();
-      return;
-    }
-    // While a snapshot is restored (the new applier starting included) nothing is handed over:
-    // onSnapshot hands over what was committed past the snapshot once the app is on it.
-    const applier = this.appliers.get(g.group);
-    if (!applier || this.restoring.has(g.group)) return;
-    const fresh = entries.filter((e) => e.index > g.handedToApp);
-    if (fresh.length > 0) this.handOver(g, applier, fresh.map(toAppEntry));
+  /** Set by the start-up replay of the meta log (restoreGroup). */
+  private set metaReplayThrough(index: number) {
+    this.metaGroup.metaReplayThrough = index;
   }
 
-  /** Gives the applier the next committed entries (contiguous, past handedToApp); they count toward the byte snapshot trigger. */
-  private handOver(g: GroupReplica, applier: ApplierPort, entries: AppEntry[]): void {
-    for (const e of entries) g.bytesSinceSnapshot += e.data.length;
-    for (const e of entries) g.bytesApplied += e.data.length; // placement (issue 21)
-    applier.enqueue(entries);
-    g.handedToApp = entries[entries.length - 1]!.index;
+  private applyMeta(g: GroupReplica, entries: Entry[]): void {
+    this.metaGroup.applyMeta(g, entries);
   }
 
-  /** Committed entries lo..hi again, for an app that lost what it had confirmed. */
-  private refetch(group: number, lo: number, hi: number): AppEntry[] | undefined {
-    const g = this.groups.get(group);
-    if (!g || lo < g.storage.firstIndex() || hi > g.storage.lastIndex()) return undefined;
-    try {
-      return g.storage.entries(lo, hi + 1, Number.MAX_SAFE_INTEGER).map(toAppEntry);
-    } catch {
-      return undefined;
-    }
+  private onConfChangeApplied(g: GroupReplica, e: Entry): void {
+    this.metaGroup.onConfChangeApplied(g, e);
   }
 
-  private onApplied(group: number, lastIndex: number, results: Map<number, EntryOutcome>): void {
-    const g = this.groups.get(group);
-    if (!g) return;
-    this.metrics.entriesApplied += results.size;
-    // Entries of another term were settled as dropped when they were handed over (applyCommitted).
-    for (const [index, outcome] of results) g.settleApplied(index, outcome);
-    void lastIndex;
-  }
-
-  private readonly metaEffects = {
-    onRegister: (node: NodeInfo): void => {
-      this.knownPeers.set(node.id, node.raftAddr);
-      if (node.id !== this.opts.nodeId) this.deps.transport.setPeer(node.id, node.raftAddr);
-    },
-    onDeregister: (id: number): void => {
-      this.knownPeers.delete(id);
-      this.liveness.forget(id);
-      if (id !== this.opts.nodeId) this.deps.transport.removePeer(id);
-    },
-    onCreateGroup: (info: { group: number; members: number[] }): void => {
-      // placement (issue 21): during the replay of the meta log at start-up, a later entry may have
-      // moved this replica away: decide once the replay is done (createDeferredGroups).
-      if (this.metaApplying <= this.metaReplayThrough && !this.groups.has(info.group)) {
-        this.deferredCreates.set(info.group, info.members);
-        return;
-      }
-      if (info.members.includes(this.opts.nodeId)) {
-        void this.bootstrapGroup(info.group, info.members).then(() => this.scheduleFlush(), (err) => this.opts.logger.error({ err, group: info.group }, 'creating group failed'));
-      }
-    },
-    onDeleteGroup: (group: number): void => {
-      void this.dropGroup(group);
-    },
-    // placement (issue 21): a rebalancing move took this node's replica away.
-    onMoveDone: (group: number, from: number | null): void => {
-      // During the start-up replay a later entry may have given the group back (and this replica may
-      // be that new one, a voter): decide once the replay is done (createDeferredGroups).
-      if (from === this.opts.nodeId && this.metaApplying <= this.metaReplayThrough) {
-        this.deferredDrops.add(group);
-        return;
-      }
-      const placedHere = this.meta.groups.get(group)?.members.includes(this.opts.nodeId) || this.meta.placement.moves.get(group)?.to === this.opts.nodeId;
-      if (from === this.opts.nodeId && !placedHere) {
-        this.opts.logger.info({ group }, 'replica moved to another node; dropping it here');
-        void this.dropGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'dropping a moved replica failed'));
-      }
-    },
-  };
-
-  // ---------------------------------------------------------------- placement (issue 21)
-
-  /** After the start-up replay of the meta log: bootstrap the groups still placed on this node. */
-  private createDeferredGroups(): void {
-    for (const group of this.deferredDrops) this.metaEffects.onMoveDone(group, this.opts.nodeId);
-    this.deferredDrops.clear();
-    if (this.deferredCreates.size === 0) return;
-    for (const [group, members] of this.deferredCreates) {
-      const info = this.meta.groups.get(group);
-      if (!info || this.meta.placement.wasMovedOff(group, this.opts.nodeId) || !info.members.includes(this.opts.nodeId)) continue;
-      void this.bootstrapGroup(group, members).then(() => this.scheduleFlush(), (err) => this.opts.logger.error({ err, group }, 'creating group failed'));
-    }
-    this.deferredCreates.clear();
+  private onMetaLeader(): Promise<void> {
+    return this.metaGroup.onMetaLeader();
   }
 
   /** The replicas a new data group gets: all meta voters (replication factor 0) or a ring position. */
   placeNewGroup(group: number): number[] {
-    const voters = (this.groups.get(META_GROUP)?.status().confState.voters ?? []).slice().sort((a, b) => a - b);
-    if (this.opts.replicationFactor <= 0) return voters;
-    return placeGroup(group, placementNodes(this.meta, voters, new Set(), (id) => this.zoneOf(id)), this.opts.replicationFactor);
+    return this.metaGroup.placeNewGroup(group);
   }
 
   /** A node's zone: as registered, else as it advertises it. */
   zoneOf(node: number): string {
-    if (node === this.opts.nodeId) return this.opts.zone;
-    return this.meta.nodes.get(node)?.zone ?? this.peerZones.get(node) ?? '';
+    return this.metaGroup.zoneOf(node);
   }
 
   /** Whether this node leads the meta group (the one that plans and runs rebalancing). */
   isMetaLeader(): boolean {
-    return this.groups.get(META_GROUP)?.isLeader() === true;
+    return this.metaGroup.isMetaLeader();
   }
 
-  private onConfChangeApplied(g: GroupReplica, e: Entry): void {
-    let cc: ConfChange;
-    try {
-      cc = decodeConfChange(e.data);
-    } catch {
-      return;
-    }
-    if (cc.type === ConfChangeType.RemoveNode && cc.node === this.opts.nodeId) {
-      // This node left the group. Entries up to the removal are committed and are applied as
-      // usual (the removal itself included). Later proposals may still commit under the new
-      // membership, but nobody will tell this node: their outcome is unknown.
-      g.failAbove(e.index, new RaftdError('OUTCOME_UNKNOWN', `node ${this.opts.nodeId} was removed from group ${g.group}; proposals made through it may or may not take effect`));
-      return;
-    }
-    if (cc.context.length > 0 && cc.type !== ConfChangeType.RemoveNode) {
-      try {
-        const info = JSON.parse(decoder.decode(cc.context)) as { raftAddr?: string };
-        if (info.raftAddr && cc.node !== this.opts.nodeId && !this.knownPeers.has(cc.node)) {
-          this.knownPeers.set(cc.node, info.raftAddr);
-          this.deps.transport.setPeer(cc.node, info.raftAddr);
-        }
-      } catch {
-        /* context is optional */
-      }
-    }
+  proposeMeta(cmd: MetaCommand): Promise<EntryOutcome> {
+    return this.metaGroup.proposeMeta(cmd);
   }
 
-  private async dropGroup(group: number): Promise<void> {
-    const g = this.groups.get(group);
-    if (!g) return;
-    g.deleted = true;
-    g.failAll(new RaftdError('GROUP_NOT_FOUND', `group ${group} was deleted`));
-    this.groups.delete(group);
-    const applier = this.appliers.get(group);
-    this.appliers.delete(group);
-    // placement (issue 21): a replica moved back here while the drop runs must not be created
-    // before the drop has deleted the old one's log and app data (it would delete the new one's).
-    this.dropping.add(group);
-    try {
-      await applier?.stop();
-      await this.deps.store.deleteGroup(group);
-      await this.deps.app.deleteGroup(group).catch((err) => this.opts.logger.warn({ err, group }, 'app DeleteGroup failed'));
-    } finally {
-      this.dropping.delete(group);
-    }
+  changeMembership(group: number, cc: ConfChange): Promise<number> {
+    return this.metaGroup.changeMembership(group, cc);
   }
+
+  transferLeadership(group: number, to: number): void {
+    this.metaGroup.transferLeadership(group, to);
+  }
+
+  /** Periodic re-check, for registrations learnt after leadership began. */
+  reconcileMeta(): Promise<void> {
+    return this.metaGroup.reconcileMeta();
+  }
+
+  // ---------------------------------------------------------------- placement (issue 21)
 
   // ---------------------------------------------------------------- snapshots (snapshots.ts)
 
@@ -832,149 +556,15 @@ export class Host {
     return out;
   }
 
+  // ---------------------------------------------------------------- reads (reads.ts)
+
   /** Waits until the local app has applied everything a read at this consistency must see. */
-  async readBarrier(group: number, consistency: Consistency): Promise<number> {
-    // Chaos tests only: a deliberately broken build that serves every read stale.
-    if (this.opts.breakStaleReads) consistency = 'stale';
-    const g = this.getGroup(group);
-    if (consistency === 'stale') return this.appliers.get(group)?.appliedIndex() ?? g.status().applied;
-    // Cut off from the leader for an election timeout: say so now (the read would only wait for
-    // its deadline and end in TIMEOUT). Definite: a read has no effect.
-    if (this.leaderSilent(group)) throw new RaftdError('NO_LEADER', `group ${group}: node ${this.opts.nodeId} has not heard a leader for an election timeout; retry (on another node)`);
-    // The local app is down or failing: it would apply nothing while the read waits for it, so the
-    // read would only hold its client until the deadline. Definite: a read has no effect.
-    if (group !== META_GROUP && !this.deps.app.healthy()) throw new RaftdError('APP_UNAVAILABLE', `group ${group}: node ${this.opts.nodeId}'s application is unavailable; retry on another node`);
-    // Lease reads need the leader awake for a whole election timeout (a quiesced leader's lease
-    // is not evidence of anything); otherwise they take the ReadIndex path.
-    const lease = consistency === 'lease' && g.awakeTicks > this.opts.electionTicks && !g.quiesced;
-    const p = g.readIndex(lease, this.opts.requestTimeoutMs, 2 * this.opts.electionTicks * this.opts.tickMs);
-    this.markDirty(g);
-    this.scheduleFlush();
-    const index = await p;
-    await this.waitApplied(group, index, this.deps.clock.now() + this.opts.requestTimeoutMs);
-    return index;
+  readBarrier(group: number, consistency: Consistency): Promise<number> {
+    return this.reads.readBarrier(group, consistency);
   }
 
-  /**
-   * Resolves once the group's app has applied `index`. The applier in charge can change while we
-   * wait: a snapshot from the leader stops it, restores the app and starts a new one. The wait then
-   * moves to the new one, and while there is none (the app is being restored) it waits for the
-   * restore: returning then would let a linearizable read reach an app that still holds its old
-   * state (chaos run seed 803 caught exactly that).
-   */
-  private async waitApplied(group: number, index: number, deadline: number): Promise<void> {
-    for (;;) {
-      if (!this.groups.has(group)) throw new RaftdError('GROUP_NOT_FOUND', `group ${group} was deleted`);
-      const applier = this.appliers.get(group);
-      const restoring = this.restoring.get(group);
-      if (!applier && !restoring) {
-        if (group === META_GROUP) return; // the host applies it itself, at commit
-        // A restore failed (the leader sends the snapshot again): the app's state is not to be read.
-        throw new RaftdError('APP_UNAVAILABLE', `group ${group}: the app's restore from a snapshot failed; retry`);
-      }
-      const left = deadline - this.deps.clock.now();
-      if (left <= 0) throw new RaftdError('TIMEOUT', `group ${group}: index ${index} not applied in time (the app is being restored from a snapshot)`);
-      if (!applier) {
-        if (this.opts.faults?.readDuringRestore) return;
-        let cancel: Cancel | undefined;
-        await Promise.race([restoring, new Promise<void>((r) => (cancel = this.deps.clock.after(left, r)))]);
-        cancel?.();
-        continue;
-      }
-      try {
-        await applier.waitApplied(index, left);
-        return;
-      } catch (e) {
-        // Stopped because a snapshot replaced it (not because raftd stops): wait on its successor.
-        const stopped = (e as { code?: unknown } | undefined)?.code === 'APPLIER_STOPPED';
-        if (stopped && this.appliers.get(group) !== applier && !this.stopping) continue;
-        // The app's failures as the client's codes (APPLY_GAP: APP_UNAVAILABLE while repairing).
-        if (e instanceof AppError) throw e.toRaftdError();
-        throw e;
-      }
-    }
-  }
-
-  async read(group: number, query: unknown, consistency: Consistency): Promise<unknown> {
-    await this.readBarrier(group, consistency);
-    return this.deps.app.read(group, query);
-  }
-
-  async proposeMeta(cmd: MetaCommand): Promise<EntryOutcome> {
-    const [p] = this.propose(META_GROUP, [encodeMetaCommand(cmd)]);
-    return p!;
-  }
-
-  async changeMembership(group: number, cc: ConfChange): Promise<number> {
-    const g = this.getGroup(group);
-    g.wake();
-    let ticket;
-    try {
-      ticket = g.node.proposeConfChange(cc);
-    } catch (e) {
-      throw toRaftdError(e, group);
-    }
-    this.markDirty(g);
-    this.scheduleFlush();
-    const [waiting] = g.track(ticket.index, 1, ticket.term, this.opts.requestTimeoutMs);
-    const outcome = await waiting;
-    if (!outcome.ok) throw new RaftdError('PROPOSAL_DROPPED', `group ${group}: membership change was replaced after a leader change`);
-    return ticket.index;
-  }
-
-  transferLeadership(group: number, to: number): void {
-    const g = this.getGroup(group);
-    g.wake();
-    g.node.transferLeadership(to);
-    this.markDirty(g);
-    this.scheduleFlush();
-  }
-
-  /** Meta leader duties: register nodes and create the bootstrap groups. */
-  private async onMetaLeader(): Promise<void> {
-    // One round at a time: a round still in flight has not applied its creations yet, and a
-    // second one would propose them all again.
-    if (this.metaDutiesRunning) return;
-    this.metaDutiesRunning = true;
-    try {
-      await this.metaDuties();
-    } finally {
-      this.metaDutiesRunning = false;
-    }
-  }
-
-  private async metaDuties(): Promise<void> {
-    // Give the new leader's empty entry a moment to commit before proposing.
-    await sleep(this.deps.clock, this.opts.tickMs * 2);
-    const meta = this.groups.get(META_GROUP);
-    if (!meta?.isLeader()) return;
-    try {
-      for (const [id, raftAddr] of this.knownPeers) {
-        const httpAddr = this.httpAddrOf(id);
-        const known = this.meta.nodes.get(id);
-        const zone = this.zoneOf(id); // placement (issue 21)
-        if (httpAddr && (!known || known.raftAddr !== raftAddr || known.httpAddr !== httpAddr || (known.zone ?? '') !== zone)) {
-          await this.proposeMeta({ op: 'register', node: { id, raftAddr, httpAddr, ...(zone ? { zone } : {}) } });
-        }
-      }
-      const missing: Uint8Array[] = [];
-      for (let group = 1; group <= this.opts.bootstrapGroups; group++) {
-        if (this.meta.groups.has(group) || this.meta.deletedGroups.has(group)) continue;
-        missing.push(encodeMetaCommand({ op: 'create-group', group, members: this.placeNewGroup(group) }));
-      }
-      // In slices, so a large bootstrap neither overflows the pending-proposal bound nor one message.
-      for (let i = 0; i < missing.length; i += 1000) {
-        await Promise.all(this.propose(META_GROUP, missing.slice(i, i + 1000)));
-      }
-    } catch (err) {
-      this.opts.logger.warn({ err }, 'meta leader duties interrupted; will retry on next leadership');
-    }
-  }
-
-  /** Periodic re-check, for registrations learnt after leadership began. */
-  async reconcileMeta(): Promise<void> {
-    const meta = this.groups.get(META_GROUP);
-    if (meta?.isLeader()) await this.onMetaLeader();
+  read(group: number, query: unknown, consistency: Consistency): Promise<unknown> {
+    return this.reads.read(group, query, consistency);
   }
 
   // ---------------------------------------------------------------- introspection
