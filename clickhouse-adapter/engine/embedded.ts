@@ -90,7 +90,7 @@ const POOL_PER_KEY = 8;
  * Calls (exec, query, insert on a pooled Session) running at once; more wait in line. Past a few,
  * chdb only contends: at 256 groups the state machine had hundreds in flight, each opening its own
  * Session, and opening one or starting a query blocked the event loop for most of the time (issue 24).
- * Streams are not counted (one is held while its reader consumes it).
+ * Streams are not counted (one is held while its reader consumes it), nor read-only engines' calls.
  */
 const MAX_RUNNING_CALLS = 8;
 const POOL_KEYS = 16;
@@ -205,7 +205,9 @@ class EmbeddedEngine implements ClickHouseEngine {
     fn: (s: Session) => Promise<T>,
     keep = true,
   ): Promise<T> {
-    if (this.running >= MAX_RUNNING_CALLS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    // Only the writer waits in line: a read-only engine's reads may wait on other nodes' reads (url()
+    // legs), and a bounded line on both sides could wait on itself.
+    if (!this.readonly && this.running >= MAX_RUNNING_CALLS) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.running++;
     try {
       // A Session that will not be pooled again (keep = false) is a fresh one: a pooled one would be lost.
