@@ -8,8 +8,9 @@
 // of one result can appear in another.
 //
 // Per-call database and settings must not leak between calls either, and chdb has no per-query
-// settings: `USE` and `SET` stick to a Session. So the pool is keyed by the (database, settings)
-// context a Session was set up for (opening one costs about 1.5 ms here; a pooled one costs nothing).
+// settings: `USE` and `SET` stick to a Session. So the pool is keyed by the settings a Session was
+// set up for (opening one costs about 1.5 ms here, far more while chdb is busy; a pooled one costs
+// nothing), and a pooled Session is moved to the call's database with `USE` (see contextKey).
 // A stream holds its (pooled) Session until it ends: chdb allows one open stream per Session.
 //
 // Query parameters are set on a fresh Session with `SET param_<name> = '<text>'` (sql.ts
@@ -85,13 +86,26 @@ function hasContext(opts: { database?: string | undefined; settings?: Settings |
 }
 
 const POOL_PER_KEY = 8;
+/**
+ * Calls (exec, query, insert on a pooled Session) running at once; more wait in line. Past a few,
+ * chdb only contends: at 256 groups the state machine had hundreds in flight, each opening its own
+ * Session, and opening one or starting a query blocked the event loop for most of the time (issue 24).
+ * Streams are not counted (one is held while its reader consumes it), nor read-only engines' calls.
+ */
+const MAX_RUNNING_CALLS = 8;
 const POOL_KEYS = 16;
 // A `;` followed by more text: several statements in one call.
 const MULTI_STATEMENT_RE = /;\s*\S/;
 
+/**
+ * The pool key: the settings, and whether a database is named at all, but not which one. A pooled
+ * Session is switched to the call's database with one `USE` (well under a millisecond): keyed by
+ * database too, a state machine of 256 groups (a database each) thrashed the pool, and every call
+ * opened and closed a Session, which blocks the event loop while chdb is busy (issue 24).
+ */
 function contextKey(opts: { database?: string | undefined; settings?: Settings | undefined } | undefined): string {
   const settings = Object.entries(opts?.settings ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([opts?.database ?? null, settings.map(([k, v]) => [k, typeof v, String(v)])]);
+  return JSON.stringify([opts?.database !== undefined, settings.map(([k, v]) => [k, typeof v, String(v)])]);
 }
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
@@ -112,6 +126,11 @@ class EmbeddedEngine implements ClickHouseEngine {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Idle Sessions set up for one (database, settings) context, by contextKey(). */
   private readonly idle = new Map<string, Session[]>();
+  /** Calls holding a slot of MAX_RUNNING_CALLS, and the calls waiting for one (first come, first served). */
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  /** The database each Session of a context that names one is in (set by contextSession or checkout's USE). */
+  private readonly sessionDb = new WeakMap<Session, string>();
   /** Runs KILL QUERY; opened on first use, without readonly (a read-only Session may not kill). */
   private control: Session | undefined;
   private readonly controlArgs: string[];
@@ -164,6 +183,7 @@ class EmbeddedEngine implements ClickHouseEngine {
     try {
       if (opts?.database !== undefined) await s.queryAsync(`USE ${quoteIdent(opts.database)}`, { format: 'TabSeparated' });
       if (set) await s.queryAsync(set, { format: 'TabSeparated' });
+      if (opts?.database !== undefined) this.sessionDb.set(s, opts.database);
       return s;
     } catch (e) {
       s.close();
@@ -185,18 +205,52 @@ class EmbeddedEngine implements ClickHouseEngine {
     fn: (s: Session) => Promise<T>,
     keep = true,
   ): Promise<T> {
-    const key = contextKey(hasContext(opts) ? opts : undefined);
-    // A Session that will not be pooled again (keep = false) is a fresh one: a pooled one would be lost.
-    const s = (keep ? this.idle.get(key)?.pop() : undefined) ?? (hasContext(opts) ? await this.contextSession(opts) : this.openChdb());
-    let reusable = keep && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
+    // Only the writer waits in line: a read-only engine's reads may wait on other nodes' reads (url()
+    // legs), and a bounded line on both sides could wait on itself.
+    if (!this.readonly && this.running >= MAX_RUNNING_CALLS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running++;
     try {
-      return await fn(s);
-    } catch (e) {
-      reusable = false;
-      throw e;
+      // A Session that will not be pooled again (keep = false) is a fresh one: a pooled one would be lost.
+      const { key, s } = await this.checkout(opts, keep);
+      let reusable = keep && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));
+      try {
+        return await fn(s);
+      } catch (e) {
+        reusable = false;
+        throw e;
+      } finally {
+        this.release(key, s, reusable);
+      }
     } finally {
-      this.release(key, s, reusable);
+      // The slot passes straight to the next waiting call (running stays the same), else frees up.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
     }
+  }
+
+  /**
+   * A Session for the call's context: an idle pooled one (`pooled`), switched to the call's database
+   * if it was last in another, else a fresh one set up for it.
+   */
+  private async checkout(
+    opts: { database?: string | undefined; settings?: Settings | undefined } | undefined,
+    pooled: boolean,
+  ): Promise<{ key: string; s: Session }> {
+    const key = contextKey(hasContext(opts) ? opts : undefined);
+    const s = pooled ? this.idle.get(key)?.pop() : undefined;
+    if (!s) return { key, s: hasContext(opts) ? await this.contextSession(opts) : this.openChdb() };
+    const db = opts?.database;
+    if (db !== undefined && this.sessionDb.get(s) !== db) {
+      try {
+        await s.queryAsync(`USE ${quoteIdent(db)}`, { format: 'TabSeparated' });
+      } catch (e) {
+        s.close();
+        throw e;
+      }
+      this.sessionDb.set(s, db);
+    }
+    return { key, s };
   }
 
   private release(key: string, s: Session, reusable: boolean): void {
@@ -320,9 +374,7 @@ class EmbeddedEngine implements ClickHouseEngine {
         // the stream ran to its end (a failed or abandoned one may have left output behind) and set no
         // query parameters (they would stay set for its next call: such a stream takes a fresh Session).
         const withParams = !!opts?.params && Object.keys(opts.params).length > 0;
-        const key = contextKey(hasContext(opts) ? opts : undefined);
-        const pooled = withParams ? undefined : self.idle.get(key)?.pop();
-        const s = pooled ?? (hasContext(opts) ? await self.run(() => self.contextSession(opts)) : self.openChdb());
+        const { key, s } = await self.run(() => self.checkout(opts, !withParams));
         let reusable = false;
         try {
           reusable = (yield* self.streamOn(s, sql, opts)) && !withParams && !MULTI_STATEMENT_RE.test(sql.trim().replace(/;+$/, ''));

@@ -283,6 +283,9 @@ export class ClickHouseStateMachine implements StateMachine {
   /** Embedded engine: fences survive a restart of this process (abandon-fence.ts). */
   private readonly fenceFiles: FenceFiles | undefined;
   private readonly groups = new Map<number, GroupState>();
+  /** databaseNames(): the query running, and the one queued behind it for callers that came later. */
+  private namesRunning: Promise<string[]> | undefined;
+  private namesNext: Promise<string[]> | undefined;
   private readonly locks = new Map<number, Promise<unknown>>();
   private dedupOffSetting: Settings | undefined;
   private readonly parser: SqlParser;
@@ -329,9 +332,26 @@ export class ClickHouseStateMachine implements StateMachine {
 
   // ---- group state ---------------------------------------------------------------------------------
 
-  private async databaseNames(): Promise<string[]> {
-    const rows = await queryRows<{ name: string }>(this.engine, "SELECT name FROM system.databases WHERE startsWith(name, 'rh_') ORDER BY name");
-    return rows.map((r) => r.name);
+  /**
+   * The rh_ databases, as of some moment after the call. Concurrent callers share one query (one that
+   * started after all of them called): at start every group loads at once, and 256 groups asked for
+   * the list twice each, queued behind each other's DDL (issue 24). Callers only read the array.
+   */
+  private databaseNames(): Promise<string[]> {
+    if (!this.namesRunning) return this.startDatabaseNames();
+    this.namesNext ??= this.namesRunning.then(() => undefined, () => undefined).then(() => {
+      this.namesNext = undefined;
+      return this.startDatabaseNames();
+    });
+    return this.namesNext;
+  }
+
+  private startDatabaseNames(): Promise<string[]> {
+    const p = queryRows<{ name: string }>(this.engine, "SELECT name FROM system.databases WHERE startsWith(name, 'rh_') ORDER BY name")
+      .then((rows) => rows.map((r) => r.name));
+    this.namesRunning = p;
+    void p.then(() => undefined, () => undefined).then(() => { if (this.namesRunning === p) this.namesRunning = undefined; });
+    return p;
   }
 
   private async tableExists(db: string, table: string): Promise<boolean> {

@@ -152,6 +152,18 @@ describe('clickhouse engine: embedded (chdb)', function () {
       expect(after.toString('utf8').trim()).to.equal('default');
     });
 
+    it('moves pooled Sessions between many databases (more than ever pooled) without mixing them up', async function () {
+      // One database per state-machine group: 40 databases, 200 concurrent calls over them and back.
+      const dbs = Array.from({ length: 40 }, (_, i) => `ctx_many_${i}`);
+      for (const d of dbs) await engine.exec(`CREATE DATABASE IF NOT EXISTS ${d}`);
+      const calls = Array.from({ length: 200 }, (_, i) => ({ database: dbs[(i * 7) % dbs.length]!, ...(i % 3 === 0 ? { settings: { max_block_size: 1000 + i } } : {}) }));
+      const q = "SELECT currentDatabase(), (SELECT value FROM system.settings WHERE name = 'max_block_size')";
+      const plain = (await engine.query("SELECT value FROM system.settings WHERE name = 'max_block_size'", { format: 'TabSeparated' })).toString('utf8').trim();
+      const results = await Promise.all(calls.map((c) => engine.query(q, { ...c, format: 'TabSeparated' })));
+      results.forEach((r, i) => expect(r.toString('utf8').trim()).to.equal(`${calls[i]!.database}\t${calls[i]!.settings?.max_block_size ?? plain}`));
+      expect((await engine.query('SELECT currentDatabase()', { format: 'TabSeparated' })).toString('utf8').trim()).to.equal('default');
+    });
+
     it('does not reuse a context Session after a statement list that could have changed it', async function () {
       const ctx = { database: 'ctx_a', settings: { max_block_size: 444 } };
       await engine.exec('SELECT 1; USE ctx_b', ctx); // chdb runs both; that Session must be dropped, not pooled
