@@ -51,7 +51,7 @@ if [ "${RAFTD_ID_FROM_HOSTNAME:-0}" = "1" ] && [ -z "${RAFTD_ID:-}" ]; then
   export RAFTD_ID
 fi
 case "${1:-}" in
-  raftd) shift; exec node --max-semi-space-size=64 /app/dist/daemon/main.js "$@" ;;
+  raftd) shift; exec node /app/dist/daemon/main.js "$@" ;;
   rafthouse) shift; exec node /app/dist/clickhouse-adapter/main.js "$@" ;;
   raftd-ch-checksum) shift; exec node /app/dist/clickhouse-adapter/statemachine/checksum-main.js "$@" ;;
   '') echo "usage: raftd|rafthouse|raftd-ch-checksum [flags]   (--help for the flags)" >&2; exit 2 ;;
