@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env node
 // The `raftd` command: wires storage, transport, the application and the client API around
 // the multi-group host, and shuts all of it down cleanly on SIGTERM / SIGINT.
 

@@ -11,7 +11,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine, renderHelp, type CommandLine, type CommandSpec } from '../protocol/cli.js';
 import { ensureSecretsDir } from '../protocol/secrets.js';
-import { RAFTD_NODE_FLAGS } from '../daemon/node-flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** <outDir>/scripts/start.js (outDir: dist/ or another directory in the repo); also works through tsx from scripts/. */
@@ -293,7 +292,7 @@ async function main(): Promise<void> {
       '--raftd-url', `http://127.0.0.1:${n.raftdHttp}`, '--groups', String(cfg.groups), ...engineArgs,
     ], join(dir, 'logs', `rafthouse${n.id}.log`), join(dir, 'run', `rafthouse-${n.id}.pid`), quiet,
     { RAFTD_APP_SECRET_FILE: secrets.appSecret, RAFTHOUSE_RAFTD_TOKEN_FILE: secrets.apiToken }));
-    raftds.push(new Child(`raftd ${n.id}`, [...RAFTD_NODE_FLAGS, ...entry('daemon/main.ts'),
+    raftds.push(new Child(`raftd ${n.id}`, [...entry('daemon/main.ts'),
       '--id', String(n.id), '--cluster-id', cfg.clusterId, '--peers', peers, '--groups', String(cfg.groups),
       '--raft-addr', `127.0.0.1:${n.raftPeer}`, '--http-addr', `127.0.0.1:${n.raftdHttp}`, '--data-dir', join(nodeDir, 'raftd'),
       '--app-url', `http://127.0.0.1:${n.app}`, '--log-level', 'warn', '--secrets-dir', secretsDir,

@@ -8,7 +8,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../support/ports.js';
 import { ensureSecretsDir, readSecretFile, type SecretName } from '../../protocol/secrets.js';
-import { RAFTD_NODE_FLAGS } from '../../daemon/node-flags.js';
 
 export { freePort };
 
@@ -162,8 +161,7 @@ export class RaftdNode extends ManagedProcess {
     logPath: string,
     nodeArgs: string[] = [],
   ) {
-    // raftd's own node flags first, so a caller's nodeArgs can override them.
-    super(`raftd node ${spec.id}`, 'daemon/main.ts', args, env, logPath, [...RAFTD_NODE_FLAGS, ...nodeArgs]);
+    super(`raftd node ${spec.id}`, 'daemon/main.ts', args, env, logPath, nodeArgs);
   }
 
   get url(): string {
