@@ -154,10 +154,8 @@ export class ApplyHandOff {
 
   /** Gives the applier the next committed entries (contiguous, past handedToApp); they count toward the byte snapshot trigger. */
   handOver(g: GroupReplica, applier: ApplierPort, entries: AppEntry[]): void {
-    for (const e of entries) g.bytesSinceSnapshot += e.data.length;
-    for (const e of entries) g.bytesApplied += e.data.length; // placement (issue 21)
     applier.enqueue(entries);
-    g.handedToApp = entries[entries.length - 1]!.index;
+    g.handedOver(entries);
   }
 
   /** Committed entries lo..hi again, for an app that lost what it had confirmed. */

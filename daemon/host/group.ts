@@ -51,11 +51,11 @@ export class GroupReplica {
   lastSnapshotIndex = 0;
   snapshotInFlight = false;
   /** Index up to which committed entries were handed to the applier. */
-  handedToApp = 0;
-  /** Bytes of the entries handed to the applier past lastSnapshotIndex: a snapshot trigger. */
-  bytesSinceSnapshot = 0;
+  private handedThrough = 0;
+  /** Bytes of the entries handed to the applier since the last snapshot taken: a snapshot trigger. */
+  private bytesHanded = 0;
   /** placement (issue 21): payload bytes handed to the app since this replica started (a size estimate for rebalancing). */
-  bytesApplied = 0;
+  private bytesHandedSinceStart = 0;
   /** Snapshot transfers in progress to peers (leader side). */
   readonly snapshotsSending = new Set<number>();
   /** Index of the snapshot sent to each peer, until the peer's log has caught up past it (leader side). */
@@ -90,6 +90,48 @@ export class GroupReplica {
 
   status(): RaftStatus {
     return this.node.status();
+  }
+
+  /** Index up to which committed entries were handed to the applier (or applied by the host: meta). */
+  get handedToApp(): number {
+    return this.handedThrough;
+  }
+
+  /** placement (issue 21): payload bytes handed to the app since this replica started. */
+  get bytesApplied(): number {
+    return this.bytesHandedSinceStart;
+  }
+
+  /** Bytes of entries handed to the applier since the last snapshot was taken. */
+  get bytesSinceSnapshot(): number {
+    return this.bytesHanded;
+  }
+
+  /** The next committed entries went to the applier: they count toward the byte snapshot trigger. */
+  handedOver(entries: readonly AppEntry[]): void {
+    for (const e of entries) this.bytesHanded += e.data.length;
+    for (const e of entries) this.bytesHandedSinceStart += e.data.length;
+    this.handedThrough = entries[entries.length - 1]!.index;
+  }
+
+  /** Entries through `index` are with the app without passing through handedOver (start-up, the meta group). */
+  markHandedThrough(index: number): void {
+    this.handedThrough = index;
+  }
+
+  /** The app was restored from a snapshot at `index`: hand-over resumes past it, bytes count afresh. */
+  restoredFromSnapshot(index: number): void {
+    this.handedThrough = index;
+    this.bytesHanded = 0;
+  }
+
+  /**
+   * A snapshot of the app was taken: bytes count afresh from what is handed over next. Not from the
+   * snapshot's index: entries handed over but not applied yet would count at once, and an app
+   * working off a large backlog would then be asked for a snapshot after every batch.
+   */
+  snapshotTaken(): void {
+    this.bytesHanded = 0;
   }
 
   isLeader(): boolean {

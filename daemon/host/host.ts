@@ -242,7 +242,7 @@ export class Host {
     if (group === META_GROUP) this.metaReplayThrough = hardState.commit; // placement (issue 21)
     if (group !== META_GROUP) this.startApplier(group, false);
     const g = this.newReplica(group, storage, applied);
-    g.handedToApp = applied;
+    g.markHandedThrough(applied);
     g.lastSnapshotIndex = snapshot ? snapshot.index : 0;
     this.markDirty(g);
   }

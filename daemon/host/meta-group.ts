@@ -86,7 +86,7 @@ export class MetaGroup {
       const outcome = cmd ? this.meta.apply(cmd, this.metaEffects) : { ok: true as const };
       g.settle(e, outcome.ok ? { index: e.index, ok: true, result: {} } : { index: e.index, ok: false, error: { code: outcome.code, message: outcome.message } });
     }
-    g.handedToApp = entries[entries.length - 1]!.index;
+    g.markHandedThrough(entries[entries.length - 1]!.index);
     if (g.handedToApp >= this.metaReplayThrough) this.createDeferredGroups();
   }
 

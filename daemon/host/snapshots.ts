@@ -113,10 +113,7 @@ export class Snapshots {
     const compactTo = this.compactionPoint(g, index);
     if (compactTo > g.storage.firstIndex()) g.storage.compact(compactTo);
     g.lastSnapshotIndex = index;
-    // Counted afresh from what is handed over next. Not from the snapshot's index: entries handed
-    // over but not applied yet would count at once, and an app working off a large backlog would
-    // then be asked for a snapshot after every batch.
-    g.bytesSinceSnapshot = 0;
+    g.snapshotTaken();
     this.metrics.snapshotsTaken++;
     return { prepared, index };
   }
@@ -206,8 +203,7 @@ export class Snapshots {
       restored();
       if (!recovered) this.afterFailedRestore(g);
     }
-    g.handedToApp = header.metadata.index;
-    g.bytesSinceSnapshot = 0;
+    g.restoredFromSnapshot(header.metadata.index);
     // The app is now at or past the snapshot's index: what it missed is in it. Cleared before the
     // hand-over below, which reports a new gap should the log lack entries after the snapshot too.
     if (g.repairThrough > 0 && header.metadata.index >= g.repairThrough) {
