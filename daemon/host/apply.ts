@@ -96,8 +96,7 @@ export class ApplyHandOff {
     const g = this.groups.get(group);
     if (!g || this.appliers.get(group) !== applier || this.stopping) return;
     this.opts.logger.error({ group, missingFrom: lo, missingTo: hi }, 'the app misses entries the log no longer holds; repairing from a snapshot of the leader');
-    g.repairThrough = Math.max(g.repairThrough, hi);
-    g.repairTicks = 0;
+    g.needsRepairThrough(hi);
     g.wake();
   }
 
@@ -107,8 +106,7 @@ export class ApplyHandOff {
    * live voter: an ordinary Raft transfer, which changes who leads, never what is committed.
    */
   repairTick(g: GroupReplica): void {
-    if (g.repairTicks-- > 0) return;
-    g.repairTicks = this.opts.electionTicks;
+    if (!g.repairRequestDue(this.opts.electionTicks)) return;
     const leader = g.leader();
     // On the leader itself, maybeHandOff hands leadership over first; then it asks the new one.
     if (leader === NONE || leader === this.opts.nodeId) return;

@@ -61,13 +61,10 @@ export class GroupReplica {
   /** Index of the snapshot sent to each peer, until the peer's log has caught up past it (leader side). */
   readonly snapshotSentAt = new Map<number, number>();
   deleted = false;
-  /**
-   * Repair in progress: the app misses committed entries through this index that the log no
-   * longer holds (0: none). Cleared once a snapshot covering it is restored into the app.
-   */
-  repairThrough = 0;
+  /** See repairThrough. */
+  private repairIndex = 0;
   /** Ticks until the next snapshot request of a repair. */
-  repairTicks = 0;
+  private repairTicks = 0;
   /** Ticks until this leader may try handing leadership over again (its app cannot apply). */
   handOffTicks = 0;
   /**
@@ -117,6 +114,34 @@ export class GroupReplica {
   /** Entries through `index` are with the app without passing through handedOver (start-up, the meta group). */
   markHandedThrough(index: number): void {
     this.handedThrough = index;
+  }
+
+  /**
+   * Repair in progress: the app misses committed entries through this index that the log no
+   * longer holds (0: none). Cleared once a snapshot covering it is restored into the app.
+   */
+  get repairThrough(): number {
+    return this.repairIndex;
+  }
+
+  /** The app misses committed entries through `index`: ask the leader for a snapshot at the next repair tick. */
+  needsRepairThrough(index: number): void {
+    this.repairIndex = Math.max(this.repairIndex, index);
+    this.repairTicks = 0;
+  }
+
+  /** One tick of a pending repair: true once per `everyTicks` (the first tick included), when a snapshot request is due. */
+  repairRequestDue(everyTicks: number): boolean {
+    if (this.repairTicks-- > 0) return false;
+    this.repairTicks = everyTicks;
+    return true;
+  }
+
+  /** A snapshot at `index` was restored into the app: true when that ended a pending repair (now cleared). */
+  repairedBy(index: number): boolean {
+    if (this.repairIndex === 0 || index < this.repairIndex) return false;
+    this.repairIndex = 0;
+    return true;
   }
 
   /** The app was restored from a snapshot at `index`: hand-over resumes past it, bytes count afresh. */

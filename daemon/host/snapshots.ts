@@ -206,8 +206,7 @@ export class Snapshots {
     g.restoredFromSnapshot(header.metadata.index);
     // The app is now at or past the snapshot's index: what it missed is in it. Cleared before the
     // hand-over below, which reports a new gap should the log lack entries after the snapshot too.
-    if (g.repairThrough > 0 && header.metadata.index >= g.repairThrough) {
-      g.repairThrough = 0;
+    if (g.repairedBy(header.metadata.index)) {
       this.metrics.appRepairs++;
       this.opts.logger.warn({ group: g.group, index: header.metadata.index }, 'the app was repaired from a snapshot');
     }
@@ -259,8 +258,7 @@ export class Snapshots {
       this.handOver(g, applier, entries);
       return;
     }
-    g.repairThrough = Math.max(g.repairThrough, g.status().commit);
-    g.repairTicks = 0;
+    g.needsRepairThrough(g.status().commit);
     g.wake();
   }
 }
