@@ -905,7 +905,9 @@ export class Gateway {
    */
   private async refuseUnwiredPartialRead(stmt: ParsedStatement, opts: ReadOpts): Promise<void> {
     const placed = this.o.placed;
-    if (!placed || placed.wired || stmt.kind !== 'select' || placed.placedElsewhere().length === 0) return;
+    if (!placed || placed.wired || stmt.kind !== 'select') return;
+    if (!placed.known) await placed.refresh().catch(() => undefined); // the first reads after start
+    if (placed.placedElsewhere().length === 0) return;
     const { groups } = await this.placedTables(stmt, opts);
     const refusal = unwiredReadRefusal(groups, placed.placedElsewhere());
     if (refusal) throw new GatewayError(CODES.NO_REMOTE_SHARD_AVAILABLE, refusal);

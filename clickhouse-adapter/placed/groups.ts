@@ -43,7 +43,7 @@ export interface PlacedGroupsOptions {
  * here but not created yet is not counted), ascending.
  */
 export function groupsPlacedElsewhere(view: PlacementView, me: number): number[] {
-  return view.groups.filter((g) => !g.members.includes(me)).map((g) => g.group).sort((a, b) => a - b);
+  return view.groups.filter((g) => g.group !== 0 && !g.members.includes(me)).map((g) => g.group).sort((a, b) => a - b);
 }
 
 /** The operator's mistake, in words: rafthouse not given --internal-peers under placed groups. */
@@ -150,6 +150,11 @@ export class PlacedGroups {
   /** Whether this node knows the other rafthouses' internal endpoints (--internal-peers). */
   get wired(): boolean {
     return this.o.peers.size > 0;
+  }
+
+  /** Whether the placement was read at least once. */
+  get known(): boolean {
+    return this.view !== undefined;
   }
 
   /** The groups placed with no replica on this node, as last read (ascending). */
