@@ -101,10 +101,15 @@ export class PlacedGroups {
   constructor(private readonly o: PlacedGroupsOptions) {}
 
   async start(): Promise<void> {
-    await this.refresh().catch((e: Error) => this.o.log?.(`placement: ${e.message}`));
+    // Not wired, the watch only guards reads: raftd not answering yet (it starts after its
+    // application) is not worth a line every poll.
+    const failed = (e: Error): void => {
+      if (this.wired || this.known) this.o.log?.(`placement: ${e.message}`);
+    };
+    await this.refresh().catch(failed);
     const tick = (): void => {
       if (this.stopped) return;
-      this.timer = setTimeout(() => void this.refresh().catch((e: Error) => this.o.log?.(`placement: ${e.message}`)).finally(tick), this.o.pollMs ?? PLACED_DEFAULTS.pollMs);
+      this.timer = setTimeout(() => void this.refresh().catch(failed).finally(tick), this.o.pollMs ?? PLACED_DEFAULTS.pollMs);
       this.timer.unref();
     };
     tick();
