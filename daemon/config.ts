@@ -94,7 +94,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'dataDir', flag: '--data-dir', env: 'RAFTD_DATA_DIR', kind: 'string', default: './raftd-data', help: 'directory of the RocksDB log store' },
   { key: 'appUrl', flag: '--app-url', env: 'RAFTD_APP_URL', kind: 'string', default: 'memory:', help: 'state-machine API base URL of the application ("memory:" = built-in test app)' },
   { key: 'groups', flag: '--groups', env: 'RAFTD_GROUPS', kind: 'int', default: '1', help: 'data groups 1..N created at bootstrap' },
-  { key: 'replicationFactor', flag: '--replication-factor', env: 'RAFTD_REPLICATION_FACTOR', kind: 'int', default: '0', help: 'replicas per data group, placed on a ring over the nodes (0: every node; at most the node count)' },
+  { key: 'replicationFactor', flag: '--replication-factor', env: 'RAFTD_REPLICATION_FACTOR', kind: 'int', default: '3', help: 'replicas per data group, placed on a ring over the nodes (every node when fewer; 0: every node, also those that join later)' },
   { key: 'zone', flag: '--zone', env: 'RAFTD_ZONE', kind: 'string', default: '', help: 'this node\'s failure domain: placement spreads a group\'s replicas over zones' },
   { key: 'rebalance', flag: '--rebalance', env: 'RAFTD_REBALANCE', kind: 'string', default: 'manual', help: 'auto: the meta leader moves replicas when nodes join, leave or die; manual: only on POST /v1/rebalance' },
   { key: 'maxConcurrentMoves', flag: '--max-concurrent-moves', env: 'RAFTD_MAX_CONCURRENT_MOVES', kind: 'int', default: '2', help: 'replica moves (learner, catch up, promote, remove) running at once' },

@@ -296,6 +296,9 @@ async function main(): Promise<void> {
       '--id', String(n.id), '--cluster-id', cfg.clusterId, '--peers', peers, '--groups', String(cfg.groups),
       '--raft-addr', `127.0.0.1:${n.raftPeer}`, '--http-addr', `127.0.0.1:${n.raftdHttp}`, '--data-dir', join(nodeDir, 'raftd'),
       '--app-url', `http://127.0.0.1:${n.app}`, '--log-level', 'warn', '--secrets-dir', secretsDir,
+      // Every group on every node: these rafthouses are not wired to each other (--internal-peers), and
+      // --nodes may be above raftd's default of 3 replicas.
+      '--replication-factor', '0',
     ], join(dir, 'logs', `raftd${n.id}.log`), join(dir, 'run', `raftd-${n.id}.pid`), quiet));
   }
 

@@ -82,6 +82,7 @@ export const CODES = {
   UNKNOWN_ROLE: 511,
   SET_NON_GRANTED_ROLE: 512,
   AUTHENTICATION_FAILED: 516,
+  NO_REMOTE_SHARD_AVAILABLE: 519,
   FUNCTION_ALREADY_EXISTS: 609,
   CANNOT_EXTRACT_TABLE_STRUCTURE: 636,
   /** ClickHouse's code for coordination (Keeper) failures: the closest match for "raftd could not commit". */

@@ -39,7 +39,7 @@ export { loadNondeterministic };
 import { CutRetryError } from './cut.js';
 import type { CutReader } from './cut.js';
 import type { ApplyHold } from '../statemachine/statemachine.js';
-import type { PlacedGroups, PlacedHold } from '../placed/groups.js';
+import { unwiredReadRefusal, type PlacedGroups, type PlacedHold } from '../placed/groups.js';
 import { planAggregateSplit, rewriteAggregateSplit, rewritePlacedRead, type PlacedTable, type SplitPlan } from '../placed/rewrite.js';
 import { DATA_DB_REGEXP } from '../statemachine/naming.js';
 import { SessionRegistry } from './sessions.js';
@@ -725,7 +725,8 @@ export class Gateway {
    * it (it reads while apply runs, so its groups may be seen at different instants).
    */
   private async consistentRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts?: number }> {
-    if (this.o.placed?.partial() && this.o.cut && stmt.kind === 'select') {
+    await this.refuseUnwiredPartialRead(stmt, opts);
+    if (this.o.placed?.wired && this.o.placed.partial() && this.o.cut && stmt.kind === 'select') {
       const placed = await this.placedRead(stmt, sql, opts);
       if (placed) return placed;
     }
@@ -764,8 +765,9 @@ export class Gateway {
    * client reading slowly), bounded by max_result_bytes.
    */
   private async consistentStart(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts?: number } | { started: StartedRead }> {
+    await this.refuseUnwiredPartialRead(stmt, opts);
     // Placed groups: read whole, as the cut does (a leg's hold must not wait on a slow client).
-    if (this.o.placed?.partial() && this.o.cut && stmt.kind === 'select') return this.consistentRead(stmt, sql, opts);
+    if (this.o.placed?.wired && this.o.placed.partial() && this.o.cut && stmt.kind === 'select') return this.consistentRead(stmt, sql, opts);
     const plan = this.speculativePlan(stmt, opts.database);
     if (this.o.cut && (!plan || plan.groups.length > 1)) {
       if (plan) return this.consistentRead(stmt, sql, opts);
@@ -883,6 +885,34 @@ export class Gateway {
     return this.read(sql, opts);
   }
 
+  /** The user tables a read touches, with the groups holding their rows (ascending). */
+  private async placedTables(stmt: ParsedStatement, opts: ReadOpts): Promise<{ tables: Map<string, PlacedTable>; groups: number[] }> {
+    const tables = new Map<string, PlacedTable>();
+    for (const t of stmt.tables) {
+      const db = t.database ?? opts.database;
+      if (db !== this.userDb || t.table.startsWith(INTERNAL_TABLE_PREFIX) || tables.has(t.table)) continue;
+      const info = await this.tableInfo(t.table);
+      if (!info) continue; // ClickHouse answers for a table that does not exist
+      tables.set(t.table, { columns: info.columns, groups: info.shardKey ? this.allGroups() : [this.o.ring.homeGroup(this.userDb, t.table)] });
+    }
+    return { tables, groups: [...new Set([...tables.values()].flatMap((t) => t.groups))].sort((a, b) => a - b) };
+  }
+
+  /**
+   * A rafthouse not wired to the others (no --internal-peers) whose raftd placed groups on other nodes
+   * only: a consistent read touching such a group would answer from the groups here alone, a silently
+   * partial result. Refused instead, naming the flag (placed/groups.ts, unwiredReadRefusal).
+   */
+  private async refuseUnwiredPartialRead(stmt: ParsedStatement, opts: ReadOpts): Promise<void> {
+    const placed = this.o.placed;
+    if (!placed || placed.wired || stmt.kind !== 'select') return;
+    if (!placed.known) await placed.refresh().catch(() => undefined); // the first reads after start
+    if (placed.placedElsewhere().length === 0) return;
+    const { groups } = await this.placedTables(stmt, opts);
+    const refusal = unwiredReadRefusal(groups, placed.placedElsewhere());
+    if (refusal) throw new GatewayError(CODES.NO_REMOTE_SHARD_AVAILABLE, refusal);
+  }
+
   /**
    * A consistent read whose tables have rows in groups without a replica here (placed groups, issue
    * 21): one cut over every touched group — local ones held in this process, each remote one held on a
@@ -892,15 +922,7 @@ export class Gateway {
    */
   private async placedRead(stmt: ParsedStatement, sql: string, opts: ReadOpts): Promise<{ body: Buffer; cutAttempts: number } | undefined> {
     const placed = this.o.placed!;
-    const tables = new Map<string, PlacedTable>();
-    for (const t of stmt.tables) {
-      const db = t.database ?? opts.database;
-      if (db !== this.userDb || t.table.startsWith(INTERNAL_TABLE_PREFIX) || tables.has(t.table)) continue;
-      const info = await this.tableInfo(t.table);
-      if (!info) continue; // ClickHouse answers for a table that does not exist
-      tables.set(t.table, { columns: info.columns, groups: info.shardKey ? this.allGroups() : [this.o.ring.homeGroup(this.userDb, t.table)] });
-    }
-    const groups = [...new Set([...tables.values()].flatMap((t) => t.groups))].sort((a, b) => a - b);
+    const { tables, groups } = await this.placedTables(stmt, opts);
     if (groups.length === 0 || groups.every((g) => placed.isLocal(g))) return undefined;
     // ClickHouse's canonical text (aliases always with AS, which the WHERE push-down looks for) when the
     // read was not rewritten for the catalogs; else the text as it is, without a WHERE push-down.

@@ -177,24 +177,27 @@ export async function startRafthouse(cfg: RafthouseConfig, log: (m: string) => v
     // Placed groups (issue 21): the groups this node holds come from its own raftd's placement; a
     // cut's hold of a group held elsewhere is taken on a member's internal endpoint.
     const internalSecret = cfg.internalSecret ?? cfg.appSecret;
-    let placed: PlacedGroups | undefined;
-    if (cfg.internalPeers && cfg.internalPeers.size > 0) {
-      if (!internalSecret) throw Object.assign(new Error('--internal-peers needs the cluster\'s internal secret (--internal-secret-file, or the app secret)'), { code: 'USAGE' });
-      const ownRaftd = new RaftdClient({ url: cfg.raftdUrls.slice(0, 1), ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 5_000 });
-      add('raftd client (placement)', () => ownRaftd.close());
-      placed = new PlacedGroups({ raftd: ownRaftd, peers: cfg.internalPeers, secret: internalSecret, groups: cfg.groups, local: sm, log });
-      await placed.start();
-      add('placement watch', () => placed!.stop());
-    }
-    const cut = cfg.consistentCut || placed
-      ? new CutReader({ hold: (groups) => (placed ? placed.hold(groups) : sm.holdApply(groups)), readIndex: (g) => raftd.barrier(g, 'linearizable'), skipCheck: !cfg.consistentCut })
+    // Not wired (no --internal-peers): the placement is still watched, so that a raftd placing groups on
+    // other nodes only is said in the log and consistent reads needing those groups are refused rather
+    // than answered from the groups here alone (gateway.refuseUnwiredPartialRead). Not awaited: raftd
+    // usually starts after its application, and a later join can change the placement anyway.
+    const wired = cfg.internalPeers !== undefined && cfg.internalPeers.size > 0;
+    if (wired && !internalSecret) throw Object.assign(new Error('--internal-peers needs the cluster\'s internal secret (--internal-secret-file, or the app secret)'), { code: 'USAGE' });
+    const ownRaftd = new RaftdClient({ url: cfg.raftdUrls.slice(0, 1), ...(cfg.raftdToken ? { token: cfg.raftdToken } : {}), timeoutMs: 5_000 });
+    add('raftd client (placement)', () => ownRaftd.close());
+    const placed = new PlacedGroups({ raftd: ownRaftd, peers: wired ? cfg.internalPeers! : new Map(), secret: internalSecret ?? '', groups: cfg.groups, local: sm, log });
+    if (wired) await placed.start();
+    else void placed.start();
+    add('placement watch', () => placed.stop());
+    const cut = cfg.consistentCut || wired
+      ? new CutReader({ hold: (groups) => (wired ? placed.hold(groups) : sm.holdApply(groups)), readIndex: (g) => raftd.barrier(g, 'linearizable'), skipCheck: !cfg.consistentCut })
       : undefined;
     const gateway = new Gateway({ engine, readEngine, parser, raftd, ring, userDb: cfg.database, nondeterministic, localApplied: (g) => sm.appliedIndexNow(g),
       schemaGeneration: () => sm.schemaGeneration(), maxConcurrentQueries: cfg.maxConcurrentQueries,
       sessions: { maxSessions: cfg.maxSessions, maxTimeoutSeconds: cfg.maxSessionTimeout, defaultTimeoutSeconds: Math.min(60, cfg.maxSessionTimeout) },
       limits: (user) => ({ ...cfg.readLimits, ...(cfg.userLimits.get(user) ?? {}) }),
       ...(cfg.allowTableFunctions?.length ? { allowTableFunctions: new Set(cfg.allowTableFunctions) } : {}), ...(cut ? { cut } : {}),
-      ...(placed ? { placed } : {}) });
+      placed });
     add('gateway sessions', () => gateway.sessions.close());
     add('query log', async () => { await gateway.queryLog?.close(); });
     await gateway.views.sync();

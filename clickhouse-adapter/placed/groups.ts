@@ -38,6 +38,34 @@ export interface PlacedGroupsOptions {
   log?: (m: string) => void;
 }
 
+/**
+ * The groups raftd placed with no replica on node `me` (by the placement's members: a replica placed
+ * here but not created yet is not counted), ascending.
+ */
+export function groupsPlacedElsewhere(view: PlacementView, me: number): number[] {
+  return view.groups.filter((g) => g.group !== 0 && !g.members.includes(me)).map((g) => g.group).sort((a, b) => a - b);
+}
+
+/** The operator's mistake, in words: rafthouse not given --internal-peers under placed groups. */
+export function unwiredPlacementWarning(elsewhere: readonly number[]): string {
+  return `raftd places groups ${elsewhere.join(',')} on other nodes only, but this rafthouse was not given --internal-peers `
+    + '(and its peers --internal-listen): consistent reads of tables with rows in those groups are refused; '
+    + 'wire every rafthouse with --internal-listen and --internal-peers, or run raftd with --replication-factor 0 (every group on every node)';
+}
+
+/**
+ * Whether a consistent read touching `touched` groups must be refused on a rafthouse without
+ * --internal-peers: it would read the groups here only. undefined: every touched group is placed here.
+ */
+export function unwiredReadRefusal(touched: readonly number[], elsewhere: readonly number[]): string | undefined {
+  const away = new Set(elsewhere);
+  const missing = touched.filter((g) => away.has(g));
+  if (missing.length === 0) return undefined;
+  return `this read needs groups ${missing.join(',')}, which have no replica on this node, and this rafthouse has no --internal-peers `
+    + 'to read them from the nodes holding them (raftd places groups on a subset of the nodes: --replication-factor); '
+    + 'give every rafthouse --internal-listen and --internal-peers, or run raftd with --replication-factor 0';
+}
+
 export const PLACED_DEFAULTS = { pollMs: 500, leaseMs: 4_000, holdTimeoutMs: 1_500, suspectMs: 5_000 } as const;
 
 /** A held remote group: where, and the hold's id the legs name. */
@@ -67,14 +95,21 @@ export class PlacedGroups {
   private stopped = false;
   private refreshing: Promise<void> | undefined;
   private readonly prepared = new Set<number>();
+  private elsewhere: number[] = [];
+  private warned = '';
 
   constructor(private readonly o: PlacedGroupsOptions) {}
 
   async start(): Promise<void> {
-    await this.refresh().catch((e: Error) => this.o.log?.(`placement: ${e.message}`));
+    // Not wired, the watch only guards reads: raftd not answering yet (it starts after its
+    // application) is not worth a line every poll.
+    const failed = (e: Error): void => {
+      if (this.wired || this.known) this.o.log?.(`placement: ${e.message}`);
+    };
+    await this.refresh().catch(failed);
     const tick = (): void => {
       if (this.stopped) return;
-      this.timer = setTimeout(() => void this.refresh().catch((e: Error) => this.o.log?.(`placement: ${e.message}`)).finally(tick), this.o.pollMs ?? PLACED_DEFAULTS.pollMs);
+      this.timer = setTimeout(() => void this.refresh().catch(failed).finally(tick), this.o.pollMs ?? PLACED_DEFAULTS.pollMs);
       this.timer.unref();
     };
     tick();
@@ -101,6 +136,13 @@ export class PlacedGroups {
     this.preferred = new Map(v.groups.map((g) => [g.group, g.preferredLeader]));
     this.moving = new Map(v.groups.filter((g) => g.move).map((g) => [g.group, g.move!.to]));
     this.alive = new Set(v.nodes.filter((n) => n.alive).map((n) => n.id));
+    this.elsewhere = groupsPlacedElsewhere(v, me);
+    // Not wired: said once per change of what is missing (the log line an operator must not miss).
+    const missing = this.wired ? '' : this.elsewhere.join(',');
+    if (missing !== this.warned) {
+      this.warned = missing;
+      if (missing) this.o.log?.(`WARNING: ${unwiredPlacementWarning(this.elsewhere)}`);
+    }
     // A move to this node: the group's database exists before its first snapshot or entry arrives.
     for (const [g, to] of this.moving) {
       if (to !== me || this.prepared.has(g) || this.o.local.appliedIndexNow(g) !== undefined) continue;
@@ -108,6 +150,21 @@ export class PlacedGroups {
       await this.o.local.prepareGroup(g).catch((e: Error) => this.o.log?.(`placement: preparing group ${g} for its move here: ${e.message}`));
     }
     for (const g of this.prepared) if (!this.moving.has(g)) this.prepared.delete(g);
+  }
+
+  /** Whether this node knows the other rafthouses' internal endpoints (--internal-peers). */
+  get wired(): boolean {
+    return this.o.peers.size > 0;
+  }
+
+  /** Whether the placement was read at least once. */
+  get known(): boolean {
+    return this.view !== undefined;
+  }
+
+  /** The groups placed with no replica on this node, as last read (ascending). */
+  placedElsewhere(): readonly number[] {
+    return this.elsewhere;
   }
 
   /** Known once the first placement was read. */

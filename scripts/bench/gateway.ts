@@ -122,7 +122,8 @@ async function measure(config: Config, o: { batches: number; queries: number; gr
   process.stdout.write(`starting a ${config.nodes}-node RaftHouse (${groups} groups, replication ${config.replication})...\n`);
   const clusterOpts: RafthouseClusterOptions = {
     nodes: config.nodes, groups, nodeArgs: prof('rafthouse'), raftNodeArgs: prof('raftd'),
-    ...(placed ? { raftArgs: ['--replication-factor', String(config.replication)] } : {}),
+    // Not placed: every group on every node, said explicitly (raftd's default is 3 replicas).
+    raftArgs: ['--replication-factor', placed ? String(config.replication) : '0'],
   };
   // The placed harness's switch (clickhouse-adapter/placed/ present: checked in main).
   if (placed) Object.assign(clusterOpts, { placed: true });

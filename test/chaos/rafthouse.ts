@@ -75,7 +75,8 @@ export async function runRafthouseChaos(o: RafthouseChaosOptions): Promise<Rafth
     appUrls: (id) => `http://127.0.0.1:${appPorts.get(id)!}`,
     env: { RAFTD_TEST_HOOKS: 'faults' },
     // As in the KV runner: a node down for a few seconds catches up by snapshot.
-    extraArgs: ['--request-timeout-ms', '5000', '--snapshot-interval', '200', '--snapshot-catchup-entries', '100'],
+    // Every group on every node (--nodes 5 too): these rafthouses are not wired (--internal-peers).
+    extraArgs: ['--request-timeout-ms', '5000', '--snapshot-interval', '200', '--snapshot-catchup-entries', '100', '--replication-factor', '0'],
   });
   const gateways = new Map<number, string>();
   for (const n of cluster.nodes) {

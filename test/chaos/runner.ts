@@ -147,7 +147,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     // Short request timeout: unknown outcomes resolve fast. Frequent snapshots and a short log
     // behind them: a node down for a second or more catches up by snapshot, so the install path
     // (where seed 803 found a stale read) runs in most runs, not only after long outages.
-    extraArgs: ['--request-timeout-ms', '3000', '--snapshot-interval', '300', '--snapshot-catchup-entries', '100'],
+    // Every node a member (--nodes 5 too): the nemeses and the convergence check assume it.
+    extraArgs: ['--request-timeout-ms', '3000', '--snapshot-interval', '300', '--snapshot-catchup-entries', '100', '--replication-factor', '0'],
   });
   const view = new ClusterView(cluster);
   const t0 = performance.now();

@@ -37,6 +37,8 @@ export interface RafthouseClusterOptions {
   nodeEnv?: (id: number) => Record<string, string>;
   /** Placed groups (issue 21): every rafthouse serves --internal-listen and knows every node's (--internal-peers). */
   placed?: boolean;
+  /** raftd places groups (raftArgs --replication-factor) but the rafthouses get no internal flags: the operator's mistake. */
+  placedUnwired?: boolean;
   /** Node ids beyond `nodes` that may join later (addNode): their ports are known to every node from the start. */
   spare?: number;
 }
@@ -116,7 +118,7 @@ export class RafthouseCluster {
       await Promise.all(nodes.map((x) => waitForHttp(`${x.consistentUrl}/ping`, 60_000)));
       await raft.startAll();
       await raft.waitForApi(60_000);
-      if (opts.placed) await waitForPlacedLeaders(raft, opts.groups, 60_000);
+      if (opts.placed || opts.placedUnwired) await waitForPlacedLeaders(raft, opts.groups, 60_000);
       else await raft.waitForLeaders(Array.from({ length: opts.groups + 1 }, (_, i) => i), 60_000);
       return c;
     } catch (e) {
