@@ -12,7 +12,7 @@ import type { HostFaults } from '../../daemon/host/host.js';
 import { META_GROUP } from '../../daemon/host/meta.js';
 import { ConfChangeType, type RaftFaults } from '../../daemon/raft/types.js';
 import { SimApp, SimLogStore } from './host-ports.js';
-import { ELECTION_TICKS, HostWorld, TICK_MS, silent, type WorldNode } from './host-world.js';
+import { ELECTION_TICKS, HostWorld, TICK_MS, silent, type ScheduleTuning, type WorldNode } from './host-world.js';
 import type { KvInput } from './linearizability.js';
 import { Rng } from './rng.js';
 import { simHostOptions } from './sim-host.js';
@@ -78,28 +78,13 @@ export function hostReplayCommand(o: HostSimOptions): string {
  */
 const SNAPSHOT_RESEND_BOUND = 3;
 
-interface Tuning {
-  faultPhaseMs: number;
-  settleMs: number;
-  clients: number;
-  faultEveryMs: [number, number];
-  dropRate: number;
-  delayMs: [number, number];
-  fsyncMs: [number, number];
-  appMs: [number, number];
-  appErrorRate: number;
-  appSync: boolean;
-  snapshotInterval: number;
+interface Tuning extends ScheduleTuning {
   catchupEntries: number;
-  crashWeight: number;
   /** Two machines at once (a rack's power): what neither had synced is gone from both. */
   doubleCrashWeight: number;
-  partitionWeight: number;
-  pauseWeight: number;
   appCrashWeight: number;
   membershipWeight: number;
   transferWeight: number;
-  downMs: [number, number];
   requestTimeoutMs: number;
   /** Extra time a snapshot stream takes. */
   snapshotMs: [number, number];

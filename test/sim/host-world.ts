@@ -39,13 +39,35 @@ export class Violation<P extends string> extends Error {
 
 /** What the shared world reads of a simulator's tuning. */
 export interface WorldTuning {
+  /** A log store's write and fsync. */
   fsyncMs: [number, number];
+  /** An app call. */
   appMs: [number, number];
   appSync: boolean;
   /** Fraction of app calls answered with an error while the faults last (0: none, no draw). */
   appErrorRate: number;
+  /** Fraction of messages lost while the faults last. */
   dropRate: number;
+  /** A message's (and a snapshot stream's) time on the network. */
   delayMs: [number, number];
+}
+
+/** A run's shape, drawn from its seed: how long the faults last, which come how often, how many clients. */
+export interface ScheduleTuning extends WorldTuning {
+  /** Faults are injected this long after the clients start; then everything is healed. */
+  faultPhaseMs: number;
+  /** After healing, the run must finish (settle, serve every group) within this long. */
+  settleMs: number;
+  clients: number;
+  /** Time between fault events. */
+  faultEveryMs: [number, number];
+  snapshotInterval: number;
+  /** Weights of the fault kinds. */
+  crashWeight: number;
+  partitionWeight: number;
+  pauseWeight: number;
+  /** How long a crashed machine stays down, a paused one stopped. */
+  downMs: [number, number];
 }
 
 export interface WorldNode extends SimHostNode {

@@ -25,7 +25,7 @@ import { changeMemberOnLeader, hostRebalancerPort, viewThroughMembers, type Remo
 import { effectiveReplicationFactor, planMoves } from '../../daemon/placement/placement.js';
 import { currentPlacement, placementNodes } from '../../daemon/placement/view.js';
 import { SimApp, SimLogStore } from './host-ports.js';
-import { ELECTION_TICKS, HostWorld, TICK_MS, silent, type WorldNode } from './host-world.js';
+import { ELECTION_TICKS, HostWorld, TICK_MS, silent, type ScheduleTuning, type WorldNode } from './host-world.js';
 import type { KvInput } from './linearizability.js';
 import { Rng } from './rng.js';
 import { simHostOptions } from './sim-host.js';
@@ -96,20 +96,7 @@ const ROUND_MS = 40;
 const RPC_TIMEOUT_MS = 3000;
 const DEFINITE = new Set(['NOT_LEADER', 'NO_LEADER', 'OVERLOADED', 'PROPOSAL_DROPPED', 'LEADERSHIP_TRANSFER', 'CONFLICT', 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE']);
 
-interface Tuning {
-  faultPhaseMs: number;
-  settleMs: number;
-  clients: number;
-  faultEveryMs: [number, number];
-  dropRate: number;
-  delayMs: [number, number];
-  fsyncMs: [number, number];
-  appMs: [number, number];
-  snapshotInterval: number;
-  crashWeight: number;
-  partitionWeight: number;
-  pauseWeight: number;
-  downMs: [number, number];
+interface Tuning extends ScheduleTuning {
   /** When the scenario's event happens, after the clients start. */
   eventAtMs: number;
   /** dead-back: how long the dead node stays away (past DEAD_AFTER_MS: its replicas have moved). */
@@ -136,6 +123,9 @@ function tune(rng: Rng, fault: PlacementSimFault | undefined): Tuning {
     eventAtMs: rng.int(100, 900),
     awayMs: DEAD_AFTER_MS + rng.int(300, 1500),
     metaBlackoutMs: rng.chance(0.4) ? rng.int(100, 1000) : 0,
+    // The apps always sync and never answer errors here.
+    appSync: true,
+    appErrorRate: 0,
   };
   if (fault === 'addBeforeMetaApplied') {
     // A node that comes back holding stale replicas the moves took off it, and is given some back
@@ -150,7 +140,7 @@ function tune(rng: Rng, fault: PlacementSimFault | undefined): Tuning {
 type SimNode = WorldNode;
 
 export class PlacementSim extends HostWorld<PlacementProperty> {
-  readonly t: Tuning & { appSync: boolean; appErrorRate: number };
+  readonly t: Tuning;
   /** Nodes that exist (founders, and the joiner once it joined). */
   private ids: number[] = [];
   readonly scenario: PlacementScenario;
@@ -173,8 +163,7 @@ export class PlacementSim extends HostWorld<PlacementProperty> {
     const tuned = opts.fault ?? opts.schedule;
     super(new Rng(opts.seed * 2654435761 + opts.groups * 7919 + 4099 + (tuned ? PLACEMENT_FAULTS.indexOf(tuned) + 1 : 0) + (opts.bytes ? 31 : 0)), DEFINITE);
     this.scenario = opts.scenario ?? (tuned === 'addBeforeMetaApplied' ? 'dead-back' : this.rng.pick(PLACEMENT_SCENARIOS));
-    // The apps always sync and never answer errors here.
-    this.t = { ...tune(this.rng, tuned), appSync: true, appErrorRate: 0 };
+    this.t = tune(this.rng, tuned);
   }
 
   // ---------------------------------------------------------------- nodes
