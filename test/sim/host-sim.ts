@@ -199,7 +199,6 @@ export class HostSim extends HostWorld<HostProperty> {
   private readonly removed = new Map<number, number>();
   /** (group, follower) -> snapshots sent (compactPastSnapshotSend's symptom). */
   private readonly snapshotsTo = new Map<string, number>();
-  private clientsRunning = 0;
 
   constructor(readonly opts: HostSimOptions) {
     super(new Rng(opts.seed * 2654435761 + opts.nodes * 97 + opts.groups * 7919 + (opts.fault ? HOST_FAULTS.indexOf(opts.fault) + 1 : 0)), DEFINITE);
@@ -393,20 +392,8 @@ export class HostSim extends HostWorld<HostProperty> {
 
   // ---------------------------------------------------------------- clients
 
-  private async client(c: number): Promise<void> {
-    this.clientsRunning++;
-    try {
-      while (this.q.now < this.t0 + this.t.faultPhaseMs + this.t.healedLoadMs && !this.failure) {
-        await this.op(c);
-        await new Promise<void>((r) => this.q.after(this.rng.int(0, 20), r));
-      }
-    } finally {
-      this.clientsRunning--;
-    }
-  }
-
   /** Not async itself: the operation's promise is ask's, settling on the same microtask as when it was written here. */
-  private op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean> {
+  protected op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean> {
     const group = forced?.group ?? (this.rng.chance(this.t.hotGroup) ? 1 : this.rng.int(1, this.opts.groups));
     const input = this.randomInput(group, forced?.input);
     const hinted = input.type === 'read' && this.rng.chance(this.t.followerReads) ? undefined : this.hint.get(group);
@@ -441,7 +428,7 @@ export class HostSim extends HostWorld<HostProperty> {
           return;
         }
         this.t0 = this.q.now;
-        for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c));
+        for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c, () => this.q.now < this.t0 + this.t.faultPhaseMs + this.t.healedLoadMs));
         this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
         this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
         this.q.at(this.t0 + this.t.faultPhaseMs + 600, () => void this.probe());
@@ -468,11 +455,7 @@ export class HostSim extends HostWorld<HostProperty> {
 
   /** After healing: a write and a read in every group must succeed, and the apps must agree. */
   private async probe(): Promise<void> {
-    for (let group = 1; group <= this.opts.groups && !this.failure; group++) {
-      for (const input of [{ type: 'write', key: `g${group}:x`, value: `probe${group}` }, { type: 'read', key: `g${group}:x` }] as KvInput[]) {
-        while (!this.failure && !(await this.op(0, { group, input }))) await new Promise<void>((r) => this.q.after(20, r));
-      }
-    }
+    await this.probeGroups(this.opts.groups);
     // Every member's app reaches the same state: the leader's commit index.
     for (let round = 0; !this.failure; round++) {
       const behind = this.behind();

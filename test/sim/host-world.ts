@@ -338,6 +338,26 @@ export abstract class HostWorld<P extends string> implements SimWorld {
     return r < 0.4 ? { type: 'read', key } : r < 0.8 ? { type: 'write', key, value } : { type: 'cas', key, expected: this.rng.chance(0.5) ? null : `v${this.rng.int(1, this.valueSeq)}`, value };
   }
 
+  /** One client operation: a random one, or `forced`; whether it succeeded. */
+  protected abstract op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean>;
+
+  /** Client `c`: operations one after another, 0-20 ms apart, while `going()`. */
+  protected async client(c: number, going: () => boolean): Promise<void> {
+    while (going() && !this.failure) {
+      await this.op(c);
+      await new Promise<void>((r) => this.q.after(this.rng.int(0, 20), r));
+    }
+  }
+
+  /** After healing: a write and then a read of every data group, each retried until it succeeds. */
+  protected async probeGroups(groups: number, padding: (group: number) => string = () => ''): Promise<void> {
+    for (let group = 1; group <= groups && !this.failure; group++) {
+      for (const input of [{ type: 'write', key: `g${group}:x`, value: `probe${group}${padding(group)}` }, { type: 'read', key: `g${group}:x` }] as KvInput[]) {
+        while (!this.failure && !(await this.op(0, { group, input }))) await new Promise<void>((r) => this.q.after(20, r));
+      }
+    }
+  }
+
   /** An operation's error (default: counted by its code). */
   protected opFailed(_group: number, _error: Error, code: string): void {
     this.count(`op-error-${code || 'other'}`);

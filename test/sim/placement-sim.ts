@@ -513,15 +513,8 @@ export class PlacementSim extends HostWorld<PlacementProperty> {
     return this.opts.bytes ? 'x'.repeat(((group * 7) % 11) * 40) : '';
   }
 
-  private async client(c: number): Promise<void> {
-    while (this.q.now < this.t0 + this.t.faultPhaseMs + 300 && !this.failure && !this.done) {
-      await this.op(c);
-      await new Promise<void>((r) => this.q.after(this.rng.int(0, 20), r));
-    }
-  }
-
   /** Not async itself: the operation's promise is ask's, settling on the same microtask as when it was written here. */
-  private op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean> {
+  protected op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean> {
     const group = forced?.group ?? this.rng.int(1, this.opts.groups);
     const input = this.randomInput(group, forced?.input, this.padding(group));
     // A client asks a node holding the group (raftd's relay would forward to one); the leader when it knows.
@@ -557,7 +550,7 @@ export class PlacementSim extends HostWorld<PlacementProperty> {
           return;
         }
         this.t0 = this.q.now;
-        for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c));
+        for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c, () => this.q.now < this.t0 + this.t.faultPhaseMs + 300 && !this.done));
         this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
         this.q.at(this.t0 + this.t.eventAtMs, () => this.placementEvent());
         this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
@@ -587,11 +580,7 @@ export class PlacementSim extends HostWorld<PlacementProperty> {
   /** After healing: the placement settles, then a write and a read succeed in every group. */
   private async finish(): Promise<void> {
     while (!this.failure && (!this.scenarioDone || this.unsettled() !== undefined)) await new Promise<void>((r) => this.q.after(50, r));
-    for (let group = 1; group <= this.opts.groups && !this.failure; group++) {
-      for (const input of [{ type: 'write', key: `g${group}:x`, value: `probe${group}${this.padding(group)}` }, { type: 'read', key: `g${group}:x` }] as KvInput[]) {
-        while (!this.failure && !(await this.op(0, { group, input }))) await new Promise<void>((r) => this.q.after(20, r));
-      }
-    }
+    await this.probeGroups(this.opts.groups, (group) => this.padding(group));
     this.done = true;
   }
 
