@@ -263,11 +263,9 @@ export class HostSim extends HostWorld<HostProperty> {
 
   // ---------------------------------------------------------------- the schedule
 
-  private faultEvent(): void {
-    if (this.healed) return;
-    this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
+  protected faultKinds(): Array<[number, () => void]> {
     const t = this.t;
-    this.pickWeighted([
+    return [
       [t.crashWeight, () => this.crashSome()],
       [t.doubleCrashWeight, () => this.crashTwo()],
       [t.partitionWeight, () => this.partition()],
@@ -276,7 +274,7 @@ export class HostSim extends HostWorld<HostProperty> {
       [t.membershipWeight, () => this.membership()],
       [t.transferWeight, () => this.transfer()],
       [2, () => this.heal1()],
-    ]);
+    ];
   }
 
   private crashSome(): void {
@@ -421,20 +419,16 @@ export class HostSim extends HostWorld<HostProperty> {
     await this.guarded(async () => {
       for (const id of this.ids) this.start(id, new SimLogStore(this, () => this.nodes.get(id)!.clock), new SimApp(this, id));
       // Clients and faults start once every node has every group (the meta group created them).
-      const begin = (): void => {
-        if (!this.up().every((n) => n.host.bootstrapComplete())) {
-          if (this.q.now > 3000) this.violation('liveness', `the groups were not created within 3 s\n${this.dump()}`);
-          else this.q.after(20, begin);
-          return;
-        }
-        this.t0 = this.q.now;
-        for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c, () => this.q.now < this.t0 + this.t.faultPhaseMs + this.t.healedLoadMs));
-        this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
-        this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
-        this.q.at(this.t0 + this.t.faultPhaseMs + 600, () => void this.probe());
-      };
-      this.q.after(20, begin);
-      this.q.after(TICK_MS, () => this.sampleLeaders());
+      this.beginWhen(
+        () => this.up().every((n) => n.host.bootstrapComplete()),
+        3000,
+        () => `the groups were not created within 3 s\n${this.dump()}`,
+        () => this.q.now < this.t0 + this.t.faultPhaseMs + this.t.healedLoadMs,
+        () => {
+          this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
+          this.q.at(this.t0 + this.t.faultPhaseMs + 600, () => void this.probe());
+        },
+      );
       let probed = false;
       this.probeDone = () => (probed = true);
       await this.runEvents(
@@ -450,8 +444,6 @@ export class HostSim extends HostWorld<HostProperty> {
   }
 
   private probeDone: () => void = () => undefined;
-  /** When clients and faults began (-1: not yet). */
-  private t0 = -1;
 
   /** After healing: a write and a read in every group must succeed, and the apps must agree. */
   private async probe(): Promise<void> {

@@ -26,7 +26,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** The properties every host-level simulator checks; each adds its own. */
-export type WorldProperty = 'election-safety' | 'state-machine-safety' | 'apply-order' | 'linearizability' | 'host-fatal' | 'host-exception';
+export type WorldProperty = 'election-safety' | 'state-machine-safety' | 'apply-order' | 'linearizability' | 'liveness' | 'host-fatal' | 'host-exception';
 
 export class Violation<P extends string> extends Error {
   constructor(
@@ -78,7 +78,7 @@ export interface WorldNode extends SimHostNode {
 }
 
 export abstract class HostWorld<P extends string> implements SimWorld {
-  abstract readonly t: WorldTuning;
+  abstract readonly t: ScheduleTuning;
   protected readonly q = new EventQueue();
   protected readonly nodes = new Map<number, WorldNode>();
   protected steps = 0;
@@ -86,6 +86,8 @@ export abstract class HostWorld<P extends string> implements SimWorld {
   /** `from-to` links the network drops. */
   protected readonly blocked = new Set<string>();
   protected healed = false;
+  /** When clients and faults began (-1: not yet). */
+  protected t0 = -1;
   protected failure: Violation<P> | undefined;
   protected readonly history: KvOp[] = [];
   protected readonly ops = { ok: 0, failed: 0, indeterminate: 0, reads: 0 };
@@ -263,6 +265,37 @@ export abstract class HostWorld<P extends string> implements SimWorld {
   }
 
   // ---------------------------------------------------------------- the schedule
+
+  /**
+   * Once `ready()` (looked at every 20 ms; a liveness violation, `notReady()`, past `withinMs`): the
+   * clients start (each while `going()`), then the fault schedule, then `then()`; from the start,
+   * the leaders are sampled every tick.
+   */
+  protected beginWhen(ready: () => boolean, withinMs: number, notReady: () => string, going: () => boolean, then: () => void): void {
+    const begin = (): void => {
+      if (!ready()) {
+        if (this.q.now > withinMs) this.violation('liveness', notReady());
+        else this.q.after(20, begin);
+        return;
+      }
+      this.t0 = this.q.now;
+      for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c, going));
+      this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
+      then();
+    };
+    this.q.after(20, begin);
+    this.q.after(TICK_MS, () => this.sampleLeaders());
+  }
+
+  /** The fault kinds of this simulator and their weights. */
+  protected abstract faultKinds(): Array<[number, () => void]>;
+
+  /** Until healed: one fault, drawn by weight, every faultEveryMs. */
+  protected faultEvent(): void {
+    if (this.healed) return;
+    this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
+    this.pickWeighted(this.faultKinds());
+  }
 
   /** One of the kinds, drawn by weight. */
   protected pickWeighted(kinds: Array<[number, () => void]>): void {

@@ -154,7 +154,6 @@ export class PlacementSim extends HostWorld<PlacementProperty> {
   private keptDown: number | undefined;
   /** The meta group's messages to this node are lost until then (dead-back's lagging meta log). */
   private metaCut: { node: number; until: number } | undefined;
-  private t0 = -1;
   private done = false;
   /** The scenario's event (and, for dead-back, the return) has happened. */
   private scenarioDone = false;
@@ -330,15 +329,13 @@ export class PlacementSim extends HostWorld<PlacementProperty> {
 
   // ---------------------------------------------------------------- the schedule
 
-  private faultEvent(): void {
-    if (this.healed) return;
-    this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
-    this.pickWeighted([
+  protected faultKinds(): Array<[number, () => void]> {
+    return [
       [this.t.crashWeight, () => this.crashSome()],
       [this.t.partitionWeight, () => this.partition()],
       [this.t.pauseWeight, () => this.pause()],
       [2, () => this.blocked.clear()],
-    ]);
+    ];
   }
 
   private crashSome(): void {
@@ -543,21 +540,17 @@ export class PlacementSim extends HostWorld<PlacementProperty> {
     await this.guarded(async () => {
       this.ids = Array.from({ length: FOUNDERS }, (_, i) => i + 1);
       for (const id of this.ids) this.start(id, this.newStore(id), new SimApp(this, id), false);
-      const begin = (): void => {
-        if (!this.created()) {
-          if (this.q.now > 4000) this.violation('liveness', `the groups were not created on their members within 4 s\n${this.dump()}`);
-          else this.q.after(20, begin);
-          return;
-        }
-        this.t0 = this.q.now;
-        for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c, () => this.q.now < this.t0 + this.t.faultPhaseMs + 300 && !this.done));
-        this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
-        this.q.at(this.t0 + this.t.eventAtMs, () => this.placementEvent());
-        this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
-        this.q.at(this.t0 + this.t.faultPhaseMs + 300, () => void this.finish());
-      };
-      this.q.after(20, begin);
-      this.q.after(TICK_MS, () => this.sampleLeaders());
+      this.beginWhen(
+        () => this.created(),
+        4000,
+        () => `the groups were not created on their members within 4 s\n${this.dump()}`,
+        () => this.q.now < this.t0 + this.t.faultPhaseMs + 300 && !this.done,
+        () => {
+          this.q.at(this.t0 + this.t.eventAtMs, () => this.placementEvent());
+          this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
+          this.q.at(this.t0 + this.t.faultPhaseMs + 300, () => void this.finish());
+        },
+      );
       await this.runEvents(
         () => this.done,
         () => (this.t0 >= 0 ? this.t0 + this.t.faultPhaseMs + this.t.settleMs : Infinity),
