@@ -8,21 +8,14 @@
 // The host awaits promises; after every event the loop lets every promise job run to its end
 // (one setImmediate) before the next event, so a run is a pure function of its seed.
 
-import pino from 'pino';
-import { Host, type HostFaults } from '../../daemon/host/host.js';
+import type { HostFaults } from '../../daemon/host/host.js';
 import { META_GROUP } from '../../daemon/host/meta.js';
-import type { ApplierFactory, GroupMessage, SnapshotHeader, TransportPort } from '../../daemon/host/ports.js';
-import type { EntryOutcome } from '../../daemon/host/group.js';
-import { GroupApplier } from '../../daemon/statemachine/applier.js';
-import { AppError } from '../../daemon/statemachine/errors.js';
-import type { AppEntry } from '../../daemon/statemachine/types.js';
-import { RaftdError } from '../../daemon/errors.js';
-import { ConfChangeType, Role, type RaftFaults } from '../../daemon/raft/types.js';
-import { EventQueue } from './eventqueue.js';
-import { SimApp, SimClock, SimLogStore, type KvCommand, type SimWorld } from './host-ports.js';
-import { checkLinearizability, describeFailure, kvModel, type KvInput, type KvOp, type KvOutput } from './linearizability.js';
+import { ConfChangeType, type RaftFaults } from '../../daemon/raft/types.js';
+import { SimApp, SimLogStore } from './host-ports.js';
+import { ELECTION_TICKS, HostWorld, TICK_MS, silent, type ScheduleTuning, type WorldNode } from './host-world.js';
+import type { KvInput } from './linearizability.js';
 import { Rng } from './rng.js';
-import { simHostOptions, type SimHostNode } from './sim-host.js';
+import { simHostOptions } from './sim-host.js';
 
 /** Deliberate bugs the host simulator must catch: in the host (HostFaults) ... */
 export const HOST_LEVEL_FAULTS = ['sendBeforePersist', 'readDuringRestore', 'compactPastSnapshotSend', 'applyPastGap'] as const;
@@ -79,48 +72,19 @@ export function hostReplayCommand(o: HostSimOptions): string {
   return `npm run sim -- --seed ${o.seed}${o.nodes === 5 ? ' --nodes 5' : ''} --groups ${o.groups}${o.fault ? ` --fault ${o.fault}` : ''}`;
 }
 
-class Violation extends Error {
-  constructor(
-    readonly property: HostProperty,
-    detail: string,
-  ) {
-    super(detail);
-  }
-}
-
-const TICK_MS = 10;
 /**
  * More snapshots than this to one replica of one group after the faults healed: the leader keeps
  * compacting past the snapshot in flight, so the follower never catches up by appends.
  */
 const SNAPSHOT_RESEND_BOUND = 3;
-const ELECTION_TICKS = 10;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const silent = pino({ level: 'silent' });
 
-interface Tuning {
-  faultPhaseMs: number;
-  settleMs: number;
-  clients: number;
-  faultEveryMs: [number, number];
-  dropRate: number;
-  delayMs: [number, number];
-  fsyncMs: [number, number];
-  appMs: [number, number];
-  appErrorRate: number;
-  appSync: boolean;
-  snapshotInterval: number;
+interface Tuning extends ScheduleTuning {
   catchupEntries: number;
-  crashWeight: number;
   /** Two machines at once (a rack's power): what neither had synced is gone from both. */
   doubleCrashWeight: number;
-  partitionWeight: number;
-  pauseWeight: number;
   appCrashWeight: number;
   membershipWeight: number;
   transferWeight: number;
-  downMs: [number, number];
   requestTimeoutMs: number;
   /** Extra time a snapshot stream takes. */
   snapshotMs: [number, number];
@@ -222,167 +186,59 @@ function tune(rng: Rng, fault: HostSimFault | undefined): Tuning {
   return t;
 }
 
-interface SimNode extends SimHostNode {
-  /** Client ops waiting on this node's host: a crash leaves their outcome unknown. */
-  waiting: Set<() => void>;
-  /** Snapshot streams this node is receiving: a crash breaks them. */
-  receiving: Set<(e: Error) => void>;
-}
+type SimNode = WorldNode;
 
 /** Codes after which an operation surely did not take effect (a refused proposal; any failed read). */
 const DEFINITE = new Set(['NOT_LEADER', 'NO_LEADER', 'OVERLOADED', 'PROPOSAL_DROPPED', 'LEADERSHIP_TRANSFER', 'GROUP_NOT_FOUND', 'CONFLICT', 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE']);
 
-export class HostSim implements SimWorld {
+export class HostSim extends HostWorld<HostProperty> {
   readonly t: Tuning;
-  private readonly rng: Rng;
-  private readonly q = new EventQueue();
-  private readonly nodes = new Map<number, SimNode>();
   private readonly ids: number[];
-  private steps = 0;
-  private readonly faults: Record<string, number> = {};
-  private readonly blocked = new Set<string>();
-  private healed = false;
-  private failure: Violation | undefined;
-  private readonly history: KvOp[] = [];
-  private readonly ops = { ok: 0, failed: 0, indeterminate: 0, reads: 0 };
-  private valueSeq = 0;
   private readonly hint = new Map<number, number>();
-  /** group -> index -> the entry (term:bytes) as first applied anywhere, and where. */
-  private readonly appliedAt = new Map<number, Map<number, { data: string; node: number }>>();
   /** Members removed by the schedule, per group, to be added back. */
   private readonly removed = new Map<number, number>();
   /** (group, follower) -> snapshots sent (compactPastSnapshotSend's symptom). */
   private readonly snapshotsTo = new Map<string, number>();
-  private clientsRunning = 0;
-  /** `group:term` -> the node seen leading it. */
-  private readonly leaders = new Map<string, number>();
 
   constructor(readonly opts: HostSimOptions) {
-    this.rng = new Rng(opts.seed * 2654435761 + opts.nodes * 97 + opts.groups * 7919 + (opts.fault ? HOST_FAULTS.indexOf(opts.fault) + 1 : 0));
+    super(new Rng(opts.seed * 2654435761 + opts.nodes * 97 + opts.groups * 7919 + (opts.fault ? HOST_FAULTS.indexOf(opts.fault) + 1 : 0)), DEFINITE);
     this.t = tune(this.rng, opts.fault ?? opts.schedule);
     this.ids = opts.nodes === 5 ? [1, 2, 3, 4, 5] : [1, 2, 3];
   }
 
-  // ---------------------------------------------------------------- effects the ports ask for
-
-  count(kind: string): void {
-    this.faults[kind] = (this.faults[kind] ?? 0) + 1;
-  }
-
-  violation(property: HostProperty, detail: string): void {
-    this.failure ??= new Violation(property, `t=${this.q.now}ms: ${detail}`);
-  }
-
-  storeIo(store: SimLogStore, delay: [number, number], done: () => void): Promise<void> {
-    const clock = store.clock();
-    return new Promise((resolve) => {
-      // Through the process's clock: never if the machine crashes first, later if it is paused.
-      clock.after(this.rng.int(...delay), () => {
-        done();
-        resolve();
-      });
-    });
-  }
-
-  appLatency(): Promise<void> {
-    return new Promise((resolve) => this.q.after(this.rng.int(...this.t.appMs), resolve));
-  }
-
-  appFails(): boolean {
-    return !this.healed && this.t.appErrorRate > 0 && this.rng.chance(this.t.appErrorRate);
-  }
-
-  noteApplied(node: number, group: number, e: AppEntry): void {
-    let m = this.appliedAt.get(group);
-    if (!m) this.appliedAt.set(group, (m = new Map()));
-    const data = `${e.term}:${dec.decode(e.data)}`;
-    const seen = m.get(e.index);
-    if (seen === undefined) m.set(e.index, { data, node });
-    else if (seen.data !== data) this.violation('state-machine-safety', `group ${group} index ${e.index}: node ${node} applied ${data}, node ${seen.node} applied ${seen.data}`);
-  }
-
   // ---------------------------------------------------------------- nodes
 
-  private transport(from: number): TransportPort {
-    return {
-      send: (to: number, msgs: GroupMessage[]) => {
-        if (this.blocked.has(`${from}-${to}`) || (!this.healed && this.rng.chance(this.t.dropRate))) {
-          this.count('drop');
-          return;
-        }
-        this.q.after(this.rng.int(...this.t.delayMs), () => {
-          const n = this.nodes.get(to);
-          if (!n?.up || this.blocked.has(`${from}-${to}`)) return;
-          n.clock.run(() => n.host.onMessages(from, msgs));
-        });
-      },
-      sendSnapshot: async (to: number, header: SnapshotHeader, data: AsyncIterable<Uint8Array>) => {
-        const parts: Uint8Array[] = [];
-        for await (const c of data) parts.push(c);
-        await new Promise<void>((r) => this.q.after(this.rng.int(...this.t.delayMs) + this.rng.int(...this.t.snapshotMs), r));
-        const n = this.nodes.get(to);
-        if (!n?.up || this.blocked.has(`${from}-${to}`)) throw new Error(`snapshot to ${to}: unreachable`);
-        // Counted once the network is healed: a follower brought back needs one snapshot, not a series.
-        const key = `${header.group}:${to}`;
-        if (this.healed) this.snapshotsTo.set(key, (this.snapshotsTo.get(key) ?? 0) + 1);
-        this.count('snapshot-sent');
-        const bytes = Buffer.concat(parts);
-        async function* stream(): AsyncIterable<Uint8Array> {
-          yield bytes;
-        }
-        await new Promise<void>((resolve, reject) => {
-          n.receiving.add(reject);
-          n.clock.run(() => void n.host.onSnapshot(header, stream()).then(resolve, reject).finally(() => n.receiving.delete(reject)));
-        });
-      },
-      setPeer: () => undefined,
-      removePeer: () => undefined,
-    };
+  protected override snapshotDelayMs(): number {
+    return this.rng.int(...this.t.snapshotMs);
+  }
+
+  protected override snapshotArrived(group: number, to: number): void {
+    // Counted once the network is healed: a follower brought back needs one snapshot, not a series.
+    const key = `${group}:${to}`;
+    if (this.healed) this.snapshotsTo.set(key, (this.snapshotsTo.get(key) ?? 0) + 1);
   }
 
   private start(id: number, store: SimLogStore, app: SimApp): SimNode {
-    const clock = new SimClock(this.q);
-    const sync = this.t.appSync;
-    const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy, onGap) =>
-      new GroupApplier(group, app, {
-        onApplied,
-        sync,
-        refetch,
-        lazy,
-        onGap,
-        lingerMs: 5,
-        clock,
-        random: () => this.rng.float(),
-        ...(this.opts.fault === 'applyPastGap' ? { unsafeApplyPastGap: true } : {}),
-      });
     const faults: HostFaults | undefined = this.hostFaults();
-    const r = this.rng.fork();
-    const host = new Host(
-      simHostOptions(id, {
-        ids: this.ids,
-        groups: this.opts.groups,
-        tickMs: TICK_MS,
-        electionTicks: ELECTION_TICKS,
-        requestTimeoutMs: this.t.requestTimeoutMs,
-        snapshotInterval: this.t.snapshotInterval,
-        catchupEntries: this.t.catchupEntries,
-        random: () => r.float(),
-        logger: silent,
-        ...(faults ? { faults } : {}),
-      }),
-      {
-        store,
-        transport: this.transport(id),
-        app,
-        makeApplier,
-        clock,
-        fatal: (err) => this.violation('host-fatal', `node ${id}: the host stopped: ${String(err)}`),
-      },
+    return this.launch(
+      id,
+      store,
+      app,
+      (random) =>
+        simHostOptions(id, {
+          ids: this.ids,
+          groups: this.opts.groups,
+          tickMs: TICK_MS,
+          electionTicks: ELECTION_TICKS,
+          requestTimeoutMs: this.t.requestTimeoutMs,
+          snapshotInterval: this.t.snapshotInterval,
+          catchupEntries: this.t.catchupEntries,
+          random,
+          logger: silent,
+          ...(faults ? { faults } : {}),
+        }),
+      this.opts.fault === 'applyPastGap',
     );
-    const n: SimNode = { id, up: true, clock, host, store, app, waiting: new Set(), receiving: new Set() };
-    this.nodes.set(id, n);
-    host.start().catch((e) => this.violation('host-exception', `node ${id} start: ${String(e)}`));
-    return n;
   }
 
   private hostFaults(): HostFaults | undefined {
@@ -395,15 +251,7 @@ export class HostSim implements SimWorld {
 
   private crash(n: SimNode): void {
     if (!n.up) return;
-    n.up = false;
-    n.clock.dead = true;
-    const lost = n.store.crash();
-    if (lost > 0) this.count('lost-unsynced-writes');
-    for (const w of [...n.waiting]) w();
-    n.waiting.clear();
-    for (const r of [...n.receiving]) r(new Error('receiver crashed'));
-    n.receiving.clear();
-    this.count('crash');
+    this.crashNode(n);
     const back = this.rng.int(...this.t.downMs);
     this.q.after(back, () => {
       if (this.nodes.get(n.id) === n) {
@@ -415,11 +263,9 @@ export class HostSim implements SimWorld {
 
   // ---------------------------------------------------------------- the schedule
 
-  private faultEvent(): void {
-    if (this.healed) return;
-    this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
+  protected faultKinds(): Array<[number, () => void]> {
     const t = this.t;
-    const kinds: Array<[number, () => void]> = [
+    return [
       [t.crashWeight, () => this.crashSome()],
       [t.doubleCrashWeight, () => this.crashTwo()],
       [t.partitionWeight, () => this.partition()],
@@ -429,15 +275,6 @@ export class HostSim implements SimWorld {
       [t.transferWeight, () => this.transfer()],
       [2, () => this.heal1()],
     ];
-    const total = kinds.reduce((a, [w]) => a + w, 0);
-    let x = this.rng.float() * total;
-    for (const [w, f] of kinds) {
-      if ((x -= w) < 0) return f();
-    }
-  }
-
-  private up(): SimNode[] {
-    return [...this.nodes.values()].filter((n) => n.up);
   }
 
   private crashSome(): void {
@@ -459,25 +296,14 @@ export class HostSim implements SimWorld {
   }
 
   private partition(): void {
-    this.blocked.clear();
     const a = (this.t.isolateLeader ? this.leaderOf(1)?.id : undefined) ?? this.rng.pick(this.ids);
-    const oneWay = this.rng.chance(0.3);
-    for (const b of this.ids) {
-      if (b === a) continue;
-      this.blocked.add(`${a}-${b}`);
-      if (!oneWay) this.blocked.add(`${b}-${a}`);
-    }
+    const oneWay = this.cutOff(a, this.ids);
     this.count(oneWay ? 'partition-one-way' : 'partition');
   }
 
-  /** SIGSTOP for a while: the process keeps its state, its peers give up on it, then it goes on. */
   private pause(): void {
     const n = this.rng.pick(this.up());
-    if (!n || n.clock.isPaused) return;
-    n.clock.pause();
-    this.count('pause');
-    const clock = n.clock;
-    this.q.after(this.rng.int(...this.t.downMs), () => clock.resume());
+    if (n) this.pauseNode(n, this.t.downMs);
   }
 
   private heal1(): void {
@@ -531,22 +357,6 @@ export class HostSim implements SimWorld {
     }
   }
 
-  /** Every tick: no two nodes lead one group in one term. */
-  private sampleLeaders(): void {
-    for (const n of this.up()) {
-      for (const [group, g] of n.host.groups) {
-        // The core's own role and term (the host's copy of the role lags by a Ready).
-        const st = g.status();
-        if (st.role !== Role.Leader) continue;
-        const key = `${group}:${st.term}`;
-        const prev = this.leaders.get(key);
-        if (prev === undefined) this.leaders.set(key, n.id);
-        else if (prev !== n.id) this.violation('election-safety', `group ${group}: nodes ${prev} and ${n.id} both lead term ${key.split(':')[1]}`);
-      }
-    }
-    this.q.after(TICK_MS, () => this.sampleLeaders());
-  }
-
   private leaderOf(group: number): SimNode | undefined {
     for (const n of this.up()) {
       const g = n.host.groups.get(group);
@@ -580,138 +390,64 @@ export class HostSim implements SimWorld {
 
   // ---------------------------------------------------------------- clients
 
-  private async client(c: number): Promise<void> {
-    this.clientsRunning++;
-    try {
-      while (this.q.now < this.t0 + this.t.faultPhaseMs + this.t.healedLoadMs && !this.failure) {
-        await this.op(c);
-        await new Promise<void>((r) => this.q.after(this.rng.int(0, 20), r));
-      }
-    } finally {
-      this.clientsRunning--;
-    }
-  }
-
-  private async op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean> {
+  /** Not async itself: the operation's promise is ask's, settling on the same microtask as when it was written here. */
+  protected op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean> {
     const group = forced?.group ?? (this.rng.chance(this.t.hotGroup) ? 1 : this.rng.int(1, this.opts.groups));
-    const key = `g${group}:${this.rng.pick(['x', 'y'])}`;
-    let input: KvInput;
-    if (forced) input = forced.input;
-    else {
-      const r = this.rng.float();
-      const value = `v${++this.valueSeq}`;
-      input = r < 0.4 ? { type: 'read', key } : r < 0.8 ? { type: 'write', key, value } : { type: 'cas', key, expected: this.rng.chance(0.5) ? null : `v${this.rng.int(1, this.valueSeq)}`, value };
-    }
+    const input = this.randomInput(group, forced?.input);
     const hinted = input.type === 'read' && this.rng.chance(this.t.followerReads) ? undefined : this.hint.get(group);
     const n = hinted !== undefined && this.rng.chance(0.8) ? this.nodes.get(hinted)! : this.nodes.get(this.rng.pick(this.ids))!;
-    if (!n.up) return false;
-    const call = this.q.now;
-    let giveUp!: () => void;
-    const lost = new Promise<'lost'>((r) => (giveUp = () => r('lost')));
-    n.waiting.add(giveUp);
-    const attempt = (async (): Promise<{ output?: KvOutput; error?: RaftdError | Error }> => {
-      try {
-        if (input.type === 'read') {
-          const consistency = this.rng.chance(0.3) ? 'lease' : 'linearizable';
-          const out = (await n.host.read(group, { key: input.key }, consistency)) as { value: string | null };
-          return { output: { value: out.value } };
-        }
-        const cmd: KvCommand = input.type === 'write' ? { t: 'w', k: input.key, v: input.value } : { t: 'c', k: input.key, v: input.value, e: input.expected };
-        const [res] = await n.host.proposeAll(group, [enc.encode(JSON.stringify(cmd))]);
-        if (res instanceof RaftdError) return { error: res };
-        const outcome = res as EntryOutcome;
-        if (!outcome.ok) return { error: new RaftdError('PROPOSAL_DROPPED', 'entry failed') };
-        return { output: outcome.result as KvOutput };
-      } catch (e) {
-        return { error: e as Error };
-      }
-    })();
-    const r = await Promise.race([attempt, lost]);
-    n.waiting.delete(giveUp);
-    if (r === 'lost') {
-      if (input.type !== 'read') this.history.push({ client: c, input, call, ret: Infinity }), this.ops.indeterminate++;
-      return false;
+    if (!n.up) return Promise.resolve(false);
+    return this.ask(c, n, group, input);
+  }
+
+  protected override opFailed(group: number, error: Error, code: string): void {
+    if (code === 'NOT_LEADER' || code === 'NO_LEADER') {
+      const leader = this.leaderOf(group);
+      if (leader) this.hint.set(group, leader.id);
+      else this.hint.delete(group);
     }
-    if (r.error) {
-      const code = (r.error as { code?: string }).code ?? '';
-      if (code === 'NOT_LEADER' || code === 'NO_LEADER') {
-        const leader = this.leaderOf(group);
-        if (leader) this.hint.set(group, leader.id);
-        else this.hint.delete(group);
-      }
-      this.count(`op-error-${code || r.error.message.slice(0, 40)}`);
-      if (input.type === 'read' || DEFINITE.has(code) || r.error instanceof AppError) this.ops.failed++;
-      else this.history.push({ client: c, input, call, ret: Infinity }), this.ops.indeterminate++;
-      return false;
-    }
+    this.count(`op-error-${code || error.message.slice(0, 40)}`);
+  }
+
+  protected override opSucceeded(group: number, n: SimNode): void {
     this.hint.set(group, n.id);
-    this.history.push({ client: c, input, call, ret: this.q.now, output: r.output! });
-    if (input.type === 'read') this.ops.reads++;
-    else this.ops.ok++;
-    return true;
   }
 
   // ---------------------------------------------------------------- the run
 
   async run(): Promise<HostSimResult> {
-    const onUnhandled = (e: unknown): void => this.violation('host-exception', `unhandled rejection: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-    process.on('unhandledRejection', onUnhandled);
-    try {
+    await this.guarded(async () => {
       for (const id of this.ids) this.start(id, new SimLogStore(this, () => this.nodes.get(id)!.clock), new SimApp(this, id));
       // Clients and faults start once every node has every group (the meta group created them).
-      const begin = (): void => {
-        if (!this.up().every((n) => n.host.bootstrapComplete())) {
-          if (this.q.now > 3000) this.violation('liveness', `the groups were not created within 3 s\n${this.dump()}`);
-          else this.q.after(20, begin);
-          return;
-        }
-        this.t0 = this.q.now;
-        for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c));
-        this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
-        this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
-        this.q.at(this.t0 + this.t.faultPhaseMs + 600, () => void this.probe());
-      };
-      this.q.after(20, begin);
-      this.q.after(TICK_MS, () => this.sampleLeaders());
-      let hardStop = Infinity;
+      this.beginWhen(
+        () => this.up().every((n) => n.host.bootstrapComplete()),
+        3000,
+        () => `the groups were not created within 3 s\n${this.dump()}`,
+        () => this.q.now < this.t0 + this.t.faultPhaseMs + this.t.healedLoadMs,
+        () => {
+          this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
+          this.q.at(this.t0 + this.t.faultPhaseMs + 600, () => void this.probe());
+        },
+      );
       let probed = false;
       this.probeDone = () => (probed = true);
-      while (!this.failure && !probed) {
-        const ev = this.q.pop();
-        if (!ev) break;
-        if (this.t0 >= 0) hardStop = this.t0 + this.t.faultPhaseMs + this.t.settleMs;
-        if (ev.time > hardStop) {
-          this.violation('liveness', `the cluster did not serve every group within ${this.t.settleMs} ms of healing\n${this.dump()}`);
-          break;
-        }
-        this.steps++;
-        ev.run();
-        // Let every promise job the event started run to its end before the next event.
-        await new Promise<void>((r) => setImmediate(r));
-      }
+      await this.runEvents(
+        () => probed,
+        () => (this.t0 >= 0 ? this.t0 + this.t.faultPhaseMs + this.t.settleMs : Infinity),
+        () => this.violation('liveness', `the cluster did not serve every group within ${this.t.settleMs} ms of healing\n${this.dump()}`),
+      );
       if (!this.failure && !this.t.appBreaksPromise) this.checkHistory();
       if (!this.failure) this.checkSnapshotResends();
-      this.faults['max-snapshots-to-one'] = Math.max(0, ...this.snapshotsTo.values());
-    } catch (e) {
-      this.violation('host-exception', e instanceof Error ? e.stack ?? e.message : String(e));
-    } finally {
-      process.off('unhandledRejection', onUnhandled);
-      for (const n of this.nodes.values()) n.clock.dead = true;
-    }
+      this.counts['max-snapshots-to-one'] = Math.max(0, ...this.snapshotsTo.values());
+    });
     return this.result();
   }
 
   private probeDone: () => void = () => undefined;
-  /** When clients and faults began (-1: not yet). */
-  private t0 = -1;
 
   /** After healing: a write and a read in every group must succeed, and the apps must agree. */
   private async probe(): Promise<void> {
-    for (let group = 1; group <= this.opts.groups && !this.failure; group++) {
-      for (const input of [{ type: 'write', key: `g${group}:x`, value: `probe${group}` }, { type: 'read', key: `g${group}:x` }] as KvInput[]) {
-        while (!this.failure && !(await this.op(0, { group, input }))) await new Promise<void>((r) => this.q.after(20, r));
-      }
-    }
+    await this.probeGroups(this.opts.groups);
     // Every member's app reaches the same state: the leader's commit index.
     for (let round = 0; !this.failure; round++) {
       const behind = this.behind();
@@ -750,11 +486,6 @@ export class HostSim implements SimWorld {
     return undefined;
   }
 
-  private checkHistory(): void {
-    const res = checkLinearizability(kvModel, this.history, { maxStepsPerPartition: 2_000_000 });
-    if (res.verdict === 'illegal') this.violation('linearizability', describeFailure(res));
-  }
-
   /** A follower sent snapshot after snapshot of one group: the log was compacted past the one in flight. */
   private checkSnapshotResends(): void {
     for (const [key, count] of this.snapshotsTo) {
@@ -783,7 +514,7 @@ export class HostSim implements SimWorld {
 
   private result(): HostSimResult {
     const o = this.opts;
-    const r: HostSimResult = { seed: o.seed, nodes: o.nodes, groups: o.groups, steps: this.steps, virtualMs: this.q.now, faults: this.faults, ops: this.ops };
+    const r: HostSimResult = { seed: o.seed, nodes: o.nodes, groups: o.groups, steps: this.steps, virtualMs: this.q.now, faults: this.counts, ops: this.ops };
     if (o.fault) r.fault = o.fault;
     if (this.failure) {
       r.violation = {

@@ -16,23 +16,17 @@
 // and a read succeed in every group, and the clients' history is linearizable (no acknowledged write
 // lost across moves).
 
-import pino from 'pino';
-import { Host } from '../../daemon/host/host.js';
+import type { Host } from '../../daemon/host/host.js';
 import { META_GROUP } from '../../daemon/host/meta.js';
-import type { ApplierFactory, GroupMessage, SnapshotHeader, TransportPort } from '../../daemon/host/ports.js';
-import type { EntryOutcome } from '../../daemon/host/group.js';
-import { GroupApplier } from '../../daemon/statemachine/applier.js';
-import { AppError } from '../../daemon/statemachine/errors.js';
-import type { AppEntry } from '../../daemon/statemachine/types.js';
+import type { GroupMessage } from '../../daemon/host/ports.js';
 import { RaftdError } from '../../daemon/errors.js';
-import { Role } from '../../daemon/raft/types.js';
 import { Rebalancer, REBALANCER_DEFAULTS, type RebalancerOptions } from '../../daemon/placement/rebalancer.js';
 import { changeMemberOnLeader, hostRebalancerPort, viewThroughMembers, type RemoteOps, type ReplicaReport } from '../../daemon/placement/host-port.js';
 import { effectiveReplicationFactor, planMoves } from '../../daemon/placement/placement.js';
 import { currentPlacement, placementNodes } from '../../daemon/placement/view.js';
-import { EventQueue } from './eventqueue.js';
-import { SimApp, SimClock, SimLogStore, type KvCommand, type SimWorld } from './host-ports.js';
-import { checkLinearizability, describeFailure, kvModel, type KvInput, type KvOp, type KvOutput } from './linearizability.js';
+import { SimApp, SimLogStore } from './host-ports.js';
+import { ELECTION_TICKS, HostWorld, TICK_MS, silent, type ScheduleTuning, type WorldNode } from './host-world.js';
+import type { KvInput } from './linearizability.js';
 import { Rng } from './rng.js';
 import { simHostOptions } from './sim-host.js';
 
@@ -93,8 +87,6 @@ export function placementReplayCommand(o: PlacementSimOptions): string {
   return `npm run sim -- --placement --seed ${o.seed} --groups ${o.groups}${o.scenario ? ` --scenario ${o.scenario}` : ''}${o.bytes ? ' --bytes' : ''}${o.fault ? ` --fault ${o.fault}` : ''}${o.schedule && !o.fault ? ` --schedule ${o.schedule}` : ''}`;
 }
 
-const TICK_MS = 10;
-const ELECTION_TICKS = 10;
 const REPLICATION = 3;
 /** Nodes at the start; one more (FOUNDERS + 1) joins in the 'join' scenario. */
 const FOUNDERS = 4;
@@ -102,34 +94,9 @@ const DEAD_AFTER_MS = 700;
 const ROUND_MS = 40;
 /** raftd's calls between nodes give up after this long (placement-routes.ts: 3 s). */
 const RPC_TIMEOUT_MS = 3000;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const silent = pino({ level: 'silent' });
 const DEFINITE = new Set(['NOT_LEADER', 'NO_LEADER', 'OVERLOADED', 'PROPOSAL_DROPPED', 'LEADERSHIP_TRANSFER', 'CONFLICT', 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE']);
 
-class Violation extends Error {
-  constructor(
-    readonly property: PlacementProperty,
-    detail: string,
-  ) {
-    super(detail);
-  }
-}
-
-interface Tuning {
-  faultPhaseMs: number;
-  settleMs: number;
-  clients: number;
-  faultEveryMs: [number, number];
-  dropRate: number;
-  delayMs: [number, number];
-  fsyncMs: [number, number];
-  appMs: [number, number];
-  snapshotInterval: number;
-  crashWeight: number;
-  partitionWeight: number;
-  pauseWeight: number;
-  downMs: [number, number];
+interface Tuning extends ScheduleTuning {
   /** When the scenario's event happens, after the clients start. */
   eventAtMs: number;
   /** dead-back: how long the dead node stays away (past DEAD_AFTER_MS: its replicas have moved). */
@@ -156,6 +123,9 @@ function tune(rng: Rng, fault: PlacementSimFault | undefined): Tuning {
     eventAtMs: rng.int(100, 900),
     awayMs: DEAD_AFTER_MS + rng.int(300, 1500),
     metaBlackoutMs: rng.chance(0.4) ? rng.int(100, 1000) : 0,
+    // The apps always sync and never answer errors here.
+    appSync: true,
+    appErrorRate: 0,
   };
   if (fault === 'addBeforeMetaApplied') {
     // A node that comes back holding stale replicas the moves took off it, and is given some back
@@ -167,36 +137,15 @@ function tune(rng: Rng, fault: PlacementSimFault | undefined): Tuning {
   return t;
 }
 
-interface SimNode {
-  id: number;
-  up: boolean;
-  clock: SimClock;
-  host: Host;
-  store: SimLogStore;
-  app: SimApp;
-  waiting: Set<() => void>;
-  receiving: Set<(e: Error) => void>;
-  rebalancer?: Rebalancer;
-}
+type SimNode = WorldNode;
 
-export class PlacementSim implements SimWorld {
-  readonly t: Tuning & { appSync: boolean };
-  private readonly rng: Rng;
-  private readonly q = new EventQueue();
-  private readonly nodes = new Map<number, SimNode>();
+export class PlacementSim extends HostWorld<PlacementProperty> {
+  readonly t: Tuning;
   /** Nodes that exist (founders, and the joiner once it joined). */
   private ids: number[] = [];
   readonly scenario: PlacementScenario;
-  private steps = 0;
-  private readonly counts: Record<string, number> = {};
-  private readonly blocked = new Set<string>();
-  private healed = false;
-  private failure: Violation | undefined;
-  private readonly history: KvOp[] = [];
-  private readonly ops = { ok: 0, failed: 0, indeterminate: 0, reads: 0 };
-  private valueSeq = 0;
-  private readonly appliedAt = new Map<number, Map<number, { data: string; node: number }>>();
-  private readonly leaders = new Map<string, number>();
+  /** Each node's rebalancer (of its current process). */
+  private readonly rebalancers = new Map<number, Rebalancer>();
   /** group -> the newest configuration seen on any replica (by applied index). */
   private readonly newestConf = new Map<number, { applied: number; voters: number[] }>();
   /** meta index -> the placement fingerprint the first node to apply through it held. */
@@ -205,53 +154,15 @@ export class PlacementSim implements SimWorld {
   private keptDown: number | undefined;
   /** The meta group's messages to this node are lost until then (dead-back's lagging meta log). */
   private metaCut: { node: number; until: number } | undefined;
-  private t0 = -1;
   private done = false;
   /** The scenario's event (and, for dead-back, the return) has happened. */
   private scenarioDone = false;
 
   constructor(readonly opts: PlacementSimOptions) {
     const tuned = opts.fault ?? opts.schedule;
-    this.rng = new Rng(opts.seed * 2654435761 + opts.groups * 7919 + 4099 + (tuned ? PLACEMENT_FAULTS.indexOf(tuned) + 1 : 0) + (opts.bytes ? 31 : 0));
+    super(new Rng(opts.seed * 2654435761 + opts.groups * 7919 + 4099 + (tuned ? PLACEMENT_FAULTS.indexOf(tuned) + 1 : 0) + (opts.bytes ? 31 : 0)), DEFINITE);
     this.scenario = opts.scenario ?? (tuned === 'addBeforeMetaApplied' ? 'dead-back' : this.rng.pick(PLACEMENT_SCENARIOS));
-    this.t = { ...tune(this.rng, tuned), appSync: true };
-  }
-
-  // ---------------------------------------------------------------- the ports' world
-
-  count(kind: string): void {
-    this.counts[kind] = (this.counts[kind] ?? 0) + 1;
-  }
-
-  violation(property: PlacementProperty, detail: string): void {
-    this.failure ??= new Violation(property, `t=${this.q.now}ms: ${detail}`);
-  }
-
-  storeIo(store: SimLogStore, delay: [number, number], done: () => void): Promise<void> {
-    const clock = store.clock();
-    return new Promise((resolve) => {
-      clock.after(this.rng.int(...delay), () => {
-        done();
-        resolve();
-      });
-    });
-  }
-
-  appLatency(): Promise<void> {
-    return new Promise((resolve) => this.q.after(this.rng.int(...this.t.appMs), resolve));
-  }
-
-  appFails(): boolean {
-    return false;
-  }
-
-  noteApplied(node: number, group: number, e: AppEntry): void {
-    let m = this.appliedAt.get(group);
-    if (!m) this.appliedAt.set(group, (m = new Map()));
-    const data = `${e.term}:${dec.decode(e.data)}`;
-    const seen = m.get(e.index);
-    if (seen === undefined) m.set(e.index, { data, node });
-    else if (seen.data !== data) this.violation('state-machine-safety', `group ${group} index ${e.index}: node ${node} applied ${data}, node ${seen.node} applied ${seen.data}`);
+    this.t = tune(this.rng, tuned);
   }
 
   // ---------------------------------------------------------------- nodes
@@ -263,44 +174,11 @@ export class PlacementSim implements SimWorld {
     return a === b || (!this.blocked.has(`${a}-${b}`) && !this.blocked.has(`${b}-${a}`));
   }
 
-  private transport(from: number): TransportPort {
-    return {
-      send: (to: number, msgs: GroupMessage[]) => {
-        if (to === this.metaCut?.node && this.q.now < this.metaCut.until) {
-          const kept = msgs.filter((m) => m.group !== META_GROUP);
-          if (kept.length < msgs.length) this.count('meta-message-lost');
-          msgs = kept;
-          if (msgs.length === 0) return;
-        }
-        if (this.blocked.has(`${from}-${to}`) || (!this.healed && this.rng.chance(this.t.dropRate))) {
-          this.count('drop');
-          return;
-        }
-        this.q.after(this.rng.int(...this.t.delayMs), () => {
-          const n = this.nodes.get(to);
-          if (!n?.up || this.blocked.has(`${from}-${to}`)) return;
-          n.clock.run(() => n.host.onMessages(from, msgs));
-        });
-      },
-      sendSnapshot: async (to: number, header: SnapshotHeader, data: AsyncIterable<Uint8Array>) => {
-        const parts: Uint8Array[] = [];
-        for await (const c of data) parts.push(c);
-        await new Promise<void>((r) => this.q.after(this.rng.int(...this.t.delayMs), r));
-        const n = this.nodes.get(to);
-        if (!n?.up || this.blocked.has(`${from}-${to}`)) throw new Error(`snapshot to ${to}: unreachable`);
-        this.count('snapshot-sent');
-        const bytes = Buffer.concat(parts);
-        async function* stream(): AsyncIterable<Uint8Array> {
-          yield bytes;
-        }
-        await new Promise<void>((resolve, reject) => {
-          n.receiving.add(reject);
-          n.clock.run(() => void n.host.onSnapshot(header, stream()).then(resolve, reject).finally(() => n.receiving.delete(reject)));
-        });
-      },
-      setPeer: () => undefined,
-      removePeer: () => undefined,
-    };
+  protected override outgoing(to: number, msgs: GroupMessage[]): GroupMessage[] | undefined {
+    if (to !== this.metaCut?.node || this.q.now >= this.metaCut.until) return msgs;
+    const kept = msgs.filter((m) => m.group !== META_GROUP);
+    if (kept.length < msgs.length) this.count('meta-message-lost');
+    return kept.length === 0 ? undefined : kept;
   }
 
   /** The log store, checking every drop of a replica against the group's newest configuration. */
@@ -320,36 +198,21 @@ export class PlacementSim implements SimWorld {
   }
 
   private start(id: number, store: SimLogStore, app: SimApp, joined: boolean): SimNode {
-    const clock = new SimClock(this.q);
-    const makeApplier: ApplierFactory = (group, onApplied, refetch, lazy, onGap) =>
-      new GroupApplier(group, app, { onApplied, sync: true, refetch, lazy, onGap, lingerMs: 5, clock, random: () => this.rng.float() });
-    const r = this.rng.fork();
-    const base = simHostOptions(id, {
-      ids: this.ids,
-      groups: this.opts.groups,
-      tickMs: TICK_MS,
-      electionTicks: ELECTION_TICKS,
-      requestTimeoutMs: 600,
-      snapshotInterval: this.t.snapshotInterval,
-      catchupEntries: 2,
-      random: () => r.float(),
-      logger: silent,
-    });
-    const host = new Host(
+    const n = this.launch(id, store, app, (random) => {
+      const base = simHostOptions(id, {
+        ids: this.ids,
+        groups: this.opts.groups,
+        tickMs: TICK_MS,
+        electionTicks: ELECTION_TICKS,
+        requestTimeoutMs: 600,
+        snapshotInterval: this.t.snapshotInterval,
+        catchupEntries: 2,
+        random,
+        logger: silent,
+      });
       // Placement: R replicas per group; a joined node founds nothing (the rebalancer adds it to the meta group).
-      { ...base, replicationFactor: REPLICATION, ...(joined ? { joined: true, bootstrapGroups: 0 } : {}) },
-      {
-        store,
-        transport: this.transport(id),
-        app,
-        makeApplier,
-        clock,
-        fatal: (err) => this.violation('host-fatal', `node ${id}: the host stopped: ${String(err)}`),
-      },
-    );
-    const n: SimNode = { id, up: true, clock, host, store, app, waiting: new Set(), receiving: new Set() };
-    this.nodes.set(id, n);
-    host.start().catch((e) => this.violation('host-exception', `node ${id} start: ${String(e)}`));
+      return { ...base, replicationFactor: REPLICATION, ...(joined ? { joined: true, bootstrapGroups: 0 } : {}) };
+    });
     this.startRebalancer(n);
     return n;
   }
@@ -369,7 +232,7 @@ export class PlacementSim implements SimWorld {
     };
     const port = hostRebalancerPort(n.host, this.remote(n), { tickMs: TICK_MS, now: () => this.q.now, startedAt: this.q.now });
     const rb = new Rebalancer(port, opts, { warn: () => this.count('move-given-up-log'), info: () => undefined });
-    n.rebalancer = rb;
+    this.rebalancers.set(n.id, rb);
     n.clock.every(ROUND_MS, () => void rb.round());
   }
 
@@ -455,15 +318,7 @@ export class PlacementSim implements SimWorld {
   }
 
   private crash(n: SimNode): void {
-    if (!n.up) return;
-    n.up = false;
-    n.clock.dead = true;
-    if (n.store.crash() > 0) this.count('lost-unsynced-writes');
-    for (const w of [...n.waiting]) w();
-    n.waiting.clear();
-    for (const r of [...n.receiving]) r(new Error('receiver crashed'));
-    n.receiving.clear();
-    this.count('crash');
+    if (n.up) this.crashNode(n);
   }
 
   private restart(n: SimNode): void {
@@ -474,22 +329,13 @@ export class PlacementSim implements SimWorld {
 
   // ---------------------------------------------------------------- the schedule
 
-  private faultEvent(): void {
-    if (this.healed) return;
-    this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
-    const kinds: Array<[number, () => void]> = [
+  protected faultKinds(): Array<[number, () => void]> {
+    return [
       [this.t.crashWeight, () => this.crashSome()],
       [this.t.partitionWeight, () => this.partition()],
       [this.t.pauseWeight, () => this.pause()],
       [2, () => this.blocked.clear()],
     ];
-    const total = kinds.reduce((a, [w]) => a + w, 0);
-    let x = this.rng.float() * total;
-    for (const [w, f] of kinds) if ((x -= w) < 0) return f();
-  }
-
-  private up(): SimNode[] {
-    return this.ids.map((id) => this.nodes.get(id)!).filter((n) => n?.up);
   }
 
   private crashSome(): void {
@@ -505,26 +351,13 @@ export class PlacementSim implements SimWorld {
   }
 
   private partition(): void {
-    this.blocked.clear();
-    const a = this.rng.pick(this.ids);
-    const oneWay = this.rng.chance(0.3);
-    for (const b of this.ids) {
-      if (b === a) continue;
-      this.blocked.add(`${a}-${b}`);
-      if (!oneWay) this.blocked.add(`${b}-${a}`);
-    }
+    this.cutOff(this.rng.pick(this.ids), this.ids);
     this.count('partition');
   }
 
   private pause(): void {
     const live = this.up();
-    if (live.length === 0) return;
-    const n = this.rng.pick(live);
-    if (n.clock.isPaused) return;
-    n.clock.pause();
-    this.count('pause');
-    const clock = n.clock;
-    this.q.after(this.rng.int(...this.t.downMs), () => clock.resume());
+    if (live.length > 0) this.pauseNode(this.rng.pick(live), this.t.downMs);
   }
 
   /** A call made on node n's host (as its own API would): fails if n dies or stays silent meanwhile. */
@@ -620,21 +453,6 @@ export class PlacementSim implements SimWorld {
     }
   }
 
-  /** Every tick: no two nodes lead one group in one term (the core's own role: the host's copy lags by a Ready). */
-  private sampleLeaders(): void {
-    for (const n of this.up()) {
-      for (const [group, g] of n.host.groups) {
-        const st = g.status();
-        if (st.role !== Role.Leader) continue;
-        const key = `${group}:${st.term}`;
-        const prev = this.leaders.get(key);
-        if (prev === undefined) this.leaders.set(key, n.id);
-        else if (prev !== n.id) this.violation('election-safety', `group ${group}: nodes ${prev} and ${n.id} both lead term ${st.term}`);
-      }
-    }
-    this.q.after(TICK_MS, () => this.sampleLeaders());
-  }
-
   /** Per node: the host and meta index whose placement was last compared (it changes only when either does). */
   private readonly checkedMeta = new Map<number, { host: Host; at: number }>();
 
@@ -692,66 +510,17 @@ export class PlacementSim implements SimWorld {
     return this.opts.bytes ? 'x'.repeat(((group * 7) % 11) * 40) : '';
   }
 
-  private async client(c: number): Promise<void> {
-    while (this.q.now < this.t0 + this.t.faultPhaseMs + 300 && !this.failure && !this.done) {
-      await this.op(c);
-      await new Promise<void>((r) => this.q.after(this.rng.int(0, 20), r));
-    }
-  }
-
-  private async op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean> {
+  /** Not async itself: the operation's promise is ask's, settling on the same microtask as when it was written here. */
+  protected op(c: number, forced?: { group: number; input: KvInput }): Promise<boolean> {
     const group = forced?.group ?? this.rng.int(1, this.opts.groups);
-    const key = `g${group}:${this.rng.pick(['x', 'y'])}`;
-    let input: KvInput;
-    if (forced) input = forced.input;
-    else {
-      const r = this.rng.float();
-      const value = `v${++this.valueSeq}${this.padding(group)}`;
-      input = r < 0.4 ? { type: 'read', key } : r < 0.8 ? { type: 'write', key, value } : { type: 'cas', key, expected: this.rng.chance(0.5) ? null : `v${this.rng.int(1, this.valueSeq)}`, value };
-    }
+    const input = this.randomInput(group, forced?.input, this.padding(group));
     // A client asks a node holding the group (raftd's relay would forward to one); the leader when it knows.
     const holders = this.up().filter((n) => n.host.groups.has(group));
     const leader = holders.find((n) => n.host.groups.get(group)!.isLeader());
     const n = leader && this.rng.chance(0.8) ? leader : holders.length > 0 ? this.rng.pick(holders) : undefined;
-    if (!n) return false;
-    const call = this.q.now;
-    let giveUp!: () => void;
-    const lost = new Promise<'lost'>((r) => (giveUp = () => r('lost')));
-    n.waiting.add(giveUp);
-    const attempt = (async (): Promise<{ output?: KvOutput; error?: RaftdError | Error }> => {
-      try {
-        if (input.type === 'read') {
-          const out = (await n.host.read(group, { key: input.key }, this.rng.chance(0.3) ? 'lease' : 'linearizable')) as { value: string | null };
-          return { output: { value: out.value } };
-        }
-        const cmd: KvCommand = input.type === 'write' ? { t: 'w', k: input.key, v: input.value } : { t: 'c', k: input.key, v: input.value, e: input.expected };
-        const [res] = await n.host.proposeAll(group, [enc.encode(JSON.stringify(cmd))]);
-        if (res instanceof RaftdError) return { error: res };
-        const outcome = res as EntryOutcome;
-        if (!outcome.ok) return { error: new RaftdError('PROPOSAL_DROPPED', 'entry failed') };
-        return { output: outcome.result as KvOutput };
-      } catch (e) {
-        return { error: e as Error };
-      }
-    })();
-    const r = await Promise.race([attempt, lost]);
-    n.waiting.delete(giveUp);
-    if (r === 'lost') {
-      if (input.type !== 'read') this.history.push({ client: c, input, call, ret: Infinity }), this.ops.indeterminate++;
-      return false;
-    }
-    if (r.error) {
-      const code = (r.error as { code?: string }).code ?? '';
-      this.count(`op-error-${code || 'other'}`);
-      // GROUP_NOT_FOUND after the proposal was made (the replica dropped meanwhile) proves nothing.
-      if (input.type === 'read' || DEFINITE.has(code) || r.error instanceof AppError) this.ops.failed++;
-      else this.history.push({ client: c, input, call, ret: Infinity }), this.ops.indeterminate++;
-      return false;
-    }
-    this.history.push({ client: c, input, call, ret: this.q.now, output: r.output! });
-    if (input.type === 'read') this.ops.reads++;
-    else this.ops.ok++;
-    return true;
+    if (!n) return Promise.resolve(false);
+    // GROUP_NOT_FOUND after the proposal was made (the replica dropped meanwhile) proves nothing: not in DEFINITE.
+    return this.ask(c, n, group, input);
   }
 
   // ---------------------------------------------------------------- the run
@@ -767,50 +536,32 @@ export class PlacementSim implements SimWorld {
   }
 
   async run(): Promise<PlacementSimResult> {
-    const onUnhandled = (e: unknown): void => this.violation('host-exception', `unhandled rejection: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-    process.on('unhandledRejection', onUnhandled);
     let perNode: PlacementSimResult['perNode'];
-    try {
+    await this.guarded(async () => {
       this.ids = Array.from({ length: FOUNDERS }, (_, i) => i + 1);
       for (const id of this.ids) this.start(id, this.newStore(id), new SimApp(this, id), false);
-      const begin = (): void => {
-        if (!this.created()) {
-          if (this.q.now > 4000) this.violation('liveness', `the groups were not created on their members within 4 s\n${this.dump()}`);
-          else this.q.after(20, begin);
-          return;
-        }
-        this.t0 = this.q.now;
-        for (let c = 1; c <= this.t.clients; c++) this.q.after(this.rng.int(0, 50), () => void this.client(c));
-        this.q.after(this.rng.int(...this.t.faultEveryMs), () => this.faultEvent());
-        this.q.at(this.t0 + this.t.eventAtMs, () => this.placementEvent());
-        this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
-        this.q.at(this.t0 + this.t.faultPhaseMs + 300, () => void this.finish());
-      };
-      this.q.after(20, begin);
-      this.q.after(TICK_MS, () => this.sampleLeaders());
-      while (!this.failure && !this.done) {
-        const ev = this.q.pop();
-        if (!ev) break;
-        if (this.t0 >= 0 && ev.time > this.t0 + this.t.faultPhaseMs + this.t.settleMs) {
-          this.violation('placement-settled', `not settled within ${this.t.settleMs} ms of healing: ${this.unsettled() ?? 'settled, but the probe did not finish'}\n${this.dump()}`);
-          break;
-        }
-        this.steps++;
-        ev.run();
-        await new Promise<void>((r) => setImmediate(r));
-        if (!process.env.NOCHECK) this.checkStep();
-      }
-      if (!this.failure) {
-        const res = checkLinearizability(kvModel, this.history, { maxStepsPerPartition: 2_000_000 });
-        if (res.verdict === 'illegal') this.violation('linearizability', describeFailure(res));
-      }
+      this.beginWhen(
+        () => this.created(),
+        4000,
+        () => `the groups were not created on their members within 4 s\n${this.dump()}`,
+        () => this.q.now < this.t0 + this.t.faultPhaseMs + 300 && !this.done,
+        () => {
+          this.q.at(this.t0 + this.t.eventAtMs, () => this.placementEvent());
+          this.q.at(this.t0 + this.t.faultPhaseMs, () => this.heal());
+          this.q.at(this.t0 + this.t.faultPhaseMs + 300, () => void this.finish());
+        },
+      );
+      await this.runEvents(
+        () => this.done,
+        () => (this.t0 >= 0 ? this.t0 + this.t.faultPhaseMs + this.t.settleMs : Infinity),
+        () => this.violation('placement-settled', `not settled within ${this.t.settleMs} ms of healing: ${this.unsettled() ?? 'settled, but the probe did not finish'}\n${this.dump()}`),
+        () => {
+          if (!process.env.NOCHECK) this.checkStep();
+        },
+      );
+      if (!this.failure) this.checkHistory();
       if (!this.failure) perNode = this.perNode();
-    } catch (e) {
-      this.violation('host-exception', e instanceof Error ? e.stack ?? e.message : String(e));
-    } finally {
-      process.off('unhandledRejection', onUnhandled);
-      for (const n of this.nodes.values()) n.clock.dead = true;
-    }
+    });
     const o = this.opts;
     const out: PlacementSimResult = { seed: o.seed, groups: o.groups, scenario: this.scenario, steps: this.steps, virtualMs: this.q.now, counts: this.counts, ops: this.ops };
     if (o.fault) out.fault = o.fault;
@@ -822,11 +573,7 @@ export class PlacementSim implements SimWorld {
   /** After healing: the placement settles, then a write and a read succeed in every group. */
   private async finish(): Promise<void> {
     while (!this.failure && (!this.scenarioDone || this.unsettled() !== undefined)) await new Promise<void>((r) => this.q.after(50, r));
-    for (let group = 1; group <= this.opts.groups && !this.failure; group++) {
-      for (const input of [{ type: 'write', key: `g${group}:x`, value: `probe${group}${this.padding(group)}` }, { type: 'read', key: `g${group}:x` }] as KvInput[]) {
-        while (!this.failure && !(await this.op(0, { group, input }))) await new Promise<void>((r) => this.q.after(20, r));
-      }
-    }
+    await this.probeGroups(this.opts.groups, (group) => this.padding(group));
     this.done = true;
   }
 
@@ -862,7 +609,7 @@ export class PlacementSim implements SimWorld {
         const st = r.status();
         return `${g}:${['F', 'C', 'P', 'L'][st.role]}t${st.term}c${st.commit}v${st.confState.voters.join('')}${st.confState.learners.length ? `l${st.confState.learners.join('')}` : ''}`;
       });
-      const rb = n.rebalancer?.status();
+      const rb = this.rebalancers.get(id)?.status();
       lines.push(`  node ${id}: ${gs.join(' ')}${rb?.leading ? ` rebalancer: ${JSON.stringify(rb.running)} ${rb.lastError ?? ''}` : ''}`);
     }
     return lines.join('\n');
