@@ -148,20 +148,33 @@ describe('placed groups: the read rewrite (merge() + remote legs)', function () 
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as { port: number }).port;
+    const holds = new Set(['h1']);
     const failure = async (url: string) => {
       try {
         await engine.query(`SELECT * FROM url('${url}', 'Native', 'x UInt64')`, { format: 'TSV', settings: { http_max_tries: 1 } });
       } catch (e) {
-        return legFailure(e);
+        return legFailure(e, holds);
       }
       throw new Error('the leg did not fail');
     };
+    const statementError = async (sql: string) => {
+      try {
+        await engine.query(sql, { format: 'TSV' });
+      } catch (e) {
+        return legFailure(e, holds);
+      }
+      throw new Error('the statement did not fail');
+    };
     try {
       const base = `http://127.0.0.1:${port}`;
-      expect(await failure(`${base}/internal/select?status=410`)).to.deep.equal({ base });
-      expect(await failure(`${base}/internal/select?status=503`)).to.deep.equal({ base });
-      expect(await failure(`${base}/internal/select?status=403`), 'the member refused the statement: no retry').to.equal(undefined);
-      expect(await failure(`http://127.0.0.1:${await freePort()}/internal/select?status=200`), 'nobody listening').to.not.equal(undefined);
+      expect(await failure(`${base}/internal/select?group=1&hold=h1&status=410`)).to.deep.equal({ base });
+      expect(await failure(`${base}/internal/select?group=1&hold=h1&status=503`)).to.deep.equal({ base });
+      expect(await failure(`${base}/internal/select?group=1&hold=h1&status=403`), 'the member refused the statement: no retry').to.equal(undefined);
+      expect(await failure(`${base}/internal/select?group=1&hold=other&status=503`), 'not a leg of this round').to.equal(undefined);
+      expect(await failure(`http://127.0.0.1:${await freePort()}/internal/select?group=1&hold=h1&status=200`), 'nobody listening').to.deep.equal({ base: undefined });
+      // A statement's own error that merely looks like a leg's is reported as it is (no rounds bought).
+      expect(await statementError(`SELECT throwIf(1, 'HTTP status code: 503')`)).to.equal(undefined);
+      expect(await statementError(`SELECT throwIf(1, 'Received error from remote server ${base}/internal/select?group=1&hold=h1. HTTP status code: 503 x')`)).to.equal(undefined);
     } finally {
       server.close();
     }
