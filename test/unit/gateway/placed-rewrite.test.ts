@@ -71,6 +71,29 @@ describe('placed groups: the read rewrite (merge() + remote legs)', function () 
     }
   });
 
+  it('rewrites every table reference (a comma join too), refuses IN <placed table>: never a partial answer', async () => {
+    for (const [q, whole] of [
+      ['SELECT count() FROM u, st', 'SELECT count() FROM rh_g3.u, everything'],
+      ['SELECT count() FROM u AS a, default.st AS b WHERE a.c = b.c', 'SELECT count() FROM rh_g3.u AS a, everything AS b WHERE a.c = b.c'],
+      ['SELECT count() FROM u WHERE c IN (SELECT c FROM st WHERE x > 350)', 'SELECT count() FROM rh_g3.u WHERE c IN (SELECT c FROM everything WHERE x > 350)'],
+    ] as const) {
+      const r = await rewrite(q);
+      expect(await run(r.sql), q).to.equal(await run(whole));
+    }
+    let refused: unknown;
+    try {
+      await rewrite('SELECT count() FROM u WHERE c IN st');
+    } catch (e) {
+      refused = e;
+    }
+    expect((refused as { code?: number } | undefined)?.code, 'IN <placed table> is refused').to.equal(48);
+    // A name after IN that is not a column of the table is never pushed into a leg (the member's
+    // database would resolve it): the leg reads the table alone, the coordinator applies the IN.
+    const r = await rewrite('SELECT k FROM st WHERE k IN _rh_meta');
+    for (const l of legs) expect(l.sql).to.not.include('_rh_');
+    expect(r.sql).to.match(/IN \(?_rh_meta/);
+  });
+
   it('reads local groups through merge() and each remote group through one leg', async () => {
     const r = await rewrite('SELECT count() FROM st');
     expect(r.sql).to.include("merge(REGEXP('^rh_g(1|2)$'), '^st$')");
