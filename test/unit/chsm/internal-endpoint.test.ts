@@ -97,6 +97,18 @@ describe('placed groups: the internal hold / select endpoint', function () {
     expect(r.body.toString()).to.match(/not live/);
   });
 
+  it('stops a leg in the engine when its hold ends: it keeps no slot past the hold', async () => {
+    const id = String((await hold(1)).json!['hold']);
+    const started = Date.now();
+    const running = leg(1, id, 'SELECT sleepEachRow(0.2) FROM numbers(20) SETTINGS max_block_size = 1');
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await call('/internal/release', { hold: id })).json).to.deep.equal({ released: true });
+    const r = await running;
+    const took = Date.now() - started;
+    expect(r.status, r.body.toString()).to.not.equal(200);
+    expect(took, 'the leg ran on after its hold was released').to.be.below(2_500);
+  });
+
   it('bounds holds and refuses groups that have no replica here', async () => {
     const none = await hold(3);
     expect(none.status, none.text).to.equal(404);
