@@ -57,6 +57,7 @@ export class InternalServer {
   private legsRunning = 0;
 
   constructor(private readonly o: InternalServerOptions) {
+    if (o.secret.length === 0) throw new Error('the internal endpoint needs a non-empty cluster secret (an empty one would let anyone hold apply and read legs)');
     this.verifier = new AppRequestVerifier({ secret: o.secret });
     this.server = createServer((req, res) => void this.handle(req, res));
   }

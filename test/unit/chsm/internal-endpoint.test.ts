@@ -14,7 +14,7 @@ import { encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
 import { SqlParser } from '../../../clickhouse-adapter/gateway/parse.js';
 import { HoldTable } from '../../../clickhouse-adapter/placed/holds.js';
 import { InternalServer } from '../../../clickhouse-adapter/placed/server.js';
-import { legSignature, LEG_SIGNATURE_HEADER } from '../../../clickhouse-adapter/placed/auth.js';
+import { legSignature, legSignatureValid, LEG_SIGNATURE_HEADER } from '../../../clickhouse-adapter/placed/auth.js';
 import { signAppRequest } from '../../../protocol/app-auth.js';
 import { quoteString } from '../../../clickhouse-adapter/engine/sql.js';
 
@@ -139,6 +139,13 @@ describe('placed groups: the internal hold / select endpoint', function () {
     } finally {
       await call('/internal/release', { hold: id });
     }
+  });
+
+  it('refuses an empty secret: no server, no valid leg signature', () => {
+    expect(() => new InternalServer({ secret: '', holds: new HoldTable(sm), readEngine, parser: new SqlParser(readEngine), groups: 4 })).to.throw(/non-empty/);
+    const path = '/internal/select?group=1&hold=x&q=';
+    expect(legSignatureValid('', path, legSignature('', path))).to.equal(false);
+    expect(legSignatureValid(SECRET, path, legSignature(SECRET, path))).to.equal(true);
   });
 
   it('refuses every call without the secret', async () => {
