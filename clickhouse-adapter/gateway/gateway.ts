@@ -964,12 +964,13 @@ export class Gateway {
       } catch (e) {
         const retry = legFailure(e, new Set([...legs.values()].map((l) => l.hold)));
         if (!retry) throw e;
-        // A leg that failed (member gone, lease over): the round fails, the next holds elsewhere.
-        if (retry.base) {
-          const node = placed.nodeOfBase(retry.base);
-          if (node !== undefined) placed.markSuspect(node);
-        }
-        throw new CutRetryError(`a remote leg failed: ${(e as Error).message.slice(0, 300)}`);
+        // A leg that failed (member gone, lease over): the round fails, the next holds elsewhere. The
+        // engine's text names the leg URL (member address, hold id, signature-bearing query): logged,
+        // and the client is told only the node.
+        const node = retry.base ? placed.nodeOfBase(retry.base) : undefined;
+        if (node !== undefined) placed.markSuspect(node);
+        placed.logLegFailure((e as Error).message);
+        throw new CutRetryError(`a remote leg failed${node !== undefined ? ` on node ${node}` : ''} (${(e as ClickHouseError).name})`);
       }
     };
     const r = await this.o.cut!.read(groups, run);
