@@ -14,6 +14,8 @@ import { planAggregateSplit, rewriteAggregateSplit, rewritePlacedRead, type Plac
 import { legFailure } from '../../../clickhouse-adapter/gateway/gateway.js';
 import { createServer } from 'node:http';
 import { freePort } from '../../support/ports.js';
+import { checkStatementSettings, readSettings } from '../../../clickhouse-adapter/gateway/limits.js';
+import { LEG_LIMITS } from '../../../clickhouse-adapter/placed/server.js';
 
 const COLUMNS = [{ name: 'k', type: 'String', kind: '' }, { name: 'x', type: 'UInt64', kind: '' }, { name: 'c', type: 'String', kind: '' }];
 
@@ -197,6 +199,9 @@ describe('placed groups: the read rewrite (merge() + remote legs)', function () 
       expect(await failure(`http://127.0.0.1:${await freePort()}/internal/select?group=1&hold=h1&status=200`), 'nobody listening').to.deep.equal({ base: undefined });
       // A statement's own error that merely looks like a leg's is reported as it is (no rounds bought).
       expect(await statementError(`SELECT throwIf(1, 'HTTP status code: 503')`)).to.equal(undefined);
+      // ...and a client may not pick a network error's code for its throwIf (the gateway's own text may).
+      expect(() => checkStatementSettings("SELECT throwIf(1, 'Poco::Net::NetException: x', 1000) SETTINGS allow_custom_error_code_in_throwif = 1", LEG_LIMITS)).to.throw(/Cannot modify/);
+      expect(() => readSettings({ allow_custom_error_code_in_throwif: '1' }, LEG_LIMITS)).to.throw(/Cannot modify/);
       expect(await statementError(`SELECT throwIf(1, 'Received error from remote server ${base}/internal/select?group=1&hold=h1. HTTP status code: 503 x')`)).to.equal(undefined);
     } finally {
       server.close();
