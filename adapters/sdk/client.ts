@@ -145,6 +145,9 @@ export class RaftdClient {
   private readonly timeoutMs: number;
   private readonly retryMs: number;
   private readonly maxResponseBytes: number;
+  /** How many of `urls` were configured (the rest were learnt, and are replaced at each /status). */
+  private readonly configured: number;
+  private readonly scheme: 'http' | 'https';
   /** Leader base URL per group (routeToLeader). */
   private readonly leaders = new Map<number, string>();
   /** The Authorization header value, '' for none. */
@@ -153,6 +156,9 @@ export class RaftdClient {
   constructor(private readonly opts: RaftdClientOptions) {
     this.urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map((u) => u.replace(/\/+$/, ''));
     if (this.urls.length === 0) throw new RaftdError('BAD_REQUEST', 'RaftdClient needs at least one url', 0);
+    this.configured = this.urls.length;
+    // A learnt address takes the configured scheme: a node's word never downgrades https to http.
+    this.scheme = this.urls.some((u) => /^https:/i.test(u)) ? 'https' : 'http';
     this.timeoutMs = opts.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
     this.retryMs = opts.retryMs ?? CLIENT_DEFAULTS.retryMs;
     this.maxResponseBytes = opts.maxResponseBytes ?? CLIENT_DEFAULTS.maxResponseBytes;
@@ -272,7 +278,8 @@ export class RaftdClient {
       this.leaders.delete(group);
     }
     const res = await this.callNodes(method, pathAndQuery, buf, contentType, opts.idempotent);
-    if (res.leader) this.leaders.set(group, `http://${res.leader}`);
+    const leaderBase = this.baseOf(res.leader);
+    if (leaderBase) this.leaders.set(group, leaderBase);
     return res;
   }
 
@@ -328,17 +335,42 @@ export class RaftdClient {
     }
     const view = await this.statusView.view.catch(() => undefined);
     if (!view) return false; // no word from our own node: nothing to go by
-    const node = view.nodes?.find((n) => `http://${n.httpAddr}` === leader);
+    const node = view.nodes?.find((n) => this.baseOf(n.httpAddr) === leader);
     const leads = view.groups?.find((g) => g.group === group)?.leader ?? 0;
     if (node && node.connected === false) return true;
     return leads !== 0 && node !== undefined && leads !== node.id;
   }
 
+  /**
+   * The base URL of a node address a node told us (/status, a NOT_LEADER hint, a leader header):
+   * strictly host:port, in the configured scheme; undefined for anything else.
+   */
+  private baseOf(httpAddr: string | undefined): string | undefined {
+    if (typeof httpAddr !== 'string' || httpAddr.length > 262) return undefined;
+    const m = /^([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(httpAddr);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return undefined;
+    return `${this.scheme}://${httpAddr}`;
+  }
+
   /** Adds a node's base URL to the endpoints (routeToLeader only; bounded). */
   private learn(httpAddr: string | undefined): void {
-    if (!this.opts.routeToLeader || !httpAddr || this.urls.length >= DISCOVERY.maxEndpoints) return;
-    const base = `http://${httpAddr}`.replace(/\/+$/, '');
+    const base = this.baseOf(httpAddr);
+    if (!this.opts.routeToLeader || !base || this.urls.length >= DISCOVERY.maxEndpoints) return;
     if (!this.urls.includes(base)) this.urls.push(base);
+  }
+
+  /** The learnt endpoints replaced by those of a fresh /status (learnt ones expire; configured stay). */
+  private relearn(nodes: ReadonlyArray<{ httpAddr?: string }>): void {
+    const at = this.urls[this.current];
+    this.urls.splice(this.configured);
+    for (const n of nodes) this.learn(n.httpAddr);
+    const i = at === undefined ? -1 : this.urls.indexOf(at);
+    this.current = i >= 0 ? i : 0;
+  }
+
+  /** Test hook: the endpoints as they are now. */
+  endpoints(): readonly string[] {
+    return [...this.urls];
   }
 
   /**
@@ -352,7 +384,7 @@ export class RaftdClient {
       this.discoveredAt = Date.now();
       try {
         const res = await this.send(base, 'GET', '/status', undefined, 'application/json', undefined, AbortSignal.timeout(DISCOVERY.statusTimeoutMs));
-        if (res.status === 200) for (const n of (JSON.parse(res.body.toString('utf8')) as StatusView).nodes ?? []) this.learn(n.httpAddr);
+        if (res.status === 200) this.relearn((JSON.parse(res.body.toString('utf8')) as StatusView).nodes ?? []);
       } catch {
         // nothing learnt this time; the configured nodes remain
       }
@@ -382,10 +414,11 @@ export class RaftdClient {
         const leader = refusal.code === 'NOT_LEADER' ? refusal.leader : undefined;
         this.learn(leader?.httpAddr);
         if (refusal.code === 'NO_LEADER') await this.moveOnFrom(base);
-        if (leader?.httpAddr) {
+        const hinted = this.baseOf(leader?.httpAddr);
+        if (leader?.httpAddr && hinted) {
           followedLeader = true;
           try {
-            return await this.send(`http://${leader.httpAddr}`, method, pathAndQuery, buf, contentType);
+            return await this.send(hinted, method, pathAndQuery, buf, contentType);
           } catch (e) {
             // The refusal above said nothing about this second send: once the hinted leader may
             // have received the request (a timeout, a reset), its outcome is unknown, and

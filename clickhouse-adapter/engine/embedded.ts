@@ -112,6 +112,9 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 /** Query ids the engine tags a statement with: they go into a comment, so nothing that could end it. */
 const TAGGABLE_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+/** A `...-signature' = '<64 hex>'` header value in a statement's text (a placed read's url() leg), and its mask. */
+const SIGNATURE_PATTERN = quoteString("(-signature' = ')[0-9a-fA-F]{64}");
+const SIGNATURE_MASK = quoteString('\\1<masked>');
 const KILL_RETRY_MS = 200;
 
 function tagOf(queryId: string): string {
@@ -353,6 +356,11 @@ class EmbeddedEngine implements ClickHouseEngine {
     await this.control.queryAsync(`KILL QUERY WHERE startsWith(query, '${tagOf(id)}') ASYNC`, { format: 'TabSeparated' });
   }
 
+  /**
+   * The reads running, as system.processes rows. A placed read's url() legs carry a signature header
+   * (placed/auth.ts) valid for the hold's lease: masked, so a client reading its own queries cannot
+   * replay a leg.
+   */
   processesSource(ids: ReadonlyMap<string, string>): string {
     const tags = [...ids.keys()].filter((k) => TAGGABLE_ID_RE.test(k));
     const from = tags.map((k) => `'${k}'`).join(', ');
@@ -360,7 +368,7 @@ class EmbeddedEngine implements ClickHouseEngine {
     // The inner SELECT names the id before REPLACE redefines query_id and query (an alias would shadow
     // the column in WHERE).
     return `(SELECT * EXCEPT (rh_id) REPLACE (transform(rh_id, [${from}]::Array(String), [${to}]::Array(String), '') AS query_id, `
-      + `substring(query, position(query, '*/') + 3) AS query) `
+      + `replaceRegexpAll(substring(query, position(query, '*/') + 3), ${SIGNATURE_PATTERN}, ${SIGNATURE_MASK}) AS query) `
       + `FROM (SELECT *, extract(query, '^/[*]rh_query_id:([A-Za-z0-9-]+)[*]/') AS rh_id FROM system.processes) WHERE rh_id IN (${from || "''"}))`;
   }
 

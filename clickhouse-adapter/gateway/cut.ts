@@ -25,7 +25,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JITTER, backoffDelay } from '../../protocol/backoff.js';
 import type { ApplyHold } from '../statemachine/statemachine.js';
-import { CODES } from '../engine/codes.js';
+import { CODES, codeSet } from '../engine/codes.js';
+import { ClickHouseError } from '../engine/errors.js';
 import { GatewayError } from './errors.js';
 
 export interface CutOptions {
@@ -43,7 +44,24 @@ export interface CutOptions {
   skipCheck?: boolean;
 }
 
-export const CUT_DEFAULTS = { maxAttempts: 30, maxHoldMs: 3_000, backoffMs: 2 } as const;
+export const CUT_DEFAULTS = { maxAttempts: 30, maxHoldMs: 3_000, backoffMs: 2, maxStaleErrorAttempts: 2 } as const;
+
+/**
+ * The statement errors a group behind its commit index can explain (a member that has not applied a
+ * CREATE / ALTER yet): only these are retried after a round saw such a group, and only
+ * CUT_DEFAULTS.maxStaleErrorAttempts times — any other error is the statement's own, reported at once
+ * (a client must not buy 30 rounds of held apply with an error of its making).
+ */
+const STALE_STATE_CODES = codeSet('UNKNOWN_TABLE', 'UNKNOWN_IDENTIFIER', 'NO_SUCH_COLUMN_IN_TABLE', 'NOT_FOUND_COLUMN_IN_BLOCK', 'UNKNOWN_DATABASE');
+
+/** Such an error here, or in a remote leg (url(): the member's 4xx answer carries its code in its body). */
+export function staleStateError(e: unknown): boolean {
+  if (!(e instanceof ClickHouseError)) return false;
+  if (STALE_STATE_CODES.has(e.code)) return true;
+  if (e.code !== CODES.RECEIVED_ERROR_FROM_REMOTE_IO_SERVER) return false;
+  const member = /^Received error from remote server \S+ HTTP status code: 4\d\d .*?, body: 'Code: (\d+)\./.exec(e.message);
+  return member !== null && STALE_STATE_CODES.has(Number(member[1]));
+}
 
 export interface CutStats {
   /** Reads served through a cut. */
@@ -193,7 +211,7 @@ export class CutReader {
         // a group behind its commit index, where the error may be the stale state's (placed groups: a
         // member that has not applied the CREATE yet answers UNKNOWN_TABLE for its leg).
         const stale = !this.o.skipCheck && p.groups.some((g) => committed.has(g) && committed.get(g) !== hold.applied.get(g));
-        if (!stale || p.attempts >= this.maxAttempts) {
+        if (!stale || !staleStateError(out.error) || p.attempts >= Math.min(this.maxAttempts, CUT_DEFAULTS.maxStaleErrorAttempts)) {
           p.reject(out.error);
           return;
         }

@@ -311,21 +311,38 @@ const LEG_FETCH_SETTINGS: Settings = { http_max_tries: 1, http_connection_timeou
 /** Network failures of a url() leg (a refused connection names no URL: ClickHouse reports it as 1001). */
 const LEG_NETWORK_CODES = codeSet('SOCKET_TIMEOUT', 'NETWORK_ERROR', 'POCO_EXCEPTION', 'STD_EXCEPTION');
 
+/** The one error url() raises for a non-2xx answer: its URL, then the status (engine's own text). */
+const LEG_HTTP_ERROR = /^Received error from remote server (https?:\/\/[^/\s'"]+)\/internal\/select\?([^\s'"]+?)\. HTTP status code: (\d+) /;
+/** A network failure the engine reports without a URL (a refused or reset connection, a timeout). */
+const LEG_NETWORK_TEXT = /^(Poco::Net::[A-Za-z]+Exception|Timeout exceeded while (reading from|writing to) socket|Connection reset by peer)/;
+
 /**
- * Whether a placed read failed in a remote leg in a way another round may not (the member died or is
- * unreachable, its lease ran out: 410, or it is overloaded: 5xx), with the member's base URL when the
- * error names it; undefined for anything else (the member's 4xx refusal of the statement, the
- * statement's own error), which is reported as it is.
+ * Whether a placed read failed in one of THIS round's remote legs in a way another round may not (the
+ * member died or is unreachable, its lease ran out: 410, or it is overloaded: 5xx), with the member's
+ * base URL when the error names it; undefined for anything else (the member's 4xx refusal of the
+ * statement, the statement's own error), which is reported as it is. Only the engine's own url() error
+ * (RECEIVED_ERROR_FROM_REMOTE_IO_SERVER, anchored at the start of the text) naming a leg URL that
+ * carries one of `holds`, or a network error code with the engine's network text, counts: a statement
+ * that merely mentions "HTTP status code: 503" or a member's address (throwIf) is the statement's error.
  */
-export function legFailure(e: unknown): { base: string | undefined } | undefined {
+export function legFailure(e: unknown, holds: ReadonlySet<string>): { base: string | undefined } | undefined {
   if (!(e instanceof ClickHouseError)) return undefined;
-  const url = /(https?:\/\/[^/'\s]+)\/internal\/select/.exec(e.message);
-  const status = /HTTP status code: (\d+)/.exec(e.message);
-  if (status) {
-    const s = Number(status[1]);
-    return s === 410 || s === 408 || s === 429 || s >= 500 ? { base: url?.[1] } : undefined;
+  if (e.code === CODES.RECEIVED_ERROR_FROM_REMOTE_IO_SERVER) {
+    const m = LEG_HTTP_ERROR.exec(e.message);
+    if (!m) return undefined;
+    const hold = new URLSearchParams(m[2]!).get('hold');
+    if (hold === null || !holds.has(hold)) return undefined;
+    const s = Number(m[3]);
+    return s === 410 || s === 408 || s === 429 || s >= 500 ? { base: m[1] } : undefined;
   }
-  return url || LEG_NETWORK_CODES.has(e.code) ? { base: url?.[1] } : undefined;
+  if (!LEG_NETWORK_CODES.has(e.code)) return undefined;
+  const url = /(https?:\/\/[^/'"\s]+)\/internal\/select\?([^\s'"]+)/.exec(e.message);
+  if (url) {
+    const hold = new URLSearchParams(url[2]!).get('hold');
+    return hold !== null && holds.has(hold) ? { base: url[1] } : undefined;
+  }
+  // No URL named: which member failed is unknown (no one is marked suspect); only the engine's text.
+  return LEG_NETWORK_TEXT.test(e.message) ? { base: undefined } : undefined;
 }
 
 export class Gateway {
@@ -945,14 +962,15 @@ export class Gateway {
       try {
         return await this.read(text, { ...opts, settings: { ...(opts.settings ?? {}), ...LEG_FETCH_SETTINGS } });
       } catch (e) {
-        const retry = legFailure(e);
+        const retry = legFailure(e, new Set([...legs.values()].map((l) => l.hold)));
         if (!retry) throw e;
-        // A leg that failed (member gone, lease over): the round fails, the next holds elsewhere.
-        if (retry.base) {
-          const node = placed.nodeOfBase(retry.base);
-          if (node !== undefined) placed.markSuspect(node);
-        }
-        throw new CutRetryError(`a remote leg failed: ${(e as Error).message.slice(0, 300)}`);
+        // A leg that failed (member gone, lease over): the round fails, the next holds elsewhere. The
+        // engine's text names the leg URL (member address, hold id, signature-bearing query): logged,
+        // and the client is told only the node.
+        const node = retry.base ? placed.nodeOfBase(retry.base) : undefined;
+        if (node !== undefined) placed.markSuspect(node);
+        placed.logLegFailure((e as Error).message);
+        throw new CutRetryError(`a remote leg failed${node !== undefined ? ` on node ${node}` : ''} (${(e as ClickHouseError).name})`);
       }
     };
     const r = await this.o.cut!.read(groups, run);

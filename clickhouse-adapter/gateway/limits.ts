@@ -35,7 +35,9 @@ const LIMITED: ReadonlyMap<string, keyof ReadLimits> = new Map([
 ]);
 
 /** Settings that would lift a limit some other way; a client may not set them at all. */
-const FORBIDDEN = new Set(['max_memory_usage_for_user', 'max_server_memory_usage', 'max_execution_time_leaf', 'readonly']);
+// allow_custom_error_code_in_throwif: a client's throwIf could otherwise raise a network error code
+// with a network error's text, which a placed read takes for a failed leg and retries (gateway.ts, legFailure).
+const FORBIDDEN = new Set(['max_memory_usage_for_user', 'max_server_memory_usage', 'max_execution_time_leaf', 'readonly', 'allow_custom_error_code_in_throwif']);
 
 function violation(name: string, limit: number): GatewayError {
   return new GatewayError(CODES.SETTING_CONSTRAINT_VIOLATION,

@@ -242,7 +242,9 @@ export class PlacedGroups {
       }
     } catch (e) {
       release();
-      throw e instanceof CutRetryError ? e : new CutRetryError((e as Error).message);
+      if (e instanceof CutRetryError) throw e;
+      this.o.log?.(`placement: a hold failed: ${(e as Error).message}`);
+      throw new CutRetryError('a hold of a group placed elsewhere failed');
     }
     return { applied, legs, release };
   }
@@ -260,7 +262,10 @@ export class PlacedGroups {
       }
     }
     void this.refresh().catch(() => undefined);
-    throw new CutRetryError(`no member of group ${group} held its apply (${tried.join('; ') || 'no member with a known internal endpoint'})`);
+    // The members' answers name their internal addresses: logged here, not told to the client.
+    if (tried.length) this.o.log?.(`placement: no member of group ${group} held its apply: ${tried.join('; ')}`);
+    const nodes = tried.length ? `tried node${tried.length > 1 ? 's' : ''} ${tried.map((t) => t.split(':')[0]!.slice(5)).join(', ')}` : 'no member with a known internal endpoint';
+    throw new CutRetryError(`no member of group ${group} held its apply (${nodes})`);
   }
 
   private async call(base: string, path: string, body: object, timeoutMs: number): Promise<unknown> {
@@ -278,6 +283,11 @@ export class PlacedGroups {
    * The table function that reads `sql` (a SELECT in the group's database) from `leg`'s replica under
    * its hold, in the Native format with `structure` (ClickHouse checks it against the stream).
    */
+  /** A leg's failure in full (member URLs, hold ids): for the operator's log, never the client. */
+  logLegFailure(message: string): void {
+    this.o.log?.(`placement: a remote leg failed: ${message}`);
+  }
+
   legSource(leg: RemoteLeg, sql: string, structure: string): string {
     const pathAndQuery = `${INTERNAL_PATHS.select}?group=${leg.group}&hold=${leg.hold}&q=${Buffer.from(sql, 'utf8').toString('base64url')}`;
     const sig = legSignature(this.o.secret, pathAndQuery);

@@ -42,6 +42,16 @@ interface Held {
   timer: NodeJS.Timeout;
   /** Leg reads running under it: an expiry while one runs makes that read's answer void. */
   readsRunning: number;
+  /** Aborted when the hold ends (release, expiry, close): the leg reads under it stop in the engine. */
+  abort: AbortController;
+  /** When the lease runs out (Date.now() ms). */
+  expiresAt: number;
+}
+
+/** What a leg read under a hold gets: stop when it fires, and never run past the lease. */
+export interface HoldScope {
+  signal: AbortSignal;
+  remainingMs: number;
 }
 
 export class HoldTable {
@@ -95,7 +105,7 @@ export class HoldTable {
       this.drop(id);
     }, lease);
     timer.unref();
-    this.holds.set(id, { group, applied, hold: given, timer, readsRunning: 0 });
+    this.holds.set(id, { group, applied, hold: given, timer, readsRunning: 0, abort: new AbortController(), expiresAt: Date.now() + lease });
     return { id, applied, leaseMs: lease };
   }
 
@@ -108,12 +118,14 @@ export class HoldTable {
    * Runs `read` under hold `id` of `group`; its answer counts only if the hold lived from before the
    * read began until after it ended (otherwise apply may have resumed under it: refused, never torn).
    */
-  async underHold<T>(id: string, group: number, read: () => Promise<T>): Promise<T | undefined> {
+  async underHold<T>(id: string, group: number, read: (scope: HoldScope) => Promise<T>): Promise<T | undefined> {
     const h = this.holds.get(id);
     if (!h || h.group !== group) return undefined;
+    const remainingMs = h.expiresAt - Date.now();
+    if (remainingMs <= 0) return undefined;
     h.readsRunning++;
     try {
-      const out = await read();
+      const out = await read({ signal: h.abort.signal, remainingMs });
       return this.holds.get(id) === h ? out : undefined;
     } finally {
       h.readsRunning--;
@@ -134,6 +146,7 @@ export class HoldTable {
     if (!h) return false;
     this.holds.delete(id);
     clearTimeout(h.timer);
+    h.abort.abort();
     h.hold.release();
     return true;
   }

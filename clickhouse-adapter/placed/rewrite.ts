@@ -12,6 +12,8 @@
 import { quoteIdent, quoteString } from '../engine/sql.js';
 import { identifierName, significant, tokenize, type Token } from '../sql/scanner.js';
 import { NOT_ALIAS } from '../gateway/catalog.js';
+import { CodedError } from '../engine/errors.js';
+import { CODES } from '../engine/codes.js';
 
 export interface PlacedTable {
   /** Stored columns in order (no ALIAS), with their types and default kind. */
@@ -56,12 +58,39 @@ function nameOf(t: Token | undefined): string | undefined {
 
 interface Ref { start: number; end: number; table: string; aliased: boolean }
 
-/** References to the placed tables in FROM / JOIN position. */
+/** Keywords that end a FROM clause (walking back from a comma: the clause the comma is in). */
+const CLAUSE_WORDS = new Set(['FROM', 'JOIN', 'SELECT', 'WHERE', 'PREWHERE', 'GROUP', 'ORDER', 'HAVING', 'LIMIT', 'ON', 'USING', 'SETTINGS', 'WITH', 'UNION', 'BY', 'ARRAY', 'QUALIFY', 'WINDOW', 'FORMAT', 'VALUES', 'IN']);
+
+/** Whether the comma at sig[k] separates tables of a FROM clause (`FROM a, t`: a cross join). */
+function commaInFrom(sig: Token[], k: number): boolean {
+  let depth = 0;
+  for (let i = k - 1; i >= 0; i--) {
+    const t = sig[i]!;
+    if (t.text === ')') depth++;
+    else if (t.text === '(') {
+      if (depth === 0) return false;
+      depth--;
+    } else if (depth === 0 && t.kind === 'word' && CLAUSE_WORDS.has(t.text.toUpperCase())) {
+      const w = t.text.toUpperCase();
+      return w === 'FROM' || w === 'JOIN';
+    }
+  }
+  return false;
+}
+
+/**
+ * References to the placed tables in table position: after FROM / JOIN, after a comma of a FROM
+ * clause. A placed table after IN (`x IN t`) is refused: it would read only the groups here, a silently
+ * partial answer; `x IN (SELECT c FROM t)` is rewritten like any FROM.
+ */
 function tableRefs(sig: Token[], input: RewriteInput): Ref[] {
   const refs: Ref[] = [];
   for (let k = 1; k < sig.length; k++) {
     const prev = sig[k - 1]!.text.toUpperCase();
-    if (prev !== 'FROM' && prev !== 'JOIN') continue;
+    // `x IN t`, which ClickHouse's canonical text writes `x IN (t)`.
+    const isIn = (t: Token | undefined): boolean => t !== undefined && t.kind === 'word' && t.text.toUpperCase() === 'IN';
+    const inSet = isIn(sig[k - 1]) || (prev === '(' && isIn(sig[k - 2]));
+    if (prev !== 'FROM' && prev !== 'JOIN' && !inSet && !(prev === ',' && commaInFrom(sig, k - 1))) continue;
     const first = sig[k]!;
     let name = nameOf(first);
     if (name === undefined) continue;
@@ -75,6 +104,9 @@ function tableRefs(sig: Token[], input: RewriteInput): Ref[] {
     if (db !== input.userDb || !input.tables.has(name)) continue;
     const after = sig[sig.indexOf(last) + 1];
     if (after?.text === '(') continue; // a function of that name
+    if (inSet) {
+      throw new CodedError(CODES.NOT_IMPLEMENTED, `IN ${name}: the table ${name} has rows in groups on other nodes, which IN <table> would miss; write IN (SELECT <column> FROM ${name})`);
+    }
     const aliased = after !== undefined && (after.text.toUpperCase() === 'AS' || ((after.kind === 'word' || after.kind === 'quoted') && !NOT_ALIAS.has(after.text.toUpperCase())));
     refs.push({ start: first.start, end: last.end, table: name, aliased });
   }

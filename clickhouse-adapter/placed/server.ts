@@ -12,6 +12,7 @@
 // group's database as the only one it may name besides the system catalogs), a read-only session, and
 // bounds of its own: time, result bytes, memory; holds are bounded in number and lease (holds.ts).
 
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { AppAuthError, AppRequestVerifier } from '../../protocol/app-auth.js';
 import type { ClickHouseEngine } from '../engine/types.js';
@@ -56,6 +57,7 @@ export class InternalServer {
   private legsRunning = 0;
 
   constructor(private readonly o: InternalServerOptions) {
+    if (o.secret.length === 0) throw new Error('the internal endpoint needs a non-empty cluster secret (an empty one would let anyone hold apply and read legs)');
     this.verifier = new AppRequestVerifier({ secret: o.secret });
     this.server = createServer((req, res) => void this.handle(req, res));
   }
@@ -144,9 +146,19 @@ export class InternalServer {
     if (this.legsRunning >= max) throw new Refusal(503, `more than ${max} leg reads at once`, CODES.TOO_MANY_SIMULTANEOUS_QUERIES);
     this.legsRunning++;
     try {
-      const out = await this.o.holds.underHold(hold, group, () => this.o.readEngine.query(sql, {
-        database: db, format: 'Native', settings: readSettings(undefined, limits), timeoutMs: limits.maxExecutionTime * 1000,
-      }));
+      // Stopped in the engine when the hold ends (released, expired) or the coordinator hangs up, and
+      // never allowed past the lease: an abandoned leg must not keep one of the slots.
+      const out = await this.o.holds.underHold(hold, group, ({ signal, remainingMs }) => {
+        const stop = new AbortController();
+        const hangUp = (): void => stop.abort();
+        signal.addEventListener('abort', hangUp, { once: true });
+        res.once('close', hangUp);
+        const ms = Math.max(1, Math.min(limits.maxExecutionTime * 1000, remainingMs));
+        const settings = { ...readSettings(undefined, limits), max_execution_time: Math.max(1, Math.ceil(ms / 1000)) };
+        // A query id: the engine cancels (signal, timeoutMs) only a query it can name.
+        return this.o.readEngine.query(sql, { database: db, format: 'Native', settings, timeoutMs: ms, signal: stop.signal, queryId: randomUUID() })
+          .finally(() => signal.removeEventListener('abort', hangUp));
+      });
       if (out === undefined) throw new Refusal(410, `hold of group ${group} ended while the leg ran: the leg is refused`);
       if (limits.maxResultBytes > 0 && out.length > limits.maxResultBytes) throw new Refusal(413, `a leg's result is limited to ${limits.maxResultBytes} bytes`, CODES.TOO_MANY_ROWS_OR_BYTES);
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(out.length) });

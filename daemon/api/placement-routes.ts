@@ -124,7 +124,10 @@ export function registerPlacementRoutes(
       const out = new Map<number, number>();
       const ids = [...new Set([host.nodeId, ...host.meta.nodes.keys()])].filter((id) => id === host.nodeId || host.liveness.isAlive(id));
       for (const groups of await Promise.all(ids.map((id) => groupsOf(id)))) {
-        for (const g of groups) if (g.group !== META_GROUP && typeof g.bytesApplied === 'number') out.set(g.group, Math.max(out.get(g.group) ?? 0, g.bytesApplied));
+        for (const g of groups) {
+          const bytes = peerBytesApplied(g.bytesApplied);
+          if (g.group !== META_GROUP && bytes !== undefined) out.set(g.group, Math.max(out.get(g.group) ?? 0, bytes));
+        }
       }
       bytesCache = { at: Date.now(), bytes: out };
       return out;
@@ -197,4 +200,12 @@ export function registerPlacementRoutes(
   });
 
   return rebalancer;
+}
+
+/**
+ * A peer's reported bytes applied of a group, if it is a count at all (a safe non-negative integer):
+ * a peer's /status is not trusted to steer rebalancing with NaN, Infinity or a negative number.
+ */
+export function peerBytesApplied(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }

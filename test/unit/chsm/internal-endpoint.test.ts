@@ -14,7 +14,7 @@ import { encodeEntry } from '../../../clickhouse-adapter/statemachine/entry.js';
 import { SqlParser } from '../../../clickhouse-adapter/gateway/parse.js';
 import { HoldTable } from '../../../clickhouse-adapter/placed/holds.js';
 import { InternalServer } from '../../../clickhouse-adapter/placed/server.js';
-import { legSignature, LEG_SIGNATURE_HEADER } from '../../../clickhouse-adapter/placed/auth.js';
+import { legSignature, legSignatureValid, LEG_SIGNATURE_HEADER } from '../../../clickhouse-adapter/placed/auth.js';
 import { signAppRequest } from '../../../protocol/app-auth.js';
 import { quoteString } from '../../../clickhouse-adapter/engine/sql.js';
 
@@ -97,6 +97,18 @@ describe('placed groups: the internal hold / select endpoint', function () {
     expect(r.body.toString()).to.match(/not live/);
   });
 
+  it('stops a leg in the engine when its hold ends: it keeps no slot past the hold', async () => {
+    const id = String((await hold(1)).json!['hold']);
+    const started = Date.now();
+    const running = leg(1, id, 'SELECT sleepEachRow(0.2) FROM numbers(20) SETTINGS max_block_size = 1');
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await call('/internal/release', { hold: id })).json).to.deep.equal({ released: true });
+    const r = await running;
+    const took = Date.now() - started;
+    expect(r.status, r.body.toString()).to.not.equal(200);
+    expect(took, 'the leg ran on after its hold was released').to.be.below(2_500);
+  });
+
   it('bounds holds and refuses groups that have no replica here', async () => {
     const none = await hold(3);
     expect(none.status, none.text).to.equal(404);
@@ -127,6 +139,13 @@ describe('placed groups: the internal hold / select endpoint', function () {
     } finally {
       await call('/internal/release', { hold: id });
     }
+  });
+
+  it('refuses an empty secret: no server, no valid leg signature', () => {
+    expect(() => new InternalServer({ secret: '', holds: new HoldTable(sm), readEngine, parser: new SqlParser(readEngine), groups: 4 })).to.throw(/non-empty/);
+    const path = '/internal/select?group=1&hold=x&q=';
+    expect(legSignatureValid('', path, legSignature('', path))).to.equal(false);
+    expect(legSignatureValid(SECRET, path, legSignature(SECRET, path))).to.equal(true);
   });
 
   it('refuses every call without the secret', async () => {

@@ -14,6 +14,8 @@ import { planAggregateSplit, rewriteAggregateSplit, rewritePlacedRead, type Plac
 import { legFailure } from '../../../clickhouse-adapter/gateway/gateway.js';
 import { createServer } from 'node:http';
 import { freePort } from '../../support/ports.js';
+import { checkStatementSettings, readSettings } from '../../../clickhouse-adapter/gateway/limits.js';
+import { LEG_LIMITS } from '../../../clickhouse-adapter/placed/server.js';
 
 const COLUMNS = [{ name: 'k', type: 'String', kind: '' }, { name: 'x', type: 'UInt64', kind: '' }, { name: 'c', type: 'String', kind: '' }];
 
@@ -69,6 +71,29 @@ describe('placed groups: the read rewrite (merge() + remote legs)', function () 
       const r = await rewrite(q);
       expect(await run(r.sql), q).to.equal(await run(whole));
     }
+  });
+
+  it('rewrites every table reference (a comma join too), refuses IN <placed table>: never a partial answer', async () => {
+    for (const [q, whole] of [
+      ['SELECT count() FROM u, st', 'SELECT count() FROM rh_g3.u, everything'],
+      ['SELECT count() FROM u AS a, default.st AS b WHERE a.c = b.c', 'SELECT count() FROM rh_g3.u AS a, everything AS b WHERE a.c = b.c'],
+      ['SELECT count() FROM u WHERE c IN (SELECT c FROM st WHERE x > 350)', 'SELECT count() FROM rh_g3.u WHERE c IN (SELECT c FROM everything WHERE x > 350)'],
+    ] as const) {
+      const r = await rewrite(q);
+      expect(await run(r.sql), q).to.equal(await run(whole));
+    }
+    let refused: unknown;
+    try {
+      await rewrite('SELECT count() FROM u WHERE c IN st');
+    } catch (e) {
+      refused = e;
+    }
+    expect((refused as { code?: number } | undefined)?.code, 'IN <placed table> is refused').to.equal(48);
+    // A name after IN that is not a column of the table is never pushed into a leg (the member's
+    // database would resolve it): the leg reads the table alone, the coordinator applies the IN.
+    const r = await rewrite('SELECT k FROM st WHERE k IN _rh_meta');
+    for (const l of legs) expect(l.sql).to.not.include('_rh_');
+    expect(r.sql).to.match(/IN \(?_rh_meta/);
   });
 
   it('reads local groups through merge() and each remote group through one leg', async () => {
@@ -148,20 +173,36 @@ describe('placed groups: the read rewrite (merge() + remote legs)', function () 
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as { port: number }).port;
+    const holds = new Set(['h1']);
     const failure = async (url: string) => {
       try {
         await engine.query(`SELECT * FROM url('${url}', 'Native', 'x UInt64')`, { format: 'TSV', settings: { http_max_tries: 1 } });
       } catch (e) {
-        return legFailure(e);
+        return legFailure(e, holds);
       }
       throw new Error('the leg did not fail');
     };
+    const statementError = async (sql: string) => {
+      try {
+        await engine.query(sql, { format: 'TSV' });
+      } catch (e) {
+        return legFailure(e, holds);
+      }
+      throw new Error('the statement did not fail');
+    };
     try {
       const base = `http://127.0.0.1:${port}`;
-      expect(await failure(`${base}/internal/select?status=410`)).to.deep.equal({ base });
-      expect(await failure(`${base}/internal/select?status=503`)).to.deep.equal({ base });
-      expect(await failure(`${base}/internal/select?status=403`), 'the member refused the statement: no retry').to.equal(undefined);
-      expect(await failure(`http://127.0.0.1:${await freePort()}/internal/select?status=200`), 'nobody listening').to.not.equal(undefined);
+      expect(await failure(`${base}/internal/select?group=1&hold=h1&status=410`)).to.deep.equal({ base });
+      expect(await failure(`${base}/internal/select?group=1&hold=h1&status=503`)).to.deep.equal({ base });
+      expect(await failure(`${base}/internal/select?group=1&hold=h1&status=403`), 'the member refused the statement: no retry').to.equal(undefined);
+      expect(await failure(`${base}/internal/select?group=1&hold=other&status=503`), 'not a leg of this round').to.equal(undefined);
+      expect(await failure(`http://127.0.0.1:${await freePort()}/internal/select?group=1&hold=h1&status=200`), 'nobody listening').to.deep.equal({ base: undefined });
+      // A statement's own error that merely looks like a leg's is reported as it is (no rounds bought).
+      expect(await statementError(`SELECT throwIf(1, 'HTTP status code: 503')`)).to.equal(undefined);
+      // ...and a client may not pick a network error's code for its throwIf (the gateway's own text may).
+      expect(() => checkStatementSettings("SELECT throwIf(1, 'Poco::Net::NetException: x', 1000) SETTINGS allow_custom_error_code_in_throwif = 1", LEG_LIMITS)).to.throw(/Cannot modify/);
+      expect(() => readSettings({ allow_custom_error_code_in_throwif: '1' }, LEG_LIMITS)).to.throw(/Cannot modify/);
+      expect(await statementError(`SELECT throwIf(1, 'Received error from remote server ${base}/internal/select?group=1&hold=h1. HTTP status code: 503 x')`)).to.equal(undefined);
     } finally {
       server.close();
     }
