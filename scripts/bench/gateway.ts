@@ -161,7 +161,11 @@ async function measure(config: Config, o: { batches: number; queries: number; gr
         // Each node's local endpoint counts its own groups' rows: every row is on R nodes.
         for (;;) {
           let total = 0;
-          for (const n of cluster.nodes) total += Number(await must(post(n.localUrl, {}, 'SELECT count() FROM bench')));
+          // A node holding none of the table's groups has no such table (UNKNOWN_TABLE): 0 rows.
+          for (const n of cluster.nodes) total += await must(post(n.localUrl, {}, 'SELECT count() FROM bench')).then(Number, (e: unknown) => {
+            if (e instanceof Error && e.message.includes('(UNKNOWN_TABLE)')) return 0;
+            throw e;
+          });
           if (total === gatewayRows * config.replication) return;
           if (Date.now() > deadline) throw new Error(`the replicas hold ${total} rows, not ${gatewayRows} x ${config.replication}, after 120 s`);
           await new Promise((r) => setTimeout(r, 20));
